@@ -1,0 +1,30 @@
+# baracuda - the two commands a newcomer needs:
+#   make demo   build and run the decoder-style demo (GPU when present, else CPU)
+#   make test   build and run the whole test suite (CTest)
+# and, on a machine with an NVIDIA GPU:
+#   make gpu-test   build for sm_80 and sm_90a and run every test with the GPU required
+BUILD ?= build
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_FLAGS ?=
+
+.PHONY: all build test demo gpu-test clean
+
+all: build
+
+build:
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+demo: build
+	./$(BUILD)/examples/bk_demo
+
+gpu-test:
+	cmake -S . -B build-gpu -DCMAKE_CUDA_ARCHITECTURES="80;90a" >/dev/null
+	cmake --build build-gpu -j $(JOBS)
+	cd build-gpu && BK_REQUIRE_GPU=1 ctest --output-on-failure
+
+clean:
+	rm -rf $(BUILD) build-gpu

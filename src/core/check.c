@@ -1,0 +1,224 @@
+/* check.c - tensor views and every validation the ops share.
+ *
+ * Each op describes what its tensors must look like (bk_tensor_spec) and calls
+ * bk_check_tensor; no op re-writes a shape, stride or capacity rule. */
+#include "core/core.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+bk_tensor bk_tensor_contiguous(void *data, bk_dtype dtype, int32_t rank, const int64_t *shape)
+{
+    bk_tensor t;
+    memset(&t, 0, sizeof t);
+    if (rank < 0)
+        rank = 0;
+    if (rank > BK_MAX_RANK)
+        rank = BK_MAX_RANK;
+    t.data = data;
+    t.dtype = dtype;
+    t.rank = rank;
+    int64_t stride = 1;
+    for (int32_t i = rank - 1; i >= 0; i--) {
+        t.shape[i] = shape[i];
+        t.strides[i] = stride;
+        stride *= shape[i] > 0 ? shape[i] : 1;
+    }
+    t.capacity = bk_tensor_numel(&t);
+    return t;
+}
+
+int64_t bk_tensor_numel(const bk_tensor *t)
+{
+    int64_t n = 1;
+    for (int32_t i = 0; i < t->rank; i++)
+        n *= t->shape[i];
+    return n;
+}
+
+bool bk_tensor_is_contiguous(const bk_tensor *t)
+{
+    int64_t expect = 1;
+    for (int32_t i = t->rank - 1; i >= 0; i--) {
+        if (t->shape[i] != 1 && t->strides[i] != expect)
+            return false;
+        expect *= t->shape[i];
+    }
+    return true;
+}
+
+int64_t bk_tensor_span(const bk_tensor *t)
+{
+    if (bk_tensor_numel(t) <= 0)
+        return 0;
+    int64_t span = 1;
+    for (int32_t i = 0; i < t->rank; i++)
+        span += (t->shape[i] - 1) * t->strides[i];
+    return span;
+}
+
+bk_status bk_check_extent(const char *op, const char *field, int64_t value, int64_t min_value)
+{
+    if (value < min_value)
+        return bk_fail(BK_STATUS_INVALID_PROBLEM, "%s: %s is %lld, expected >= %lld", op, field,
+                       (long long)value, (long long)min_value);
+    return BK_STATUS_SUCCESS;
+}
+
+bk_status bk_check_finite(const char *op, const char *field, double value)
+{
+    if (!isfinite(value))
+        return bk_fail(BK_STATUS_INVALID_PROBLEM, "%s: %s is %g, expected a finite value", op, field,
+                       value);
+    return BK_STATUS_SUCCESS;
+}
+
+bk_status bk_check_dtype_in(const char *op, const char *field, bk_dtype dtype, uint32_t mask)
+{
+    if ((unsigned)dtype > (unsigned)BK_DTYPE_I64)
+        return bk_fail(BK_STATUS_INVALID_PROBLEM, "%s: %s is %d, not a bk_dtype", op, field, (int)dtype);
+    if (!(mask & BK_DT(dtype))) {
+        char list[64] = "";
+        for (int d = 0; d <= (int)BK_DTYPE_I64; d++) {
+            if (mask & BK_DT(d)) {
+                if (list[0])
+                    strcat(list, ", ");
+                strcat(list, bk_dtype_name((bk_dtype)d));
+            }
+        }
+        return bk_fail(BK_STATUS_UNSUPPORTED, "%s: %s is %s, expected one of {%s}", op, field,
+                       bk_dtype_name(dtype), list);
+    }
+    return BK_STATUS_SUCCESS;
+}
+
+bk_status bk_check_ptr(const char *op, const char *name, const void *ptr)
+{
+    if (ptr == NULL)
+        return bk_fail(BK_STATUS_INVALID_PROBLEM, "%s: %s is NULL", op, name);
+    return BK_STATUS_SUCCESS;
+}
+
+/* Copies the k-th comma-separated name of `dims` into out ("?" when absent). */
+static void dim_name(const char *dims, int32_t k, char *out, size_t size)
+{
+    const char *p = dims ? dims : "";
+    for (int32_t i = 0; i < k && p; i++) {
+        p = strchr(p, ',');
+        if (p)
+            p++;
+    }
+    if (!p || !*p) {
+        snprintf(out, size, "?");
+        return;
+    }
+    size_t n = strcspn(p, ",");
+    if (n >= size)
+        n = size - 1;
+    memcpy(out, p, n);
+    out[n] = '\0';
+}
+
+static void shape_text(const int64_t *shape, int32_t rank, char *out, size_t size)
+{
+    size_t used = (size_t)snprintf(out, size, "[");
+    for (int32_t i = 0; i < rank && used < size; i++)
+        used += (size_t)snprintf(out + used, size - used, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (used < size)
+        snprintf(out + used, size - used, "]");
+}
+
+typedef struct axis_ref {
+    int64_t extent;
+    int64_t stride;
+} axis_ref;
+
+static int axis_by_stride(const void *a, const void *b)
+{
+    const axis_ref *x = (const axis_ref *)a, *y = (const axis_ref *)b;
+    return (x->stride > y->stride) - (x->stride < y->stride);
+}
+
+/* True when no two positions of the view share an address: sorted by stride, each
+ * axis must step over everything the smaller axes reach. */
+static bool non_overlapping(const bk_tensor *t)
+{
+    axis_ref axes[BK_MAX_RANK];
+    int32_t n = 0;
+    for (int32_t i = 0; i < t->rank; i++)
+        if (t->shape[i] > 1)
+            axes[n++] = (axis_ref){t->shape[i], t->strides[i]};
+    qsort(axes, (size_t)n, sizeof axes[0], axis_by_stride);
+    int64_t reach = 0; /* largest offset reached by the axes so far */
+    for (int32_t i = 0; i < n; i++) {
+        if (axes[i].stride <= reach)
+            return false;
+        reach += (axes[i].extent - 1) * axes[i].stride;
+    }
+    return true;
+}
+
+bk_status bk_check_tensor(const char *op, const bk_tensor *t, const bk_tensor_spec *spec)
+{
+    const char *name = spec->name;
+    char dim[32], got[96], want[96];
+    if (t == NULL)
+        return bk_fail(BK_STATUS_INVALID_PROBLEM, "%s: %s is NULL", op, name);
+    if (t->dtype != spec->dtype)
+        return bk_fail(BK_STATUS_INVALID_PROBLEM, "%s: %s.dtype is %s, expected %s", op, name,
+                       bk_dtype_name(t->dtype), bk_dtype_name(spec->dtype));
+    if (t->rank != spec->rank) {
+        shape_text(spec->shape, spec->rank, want, sizeof want);
+        return bk_fail(BK_STATUS_INVALID_PROBLEM, "%s: %s.rank is %d, expected %d (shape %s)", op, name,
+                       (int)t->rank, (int)spec->rank, want);
+    }
+    for (int32_t i = 0; i < spec->rank; i++) {
+        if (t->shape[i] != spec->shape[i]) {
+            dim_name(spec->dims, i, dim, sizeof dim);
+            return bk_fail(BK_STATUS_INVALID_PROBLEM, "%s: %s.shape[%d] is %lld, expected %s = %lld", op,
+                           name, (int)i, (long long)t->shape[i], dim, (long long)spec->shape[i]);
+        }
+    }
+    int64_t numel = bk_tensor_numel(t);
+    if (numel > 0 && t->data == NULL)
+        return bk_fail(BK_STATUS_INVALID_PROBLEM, "%s: %s.data is NULL for %lld elements", op, name,
+                       (long long)numel);
+    if (numel == 0)
+        return BK_STATUS_SUCCESS;
+    for (int32_t i = 0; i < t->rank; i++) {
+        if (t->strides[i] < 0)
+            return bk_fail(BK_STATUS_INVALID_PROBLEM, "%s: %s.strides[%d] is %lld, expected >= 0", op,
+                           name, (int)i, (long long)t->strides[i]);
+        if (t->strides[i] == 0 && t->shape[i] > 1 && !(spec->layout & BK_LAYOUT_BROADCAST_AXIS(i))) {
+            dim_name(spec->dims, i, dim, sizeof dim);
+            if (spec->layout & BK_LAYOUT_OUTPUT)
+                return bk_fail(BK_STATUS_INVALID_PROBLEM,
+                               "%s: %s.strides[%d] is 0 on axis %s of extent %lld: an output cannot "
+                               "broadcast",
+                               op, name, (int)i, dim, (long long)t->shape[i]);
+            return bk_fail(BK_STATUS_UNSUPPORTED,
+                           "%s: %s.strides[%d] is 0 on axis %s: broadcast is not supported there", op,
+                           name, (int)i, dim);
+        }
+    }
+    if ((spec->layout & BK_LAYOUT_OUTPUT) && !non_overlapping(t)) {
+        shape_text(t->strides, t->rank, got, sizeof got);
+        return bk_fail(BK_STATUS_INVALID_PROBLEM, "%s: %s.strides %s make positions of an output overlap",
+                       op, name, got);
+    }
+    if ((spec->layout & BK_LAYOUT_CONTIGUOUS) && !bk_tensor_is_contiguous(t)) {
+        shape_text(t->strides, t->rank, got, sizeof got);
+        return bk_fail(BK_STATUS_UNSUPPORTED, "%s: %s.strides are %s, expected a contiguous row-major tensor",
+                       op, name, got);
+    }
+    if ((spec->layout & BK_LAYOUT_INNER_UNIT) && t->rank > 0 && t->shape[t->rank - 1] > 1 &&
+        t->strides[t->rank - 1] != 1)
+        return bk_fail(BK_STATUS_UNSUPPORTED, "%s: %s.strides[%d] is %lld, expected 1 (inner axis)", op,
+                       name, (int)(t->rank - 1), (long long)t->strides[t->rank - 1]);
+    int64_t span = bk_tensor_span(t);
+    if (t->capacity > 0 && span > t->capacity)
+        return bk_fail(BK_STATUS_BUFFER_TOO_SMALL, "%s: %s reaches %lld elements from data, capacity is %lld",
+                       op, name, (long long)span, (long long)t->capacity);
+    return BK_STATUS_SUCCESS;
+}

@@ -1,0 +1,92 @@
+/*
+ * bk_test.h - the small test kit every tests/test_<op>.c uses.
+ *
+ *   random inputs   seeded from BK_TEST_SEED, else from the clock; the seed is printed
+ *   host buffers    allocate, fill with uniform random values (rounded to the dtype),
+ *                   poison with NaN, gather a strided view into f64 in row-major order
+ *   views           contiguous or padded-stride views over a buffer
+ *   checks          ||out - ref|| / ||ref|| against the dtype's tolerance, NaN = unwritten;
+ *                   exact status plus "outputs untouched" for bad inputs
+ *   summary         bkt_finish prints "N passed, N failed" and returns the exit code
+ *
+ * The references in the tests are naive f64 loops written for the test, never the
+ * code under test. This kit only reads and writes elements (through the public
+ * f16/bf16 converters, which test_core checks bit by bit).
+ */
+#ifndef BK_TEST_H
+#define BK_TEST_H
+
+#include "baracuda/baracuda.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Starts a test program: reads BK_TEST_SEED or draws a seed, prints it. */
+void bkt_init(const char *program);
+/* Prints "N passed, N failed" and returns 0 when nothing failed, 1 otherwise. */
+int bkt_finish(void);
+
+/* Records one check. On failure prints "FAIL <what>: <detail>". Returns cond. */
+bool bkt_check(bool cond, const char *what, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* Prints a skip line for a case that cannot run here (e.g. no GPU). Skips are counted. */
+void bkt_skip(const char *what, const char *why);
+
+/* ---- randomness ---- */
+uint64_t bkt_rand_u64(void);
+double bkt_uniform(double lo, double hi);
+/* Uniform integer in [lo, hi]. */
+int64_t bkt_randint(int64_t lo, int64_t hi);
+
+/* ---- buffers ---- */
+/* Zeroed host buffer of n elements (never NULL; aborts the test program if out of memory). */
+void *bkt_alloc(bk_dtype dtype, int64_t n);
+void bkt_free(void *p);
+double bkt_get(const void *p, bk_dtype dtype, int64_t i);
+void bkt_set(void *p, bk_dtype dtype, int64_t i, double v);
+/* Fills n elements with uniform values in [lo, hi), rounded to the dtype. */
+void bkt_fill(void *p, bk_dtype dtype, int64_t n, double lo, double hi);
+/* Fills n elements with NaN (floats) or 0x7f.. patterns (ints). */
+void bkt_poison(void *p, bk_dtype dtype, int64_t n);
+/* Copy of n bytes (for "untouched" checks); free with bkt_free. */
+void *bkt_snapshot(const void *p, size_t bytes);
+bool bkt_same_bytes(const void *a, const void *b, size_t bytes);
+
+/* ---- views ---- */
+/* Contiguous view (capacity = numel). */
+bk_tensor bkt_view(void *data, bk_dtype dtype, int32_t rank, const int64_t *shape);
+/* Row-major view whose axes are padded: each axis' stride is the next one's reach plus
+ * `pad` elements (inner stride stays 1). Elements needed: bkt_view_span(). */
+bk_tensor bkt_view_padded(void *data, bk_dtype dtype, int32_t rank, const int64_t *shape, int64_t pad);
+/* Elements a view reaches from its data pointer (1 + max offset). */
+int64_t bkt_view_span(const bk_tensor *t);
+/* All elements of the view, row-major, into dst[numel] as f64. */
+void bkt_gather(const bk_tensor *t, double *dst);
+/* Element at multi-index idx of the view. */
+double bkt_at(const bk_tensor *t, const int64_t *idx);
+
+/* ---- comparisons ---- */
+/* Relative error ||out - ref||_2 / ||ref||_2 (absolute when ||ref|| == 0); +inf if any
+ * out is NaN where ref is not. */
+double bkt_rel_err(const double *out, const double *ref, int64_t n);
+/* Tolerance for outputs stored as `dtype` from an exact computation: f64 1e-12, f32
+ * 1e-5; f16/bf16: twice the error of the f64 reference rounded to the dtype (the error
+ * of an ideal same-precision result), and at least half a unit roundoff. */
+double bkt_tol(bk_dtype dtype, const double *ref, int64_t n);
+/* Compares the view `out` against ref[numel] with bkt_tol (times `slack`, 1 normally). */
+bool bkt_check_close(const char *what, const bk_tensor *out, const double *ref, double slack);
+
+/* Expects exactly `want`; prints bk_last_error() on a mismatch. */
+bool bkt_expect_status(bk_status got, bk_status want, const char *what);
+
+/* ---- GPU ---- */
+/* Fills *target with CUDA device 0 and returns true; otherwise prints a skip line for
+ * `what` and returns false. With BK_REQUIRE_GPU=1 in the environment a missing
+ * device is a failure, not a skip. */
+bool bkt_cuda_target(const char *what, bk_target *target);
+
+#endif
