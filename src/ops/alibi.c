@@ -62,7 +62,7 @@ bk_status bk_alibi_fwd_select(const bk_alibi_fwd_desc *desc, bk_target target, b
     bk_clear_error();
     BK_TRY(alibi_check_desc("alibi_fwd", desc));
     BK_TRY(bk_check_ptr("alibi_fwd", "plan", plan));
-    bk_alibi_fwd_plan p = {*desc, {{0}}};
+    bk_alibi_fwd_plan p = {.desc = *desc};
     BK_TRY(bk_select_kernel("alibi_fwd", BK_CATEGORY_ATTENTION, BK_OP_ALIBI_FWD, alibi_kernels,
                             (int32_t)(sizeof alibi_kernels / sizeof alibi_kernels[0]), desc, desc->dtype, target,
                             preference, &p.info));
@@ -112,7 +112,7 @@ bk_status bk_alibi_bwd_select(const bk_alibi_bwd_desc *desc, bk_target target, b
     bk_clear_error();
     BK_TRY(alibi_check_desc("alibi_bwd", desc));
     BK_TRY(bk_check_ptr("alibi_bwd", "plan", plan));
-    bk_alibi_bwd_plan p = {*desc, {{0}}};
+    bk_alibi_bwd_plan p = {.desc = *desc};
     BK_TRY(bk_select_kernel("alibi_bwd", BK_CATEGORY_ATTENTION, BK_OP_ALIBI_BWD, alibi_kernels,
                             (int32_t)(sizeof alibi_kernels / sizeof alibi_kernels[0]), desc, desc->dtype, target,
                             preference, &p.info));
