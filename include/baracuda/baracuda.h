@@ -263,6 +263,7 @@ typedef struct bk_plan_info {
 #include "baracuda/attention.h"
 #include "baracuda/alibi.h"
 #include "baracuda/paged.h"
+#include "baracuda/kvcache.h"
 #include "baracuda/ssd.h"
 
 #endif /* BARACUDA_H */
