@@ -7,6 +7,10 @@
 #include <string.h>
 #include <time.h>
 
+#ifdef BK_WITH_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
 static uint64_t g_state;
 static int g_passed, g_failed, g_skipped;
 static const char *g_program = "test";
@@ -297,4 +301,83 @@ bool bkt_cuda_target(const char *what, bk_target *target)
     }
     bkt_skip(what, bk_last_error());
     return false;
+}
+
+bkt_dev bkt_dev_begin(bk_target target)
+{
+    bkt_dev dev;
+    memset(&dev, 0, sizeof dev);
+    dev.target = target;
+#ifdef BK_WITH_CUDA
+    if (target.kind == BK_TARGET_CUDA) {
+        cudaStream_t s = NULL;
+        if (cudaSetDevice(target.device) != cudaSuccess || cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) != cudaSuccess)
+            bkt_check(false, "bkt_dev_begin", "cannot create a stream: %s", cudaGetErrorString(cudaGetLastError()));
+        dev.stream = s;
+    }
+#endif
+    return dev;
+}
+
+static void *dev_put(bkt_dev *dev, void *host, size_t bytes, bool copy_back)
+{
+    if (dev->target.kind != BK_TARGET_CUDA || host == NULL)
+        return host;
+#ifdef BK_WITH_CUDA
+    if (dev->count == BKT_DEV_MAX) {
+        bkt_check(false, "bkt_dev", "more than %d buffers", BKT_DEV_MAX);
+        return host;
+    }
+    void *d = NULL;
+    if (cudaMalloc(&d, bytes ? bytes : 1) != cudaSuccess || cudaMemcpy(d, host, bytes, cudaMemcpyHostToDevice) != cudaSuccess) {
+        bkt_check(false, "bkt_dev", "cudaMalloc/cudaMemcpy of %zu bytes: %s", bytes, cudaGetErrorString(cudaGetLastError()));
+        return host;
+    }
+    int i = dev->count++;
+    dev->host[i] = host;
+    dev->device[i] = d;
+    dev->bytes[i] = bytes;
+    dev->copy_back[i] = copy_back;
+    return d;
+#else
+    (void)bytes;
+    (void)copy_back;
+    return host;
+#endif
+}
+
+void *bkt_dev_in(bkt_dev *dev, void *host, size_t bytes)
+{
+    return dev_put(dev, host, bytes, false);
+}
+
+void *bkt_dev_out(bkt_dev *dev, void *host, size_t bytes)
+{
+    return dev_put(dev, host, bytes, true);
+}
+
+void *bkt_dev_stream(bkt_dev *dev)
+{
+    return dev->stream;
+}
+
+bool bkt_dev_end(bkt_dev *dev)
+{
+    bool ok = true;
+#ifdef BK_WITH_CUDA
+    if (dev->target.kind == BK_TARGET_CUDA) {
+        cudaError_t e = cudaStreamSynchronize((cudaStream_t)dev->stream);
+        if (e != cudaSuccess)
+            ok = bkt_check(false, "bkt_dev_end", "kernel failed: %s", cudaGetErrorString(e));
+        for (int i = 0; i < dev->count; i++) {
+            if (dev->copy_back[i] && cudaMemcpy(dev->host[i], dev->device[i], dev->bytes[i], cudaMemcpyDeviceToHost) != cudaSuccess)
+                ok = bkt_check(false, "bkt_dev_end", "copy back: %s", cudaGetErrorString(cudaGetLastError()));
+            cudaFree(dev->device[i]);
+        }
+        if (dev->stream)
+            cudaStreamDestroy((cudaStream_t)dev->stream);
+    }
+#endif
+    dev->count = 0;
+    return ok;
 }

@@ -83,6 +83,33 @@ bool bkt_check_close(const char *what, const bk_tensor *out, const double *ref, 
 /* Expects exactly `want`; prints bk_last_error() on a mismatch. */
 bool bkt_expect_status(bk_status got, bk_status want, const char *what);
 
+/* ---- running one test body on any target ----
+ * Tests keep every buffer on the host. To run on a target, wrap the run call:
+ *     bkt_dev dev = bkt_dev_begin(target);
+ *     args.q.data = bkt_dev_in(&dev, args.q.data, q_bytes);      input: copied up
+ *     args.y.data = bkt_dev_out(&dev, args.y.data, y_bytes);     output: copied up (its poison
+ *                                                                too) and back at the end
+ *     status = bk_..._run(&plan, bkt_dev_stream(&dev), ws, &args);
+ *     bkt_dev_end(&dev);                                          sync, copy outputs back, free
+ * On the CPU target every call returns the host pointer unchanged and copies nothing. */
+#define BKT_DEV_MAX 32
+typedef struct bkt_dev {
+    bk_target target;
+    int count;
+    void *host[BKT_DEV_MAX];
+    void *device[BKT_DEV_MAX];
+    size_t bytes[BKT_DEV_MAX];
+    bool copy_back[BKT_DEV_MAX];
+    void *stream;
+} bkt_dev;
+bkt_dev bkt_dev_begin(bk_target target);
+void *bkt_dev_in(bkt_dev *dev, void *host, size_t bytes);
+void *bkt_dev_out(bkt_dev *dev, void *host, size_t bytes);
+/* The stream to pass to run (a non-default stream on CUDA, to catch hidden default-stream work). */
+void *bkt_dev_stream(bkt_dev *dev);
+/* Synchronises, copies outputs back, frees. Returns false (and records a failure) on a CUDA error. */
+bool bkt_dev_end(bkt_dev *dev);
+
 /* ---- GPU ---- */
 /* Fills *target with CUDA device 0 and returns true; otherwise prints a skip line for
  * `what` and returns false. With BK_REQUIRE_GPU=1 in the environment a missing
