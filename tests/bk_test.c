@@ -376,6 +376,7 @@ bool bkt_dev_end(bkt_dev *dev)
         }
         if (dev->stream)
             cudaStreamDestroy((cudaStream_t)dev->stream);
+        dev->stream = NULL;
     }
 #endif
     dev->count = 0;

@@ -27,11 +27,12 @@ static void ref_fwd(const bk_tensor *scores, const double *slopes, shape4 s, dou
                 }
 }
 
-static void test_forward(bk_dtype dt, shape4 s, bool padded, bool in_place)
+static void test_forward(bk_target target, bk_dtype dt, shape4 s, bool padded, bool in_place)
 {
     char what[128];
-    snprintf(what, sizeof what, "alibi_fwd %s [%lld,%lld,%lld,%lld]%s%s", bk_dtype_name(dt), (long long)s.b,
-             (long long)s.h, (long long)s.q, (long long)s.k, padded ? " strided" : "", in_place ? " in-place" : "");
+    snprintf(what, sizeof what, "alibi_fwd %s %s [%lld,%lld,%lld,%lld]%s%s", target.kind == BK_TARGET_CUDA ? "cuda" : "cpu",
+             bk_dtype_name(dt), (long long)s.b, (long long)s.h, (long long)s.q, (long long)s.k, padded ? " strided" : "",
+             in_place ? " in-place" : "");
     int64_t shape[4] = {s.b, s.h, s.q, s.k}, hs[1] = {s.h};
     int64_t pad = padded ? 3 : 0;
     bk_tensor probe = bkt_view_padded(NULL, dt, 4, shape, pad);
@@ -51,11 +52,16 @@ static void test_forward(bk_dtype dt, shape4 s, bool padded, bool in_place)
 
     bk_alibi_fwd_desc d = {(int32_t)s.b, (int32_t)s.h, (int32_t)s.q, (int32_t)s.k, dt};
     bk_alibi_fwd_plan plan;
-    bk_status st = bk_alibi_fwd_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &plan);
+    bk_status st = bk_alibi_fwd_select(&d, target, BK_PREFER_FASTEST, &plan);
     if (bkt_expect_status(st, BK_STATUS_SUCCESS, what)) {
+        size_t bytes = (size_t)span * bk_dtype_size(dt);
         bk_alibi_fwd_args args = {ta, bkt_view(sl, dt, 1, hs), ty};
-        st = bk_alibi_fwd_run(&plan, NULL, (bk_workspace){0}, &args);
-        if (bkt_expect_status(st, BK_STATUS_SUCCESS, what))
+        bkt_dev dev = bkt_dev_begin(target);
+        args.scores.data = in_place ? bkt_dev_out(&dev, a, bytes) : bkt_dev_in(&dev, a, bytes);
+        args.slopes.data = bkt_dev_in(&dev, sl, (size_t)s.h * bk_dtype_size(dt));
+        args.y.data = in_place ? args.scores.data : bkt_dev_out(&dev, y, bytes);
+        st = bk_alibi_fwd_run(&plan, bkt_dev_stream(&dev), (bk_workspace){0}, &args);
+        if (bkt_dev_end(&dev) && bkt_expect_status(st, BK_STATUS_SUCCESS, what))
             bkt_check_close(what, &ty, ref, 1.0);
     }
     free(ref);
@@ -66,10 +72,11 @@ static void test_forward(bk_dtype dt, shape4 s, bool padded, bool in_place)
 }
 
 /* Reference backward: dA = dY, dslope[h] = sum dY * (j - i). */
-static void test_backward(bk_dtype dt, shape4 s, bool want_da, bool want_ds)
+static void test_backward(bk_target target, bk_dtype dt, shape4 s, bool want_da, bool want_ds)
 {
     char what[128];
-    snprintf(what, sizeof what, "alibi_bwd %s [%lld,%lld,%lld,%lld]%s%s", bk_dtype_name(dt), (long long)s.b,
+    snprintf(what, sizeof what, "alibi_bwd %s %s [%lld,%lld,%lld,%lld]%s%s", target.kind == BK_TARGET_CUDA ? "cuda" : "cpu",
+             bk_dtype_name(dt), (long long)s.b,
              (long long)s.h, (long long)s.q, (long long)s.k, want_da ? " dA" : "", want_ds ? " dslope" : "");
     int64_t shape[4] = {s.b, s.h, s.q, s.k}, hs[1] = {s.h};
     int64_t n = s.b * s.h * s.q * s.k;
@@ -91,11 +98,34 @@ static void test_backward(bk_dtype dt, shape4 s, bool want_da, bool want_ds)
 
     bk_alibi_bwd_desc d = {(int32_t)s.b, (int32_t)s.h, (int32_t)s.q, (int32_t)s.k, dt};
     bk_alibi_bwd_plan plan;
-    bk_status st = bk_alibi_bwd_select(&d, bk_target_cpu(), BK_PREFER_DETERMINISTIC, &plan);
+    bk_status st = bk_alibi_bwd_select(&d, target, BK_PREFER_DETERMINISTIC, &plan);
     if (bkt_expect_status(st, BK_STATUS_SUCCESS, what)) {
         bkt_check(plan.info.precision.deterministic, what, "plan is not deterministic");
-        bk_alibi_bwd_args args = {tdy, want_da ? &tda : NULL, want_ds ? &tds : NULL};
-        st = bk_alibi_bwd_run(&plan, NULL, (bk_workspace){0}, &args);
+        size_t ws_bytes = bk_alibi_bwd_workspace_size(&plan), bytes = (size_t)n * bk_dtype_size(dt);
+        void *ws_host = bkt_alloc(BK_DTYPE_F64, (int64_t)(ws_bytes / 8 + 1));
+        bk_tensor ddy = tdy, dda = tda, dds = tds;
+        bk_alibi_bwd_args args = {ddy, want_da ? &dda : NULL, want_ds ? &dds : NULL};
+        bkt_dev dev = bkt_dev_begin(target);
+        args.dy.data = bkt_dev_in(&dev, dy, bytes);
+        dda.data = bkt_dev_out(&dev, da, bytes);
+        dds.data = bkt_dev_out(&dev, ds, (size_t)s.h * bk_dtype_size(dt));
+        bk_workspace ws = {ws_bytes ? bkt_dev_in(&dev, ws_host, ws_bytes) : NULL, ws_bytes};
+        st = bk_alibi_bwd_run(&plan, bkt_dev_stream(&dev), ws, &args);
+        /* rerun on the same inputs: dslope must come out bit-identical */
+        void *first = NULL;
+        if (want_ds && bkt_dev_end(&dev)) {
+            first = bkt_snapshot(ds, (size_t)s.h * bk_dtype_size(dt));
+            bkt_poison(ds, dt, s.h);
+            dev = bkt_dev_begin(target);
+            args.dy.data = bkt_dev_in(&dev, dy, bytes);
+            dda.data = bkt_dev_out(&dev, da, bytes);
+            dds.data = bkt_dev_out(&dev, ds, (size_t)s.h * bk_dtype_size(dt));
+            ws.data = ws_bytes ? bkt_dev_in(&dev, ws_host, ws_bytes) : NULL;
+            if (st == BK_STATUS_SUCCESS)
+                st = bk_alibi_bwd_run(&plan, bkt_dev_stream(&dev), ws, &args);
+        }
+        bkt_dev_end(&dev);
+        bkt_free(ws_host);
         if (bkt_expect_status(st, BK_STATUS_SUCCESS, what)) {
             if (want_da)
                 bkt_check_close(what, &tda, ref_da, 1.0);
@@ -103,17 +133,13 @@ static void test_backward(bk_dtype dt, shape4 s, bool want_da, bool want_ds)
                 bkt_check(isnan(bkt_get(da, dt, 0)) || n == 0, what, "dA written though not requested");
             if (want_ds) {
                 bkt_check_close(what, &tds, ref_ds, 1.0);
-                /* rerun: bit-identical */
-                void *first = bkt_snapshot(ds, (size_t)s.h * bk_dtype_size(dt));
-                bkt_poison(ds, dt, s.h);
-                st = bk_alibi_bwd_run(&plan, NULL, (bk_workspace){0}, &args);
-                bkt_check(st == BK_STATUS_SUCCESS && bkt_same_bytes(first, ds, (size_t)s.h * bk_dtype_size(dt)), what,
+                bkt_check(first && bkt_same_bytes(first, ds, (size_t)s.h * bk_dtype_size(dt)), what,
                           "rerun is not bit-identical");
-                bkt_free(first);
             } else {
                 bkt_check(isnan(bkt_get(ds, dt, 0)) || s.h == 0, what, "dslope written though not requested");
             }
         }
+        bkt_free(first);
     }
     free(ref_da);
     free(ref_ds);
@@ -298,35 +324,29 @@ static void test_bad_inputs(void)
     bkt_free(ds0);
 }
 
-static void test_cuda(void)
-{
-    bk_target gpu;
-    if (!bkt_cuda_target("alibi cuda", &gpu))
-        return;
-    bk_alibi_fwd_desc d = {2, 3, 7, 33, BK_DTYPE_F32};
-    bk_alibi_fwd_plan plan;
-    bk_status st = bk_alibi_fwd_select(&d, gpu, BK_PREFER_FASTEST, &plan);
-    if (st == BK_STATUS_UNSUPPORTED)
-        bkt_skip("alibi cuda", bk_last_error());
-    else
-        bkt_check(false, "alibi cuda", "select on CUDA returned %s; no CUDA path is tested yet", bk_status_name(st));
-}
-
 int main(void)
 {
     bkt_init("test_alibi");
-    for (size_t t = 0; t < sizeof k_dtypes / sizeof k_dtypes[0]; t++)
-        for (size_t s = 0; s < sizeof k_shapes / sizeof k_shapes[0]; s++) {
-            test_forward(k_dtypes[t], k_shapes[s], false, false);
-            test_forward(k_dtypes[t], k_shapes[s], true, false);
-            test_forward(k_dtypes[t], k_shapes[s], false, true);
-            test_backward(k_dtypes[t], k_shapes[s], true, true);
-            test_backward(k_dtypes[t], k_shapes[s], false, true);
-            test_backward(k_dtypes[t], k_shapes[s], true, false);
-        }
+    bk_target targets[2] = {bk_target_cpu()};
+    int ntargets = 1 + bkt_cuda_target("alibi cuda", &targets[1]);
+    for (int g = 0; g < ntargets; g++)
+        for (size_t t = 0; t < sizeof k_dtypes / sizeof k_dtypes[0]; t++)
+            for (size_t s = 0; s < sizeof k_shapes / sizeof k_shapes[0]; s++) {
+                test_forward(targets[g], k_dtypes[t], k_shapes[s], false, false);
+                test_forward(targets[g], k_dtypes[t], k_shapes[s], true, false);
+                test_forward(targets[g], k_dtypes[t], k_shapes[s], false, true);
+                test_backward(targets[g], k_dtypes[t], k_shapes[s], true, true);
+                test_backward(targets[g], k_dtypes[t], k_shapes[s], false, true);
+                test_backward(targets[g], k_dtypes[t], k_shapes[s], true, false);
+            }
+    if (ntargets == 2) { /* a problem large enough for many partial blocks per head */
+        shape4 big = {3, 5, 257, 301};
+        test_forward(targets[1], BK_DTYPE_BF16, big, true, false);
+        test_backward(targets[1], BK_DTYPE_F32, big, true, true);
+        test_backward(targets[1], BK_DTYPE_BF16, big, false, true);
+    }
     test_finite_differences();
     test_slopes();
     test_bad_inputs();
-    test_cuda();
     return bkt_finish();
 }

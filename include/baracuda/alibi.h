@@ -84,7 +84,8 @@ bk_status bk_alibi_bwd_select(const bk_alibi_bwd_desc *desc, bk_target target, b
                               bk_alibi_bwd_plan *plan);
 /* As bk_alibi_fwd_can_implement; also INVALID_PROBLEM when both outputs are NULL. */
 bk_status bk_alibi_bwd_can_implement(const bk_alibi_bwd_plan *plan, const bk_alibi_bwd_args *args);
-/* Always 0. */
+/* Bytes of scratch in the plan's memory space: 0 on the CPU; on CUDA, heads x parts
+ * f64 partial sums of dslope (parts grows with batch * query_len * key_len, at most 512). */
 size_t bk_alibi_bwd_workspace_size(const bk_alibi_bwd_plan *plan);
 /* Computes the requested gradients. dslope is written, not accumulated. */
 bk_status bk_alibi_bwd_run(const bk_alibi_bwd_plan *plan, void *stream, bk_workspace workspace,

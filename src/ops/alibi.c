@@ -2,12 +2,18 @@
  * can_implement and dispatch. The math lives in the backends (src/cpu/alibi.c). */
 #include "core/core.h"
 #include "cpu/alibi.h"
+#include "cuda/alibi_cuda.h"
 
 #include <math.h>
 
-enum { ALIBI_KERNEL_CPU = 0 };
+enum { ALIBI_KERNEL_CPU = 0, ALIBI_KERNEL_CUDA = 1 };
 
 static const bk_kernel_entry alibi_kernels[] = {
+#ifdef BK_WITH_CUDA
+    /* f32 math for f32/f16/bf16 (f64 for f64); dslope reduced in f64 in a fixed order */
+    {ALIBI_KERNEL_CUDA, BK_TARGET_CUDA, 80, 0, BK_ARCH_SM80, BK_DT_FLOATS, BK_BACKEND_BESPOKE,
+     {BK_MATH_F32, BK_DTYPE_F64, true, true}, NULL},
+#endif
     {ALIBI_KERNEL_CPU, BK_TARGET_CPU, 0, 0, BK_ARCH_CPU, BK_DT_FLOATS, BK_BACKEND_REFERENCE,
      BK_PRECISION_CPU_REFERENCE, NULL},
 };
@@ -94,11 +100,13 @@ size_t bk_alibi_fwd_workspace_size(const bk_alibi_fwd_plan *plan)
 bk_status bk_alibi_fwd_run(const bk_alibi_fwd_plan *plan, void *stream, bk_workspace workspace,
                            const bk_alibi_fwd_args *args)
 {
-    (void)stream;
     (void)workspace;
     BK_TRY(bk_alibi_fwd_can_implement(plan, args));
     switch (plan->info.kernel) {
     case ALIBI_KERNEL_CPU: return bk_cpu_alibi_fwd(&plan->desc, args);
+#ifdef BK_WITH_CUDA
+    case ALIBI_KERNEL_CUDA: return bk_cuda_alibi_fwd(&plan->desc, args, stream);
+#endif
     }
     return bk_fail(BK_STATUS_INVALID_PROBLEM, "alibi_fwd: plan names kernel %d, which does not exist",
                    (int)plan->info.kernel);
@@ -142,20 +150,42 @@ bk_status bk_alibi_bwd_can_implement(const bk_alibi_bwd_plan *plan, const bk_ali
     return BK_STATUS_SUCCESS;
 }
 
+/* The CUDA backward keeps heads x parts f64 partial sums of dslope; the CPU needs none. */
+static void *alibi_bwd_workspace(const bk_alibi_bwd_plan *plan, bk_carver *c)
+{
+#ifdef BK_WITH_CUDA
+    if (plan->info.kernel == ALIBI_KERNEL_CUDA)
+        return bk_carve(c, (size_t)plan->desc.heads * (size_t)bk_cuda_alibi_bwd_parts(&plan->desc) * sizeof(double));
+#else
+    (void)plan;
+    (void)c;
+#endif
+    return NULL;
+}
+
 size_t bk_alibi_bwd_workspace_size(const bk_alibi_bwd_plan *plan)
 {
-    (void)plan;
-    return 0;
+    if (plan == NULL)
+        return 0;
+    bk_carver c = bk_carver_start(NULL);
+    alibi_bwd_workspace(plan, &c);
+    return c.offset;
 }
 
 bk_status bk_alibi_bwd_run(const bk_alibi_bwd_plan *plan, void *stream, bk_workspace workspace,
                            const bk_alibi_bwd_args *args)
 {
     (void)stream;
-    (void)workspace;
     BK_TRY(bk_alibi_bwd_can_implement(plan, args));
+    BK_TRY(bk_check_workspace("alibi_bwd", &workspace, bk_alibi_bwd_workspace_size(plan)));
     switch (plan->info.kernel) {
     case ALIBI_KERNEL_CPU: return bk_cpu_alibi_bwd(&plan->desc, args);
+#ifdef BK_WITH_CUDA
+    case ALIBI_KERNEL_CUDA: {
+        bk_carver c = bk_carver_start(workspace.data);
+        return bk_cuda_alibi_bwd(&plan->desc, args, alibi_bwd_workspace(plan, &c), stream);
+    }
+#endif
     }
     return bk_fail(BK_STATUS_INVALID_PROBLEM, "alibi_bwd: plan names kernel %d, which does not exist",
                    (int)plan->info.kernel);
