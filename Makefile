@@ -7,7 +7,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all build test demo gpu-test clean
+.PHONY: all build test demo gpu-test bench clean
 
 all: build
 
@@ -25,6 +25,17 @@ gpu-test:
 	cmake -S . -B build-gpu -DCMAKE_CUDA_ARCHITECTURES="80;90a" >/dev/null
 	cmake --build build-gpu -j $(JOBS)
 	cd build-gpu && BK_REQUIRE_GPU=1 ctest --output-on-failure
+
+# bk_bench (ceilings, then every op row) and torch's SDPA peers in the same run;
+# logs and CSVs go to $(BENCH_OUT) (default build-gpu/bench)
+BENCH_OUT ?= build-gpu/bench
+BENCH_FILTER ?=
+bench:
+	cmake -S . -B build-gpu -DCMAKE_CUDA_ARCHITECTURES="80;90a" >/dev/null
+	cmake --build build-gpu -j $(JOBS) --target bk_bench
+	mkdir -p $(BENCH_OUT)
+	BK_BENCH_CSV=$(BENCH_OUT)/bk_bench.csv ./build-gpu/bench/bk_bench "$(BENCH_FILTER)" | tee $(BENCH_OUT)/bk_bench.txt
+	python3 bench/torch_sdpa.py "$(BENCH_FILTER)" --csv $(BENCH_OUT)/torch.csv | tee $(BENCH_OUT)/torch.txt
 
 clean:
 	rm -rf $(BUILD) build-gpu
