@@ -22,9 +22,7 @@ demo: build
 	./$(BUILD)/examples/bk_demo
 
 gpu-test:
-	cmake -S . -B build-gpu -DCMAKE_CUDA_ARCHITECTURES="80;90a" >/dev/null
-	cmake --build build-gpu -j $(JOBS)
-	cd build-gpu && BK_REQUIRE_GPU=1 ctest --output-on-failure
+	./tests/gpu_test.sh
 
 # bk_bench (ceilings, then every op row) and torch's SDPA peers in the same run;
 # logs and CSVs go to $(BENCH_OUT) (default build-gpu/bench)

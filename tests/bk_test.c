@@ -382,3 +382,9 @@ bool bkt_dev_end(bkt_dev *dev)
     dev->count = 0;
     return ok;
 }
+
+bool bkt_quick(void)
+{
+    const char *q = getenv("BK_TEST_QUICK");
+    return q && *q == '1';
+}

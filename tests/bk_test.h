@@ -110,6 +110,9 @@ void *bkt_dev_stream(bkt_dev *dev);
 /* Synchronises, copies outputs back, frees. Returns false (and records a failure) on a CUDA error. */
 bool bkt_dev_end(bkt_dev *dev);
 
+/* True when BK_TEST_QUICK=1 (sanitizer runs): tests may run a smaller sweep. */
+bool bkt_quick(void);
+
 /* ---- GPU ---- */
 /* Fills *target with CUDA device 0 and returns true; otherwise prints a skip line for
  * `what` and returns false. With BK_REQUIRE_GPU=1 in the environment a missing
