@@ -183,6 +183,7 @@ static bool append_step(cache *c, const int32_t *add, int64_t pad, const char *w
 
     /* reference: prior pool, then each new element at slot (b, prior[b] + r, h, d) */
     unsigned char *kwant = bkt_snapshot(c->k, c->pool_bytes), *vwant = bkt_snapshot(c->v, c->pool_bytes);
+    void *kprior = bkt_snapshot(c->k, c->pool_bytes), *vprior = bkt_snapshot(c->v, c->pool_bytes);
     size_t rb = row_bytes(c);
     for (int32_t b = 0; b < c->batch; b++)
         for (int32_t r = 0; r < add[b]; r++) {
@@ -214,9 +215,20 @@ static bool append_step(cache *c, const int32_t *add, int64_t pad, const char *w
         same_image(what, "k_pages", c->k, kwant, c->pool_bytes, c->es);
         same_image(what, "v_pages", c->v, vwant, c->pool_bytes, c->es);
         bkt_check(dropped == 0x1234, what, "dropped_rows written on the CPU");
+        /* determinism: from the same prior pool, a rerun gives the bytes of the first run */
+        void *kfirst = bkt_snapshot(c->k, c->pool_bytes), *vfirst = bkt_snapshot(c->v, c->pool_bytes);
+        memcpy(c->k, kprior, c->pool_bytes);
+        memcpy(c->v, vprior, c->pool_bytes);
+        bkt_expect_status(bk_paged_kv_append_run(&plan, NULL, (bk_workspace){0}, &args), BK_STATUS_SUCCESS, what);
+        bkt_check(bkt_same_bytes(c->k, kfirst, c->pool_bytes) && bkt_same_bytes(c->v, vfirst, c->pool_bytes), what,
+                  "rerun is not bit-identical");
+        bkt_free(kfirst);
+        bkt_free(vfirst);
     }
     bkt_free(kwant);
     bkt_free(vwant);
+    bkt_free(kprior);
+    bkt_free(vprior);
     bkt_free(kn);
     bkt_free(vn);
     return ok;
@@ -275,6 +287,27 @@ static void test_random(bk_dtype dt, int32_t page_size)
     cache_init(&c, dt, batch, pages + (int32_t)bkt_randint(1, 9), hkv, page_size, head_dim);
     if (bkt_check(cache_grow(&c, prior), what, "test setup"))
         append_step(&c, add, bkt_randint(0, 2), what);
+    cache_free(&c);
+}
+
+/* Edge cases: nothing appended (nnz 0), and a single request (batch 1) whose append
+ * starts mid-page and fills several pages. */
+static void test_edges(bk_dtype dt, int32_t page_size)
+{
+    char what[128];
+    cache c;
+    static const int32_t prior2[2] = {3, 1}, none[2] = {0, 0};
+    snprintf(what, sizeof what, "paged_kv_append %s P%d nnz 0", bk_dtype_name(dt), page_size);
+    cache_init(&c, dt, 2, 8, 2, page_size, 5);
+    if (bkt_check(cache_grow(&c, prior2), what, "test setup"))
+        append_step(&c, none, 0, what);
+    cache_free(&c);
+
+    static const int32_t prior1[1] = {2}, add1[1] = {37};
+    snprintf(what, sizeof what, "paged_kv_append %s P%d batch 1", bk_dtype_name(dt), page_size);
+    cache_init(&c, dt, 1, 45, 3, page_size, 9);
+    if (bkt_check(cache_grow(&c, prior1), what, "test setup"))
+        append_step(&c, add1, 2, what);
     cache_free(&c);
 }
 
@@ -554,6 +587,7 @@ int main(void)
             for (int r = 0; r < 4; r++)
                 test_random(k_dtypes[t], P);
             test_prefill_decode(k_dtypes[t], P);
+            test_edges(k_dtypes[t], P);
         }
     test_bad_desc();
     test_bad_args();
