@@ -47,6 +47,192 @@ typedef struct bk_paged_kv {
     bk_tensor last_page_len; /* i32 [batch] */
 } bk_paged_kv;
 
+/* ================================================================ paged_decode -- */
+/*
+ * One query row per request (the per-token decode step) over that request's paged
+ * K/V (FlashInfer's BatchDecodeWithPagedKVCache):
+ *
+ *   for request b, query head h, kv head g = h / (q_heads / kv_heads)   (GQA):
+ *     s_j      = scale * <q[b,h,:], K_b[g,j,:]>     j in [0, kv_len[b])
+ *     o[b,h,:] = sum_j softmax(s)_j V_b[g,j,:]
+ *     lse[b,h] = log sum_j exp(s_j)                 (f32, natural log)
+ * where K_b / V_b are request b's tokens in the paged cache (see the top of this
+ * file). Every request owns at least one token, so no row is empty. The single query
+ * row is the last position, so causal masking changes nothing and has no flag.
+ *
+ * Dtypes: f16, bf16, f32 (q, o, k_pages, v_pages share it; lse is f32). head_dim is
+ * 64, 128 or 256. The CPU computes in f64 and rounds once on store.
+ *
+ * Targets: on the CPU, can_implement (and so run) reads the index data from host
+ * memory and rejects bad values before any write (the table at the top of this
+ * file). On CUDA (kernels to come) run is asynchronous on the caller's stream and
+ * never reads index data on the host: it trusts it, and the output of a request whose
+ * page table breaks the rules is undefined. A CPU plan's can_implement over host
+ * copies of the index tensors is the way to validate them.
+ */
+
+/* The problem. */
+typedef struct bk_paged_decode_desc {
+    int32_t batch;             /* requests, >= 1: one query row each */
+    int32_t q_heads;           /* query heads, >= 1, a multiple of paged_kv.kv_heads */
+    double scale;              /* score scale, finite (usually 1 / sqrt(head_dim)) */
+    int32_t kv_splits;         /* hint for GPU split-KV (parts per request, merged with
+                                  attention_merge's math): 0 = let select decide; the
+                                  CPU ignores it; must be >= 0 */
+    bk_paged_kv_desc paged_kv; /* the pool: head_dim in {64, 128, 256} (UNSUPPORTED
+                                  otherwise); dtype f16, bf16 or f32 */
+} bk_paged_decode_desc;
+
+/* The tensors. q, o and the pool share desc.paged_kv.dtype. */
+typedef struct bk_paged_decode_args {
+    bk_tensor q;          /* [batch, q_heads, head_dim], read; inner stride 1, outer any */
+    bk_paged_kv kv;       /* the paged cache and its page table, read (batch requests) */
+    bk_tensor o;          /* [batch, q_heads, head_dim], written; inner stride 1, outer
+                             any non-overlapping */
+    const bk_tensor *lse; /* f32 [batch, q_heads], written, any non-overlapping strides;
+                             NULL to skip */
+} bk_paged_decode_args;
+
+typedef struct bk_paged_decode_plan {
+    bk_paged_decode_desc desc;
+    bk_plan_info info;
+} bk_paged_decode_plan;
+
+/* Validates `desc` and picks a kernel for `target`.
+ * Errors: INVALID_PROBLEM (NULL pointer, an extent below its minimum, non-finite scale,
+ * kv_splits < 0, q_heads not a multiple of kv_heads), UNSUPPORTED (dtype not f16/bf16/
+ * f32, head_dim not 64/128/256, or no kernel on this target: none on CUDA yet). */
+bk_status bk_paged_decode_select(const bk_paged_decode_desc *desc, bk_target target, bk_preference preference,
+                                 bk_paged_decode_plan *plan);
+/* Checks the tensors against the plan: dtypes, shapes, strides, capacities (statuses
+ * as bk_check_tensor: INVALID_PROBLEM, UNSUPPORTED, BUFFER_TOO_SMALL); on a CPU plan
+ * also the index values (INVALID_PROBLEM or OUT_OF_RANGE, the table at the top). */
+bk_status bk_paged_decode_can_implement(const bk_paged_decode_plan *plan, const bk_paged_decode_args *args);
+/* Bytes of workspace run needs: 0 on the CPU. */
+size_t bk_paged_decode_workspace_size(const bk_paged_decode_plan *plan);
+/* Computes o (and lse). Runs can_implement first, then checks the workspace; on any
+ * failure nothing is written. CPU: synchronous, `stream` ignored, bit-identical on rerun
+ * whatever the thread count. */
+bk_status bk_paged_decode_run(const bk_paged_decode_plan *plan, void *stream, bk_workspace workspace,
+                              const bk_paged_decode_args *args);
+
+/* =============================================================== paged_prefill -- */
+/*
+ * Many query rows per request (prompt ingestion), ragged across the batch, over that
+ * request's paged K/V (FlashInfer's BatchPrefillWithPagedKVCache):
+ *
+ *   request b owns query rows r in [q_indptr[b], q_indptr[b+1]); qo_len = their count,
+ *   i = r - q_indptr[b] its row within the request, kv_len = its token count;
+ *   for query head h, kv head g = h / (q_heads / kv_heads):
+ *     visible keys  j in [0, kv_len)                         causal = false
+ *                   j in [0, min(kv_len, i + kv_len - qo_len + 1))   causal = true
+ *                   (bottom-right aligned: the last row sees every key)
+ *     o[r,h,:] = sum_j softmax(scale * <q[r,h,:], K_b[g,j,:]>)_j V_b[g,j,:]
+ *     lse[r,h] = log sum_j exp(scale * <q[r,h,:], K_b[g,j,:]>)   (f32, natural log)
+ *   A row that sees no key (causal with qo_len > kv_len, i < qo_len - kv_len) gets
+ *   o = 0 and lse = -inf. A request may own 0 query rows.
+ *
+ * Dtypes: f16, bf16 (the GPU kernels are tensor-core based, as the seed's; f32 is
+ * UNSUPPORTED, use paged_decode one row at a time or sdpa_fwd). head_dim 64, 128, 256.
+ *
+ * Targets: as paged_decode. The CPU validates q_indptr (q_indptr[0] == 0, non-
+ * decreasing: INVALID_PROBLEM; q_indptr[batch] != total_rows: OUT_OF_RANGE) and the
+ * page table before any write. On CUDA (kernels to come) run will be asynchronous and
+ * graph-capturable (the seed's v1 synchronised the stream; this API does not), trusting
+ * the index data as paged_decode does.
+ */
+
+typedef struct bk_paged_prefill_desc {
+    int32_t batch;             /* requests, >= 1 */
+    int32_t total_rows;        /* query rows over all requests (= q_indptr[batch]), >= 0 */
+    int32_t q_heads;           /* query heads, >= 1, a multiple of paged_kv.kv_heads */
+    double scale;              /* score scale, finite */
+    bool causal;               /* bottom-right causal mask (see above) */
+    bool enable_kv_split;      /* GPU hint: let the kernel split long key ranges across
+                                  blocks and merge them; the CPU ignores it */
+    bk_paged_kv_desc paged_kv; /* head_dim in {64, 128, 256}; dtype f16 or bf16 */
+} bk_paged_prefill_desc;
+
+typedef struct bk_paged_prefill_args {
+    bk_tensor q;          /* [total_rows, q_heads, head_dim], read, rows ragged by q_indptr;
+                             inner stride 1 */
+    bk_tensor q_indptr;   /* i32 [batch + 1], contiguous: request b's rows are
+                             q_indptr[b] .. q_indptr[b+1] */
+    bk_paged_kv kv;       /* the paged cache and its page table, read (batch requests) */
+    bk_tensor o;          /* [total_rows, q_heads, head_dim], written; inner stride 1 */
+    const bk_tensor *lse; /* f32 [total_rows, q_heads], written; NULL to skip */
+} bk_paged_prefill_args;
+
+typedef struct bk_paged_prefill_plan {
+    bk_paged_prefill_desc desc;
+    bk_plan_info info;
+} bk_paged_prefill_plan;
+
+/* As bk_paged_decode_select; total_rows may be 0. Errors: INVALID_PROBLEM (NULL, extents,
+ * scale, GQA ratio), UNSUPPORTED (dtype not f16/bf16, head_dim, target). */
+bk_status bk_paged_prefill_select(const bk_paged_prefill_desc *desc, bk_target target, bk_preference preference,
+                                  bk_paged_prefill_plan *plan);
+/* As bk_paged_decode_can_implement, plus q_indptr's tensor and, on a CPU plan, its values. */
+bk_status bk_paged_prefill_can_implement(const bk_paged_prefill_plan *plan, const bk_paged_prefill_args *args);
+/* Bytes of workspace run needs: 0 on the CPU. */
+size_t bk_paged_prefill_workspace_size(const bk_paged_prefill_plan *plan);
+/* Computes o (and lse). As bk_paged_decode_run. */
+bk_status bk_paged_prefill_run(const bk_paged_prefill_plan *plan, void *stream, bk_workspace workspace,
+                               const bk_paged_prefill_args *args);
+
+/* ============================================================= attention_merge -- */
+/*
+ * Merges partial attention results over disjoint key ranges (split-KV, cascade
+ * attention; FlashInfer's merge_states). For each row r and head h over its parts p:
+ *
+ *   lse[r,h]   = log sum_p exp(lse_p)               lse_p = lse_parts[r,p,h]
+ *   o[r,h,:]   = sum_p exp(lse_p - lse[r,h]) * o_parts[r,p,h,:]
+ *
+ * computed as m = max_p lse_p, lse = m + log sum_p exp(lse_p - m). A part with
+ * lse_p = -inf (it saw no key) is skipped and its o_parts row is not read; a row whose
+ * parts are all -inf gets o = 0 and lse = -inf. lse_parts values are expected finite
+ * or -inf (+inf or NaN give NaN). o must not overlap the inputs.
+ *
+ * Dtypes: o_parts and o f32, f64, f16 or bf16; lse_parts and lse always f32. Any
+ * head_dim. The CPU computes in f64, one (row, head) per thread in part order.
+ */
+
+typedef struct bk_attention_merge_desc {
+    int32_t rows;     /* >= 0 (query rows, or batch * rows) */
+    int32_t parts;    /* partial results per row, >= 1 */
+    int32_t heads;    /* >= 1 */
+    int32_t head_dim; /* >= 1 */
+    bk_dtype dtype;   /* of o_parts and o: f32, f64, f16 or bf16; lse is always f32 */
+} bk_attention_merge_desc;
+
+typedef struct bk_attention_merge_args {
+    bk_tensor o_parts;    /* [rows, parts, heads, head_dim], read (FlashInfer merge_states
+                             layout); inner stride 1 */
+    bk_tensor lse_parts;  /* f32 [rows, parts, heads], read; any strides */
+    bk_tensor o;          /* [rows, heads, head_dim], written; inner stride 1 */
+    const bk_tensor *lse; /* f32 [rows, heads], written; NULL to skip */
+} bk_attention_merge_args;
+
+typedef struct bk_attention_merge_plan {
+    bk_attention_merge_desc desc;
+    bk_plan_info info;
+} bk_attention_merge_plan;
+
+/* Validates `desc` and picks a kernel. Errors: INVALID_PROBLEM (NULL, an extent below
+ * its minimum), UNSUPPORTED (dtype, or no kernel on this target: none on CUDA yet). */
+bk_status bk_attention_merge_select(const bk_attention_merge_desc *desc, bk_target target,
+                                    bk_preference preference, bk_attention_merge_plan *plan);
+/* Checks the tensors against the plan: INVALID_PROBLEM, UNSUPPORTED, BUFFER_TOO_SMALL
+ * as bk_check_tensor. */
+bk_status bk_attention_merge_can_implement(const bk_attention_merge_plan *plan,
+                                           const bk_attention_merge_args *args);
+/* Bytes of workspace run needs: 0 on the CPU. */
+size_t bk_attention_merge_workspace_size(const bk_attention_merge_plan *plan);
+/* Computes o (and lse). Runs can_implement first; on failure nothing is written. On
+ * CUDA (to come) asynchronous on `stream`. */
+bk_status bk_attention_merge_run(const bk_attention_merge_plan *plan, void *stream, bk_workspace workspace,
+                                 const bk_attention_merge_args *args);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,98 @@
+/* paged_prefill.c - the paged prefill plan: descriptor checks, the kernel table,
+ * can_implement (tensors, then q_indptr's and the page table's values on a CPU plan)
+ * and dispatch. The math lives in the backends (src/cpu/paged_attention.c). */
+#include "core/core.h"
+#include "core/paged.h"
+#include "cpu/paged_attention.h"
+
+static const char *const OP = "paged_prefill";
+
+enum { PAGED_PREFILL_KERNEL_CPU = 0 };
+
+/* f16/bf16 as the seed (the GPU kernels are mma-based); the CPU keeps the contract. */
+static const bk_kernel_entry paged_prefill_kernels[] = {
+    {PAGED_PREFILL_KERNEL_CPU, BK_TARGET_CPU, 0, 0, BK_ARCH_CPU, BK_DT_HALVES, BK_BACKEND_REFERENCE,
+     BK_PRECISION_CPU_REFERENCE, NULL},
+};
+
+static bk_status check_desc(const bk_paged_prefill_desc *d)
+{
+    BK_TRY(bk_check_ptr(OP, "desc", d));
+    BK_TRY(bk_check_extent(OP, "desc.batch", d->batch, 1));
+    BK_TRY(bk_check_extent(OP, "desc.total_rows", d->total_rows, 0));
+    BK_TRY(bk_check_extent(OP, "desc.q_heads", d->q_heads, 1));
+    BK_TRY(bk_check_finite(OP, "desc.scale", d->scale));
+    BK_TRY(bk_check_paged_desc(OP, &d->paged_kv, BK_DT_HALVES));
+    if (d->q_heads % d->paged_kv.kv_heads != 0)
+        return bk_fail(BK_STATUS_INVALID_PROBLEM, "%s: desc.q_heads is %d, expected a multiple of kv_heads = %d",
+                       OP, (int)d->q_heads, (int)d->paged_kv.kv_heads);
+    int32_t hd = d->paged_kv.head_dim;
+    if (hd != 64 && hd != 128 && hd != 256)
+        return bk_fail(BK_STATUS_UNSUPPORTED, "%s: desc.paged_kv.head_dim is %d, expected 64, 128 or 256", OP,
+                       (int)hd);
+    return BK_STATUS_SUCCESS;
+}
+
+bk_status bk_paged_prefill_select(const bk_paged_prefill_desc *desc, bk_target target, bk_preference preference,
+                                  bk_paged_prefill_plan *plan)
+{
+    bk_clear_error();
+    BK_TRY(check_desc(desc));
+    BK_TRY(bk_check_ptr(OP, "plan", plan));
+    bk_paged_prefill_plan p = {.desc = *desc};
+    BK_TRY(bk_select_kernel(OP, BK_CATEGORY_ATTENTION, BK_OP_PAGED_PREFILL, paged_prefill_kernels,
+                            (int32_t)(sizeof paged_prefill_kernels / sizeof paged_prefill_kernels[0]), desc,
+                            desc->paged_kv.dtype, target, preference, &p.info));
+    *plan = p;
+    return BK_STATUS_SUCCESS;
+}
+
+bk_status bk_paged_prefill_can_implement(const bk_paged_prefill_plan *plan, const bk_paged_prefill_args *args)
+{
+    bk_clear_error();
+    BK_TRY(bk_check_ptr(OP, "plan", plan));
+    BK_TRY(bk_check_plan(OP, &plan->info, BK_OP_PAGED_PREFILL));
+    BK_TRY(bk_check_ptr(OP, "args", args));
+    const bk_paged_prefill_desc *d = &plan->desc;
+    const bk_paged_kv_desc *pd = &d->paged_kv;
+    bk_tensor_spec s_q = {"q", pd->dtype, 3, {d->total_rows, d->q_heads, pd->head_dim},
+                          "total_rows,q_heads,head_dim", BK_LAYOUT_INNER_UNIT};
+    bk_tensor_spec s_o = s_q;
+    s_o.name = "o";
+    s_o.layout = BK_LAYOUT_INNER_UNIT | BK_LAYOUT_OUTPUT;
+    bk_tensor_spec s_ptr = {"q_indptr", BK_DTYPE_I32, 1, {(int64_t)d->batch + 1}, "batch+1", BK_LAYOUT_CONTIGUOUS};
+    bk_tensor_spec s_lse = {"lse", BK_DTYPE_F32, 2, {d->total_rows, d->q_heads}, "total_rows,q_heads",
+                            BK_LAYOUT_OUTPUT};
+    BK_TRY(bk_check_tensor(OP, &args->q, &s_q));
+    BK_TRY(bk_check_tensor(OP, &args->q_indptr, &s_ptr));
+    BK_TRY(bk_check_paged_tensors(OP, pd, d->batch, &args->kv, false));
+    BK_TRY(bk_check_tensor(OP, &args->o, &s_o));
+    if (args->lse)
+        BK_TRY(bk_check_tensor(OP, args->lse, &s_lse));
+    /* index values live in host memory only for a CPU plan */
+    if (plan->info.target.kind == BK_TARGET_CPU) {
+        BK_TRY(bk_check_indptr_values(OP, "q_indptr", (const int32_t *)args->q_indptr.data, d->batch,
+                                      d->total_rows));
+        BK_TRY(bk_check_paged_values(OP, pd, d->batch, &args->kv));
+    }
+    return BK_STATUS_SUCCESS;
+}
+
+size_t bk_paged_prefill_workspace_size(const bk_paged_prefill_plan *plan)
+{
+    (void)plan;
+    return 0;
+}
+
+bk_status bk_paged_prefill_run(const bk_paged_prefill_plan *plan, void *stream, bk_workspace workspace,
+                               const bk_paged_prefill_args *args)
+{
+    (void)stream;
+    BK_TRY(bk_paged_prefill_can_implement(plan, args));
+    BK_TRY(bk_check_workspace(OP, &workspace, bk_paged_prefill_workspace_size(plan)));
+    switch (plan->info.kernel) {
+    case PAGED_PREFILL_KERNEL_CPU: return bk_cpu_paged_prefill(&plan->desc, args);
+    }
+    return bk_fail(BK_STATUS_INVALID_PROBLEM, "%s: plan names kernel %d, which does not exist", OP,
+                   (int)plan->info.kernel);
+}

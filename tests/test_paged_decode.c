@@ -1,0 +1,541 @@
+/* test_paged_decode.c - paged_decode against a naive f64 reference that gathers each
+ * request's K/V through its own page arithmetic and materialises the scores; GQA and
+ * MHA, page sizes 1/5/16, shuffled page ids, padded q/o/lse views, lse absent,
+ * never-read pool slots poisoned with NaN, bad inputs (exact status, outputs
+ * untouched), and determinism (rerun with 1 thread and with all threads). */
+#include "bk_test.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define MAX_BATCH 8
+
+/* ------------------------------------------------------------- the cache -- */
+
+typedef struct cache {
+    bk_dtype dt;
+    int32_t batch, kv_heads, page_size, head_dim, num_pages, n_indices;
+    int64_t kv_len[MAX_BATCH];
+    void *k, *v;
+    int32_t *indices, *indptr, *last;
+} cache;
+
+/* Pages in shuffled order; every slot no request owns holds NaN, so a read past a
+ * request's tokens shows up in the output. `spare_pages` unused pages in the pool,
+ * `spare_indices` trailing kv_indices entries (set to -1: never read). */
+static void cache_make(cache *c, bk_dtype dt, int32_t batch, const int64_t *kv_len, int32_t kv_heads,
+                       int32_t page_size, int32_t head_dim, int32_t spare_pages, int32_t spare_indices)
+{
+    memset(c, 0, sizeof *c);
+    c->dt = dt;
+    c->batch = batch;
+    c->kv_heads = kv_heads;
+    c->page_size = page_size;
+    c->head_dim = head_dim;
+    int32_t used = 0;
+    for (int32_t b = 0; b < batch; b++) {
+        c->kv_len[b] = kv_len[b];
+        used += (int32_t)((kv_len[b] + page_size - 1) / page_size);
+    }
+    c->num_pages = used + spare_pages;
+    c->n_indices = used + spare_indices;
+    int64_t pool = (int64_t)c->num_pages * kv_heads * page_size * head_dim;
+    c->k = bkt_alloc(dt, pool);
+    c->v = bkt_alloc(dt, pool);
+    bkt_poison(c->k, dt, pool);
+    bkt_poison(c->v, dt, pool);
+    int32_t *perm = malloc((size_t)c->num_pages * sizeof(int32_t));
+    for (int32_t i = 0; i < c->num_pages; i++)
+        perm[i] = i;
+    for (int32_t i = c->num_pages - 1; i > 0; i--) {
+        int32_t j = (int32_t)bkt_randint(0, i), t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    c->indices = malloc((size_t)(c->n_indices + 1) * sizeof(int32_t));
+    c->indptr = malloc((size_t)(batch + 1) * sizeof(int32_t));
+    c->last = malloc((size_t)batch * sizeof(int32_t));
+    c->indptr[0] = 0;
+    for (int32_t b = 0; b < batch; b++) {
+        int32_t pages = (int32_t)((kv_len[b] + page_size - 1) / page_size);
+        c->indptr[b + 1] = c->indptr[b] + pages;
+        c->last[b] = (int32_t)(kv_len[b] - (int64_t)(pages - 1) * page_size);
+    }
+    for (int32_t i = 0; i < c->n_indices; i++)
+        c->indices[i] = i < used ? perm[i] : -1;
+    free(perm);
+    /* the tokens: random values at each request's slots only */
+    for (int32_t b = 0; b < batch; b++)
+        for (int32_t g = 0; g < kv_heads; g++)
+            for (int64_t t = 0; t < kv_len[b]; t++) {
+                int64_t page = c->indices[c->indptr[b] + t / page_size];
+                int64_t off = ((page * kv_heads + g) * page_size + t % page_size) * head_dim;
+                for (int32_t d = 0; d < head_dim; d++) {
+                    bkt_set(c->k, dt, off + d, bkt_uniform(-1.0, 1.0));
+                    bkt_set(c->v, dt, off + d, bkt_uniform(-1.0, 1.0));
+                }
+            }
+}
+
+static void cache_free(cache *c)
+{
+    bkt_free(c->k);
+    bkt_free(c->v);
+    free(c->indices);
+    free(c->indptr);
+    free(c->last);
+}
+
+static bk_paged_kv_desc cache_desc(const cache *c)
+{
+    bk_paged_kv_desc d = {c->num_pages, c->kv_heads, c->page_size, c->head_dim, c->dt};
+    return d;
+}
+
+static bk_paged_kv cache_tensors(const cache *c)
+{
+    int64_t pool[4] = {c->num_pages, c->kv_heads, c->page_size, c->head_dim};
+    int64_t n[1] = {c->n_indices}, bp1[1] = {c->batch + 1}, b1[1] = {c->batch};
+    bk_paged_kv kv = {bkt_view(c->k, c->dt, 4, pool), bkt_view(c->v, c->dt, 4, pool),
+                      bkt_view(c->indices, BK_DTYPE_I32, 1, n), bkt_view(c->indptr, BK_DTYPE_I32, 1, bp1),
+                      bkt_view(c->last, BK_DTYPE_I32, 1, b1)};
+    return kv;
+}
+
+/* Key/value element d of token t, kv head g, request b: the test's own page arithmetic. */
+static double cache_at(const cache *c, const void *pool, int32_t b, int32_t g, int64_t t, int32_t d)
+{
+    int64_t page = c->indices[c->indptr[b] + t / c->page_size];
+    int64_t slot = t % c->page_size;
+    return bkt_get(pool, c->dt, ((page * c->kv_heads + g) * c->page_size + slot) * c->head_dim + d);
+}
+
+/* Naive attention of q[D] over the first n tokens of request b, kv head g: scores
+ * materialised, then max, exp, sum. n == 0 -> out 0, lse -inf. */
+static void ref_row(const cache *c, int32_t b, int32_t g, const double *q, int64_t n, double scale, double *out,
+                    double *lse)
+{
+    const int32_t D = c->head_dim;
+    for (int32_t d = 0; d < D; d++)
+        out[d] = 0.0;
+    if (n == 0) {
+        *lse = -INFINITY;
+        return;
+    }
+    double *s = malloc((size_t)n * sizeof(double)), m = -INFINITY, sum = 0.0;
+    for (int64_t j = 0; j < n; j++) {
+        double dot = 0.0;
+        for (int32_t d = 0; d < D; d++)
+            dot += q[d] * cache_at(c, c->k, b, g, j, d);
+        s[j] = scale * dot;
+        if (s[j] > m)
+            m = s[j];
+    }
+    for (int64_t j = 0; j < n; j++) {
+        s[j] = exp(s[j] - m);
+        sum += s[j];
+    }
+    for (int64_t j = 0; j < n; j++)
+        for (int32_t d = 0; d < D; d++)
+            out[d] += s[j] / sum * cache_at(c, c->v, b, g, j, d);
+    *lse = m + log(sum);
+    free(s);
+}
+
+/* True when every element of buf (n elements of `elem` bytes) outside the positions
+ * of view t still has the bytes of `before`. */
+static bool untouched_outside(const bk_tensor *t, const void *buf, const void *before, int64_t n, size_t elem)
+{
+    char *mask = calloc((size_t)n + 1, 1);
+    int64_t numel = 1, idx[BK_MAX_RANK] = {0};
+    for (int32_t i = 0; i < t->rank; i++)
+        numel *= t->shape[i];
+    for (int64_t k = 0; k < numel; k++) {
+        int64_t off = 0;
+        for (int32_t a = 0; a < t->rank; a++)
+            off += idx[a] * t->strides[a];
+        mask[off] = 1;
+        for (int32_t a = t->rank - 1; a >= 0; a--) {
+            if (++idx[a] < t->shape[a])
+                break;
+            idx[a] = 0;
+        }
+    }
+    bool ok = true;
+    for (int64_t i = 0; i < n && ok; i++)
+        if (!mask[i] && memcmp((const char *)buf + i * elem, (const char *)before + i * elem, elem) != 0)
+            ok = false;
+    free(mask);
+    return ok;
+}
+
+/* ------------------------------------------------------------- correctness -- */
+
+typedef struct decode_case {
+    bk_dtype dt;
+    int32_t head_dim, q_heads, kv_heads, page_size;
+    bool padded, with_lse;
+    int32_t kv_splits;
+} decode_case;
+
+static void test_decode(decode_case tc)
+{
+    static const int64_t kv_lens[4] = {1, 7, 33, 130};
+    const int32_t B = 4, D = tc.head_dim, Hq = tc.q_heads, Hkv = tc.kv_heads;
+    const bk_dtype dt = tc.dt;
+    char what[160];
+    snprintf(what, sizeof what, "paged_decode %s D=%d Hq=%d Hkv=%d page=%d%s%s%s", bk_dtype_name(dt), (int)D,
+             (int)Hq, (int)Hkv, (int)tc.page_size, tc.padded ? " strided" : "", tc.with_lse ? " lse" : "",
+             tc.kv_splits ? " kv_splits" : "");
+    cache c;
+    cache_make(&c, dt, B, kv_lens, Hkv, tc.page_size, D, 3, 2);
+
+    int64_t qshape[3] = {B, Hq, D}, lshape[2] = {B, Hq};
+    int64_t pad = tc.padded ? 3 : 0;
+    bk_tensor probe = bkt_view_padded(NULL, dt, 3, qshape, pad), lprobe = bkt_view_padded(NULL, BK_DTYPE_F32, 2, lshape, pad);
+    int64_t span = bkt_view_span(&probe), lspan = bkt_view_span(&lprobe);
+    void *q = bkt_alloc(dt, span), *o = bkt_alloc(dt, span), *lse = bkt_alloc(BK_DTYPE_F32, lspan);
+    bkt_fill(q, dt, span, -2.0, 2.0);
+    bkt_poison(o, dt, span);
+    bkt_poison(lse, BK_DTYPE_F32, lspan);
+    void *o_before = bkt_snapshot(o, (size_t)span * bk_dtype_size(dt));
+    void *l_before = bkt_snapshot(lse, (size_t)lspan * sizeof(float));
+    bk_tensor tq = bkt_view_padded(q, dt, 3, qshape, pad), to = bkt_view_padded(o, dt, 3, qshape, pad);
+    bk_tensor tl = bkt_view_padded(lse, BK_DTYPE_F32, 2, lshape, pad);
+
+    double *ref_o = malloc((size_t)B * Hq * D * sizeof(double)), *ref_l = malloc((size_t)B * Hq * sizeof(double));
+    double qrow[256];
+    for (int32_t b = 0; b < B; b++)
+        for (int32_t h = 0; h < Hq; h++) {
+            for (int32_t d = 0; d < D; d++)
+                qrow[d] = bkt_at(&tq, (int64_t[]){b, h, d});
+            double scale = 1.0 / sqrt((double)D);
+            ref_row(&c, b, h / (Hq / Hkv), qrow, c.kv_len[b], scale, ref_o + ((int64_t)b * Hq + h) * D,
+                    ref_l + (int64_t)b * Hq + h);
+        }
+
+    bk_paged_decode_desc desc = {B, Hq, 1.0 / sqrt((double)D), tc.kv_splits, cache_desc(&c)};
+    bk_paged_decode_plan plan;
+    bk_status st = bk_paged_decode_select(&desc, bk_target_cpu(), BK_PREFER_FASTEST, &plan);
+    if (bkt_expect_status(st, BK_STATUS_SUCCESS, what)) {
+        bkt_check(plan.info.precision.deterministic && bk_paged_decode_workspace_size(&plan) == 0, what,
+                  "plan is not deterministic or needs workspace");
+        char sku[96];
+        bk_sku_name(&plan.info.sku, sku, sizeof sku);
+        char want[96];
+        snprintf(want, sizeof want, "attention/paged_decode/%s/cpu/reference", bk_dtype_name(dt));
+        bkt_check(strcmp(sku, want) == 0, what, "sku %s, expected %s", sku, want);
+        bk_paged_decode_args args = {tq, cache_tensors(&c), to, tc.with_lse ? &tl : NULL};
+        st = bk_paged_decode_run(&plan, NULL, (bk_workspace){0}, &args);
+        if (bkt_expect_status(st, BK_STATUS_SUCCESS, what)) {
+            bkt_check_close(what, &to, ref_o, 1.0);
+            if (tc.with_lse)
+                bkt_check_close(what, &tl, ref_l, 1.0);
+            else
+                bkt_check(bkt_same_bytes(l_before, lse, (size_t)lspan * sizeof(float)), what,
+                          "lse written though not requested");
+            bkt_check(untouched_outside(&to, o, o_before, span, bk_dtype_size(dt)), what,
+                      "o written outside its view");
+            if (tc.with_lse)
+                bkt_check(untouched_outside(&tl, lse, l_before, lspan, sizeof(float)), what,
+                          "lse written outside its view");
+            /* determinism: rerun on one thread, then on all, into poisoned outputs */
+            void *first = bkt_snapshot(o, (size_t)span * bk_dtype_size(dt));
+            void *first_l = bkt_snapshot(lse, (size_t)lspan * sizeof(float));
+            for (int rerun = 0; rerun < 2; rerun++) {
+#ifdef _OPENMP
+                int threads = omp_get_max_threads();
+                if (rerun == 0)
+                    omp_set_num_threads(1);
+#endif
+                bkt_poison(o, dt, span);
+                bkt_poison(lse, BK_DTYPE_F32, lspan);
+                st = bk_paged_decode_run(&plan, NULL, (bk_workspace){0}, &args);
+#ifdef _OPENMP
+                omp_set_num_threads(threads);
+#endif
+                bkt_check(st == BK_STATUS_SUCCESS && bkt_same_bytes(first, o, (size_t)span * bk_dtype_size(dt)) &&
+                              bkt_same_bytes(first_l, lse, (size_t)lspan * sizeof(float)),
+                          what, "rerun %d is not bit-identical", rerun);
+            }
+            bkt_free(first);
+            bkt_free(first_l);
+        }
+    }
+    free(ref_o);
+    free(ref_l);
+    bkt_free(o_before);
+    bkt_free(l_before);
+    bkt_free(q);
+    bkt_free(o);
+    bkt_free(lse);
+    cache_free(&c);
+}
+
+/* ------------------------------------------------------------- bad inputs -- */
+
+typedef struct bad_env {
+    bk_paged_decode_plan plan;
+    bk_paged_decode_args good;
+    void *o, *lse, *o0, *lse0;
+    size_t o_bytes, lse_bytes;
+} bad_env;
+
+static void expect_run(bad_env *e, const bk_paged_decode_args *args, bk_status want, const char *what)
+{
+    bk_status st = bk_paged_decode_can_implement(&e->plan, args);
+    bkt_expect_status(st, want, what);
+    st = bk_paged_decode_run(&e->plan, NULL, (bk_workspace){0}, args);
+    bkt_expect_status(st, want, what);
+    bkt_check(bk_last_error()[0] != '\0', what, "no error sentence");
+    bkt_check(bkt_same_bytes(e->o0, e->o, e->o_bytes) && bkt_same_bytes(e->lse0, e->lse, e->lse_bytes), what,
+              "output written on failure");
+}
+
+static void expect_select(const bk_paged_decode_desc *d, bk_status want, const char *what, const char *text)
+{
+    bk_paged_decode_plan plan;
+    bk_status st = bk_paged_decode_select(d, bk_target_cpu(), BK_PREFER_FASTEST, &plan);
+    bkt_expect_status(st, want, what);
+    bkt_check(bk_last_error()[0] != '\0', what, "no error sentence");
+    if (text)
+        bkt_check(strstr(bk_last_error(), text) != NULL, what, "error \"%s\" lacks \"%s\"", bk_last_error(), text);
+}
+
+static void test_bad_inputs(void)
+{
+    const bk_dtype dt = BK_DTYPE_F16;
+    const int32_t B = 3, Hq = 4, Hkv = 2, D = 64;
+    static const int64_t kv_lens[3] = {5, 1, 9};
+    cache c;
+    cache_make(&c, dt, B, kv_lens, Hkv, 4, D, 1, 0);
+    bk_paged_decode_desc d = {B, Hq, 0.125, 0, cache_desc(&c)};
+
+    /* select */
+    bk_paged_decode_desc bad = d;
+    bad.paged_kv.head_dim = 96;
+    expect_select(&bad, BK_STATUS_UNSUPPORTED, "paged_decode head_dim 96", "head_dim is 96");
+    bad = d;
+    bad.q_heads = 3;
+    expect_select(&bad, BK_STATUS_INVALID_PROBLEM, "paged_decode q_heads % kv_heads",
+                  "paged_decode: desc.q_heads is 3, expected a multiple of kv_heads = 2");
+    bad = d;
+    bad.batch = 0;
+    expect_select(&bad, BK_STATUS_INVALID_PROBLEM, "paged_decode batch 0", "desc.batch is 0");
+    bad = d;
+    bad.q_heads = 0;
+    expect_select(&bad, BK_STATUS_INVALID_PROBLEM, "paged_decode q_heads 0", NULL);
+    bad = d;
+    bad.scale = NAN;
+    expect_select(&bad, BK_STATUS_INVALID_PROBLEM, "paged_decode NaN scale", "desc.scale");
+    bad = d;
+    bad.scale = INFINITY;
+    expect_select(&bad, BK_STATUS_INVALID_PROBLEM, "paged_decode inf scale", NULL);
+    bad = d;
+    bad.kv_splits = -1;
+    expect_select(&bad, BK_STATUS_INVALID_PROBLEM, "paged_decode kv_splits -1", "kv_splits");
+    bad = d;
+    bad.paged_kv.dtype = BK_DTYPE_F64;
+    expect_select(&bad, BK_STATUS_UNSUPPORTED, "paged_decode f64", NULL);
+    bad = d;
+    bad.paged_kv.dtype = BK_DTYPE_I32;
+    expect_select(&bad, BK_STATUS_UNSUPPORTED, "paged_decode i32", NULL);
+    bad = d;
+    bad.paged_kv.page_size = 0;
+    expect_select(&bad, BK_STATUS_INVALID_PROBLEM, "paged_decode page_size 0", NULL);
+    bad = d;
+    bad.paged_kv.kv_heads = 0;
+    expect_select(&bad, BK_STATUS_INVALID_PROBLEM, "paged_decode kv_heads 0", NULL);
+    bad = d;
+    bad.paged_kv.num_pages = 0;
+    expect_select(&bad, BK_STATUS_INVALID_PROBLEM, "paged_decode num_pages 0", NULL);
+    expect_select(NULL, BK_STATUS_INVALID_PROBLEM, "paged_decode NULL desc", NULL);
+    bk_paged_decode_plan scratch;
+    bkt_expect_status(bk_paged_decode_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, NULL),
+                      BK_STATUS_INVALID_PROBLEM, "paged_decode NULL plan");
+    bkt_expect_status(bk_paged_decode_select(&d, bk_target_cpu(), (bk_preference)7, &scratch),
+                      BK_STATUS_INVALID_PROBLEM, "paged_decode bad preference");
+    bkt_expect_status(bk_paged_decode_select(&d, bk_target_cuda_cc(0, 9, 0), BK_PREFER_FASTEST, &scratch),
+                      BK_STATUS_UNSUPPORTED, "paged_decode on CUDA (no kernel yet)");
+
+    /* run */
+    bad_env e;
+    if (!bkt_expect_status(bk_paged_decode_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &e.plan),
+                           BK_STATUS_SUCCESS, "paged_decode bad-input select")) {
+        cache_free(&c);
+        return;
+    }
+    int64_t qshape[3] = {B, Hq, D}, lshape[2] = {B, Hq};
+    int64_t n = (int64_t)B * Hq * D;
+    void *q = bkt_alloc(dt, n);
+    bkt_fill(q, dt, n, -1, 1);
+    e.o = bkt_alloc(dt, n);
+    e.lse = bkt_alloc(BK_DTYPE_F32, B * Hq);
+    bkt_poison(e.o, dt, n);
+    bkt_poison(e.lse, BK_DTYPE_F32, B * Hq);
+    e.o_bytes = (size_t)n * 2;
+    e.lse_bytes = (size_t)B * Hq * 4;
+    e.o0 = bkt_snapshot(e.o, e.o_bytes);
+    e.lse0 = bkt_snapshot(e.lse, e.lse_bytes);
+    bk_tensor tl = bkt_view(e.lse, BK_DTYPE_F32, 2, lshape);
+    e.good = (bk_paged_decode_args){bkt_view(q, dt, 3, qshape), cache_tensors(&c), bkt_view(e.o, dt, 3, qshape), &tl};
+    bk_paged_decode_args a;
+    bk_tensor l2;
+
+    a = e.good;
+    a.q.shape[1] = 5;
+    expect_run(&e, &a, BK_STATUS_INVALID_PROBLEM, "paged_decode q.shape[1]");
+    bkt_check(strstr(bk_last_error(), "paged_decode: q.shape[1] is 5, expected q_heads = 4") != NULL,
+              "paged_decode q.shape message", "got \"%s\"", bk_last_error());
+    a = e.good;
+    a.q.dtype = BK_DTYPE_BF16;
+    expect_run(&e, &a, BK_STATUS_INVALID_PROBLEM, "paged_decode q dtype");
+    a = e.good;
+    a.o.dtype = BK_DTYPE_F32;
+    expect_run(&e, &a, BK_STATUS_INVALID_PROBLEM, "paged_decode o dtype");
+    a = e.good;
+    a.o.rank = 2;
+    expect_run(&e, &a, BK_STATUS_INVALID_PROBLEM, "paged_decode o rank");
+    a = e.good;
+    a.q.data = NULL;
+    expect_run(&e, &a, BK_STATUS_INVALID_PROBLEM, "paged_decode q NULL data");
+    a = e.good;
+    a.o.capacity = n - 1;
+    expect_run(&e, &a, BK_STATUS_BUFFER_TOO_SMALL, "paged_decode o capacity");
+    a = e.good;
+    a.o.strides[1] = 0;
+    expect_run(&e, &a, BK_STATUS_INVALID_PROBLEM, "paged_decode o broadcast stride");
+    a = e.good;
+    a.o.strides[0] = D; /* rows overlap heads */
+    expect_run(&e, &a, BK_STATUS_INVALID_PROBLEM, "paged_decode o overlapping");
+    a = e.good;
+    a.q.strides[2] = 2;
+    a.q.strides[1] = 2 * D;
+    a.q.strides[0] = 2 * D * Hq;
+    a.q.capacity = 0;
+    expect_run(&e, &a, BK_STATUS_UNSUPPORTED, "paged_decode q inner stride 2");
+    a = e.good;
+    l2 = tl;
+    l2.shape[1] = 2;
+    a.lse = &l2;
+    expect_run(&e, &a, BK_STATUS_INVALID_PROBLEM, "paged_decode lse shape");
+    a = e.good;
+    l2 = tl;
+    l2.dtype = BK_DTYPE_F16;
+    a.lse = &l2;
+    expect_run(&e, &a, BK_STATUS_INVALID_PROBLEM, "paged_decode lse dtype");
+    a = e.good;
+    a.kv.k_pages.shape[2] = 5;
+    expect_run(&e, &a, BK_STATUS_INVALID_PROBLEM, "paged_decode k_pages shape");
+    a = e.good;
+    a.kv.v_pages.dtype = BK_DTYPE_BF16;
+    expect_run(&e, &a, BK_STATUS_INVALID_PROBLEM, "paged_decode v_pages dtype");
+    a = e.good;
+    a.kv.k_pages.strides[3] = 2;
+    expect_run(&e, &a, BK_STATUS_UNSUPPORTED, "paged_decode k_pages not contiguous");
+    a = e.good;
+    a.kv.kv_indptr.shape[0] = B;
+    expect_run(&e, &a, BK_STATUS_INVALID_PROBLEM, "paged_decode kv_indptr shape");
+    a = e.good;
+    a.kv.last_page_len.dtype = BK_DTYPE_I64;
+    expect_run(&e, &a, BK_STATUS_INVALID_PROBLEM, "paged_decode last_page_len dtype");
+    a = e.good;
+    a.kv.kv_indices.rank = 2;
+    expect_run(&e, &a, BK_STATUS_INVALID_PROBLEM, "paged_decode kv_indices rank");
+
+    /* index values (paged.h's table); each is restored after its case */
+    int32_t keep;
+    keep = c.indptr[0];
+    c.indptr[0] = 1;
+    expect_run(&e, &e.good, BK_STATUS_INVALID_PROBLEM, "paged_decode kv_indptr[0] = 1");
+    c.indptr[0] = keep;
+    keep = c.indptr[2];
+    c.indptr[2] = c.indptr[1];
+    expect_run(&e, &e.good, BK_STATUS_INVALID_PROBLEM, "paged_decode request with no page");
+    c.indptr[2] = keep;
+    keep = c.indptr[2];
+    c.indptr[2] = c.indptr[1] - 1;
+    expect_run(&e, &e.good, BK_STATUS_INVALID_PROBLEM, "paged_decode kv_indptr decreasing");
+    c.indptr[2] = keep;
+    keep = c.last[1];
+    c.last[1] = 0;
+    expect_run(&e, &e.good, BK_STATUS_INVALID_PROBLEM, "paged_decode last_page_len 0");
+    c.last[1] = 5;
+    expect_run(&e, &e.good, BK_STATUS_INVALID_PROBLEM, "paged_decode last_page_len > page_size");
+    c.last[1] = keep;
+    keep = c.indptr[B];
+    c.indptr[B] = c.n_indices + 1;
+    expect_run(&e, &e.good, BK_STATUS_OUT_OF_RANGE, "paged_decode kv_indptr[batch] beyond kv_indices");
+    c.indptr[B] = keep;
+    keep = c.indices[2];
+    c.indices[2] = -1;
+    expect_run(&e, &e.good, BK_STATUS_OUT_OF_RANGE, "paged_decode page id -1");
+    c.indices[2] = c.num_pages;
+    expect_run(&e, &e.good, BK_STATUS_OUT_OF_RANGE, "paged_decode page id = num_pages");
+    bkt_check(strstr(bk_last_error(), "kv_indices[2]") != NULL, "paged_decode page id message", "got \"%s\"",
+              bk_last_error());
+    c.indices[2] = keep;
+
+    /* plans and pointers */
+    bk_paged_decode_plan zero;
+    memset(&zero, 0, sizeof zero);
+    bkt_expect_status(bk_paged_decode_run(&zero, NULL, (bk_workspace){0}, &e.good), BK_STATUS_INVALID_PROBLEM,
+                      "paged_decode plan not from select");
+    bkt_expect_status(bk_paged_decode_run(NULL, NULL, (bk_workspace){0}, &e.good), BK_STATUS_INVALID_PROBLEM,
+                      "paged_decode NULL plan");
+    bkt_expect_status(bk_paged_decode_run(&e.plan, NULL, (bk_workspace){0}, NULL), BK_STATUS_INVALID_PROBLEM,
+                      "paged_decode NULL args");
+    bkt_check(bkt_same_bytes(e.o0, e.o, e.o_bytes) && bkt_same_bytes(e.lse0, e.lse, e.lse_bytes),
+              "paged_decode bad plans", "output written on failure");
+    /* and the good call still works after all that */
+    bkt_expect_status(bk_paged_decode_run(&e.plan, NULL, (bk_workspace){0}, &e.good), BK_STATUS_SUCCESS,
+                      "paged_decode good call after bad ones");
+
+    bkt_free(q);
+    bkt_free(e.o);
+    bkt_free(e.lse);
+    bkt_free(e.o0);
+    bkt_free(e.lse0);
+    cache_free(&c);
+}
+
+static void test_cuda(void)
+{
+    bk_target gpu;
+    if (!bkt_cuda_target("paged_decode cuda", &gpu))
+        return;
+    bk_paged_decode_desc d = {2, 8, 0.125, 0, {4, 2, 16, 64, BK_DTYPE_F16}};
+    bk_paged_decode_plan plan;
+    bk_status st = bk_paged_decode_select(&d, gpu, BK_PREFER_FASTEST, &plan);
+    if (st == BK_STATUS_UNSUPPORTED)
+        bkt_skip("paged_decode cuda", bk_last_error());
+    else
+        bkt_check(false, "paged_decode cuda", "select on CUDA returned %s; no CUDA path is tested yet",
+                  bk_status_name(st));
+}
+
+int main(void)
+{
+    bkt_init("test_paged_decode");
+    static const bk_dtype dts[3] = {BK_DTYPE_F16, BK_DTYPE_BF16, BK_DTYPE_F32};
+    static const int32_t dims[2] = {64, 128}, pages[3] = {1, 5, 16};
+    static const int32_t heads[2][2] = {{8, 2}, {4, 4}};
+    int k = 0;
+    for (int t = 0; t < 3; t++)
+        for (int di = 0; di < 2; di++)
+            for (int hi = 0; hi < 2; hi++)
+                for (int pi = 0; pi < 3; pi++, k++) {
+                    decode_case tc = {dts[t], dims[di], heads[hi][0], heads[hi][1], pages[pi], k % 2 == 1,
+                                      k % 3 != 2, k % 5 == 0 ? 4 : 0};
+                    test_decode(tc);
+                }
+    test_decode((decode_case){BK_DTYPE_BF16, 256, 6, 3, 5, true, true, 0});
+    test_decode((decode_case){BK_DTYPE_F32, 64, 7, 1, 16, false, true, 0}); /* MQA, odd head count */
+    test_bad_inputs();
+    test_cuda();
+    return bkt_finish();
+}

@@ -1,0 +1,579 @@
+/* test_paged_prefill.c - paged_prefill against a naive f64 reference that gathers each
+ * request's K/V through its own page arithmetic and materialises the scores, with the
+ * bottom-right causal mask written out row by row: f16/bf16, causal and not, GQA and
+ * MHA, qo_len < kv_len, qo_len == kv_len, requests with 0 rows (first, middle, last),
+ * qo_len > kv_len under causal (rows with no key: o = 0, lse = -inf), shuffled page ids,
+ * padded views, lse absent, never-read pool slots poisoned with NaN; bad inputs (exact
+ * status, outputs untouched); determinism (1 thread and all threads).
+ * The cache helpers are the same as test_paged_decode.c's (each test is one file). */
+#include "bk_test.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define MAX_BATCH 8
+
+/* ------------------------------------------------------------- the cache -- */
+
+typedef struct cache {
+    bk_dtype dt;
+    int32_t batch, kv_heads, page_size, head_dim, num_pages, n_indices;
+    int64_t kv_len[MAX_BATCH];
+    void *k, *v;
+    int32_t *indices, *indptr, *last;
+} cache;
+
+/* Pages in shuffled order; every slot no request owns holds NaN, so a read past a
+ * request's tokens shows up in the output. `spare_pages` unused pages in the pool,
+ * `spare_indices` trailing kv_indices entries (set to -1: never read). */
+static void cache_make(cache *c, bk_dtype dt, int32_t batch, const int64_t *kv_len, int32_t kv_heads,
+                       int32_t page_size, int32_t head_dim, int32_t spare_pages, int32_t spare_indices)
+{
+    memset(c, 0, sizeof *c);
+    c->dt = dt;
+    c->batch = batch;
+    c->kv_heads = kv_heads;
+    c->page_size = page_size;
+    c->head_dim = head_dim;
+    int32_t used = 0;
+    for (int32_t b = 0; b < batch; b++) {
+        c->kv_len[b] = kv_len[b];
+        used += (int32_t)((kv_len[b] + page_size - 1) / page_size);
+    }
+    c->num_pages = used + spare_pages;
+    c->n_indices = used + spare_indices;
+    int64_t pool = (int64_t)c->num_pages * kv_heads * page_size * head_dim;
+    c->k = bkt_alloc(dt, pool);
+    c->v = bkt_alloc(dt, pool);
+    bkt_poison(c->k, dt, pool);
+    bkt_poison(c->v, dt, pool);
+    int32_t *perm = malloc((size_t)c->num_pages * sizeof(int32_t));
+    for (int32_t i = 0; i < c->num_pages; i++)
+        perm[i] = i;
+    for (int32_t i = c->num_pages - 1; i > 0; i--) {
+        int32_t j = (int32_t)bkt_randint(0, i), t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    c->indices = malloc((size_t)(c->n_indices + 1) * sizeof(int32_t));
+    c->indptr = malloc((size_t)(batch + 1) * sizeof(int32_t));
+    c->last = malloc((size_t)batch * sizeof(int32_t));
+    c->indptr[0] = 0;
+    for (int32_t b = 0; b < batch; b++) {
+        int32_t pages = (int32_t)((kv_len[b] + page_size - 1) / page_size);
+        c->indptr[b + 1] = c->indptr[b] + pages;
+        c->last[b] = (int32_t)(kv_len[b] - (int64_t)(pages - 1) * page_size);
+    }
+    for (int32_t i = 0; i < c->n_indices; i++)
+        c->indices[i] = i < used ? perm[i] : -1;
+    free(perm);
+    /* the tokens: random values at each request's slots only */
+    for (int32_t b = 0; b < batch; b++)
+        for (int32_t g = 0; g < kv_heads; g++)
+            for (int64_t t = 0; t < kv_len[b]; t++) {
+                int64_t page = c->indices[c->indptr[b] + t / page_size];
+                int64_t off = ((page * kv_heads + g) * page_size + t % page_size) * head_dim;
+                for (int32_t d = 0; d < head_dim; d++) {
+                    bkt_set(c->k, dt, off + d, bkt_uniform(-1.0, 1.0));
+                    bkt_set(c->v, dt, off + d, bkt_uniform(-1.0, 1.0));
+                }
+            }
+}
+
+static void cache_free(cache *c)
+{
+    bkt_free(c->k);
+    bkt_free(c->v);
+    free(c->indices);
+    free(c->indptr);
+    free(c->last);
+}
+
+static bk_paged_kv_desc cache_desc(const cache *c)
+{
+    bk_paged_kv_desc d = {c->num_pages, c->kv_heads, c->page_size, c->head_dim, c->dt};
+    return d;
+}
+
+static bk_paged_kv cache_tensors(const cache *c)
+{
+    int64_t pool[4] = {c->num_pages, c->kv_heads, c->page_size, c->head_dim};
+    int64_t n[1] = {c->n_indices}, bp1[1] = {c->batch + 1}, b1[1] = {c->batch};
+    bk_paged_kv kv = {bkt_view(c->k, c->dt, 4, pool), bkt_view(c->v, c->dt, 4, pool),
+                      bkt_view(c->indices, BK_DTYPE_I32, 1, n), bkt_view(c->indptr, BK_DTYPE_I32, 1, bp1),
+                      bkt_view(c->last, BK_DTYPE_I32, 1, b1)};
+    return kv;
+}
+
+/* Key/value element d of token t, kv head g, request b: the test's own page arithmetic. */
+static double cache_at(const cache *c, const void *pool, int32_t b, int32_t g, int64_t t, int32_t d)
+{
+    int64_t page = c->indices[c->indptr[b] + t / c->page_size];
+    int64_t slot = t % c->page_size;
+    return bkt_get(pool, c->dt, ((page * c->kv_heads + g) * c->page_size + slot) * c->head_dim + d);
+}
+
+/* Naive attention of q[D] over the first n tokens of request b, kv head g: scores
+ * materialised, then max, exp, sum. n == 0 -> out 0, lse -inf. */
+static void ref_row(const cache *c, int32_t b, int32_t g, const double *q, int64_t n, double scale, double *out,
+                    double *lse)
+{
+    const int32_t D = c->head_dim;
+    for (int32_t d = 0; d < D; d++)
+        out[d] = 0.0;
+    if (n == 0) {
+        *lse = -INFINITY;
+        return;
+    }
+    double *s = malloc((size_t)n * sizeof(double)), m = -INFINITY, sum = 0.0;
+    for (int64_t j = 0; j < n; j++) {
+        double dot = 0.0;
+        for (int32_t d = 0; d < D; d++)
+            dot += q[d] * cache_at(c, c->k, b, g, j, d);
+        s[j] = scale * dot;
+        if (s[j] > m)
+            m = s[j];
+    }
+    for (int64_t j = 0; j < n; j++) {
+        s[j] = exp(s[j] - m);
+        sum += s[j];
+    }
+    for (int64_t j = 0; j < n; j++)
+        for (int32_t d = 0; d < D; d++)
+            out[d] += s[j] / sum * cache_at(c, c->v, b, g, j, d);
+    *lse = m + log(sum);
+    free(s);
+}
+
+/* True when every element of buf (n elements of `elem` bytes) outside the positions
+ * of view t still has the bytes of `before`. */
+static bool untouched_outside(const bk_tensor *t, const void *buf, const void *before, int64_t n, size_t elem)
+{
+    char *mask = calloc((size_t)n + 1, 1);
+    int64_t numel = 1, idx[BK_MAX_RANK] = {0};
+    for (int32_t i = 0; i < t->rank; i++)
+        numel *= t->shape[i];
+    for (int64_t k = 0; k < numel; k++) {
+        int64_t off = 0;
+        for (int32_t a = 0; a < t->rank; a++)
+            off += idx[a] * t->strides[a];
+        mask[off] = 1;
+        for (int32_t a = t->rank - 1; a >= 0; a--) {
+            if (++idx[a] < t->shape[a])
+                break;
+            idx[a] = 0;
+        }
+    }
+    bool ok = true;
+    for (int64_t i = 0; i < n && ok; i++)
+        if (!mask[i] && memcmp((const char *)buf + i * elem, (const char *)before + i * elem, elem) != 0)
+            ok = false;
+    free(mask);
+    return ok;
+}
+
+/* ------------------------------------------------------------- correctness -- */
+
+typedef struct prefill_case {
+    bk_dtype dt;
+    bool causal;
+    int32_t head_dim, q_heads, kv_heads, page_size;
+    bool padded, with_lse;
+    int32_t batch;
+    int64_t qo_len[MAX_BATCH], kv_len[MAX_BATCH];
+} prefill_case;
+
+/* Keys row i of a request (qo_len rows, kv_len keys) sees: all, or under the
+ * bottom-right causal mask j <= i + kv_len - qo_len. */
+static int64_t visible_keys(bool causal, int64_t i, int64_t qo_len, int64_t kv_len)
+{
+    if (!causal)
+        return kv_len;
+    int64_t n = i + kv_len - qo_len + 1;
+    return n < 0 ? 0 : n > kv_len ? kv_len : n;
+}
+
+static void test_prefill(const prefill_case *tc)
+{
+    const int32_t B = tc->batch, D = tc->head_dim, Hq = tc->q_heads, Hkv = tc->kv_heads;
+    const bk_dtype dt = tc->dt;
+    int32_t q_indptr[MAX_BATCH + 1] = {0};
+    for (int32_t b = 0; b < B; b++)
+        q_indptr[b + 1] = q_indptr[b] + (int32_t)tc->qo_len[b];
+    const int32_t R = q_indptr[B];
+    char what[200];
+    int len = snprintf(what, sizeof what, "paged_prefill %s%s D=%d Hq=%d Hkv=%d page=%d%s%s (qo,kv):",
+                       bk_dtype_name(dt), tc->causal ? " causal" : "", (int)D, (int)Hq, (int)Hkv,
+                       (int)tc->page_size, tc->padded ? " strided" : "", tc->with_lse ? " lse" : "");
+    for (int32_t b = 0; b < B && len < (int)sizeof what; b++)
+        len += snprintf(what + len, sizeof what - (size_t)len, " (%lld,%lld)", (long long)tc->qo_len[b],
+                        (long long)tc->kv_len[b]);
+    cache c;
+    cache_make(&c, dt, B, tc->kv_len, Hkv, tc->page_size, D, 2, 1);
+
+    int64_t qshape[3] = {R, Hq, D}, lshape[2] = {R, Hq}, pshape[1] = {B + 1};
+    int64_t pad = tc->padded ? 5 : 0;
+    bk_tensor probe = bkt_view_padded(NULL, dt, 3, qshape, pad), lprobe = bkt_view_padded(NULL, BK_DTYPE_F32, 2, lshape, pad);
+    int64_t span = bkt_view_span(&probe) + 1, lspan = bkt_view_span(&lprobe) + 1;
+    void *q = bkt_alloc(dt, span), *o = bkt_alloc(dt, span), *lse = bkt_alloc(BK_DTYPE_F32, lspan);
+    bkt_fill(q, dt, span, -2.0, 2.0);
+    bkt_poison(o, dt, span);
+    bkt_poison(lse, BK_DTYPE_F32, lspan);
+    void *o_before = bkt_snapshot(o, (size_t)span * bk_dtype_size(dt));
+    void *l_before = bkt_snapshot(lse, (size_t)lspan * sizeof(float));
+    bk_tensor tq = bkt_view_padded(q, dt, 3, qshape, pad), to = bkt_view_padded(o, dt, 3, qshape, pad);
+    bk_tensor tl = bkt_view_padded(lse, BK_DTYPE_F32, 2, lshape, pad);
+
+    const double scale = 1.0 / sqrt((double)D);
+    double *ref_o = malloc((size_t)(R * Hq * D + 1) * sizeof(double));
+    double *ref_l = malloc((size_t)(R * Hq + 1) * sizeof(double));
+    double qrow[256];
+    for (int32_t b = 0; b < B; b++)
+        for (int64_t i = 0; i < tc->qo_len[b]; i++) {
+            int64_t r = q_indptr[b] + i;
+            int64_t n = visible_keys(tc->causal, i, tc->qo_len[b], tc->kv_len[b]);
+            for (int32_t h = 0; h < Hq; h++) {
+                for (int32_t d = 0; d < D; d++)
+                    qrow[d] = bkt_at(&tq, (int64_t[]){r, h, d});
+                ref_row(&c, b, h / (Hq / Hkv), qrow, n, scale, ref_o + (r * Hq + h) * D, ref_l + r * Hq + h);
+            }
+        }
+
+    bk_paged_prefill_desc desc = {B, R, Hq, scale, tc->causal, tc->padded, cache_desc(&c)};
+    bk_paged_prefill_plan plan;
+    bk_status st = bk_paged_prefill_select(&desc, bk_target_cpu(), BK_PREFER_DETERMINISTIC, &plan);
+    if (bkt_expect_status(st, BK_STATUS_SUCCESS, what)) {
+        bkt_check(plan.info.precision.deterministic && bk_paged_prefill_workspace_size(&plan) == 0 &&
+                      plan.info.sku.op == BK_OP_PAGED_PREFILL && plan.info.sku.dtype == dt,
+                  what, "plan info wrong");
+        bk_paged_prefill_args args = {tq, bkt_view(q_indptr, BK_DTYPE_I32, 1, pshape), cache_tensors(&c), to,
+                                      tc->with_lse ? &tl : NULL};
+        st = bk_paged_prefill_run(&plan, NULL, (bk_workspace){0}, &args);
+        if (bkt_expect_status(st, BK_STATUS_SUCCESS, what)) {
+            bkt_check_close(what, &to, ref_o, 1.0);
+            if (tc->with_lse)
+                bkt_check_close(what, &tl, ref_l, 1.0);
+            else
+                bkt_check(bkt_same_bytes(l_before, lse, (size_t)lspan * sizeof(float)), what,
+                          "lse written though not requested");
+            bkt_check(untouched_outside(&to, o, o_before, span, bk_dtype_size(dt)), what,
+                      "o written outside its view");
+            /* the empty rows: exactly 0 and -inf */
+            int64_t empty = 0;
+            bool exact = true;
+            for (int32_t b = 0; b < B; b++)
+                for (int64_t i = 0; i < tc->qo_len[b]; i++)
+                    if (visible_keys(tc->causal, i, tc->qo_len[b], tc->kv_len[b]) == 0)
+                        for (int32_t h = 0; h < Hq; h++, empty++) {
+                            int64_t r = q_indptr[b] + i;
+                            for (int32_t d = 0; d < D; d++)
+                                exact = exact && bkt_at(&to, (int64_t[]){r, h, d}) == 0.0;
+                            if (tc->with_lse)
+                                exact = exact && bkt_at(&tl, (int64_t[]){r, h}) == -INFINITY;
+                        }
+            bkt_check(exact, what, "a row with no visible key is not exactly 0 / -inf (%lld such rows)",
+                      (long long)empty);
+            void *first = bkt_snapshot(o, (size_t)span * bk_dtype_size(dt));
+            void *first_l = bkt_snapshot(lse, (size_t)lspan * sizeof(float));
+            for (int rerun = 0; rerun < 2; rerun++) {
+#ifdef _OPENMP
+                int threads = omp_get_max_threads();
+                if (rerun == 0)
+                    omp_set_num_threads(1);
+#endif
+                bkt_poison(o, dt, span);
+                bkt_poison(lse, BK_DTYPE_F32, lspan);
+                st = bk_paged_prefill_run(&plan, NULL, (bk_workspace){0}, &args);
+#ifdef _OPENMP
+                omp_set_num_threads(threads);
+#endif
+                bkt_check(st == BK_STATUS_SUCCESS && bkt_same_bytes(first, o, (size_t)span * bk_dtype_size(dt)) &&
+                              bkt_same_bytes(first_l, lse, (size_t)lspan * sizeof(float)),
+                          what, "rerun %d is not bit-identical", rerun);
+            }
+            bkt_free(first);
+            bkt_free(first_l);
+        }
+    }
+    free(ref_o);
+    free(ref_l);
+    bkt_free(o_before);
+    bkt_free(l_before);
+    bkt_free(q);
+    bkt_free(o);
+    bkt_free(lse);
+    cache_free(&c);
+}
+
+/* ------------------------------------------------------------- bad inputs -- */
+
+typedef struct bad_env {
+    bk_paged_prefill_plan plan;
+    void *o, *lse, *o0, *lse0;
+    size_t o_bytes, lse_bytes;
+} bad_env;
+
+static void expect_run(bad_env *e, const bk_paged_prefill_args *args, bk_status want, const char *what)
+{
+    bkt_expect_status(bk_paged_prefill_can_implement(&e->plan, args), want, what);
+    bkt_expect_status(bk_paged_prefill_run(&e->plan, NULL, (bk_workspace){0}, args), want, what);
+    bkt_check(bk_last_error()[0] != '\0', what, "no error sentence");
+    bkt_check(bkt_same_bytes(e->o0, e->o, e->o_bytes) && bkt_same_bytes(e->lse0, e->lse, e->lse_bytes), what,
+              "output written on failure");
+}
+
+static void expect_select(const bk_paged_prefill_desc *d, bk_status want, const char *what, const char *text)
+{
+    bk_paged_prefill_plan plan;
+    bkt_expect_status(bk_paged_prefill_select(d, bk_target_cpu(), BK_PREFER_FASTEST, &plan), want, what);
+    bkt_check(bk_last_error()[0] != '\0', what, "no error sentence");
+    if (text)
+        bkt_check(strstr(bk_last_error(), text) != NULL, what, "error \"%s\" lacks \"%s\"", bk_last_error(), text);
+}
+
+static void test_bad_inputs(void)
+{
+    const bk_dtype dt = BK_DTYPE_BF16;
+    const int32_t B = 3, Hq = 6, Hkv = 3, D = 64;
+    static const int64_t kv_lens[3] = {6, 2, 11};
+    int32_t q_indptr[4] = {0, 2, 2, 7};
+    const int32_t R = 7;
+    cache c;
+    cache_make(&c, dt, B, kv_lens, Hkv, 4, D, 0, 0);
+    bk_paged_prefill_desc d = {B, R, Hq, 0.125, true, false, cache_desc(&c)};
+
+    bk_paged_prefill_desc bad = d;
+    bad.paged_kv.dtype = BK_DTYPE_F32;
+    expect_select(&bad, BK_STATUS_UNSUPPORTED, "paged_prefill f32", "paged_prefill: desc.paged_kv.dtype is f32");
+    bad = d;
+    bad.paged_kv.dtype = BK_DTYPE_F64;
+    expect_select(&bad, BK_STATUS_UNSUPPORTED, "paged_prefill f64", NULL);
+    bad = d;
+    bad.paged_kv.head_dim = 96;
+    expect_select(&bad, BK_STATUS_UNSUPPORTED, "paged_prefill head_dim 96", "head_dim is 96");
+    bad = d;
+    bad.paged_kv.head_dim = 512;
+    expect_select(&bad, BK_STATUS_UNSUPPORTED, "paged_prefill head_dim 512", NULL);
+    bad = d;
+    bad.q_heads = 4;
+    expect_select(&bad, BK_STATUS_INVALID_PROBLEM, "paged_prefill q_heads % kv_heads", "multiple of kv_heads = 3");
+    bad = d;
+    bad.total_rows = -1;
+    expect_select(&bad, BK_STATUS_INVALID_PROBLEM, "paged_prefill total_rows -1", "desc.total_rows is -1");
+    bad = d;
+    bad.batch = 0;
+    expect_select(&bad, BK_STATUS_INVALID_PROBLEM, "paged_prefill batch 0", NULL);
+    bad = d;
+    bad.scale = NAN;
+    expect_select(&bad, BK_STATUS_INVALID_PROBLEM, "paged_prefill NaN scale", NULL);
+    bad = d;
+    bad.paged_kv.page_size = -2;
+    expect_select(&bad, BK_STATUS_INVALID_PROBLEM, "paged_prefill page_size -2", NULL);
+    expect_select(NULL, BK_STATUS_INVALID_PROBLEM, "paged_prefill NULL desc", NULL);
+    bk_paged_prefill_plan scratch;
+    bkt_expect_status(bk_paged_prefill_select(&d, bk_target_cuda_cc(0, 8, 0), BK_PREFER_FASTEST, &scratch),
+                      BK_STATUS_UNSUPPORTED, "paged_prefill on CUDA (no kernel yet)");
+
+    bad_env e;
+    if (!bkt_expect_status(bk_paged_prefill_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &e.plan),
+                           BK_STATUS_SUCCESS, "paged_prefill bad-input select")) {
+        cache_free(&c);
+        return;
+    }
+    int64_t qshape[3] = {R, Hq, D}, lshape[2] = {R, Hq}, pshape[1] = {B + 1};
+    int64_t n = (int64_t)R * Hq * D;
+    void *q = bkt_alloc(dt, n);
+    bkt_fill(q, dt, n, -1, 1);
+    e.o = bkt_alloc(dt, n);
+    e.lse = bkt_alloc(BK_DTYPE_F32, R * Hq);
+    bkt_poison(e.o, dt, n);
+    bkt_poison(e.lse, BK_DTYPE_F32, R * Hq);
+    e.o_bytes = (size_t)n * 2;
+    e.lse_bytes = (size_t)R * Hq * 4;
+    e.o0 = bkt_snapshot(e.o, e.o_bytes);
+    e.lse0 = bkt_snapshot(e.lse, e.lse_bytes);
+    bk_tensor tl = bkt_view(e.lse, BK_DTYPE_F32, 2, lshape);
+    bk_paged_prefill_args good = {bkt_view(q, dt, 3, qshape), bkt_view(q_indptr, BK_DTYPE_I32, 1, pshape),
+                                  cache_tensors(&c), bkt_view(e.o, dt, 3, qshape), &tl};
+    bk_paged_prefill_args a;
+    bk_tensor l2;
+
+    a = good;
+    a.q.shape[0] = R + 1;
+    expect_run(&e, &a, BK_STATUS_INVALID_PROBLEM, "paged_prefill q.shape[0]");
+    bkt_check(strstr(bk_last_error(), "paged_prefill: q.shape[0] is 8, expected total_rows = 7") != NULL,
+              "paged_prefill q.shape message", "got \"%s\"", bk_last_error());
+    a = good;
+    a.o.shape[2] = 128;
+    expect_run(&e, &a, BK_STATUS_INVALID_PROBLEM, "paged_prefill o.shape[2]");
+    a = good;
+    a.o.dtype = BK_DTYPE_F16;
+    expect_run(&e, &a, BK_STATUS_INVALID_PROBLEM, "paged_prefill o dtype");
+    a = good;
+    a.o.capacity = 10;
+    expect_run(&e, &a, BK_STATUS_BUFFER_TOO_SMALL, "paged_prefill o capacity");
+    a = good;
+    a.o.strides[2] = 3;
+    a.o.capacity = 0;
+    expect_run(&e, &a, BK_STATUS_INVALID_PROBLEM, "paged_prefill o inner stride 3 overlapping");
+    a = good;
+    a.q.strides[2] = 0;
+    expect_run(&e, &a, BK_STATUS_UNSUPPORTED, "paged_prefill q broadcast head_dim");
+    a = good;
+    a.q_indptr.shape[0] = B;
+    expect_run(&e, &a, BK_STATUS_INVALID_PROBLEM, "paged_prefill q_indptr shape");
+    a = good;
+    a.q_indptr.dtype = BK_DTYPE_I64;
+    expect_run(&e, &a, BK_STATUS_INVALID_PROBLEM, "paged_prefill q_indptr dtype");
+    a = good;
+    a.q_indptr.data = NULL;
+    expect_run(&e, &a, BK_STATUS_INVALID_PROBLEM, "paged_prefill q_indptr NULL");
+    a = good;
+    l2 = tl;
+    l2.shape[0] = B;
+    a.lse = &l2;
+    expect_run(&e, &a, BK_STATUS_INVALID_PROBLEM, "paged_prefill lse shape");
+    a = good;
+    l2 = tl;
+    l2.strides[0] = 1;
+    l2.capacity = 0;
+    a.lse = &l2;
+    expect_run(&e, &a, BK_STATUS_INVALID_PROBLEM, "paged_prefill lse overlapping");
+    a = good;
+    a.kv.v_pages.shape[0] = c.num_pages + 1;
+    expect_run(&e, &a, BK_STATUS_INVALID_PROBLEM, "paged_prefill v_pages shape");
+    a = good;
+    a.kv.last_page_len.shape[0] = B + 1;
+    expect_run(&e, &a, BK_STATUS_INVALID_PROBLEM, "paged_prefill last_page_len shape");
+
+    /* q_indptr values */
+    q_indptr[0] = 1;
+    expect_run(&e, &good, BK_STATUS_INVALID_PROBLEM, "paged_prefill q_indptr[0] = 1");
+    q_indptr[0] = 0;
+    q_indptr[2] = 1;
+    expect_run(&e, &good, BK_STATUS_INVALID_PROBLEM, "paged_prefill q_indptr decreasing");
+    bkt_check(strstr(bk_last_error(), "q_indptr[2] is 1") != NULL, "paged_prefill q_indptr message", "got \"%s\"",
+              bk_last_error());
+    q_indptr[2] = 2;
+    q_indptr[3] = 6;
+    expect_run(&e, &good, BK_STATUS_OUT_OF_RANGE, "paged_prefill q_indptr[batch] != total_rows");
+    q_indptr[3] = 7;
+    /* page table values */
+    int32_t keep = c.last[2];
+    c.last[2] = 9;
+    expect_run(&e, &good, BK_STATUS_INVALID_PROBLEM, "paged_prefill last_page_len > page_size");
+    c.last[2] = keep;
+    keep = c.indptr[1];
+    c.indptr[1] = 0;
+    expect_run(&e, &good, BK_STATUS_INVALID_PROBLEM, "paged_prefill request with no page");
+    c.indptr[1] = keep;
+    keep = c.indptr[B];
+    c.indptr[B] = c.n_indices + 3;
+    expect_run(&e, &good, BK_STATUS_OUT_OF_RANGE, "paged_prefill kv_indptr[batch] beyond kv_indices");
+    c.indptr[B] = keep;
+    keep = c.indices[c.n_indices - 1];
+    c.indices[c.n_indices - 1] = c.num_pages + 7;
+    expect_run(&e, &good, BK_STATUS_OUT_OF_RANGE, "paged_prefill page id beyond the pool");
+    c.indices[c.n_indices - 1] = keep;
+
+    bk_paged_prefill_plan zero;
+    memset(&zero, 0, sizeof zero);
+    bkt_expect_status(bk_paged_prefill_run(&zero, NULL, (bk_workspace){0}, &good), BK_STATUS_INVALID_PROBLEM,
+                      "paged_prefill plan not from select");
+    bkt_expect_status(bk_paged_prefill_run(&e.plan, NULL, (bk_workspace){0}, NULL), BK_STATUS_INVALID_PROBLEM,
+                      "paged_prefill NULL args");
+    bkt_check(bkt_same_bytes(e.o0, e.o, e.o_bytes) && bkt_same_bytes(e.lse0, e.lse, e.lse_bytes),
+              "paged_prefill bad plans", "output written on failure");
+    bkt_expect_status(bk_paged_prefill_run(&e.plan, NULL, (bk_workspace){0}, &good), BK_STATUS_SUCCESS,
+                      "paged_prefill good call after bad ones");
+
+    bkt_free(q);
+    bkt_free(e.o);
+    bkt_free(e.lse);
+    bkt_free(e.o0);
+    bkt_free(e.lse0);
+    cache_free(&c);
+}
+
+/* total_rows 0: every request has 0 rows; nothing to write, success. */
+static void test_no_rows(void)
+{
+    const char *what = "paged_prefill total_rows 0";
+    static const int64_t kv_lens[2] = {3, 8};
+    cache c;
+    cache_make(&c, BK_DTYPE_F16, 2, kv_lens, 1, 4, 64, 0, 0);
+    int32_t q_indptr[3] = {0, 0, 0};
+    int64_t qshape[3] = {0, 2, 64}, pshape[1] = {3};
+    bk_paged_prefill_desc d = {2, 0, 2, 0.125, true, false, cache_desc(&c)};
+    bk_paged_prefill_plan plan;
+    if (bkt_expect_status(bk_paged_prefill_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS,
+                          what)) {
+        bk_paged_prefill_args a = {bkt_view(NULL, BK_DTYPE_F16, 3, qshape), bkt_view(q_indptr, BK_DTYPE_I32, 1, pshape),
+                                   cache_tensors(&c), bkt_view(NULL, BK_DTYPE_F16, 3, qshape), NULL};
+        bkt_expect_status(bk_paged_prefill_run(&plan, NULL, (bk_workspace){0}, &a), BK_STATUS_SUCCESS, what);
+    }
+    cache_free(&c);
+}
+
+static void test_cuda(void)
+{
+    bk_target gpu;
+    if (!bkt_cuda_target("paged_prefill cuda", &gpu))
+        return;
+    bk_paged_prefill_desc d = {2, 8, 8, 0.125, true, false, {4, 2, 16, 64, BK_DTYPE_F16}};
+    bk_paged_prefill_plan plan;
+    bk_status st = bk_paged_prefill_select(&d, gpu, BK_PREFER_FASTEST, &plan);
+    if (st == BK_STATUS_UNSUPPORTED)
+        bkt_skip("paged_prefill cuda", bk_last_error());
+    else
+        bkt_check(false, "paged_prefill cuda", "select on CUDA returned %s; no CUDA path is tested yet",
+                  bk_status_name(st));
+}
+
+int main(void)
+{
+    bkt_init("test_paged_prefill");
+    /* (qo_len, kv_len) per request: qo < kv, qo == kv, 0 rows in the middle, qo > kv
+     * (causal: the first qo - kv rows see nothing), one row over 130 keys, 33 == 33 */
+    prefill_case mixed = {.batch = 6, .qo_len = {3, 7, 0, 9, 1, 33}, .kv_len = {7, 7, 5, 4, 130, 33}};
+    /* 0 rows first and last; qo > kv by one; one key */
+    prefill_case edges = {.batch = 5, .qo_len = {0, 5, 2, 13, 0}, .kv_len = {3, 12, 1, 12, 1}};
+    static const bk_dtype dts[2] = {BK_DTYPE_F16, BK_DTYPE_BF16};
+    static const int32_t heads[2][2] = {{8, 2}, {4, 4}};
+    static const int32_t pages[3] = {1, 5, 16};
+    int k = 0;
+    for (int t = 0; t < 2; t++)
+        for (int causal = 0; causal < 2; causal++)
+            for (int hi = 0; hi < 2; hi++, k++) {
+                prefill_case tc = mixed;
+                tc.dt = dts[t];
+                tc.causal = causal;
+                tc.head_dim = 64;
+                tc.q_heads = heads[hi][0];
+                tc.kv_heads = heads[hi][1];
+                tc.page_size = pages[k % 3];
+                tc.padded = k % 2 == 0;
+                tc.with_lse = k % 4 != 3;
+                test_prefill(&tc);
+                tc = edges;
+                tc.dt = dts[t];
+                tc.causal = causal;
+                tc.head_dim = 128;
+                tc.q_heads = heads[hi][0];
+                tc.kv_heads = heads[hi][1];
+                tc.page_size = pages[(k + 1) % 3];
+                tc.padded = k % 2 == 1;
+                tc.with_lse = true;
+                test_prefill(&tc);
+            }
+    prefill_case big = {BK_DTYPE_BF16, true, 256, 4, 2, 16, true, true, 2, {5, 17}, {9, 17}};
+    test_prefill(&big);
+    test_no_rows();
+    test_bad_inputs();
+    test_cuda();
+    return bkt_finish();
+}
