@@ -1,0 +1,73 @@
+/* ssd_bwd.c - Mamba-2 SSD chunk-scan backward plan: select, can_implement, workspace and
+ * dispatch. The descriptor and input checks are shared with ssd_fwd (core/ssd_check.c);
+ * the math lives in the backends (src/cpu/ssd.c). Every kernel writes all five gradients
+ * (none is accumulated) and reduces dA without atomics. */
+#include "core/core.h"
+#include "core/ssd_check.h"
+#include "cpu/ssd.h"
+
+enum { SSD_BWD_KERNEL_CPU = 0 };
+
+static const bk_kernel_entry ssd_bwd_kernels[] = {
+    {SSD_BWD_KERNEL_CPU, BK_TARGET_CPU, 0, 0, BK_ARCH_CPU, BK_DT_FLOATS, BK_BACKEND_REFERENCE,
+     BK_PRECISION_CPU_REFERENCE, bk_ssd_rejects_dims},
+};
+
+bk_status bk_ssd_bwd_select(const bk_ssd_desc *desc, bk_target target, bk_preference preference,
+                            bk_ssd_bwd_plan *plan)
+{
+    bk_clear_error();
+    BK_TRY(bk_ssd_check_desc("ssd_bwd", desc));
+    BK_TRY(bk_check_ptr("ssd_bwd", "plan", plan));
+    bk_ssd_bwd_plan p = {.desc = *desc};
+    BK_TRY(bk_select_kernel("ssd_bwd", BK_CATEGORY_SSM, BK_OP_SSD_BWD, ssd_bwd_kernels,
+                            (int32_t)(sizeof ssd_bwd_kernels / sizeof ssd_bwd_kernels[0]), desc, desc->dtype,
+                            target, preference, &p.info));
+    *plan = p;
+    return BK_STATUS_SUCCESS;
+}
+
+bk_status bk_ssd_bwd_can_implement(const bk_ssd_bwd_plan *plan, const bk_ssd_bwd_args *args)
+{
+    bk_clear_error();
+    BK_TRY(bk_check_ptr("ssd_bwd", "plan", plan));
+    BK_TRY(bk_check_plan("ssd_bwd", &plan->info, BK_OP_SSD_BWD));
+    BK_TRY(bk_check_ptr("ssd_bwd", "args", args));
+    const bk_ssd_desc *d = &plan->desc;
+    BK_TRY(bk_ssd_check_inputs("ssd_bwd", d, &args->x, &args->dt, &args->a, &args->b, &args->c));
+    bk_tensor_spec s_dy = bk_ssd_spec(d, BK_SSD_ROLE_X, "dy", false);
+    bk_tensor_spec s_dx = bk_ssd_spec(d, BK_SSD_ROLE_X, "dx", true);
+    bk_tensor_spec s_ddt = bk_ssd_spec(d, BK_SSD_ROLE_DT, "ddt", true);
+    bk_tensor_spec s_da = bk_ssd_spec(d, BK_SSD_ROLE_A, "da", true);
+    bk_tensor_spec s_db = bk_ssd_spec(d, BK_SSD_ROLE_BC, "db", true);
+    bk_tensor_spec s_dc = bk_ssd_spec(d, BK_SSD_ROLE_BC, "dc", true);
+    BK_TRY(bk_check_tensor("ssd_bwd", &args->dy, &s_dy));
+    BK_TRY(bk_check_tensor("ssd_bwd", &args->dx, &s_dx));
+    BK_TRY(bk_check_tensor("ssd_bwd", &args->ddt, &s_ddt));
+    BK_TRY(bk_check_tensor("ssd_bwd", &args->da, &s_da));
+    BK_TRY(bk_check_tensor("ssd_bwd", &args->db, &s_db));
+    return bk_check_tensor("ssd_bwd", &args->dc, &s_dc);
+}
+
+size_t bk_ssd_bwd_workspace_size(const bk_ssd_bwd_plan *plan)
+{
+    if (plan == NULL || plan->info.sku.op != BK_OP_SSD_BWD)
+        return 0;
+    switch (plan->info.kernel) {
+    case SSD_BWD_KERNEL_CPU: return bk_cpu_ssd_bwd_workspace(&plan->desc);
+    }
+    return 0;
+}
+
+bk_status bk_ssd_bwd_run(const bk_ssd_bwd_plan *plan, void *stream, bk_workspace workspace,
+                         const bk_ssd_bwd_args *args)
+{
+    (void)stream;
+    BK_TRY(bk_ssd_bwd_can_implement(plan, args));
+    BK_TRY(bk_check_workspace("ssd_bwd", &workspace, bk_ssd_bwd_workspace_size(plan)));
+    switch (plan->info.kernel) {
+    case SSD_BWD_KERNEL_CPU: return bk_cpu_ssd_bwd(&plan->desc, args, workspace.data);
+    }
+    return bk_fail(BK_STATUS_INVALID_PROBLEM, "ssd_bwd: plan names kernel %d, which does not exist",
+                   (int)plan->info.kernel);
+}

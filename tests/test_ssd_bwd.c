@@ -1,0 +1,570 @@
+/* test_ssd_bwd.c - ssd_bwd (Mamba-2 SSD chunk scan backward) against reverse-mode
+ * differentiation of the sequential recurrence in f64 written here, and against central
+ * finite differences of the library's own f64 forward; every dtype, odd sizes, every
+ * chunk_size regime, strided views; chunk_size invariance, determinism (rerun over the
+ * previous outputs, so accumulation would show; thread count), empty problems (dA still
+ * written), bad inputs with their exact status and untouched outputs. */
+#include "bk_test.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static const bk_dtype k_dtypes[] = {BK_DTYPE_F32, BK_DTYPE_F64, BK_DTYPE_F16, BK_DTYPE_BF16};
+
+typedef struct ssd_case {
+    int64_t b, l, h, d, n;
+    int32_t chunk;
+} ssd_case;
+
+static const ssd_case k_cases[] = {
+    {1, 1, 1, 1, 1, 1},     {2, 7, 3, 5, 16, 7},     {1, 33, 2, 16, 5, 7},  {2, 33, 3, 1, 64, 16},
+    {1, 130, 2, 64, 16, 64}, {2, 130, 1, 16, 64, 16}, {1, 130, 2, 5, 1, 1},  {1, 33, 1, 64, 64, 100},
+    {1, 5, 1, 256, 256, 2}, {3, 1, 2, 7, 3, 64},     {2, 0, 2, 4, 4, 3},    {0, 3, 2, 4, 4, 3},
+    {1, 7, 2, 0, 3, 2},     {1, 7, 2, 3, 0, 2},
+};
+
+/* The tensors of one backward problem, by index. */
+enum { IX, IDT, IA, IB, IC, IDY, ODX, ODDT, ODA, ODB, ODC, NT };
+static const char *const k_names[NT] = {"x", "dt", "a", "b", "c", "dy", "dx", "ddt", "da", "db", "dc"};
+/* Which shape each has: 0 [B,L,H,D], 1 [B,L,H], 2 [H], 3 [B,L,H,N]. */
+static const int k_role[NT] = {0, 1, 2, 3, 3, 0, 0, 1, 2, 3, 3};
+
+typedef struct ssd_problem {
+    ssd_case s;
+    bk_dtype dtype;
+    void *buf[NT];
+    int64_t span[NT]; /* elements of each buffer */
+    bk_tensor view[NT];
+    double *val[NT]; /* inputs as f64, row-major */
+} ssd_problem;
+
+static int32_t shape_of(const ssd_case *s, int role, int64_t *shape)
+{
+    switch (role) {
+    case 0: shape[0] = s->b, shape[1] = s->l, shape[2] = s->h, shape[3] = s->d; return 4;
+    case 1: shape[0] = s->b, shape[1] = s->l, shape[2] = s->h; return 3;
+    case 2: shape[0] = s->h; return 1;
+    default: shape[0] = s->b, shape[1] = s->l, shape[2] = s->h, shape[3] = s->n; return 4;
+    }
+}
+
+static int64_t count_of(const ssd_case *s, int role)
+{
+    int64_t shape[4];
+    int32_t rank = shape_of(s, role, shape);
+    int64_t n = 1;
+    for (int32_t i = 0; i < rank; i++)
+        n *= shape[i];
+    return n;
+}
+
+/* Fresh inputs (dt in [dt_lo, dt_hi), A in [-2, -0.1), the rest in [-1, 1)) and poisoned
+ * outputs; when pad > 0 the views are padded by `pad` elements per axis (outputs by
+ * pad + 1; A and dA stay dense), else every view is contiguous. */
+static void make_problem(ssd_problem *p, ssd_case s, bk_dtype dt, int64_t pad, double dt_lo, double dt_hi)
+{
+    memset(p, 0, sizeof *p);
+    p->s = s;
+    p->dtype = dt;
+    for (int k = 0; k < NT; k++) {
+        int64_t shape[4];
+        int32_t rank = shape_of(&s, k_role[k], shape);
+        int64_t kpad = k_role[k] == 2 || pad == 0 ? 0 : pad + (k >= ODX ? 1 : 0);
+        bk_tensor probe = bkt_view_padded(NULL, dt, rank, shape, kpad);
+        p->span[k] = bkt_view_span(&probe) + 1;
+        p->buf[k] = bkt_alloc(dt, p->span[k]);
+        p->view[k] = bkt_view_padded(p->buf[k], dt, rank, shape, kpad);
+        if (k >= ODX) {
+            bkt_poison(p->buf[k], dt, p->span[k]);
+            continue;
+        }
+        double lo = -1, hi = 1;
+        if (k == IDT)
+            lo = dt_lo, hi = dt_hi;
+        if (k == IA)
+            lo = -2, hi = -0.1;
+        bkt_fill(p->buf[k], dt, p->span[k], lo, hi);
+        p->val[k] = malloc((size_t)(count_of(&s, k_role[k]) + 1) * sizeof(double));
+        bkt_gather(&p->view[k], p->val[k]);
+    }
+}
+
+static void free_problem(ssd_problem *p)
+{
+    for (int k = 0; k < NT; k++) {
+        bkt_free(p->buf[k]);
+        free(p->val[k]);
+    }
+}
+
+static bk_ssd_bwd_args bwd_args(const ssd_problem *p)
+{
+    const bk_tensor *v = p->view;
+    bk_ssd_bwd_args a = {v[IX], v[IDT], v[IA], v[IB], v[IC], v[IDY], v[ODX], v[ODDT], v[ODA], v[ODB], v[ODC]};
+    return a;
+}
+
+/* Independent reference: reverse-mode differentiation of the sequential recurrence,
+ * keeping every state h_t. With decay_t = exp(dt_t A):
+ *   dh_t  = dy_t C_t^T + decay_{t+1} dh_{t+1}          (dh_L = 0)
+ *   dC_t  = h_t^T dy_t
+ *   dx_t  = dt_t dh_t B_t,      dB_t = dt_t dh_t^T x_t
+ *   g_t   = <dh_t, h_{t-1}> (gradient of decay_t),     ga_t = decay_t g_t
+ *   ddt_t = x_t^T dh_t B_t + A ga_t,                    dA += dt_t ga_t
+ * out[k] receives the gradients in row-major order for k = ODX..ODC. */
+static void ref_bwd(const ssd_problem *p, double *out[NT])
+{
+    const ssd_case s = p->s;
+    const int64_t D = s.d, N = s.n, L = s.l, H = s.h, DN = D * N;
+    const double *x = p->val[IX], *dt = p->val[IDT], *A = p->val[IA], *B = p->val[IB], *C = p->val[IC],
+                 *dy = p->val[IDY];
+    double *hs = calloc((size_t)((L + 1) * DN + 1), sizeof(double)); /* hs[t+1] = h_t, hs[0] = 0 */
+    double *dh = calloc((size_t)(DN + 1), sizeof(double));
+    for (int64_t h = 0; h < H; h++)
+        out[ODA][h] = 0.0;
+    for (int64_t b = 0; b < s.b; b++)
+        for (int64_t h = 0; h < H; h++) {
+            for (int64_t t = 0; t < L; t++) {
+                int64_t r = (b * L + t) * H + h;
+                double decay = exp(dt[r] * A[h]);
+                for (int64_t d = 0; d < D; d++)
+                    for (int64_t n = 0; n < N; n++)
+                        hs[(t + 1) * DN + d * N + n] = decay * hs[t * DN + d * N + n] + dt[r] * x[r * D + d] * B[r * N + n];
+            }
+            memset(dh, 0, (size_t)DN * sizeof(double));
+            for (int64_t t = L - 1; t >= 0; t--) {
+                int64_t r = (b * L + t) * H + h;
+                const double *ht = hs + (t + 1) * DN, *hp = hs + t * DN;
+                double decay = exp(dt[r] * A[h]);
+                /* dh_t = dy_t C_t^T + (decay_{t+1} dh_{t+1}, already in dh) */
+                for (int64_t d = 0; d < D; d++)
+                    for (int64_t n = 0; n < N; n++)
+                        dh[d * N + n] += dy[r * D + d] * C[r * N + n];
+                for (int64_t n = 0; n < N; n++) {
+                    double acc = 0.0;
+                    for (int64_t d = 0; d < D; d++)
+                        acc += ht[d * N + n] * dy[r * D + d];
+                    out[ODC][r * N + n] = acc;
+                }
+                double xdhb = 0.0;
+                for (int64_t d = 0; d < D; d++) {
+                    double acc = 0.0;
+                    for (int64_t n = 0; n < N; n++)
+                        acc += dh[d * N + n] * B[r * N + n];
+                    out[ODX][r * D + d] = dt[r] * acc;
+                    xdhb += x[r * D + d] * acc;
+                }
+                for (int64_t n = 0; n < N; n++) {
+                    double acc = 0.0;
+                    for (int64_t d = 0; d < D; d++)
+                        acc += dh[d * N + n] * x[r * D + d];
+                    out[ODB][r * N + n] = dt[r] * acc;
+                }
+                double g = 0.0;
+                for (int64_t i = 0; i < DN; i++)
+                    g += dh[i] * hp[i];
+                double ga = decay * g;
+                out[ODDT][r] = xdhb + A[h] * ga;
+                out[ODA][h] += dt[r] * ga;
+                for (int64_t i = 0; i < DN; i++)
+                    dh[i] *= decay;
+            }
+        }
+    free(hs);
+    free(dh);
+}
+
+static bk_ssd_desc desc_of(ssd_case s, bk_dtype dt)
+{
+    bk_ssd_desc d = {(int32_t)s.b, (int32_t)s.l, (int32_t)s.h, (int32_t)s.d, (int32_t)s.n, s.chunk, dt};
+    return d;
+}
+
+static bk_status run_bwd(const bk_ssd_bwd_plan *plan, const bk_ssd_bwd_args *args)
+{
+    size_t bytes = bk_ssd_bwd_workspace_size(plan);
+    void *ws = bytes ? malloc(bytes) : NULL;
+    bk_status st = bk_ssd_bwd_run(plan, NULL, (bk_workspace){ws, bytes}, args);
+    free(ws);
+    return st;
+}
+
+static void case_name(char *buf, size_t size, bk_dtype dt, ssd_case s, const char *extra)
+{
+    snprintf(buf, size, "ssd_bwd %s B%lld L%lld H%lld D%lld N%lld chunk %d%s", bk_dtype_name(dt), (long long)s.b,
+             (long long)s.l, (long long)s.h, (long long)s.d, (long long)s.n, (int)s.chunk, extra);
+}
+
+static void test_backward(bk_dtype dt, ssd_case s, bool padded, double dt_hi)
+{
+    char what[160], item[200];
+    case_name(what, sizeof what, dt, s, padded ? (dt_hi > 0.5 ? " strided dt<1" : " strided") : (dt_hi > 0.5 ? " dt<1" : ""));
+    ssd_problem p;
+    make_problem(&p, s, dt, padded ? 2 : 0, 0.001, dt_hi);
+    double *ref[NT] = {0};
+    for (int k = ODX; k < NT; k++)
+        ref[k] = malloc((size_t)(count_of(&s, k_role[k]) + 1) * sizeof(double));
+    ref_bwd(&p, ref);
+
+    bk_ssd_desc d = desc_of(s, dt);
+    bk_ssd_bwd_plan plan;
+    if (bkt_expect_status(bk_ssd_bwd_select(&d, bk_target_cpu(), BK_PREFER_DETERMINISTIC, &plan), BK_STATUS_SUCCESS,
+                          what)) {
+        bk_ssd_bwd_args args = bwd_args(&p);
+        if (bkt_expect_status(run_bwd(&plan, &args), BK_STATUS_SUCCESS, what)) {
+            bool ok = true;
+            for (int k = ODX; k < NT; k++) {
+                snprintf(item, sizeof item, "%s %s", what, k_names[k]);
+                ok = bkt_check_close(item, &p.view[k], ref[k], 1.0) && ok;
+            }
+            if (ok) {
+                /* rerun over the previous outputs: bit-identical (so nothing is accumulated) */
+                void *first[NT] = {0};
+                for (int k = ODX; k < NT; k++)
+                    first[k] = bkt_snapshot(p.buf[k], (size_t)p.span[k] * bk_dtype_size(dt));
+                bkt_expect_status(run_bwd(&plan, &args), BK_STATUS_SUCCESS, what);
+                for (int k = ODX; k < NT; k++) {
+                    snprintf(item, sizeof item, "%s %s rerun", what, k_names[k]);
+                    bkt_check(bkt_same_bytes(first[k], p.buf[k], (size_t)p.span[k] * bk_dtype_size(dt)), item,
+                              "not bit-identical");
+                    bkt_free(first[k]);
+                }
+            }
+        }
+    }
+    for (int k = ODX; k < NT; k++)
+        free(ref[k]);
+    free_problem(&p);
+}
+
+/* Loss sum(W * y) through the library's f64 forward. */
+static double loss(const bk_ssd_fwd_plan *fp, const ssd_problem *p, const double *w, double *y, int64_t ny)
+{
+    int64_t shape[4] = {p->s.b, p->s.l, p->s.h, p->s.d};
+    bk_ssd_fwd_args a = {p->view[IX], p->view[IDT], p->view[IA], p->view[IB], p->view[IC],
+                         bkt_view(y, BK_DTYPE_F64, 4, shape)};
+    size_t bytes = bk_ssd_fwd_workspace_size(fp);
+    void *ws = bytes ? malloc(bytes) : NULL;
+    bk_status st = bk_ssd_fwd_run(fp, NULL, (bk_workspace){ws, bytes}, &a);
+    free(ws);
+    if (st != BK_STATUS_SUCCESS)
+        return NAN;
+    double l = 0.0;
+    for (int64_t i = 0; i < ny; i++)
+        l += w[i] * y[i];
+    return l;
+}
+
+/* Central differences of the f64 forward for L = sum(W * y), against ssd_bwd with dy = W,
+ * for every A and several entries of x, dt, B, C. Chunk 4 over 9 steps: full and partial
+ * chunks, states passed twice. */
+static void test_finite_differences(int32_t chunk, double dt_hi)
+{
+    char what[96];
+    snprintf(what, sizeof what, "ssd_bwd f64 vs central differences (chunk %d, dt<%g)", (int)chunk, dt_hi);
+    ssd_case s = {2, 9, 2, 3, 4, chunk};
+    ssd_problem p;
+    make_problem(&p, s, BK_DTYPE_F64, 0, 0.001, dt_hi);
+    bk_ssd_desc d = desc_of(s, BK_DTYPE_F64);
+    bk_ssd_fwd_plan fp;
+    bk_ssd_bwd_plan bp;
+    int64_t ny = count_of(&s, 0);
+    double *y = bkt_alloc(BK_DTYPE_F64, ny);
+    const double *w = p.buf[IDY]; /* dy = W, contiguous */
+    if (!bkt_expect_status(bk_ssd_fwd_select(&d, bk_target_cpu(), BK_PREFER_REFERENCE, &fp), BK_STATUS_SUCCESS, what) ||
+        !bkt_expect_status(bk_ssd_bwd_select(&d, bk_target_cpu(), BK_PREFER_REFERENCE, &bp), BK_STATUS_SUCCESS, what))
+        goto done;
+    bk_ssd_bwd_args args = bwd_args(&p);
+    if (!bkt_expect_status(run_bwd(&bp, &args), BK_STATUS_SUCCESS, what))
+        goto done;
+    static const int inputs[5] = {IX, IDT, IA, IB, IC};
+    static const int grads[5] = {ODX, ODDT, ODA, ODB, ODC};
+    for (int k = 0; k < 5; k++) {
+        int64_t n = count_of(&s, k_role[inputs[k]]);
+        int tries = inputs[k] == IA ? (int)n : 7;
+        for (int i = 0; i < tries; i++) {
+            int64_t at = inputs[k] == IA ? i : bkt_randint(0, n - 1);
+            double *v = (double *)p.buf[inputs[k]] + at, keep = *v;
+            const double eps = 1e-6;
+            *v = keep + eps;
+            double lp = loss(&fp, &p, w, y, ny);
+            *v = keep - eps;
+            double lm = loss(&fp, &p, w, y, ny);
+            *v = keep;
+            double fd = (lp - lm) / (2 * eps), g = ((const double *)p.buf[grads[k]])[at];
+            bkt_check(fabs(fd - g) <= 1e-7 * (1 + fabs(fd)), what, "%s[%lld]: gradient %.12g, differences %.12g",
+                      k_names[grads[k]], (long long)at, g, fd);
+        }
+    }
+done:
+    bkt_free(y);
+    free_problem(&p);
+}
+
+/* chunk_size changes the work split only: every output agrees with chunk 1 to f64 rounding. */
+static void test_chunk_invariance(void)
+{
+    const char *what = "ssd_bwd f64 chunk_size invariance";
+    ssd_case s = {2, 67, 2, 6, 5, 1};
+    ssd_problem p;
+    make_problem(&p, s, BK_DTYPE_F64, 0, 0.001, 1.0);
+    static const int32_t chunks[] = {1, 3, 16, 64, 66, 67, 68, 1 << 30};
+    double *first[NT] = {0};
+    for (size_t i = 0; i < sizeof chunks / sizeof chunks[0]; i++) {
+        s.chunk = chunks[i];
+        bk_ssd_desc d = desc_of(s, BK_DTYPE_F64);
+        bk_ssd_bwd_plan plan;
+        for (int k = ODX; k < NT; k++)
+            bkt_poison(p.buf[k], BK_DTYPE_F64, p.span[k]);
+        bk_ssd_bwd_args args = bwd_args(&p);
+        if (!bkt_expect_status(bk_ssd_bwd_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS,
+                               what) ||
+            !bkt_expect_status(run_bwd(&plan, &args), BK_STATUS_SUCCESS, what))
+            continue;
+        for (int k = ODX; k < NT; k++) {
+            int64_t n = count_of(&s, k_role[k]);
+            if (i == 0) {
+                first[k] = bkt_snapshot(p.buf[k], (size_t)n * sizeof(double));
+                continue;
+            }
+            double err = bkt_rel_err(p.buf[k], first[k], n);
+            bkt_check(err <= 1e-12, what, "%s: chunk %d vs chunk 1: relative difference %.3e", k_names[k],
+                      (int)chunks[i], err);
+        }
+    }
+    for (int k = ODX; k < NT; k++)
+        bkt_free(first[k]);
+    free_problem(&p);
+}
+
+/* The result, dA included, does not depend on the number of threads. */
+static void test_thread_count(void)
+{
+#ifdef _OPENMP
+    const char *what = "ssd_bwd thread count";
+    ssd_case s = {5, 23, 3, 7, 6, 5};
+    ssd_problem p;
+    make_problem(&p, s, BK_DTYPE_F32, 0, 0.001, 0.5);
+    bk_ssd_desc d = desc_of(s, BK_DTYPE_F32);
+    bk_ssd_bwd_plan plan;
+    bkt_expect_status(bk_ssd_bwd_select(&d, bk_target_cpu(), BK_PREFER_DETERMINISTIC, &plan), BK_STATUS_SUCCESS, what);
+    bk_ssd_bwd_args args = bwd_args(&p);
+    int keep = omp_get_max_threads(), many = keep > 1 ? keep : 3;
+    omp_set_num_threads(1);
+    bkt_expect_status(run_bwd(&plan, &args), BK_STATUS_SUCCESS, what);
+    void *one[NT] = {0};
+    for (int k = ODX; k < NT; k++) {
+        one[k] = bkt_snapshot(p.buf[k], (size_t)p.span[k] * sizeof(float));
+        bkt_poison(p.buf[k], BK_DTYPE_F32, p.span[k]);
+    }
+    omp_set_num_threads(many);
+    bkt_expect_status(run_bwd(&plan, &args), BK_STATUS_SUCCESS, what);
+    omp_set_num_threads(keep);
+    for (int k = ODX; k < NT; k++) {
+        bkt_check(bkt_same_bytes(one[k], p.buf[k], (size_t)p.span[k] * sizeof(float)), what,
+                  "%s: 1 thread and %d threads differ", k_names[k], many);
+        bkt_free(one[k]);
+    }
+    free_problem(&p);
+#else
+    bkt_skip("ssd_bwd thread count", "built without OpenMP");
+#endif
+}
+
+static void test_plan_info(void)
+{
+    const char *what = "ssd_bwd plan info";
+    bk_ssd_desc d = {2, 9, 3, 256, 256, 4, BK_DTYPE_F16};
+    bk_ssd_bwd_plan plan;
+    if (!bkt_expect_status(bk_ssd_bwd_select(&d, bk_target_cpu(), BK_PREFER_DETERMINISTIC, &plan), BK_STATUS_SUCCESS,
+                           what))
+        return;
+    char name[96];
+    bk_sku_name(&plan.info.sku, name, sizeof name);
+    bkt_check(strcmp(name, "ssm/ssd_bwd/f16/cpu/reference") == 0, what, "sku %s", name);
+    bkt_check(plan.info.precision.deterministic && plan.info.precision.bit_stable, what, "not deterministic");
+    /* the documented formula: S = 6 slots, Q = 4, K = 3 chunks, D = N = 256 */
+    size_t S = 6, Q = 4, K = 3, DN = 256 * 256, BH = 6, pieces[] = {S * K * DN, S * DN, S * Q * 256, S * Q * 256,
+                                                                  S * Q * 256, S * Q * 256, S * Q, S * Q, S * Q, S * Q, BH};
+    size_t want = 0;
+    for (size_t i = 0; i < sizeof pieces / sizeof pieces[0]; i++)
+        want = ((want + 255) & ~(size_t)255) + 8 * pieces[i];
+    bkt_check(bk_ssd_bwd_workspace_size(&plan) == want, what, "workspace %zu bytes, formula says %zu",
+              bk_ssd_bwd_workspace_size(&plan), want);
+    d.seq_len = 0;
+    bk_ssd_bwd_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &plan);
+    bkt_check(bk_ssd_bwd_workspace_size(&plan) == 0, what, "workspace for an empty sequence");
+}
+
+/* Every bad input: the exact status, every output's bytes unchanged, an error sentence. */
+static void test_bad_inputs(void)
+{
+    const bk_dtype dt = BK_DTYPE_F32;
+    ssd_case s = {2, 5, 3, 4, 6, 2};
+    ssd_problem p;
+    make_problem(&p, s, dt, 0, 0.001, 0.1);
+    void *before[NT] = {0};
+    for (int k = ODX; k < NT; k++)
+        before[k] = bkt_snapshot(p.buf[k], (size_t)p.span[k] * sizeof(float));
+    bk_ssd_desc d = desc_of(s, dt), bad;
+    bk_ssd_bwd_plan plan;
+    const bk_target cpu = bk_target_cpu();
+
+    bad = d;
+    bad.chunk_size = 0;
+    bkt_expect_status(bk_ssd_bwd_select(&bad, cpu, BK_PREFER_FASTEST, &plan), BK_STATUS_INVALID_PROBLEM,
+                      "ssd_bwd chunk_size 0");
+    bkt_check(strcmp(bk_last_error(), "ssd_bwd: desc.chunk_size is 0, expected >= 1") == 0, "ssd_bwd chunk message",
+              "got \"%s\"", bk_last_error());
+    bad = d;
+    bad.head_dim = 257;
+    bkt_expect_status(bk_ssd_bwd_select(&bad, cpu, BK_PREFER_FASTEST, &plan), BK_STATUS_UNSUPPORTED,
+                      "ssd_bwd head_dim 257");
+    bad = d;
+    bad.state_dim = 300;
+    bkt_expect_status(bk_ssd_bwd_select(&bad, cpu, BK_PREFER_FASTEST, &plan), BK_STATUS_UNSUPPORTED,
+                      "ssd_bwd state_dim 300");
+    bkt_check(strstr(bk_last_error(), "state_dim is 300, expected <= 256") != NULL, "ssd_bwd state_dim message",
+              "got \"%s\"", bk_last_error());
+    bad = d;
+    bad.dtype = BK_DTYPE_I32;
+    bkt_expect_status(bk_ssd_bwd_select(&bad, cpu, BK_PREFER_FASTEST, &plan), BK_STATUS_UNSUPPORTED, "ssd_bwd i32");
+    bad = d;
+    bad.seq_len = -1;
+    bkt_expect_status(bk_ssd_bwd_select(&bad, cpu, BK_PREFER_FASTEST, &plan), BK_STATUS_INVALID_PROBLEM,
+                      "ssd_bwd negative seq_len");
+    bkt_expect_status(bk_ssd_bwd_select(NULL, cpu, BK_PREFER_FASTEST, &plan), BK_STATUS_INVALID_PROBLEM,
+                      "ssd_bwd NULL desc");
+    bkt_expect_status(bk_ssd_bwd_select(&d, bk_target_cuda_cc(0, 8, 0), BK_PREFER_FASTEST, &plan),
+                      BK_STATUS_UNSUPPORTED, "ssd_bwd no CUDA kernel yet");
+
+    bkt_expect_status(bk_ssd_bwd_select(&d, cpu, BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS, "ssd_bwd select");
+    bk_ssd_bwd_args good = bwd_args(&p);
+    size_t need = bk_ssd_bwd_workspace_size(&plan);
+    void *ws = malloc(need);
+    enum { NC = 32 };
+    struct {
+        const char *what;
+        bk_ssd_bwd_args args;
+        bk_status want;
+    } cases[NC];
+    int nc = 0;
+#define CASE(text, field, value, status)  \
+    cases[nc].what = text;                \
+    cases[nc].args = good;                \
+    cases[nc].args.field = value;         \
+    cases[nc++].want = status
+    CASE("ssd_bwd x.shape[3] != head_dim", x.shape[3], 3, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_bwd dt.shape[0] != batch", dt.shape[0], 3, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_bwd a.shape[0] != heads", a.shape[0], 4, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_bwd b.shape[3] != state_dim", b.shape[3], 5, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_bwd c.shape[1] != seq_len", c.shape[1], 4, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_bwd dy.shape[2] != heads", dy.shape[2], 2, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_bwd dx.shape[3] != head_dim", dx.shape[3], 6, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_bwd ddt.shape[1] != seq_len", ddt.shape[1], 6, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_bwd da.shape[0] != heads", da.shape[0], 2, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_bwd db.shape[3] != state_dim", db.shape[3], 4, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_bwd dc rank 3", dc.rank, 3, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_bwd dy dtype f64", dy.dtype, BK_DTYPE_F64, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_bwd da dtype bf16", da.dtype, BK_DTYPE_BF16, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_bwd ddt dtype f16", ddt.dtype, BK_DTYPE_F16, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_bwd dy NULL data", dy.data, NULL, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_bwd da NULL data", da.data, NULL, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_bwd dx overlapping strides", dx.strides[2], 2, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_bwd da broadcast stride", da.strides[0], 0, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_bwd db negative stride", db.strides[0], -90, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_bwd dc inner stride 2", dc.strides[3], 2, BK_STATUS_UNSUPPORTED);
+    /* spread out so that it does not overlap: only the inner stride is wrong */
+    cases[nc - 1].args.dc.strides[2] = 12, cases[nc - 1].args.dc.strides[1] = 36;
+    cases[nc - 1].args.dc.strides[0] = 180, cases[nc - 1].args.dc.capacity = 0;
+    CASE("ssd_bwd dy inner stride 3", dy.strides[3], 3, BK_STATUS_UNSUPPORTED);
+    CASE("ssd_bwd x broadcast stride", x.strides[0], 0, BK_STATUS_UNSUPPORTED);
+    CASE("ssd_bwd dx capacity too small", dx.capacity, 119, BK_STATUS_BUFFER_TOO_SMALL);
+    CASE("ssd_bwd da capacity too small", da.capacity, 2, BK_STATUS_BUFFER_TOO_SMALL);
+    CASE("ssd_bwd dy capacity too small", dy.capacity, 1, BK_STATUS_BUFFER_TOO_SMALL);
+#undef CASE
+    for (int c = 0; c < nc; c++) {
+        bkt_expect_status(bk_ssd_bwd_run(&plan, NULL, (bk_workspace){ws, need}, &cases[c].args), cases[c].want,
+                          cases[c].what);
+        bkt_check(bk_last_error()[0] != '\0', cases[c].what, "no error sentence");
+        for (int k = ODX; k < NT; k++)
+            bkt_check(bkt_same_bytes(before[k], p.buf[k], (size_t)p.span[k] * sizeof(float)), cases[c].what,
+                      "%s written on failure", k_names[k]);
+    }
+    bk_ssd_bwd_run(&plan, NULL, (bk_workspace){ws, need}, &cases[8].args);
+    bkt_check(strcmp(bk_last_error(), "ssd_bwd: da.shape[0] is 2, expected heads = 3") == 0, "ssd_bwd shape message",
+              "got \"%s\"", bk_last_error());
+
+    struct {
+        const char *what;
+        bk_workspace ws;
+        bk_status want;
+    } wcases[] = {
+        {"ssd_bwd workspace one byte short", {ws, need - 1}, BK_STATUS_WORKSPACE_TOO_SMALL},
+        {"ssd_bwd workspace of the forward's size", {ws, 64}, BK_STATUS_WORKSPACE_TOO_SMALL},
+        {"ssd_bwd workspace NULL", {NULL, 0}, BK_STATUS_INVALID_PROBLEM},
+    };
+    for (size_t i = 0; i < sizeof wcases / sizeof wcases[0]; i++) {
+        bkt_expect_status(bk_ssd_bwd_run(&plan, NULL, wcases[i].ws, &good), wcases[i].want, wcases[i].what);
+        bkt_check(bk_last_error()[0] != '\0', wcases[i].what, "no error sentence");
+        for (int k = ODX; k < NT; k++)
+            bkt_check(bkt_same_bytes(before[k], p.buf[k], (size_t)p.span[k] * sizeof(float)), wcases[i].what,
+                      "%s written on failure", k_names[k]);
+    }
+    bkt_expect_status(bk_ssd_bwd_run(NULL, NULL, (bk_workspace){ws, need}, &good), BK_STATUS_INVALID_PROBLEM,
+                      "ssd_bwd NULL plan");
+    bkt_expect_status(bk_ssd_bwd_run(&plan, NULL, (bk_workspace){ws, need}, NULL), BK_STATUS_INVALID_PROBLEM,
+                      "ssd_bwd NULL args");
+    bk_ssd_fwd_plan fplan;
+    bkt_expect_status(bk_ssd_fwd_select(&d, cpu, BK_PREFER_FASTEST, &fplan), BK_STATUS_SUCCESS, "ssd_fwd select");
+    bkt_expect_status(bk_ssd_bwd_run((const bk_ssd_bwd_plan *)&fplan, NULL, (bk_workspace){ws, need}, &good),
+                      BK_STATUS_INVALID_PROBLEM, "ssd_bwd given a forward plan");
+    for (int k = ODX; k < NT; k++) {
+        bkt_check(bkt_same_bytes(before[k], p.buf[k], (size_t)p.span[k] * sizeof(float)), "ssd_bwd bad inputs",
+                  "%s written on failure", k_names[k]);
+        bkt_free(before[k]);
+    }
+    bkt_expect_status(bk_ssd_bwd_run(&plan, NULL, (bk_workspace){ws, need}, &good), BK_STATUS_SUCCESS,
+                      "ssd_bwd good call after bad ones");
+    free(ws);
+    free_problem(&p);
+}
+
+static void test_cuda(void)
+{
+    bk_target gpu;
+    if (!bkt_cuda_target("ssd_bwd cuda", &gpu))
+        return;
+    bk_ssd_desc d = {2, 33, 3, 16, 16, 16, BK_DTYPE_F32};
+    bk_ssd_bwd_plan plan;
+    bk_status st = bk_ssd_bwd_select(&d, gpu, BK_PREFER_DETERMINISTIC, &plan);
+    if (st == BK_STATUS_UNSUPPORTED)
+        bkt_skip("ssd_bwd cuda", bk_last_error());
+    else
+        bkt_check(false, "ssd_bwd cuda", "select on CUDA returned %s; no CUDA path is tested yet", bk_status_name(st));
+}
+
+int main(void)
+{
+    bkt_init("test_ssd_bwd");
+    for (size_t t = 0; t < sizeof k_dtypes / sizeof k_dtypes[0]; t++)
+        for (size_t c = 0; c < sizeof k_cases / sizeof k_cases[0]; c++) {
+            test_backward(k_dtypes[t], k_cases[c], false, 0.1);
+            test_backward(k_dtypes[t], k_cases[c], true, 0.1);
+            test_backward(k_dtypes[t], k_cases[c], (c & 1) != 0, 1.0);
+        }
+    test_finite_differences(4, 0.1);
+    test_finite_differences(4, 1.0);
+    test_finite_differences(1, 1.0);
+    test_finite_differences(64, 1.0);
+    test_chunk_invariance();
+    test_thread_count();
+    test_plan_info();
+    test_bad_inputs();
+    test_cuda();
+    return bkt_finish();
+}
