@@ -62,18 +62,27 @@ static bk_tensor_spec slopes_spec(const bk_alibi_fwd_desc *d, const char *name, 
 
 /* ------------------------------------------------------------ forward -- */
 
+/* select for both directions: the same checks and table; only the op differs. */
+static bk_status alibi_select(const char *op, bk_op op_id, const bk_alibi_fwd_desc *desc, bk_target target,
+                              bk_preference preference, bk_alibi_fwd_desc *plan_desc, bk_plan_info *plan_info)
+{
+    bk_clear_error();
+    BK_TRY(alibi_check_desc(op, desc));
+    BK_TRY(bk_check_ptr(op, "plan", plan_desc));
+    bk_plan_info info;
+    BK_TRY(bk_select_kernel(op, BK_CATEGORY_ATTENTION, op_id, alibi_kernels,
+                            (int32_t)(sizeof alibi_kernels / sizeof alibi_kernels[0]), desc, desc->dtype, target,
+                            preference, &info));
+    *plan_desc = *desc;
+    *plan_info = info;
+    return BK_STATUS_SUCCESS;
+}
+
 bk_status bk_alibi_fwd_select(const bk_alibi_fwd_desc *desc, bk_target target, bk_preference preference,
                               bk_alibi_fwd_plan *plan)
 {
-    bk_clear_error();
-    BK_TRY(alibi_check_desc("alibi_fwd", desc));
-    BK_TRY(bk_check_ptr("alibi_fwd", "plan", plan));
-    bk_alibi_fwd_plan p = {.desc = *desc};
-    BK_TRY(bk_select_kernel("alibi_fwd", BK_CATEGORY_ATTENTION, BK_OP_ALIBI_FWD, alibi_kernels,
-                            (int32_t)(sizeof alibi_kernels / sizeof alibi_kernels[0]), desc, desc->dtype, target,
-                            preference, &p.info));
-    *plan = p;
-    return BK_STATUS_SUCCESS;
+    return alibi_select("alibi_fwd", BK_OP_ALIBI_FWD, desc, target, preference, plan ? &plan->desc : NULL,
+                        plan ? &plan->info : NULL);
 }
 
 bk_status bk_alibi_fwd_can_implement(const bk_alibi_fwd_plan *plan, const bk_alibi_fwd_args *args)
@@ -117,15 +126,8 @@ bk_status bk_alibi_fwd_run(const bk_alibi_fwd_plan *plan, void *stream, bk_works
 bk_status bk_alibi_bwd_select(const bk_alibi_bwd_desc *desc, bk_target target, bk_preference preference,
                               bk_alibi_bwd_plan *plan)
 {
-    bk_clear_error();
-    BK_TRY(alibi_check_desc("alibi_bwd", desc));
-    BK_TRY(bk_check_ptr("alibi_bwd", "plan", plan));
-    bk_alibi_bwd_plan p = {.desc = *desc};
-    BK_TRY(bk_select_kernel("alibi_bwd", BK_CATEGORY_ATTENTION, BK_OP_ALIBI_BWD, alibi_kernels,
-                            (int32_t)(sizeof alibi_kernels / sizeof alibi_kernels[0]), desc, desc->dtype, target,
-                            preference, &p.info));
-    *plan = p;
-    return BK_STATUS_SUCCESS;
+    return alibi_select("alibi_bwd", BK_OP_ALIBI_BWD, desc, target, preference, plan ? &plan->desc : NULL,
+                        plan ? &plan->info : NULL);
 }
 
 bk_status bk_alibi_bwd_can_implement(const bk_alibi_bwd_plan *plan, const bk_alibi_bwd_args *args)
