@@ -1,0 +1,69 @@
+/* sdpa_fwd.c - the flash-attention forward plan: descriptor checks (shared with the
+ * backward, src/core/sdpa_check.c), the kernel table, can_implement and dispatch.
+ *
+ * Math:   y = softmax(scale * q k^T [softcap] [+ ALiBi], causal/window masked) v,
+ *         lse = log-sum-exp of the scores (f32, natural log); see attention.h.
+ * Shapes: q [B,Hq,Sq,Dqk], k [B,Hkv,Sk,Dqk], v [B,Hkv,Sk,Dv], y [B,Hq,Sq,Dv],
+ *         lse [B,Hq,Sq].
+ * Work:   in the backends (src/cpu/sdpa.c).
+ * Not yet: no CUDA kernel; select on a CUDA target answers UNSUPPORTED. */
+#include "core/core.h"
+#include "core/sdpa_check.h"
+#include "cpu/sdpa.h"
+
+enum { SDPA_FWD_KERNEL_CPU = 0 };
+
+static const bk_kernel_entry sdpa_fwd_kernels[] = {
+    {SDPA_FWD_KERNEL_CPU, BK_TARGET_CPU, 0, 0, BK_ARCH_CPU, BK_DT_FLOATS, BK_BACKEND_REFERENCE,
+     BK_PRECISION_CPU_REFERENCE, NULL},
+};
+
+bk_status bk_sdpa_fwd_select(const bk_sdpa_fwd_desc *desc, bk_target target, bk_preference preference,
+                             bk_sdpa_fwd_plan *plan)
+{
+    bk_clear_error();
+    BK_TRY(bk_sdpa_check_desc("sdpa_fwd", desc));
+    BK_TRY(bk_check_ptr("sdpa_fwd", "plan", plan));
+    bk_sdpa_fwd_plan p = {.desc = *desc};
+    BK_TRY(bk_select_kernel("sdpa_fwd", BK_CATEGORY_ATTENTION, BK_OP_SDPA_FWD, sdpa_fwd_kernels,
+                            (int32_t)(sizeof sdpa_fwd_kernels / sizeof sdpa_fwd_kernels[0]), desc, desc->dtype,
+                            target, preference, &p.info));
+    *plan = p;
+    return BK_STATUS_SUCCESS;
+}
+
+bk_status bk_sdpa_fwd_can_implement(const bk_sdpa_fwd_plan *plan, const bk_sdpa_fwd_args *args)
+{
+    bk_clear_error();
+    BK_TRY(bk_check_ptr("sdpa_fwd", "plan", plan));
+    BK_TRY(bk_check_plan("sdpa_fwd", &plan->info, BK_OP_SDPA_FWD));
+    BK_TRY(bk_check_ptr("sdpa_fwd", "args", args));
+    const bk_sdpa_fwd_desc *d = &plan->desc;
+    BK_TRY(bk_sdpa_check_inputs("sdpa_fwd", d, &args->q, &args->k, &args->v, args->alibi_slopes));
+    bk_tensor_spec s_y = bk_sdpa_y_spec(d, "y", BK_LAYOUT_OUTPUT | BK_LAYOUT_INNER_UNIT);
+    BK_TRY(bk_check_tensor("sdpa_fwd", &args->y, &s_y));
+    if (args->lse) {
+        bk_tensor_spec s_lse = bk_sdpa_lse_spec(d, "lse", BK_LAYOUT_OUTPUT);
+        BK_TRY(bk_check_tensor("sdpa_fwd", args->lse, &s_lse));
+    }
+    return BK_STATUS_SUCCESS;
+}
+
+size_t bk_sdpa_fwd_workspace_size(const bk_sdpa_fwd_plan *plan)
+{
+    (void)plan;
+    return 0;
+}
+
+bk_status bk_sdpa_fwd_run(const bk_sdpa_fwd_plan *plan, void *stream, bk_workspace workspace,
+                          const bk_sdpa_fwd_args *args)
+{
+    (void)stream;
+    BK_TRY(bk_sdpa_fwd_can_implement(plan, args));
+    BK_TRY(bk_check_workspace("sdpa_fwd", &workspace, bk_sdpa_fwd_workspace_size(plan)));
+    switch (plan->info.kernel) {
+    case SDPA_FWD_KERNEL_CPU: return bk_cpu_sdpa_fwd(&plan->desc, args);
+    }
+    return bk_fail(BK_STATUS_INVALID_PROBLEM, "sdpa_fwd: plan names kernel %d, which does not exist",
+                   (int)plan->info.kernel);
+}

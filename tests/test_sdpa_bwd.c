@@ -1,0 +1,797 @@
+/* test_sdpa_bwd.c - sdpa_bwd against a naive f64 reference gradient (materialised
+ * softmax row, dP, dS, then dq/dk/dv summed over GQA groups) for every dtype with
+ * causal/GQA/stride-0 kv heads/window/softcap/ALiBi/padded views/empty rows/empty
+ * extents; against central finite differences of the library's own f64 forward;
+ * workspace sizing; determinism (rerun, one thread); bad inputs; the CUDA section. */
+#include "bk_test.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static const bk_dtype k_dtypes[] = {BK_DTYPE_F32, BK_DTYPE_F64, BK_DTYPE_F16, BK_DTYPE_BF16};
+
+typedef struct cfg {
+    const char *name;
+    int32_t b, hq, hkv, sq, sk, dqk, dv;
+    bool causal;
+    int32_t window;  /* -1 = off */
+    double softcap;  /* 0 = off */
+    bool alibi;
+    double scale;    /* 0 = 1 / sqrt(dqk) */
+    bool kv_bcast;   /* k/v come from one head, read through stride 0 on the head axis */
+    int64_t pad;     /* padding of every outer stride */
+} cfg;
+
+static const cfg k_cases[] = {
+    /* name                         b  hq hkv sq   sk   dqk  dv   causal win cap  alibi scale bcast pad */
+    {"plain 7x33",                  2, 3, 3,  7,   33,  16,  16,  false, -1, 0.0, false, 0,   false, 0},
+    {"causal square",               1, 2, 2,  33,  33,  32,  32,  true,  -1, 0.0, false, 0,   false, 0},
+    {"causal q<kv 7x33",            2, 2, 1,  7,   33,  16,  8,   true,  -1, 0.0, false, 0,   false, 0},
+    {"causal q>kv 33x7 empty rows", 2, 2, 2,  33,  7,   8,   16,  true,  -1, 0.0, false, 0,   false, 0},
+    {"gqa 6/2 dqk!=dv padded",      2, 6, 2,  13,  29,  24,  40,  true,  -1, 0.0, false, 0,   false, 3},
+    {"gqa 6/2 stride-0 kv heads",   2, 6, 2,  11,  17,  16,  12,  false, -1, 0.0, false, 0,   true,  2},
+    {"mqa 4/1",                     1, 4, 1,  9,   23,  8,   8,   true,  -1, 0.0, false, 0,   false, 0},
+    {"window causal 5",             1, 2, 2,  33,  33,  16,  16,  true,  5,  0.0, false, 0,   false, 0},
+    {"window 3 causal q<kv",        1, 4, 2,  7,   33,  16,  16,  true,  3,  0.0, false, 0,   false, 1},
+    {"window 4 noncausal",          1, 2, 1,  7,   33,  8,   8,   false, 4,  0.0, false, 0,   false, 0},
+    {"softcap 0.7",                 2, 2, 2,  13,  17,  16,  16,  false, -1, 0.7, false, 1.0, false, 0},
+    {"alibi causal gqa",            1, 4, 2,  17,  31,  16,  16,  true,  -1, 0.0, true,  0,   false, 0},
+    {"everything",                  2, 6, 3,  19,  37,  20,  12,  true,  9,  2.5, true,  0.9, false, 5},
+    {"everything stride-0 q>kv",    1, 6, 2,  37,  19,  12,  20,  true,  6,  1.5, true,  0,   true,  1},
+    {"D=256",                       1, 2, 1,  5,   9,   256, 256, true,  -1, 0.0, false, 0,   false, 1},
+    {"ones",                        1, 1, 1,  1,   1,   1,   1,   true,  -1, 0.0, true,  0,   false, 0},
+    {"130 x 130",                   1, 2, 1,  130, 130, 64,  64,  true,  -1, 0.0, false, 0,   false, 0},
+    {"kv_len 0",                    2, 2, 1,  5,   0,   8,   8,   false, -1, 0.0, false, 0,   false, 1},
+    {"q_len 0",                     2, 2, 2,  0,   7,   8,   8,   true,  -1, 0.0, false, 0,   false, 0},
+    {"batch 0",                     0, 2, 2,  3,   7,   8,   8,   true,  -1, 0.0, false, 0,   false, 0},
+};
+
+static double cfg_scale(const cfg *c)
+{
+    return c->scale != 0.0 ? c->scale : 1.0 / sqrt((double)c->dqk);
+}
+
+static bk_sdpa_bwd_desc cfg_desc(const cfg *c, bk_dtype dt)
+{
+    bk_sdpa_bwd_desc d = {c->b, c->hq, c->hkv, c->sq, c->sk, c->dqk, c->dv, cfg_scale(c),
+                          c->causal, c->window, c->softcap, c->alibi, dt};
+    return d;
+}
+
+/* A 4-d view [s0,s1,s2,s3] over a fresh buffer filled with uniform values in [lo, hi)
+ * (or NaN-poisoned when lo > hi); with `bcast` the buffer holds one head and the view
+ * reads it through stride 0 on axis 1. *n gets the buffer's element count. */
+static bk_tensor make_view(bk_dtype dt, int32_t rank, const int64_t *shape, int64_t pad, bool bcast, double lo,
+                           double hi, void **buf, int64_t *n)
+{
+    int64_t s[4] = {shape[0], bcast ? 1 : shape[1], rank > 2 ? shape[2] : 0, rank > 3 ? shape[3] : 0};
+    bk_tensor probe = bkt_view_padded(NULL, dt, rank, s, pad);
+    *n = bkt_view_span(&probe) + 1;
+    *buf = bkt_alloc(dt, *n);
+    if (lo > hi)
+        bkt_poison(*buf, dt, *n);
+    else
+        bkt_fill(*buf, dt, *n, lo, hi);
+    bk_tensor t = bkt_view_padded(*buf, dt, rank, s, pad);
+    if (bcast) {
+        t.shape[1] = shape[1];
+        t.strides[1] = 0;
+    }
+    return t;
+}
+
+/* The elements of buf[n] that the view does not address still hold their bytes of
+ * `before`. */
+static void check_outside_untouched(const char *what, const bk_tensor *t, const void *before, int64_t n)
+{
+    char *hit = calloc((size_t)n, 1);
+    int64_t numel = 1, idx[BK_MAX_RANK] = {0};
+    for (int32_t a = 0; a < t->rank; a++)
+        numel *= t->shape[a];
+    for (int64_t e = 0; e < numel; e++) {
+        int64_t off = 0;
+        for (int32_t a = 0; a < t->rank; a++)
+            off += idx[a] * t->strides[a];
+        hit[off] = 1;
+        for (int32_t a = t->rank - 1; a >= 0; a--) {
+            if (++idx[a] < t->shape[a])
+                break;
+            idx[a] = 0;
+        }
+    }
+    size_t es = bk_dtype_size(t->dtype);
+    int64_t bad = -1;
+    for (int64_t e = 0; e < n && bad < 0; e++)
+        if (!hit[e] && memcmp((const char *)before + e * es, (const char *)t->data + e * es, es) != 0)
+            bad = e;
+    bkt_check(bad < 0, what, "element %lld outside the output view was written", (long long)bad);
+    free(hit);
+}
+
+static double *gather_all(const bk_tensor *t)
+{
+    int64_t n = bk_tensor_numel(t);
+    double *d = malloc((size_t)(n + 1) * sizeof(double));
+    bkt_gather(t, d);
+    return d;
+}
+
+/* One row of scores, materialised: raw[j] = <q_i, k_j> * scale, s[j] after softcap and
+ * ALiBi, vis[j] the mask, p[j] the softmax over the visible keys (0 elsewhere).
+ * Returns false when no key is visible. */
+static bool ref_row(const cfg *c, const double *qi, const double *kb, const double *slopes, int64_t h, int64_t i,
+                    double *raw, double *s, bool *vis, double *p, double *lse)
+{
+    const int64_t pos = i + (int64_t)c->sk - c->sq;
+    double m = -INFINITY;
+    for (int64_t j = 0; j < c->sk; j++) {
+        vis[j] = (!c->causal || j <= pos) && (c->window < 0 || j >= pos - c->window);
+        double dot = 0.0;
+        for (int64_t e = 0; e < c->dqk; e++)
+            dot += qi[e] * kb[j * c->dqk + e];
+        raw[j] = dot * cfg_scale(c);
+        s[j] = c->softcap > 0.0 ? c->softcap * tanh(raw[j] / c->softcap) : raw[j];
+        if (c->alibi)
+            s[j] += slopes[h] * (double)(j - pos);
+        if (vis[j] && s[j] > m)
+            m = s[j];
+    }
+    if (m == -INFINITY) {
+        for (int64_t j = 0; j < c->sk; j++)
+            p[j] = 0.0;
+        *lse = -INFINITY;
+        return false;
+    }
+    double l = 0.0;
+    for (int64_t j = 0; j < c->sk; j++) {
+        p[j] = vis[j] ? exp(s[j] - m) : 0.0;
+        l += p[j];
+    }
+    for (int64_t j = 0; j < c->sk; j++)
+        p[j] /= l;
+    *lse = m + log(l);
+    return true;
+}
+
+/* Reference forward (to make y and lse for the backward's inputs). */
+static void ref_forward(const cfg *c, const double *q, const double *k, const double *v, const double *slopes,
+                        double *y, double *lse)
+{
+    const int64_t group = c->hq / c->hkv, n = c->sk + 1;
+    double *raw = malloc((size_t)n * sizeof(double)), *s = malloc((size_t)n * sizeof(double));
+    double *p = malloc((size_t)n * sizeof(double));
+    bool *vis = malloc((size_t)n);
+    for (int64_t b = 0; b < c->b; b++)
+        for (int64_t h = 0; h < c->hq; h++)
+            for (int64_t i = 0; i < c->sq; i++) {
+                const int64_t hk = h / group, row = (b * c->hq + h) * c->sq + i;
+                const double *kb = k + (b * c->hkv + hk) * c->sk * c->dqk;
+                const double *vb = v + (b * c->hkv + hk) * c->sk * c->dv;
+                ref_row(c, q + row * c->dqk, kb, slopes, h, i, raw, s, vis, p, &lse[row]);
+                for (int64_t e = 0; e < c->dv; e++) {
+                    double acc = 0.0;
+                    for (int64_t j = 0; j < c->sk; j++)
+                        acc += p[j] * vb[j * c->dv + e];
+                    y[row * c->dv + e] = acc;
+                }
+            }
+    free(raw);
+    free(s);
+    free(p);
+    free(vis);
+}
+
+/* Reference backward, all f64, row-major arrays:
+ *   dP_ij = <dy_i, v_j>, dS_ij = P_ij (dP_ij - <dy_i, y_i>), through the softcap
+ *   dZ_ij = dS_ij (1 - tanh^2(raw_ij / cap)) scale; dq_i = sum_j dZ_ij k_j,
+ *   dk_j = sum_{h in group, i} dZ_ij q_i, dv_j = sum_{h in group, i} P_ij dy_i. */
+static void ref_backward(const cfg *c, const double *q, const double *k, const double *v, const double *y,
+                         const double *dy, const double *slopes, double *dq, double *dk, double *dv)
+{
+    const int64_t group = c->hq / c->hkv, n = c->sk + 1;
+    double *raw = malloc((size_t)n * sizeof(double)), *s = malloc((size_t)n * sizeof(double));
+    double *p = malloc((size_t)n * sizeof(double));
+    bool *vis = malloc((size_t)n);
+    memset(dk, 0, (size_t)(c->b * c->hkv * c->sk * c->dqk + 1) * sizeof(double));
+    memset(dv, 0, (size_t)(c->b * c->hkv * c->sk * c->dv + 1) * sizeof(double));
+    for (int64_t b = 0; b < c->b; b++)
+        for (int64_t h = 0; h < c->hq; h++)
+            for (int64_t i = 0; i < c->sq; i++) {
+                const int64_t hk = h / group, row = (b * c->hq + h) * c->sq + i;
+                const double *kb = k + (b * c->hkv + hk) * c->sk * c->dqk;
+                const double *vb = v + (b * c->hkv + hk) * c->sk * c->dv;
+                double *dkb = dk + (b * c->hkv + hk) * c->sk * c->dqk;
+                double *dvb = dv + (b * c->hkv + hk) * c->sk * c->dv;
+                const double *qi = q + row * c->dqk, *dyi = dy + row * c->dv, *yi = y + row * c->dv;
+                double *dqi = dq + row * c->dqk, lse;
+                for (int64_t e = 0; e < c->dqk; e++)
+                    dqi[e] = 0.0;
+                ref_row(c, qi, kb, slopes, h, i, raw, s, vis, p, &lse);
+                double dsum = 0.0;
+                for (int64_t e = 0; e < c->dv; e++)
+                    dsum += dyi[e] * yi[e];
+                for (int64_t j = 0; j < c->sk; j++) {
+                    if (p[j] == 0.0)
+                        continue;
+                    double dp = 0.0;
+                    for (int64_t e = 0; e < c->dv; e++)
+                        dp += dyi[e] * vb[j * c->dv + e];
+                    double dz = p[j] * (dp - dsum);
+                    if (c->softcap > 0.0) {
+                        const double t = tanh(raw[j] / c->softcap);
+                        dz *= 1.0 - t * t;
+                    }
+                    dz *= cfg_scale(c);
+                    for (int64_t e = 0; e < c->dqk; e++) {
+                        dqi[e] += dz * kb[j * c->dqk + e];
+                        dkb[j * c->dqk + e] += dz * qi[e];
+                    }
+                    for (int64_t e = 0; e < c->dv; e++)
+                        dvb[j * c->dv + e] += p[j] * dyi[e];
+                }
+            }
+    free(raw);
+    free(s);
+    free(p);
+    free(vis);
+}
+
+/* Fills a workspace of `bytes` with NaN bytes (the kernel must not trust its contents). */
+static void *alloc_workspace(size_t bytes)
+{
+    void *w = malloc(bytes ? bytes : 1);
+    memset(w, 0xff, bytes ? bytes : 1);
+    return w;
+}
+
+static void test_case(const cfg *c, bk_dtype dt)
+{
+    char what[160], w2[200];
+    snprintf(what, sizeof what, "sdpa_bwd %s %s", bk_dtype_name(dt), c->name);
+    int64_t sh_q[4] = {c->b, c->hq, c->sq, c->dqk}, sh_k[4] = {c->b, c->hkv, c->sk, c->dqk};
+    int64_t sh_v[4] = {c->b, c->hkv, c->sk, c->dv}, sh_y[4] = {c->b, c->hq, c->sq, c->dv};
+    int64_t sh_l[3] = {c->b, c->hq, c->sq}, sh_s[1] = {c->hq};
+    void *q, *k, *v, *y, *dy, *lse, *dq, *dk, *dv;
+    int64_t nq, nk, nv, ny, ndy, nl, ndq, ndk, ndv;
+    bk_tensor tq = make_view(dt, 4, sh_q, c->pad, false, -2, 2, &q, &nq);
+    bk_tensor tk = make_view(dt, 4, sh_k, c->pad, c->kv_bcast, -2, 2, &k, &nk);
+    bk_tensor tv = make_view(dt, 4, sh_v, c->pad, c->kv_bcast, -1, 1, &v, &nv);
+    bk_tensor tdy = make_view(dt, 4, sh_y, c->pad, false, -1, 1, &dy, &ndy);
+    bk_tensor ty = make_view(dt, 4, sh_y, c->pad, false, 1, 0, &y, &ny);
+    bk_tensor tl = make_view(BK_DTYPE_F32, 3, sh_l, c->pad, false, 1, 0, &lse, &nl);
+    bk_tensor tdq = make_view(dt, 4, sh_q, c->pad, false, 1, 0, &dq, &ndq);
+    bk_tensor tdk = make_view(dt, 4, sh_k, c->pad, false, 1, 0, &dk, &ndk);
+    bk_tensor tdv = make_view(dt, 4, sh_v, c->pad, false, 1, 0, &dv, &ndv);
+    float *slopes = bkt_alloc(BK_DTYPE_F32, c->hq);
+    bkt_fill(slopes, BK_DTYPE_F32, c->hq, 0.05, 0.6);
+    bk_tensor ts = bkt_view(slopes, BK_DTYPE_F32, 1, sh_s);
+    double rs[64];
+    for (int32_t h = 0; h < c->hq; h++)
+        rs[h] = slopes[h];
+
+    /* the forward's outputs, from the reference, stored in the element type and f32 */
+    double *rq = gather_all(&tq), *rk = gather_all(&tk), *rv = gather_all(&tv), *rdy = gather_all(&tdy);
+    int64_t n_y = bk_tensor_numel(&ty), n_l = bk_tensor_numel(&tl);
+    double *ry = malloc((size_t)(n_y + 1) * sizeof(double)), *rl = malloc((size_t)(n_l + 1) * sizeof(double));
+    ref_forward(c, rq, rk, rv, rs, ry, rl);
+    {
+        int64_t e = 0, idx[4] = {0};
+        for (idx[0] = 0; idx[0] < c->b; idx[0]++)
+            for (idx[1] = 0; idx[1] < c->hq; idx[1]++)
+                for (idx[2] = 0; idx[2] < c->sq; idx[2]++) {
+                    bkt_set(lse, BK_DTYPE_F32, idx[0] * tl.strides[0] + idx[1] * tl.strides[1] + idx[2] * tl.strides[2],
+                            rl[e / c->dv]);
+                    for (idx[3] = 0; idx[3] < c->dv; idx[3]++, e++)
+                        bkt_set(y, dt, idx[0] * ty.strides[0] + idx[1] * ty.strides[1] + idx[2] * ty.strides[2] +
+                                           idx[3] * ty.strides[3],
+                                ry[e]);
+                }
+    }
+    double *ryg = gather_all(&ty); /* y as the backward sees it (rounded) */
+
+    int64_t n_q = bk_tensor_numel(&tq), n_k = bk_tensor_numel(&tdk), n_v = bk_tensor_numel(&tdv);
+    double *rdq = malloc((size_t)(n_q + 1) * sizeof(double)), *rdk = malloc((size_t)(n_k + 1) * sizeof(double));
+    double *rdv = malloc((size_t)(n_v + 1) * sizeof(double));
+    ref_backward(c, rq, rk, rv, ryg, rdy, rs, rdq, rdk, rdv);
+
+    void *dq0 = bkt_snapshot(dq, (size_t)ndq * bk_dtype_size(dt));
+    void *dk0 = bkt_snapshot(dk, (size_t)ndk * bk_dtype_size(dt));
+    void *dv0 = bkt_snapshot(dv, (size_t)ndv * bk_dtype_size(dt));
+    bk_sdpa_bwd_desc d = cfg_desc(c, dt);
+    bk_sdpa_bwd_plan plan;
+    bk_status st = bk_sdpa_bwd_select(&d, bk_target_cpu(), BK_PREFER_DETERMINISTIC, &plan);
+    if (bkt_expect_status(st, BK_STATUS_SUCCESS, what)) {
+        size_t ws_bytes = bk_sdpa_bwd_workspace_size(&plan);
+        size_t need = (size_t)c->b * c->hkv * c->sk * (c->dqk + c->dv) * sizeof(double);
+        bkt_check(ws_bytes >= need && ws_bytes <= need + 512, what, "workspace_size %zu for %zu bytes of f64 dk/dv",
+                  ws_bytes, need);
+        void *ws = alloc_workspace(ws_bytes);
+        bk_sdpa_bwd_args args = {tq, tk, tv, ty, tdy, tl, c->alibi ? &ts : NULL, tdq, tdk, tdv};
+        bk_workspace wsp = {ws_bytes ? ws : NULL, ws_bytes};
+        st = bk_sdpa_bwd_run(&plan, NULL, wsp, &args);
+        if (bkt_expect_status(st, BK_STATUS_SUCCESS, what)) {
+            snprintf(w2, sizeof w2, "%s dq", what);
+            bkt_check_close(w2, &tdq, rdq, 1.0);
+            check_outside_untouched(w2, &tdq, dq0, ndq);
+            snprintf(w2, sizeof w2, "%s dk", what);
+            bkt_check_close(w2, &tdk, rdk, 1.0);
+            check_outside_untouched(w2, &tdk, dk0, ndk);
+            snprintf(w2, sizeof w2, "%s dv", what);
+            bkt_check_close(w2, &tdv, rdv, 1.0);
+            check_outside_untouched(w2, &tdv, dv0, ndv);
+            /* rows that saw no key and keys no row saw: exactly 0 */
+            int64_t zeros = 0, bad = 0;
+            for (int64_t e = 0; e < n_q; e++)
+                if (rdq[e] == 0.0 && rl[e / c->dqk] == -INFINITY) {
+                    zeros++;
+                    int64_t idx[4] = {e / c->dqk / c->sq / c->hq, e / c->dqk / c->sq % c->hq, e / c->dqk % c->sq,
+                                      e % c->dqk};
+                    bad += bkt_at(&tdq, idx) != 0.0;
+                }
+            for (int64_t e = 0; e < n_v; e++)
+                if (rdv[e] == 0.0) {
+                    zeros++;
+                    int64_t idx[4] = {e / c->dv / c->sk / c->hkv, e / c->dv / c->sk % c->hkv, e / c->dv % c->sk,
+                                      e % c->dv};
+                    bad += bkt_at(&tdv, idx) != 0.0;
+                }
+            if (zeros)
+                bkt_check(bad == 0, what, "%lld of %lld gradients of unseen rows/keys are not 0", (long long)bad,
+                          (long long)zeros);
+        }
+        free(ws);
+    }
+    free(rq);
+    free(rk);
+    free(rv);
+    free(rdy);
+    free(ry);
+    free(rl);
+    free(ryg);
+    free(rdq);
+    free(rdk);
+    free(rdv);
+    bkt_free(dq0);
+    bkt_free(dk0);
+    bkt_free(dv0);
+    void *bufs[9] = {q, k, v, y, dy, lse, dq, dk, dv};
+    for (int i = 0; i < 9; i++)
+        bkt_free(bufs[i]);
+    bkt_free(slopes);
+}
+
+/* ------------------------------------------------- finite differences -- */
+
+typedef struct fd_problem {
+    cfg c;
+    bk_sdpa_fwd_plan fp;
+    bk_sdpa_bwd_plan bp;
+    bk_tensor tq, tk, tv, ty, tl, ts, tw;
+    double *y, *w;
+    int64_t ny;
+} fd_problem;
+
+/* L = sum W * y through the library's f64 forward. */
+static double fd_loss(const fd_problem *p)
+{
+    bk_sdpa_fwd_args args = {p->tq, p->tk, p->tv, p->ty, &p->tl, p->c.alibi ? &p->ts : NULL};
+    if (bk_sdpa_fwd_run(&p->fp, NULL, (bk_workspace){0}, &args) != BK_STATUS_SUCCESS)
+        return NAN;
+    double l = 0.0;
+    for (int64_t i = 0; i < p->ny; i++)
+        l += p->w[i] * p->y[i];
+    return l;
+}
+
+/* dL/d buf[idx] by central differences. */
+static double fd_grad(const fd_problem *p, double *buf, int64_t idx)
+{
+    const double eps = 1e-5, keep = buf[idx];
+    buf[idx] = keep + eps;
+    double lp = fd_loss(p);
+    buf[idx] = keep - eps;
+    double lm = fd_loss(p);
+    buf[idx] = keep;
+    return (lp - lm) / (2.0 * eps);
+}
+
+static void test_finite_differences(const cfg *c)
+{
+    char what[160];
+    snprintf(what, sizeof what, "sdpa_bwd f64 vs central differences of sdpa_fwd (%s)", c->name);
+    const bk_dtype dt = BK_DTYPE_F64;
+    fd_problem p = {.c = *c};
+    int64_t sh_q[4] = {c->b, c->hq, c->sq, c->dqk}, sh_k[4] = {c->b, c->hkv, c->sk, c->dqk};
+    int64_t sh_v[4] = {c->b, c->hkv, c->sk, c->dv}, sh_y[4] = {c->b, c->hq, c->sq, c->dv};
+    int64_t sh_l[3] = {c->b, c->hq, c->sq}, sh_s[1] = {c->hq};
+    void *q, *k, *v, *y, *w, *lse, *dq, *dk, *dv;
+    int64_t nq, nk, nv, ny, nw, nl, ndq, ndk, ndv;
+    p.tq = make_view(dt, 4, sh_q, 0, false, -2, 2, &q, &nq);
+    p.tk = make_view(dt, 4, sh_k, 0, c->kv_bcast, -2, 2, &k, &nk);
+    p.tv = make_view(dt, 4, sh_v, 0, c->kv_bcast, -1, 1, &v, &nv);
+    p.ty = make_view(dt, 4, sh_y, 0, false, 1, 0, &y, &ny);
+    p.tw = make_view(dt, 4, sh_y, 0, false, -1, 1, &w, &nw);
+    p.tl = make_view(BK_DTYPE_F32, 3, sh_l, 0, false, 1, 0, &lse, &nl);
+    bk_tensor tdq = make_view(dt, 4, sh_q, 0, false, 1, 0, &dq, &ndq);
+    bk_tensor tdk = make_view(dt, 4, sh_k, 0, false, 1, 0, &dk, &ndk);
+    bk_tensor tdv = make_view(dt, 4, sh_v, 0, false, 1, 0, &dv, &ndv);
+    float slopes[16];
+    bkt_fill(slopes, BK_DTYPE_F32, c->hq, 0.05, 0.6);
+    p.ts = bkt_view(slopes, BK_DTYPE_F32, 1, sh_s);
+    p.y = y;
+    p.w = w;
+    p.ny = bk_tensor_numel(&p.ty);
+    bk_sdpa_fwd_desc d = cfg_desc(c, dt);
+    void *ws = NULL;
+    if (!bkt_expect_status(bk_sdpa_fwd_select(&d, bk_target_cpu(), BK_PREFER_REFERENCE, &p.fp), BK_STATUS_SUCCESS,
+                           what) ||
+        !bkt_expect_status(bk_sdpa_bwd_select(&d, bk_target_cpu(), BK_PREFER_REFERENCE, &p.bp), BK_STATUS_SUCCESS,
+                           what))
+        goto done;
+    /* forward, then backward with dy = W */
+    if (!bkt_check(isfinite(fd_loss(&p)), what, "forward failed: %s", bk_last_error()))
+        goto done;
+    size_t bytes = bk_sdpa_bwd_workspace_size(&p.bp);
+    ws = alloc_workspace(bytes);
+    bk_sdpa_bwd_args args = {p.tq, p.tk, p.tv, p.ty, p.tw, p.tl, c->alibi ? &p.ts : NULL, tdq, tdk, tdv};
+    if (!bkt_expect_status(bk_sdpa_bwd_run(&p.bp, NULL, (bk_workspace){ws, bytes}, &args), BK_STATUS_SUCCESS, what))
+        goto done;
+    /* probe entries of q, k, v; with stride-0 kv heads one stored element feeds every
+     * kv head, so its derivative is the sum of dk (dv) over the kv heads */
+    for (int t = 0; t < 3; t++) {
+        double *buf = t == 0 ? q : t == 1 ? k : v;
+        const double *grad = t == 0 ? dq : t == 1 ? dk : dv;
+        const int64_t dim = t == 2 ? c->dv : c->dqk, len = t == 0 ? c->sq : c->sk;
+        const int64_t heads = t == 0 ? c->hq : c->hkv;
+        const bool bcast = t > 0 && c->kv_bcast;
+        for (int probe = 0; probe < 8; probe++) {
+            int64_t b = bkt_randint(0, c->b - 1), h = bcast ? 0 : bkt_randint(0, heads - 1);
+            int64_t r = bkt_randint(0, len - 1), e = bkt_randint(0, dim - 1);
+            int64_t stored = ((b * (bcast ? 1 : heads) + h) * len + r) * dim + e;
+            double g = 0.0;
+            for (int64_t hh = bcast ? 0 : h; hh < (bcast ? heads : h + 1); hh++)
+                g += grad[((b * heads + hh) * len + r) * dim + e];
+            double fd = fd_grad(&p, buf, stored);
+            double err = fabs(fd - g) / (1.0 + fabs(fd));
+            bkt_check(err <= 1e-7, what, "d%s[%lld,%lld,%lld,%lld] = %.12g, differences %.12g",
+                      t == 0 ? "q" : t == 1 ? "k" : "v", (long long)b, (long long)h, (long long)r, (long long)e, g,
+                      fd);
+        }
+    }
+done:
+    free(ws);
+    void *bufs[9] = {q, k, v, y, w, lse, dq, dk, dv};
+    for (int i = 0; i < 9; i++)
+        bkt_free(bufs[i]);
+}
+
+/* -------------------------------------------------------- workspace -- */
+
+static void test_workspace_size(void)
+{
+    const char *what = "sdpa_bwd workspace_size";
+    bk_sdpa_bwd_desc d = {2, 6, 3, 19, 37, 20, 12, 0.3, true, -1, 0.0, false, BK_DTYPE_F16};
+    bk_sdpa_bwd_plan plan;
+    if (!bkt_expect_status(bk_sdpa_bwd_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS,
+                           what))
+        return;
+    size_t need = (size_t)2 * 3 * 37 * (20 + 12) * sizeof(double);
+    size_t got = bk_sdpa_bwd_workspace_size(&plan);
+    bkt_check(got >= need && got <= need + 2 * 256, what, "%zu bytes for %zu of accumulators", got, need);
+    bkt_check(bk_sdpa_bwd_workspace_size(NULL) == 0, what, "NULL plan gives %zu", bk_sdpa_bwd_workspace_size(NULL));
+    d.batch = 0;
+    bk_sdpa_bwd_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &plan);
+    bkt_check(bk_sdpa_bwd_workspace_size(&plan) == 0, what, "empty problem needs %zu bytes",
+              bk_sdpa_bwd_workspace_size(&plan));
+    /* a problem whose accumulators cannot be addressed: SIZE_MAX, never a wrapped size */
+    bk_sdpa_bwd_desc huge = {INT32_MAX, 256, 256, 1, INT32_MAX, 256, 256, 0.1, false, -1, 0.0, false, BK_DTYPE_F32};
+    if (bkt_expect_status(bk_sdpa_bwd_select(&huge, bk_target_cpu(), BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS,
+                          "sdpa_bwd huge select"))
+        bkt_check(bk_sdpa_bwd_workspace_size(&plan) == SIZE_MAX, what, "huge problem gives %zu",
+                  bk_sdpa_bwd_workspace_size(&plan));
+    bk_sdpa_fwd_plan fp;
+    if (bkt_expect_status(bk_sdpa_fwd_select(&huge, bk_target_cpu(), BK_PREFER_FASTEST, &fp), BK_STATUS_SUCCESS,
+                          "sdpa_fwd huge select"))
+        bkt_check(bk_sdpa_fwd_workspace_size(&fp) == 0, "sdpa_fwd workspace_size", "not 0");
+}
+
+/* ------------------------------------------------------ determinism -- */
+
+static void test_determinism(bk_dtype dt)
+{
+    char what[96];
+    snprintf(what, sizeof what, "sdpa_bwd %s determinism", bk_dtype_name(dt));
+    const cfg c = {"det", 2, 6, 2, 19, 37, 20, 12, true, 9, 2.5, true, 0.9, false, 1};
+    int64_t sh_q[4] = {c.b, c.hq, c.sq, c.dqk}, sh_k[4] = {c.b, c.hkv, c.sk, c.dqk};
+    int64_t sh_v[4] = {c.b, c.hkv, c.sk, c.dv}, sh_y[4] = {c.b, c.hq, c.sq, c.dv};
+    int64_t sh_l[3] = {c.b, c.hq, c.sq}, sh_s[1] = {c.hq};
+    void *q, *k, *v, *y, *dy, *lse, *dq, *dk, *dv;
+    int64_t nq, nk, nv, ny, ndy, nl, ndq, ndk, ndv;
+    bk_tensor tq = make_view(dt, 4, sh_q, c.pad, false, -2, 2, &q, &nq);
+    bk_tensor tk = make_view(dt, 4, sh_k, c.pad, false, -2, 2, &k, &nk);
+    bk_tensor tv = make_view(dt, 4, sh_v, c.pad, false, -1, 1, &v, &nv);
+    bk_tensor tdy = make_view(dt, 4, sh_y, c.pad, false, -1, 1, &dy, &ndy);
+    bk_tensor ty = make_view(dt, 4, sh_y, c.pad, false, 1, 0, &y, &ny);
+    bk_tensor tl = make_view(BK_DTYPE_F32, 3, sh_l, c.pad, false, 1, 0, &lse, &nl);
+    bk_tensor tdq = make_view(dt, 4, sh_q, c.pad, false, 1, 0, &dq, &ndq);
+    bk_tensor tdk = make_view(dt, 4, sh_k, c.pad, false, 1, 0, &dk, &ndk);
+    bk_tensor tdv = make_view(dt, 4, sh_v, c.pad, false, 1, 0, &dv, &ndv);
+    float slopes[6];
+    bkt_fill(slopes, BK_DTYPE_F32, 6, 0.05, 0.6);
+    bk_tensor ts = bkt_view(slopes, BK_DTYPE_F32, 1, sh_s);
+    bk_sdpa_fwd_desc d = cfg_desc(&c, dt);
+    bk_sdpa_fwd_plan fp;
+    bk_sdpa_bwd_plan bp;
+    void *first[3] = {NULL, NULL, NULL}, *ws = NULL;
+    if (!bkt_expect_status(bk_sdpa_fwd_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &fp), BK_STATUS_SUCCESS, what))
+        goto done;
+    bk_sdpa_fwd_args fargs = {tq, tk, tv, ty, &tl, &ts};
+    if (!bkt_expect_status(bk_sdpa_fwd_run(&fp, NULL, (bk_workspace){0}, &fargs), BK_STATUS_SUCCESS, what))
+        goto done;
+    const bk_preference prefs[3] = {BK_PREFER_DETERMINISTIC, BK_PREFER_FASTEST, BK_PREFER_REFERENCE};
+    const size_t es = bk_dtype_size(dt);
+    for (int pi = 0; pi < 3; pi++) {
+        if (!bkt_expect_status(bk_sdpa_bwd_select(&d, bk_target_cpu(), prefs[pi], &bp), BK_STATUS_SUCCESS, what))
+            continue;
+        char name[96];
+        bk_sku_name(&bp.info.sku, name, sizeof name);
+        char want[96];
+        snprintf(want, sizeof want, "attention/sdpa_bwd/%s/cpu/reference", bk_dtype_name(dt));
+        bkt_check(strcmp(name, want) == 0, what, "sku %s", name);
+        bkt_check(bp.info.precision.deterministic && bp.info.precision.bit_stable, what, "plan not deterministic");
+        size_t bytes = bk_sdpa_bwd_workspace_size(&bp);
+        for (int threads = 0; threads < 2; threads++) {
+#ifdef _OPENMP
+            int keep = omp_get_max_threads();
+            if (threads == 1)
+                omp_set_num_threads(1);
+#else
+            if (threads == 1)
+                continue;
+#endif
+            free(ws);
+            ws = alloc_workspace(bytes);
+            bkt_poison(dq, dt, ndq);
+            bkt_poison(dk, dt, ndk);
+            bkt_poison(dv, dt, ndv);
+            bk_sdpa_bwd_args args = {tq, tk, tv, ty, tdy, tl, &ts, tdq, tdk, tdv};
+            bk_status st = bk_sdpa_bwd_run(&bp, NULL, (bk_workspace){ws, bytes}, &args);
+#ifdef _OPENMP
+            omp_set_num_threads(keep);
+#endif
+            if (!bkt_expect_status(st, BK_STATUS_SUCCESS, what))
+                continue;
+            if (!first[0]) {
+                first[0] = bkt_snapshot(dq, (size_t)ndq * es);
+                first[1] = bkt_snapshot(dk, (size_t)ndk * es);
+                first[2] = bkt_snapshot(dv, (size_t)ndv * es);
+            } else {
+                bkt_check(bkt_same_bytes(first[0], dq, (size_t)ndq * es) &&
+                              bkt_same_bytes(first[1], dk, (size_t)ndk * es) &&
+                              bkt_same_bytes(first[2], dv, (size_t)ndv * es),
+                          what, "preference %d, %s threads: not bit-identical", pi, threads ? "1" : "all");
+            }
+        }
+    }
+done:
+    free(ws);
+    for (int i = 0; i < 3; i++)
+        bkt_free(first[i]);
+    void *bufs[9] = {q, k, v, y, dy, lse, dq, dk, dv};
+    for (int i = 0; i < 9; i++)
+        bkt_free(bufs[i]);
+}
+
+/* ------------------------------------------------------- bad inputs -- */
+
+typedef struct args_case {
+    const char *what;
+    bk_sdpa_bwd_args args;
+    const bk_sdpa_bwd_plan *plan;
+    bk_workspace ws;
+    bk_status want;
+} args_case;
+
+static void test_bad_inputs(void)
+{
+    const bk_dtype dt = BK_DTYPE_F32;
+    const bk_sdpa_bwd_desc d = {2, 4, 2, 5, 7, 8, 6, 0.35, true, -1, 0.0, true, dt};
+    bk_sdpa_bwd_desc d_noalibi = d;
+    d_noalibi.alibi = false;
+    int64_t sh_q[4] = {2, 4, 5, 8}, sh_k[4] = {2, 2, 7, 8}, sh_v[4] = {2, 2, 7, 6}, sh_y[4] = {2, 4, 5, 6};
+    int64_t sh_l[3] = {2, 4, 5}, sh_s[1] = {4};
+    float q[320], k[224], v[168], y[240], dy[240], lse[40], sl[4], dq[320], dk[224], dv[168];
+    bkt_fill(q, dt, 320, -1, 1);
+    bkt_fill(k, dt, 224, -1, 1);
+    bkt_fill(v, dt, 168, -1, 1);
+    bkt_fill(y, dt, 240, -1, 1);
+    bkt_fill(dy, dt, 240, -1, 1);
+    bkt_fill(lse, dt, 40, 1, 2);
+    bkt_fill(sl, dt, 4, 0, 1);
+    bkt_poison(dq, dt, 320);
+    bkt_poison(dk, dt, 224);
+    bkt_poison(dv, dt, 168);
+    void *dq0 = bkt_snapshot(dq, sizeof dq), *dk0 = bkt_snapshot(dk, sizeof dk), *dv0 = bkt_snapshot(dv, sizeof dv);
+    bk_sdpa_bwd_plan bp, bp_noalibi, bp_bad_kernel;
+    bk_sdpa_fwd_plan fp;
+    void *ws = NULL, *ws0 = NULL;
+
+    /* the descriptor checks are the forward's (shared); a few through this op */
+    bk_sdpa_bwd_desc bad = d;
+    bad.q_heads = 6;
+    bad.kv_heads = 4;
+    bkt_expect_status(bk_sdpa_bwd_select(&bad, bk_target_cpu(), BK_PREFER_FASTEST, &bp), BK_STATUS_INVALID_PROBLEM,
+                      "sdpa_bwd q_heads 6 / kv_heads 4");
+    bkt_check(strcmp(bk_last_error(), "sdpa_bwd: desc.q_heads is 6, expected a multiple of desc.kv_heads = 4") == 0,
+              "sdpa_bwd GQA sentence", "got \"%s\"", bk_last_error());
+    bad = d;
+    bad.head_dim_v = 257;
+    bkt_expect_status(bk_sdpa_bwd_select(&bad, bk_target_cpu(), BK_PREFER_DETERMINISTIC, &bp), BK_STATUS_UNSUPPORTED,
+                      "sdpa_bwd head_dim_v 257");
+    bad = d;
+    bad.softcap = -2.0;
+    bkt_expect_status(bk_sdpa_bwd_select(&bad, bk_target_cpu(), BK_PREFER_FASTEST, &bp), BK_STATUS_INVALID_PROBLEM,
+                      "sdpa_bwd softcap -2");
+    bad = d;
+    bad.window_left = -5;
+    bkt_expect_status(bk_sdpa_bwd_select(&bad, bk_target_cpu(), BK_PREFER_FASTEST, &bp), BK_STATUS_INVALID_PROBLEM,
+                      "sdpa_bwd window_left -5");
+    bad = d;
+    bad.dtype = BK_DTYPE_I32;
+    bkt_expect_status(bk_sdpa_bwd_select(&bad, bk_target_cpu(), BK_PREFER_FASTEST, &bp), BK_STATUS_UNSUPPORTED,
+                      "sdpa_bwd dtype i32");
+    bkt_expect_status(bk_sdpa_bwd_select(&d, bk_target_cuda_cc(0, 8, 0), BK_PREFER_DETERMINISTIC, &bp),
+                      BK_STATUS_UNSUPPORTED, "sdpa_bwd CUDA sm_80 (no kernel yet)");
+    bkt_expect_status(bk_sdpa_bwd_select(NULL, bk_target_cpu(), BK_PREFER_FASTEST, &bp), BK_STATUS_INVALID_PROBLEM,
+                      "sdpa_bwd NULL desc");
+
+    if (!bkt_expect_status(bk_sdpa_bwd_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &bp), BK_STATUS_SUCCESS,
+                           "sdpa_bwd select") ||
+        !bkt_expect_status(bk_sdpa_bwd_select(&d_noalibi, bk_target_cpu(), BK_PREFER_FASTEST, &bp_noalibi),
+                           BK_STATUS_SUCCESS, "sdpa_bwd select") ||
+        !bkt_expect_status(bk_sdpa_fwd_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &fp), BK_STATUS_SUCCESS,
+                           "sdpa_fwd select"))
+        goto done;
+    bp_bad_kernel = bp;
+    bp_bad_kernel.info.kernel = 9;
+    const size_t bytes = bk_sdpa_bwd_workspace_size(&bp);
+    ws = alloc_workspace(bytes);
+    ws0 = bkt_snapshot(ws, bytes);
+    const bk_workspace good_ws = {ws, bytes};
+    bk_tensor ts = bkt_view(sl, BK_DTYPE_F32, 1, sh_s);
+    const bk_sdpa_bwd_args good = {bkt_view(q, dt, 4, sh_q),  bkt_view(k, dt, 4, sh_k),   bkt_view(v, dt, 4, sh_v),
+                                   bkt_view(y, dt, 4, sh_y),  bkt_view(dy, dt, 4, sh_y),  bkt_view(lse, dt, 3, sh_l),
+                                   &ts,                       bkt_view(dq, dt, 4, sh_q),  bkt_view(dk, dt, 4, sh_k),
+                                   bkt_view(dv, dt, 4, sh_v)};
+    bk_tensor s_short = ts;
+    s_short.shape[0] = 2;
+    args_case cases[48];
+    int nc = 0;
+#define ARGS_CASE(label, status, stmt)                                                                                 \
+    do {                                                                                                               \
+        cases[nc].what = label;                                                                                        \
+        cases[nc].args = good;                                                                                         \
+        cases[nc].plan = &bp;                                                                                          \
+        cases[nc].ws = good_ws;                                                                                        \
+        cases[nc].want = status;                                                                                       \
+        {                                                                                                              \
+            bk_sdpa_bwd_args *a = &cases[nc].args;                                                                     \
+            (void)a;                                                                                                   \
+            stmt;                                                                                                      \
+        }                                                                                                              \
+        nc++;                                                                                                          \
+    } while (0)
+    ARGS_CASE("sdpa_bwd q.shape[2] wrong", BK_STATUS_INVALID_PROBLEM, a->q.shape[2] = 4);
+    ARGS_CASE("sdpa_bwd k.shape[1] wrong", BK_STATUS_INVALID_PROBLEM, a->k.shape[1] = 4);
+    ARGS_CASE("sdpa_bwd v dtype f16", BK_STATUS_INVALID_PROBLEM, a->v.dtype = BK_DTYPE_F16);
+    ARGS_CASE("sdpa_bwd y.shape[3] wrong", BK_STATUS_INVALID_PROBLEM, a->y.shape[3] = 8);
+    ARGS_CASE("sdpa_bwd dy dtype f64", BK_STATUS_INVALID_PROBLEM, a->dy.dtype = BK_DTYPE_F64);
+    ARGS_CASE("sdpa_bwd dy rank 3", BK_STATUS_INVALID_PROBLEM, a->dy.rank = 3);
+    ARGS_CASE("sdpa_bwd y data NULL", BK_STATUS_INVALID_PROBLEM, a->y.data = NULL);
+    ARGS_CASE("sdpa_bwd lse dtype f16", BK_STATUS_INVALID_PROBLEM, a->lse.dtype = BK_DTYPE_F16);
+    ARGS_CASE("sdpa_bwd lse shape", BK_STATUS_INVALID_PROBLEM, a->lse.shape[1] = 2);
+    ARGS_CASE("sdpa_bwd lse data NULL", BK_STATUS_INVALID_PROBLEM, a->lse.data = NULL);
+    ARGS_CASE("sdpa_bwd lse capacity", BK_STATUS_BUFFER_TOO_SMALL, a->lse.capacity = 39);
+    ARGS_CASE("sdpa_bwd dq.shape[3] wrong", BK_STATUS_INVALID_PROBLEM, a->dq.shape[3] = 6);
+    ARGS_CASE("sdpa_bwd dk dtype f64", BK_STATUS_INVALID_PROBLEM, a->dk.dtype = BK_DTYPE_F64);
+    ARGS_CASE("sdpa_bwd dv data NULL", BK_STATUS_INVALID_PROBLEM, a->dv.data = NULL);
+    ARGS_CASE("sdpa_bwd dk broadcast head axis", BK_STATUS_INVALID_PROBLEM, a->dk.strides[1] = 0);
+    ARGS_CASE("sdpa_bwd dv broadcast head axis", BK_STATUS_INVALID_PROBLEM, a->dv.strides[1] = 0);
+    ARGS_CASE("sdpa_bwd dq overlapping", BK_STATUS_INVALID_PROBLEM, a->dq.strides[1] = 20);
+    ARGS_CASE("sdpa_bwd dv negative stride", BK_STATUS_INVALID_PROBLEM, a->dv.strides[2] = -6);
+    ARGS_CASE("sdpa_bwd dq inner stride 2", BK_STATUS_UNSUPPORTED,
+              (a->dq.strides[3] = 2, a->dq.strides[2] = 16, a->dq.strides[1] = 80, a->dq.strides[0] = 320,
+               a->dq.capacity = 0));
+    ARGS_CASE("sdpa_bwd y inner stride 2", BK_STATUS_UNSUPPORTED, (a->y.strides[3] = 2, a->y.capacity = 0));
+    ARGS_CASE("sdpa_bwd dy broadcast head axis", BK_STATUS_UNSUPPORTED, a->dy.strides[1] = 0);
+    ARGS_CASE("sdpa_bwd q broadcast head axis", BK_STATUS_UNSUPPORTED, a->q.strides[1] = 0);
+    ARGS_CASE("sdpa_bwd dk capacity", BK_STATUS_BUFFER_TOO_SMALL, a->dk.capacity = 223);
+    ARGS_CASE("sdpa_bwd dy capacity", BK_STATUS_BUFFER_TOO_SMALL, a->dy.capacity = 100);
+    ARGS_CASE("sdpa_bwd alibi without slopes", BK_STATUS_INVALID_PROBLEM, a->alibi_slopes = NULL);
+    ARGS_CASE("sdpa_bwd slopes shape", BK_STATUS_INVALID_PROBLEM, a->alibi_slopes = &s_short);
+    ARGS_CASE("sdpa_bwd slopes without alibi", BK_STATUS_INVALID_PROBLEM, cases[nc].plan = &bp_noalibi);
+    ARGS_CASE("sdpa_bwd workspace too small", BK_STATUS_WORKSPACE_TOO_SMALL, cases[nc].ws.bytes = bytes - 1);
+    ARGS_CASE("sdpa_bwd workspace empty", BK_STATUS_INVALID_PROBLEM, cases[nc].ws = (bk_workspace){0});
+    ARGS_CASE("sdpa_bwd workspace NULL data", BK_STATUS_INVALID_PROBLEM, cases[nc].ws.data = NULL);
+    ARGS_CASE("sdpa_bwd kernel id corrupted", BK_STATUS_INVALID_PROBLEM, cases[nc].plan = &bp_bad_kernel);
+    ARGS_CASE("sdpa_bwd given a forward plan", BK_STATUS_INVALID_PROBLEM,
+              cases[nc].plan = (const bk_sdpa_bwd_plan *)&fp);
+#undef ARGS_CASE
+    for (int c = 0; c < nc; c++) {
+        bk_status st = bk_sdpa_bwd_run(cases[c].plan, NULL, cases[c].ws, &cases[c].args);
+        bkt_expect_status(st, cases[c].want, cases[c].what);
+        bkt_check(bkt_same_bytes(dq0, dq, sizeof dq) && bkt_same_bytes(dk0, dk, sizeof dk) &&
+                      bkt_same_bytes(dv0, dv, sizeof dv) && bkt_same_bytes(ws0, ws, bytes),
+                  cases[c].what, "output or workspace written on failure");
+        bkt_check(bk_last_error()[0] != '\0', cases[c].what, "no error sentence");
+        /* can_implement agrees with run wherever the failure is not the workspace's or
+         * the plan's */
+        if (cases[c].plan == &bp && cases[c].ws.data == ws && cases[c].ws.bytes == bytes)
+            bkt_expect_status(bk_sdpa_bwd_can_implement(cases[c].plan, &cases[c].args), cases[c].want, cases[c].what);
+    }
+    bk_sdpa_bwd_args a = good;
+    a.dk.strides[1] = 0;
+    bk_sdpa_bwd_run(&bp, NULL, good_ws, &a);
+    bkt_check(strcmp(bk_last_error(),
+                     "sdpa_bwd: dk.strides[1] is 0 on axis kv_heads of extent 2: an output cannot broadcast") == 0,
+              "sdpa_bwd dk broadcast sentence", "got \"%s\"", bk_last_error());
+    bk_sdpa_bwd_run(&bp, NULL, (bk_workspace){ws, 8}, &good);
+    bkt_check(strstr(bk_last_error(), "sdpa_bwd: workspace is 8 bytes, expected") != NULL,
+              "sdpa_bwd workspace sentence", "got \"%s\"", bk_last_error());
+    bkt_expect_status(bk_sdpa_bwd_run(NULL, NULL, good_ws, &good), BK_STATUS_INVALID_PROBLEM, "sdpa_bwd NULL plan");
+    bkt_expect_status(bk_sdpa_bwd_run(&bp, NULL, good_ws, NULL), BK_STATUS_INVALID_PROBLEM, "sdpa_bwd NULL args");
+    bkt_check(bkt_same_bytes(dq0, dq, sizeof dq) && bkt_same_bytes(dk0, dk, sizeof dk) &&
+                  bkt_same_bytes(dv0, dv, sizeof dv),
+              "sdpa_bwd NULLs", "output written on failure");
+    /* and the good call works */
+    bkt_expect_status(bk_sdpa_bwd_run(&bp, NULL, good_ws, &good), BK_STATUS_SUCCESS, "sdpa_bwd good args");
+    bkt_check(!isnan(dq[319]) && !isnan(dk[223]) && !isnan(dv[167]), "sdpa_bwd good args", "outputs not written");
+done:
+    free(ws);
+    bkt_free(ws0);
+    bkt_free(dq0);
+    bkt_free(dk0);
+    bkt_free(dv0);
+}
+
+static void test_cuda(void)
+{
+    bk_target gpu;
+    if (!bkt_cuda_target("sdpa_bwd cuda", &gpu))
+        return;
+    bk_sdpa_bwd_desc d = {2, 4, 2, 7, 33, 64, 64, 0.125, true, -1, 0.0, false, BK_DTYPE_BF16};
+    bk_sdpa_bwd_plan plan;
+    bk_status st = bk_sdpa_bwd_select(&d, gpu, BK_PREFER_DETERMINISTIC, &plan);
+    if (st == BK_STATUS_UNSUPPORTED)
+        bkt_skip("sdpa_bwd cuda", bk_last_error());
+    else
+        bkt_check(false, "sdpa_bwd cuda", "select on CUDA returned %s; no CUDA path is tested yet",
+                  bk_status_name(st));
+}
+
+static const cfg k_fd_cases[] = {
+    /* name                            b  hq hkv sq sk dqk dv causal win cap  alibi scale bcast pad */
+    {"causal window softcap alibi gqa", 2, 4, 2, 5, 7, 6, 5, true,  3,  1.5, true,  0.8, false, 0},
+    {"causal q>kv empty rows mqa",      1, 3, 1, 9, 4, 4, 3, true,  -1, 0.0, false, 0,   false, 0},
+    {"noncausal stride-0 kv alibi",     2, 4, 2, 4, 6, 5, 7, false, -1, 0.0, true,  0,   true,  0},
+};
+
+int main(void)
+{
+    bkt_init("test_sdpa_bwd");
+    for (size_t t = 0; t < sizeof k_dtypes / sizeof k_dtypes[0]; t++)
+        for (size_t c = 0; c < sizeof k_cases / sizeof k_cases[0]; c++)
+            test_case(&k_cases[c], k_dtypes[t]);
+    for (size_t c = 0; c < sizeof k_fd_cases / sizeof k_fd_cases[0]; c++)
+        test_finite_differences(&k_fd_cases[c]);
+    test_workspace_size();
+    for (size_t t = 0; t < sizeof k_dtypes / sizeof k_dtypes[0]; t++)
+        test_determinism(k_dtypes[t]);
+    test_bad_inputs();
+    test_cuda();
+    return bkt_finish();
+}
