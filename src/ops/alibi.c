@@ -109,6 +109,7 @@ size_t bk_alibi_fwd_workspace_size(const bk_alibi_fwd_plan *plan)
 bk_status bk_alibi_fwd_run(const bk_alibi_fwd_plan *plan, void *stream, bk_workspace workspace,
                            const bk_alibi_fwd_args *args)
 {
+    (void)stream; /* the CPU ignores it */
     (void)workspace;
     BK_TRY(bk_alibi_fwd_can_implement(plan, args));
     switch (plan->info.kernel) {
