@@ -1,8 +1,18 @@
 /* test_sdpa_bwd.c - sdpa_bwd against a naive f64 reference gradient (materialised
  * softmax row, dP, dS, then dq/dk/dv summed over GQA groups) for every dtype with
  * causal/GQA/stride-0 kv heads/window/softcap/ALiBi/padded views/empty rows/empty
- * extents; against central finite differences of the library's own f64 forward;
- * workspace sizing; determinism (rerun, one thread); bad inputs; the CUDA section. */
+ * extents, on the CPU and, when a GPU is present, on CUDA (the same cases through both
+ * CUDA kernels where the tensor-core one applies, plus larger GPU-only shapes and a
+ * bit-identical rerun); against central finite differences of the library's own f64
+ * forward; workspace sizing; determinism (rerun, one thread); bad inputs.
+ * y and lse come from the test's own f64 reference forward (not from a library kernel).
+ *
+ * Tolerances on CUDA: the CUDA-core kernel computes in f32 (f64 for f64) from the same
+ * rounded inputs as the reference, so it keeps bkt_tol (slack 1). The tensor-core kernel
+ * rounds P and dS to f16/bf16 before the dv/dk/dq products (as FlashAttention does): a
+ * documented slack of kTcSlack over bkt_tol (which is itself twice the error of the f64
+ * result rounded to the dtype), i.e. flash-attn's "at most a few times the error of a
+ * same-precision reference". */
 #include "bk_test.h"
 
 #include <math.h>
@@ -13,6 +23,9 @@
 #endif
 
 static const bk_dtype k_dtypes[] = {BK_DTYPE_F32, BK_DTYPE_F64, BK_DTYPE_F16, BK_DTYPE_BF16};
+
+/* Slack over bkt_tol for the tensor-core kernel (16-bit P and dS), see above. */
+static const double kTcSlack = 2.0;
 
 typedef struct cfg {
     const char *name;
@@ -48,6 +61,17 @@ static const cfg k_cases[] = {
     {"kv_len 0",                    2, 2, 1,  5,   0,   8,   8,   false, -1, 0.0, false, 0,   false, 1},
     {"q_len 0",                     2, 2, 2,  0,   7,   8,   8,   true,  -1, 0.0, false, 0,   false, 0},
     {"batch 0",                     0, 2, 2,  3,   7,   8,   8,   true,  -1, 0.0, false, 0,   false, 0},
+};
+
+/* GPU-only: larger shapes (the tensor-core tiles, several tiles per CTA walk, aligned and
+ * unaligned padding). */
+static const cfg k_gpu_cases[] = {
+    /* name                              b  hq hkv sq   sk   dqk  dv   causal win  cap  alibi scale bcast pad */
+    {"gpu B2 H4/2 S300 D128 causal",     2, 4, 2,  300, 300, 128, 128, true,  -1,  0.0, false, 0,   false, 0},
+    {"gpu 257x190 D64 window cap alibi", 1, 4, 1,  257, 190, 64,  64,  true,  70,  3.0, true,  0,   false, 8},
+    {"gpu 200x77 D128 q>kv pad 3",       1, 2, 2,  200, 77,  128, 128, true,  -1,  0.0, false, 0,   false, 3},
+    {"gpu 150x333 D64 noncausal bcast",  2, 3, 1,  150, 333, 64,  64,  false, -1,  0.0, false, 0,   true,  0},
+    {"gpu 97x129 D96/D40",               1, 2, 1,  97,  129, 96,  40,  true,  -1,  0.0, false, 0,   false, 0},
 };
 
 static double cfg_scale(const cfg *c)
@@ -248,10 +272,14 @@ static void *alloc_workspace(size_t bytes)
     return w;
 }
 
-static void test_case(const cfg *c, bk_dtype dt)
+/* One case on `target` with the kernel `preference` selects; with `rerun` the GPU call
+ * is repeated and must come out bit-identical. */
+static void test_case(bk_target target, bk_preference pref, const cfg *c, bk_dtype dt, bool rerun)
 {
-    char what[160], w2[200];
-    snprintf(what, sizeof what, "sdpa_bwd %s %s", bk_dtype_name(dt), c->name);
+    char what[200], w2[240];
+    const bool gpu = target.kind == BK_TARGET_CUDA;
+    snprintf(what, sizeof what, "sdpa_bwd %s%s %s %s", gpu ? "cuda" : "cpu",
+             gpu ? (pref == BK_PREFER_REFERENCE ? " cuda-cores" : " fastest") : "", bk_dtype_name(dt), c->name);
     int64_t sh_q[4] = {c->b, c->hq, c->sq, c->dqk}, sh_k[4] = {c->b, c->hkv, c->sk, c->dqk};
     int64_t sh_v[4] = {c->b, c->hkv, c->sk, c->dv}, sh_y[4] = {c->b, c->hq, c->sq, c->dv};
     int64_t sh_l[3] = {c->b, c->hq, c->sq}, sh_s[1] = {c->hq};
@@ -303,25 +331,62 @@ static void test_case(const cfg *c, bk_dtype dt)
     void *dv0 = bkt_snapshot(dv, (size_t)ndv * bk_dtype_size(dt));
     bk_sdpa_bwd_desc d = cfg_desc(c, dt);
     bk_sdpa_bwd_plan plan;
-    bk_status st = bk_sdpa_bwd_select(&d, bk_target_cpu(), BK_PREFER_DETERMINISTIC, &plan);
+    bk_status st = bk_sdpa_bwd_select(&d, target, pref, &plan);
     if (bkt_expect_status(st, BK_STATUS_SUCCESS, what)) {
+        const bool tc = plan.info.precision.math == BK_MATH_F16_BF16_TENSOR;
+        const double slack = tc ? kTcSlack : 1.0;
         size_t ws_bytes = bk_sdpa_bwd_workspace_size(&plan);
-        size_t need = (size_t)c->b * c->hkv * c->sk * (c->dqk + c->dv) * sizeof(double);
-        bkt_check(ws_bytes >= need && ws_bytes <= need + 512, what, "workspace_size %zu for %zu bytes of f64 dk/dv",
+        /* CPU: f64 dk/dv accumulators; CUDA: D_i and lse rows in the compute type */
+        size_t need = gpu ? (size_t)2 * c->b * c->hq * c->sq * (dt == BK_DTYPE_F64 ? 8 : 4)
+                          : (size_t)c->b * c->hkv * c->sk * (c->dqk + c->dv) * sizeof(double);
+        bkt_check(ws_bytes >= need && ws_bytes <= need + 512, what, "workspace_size %zu for %zu bytes of scratch",
                   ws_bytes, need);
         void *ws = alloc_workspace(ws_bytes);
         bk_sdpa_bwd_args args = {tq, tk, tv, ty, tdy, tl, c->alibi ? &ts : NULL, tdq, tdk, tdv};
-        bk_workspace wsp = {ws_bytes ? ws : NULL, ws_bytes};
-        st = bk_sdpa_bwd_run(&plan, NULL, wsp, &args);
+        void *first[3] = {NULL, NULL, NULL};
+        const size_t es = bk_dtype_size(dt);
+        for (int pass = 0; pass < (gpu && rerun ? 2 : 1); pass++) {
+            if (pass == 1) {
+                first[0] = bkt_snapshot(dq, (size_t)ndq * es);
+                first[1] = bkt_snapshot(dk, (size_t)ndk * es);
+                first[2] = bkt_snapshot(dv, (size_t)ndv * es);
+                memcpy(dq, dq0, (size_t)ndq * es);
+                memcpy(dk, dk0, (size_t)ndk * es);
+                memcpy(dv, dv0, (size_t)ndv * es);
+            }
+            bkt_dev dev = bkt_dev_begin(target);
+            args.q.data = bkt_dev_in(&dev, q, (size_t)nq * es);
+            args.k.data = bkt_dev_in(&dev, k, (size_t)nk * es);
+            args.v.data = bkt_dev_in(&dev, v, (size_t)nv * es);
+            args.y.data = bkt_dev_in(&dev, y, (size_t)ny * es);
+            args.dy.data = bkt_dev_in(&dev, dy, (size_t)ndy * es);
+            args.lse.data = bkt_dev_in(&dev, lse, (size_t)nl * sizeof(float));
+            bk_tensor tsd = ts;
+            tsd.data = bkt_dev_in(&dev, slopes, (size_t)c->hq * sizeof(float));
+            args.alibi_slopes = c->alibi ? &tsd : NULL;
+            args.dq.data = bkt_dev_out(&dev, dq, (size_t)ndq * es);
+            args.dk.data = bkt_dev_out(&dev, dk, (size_t)ndk * es);
+            args.dv.data = bkt_dev_out(&dev, dv, (size_t)ndv * es);
+            bk_workspace wsp = {ws_bytes ? bkt_dev_in(&dev, ws, ws_bytes) : NULL, ws_bytes};
+            st = bk_sdpa_bwd_run(&plan, bkt_dev_stream(&dev), wsp, &args);
+            if (!bkt_dev_end(&dev))
+                st = BK_STATUS_DEVICE_ERROR;
+        }
+        if (first[0])
+            bkt_check(bkt_same_bytes(first[0], dq, (size_t)ndq * es) && bkt_same_bytes(first[1], dk, (size_t)ndk * es) &&
+                          bkt_same_bytes(first[2], dv, (size_t)ndv * es),
+                      what, "GPU rerun is not bit-identical");
+        for (int i = 0; i < 3; i++)
+            bkt_free(first[i]);
         if (bkt_expect_status(st, BK_STATUS_SUCCESS, what)) {
             snprintf(w2, sizeof w2, "%s dq", what);
-            bkt_check_close(w2, &tdq, rdq, 1.0);
+            bkt_check_close(w2, &tdq, rdq, slack);
             check_outside_untouched(w2, &tdq, dq0, ndq);
             snprintf(w2, sizeof w2, "%s dk", what);
-            bkt_check_close(w2, &tdk, rdk, 1.0);
+            bkt_check_close(w2, &tdk, rdk, slack);
             check_outside_untouched(w2, &tdk, dk0, ndk);
             snprintf(w2, sizeof w2, "%s dv", what);
-            bkt_check_close(w2, &tdv, rdv, 1.0);
+            bkt_check_close(w2, &tdv, rdv, slack);
             check_outside_untouched(w2, &tdv, dv0, ndv);
             /* rows that saw no key and keys no row saw: exactly 0 */
             int64_t zeros = 0, bad = 0;
@@ -644,8 +709,15 @@ static void test_bad_inputs(void)
     bad.dtype = BK_DTYPE_I32;
     bkt_expect_status(bk_sdpa_bwd_select(&bad, bk_target_cpu(), BK_PREFER_FASTEST, &bp), BK_STATUS_UNSUPPORTED,
                       "sdpa_bwd dtype i32");
+#ifdef BK_WITH_CUDA
     bkt_expect_status(bk_sdpa_bwd_select(&d, bk_target_cuda_cc(0, 8, 0), BK_PREFER_DETERMINISTIC, &bp),
-                      BK_STATUS_UNSUPPORTED, "sdpa_bwd CUDA sm_80 (no kernel yet)");
+                      BK_STATUS_SUCCESS, "sdpa_bwd CUDA sm_80 f32 (CUDA-core kernel)");
+    bkt_expect_status(bk_sdpa_bwd_select(&d, bk_target_cuda_cc(0, 7, 5), BK_PREFER_DETERMINISTIC, &bp),
+                      BK_STATUS_UNSUPPORTED, "sdpa_bwd CUDA sm_75 (kernels need sm_80)");
+#else
+    bkt_expect_status(bk_sdpa_bwd_select(&d, bk_target_cuda_cc(0, 8, 0), BK_PREFER_DETERMINISTIC, &bp),
+                      BK_STATUS_UNSUPPORTED, "sdpa_bwd CUDA sm_80 (built without CUDA)");
+#endif
     bkt_expect_status(bk_sdpa_bwd_select(NULL, bk_target_cpu(), BK_PREFER_FASTEST, &bp), BK_STATUS_INVALID_PROBLEM,
                       "sdpa_bwd NULL desc");
 
@@ -758,19 +830,63 @@ done:
     bkt_free(dv0);
 }
 
+/* True when the fastest CUDA plan for d is the tensor-core kernel. */
+static bool tc_applies(bk_target gpu, const bk_sdpa_bwd_desc *d)
+{
+    bk_sdpa_bwd_plan p;
+    return bk_sdpa_bwd_select(d, gpu, BK_PREFER_FASTEST, &p) == BK_STATUS_SUCCESS &&
+           p.info.precision.math == BK_MATH_F16_BF16_TENSOR;
+}
+
+/* The CUDA section: SKUs of both kernels, every CPU case on the GPU (both kernels where
+ * the tensor-core one applies), the GPU-only shapes with a bit-identical rerun. */
 static void test_cuda(void)
 {
     bk_target gpu;
     if (!bkt_cuda_target("sdpa_bwd cuda", &gpu))
         return;
+    const char *what = "sdpa_bwd cuda skus";
     bk_sdpa_bwd_desc d = {2, 4, 2, 7, 33, 64, 64, 0.125, true, -1, 0.0, false, BK_DTYPE_BF16};
     bk_sdpa_bwd_plan plan;
-    bk_status st = bk_sdpa_bwd_select(&d, gpu, BK_PREFER_DETERMINISTIC, &plan);
-    if (st == BK_STATUS_UNSUPPORTED)
-        bkt_skip("sdpa_bwd cuda", bk_last_error());
-    else
-        bkt_check(false, "sdpa_bwd cuda", "select on CUDA returned %s; no CUDA path is tested yet",
-                  bk_status_name(st));
+    char name[96];
+    if (bkt_expect_status(bk_sdpa_bwd_select(&d, gpu, BK_PREFER_DETERMINISTIC, &plan), BK_STATUS_SUCCESS, what)) {
+        bk_sku_name(&plan.info.sku, name, sizeof name);
+        bkt_check(strstr(name, "attention/sdpa_bwd/bf16/sm80/bespoke") == name, what, "bf16 D64 sku %s", name);
+        bkt_check(plan.info.precision.deterministic && plan.info.precision.bit_stable, what, "not deterministic");
+    }
+    d.head_dim_v = 32;
+    if (bkt_expect_status(bk_sdpa_bwd_select(&d, gpu, BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS, what)) {
+        bk_sku_name(&plan.info.sku, name, sizeof name);
+        bkt_check(strcmp(name, "attention/sdpa_bwd/bf16/sm80/reference") == 0, what, "bf16 Dqk!=Dv sku %s", name);
+    }
+    d.dtype = BK_DTYPE_F64;
+    if (bkt_expect_status(bk_sdpa_bwd_select(&d, gpu, BK_PREFER_DETERMINISTIC, &plan), BK_STATUS_SUCCESS, what))
+        bkt_check(plan.info.precision.math == BK_MATH_F64, what, "f64 plan does not compute in f64");
+
+    const bool quick = bkt_quick();
+    const size_t ncases = sizeof k_cases / sizeof k_cases[0];
+    for (size_t t = 0; t < sizeof k_dtypes / sizeof k_dtypes[0]; t++)
+        for (size_t c = 0; c < ncases; c++) {
+            if (quick && (c % 4 != t % 4))
+                continue;
+            bk_sdpa_bwd_desc cd = cfg_desc(&k_cases[c], k_dtypes[t]);
+            test_case(gpu, BK_PREFER_FASTEST, &k_cases[c], k_dtypes[t], false);
+            if (tc_applies(gpu, &cd))
+                test_case(gpu, BK_PREFER_REFERENCE, &k_cases[c], k_dtypes[t], false);
+        }
+    const bk_dtype gpu_dtypes[2] = {BK_DTYPE_BF16, BK_DTYPE_F16};
+    for (size_t c = 0; c < sizeof k_gpu_cases / sizeof k_gpu_cases[0]; c++)
+        for (int t = 0; t < 2; t++) {
+            if (quick && c > 1)
+                continue;
+            test_case(gpu, BK_PREFER_FASTEST, &k_gpu_cases[c], gpu_dtypes[t], true);
+            if (!quick && t == 0)
+                test_case(gpu, BK_PREFER_REFERENCE, &k_gpu_cases[c], gpu_dtypes[t], true);
+        }
+    if (!quick) {
+        test_case(gpu, BK_PREFER_FASTEST, &k_gpu_cases[0], BK_DTYPE_F32, true);
+        test_case(gpu, BK_PREFER_FASTEST, &k_gpu_cases[2], BK_DTYPE_F64, true);
+    }
 }
 
 static const cfg k_fd_cases[] = {
@@ -785,7 +901,7 @@ int main(void)
     bkt_init("test_sdpa_bwd");
     for (size_t t = 0; t < sizeof k_dtypes / sizeof k_dtypes[0]; t++)
         for (size_t c = 0; c < sizeof k_cases / sizeof k_cases[0]; c++)
-            test_case(&k_cases[c], k_dtypes[t]);
+            test_case(bk_target_cpu(), BK_PREFER_DETERMINISTIC, &k_cases[c], k_dtypes[t], false);
     for (size_t c = 0; c < sizeof k_fd_cases / sizeof k_fd_cases[0]; c++)
         test_finite_differences(&k_fd_cases[c]);
     test_workspace_size();

@@ -20,7 +20,10 @@
  * Backward, from q, k, v, y, lse and dy = dL/dy:
  *   p_ij  = exp(s_ij - lse_i)   (the forward's softmax, 0 off the visible keys; the CPU
  *                               kernel divides by the row sum of these, so the f32 lse
- *                               costs no accuracy even for f64)
+ *                               costs no accuracy even for f64; the CUDA kernels use
+ *                               plain exp(s - lse) for f32/f16/bf16, whose f32 lse
+ *                               rounding (~1e-7 relative) is below those tolerances,
+ *                               and for f64 first refine lse in f64 by the row sum)
  *   dv_j  = sum_{h in group, i} p_ij dy_i
  *   ds_ij = p_ij (<dy_i, v_j> - <dy_i, y_i>)
  *   dz_ij = ds_ij * scale * (1 - tanh^2(scale <q_i, k_j> / softcap))   (no tanh factor
@@ -149,20 +152,38 @@ typedef struct bk_sdpa_bwd_plan {
 
 /* As bk_sdpa_fwd_select. Every kernel of this op is deterministic (dk/dv are reduced in
  * a fixed order by one thread each, no atomics), so BK_PREFER_DETERMINISTIC selects as
- * the others do. */
+ * the others do.
+ * CUDA (compute capability >= 8.0), first match:
+ *   - tensor cores, SKU ".../sm80/bespoke": f16/bf16 with head_dim_qk == head_dim_v in
+ *     {64, 128}; mma.sync with f32 accumulation, P and dS rounded to the element type
+ *     before the dv/dk/dq products (as FlashAttention). Views whose rows do not start
+ *     on 16-byte boundaries (q, k, v, dy, dq, dk, dv: base or an outer stride not a
+ *     multiple of 8 elements) run on the CUDA-core kernel instead, same guarantees.
+ *   - CUDA cores, SKU ".../sm80/reference": every dtype and option; f32 math (f64 for
+ *     f64). BK_PREFER_REFERENCE picks it for f16/bf16 too.
+ * Both: dk/dv in one pass per tile of keys, dq in a second pass (no atomics),
+ * bit-identical across runs; every option (causal, window, softcap, ALiBi, GQA) is
+ * supported. On CUDA q_heads must be <= 65535 (run answers UNSUPPORTED, writing
+ * nothing). */
 bk_status bk_sdpa_bwd_select(const bk_sdpa_bwd_desc *desc, bk_target target, bk_preference preference,
                              bk_sdpa_bwd_plan *plan);
 /* As bk_sdpa_fwd_can_implement, for q, k, v, y, dy, lse, the slopes and the outputs
  * dq, dk, dv (which may not broadcast). Same errors. */
 bk_status bk_sdpa_bwd_can_implement(const bk_sdpa_bwd_plan *plan, const bk_sdpa_bwd_args *args);
 /* Bytes of workspace run() needs. The CPU kernel accumulates dk and dv in f64 there:
- * batch * kv_heads * kv_len * (head_dim_qk + head_dim_v) * 8 bytes (plus alignment);
- * 0 when that is empty. SIZE_MAX if the count does not fit in size_t. 0 for a NULL plan. */
+ * batch * kv_heads * kv_len * (head_dim_qk + head_dim_v) * 8 bytes (plus alignment).
+ * The CUDA kernels keep two per-row arrays, D_i = <dy_i, y_i> and lse, in the compute
+ * type: 2 * batch * q_heads * q_len * (8 for f64, else 4) bytes (plus alignment); the
+ * workspace must then be device memory. 0 when that is empty. SIZE_MAX if the count
+ * does not fit in size_t. 0 for a NULL plan. */
 size_t bk_sdpa_bwd_workspace_size(const bk_sdpa_bwd_plan *plan);
 /* Computes dq, dk, dv. Runs can_implement first, then checks the workspace
  * (INVALID_PROBLEM for a NULL buffer when bytes are needed, WORKSPACE_TOO_SMALL below
  * bk_sdpa_bwd_workspace_size); on any failure nothing is written. The workspace's
- * contents are scratch (overwritten). `stream` is ignored on the CPU. */
+ * contents are scratch (overwritten). `stream` is ignored on the CPU. On CUDA every
+ * tensor and the workspace are device memory; run enqueues its kernels on `stream`
+ * and returns (no allocation, no synchronisation; graph-capturable); a launch failure
+ * is DEVICE_ERROR. */
 bk_status bk_sdpa_bwd_run(const bk_sdpa_bwd_plan *plan, void *stream, bk_workspace workspace,
                           const bk_sdpa_bwd_args *args);
 

@@ -6,17 +6,41 @@
  *         the query heads of each GQA group; see attention.h.
  * Shapes: as the forward; dq like q, dk like k, dv like v (outputs, no broadcast);
  *         lse f32 [B,Hq,Sq] (required).
- * Work:   in the backends (src/cpu/sdpa.c). The CPU kernel needs an f64 dk/dv
- *         accumulator in the workspace (size from bk_cpu_sdpa_bwd_workspace_size).
- * Not yet: no CUDA kernel; select on a CUDA target answers UNSUPPORTED. No dslopes
- *         (ALiBi slopes are treated as constants). */
+ * Work:   in the backends. The CPU kernel (src/cpu/sdpa.c) needs an f64 dk/dv
+ *         accumulator in the workspace (bk_cpu_sdpa_bwd_workspace_size). The CUDA
+ *         kernels (src/cuda/sdpa_bwd.cu) need two row arrays [B,Hq,Sq] of the compute
+ *         type (D_i = <dy_i, y_i> and lse), carved by sdpa_bwd_cuda_layout.
+ *         Table, first match wins: CUDA tensor cores (f16/bf16, Dqk == Dv in {64, 128};
+ *         SKU backend "bespoke"), CUDA cores (every dtype and option; SKU backend
+ *         "reference", f64 math for f64 and f32 math otherwise), CPU. Every kernel is
+ *         deterministic (no atomics): BK_PREFER_DETERMINISTIC selects as FASTEST does.
+ * Not yet: no sm_90-specific kernel. No dslopes (ALiBi slopes are treated as constants). */
 #include "core/core.h"
 #include "core/sdpa_check.h"
 #include "cpu/sdpa.h"
+#include "cuda/sdpa_bwd_cuda.h"
 
-enum { SDPA_BWD_KERNEL_CPU = 0 };
+enum { SDPA_BWD_KERNEL_CPU = 0, SDPA_BWD_KERNEL_CUDA_TC = 1, SDPA_BWD_KERNEL_CUDA = 2 };
+
+#ifdef BK_WITH_CUDA
+static const char *tc_rejects(const void *desc)
+{
+    return bk_cuda_sdpa_bwd_tc_rejects((const bk_sdpa_bwd_desc *)desc);
+}
+#endif
 
 static const bk_kernel_entry sdpa_bwd_kernels[] = {
+#ifdef BK_WITH_CUDA
+    /* mma.sync m16n8k16, f32 accumulation; P and dS rounded to the element type */
+    {SDPA_BWD_KERNEL_CUDA_TC, BK_TARGET_CUDA, 80, 0, BK_ARCH_SM80, BK_DT_HALVES, BK_BACKEND_BESPOKE,
+     {BK_MATH_F16_BF16_TENSOR, BK_DTYPE_F32, true, true}, tc_rejects},
+    /* CUDA cores: f64 math for f64 ... */
+    {SDPA_BWD_KERNEL_CUDA, BK_TARGET_CUDA, 80, 0, BK_ARCH_SM80, BK_DT(BK_DTYPE_F64), BK_BACKEND_REFERENCE,
+     {BK_MATH_F64, BK_DTYPE_F64, true, true}, NULL},
+    /* ... f32 math for f32, f16, bf16 */
+    {SDPA_BWD_KERNEL_CUDA, BK_TARGET_CUDA, 80, 0, BK_ARCH_SM80, BK_DT(BK_DTYPE_F32) | BK_DT_HALVES,
+     BK_BACKEND_REFERENCE, {BK_MATH_F32, BK_DTYPE_F32, true, true}, NULL},
+#endif
     {SDPA_BWD_KERNEL_CPU, BK_TARGET_CPU, 0, 0, BK_ARCH_CPU, BK_DT_FLOATS, BK_BACKEND_REFERENCE,
      BK_PRECISION_CPU_REFERENCE, NULL},
 };
@@ -58,12 +82,36 @@ bk_status bk_sdpa_bwd_can_implement(const bk_sdpa_bwd_plan *plan, const bk_sdpa_
     return bk_check_tensor("sdpa_bwd", &args->dv, &s_dv);
 }
 
+#ifdef BK_WITH_CUDA
+/* The CUDA kernels' workspace, for sizing (base NULL) and carving: D_i, then lse, each
+ * [B, Hq, Sq] of bk_cuda_sdpa_bwd_row_bytes. Returns the bytes, SIZE_MAX on overflow. */
+static size_t sdpa_bwd_cuda_layout(const bk_sdpa_bwd_desc *d, void *base, void **d_rows, void **lse_rows)
+{
+    const size_t es = bk_cuda_sdpa_bwd_row_bytes(d);
+    const double bytes = (double)d->batch * d->q_heads * d->q_len * (double)es;
+    if (2.0 * bytes + 2.0 * BK_WS_ALIGN >= (double)(SIZE_MAX / 2))
+        return SIZE_MAX;
+    const size_t n = (size_t)d->batch * (size_t)d->q_heads * (size_t)d->q_len * es;
+    bk_carver c = bk_carver_start(base);
+    *d_rows = bk_carve(&c, n);
+    *lse_rows = bk_carve(&c, n);
+    return c.offset;
+}
+#endif
+
 size_t bk_sdpa_bwd_workspace_size(const bk_sdpa_bwd_plan *plan)
 {
     if (plan == NULL)
         return 0;
     switch (plan->info.kernel) {
     case SDPA_BWD_KERNEL_CPU: return bk_cpu_sdpa_bwd_workspace_size(&plan->desc);
+#ifdef BK_WITH_CUDA
+    case SDPA_BWD_KERNEL_CUDA_TC:
+    case SDPA_BWD_KERNEL_CUDA: {
+        void *dr, *lr;
+        return sdpa_bwd_cuda_layout(&plan->desc, NULL, &dr, &lr);
+    }
+#endif
     }
     return 0;
 }
@@ -71,11 +119,18 @@ size_t bk_sdpa_bwd_workspace_size(const bk_sdpa_bwd_plan *plan)
 bk_status bk_sdpa_bwd_run(const bk_sdpa_bwd_plan *plan, void *stream, bk_workspace workspace,
                           const bk_sdpa_bwd_args *args)
 {
-    (void)stream;
     BK_TRY(bk_sdpa_bwd_can_implement(plan, args));
     BK_TRY(bk_check_workspace("sdpa_bwd", &workspace, bk_sdpa_bwd_workspace_size(plan)));
     switch (plan->info.kernel) {
-    case SDPA_BWD_KERNEL_CPU: return bk_cpu_sdpa_bwd(&plan->desc, workspace, args);
+    case SDPA_BWD_KERNEL_CPU: (void)stream; return bk_cpu_sdpa_bwd(&plan->desc, workspace, args);
+#ifdef BK_WITH_CUDA
+    case SDPA_BWD_KERNEL_CUDA_TC:
+    case SDPA_BWD_KERNEL_CUDA: {
+        void *dr = NULL, *lr = NULL;
+        sdpa_bwd_cuda_layout(&plan->desc, workspace.data, &dr, &lr);
+        return bk_cuda_sdpa_bwd(&plan->desc, args, plan->info.kernel == SDPA_BWD_KERNEL_CUDA_TC, dr, lr, stream);
+    }
+#endif
     }
     return bk_fail(BK_STATUS_INVALID_PROBLEM, "sdpa_bwd: plan names kernel %d, which does not exist",
                    (int)plan->info.kernel);
