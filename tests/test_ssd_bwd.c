@@ -579,6 +579,8 @@ static void test_cuda(void)
     const bool quick = bkt_quick();
     for (size_t t = 0; t < sizeof gdt / sizeof gdt[0]; t++)
         for (size_t c = 0; c < sizeof k_cases / sizeof k_cases[0]; c++) {
+            if (quick && t > 0 && (c & 1))
+                continue; /* sanitizers: every case in f32, half of them in f16 and bf16 */
             test_backward(gpu, gdt[t], k_cases[c], (c & 1) != 0, 0.1);
             if (quick)
                 continue;
@@ -607,8 +609,8 @@ static void test_cuda(void)
                   "precision not as documented");
         /* the documented formula: K = ceil(130 / 64) = 3 chunks, BH = 6, f32 pieces */
         size_t K = 3, BH = 6, DN = 16 * 24, pieces[] = {BH * K * DN, BH * K * DN, BH * K, BH * K}, want = 0;
-        for (size_t i = 0; i < sizeof pieces / sizeof pieces[0]; i++)
-            want = ((want + 255) & ~(size_t)255) + 4 * pieces[i];
+        for (size_t i = 0; i < sizeof pieces / sizeof pieces[0]; i++) /* the dA parts are f64 */
+            want = ((want + 255) & ~(size_t)255) + (i == 3 ? 8 : 4) * pieces[i];
         bkt_check(bk_ssd_bwd_workspace_size(&plan) == want, what, "workspace %zu bytes, formula says %zu",
                   bk_ssd_bwd_workspace_size(&plan), want);
     }

@@ -21,7 +21,7 @@
  * chunk), then chunk_state on (dy, C) with weights exp(cum_t) and a reverse state_pass,
  * which gives dS_k = dL/d(state leaving chunk k); then chunk_bwd, one block per
  * (b, h, chunk), computes dx, dB, dC, ddt of its chunk (formulas in src/cpu/ssd.c) and
- * its part of dA (sum_u dt_u da_u) into the workspace; finally one thread per head adds
+ * its part of dA (sum_u dt_u da_u, running sums in f64) into the workspace; finally one thread per head adds
  * the B*K parts in a fixed order (f64). No atomics anywhere: every output is
  * bit-identical from run to run.
  * Arithmetic: f32 on CUDA cores for every dtype (inputs converted on load, outputs
@@ -29,7 +29,7 @@
  * 256 threads as 16 x 16, each owning a 4 x 4 block of a 64 x 64 output tile; operands in
  * shared memory (padded rows, no bank conflicts on the inner loops).
  * Workspace (f32, see ssd_layout): forward states [B*H][K][D][N] + dec [B*H][K]; backward
- * adds dstates [B*H][K][D][N] and dA parts [B*H][K].
+ * adds dstates [B*H][K][D][N] (f32) and dA parts [B*H][K] (f64).
  * Not yet: tensor cores (mma) for the 16-bit dtypes, fusion of the state passing into the
  * scan, ngroups, the D skip, the z gate, dt_bias/softplus, initial/final states, seq_idx.
  */
@@ -62,7 +62,7 @@ struct ssd_ws {
     float *states;  /* [BH][K][D][N] */
     float *dstates; /* [BH][K][D][N] (backward) */
     float *dec;     /* [BH][K] */
-    float *parts;   /* [BH][K] (backward) */
+    double *parts;  /* [BH][K] (backward) */
 };
 
 /* The one layout of the workspace: sizes it (base NULL) or carves it. */
@@ -75,7 +75,7 @@ size_t ssd_layout(const ssd_geo &g, bool backward, void *base, ssd_ws *w)
     w->states = (float *)bk_carve(&cv, st);
     w->dstates = backward ? (float *)bk_carve(&cv, st) : NULL;
     w->dec = (float *)bk_carve(&cv, chunks * sizeof(float));
-    w->parts = backward ? (float *)bk_carve(&cv, chunks * sizeof(float)) : NULL;
+    w->parts = backward ? (double *)bk_carve(&cv, chunks * sizeof(double)) : NULL;
     return cv.offset;
 }
 
@@ -291,11 +291,12 @@ __global__ void __launch_bounds__(kThreads)
     chunk_bwd_kernel(const T *x, bk_view4 sx, const T *dt, bk_view4 sdt, const T *a, long long sa, const T *bm,
                      bk_view4 sb, const T *cm, bk_view4 sc, const T *dy, bk_view4 sdy, T *dx, bk_view4 sdx, T *ddt,
                      bk_view4 sddt, T *db, bk_view4 sdb, T *dc, bk_view4 sdc, const float *states,
-                     const float *dstates, float *parts, long long L, long long H, long long D, long long N, long long K,
+                     const float *dstates, double *parts, long long L, long long H, long long D, long long N, long long K,
                      long long total)
 {
     extern __shared__ float smem[];
-    __shared__ float s_dt[TQ], s_cum[TQ], s_dcum[TQ], s_ddt0[TQ], s_rr[TQ], s_da[TQ], s_red[kThreads];
+    __shared__ float s_dt[TQ], s_cum[TQ], s_ddt0[TQ], s_rr[TQ], s_da[TQ], s_red[kThreads];
+    __shared__ double s_dcum[TQ]; /* dL/dcum: sums of terms of both signs, kept in f64 */
     float(*Wg)[TQ + 1] = (float(*)[TQ + 1])smem;
     float(*Wx)[TQ + 1] = (float(*)[TQ + 1])(smem + kW);
     float *scr = smem + 2 * kW;
@@ -351,7 +352,7 @@ __global__ void __launch_bounds__(kThreads)
                 }
             __syncthreads();
             if (tid < TQ) {
-                float row = 0.f, col = 0.f;
+                double row = 0.0, col = 0.0;
                 for (int s = 0; s < TQ; s++)
                     row += P[tid][s];
                 for (int t = 0; t < TQ; t++)
@@ -529,16 +530,16 @@ __global__ void __launch_bounds__(kThreads)
         }
         if (tid == 0) {
             for (int s = 0; s < q; s++) {
-                const float r = expf(s_cum[last] - s_cum[s]) * s_dt[s] * s_rr[s];
+                const double r = (double)(expf(s_cum[last] - s_cum[s]) * s_dt[s]) * s_rr[s];
                 s_dcum[last] += r;
                 s_dcum[s] -= r;
             }
-            s_dcum[last] += expf(s_cum[last]) * s_red[0];
-            float da = 0.f, part = 0.f;
+            s_dcum[last] += (double)expf(s_cum[last]) * s_red[0];
+            double da = 0.0, part = 0.0; /* f64: dA sums many terms of both signs */
             for (int u = last; u >= 0; u--) {
                 da += s_dcum[u];
-                s_da[u] = da;
-                part += s_dt[u] * da;
+                s_da[u] = (float)da;
+                part += (double)s_dt[u] * da;
             }
             parts[bh * K + c] = part;
         }
@@ -551,7 +552,7 @@ __global__ void __launch_bounds__(kThreads)
 
 /* dA[h] = sum over b, then chunks, of the parts, in f64, in that fixed order. */
 template <typename T>
-__global__ void da_finish_kernel(const float *parts, T *da, long long sda, long long B, long long H, long long K)
+__global__ void da_finish_kernel(const double *parts, T *da, long long sda, long long B, long long H, long long K)
 {
     const long long h = blockIdx.x * (long long)blockDim.x + threadIdx.x;
     if (h >= H)
