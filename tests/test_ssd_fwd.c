@@ -175,9 +175,11 @@ static void case_name(char *buf, size_t size, const char *op, bk_dtype dt, ssd_c
              (long long)s.l, (long long)s.h, (long long)s.d, (long long)s.n, (int)s.chunk, extra);
 }
 
-/* One problem on `target` against the sequential f64 recurrence. GPU slack: 1 (the CUDA
- * kernel computes in f32 from the rounded inputs and rounds the output once, like the
- * f64 reference does, so it meets the same tolerance). */
+/* One problem on `target` against the sequential f64 recurrence. GPU slack: f32 1 (f32
+ * math on CUDA cores); f16/bf16 3: the tensor-core path also rounds the decay-weighted B,
+ * the f32 states and the masked scores C.B exp(..) dt to 16 bits before their products
+ * (f32 accumulate), which a 16-bit naive reference does as well (flash-attn's rule: at
+ * most about twice that error; bkt_tol is already twice the output rounding). */
 static void test_forward(bk_target target, bk_dtype dt, ssd_case s, bool padded, double dt_hi)
 {
     char what[200], extra[64];
@@ -198,7 +200,7 @@ static void test_forward(bk_target target, bk_dtype dt, ssd_case s, bool padded,
     bk_ssd_fwd_plan plan;
     if (bkt_expect_status(bk_ssd_fwd_select(&d, target, BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS, what)) {
         if (bkt_expect_status(run_fwd_on(target, &plan, &in, y, yspan), BK_STATUS_SUCCESS, what) &&
-            bkt_check_close(what, &y, ref, 1.0)) {
+            bkt_check_close(what, &y, ref, target.kind == BK_TARGET_CUDA && dt != BK_DTYPE_F32 ? 3.0 : 1.0)) {
             /* rerun over the previous output: bit-identical */
             size_t bytes = (size_t)yspan * bk_dtype_size(dt);
             void *first = bkt_snapshot(ybuf, bytes);
@@ -499,8 +501,9 @@ static void test_cuda(void)
         char name[96];
         bk_sku_name(&plan.info.sku, name, sizeof name);
         bkt_check(strcmp(name, "ssm/ssd_fwd/bf16/sm80/bespoke") == 0, what, "sku %s", name);
-        bkt_check(plan.info.precision.deterministic && plan.info.precision.accumulator == BK_DTYPE_F32, what,
-                  "precision not as documented");
+        bkt_check(plan.info.precision.deterministic && plan.info.precision.accumulator == BK_DTYPE_F32 &&
+                      plan.info.precision.math == BK_MATH_F16_BF16_TENSOR,
+                  what, "precision not as documented");
         /* the documented formula: K = 1 chunk, BH = 6: states (f32, 256-byte aligned), then dec */
         size_t want = ((6 * 16 * 16 * 4 + 255) & ~(size_t)255) + 6 * 4;
         bkt_check(bk_ssd_fwd_workspace_size(&plan) == want, what, "workspace %zu bytes, formula says %zu",

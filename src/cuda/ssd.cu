@@ -177,19 +177,200 @@ __global__ void __launch_bounds__(kThreads)
 
 /* In place over st[bh][k][e] (e < DN): forward, st[k] becomes the state entering chunk k;
  * reverse, st[k] becomes the gradient of the state leaving chunk k. */
-__global__ void state_pass_kernel(float *st, const float *dec, long long DN, long long K, long long total, int reverse)
+__global__ void state_pass_kernel(float *__restrict__ st, const float *__restrict__ dec, long long DN, long long K,
+                                  long long total, int reverse)
 {
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
          i += (long long)gridDim.x * blockDim.x) {
         const long long e = i % DN, bh = i / DN;
         float acc = 0.f;
-        for (long long k = 0; k < K; k++) {
-            const long long c = reverse ? K - 1 - k : k;
-            float *p = st + (bh * K + c) * DN + e;
-            const float val = *p;
-            *p = acc;
-            acc = expf(dec[bh * K + c]) * acc + val;
+        for (long long k0 = 0; k0 < K; k0 += 8) { /* 8 loads in flight, then the 8 dependent steps */
+            float val[8], f[8];
+            for (int j = 0; j < 8; j++) {
+                const long long k = k0 + j, c = reverse ? K - 1 - k : k;
+                val[j] = k < K ? st[(bh * K + c) * DN + e] : 0.f;
+                f[j] = k < K ? expf(dec[bh * K + c]) : 0.f;
+            }
+            for (int j = 0; j < 8; j++) {
+                const long long k = k0 + j, c = reverse ? K - 1 - k : k;
+                if (k < K)
+                    st[(bh * K + c) * DN + e] = acc;
+                acc = f[j] * acc + val[j];
+            }
         }
+    }
+}
+
+/* ------------------------------------------- tensor cores (f16, bf16) -- */
+
+/* D += A B on one m16n8k16 tile, f32 accumulate. A: 4 registers of two 16-bit values
+ * (rows g, g+8; columns 2c.., 2c+8..), B: 2 registers (k 2c.., 2c+8..; column g), with
+ * g = lane / 4, c = lane % 4; D: rows g (0, 1) and g+8 (2, 3), columns 2c, 2c+1. */
+template <typename T> __device__ __forceinline__ void mma16816(float *d, const uint32_t *a, const uint32_t *b);
+template <> __device__ __forceinline__ void mma16816<__nv_bfloat16>(float *d, const uint32_t *a, const uint32_t *b)
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+template <> __device__ __forceinline__ void mma16816<__half>(float *d, const uint32_t *a, const uint32_t *b)
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+/* Two floats as a pair of 16-bit values (lo in the low half), rounded to nearest even. */
+template <typename T> __device__ __forceinline__ uint32_t pack2(float lo, float hi)
+{
+    T p[2] = {elem<T>::store(lo), elem<T>::store(hi)};
+    uint32_t r;
+    memcpy(&r, p, 4);
+    return r;
+}
+
+template <typename T> __device__ __forceinline__ uint32_t lds32(const T *p)
+{
+    return *(const uint32_t *)p;
+}
+
+const int kTcThreads = 128; /* 4 warps, 16 rows of a 64-row tile each */
+const int kPad = TQ + 8;    /* 16-bit row pitch: fragment loads hit 32 distinct banks */
+
+/* chunk_state on tensor cores: out[d][n] = sum_s x_s[d] (w_s B_s[n]) for a 64 x 64 tile;
+ * x and w B rounded to T in shared memory, stored transposed ([d][s], [n][s]). MODE 0 only
+ * (the forward); writes dec like chunk_state_kernel. */
+template <typename T>
+__global__ void __launch_bounds__(kTcThreads)
+    chunk_state_tc_kernel(const T *x, bk_view4 sx, const T *bm, bk_view4 sb, const T *dt, bk_view4 sdt, const T *a,
+                          long long sa, float *out, float *dec, long long L, long long H, long long D, long long N,
+                          long long K, long long total)
+{
+    __shared__ float s_dt[TQ], s_cum[TQ], s_w[TQ];
+    __shared__ __align__(16) T Xt[TQ][kPad], Bt[TQ][kPad];
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, cq = lane % 4;
+    const long long tn = (N + TQ - 1) / TQ, tiles = ((D + TQ - 1) / TQ) * tn;
+    for (long long blk = blockIdx.x; blk < total; blk += gridDim.x) {
+        const long long tile = blk % tiles, c = (blk / tiles) % K, bh = blk / tiles / K;
+        const long long b = bh / H, h = bh % H, l0 = c * TQ, d0 = (tile / tn) * TQ, n0 = (tile % tn) * TQ;
+        const int q = (int)min((long long)TQ, L - l0);
+        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum);
+        if (tid < TQ)
+            s_w[tid] = tid >= q ? 0.f : expf(s_cum[q - 1] - s_cum[tid]) * s_dt[tid];
+        if (tid == 0 && tile == 0)
+            dec[bh * K + c] = s_cum[q - 1];
+        __syncthreads();
+        for (int i = tid; i < TQ * TQ; i += kTcThreads) {
+            const int s = i / TQ, j = i % TQ;
+            Xt[j][s] = (s < q && d0 + j < D) ? x[off4(sx, b, l0 + s, h, d0 + j)] : elem<T>::store(0.f);
+            Bt[j][s] = elem<T>::store((s < q && n0 + j < N) ? ld(bm + off4(sb, b, l0 + s, h, n0 + j)) * s_w[s] : 0.f);
+        }
+        __syncthreads();
+        float acc[8][4] = {};
+        const int r0 = warp * 16 + g;
+        for (int kb = 0; kb < TQ; kb += 16) {
+            uint32_t af[4] = {lds32(&Xt[r0][kb + 2 * cq]), lds32(&Xt[r0 + 8][kb + 2 * cq]),
+                              lds32(&Xt[r0][kb + 2 * cq + 8]), lds32(&Xt[r0 + 8][kb + 2 * cq + 8])};
+            for (int nt = 0; nt < 8; nt++) {
+                uint32_t bf[2] = {lds32(&Bt[nt * 8 + g][kb + 2 * cq]), lds32(&Bt[nt * 8 + g][kb + 2 * cq + 8])};
+                mma16816<T>(acc[nt], af, bf);
+            }
+        }
+        float *o = out + (bh * K + c) * D * N;
+        for (int nt = 0; nt < 8; nt++)
+            for (int r = 0; r < 4; r++) {
+                const long long d = d0 + r0 + (r >= 2 ? 8 : 0), n = n0 + nt * 8 + 2 * cq + (r & 1);
+                if (d < D && n < N)
+                    o[d * N + n] = acc[nt][r];
+            }
+        __syncthreads();
+    }
+}
+
+/* chunk_scan on tensor cores, block (b, h, chunk, 64 columns of D): CB = C B^T and
+ * Y = C S^T over N in steps of 64 (C, B, S rounded to T in shared memory), then
+ * M = CB * exp(cum_t - cum_s) dt_s (s <= t) rounded to T straight from the accumulators,
+ * y = exp(cum_t) Y + M x. */
+template <typename T>
+__global__ void __launch_bounds__(kTcThreads)
+    chunk_scan_tc_kernel(const T *x, bk_view4 sx, const T *dt, bk_view4 sdt, const T *a, long long sa, const T *bm,
+                         bk_view4 sb, const T *cm, bk_view4 sc, T *y, bk_view4 sy, const float *states, long long L,
+                         long long H, long long D, long long N, long long K, long long total)
+{
+    __shared__ float s_dt[TQ], s_cum[TQ];
+    __shared__ __align__(16) T Cs[TQ][kPad], Bs[TQ][kPad], Ss[TQ][kPad], Xt[TQ][kPad];
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, cq = lane % 4;
+    const long long tiles = (D + TQ - 1) / TQ;
+    const T zero = elem<T>::store(0.f);
+    for (long long blk = blockIdx.x; blk < total; blk += gridDim.x) {
+        const long long tile = blk % tiles, c = (blk / tiles) % K, bh = blk / tiles / K;
+        const long long b = bh / H, h = bh % H, l0 = c * TQ, d0 = tile * TQ;
+        const int q = (int)min((long long)TQ, L - l0);
+        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum);
+        const float *S = states + (bh * K + c) * D * N;
+        for (int i = tid; i < TQ * TQ; i += kTcThreads) {
+            const int s = i / TQ, j = i % TQ;
+            Xt[j][s] = (s < q && d0 + j < D) ? x[off4(sx, b, l0 + s, h, d0 + j)] : zero;
+        }
+        const int r0 = warp * 16 + g;
+        float cb[8][4] = {}, yy[8][4] = {};
+        for (long long n0 = 0; n0 < N; n0 += TQ) {
+            for (int i = tid; i < TQ * TQ; i += kTcThreads) {
+                const int r = i / TQ, j = i % TQ;
+                const bool nin = n0 + j < N;
+                Cs[r][j] = (r < q && nin) ? cm[off4(sc, b, l0 + r, h, n0 + j)] : zero;
+                Bs[r][j] = (r < q && nin) ? bm[off4(sb, b, l0 + r, h, n0 + j)] : zero;
+                Ss[r][j] = elem<T>::store((d0 + r < D && nin) ? S[(d0 + r) * N + n0 + j] : 0.f);
+            }
+            __syncthreads();
+            for (int kb = 0; kb < TQ; kb += 16) {
+                uint32_t af[4] = {lds32(&Cs[r0][kb + 2 * cq]), lds32(&Cs[r0 + 8][kb + 2 * cq]),
+                                  lds32(&Cs[r0][kb + 2 * cq + 8]), lds32(&Cs[r0 + 8][kb + 2 * cq + 8])};
+                for (int nt = 0; nt < 8; nt++) {
+                    uint32_t bf[2] = {lds32(&Bs[nt * 8 + g][kb + 2 * cq]), lds32(&Bs[nt * 8 + g][kb + 2 * cq + 8])};
+                    mma16816<T>(cb[nt], af, bf);
+                    uint32_t sf[2] = {lds32(&Ss[nt * 8 + g][kb + 2 * cq]), lds32(&Ss[nt * 8 + g][kb + 2 * cq + 8])};
+                    mma16816<T>(yy[nt], af, sf);
+                }
+            }
+            __syncthreads();
+        }
+        if (N == 0) /* Xt was written without a barrier after it */
+            __syncthreads();
+        const int t0 = r0, t1 = r0 + 8;
+        const float e0 = t0 < q ? expf(s_cum[t0]) : 0.f, e1 = t1 < q ? expf(s_cum[t1]) : 0.f;
+        for (int nt = 0; nt < 8; nt++) {
+            yy[nt][0] *= e0;
+            yy[nt][1] *= e0;
+            yy[nt][2] *= e1;
+            yy[nt][3] *= e1;
+        }
+        for (int kb = 0; kb < 4; kb++) {
+            if (kb * 16 > warp * 16 + 15)
+                break; /* s > t for every row of this warp */
+            float m[2][4];
+            for (int hf = 0; hf < 2; hf++)
+                for (int r = 0; r < 4; r++) {
+                    const int t = r < 2 ? t0 : t1, s = (2 * kb + hf) * 8 + 2 * cq + (r & 1);
+                    m[hf][r] = (s <= t && t < q) ? cb[2 * kb + hf][r] * expf(s_cum[t] - s_cum[s]) * s_dt[s] : 0.f;
+                }
+            uint32_t af[4] = {pack2<T>(m[0][0], m[0][1]), pack2<T>(m[0][2], m[0][3]), pack2<T>(m[1][0], m[1][1]),
+                              pack2<T>(m[1][2], m[1][3])};
+            for (int nt = 0; nt < 8; nt++) {
+                uint32_t bf[2] = {lds32(&Xt[nt * 8 + g][kb * 16 + 2 * cq]), lds32(&Xt[nt * 8 + g][kb * 16 + 2 * cq + 8])};
+                mma16816<T>(yy[nt], af, bf);
+            }
+        }
+        for (int nt = 0; nt < 8; nt++)
+            for (int r = 0; r < 4; r++) {
+                const int t = r < 2 ? t0 : t1;
+                const long long d = d0 + nt * 8 + 2 * cq + (r & 1);
+                if (t < q && d < D)
+                    y[off4(sy, b, l0 + t, h, d)] = elem<T>::store(yy[nt][r]);
+            }
+        __syncthreads();
     }
 }
 
@@ -569,19 +750,45 @@ unsigned blocks_for(long long total)
     return (unsigned)(total < 2147483647LL ? total : 2147483647LL);
 }
 
-/* chunk_state + state_pass: states[bh][k] = the state entering chunk k; dec filled. */
+/* chunk_state + state_pass: states[bh][k] = the state entering chunk k; dec filled.
+ * tc: the tensor-core chunk_state (16-bit T only). */
 template <typename T>
 void launch_states(const ssd_geo &g, const bk_tensor &x, const bk_tensor &dt, const bk_tensor &a, const bk_tensor &b,
-                   const ssd_ws &w, cudaStream_t s)
+                   const ssd_ws &w, cudaStream_t s, bool tc)
 {
     const long long tiles = ((g.D + TQ - 1) / TQ) * ((g.N + TQ - 1) / TQ), total = g.BH * g.K * tiles;
     if (total == 0)
         return;
-    chunk_state_kernel<T, 0><<<blocks_for(total), kThreads, 0, s>>>(
-        (const T *)x.data, bk_view4_of(&x), (const T *)b.data, bk_view4_of(&b), (const T *)dt.data, bk_view4_of(&dt),
-        (const T *)a.data, a.strides[0], w.states, w.dec, g.L, g.H, g.D, g.N, g.K, total);
+    if constexpr (sizeof(T) == 2) {
+        if (tc)
+            chunk_state_tc_kernel<T><<<blocks_for(total), kTcThreads, 0, s>>>(
+                (const T *)x.data, bk_view4_of(&x), (const T *)b.data, bk_view4_of(&b), (const T *)dt.data,
+                bk_view4_of(&dt), (const T *)a.data, a.strides[0], w.states, w.dec, g.L, g.H, g.D, g.N, g.K, total);
+    }
+    if (!tc || sizeof(T) != 2)
+        chunk_state_kernel<T, 0><<<blocks_for(total), kThreads, 0, s>>>(
+            (const T *)x.data, bk_view4_of(&x), (const T *)b.data, bk_view4_of(&b), (const T *)dt.data,
+            bk_view4_of(&dt), (const T *)a.data, a.strides[0], w.states, w.dec, g.L, g.H, g.D, g.N, g.K, total);
     const long long elems = g.BH * g.D * g.N;
     state_pass_kernel<<<bk_grid_for(elems, kThreads), kThreads, 0, s>>>(w.states, w.dec, g.D * g.N, g.K, elems, 0);
+}
+
+/* The forward: f32 (and f64, never dispatched) on CUDA cores, f16/bf16 on tensor cores. */
+template <typename T> void launch_fwd(const ssd_geo &g, const bk_ssd_fwd_args *a, const ssd_ws &w, cudaStream_t s)
+{
+    const long long total = g.BH * g.K * ((g.D + TQ - 1) / TQ);
+    launch_states<T>(g, a->x, a->dt, a->a, a->b, w, s, true);
+    if constexpr (sizeof(T) == 2) {
+        chunk_scan_tc_kernel<T><<<blocks_for(total), kTcThreads, 0, s>>>(
+            (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->dt.data, bk_view4_of(&a->dt),
+            (const T *)a->a.data, a->a.strides[0], (const T *)a->b.data, bk_view4_of(&a->b), (const T *)a->c.data,
+            bk_view4_of(&a->c), (T *)a->y.data, bk_view4_of(&a->y), w.states, g.L, g.H, g.D, g.N, g.K, total);
+    } else {
+        chunk_scan_kernel<T><<<blocks_for(total), kThreads, 0, s>>>(
+            (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->dt.data, bk_view4_of(&a->dt),
+            (const T *)a->a.data, a->a.strides[0], (const T *)a->b.data, bk_view4_of(&a->b), (const T *)a->c.data,
+            bk_view4_of(&a->c), (T *)a->y.data, bk_view4_of(&a->y), w.states, g.L, g.H, g.D, g.N, g.K, total);
+    }
 }
 
 } // namespace
@@ -605,15 +812,7 @@ extern "C" bk_status bk_cuda_ssd_fwd(const bk_ssd_desc *d, const bk_ssd_fwd_args
         return BK_STATUS_SUCCESS; /* y is empty */
     ssd_ws w;
     ssd_layout(g, false, workspace, &w);
-    cudaStream_t s = (cudaStream_t)stream;
-    const long long total = g.BH * g.K * ((g.D + TQ - 1) / TQ);
-    BK_DISPATCH_FLOAT(d->dtype, T, {
-        launch_states<T>(g, a->x, a->dt, a->a, a->b, w, s);
-        chunk_scan_kernel<T><<<blocks_for(total), kThreads, 0, s>>>(
-            (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->dt.data, bk_view4_of(&a->dt),
-            (const T *)a->a.data, a->a.strides[0], (const T *)a->b.data, bk_view4_of(&a->b), (const T *)a->c.data,
-            bk_view4_of(&a->c), (T *)a->y.data, bk_view4_of(&a->y), w.states, g.L, g.H, g.D, g.N, g.K, total);
-    });
+    BK_DISPATCH_FLOAT(d->dtype, T, launch_fwd<T>(g, a, w, (cudaStream_t)stream));
     return bk_cuda_check_launch("ssd_fwd");
 }
 
@@ -628,7 +827,7 @@ extern "C" bk_status bk_cuda_ssd_bwd(const bk_ssd_desc *d, const bk_ssd_bwd_args
     const long long total = g.BH * g.K;
     BK_DISPATCH_FLOAT(d->dtype, T, {
         if (total > 0) {
-            launch_states<T>(g, a->x, a->dt, a->a, a->b, w, s);
+            launch_states<T>(g, a->x, a->dt, a->a, a->b, w, s, false);
             const long long tiles = ((g.D + TQ - 1) / TQ) * ((g.N + TQ - 1) / TQ);
             if (tiles > 0) {
                 chunk_state_kernel<T, 1><<<blocks_for(total * tiles), kThreads, 0, s>>>(
