@@ -24,14 +24,20 @@
  * its part of dA (sum_u dt_u da_u, running sums in f64) into the workspace; finally one thread per head adds
  * the B*K parts in a fixed order (f64). No atomics anywhere: every output is
  * bit-identical from run to run.
- * Arithmetic: f32 on CUDA cores for every dtype (inputs converted on load, outputs
- * rounded once on store), states and all intermediates f32, expf (accurate). Tiles:
- * 256 threads as 16 x 16, each owning a 4 x 4 block of a 64 x 64 output tile; operands in
- * shared memory (padded rows, no bank conflicts on the inner loops).
+ * Arithmetic: f32 forward and the whole backward on CUDA cores for every dtype (inputs
+ * converted on load, outputs rounded once on store), states and intermediates f32, expf.
+ * Tiles: 256 threads as 16 x 16, each owning a 4 x 4 block of a 64 x 64 output tile;
+ * operands in shared memory (padded rows). The f16/bf16 forward uses chunk_state_tc and
+ * chunk_scan_tc instead: mma.sync m16n8k16 (16-bit operands, f32 accumulate), 4 warps of
+ * 16 rows each over a 64 x 64 tile, the masked scores M going from accumulators to A
+ * fragments in registers; x, w B, the states and M are rounded to the dtype on the way.
+ * Measured on an H100 (B 4, L 4096, H 32, D 64, N 128, bf16): forward 2.01 ms (6.7% of the
+ * copy bandwidth; ncu: chunk_state 0.50 ms, state_pass 0.41 ms, chunk_scan 1.26 ms, all
+ * latency bound), backward 5.96 ms.
  * Workspace (f32, see ssd_layout): forward states [B*H][K][D][N] + dec [B*H][K]; backward
  * adds dstates [B*H][K][D][N] (f32) and dA parts [B*H][K] (f64).
- * Not yet: tensor cores (mma) for the 16-bit dtypes, fusion of the state passing into the
- * scan, ngroups, the D skip, the z gate, dt_bias/softplus, initial/final states, seq_idx.
+ * Not yet (speed): 16-byte vector loads and cp.async double buffering, fusing the state
+ * passing into the scan, tensor cores in the backward; (features) ngroups, the D skip, the z gate, dt_bias/softplus, initial/final states, seq_idx.
  */
 #include "common.cuh"
 #include "cuda/ssd_cuda.h"
