@@ -193,16 +193,40 @@ static bk_status run_bwd(const bk_ssd_bwd_plan *plan, const bk_ssd_bwd_args *arg
     return st;
 }
 
+/* Runs the plan on `target` (inputs and outputs copied to the device and the outputs
+ * back on CUDA, on a non-default stream), with a workspace of exactly workspace_size. */
+static bk_status run_bwd_on(bk_target target, const bk_ssd_bwd_plan *plan, ssd_problem *p)
+{
+    const size_t es = bk_dtype_size(p->dtype), bytes = bk_ssd_bwd_workspace_size(plan);
+    void *ws = bytes ? calloc(1, bytes) : NULL;
+    bkt_dev dev = bkt_dev_begin(target);
+    bk_ssd_bwd_args a = bwd_args(p);
+    bk_tensor *v[NT] = {&a.x, &a.dt, &a.a, &a.b, &a.c, &a.dy, &a.dx, &a.ddt, &a.da, &a.db, &a.dc};
+    for (int k = 0; k < NT; k++)
+        v[k]->data = k < ODX ? bkt_dev_in(&dev, p->buf[k], (size_t)p->span[k] * es)
+                             : bkt_dev_out(&dev, p->buf[k], (size_t)p->span[k] * es);
+    void *dws = ws ? bkt_dev_in(&dev, ws, bytes) : NULL;
+    bk_status st = bk_ssd_bwd_run(plan, bkt_dev_stream(&dev), (bk_workspace){dws, bytes}, &a);
+    if (!bkt_dev_end(&dev) && st == BK_STATUS_SUCCESS)
+        st = BK_STATUS_DEVICE_ERROR;
+    free(ws);
+    return st;
+}
+
 static void case_name(char *buf, size_t size, bk_dtype dt, ssd_case s, const char *extra)
 {
     snprintf(buf, size, "ssd_bwd %s B%lld L%lld H%lld D%lld N%lld chunk %d%s", bk_dtype_name(dt), (long long)s.b,
              (long long)s.l, (long long)s.h, (long long)s.d, (long long)s.n, (int)s.chunk, extra);
 }
 
-static void test_backward(bk_dtype dt, ssd_case s, bool padded, double dt_hi)
+/* One problem on `target` against the f64 reverse-mode reference. GPU slack: 1 (f32
+ * arithmetic from the rounded inputs, one rounding of each output, as the reference). */
+static void test_backward(bk_target target, bk_dtype dt, ssd_case s, bool padded, double dt_hi)
 {
-    char what[160], item[200];
-    case_name(what, sizeof what, dt, s, padded ? (dt_hi > 0.5 ? " strided dt<1" : " strided") : (dt_hi > 0.5 ? " dt<1" : ""));
+    char what[200], item[240], extra[64];
+    snprintf(extra, sizeof extra, "%s%s%s", padded ? " strided" : "", dt_hi > 0.5 ? " dt<1" : "",
+             target.kind == BK_TARGET_CUDA ? " cuda" : "");
+    case_name(what, sizeof what, dt, s, extra);
     ssd_problem p;
     make_problem(&p, s, dt, padded ? 2 : 0, 0.001, dt_hi);
     double *ref[NT] = {0};
@@ -212,10 +236,8 @@ static void test_backward(bk_dtype dt, ssd_case s, bool padded, double dt_hi)
 
     bk_ssd_desc d = desc_of(s, dt);
     bk_ssd_bwd_plan plan;
-    if (bkt_expect_status(bk_ssd_bwd_select(&d, bk_target_cpu(), BK_PREFER_DETERMINISTIC, &plan), BK_STATUS_SUCCESS,
-                          what)) {
-        bk_ssd_bwd_args args = bwd_args(&p);
-        if (bkt_expect_status(run_bwd(&plan, &args), BK_STATUS_SUCCESS, what)) {
+    if (bkt_expect_status(bk_ssd_bwd_select(&d, target, BK_PREFER_DETERMINISTIC, &plan), BK_STATUS_SUCCESS, what)) {
+        if (bkt_expect_status(run_bwd_on(target, &plan, &p), BK_STATUS_SUCCESS, what)) {
             bool ok = true;
             for (int k = ODX; k < NT; k++) {
                 snprintf(item, sizeof item, "%s %s", what, k_names[k]);
@@ -226,7 +248,7 @@ static void test_backward(bk_dtype dt, ssd_case s, bool padded, double dt_hi)
                 void *first[NT] = {0};
                 for (int k = ODX; k < NT; k++)
                     first[k] = bkt_snapshot(p.buf[k], (size_t)p.span[k] * bk_dtype_size(dt));
-                bkt_expect_status(run_bwd(&plan, &args), BK_STATUS_SUCCESS, what);
+                bkt_expect_status(run_bwd_on(target, &plan, &p), BK_STATUS_SUCCESS, what);
                 for (int k = ODX; k < NT; k++) {
                     snprintf(item, sizeof item, "%s %s rerun", what, k_names[k]);
                     bkt_check(bkt_same_bytes(first[k], p.buf[k], (size_t)p.span[k] * bk_dtype_size(dt)), item,
@@ -439,8 +461,19 @@ static void test_bad_inputs(void)
                       "ssd_bwd negative seq_len");
     bkt_expect_status(bk_ssd_bwd_select(NULL, cpu, BK_PREFER_FASTEST, &plan), BK_STATUS_INVALID_PROBLEM,
                       "ssd_bwd NULL desc");
+    bkt_expect_status(bk_ssd_bwd_select(&d, bk_target_cuda_cc(0, 7, 5), BK_PREFER_FASTEST, &plan),
+                      BK_STATUS_UNSUPPORTED, "ssd_bwd no CUDA kernel below sm_80");
+    bad = d;
+    bad.dtype = BK_DTYPE_F64;
+    bkt_expect_status(bk_ssd_bwd_select(&bad, bk_target_cuda_cc(0, 8, 0), BK_PREFER_FASTEST, &plan),
+                      BK_STATUS_UNSUPPORTED, "ssd_bwd f64 is CPU-only");
+#ifdef BK_WITH_CUDA
+    bkt_expect_status(bk_ssd_bwd_select(&d, bk_target_cuda_cc(0, 8, 0), BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS,
+                      "ssd_bwd select on sm_80");
+#else
     bkt_expect_status(bk_ssd_bwd_select(&d, bk_target_cuda_cc(0, 8, 0), BK_PREFER_FASTEST, &plan),
-                      BK_STATUS_UNSUPPORTED, "ssd_bwd no CUDA kernel yet");
+                      BK_STATUS_UNSUPPORTED, "ssd_bwd built without CUDA");
+#endif
 
     bkt_expect_status(bk_ssd_bwd_select(&d, cpu, BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS, "ssd_bwd select");
     bk_ssd_bwd_args good = bwd_args(&p);
@@ -534,18 +567,56 @@ static void test_bad_inputs(void)
     free_problem(&p);
 }
 
+/* The CUDA kernels on the device: every case of the CPU sweep (f32, f16, bf16; f64 is
+ * CPU-only), larger shapes, the plan and the workspace formula. Determinism: the rerun
+ * inside test_backward (over the previous outputs). Smaller under BK_TEST_QUICK. */
 static void test_cuda(void)
 {
     bk_target gpu;
     if (!bkt_cuda_target("ssd_bwd cuda", &gpu))
         return;
-    bk_ssd_desc d = {2, 33, 3, 16, 16, 16, BK_DTYPE_F32};
+    static const bk_dtype gdt[] = {BK_DTYPE_F32, BK_DTYPE_F16, BK_DTYPE_BF16};
+    const bool quick = bkt_quick();
+    for (size_t t = 0; t < sizeof gdt / sizeof gdt[0]; t++)
+        for (size_t c = 0; c < sizeof k_cases / sizeof k_cases[0]; c++) {
+            if (quick && t > 0 && (c & 1))
+                continue; /* sanitizers: every case in f32, half of them in f16 and bf16 */
+            test_backward(gpu, gdt[t], k_cases[c], (c & 1) != 0, 0.1);
+            if (quick)
+                continue;
+            test_backward(gpu, gdt[t], k_cases[c], (c & 1) == 0, 0.1);
+            test_backward(gpu, gdt[t], k_cases[c], (c & 1) != 0, 1.0);
+        }
+    static const ssd_case big[] = {
+        {1, 1000, 2, 32, 48, 64}, /* 16 chunks, the last one partial */
+        {1, 150, 2, 256, 256, 64},
+        {2, 512, 4, 64, 128, 64}, /* the bench shape's D, N and chunk, shorter */
+    };
+    for (size_t c = 0; c < sizeof big / sizeof big[0]; c++) {
+        if (quick && c != 0)
+            continue;
+        test_backward(gpu, BK_DTYPE_F32, big[c], c == 1, 0.1);
+        test_backward(gpu, BK_DTYPE_BF16, big[c], false, 0.1);
+    }
+    const char *what = "ssd_bwd cuda plan info";
+    bk_ssd_desc d = {2, 130, 3, 16, 24, 16, BK_DTYPE_F16};
     bk_ssd_bwd_plan plan;
-    bk_status st = bk_ssd_bwd_select(&d, gpu, BK_PREFER_DETERMINISTIC, &plan);
-    if (st == BK_STATUS_UNSUPPORTED)
-        bkt_skip("ssd_bwd cuda", bk_last_error());
-    else
-        bkt_check(false, "ssd_bwd cuda", "select on CUDA returned %s; no CUDA path is tested yet", bk_status_name(st));
+    if (bkt_expect_status(bk_ssd_bwd_select(&d, gpu, BK_PREFER_DETERMINISTIC, &plan), BK_STATUS_SUCCESS, what)) {
+        char name[96];
+        bk_sku_name(&plan.info.sku, name, sizeof name);
+        bkt_check(strcmp(name, "ssm/ssd_bwd/f16/sm80/bespoke") == 0, what, "sku %s", name);
+        bkt_check(plan.info.precision.deterministic && plan.info.precision.accumulator == BK_DTYPE_F32, what,
+                  "precision not as documented");
+        /* the documented formula: K = ceil(130 / 64) = 3 chunks, BH = 6, f32 pieces */
+        size_t K = 3, BH = 6, DN = 16 * 24, pieces[] = {BH * K * DN, BH * K * DN, BH * K, BH * K}, want = 0;
+        for (size_t i = 0; i < sizeof pieces / sizeof pieces[0]; i++) /* the dA parts are f64 */
+            want = ((want + 255) & ~(size_t)255) + (i == 3 ? 8 : 4) * pieces[i];
+        bkt_check(bk_ssd_bwd_workspace_size(&plan) == want, what, "workspace %zu bytes, formula says %zu",
+                  bk_ssd_bwd_workspace_size(&plan), want);
+    }
+    d.dtype = BK_DTYPE_F64;
+    bkt_expect_status(bk_ssd_bwd_select(&d, gpu, BK_PREFER_DETERMINISTIC, &plan), BK_STATUS_UNSUPPORTED,
+                      "ssd_bwd cuda f64");
 }
 
 int main(void)
@@ -553,9 +624,9 @@ int main(void)
     bkt_init("test_ssd_bwd");
     for (size_t t = 0; t < sizeof k_dtypes / sizeof k_dtypes[0]; t++)
         for (size_t c = 0; c < sizeof k_cases / sizeof k_cases[0]; c++) {
-            test_backward(k_dtypes[t], k_cases[c], false, 0.1);
-            test_backward(k_dtypes[t], k_cases[c], true, 0.1);
-            test_backward(k_dtypes[t], k_cases[c], (c & 1) != 0, 1.0);
+            test_backward(bk_target_cpu(), k_dtypes[t], k_cases[c], false, 0.1);
+            test_backward(bk_target_cpu(), k_dtypes[t], k_cases[c], true, 0.1);
+            test_backward(bk_target_cpu(), k_dtypes[t], k_cases[c], (c & 1) != 0, 1.0);
         }
     test_finite_differences(4, 0.1);
     test_finite_differences(4, 1.0);

@@ -30,6 +30,7 @@ typedef struct ssd_inputs {
     ssd_case s;
     bk_dtype dtype;
     void *buf[5];       /* x, dt, a, b, c */
+    int64_t span[5];    /* elements of each buffer */
     bk_tensor view[5];
     double *val[5];
 } ssd_inputs;
@@ -62,10 +63,12 @@ static int64_t numel(int32_t rank, const int64_t *shape)
 /* A padded (pad > 0) or contiguous view of a fresh buffer of the given shape; the buffer
  * is filled with values in [lo, hi). */
 static bk_tensor make_tensor(bk_dtype dt, int32_t rank, const int64_t *shape, int64_t pad, void **buf, double lo,
-                             double hi)
+                             double hi, int64_t *span_out)
 {
     bk_tensor probe = bkt_view_padded(NULL, dt, rank, shape, pad);
     int64_t span = bkt_view_span(&probe) + 1;
+    if (span_out)
+        *span_out = span;
     *buf = bkt_alloc(dt, span);
     bkt_fill(*buf, dt, span, lo, hi);
     return bkt_view_padded(*buf, dt, rank, shape, pad);
@@ -82,7 +85,7 @@ static void make_inputs(ssd_inputs *in, ssd_case s, bk_dtype dt, int64_t pad, do
         int64_t shape[4];
         shape_of(&s, k, &rank, shape);
         double l = k == IDT ? dt_lo : lo[k], h = k == IDT ? dt_hi : hi[k];
-        in->view[k] = make_tensor(dt, rank, shape, k == IA ? 0 : pad, &in->buf[k], l, h);
+        in->view[k] = make_tensor(dt, rank, shape, k == IA ? 0 : pad, &in->buf[k], l, h, &in->span[k]);
         in->val[k] = malloc((size_t)(numel(rank, shape) + 1) * sizeof(double));
         bkt_gather(&in->view[k], in->val[k]);
     }
@@ -145,36 +148,63 @@ static bk_status run_fwd(const bk_ssd_fwd_plan *plan, const bk_ssd_fwd_args *arg
     return st;
 }
 
+/* Runs the plan on `target` (inputs and y copied to the device and y back on CUDA, on a
+ * non-default stream), with a workspace of exactly workspace_size bytes. */
+static bk_status run_fwd_on(bk_target target, const bk_ssd_fwd_plan *plan, const ssd_inputs *in, bk_tensor y,
+                            int64_t yspan)
+{
+    const size_t es = bk_dtype_size(in->dtype), bytes = bk_ssd_fwd_workspace_size(plan);
+    void *ws = bytes ? calloc(1, bytes) : NULL;
+    bkt_dev dev = bkt_dev_begin(target);
+    bk_ssd_fwd_args a = args_of(in, y);
+    bk_tensor *v[5] = {&a.x, &a.dt, &a.a, &a.b, &a.c};
+    for (int k = 0; k < 5; k++)
+        v[k]->data = bkt_dev_in(&dev, in->buf[k], (size_t)in->span[k] * es);
+    a.y.data = bkt_dev_out(&dev, y.data, (size_t)yspan * es);
+    void *dws = ws ? bkt_dev_in(&dev, ws, bytes) : NULL;
+    bk_status st = bk_ssd_fwd_run(plan, bkt_dev_stream(&dev), (bk_workspace){dws, bytes}, &a);
+    if (!bkt_dev_end(&dev) && st == BK_STATUS_SUCCESS)
+        st = BK_STATUS_DEVICE_ERROR;
+    free(ws);
+    return st;
+}
+
 static void case_name(char *buf, size_t size, const char *op, bk_dtype dt, ssd_case s, const char *extra)
 {
     snprintf(buf, size, "%s %s B%lld L%lld H%lld D%lld N%lld chunk %d%s", op, bk_dtype_name(dt), (long long)s.b,
              (long long)s.l, (long long)s.h, (long long)s.d, (long long)s.n, (int)s.chunk, extra);
 }
 
-static void test_forward(bk_dtype dt, ssd_case s, bool padded, double dt_hi)
+/* One problem on `target` against the sequential f64 recurrence. GPU slack: f32 1 (f32
+ * math on CUDA cores); f16/bf16 3: the tensor-core path also rounds the decay-weighted B,
+ * the f32 states and the masked scores C.B exp(..) dt to 16 bits before their products
+ * (f32 accumulate), which a 16-bit naive reference does as well (flash-attn's rule: at
+ * most about twice that error; bkt_tol is already twice the output rounding). */
+static void test_forward(bk_target target, bk_dtype dt, ssd_case s, bool padded, double dt_hi)
 {
-    char what[160];
-    case_name(what, sizeof what, "ssd_fwd", dt, s, padded ? (dt_hi > 0.5 ? " strided dt<1" : " strided") : (dt_hi > 0.5 ? " dt<1" : ""));
+    char what[200], extra[64];
+    snprintf(extra, sizeof extra, "%s%s%s", padded ? " strided" : "", dt_hi > 0.5 ? " dt<1" : "",
+             target.kind == BK_TARGET_CUDA ? " cuda" : "");
+    case_name(what, sizeof what, "ssd_fwd", dt, s, extra);
     ssd_inputs in;
     make_inputs(&in, s, dt, padded ? 3 : 0, 0.001, dt_hi);
     int64_t shape[4] = {s.b, s.l, s.h, s.d}, n = s.b * s.l * s.h * s.d;
     void *ybuf;
-    bk_tensor y = make_tensor(dt, 4, shape, padded ? 2 : 0, &ybuf, 0, 0);
-    bk_tensor probe = bkt_view_padded(NULL, dt, 4, shape, padded ? 2 : 0);
-    int64_t yspan = bkt_view_span(&probe) + 1;
+    int64_t yspan;
+    bk_tensor y = make_tensor(dt, 4, shape, padded ? 2 : 0, &ybuf, 0, 0, &yspan);
     bkt_poison(ybuf, dt, yspan);
     double *ref = malloc((size_t)(n + 1) * sizeof(double));
     ref_fwd(&in, ref);
 
     bk_ssd_desc d = desc_of(s, dt);
     bk_ssd_fwd_plan plan;
-    if (bkt_expect_status(bk_ssd_fwd_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS, what)) {
-        bk_ssd_fwd_args args = args_of(&in, y);
-        if (bkt_expect_status(run_fwd(&plan, &args), BK_STATUS_SUCCESS, what) && bkt_check_close(what, &y, ref, 1.0)) {
+    if (bkt_expect_status(bk_ssd_fwd_select(&d, target, BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS, what)) {
+        if (bkt_expect_status(run_fwd_on(target, &plan, &in, y, yspan), BK_STATUS_SUCCESS, what) &&
+            bkt_check_close(what, &y, ref, target.kind == BK_TARGET_CUDA && dt != BK_DTYPE_F32 ? 3.0 : 1.0)) {
             /* rerun over the previous output: bit-identical */
             size_t bytes = (size_t)yspan * bk_dtype_size(dt);
             void *first = bkt_snapshot(ybuf, bytes);
-            bkt_expect_status(run_fwd(&plan, &args), BK_STATUS_SUCCESS, what);
+            bkt_expect_status(run_fwd_on(target, &plan, &in, y, yspan), BK_STATUS_SUCCESS, what);
             bkt_check(bkt_same_bytes(first, ybuf, bytes), what, "rerun is not bit-identical");
             bkt_free(first);
         }
@@ -331,8 +361,23 @@ static void test_bad_inputs(void)
                       "ssd_fwd NULL plan");
     bkt_expect_status(bk_ssd_fwd_select(&d, cpu, (bk_preference)9, &plan), BK_STATUS_INVALID_PROBLEM,
                       "ssd_fwd bad preference");
+    bkt_expect_status(bk_ssd_fwd_select(&d, bk_target_cuda_cc(0, 7, 5), BK_PREFER_FASTEST, &plan),
+                      BK_STATUS_UNSUPPORTED, "ssd_fwd no CUDA kernel below sm_80");
+    bad = d;
+    bad.dtype = BK_DTYPE_F64;
+    bkt_expect_status(bk_ssd_fwd_select(&bad, bk_target_cuda_cc(0, 9, 0), BK_PREFER_FASTEST, &plan),
+                      BK_STATUS_UNSUPPORTED, "ssd_fwd f64 is CPU-only");
+#ifdef BK_WITH_CUDA
+    bkt_expect_status(bk_ssd_fwd_select(&d, bk_target_cuda_cc(0, 9, 0), BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS,
+                      "ssd_fwd select on sm_90");
+    bad = d;
+    bad.state_dim = 257;
+    bkt_expect_status(bk_ssd_fwd_select(&bad, bk_target_cuda_cc(0, 9, 0), BK_PREFER_FASTEST, &plan),
+                      BK_STATUS_UNSUPPORTED, "ssd_fwd cuda state_dim 257");
+#else
     bkt_expect_status(bk_ssd_fwd_select(&d, bk_target_cuda_cc(0, 9, 0), BK_PREFER_FASTEST, &plan),
-                      BK_STATUS_UNSUPPORTED, "ssd_fwd no CUDA kernel yet");
+                      BK_STATUS_UNSUPPORTED, "ssd_fwd built without CUDA");
+#endif
 
     /* tensors and workspace */
     bkt_expect_status(bk_ssd_fwd_select(&d, cpu, BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS, "ssd_fwd select");
@@ -417,18 +462,56 @@ static void test_bad_inputs(void)
     free_inputs(&in);
 }
 
+/* The CUDA kernel on the device: every case of the CPU sweep (f32, f16, bf16; f64 is
+ * CPU-only), larger shapes (many chunks, D = N = 256 with a partial last chunk, the bench
+ * shape's D and N with L 512), the plan it reports, and a bit-identical rerun (inside
+ * test_forward). Under BK_TEST_QUICK (sanitizers) a smaller sweep. */
 static void test_cuda(void)
 {
     bk_target gpu;
     if (!bkt_cuda_target("ssd_fwd cuda", &gpu))
         return;
-    bk_ssd_desc d = {2, 33, 3, 16, 16, 16, BK_DTYPE_F32};
+    static const bk_dtype gdt[] = {BK_DTYPE_F32, BK_DTYPE_F16, BK_DTYPE_BF16};
+    const bool quick = bkt_quick();
+    for (size_t t = 0; t < sizeof gdt / sizeof gdt[0]; t++)
+        for (size_t c = 0; c < sizeof k_cases / sizeof k_cases[0]; c++) {
+            test_forward(gpu, gdt[t], k_cases[c], (c & 1) != 0, 0.1);
+            if (quick)
+                continue;
+            test_forward(gpu, gdt[t], k_cases[c], (c & 1) == 0, 0.1);
+            test_forward(gpu, gdt[t], k_cases[c], (c & 1) != 0, 1.0);
+        }
+    static const ssd_case big[] = {
+        {1, 1000, 2, 32, 48, 64}, /* 16 chunks, the last one partial */
+        {2, 200, 2, 256, 256, 64},
+        {4, 512, 4, 64, 128, 64}, /* the bench shape's D, N and chunk, shorter */
+    };
+    for (size_t c = 0; c < sizeof big / sizeof big[0]; c++) {
+        if (quick && c != 0)
+            continue;
+        test_forward(gpu, BK_DTYPE_F32, big[c], c == 1, 0.1);
+        test_forward(gpu, BK_DTYPE_BF16, big[c], false, 0.1);
+        if (c == 0)
+            test_forward(gpu, BK_DTYPE_F16, big[c], true, 1.0);
+    }
+    const char *what = "ssd_fwd cuda plan info";
+    bk_ssd_desc d = {2, 33, 3, 16, 16, 16, BK_DTYPE_BF16};
     bk_ssd_fwd_plan plan;
-    bk_status st = bk_ssd_fwd_select(&d, gpu, BK_PREFER_FASTEST, &plan);
-    if (st == BK_STATUS_UNSUPPORTED)
-        bkt_skip("ssd_fwd cuda", bk_last_error());
-    else
-        bkt_check(false, "ssd_fwd cuda", "select on CUDA returned %s; no CUDA path is tested yet", bk_status_name(st));
+    if (bkt_expect_status(bk_ssd_fwd_select(&d, gpu, BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS, what)) {
+        char name[96];
+        bk_sku_name(&plan.info.sku, name, sizeof name);
+        bkt_check(strcmp(name, "ssm/ssd_fwd/bf16/sm80/bespoke") == 0, what, "sku %s", name);
+        bkt_check(plan.info.precision.deterministic && plan.info.precision.accumulator == BK_DTYPE_F32 &&
+                      plan.info.precision.math == BK_MATH_F16_BF16_TENSOR,
+                  what, "precision not as documented");
+        /* the documented formula: K = 1 chunk, BH = 6: states (f32, 256-byte aligned), then dec */
+        size_t want = ((6 * 16 * 16 * 4 + 255) & ~(size_t)255) + 6 * 4;
+        bkt_check(bk_ssd_fwd_workspace_size(&plan) == want, what, "workspace %zu bytes, formula says %zu",
+                  bk_ssd_fwd_workspace_size(&plan), want);
+    }
+    d.dtype = BK_DTYPE_F64;
+    bkt_expect_status(bk_ssd_fwd_select(&d, gpu, BK_PREFER_FASTEST, &plan), BK_STATUS_UNSUPPORTED,
+                      "ssd_fwd cuda f64");
 }
 
 int main(void)
@@ -436,9 +519,9 @@ int main(void)
     bkt_init("test_ssd_fwd");
     for (size_t t = 0; t < sizeof k_dtypes / sizeof k_dtypes[0]; t++)
         for (size_t c = 0; c < sizeof k_cases / sizeof k_cases[0]; c++) {
-            test_forward(k_dtypes[t], k_cases[c], false, 0.1);
-            test_forward(k_dtypes[t], k_cases[c], true, 0.1);
-            test_forward(k_dtypes[t], k_cases[c], (c & 1) != 0, 1.0);
+            test_forward(bk_target_cpu(), k_dtypes[t], k_cases[c], false, 0.1);
+            test_forward(bk_target_cpu(), k_dtypes[t], k_cases[c], true, 0.1);
+            test_forward(bk_target_cpu(), k_dtypes[t], k_cases[c], (c & 1) != 0, 1.0);
         }
     test_plan_info();
     test_chunk_invariance();

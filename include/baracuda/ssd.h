@@ -26,6 +26,15 @@
  * an output's positions must not overlap (INVALID_PROBLEM otherwise). Outputs must not
  * share memory with the inputs or with each other (not checked).
  *
+ * CUDA (compute capability 8.0 and above; f32, f16, bf16 - f64 is CPU-only): asynchronous
+ * on the caller's stream, no allocation, no host synchronisation, graph-capturable; scratch
+ * comes from the workspace. The kernels use their own chunks of 64 steps whatever
+ * chunk_size says (the result does not depend on it). The forward runs its chunk products
+ * on tensor cores for f16/bf16 (16-bit operands: the inputs, the decay-weighted B, the f32
+ * states and the masked scores rounded to the dtype; f32 accumulate) and in f32 on CUDA
+ * cores for f32; the backward computes in f32 for every dtype. Both are deterministic
+ * (no atomics; dA is reduced in a fixed order in f64).
+ *
  * Limits: head_dim and state_dim up to 256 in both directions (UNSUPPORTED beyond).
  * Not yet: ngroups (B/C shared across heads), the D skip connection, the z gate,
  * dt_bias + softplus, initial/final states, seq_idx (packed sequences).
@@ -80,7 +89,7 @@ typedef struct bk_ssd_fwd_plan {
  * deterministic and bit-stable whatever the thread count.
  * Errors: INVALID_PROBLEM (NULL desc or plan, negative extent, chunk_size < 1, bad target
  * or preference); UNSUPPORTED (dtype not in {f32, f16, bf16, f64}, head_dim or state_dim
- * above 256, or no kernel on this target: no CUDA kernel exists yet). */
+ * above 256, or no kernel on this target: f64 on CUDA, CUDA below compute capability 8.0). */
 bk_status bk_ssd_fwd_select(const bk_ssd_desc *desc, bk_target target, bk_preference preference,
                             bk_ssd_fwd_plan *plan);
 
@@ -98,12 +107,17 @@ bk_status bk_ssd_fwd_can_implement(const bk_ssd_fwd_plan *plan, const bk_ssd_fwd
  * + 8 * S * Q * D            the chunk's x rows
  * + 8 * S * Q * N   (x 2)    the chunk's B and C rows
  * + 8 * S * Q       (x 2)    the chunk's dt and cumulative log-decay
- * and 0 when batch, seq_len or heads is 0. */
+ * and 0 when batch, seq_len or heads is 0. CUDA kernels, with K = ceil(seq_len / 64) and
+ * BH = batch * heads, f32 pieces each starting on a 256-byte boundary:
+ *   4 * BH * K * D*N         the state entering every chunk
+ * + 4 * BH * K               each chunk's total log-decay
+ * and 0 when batch, seq_len or heads is 0 (268 MB at B 4, L 4096, H 32, D 64, N 128). */
 size_t bk_ssd_fwd_workspace_size(const bk_ssd_fwd_plan *plan);
 
 /* Computes y. Runs can_implement first, then checks the workspace (INVALID_PROBLEM for a
  * NULL buffer when bytes are needed, WORKSPACE_TOO_SMALL below workspace_size); on any
- * failure nothing is written. `stream` is ignored on the CPU. */
+ * failure nothing is written. `stream` is ignored on the CPU; on CUDA every tensor and the
+ * workspace are device memory and the call returns before the work is done. */
 bk_status bk_ssd_fwd_run(const bk_ssd_fwd_plan *plan, void *stream, bk_workspace workspace,
                          const bk_ssd_fwd_args *args);
 
@@ -150,12 +164,18 @@ bk_status bk_ssd_bwd_can_implement(const bk_ssd_bwd_plan *plan, const bk_ssd_bwd
  * + 8 * S * Q       (x 4)    the chunk's dt, cumulative log-decay, its gradient, and the
  *                            direct part of ddt
  * + 8 * batch * heads        per-(batch, head) partial sums of dA
+ * and 0 when batch, seq_len or heads is 0. CUDA kernels, with K = ceil(seq_len / 64) and
+ * BH = batch * heads, pieces each starting on a 256-byte boundary:
+ *   4 * BH * K * D*N  (x 2)  the state entering every chunk and the gradient of the
+ *                            state leaving it (f32)
+ * + 4 * BH * K               each chunk's total log-decay (f32)
+ * + 8 * BH * K               each chunk's part of dA (f64)
  * and 0 when batch, seq_len or heads is 0. */
 size_t bk_ssd_bwd_workspace_size(const bk_ssd_bwd_plan *plan);
 
 /* Computes dx, ddt, dA, dB, dC. Runs can_implement first, then checks the workspace as
  * bk_ssd_fwd_run does; on any failure nothing is written. dA is written (zeros when batch
- * or seq_len is 0). `stream` is ignored on the CPU. */
+ * or seq_len is 0). `stream` is ignored on the CPU; on CUDA as bk_ssd_fwd_run. */
 bk_status bk_ssd_bwd_run(const bk_ssd_bwd_plan *plan, void *stream, bk_workspace workspace,
                          const bk_ssd_bwd_args *args);
 

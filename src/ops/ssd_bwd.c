@@ -1,14 +1,20 @@
 /* ssd_bwd.c - Mamba-2 SSD chunk-scan backward plan: select, can_implement, workspace and
  * dispatch. The descriptor and input checks are shared with ssd_fwd (core/ssd_check.c);
- * the math lives in the backends (src/cpu/ssd.c). Every kernel writes all five gradients
+ * the math lives in the backends (src/cpu/ssd.c, src/cuda/ssd.cu). Every kernel writes all five gradients
  * (none is accumulated) and reduces dA without atomics. */
 #include "core/core.h"
 #include "core/ssd_check.h"
 #include "cpu/ssd.h"
+#include "cuda/ssd_cuda.h"
 
-enum { SSD_BWD_KERNEL_CPU = 0 };
+enum { SSD_BWD_KERNEL_CPU = 0, SSD_BWD_KERNEL_CUDA = 1 };
 
 static const bk_kernel_entry ssd_bwd_kernels[] = {
+#ifdef BK_WITH_CUDA
+    /* chunked SSD on CUDA cores: f32 math and f32 states for f32/f16/bf16, no atomics */
+    {SSD_BWD_KERNEL_CUDA, BK_TARGET_CUDA, 80, 0, BK_ARCH_SM80, BK_DT(BK_DTYPE_F32) | BK_DT_HALVES, BK_BACKEND_BESPOKE,
+     {BK_MATH_F32, BK_DTYPE_F32, true, true}, bk_ssd_rejects_dims},
+#endif
     {SSD_BWD_KERNEL_CPU, BK_TARGET_CPU, 0, 0, BK_ARCH_CPU, BK_DT_FLOATS, BK_BACKEND_REFERENCE,
      BK_PRECISION_CPU_REFERENCE, bk_ssd_rejects_dims},
 };
@@ -55,6 +61,9 @@ size_t bk_ssd_bwd_workspace_size(const bk_ssd_bwd_plan *plan)
         return 0;
     switch (plan->info.kernel) {
     case SSD_BWD_KERNEL_CPU: return bk_cpu_ssd_bwd_workspace(&plan->desc);
+#ifdef BK_WITH_CUDA
+    case SSD_BWD_KERNEL_CUDA: return bk_cuda_ssd_bwd_workspace(&plan->desc);
+#endif
     }
     return 0;
 }
@@ -62,11 +71,13 @@ size_t bk_ssd_bwd_workspace_size(const bk_ssd_bwd_plan *plan)
 bk_status bk_ssd_bwd_run(const bk_ssd_bwd_plan *plan, void *stream, bk_workspace workspace,
                          const bk_ssd_bwd_args *args)
 {
-    (void)stream;
     BK_TRY(bk_ssd_bwd_can_implement(plan, args));
     BK_TRY(bk_check_workspace("ssd_bwd", &workspace, bk_ssd_bwd_workspace_size(plan)));
     switch (plan->info.kernel) {
     case SSD_BWD_KERNEL_CPU: return bk_cpu_ssd_bwd(&plan->desc, args, workspace.data);
+#ifdef BK_WITH_CUDA
+    case SSD_BWD_KERNEL_CUDA: return bk_cuda_ssd_bwd(&plan->desc, args, workspace.data, stream);
+#endif
     }
     return bk_fail(BK_STATUS_INVALID_PROBLEM, "ssd_bwd: plan names kernel %d, which does not exist",
                    (int)plan->info.kernel);

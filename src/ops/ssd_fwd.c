@@ -1,13 +1,23 @@
 /* ssd_fwd.c - Mamba-2 SSD chunk-scan forward plan: select, can_implement, workspace and
  * dispatch. The descriptor and input checks are shared with ssd_bwd (core/ssd_check.c);
- * the math lives in the backends (src/cpu/ssd.c). */
+ * the math lives in the backends (src/cpu/ssd.c, src/cuda/ssd.cu). */
 #include "core/core.h"
 #include "core/ssd_check.h"
 #include "cpu/ssd.h"
+#include "cuda/ssd_cuda.h"
 
-enum { SSD_FWD_KERNEL_CPU = 0 };
+enum { SSD_FWD_KERNEL_CPU = 0, SSD_FWD_KERNEL_CUDA = 1, SSD_FWD_KERNEL_CUDA_TC = 2 };
 
 static const bk_kernel_entry ssd_fwd_kernels[] = {
+#ifdef BK_WITH_CUDA
+    /* chunked SSD, f16/bf16: the chunk products on tensor cores (16-bit operands, f32
+     * accumulate; states kept in f32 in the workspace), no atomics */
+    {SSD_FWD_KERNEL_CUDA_TC, BK_TARGET_CUDA, 80, 0, BK_ARCH_SM80, BK_DT_HALVES, BK_BACKEND_BESPOKE,
+     {BK_MATH_F16_BF16_TENSOR, BK_DTYPE_F32, true, true}, bk_ssd_rejects_dims},
+    /* chunked SSD, f32: f32 math on CUDA cores */
+    {SSD_FWD_KERNEL_CUDA, BK_TARGET_CUDA, 80, 0, BK_ARCH_SM80, BK_DT(BK_DTYPE_F32), BK_BACKEND_BESPOKE,
+     {BK_MATH_F32, BK_DTYPE_F32, true, true}, bk_ssd_rejects_dims},
+#endif
     {SSD_FWD_KERNEL_CPU, BK_TARGET_CPU, 0, 0, BK_ARCH_CPU, BK_DT_FLOATS, BK_BACKEND_REFERENCE,
      BK_PRECISION_CPU_REFERENCE, bk_ssd_rejects_dims},
 };
@@ -44,6 +54,10 @@ size_t bk_ssd_fwd_workspace_size(const bk_ssd_fwd_plan *plan)
         return 0;
     switch (plan->info.kernel) {
     case SSD_FWD_KERNEL_CPU: return bk_cpu_ssd_fwd_workspace(&plan->desc);
+#ifdef BK_WITH_CUDA
+    case SSD_FWD_KERNEL_CUDA:
+    case SSD_FWD_KERNEL_CUDA_TC: return bk_cuda_ssd_fwd_workspace(&plan->desc);
+#endif
     }
     return 0;
 }
@@ -51,11 +65,14 @@ size_t bk_ssd_fwd_workspace_size(const bk_ssd_fwd_plan *plan)
 bk_status bk_ssd_fwd_run(const bk_ssd_fwd_plan *plan, void *stream, bk_workspace workspace,
                          const bk_ssd_fwd_args *args)
 {
-    (void)stream;
     BK_TRY(bk_ssd_fwd_can_implement(plan, args));
     BK_TRY(bk_check_workspace("ssd_fwd", &workspace, bk_ssd_fwd_workspace_size(plan)));
     switch (plan->info.kernel) {
     case SSD_FWD_KERNEL_CPU: return bk_cpu_ssd_fwd(&plan->desc, args, workspace.data);
+#ifdef BK_WITH_CUDA
+    case SSD_FWD_KERNEL_CUDA:
+    case SSD_FWD_KERNEL_CUDA_TC: return bk_cuda_ssd_fwd(&plan->desc, args, workspace.data, stream);
+#endif
     }
     return bk_fail(BK_STATUS_INVALID_PROBLEM, "ssd_fwd: plan names kernel %d, which does not exist",
                    (int)plan->info.kernel);

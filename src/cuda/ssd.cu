@@ -1,0 +1,860 @@
+/* ssd.cu - Mamba-2 SSD chunk scan, forward and backward, on CUDA (f32, f16, bf16).
+ *
+ * Math, per batch b and head h (state [D, N], h_{-1} = 0):
+ *   a_t = dt_t * A;   h_t = exp(a_t) h_{t-1} + dt_t x_t B_t^T;   y_t = h_t C_t
+ * Shapes: x, y, dy, dx [B, L, H, D]; dt, ddt [B, L, H]; A, dA [H]; B, C, dB, dC [B, L, H, N];
+ * any outer strides, inner stride 1 (checked by the op).
+ *
+ * The chunked (SSD) algorithm with chunks of TQ = 64 steps (the CUDA kernels' own work
+ * split: desc.chunk_size does not change it; the last chunk may be shorter). K = ceil(L/64)
+ * chunks; cum_t = running sum of a_u inside a chunk.
+ * Forward, three kernels on the caller's stream:
+ *   1. chunk_state  block (b, h, chunk, 64x64 tile of [D, N]):
+ *        S_c = sum_s exp(cum_last - cum_s) dt_s x_s B_s^T  -> workspace states (f32),
+ *        and the chunk's total log-decay cum_last -> workspace dec (f32).
+ *   2. state_pass   thread per (b, h, state element): walks the K chunks in order and
+ *        replaces S_c[k] by the state entering chunk k: S_in[k+1] = exp(dec[k]) S_in[k] + S_c[k].
+ *   3. chunk_scan   block (b, h, chunk, 64-wide tile of D), chunk parallel:
+ *        M[t][s] = (C_t . B_s) exp(cum_t - cum_s) dt_s (s <= t),
+ *        y_t = exp(cum_t) S_in C_t + sum_s M[t][s] x_s.
+ * Backward (same chunks): chunk_state + state_pass as above (the state entering each
+ * chunk), then chunk_state on (dy, C) with weights exp(cum_t) and a reverse state_pass,
+ * which gives dS_k = dL/d(state leaving chunk k); then chunk_bwd, one block per
+ * (b, h, chunk), computes dx, dB, dC, ddt of its chunk (formulas in src/cpu/ssd.c) and
+ * its part of dA (sum_u dt_u da_u, running sums in f64) into the workspace; finally one thread per head adds
+ * the B*K parts in a fixed order (f64). No atomics anywhere: every output is
+ * bit-identical from run to run.
+ * Arithmetic: f32 forward and the whole backward on CUDA cores for every dtype (inputs
+ * converted on load, outputs rounded once on store), states and intermediates f32, expf.
+ * Tiles: 256 threads as 16 x 16, each owning a 4 x 4 block of a 64 x 64 output tile;
+ * operands in shared memory (padded rows). The f16/bf16 forward uses chunk_state_tc and
+ * chunk_scan_tc instead: mma.sync m16n8k16 (16-bit operands, f32 accumulate), 4 warps of
+ * 16 rows each over a 64 x 64 tile, the masked scores M going from accumulators to A
+ * fragments in registers; x, w B, the states and M are rounded to the dtype on the way.
+ * Measured on an H100 (B 4, L 4096, H 32, D 64, N 128, bf16): forward 2.01 ms (6.7% of the
+ * copy bandwidth; ncu: chunk_state 0.50 ms, state_pass 0.41 ms, chunk_scan 1.26 ms, all
+ * latency bound), backward 5.96 ms.
+ * Workspace (f32, see ssd_layout): forward states [B*H][K][D][N] + dec [B*H][K]; backward
+ * adds dstates [B*H][K][D][N] (f32) and dA parts [B*H][K] (f64).
+ * Not yet (speed): 16-byte vector loads and cp.async double buffering, fusing the state
+ * passing into the scan, tensor cores in the backward; (features) ngroups, the D skip, the z gate, dt_bias/softplus, initial/final states, seq_idx.
+ */
+#include "common.cuh"
+#include "cuda/ssd_cuda.h"
+
+namespace {
+
+const int TQ = 64;       /* steps per chunk */
+const int kThreads = 256; /* 16 x 16 */
+
+struct ssd_geo {
+    long long B, L, H, D, N, K, BH;
+};
+
+ssd_geo geo_of(const bk_ssd_desc *d)
+{
+    ssd_geo g;
+    g.B = d->batch;
+    g.L = d->seq_len;
+    g.H = d->heads;
+    g.D = d->head_dim;
+    g.N = d->state_dim;
+    g.K = (g.L + TQ - 1) / TQ;
+    g.BH = g.B * g.H;
+    return g;
+}
+
+struct ssd_ws {
+    float *states;  /* [BH][K][D][N] */
+    float *dstates; /* [BH][K][D][N] (backward) */
+    float *dec;     /* [BH][K] */
+    double *parts;  /* [BH][K] (backward) */
+};
+
+/* The one layout of the workspace: sizes it (base NULL) or carves it. */
+size_t ssd_layout(const ssd_geo &g, bool backward, void *base, ssd_ws *w)
+{
+    if (g.BH == 0 || g.L == 0)
+        return 0;
+    bk_carver cv = bk_carver_start(base);
+    const size_t chunks = (size_t)(g.BH * g.K), st = chunks * (size_t)(g.D * g.N) * sizeof(float);
+    w->states = (float *)bk_carve(&cv, st);
+    w->dstates = backward ? (float *)bk_carve(&cv, st) : NULL;
+    w->dec = (float *)bk_carve(&cv, chunks * sizeof(float));
+    w->parts = backward ? (double *)bk_carve(&cv, chunks * sizeof(double)) : NULL;
+    return cv.offset;
+}
+
+template <typename T> __device__ __forceinline__ float ld(const T *p)
+{
+    return elem<T>::load(*p);
+}
+
+__device__ __forceinline__ long long off4(const bk_view4 &v, long long b, long long l, long long h, long long i)
+{
+    return b * v.s0 + l * v.s1 + h * v.s2 + i;
+}
+
+/* dt of the chunk's steps (0 past its end) and cum[i] = sum_{u <= i} dt_u A, into shared memory. */
+template <typename T>
+__device__ void chunk_prologue(const T *dt, const bk_view4 &sdt, long long b, long long l0, long long h, int q, float A,
+                               float *s_dt, float *s_cum)
+{
+    const int tid = threadIdx.x;
+    if (tid < TQ)
+        s_dt[tid] = tid < q ? ld(dt + b * sdt.s0 + (l0 + tid) * sdt.s1 + h * sdt.s2) : 0.f;
+    __syncthreads();
+    if (tid < 32) { /* two steps per lane, then a warp scan of the pair sums */
+        float v0 = s_dt[2 * tid] * A, v1 = v0 + s_dt[2 * tid + 1] * A, incl = v1;
+        for (int o = 1; o < 32; o *= 2) {
+            float u = __shfl_up_sync(0xffffffffu, incl, o);
+            if (tid >= o)
+                incl += u;
+        }
+        float excl = incl - v1;
+        s_cum[2 * tid] = excl + v0;
+        s_cum[2 * tid + 1] = incl;
+    }
+    __syncthreads();
+}
+
+/* Sum over the 16 lanes of a half warp (lanes tx = 0..15 of one row group). */
+__device__ __forceinline__ float half_warp_sum(float v)
+{
+    for (int o = 8; o > 0; o /= 2)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+/* ------------------------------------------------------- chunk_state -- */
+
+/* out[bh][k][d][n] = sum_s w_s u_s[d] v_s[n] over chunk k, for a 64 x 64 tile of [D, N].
+ * MODE 0: u = x, v = B, w_s = exp(cum_last - cum_s) dt_s (also writes dec = cum_last);
+ * MODE 1: u = dy, v = C, w_t = exp(cum_t). */
+template <typename T, int MODE>
+__global__ void __launch_bounds__(kThreads)
+    chunk_state_kernel(const T *u, bk_view4 su, const T *v, bk_view4 sv, const T *dt, bk_view4 sdt, const T *a,
+                       long long sa, float *out, float *dec, long long L, long long H, long long D, long long N,
+                       long long K, long long total)
+{
+    __shared__ float s_dt[TQ], s_cum[TQ], s_w[TQ];
+    __shared__ float s_u[TQ][TQ + 1], s_v[TQ][TQ + 1];
+    const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+    const long long tn = (N + TQ - 1) / TQ, tiles = ((D + TQ - 1) / TQ) * tn;
+    for (long long blk = blockIdx.x; blk < total; blk += gridDim.x) {
+        const long long tile = blk % tiles, c = (blk / tiles) % K, bh = blk / tiles / K;
+        const long long b = bh / H, h = bh % H, l0 = c * TQ, d0 = (tile / tn) * TQ, n0 = (tile % tn) * TQ;
+        const int q = (int)min((long long)TQ, L - l0);
+        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum);
+        if (tid < TQ)
+            s_w[tid] = tid >= q ? 0.f : MODE == 0 ? expf(s_cum[q - 1] - s_cum[tid]) * s_dt[tid] : expf(s_cum[tid]);
+        if (MODE == 0 && tid == 0 && tile == 0)
+            dec[bh * K + c] = s_cum[q - 1];
+        __syncthreads();
+        for (int i = tid; i < TQ * TQ; i += kThreads) {
+            const int s = i / TQ, j = i % TQ;
+            s_u[s][j] = (s < q && d0 + j < D) ? ld(u + off4(su, b, l0 + s, h, d0 + j)) : 0.f;
+            s_v[s][j] = (s < q && n0 + j < N) ? ld(v + off4(sv, b, l0 + s, h, n0 + j)) * s_w[s] : 0.f;
+        }
+        __syncthreads();
+        float acc[4][4] = {};
+        for (int s = 0; s < q; s++) {
+            float uu[4], vv[4];
+            for (int i = 0; i < 4; i++) {
+                uu[i] = s_u[s][ty + 16 * i];
+                vv[i] = s_v[s][tx + 16 * i];
+            }
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 4; j++)
+                    acc[i][j] += uu[i] * vv[j];
+        }
+        float *o = out + (bh * K + c) * D * N;
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 4; j++) {
+                const long long d = d0 + ty + 16 * i, n = n0 + tx + 16 * j;
+                if (d < D && n < N)
+                    o[d * N + n] = acc[i][j];
+            }
+        __syncthreads();
+    }
+}
+
+/* ------------------------------------------------------- state_pass -- */
+
+/* In place over st[bh][k][e] (e < DN): forward, st[k] becomes the state entering chunk k;
+ * reverse, st[k] becomes the gradient of the state leaving chunk k. */
+__global__ void state_pass_kernel(float *__restrict__ st, const float *__restrict__ dec, long long DN, long long K,
+                                  long long total, int reverse)
+{
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
+         i += (long long)gridDim.x * blockDim.x) {
+        const long long e = i % DN, bh = i / DN;
+        float acc = 0.f;
+        for (long long k0 = 0; k0 < K; k0 += 8) { /* 8 loads in flight, then the 8 dependent steps */
+            float val[8], f[8];
+            for (int j = 0; j < 8; j++) {
+                const long long k = k0 + j, c = reverse ? K - 1 - k : k;
+                val[j] = k < K ? st[(bh * K + c) * DN + e] : 0.f;
+                f[j] = k < K ? expf(dec[bh * K + c]) : 0.f;
+            }
+            for (int j = 0; j < 8; j++) {
+                const long long k = k0 + j, c = reverse ? K - 1 - k : k;
+                if (k < K)
+                    st[(bh * K + c) * DN + e] = acc;
+                acc = f[j] * acc + val[j];
+            }
+        }
+    }
+}
+
+/* ------------------------------------------- tensor cores (f16, bf16) -- */
+
+/* D += A B on one m16n8k16 tile, f32 accumulate. A: 4 registers of two 16-bit values
+ * (rows g, g+8; columns 2c.., 2c+8..), B: 2 registers (k 2c.., 2c+8..; column g), with
+ * g = lane / 4, c = lane % 4; D: rows g (0, 1) and g+8 (2, 3), columns 2c, 2c+1. */
+template <typename T> __device__ __forceinline__ void mma16816(float *d, const uint32_t *a, const uint32_t *b);
+template <> __device__ __forceinline__ void mma16816<__nv_bfloat16>(float *d, const uint32_t *a, const uint32_t *b)
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+template <> __device__ __forceinline__ void mma16816<__half>(float *d, const uint32_t *a, const uint32_t *b)
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+/* Two floats as a pair of 16-bit values (lo in the low half), rounded to nearest even. */
+template <typename T> __device__ __forceinline__ uint32_t pack2(float lo, float hi)
+{
+    T p[2] = {elem<T>::store(lo), elem<T>::store(hi)};
+    uint32_t r;
+    memcpy(&r, p, 4);
+    return r;
+}
+
+template <typename T> __device__ __forceinline__ uint32_t lds32(const T *p)
+{
+    return *(const uint32_t *)p;
+}
+
+const int kTcThreads = 128; /* 4 warps, 16 rows of a 64-row tile each */
+const int kPad = TQ + 8;    /* 16-bit row pitch: fragment loads hit 32 distinct banks */
+
+/* chunk_state on tensor cores: out[d][n] = sum_s x_s[d] (w_s B_s[n]) for a 64 x 64 tile;
+ * x and w B rounded to T in shared memory, stored transposed ([d][s], [n][s]). MODE 0 only
+ * (the forward); writes dec like chunk_state_kernel. */
+template <typename T>
+__global__ void __launch_bounds__(kTcThreads)
+    chunk_state_tc_kernel(const T *x, bk_view4 sx, const T *bm, bk_view4 sb, const T *dt, bk_view4 sdt, const T *a,
+                          long long sa, float *out, float *dec, long long L, long long H, long long D, long long N,
+                          long long K, long long total)
+{
+    __shared__ float s_dt[TQ], s_cum[TQ], s_w[TQ];
+    __shared__ __align__(16) T Xt[TQ][kPad], Bt[TQ][kPad];
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, cq = lane % 4;
+    const long long tn = (N + TQ - 1) / TQ, tiles = ((D + TQ - 1) / TQ) * tn;
+    for (long long blk = blockIdx.x; blk < total; blk += gridDim.x) {
+        const long long tile = blk % tiles, c = (blk / tiles) % K, bh = blk / tiles / K;
+        const long long b = bh / H, h = bh % H, l0 = c * TQ, d0 = (tile / tn) * TQ, n0 = (tile % tn) * TQ;
+        const int q = (int)min((long long)TQ, L - l0);
+        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum);
+        if (tid < TQ)
+            s_w[tid] = tid >= q ? 0.f : expf(s_cum[q - 1] - s_cum[tid]) * s_dt[tid];
+        if (tid == 0 && tile == 0)
+            dec[bh * K + c] = s_cum[q - 1];
+        __syncthreads();
+        for (int i = tid; i < TQ * TQ; i += kTcThreads) {
+            const int s = i / TQ, j = i % TQ;
+            Xt[j][s] = (s < q && d0 + j < D) ? x[off4(sx, b, l0 + s, h, d0 + j)] : elem<T>::store(0.f);
+            Bt[j][s] = elem<T>::store((s < q && n0 + j < N) ? ld(bm + off4(sb, b, l0 + s, h, n0 + j)) * s_w[s] : 0.f);
+        }
+        __syncthreads();
+        float acc[8][4] = {};
+        const int r0 = warp * 16 + g;
+        for (int kb = 0; kb < TQ; kb += 16) {
+            uint32_t af[4] = {lds32(&Xt[r0][kb + 2 * cq]), lds32(&Xt[r0 + 8][kb + 2 * cq]),
+                              lds32(&Xt[r0][kb + 2 * cq + 8]), lds32(&Xt[r0 + 8][kb + 2 * cq + 8])};
+            for (int nt = 0; nt < 8; nt++) {
+                uint32_t bf[2] = {lds32(&Bt[nt * 8 + g][kb + 2 * cq]), lds32(&Bt[nt * 8 + g][kb + 2 * cq + 8])};
+                mma16816<T>(acc[nt], af, bf);
+            }
+        }
+        float *o = out + (bh * K + c) * D * N;
+        for (int nt = 0; nt < 8; nt++)
+            for (int r = 0; r < 4; r++) {
+                const long long d = d0 + r0 + (r >= 2 ? 8 : 0), n = n0 + nt * 8 + 2 * cq + (r & 1);
+                if (d < D && n < N)
+                    o[d * N + n] = acc[nt][r];
+            }
+        __syncthreads();
+    }
+}
+
+/* chunk_scan on tensor cores, block (b, h, chunk, 64 columns of D): CB = C B^T and
+ * Y = C S^T over N in steps of 64 (C, B, S rounded to T in shared memory), then
+ * M = CB * exp(cum_t - cum_s) dt_s (s <= t) rounded to T straight from the accumulators,
+ * y = exp(cum_t) Y + M x. */
+template <typename T>
+__global__ void __launch_bounds__(kTcThreads)
+    chunk_scan_tc_kernel(const T *x, bk_view4 sx, const T *dt, bk_view4 sdt, const T *a, long long sa, const T *bm,
+                         bk_view4 sb, const T *cm, bk_view4 sc, T *y, bk_view4 sy, const float *states, long long L,
+                         long long H, long long D, long long N, long long K, long long total)
+{
+    __shared__ float s_dt[TQ], s_cum[TQ];
+    __shared__ __align__(16) T Cs[TQ][kPad], Bs[TQ][kPad], Ss[TQ][kPad], Xt[TQ][kPad];
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, cq = lane % 4;
+    const long long tiles = (D + TQ - 1) / TQ;
+    const T zero = elem<T>::store(0.f);
+    for (long long blk = blockIdx.x; blk < total; blk += gridDim.x) {
+        const long long tile = blk % tiles, c = (blk / tiles) % K, bh = blk / tiles / K;
+        const long long b = bh / H, h = bh % H, l0 = c * TQ, d0 = tile * TQ;
+        const int q = (int)min((long long)TQ, L - l0);
+        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum);
+        const float *S = states + (bh * K + c) * D * N;
+        for (int i = tid; i < TQ * TQ; i += kTcThreads) {
+            const int s = i / TQ, j = i % TQ;
+            Xt[j][s] = (s < q && d0 + j < D) ? x[off4(sx, b, l0 + s, h, d0 + j)] : zero;
+        }
+        const int r0 = warp * 16 + g;
+        float cb[8][4] = {}, yy[8][4] = {};
+        for (long long n0 = 0; n0 < N; n0 += TQ) {
+            for (int i = tid; i < TQ * TQ; i += kTcThreads) {
+                const int r = i / TQ, j = i % TQ;
+                const bool nin = n0 + j < N;
+                Cs[r][j] = (r < q && nin) ? cm[off4(sc, b, l0 + r, h, n0 + j)] : zero;
+                Bs[r][j] = (r < q && nin) ? bm[off4(sb, b, l0 + r, h, n0 + j)] : zero;
+                Ss[r][j] = elem<T>::store((d0 + r < D && nin) ? S[(d0 + r) * N + n0 + j] : 0.f);
+            }
+            __syncthreads();
+            for (int kb = 0; kb < TQ; kb += 16) {
+                uint32_t af[4] = {lds32(&Cs[r0][kb + 2 * cq]), lds32(&Cs[r0 + 8][kb + 2 * cq]),
+                                  lds32(&Cs[r0][kb + 2 * cq + 8]), lds32(&Cs[r0 + 8][kb + 2 * cq + 8])};
+                for (int nt = 0; nt < 8; nt++) {
+                    uint32_t bf[2] = {lds32(&Bs[nt * 8 + g][kb + 2 * cq]), lds32(&Bs[nt * 8 + g][kb + 2 * cq + 8])};
+                    mma16816<T>(cb[nt], af, bf);
+                    uint32_t sf[2] = {lds32(&Ss[nt * 8 + g][kb + 2 * cq]), lds32(&Ss[nt * 8 + g][kb + 2 * cq + 8])};
+                    mma16816<T>(yy[nt], af, sf);
+                }
+            }
+            __syncthreads();
+        }
+        if (N == 0) /* Xt was written without a barrier after it */
+            __syncthreads();
+        const int t0 = r0, t1 = r0 + 8;
+        const float e0 = t0 < q ? expf(s_cum[t0]) : 0.f, e1 = t1 < q ? expf(s_cum[t1]) : 0.f;
+        for (int nt = 0; nt < 8; nt++) {
+            yy[nt][0] *= e0;
+            yy[nt][1] *= e0;
+            yy[nt][2] *= e1;
+            yy[nt][3] *= e1;
+        }
+        for (int kb = 0; kb < 4; kb++) {
+            if (kb * 16 > warp * 16 + 15)
+                break; /* s > t for every row of this warp */
+            float m[2][4];
+            for (int hf = 0; hf < 2; hf++)
+                for (int r = 0; r < 4; r++) {
+                    const int t = r < 2 ? t0 : t1, s = (2 * kb + hf) * 8 + 2 * cq + (r & 1);
+                    m[hf][r] = (s <= t && t < q) ? cb[2 * kb + hf][r] * expf(s_cum[t] - s_cum[s]) * s_dt[s] : 0.f;
+                }
+            uint32_t af[4] = {pack2<T>(m[0][0], m[0][1]), pack2<T>(m[0][2], m[0][3]), pack2<T>(m[1][0], m[1][1]),
+                              pack2<T>(m[1][2], m[1][3])};
+            for (int nt = 0; nt < 8; nt++) {
+                uint32_t bf[2] = {lds32(&Xt[nt * 8 + g][kb * 16 + 2 * cq]), lds32(&Xt[nt * 8 + g][kb * 16 + 2 * cq + 8])};
+                mma16816<T>(yy[nt], af, bf);
+            }
+        }
+        for (int nt = 0; nt < 8; nt++)
+            for (int r = 0; r < 4; r++) {
+                const int t = r < 2 ? t0 : t1;
+                const long long d = d0 + nt * 8 + 2 * cq + (r & 1);
+                if (t < q && d < D)
+                    y[off4(sy, b, l0 + t, h, d)] = elem<T>::store(yy[nt][r]);
+            }
+        __syncthreads();
+    }
+}
+
+/* ------------------------------------------------------- chunk_scan -- */
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    chunk_scan_kernel(const T *x, bk_view4 sx, const T *dt, bk_view4 sdt, const T *a, long long sa, const T *bm,
+                      bk_view4 sb, const T *cm, bk_view4 sc, T *y, bk_view4 sy, const float *states, long long L,
+                      long long H, long long D, long long N, long long K, long long total)
+{
+    __shared__ float s_dt[TQ], s_cum[TQ];
+    __shared__ float buf[2 * TQ * (TQ + 1)];
+    float(*Cs)[33] = (float(*)[33])buf;               /* [t][n]  phase 1 */
+    float(*Bs)[33] = (float(*)[33])(buf + TQ * 33);    /* [s][n] */
+    float(*Ss)[33] = (float(*)[33])(buf + 2 * TQ * 33); /* [d][n] */
+    float(*Ms)[TQ + 1] = (float(*)[TQ + 1])buf;       /* [t][s]  phase 2 */
+    float(*Xs)[TQ + 1] = (float(*)[TQ + 1])(buf + TQ * (TQ + 1)); /* [s][d] */
+    const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+    const long long tiles = (D + TQ - 1) / TQ;
+    for (long long blk = blockIdx.x; blk < total; blk += gridDim.x) {
+        const long long tile = blk % tiles, c = (blk / tiles) % K, bh = blk / tiles / K;
+        const long long b = bh / H, h = bh % H, l0 = c * TQ, d0 = tile * TQ;
+        const int q = (int)min((long long)TQ, L - l0);
+        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum);
+        const float *S = states + (bh * K + c) * D * N;
+        float accM[4][4] = {}, accY[4][4] = {};
+        for (long long n0 = 0; n0 < N; n0 += 32) {
+            for (int i = tid; i < TQ * 32; i += kThreads) {
+                const int r = i / 32, j = i % 32;
+                const bool nin = n0 + j < N;
+                Cs[r][j] = (r < q && nin) ? ld(cm + off4(sc, b, l0 + r, h, n0 + j)) : 0.f;
+                Bs[r][j] = (r < q && nin) ? ld(bm + off4(sb, b, l0 + r, h, n0 + j)) : 0.f;
+                Ss[r][j] = (d0 + r < D && nin) ? S[(d0 + r) * N + n0 + j] : 0.f;
+            }
+            __syncthreads();
+            for (int j = 0; j < 32; j++) {
+                float cv[4], bv[4], sv[4];
+                for (int i = 0; i < 4; i++) {
+                    cv[i] = Cs[ty + 16 * i][j];
+                    bv[i] = Bs[tx + 16 * i][j];
+                    sv[i] = Ss[tx + 16 * i][j];
+                }
+                for (int i = 0; i < 4; i++)
+                    for (int k = 0; k < 4; k++) {
+                        accM[i][k] += cv[i] * bv[k];
+                        accY[i][k] += cv[i] * sv[k];
+                    }
+            }
+            __syncthreads();
+        }
+        for (int i = 0; i < 4; i++)
+            for (int k = 0; k < 4; k++) {
+                const int t = ty + 16 * i, s = tx + 16 * k;
+                Ms[t][s] = (s <= t && t < q) ? accM[i][k] * expf(s_cum[t] - s_cum[s]) * s_dt[s] : 0.f;
+            }
+        for (int i = tid; i < TQ * TQ; i += kThreads) {
+            const int s = i / TQ, j = i % TQ;
+            Xs[s][j] = (s < q && d0 + j < D) ? ld(x + off4(sx, b, l0 + s, h, d0 + j)) : 0.f;
+        }
+        __syncthreads();
+        for (int i = 0; i < 4; i++) {
+            const int t = ty + 16 * i;
+            const float et = expf(s_cum[t]);
+            for (int k = 0; k < 4; k++)
+                accY[i][k] *= et;
+        }
+        for (int s = 0; s < q; s++) {
+            float mv[4], xv[4];
+            for (int i = 0; i < 4; i++) {
+                mv[i] = Ms[ty + 16 * i][s];
+                xv[i] = Xs[s][tx + 16 * i];
+            }
+            for (int i = 0; i < 4; i++)
+                for (int k = 0; k < 4; k++)
+                    accY[i][k] += mv[i] * xv[k];
+        }
+        for (int i = 0; i < 4; i++)
+            for (int k = 0; k < 4; k++) {
+                const int t = ty + 16 * i;
+                const long long d = d0 + tx + 16 * k;
+                if (t < q && d < D)
+                    y[off4(sy, b, l0 + t, h, d)] = elem<T>::store(accY[i][k]);
+            }
+        __syncthreads();
+    }
+}
+
+/* -------------------------------------------------------- chunk_bwd -- */
+
+/* Dynamic shared memory of chunk_bwd_kernel, in floats: Wg, Wx [64][65] and a scratch
+ * area reused by the three phases. */
+const int kW = TQ * (TQ + 1);
+const int kScratch = 2 * TQ * 33 + 2 * 32 * (TQ + 1) + 2 * kW;
+const size_t kBwdSmem = (size_t)(2 * kW + kScratch) * sizeof(float);
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    chunk_bwd_kernel(const T *x, bk_view4 sx, const T *dt, bk_view4 sdt, const T *a, long long sa, const T *bm,
+                     bk_view4 sb, const T *cm, bk_view4 sc, const T *dy, bk_view4 sdy, T *dx, bk_view4 sdx, T *ddt,
+                     bk_view4 sddt, T *db, bk_view4 sdb, T *dc, bk_view4 sdc, const float *states,
+                     const float *dstates, double *parts, long long L, long long H, long long D, long long N, long long K,
+                     long long total)
+{
+    extern __shared__ float smem[];
+    __shared__ float s_dt[TQ], s_cum[TQ], s_ddt0[TQ], s_rr[TQ], s_da[TQ], s_red[kThreads];
+    __shared__ double s_dcum[TQ]; /* dL/dcum: sums of terms of both signs, kept in f64 */
+    float(*Wg)[TQ + 1] = (float(*)[TQ + 1])smem;
+    float(*Wx)[TQ + 1] = (float(*)[TQ + 1])(smem + kW);
+    float *scr = smem + 2 * kW;
+    const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+    for (long long blk = blockIdx.x; blk < total; blk += gridDim.x) {
+        const long long c = blk % K, bh = blk / K, b = bh / H, h = bh % H, l0 = c * TQ;
+        const int q = (int)min((long long)TQ, L - l0), last = q - 1;
+        const float A = ld(a + h * sa);
+        chunk_prologue(dt, sdt, b, l0, h, q, A, s_dt, s_cum);
+        const float *S = states + (bh * K + c) * D * N, *dS = dstates + (bh * K + c) * D * N;
+
+        /* phase 1: G = C B^T, DX = dy x^T (t, s); Wg = w G, Wx = w DX; P -> dcum */
+        {
+            float(*P1)[33] = (float(*)[33])scr, (*P2)[33] = (float(*)[33])(scr + TQ * 33);
+            float accG[4][4] = {}, accD[4][4] = {};
+            for (int pass = 0; pass < 2; pass++) {
+                const long long W = pass == 0 ? N : D;
+                const T *p1 = pass == 0 ? cm : dy, *p2 = pass == 0 ? bm : x;
+                const bk_view4 v1 = pass == 0 ? sc : sdy, v2 = pass == 0 ? sb : sx;
+                for (long long w0 = 0; w0 < W; w0 += 32) {
+                    for (int i = tid; i < TQ * 32; i += kThreads) {
+                        const int r = i / 32, j = i % 32;
+                        const bool in = r < q && w0 + j < W;
+                        P1[r][j] = in ? ld(p1 + off4(v1, b, l0 + r, h, w0 + j)) : 0.f;
+                        P2[r][j] = in ? ld(p2 + off4(v2, b, l0 + r, h, w0 + j)) : 0.f;
+                    }
+                    __syncthreads();
+                    for (int j = 0; j < 32; j++) {
+                        float u[4], v[4];
+                        for (int i = 0; i < 4; i++) {
+                            u[i] = P1[ty + 16 * i][j];
+                            v[i] = P2[tx + 16 * i][j];
+                        }
+                        for (int i = 0; i < 4; i++)
+                            for (int k = 0; k < 4; k++) {
+                                if (pass == 0)
+                                    accG[i][k] += u[i] * v[k];
+                                else
+                                    accD[i][k] += u[i] * v[k];
+                            }
+                    }
+                    __syncthreads();
+                }
+            }
+            float(*P)[TQ + 1] = (float(*)[TQ + 1])scr;
+            for (int i = 0; i < 4; i++)
+                for (int k = 0; k < 4; k++) {
+                    const int t = ty + 16 * i, s = tx + 16 * k;
+                    const float w = (s <= t && t < q) ? expf(s_cum[t] - s_cum[s]) : 0.f;
+                    Wg[t][s] = w * accG[i][k];
+                    Wx[t][s] = w * accD[i][k];
+                    P[t][s] = w * accG[i][k] * accD[i][k] * s_dt[s];
+                }
+            __syncthreads();
+            if (tid < TQ) {
+                double row = 0.0, col = 0.0;
+                for (int s = 0; s < TQ; s++)
+                    row += P[tid][s];
+                for (int t = 0; t < TQ; t++)
+                    col += P[t][tid];
+                s_dcum[tid] = row - col;
+                s_ddt0[tid] = 0.f;
+                s_rr[tid] = 0.f;
+            }
+            __syncthreads();
+        }
+
+        /* phase 2, per 64 columns of D: g_s = sum_t Wg[t][s] dy_t + w_ls dS B_s; dx = dt g;
+         * ddt0_s = x_s . g_s */
+        for (long long d0 = 0; d0 < D; d0 += TQ) {
+            float(*Dy)[TQ + 1] = (float(*)[TQ + 1])scr;
+            float(*Bc)[33] = (float(*)[33])(scr + kW), (*dSc)[33] = (float(*)[33])(scr + kW + TQ * 33);
+            float accU[4][4] = {};
+            for (long long n0 = 0; n0 < N; n0 += 32) {
+                for (int i = tid; i < TQ * 32; i += kThreads) {
+                    const int r = i / 32, j = i % 32;
+                    const bool nin = n0 + j < N;
+                    Bc[r][j] = (r < q && nin) ? ld(bm + off4(sb, b, l0 + r, h, n0 + j)) : 0.f;
+                    dSc[r][j] = (d0 + r < D && nin) ? dS[(d0 + r) * N + n0 + j] : 0.f;
+                }
+                __syncthreads();
+                for (int j = 0; j < 32; j++) {
+                    float u[4], v[4];
+                    for (int i = 0; i < 4; i++) {
+                        u[i] = Bc[ty + 16 * i][j];
+                        v[i] = dSc[tx + 16 * i][j];
+                    }
+                    for (int i = 0; i < 4; i++)
+                        for (int k = 0; k < 4; k++)
+                            accU[i][k] += u[i] * v[k];
+                }
+                __syncthreads();
+            }
+            for (int i = tid; i < TQ * TQ; i += kThreads) {
+                const int r = i / TQ, j = i % TQ;
+                Dy[r][j] = (r < q && d0 + j < D) ? ld(dy + off4(sdy, b, l0 + r, h, d0 + j)) : 0.f;
+            }
+            __syncthreads();
+            float g[4][4];
+            for (int i = 0; i < 4; i++) {
+                const int s = ty + 16 * i;
+                const float wl = s < q ? expf(s_cum[last] - s_cum[s]) : 0.f;
+                for (int k = 0; k < 4; k++)
+                    g[i][k] = wl * accU[i][k];
+            }
+            for (int t = 0; t < q; t++) {
+                float u[4], v[4];
+                for (int i = 0; i < 4; i++) {
+                    u[i] = Wg[t][ty + 16 * i];
+                    v[i] = Dy[t][tx + 16 * i];
+                }
+                for (int i = 0; i < 4; i++)
+                    for (int k = 0; k < 4; k++)
+                        g[i][k] += u[i] * v[k];
+            }
+            for (int i = 0; i < 4; i++) {
+                const int s = ty + 16 * i;
+                float part = 0.f;
+                for (int k = 0; k < 4; k++) {
+                    const long long d = d0 + tx + 16 * k;
+                    if (s < q && d < D) {
+                        part += ld(x + off4(sx, b, l0 + s, h, d)) * g[i][k];
+                        dx[off4(sdx, b, l0 + s, h, d)] = elem<T>::store(s_dt[s] * g[i][k]);
+                    }
+                }
+                part = half_warp_sum(part);
+                if (tx == 0)
+                    s_ddt0[s] += part;
+            }
+            __syncthreads();
+        }
+
+        /* phase 3, per 64 columns of N: Y2 = x dS, Y3 = dy S (rows s / t); dB, dC; dcum terms */
+        float dss = 0.f;
+        for (long long n0 = 0; n0 < N; n0 += TQ) {
+            float(*Xc)[33] = (float(*)[33])scr, (*Dyc)[33] = (float(*)[33])(scr + TQ * 33);
+            float(*dSc)[TQ + 1] = (float(*)[TQ + 1])(scr + 2 * TQ * 33);
+            float(*Sc)[TQ + 1] = (float(*)[TQ + 1])(scr + 2 * TQ * 33 + 32 * (TQ + 1));
+            float(*Ct)[TQ + 1] = (float(*)[TQ + 1])(scr + 2 * TQ * 33 + 64 * (TQ + 1));
+            float(*Bt)[TQ + 1] = (float(*)[TQ + 1])(scr + 2 * TQ * 33 + 64 * (TQ + 1) + kW);
+            float Y2[4][4] = {}, Y3[4][4] = {};
+            for (long long d0 = 0; d0 < D; d0 += 32) {
+                for (int i = tid; i < TQ * 32; i += kThreads) {
+                    const int r = i / 32, j = i % 32;
+                    const bool in = r < q && d0 + j < D;
+                    Xc[r][j] = in ? ld(x + off4(sx, b, l0 + r, h, d0 + j)) : 0.f;
+                    Dyc[r][j] = in ? ld(dy + off4(sdy, b, l0 + r, h, d0 + j)) : 0.f;
+                }
+                for (int i = tid; i < 32 * TQ; i += kThreads) {
+                    const int r = i / TQ, j = i % TQ;
+                    const bool in = d0 + r < D && n0 + j < N;
+                    const float ds = in ? dS[(d0 + r) * N + n0 + j] : 0.f, sv = in ? S[(d0 + r) * N + n0 + j] : 0.f;
+                    dSc[r][j] = ds;
+                    Sc[r][j] = sv;
+                    dss += ds * sv;
+                }
+                __syncthreads();
+                for (int j = 0; j < 32; j++) {
+                    float xv[4], yv[4], dv[4], sv[4];
+                    for (int i = 0; i < 4; i++) {
+                        xv[i] = Xc[ty + 16 * i][j];
+                        yv[i] = Dyc[ty + 16 * i][j];
+                        dv[i] = dSc[j][tx + 16 * i];
+                        sv[i] = Sc[j][tx + 16 * i];
+                    }
+                    for (int i = 0; i < 4; i++)
+                        for (int k = 0; k < 4; k++) {
+                            Y2[i][k] += xv[i] * dv[k];
+                            Y3[i][k] += yv[i] * sv[k];
+                        }
+                }
+                __syncthreads();
+            }
+            for (int i = tid; i < TQ * TQ; i += kThreads) {
+                const int r = i / TQ, j = i % TQ;
+                const bool in = r < q && n0 + j < N;
+                Ct[r][j] = in ? ld(cm + off4(sc, b, l0 + r, h, n0 + j)) : 0.f;
+                Bt[r][j] = in ? ld(bm + off4(sb, b, l0 + r, h, n0 + j)) : 0.f;
+            }
+            __syncthreads();
+            float gb[4][4] = {}, gc[4][4] = {};
+            for (int t = 0; t < q; t++) {
+                float w1[4], w2[4], cv[4], bv[4];
+                const float dtt = s_dt[t];
+                for (int i = 0; i < 4; i++) {
+                    w1[i] = Wx[t][ty + 16 * i];        /* Wx[t][s], s = row */
+                    w2[i] = Wx[ty + 16 * i][t] * dtt; /* Wx[r][s = t] dt_s */
+                    cv[i] = Ct[t][tx + 16 * i];
+                    bv[i] = Bt[t][tx + 16 * i];
+                }
+                for (int i = 0; i < 4; i++)
+                    for (int k = 0; k < 4; k++) {
+                        gb[i][k] += w1[i] * cv[k];
+                        gc[i][k] += w2[i] * bv[k];
+                    }
+            }
+            for (int i = 0; i < 4; i++) {
+                const int r = ty + 16 * i;
+                const bool rin = r < q;
+                const float dtr = rin ? s_dt[r] : 0.f, wl = rin ? expf(s_cum[last] - s_cum[r]) : 0.f,
+                            er = rin ? expf(s_cum[r]) : 0.f;
+                float inter = 0.f, rr = 0.f;
+                for (int k = 0; k < 4; k++) {
+                    const int j = tx + 16 * k;
+                    const long long n = n0 + j;
+                    if (rin && n < N) {
+                        const float y3 = er * Y3[i][k];
+                        inter += Ct[r][j] * y3;
+                        rr += Bt[r][j] * Y2[i][k];
+                        db[off4(sdb, b, l0 + r, h, n)] = elem<T>::store(dtr * (gb[i][k] + wl * Y2[i][k]));
+                        dc[off4(sdc, b, l0 + r, h, n)] = elem<T>::store(y3 + gc[i][k]);
+                    }
+                }
+                inter = half_warp_sum(inter);
+                rr = half_warp_sum(rr);
+                if (tx == 0) {
+                    s_dcum[r] += inter;
+                    s_rr[r] += rr;
+                }
+            }
+            __syncthreads();
+        }
+
+        /* finish: <dS, S>, the R terms, da (reverse running sum), ddt and this chunk's dA part */
+        s_red[tid] = dss;
+        __syncthreads();
+        for (int w = kThreads / 2; w > 0; w /= 2) {
+            if (tid < w)
+                s_red[tid] += s_red[tid + w];
+            __syncthreads();
+        }
+        if (tid == 0) {
+            for (int s = 0; s < q; s++) {
+                const double r = (double)(expf(s_cum[last] - s_cum[s]) * s_dt[s]) * s_rr[s];
+                s_dcum[last] += r;
+                s_dcum[s] -= r;
+            }
+            s_dcum[last] += (double)expf(s_cum[last]) * s_red[0];
+            double da = 0.0, part = 0.0; /* f64: dA sums many terms of both signs */
+            for (int u = last; u >= 0; u--) {
+                da += s_dcum[u];
+                s_da[u] = (float)da;
+                part += (double)s_dt[u] * da;
+            }
+            parts[bh * K + c] = part;
+        }
+        __syncthreads();
+        if (tid < q)
+            ddt[b * sddt.s0 + (l0 + tid) * sddt.s1 + h * sddt.s2] = elem<T>::store(s_ddt0[tid] + A * s_da[tid]);
+        __syncthreads();
+    }
+}
+
+/* dA[h] = sum over b, then chunks, of the parts, in f64, in that fixed order. */
+template <typename T>
+__global__ void da_finish_kernel(const double *parts, T *da, long long sda, long long B, long long H, long long K)
+{
+    const long long h = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+    if (h >= H)
+        return;
+    double s = 0.0;
+    for (long long b = 0; b < B; b++)
+        for (long long k = 0; k < K; k++)
+            s += parts[(b * H + h) * K + k];
+    da[h * sda] = elem<T>::store((float)s);
+}
+
+unsigned blocks_for(long long total)
+{
+    return (unsigned)(total < 2147483647LL ? total : 2147483647LL);
+}
+
+/* chunk_state + state_pass: states[bh][k] = the state entering chunk k; dec filled.
+ * tc: the tensor-core chunk_state (16-bit T only). */
+template <typename T>
+void launch_states(const ssd_geo &g, const bk_tensor &x, const bk_tensor &dt, const bk_tensor &a, const bk_tensor &b,
+                   const ssd_ws &w, cudaStream_t s, bool tc)
+{
+    const long long tiles = ((g.D + TQ - 1) / TQ) * ((g.N + TQ - 1) / TQ), total = g.BH * g.K * tiles;
+    if (total == 0)
+        return;
+    if constexpr (sizeof(T) == 2) {
+        if (tc)
+            chunk_state_tc_kernel<T><<<blocks_for(total), kTcThreads, 0, s>>>(
+                (const T *)x.data, bk_view4_of(&x), (const T *)b.data, bk_view4_of(&b), (const T *)dt.data,
+                bk_view4_of(&dt), (const T *)a.data, a.strides[0], w.states, w.dec, g.L, g.H, g.D, g.N, g.K, total);
+    }
+    if (!tc || sizeof(T) != 2)
+        chunk_state_kernel<T, 0><<<blocks_for(total), kThreads, 0, s>>>(
+            (const T *)x.data, bk_view4_of(&x), (const T *)b.data, bk_view4_of(&b), (const T *)dt.data,
+            bk_view4_of(&dt), (const T *)a.data, a.strides[0], w.states, w.dec, g.L, g.H, g.D, g.N, g.K, total);
+    const long long elems = g.BH * g.D * g.N;
+    state_pass_kernel<<<bk_grid_for(elems, kThreads), kThreads, 0, s>>>(w.states, w.dec, g.D * g.N, g.K, elems, 0);
+}
+
+/* The forward: f32 (and f64, never dispatched) on CUDA cores, f16/bf16 on tensor cores. */
+template <typename T> void launch_fwd(const ssd_geo &g, const bk_ssd_fwd_args *a, const ssd_ws &w, cudaStream_t s)
+{
+    const long long total = g.BH * g.K * ((g.D + TQ - 1) / TQ);
+    launch_states<T>(g, a->x, a->dt, a->a, a->b, w, s, true);
+    if constexpr (sizeof(T) == 2) {
+        chunk_scan_tc_kernel<T><<<blocks_for(total), kTcThreads, 0, s>>>(
+            (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->dt.data, bk_view4_of(&a->dt),
+            (const T *)a->a.data, a->a.strides[0], (const T *)a->b.data, bk_view4_of(&a->b), (const T *)a->c.data,
+            bk_view4_of(&a->c), (T *)a->y.data, bk_view4_of(&a->y), w.states, g.L, g.H, g.D, g.N, g.K, total);
+    } else {
+        chunk_scan_kernel<T><<<blocks_for(total), kThreads, 0, s>>>(
+            (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->dt.data, bk_view4_of(&a->dt),
+            (const T *)a->a.data, a->a.strides[0], (const T *)a->b.data, bk_view4_of(&a->b), (const T *)a->c.data,
+            bk_view4_of(&a->c), (T *)a->y.data, bk_view4_of(&a->y), w.states, g.L, g.H, g.D, g.N, g.K, total);
+    }
+}
+
+} // namespace
+
+extern "C" size_t bk_cuda_ssd_fwd_workspace(const bk_ssd_desc *d)
+{
+    ssd_ws w;
+    return ssd_layout(geo_of(d), false, NULL, &w);
+}
+
+extern "C" size_t bk_cuda_ssd_bwd_workspace(const bk_ssd_desc *d)
+{
+    ssd_ws w;
+    return ssd_layout(geo_of(d), true, NULL, &w);
+}
+
+extern "C" bk_status bk_cuda_ssd_fwd(const bk_ssd_desc *d, const bk_ssd_fwd_args *a, void *workspace, void *stream)
+{
+    const ssd_geo g = geo_of(d);
+    if (g.BH == 0 || g.L == 0 || g.D == 0)
+        return BK_STATUS_SUCCESS; /* y is empty */
+    ssd_ws w;
+    ssd_layout(g, false, workspace, &w);
+    BK_DISPATCH_FLOAT(d->dtype, T, launch_fwd<T>(g, a, w, (cudaStream_t)stream));
+    return bk_cuda_check_launch("ssd_fwd");
+}
+
+extern "C" bk_status bk_cuda_ssd_bwd(const bk_ssd_desc *d, const bk_ssd_bwd_args *a, void *workspace, void *stream)
+{
+    const ssd_geo g = geo_of(d);
+    if (g.H == 0)
+        return BK_STATUS_SUCCESS;
+    ssd_ws w = {NULL, NULL, NULL, NULL};
+    ssd_layout(g, true, workspace, &w);
+    cudaStream_t s = (cudaStream_t)stream;
+    const long long total = g.BH * g.K;
+    BK_DISPATCH_FLOAT(d->dtype, T, {
+        if (total > 0) {
+            launch_states<T>(g, a->x, a->dt, a->a, a->b, w, s, false);
+            const long long tiles = ((g.D + TQ - 1) / TQ) * ((g.N + TQ - 1) / TQ);
+            if (tiles > 0) {
+                chunk_state_kernel<T, 1><<<blocks_for(total * tiles), kThreads, 0, s>>>(
+                    (const T *)a->dy.data, bk_view4_of(&a->dy), (const T *)a->c.data, bk_view4_of(&a->c),
+                    (const T *)a->dt.data, bk_view4_of(&a->dt), (const T *)a->a.data, a->a.strides[0], w.dstates,
+                    NULL, g.L, g.H, g.D, g.N, g.K, total * tiles);
+                const long long elems = g.BH * g.D * g.N;
+                state_pass_kernel<<<bk_grid_for(elems, kThreads), kThreads, 0, s>>>(w.dstates, w.dec, g.D * g.N,
+                                                                                    g.K, elems, 1);
+            }
+            cudaFuncSetAttribute(chunk_bwd_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kBwdSmem);
+            chunk_bwd_kernel<T><<<blocks_for(total), kThreads, kBwdSmem, s>>>(
+                (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->dt.data, bk_view4_of(&a->dt),
+                (const T *)a->a.data, a->a.strides[0], (const T *)a->b.data, bk_view4_of(&a->b),
+                (const T *)a->c.data, bk_view4_of(&a->c), (const T *)a->dy.data, bk_view4_of(&a->dy),
+                (T *)a->dx.data, bk_view4_of(&a->dx), (T *)a->ddt.data, bk_view4_of(&a->ddt), (T *)a->db.data,
+                bk_view4_of(&a->db), (T *)a->dc.data, bk_view4_of(&a->dc), w.states, w.dstates, w.parts, g.L, g.H,
+                g.D, g.N, g.K, total);
+        }
+        da_finish_kernel<T><<<bk_grid_for(g.H, 128), 128, 0, s>>>(w.parts, (T *)a->da.data, a->da.strides[0], g.B,
+                                                                  g.H, g.K);
+    });
+    return bk_cuda_check_launch("ssd_bwd");
+}

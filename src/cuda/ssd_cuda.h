@@ -1,0 +1,19 @@
+/* CUDA launchers of the SSD chunk-scan ops (src/cuda/ssd.cu), called by src/ops/ssd_fwd.c
+ * and src/ops/ssd_bwd.c after can_implement has passed and the workspace was checked.
+ * Asynchronous on `stream`; no allocation, no sync. f32, f16 and bf16 only. */
+#ifndef BK_CUDA_SSD_H
+#define BK_CUDA_SSD_H
+#include "baracuda/baracuda.h"
+#ifdef __cplusplus
+extern "C" {
+#endif
+/* Workspace bytes of the CUDA kernels (0 for an empty problem). The launchers carve the
+ * workspace with the same layout function. */
+size_t bk_cuda_ssd_fwd_workspace(const bk_ssd_desc *d);
+size_t bk_cuda_ssd_bwd_workspace(const bk_ssd_desc *d);
+bk_status bk_cuda_ssd_fwd(const bk_ssd_desc *d, const bk_ssd_fwd_args *a, void *workspace, void *stream);
+bk_status bk_cuda_ssd_bwd(const bk_ssd_desc *d, const bk_ssd_bwd_args *a, void *workspace, void *stream);
+#ifdef __cplusplus
+}
+#endif
+#endif
