@@ -208,8 +208,6 @@ __global__ void __launch_bounds__(kGenWarps * 32) sdpa_fwd_generic_kernel(sdpa_p
 
 /* ------------------------------------------------ 2. tensor-core kernel -- */
 
-enum { kMmaWarps = 8, kMmaThreads = kMmaWarps * 32, kMmaRows = kMmaWarps * 16 };
-
 template <typename T> struct mma16;
 template <> struct mma16<__nv_bfloat16> {
     static __device__ __forceinline__ void run(float *c, const uint32_t *a, uint32_t b0, uint32_t b1)
@@ -274,16 +272,24 @@ static __device__ __forceinline__ void cp_async_wait_all()
     asm volatile("cp.async.wait_group 0;\n" ::: "memory");
 }
 
-/* Rows [row0, row0 + ROWS) of a [*, D] view (row stride `rs`) into the swizzled tile s;
- * rows at or past `limit` are zero-filled (and never read). */
-template <typename T, int ROWS, int D>
+static __device__ __forceinline__ float ex2(float x)
+{
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
+
+/* Rows [row0, row0 + ROWS) of a [*, D] view (row stride `rs`) into the swizzled tile s,
+ * by NT threads; rows at or past `limit` are zero-filled (their source is never read). */
+template <typename T, int ROWS, int D, int NT>
 static __device__ __forceinline__ void load_tile(T *s, const T *g, long long rs, long long row0, long long limit,
                                                  bool aligned, int tid)
 {
     constexpr int C = D / 8;
+    static_assert(ROWS * C % NT == 0, "tile must split evenly over the threads");
 #pragma unroll
-    for (int it = 0; it < ROWS * C / kMmaThreads; it++) {
-        const int idx = tid + it * kMmaThreads, r = idx / C, c = idx % C;
+    for (int it = 0; it < ROWS * C / NT; it++) {
+        const int idx = tid + it * NT, r = idx / C, c = idx % C;
         T *dst = s + r * D + ((c ^ (r & 7)) << 3);
         const bool ok = row0 + r < limit;
         const T *src = g + (ok ? row0 + r : 0) * rs + c * 8;
@@ -303,177 +309,190 @@ static __device__ __forceinline__ void load_tile(T *s, const T *g, long long rs,
     }
 }
 
-template <typename T, int D, int BN>
-__global__ void __launch_bounds__(kMmaThreads, 1) sdpa_fwd_mma_kernel(sdpa_params p)
+/* D: head dim; BN: keys per tile; NW: warps; MT: 16-row MMA atoms per warp. The CTA owns
+ * BM = NW * 16 * MT query rows; warp w rows [w * 16 * MT, (w + 1) * 16 * MT). */
+template <typename T, int D, int BN, int NW, int MT>
+__global__ void __launch_bounds__(NW * 32, 8 / NW) sdpa_fwd_mma_kernel(sdpa_params p)
 {
-    constexpr bool QREG = D <= 128;
-    constexpr int NB = BN / 8, DB = D / 8;
+    constexpr int NT = NW * 32, BM = NW * 16 * MT, NB = BN / 8, DB = D / 8;
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    T *sQ = (T *)smem_raw, *sK = sQ + kMmaRows * D, *sV = sK + BN * D;
+    T *sQ = (T *)smem_raw, *sK = sQ + BM * D, *sV = sK + BN * D;
     long long b, h;
     if (!cta_bh(p, b, h))
         return;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, t4 = lane & 3;
     const long long hk = h / p.group, off = (long long)p.Sk - p.Sq;
-    const long long m0 = (long long)(gridDim.x - 1 - blockIdx.x) * kMmaRows;
+    const long long m0 = (long long)(gridDim.x - 1 - blockIdx.x) * BM;
     const T *qb = (const T *)p.q + b * p.sq.s0 + h * p.sq.s1;
     const T *kb = (const T *)p.k + b * p.sk.s0 + hk * p.sk.s1;
     const T *vb = (const T *)p.v + b * p.sv.s0 + hk * p.sv.s1;
-    const long long last = min(m0 + kMmaRows, (long long)p.Sq) - 1;
+    const long long last = min(m0 + BM, (long long)p.Sq) - 1;
     long long klo, khi, unused;
     row_keys(p, m0, klo, unused);
     row_keys(p, last, unused, khi);
-    const long long n_lo = klo / BN, n_hi = khi >= klo ? khi / BN : n_lo - 1;
+    const int n_lo = (int)(klo / BN), n_hi = khi >= klo ? (int)(khi / BN) : n_lo - 1;
 
-    load_tile<T, kMmaRows, D>(sQ, qb, p.sq.s2, m0, p.Sq, p.aligned, tid);
-    cp_async_commit();
+    load_tile<T, BM, D, NT>(sQ, qb, p.sq.s2, m0, p.Sq, p.aligned, tid);
     if (n_hi >= n_lo)
-        load_tile<T, BN, D>(sK, kb, p.sk.s2, n_lo * BN, p.Sk, p.aligned, tid);
+        load_tile<T, BN, D, NT>(sK, kb, p.sk.s2, (long long)n_lo * BN, p.Sk, p.aligned, tid);
     cp_async_commit();
 
     /* ldmatrix lane addressing (the swizzle XOR is lane & 7 for every tile) */
     const int sw = lane & 7;
-    const int q_row = warp * 16 + (lane & 7) + 8 * ((lane >> 3) & 1), q_chunk = lane >> 4;
+    const int q_row = warp * 16 * MT + (lane & 7) + 8 * ((lane >> 3) & 1), q_chunk = lane >> 4;
     const int k_row = (lane & 7) + 8 * (lane >> 4), k_chunk = (lane >> 3) & 1;
     const int v_row = (lane & 7) + 8 * ((lane >> 3) & 1), v_chunk = lane >> 4;
     const uint32_t sQa = smem_addr(sQ + q_row * D), sKa = smem_addr(sK + k_row * D), sVa = smem_addr(sV + v_row * D);
 
-    float acc_o[DB][4];
+    float acc_o[MT][DB][4];
 #pragma unroll
-    for (int j = 0; j < DB; j++)
-        acc_o[j][0] = acc_o[j][1] = acc_o[j][2] = acc_o[j][3] = 0.f;
-    float m_r[2] = {-INFINITY, -INFINITY}, l_r[2] = {0.f, 0.f};
-    uint32_t qf[QREG ? D / 16 : 1][4];
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int j = 0; j < DB; j++)
+            acc_o[mt][j][0] = acc_o[mt][j][1] = acc_o[mt][j][2] = acc_o[mt][j][3] = 0.f;
+    float m_r[MT][2], l_r[MT][2];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+        m_r[mt][0] = m_r[mt][1] = -INFINITY, l_r[mt][0] = l_r[mt][1] = 0.f;
 
-    cp_async_wait_all();
-    __syncthreads();
-    if (QREG) {
-#pragma unroll
-        for (int kk = 0; kk < D / 16; kk++)
-            ldsm_x4(qf[QREG ? kk : 0], sQa + (((2 * kk + q_chunk) ^ sw) << 4));
-    }
-    const bool general = p.softcap > 0.0 || p.alibi;
+    /* Scores go to log2 units. Plain path (no softcap/ALiBi, scale > 0): the max is taken on
+     * the raw dot products and scale * log2 e folds into the exponent's FFMA. General path:
+     * the full transform first, then a factor of 1. */
+    const bool general = p.softcap > 0.0 || p.alibi || !(p.scale_log2 > 0.f);
+    const float mul = general ? 1.f : p.scale_log2;
     const float scale = (float)p.scale, softcap = (float)p.softcap;
     const float slope = p.alibi ? p.slopes[h * p.sslope] : 0.f;
     const float LOG2E = 1.4426950408889634f;
 
-    for (long long n = n_lo; n <= n_hi; n++) {
-        if (n > n_lo) {
-            cp_async_wait_all(); /* K(n) is here; everyone is done with V(n-1) */
-            __syncthreads();
-        }
-        load_tile<T, BN, D>(sV, vb, p.sv.s2, n * BN, p.Sk, p.aligned, tid);
+    for (int n = n_lo; n <= n_hi; n++) {
+        cp_async_wait_all(); /* K(n) (and Q) are here; everyone is done with V(n-1) */
+        __syncthreads();
+        load_tile<T, BN, D, NT>(sV, vb, p.sv.s2, (long long)n * BN, p.Sk, p.aligned, tid);
         cp_async_commit();
 
-        float s[NB][4];
+        float s[MT][NB][4];
 #pragma unroll
-        for (int j = 0; j < NB; j++)
-            s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int j = 0; j < NB; j++)
+                s[mt][j][0] = s[mt][j][1] = s[mt][j][2] = s[mt][j][3] = 0.f;
 #pragma unroll
         for (int kk = 0; kk < D / 16; kk++) {
-            uint32_t a[4];
-            if (QREG) {
+            uint32_t a[MT][4];
 #pragma unroll
-                for (int e = 0; e < 4; e++)
-                    a[e] = qf[QREG ? kk : 0][e];
-            } else {
-                ldsm_x4(a, sQa + (((2 * kk + q_chunk) ^ sw) << 4));
-            }
+            for (int mt = 0; mt < MT; mt++)
+                ldsm_x4(a[mt], sQa + mt * 16 * D * 2 + (((2 * kk + q_chunk) ^ sw) << 4));
 #pragma unroll
             for (int jp = 0; jp < NB / 2; jp++) {
                 uint32_t bf[4];
                 ldsm_x4(bf, sKa + jp * 16 * D * 2 + (((2 * kk + k_chunk) ^ sw) << 4));
-                mma16<T>::run(s[2 * jp], a, bf[0], bf[1]);
-                mma16<T>::run(s[2 * jp + 1], a, bf[2], bf[3]);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    mma16<T>::run(s[mt][2 * jp], a[mt], bf[0], bf[1]);
+                    mma16<T>::run(s[mt][2 * jp + 1], a[mt], bf[2], bf[3]);
+                }
             }
         }
         cp_async_wait_all(); /* V(n) is here; everyone is done with K(n) */
         __syncthreads();
         if (n < n_hi)
-            load_tile<T, BN, D>(sK, kb, p.sk.s2, (n + 1) * BN, p.Sk, p.aligned, tid);
+            load_tile<T, BN, D, NT>(sK, kb, p.sk.s2, (long long)(n + 1) * BN, p.Sk, p.aligned, tid);
         cp_async_commit();
 
-        /* scores in log2 units */
-        const long long key0 = n * BN + 2 * t4, row0 = m0 + warp * 16 + g;
-        if (!general) {
+        /* element (mt, j, e) is row rbase + mt * 16 + 8 * (e >> 1), key n * BN + 8 * j + 2 * t4 + (e & 1) */
+        const long long nBN = (long long)n * BN;
+        const int rbase = warp * 16 * MT + g;
+        if (general) {
 #pragma unroll
-            for (int j = 0; j < NB; j++)
+            for (int mt = 0; mt < MT; mt++)
 #pragma unroll
-                for (int e = 0; e < 4; e++)
-                    s[j][e] *= p.scale_log2;
-        } else {
+                for (int hr = 0; hr < 2; hr++) {
+                    /* key - pos of the row's element j = 0, e = 0 */
+                    const float d0 = (float)(nBN + 2 * t4 - (m0 + rbase + mt * 16 + 8 * hr + off));
 #pragma unroll
-            for (int j = 0; j < NB; j++)
+                    for (int j = 0; j < NB; j++)
 #pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    float x = s[j][e] * scale;
-                    if (softcap > 0.f)
-                        x = softcap * tanhf(x / softcap);
-                    if (p.alibi)
-                        x += slope * (float)(key0 + 8 * j + (e & 1) - (row0 + 8 * (e >> 1) + off));
-                    s[j][e] = x * LOG2E;
+                        for (int e = 0; e < 2; e++) {
+                            float x = s[mt][j][2 * hr + e] * scale;
+                            if (softcap > 0.f)
+                                x = softcap * tanhf(x / softcap);
+                            if (p.alibi)
+                                x += slope * (d0 + (float)(8 * j + e));
+                            s[mt][j][2 * hr + e] = x * LOG2E;
+                        }
                 }
         }
-        const bool need_mask = (n + 1) * BN > p.Sk || (p.causal && (n + 1) * BN - 1 > m0 + off) ||
-                               (p.window >= 0 && n * BN < last + off - p.window);
+        const bool need_mask = nBN + BN > p.Sk || (p.causal && nBN + BN - 1 > m0 + off) ||
+                               (p.window >= 0 && nBN < last + off - p.window);
         if (need_mask) {
 #pragma unroll
+            for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+                for (int hr = 0; hr < 2; hr++) {
+                    long long lo, hi;
+                    row_keys(p, m0 + rbase + mt * 16 + 8 * hr, lo, hi);
+                    /* the visible keys relative to this thread's first key, clamped to the tile */
+                    const int lo_r = (int)max(-1LL, min((long long)BN, lo - nBN - 2 * t4));
+                    const int hi_r = (int)max(-1LL, min((long long)BN, hi - nBN - 2 * t4));
+#pragma unroll
+                    for (int j = 0; j < NB; j++)
+#pragma unroll
+                        for (int e = 0; e < 2; e++)
+                            if (8 * j + e < lo_r || 8 * j + e > hi_r)
+                                s[mt][j][2 * hr + e] = -INFINITY;
+                }
+        }
+        /* online softmax, 2 * MT rows per thread */
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
             for (int hr = 0; hr < 2; hr++) {
-                long long lo, hi;
-                row_keys(p, row0 + 8 * hr, lo, hi);
+                float mx = -INFINITY;
+#pragma unroll
+                for (int j = 0; j < NB; j++)
+                    mx = fmaxf(mx, fmaxf(s[mt][j][2 * hr], s[mt][j][2 * hr + 1]));
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+                const float mnew = fmaxf(m_r[mt][hr], mx * mul);
+                const float muse = mnew == -INFINITY ? 0.f : mnew;
+                const float corr = ex2(m_r[mt][hr] - muse);
+                m_r[mt][hr] = mnew;
+                float rs = 0.f;
 #pragma unroll
                 for (int j = 0; j < NB; j++)
 #pragma unroll
                     for (int e = 0; e < 2; e++) {
-                        const long long key = key0 + 8 * j + e;
-                        if (key < lo || key > hi)
-                            s[j][2 * hr + e] = -INFINITY;
+                        const float pe = ex2(fmaf(s[mt][j][2 * hr + e], mul, -muse));
+                        s[mt][j][2 * hr + e] = pe;
+                        rs += pe;
                     }
-            }
-        }
-        /* online softmax, two rows per thread (g and g + 8) */
+                l_r[mt][hr] = l_r[mt][hr] * corr + rs;
 #pragma unroll
-        for (int hr = 0; hr < 2; hr++) {
-            float mx = -INFINITY;
-#pragma unroll
-            for (int j = 0; j < NB; j++)
-                mx = fmaxf(mx, fmaxf(s[j][2 * hr], s[j][2 * hr + 1]));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-            const float mnew = fmaxf(m_r[hr], mx);
-            const float muse = mnew == -INFINITY ? 0.f : mnew;
-            const float corr = exp2f(m_r[hr] - muse);
-            m_r[hr] = mnew;
-            float rs = 0.f;
-#pragma unroll
-            for (int j = 0; j < NB; j++)
-#pragma unroll
-                for (int e = 0; e < 2; e++) {
-                    const float pe = exp2f(s[j][2 * hr + e] - muse);
-                    s[j][2 * hr + e] = pe;
-                    rs += pe;
+                for (int j = 0; j < DB; j++) {
+                    acc_o[mt][j][2 * hr] *= corr;
+                    acc_o[mt][j][2 * hr + 1] *= corr;
                 }
-            l_r[hr] = l_r[hr] * corr + rs;
-#pragma unroll
-            for (int j = 0; j < DB; j++) {
-                acc_o[j][2 * hr] *= corr;
-                acc_o[j][2 * hr + 1] *= corr;
             }
-        }
         /* O += P V */
 #pragma unroll
         for (int kb2 = 0; kb2 < BN / 16; kb2++) {
-            uint32_t a[4];
-            a[0] = mma16<T>::pack(s[2 * kb2][0], s[2 * kb2][1]);
-            a[1] = mma16<T>::pack(s[2 * kb2][2], s[2 * kb2][3]);
-            a[2] = mma16<T>::pack(s[2 * kb2 + 1][0], s[2 * kb2 + 1][1]);
-            a[3] = mma16<T>::pack(s[2 * kb2 + 1][2], s[2 * kb2 + 1][3]);
+            uint32_t a[MT][4];
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+                a[mt][0] = mma16<T>::pack(s[mt][2 * kb2][0], s[mt][2 * kb2][1]);
+                a[mt][1] = mma16<T>::pack(s[mt][2 * kb2][2], s[mt][2 * kb2][3]);
+                a[mt][2] = mma16<T>::pack(s[mt][2 * kb2 + 1][0], s[mt][2 * kb2 + 1][1]);
+                a[mt][3] = mma16<T>::pack(s[mt][2 * kb2 + 1][2], s[mt][2 * kb2 + 1][3]);
+            }
 #pragma unroll
             for (int dp = 0; dp < D / 16; dp++) {
                 uint32_t bf[4];
                 ldsm_x4_trans(bf, sVa + kb2 * 16 * D * 2 + (((2 * dp + v_chunk) ^ sw) << 4));
-                mma16<T>::run(acc_o[2 * dp], a, bf[0], bf[1]);
-                mma16<T>::run(acc_o[2 * dp + 1], a, bf[2], bf[3]);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    mma16<T>::run(acc_o[mt][2 * dp], a[mt], bf[0], bf[1]);
+                    mma16<T>::run(acc_o[mt][2 * dp + 1], a[mt], bf[2], bf[3]);
+                }
             }
         }
     }
@@ -481,24 +500,26 @@ __global__ void __launch_bounds__(kMmaThreads, 1) sdpa_fwd_mma_kernel(sdpa_param
 
     T *yb = (T *)p.y + b * p.sy.s0 + h * p.sy.s1;
 #pragma unroll
-    for (int hr = 0; hr < 2; hr++) {
-        float l = l_r[hr];
-        l += __shfl_xor_sync(0xffffffffu, l, 1);
-        l += __shfl_xor_sync(0xffffffffu, l, 2);
-        const long long i = m0 + warp * 16 + g + 8 * hr;
-        if (i >= p.Sq)
-            continue;
-        const float inv = l > 0.f ? 1.f / l : 0.f;
-        T *yr = yb + i * p.sy.s2 + 2 * t4;
+    for (int mt = 0; mt < MT; mt++)
 #pragma unroll
-        for (int j = 0; j < DB; j++) {
-            yr[8 * j] = elem<T>::store(acc_o[j][2 * hr] * inv);
-            yr[8 * j + 1] = elem<T>::store(acc_o[j][2 * hr + 1] * inv);
+        for (int hr = 0; hr < 2; hr++) {
+            float l = l_r[mt][hr];
+            l += __shfl_xor_sync(0xffffffffu, l, 1);
+            l += __shfl_xor_sync(0xffffffffu, l, 2);
+            const long long i = m0 + warp * 16 * MT + mt * 16 + g + 8 * hr;
+            if (i >= p.Sq)
+                continue;
+            const float inv = l > 0.f ? 1.f / l : 0.f;
+            T *yr = yb + i * p.sy.s2 + 2 * t4;
+#pragma unroll
+            for (int j = 0; j < DB; j++) {
+                yr[8 * j] = elem<T>::store(acc_o[mt][j][2 * hr] * inv);
+                yr[8 * j + 1] = elem<T>::store(acc_o[mt][j][2 * hr + 1] * inv);
+            }
+            if (p.lse && t4 == 0)
+                p.lse[b * p.sl0 + h * p.sl1 + i * p.sl2] =
+                    l > 0.f ? m_r[mt][hr] * 0.6931471805599453f + logf(l) : -INFINITY;
         }
-        if (p.lse && t4 == 0)
-            p.lse[b * p.sl0 + h * p.sl1 + i * p.sl2] =
-                l > 0.f ? m_r[hr] * 0.6931471805599453f + logf(l) : -INFINITY;
-    }
 }
 
 /* ------------------------------------------------------------ launchers -- */
@@ -584,23 +605,26 @@ extern "C" bk_status bk_cuda_sdpa_fwd_generic(const bk_sdpa_fwd_desc *d, const b
     return st;
 }
 
-template <typename T, int D, int BN>
+template <typename T, int D, int BN, int NW, int MT>
 static bk_status launch_mma(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_args *a, cudaStream_t s)
 {
-    const size_t smem = (size_t)(kMmaRows + 2 * BN) * D * sizeof(T);
+    const int BM = NW * 16 * MT;
+    const size_t smem = (size_t)(BM + 2 * BN) * D * sizeof(T);
     if (smem > 48 * 1024)
-        BK_TRY(set_smem(sdpa_fwd_mma_kernel<T, D, BN>, smem));
-    sdpa_fwd_mma_kernel<T, D, BN><<<make_grid(d, kMmaRows), kMmaThreads, smem, s>>>(make_params(d, a));
+        BK_TRY(set_smem(sdpa_fwd_mma_kernel<T, D, BN, NW, MT>, smem));
+    sdpa_fwd_mma_kernel<T, D, BN, NW, MT><<<make_grid(d, BM), NW * 32, smem, s>>>(make_params(d, a));
     return bk_cuda_check_launch("sdpa_fwd");
 }
 
+/* Tiles per head dim: D 64 and 128 give each warp two 16-row atoms (each K/V fragment
+ * read from shared memory feeds two MMAs); D 256 keeps one atom per warp (registers). */
 template <typename T>
 static bk_status launch_mma_dim(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_args *a, cudaStream_t s)
 {
     switch (d->head_dim_qk) {
-    case 64: return launch_mma<T, 64, 64>(d, a, s);
-    case 128: return launch_mma<T, 128, 64>(d, a, s);
-    default: return launch_mma<T, 256, 32>(d, a, s);
+    case 64: return launch_mma<T, 64, 64, 4, 2>(d, a, s);
+    case 128: return launch_mma<T, 128, 32, 4, 2>(d, a, s);
+    default: return launch_mma<T, 256, 32, 8, 1>(d, a, s);
     }
 }
 
