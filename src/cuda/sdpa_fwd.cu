@@ -20,12 +20,12 @@
  *    tile for one row; the warp reduces max and sum with shuffles; an online softmax in
  *    the compute type keeps m, l and the output row (lane owns elements lane + 32 t).
  *    exp/log/tanh are the accurate library functions. The only path for f32 and f64.
- * 2. sdpa_fwd_mma_kernel<T, D, BN> (tensor cores; f16/bf16, Dqk == Dv in {64,128,256}):
- *    FlashAttention-2. A CTA of 8 warps owns a 128-row Q tile (16 rows per warp). Q, K
- *    (BN keys) and V (BN keys) tiles live in shared memory with 16-byte chunks XOR-
- *    swizzled by row (chunk ^ (row & 7)): conflict-free ldmatrix and cp.async.
- *    Q fragments stay in registers for D <= 128 (reloaded by ldmatrix per tile for
- *    D = 256). S = Q K^T by mma.sync.m16n8k16 (f32 accumulate); the scores are turned
+ * 2. sdpa_fwd_mma_kernel<T, D, BN, NW, MT> (tensor cores; f16/bf16, Dqk == Dv in
+ *    {64,128,256}): FlashAttention-2. A CTA of NW warps owns a 128-row Q tile; each warp
+ *    MT 16-row MMA atoms (MT = 2: every K/V fragment read from shared memory feeds two
+ *    MMAs). Q, K (BN keys) and V (BN keys) tiles live in shared memory with 16-byte
+ *    chunks XOR-swizzled by row (chunk ^ (row & 7)): conflict-free ldmatrix and cp.async.
+ *    Q fragments are read by ldmatrix per key tile. S = Q K^T by mma.sync.m16n8k16 (f32 accumulate); the scores are turned
  *    into log2 units (scale * log2 e, or the full softcap/ALiBi transform when those are
  *    on) and masked only on tiles that need it (past Sk, the causal diagonal, the window
  *    edge); fully masked tiles are never visited. Online softmax on the accumulator
@@ -36,9 +36,16 @@
  *    pointers or strides are not 16-byte aligned take the same kernel with plain loads.
  *    Final: O / l, lse = (m + log2 l) ln 2.
  *    Each output is computed by one thread in a fixed order: deterministic, bit-stable.
- * Not yet: no split-KV for small batch*heads with long keys, no Hopper wgmma/TMA path,
- *    no 16-byte vector stores of y (scalar stores from the fragments), head dims other
- *    than 64/128/256 (and Dqk != Dv) on tensor cores. */
+ *    Tiles (launch_mma_dim): D 64: 128 x 64 keys, 4 warps x 2 atoms; D 128: 128 x 32,
+ *    4 warps x 2 atoms; D 256: 128 x 32, 8 warps x 1 atom (all without spills; 128 x 64
+ *    at D 128 spills ~240 bytes and ran 6% slower on the H100).
+ *    H100 (bf16, B*S = 16384, bk_bench): D128 S4096 273-281 TFLOP/s (causal 236),
+ *    D64 264 (238), D256 229 (197).
+ * Not yet: below the issue's 300 TFLOP/s floor at D128 S4096 (the 128 x 64 tile needs
+ *    fewer live registers; Q fragments are reloaded from shared memory every tile); no
+ *    split-KV for small batch*heads with long keys; no Hopper wgmma/TMA path; no 16-byte
+ *    vector stores of y (scalar stores from the fragments); head dims other than
+ *    64/128/256 (and Dqk != Dv) on tensor cores. */
 #include "common.cuh"
 #include "cuda/sdpa_fwd_cuda.h"
 
