@@ -2,7 +2,13 @@
  * materialised (two-pass softmax), for every dtype, causal and not, q_len != kv_len
  * both ways (empty rows), GQA/MQA (also through stride-0 kv heads), Dqk != Dv,
  * padded views, sliding window, softcap, ALiBi, lse present and absent, D = 256,
- * empty extents; then bad inputs, determinism and the CUDA section. */
+ * empty extents; then bad inputs, determinism and the CUDA section.
+ * Every case runs on the CPU and, when a GPU is present, on CUDA through bkt_dev (same
+ * references, poisoned outputs, a non-default stream). The tensor-core cases (f16/bf16,
+ * D 64/128/256) check that select picked the tensor-core kernel, the others the generic
+ * one. Slack for the tensor-core kernel (k_mma_slack): it rounds P to the input dtype
+ * before P V (as flash-attn does), which adds about one more rounding of the output
+ * (flash-attn's rule: at most 2x the error of a same-precision naive reference). */
 #include "bk_test.h"
 
 #include <math.h>
@@ -53,6 +59,27 @@ static const cfg k_cases[] = {
     {"q_len 0",                     2, 2, 2,  0,   7,  8,  8,  true,  -1, 0.0, false, 0, false, 0, true},
     {"batch 0",                     0, 2, 2,  3,   7,  8,  8,  true,  -1, 0.0, false, 0, false, 0, true},
 };
+
+/* Shapes the tensor-core kernel takes for f16/bf16 (Dqk == Dv in {64, 128, 256}):
+ * lengths not multiples of 64, causal both ways, GQA, stride-0 kv heads, padded views
+ * (pad 8 keeps rows 16-byte aligned: the cp.async path; odd pads take the plain-load
+ * path), window/softcap/ALiBi in the score epilogue. */
+static const cfg k_mma_cases[] = {
+    /* name                         b  hq hkv sq   sk   dqk  dv   causal win cap  alibi scale bcast pad lse */
+    {"mma d64 7x33 causal",         2, 4, 2,  7,   33,  64,  64,  true,  -1, 0.0, false, 0, false, 0, true},
+    {"mma d64 130x257 gqa",         1, 4, 1,  130, 257, 64,  64,  false, -1, 0.0, false, 0, false, 8, true},
+    {"mma d64 257x130 causal q>kv", 1, 2, 2,  257, 130, 64,  64,  true,  -1, 0.0, false, 0, false, 0, true},
+    {"mma d128 1x1",                1, 1, 1,  1,   1,   128, 128, true,  -1, 0.0, false, 0, false, 0, true},
+    {"mma d128 33x130 causal pad3", 2, 4, 2,  33,  130, 128, 128, true,  -1, 0.0, false, 0, false, 3, true},
+    {"mma d128 130x130 stride-0",   1, 4, 2,  130, 130, 128, 128, true,  -1, 0.0, false, 0, true,  8, false},
+    {"mma d128 window softcap alibi", 1, 4, 2, 70, 200, 128, 128, true,  37, 1.5, true,  0, false, 0, true},
+    {"mma d256 33x257 causal",      1, 2, 1,  33,  257, 256, 256, true,  -1, 0.0, false, 0, false, 8, true},
+    {"mma d256 7x7 window",         1, 2, 2,  7,   7,   256, 256, false, 2,  0.0, false, 0, false, 1, true},
+    {"mma d64 kv_len 0",            1, 2, 1,  5,   0,   64,  64,  false, -1, 0.0, false, 0, false, 0, true},
+};
+
+/* See the header: the tensor-core kernel's P is rounded to 16 bits. */
+static const double k_mma_slack = 2.0;
 
 static double cfg_scale(const cfg *c)
 {
@@ -179,10 +206,17 @@ static double *gather_all(const bk_tensor *t)
     return d;
 }
 
-static void test_case(const cfg *c, bk_dtype dt)
+static bool is_mma_shape(const cfg *c, bk_dtype dt)
+{
+    return (dt == BK_DTYPE_F16 || dt == BK_DTYPE_BF16) && c->dqk == c->dv &&
+           (c->dqk == 64 || c->dqk == 128 || c->dqk == 256);
+}
+
+static void test_case(bk_target target, const cfg *c, bk_dtype dt)
 {
     char what[160];
-    snprintf(what, sizeof what, "sdpa_fwd %s %s", bk_dtype_name(dt), c->name);
+    const bool gpu = target.kind == BK_TARGET_CUDA, mma = gpu && is_mma_shape(c, dt);
+    snprintf(what, sizeof what, "sdpa_fwd %s %s %s", gpu ? "cuda" : "cpu", bk_dtype_name(dt), c->name);
     int64_t sh_q[4] = {c->b, c->hq, c->sq, c->dqk}, sh_k[4] = {c->b, c->hkv, c->sk, c->dqk};
     int64_t sh_v[4] = {c->b, c->hkv, c->sk, c->dv}, sh_y[4] = {c->b, c->hq, c->sq, c->dv};
     int64_t sh_l[3] = {c->b, c->hq, c->sq}, sh_s[1] = {c->hq};
@@ -210,14 +244,28 @@ static void test_case(const cfg *c, bk_dtype dt)
     bk_sdpa_fwd_desc d = {c->b, c->hq, c->hkv, c->sq, c->sk, c->dqk, c->dv, cfg_scale(c),
                           c->causal, c->window, c->softcap, c->alibi, dt};
     bk_sdpa_fwd_plan plan;
-    bk_status st = bk_sdpa_fwd_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &plan);
+    bk_status st = bk_sdpa_fwd_select(&d, target, BK_PREFER_FASTEST, &plan);
     if (bkt_expect_status(st, BK_STATUS_SUCCESS, what)) {
         bkt_check(bk_sdpa_fwd_workspace_size(&plan) == 0, what, "workspace_size is not 0");
+        const bk_math_precision want_math =
+            !gpu ? BK_MATH_F64 : mma ? BK_MATH_F16_BF16_TENSOR : BK_MATH_F32;
+        bkt_check(plan.info.precision.math == want_math, what, "select chose math %d, expected %d",
+                  (int)plan.info.precision.math, (int)want_math);
         bk_sdpa_fwd_args args = {tq, tk, tv, ty, c->lse ? &tl : NULL, c->alibi ? &ts : NULL};
-        st = bk_sdpa_fwd_run(&plan, NULL, (bk_workspace){0}, &args);
-        if (bkt_expect_status(st, BK_STATUS_SUCCESS, what)) {
+        bkt_dev dev = bkt_dev_begin(target);
+        args.q.data = bkt_dev_in(&dev, q, (size_t)nq * bk_dtype_size(dt));
+        args.k.data = bkt_dev_in(&dev, k, (size_t)nk * bk_dtype_size(dt));
+        args.v.data = bkt_dev_in(&dev, v, (size_t)nv * bk_dtype_size(dt));
+        args.y.data = bkt_dev_out(&dev, y, (size_t)ny * bk_dtype_size(dt));
+        bk_tensor dl = tl, dsl = ts;
+        dl.data = bkt_dev_out(&dev, lse, (size_t)nl * sizeof(float));
+        dsl.data = bkt_dev_in(&dev, slopes, (size_t)c->hq * sizeof(float));
+        args.lse = c->lse ? &dl : NULL;
+        args.alibi_slopes = c->alibi ? &dsl : NULL;
+        st = bk_sdpa_fwd_run(&plan, bkt_dev_stream(&dev), (bk_workspace){0}, &args);
+        if (bkt_dev_end(&dev) && bkt_expect_status(st, BK_STATUS_SUCCESS, what)) {
             bkt_check(bk_last_error()[0] == '\0', what, "error sentence after success: %s", bk_last_error());
-            bkt_check_close(what, &ty, ry, 1.0);
+            bkt_check_close(what, &ty, ry, mma ? k_mma_slack : 1.0);
             check_outside_untouched(what, &ty, y_before, ny);
             if (c->lse) {
                 char w2[200];
@@ -424,8 +472,8 @@ static void test_bad_desc(void)
                       "sdpa_fwd bad preference");
     bkt_expect_status(bk_sdpa_fwd_select(&d, bk_target_cuda_cc(0, 0, 0), BK_PREFER_FASTEST, &plan),
                       BK_STATUS_INVALID_PROBLEM, "sdpa_fwd CUDA target without capability");
-    bkt_expect_status(bk_sdpa_fwd_select(&d, bk_target_cuda_cc(0, 9, 0), BK_PREFER_FASTEST, &plan),
-                      BK_STATUS_UNSUPPORTED, "sdpa_fwd CUDA sm_90 (no kernel yet)");
+    bkt_expect_status(bk_sdpa_fwd_select(&d, bk_target_cuda_cc(0, 7, 5), BK_PREFER_FASTEST, &plan),
+                      BK_STATUS_UNSUPPORTED, "sdpa_fwd CUDA sm_75 (kernels need sm_80)");
     bkt_check(memcmp(&plan, &before, sizeof plan) == 0, "sdpa_fwd bad select", "plan written on failure");
     /* the edges that are valid */
     bad = d;
@@ -577,31 +625,102 @@ done:
     bkt_free(l0);
 }
 
-static void test_cuda(void)
+#ifdef BK_WITH_CUDA
+/* Select on a (virtual) CUDA target, no device needed: the table's order and hooks. */
+static void test_cuda_select(void)
 {
-    bk_target gpu;
-    if (!bkt_cuda_target("sdpa_fwd cuda", &gpu))
-        return;
-    bk_sdpa_fwd_desc d = {2, 4, 2, 7, 33, 64, 64, 0.125, true, -1, 0.0, false, BK_DTYPE_F16};
+    bk_sdpa_fwd_desc d = {2, 4, 2, 7, 33, 128, 128, 0.125, true, -1, 0.0, false, BK_DTYPE_BF16};
     bk_sdpa_fwd_plan plan;
-    bk_status st = bk_sdpa_fwd_select(&d, gpu, BK_PREFER_FASTEST, &plan);
-    if (st == BK_STATUS_UNSUPPORTED)
-        bkt_skip("sdpa_fwd cuda", bk_last_error());
-    else
-        bkt_check(false, "sdpa_fwd cuda", "select on CUDA returned %s; no CUDA path is tested yet",
-                  bk_status_name(st));
+    char name[96];
+    const char *what = "sdpa_fwd cuda select";
+    if (bkt_expect_status(bk_sdpa_fwd_select(&d, bk_target_cuda_cc(0, 9, 0), BK_PREFER_FASTEST, &plan),
+                          BK_STATUS_SUCCESS, what)) {
+        bk_sku_name(&plan.info.sku, name, sizeof name);
+        bkt_check(plan.info.precision.math == BK_MATH_F16_BF16_TENSOR && plan.info.precision.deterministic &&
+                      plan.info.precision.accumulator == BK_DTYPE_F32,
+                  what, "bf16 D128 did not get the tensor-core kernel (%s)", name);
+    }
+    bk_sdpa_fwd_desc d96 = d;
+    d96.head_dim_qk = d96.head_dim_v = 96;
+    bk_sdpa_fwd_desc dmix = d;
+    dmix.head_dim_v = 64;
+    bk_sdpa_fwd_desc df32 = d;
+    df32.dtype = BK_DTYPE_F32;
+    const bk_sdpa_fwd_desc *generic[3] = {&d96, &dmix, &df32};
+    for (int g = 0; g < 3; g++)
+        if (bkt_expect_status(bk_sdpa_fwd_select(generic[g], bk_target_cuda_cc(0, 8, 0), BK_PREFER_FASTEST, &plan),
+                              BK_STATUS_SUCCESS, what))
+            bkt_check(plan.info.precision.math == BK_MATH_F32, what, "case %d did not fall to the generic kernel", g);
+}
+#endif
+
+/* A larger GPU-only problem against the f64 reference, run twice: same bytes. */
+static void test_cuda_large(bk_target gpu)
+{
+    const cfg big[2] = {
+        {"large B2 H4 S1000 D128 causal", 2, 4, 4, 1000, 1000, 128, 128, true, -1, 0.0, false, 0, false, 0, true},
+        {"large B1 H8/2 S600x900 D64", 1, 8, 2, 600, 900, 64, 64, false, -1, 0.0, false, 0, false, 0, true},
+    };
+    for (int c = 0; c < 2; c++)
+        test_case(gpu, &big[c], BK_DTYPE_BF16);
+    test_case(gpu, &big[1], BK_DTYPE_F32);
+    /* determinism of the tensor-core kernel */
+    const cfg *c = &big[0];
+    const bk_dtype dt = BK_DTYPE_BF16;
+    int64_t sh[4] = {c->b, c->hq, c->sq, c->dqk};
+    void *q, *k, *v, *y;
+    int64_t nq, nk, nv, ny;
+    bk_tensor tq = make_input(dt, sh, 0, false, -2, 2, &q, &nq), tk = make_input(dt, sh, 0, false, -2, 2, &k, &nk);
+    bk_tensor tv = make_input(dt, sh, 0, false, -1, 1, &v, &nv), ty = make_output(dt, 4, sh, 0, &y, &ny);
+    bk_sdpa_fwd_desc d = {c->b, c->hq, c->hkv, c->sq, c->sk, c->dqk, c->dv, cfg_scale(c), true, -1, 0.0, false, dt};
+    bk_sdpa_fwd_plan plan;
+    void *first = NULL;
+    if (bkt_expect_status(bk_sdpa_fwd_select(&d, gpu, BK_PREFER_DETERMINISTIC, &plan), BK_STATUS_SUCCESS,
+                          "sdpa_fwd cuda determinism"))
+        for (int rep = 0; rep < 2; rep++) {
+            bkt_poison(y, dt, ny);
+            bk_sdpa_fwd_args args = {tq, tk, tv, ty, NULL, NULL};
+            bkt_dev dev = bkt_dev_begin(gpu);
+            args.q.data = bkt_dev_in(&dev, q, (size_t)nq * 2);
+            args.k.data = bkt_dev_in(&dev, k, (size_t)nk * 2);
+            args.v.data = bkt_dev_in(&dev, v, (size_t)nv * 2);
+            args.y.data = bkt_dev_out(&dev, y, (size_t)ny * 2);
+            bk_status st = bk_sdpa_fwd_run(&plan, bkt_dev_stream(&dev), (bk_workspace){0}, &args);
+            if (!bkt_dev_end(&dev) || !bkt_expect_status(st, BK_STATUS_SUCCESS, "sdpa_fwd cuda determinism"))
+                break;
+            if (rep == 0)
+                first = bkt_snapshot(y, (size_t)ny * 2);
+            else
+                bkt_check(bkt_same_bytes(first, y, (size_t)ny * 2), "sdpa_fwd cuda determinism",
+                          "two runs differ");
+        }
+    bkt_free(first);
+    bkt_free(q);
+    bkt_free(k);
+    bkt_free(v);
+    bkt_free(y);
 }
 
 int main(void)
 {
     bkt_init("test_sdpa_fwd");
     test_reference_by_hand();
-    for (size_t t = 0; t < sizeof k_dtypes / sizeof k_dtypes[0]; t++)
-        for (size_t c = 0; c < sizeof k_cases / sizeof k_cases[0]; c++)
-            test_case(&k_cases[c], k_dtypes[t]);
+    bk_target targets[2] = {bk_target_cpu()};
+    const int ntargets = 1 + bkt_cuda_target("sdpa_fwd cuda", &targets[1]);
+    for (int g = 0; g < ntargets; g++)
+        for (size_t t = 0; t < sizeof k_dtypes / sizeof k_dtypes[0]; t++) {
+            for (size_t c = 0; c < sizeof k_cases / sizeof k_cases[0]; c++)
+                test_case(targets[g], &k_cases[c], k_dtypes[t]);
+            for (size_t c = 0; c < sizeof k_mma_cases / sizeof k_mma_cases[0]; c++)
+                test_case(targets[g], &k_mma_cases[c], k_dtypes[t]);
+        }
     test_plans_and_determinism();
     test_bad_desc();
     test_bad_args();
-    test_cuda();
+#ifdef BK_WITH_CUDA
+    test_cuda_select();
+#endif
+    if (ntargets == 2 && !bkt_quick())
+        test_cuda_large(targets[1]);
     return bkt_finish();
 }

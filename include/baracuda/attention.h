@@ -40,6 +40,19 @@
  *
  * The CPU kernels compute in f64 and are deterministic (bit-identical whatever the
  * thread count).
+ *
+ * CUDA (forward; sm_80 and newer, asynchronous on the caller's stream, no workspace):
+ * select tries two kernels in order.
+ *   - Tensor cores (SKU .../sm80/bespoke, precision BK_MATH_F16_BF16_TENSOR, f32
+ *     accumulate): f16/bf16 with head_dim_qk == head_dim_v in {64, 128, 256}, every
+ *     option (causal, window, softcap, ALiBi, GQA, stride-0 kv heads, padded views, lse).
+ *     Scores and the softmax are f32; the probabilities are rounded to the input dtype
+ *     before P V (as flash-attn), so errors are up to about 2x those of an exact result
+ *     rounded to the dtype. Views whose data pointers or outer strides are not 16-byte
+ *     aligned run the same kernel with slower loads.
+ *   - CUDA cores (precision BK_MATH_F32): every other case, and the only path for f32
+ *     and f64 (f32 arithmetic, f64 for f64).
+ *   Both are deterministic and bit-stable (no atomics, a fixed order per output).
  */
 #ifndef BARACUDA_ATTENTION_H
 #define BARACUDA_ATTENTION_H
@@ -101,7 +114,7 @@ typedef struct bk_sdpa_fwd_plan {
  * Errors: INVALID_PROBLEM (NULL pointer, bad extent, q_heads not a multiple of
  * kv_heads, window_left < -1, non-finite scale, bad softcap, bad target/preference),
  * UNSUPPORTED (dtype, head dim above BK_SDPA_MAX_HEAD_DIM, or no kernel on this
- * target: today only the CPU has one). Writes *plan only on success. */
+ * target: CUDA devices below compute capability 8.0). Writes *plan only on success. */
 bk_status bk_sdpa_fwd_select(const bk_sdpa_fwd_desc *desc, bk_target target, bk_preference preference,
                              bk_sdpa_fwd_plan *plan);
 /* Checks the tensors against the plan: dtype, rank, shape, strides (>= 0; outputs
@@ -115,7 +128,8 @@ bk_status bk_sdpa_fwd_can_implement(const bk_sdpa_fwd_plan *plan, const bk_sdpa_
 /* Always 0: the forward needs no scratch. */
 size_t bk_sdpa_fwd_workspace_size(const bk_sdpa_fwd_plan *plan);
 /* Computes y (and lse when requested). Runs can_implement first; on any failure
- * nothing is written. `stream` is ignored on the CPU. */
+ * nothing is written. `stream` is ignored on the CPU; on CUDA the work is queued on it
+ * (every tensor in device memory) and DEVICE_ERROR reports a failed launch. */
 bk_status bk_sdpa_fwd_run(const bk_sdpa_fwd_plan *plan, void *stream, bk_workspace workspace,
                           const bk_sdpa_fwd_args *args);
 

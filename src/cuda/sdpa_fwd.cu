@@ -1,0 +1,646 @@
+/* sdpa_fwd.cu - the flash-attention forward on CUDA: two kernels.
+ *
+ * Math (attention.h): for batch b, query head h (kv head hk = h / group), row i, key j,
+ * pos = i + Sk - Sq (bottom-right alignment):
+ *     s_ij = scale <q_i, k_j>;  s = softcap tanh(s / softcap) if softcap > 0;
+ *     s += slope[h] (j - pos) if alibi;  key j visible when j <= pos (causal) and
+ *     j >= pos - window_left (window_left >= 0);
+ *     y_i = sum_j softmax(s_i.)_j v_j,  lse_i = log sum_j exp(s_ij) (f32, natural log);
+ *     a row with no visible key gets y = 0 and lse = -inf.
+ * Shapes: q [B,Hq,Sq,Dqk], k [B,Hkv,Sk,Dqk], v [B,Hkv,Sk,Dv], y [B,Hq,Sq,Dv] with any
+ *         non-negative outer strides (k/v may have stride 0 on the head axis) and inner
+ *         stride 1; lse f32 [B,Hq,Sq] any strides; slopes f32 [Hq]. All offsets 64-bit.
+ * Grid:   x = query tile (heaviest causal tiles first), y/z = the flattened (b, h) pairs
+ *         (y capped at 65535, z the rest).
+ *
+ * 1. sdpa_fwd_generic_kernel<T> (CUDA cores; every dtype and option, head dims 1..256):
+ *    a CTA of 4 warps owns 16 query rows (4 per warp) of one (b, h). Q rows, and tiles of
+ *    32 keys of K (rows padded by one element against bank conflicts) and V are staged in
+ *    shared memory in the compute type (f32; f64 for f64). Lane j scores key j of the
+ *    tile for one row; the warp reduces max and sum with shuffles; an online softmax in
+ *    the compute type keeps m, l and the output row (lane owns elements lane + 32 t).
+ *    exp/log/tanh are the accurate library functions. The only path for f32 and f64.
+ * 2. sdpa_fwd_mma_kernel<T, D, BN, NW, MT> (tensor cores; f16/bf16, Dqk == Dv in
+ *    {64,128,256}): FlashAttention-2. A CTA of NW warps owns a 128-row Q tile; each warp
+ *    MT 16-row MMA atoms (MT = 2: every K/V fragment read from shared memory feeds two
+ *    MMAs). Q, K (BN keys) and V (BN keys) tiles live in shared memory with 16-byte
+ *    chunks XOR-swizzled by row (chunk ^ (row & 7)): conflict-free ldmatrix and cp.async.
+ *    Q fragments are read by ldmatrix per key tile. S = Q K^T by mma.sync.m16n8k16 (f32 accumulate); the scores are turned
+ *    into log2 units (scale * log2 e, or the full softcap/ALiBi transform when those are
+ *    on) and masked only on tiles that need it (past Sk, the causal diagonal, the window
+ *    edge); fully masked tiles are never visited. Online softmax on the accumulator
+ *    fragments with exp2f (row max / sum across the quad by shuffles), P is rounded to
+ *    the input dtype in registers and reused as the A operand of O += P V (V through
+ *    ldmatrix.trans). Pipeline (as FA2): V(n) loads while S(n) and the softmax run, K(n+1)
+ *    loads while P V(n) runs (cp.async 16 B, zero-filled past the end). Views whose
+ *    pointers or strides are not 16-byte aligned take the same kernel with plain loads.
+ *    Final: O / l, lse = (m + log2 l) ln 2.
+ *    Each output is computed by one thread in a fixed order: deterministic, bit-stable.
+ *    Tiles (launch_mma_dim): D 64: 128 x 64 keys, 4 warps x 2 atoms; D 128: 128 x 32,
+ *    4 warps x 2 atoms; D 256: 128 x 32, 8 warps x 1 atom (all without spills; 128 x 64
+ *    at D 128 spills ~240 bytes and ran 6% slower on the H100).
+ *    H100 (bf16, B*S = 16384, bk_bench): D128 S4096 273-281 TFLOP/s (causal 236),
+ *    D64 264 (238), D256 229 (197).
+ * Not yet: below the issue's 300 TFLOP/s floor at D128 S4096 (the 128 x 64 tile needs
+ *    fewer live registers; Q fragments are reloaded from shared memory every tile); no
+ *    split-KV for small batch*heads with long keys; no Hopper wgmma/TMA path; no 16-byte
+ *    vector stores of y (scalar stores from the fragments); head dims other than
+ *    64/128/256 (and Dqk != Dv) on tensor cores. */
+#include "common.cuh"
+#include "cuda/sdpa_fwd_cuda.h"
+
+#include <math.h>
+#include <stdint.h>
+
+struct sdpa_params {
+    const void *q, *k, *v;
+    void *y;
+    float *lse;
+    const float *slopes;
+    bk_view4 sq, sk, sv, sy;
+    long long sl0, sl1, sl2, sslope;
+    int B, Hq, group, Sq, Sk, Dqk, Dv, window;
+    bool causal, alibi, aligned;
+    double scale, softcap;
+    float scale_log2; /* scale * log2(e), for the tensor-core kernel's plain path */
+};
+
+/* The (b, h) pair of this CTA; false past the end of the flattened range. */
+static __device__ __forceinline__ bool cta_bh(const sdpa_params &p, long long &b, long long &h)
+{
+    long long bh = (long long)blockIdx.z * gridDim.y + blockIdx.y;
+    if (bh >= (long long)p.B * p.Hq)
+        return false;
+    b = bh / p.Hq;
+    h = bh % p.Hq;
+    return true;
+}
+
+/* The keys query row i sees: [lo, hi] (hi < lo: none). */
+static __device__ __forceinline__ void row_keys(const sdpa_params &p, long long i, long long &lo, long long &hi)
+{
+    const long long pos = i + p.Sk - p.Sq;
+    hi = p.Sk - 1;
+    lo = 0;
+    if (p.causal && pos < hi)
+        hi = pos;
+    if (p.window >= 0 && pos - p.window > lo)
+        lo = pos - p.window;
+}
+
+static __device__ __forceinline__ float dexp(float x) { return expf(x); }
+static __device__ __forceinline__ double dexp(double x) { return exp(x); }
+static __device__ __forceinline__ float dlog(float x) { return logf(x); }
+static __device__ __forceinline__ double dlog(double x) { return log(x); }
+static __device__ __forceinline__ float dtanh(float x) { return tanhf(x); }
+static __device__ __forceinline__ double dtanh(double x) { return tanh(x); }
+
+/* ------------------------------------------------ 1. generic CUDA-core kernel -- */
+
+enum { kGenWarps = 4, kGenRowsPerWarp = 4, kGenRows = kGenWarps * kGenRowsPerWarp, kGenKeys = 32 };
+
+template <typename T>
+__global__ void __launch_bounds__(kGenWarps * 32) sdpa_fwd_generic_kernel(sdpa_params p)
+{
+    typedef typename elem<T>::acc acc;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    acc *Qs = (acc *)smem_raw;                 /* [kGenRows][Dqk] */
+    acc *Ks = Qs + kGenRows * p.Dqk;           /* [kGenKeys][Dqk + 1] */
+    acc *Vs = Ks + kGenKeys * (p.Dqk + 1);     /* [kGenKeys][Dv] */
+    long long b, h;
+    if (!cta_bh(p, b, h))
+        return;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const long long hk = h / p.group;
+    const long long i0 = (long long)(gridDim.x - 1 - blockIdx.x) * kGenRows;
+    const T *qb = (const T *)p.q + b * p.sq.s0 + h * p.sq.s1;
+    const T *kb = (const T *)p.k + b * p.sk.s0 + hk * p.sk.s1;
+    const T *vb = (const T *)p.v + b * p.sv.s0 + hk * p.sv.s1;
+    const int Dqk = p.Dqk, Dv = p.Dv, nt = (Dv + 31) / 32;
+    for (int idx = tid; idx < kGenRows * Dqk; idx += blockDim.x) {
+        const long long i = i0 + idx / Dqk;
+        Qs[idx] = i < p.Sq ? elem<T>::load(qb[i * p.sq.s2 + idx % Dqk]) : (acc)0;
+    }
+    const long long last = min(i0 + kGenRows, (long long)p.Sq) - 1;
+    long long klo, khi, unused;
+    row_keys(p, i0, klo, unused);
+    row_keys(p, last, unused, khi);
+    const acc scale = (acc)p.scale, softcap = (acc)p.softcap;
+    const acc slope = p.alibi ? (acc)p.slopes[h * p.sslope] : (acc)0;
+    const acc NEG_INF = -(acc)INFINITY;
+    acc m[kGenRowsPerWarp], l[kGenRowsPerWarp], o[kGenRowsPerWarp][8];
+    long long lo[kGenRowsPerWarp], hi[kGenRowsPerWarp];
+#pragma unroll
+    for (int rr = 0; rr < kGenRowsPerWarp; rr++) {
+        m[rr] = NEG_INF;
+        l[rr] = 0;
+#pragma unroll
+        for (int t = 0; t < 8; t++)
+            o[rr][t] = 0;
+        row_keys(p, i0 + warp * kGenRowsPerWarp + rr, lo[rr], hi[rr]);
+    }
+    for (long long kt = klo; kt <= khi; kt += kGenKeys) {
+        __syncthreads(); /* everyone is done with the previous tile */
+        for (int idx = tid; idx < kGenKeys * Dqk; idx += blockDim.x) {
+            const long long j = kt + idx / Dqk;
+            Ks[(idx / Dqk) * (Dqk + 1) + idx % Dqk] = j <= khi ? elem<T>::load(kb[j * p.sk.s2 + idx % Dqk]) : (acc)0;
+        }
+        for (int idx = tid; idx < kGenKeys * Dv; idx += blockDim.x) {
+            const long long j = kt + idx / Dv;
+            Vs[idx] = j <= khi ? elem<T>::load(vb[j * p.sv.s2 + idx % Dv]) : (acc)0;
+        }
+        __syncthreads();
+        const long long j = kt + lane;
+#pragma unroll
+        for (int rr = 0; rr < kGenRowsPerWarp; rr++) {
+            const int r = warp * kGenRowsPerWarp + rr;
+            if (i0 + r >= p.Sq)
+                break; /* warp-uniform */
+            const bool vis = j >= lo[rr] && j <= hi[rr];
+            acc s = NEG_INF;
+            if (vis) {
+                acc dot = 0;
+                const acc *qr = Qs + r * Dqk, *kr = Ks + lane * (Dqk + 1);
+                for (int e = 0; e < Dqk; e++)
+                    dot += qr[e] * kr[e];
+                s = dot * scale;
+                if (p.softcap > 0.0)
+                    s = softcap * dtanh(s / softcap);
+                if (p.alibi)
+                    s += slope * (acc)(j - (i0 + r + p.Sk - p.Sq));
+            }
+            acc tmax = s;
+#pragma unroll
+            for (int sh = 16; sh > 0; sh >>= 1)
+                tmax = max(tmax, __shfl_xor_sync(0xffffffffu, tmax, sh));
+            const acc mnew = max(m[rr], tmax);
+            if (mnew == NEG_INF)
+                continue; /* nothing visible yet in this row (warp-uniform) */
+            const acc corr = dexp(m[rr] - mnew);
+            const acc pj = vis ? dexp(s - mnew) : (acc)0;
+            acc psum = pj;
+#pragma unroll
+            for (int sh = 16; sh > 0; sh >>= 1)
+                psum += __shfl_xor_sync(0xffffffffu, psum, sh);
+            l[rr] = l[rr] * corr + psum;
+            m[rr] = mnew;
+#pragma unroll
+            for (int t = 0; t < 8; t++)
+                o[rr][t] *= corr;
+            for (int jj = 0; jj < kGenKeys; jj++) {
+                const acc pb = __shfl_sync(0xffffffffu, pj, jj);
+                const acc *vr = Vs + jj * Dv;
+#pragma unroll
+                for (int t = 0; t < 8; t++)
+                    if (t < nt && lane + 32 * t < Dv)
+                        o[rr][t] += pb * vr[lane + 32 * t];
+            }
+        }
+    }
+    T *yb = (T *)p.y + b * p.sy.s0 + h * p.sy.s1;
+#pragma unroll
+    for (int rr = 0; rr < kGenRowsPerWarp; rr++) {
+        const long long i = i0 + warp * kGenRowsPerWarp + rr;
+        if (i >= p.Sq)
+            break;
+        const acc inv = l[rr] > 0 ? (acc)1 / l[rr] : (acc)0;
+#pragma unroll
+        for (int t = 0; t < 8; t++)
+            if (t < nt && lane + 32 * t < Dv)
+                yb[i * p.sy.s2 + lane + 32 * t] = elem<T>::store(o[rr][t] * inv);
+        if (p.lse && lane == 0)
+            p.lse[b * p.sl0 + h * p.sl1 + i * p.sl2] = l[rr] > 0 ? (float)(m[rr] + dlog(l[rr])) : -INFINITY;
+    }
+}
+
+/* ------------------------------------------------ 2. tensor-core kernel -- */
+
+template <typename T> struct mma16;
+template <> struct mma16<__nv_bfloat16> {
+    static __device__ __forceinline__ void run(float *c, const uint32_t *a, uint32_t b0, uint32_t b1)
+    {
+        asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                     "{%0,%1,%2,%3};\n"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+    static __device__ __forceinline__ uint32_t pack(float lo, float hi)
+    {
+        __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+        return *reinterpret_cast<uint32_t *>(&v);
+    }
+};
+template <> struct mma16<__half> {
+    static __device__ __forceinline__ void run(float *c, const uint32_t *a, uint32_t b0, uint32_t b1)
+    {
+        asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                     "{%0,%1,%2,%3};\n"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+    static __device__ __forceinline__ uint32_t pack(float lo, float hi)
+    {
+        __half2 v = __floats2half2_rn(lo, hi);
+        return *reinterpret_cast<uint32_t *>(&v);
+    }
+};
+
+static __device__ __forceinline__ uint32_t smem_addr(const void *p)
+{
+    return (uint32_t)__cvta_generic_to_shared(p);
+}
+
+static __device__ __forceinline__ void ldsm_x4(uint32_t *r, uint32_t addr)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+
+static __device__ __forceinline__ void ldsm_x4_trans(uint32_t *r, uint32_t addr)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+
+static __device__ __forceinline__ void cp_async16(uint32_t dst, const void *src, int bytes)
+{
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes));
+}
+
+static __device__ __forceinline__ void cp_async_commit()
+{
+    asm volatile("cp.async.commit_group;\n" ::);
+}
+
+static __device__ __forceinline__ void cp_async_wait_all()
+{
+    asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+}
+
+static __device__ __forceinline__ float ex2(float x)
+{
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
+
+/* Rows [row0, row0 + ROWS) of a [*, D] view (row stride `rs`) into the swizzled tile s,
+ * by NT threads; rows at or past `limit` are zero-filled (their source is never read). */
+template <typename T, int ROWS, int D, int NT>
+static __device__ __forceinline__ void load_tile(T *s, const T *g, long long rs, long long row0, long long limit,
+                                                 bool aligned, int tid)
+{
+    constexpr int C = D / 8;
+    static_assert(ROWS * C % NT == 0, "tile must split evenly over the threads");
+#pragma unroll
+    for (int it = 0; it < ROWS * C / NT; it++) {
+        const int idx = tid + it * NT, r = idx / C, c = idx % C;
+        T *dst = s + r * D + ((c ^ (r & 7)) << 3);
+        const bool ok = row0 + r < limit;
+        const T *src = g + (ok ? row0 + r : 0) * rs + c * 8;
+        if (aligned) {
+            cp_async16(smem_addr(dst), src, ok ? 16 : 0);
+        } else {
+            union {
+                uint4 u;
+                T e[8];
+            } tmp;
+            tmp.u = make_uint4(0, 0, 0, 0);
+            if (ok)
+                for (int e = 0; e < 8; e++)
+                    tmp.e[e] = src[e];
+            *reinterpret_cast<uint4 *>(dst) = tmp.u;
+        }
+    }
+}
+
+/* D: head dim; BN: keys per tile; NW: warps; MT: 16-row MMA atoms per warp. The CTA owns
+ * BM = NW * 16 * MT query rows; warp w rows [w * 16 * MT, (w + 1) * 16 * MT). */
+template <typename T, int D, int BN, int NW, int MT>
+__global__ void __launch_bounds__(NW * 32, 8 / NW) sdpa_fwd_mma_kernel(sdpa_params p)
+{
+    constexpr int NT = NW * 32, BM = NW * 16 * MT, NB = BN / 8, DB = D / 8;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    T *sQ = (T *)smem_raw, *sK = sQ + BM * D, *sV = sK + BN * D;
+    long long b, h;
+    if (!cta_bh(p, b, h))
+        return;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, t4 = lane & 3;
+    const long long hk = h / p.group, off = (long long)p.Sk - p.Sq;
+    const long long m0 = (long long)(gridDim.x - 1 - blockIdx.x) * BM;
+    const T *qb = (const T *)p.q + b * p.sq.s0 + h * p.sq.s1;
+    const T *kb = (const T *)p.k + b * p.sk.s0 + hk * p.sk.s1;
+    const T *vb = (const T *)p.v + b * p.sv.s0 + hk * p.sv.s1;
+    const long long last = min(m0 + BM, (long long)p.Sq) - 1;
+    long long klo, khi, unused;
+    row_keys(p, m0, klo, unused);
+    row_keys(p, last, unused, khi);
+    const int n_lo = (int)(klo / BN), n_hi = khi >= klo ? (int)(khi / BN) : n_lo - 1;
+
+    load_tile<T, BM, D, NT>(sQ, qb, p.sq.s2, m0, p.Sq, p.aligned, tid);
+    if (n_hi >= n_lo)
+        load_tile<T, BN, D, NT>(sK, kb, p.sk.s2, (long long)n_lo * BN, p.Sk, p.aligned, tid);
+    cp_async_commit();
+
+    /* ldmatrix lane addressing (the swizzle XOR is lane & 7 for every tile) */
+    const int sw = lane & 7;
+    const int q_row = warp * 16 * MT + (lane & 7) + 8 * ((lane >> 3) & 1), q_chunk = lane >> 4;
+    const int k_row = (lane & 7) + 8 * (lane >> 4), k_chunk = (lane >> 3) & 1;
+    const int v_row = (lane & 7) + 8 * ((lane >> 3) & 1), v_chunk = lane >> 4;
+    const uint32_t sQa = smem_addr(sQ + q_row * D), sKa = smem_addr(sK + k_row * D), sVa = smem_addr(sV + v_row * D);
+
+    float acc_o[MT][DB][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int j = 0; j < DB; j++)
+            acc_o[mt][j][0] = acc_o[mt][j][1] = acc_o[mt][j][2] = acc_o[mt][j][3] = 0.f;
+    float m_r[MT][2], l_r[MT][2];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+        m_r[mt][0] = m_r[mt][1] = -INFINITY, l_r[mt][0] = l_r[mt][1] = 0.f;
+
+    /* Scores go to log2 units. Plain path (no softcap/ALiBi, scale > 0): the max is taken on
+     * the raw dot products and scale * log2 e folds into the exponent's FFMA. General path:
+     * the full transform first, then a factor of 1. */
+    const bool general = p.softcap > 0.0 || p.alibi || !(p.scale_log2 > 0.f);
+    const float mul = general ? 1.f : p.scale_log2;
+    const float scale = (float)p.scale, softcap = (float)p.softcap;
+    const float slope = p.alibi ? p.slopes[h * p.sslope] : 0.f;
+    const float LOG2E = 1.4426950408889634f;
+
+    for (int n = n_lo; n <= n_hi; n++) {
+        cp_async_wait_all(); /* K(n) (and Q) are here; everyone is done with V(n-1) */
+        __syncthreads();
+        load_tile<T, BN, D, NT>(sV, vb, p.sv.s2, (long long)n * BN, p.Sk, p.aligned, tid);
+        cp_async_commit();
+
+        float s[MT][NB][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int j = 0; j < NB; j++)
+                s[mt][j][0] = s[mt][j][1] = s[mt][j][2] = s[mt][j][3] = 0.f;
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+            uint32_t a[MT][4];
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++)
+                ldsm_x4(a[mt], sQa + mt * 16 * D * 2 + (((2 * kk + q_chunk) ^ sw) << 4));
+#pragma unroll
+            for (int jp = 0; jp < NB / 2; jp++) {
+                uint32_t bf[4];
+                ldsm_x4(bf, sKa + jp * 16 * D * 2 + (((2 * kk + k_chunk) ^ sw) << 4));
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    mma16<T>::run(s[mt][2 * jp], a[mt], bf[0], bf[1]);
+                    mma16<T>::run(s[mt][2 * jp + 1], a[mt], bf[2], bf[3]);
+                }
+            }
+        }
+        cp_async_wait_all(); /* V(n) is here; everyone is done with K(n) */
+        __syncthreads();
+        if (n < n_hi)
+            load_tile<T, BN, D, NT>(sK, kb, p.sk.s2, (long long)(n + 1) * BN, p.Sk, p.aligned, tid);
+        cp_async_commit();
+
+        /* element (mt, j, e) is row rbase + mt * 16 + 8 * (e >> 1), key n * BN + 8 * j + 2 * t4 + (e & 1) */
+        const long long nBN = (long long)n * BN;
+        const int rbase = warp * 16 * MT + g;
+        if (general) {
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+                for (int hr = 0; hr < 2; hr++) {
+                    /* key - pos of the row's element j = 0, e = 0 */
+                    const float d0 = (float)(nBN + 2 * t4 - (m0 + rbase + mt * 16 + 8 * hr + off));
+#pragma unroll
+                    for (int j = 0; j < NB; j++)
+#pragma unroll
+                        for (int e = 0; e < 2; e++) {
+                            float x = s[mt][j][2 * hr + e] * scale;
+                            if (softcap > 0.f)
+                                x = softcap * tanhf(x / softcap);
+                            if (p.alibi)
+                                x += slope * (d0 + (float)(8 * j + e));
+                            s[mt][j][2 * hr + e] = x * LOG2E;
+                        }
+                }
+        }
+        const bool need_mask = nBN + BN > p.Sk || (p.causal && nBN + BN - 1 > m0 + off) ||
+                               (p.window >= 0 && nBN < last + off - p.window);
+        if (need_mask) {
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+                for (int hr = 0; hr < 2; hr++) {
+                    long long lo, hi;
+                    row_keys(p, m0 + rbase + mt * 16 + 8 * hr, lo, hi);
+                    /* the visible keys relative to this thread's first key, clamped to the tile */
+                    const int lo_r = (int)max(-1LL, min((long long)BN, lo - nBN - 2 * t4));
+                    const int hi_r = (int)max(-1LL, min((long long)BN, hi - nBN - 2 * t4));
+#pragma unroll
+                    for (int j = 0; j < NB; j++)
+#pragma unroll
+                        for (int e = 0; e < 2; e++)
+                            if (8 * j + e < lo_r || 8 * j + e > hi_r)
+                                s[mt][j][2 * hr + e] = -INFINITY;
+                }
+        }
+        /* online softmax, 2 * MT rows per thread */
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int hr = 0; hr < 2; hr++) {
+                float mx = -INFINITY;
+#pragma unroll
+                for (int j = 0; j < NB; j++)
+                    mx = fmaxf(mx, fmaxf(s[mt][j][2 * hr], s[mt][j][2 * hr + 1]));
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+                const float mnew = fmaxf(m_r[mt][hr], mx * mul);
+                const float muse = mnew == -INFINITY ? 0.f : mnew;
+                const float corr = ex2(m_r[mt][hr] - muse);
+                m_r[mt][hr] = mnew;
+                float rs = 0.f;
+#pragma unroll
+                for (int j = 0; j < NB; j++)
+#pragma unroll
+                    for (int e = 0; e < 2; e++) {
+                        const float pe = ex2(fmaf(s[mt][j][2 * hr + e], mul, -muse));
+                        s[mt][j][2 * hr + e] = pe;
+                        rs += pe;
+                    }
+                l_r[mt][hr] = l_r[mt][hr] * corr + rs;
+#pragma unroll
+                for (int j = 0; j < DB; j++) {
+                    acc_o[mt][j][2 * hr] *= corr;
+                    acc_o[mt][j][2 * hr + 1] *= corr;
+                }
+            }
+        /* O += P V */
+#pragma unroll
+        for (int kb2 = 0; kb2 < BN / 16; kb2++) {
+            uint32_t a[MT][4];
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+                a[mt][0] = mma16<T>::pack(s[mt][2 * kb2][0], s[mt][2 * kb2][1]);
+                a[mt][1] = mma16<T>::pack(s[mt][2 * kb2][2], s[mt][2 * kb2][3]);
+                a[mt][2] = mma16<T>::pack(s[mt][2 * kb2 + 1][0], s[mt][2 * kb2 + 1][1]);
+                a[mt][3] = mma16<T>::pack(s[mt][2 * kb2 + 1][2], s[mt][2 * kb2 + 1][3]);
+            }
+#pragma unroll
+            for (int dp = 0; dp < D / 16; dp++) {
+                uint32_t bf[4];
+                ldsm_x4_trans(bf, sVa + kb2 * 16 * D * 2 + (((2 * dp + v_chunk) ^ sw) << 4));
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    mma16<T>::run(acc_o[mt][2 * dp], a[mt], bf[0], bf[1]);
+                    mma16<T>::run(acc_o[mt][2 * dp + 1], a[mt], bf[2], bf[3]);
+                }
+            }
+        }
+    }
+    cp_async_wait_all();
+
+    T *yb = (T *)p.y + b * p.sy.s0 + h * p.sy.s1;
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int hr = 0; hr < 2; hr++) {
+            float l = l_r[mt][hr];
+            l += __shfl_xor_sync(0xffffffffu, l, 1);
+            l += __shfl_xor_sync(0xffffffffu, l, 2);
+            const long long i = m0 + warp * 16 * MT + mt * 16 + g + 8 * hr;
+            if (i >= p.Sq)
+                continue;
+            const float inv = l > 0.f ? 1.f / l : 0.f;
+            T *yr = yb + i * p.sy.s2 + 2 * t4;
+#pragma unroll
+            for (int j = 0; j < DB; j++) {
+                yr[8 * j] = elem<T>::store(acc_o[mt][j][2 * hr] * inv);
+                yr[8 * j + 1] = elem<T>::store(acc_o[mt][j][2 * hr + 1] * inv);
+            }
+            if (p.lse && t4 == 0)
+                p.lse[b * p.sl0 + h * p.sl1 + i * p.sl2] =
+                    l > 0.f ? m_r[mt][hr] * 0.6931471805599453f + logf(l) : -INFINITY;
+        }
+}
+
+/* ------------------------------------------------------------ launchers -- */
+
+static sdpa_params make_params(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_args *a)
+{
+    sdpa_params p;
+    p.q = a->q.data;
+    p.k = a->k.data;
+    p.v = a->v.data;
+    p.y = a->y.data;
+    p.lse = a->lse ? (float *)a->lse->data : NULL;
+    p.sl0 = a->lse ? a->lse->strides[0] : 0;
+    p.sl1 = a->lse ? a->lse->strides[1] : 0;
+    p.sl2 = a->lse ? a->lse->strides[2] : 0;
+    p.slopes = d->alibi ? (const float *)a->alibi_slopes->data : NULL;
+    p.sslope = d->alibi ? a->alibi_slopes->strides[0] : 0;
+    p.sq = bk_view4_of(&a->q);
+    p.sk = bk_view4_of(&a->k);
+    p.sv = bk_view4_of(&a->v);
+    p.sy = bk_view4_of(&a->y);
+    p.B = d->batch;
+    p.Hq = d->q_heads;
+    p.group = d->q_heads / d->kv_heads;
+    p.Sq = d->q_len;
+    p.Sk = d->kv_len;
+    p.Dqk = d->head_dim_qk;
+    p.Dv = d->head_dim_v;
+    p.window = d->window_left;
+    p.causal = d->causal;
+    p.alibi = d->alibi;
+    p.scale = d->scale;
+    p.softcap = d->softcap;
+    p.scale_log2 = (float)(d->scale * 1.4426950408889634);
+    /* cp.async needs 16-byte aligned rows: base pointers and every outer stride */
+    bool al = true;
+    const bk_tensor *ts[3] = {&a->q, &a->k, &a->v};
+    for (int t = 0; t < 3; t++) {
+        al = al && ((uintptr_t)ts[t]->data % 16) == 0;
+        for (int ax = 0; ax < 3; ax++)
+            al = al && (ts[t]->strides[ax] * (long long)bk_dtype_size(d->dtype)) % 16 == 0;
+    }
+    p.aligned = al;
+    return p;
+}
+
+/* Grid: x = query tiles, (y, z) = the B * Hq pairs. */
+static dim3 make_grid(const bk_sdpa_fwd_desc *d, int rows)
+{
+    const long long bh = (long long)d->batch * d->q_heads;
+    const unsigned y = (unsigned)(bh < 65535 ? bh : 65535);
+    return dim3((unsigned)((d->q_len + rows - 1) / rows), y, (unsigned)((bh + y - 1) / y));
+}
+
+/* Opts a kernel into `bytes` of dynamic shared memory (above the 48 KiB default). */
+template <typename K> static bk_status set_smem(K kernel, size_t bytes)
+{
+    cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
+    if (e != cudaSuccess)
+        return bk_fail(BK_STATUS_DEVICE_ERROR, "sdpa_fwd: cannot give the kernel %zu bytes of shared memory: %s",
+                       bytes, cudaGetErrorString(e));
+    return BK_STATUS_SUCCESS;
+}
+
+template <typename T>
+static bk_status launch_generic(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_args *a, cudaStream_t s)
+{
+    typedef typename elem<T>::acc acc;
+    const size_t smem = ((size_t)kGenRows * d->head_dim_qk + (size_t)kGenKeys * (d->head_dim_qk + 1) +
+                         (size_t)kGenKeys * d->head_dim_v) * sizeof(acc);
+    if (smem > 48 * 1024)
+        BK_TRY(set_smem(sdpa_fwd_generic_kernel<T>, smem));
+    sdpa_fwd_generic_kernel<T><<<make_grid(d, kGenRows), kGenWarps * 32, smem, s>>>(make_params(d, a));
+    return bk_cuda_check_launch("sdpa_fwd");
+}
+
+extern "C" bk_status bk_cuda_sdpa_fwd_generic(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_args *a, void *stream)
+{
+    if ((long long)d->batch * d->q_heads * d->q_len == 0)
+        return BK_STATUS_SUCCESS;
+    bk_status st = BK_STATUS_SUCCESS;
+    BK_DISPATCH_FLOAT(d->dtype, T, st = launch_generic<T>(d, a, (cudaStream_t)stream));
+    return st;
+}
+
+template <typename T, int D, int BN, int NW, int MT>
+static bk_status launch_mma(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_args *a, cudaStream_t s)
+{
+    const int BM = NW * 16 * MT;
+    const size_t smem = (size_t)(BM + 2 * BN) * D * sizeof(T);
+    if (smem > 48 * 1024)
+        BK_TRY(set_smem(sdpa_fwd_mma_kernel<T, D, BN, NW, MT>, smem));
+    sdpa_fwd_mma_kernel<T, D, BN, NW, MT><<<make_grid(d, BM), NW * 32, smem, s>>>(make_params(d, a));
+    return bk_cuda_check_launch("sdpa_fwd");
+}
+
+/* Tiles per head dim: D 64 and 128 give each warp two 16-row atoms (each K/V fragment
+ * read from shared memory feeds two MMAs); D 256 keeps one atom per warp (registers). */
+template <typename T>
+static bk_status launch_mma_dim(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_args *a, cudaStream_t s)
+{
+    switch (d->head_dim_qk) {
+    case 64: return launch_mma<T, 64, 64, 4, 2>(d, a, s);
+    case 128: return launch_mma<T, 128, 32, 4, 2>(d, a, s);
+    default: return launch_mma<T, 256, 32, 8, 1>(d, a, s);
+    }
+}
+
+extern "C" bk_status bk_cuda_sdpa_fwd_mma(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_args *a, void *stream)
+{
+    if ((long long)d->batch * d->q_heads * d->q_len == 0)
+        return BK_STATUS_SUCCESS;
+    cudaStream_t s = (cudaStream_t)stream;
+    if (d->dtype == BK_DTYPE_BF16)
+        return launch_mma_dim<__nv_bfloat16>(d, a, s);
+    return launch_mma_dim<__half>(d, a, s);
+}
