@@ -188,8 +188,9 @@ typedef enum bk_arch {
 } bk_arch;
 
 typedef enum bk_backend {
-    BK_BACKEND_REFERENCE = 0, /* plain loops, the exact path (the CPU backend) */
-    BK_BACKEND_BESPOKE = 1,   /* baracuda's own tuned kernels */
+    BK_BACKEND_REFERENCE = 0, /* the simplest kernel of a target: plain loops (the CPU backend in
+                                 f64; on CUDA the generic CUDA-core kernels that cover every option) */
+    BK_BACKEND_BESPOKE = 1,   /* baracuda's own tuned kernels (tensor cores, pipelines) */
     BK_BACKEND_CUBLAS = 2     /* routed through cuBLAS */
 } bk_backend;
 
