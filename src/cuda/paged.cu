@@ -23,7 +23,8 @@
  *   keys [s*c, (s+1)*c) with c = ceil(kv_len / S) (kv_len read on the device); with
  *   S > 1 the CTA writes its normalised f32 partial o and its lse (-inf when it saw no
  *   key) to the workspace and a merge launch combines the S parts. S comes from
- *   bk_cuda_paged_decode_splits (a pure function of the descriptor).
+ *   bk_cuda_paged_decode_splits (a pure function of the descriptor: kv_splits when > 0,
+ *   else enough splits for >= 2048 CTAs, at most one per 256 keys of the pool and 64).
  *
  * paged_prefill: CUDA-core f32 math (no tensor cores yet). CTA = 4 warps = 16 query
  *   rows (4 per warp) of one request and one q head; a warp's 32 lanes split head_dim.
@@ -64,6 +65,11 @@ struct merge_params {
     int rows, parts, heads, dim;
 };
 
+static __device__ __forceinline__ float acc_exp(float x) { return expf(x); }
+static __device__ __forceinline__ double acc_exp(double x) { return exp(x); }
+static __device__ __forceinline__ float acc_log(float x) { return logf(x); }
+static __device__ __forceinline__ double acc_log(double x) { return log(x); }
+
 template <typename TP, typename TO>
 __global__ void merge_kernel(merge_params p)
 {
@@ -85,12 +91,12 @@ __global__ void merge_kernel(merge_params p)
                 float l = lp[q * p.lp_p];
                 if (l == -INFINITY)
                     continue;
-                A w = (A)expf(l - m);
+                A w = acc_exp((A)l - (A)m);
                 sum += w;
                 acc += w * (A)elem<TP>::load(op[r * p.op_r + q * p.op_p + h * p.op_h + d]);
             }
             acc = acc / sum;
-            lse = m + logf((float)sum);
+            lse = (float)((A)m + acc_log(sum));
         }
         o[r * p.o_r + h * p.o_h + d] = elem<TO>::store(acc);
         if (p.lse && d == 0)
@@ -376,7 +382,9 @@ extern "C" int32_t bk_cuda_paged_decode_splits(const bk_paged_decode_desc *d)
         return d->kv_splits;
     const int group = d->q_heads / d->paged_kv.kv_heads;
     const long long ctas = (long long)d->batch * d->paged_kv.kv_heads * ((group + kDecodeMaxG - 1) / kDecodeMaxG);
-    const long long want = (264 + ctas - 1) / ctas;                               /* ~2 CTAs per SM of an H100 */
+    /* >= 2048 CTAs: ~5 waves of an H100 at 3 CTAs per SM, so the last partial wave costs
+       little (batch 64 x 8 kv heads -> 4 splits); the merge pass adds ~1-2% traffic */
+    const long long want = (2048 + ctas - 1) / ctas;
     const long long by_len = (long long)d->paged_kv.num_pages * d->paged_kv.page_size / 256; /* >= 256 keys a part */
     long long s = want < by_len ? want : by_len;
     if (s > 64)
