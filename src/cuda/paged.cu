@@ -16,7 +16,7 @@
  *   one kv head of one request and up to G = 4 of its query heads (the GQA group, so
  *   each K/V row is read from memory once per group of 4). Each K/V row is covered by
  *   LPR lanes that read 16-byte vectors (D = 128 bf16: 16 lanes per row, 2 rows per
- *   warp); every row-group of lanes loads U = 4 rows (K and V) per step, so
+ *   warp); every row-group of lanes loads U = 4 rows (K and V) before using them, so
  *   4 * 2 * 16 bytes per lane are in flight. Scores are reduced with xor-shuffles inside
  *   the row's lanes; each row-group keeps its own online softmax per q head, and the
  *   row-groups are merged through shared memory at the end. Split-KV: split s covers
@@ -207,7 +207,7 @@ template <typename T, int D> struct decode_cfg {
 };
 
 template <typename T, int D, int G>
-__global__ void __launch_bounds__(128, 2) decode_kernel(decode_params p)
+__global__ void __launch_bounds__(128) decode_kernel(decode_params p)
 {
     typedef decode_cfg<T, D> C;
     __shared__ __align__(16) float q_s[G][D];
@@ -254,31 +254,22 @@ __global__ void __launch_bounds__(128, 2) decode_kernel(decode_params p)
             acc[g][e] = 0.f;
     }
     const T *kp = (const T *)p.k, *vp = (const T *)p.v;
-    /* rows of step `it` into registers; rows past hi or with a bad page are zeros, ok = false */
-    auto load_rows = [&](long long it, uint4 (&kx)[C::U][C::NV], uint4 (&vx)[C::U][C::NV], bool (&okx)[C::U]) {
+    for (long long it = lo; it < hi; it += (long long)C::NRG * C::U) {
+        uint4 kv[C::U][C::NV], vv[C::U][C::NV];
+        bool ok[C::U];
 #pragma unroll
         for (int u = 0; u < C::U; u++) {
             long long j = it + u * C::NRG + rg;
             long long row = j < hi ? paged_row(p.t, first, j, kvh) : -1;
-            okx[u] = row >= 0;
+            ok[u] = row >= 0;
             const uint4 *ks = reinterpret_cast<const uint4 *>(kp + row * D + li * C::EPL);
             const uint4 *vs = reinterpret_cast<const uint4 *>(vp + row * D + li * C::EPL);
 #pragma unroll
             for (int w = 0; w < C::NV; w++) {
-                kx[u][w] = okx[u] ? __ldg(ks + w) : make_uint4(0, 0, 0, 0);
-                vx[u][w] = okx[u] ? __ldg(vs + w) : make_uint4(0, 0, 0, 0);
+                kv[u][w] = ok[u] ? __ldg(ks + w) : make_uint4(0, 0, 0, 0);
+                vv[u][w] = ok[u] ? __ldg(vs + w) : make_uint4(0, 0, 0, 0);
             }
         }
-    };
-    const long long step = (long long)C::NRG * C::U;
-    uint4 kv[C::U][C::NV], vv[C::U][C::NV];
-    bool ok[C::U];
-    load_rows(lo, kv, vv, ok);
-    for (long long it = lo; it < hi; it += step) {
-        /* software pipeline: the next step's rows are in flight while this one computes */
-        uint4 kn[C::U][C::NV], vn[C::U][C::NV];
-        bool okn[C::U];
-        load_rows(it + step, kn, vn, okn);
         float s[C::U][G];
 #pragma unroll
         for (int u = 0; u < C::U; u++) {
@@ -327,15 +318,6 @@ __global__ void __launch_bounds__(128, 2) decode_kernel(decode_params p)
 #pragma unroll
                 for (int e = 0; e < C::EPL; e++)
                     acc[g][e] = fmaf(pu, vf[e], acc[g][e]);
-            }
-        }
-#pragma unroll
-        for (int u = 0; u < C::U; u++) {
-            ok[u] = okn[u];
-#pragma unroll
-            for (int w = 0; w < C::NV; w++) {
-                kv[u][w] = kn[u][w];
-                vv[u][w] = vn[u][w];
             }
         }
     }
