@@ -21,12 +21,32 @@ typedef struct merge_case {
     bool padded, with_lse;
 } merge_case;
 
-static void test_merge(merge_case tc)
+/* Runs the plan on its target: on CUDA the buffers travel through bkt_dev (a
+ * non-default stream), outputs copied back. */
+static bk_status merge_run(const bk_attention_merge_plan *plan, const bk_attention_merge_args *host, size_t op_bytes,
+                           size_t lp_bytes, size_t o_bytes, size_t l_bytes)
+{
+    bk_attention_merge_args a = *host;
+    bk_tensor lse = host->lse ? *host->lse : (bk_tensor){0};
+    bkt_dev dev = bkt_dev_begin(plan->info.target);
+    a.o_parts.data = bkt_dev_in(&dev, a.o_parts.data, op_bytes);
+    a.lse_parts.data = bkt_dev_in(&dev, a.lse_parts.data, lp_bytes);
+    a.o.data = bkt_dev_out(&dev, a.o.data, o_bytes);
+    if (host->lse) {
+        lse.data = bkt_dev_out(&dev, lse.data, l_bytes);
+        a.lse = &lse;
+    }
+    bk_status st = bk_attention_merge_run(plan, bkt_dev_stream(&dev), (bk_workspace){0}, &a);
+    return bkt_dev_end(&dev) ? st : BK_STATUS_DEVICE_ERROR;
+}
+
+static void test_merge(bk_target target, merge_case tc)
 {
     const bk_dtype dt = tc.dt;
     const int64_t R = tc.rows, P = tc.parts, H = tc.heads, D = tc.head_dim;
     char what[160];
-    snprintf(what, sizeof what, "attention_merge %s rows=%d parts=%d heads=%d D=%d%s%s", bk_dtype_name(dt),
+    snprintf(what, sizeof what, "attention_merge %s %s rows=%d parts=%d heads=%d D=%d%s%s",
+             target.kind == BK_TARGET_CUDA ? "cuda" : "cpu", bk_dtype_name(dt),
              (int)R, (int)P, (int)H, (int)D, tc.padded ? " strided" : "", tc.with_lse ? " lse" : "");
     int64_t pad = tc.padded ? 2 : 0;
     int64_t ops[4] = {R, P, H, D}, lps[3] = {R, P, H}, os[3] = {R, H, D}, ls[2] = {R, H};
@@ -85,12 +105,16 @@ static void test_merge(merge_case tc)
 
     bk_attention_merge_desc desc = {(int32_t)R, (int32_t)P, (int32_t)H, (int32_t)D, dt};
     bk_attention_merge_plan plan;
-    bk_status st = bk_attention_merge_select(&desc, bk_target_cpu(), BK_PREFER_FASTEST, &plan);
+    bk_status st = bk_attention_merge_select(&desc, target, BK_PREFER_FASTEST, &plan);
+    const size_t es = bk_dtype_size(dt), op_b = (size_t)n_op * es, lp_b = (size_t)n_lp * 4, o_b = (size_t)n_o * es,
+                 l_b = (size_t)n_l * 4;
     if (bkt_expect_status(st, BK_STATUS_SUCCESS, what)) {
         bkt_check(plan.info.precision.deterministic && bk_attention_merge_workspace_size(&plan) == 0, what,
                   "plan is not deterministic or needs workspace");
+        bkt_check(plan.info.sku.arch == (target.kind == BK_TARGET_CUDA ? BK_ARCH_SM80 : BK_ARCH_CPU), what,
+                  "plan arch %s", bk_arch_name(plan.info.sku.arch));
         bk_attention_merge_args args = {top, tlp, to, tc.with_lse ? &tl : NULL};
-        st = bk_attention_merge_run(&plan, NULL, (bk_workspace){0}, &args);
+        st = merge_run(&plan, &args, op_b, lp_b, o_b, l_b);
         if (bkt_expect_status(st, BK_STATUS_SUCCESS, what)) {
             bkt_check_close(what, &to, ref_o, 1.0);
             if (tc.with_lse)
@@ -116,7 +140,7 @@ static void test_merge(merge_case tc)
                     omp_set_num_threads(1);
 #endif
                 bkt_poison(o, dt, n_o);
-                st = bk_attention_merge_run(&plan, NULL, (bk_workspace){0}, &args);
+                st = merge_run(&plan, &args, op_b, lp_b, o_b, l_b);
 #ifdef _OPENMP
                 omp_set_num_threads(threads);
 #endif
@@ -297,8 +321,8 @@ static void test_bad_inputs(void)
               "attention_merge parts message", "got \"%s\"", bk_last_error());
     bkt_expect_status(bk_attention_merge_select(NULL, bk_target_cpu(), BK_PREFER_FASTEST, &plan),
                       BK_STATUS_INVALID_PROBLEM, "attention_merge NULL desc");
-    bkt_expect_status(bk_attention_merge_select(&d, bk_target_cuda_cc(0, 9, 0), BK_PREFER_FASTEST, &plan),
-                      BK_STATUS_UNSUPPORTED, "attention_merge on CUDA (no kernel yet)");
+    bkt_expect_status(bk_attention_merge_select(&d, bk_target_cuda_cc(0, 7, 5), BK_PREFER_FASTEST, &plan),
+                      BK_STATUS_UNSUPPORTED, "attention_merge on sm_75 (every CUDA kernel needs sm_80)");
     if (!bkt_expect_status(bk_attention_merge_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &plan),
                            BK_STATUS_SUCCESS, "attention_merge bad-input select"))
         return;
@@ -368,36 +392,28 @@ static void test_bad_inputs(void)
     bkt_free(l0);
 }
 
-static void test_cuda(void)
-{
-    bk_target gpu;
-    if (!bkt_cuda_target("attention_merge cuda", &gpu))
-        return;
-    bk_attention_merge_desc d = {4, 3, 2, 64, BK_DTYPE_F16};
-    bk_attention_merge_plan plan;
-    bk_status st = bk_attention_merge_select(&d, gpu, BK_PREFER_FASTEST, &plan);
-    if (st == BK_STATUS_UNSUPPORTED)
-        bkt_skip("attention_merge cuda", bk_last_error());
-    else
-        bkt_check(false, "attention_merge cuda", "select on CUDA returned %s; no CUDA path is tested yet",
-                  bk_status_name(st));
-}
 
 int main(void)
 {
     bkt_init("test_attention_merge");
-    for (size_t t = 0; t < sizeof k_dtypes / sizeof k_dtypes[0]; t++)
-        for (int32_t parts = 1; parts <= 5; parts++) {
-            test_merge((merge_case){k_dtypes[t], 7, parts, 3, 33, parts % 2 == 0, parts != 3});
-            test_merge((merge_case){k_dtypes[t], 1, parts, 1, 1, false, true});
-        }
-    test_merge((merge_case){BK_DTYPE_F32, 5, 4, 2, 300, true, true}); /* head_dim above one 256 block */
-    test_merge((merge_case){BK_DTYPE_BF16, 130, 2, 4, 64, false, true});
-    test_merge((merge_case){BK_DTYPE_F16, 0, 3, 2, 8, false, true}); /* no rows */
+    bk_target targets[2] = {bk_target_cpu()};
+    int ntargets = 1 + bkt_cuda_target("attention_merge cuda", &targets[1]);
+    for (int g = 0; g < ntargets; g++) {
+        for (size_t t = 0; t < sizeof k_dtypes / sizeof k_dtypes[0]; t++)
+            for (int32_t parts = 1; parts <= 5; parts++) {
+                test_merge(targets[g], (merge_case){k_dtypes[t], 7, parts, 3, 33, parts % 2 == 0, parts != 3});
+                test_merge(targets[g], (merge_case){k_dtypes[t], 1, parts, 1, 1, false, true});
+            }
+        test_merge(targets[g], (merge_case){BK_DTYPE_F32, 5, 4, 2, 300, true, true}); /* head_dim above 256 */
+        test_merge(targets[g], (merge_case){BK_DTYPE_BF16, 130, 2, 4, 64, false, true});
+        test_merge(targets[g], (merge_case){BK_DTYPE_F16, 0, 3, 2, 8, false, true}); /* no rows */
+    }
+    if (ntargets == 2 && !bkt_quick()) /* larger GPU-only shapes: many parts, many rows */
+        for (size_t t = 0; t < sizeof k_dtypes / sizeof k_dtypes[0]; t++)
+            test_merge(targets[1], (merge_case){k_dtypes[t], 257, 8, 5, 128, t % 2 == 1, true});
     test_split_kv(BK_DTYPE_F32);
     test_split_kv(BK_DTYPE_F16);
     test_split_kv(BK_DTYPE_BF16);
     test_bad_inputs();
-    test_cuda();
     return bkt_finish();
 }

@@ -43,7 +43,9 @@ static size_t byte_at(const bk_tensor *t, int64_t i0, int64_t i1, int64_t i2, in
     return (size_t)e * bk_dtype_size(t->dtype);
 }
 
-/* The reference: expected cache = prior bytes, then each new element's bytes at its slot. */
+/* The reference: expected cache = prior bytes, then each new element's bytes at its slot.
+ * Rows outside [0, max_cache_len) are skipped (the CUDA contract; on the CPU every row of
+ * a successful call is in range). */
 static void ref_append(const bk_tensor *new_rows, const bk_tensor *cache, const int64_t *off, unsigned char *expect)
 {
     size_t es = bk_dtype_size(cache->dtype);
@@ -51,6 +53,7 @@ static void ref_append(const bk_tensor *new_rows, const bk_tensor *cache, const 
         for (int64_t h = 0; h < new_rows->shape[1]; h++)
             for (int64_t l = 0; l < new_rows->shape[2]; l++)
                 for (int64_t d = 0; d < new_rows->shape[3]; d++)
+                    if (off[b] >= 0 && off[b] < cache->shape[2] - l)
                     memcpy(expect + byte_at(cache, b, h, off[b] + l, d),
                            (const unsigned char *)new_rows->data + byte_at(new_rows, b, h, l, d), es);
 }
@@ -110,10 +113,33 @@ static void free_bufs(kv_bufs *k)
     bkt_free(k->offsets);
 }
 
-static void test_append(bk_dtype dt, kv_shape s, int64_t pad_new, int64_t pad_cache, bool with_dropped)
+/* Runs the plan on its target: on CUDA every buffer travels through bkt_dev (a
+ * non-default stream); the whole cache allocations and dropped_rows come back. */
+static bk_status append_run(const bk_kv_append_plan *plan, const bk_kv_append_args *host, const kv_bufs *k)
 {
+    bk_kv_append_args a = *host;
+    bk_tensor drop = host->dropped_rows ? *host->dropped_rows : (bk_tensor){0};
+    size_t es = bk_dtype_size(k->kn.dtype);
+    bkt_dev dev = bkt_dev_begin(plan->info.target);
+    a.k_new.data = bkt_dev_in(&dev, a.k_new.data, (size_t)k->kn_n * es);
+    a.v_new.data = bkt_dev_in(&dev, a.v_new.data, (size_t)k->vn_n * es);
+    a.k_cache.data = bkt_dev_out(&dev, a.k_cache.data, (size_t)k->kc_n * es);
+    a.v_cache.data = bkt_dev_out(&dev, a.v_cache.data, (size_t)k->vc_n * es);
+    a.cache_offsets.data = bkt_dev_in(&dev, a.cache_offsets.data, (size_t)k->off.shape[0] * 8);
+    if (host->dropped_rows) {
+        drop.data = bkt_dev_out(&dev, drop.data, 8);
+        a.dropped_rows = &drop;
+    }
+    bk_status st = bk_kv_append_run(plan, bkt_dev_stream(&dev), (bk_workspace){0}, &a);
+    return bkt_dev_end(&dev) ? st : BK_STATUS_DEVICE_ERROR;
+}
+
+static void test_append(bk_target target, bk_dtype dt, kv_shape s, int64_t pad_new, int64_t pad_cache, bool with_dropped)
+{
+    const bool gpu = target.kind == BK_TARGET_CUDA;
     char what[160];
-    snprintf(what, sizeof what, "kv_append %s B%d H%d L%d M%d Dk%d Dv%d pad %lld/%lld%s", bk_dtype_name(dt), s.b, s.h,
+    snprintf(what, sizeof what, "kv_append %s %s B%d H%d L%d M%d Dk%d Dv%d pad %lld/%lld%s", gpu ? "cuda" : "cpu",
+             bk_dtype_name(dt), s.b, s.h,
              s.l, s.m, s.dk, s.dv, (long long)pad_new, (long long)pad_cache, with_dropped ? " +dropped_rows" : "");
     kv_bufs k = make_bufs(dt, s, pad_new, pad_cache);
     /* ragged offsets: exactly at the limit, 0, and random in between */
@@ -129,25 +155,26 @@ static void test_append(bk_dtype dt, kv_shape s, int64_t pad_new, int64_t pad_ca
 
     bk_kv_append_desc d = {s.b, s.h, s.l, s.m, s.dk, s.dv, dt};
     bk_kv_append_plan plan;
-    if (!bkt_expect_status(bk_kv_append_select(&d, bk_target_cpu(), BK_PREFER_DETERMINISTIC, &plan), BK_STATUS_SUCCESS,
+    if (!bkt_expect_status(bk_kv_append_select(&d, target, BK_PREFER_DETERMINISTIC, &plan), BK_STATUS_SUCCESS,
                            what))
         goto done;
     bkt_check(plan.info.precision.deterministic && plan.info.sku.op == BK_OP_KV_APPEND &&
-                  plan.info.sku.dtype == dt && plan.info.sku.arch == BK_ARCH_CPU,
-              what, "plan info is not the CPU kv_append kernel");
+                  plan.info.sku.dtype == dt && plan.info.sku.arch == (gpu ? BK_ARCH_SM80 : BK_ARCH_CPU),
+              what, "plan info is not the %s kv_append kernel", gpu ? "CUDA" : "CPU");
     bkt_check(bk_kv_append_workspace_size(&plan) == 0, what, "workspace is not 0");
     bk_kv_append_args args = {k.kn, k.vn, k.off, k.kc, k.vc, with_dropped ? &tdrop : NULL};
-    if (!bkt_expect_status(bk_kv_append_run(&plan, NULL, (bk_workspace){0}, &args), BK_STATUS_SUCCESS, what))
+    if (!bkt_expect_status(append_run(&plan, &args, &k), BK_STATUS_SUCCESS, what))
         goto done;
     same_image(what, "k_cache", k.kc.data, kc_want, kc_bytes, es);
     same_image(what, "v_cache", k.vc.data, vc_want, vc_bytes, es);
-    bkt_check(dropped == 0x5a5a5a5a5a5a5a5all, what, "dropped_rows written on the CPU (%lld)", (long long)dropped);
+    bkt_check(dropped == 0x5a5a5a5a5a5a5a5all, what, "dropped_rows changed though every row is in range (%lld)",
+              (long long)dropped);
 
     /* determinism: from the same prior state, a rerun gives the bytes of the first run */
     void *kc_first = bkt_snapshot(k.kc.data, kc_bytes), *vc_first = bkt_snapshot(k.vc.data, vc_bytes);
     memcpy(k.kc.data, kc_prior, kc_bytes);
     memcpy(k.vc.data, vc_prior, vc_bytes);
-    bkt_expect_status(bk_kv_append_run(&plan, NULL, (bk_workspace){0}, &args), BK_STATUS_SUCCESS, what);
+    bkt_expect_status(append_run(&plan, &args, &k), BK_STATUS_SUCCESS, what);
     bkt_check(bkt_same_bytes(k.kc.data, kc_first, kc_bytes) && bkt_same_bytes(k.vc.data, vc_first, vc_bytes), what,
               "rerun is not bit-identical");
     bkt_free(kc_first);
@@ -275,8 +302,8 @@ static void test_bad_desc(void)
                       BK_STATUS_INVALID_PROBLEM, "kv_append bad preference");
     bkt_expect_status(bk_kv_append_select(&good, bk_target_cuda_cc(0, 0, 0), BK_PREFER_FASTEST, &plan),
                       BK_STATUS_INVALID_PROBLEM, "kv_append CUDA target without capability");
-    bkt_expect_status(bk_kv_append_select(&good, bk_target_cuda_cc(0, 9, 0), BK_PREFER_FASTEST, &plan),
-                      BK_STATUS_UNSUPPORTED, "kv_append CUDA target (no kernel yet)");
+    bkt_expect_status(bk_kv_append_select(&good, bk_target_cuda_cc(0, 7, 5), BK_PREFER_FASTEST, &plan),
+                      BK_STATUS_UNSUPPORTED, "kv_append on sm_75 (every CUDA kernel needs sm_80)");
     bkt_check(memcmp(&plan, &plan0, sizeof plan) == 0, "kv_append bad desc", "plan written on failure");
     for (int p = 0; p <= 2; p++)
         bkt_expect_status(bk_kv_append_select(&good, bk_target_cpu(), (bk_preference)p, &plan), BK_STATUS_SUCCESS,
@@ -426,33 +453,72 @@ static void test_bad_args(void)
     free_bufs(&k);
 }
 
-static void test_cuda(void)
+/* The CUDA contract for rows out of range: in-range rows written, the others skipped,
+ * dropped_rows[0] += the number of skipped (b, l) rows (counted once for all heads and
+ * K and V together), status SUCCESS. */
+static void test_cuda_out_of_range(bk_target gpu, bk_dtype dt, kv_shape s, int64_t pad)
 {
-    bk_target gpu;
-    if (!bkt_cuda_target("kv_append cuda", &gpu))
-        return;
-    bk_kv_append_desc d = {2, 3, 1, 33, 64, 64, BK_DTYPE_F16};
+    char what[160];
+    snprintf(what, sizeof what, "kv_append cuda %s out-of-range rows dropped B%d H%d L%d M%d Dk%d Dv%d",
+             bk_dtype_name(dt), s.b, s.h, s.l, s.m, s.dk, s.dv);
+    kv_bufs k = make_bufs(dt, s, pad, pad);
+    /* per b: partly past the end, partly before the start, all in, far out both ways */
+    const int64_t offs[7] = {s.m - s.l + 2, -3, 0, INT64_MAX, INT64_MIN, s.m, s.m - s.l};
+    int64_t want_drop = 0;
+    for (int32_t b = 0; b < s.b; b++) {
+        k.offsets[b] = offs[b % 7];
+        for (int64_t l = 0; l < s.l; l++)
+            want_drop += !(k.offsets[b] >= 0 && k.offsets[b] < (int64_t)s.m - l);
+    }
+    size_t es = bk_dtype_size(dt), kc_bytes = (size_t)k.kc_n * es, vc_bytes = (size_t)k.vc_n * es;
+    unsigned char *kc_want = bkt_snapshot(k.kc.data, kc_bytes), *vc_want = bkt_snapshot(k.vc.data, vc_bytes);
+    ref_append(&k.kn, &k.kc, k.offsets, kc_want);
+    ref_append(&k.vn, &k.vc, k.offsets, vc_want);
+    int64_t dropped = 5, one[1] = {1};
+    bk_tensor tdrop = bkt_view(&dropped, BK_DTYPE_I64, 1, one);
+    bk_kv_append_desc d = {s.b, s.h, s.l, s.m, s.dk, s.dv, dt};
     bk_kv_append_plan plan;
-    bk_status st = bk_kv_append_select(&d, gpu, BK_PREFER_FASTEST, &plan);
-    if (st == BK_STATUS_UNSUPPORTED)
-        bkt_skip("kv_append cuda", bk_last_error());
-    else
-        bkt_check(false, "kv_append cuda", "select on CUDA returned %s; no CUDA path is tested yet",
-                  bk_status_name(st));
+    if (bkt_expect_status(bk_kv_append_select(&d, gpu, BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS, what)) {
+        bk_kv_append_args args = {k.kn, k.vn, k.off, k.kc, k.vc, &tdrop};
+        if (bkt_expect_status(append_run(&plan, &args, &k), BK_STATUS_SUCCESS, what)) {
+            same_image(what, "k_cache", k.kc.data, kc_want, kc_bytes, es);
+            same_image(what, "v_cache", k.vc.data, vc_want, vc_bytes, es);
+            bkt_check(dropped == 5 + want_drop, what, "dropped_rows is %lld, expected 5 + %lld", (long long)dropped,
+                      (long long)want_drop);
+        }
+        /* without dropped_rows: the same bytes, nothing else touched */
+        bk_kv_append_args nodrop = {k.kn, k.vn, k.off, k.kc, k.vc, NULL};
+        if (bkt_expect_status(append_run(&plan, &nodrop, &k), BK_STATUS_SUCCESS, what))
+            same_image(what, "k_cache (no dropped_rows)", k.kc.data, kc_want, kc_bytes, es);
+    }
+    bkt_free(kc_want);
+    bkt_free(vc_want);
+    free_bufs(&k);
 }
 
 int main(void)
 {
     bkt_init("test_kv_append");
     const int64_t pads[4][2] = {{0, 0}, {3, 0}, {0, 5}, {2, 7}};
-    for (size_t t = 0; t < sizeof k_dtypes / sizeof k_dtypes[0]; t++) {
-        for (size_t s = 0; s < sizeof k_shapes / sizeof k_shapes[0]; s++)
-            for (int p = 0; p < 4; p++)
-                test_append(k_dtypes[t], k_shapes[s], pads[p][0], pads[p][1], p == 3);
+    bk_target targets[2] = {bk_target_cpu()};
+    int ntargets = 1 + bkt_cuda_target("kv_append cuda", &targets[1]);
+    for (int g = 0; g < ntargets; g++)
+        for (size_t t = 0; t < sizeof k_dtypes / sizeof k_dtypes[0]; t++)
+            for (size_t s = 0; s < sizeof k_shapes / sizeof k_shapes[0]; s++)
+                for (int p = 0; p < 4; p++)
+                    test_append(targets[g], k_dtypes[t], k_shapes[s], pads[p][0], pads[p][1], p == 3);
+    for (size_t t = 0; t < sizeof k_dtypes / sizeof k_dtypes[0]; t++)
         test_out_of_range(k_dtypes[t]);
+    if (ntargets == 2) {
+        for (size_t t = 0; t < sizeof k_dtypes / sizeof k_dtypes[0]; t++) {
+            test_cuda_out_of_range(targets[1], k_dtypes[t], (kv_shape){7, 3, 5, 12, 64, 32}, 0);
+            test_cuda_out_of_range(targets[1], k_dtypes[t], (kv_shape){9, 2, 4, 9, 5, 3}, 3);
+            test_cuda_out_of_range(targets[1], k_dtypes[t], (kv_shape){3, 2, 6, 10, 0, 4}, 1); /* D_k 0 */
+        }
+        if (!bkt_quick()) /* a larger GPU-only shape: 16-byte units over many blocks */
+            test_append(targets[1], BK_DTYPE_BF16, (kv_shape){8, 8, 64, 512, 128, 128}, 0, 0, true);
     }
     test_bad_desc();
     test_bad_args();
-    test_cuda();
     return bkt_finish();
 }

@@ -180,19 +180,55 @@ typedef struct decode_case {
     int32_t head_dim, q_heads, kv_heads, page_size;
     bool padded, with_lse;
     int32_t kv_splits;
+    /* optional (GPU cases): nb requests of lengths lens[], spare pages in the pool */
+    int32_t nb;
+    int64_t lens[MAX_BATCH];
+    int32_t spare_pages;
 } decode_case;
 
-static void test_decode(decode_case tc)
+/* Runs the plan on its target: on CUDA every buffer travels through bkt_dev (a
+ * non-default stream) with a device workspace of workspace_size bytes. */
+static bk_status decode_run(const bk_paged_decode_plan *plan, const bk_paged_decode_args *host, const cache *c,
+                            size_t q_bytes, size_t o_bytes, size_t l_bytes)
 {
-    static const int64_t kv_lens[4] = {1, 7, 33, 130};
-    const int32_t B = 4, D = tc.head_dim, Hq = tc.q_heads, Hkv = tc.kv_heads;
+    bk_paged_decode_args a = *host;
+    bk_tensor lse = host->lse ? *host->lse : (bk_tensor){0};
+    size_t pool = (size_t)c->num_pages * c->kv_heads * c->page_size * c->head_dim * bk_dtype_size(c->dt);
+    size_t ws_bytes = bk_paged_decode_workspace_size(plan);
+    void *ws_host = ws_bytes ? malloc(ws_bytes) : NULL;
+    bkt_dev dev = bkt_dev_begin(plan->info.target);
+    a.q.data = bkt_dev_in(&dev, a.q.data, q_bytes);
+    a.kv.k_pages.data = bkt_dev_in(&dev, a.kv.k_pages.data, pool);
+    a.kv.v_pages.data = bkt_dev_in(&dev, a.kv.v_pages.data, pool);
+    a.kv.kv_indices.data = bkt_dev_in(&dev, a.kv.kv_indices.data, (size_t)c->n_indices * 4);
+    a.kv.kv_indptr.data = bkt_dev_in(&dev, a.kv.kv_indptr.data, (size_t)(c->batch + 1) * 4);
+    a.kv.last_page_len.data = bkt_dev_in(&dev, a.kv.last_page_len.data, (size_t)c->batch * 4);
+    a.o.data = bkt_dev_out(&dev, a.o.data, o_bytes);
+    if (host->lse) {
+        lse.data = bkt_dev_out(&dev, lse.data, l_bytes);
+        a.lse = &lse;
+    }
+    bk_workspace ws = {ws_bytes ? bkt_dev_in(&dev, ws_host, ws_bytes) : NULL, ws_bytes};
+    bk_status st = bk_paged_decode_run(plan, bkt_dev_stream(&dev), ws, &a);
+    bool ok = bkt_dev_end(&dev);
+    free(ws_host);
+    return ok ? st : BK_STATUS_DEVICE_ERROR;
+}
+
+static void test_decode(bk_target target, decode_case tc)
+{
+    static const int64_t default_lens[4] = {1, 7, 33, 130};
+    const int64_t *kv_lens = tc.nb ? tc.lens : default_lens;
+    const int32_t B = tc.nb ? tc.nb : 4, D = tc.head_dim, Hq = tc.q_heads, Hkv = tc.kv_heads;
+    const bool gpu = target.kind == BK_TARGET_CUDA;
     const bk_dtype dt = tc.dt;
-    char what[160];
-    snprintf(what, sizeof what, "paged_decode %s D=%d Hq=%d Hkv=%d page=%d%s%s%s", bk_dtype_name(dt), (int)D,
-             (int)Hq, (int)Hkv, (int)tc.page_size, tc.padded ? " strided" : "", tc.with_lse ? " lse" : "",
+    char what[200];
+    snprintf(what, sizeof what, "paged_decode %s %s D=%d Hq=%d Hkv=%d page=%d B=%d kv_len[last]=%lld%s%s%s",
+             gpu ? "cuda" : "cpu", bk_dtype_name(dt), (int)D, (int)Hq, (int)Hkv, (int)tc.page_size, (int)B,
+             (long long)kv_lens[B - 1], tc.padded ? " strided" : "", tc.with_lse ? " lse" : "",
              tc.kv_splits ? " kv_splits" : "");
     cache c;
-    cache_make(&c, dt, B, kv_lens, Hkv, tc.page_size, D, 3, 2);
+    cache_make(&c, dt, B, kv_lens, Hkv, tc.page_size, D, tc.nb ? tc.spare_pages : 3, 2);
 
     int64_t qshape[3] = {B, Hq, D}, lshape[2] = {B, Hq};
     int64_t pad = tc.padded ? 3 : 0;
@@ -220,21 +256,26 @@ static void test_decode(decode_case tc)
 
     bk_paged_decode_desc desc = {B, Hq, 1.0 / sqrt((double)D), tc.kv_splits, cache_desc(&c)};
     bk_paged_decode_plan plan;
-    bk_status st = bk_paged_decode_select(&desc, bk_target_cpu(), BK_PREFER_FASTEST, &plan);
+    bk_status st = bk_paged_decode_select(&desc, target, BK_PREFER_FASTEST, &plan);
+    const size_t q_bytes = (size_t)span * bk_dtype_size(dt), l_bytes = (size_t)lspan * sizeof(float);
     if (bkt_expect_status(st, BK_STATUS_SUCCESS, what)) {
-        bkt_check(plan.info.precision.deterministic && bk_paged_decode_workspace_size(&plan) == 0, what,
+        bkt_check(plan.info.precision.deterministic && (gpu || bk_paged_decode_workspace_size(&plan) == 0), what,
                   "plan is not deterministic or needs workspace");
         char sku[96];
         bk_sku_name(&plan.info.sku, sku, sizeof sku);
         char want[96];
-        snprintf(want, sizeof want, "attention/paged_decode/%s/cpu/reference", bk_dtype_name(dt));
+        snprintf(want, sizeof want, "attention/paged_decode/%s/%s", bk_dtype_name(dt),
+                 gpu ? "sm80/bespoke" : "cpu/reference");
         bkt_check(strcmp(sku, want) == 0, what, "sku %s, expected %s", sku, want);
         bk_paged_decode_args args = {tq, cache_tensors(&c), to, tc.with_lse ? &tl : NULL};
-        st = bk_paged_decode_run(&plan, NULL, (bk_workspace){0}, &args);
+        st = decode_run(&plan, &args, &c, q_bytes, q_bytes, l_bytes);
+        /* CUDA: f32 math on rounded inputs, one rounding at the end; the f16/bf16 slack
+         * of 2 is flash-attn's rule (at most 2x the error of a same-precision result) */
+        const double slack = gpu ? 2.0 : 1.0;
         if (bkt_expect_status(st, BK_STATUS_SUCCESS, what)) {
-            bkt_check_close(what, &to, ref_o, 1.0);
+            bkt_check_close(what, &to, ref_o, slack);
             if (tc.with_lse)
-                bkt_check_close(what, &tl, ref_l, 1.0);
+                bkt_check_close(what, &tl, ref_l, slack);
             else
                 bkt_check(bkt_same_bytes(l_before, lse, (size_t)lspan * sizeof(float)), what,
                           "lse written though not requested");
@@ -254,7 +295,7 @@ static void test_decode(decode_case tc)
 #endif
                 bkt_poison(o, dt, span);
                 bkt_poison(lse, BK_DTYPE_F32, lspan);
-                st = bk_paged_decode_run(&plan, NULL, (bk_workspace){0}, &args);
+                st = decode_run(&plan, &args, &c, q_bytes, q_bytes, l_bytes);
 #ifdef _OPENMP
                 omp_set_num_threads(threads);
 #endif
@@ -359,8 +400,8 @@ static void test_bad_inputs(void)
                       BK_STATUS_INVALID_PROBLEM, "paged_decode NULL plan");
     bkt_expect_status(bk_paged_decode_select(&d, bk_target_cpu(), (bk_preference)7, &scratch),
                       BK_STATUS_INVALID_PROBLEM, "paged_decode bad preference");
-    bkt_expect_status(bk_paged_decode_select(&d, bk_target_cuda_cc(0, 9, 0), BK_PREFER_FASTEST, &scratch),
-                      BK_STATUS_UNSUPPORTED, "paged_decode on CUDA (no kernel yet)");
+    bkt_expect_status(bk_paged_decode_select(&d, bk_target_cuda_cc(0, 7, 5), BK_PREFER_FASTEST, &scratch),
+                      BK_STATUS_UNSUPPORTED, "paged_decode on sm_75 (every CUDA kernel needs sm_80)");
 
     /* run */
     bad_env e;
@@ -503,39 +544,44 @@ static void test_bad_inputs(void)
     cache_free(&c);
 }
 
-static void test_cuda(void)
-{
-    bk_target gpu;
-    if (!bkt_cuda_target("paged_decode cuda", &gpu))
-        return;
-    bk_paged_decode_desc d = {2, 8, 0.125, 0, {4, 2, 16, 64, BK_DTYPE_F16}};
-    bk_paged_decode_plan plan;
-    bk_status st = bk_paged_decode_select(&d, gpu, BK_PREFER_FASTEST, &plan);
-    if (st == BK_STATUS_UNSUPPORTED)
-        bkt_skip("paged_decode cuda", bk_last_error());
-    else
-        bkt_check(false, "paged_decode cuda", "select on CUDA returned %s; no CUDA path is tested yet",
-                  bk_status_name(st));
-}
-
 int main(void)
 {
     bkt_init("test_paged_decode");
     static const bk_dtype dts[3] = {BK_DTYPE_F16, BK_DTYPE_BF16, BK_DTYPE_F32};
     static const int32_t dims[2] = {64, 128}, pages[3] = {1, 5, 16};
     static const int32_t heads[2][2] = {{8, 2}, {4, 4}};
-    int k = 0;
-    for (int t = 0; t < 3; t++)
-        for (int di = 0; di < 2; di++)
-            for (int hi = 0; hi < 2; hi++)
-                for (int pi = 0; pi < 3; pi++, k++) {
-                    decode_case tc = {dts[t], dims[di], heads[hi][0], heads[hi][1], pages[pi], k % 2 == 1,
-                                      k % 3 != 2, k % 5 == 0 ? 4 : 0};
-                    test_decode(tc);
-                }
-    test_decode((decode_case){BK_DTYPE_BF16, 256, 6, 3, 5, true, true, 0});
-    test_decode((decode_case){BK_DTYPE_F32, 64, 7, 1, 16, false, true, 0}); /* MQA, odd head count */
+    bk_target targets[2] = {bk_target_cpu()};
+    int ntargets = 1 + bkt_cuda_target("paged_decode cuda", &targets[1]);
+    for (int gi = 0; gi < ntargets; gi++) {
+        int k = 0;
+        for (int t = 0; t < 3; t++)
+            for (int di = 0; di < 2; di++)
+                for (int hi = 0; hi < 2; hi++)
+                    for (int pi = 0; pi < 3; pi++, k++) {
+                        decode_case tc = {dts[t], dims[di], heads[hi][0], heads[hi][1], pages[pi], k % 2 == 1,
+                                          k % 3 != 2, k % 5 == 0 ? 4 : 0, 0, {0}, 0};
+                        test_decode(targets[gi], tc);
+                    }
+        test_decode(targets[gi], (decode_case){BK_DTYPE_BF16, 256, 6, 3, 5, true, true, 0, 0, {0}, 0});
+        test_decode(targets[gi], (decode_case){BK_DTYPE_F32, 64, 7, 1, 16, false, true, 0, 0, {0}, 0}); /* MQA */
+    }
+    if (ntargets == 2) {
+        /* GPU only: every head_dim for every dtype; GQA groups of 1, 2, 4, 8 and 6 (two
+         * chunks, the second partial); split-KV from the heuristic (a large pool and one
+         * or two requests), explicit splits beyond kv_len (empty splits: lse -inf parts),
+         * and long keys. */
+        const bk_target g = targets[1];
+        for (int t = 0; t < 3; t++) {
+            test_decode(g, (decode_case){dts[t], 256, 8, 8, 16, false, true, 0, 0, {0}, 0});
+            test_decode(g, (decode_case){dts[t], 64, 16, 2, 16, true, true, 0, 0, {0}, 0});
+            test_decode(g, (decode_case){dts[t], 128, 12, 2, 16, false, true, 0, 0, {0}, 0});
+            test_decode(g, (decode_case){dts[t], 128, 4, 2, 16, false, true, 0, 0, {0}, 0});
+            test_decode(g, (decode_case){dts[t], 128, 32, 8, 16, false, true, 0, 1, {bkt_quick() ? 700 : 3001}, 200});
+            test_decode(g, (decode_case){dts[t], 64, 4, 1, 7, true, true, 64, 2, {7, 300}, 0});
+        }
+        test_decode(g, (decode_case){BK_DTYPE_BF16, 256, 8, 2, 16, false, false, 0, 2, {1, 2000}, 300});
+        test_decode(g, (decode_case){BK_DTYPE_F16, 128, 4, 4, 1, false, true, 3, 3, {1, 2, 3}, 0});
+    }
     test_bad_inputs();
-    test_cuda();
     return bkt_finish();
 }

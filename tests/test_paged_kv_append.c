@@ -158,11 +158,41 @@ static bool same_image(const char *what, const char *name, const void *got, cons
     return bkt_check(false, what, "%s differs from the expected bytes at pool element %zu", name, i / es);
 }
 
+/* The target the correctness cases run on (main loops over CPU, then CUDA when present). */
+static bk_target g_target;
+
+/* Runs the plan on its target: on CUDA every buffer travels through bkt_dev (a
+ * non-default stream); the pools and dropped_rows come back. */
+static bk_status pkv_run(const bk_paged_kv_append_plan *plan, const bk_paged_kv_append_args *host, const cache *c,
+                         size_t new_bytes)
+{
+    bk_paged_kv_append_args a = *host;
+    bk_tensor drop = host->dropped_rows ? *host->dropped_rows : (bk_tensor){0};
+    bkt_dev dev = bkt_dev_begin(plan->info.target);
+    a.k_new.data = bkt_dev_in(&dev, a.k_new.data, new_bytes);
+    a.v_new.data = bkt_dev_in(&dev, a.v_new.data, new_bytes);
+    a.append_indptr.data = bkt_dev_in(&dev, a.append_indptr.data, (size_t)a.append_indptr.shape[0] * 4);
+    a.kv.k_pages.data = bkt_dev_out(&dev, a.kv.k_pages.data, c->pool_bytes);
+    a.kv.v_pages.data = bkt_dev_out(&dev, a.kv.v_pages.data, c->pool_bytes);
+    a.kv.kv_indices.data = bkt_dev_in(&dev, a.kv.kv_indices.data, (size_t)a.kv.kv_indices.shape[0] * 4);
+    a.kv.kv_indptr.data = bkt_dev_in(&dev, a.kv.kv_indptr.data, (size_t)a.kv.kv_indptr.shape[0] * 4);
+    a.kv.last_page_len.data = bkt_dev_in(&dev, a.kv.last_page_len.data, (size_t)a.kv.last_page_len.shape[0] * 4);
+    if (host->dropped_rows) {
+        drop.data = bkt_dev_out(&dev, drop.data, 8);
+        a.dropped_rows = &drop;
+    }
+    bk_status st = bk_paged_kv_append_run(plan, bkt_dev_stream(&dev), (bk_workspace){0}, &a);
+    return bkt_dev_end(&dev) ? st : BK_STATUS_DEVICE_ERROR;
+}
+
 /* One append call: request b appends add[b] random rows. Builds the new rows (padded
  * view when pad > 0), grows the page table, computes the expected pool, runs, compares.
  * Returns false if the library call failed. */
-static bool append_step(cache *c, const int32_t *add, int64_t pad, const char *what)
+static bool append_step(cache *c, const int32_t *add, int64_t pad, const char *what_in)
 {
+    const bool gpu = g_target.kind == BK_TARGET_CUDA;
+    char what[200];
+    snprintf(what, sizeof what, "%s %s", gpu ? "cuda" : "cpu", what_in);
     int32_t prior[MAX_BATCH], start[MAX_BATCH + 1];
     start[0] = 0;
     for (int32_t b = 0; b < c->batch; b++) {
@@ -204,22 +234,23 @@ static bool append_step(cache *c, const int32_t *add, int64_t pad, const char *w
     bk_paged_kv_append_desc d = {c->batch, nnz, {c->num_pages, c->hkv, c->page_size, c->head_dim, c->dt}};
     bk_paged_kv_append_plan plan;
     bool ok = false;
-    if (bkt_expect_status(bk_paged_kv_append_select(&d, bk_target_cpu(), BK_PREFER_DETERMINISTIC, &plan),
+    const size_t new_bytes = (size_t)n_alloc * c->es;
+    if (bkt_expect_status(bk_paged_kv_append_select(&d, g_target, BK_PREFER_DETERMINISTIC, &plan),
                           BK_STATUS_SUCCESS, what)) {
         bkt_check(plan.info.precision.deterministic && plan.info.sku.op == BK_OP_PAGED_KV_APPEND &&
-                      plan.info.sku.dtype == c->dt && bk_paged_kv_append_workspace_size(&plan) == 0,
-                  what, "plan info is not the CPU paged_kv_append kernel");
+                      plan.info.sku.dtype == c->dt && bk_paged_kv_append_workspace_size(&plan) == 0 &&
+                      plan.info.sku.arch == (gpu ? BK_ARCH_SM80 : BK_ARCH_CPU),
+                  what, "plan info is not the %s paged_kv_append kernel", gpu ? "CUDA" : "CPU");
         bk_paged_kv_append_args args = {tkn, tvn, bkt_view(start, BK_DTYPE_I32, 1, np), cache_tensors(c), &tdrop};
-        ok = bkt_expect_status(bk_paged_kv_append_run(&plan, NULL, (bk_workspace){0}, &args), BK_STATUS_SUCCESS,
-                               what);
+        ok = bkt_expect_status(pkv_run(&plan, &args, c, new_bytes), BK_STATUS_SUCCESS, what);
         same_image(what, "k_pages", c->k, kwant, c->pool_bytes, c->es);
         same_image(what, "v_pages", c->v, vwant, c->pool_bytes, c->es);
-        bkt_check(dropped == 0x1234, what, "dropped_rows written on the CPU");
+        bkt_check(dropped == 0x1234, what, "dropped_rows changed though every row is in range");
         /* determinism: from the same prior pool, a rerun gives the bytes of the first run */
         void *kfirst = bkt_snapshot(c->k, c->pool_bytes), *vfirst = bkt_snapshot(c->v, c->pool_bytes);
         memcpy(c->k, kprior, c->pool_bytes);
         memcpy(c->v, vprior, c->pool_bytes);
-        bkt_expect_status(bk_paged_kv_append_run(&plan, NULL, (bk_workspace){0}, &args), BK_STATUS_SUCCESS, what);
+        bkt_expect_status(pkv_run(&plan, &args, c, new_bytes), BK_STATUS_SUCCESS, what);
         bkt_check(bkt_same_bytes(c->k, kfirst, c->pool_bytes) && bkt_same_bytes(c->v, vfirst, c->pool_bytes), what,
                   "rerun is not bit-identical");
         bkt_free(kfirst);
@@ -378,8 +409,8 @@ static void test_bad_desc(void)
                       BK_STATUS_INVALID_PROBLEM, "paged_kv_append NULL plan");
     bkt_expect_status(bk_paged_kv_append_select(&good, bk_target_cpu(), (bk_preference)5, &plan),
                       BK_STATUS_INVALID_PROBLEM, "paged_kv_append bad preference");
-    bkt_expect_status(bk_paged_kv_append_select(&good, bk_target_cuda_cc(0, 8, 0), BK_PREFER_FASTEST, &plan),
-                      BK_STATUS_UNSUPPORTED, "paged_kv_append CUDA target (no kernel yet)");
+    bkt_expect_status(bk_paged_kv_append_select(&good, bk_target_cuda_cc(0, 7, 5), BK_PREFER_FASTEST, &plan),
+                      BK_STATUS_UNSUPPORTED, "paged_kv_append on sm_75 (every CUDA kernel needs sm_80)");
     bkt_check(memcmp(&plan, &plan0, sizeof plan) == 0, "paged_kv_append bad select", "plan written on failure");
     bk_paged_kv_append_desc nnz0 = good;
     nnz0.nnz = 0;
@@ -559,38 +590,99 @@ static void test_bad_args(void)
     cache_free(&c);
 }
 
-static void test_cuda(void)
+/* The CUDA contract for rows that land outside the pool: they are skipped, the others
+ * written, dropped_rows[0] += their count, status SUCCESS. Request 0's last page id is
+ * set to num_pages (its rows there are dropped), request 1 claims 2 rows more than its
+ * kv_len (the first 2 land before token 0), and nnz exceeds append_indptr[batch] by 2
+ * (rows of no request). The reference places each row with the test's own page lists. */
+static void test_cuda_drops(bk_target gpu, bk_dtype dt, int32_t page_size)
 {
-    bk_target gpu;
-    if (!bkt_cuda_target("paged_kv_append cuda", &gpu))
+    char what[128];
+    snprintf(what, sizeof what, "paged_kv_append cuda %s P%d out-of-range rows dropped", bk_dtype_name(dt), page_size);
+    const int32_t B = 3, H = 2, D = 64;
+    const int32_t prior[3] = {5, 0, 9}, add[3] = {7, 3, 2};
+    cache c;
+    cache_init(&c, dt, B, 40, H, page_size, D);
+    int32_t grown[3] = {prior[0] + add[0], prior[1] + add[1], prior[2] + add[2]};
+    if (!bkt_check(cache_grow(&c, grown), what, "test setup")) {
+        cache_free(&c);
         return;
-    bk_paged_kv_append_desc d = {2, 2, {8, 2, 16, 64, BK_DTYPE_F16}};
+    }
+    int32_t claim[3] = {add[0], add[1] + 2, add[2]}, start[4] = {0};
+    for (int b = 0; b < B; b++)
+        start[b + 1] = start[b] + claim[b];
+    const int32_t nnz = start[B] + 2;
+    const int32_t bad_page_pos = c.indptr[0] + c.r[0].npages - 1; /* request 0's last page */
+    c.indices[bad_page_pos] = c.num_pages;
+    int64_t shape[3] = {nnz, H, D}, np[1] = {B + 1}, one[1] = {1};
+    int64_t n = (int64_t)nnz * H * D;
+    void *kn = bkt_alloc(dt, n), *vn = bkt_alloc(dt, n);
+    fill_bytes(kn, (size_t)n * c.es);
+    fill_bytes(vn, (size_t)n * c.es);
+    unsigned char *kwant = bkt_snapshot(c.k, c.pool_bytes), *vwant = bkt_snapshot(c.v, c.pool_bytes);
+    int64_t want_drop = 2; /* the rows past append_indptr[batch] */
+    for (int32_t b = 0; b < B; b++)
+        for (int32_t r = 0; r < claim[b]; r++) {
+            int64_t t = (int64_t)c.r[b].len - claim[b] + r;
+            if (t < 0 || (b == 0 && t / page_size == c.r[0].npages - 1)) {
+                want_drop++;
+                continue;
+            }
+            size_t rowb = (size_t)(start[b] + r) * H * D * c.es;
+            for (int64_t h = 0; h < H; h++) {
+                memcpy(kwant + slot_bytes(&c, b, t, h, 0), (unsigned char *)kn + rowb + (size_t)h * D * c.es,
+                       (size_t)D * c.es);
+                memcpy(vwant + slot_bytes(&c, b, t, h, 0), (unsigned char *)vn + rowb + (size_t)h * D * c.es,
+                       (size_t)D * c.es);
+            }
+        }
+    int64_t dropped = 11;
+    bk_tensor tdrop = bkt_view(&dropped, BK_DTYPE_I64, 1, one);
+    bk_paged_kv_append_desc d = {B, nnz, {c.num_pages, H, page_size, D, dt}};
     bk_paged_kv_append_plan plan;
-    bk_status st = bk_paged_kv_append_select(&d, gpu, BK_PREFER_FASTEST, &plan);
-    if (st == BK_STATUS_UNSUPPORTED)
-        bkt_skip("paged_kv_append cuda", bk_last_error());
-    else
-        bkt_check(false, "paged_kv_append cuda", "select on CUDA returned %s; no CUDA path is tested yet",
-                  bk_status_name(st));
+    if (bkt_expect_status(bk_paged_kv_append_select(&d, gpu, BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS, what)) {
+        bk_paged_kv_append_args args = {bkt_view(kn, dt, 3, shape), bkt_view(vn, dt, 3, shape),
+                                        bkt_view(start, BK_DTYPE_I32, 1, np), cache_tensors(&c), &tdrop};
+        if (bkt_expect_status(pkv_run(&plan, &args, &c, (size_t)n * c.es), BK_STATUS_SUCCESS, what)) {
+            same_image(what, "k_pages", c.k, kwant, c.pool_bytes, c.es);
+            same_image(what, "v_pages", c.v, vwant, c.pool_bytes, c.es);
+            bkt_check(dropped == 11 + want_drop, what, "dropped_rows is %lld, expected 11 + %lld", (long long)dropped,
+                      (long long)want_drop);
+        }
+    }
+    bkt_free(kwant);
+    bkt_free(vwant);
+    bkt_free(kn);
+    bkt_free(vn);
+    cache_free(&c);
 }
 
 int main(void)
 {
     bkt_init("test_paged_kv_append");
     static const int32_t page_sizes[3] = {1, 3, 16};
-    for (size_t t = 0; t < sizeof k_dtypes / sizeof k_dtypes[0]; t++)
-        for (int p = 0; p < 3; p++) {
-            int32_t P = page_sizes[p];
-            test_ragged(k_dtypes[t], P, 1, 64, 0);
-            test_ragged(k_dtypes[t], P, 2, 7, 3);
-            test_ragged(k_dtypes[t], P, 3, 1, 1);
-            for (int r = 0; r < 4; r++)
-                test_random(k_dtypes[t], P);
-            test_prefill_decode(k_dtypes[t], P);
-            test_edges(k_dtypes[t], P);
-        }
+    bk_target targets[2] = {bk_target_cpu()};
+    int ntargets = 1 + bkt_cuda_target("paged_kv_append cuda", &targets[1]);
+    for (int g = 0; g < ntargets; g++) {
+        g_target = targets[g];
+        for (size_t t = 0; t < sizeof k_dtypes / sizeof k_dtypes[0]; t++)
+            for (int p = 0; p < 3; p++) {
+                int32_t P = page_sizes[p];
+                test_ragged(k_dtypes[t], P, 1, 64, 0);
+                test_ragged(k_dtypes[t], P, 2, 7, 3);
+                test_ragged(k_dtypes[t], P, 3, 1, 1);
+                for (int r = 0; r < 4; r++)
+                    test_random(k_dtypes[t], P);
+                test_prefill_decode(k_dtypes[t], P);
+                test_edges(k_dtypes[t], P);
+            }
+    }
+    if (ntargets == 2)
+        for (size_t t = 0; t < sizeof k_dtypes / sizeof k_dtypes[0]; t++)
+            for (int p = 0; p < 3; p++)
+                test_cuda_drops(targets[1], k_dtypes[t], page_sizes[p]);
+    g_target = bk_target_cpu();
     test_bad_desc();
     test_bad_args();
-    test_cuda();
     return bkt_finish();
 }

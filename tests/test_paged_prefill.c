@@ -11,6 +11,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef BK_WITH_CUDA
+#include <cuda_runtime_api.h>
+#endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -197,8 +200,59 @@ static int64_t visible_keys(bool causal, int64_t i, int64_t qo_len, int64_t kv_l
     return n < 0 ? 0 : n > kv_len ? kv_len : n;
 }
 
-static void test_prefill(const prefill_case *tc)
+/* Runs the plan on its target: on CUDA every buffer travels through bkt_dev (a
+ * non-default stream). With `graph`, run is captured into a CUDA graph on that stream
+ * (global capture mode: any synchronising call inside run fails the capture), the graph
+ * is instantiated and launched, and the outputs are what the graph computed. */
+static bk_status prefill_run(const bk_paged_prefill_plan *plan, const bk_paged_prefill_args *host, const cache *c,
+                             size_t q_bytes, size_t l_bytes, bool graph)
 {
+    bk_paged_prefill_args a = *host;
+    bk_tensor lse = host->lse ? *host->lse : (bk_tensor){0};
+    size_t pool = (size_t)c->num_pages * c->kv_heads * c->page_size * c->head_dim * bk_dtype_size(c->dt);
+    bkt_dev dev = bkt_dev_begin(plan->info.target);
+    a.q.data = bkt_dev_in(&dev, a.q.data, q_bytes);
+    a.q_indptr.data = bkt_dev_in(&dev, a.q_indptr.data, (size_t)a.q_indptr.shape[0] * 4);
+    a.kv.k_pages.data = bkt_dev_in(&dev, a.kv.k_pages.data, pool);
+    a.kv.v_pages.data = bkt_dev_in(&dev, a.kv.v_pages.data, pool);
+    a.kv.kv_indices.data = bkt_dev_in(&dev, a.kv.kv_indices.data, (size_t)a.kv.kv_indices.shape[0] * 4);
+    a.kv.kv_indptr.data = bkt_dev_in(&dev, a.kv.kv_indptr.data, (size_t)a.kv.kv_indptr.shape[0] * 4);
+    a.kv.last_page_len.data = bkt_dev_in(&dev, a.kv.last_page_len.data, (size_t)a.kv.last_page_len.shape[0] * 4);
+    a.o.data = bkt_dev_out(&dev, a.o.data, q_bytes);
+    if (host->lse) {
+        lse.data = bkt_dev_out(&dev, lse.data, l_bytes);
+        a.lse = &lse;
+    }
+    bk_status st;
+#ifdef BK_WITH_CUDA
+    if (graph && plan->info.target.kind == BK_TARGET_CUDA) {
+        cudaStream_t s = (cudaStream_t)bkt_dev_stream(&dev);
+        cudaGraph_t g = NULL;
+        cudaGraphExec_t ge = NULL;
+        bool ok = cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal) == cudaSuccess;
+        st = bk_paged_prefill_run(plan, s, (bk_workspace){0}, &a);
+        ok = cudaStreamEndCapture(s, &g) == cudaSuccess && ok;
+        ok = ok && cudaGraphInstantiate(&ge, g, 0) == cudaSuccess;
+        ok = ok && cudaGraphLaunch(ge, s) == cudaSuccess;
+        bkt_check(ok, "paged_prefill graph capture", "capture / instantiate / launch failed: %s",
+                  cudaGetErrorString(cudaGetLastError()));
+        bool ended = bkt_dev_end(&dev);
+        if (ge)
+            cudaGraphExecDestroy(ge);
+        if (g)
+            cudaGraphDestroy(g);
+        return ended && ok ? st : BK_STATUS_DEVICE_ERROR;
+    }
+#else
+    (void)graph;
+#endif
+    st = bk_paged_prefill_run(plan, bkt_dev_stream(&dev), (bk_workspace){0}, &a);
+    return bkt_dev_end(&dev) ? st : BK_STATUS_DEVICE_ERROR;
+}
+
+static void test_prefill(bk_target target, const prefill_case *tc, bool graph)
+{
+    const bool gpu = target.kind == BK_TARGET_CUDA;
     const int32_t B = tc->batch, D = tc->head_dim, Hq = tc->q_heads, Hkv = tc->kv_heads;
     const bk_dtype dt = tc->dt;
     int32_t q_indptr[MAX_BATCH + 1] = {0};
@@ -206,8 +260,8 @@ static void test_prefill(const prefill_case *tc)
         q_indptr[b + 1] = q_indptr[b] + (int32_t)tc->qo_len[b];
     const int32_t R = q_indptr[B];
     char what[200];
-    int len = snprintf(what, sizeof what, "paged_prefill %s%s D=%d Hq=%d Hkv=%d page=%d%s%s (qo,kv):",
-                       bk_dtype_name(dt), tc->causal ? " causal" : "", (int)D, (int)Hq, (int)Hkv,
+    int len = snprintf(what, sizeof what, "paged_prefill %s%s %s%s D=%d Hq=%d Hkv=%d page=%d%s%s (qo,kv):",
+                       gpu ? "cuda" : "cpu", graph ? " graph" : "", bk_dtype_name(dt), tc->causal ? " causal" : "", (int)D, (int)Hq, (int)Hkv,
                        (int)tc->page_size, tc->padded ? " strided" : "", tc->with_lse ? " lse" : "");
     for (int32_t b = 0; b < B && len < (int)sizeof what; b++)
         len += snprintf(what + len, sizeof what - (size_t)len, " (%lld,%lld)", (long long)tc->qo_len[b],
@@ -245,18 +299,23 @@ static void test_prefill(const prefill_case *tc)
 
     bk_paged_prefill_desc desc = {B, R, Hq, scale, tc->causal, tc->padded, cache_desc(&c)};
     bk_paged_prefill_plan plan;
-    bk_status st = bk_paged_prefill_select(&desc, bk_target_cpu(), BK_PREFER_DETERMINISTIC, &plan);
+    bk_status st = bk_paged_prefill_select(&desc, target, BK_PREFER_DETERMINISTIC, &plan);
+    const size_t q_bytes = (size_t)span * bk_dtype_size(dt), l_bytes = (size_t)lspan * sizeof(float);
     if (bkt_expect_status(st, BK_STATUS_SUCCESS, what)) {
         bkt_check(plan.info.precision.deterministic && bk_paged_prefill_workspace_size(&plan) == 0 &&
-                      plan.info.sku.op == BK_OP_PAGED_PREFILL && plan.info.sku.dtype == dt,
+                      plan.info.sku.op == BK_OP_PAGED_PREFILL && plan.info.sku.dtype == dt &&
+                      plan.info.sku.arch == (gpu ? BK_ARCH_SM80 : BK_ARCH_CPU),
                   what, "plan info wrong");
         bk_paged_prefill_args args = {tq, bkt_view(q_indptr, BK_DTYPE_I32, 1, pshape), cache_tensors(&c), to,
                                       tc->with_lse ? &tl : NULL};
-        st = bk_paged_prefill_run(&plan, NULL, (bk_workspace){0}, &args);
+        st = prefill_run(&plan, &args, &c, q_bytes, l_bytes, graph);
+        /* CUDA: f32 math (CUDA cores) on the 16-bit inputs, one rounding at the end;
+         * slack 2 is flash-attn's rule (2x the error of a same-precision result) */
+        const double slack = gpu ? 2.0 : 1.0;
         if (bkt_expect_status(st, BK_STATUS_SUCCESS, what)) {
-            bkt_check_close(what, &to, ref_o, 1.0);
+            bkt_check_close(what, &to, ref_o, slack);
             if (tc->with_lse)
-                bkt_check_close(what, &tl, ref_l, 1.0);
+                bkt_check_close(what, &tl, ref_l, slack);
             else
                 bkt_check(bkt_same_bytes(l_before, lse, (size_t)lspan * sizeof(float)), what,
                           "lse written though not requested");
@@ -287,7 +346,7 @@ static void test_prefill(const prefill_case *tc)
 #endif
                 bkt_poison(o, dt, span);
                 bkt_poison(lse, BK_DTYPE_F32, lspan);
-                st = bk_paged_prefill_run(&plan, NULL, (bk_workspace){0}, &args);
+                st = prefill_run(&plan, &args, &c, q_bytes, l_bytes, false);
 #ifdef _OPENMP
                 omp_set_num_threads(threads);
 #endif
@@ -375,8 +434,8 @@ static void test_bad_inputs(void)
     expect_select(&bad, BK_STATUS_INVALID_PROBLEM, "paged_prefill page_size -2", NULL);
     expect_select(NULL, BK_STATUS_INVALID_PROBLEM, "paged_prefill NULL desc", NULL);
     bk_paged_prefill_plan scratch;
-    bkt_expect_status(bk_paged_prefill_select(&d, bk_target_cuda_cc(0, 8, 0), BK_PREFER_FASTEST, &scratch),
-                      BK_STATUS_UNSUPPORTED, "paged_prefill on CUDA (no kernel yet)");
+    bkt_expect_status(bk_paged_prefill_select(&d, bk_target_cuda_cc(0, 7, 5), BK_PREFER_FASTEST, &scratch),
+                      BK_STATUS_UNSUPPORTED, "paged_prefill on sm_75 (every CUDA kernel needs sm_80)");
 
     bad_env e;
     if (!bkt_expect_status(bk_paged_prefill_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &e.plan),
@@ -519,21 +578,6 @@ static void test_no_rows(void)
     cache_free(&c);
 }
 
-static void test_cuda(void)
-{
-    bk_target gpu;
-    if (!bkt_cuda_target("paged_prefill cuda", &gpu))
-        return;
-    bk_paged_prefill_desc d = {2, 8, 8, 0.125, true, false, {4, 2, 16, 64, BK_DTYPE_F16}};
-    bk_paged_prefill_plan plan;
-    bk_status st = bk_paged_prefill_select(&d, gpu, BK_PREFER_FASTEST, &plan);
-    if (st == BK_STATUS_UNSUPPORTED)
-        bkt_skip("paged_prefill cuda", bk_last_error());
-    else
-        bkt_check(false, "paged_prefill cuda", "select on CUDA returned %s; no CUDA path is tested yet",
-                  bk_status_name(st));
-}
-
 int main(void)
 {
     bkt_init("test_paged_prefill");
@@ -545,6 +589,10 @@ int main(void)
     static const bk_dtype dts[2] = {BK_DTYPE_F16, BK_DTYPE_BF16};
     static const int32_t heads[2][2] = {{8, 2}, {4, 4}};
     static const int32_t pages[3] = {1, 5, 16};
+    bk_target targets[2] = {bk_target_cpu()};
+    int ntargets = 1 + bkt_cuda_target("paged_prefill cuda", &targets[1]);
+    for (int gi = 0; gi < ntargets; gi++) {
+    const bk_target target = targets[gi];
     int k = 0;
     for (int t = 0; t < 2; t++)
         for (int causal = 0; causal < 2; causal++)
@@ -558,7 +606,7 @@ int main(void)
                 tc.page_size = pages[k % 3];
                 tc.padded = k % 2 == 0;
                 tc.with_lse = k % 4 != 3;
-                test_prefill(&tc);
+                test_prefill(target, &tc, false);
                 tc = edges;
                 tc.dt = dts[t];
                 tc.causal = causal;
@@ -568,12 +616,36 @@ int main(void)
                 tc.page_size = pages[(k + 1) % 3];
                 tc.padded = k % 2 == 1;
                 tc.with_lse = true;
-                test_prefill(&tc);
+                test_prefill(target, &tc, false);
             }
     prefill_case big = {BK_DTYPE_BF16, true, 256, 4, 2, 16, true, true, 2, {5, 17}, {9, 17}};
-    test_prefill(&big);
+    test_prefill(target, &big, false);
+    }
+    if (ntargets == 2) {
+        /* GPU only: several 16-row tiles per request, every head_dim, GQA 4, a CUDA-graph
+         * capture of run (replayed, compared like any run) */
+        const bk_target g = targets[1];
+        prefill_case tiles = {BK_DTYPE_F16, true, 128, 8, 2, 16, false, true, 3, {100, 1, 64}, {300, 50, 64}};
+        test_prefill(g, &tiles, false);
+        test_prefill(g, &tiles, true);
+        tiles.causal = false;
+        tiles.dt = BK_DTYPE_BF16;
+        tiles.head_dim = 64;
+        tiles.page_size = 5;
+        test_prefill(g, &tiles, true);
+        prefill_case wide = {BK_DTYPE_F16, true, 256, 2, 1, 7, true, true, 3, {40, 0, 17}, {40, 3, 90}};
+        test_prefill(g, &wide, false);
+        prefill_case m2 = mixed;
+        m2.dt = BK_DTYPE_BF16;
+        m2.causal = true;
+        m2.head_dim = 64;
+        m2.q_heads = 8;
+        m2.kv_heads = 2;
+        m2.page_size = 16;
+        m2.with_lse = true;
+        test_prefill(g, &m2, true);
+    }
     test_no_rows();
     test_bad_inputs();
-    test_cuda();
     return bkt_finish();
 }

@@ -18,8 +18,9 @@
  *          number of skipped rows to dropped_rows[0] (a row is one (batch entry, new
  *          row) pair, counted once for all heads and for K and V together). The caller
  *          zeroes dropped_rows before the call and reads it when convenient (e.g. after
- *          the step's next synchronisation). (No CUDA kernel exists yet: select on a
- *          CUDA target returns BK_STATUS_UNSUPPORTED. This is the contract they follow.)
+ *          the step's next synchronisation). The CUDA kernels (sm_80+, every dtype of
+ *          the op) are bit-exact copies, asynchronous on the caller's stream, with no
+ *          allocation and no host synchronisation (graph-capturable); workspace 0.
  * `dropped_rows` is optional (NULL to skip); when given it must be an i64 tensor of
  * shape [1], on every target, and on the CPU it is validated but never written.
  *
@@ -72,10 +73,10 @@ typedef struct bk_kv_append_plan {
     bk_plan_info info;
 } bk_kv_append_plan;
 
-/* Validates `desc` and picks a kernel for `target`.
- * Errors: INVALID_PROBLEM (NULL pointer, negative extent, bad target or preference),
- * UNSUPPORTED (dtype not in {f32, f64, f16, bf16}, or no kernel on this target: today
- * every CUDA target). */
+/* Validates `desc` and picks a kernel for `target` (CPU, or CUDA with compute
+ * capability >= 8.0). Errors: INVALID_PROBLEM (NULL pointer, negative extent, bad target
+ * or preference), UNSUPPORTED (dtype not in {f32, f64, f16, bf16}, or a CUDA device
+ * below sm_80). */
 bk_status bk_kv_append_select(const bk_kv_append_desc *desc, bk_target target, bk_preference preference,
                               bk_kv_append_plan *plan);
 /* Checks the tensors against the plan (no data is read): dtypes, shapes, strides
@@ -90,7 +91,10 @@ size_t bk_kv_append_workspace_size(const bk_kv_append_plan *plan);
 /* Copies the new rows into the caches. Runs can_implement first, then, on the CPU,
  * reads every offset: any cache_offsets[b] < 0 or cache_offsets[b] + new_len >
  * max_cache_len gives OUT_OF_RANGE (naming b, the offset and the limit). On any
- * failure nothing is written. `stream` is ignored on the CPU. */
+ * failure nothing is written. `stream` is ignored on the CPU. On CUDA (all tensors in
+ * device memory) the copy is queued on `stream`; rows with cache_offsets[b] + l outside
+ * [0, max_cache_len) (any i64 offset, no overflow) are skipped and counted into
+ * dropped_rows[0] (one per (b, l), for all heads and K and V together). */
 bk_status bk_kv_append_run(const bk_kv_append_plan *plan, void *stream, bk_workspace workspace,
                            const bk_kv_append_args *args);
 
@@ -129,10 +133,12 @@ typedef struct bk_paged_kv_append_plan {
     bk_plan_info info;
 } bk_paged_kv_append_plan;
 
-/* Validates `desc` and picks a kernel for `target`.
+/* Validates `desc` and picks a kernel for `target` (CPU, or CUDA sm_80+).
  * Errors: INVALID_PROBLEM (NULL pointer, batch < 1, nnz < 0, a pool extent < 1, bad
- * target or preference), UNSUPPORTED (dtype not in {f16, bf16, f32}, or no kernel on
- * this target: today every CUDA target). */
+ * target or preference), UNSUPPORTED (dtype not in {f16, bf16, f32}, or a CUDA device
+ * below sm_80). The CUDA plan reports deterministic: true, which holds only when no two
+ * new rows target the same slot (pages shared between requests); otherwise which row
+ * wins depends on scheduling. */
 bk_status bk_paged_kv_append_select(const bk_paged_kv_append_desc *desc, bk_target target,
                                     bk_preference preference, bk_paged_kv_append_plan *plan);
 /* Checks the tensors against the plan (no index value is read): k_new / v_new
@@ -143,8 +149,12 @@ bk_status bk_paged_kv_append_can_implement(const bk_paged_kv_append_plan *plan,
                                            const bk_paged_kv_append_args *args);
 /* Always 0. */
 size_t bk_paged_kv_append_workspace_size(const bk_paged_kv_append_plan *plan);
-/* Copies the new rows into the pool. Runs can_implement first, then, on the CPU,
- * reads the index data, in this order:
+/* Copies the new rows into the pool. On CUDA: queued on `stream`, index data never
+ * read on the host; new row r is skipped and counted into dropped_rows[0] when it
+ * belongs to no request (r >= append_indptr[batch]), when its token t falls outside
+ * [0, kv_len[b]) or outside b's pages, when its kv_indices position lies past the
+ * kv_indices tensor, or when its page id is outside [0, num_pages). Runs can_implement
+ * first, then, on the CPU, reads the index data, in this order:
  *   the page table (paged.h's table: INVALID_PROBLEM / OUT_OF_RANGE);
  *   append_indptr: [0] != 0 or decreasing -> INVALID_PROBLEM, [batch] != nnz ->
  *   OUT_OF_RANGE;

@@ -65,10 +65,20 @@ typedef struct bk_paged_kv {
  *
  * Targets: on the CPU, can_implement (and so run) reads the index data from host
  * memory and rejects bad values before any write (the table at the top of this
- * file). On CUDA (kernels to come) run is asynchronous on the caller's stream and
- * never reads index data on the host: it trusts it, and the output of a request whose
- * page table breaks the rules is undefined. A CPU plan's can_implement over host
- * copies of the index tensors is the way to validate them.
+ * file). On CUDA (sm_80+, src/cuda/paged.cu) run is asynchronous on the caller's stream,
+ * allocates nothing, never synchronises and is graph-capturable; it never reads index
+ * data on the host: it trusts it, and the output of a request whose page table breaks
+ * the rules is undefined (keys whose page id or kv_indices position is out of range are
+ * skipped, never read; last_page_len is clamped to [1, page_size]). A CPU plan's
+ * can_implement over host copies of the index tensors is the way to validate them. The
+ * CUDA pools must be 16-byte aligned (else run returns UNSUPPORTED, nothing written).
+ *
+ * CUDA kernel: f32 online softmax on CUDA cores; one CTA per (split, kv head, request)
+ * covers up to 4 query heads of the GQA group, so K/V rows are read once per 4 heads.
+ * Split-KV: S = desc.kv_splits when > 0, else a heuristic from batch * kv_heads and the
+ * pool size (num_pages * page_size; select cannot see kv lengths). With S > 1 each split
+ * writes a partial (o, lse) to the workspace and attention_merge's kernel merges them.
+ * Deterministic (fixed reduction order for a given S).
  */
 
 /* The problem. */
@@ -98,17 +108,19 @@ typedef struct bk_paged_decode_plan {
     bk_plan_info info;
 } bk_paged_decode_plan;
 
-/* Validates `desc` and picks a kernel for `target`.
+/* Validates `desc` and picks a kernel for `target` (CPU, or CUDA sm_80+).
  * Errors: INVALID_PROBLEM (NULL pointer, an extent below its minimum, non-finite scale,
  * kv_splits < 0, q_heads not a multiple of kv_heads), UNSUPPORTED (dtype not f16/bf16/
- * f32, head_dim not 64/128/256, or no kernel on this target: none on CUDA yet). */
+ * f32, head_dim not 64/128/256, or a CUDA device below sm_80). */
 bk_status bk_paged_decode_select(const bk_paged_decode_desc *desc, bk_target target, bk_preference preference,
                                  bk_paged_decode_plan *plan);
 /* Checks the tensors against the plan: dtypes, shapes, strides, capacities (statuses
  * as bk_check_tensor: INVALID_PROBLEM, UNSUPPORTED, BUFFER_TOO_SMALL); on a CPU plan
  * also the index values (INVALID_PROBLEM or OUT_OF_RANGE, the table at the top). */
 bk_status bk_paged_decode_can_implement(const bk_paged_decode_plan *plan, const bk_paged_decode_args *args);
-/* Bytes of workspace run needs: 0 on the CPU. */
+/* Bytes of workspace run needs: 0 on the CPU and for a CUDA plan with S = 1 split;
+ * with S > 1: batch * q_heads * S * head_dim floats (partial o) then batch * q_heads * S
+ * floats (partial lse), each piece aligned to 256 bytes. Device memory on CUDA. */
 size_t bk_paged_decode_workspace_size(const bk_paged_decode_plan *plan);
 /* Computes o (and lse). Runs can_implement first, then checks the workspace; on any
  * failure nothing is written. CPU: synchronous, `stream` ignored, bit-identical on rerun
@@ -137,9 +149,13 @@ bk_status bk_paged_decode_run(const bk_paged_decode_plan *plan, void *stream, bk
  *
  * Targets: as paged_decode. The CPU validates q_indptr (q_indptr[0] == 0, non-
  * decreasing: INVALID_PROBLEM; q_indptr[batch] != total_rows: OUT_OF_RANGE) and the
- * page table before any write. On CUDA (kernels to come) run will be asynchronous and
+ * page table before any write. On CUDA (sm_80+) run is asynchronous and
  * graph-capturable (the seed's v1 synchronised the stream; this API does not), trusting
- * the index data as paged_decode does.
+ * the index data as paged_decode does; workspace 0. The CUDA kernel is correctness-
+ * first: CUDA-core f32 math (no tensor cores yet; precision.math = F32), one CTA per
+ * (16-row query tile of a request, q head), K/V tiles of 32 keys gathered from the pages
+ * into shared memory; tiles are found on the device from q_indptr (no host schedule).
+ * enable_kv_split is ignored on every target today.
  */
 
 typedef struct bk_paged_prefill_desc {
@@ -174,7 +190,7 @@ bk_status bk_paged_prefill_select(const bk_paged_prefill_desc *desc, bk_target t
                                   bk_paged_prefill_plan *plan);
 /* As bk_paged_decode_can_implement, plus q_indptr's tensor and, on a CPU plan, its values. */
 bk_status bk_paged_prefill_can_implement(const bk_paged_prefill_plan *plan, const bk_paged_prefill_args *args);
-/* Bytes of workspace run needs: 0 on the CPU. */
+/* Bytes of workspace run needs: 0 on every target (the CUDA kernel needs none). */
 size_t bk_paged_prefill_workspace_size(const bk_paged_prefill_plan *plan);
 /* Computes o (and lse). As bk_paged_decode_run. */
 bk_status bk_paged_prefill_run(const bk_paged_prefill_plan *plan, void *stream, bk_workspace workspace,
@@ -218,18 +234,20 @@ typedef struct bk_attention_merge_plan {
     bk_plan_info info;
 } bk_attention_merge_plan;
 
-/* Validates `desc` and picks a kernel. Errors: INVALID_PROBLEM (NULL, an extent below
- * its minimum), UNSUPPORTED (dtype, or no kernel on this target: none on CUDA yet). */
+/* Validates `desc` and picks a kernel (CPU, or CUDA sm_80+: f32 math, f64 for f64, one
+ * thread per output element, parts in order; deterministic). Errors: INVALID_PROBLEM
+ * (NULL, an extent below its minimum), UNSUPPORTED (dtype, or a CUDA device below
+ * sm_80). */
 bk_status bk_attention_merge_select(const bk_attention_merge_desc *desc, bk_target target,
                                     bk_preference preference, bk_attention_merge_plan *plan);
 /* Checks the tensors against the plan: INVALID_PROBLEM, UNSUPPORTED, BUFFER_TOO_SMALL
  * as bk_check_tensor. */
 bk_status bk_attention_merge_can_implement(const bk_attention_merge_plan *plan,
                                            const bk_attention_merge_args *args);
-/* Bytes of workspace run needs: 0 on the CPU. */
+/* Bytes of workspace run needs: 0 on every target. */
 size_t bk_attention_merge_workspace_size(const bk_attention_merge_plan *plan);
 /* Computes o (and lse). Runs can_implement first; on failure nothing is written. On
- * CUDA (to come) asynchronous on `stream`. */
+ * CUDA asynchronous on `stream` (no allocation, no synchronisation). */
 bk_status bk_attention_merge_run(const bk_attention_merge_plan *plan, void *stream, bk_workspace workspace,
                                  const bk_attention_merge_args *args);
 

@@ -12,9 +12,16 @@
  *         the K rows then the V rows in one launch; paged_kv_append finds each row's
  *         request by binary search in append_indptr.
  * Out of range (never written, no host sync): kv_append rows with off[b] + l outside
- *         [0, max_cache_len); paged_kv_append rows whose position falls outside the
- *         request's pages or whose page id is outside the pool. Each such (b, l) row is
- *         counted once into dropped_rows[0] (atomicAdd) when the caller passes it.
+ *         [0, max_cache_len) (tested without overflow for any i64 offset);
+ *         paged_kv_append rows that belong to no request (r >= append_indptr[batch]),
+ *         whose position falls outside the request's tokens or pages, whose kv_indices
+ *         entry lies past the tensor, or whose page id is outside the pool. Each such
+ *         (b, l) row is counted once into dropped_rows[0] (atomicAdd on the i64 counter
+ *         as unsigned long long) when the caller passes it; kv_append counts with one
+ *         extra item per (b, l) after the copy units, so rows with D_k = 0 count too.
+ * Determinism: kv_append writes every slot at most once (offsets are per b, rows
+ *         disjoint). paged_kv_append is deterministic only when no two new rows target
+ *         the same slot (the CPU's "last wins" order is not reproduced on the GPU).
  * Not yet: nothing known missing; a TMA bulk copy could shave the index math. */
 #include "common.cuh"
 #include "cuda/kvcache_cuda.h"
@@ -55,20 +62,27 @@ __global__ void kv_append_kernel(rows4 k, rows4 v, const long long *offsets, int
 {
     typedef typename unit_type<U>::t unit;
     const long long rows = (long long)B * H * L;
-    const long long total = rows * (k.units_per_row + v.units_per_row);
     const long long k_total = rows * k.units_per_row;
+    const long long copy_total = rows * (k.units_per_row + v.units_per_row);
+    /* after the copy units: one counting item per (b, l) row when dropped_rows is given */
+    const long long total = copy_total + (dropped ? (long long)B * L : 0);
     for (long long n = blockIdx.x * (long long)blockDim.x + threadIdx.x; n < total; n += (long long)gridDim.x * blockDim.x) {
+        if (n >= copy_total) {
+            const long long c = n - copy_total, b = c / L, l = c % L, o = offsets[b];
+            if (o < 0 || o >= (long long)max_len - l)
+                atomicAdd(dropped, 1ULL);
+            continue;
+        }
         const bool is_k = n < k_total;
         const rows4 &t = is_k ? k : v;
         long long m = is_k ? n : n - k_total;
         long long u = m % t.units_per_row, r = m / t.units_per_row;
         long long l = r % L, bh = r / L, h = bh % H, b = bh / H;
-        long long pos = offsets[b] + l;
-        if (pos < 0 || pos >= max_len) {
-            if (dropped && is_k && h == 0 && u == 0)
-                atomicAdd(dropped, 1ULL);
+        const long long o = offsets[b];
+        /* in range: 0 <= o and o + l < max_len, written so that o near INT64_MAX cannot overflow */
+        if (o < 0 || o >= (long long)max_len - l)
             continue;
-        }
+        const long long pos = o + l;
         const unit *src = (const unit *)t.src + b * t.s0 + h * t.s1 + l * t.s2 + u;
         unit *dst = (unit *)t.dst + b * t.d0 + h * t.d1 + pos * t.d2 + u;
         *dst = *src;
@@ -94,7 +108,7 @@ static rows4 rows_of(const bk_tensor *src, const bk_tensor *dst, int unit)
 extern "C" bk_status bk_cuda_kv_append(const bk_kv_append_desc *d, const bk_kv_append_args *a, void *stream)
 {
     long long rows = (long long)d->batch * d->heads * d->new_len;
-    if (rows == 0)
+    if (rows == 0) /* no (b, h, l) row: nothing to write, nothing dropped */
         return BK_STATUS_SUCCESS;
     const bk_tensor *ts[4] = {&a->k_new, &a->k_cache, &a->v_new, &a->v_cache};
     long long vals[4 * 4 + 2];
@@ -109,8 +123,8 @@ extern "C" bk_status bk_cuda_kv_append(const bk_kv_append_desc *d, const bk_kv_a
     vals[nv++] = d->head_dim_v * es;
     int unit = copy_unit(vals, nv);
     rows4 k = rows_of(&a->k_new, &a->k_cache, unit), v = rows_of(&a->v_new, &a->v_cache, unit);
-    long long total = rows * (k.units_per_row + v.units_per_row);
     unsigned long long *dropped = a->dropped_rows ? (unsigned long long *)a->dropped_rows->data : NULL;
+    long long total = rows * (k.units_per_row + v.units_per_row) + (dropped ? (long long)d->batch * d->new_len : 0);
     const long long *off = (const long long *)a->cache_offsets.data;
     cudaStream_t s = (cudaStream_t)stream;
     unsigned grid = bk_grid_for(total, kThreads);
@@ -132,7 +146,7 @@ struct paged_rows {
     long long ks0, ks1, vs0, vs1; /* new-row strides [nnz, heads, D] in units */
     long long units_per_row;      /* head_dim * elem / unit */
     const int *append_indptr, *kv_indptr, *kv_indices, *last_page_len;
-    int batch, heads, page_size, num_pages;
+    int batch, heads, page_size, num_pages, n_indices;
 };
 
 template <int U>
@@ -155,13 +169,16 @@ __global__ void paged_kv_append_kernel(paged_rows p, long long nnz, unsigned lon
                 hi = mid - 1;
         }
         const int b = lo;
-        const long long n_b = p.append_indptr[b + 1] - p.append_indptr[b];
-        const long long pages = p.kv_indptr[b + 1] - p.kv_indptr[b];
+        const long long a0 = p.append_indptr[b], n_b = (long long)p.append_indptr[b + 1] - a0;
+        const long long first = p.kv_indptr[b], pages = (long long)p.kv_indptr[b + 1] - first;
         const long long kv_len = (pages - 1) * p.page_size + p.last_page_len[b];
-        const long long pos = kv_len - n_b + (r - p.append_indptr[b]);
+        const long long pos = kv_len - n_b + (r - a0);
         long long page = -1;
-        if (pages >= 1 && pos >= 0 && pos < pages * p.page_size)
-            page = p.kv_indices[p.kv_indptr[b] + pos / p.page_size];
+        /* the row belongs to request b, its position lies inside b's tokens and pages, and
+           its kv_indices entry exists */
+        if (r >= a0 && r - a0 < n_b && pages >= 1 && pos >= 0 && pos < kv_len && pos < pages * p.page_size &&
+            first + pos / p.page_size < p.n_indices && first >= 0)
+            page = p.kv_indices[first + pos / p.page_size];
         if (page < 0 || page >= p.num_pages) {
             if (dropped && is_k && h == 0 && u == 0)
                 atomicAdd(dropped, 1ULL);
@@ -204,6 +221,7 @@ extern "C" bk_status bk_cuda_paged_kv_append(const bk_paged_kv_append_desc *d, c
     p.heads = d->paged_kv.kv_heads;
     p.page_size = d->paged_kv.page_size;
     p.num_pages = d->paged_kv.num_pages;
+    p.n_indices = (int)a->kv.kv_indices.shape[0];
     long long total = 2LL * d->nnz * p.heads * p.units_per_row;
     unsigned long long *dropped = a->dropped_rows ? (unsigned long long *)a->dropped_rows->data : NULL;
     cudaStream_t s = (cudaStream_t)stream;

@@ -1,14 +1,22 @@
 /* attention_merge.c - the attention merge plan: descriptor checks, the kernel table,
  * can_implement and dispatch. The math lives in the backends
- * (src/cpu/paged_attention.c, beside the split-KV decode it serves). */
+ * (src/cpu/paged_attention.c, beside the split-KV decode it serves; src/cuda/paged.cu,
+ * whose merge kernel also finishes the CUDA split-KV decode). Workspace: 0 on every
+ * target. */
 #include "core/core.h"
 #include "cpu/paged_attention.h"
+#include "cuda/paged_cuda.h"
 
 static const char *const OP = "attention_merge";
 
-enum { ATTENTION_MERGE_KERNEL_CPU = 0 };
+enum { ATTENTION_MERGE_KERNEL_CPU = 0, ATTENTION_MERGE_KERNEL_CUDA = 1 };
 
 static const bk_kernel_entry attention_merge_kernels[] = {
+#ifdef BK_WITH_CUDA
+    /* f32 math (f64 for f64), one thread per output element, parts in order */
+    {ATTENTION_MERGE_KERNEL_CUDA, BK_TARGET_CUDA, 80, 0, BK_ARCH_SM80, BK_DT_FLOATS, BK_BACKEND_BESPOKE,
+     {BK_MATH_F32, BK_DTYPE_F32, true, true}, NULL},
+#endif
     {ATTENTION_MERGE_KERNEL_CPU, BK_TARGET_CPU, 0, 0, BK_ARCH_CPU, BK_DT_FLOATS, BK_BACKEND_REFERENCE,
      BK_PRECISION_CPU_REFERENCE, NULL},
 };
@@ -69,11 +77,14 @@ size_t bk_attention_merge_workspace_size(const bk_attention_merge_plan *plan)
 bk_status bk_attention_merge_run(const bk_attention_merge_plan *plan, void *stream, bk_workspace workspace,
                                  const bk_attention_merge_args *args)
 {
-    (void)stream;
+    (void)stream; /* used by the CUDA kernel only */
     BK_TRY(bk_attention_merge_can_implement(plan, args));
     BK_TRY(bk_check_workspace(OP, &workspace, bk_attention_merge_workspace_size(plan)));
     switch (plan->info.kernel) {
     case ATTENTION_MERGE_KERNEL_CPU: return bk_cpu_attention_merge(&plan->desc, args);
+#ifdef BK_WITH_CUDA
+    case ATTENTION_MERGE_KERNEL_CUDA: return bk_cuda_attention_merge(&plan->desc, args, stream);
+#endif
     }
     return bk_fail(BK_STATUS_INVALID_PROBLEM, "%s: plan names kernel %d, which does not exist", OP,
                    (int)plan->info.kernel);

@@ -7,16 +7,23 @@
  * Work:   select -> one CPU reference kernel; run -> can_implement, workspace (0 bytes),
  *         then on the CPU every offset is read and checked before the first byte is
  *         written (the seed silently skipped out-of-range rows; we refuse them).
- * Not yet: no CUDA kernel (select on CUDA is UNSUPPORTED); the header documents the
- *         contract it will follow (drop and count, no host sync). */
+ *         On CUDA (src/cuda/kvcache.cu) run never reads the offsets on the host: rows out
+ *         of range are skipped on the device and counted into dropped_rows.
+ * Not yet: nothing known missing. */
 #include "core/core.h"
 #include "cpu/kvcache.h"
+#include "cuda/kvcache_cuda.h"
 
 static const char *const OP = "kv_append";
 
-enum { KV_APPEND_KERNEL_CPU = 0 };
+enum { KV_APPEND_KERNEL_CPU = 0, KV_APPEND_KERNEL_CUDA = 1 };
 
 static const bk_kernel_entry kv_append_kernels[] = {
+#ifdef BK_WITH_CUDA
+    /* a bit-exact copy (no math); every slot written at most once: deterministic */
+    {KV_APPEND_KERNEL_CUDA, BK_TARGET_CUDA, 80, 0, BK_ARCH_SM80, BK_DT_FLOATS, BK_BACKEND_BESPOKE,
+     {BK_MATH_F32, BK_DTYPE_F32, true, true}, NULL},
+#endif
     {KV_APPEND_KERNEL_CPU, BK_TARGET_CPU, 0, 0, BK_ARCH_CPU, BK_DT_FLOATS, BK_BACKEND_REFERENCE,
      BK_PRECISION_CPU_REFERENCE, NULL},
 };
@@ -105,13 +112,16 @@ static bk_status kv_append_check_offsets(const bk_kv_append_desc *d, const bk_kv
 bk_status bk_kv_append_run(const bk_kv_append_plan *plan, void *stream, bk_workspace workspace,
                            const bk_kv_append_args *args)
 {
-    (void)stream;
+    (void)stream; /* used by the CUDA kernel only */
     BK_TRY(bk_kv_append_can_implement(plan, args));
     BK_TRY(bk_check_workspace(OP, &workspace, bk_kv_append_workspace_size(plan)));
     switch (plan->info.kernel) {
     case KV_APPEND_KERNEL_CPU:
         BK_TRY(kv_append_check_offsets(&plan->desc, args));
         return bk_cpu_kv_append(&plan->desc, args);
+#ifdef BK_WITH_CUDA
+    case KV_APPEND_KERNEL_CUDA: return bk_cuda_kv_append(&plan->desc, args, stream);
+#endif
     }
     return bk_fail(BK_STATUS_INVALID_PROBLEM, "%s: plan names kernel %d, which does not exist", OP,
                    (int)plan->info.kernel);

@@ -1,17 +1,25 @@
 /* paged_decode.c - the paged decode plan: descriptor checks, the kernel table,
- * can_implement (tensors, then the page table's values on a CPU plan) and dispatch.
- * The math lives in the backends (src/cpu/paged_attention.c). */
+ * can_implement (tensors, then the page table's values on a CPU plan), the workspace
+ * (CUDA split-KV partials) and dispatch. The math lives in the backends
+ * (src/cpu/paged_attention.c, src/cuda/paged.cu). */
 #include "core/core.h"
 #include "core/paged.h"
 #include "cpu/paged_attention.h"
+#include "cuda/paged_cuda.h"
 
 static const char *const OP = "paged_decode";
 
-enum { PAGED_DECODE_KERNEL_CPU = 0 };
+enum { PAGED_DECODE_KERNEL_CPU = 0, PAGED_DECODE_KERNEL_CUDA = 1 };
 
 #define PAGED_DECODE_DTYPES (BK_DT(BK_DTYPE_F16) | BK_DT(BK_DTYPE_BF16) | BK_DT(BK_DTYPE_F32))
 
 static const bk_kernel_entry paged_decode_kernels[] = {
+#ifdef BK_WITH_CUDA
+    /* f32 online softmax on CUDA cores, fixed reduction order (split-KV merged in part
+       order): deterministic */
+    {PAGED_DECODE_KERNEL_CUDA, BK_TARGET_CUDA, 80, 0, BK_ARCH_SM80, PAGED_DECODE_DTYPES, BK_BACKEND_BESPOKE,
+     {BK_MATH_F32, BK_DTYPE_F32, true, true}, NULL},
+#endif
     {PAGED_DECODE_KERNEL_CPU, BK_TARGET_CPU, 0, 0, BK_ARCH_CPU, PAGED_DECODE_DTYPES, BK_BACKEND_REFERENCE,
      BK_PRECISION_CPU_REFERENCE, NULL},
 };
@@ -73,20 +81,57 @@ bk_status bk_paged_decode_can_implement(const bk_paged_decode_plan *plan, const 
     return BK_STATUS_SUCCESS;
 }
 
+/* CUDA with S > 1 split-KV parts: partial o f32 [batch, q_heads, S, head_dim], then
+ * partial lse f32 [batch, q_heads, S]. The CPU needs none. */
+typedef struct decode_ws {
+    int32_t splits;
+    float *part_o, *part_lse;
+} decode_ws;
+
+static decode_ws decode_workspace(const bk_paged_decode_plan *plan, bk_carver *c)
+{
+    decode_ws w = {1, NULL, NULL};
+#ifdef BK_WITH_CUDA
+    if (plan->info.kernel == PAGED_DECODE_KERNEL_CUDA) {
+        const bk_paged_decode_desc *d = &plan->desc;
+        w.splits = bk_cuda_paged_decode_splits(d);
+        if (w.splits > 1) {
+            size_t parts = (size_t)d->batch * (size_t)d->q_heads * (size_t)w.splits;
+            w.part_o = (float *)bk_carve(c, parts * (size_t)d->paged_kv.head_dim * sizeof(float));
+            w.part_lse = (float *)bk_carve(c, parts * sizeof(float));
+        }
+    }
+#else
+    (void)plan;
+    (void)c;
+#endif
+    return w;
+}
+
 size_t bk_paged_decode_workspace_size(const bk_paged_decode_plan *plan)
 {
-    (void)plan;
-    return 0;
+    if (plan == NULL)
+        return 0;
+    bk_carver c = bk_carver_start(NULL);
+    decode_workspace(plan, &c);
+    return c.offset;
 }
 
 bk_status bk_paged_decode_run(const bk_paged_decode_plan *plan, void *stream, bk_workspace workspace,
                               const bk_paged_decode_args *args)
 {
-    (void)stream;
+    (void)stream; /* used by the CUDA kernel only */
     BK_TRY(bk_paged_decode_can_implement(plan, args));
     BK_TRY(bk_check_workspace(OP, &workspace, bk_paged_decode_workspace_size(plan)));
     switch (plan->info.kernel) {
     case PAGED_DECODE_KERNEL_CPU: return bk_cpu_paged_decode(&plan->desc, args);
+#ifdef BK_WITH_CUDA
+    case PAGED_DECODE_KERNEL_CUDA: {
+        bk_carver c = bk_carver_start(workspace.data);
+        decode_ws w = decode_workspace(plan, &c);
+        return bk_cuda_paged_decode(&plan->desc, args, w.splits, w.part_o, w.part_lse, stream);
+    }
+#endif
     }
     return bk_fail(BK_STATUS_INVALID_PROBLEM, "%s: plan names kernel %d, which does not exist", OP,
                    (int)plan->info.kernel);

@@ -9,20 +9,29 @@
  * Work:   select -> one CPU reference kernel; run -> can_implement, workspace (0 bytes),
  *         then on the CPU the page table, append_indptr and n_b <= kv_len[b] are
  *         checked before the first byte is written (shared helpers of core/paged.h).
- * Not yet: no CUDA kernel (select on CUDA is UNSUPPORTED); the header documents the
- *         contract it will follow (drop and count, no host sync). Two new rows landing
- *         in one slot (a page listed twice) are not detected. */
+ *         On CUDA (src/cuda/kvcache.cu) run never reads index data on the host: rows that
+ *         land outside the pool are skipped on the device and counted into dropped_rows.
+ * Not yet: two new rows landing in one slot (a page listed twice) are not detected;
+ *         on CUDA which of them wins is then unspecified (the plan says deterministic,
+ *         which holds only when no two rows share a slot). */
 #include "core/core.h"
 #include "core/paged.h"
 #include "cpu/kvcache.h"
+#include "cuda/kvcache_cuda.h"
 
 static const char *const OP = "paged_kv_append";
 
 #define PAGED_KV_APPEND_DTYPES (BK_DT(BK_DTYPE_F16) | BK_DT(BK_DTYPE_BF16) | BK_DT(BK_DTYPE_F32))
 
-enum { PAGED_KV_APPEND_KERNEL_CPU = 0 };
+enum { PAGED_KV_APPEND_KERNEL_CPU = 0, PAGED_KV_APPEND_KERNEL_CUDA = 1 };
 
 static const bk_kernel_entry paged_kv_append_kernels[] = {
+#ifdef BK_WITH_CUDA
+    /* a bit-exact copy (no math); deterministic as long as no two new rows target the
+       same slot (then the winner depends on scheduling) */
+    {PAGED_KV_APPEND_KERNEL_CUDA, BK_TARGET_CUDA, 80, 0, BK_ARCH_SM80, PAGED_KV_APPEND_DTYPES, BK_BACKEND_BESPOKE,
+     {BK_MATH_F32, BK_DTYPE_F32, true, true}, NULL},
+#endif
     {PAGED_KV_APPEND_KERNEL_CPU, BK_TARGET_CPU, 0, 0, BK_ARCH_CPU, PAGED_KV_APPEND_DTYPES, BK_BACKEND_REFERENCE,
      BK_PRECISION_CPU_REFERENCE, NULL},
 };
@@ -103,13 +112,16 @@ static bk_status paged_kv_append_check_values(const bk_paged_kv_append_desc *d, 
 bk_status bk_paged_kv_append_run(const bk_paged_kv_append_plan *plan, void *stream, bk_workspace workspace,
                                  const bk_paged_kv_append_args *args)
 {
-    (void)stream;
+    (void)stream; /* used by the CUDA kernel only */
     BK_TRY(bk_paged_kv_append_can_implement(plan, args));
     BK_TRY(bk_check_workspace(OP, &workspace, bk_paged_kv_append_workspace_size(plan)));
     switch (plan->info.kernel) {
     case PAGED_KV_APPEND_KERNEL_CPU:
         BK_TRY(paged_kv_append_check_values(&plan->desc, args));
         return bk_cpu_paged_kv_append(&plan->desc, args);
+#ifdef BK_WITH_CUDA
+    case PAGED_KV_APPEND_KERNEL_CUDA: return bk_cuda_paged_kv_append(&plan->desc, args, stream);
+#endif
     }
     return bk_fail(BK_STATUS_INVALID_PROBLEM, "%s: plan names kernel %d, which does not exist", OP,
                    (int)plan->info.kernel);

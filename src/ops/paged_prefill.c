@@ -1,16 +1,24 @@
 /* paged_prefill.c - the paged prefill plan: descriptor checks, the kernel table,
  * can_implement (tensors, then q_indptr's and the page table's values on a CPU plan)
- * and dispatch. The math lives in the backends (src/cpu/paged_attention.c). */
+ * and dispatch. The math lives in the backends (src/cpu/paged_attention.c,
+ * src/cuda/paged.cu: CUDA-core f32 math for now, no tensor cores). Workspace: 0. */
 #include "core/core.h"
 #include "core/paged.h"
 #include "cpu/paged_attention.h"
+#include "cuda/paged_cuda.h"
 
 static const char *const OP = "paged_prefill";
 
-enum { PAGED_PREFILL_KERNEL_CPU = 0 };
+enum { PAGED_PREFILL_KERNEL_CPU = 0, PAGED_PREFILL_KERNEL_CUDA = 1 };
 
 /* f16/bf16 as the seed (the GPU kernels are mma-based); the CPU keeps the contract. */
 static const bk_kernel_entry paged_prefill_kernels[] = {
+#ifdef BK_WITH_CUDA
+    /* f16/bf16 operands converted to f32, CUDA-core f32 math (no tensor cores yet),
+       keys in order per row: deterministic */
+    {PAGED_PREFILL_KERNEL_CUDA, BK_TARGET_CUDA, 80, 0, BK_ARCH_SM80, BK_DT_HALVES, BK_BACKEND_BESPOKE,
+     {BK_MATH_F32, BK_DTYPE_F32, true, true}, NULL},
+#endif
     {PAGED_PREFILL_KERNEL_CPU, BK_TARGET_CPU, 0, 0, BK_ARCH_CPU, BK_DT_HALVES, BK_BACKEND_REFERENCE,
      BK_PRECISION_CPU_REFERENCE, NULL},
 };
@@ -87,11 +95,14 @@ size_t bk_paged_prefill_workspace_size(const bk_paged_prefill_plan *plan)
 bk_status bk_paged_prefill_run(const bk_paged_prefill_plan *plan, void *stream, bk_workspace workspace,
                                const bk_paged_prefill_args *args)
 {
-    (void)stream;
+    (void)stream; /* used by the CUDA kernel only */
     BK_TRY(bk_paged_prefill_can_implement(plan, args));
     BK_TRY(bk_check_workspace(OP, &workspace, bk_paged_prefill_workspace_size(plan)));
     switch (plan->info.kernel) {
     case PAGED_PREFILL_KERNEL_CPU: return bk_cpu_paged_prefill(&plan->desc, args);
+#ifdef BK_WITH_CUDA
+    case PAGED_PREFILL_KERNEL_CUDA: return bk_cuda_paged_prefill(&plan->desc, args, stream);
+#endif
     }
     return bk_fail(BK_STATUS_INVALID_PROBLEM, "%s: plan names kernel %d, which does not exist", OP,
                    (int)plan->info.kernel);

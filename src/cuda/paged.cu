@@ -1,0 +1,688 @@
+/* paged.cu - paged_decode, paged_prefill and attention_merge on CUDA.
+ *
+ * Math (include/baracuda/paged.h): for a query row q and the keys K_j / values V_j a
+ * request's page table gives it,
+ *     s_j = scale * <q, K_j>,  o = sum_j softmax(s)_j V_j,  lse = log sum_j exp(s_j).
+ * Scores are kept in base 2 (q is pre-multiplied by scale * log2(e)) and the online
+ * softmax runs in f32 (running max m, running sum l, rescaled accumulator).
+ *
+ * attention_merge: one thread per output element (row, head, d): m = max_p lse_p,
+ *   w_p = exp(lse_p - m) (parts with lse_p = -inf skipped, their o row not read),
+ *   o = sum_p w_p o_p / sum_p w_p, lse = m + log sum_p w_p; all parts -inf -> o = 0,
+ *   lse = -inf. f32 math (f64 for f64), parts summed in order: deterministic. The same
+ *   kernel merges the decode's split-KV partials (f32 parts, any output dtype).
+ *
+ * paged_decode: grid (splits, kv_heads * group chunks, batch). A CTA of 4 warps owns
+ *   one kv head of one request and up to G = 4 of its query heads (the GQA group, so
+ *   each K/V row is read from memory once per group of 4). Each K/V row is covered by
+ *   LPR lanes that read 16-byte vectors (D = 128 bf16: 16 lanes per row, 2 rows per
+ *   warp); every row-group of lanes loads U = 4 rows (K and V) before using them, so
+ *   4 * 2 * 16 bytes per lane are in flight. Scores are reduced with xor-shuffles inside
+ *   the row's lanes; each row-group keeps its own online softmax per q head, and the
+ *   row-groups are merged through shared memory at the end. Split-KV: split s covers
+ *   keys [s*c, (s+1)*c) with c = ceil(kv_len / S) (kv_len read on the device); with
+ *   S > 1 the CTA writes its normalised f32 partial o and its lse (-inf when it saw no
+ *   key) to the workspace and a merge launch combines the S parts. S comes from
+ *   bk_cuda_paged_decode_splits (a pure function of the descriptor: kv_splits when > 0,
+ *   else enough splits for >= 2048 CTAs, at most one per 256 keys of the pool and 64).
+ *
+ * paged_prefill: CUDA-core f32 math (no tensor cores yet). CTA = 4 warps = 16 query
+ *   rows (4 per warp) of one request and one q head; a warp's 32 lanes split head_dim.
+ *   Tiles are scheduled without host data: request b owns tile ids
+ *   [b + q_indptr[b] / 16, b + 1 + q_indptr[b+1] / 16), so a grid of batch +
+ *   total_rows / 16 + 1 CTAs covers every tile and a CTA finds its request by a binary
+ *   search over q_indptr (CTAs beyond a request's tiles exit). K/V tiles of 32 keys are
+ *   gathered from the pages into shared memory (16-byte units), then every warp runs the
+ *   online softmax key by key for its rows (bottom-right causal mask per row).
+ *
+ * Trusted index data: a page id outside [0, num_pages), a kv_indices position outside
+ *   [0, n_indices), or a request with < 1 page makes the affected keys invisible (never
+ *   read); last_page_len is clamped to [1, page_size]. Nothing is read or written out
+ *   of bounds, but such outputs are undefined by the API.
+ *
+ * Not yet: tensor cores (mma.sync) for prefill, cp.async / TMA pipelining for decode,
+ *   enable_kv_split for prefill (ignored), head_dim other than 64/128/256.
+ */
+#include "common.cuh"
+#include "cuda/paged_cuda.h"
+
+#include <stdint.h>
+
+#define BK_LOG2E 1.4426950408889634f
+#define BK_LN2 0.6931471805599453f
+
+/* ---------------------------------------------------------------- merge -- */
+
+struct merge_params {
+    const void *op;
+    long long op_r, op_p, op_h; /* o_parts strides (d stride 1) */
+    const float *lp;
+    long long lp_r, lp_p, lp_h;
+    void *o;
+    long long o_r, o_h;
+    float *lse; /* NULL to skip */
+    long long l_r, l_h;
+    int rows, parts, heads, dim;
+};
+
+static __device__ __forceinline__ float acc_exp(float x) { return expf(x); }
+static __device__ __forceinline__ double acc_exp(double x) { return exp(x); }
+static __device__ __forceinline__ float acc_log(float x) { return logf(x); }
+static __device__ __forceinline__ double acc_log(double x) { return log(x); }
+
+template <typename TP, typename TO>
+__global__ void merge_kernel(merge_params p)
+{
+    typedef typename elem<TO>::acc A;
+    const long long total = (long long)p.rows * p.heads * p.dim;
+    const TP *op = (const TP *)p.op;
+    TO *o = (TO *)p.o;
+    for (long long n = blockIdx.x * (long long)blockDim.x + threadIdx.x; n < total;
+         n += (long long)gridDim.x * blockDim.x) {
+        const long long d = n % p.dim, rh = n / p.dim, h = rh % p.heads, r = rh / p.heads;
+        const float *lp = p.lp + r * p.lp_r + h * p.lp_h;
+        float m = -INFINITY;
+        for (int q = 0; q < p.parts; q++)
+            m = fmaxf(m, lp[q * p.lp_p]);
+        A acc = 0, sum = 0;
+        float lse = -INFINITY;
+        if (m != -INFINITY) {
+            for (int q = 0; q < p.parts; q++) {
+                float l = lp[q * p.lp_p];
+                if (l == -INFINITY)
+                    continue;
+                A w = acc_exp((A)l - (A)m);
+                sum += w;
+                acc += w * (A)elem<TP>::load(op[r * p.op_r + q * p.op_p + h * p.op_h + d]);
+            }
+            acc = acc / sum;
+            lse = (float)((A)m + acc_log(sum));
+        }
+        o[r * p.o_r + h * p.o_h + d] = elem<TO>::store(acc);
+        if (p.lse && d == 0)
+            p.lse[r * p.l_r + h * p.l_h] = lse;
+    }
+}
+
+template <typename TP, typename TO> static void launch_merge(const merge_params &p, cudaStream_t s)
+{
+    long long total = (long long)p.rows * p.heads * p.dim;
+    if (total > 0)
+        merge_kernel<TP, TO><<<bk_grid_for(total, 256), 256, 0, s>>>(p);
+}
+
+extern "C" bk_status bk_cuda_attention_merge(const bk_attention_merge_desc *d, const bk_attention_merge_args *a,
+                                             void *stream)
+{
+    merge_params p;
+    p.op = a->o_parts.data;
+    p.op_r = a->o_parts.strides[0];
+    p.op_p = a->o_parts.strides[1];
+    p.op_h = a->o_parts.strides[2];
+    p.lp = (const float *)a->lse_parts.data;
+    p.lp_r = a->lse_parts.strides[0];
+    p.lp_p = a->lse_parts.strides[1];
+    p.lp_h = a->lse_parts.strides[2];
+    p.o = a->o.data;
+    p.o_r = a->o.strides[0];
+    p.o_h = a->o.strides[1];
+    p.lse = a->lse ? (float *)a->lse->data : NULL;
+    p.l_r = a->lse ? a->lse->strides[0] : 0;
+    p.l_h = a->lse ? a->lse->strides[1] : 0;
+    p.rows = d->rows;
+    p.parts = d->parts;
+    p.heads = d->heads;
+    p.dim = d->head_dim;
+    cudaStream_t s = (cudaStream_t)stream;
+    BK_DISPATCH_FLOAT(d->dtype, T, launch_merge<T, T>(p, s));
+    return bk_cuda_check_launch("attention_merge");
+}
+
+/* --------------------------------------------------------------- shared -- */
+
+struct paged_table {
+    const int *indptr, *indices, *last;
+    int n_indices, num_pages, page_size, kv_heads;
+};
+
+/* Tokens of request b from the (trusted) table: 0 when it owns no page. */
+static __device__ __forceinline__ long long paged_len(const paged_table &t, int b, long long &first)
+{
+    first = t.indptr[b];
+    long long pages = (long long)t.indptr[b + 1] - first;
+    if (pages < 1)
+        return 0;
+    int last = min(max(t.last[b], 1), t.page_size);
+    return (pages - 1) * t.page_size + last;
+}
+
+/* Element offset of token j (kv head g) of a request whose pages start at kv_indices
+ * position `first`; -1 when the index data points outside its buffers. */
+static __device__ __forceinline__ long long paged_row(const paged_table &t, long long first, long long j, int g)
+{
+    long long pi = first + j / t.page_size;
+    if (pi < 0 || pi >= t.n_indices)
+        return -1;
+    long long page = t.indices[pi];
+    if (page < 0 || page >= t.num_pages)
+        return -1;
+    return (page * t.kv_heads + g) * t.page_size + j % t.page_size;
+}
+
+/* 16-byte vectors to floats. */
+template <typename T, int N> static __device__ __forceinline__ void to_float(const uint4 *v, float *f)
+{
+    const T *e = reinterpret_cast<const T *>(v);
+#pragma unroll
+    for (int i = 0; i < N; i++)
+        f[i] = elem<T>::load(e[i]);
+}
+
+/* --------------------------------------------------------------- decode -- */
+
+struct decode_params {
+    const void *q;
+    long long q_b, q_h;
+    const void *k, *v;
+    paged_table t;
+    int q_heads, group, gchunks, splits;
+    float scale_log2;
+    void *o;
+    long long o_b, o_h;
+    float *lse;
+    long long l_b, l_h;
+    float *part_o, *part_lse;
+};
+
+template <typename T, int D> struct decode_cfg {
+    static const int VEC = 16 / (int)sizeof(T);      /* elements per 16-byte vector */
+    static const int LPR0 = D / VEC;
+    static const int LPR = LPR0 > 32 ? 32 : LPR0;   /* lanes per K/V row */
+    static const int EPL = D / LPR;                  /* elements per lane */
+    static const int NV = EPL / VEC;                 /* vectors per lane */
+    static const int RPW = 32 / LPR;                 /* rows per warp step */
+    static const int WARPS = 4;
+    static const int NRG = WARPS * RPW;              /* row-groups per CTA */
+    static const int U = 4;                          /* rows per row-group in flight */
+};
+
+template <typename T, int D, int G>
+__global__ void __launch_bounds__(128) decode_kernel(decode_params p)
+{
+    typedef decode_cfg<T, D> C;
+    __shared__ __align__(16) float q_s[G][D];
+    __shared__ float red_m[C::NRG][G], red_l[C::NRG][G];
+    __shared__ __align__(16) float red_o[C::NRG][G][D];
+
+    const int split = blockIdx.x, kvh = blockIdx.y / p.gchunks, gc = blockIdx.y % p.gchunks, b = blockIdx.z;
+    const int h0 = kvh * p.group + gc * G, ng = min(G, p.group - gc * G);
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int li = lane % C::LPR, rg = warp * C::RPW + lane / C::LPR;
+
+    for (int i = tid; i < G * D; i += blockDim.x) {
+        int g = i / D, d = i % D;
+        float x = 0.f;
+        if (g < ng)
+            x = elem<T>::load(((const T *)p.q)[b * p.q_b + (long long)(h0 + g) * p.q_h + d]) * p.scale_log2;
+        q_s[g][d] = x;
+    }
+    __syncthreads();
+    float qr[G][C::EPL];
+#pragma unroll
+    for (int g = 0; g < G; g++)
+#pragma unroll
+        for (int e = 0; e < C::EPL; e += 4) {
+            float4 x = *reinterpret_cast<const float4 *>(&q_s[g][li * C::EPL + e]);
+            qr[g][e] = x.x;
+            qr[g][e + 1] = x.y;
+            qr[g][e + 2] = x.z;
+            qr[g][e + 3] = x.w;
+        }
+
+    long long first;
+    const long long kv_len = paged_len(p.t, b, first);
+    const long long chunk = (kv_len + p.splits - 1) / p.splits;
+    const long long lo = (long long)split * chunk, hi = min(kv_len, lo + chunk);
+
+    float m[G], l[G], acc[G][C::EPL];
+#pragma unroll
+    for (int g = 0; g < G; g++) {
+        m[g] = -INFINITY;
+        l[g] = 0.f;
+#pragma unroll
+        for (int e = 0; e < C::EPL; e++)
+            acc[g][e] = 0.f;
+    }
+    const T *kp = (const T *)p.k, *vp = (const T *)p.v;
+    for (long long it = lo; it < hi; it += (long long)C::NRG * C::U) {
+        uint4 kv[C::U][C::NV], vv[C::U][C::NV];
+        bool ok[C::U];
+#pragma unroll
+        for (int u = 0; u < C::U; u++) {
+            long long j = it + u * C::NRG + rg;
+            long long row = j < hi ? paged_row(p.t, first, j, kvh) : -1;
+            ok[u] = row >= 0;
+            const uint4 *ks = reinterpret_cast<const uint4 *>(kp + row * D + li * C::EPL);
+            const uint4 *vs = reinterpret_cast<const uint4 *>(vp + row * D + li * C::EPL);
+#pragma unroll
+            for (int w = 0; w < C::NV; w++) {
+                kv[u][w] = ok[u] ? __ldg(ks + w) : make_uint4(0, 0, 0, 0);
+                vv[u][w] = ok[u] ? __ldg(vs + w) : make_uint4(0, 0, 0, 0);
+            }
+        }
+        float s[C::U][G];
+#pragma unroll
+        for (int u = 0; u < C::U; u++) {
+            float kf[C::EPL];
+            to_float<T, C::EPL>(kv[u], kf);
+#pragma unroll
+            for (int g = 0; g < G; g++) {
+                float x = 0.f;
+#pragma unroll
+                for (int e = 0; e < C::EPL; e++)
+                    x = fmaf(qr[g][e], kf[e], x);
+#pragma unroll
+                for (int off = C::LPR / 2; off > 0; off /= 2)
+                    x += __shfl_xor_sync(0xffffffffu, x, off);
+                s[u][g] = ok[u] ? x : -INFINITY;
+            }
+        }
+#pragma unroll
+        for (int g = 0; g < G; g++) {
+            float mx = m[g];
+#pragma unroll
+            for (int u = 0; u < C::U; u++)
+                mx = fmaxf(mx, s[u][g]);
+            if (mx == -INFINITY)
+                continue;
+            const float alpha = exp2f(m[g] - mx);
+            float pr[C::U], ps = 0.f;
+#pragma unroll
+            for (int u = 0; u < C::U; u++) {
+                pr[u] = exp2f(s[u][g] - mx);
+                ps += pr[u];
+            }
+            l[g] = l[g] * alpha + ps;
+            m[g] = mx;
+#pragma unroll
+            for (int e = 0; e < C::EPL; e++)
+                acc[g][e] *= alpha;
+        }
+#pragma unroll
+        for (int u = 0; u < C::U; u++) {
+            float vf[C::EPL];
+            to_float<T, C::EPL>(vv[u], vf);
+#pragma unroll
+            for (int g = 0; g < G; g++) {
+                const float pu = m[g] == -INFINITY ? 0.f : exp2f(s[u][g] - m[g]);
+#pragma unroll
+                for (int e = 0; e < C::EPL; e++)
+                    acc[g][e] = fmaf(pu, vf[e], acc[g][e]);
+            }
+        }
+    }
+
+    /* merge the row-groups */
+#pragma unroll
+    for (int g = 0; g < G; g++) {
+        if (li == 0) {
+            red_m[rg][g] = m[g];
+            red_l[rg][g] = l[g];
+        }
+#pragma unroll
+        for (int e = 0; e < C::EPL; e++)
+            red_o[rg][g][li * C::EPL + e] = acc[g][e];
+    }
+    __syncthreads();
+    for (int i = tid; i < ng * D; i += blockDim.x) {
+        const int g = i / D, d = i % D;
+        float M = -INFINITY;
+        for (int r = 0; r < C::NRG; r++)
+            M = fmaxf(M, red_m[r][g]);
+        float L = 0.f, O = 0.f, lse = -INFINITY;
+        if (M != -INFINITY) {
+            for (int r = 0; r < C::NRG; r++) {
+                float w = exp2f(red_m[r][g] - M);
+                L += red_l[r][g] * w;
+                O += red_o[r][g][d] * w;
+            }
+            O /= L;
+            lse = (M + log2f(L)) * BK_LN2;
+        }
+        const long long h = h0 + g;
+        if (p.splits == 1) {
+            ((T *)p.o)[b * p.o_b + h * p.o_h + d] = elem<T>::store(O);
+            if (p.lse && d == 0)
+                p.lse[b * p.l_b + h * p.l_h] = lse;
+        } else {
+            const long long part = ((long long)b * p.q_heads + h) * p.splits + split;
+            p.part_o[part * D + d] = O;
+            if (d == 0)
+                p.part_lse[part] = lse;
+        }
+    }
+}
+
+template <typename T, int D> static void launch_decode(const decode_params &p0, dim3 grid, int G, cudaStream_t s)
+{
+    decode_params p = p0;
+    if (G == 1)
+        decode_kernel<T, D, 1><<<grid, 128, 0, s>>>(p);
+    else if (G == 2)
+        decode_kernel<T, D, 2><<<grid, 128, 0, s>>>(p);
+    else
+        decode_kernel<T, D, 4><<<grid, 128, 0, s>>>(p);
+}
+
+static const int kDecodeMaxG = 4;
+
+extern "C" int32_t bk_cuda_paged_decode_splits(const bk_paged_decode_desc *d)
+{
+    if (d->kv_splits > 0)
+        return d->kv_splits;
+    const int group = d->q_heads / d->paged_kv.kv_heads;
+    const long long ctas = (long long)d->batch * d->paged_kv.kv_heads * ((group + kDecodeMaxG - 1) / kDecodeMaxG);
+    /* >= 2048 CTAs: ~5 waves of an H100 at 3 CTAs per SM, so the last partial wave costs
+       little (batch 64 x 8 kv heads -> 4 splits); the merge pass adds ~1-2% traffic */
+    const long long want = (2048 + ctas - 1) / ctas;
+    const long long by_len = (long long)d->paged_kv.num_pages * d->paged_kv.page_size / 256; /* >= 256 keys a part */
+    long long s = want < by_len ? want : by_len;
+    if (s > 64)
+        s = 64;
+    return (int32_t)(s < 1 ? 1 : s);
+}
+
+extern "C" size_t bk_cuda_paged_decode_partial_floats(const bk_paged_decode_desc *d, int32_t splits)
+{
+    if (splits <= 1)
+        return 0;
+    return (size_t)d->batch * (size_t)d->q_heads * (size_t)splits * (size_t)(d->paged_kv.head_dim + 1);
+}
+
+static paged_table table_of(const bk_paged_kv_desc *pd, const bk_paged_kv *kv)
+{
+    paged_table t;
+    t.indptr = (const int *)kv->kv_indptr.data;
+    t.indices = (const int *)kv->kv_indices.data;
+    t.last = (const int *)kv->last_page_len.data;
+    t.n_indices = (int)kv->kv_indices.shape[0];
+    t.num_pages = pd->num_pages;
+    t.page_size = pd->page_size;
+    t.kv_heads = pd->kv_heads;
+    return t;
+}
+
+extern "C" bk_status bk_cuda_paged_decode(const bk_paged_decode_desc *d, const bk_paged_decode_args *a,
+                                          int32_t splits, float *part_o, float *part_lse, void *stream)
+{
+    const bk_paged_kv_desc *pd = &d->paged_kv;
+    if (((uintptr_t)a->kv.k_pages.data | (uintptr_t)a->kv.v_pages.data) % 16 != 0)
+        return bk_fail(BK_STATUS_UNSUPPORTED, "paged_decode: k_pages / v_pages are not 16-byte aligned, expected "
+                                              "16-byte aligned pools on CUDA");
+    decode_params p;
+    p.q = a->q.data;
+    p.q_b = a->q.strides[0];
+    p.q_h = a->q.strides[1];
+    p.k = a->kv.k_pages.data;
+    p.v = a->kv.v_pages.data;
+    p.t = table_of(pd, &a->kv);
+    p.q_heads = d->q_heads;
+    p.group = d->q_heads / pd->kv_heads;
+    const int G = p.group >= 4 ? 4 : p.group >= 2 ? 2 : 1;
+    p.gchunks = (p.group + G - 1) / G;
+    p.splits = splits;
+    p.scale_log2 = (float)(d->scale * 1.4426950408889634);
+    p.o = a->o.data;
+    p.o_b = a->o.strides[0];
+    p.o_h = a->o.strides[1];
+    p.lse = a->lse ? (float *)a->lse->data : NULL;
+    p.l_b = a->lse ? a->lse->strides[0] : 0;
+    p.l_h = a->lse ? a->lse->strides[1] : 0;
+    p.part_o = part_o;
+    p.part_lse = part_lse;
+    dim3 grid((unsigned)splits, (unsigned)(pd->kv_heads * p.gchunks), (unsigned)d->batch);
+    if (grid.z > 65535)
+        return bk_fail(BK_STATUS_UNSUPPORTED, "paged_decode: batch is %d, expected <= 65535 on CUDA", (int)d->batch);
+    cudaStream_t s = (cudaStream_t)stream;
+    switch (pd->dtype) {
+    case BK_DTYPE_F32:
+        if (pd->head_dim == 64) launch_decode<float, 64>(p, grid, G, s);
+        else if (pd->head_dim == 128) launch_decode<float, 128>(p, grid, G, s);
+        else launch_decode<float, 256>(p, grid, G, s);
+        break;
+    case BK_DTYPE_F16:
+        if (pd->head_dim == 64) launch_decode<__half, 64>(p, grid, G, s);
+        else if (pd->head_dim == 128) launch_decode<__half, 128>(p, grid, G, s);
+        else launch_decode<__half, 256>(p, grid, G, s);
+        break;
+    default:
+        if (pd->head_dim == 64) launch_decode<__nv_bfloat16, 64>(p, grid, G, s);
+        else if (pd->head_dim == 128) launch_decode<__nv_bfloat16, 128>(p, grid, G, s);
+        else launch_decode<__nv_bfloat16, 256>(p, grid, G, s);
+        break;
+    }
+    BK_TRY(bk_cuda_check_launch("paged_decode"));
+    if (splits > 1) {
+        merge_params m;
+        const long long D = pd->head_dim, S = splits;
+        m.op = part_o;
+        m.op_r = (long long)d->q_heads * S * D;
+        m.op_p = D;
+        m.op_h = S * D;
+        m.lp = part_lse;
+        m.lp_r = (long long)d->q_heads * S;
+        m.lp_p = 1;
+        m.lp_h = S;
+        m.o = a->o.data;
+        m.o_r = a->o.strides[0];
+        m.o_h = a->o.strides[1];
+        m.lse = p.lse;
+        m.l_r = p.l_b;
+        m.l_h = p.l_h;
+        m.rows = d->batch;
+        m.parts = splits;
+        m.heads = d->q_heads;
+        m.dim = pd->head_dim;
+        BK_DISPATCH_FLOAT(pd->dtype, T, launch_merge<float, T>(m, s));
+        BK_TRY(bk_cuda_check_launch("paged_decode"));
+    }
+    return BK_STATUS_SUCCESS;
+}
+
+/* -------------------------------------------------------------- prefill -- */
+
+struct prefill_params {
+    const void *q;
+    long long q_r, q_h;
+    const int *q_indptr;
+    const void *k, *v;
+    paged_table t;
+    int batch, total_rows, q_heads, group;
+    bool causal;
+    float scale_log2;
+    void *o;
+    long long o_r, o_h;
+    float *lse;
+    long long l_r, l_h;
+};
+
+static const int kPfRows = 16;  /* query rows per CTA (4 warps x 4 rows) */
+static const int kPfRowsPerWarp = 4;
+static const int kPfKeys = 32;  /* keys per shared-memory tile */
+
+template <typename T, int D>
+__global__ void __launch_bounds__(128) prefill_kernel(prefill_params p)
+{
+    const int EPL = D / 32;
+    __shared__ __align__(16) T k_s[kPfKeys][D];
+    __shared__ __align__(16) T v_s[kPfKeys][D];
+    __shared__ bool ok_s[kPfKeys];
+
+    const int tile = blockIdx.x, h = blockIdx.y, g = h / p.group;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    /* request: the last b with b + q_indptr[b] / 16 <= tile */
+    int lo = 0, hi = p.batch - 1;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (mid + p.q_indptr[mid] / kPfRows <= tile)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    const int b = lo;
+    const long long r0 = p.q_indptr[b], qo_len = (long long)p.q_indptr[b + 1] - r0;
+    const long long i0 = (long long)(tile - (b + p.q_indptr[b] / kPfRows)) * kPfRows; /* first row in request */
+    if (i0 < 0 || i0 >= qo_len)
+        return;
+    long long first;
+    const long long kv_len = paged_len(p.t, b, first);
+
+    float qr[kPfRowsPerWarp][EPL], acc[kPfRowsPerWarp][EPL], m[kPfRowsPerWarp], l[kPfRowsPerWarp];
+    long long key_hi[kPfRowsPerWarp], row[kPfRowsPerWarp];
+    long long cta_hi = 0;
+#pragma unroll
+    for (int rr = 0; rr < kPfRowsPerWarp; rr++) {
+        const long long i = i0 + warp * kPfRowsPerWarp + rr;
+        const long long r = r0 + i;
+        const bool live = i < qo_len && r >= 0 && r < p.total_rows;
+        row[rr] = live ? r : -1;
+        long long kh = kv_len;
+        if (p.causal)
+            kh = min(kv_len, i + kv_len - qo_len + 1);
+        key_hi[rr] = live ? max(kh, 0LL) : 0;
+        m[rr] = -INFINITY;
+        l[rr] = 0.f;
+#pragma unroll
+        for (int e = 0; e < EPL; e++) {
+            acc[rr][e] = 0.f;
+            qr[rr][e] = live ? elem<T>::load(((const T *)p.q)[r * p.q_r + (long long)h * p.q_h + lane * EPL + e]) *
+                                   p.scale_log2
+                             : 0.f;
+        }
+    }
+    /* keys any row of the CTA sees: the last live row sees the most */
+    {
+        const long long i = min(i0 + kPfRows, qo_len) - 1;
+        cta_hi = p.causal ? min(kv_len, i + kv_len - qo_len + 1) : kv_len;
+    }
+    const int UPR = D * (int)sizeof(T) / 16; /* 16-byte units per row */
+    for (long long kt = 0; kt < cta_hi; kt += kPfKeys) {
+        __syncthreads();
+        for (int u = tid; u < kPfKeys * UPR; u += blockDim.x) {
+            const int jj = u / UPR, c = u % UPR;
+            const long long j = kt + jj;
+            const long long off = j < cta_hi ? paged_row(p.t, first, j, g) : -1;
+            uint4 kx = make_uint4(0, 0, 0, 0), vx = make_uint4(0, 0, 0, 0);
+            if (off >= 0) {
+                kx = __ldg(reinterpret_cast<const uint4 *>((const T *)p.k + off * D) + c);
+                vx = __ldg(reinterpret_cast<const uint4 *>((const T *)p.v + off * D) + c);
+            }
+            reinterpret_cast<uint4 *>(&k_s[jj][0])[c] = kx;
+            reinterpret_cast<uint4 *>(&v_s[jj][0])[c] = vx;
+            if (c == 0)
+                ok_s[jj] = off >= 0;
+        }
+        __syncthreads();
+        const int nk = (int)min((long long)kPfKeys, cta_hi - kt);
+        for (int jj = 0; jj < nk; jj++) {
+            if (!ok_s[jj])
+                continue;
+            float kf[EPL], vf[EPL];
+#pragma unroll
+            for (int e = 0; e < EPL; e++) {
+                kf[e] = elem<T>::load(k_s[jj][lane * EPL + e]);
+                vf[e] = elem<T>::load(v_s[jj][lane * EPL + e]);
+            }
+#pragma unroll
+            for (int rr = 0; rr < kPfRowsPerWarp; rr++) {
+                if (kt + jj >= key_hi[rr]) /* warp-uniform */
+                    continue;
+                float x = 0.f;
+#pragma unroll
+                for (int e = 0; e < EPL; e++)
+                    x = fmaf(qr[rr][e], kf[e], x);
+#pragma unroll
+                for (int off = 16; off > 0; off /= 2)
+                    x += __shfl_xor_sync(0xffffffffu, x, off);
+                if (x > m[rr]) {
+                    const float alpha = exp2f(m[rr] - x);
+                    l[rr] *= alpha;
+#pragma unroll
+                    for (int e = 0; e < EPL; e++)
+                        acc[rr][e] *= alpha;
+                    m[rr] = x;
+                }
+                const float pr = exp2f(x - m[rr]);
+                l[rr] += pr;
+#pragma unroll
+                for (int e = 0; e < EPL; e++)
+                    acc[rr][e] = fmaf(pr, vf[e], acc[rr][e]);
+            }
+        }
+    }
+#pragma unroll
+    for (int rr = 0; rr < kPfRowsPerWarp; rr++) {
+        if (row[rr] < 0)
+            continue;
+        const bool any = l[rr] > 0.f;
+        const float inv = any ? 1.f / l[rr] : 0.f;
+        T *o = (T *)p.o + row[rr] * p.o_r + (long long)h * p.o_h + lane * EPL;
+#pragma unroll
+        for (int e = 0; e < EPL; e++)
+            o[e] = elem<T>::store(acc[rr][e] * inv);
+        if (p.lse && lane == 0)
+            p.lse[row[rr] * p.l_r + (long long)h * p.l_h] = any ? (m[rr] + log2f(l[rr])) * BK_LN2 : -INFINITY;
+    }
+}
+
+template <typename T> static void launch_prefill(const prefill_params &p, int D, dim3 grid, cudaStream_t s)
+{
+    if (D == 64)
+        prefill_kernel<T, 64><<<grid, 128, 0, s>>>(p);
+    else if (D == 128)
+        prefill_kernel<T, 128><<<grid, 128, 0, s>>>(p);
+    else
+        prefill_kernel<T, 256><<<grid, 128, 0, s>>>(p);
+}
+
+extern "C" bk_status bk_cuda_paged_prefill(const bk_paged_prefill_desc *d, const bk_paged_prefill_args *a,
+                                           void *stream)
+{
+    const bk_paged_kv_desc *pd = &d->paged_kv;
+    if (d->total_rows == 0)
+        return BK_STATUS_SUCCESS;
+    if (((uintptr_t)a->kv.k_pages.data | (uintptr_t)a->kv.v_pages.data) % 16 != 0)
+        return bk_fail(BK_STATUS_UNSUPPORTED, "paged_prefill: k_pages / v_pages are not 16-byte aligned, expected "
+                                              "16-byte aligned pools on CUDA");
+    prefill_params p;
+    p.q = a->q.data;
+    p.q_r = a->q.strides[0];
+    p.q_h = a->q.strides[1];
+    p.q_indptr = (const int *)a->q_indptr.data;
+    p.k = a->kv.k_pages.data;
+    p.v = a->kv.v_pages.data;
+    p.t = table_of(pd, &a->kv);
+    p.batch = d->batch;
+    p.total_rows = d->total_rows;
+    p.q_heads = d->q_heads;
+    p.group = d->q_heads / pd->kv_heads;
+    p.causal = d->causal;
+    p.scale_log2 = (float)(d->scale * 1.4426950408889634);
+    p.o = a->o.data;
+    p.o_r = a->o.strides[0];
+    p.o_h = a->o.strides[1];
+    p.lse = a->lse ? (float *)a->lse->data : NULL;
+    p.l_r = a->lse ? a->lse->strides[0] : 0;
+    p.l_h = a->lse ? a->lse->strides[1] : 0;
+    const long long tiles = (long long)d->batch + d->total_rows / kPfRows + 1;
+    if (tiles > 0x7fffffffLL || d->q_heads > 65535)
+        return bk_fail(BK_STATUS_UNSUPPORTED, "paged_prefill: %lld tiles x %d heads is too large a grid", tiles,
+                       (int)d->q_heads);
+    dim3 grid((unsigned)tiles, (unsigned)d->q_heads);
+    cudaStream_t s = (cudaStream_t)stream;
+    if (pd->dtype == BK_DTYPE_F16)
+        launch_prefill<__half>(p, pd->head_dim, grid, s);
+    else
+        launch_prefill<__nv_bfloat16>(p, pd->head_dim, grid, s);
+    return bk_cuda_check_launch("paged_prefill");
+}

@@ -1,0 +1,26 @@
+/* CUDA launchers of the paged attention family (src/cuda/paged.cu): paged_decode,
+ * paged_prefill and attention_merge, called by the ops after can_implement has passed.
+ * Asynchronous on `stream`; no allocation, no host synchronisation, no host copy of
+ * index data (graph-capturable). Index data is trusted: a page id, an indptr entry or
+ * a last_page_len outside its range never causes an out-of-bounds access (the row or
+ * key is skipped), but the output of a request with a broken page table is undefined. */
+#ifndef BK_CUDA_PAGED_H
+#define BK_CUDA_PAGED_H
+#include "baracuda/baracuda.h"
+#ifdef __cplusplus
+extern "C" {
+#endif
+/* Split-KV parts per (request, kv head) of a decode: desc.kv_splits when > 0, else a
+ * heuristic from batch * kv_heads and the longest possible kv_len (the pool). */
+int32_t bk_cuda_paged_decode_splits(const bk_paged_decode_desc *d);
+/* Workspace of a decode with `splits` parts: 0 when splits == 1, else partial outputs
+ * f32 [batch, q_heads, splits, head_dim] then partial lse f32 [batch, q_heads, splits]. */
+size_t bk_cuda_paged_decode_partial_floats(const bk_paged_decode_desc *d, int32_t splits);
+bk_status bk_cuda_paged_decode(const bk_paged_decode_desc *d, const bk_paged_decode_args *a, int32_t splits,
+                               float *part_o, float *part_lse, void *stream);
+bk_status bk_cuda_paged_prefill(const bk_paged_prefill_desc *d, const bk_paged_prefill_args *a, void *stream);
+bk_status bk_cuda_attention_merge(const bk_attention_merge_desc *d, const bk_attention_merge_args *a, void *stream);
+#ifdef __cplusplus
+}
+#endif
+#endif
