@@ -15,7 +15,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 BACKENDS = [("cudnn", SDPBackend.CUDNN_ATTENTION), ("flash2", SDPBackend.FLASH_ATTENTION)]
 
 
-def median_ms(fn, target_ms=800.0):
+def median_ms(fn, target_ms=400.0):
     fn()
     torch.cuda.synchronize()
     a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)

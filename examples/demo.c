@@ -100,6 +100,19 @@ static void sync_device(void)
 #endif
 }
 
+/* The workspace a plan asks for, on the plan's device (NULL when it needs none). */
+static bk_workspace workspace_of(size_t bytes)
+{
+    bk_workspace ws = {bytes ? dev_alloc(bytes) : NULL, bytes};
+    return ws;
+}
+
+static void workspace_free(bk_workspace ws)
+{
+    if (ws.data)
+        dev_free(ws.data);
+}
+
 static double now_ms(void)
 {
     struct timespec ts;
@@ -198,12 +211,14 @@ static double append_tokens(bk_target target, cache *c, const int *add, char *sk
     bk_status s = bk_paged_kv_append_select(&desc, target, BK_PREFER_FASTEST, &plan);
     if (s != BK_STATUS_SUCCESS)
         die("paged_kv_append select", s);
+    bk_workspace ws = workspace_of(bk_paged_kv_append_workspace_size(&plan));
     double t0 = now_ms();
-    s = bk_paged_kv_append_run(&plan, NULL, (bk_workspace){0}, &args);
+    s = bk_paged_kv_append_run(&plan, NULL, ws, &args);
     if (s != BK_STATUS_SUCCESS)
         die("paged_kv_append run", s);
     sync_device();
     double ms = now_ms() - t0;
+    workspace_free(ws);
     bk_sku_name(&plan.info.sku, sku, sku_size);
     dev_free(dk);
     dev_free(dv);
@@ -246,9 +261,11 @@ static double check_with_sdpa(bk_target target, const cache *c, int b, const uin
     bk_sdpa_fwd_args args = {view(dq, DT, 4, 1, Q_HEADS, rows, HEAD_DIM), view(dk, DT, 4, 1, KV_HEADS, L, HEAD_DIM),
                              view(dv, DT, 4, 1, KV_HEADS, L, HEAD_DIM), view(dy, DT, 4, 1, Q_HEADS, rows, HEAD_DIM),
                              NULL, NULL};
-    s = bk_sdpa_fwd_run(&plan, NULL, (bk_workspace){0}, &args);
+    bk_workspace ws = workspace_of(bk_sdpa_fwd_workspace_size(&plan));
+    s = bk_sdpa_fwd_run(&plan, NULL, ws, &args);
     if (s != BK_STATUS_SUCCESS)
         die("sdpa_fwd run", s);
+    workspace_free(ws);
     to_host(y, dy, qn * 2);
     bk_sku_name(&plan.info.sku, sku, sku_size);
     double err = 0.0;
@@ -347,12 +364,14 @@ int main(void)
     pa.o = view(dout, DT, 3, rows, Q_HEADS, HEAD_DIM, 0);
     bk_tensor lse = view(dlse, BK_DTYPE_F32, 2, rows, Q_HEADS, 0, 0);
     pa.lse = &lse;
+    bk_workspace pws = workspace_of(bk_paged_prefill_workspace_size(&pplan));
     double t0 = now_ms();
-    s = bk_paged_prefill_run(&pplan, NULL, (bk_workspace){0}, &pa);
+    s = bk_paged_prefill_run(&pplan, NULL, pws, &pa);
     if (s)
         die("paged_prefill run", s);
     sync_device();
     double t_prefill = now_ms() - t0;
+    workspace_free(pws);
     bk_sku_name(&pplan.info.sku, sku_prefill, sizeof sku_prefill);
     to_host(o, dout, qn * 2);
     for (int b = 0; b < BATCH; b++) {
@@ -378,6 +397,7 @@ int main(void)
     if (s)
         die("paged_decode select", s);
     bk_sku_name(&dplan.info.sku, sku_decode, sizeof sku_decode);
+    bk_workspace dws = workspace_of(bk_paged_decode_workspace_size(&dplan));
     double t_decode = 0.0, t_dappend = 0.0;
     int one[BATCH] = {1, 1, 1, 1};
     for (int step = 0; step < STEPS; step++) {
@@ -390,7 +410,7 @@ int main(void)
         da.q = view(ddq, DT, 3, BATCH, Q_HEADS, HEAD_DIM, 0);
         da.o = view(ddo, DT, 3, BATCH, Q_HEADS, HEAD_DIM, 0);
         t0 = now_ms();
-        s = bk_paged_decode_run(&dplan, NULL, (bk_workspace){0}, &da);
+        s = bk_paged_decode_run(&dplan, NULL, dws, &da);
         if (s)
             die("paged_decode run", s);
         sync_device();
@@ -402,6 +422,7 @@ int main(void)
         }
     }
     printf("decode:  %d steps, final lengths %d, %d, %d, %d\n", STEPS, c.len[0], c.len[1], c.len[2], c.len[3]);
+    workspace_free(dws);
     dev_free(ddq);
     dev_free(ddo);
     free(dqh);
@@ -437,8 +458,7 @@ int main(void)
     bk_ssd_fwd_args sa = {view(x, DT, 4, BATCH, L, Q_HEADS, HEAD_DIM), view(dt, DT, 3, BATCH, L, Q_HEADS, 0),
                           view(a, DT, 1, Q_HEADS, 0, 0, 0), view(bb, DT, 4, BATCH, L, Q_HEADS, STATE),
                           view(cc, DT, 4, BATCH, L, Q_HEADS, STATE), view(y, DT, 4, BATCH, L, Q_HEADS, HEAD_DIM)};
-    size_t ws_bytes = bk_ssd_fwd_workspace_size(&splan);
-    bk_workspace ws = {ws_bytes ? dev_alloc(ws_bytes) : NULL, ws_bytes};
+    bk_workspace ws = workspace_of(bk_ssd_fwd_workspace_size(&splan));
     t0 = now_ms();
     s = bk_ssd_fwd_run(&splan, NULL, ws, &sa);
     if (s)
@@ -470,8 +490,7 @@ int main(void)
     dev_free(dt);
     dev_free(a);
     dev_free(y);
-    if (ws.data)
-        dev_free(ws.data);
+    workspace_free(ws);
     free(hx);
     free(hb);
     free(hc);
