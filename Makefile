@@ -34,6 +34,7 @@ bench:
 	mkdir -p $(BENCH_OUT)
 	BK_BENCH_CSV=$(BENCH_OUT)/bk_bench.csv ./build-gpu/bench/bk_bench "$(BENCH_FILTER)" | tee $(BENCH_OUT)/bk_bench.txt
 	python3 bench/torch_sdpa.py "$(BENCH_FILTER)" --csv $(BENCH_OUT)/torch.csv | tee $(BENCH_OUT)/torch.txt
+	python3 bench/results_table.py $(BENCH_OUT) | tee $(BENCH_OUT)/table.md
 
 clean:
 	rm -rf $(BUILD) build-gpu
