@@ -94,6 +94,14 @@ bk_status bk_check_dtype_in(const char *op, const char *field, bk_dtype dtype, u
     return BK_STATUS_SUCCESS;
 }
 
+bk_status bk_check_gqa(const char *op, int32_t q_heads, int32_t kv_heads, const char *kv_field)
+{
+    if (q_heads % kv_heads != 0)
+        return bk_fail(BK_STATUS_INVALID_PROBLEM, "%s: desc.q_heads is %d, expected a multiple of %s = %d", op,
+                       (int)q_heads, kv_field, (int)kv_heads);
+    return BK_STATUS_SUCCESS;
+}
+
 bk_status bk_check_ptr(const char *op, const char *name, const void *ptr)
 {
     if (ptr == NULL)

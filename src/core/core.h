@@ -65,6 +65,9 @@ bk_status bk_check_extent(const char *op, const char *field, int64_t value, int6
 bk_status bk_check_finite(const char *op, const char *field, double value);
 /* UNSUPPORTED unless `dtype` is in `mask` (a BK_DT bit set). */
 bk_status bk_check_dtype_in(const char *op, const char *field, bk_dtype dtype, uint32_t mask);
+/* GQA: INVALID_PROBLEM unless q_heads is a multiple of kv_heads (both already >= 1).
+ * `kv_field` names kv_heads in the message ("desc.kv_heads"). */
+bk_status bk_check_gqa(const char *op, int32_t q_heads, int32_t kv_heads, const char *kv_field);
 /* Non-NULL pointer check for descriptors, args, plans and outputs. */
 bk_status bk_check_ptr(const char *op, const char *name, const void *ptr);
 

@@ -11,6 +11,19 @@ bk_status bk_check_paged_desc(const char *op, const bk_paged_kv_desc *d, uint32_
     return bk_check_dtype_in(op, "desc.paged_kv.dtype", d->dtype, dtypes);
 }
 
+bk_status bk_check_paged_attention(const char *op, int32_t q_heads, double scale, const bk_paged_kv_desc *d,
+                                   uint32_t dtypes)
+{
+    BK_TRY(bk_check_extent(op, "desc.q_heads", q_heads, 1));
+    BK_TRY(bk_check_finite(op, "desc.scale", scale));
+    BK_TRY(bk_check_paged_desc(op, d, dtypes));
+    BK_TRY(bk_check_gqa(op, q_heads, d->kv_heads, "kv_heads"));
+    if (d->head_dim != 64 && d->head_dim != 128 && d->head_dim != 256)
+        return bk_fail(BK_STATUS_UNSUPPORTED, "%s: desc.paged_kv.head_dim is %d, expected 64, 128 or 256", op,
+                       (int)d->head_dim);
+    return BK_STATUS_SUCCESS;
+}
+
 bk_status bk_check_paged_tensors(const char *op, const bk_paged_kv_desc *d, int32_t batch,
                                  const bk_paged_kv *kv, bool pages_written)
 {

@@ -6,6 +6,11 @@
 
 /* Extents >= 1 and the dtype in `dtypes`. */
 bk_status bk_check_paged_desc(const char *op, const bk_paged_kv_desc *d, uint32_t dtypes);
+/* What paged_decode and paged_prefill share: q_heads >= 1, a finite scale, the pool
+ * (bk_check_paged_desc), GQA divisibility (INVALID_PROBLEM) and head_dim in
+ * {64, 128, 256} (UNSUPPORTED). */
+bk_status bk_check_paged_attention(const char *op, int32_t q_heads, double scale, const bk_paged_kv_desc *d,
+                                   uint32_t dtypes);
 /* Shapes, dtypes and layouts of the five tensors (no index values read).
  * `pages_written`: the pool is an output (paged_kv_append). */
 bk_status bk_check_paged_tensors(const char *op, const bk_paged_kv_desc *d, int32_t batch,

@@ -14,9 +14,7 @@ bk_status bk_sdpa_check_desc(const char *op, const bk_sdpa_fwd_desc *d)
     BK_TRY(bk_check_extent(op, "desc.kv_len", d->kv_len, 0));
     BK_TRY(bk_check_extent(op, "desc.head_dim_qk", d->head_dim_qk, 1));
     BK_TRY(bk_check_extent(op, "desc.head_dim_v", d->head_dim_v, 1));
-    if (d->q_heads % d->kv_heads != 0)
-        return bk_fail(BK_STATUS_INVALID_PROBLEM, "%s: desc.q_heads is %d, expected a multiple of desc.kv_heads = %d",
-                       op, (int)d->q_heads, (int)d->kv_heads);
+    BK_TRY(bk_check_gqa(op, d->q_heads, d->kv_heads, "desc.kv_heads"));
     if (d->head_dim_qk > BK_SDPA_MAX_HEAD_DIM)
         return bk_fail(BK_STATUS_UNSUPPORTED, "%s: desc.head_dim_qk is %d, expected <= %d", op, (int)d->head_dim_qk,
                        BK_SDPA_MAX_HEAD_DIM);

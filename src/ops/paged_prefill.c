@@ -28,17 +28,7 @@ static bk_status check_desc(const bk_paged_prefill_desc *d)
     BK_TRY(bk_check_ptr(OP, "desc", d));
     BK_TRY(bk_check_extent(OP, "desc.batch", d->batch, 1));
     BK_TRY(bk_check_extent(OP, "desc.total_rows", d->total_rows, 0));
-    BK_TRY(bk_check_extent(OP, "desc.q_heads", d->q_heads, 1));
-    BK_TRY(bk_check_finite(OP, "desc.scale", d->scale));
-    BK_TRY(bk_check_paged_desc(OP, &d->paged_kv, BK_DT_HALVES));
-    if (d->q_heads % d->paged_kv.kv_heads != 0)
-        return bk_fail(BK_STATUS_INVALID_PROBLEM, "%s: desc.q_heads is %d, expected a multiple of kv_heads = %d",
-                       OP, (int)d->q_heads, (int)d->paged_kv.kv_heads);
-    int32_t hd = d->paged_kv.head_dim;
-    if (hd != 64 && hd != 128 && hd != 256)
-        return bk_fail(BK_STATUS_UNSUPPORTED, "%s: desc.paged_kv.head_dim is %d, expected 64, 128 or 256", OP,
-                       (int)hd);
-    return BK_STATUS_SUCCESS;
+    return bk_check_paged_attention(OP, d->q_heads, d->scale, &d->paged_kv, BK_DT_HALVES);
 }
 
 bk_status bk_paged_prefill_select(const bk_paged_prefill_desc *desc, bk_target target, bk_preference preference,
