@@ -38,6 +38,86 @@ template <> struct elem<__nv_bfloat16> {
     static __device__ __forceinline__ __nv_bfloat16 store(float x) { return __float2bfloat16_rn(x); }
 };
 
+/* Precise math in the compute type (f32 for f32/f16/bf16, f64 for f64). */
+static __device__ __forceinline__ float bk_exp(float x) { return expf(x); }
+static __device__ __forceinline__ double bk_exp(double x) { return exp(x); }
+static __device__ __forceinline__ float bk_log(float x) { return logf(x); }
+static __device__ __forceinline__ double bk_log(double x) { return log(x); }
+static __device__ __forceinline__ float bk_tanh(float x) { return tanhf(x); }
+static __device__ __forceinline__ double bk_tanh(double x) { return tanh(x); }
+
+/* Tensor cores for the 16-bit types (sm_80+): pack two floats into one register of T2,
+ * and D += A * B with mma.sync.m16n8k16.row.col (f32 accumulate; A 4 registers, B 2). */
+template <typename T> struct bk_mma16;
+template <> struct bk_mma16<__half> {
+    static __device__ __forceinline__ uint32_t pack(float lo, float hi)
+    {
+        __half2 h = __floats2half2_rn(lo, hi);
+        return *reinterpret_cast<uint32_t *>(&h);
+    }
+    static __device__ __forceinline__ void mma(float *c, const uint32_t *a, const uint32_t *b)
+    {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                     "{%0,%1,%2,%3};\n"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    }
+};
+template <> struct bk_mma16<__nv_bfloat16> {
+    static __device__ __forceinline__ uint32_t pack(float lo, float hi)
+    {
+        __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+        return *reinterpret_cast<uint32_t *>(&h);
+    }
+    static __device__ __forceinline__ void mma(float *c, const uint32_t *a, const uint32_t *b)
+    {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                     "{%0,%1,%2,%3};\n"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    }
+};
+
+/* Shared-memory plumbing of the tensor-core kernels (sm_80+). */
+static __device__ __forceinline__ uint32_t bk_smem_addr(const void *p)
+{
+    return (uint32_t)__cvta_generic_to_shared(p);
+}
+/* Four 8x8 b16 matrices from shared memory (each lane gives one row address). */
+static __device__ __forceinline__ void bk_ldsm_x4(uint32_t *r, uint32_t addr)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+static __device__ __forceinline__ void bk_ldsm_x4_trans(uint32_t *r, uint32_t addr)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+/* 16-byte global -> shared copy; `src_bytes` < 16 zero-fills the rest (0: all zeros). */
+static __device__ __forceinline__ void bk_cp_async16(uint32_t dst, const void *src, int src_bytes)
+{
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
+}
+static __device__ __forceinline__ void bk_cp_async_commit()
+{
+    asm volatile("cp.async.commit_group;\n" ::);
+}
+/* Waits for every cp.async of this thread, committed or not. */
+static __device__ __forceinline__ void bk_cp_async_wait_all()
+{
+    asm volatile("cp.async.wait_all;\n" ::: "memory");
+}
+/* 2^x, approximate (ex2.approx.ftz): the softmax's exponential. */
+static __device__ __forceinline__ float bk_ex2(float x)
+{
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
+
 /* Runs the statements after T with T bound to the storage type of `dtype` (f32, f64, f16, bf16). */
 #define BK_DISPATCH_FLOAT(dtype, T, ...)                                  \
     switch (dtype) {                                                       \

@@ -70,12 +70,6 @@ __device__ __forceinline__ bool visible(const bwd_params &p, long long i, long l
     return true;
 }
 
-__device__ __forceinline__ float exp_acc(float x) { return expf(x); }
-__device__ __forceinline__ double exp_acc(double x) { return exp(x); }
-__device__ __forceinline__ float tanh_acc(float x) { return tanhf(x); }
-__device__ __forceinline__ double tanh_acc(double x) { return tanh(x); }
-__device__ __forceinline__ float log_acc(float x) { return logf(x); }
-__device__ __forceinline__ double log_acc(double x) { return log(x); }
 
 /* The score of a raw dot product and the factor d s / d dot (scale, times 1 - tanh^2). */
 template <typename A>
@@ -83,7 +77,7 @@ __device__ __forceinline__ void score(const bwd_params &p, A dot, A slope, long 
 {
     A raw = dot * (A)p.scale, f = (A)p.scale;
     if (p.softcap > 0.0) {
-        const A cap = (A)p.softcap, t = tanh_acc(raw / cap);
+        const A cap = (A)p.softcap, t = bk_tanh(raw / cap);
         raw = cap * t;
         f *= (A)1 - t * t;
     }
@@ -198,7 +192,7 @@ __device__ void score_tile(const bwd_params &p, const gen_smem<A> &s, A slope, l
                 dot += s.q[qi * ldq + e] * s.k[kj * ldq + e];
             A sc, dfac;
             score<A>(p, dot, slope, i, j, sc, dfac);
-            pp = exp_acc(sc - lse);
+            pp = bk_exp(sc - lse);
             if (!kRowSum) {
                 A dp = 0;
                 for (int e = 0; e < p.Dv; e++)
@@ -324,7 +318,7 @@ __global__ void __launch_bounds__(kThreads) bwd_dq_generic(bwd_params p, int b0)
         A *lrow = (A *)p.lrow + (b * p.Hq + h) * p.Sq;
         for (int qi = threadIdx.x; qi < BQ; qi += blockDim.x)
             if (i0 + qi < p.Sq && s.l[qi] != (A)-INFINITY)
-                lrow[i0 + qi] = s.rsum[qi] > (A)0 ? s.l[qi] + log_acc(s.rsum[qi]) : (A)-INFINITY;
+                lrow[i0 + qi] = s.rsum[qi] > (A)0 ? s.l[qi] + bk_log(s.rsum[qi]) : (A)-INFINITY;
         return;
     }
     T *dq = (T *)p.dq + b * p.sdq.s0 + h * p.sdq.s1;
@@ -337,58 +331,6 @@ __global__ void __launch_bounds__(kThreads) bwd_dq_generic(bwd_params p, int b0)
 
 /* --------------------------------------------------- tensor cores -- */
 
-/* 16-bit element helpers for the mma kernels. */
-template <typename T> struct mma_t;
-template <> struct mma_t<__half> {
-    static __device__ __forceinline__ uint32_t pack(float lo, float hi)
-    {
-        __half2 h = __floats2half2_rn(lo, hi);
-        return *reinterpret_cast<uint32_t *>(&h);
-    }
-    static __device__ __forceinline__ void mma(float *c, const uint32_t *a, const uint32_t *b)
-    {
-        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                     "{%0,%1,%2,%3};\n"
-                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-    }
-};
-template <> struct mma_t<__nv_bfloat16> {
-    static __device__ __forceinline__ uint32_t pack(float lo, float hi)
-    {
-        __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
-        return *reinterpret_cast<uint32_t *>(&h);
-    }
-    static __device__ __forceinline__ void mma(float *c, const uint32_t *a, const uint32_t *b)
-    {
-        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                     "{%0,%1,%2,%3};\n"
-                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-    }
-};
-
-__device__ __forceinline__ void ldsm_x4(uint32_t *r, const void *p)
-{
-    uint32_t a = (uint32_t)__cvta_generic_to_shared(p);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(a));
-}
-__device__ __forceinline__ void ldsm_x4_t(uint32_t *r, const void *p)
-{
-    uint32_t a = (uint32_t)__cvta_generic_to_shared(p);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(a));
-}
-/* 16-byte async copy; src_bytes 0 zero-fills. */
-__device__ __forceinline__ void cp_async16(void *dst, const void *src, int src_bytes)
-{
-    uint32_t a = (uint32_t)__cvta_generic_to_shared(dst);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(a), "l"(src), "r"(src_bytes));
-}
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::); }
 
 /* Swizzled [rows][D] tile of 16-bit elements: 16-byte chunk c of row r lives at chunk
  * c ^ (r % 8), so the 8 rows of one ldmatrix hit 8 different bank groups. */
@@ -403,7 +345,7 @@ __device__ __forceinline__ void tile_load(T *dst, const T *src, long long stride
         const int r = c / (D / 8), ch = c % (D / 8);
         const bool in = r0 + r < n;
         const T *g = src + (in ? (r0 + r) * stride : 0) + ch * 8;
-        cp_async16(dst + swz<D>(r, ch * 8), g, in ? 16 : 0);
+        bk_cp_async16(bk_smem_addr(dst + swz<D>(r, ch * 8)), g, in ? 16 : 0);
     }
 }
 
@@ -462,7 +404,7 @@ __global__ void __launch_bounds__(kThreads) bwd_dkdv_tc(bwd_params p, int b0)
                 sL[r] = in ? ((const float *)p.lrow)[rbase + i0 + r] : -INFINITY;
                 sDi[r] = in ? ((const float *)p.drow)[rbase + i0 + r] : 0.f;
             }
-            cp_async_wait_all();
+            bk_cp_async_wait_all();
             __syncthreads();
             float st[NT][4], dpt[NT][4];
 #pragma unroll
@@ -474,18 +416,18 @@ __global__ void __launch_bounds__(kThreads) bwd_dkdv_tc(bwd_params p, int b0)
             for (int kc = 0; kc < D / 16; kc++) {
                 uint32_t ak[4], av[4];
                 const int ar = kr + (lane & 7) + ((lane >> 3) & 1) * 8, ac = kc * 16 + (lane >> 4) * 8;
-                ldsm_x4(ak, sK + swz<D>(ar, ac));
-                ldsm_x4(av, sV + swz<D>(ar, ac));
+                bk_ldsm_x4(ak, bk_smem_addr(sK + swz<D>(ar, ac)));
+                bk_ldsm_x4(av, bk_smem_addr(sV + swz<D>(ar, ac)));
 #pragma unroll
                 for (int n = 0; n < NT; n += 2) {
                     uint32_t bq[4], bo[4];
                     const int br = n * 8 + (lane & 7) + (lane >> 4) * 8, bc = kc * 16 + ((lane >> 3) & 1) * 8;
-                    ldsm_x4(bq, sQ + swz<D>(br, bc));
-                    ldsm_x4(bo, sO + swz<D>(br, bc));
-                    mma_t<T>::mma(st[n], ak, bq);
-                    mma_t<T>::mma(st[n + 1], ak, bq + 2);
-                    mma_t<T>::mma(dpt[n], av, bo);
-                    mma_t<T>::mma(dpt[n + 1], av, bo + 2);
+                    bk_ldsm_x4(bq, bk_smem_addr(sQ + swz<D>(br, bc)));
+                    bk_ldsm_x4(bo, bk_smem_addr(sO + swz<D>(br, bc)));
+                    bk_mma16<T>::mma(st[n], ak, bq);
+                    bk_mma16<T>::mma(st[n + 1], ak, bq + 2);
+                    bk_mma16<T>::mma(dpt[n], av, bo);
+                    bk_mma16<T>::mma(dpt[n + 1], av, bo + 2);
                 }
             }
             /* P^T and dS^T: element c of n-tile n is key (c < 2 ? jr0 : jr1), query
@@ -503,40 +445,40 @@ __global__ void __launch_bounds__(kThreads) bwd_dkdv_tc(bwd_params p, int b0)
 #pragma unroll
             for (int kc = 0; kc < BQ / 16; kc++) {
                 uint32_t ap[4], as[4];
-                ap[0] = mma_t<T>::pack(st[2 * kc][0], st[2 * kc][1]);
-                ap[1] = mma_t<T>::pack(st[2 * kc][2], st[2 * kc][3]);
-                ap[2] = mma_t<T>::pack(st[2 * kc + 1][0], st[2 * kc + 1][1]);
-                ap[3] = mma_t<T>::pack(st[2 * kc + 1][2], st[2 * kc + 1][3]);
-                as[0] = mma_t<T>::pack(dpt[2 * kc][0], dpt[2 * kc][1]);
-                as[1] = mma_t<T>::pack(dpt[2 * kc][2], dpt[2 * kc][3]);
-                as[2] = mma_t<T>::pack(dpt[2 * kc + 1][0], dpt[2 * kc + 1][1]);
-                as[3] = mma_t<T>::pack(dpt[2 * kc + 1][2], dpt[2 * kc + 1][3]);
+                ap[0] = bk_mma16<T>::pack(st[2 * kc][0], st[2 * kc][1]);
+                ap[1] = bk_mma16<T>::pack(st[2 * kc][2], st[2 * kc][3]);
+                ap[2] = bk_mma16<T>::pack(st[2 * kc + 1][0], st[2 * kc + 1][1]);
+                ap[3] = bk_mma16<T>::pack(st[2 * kc + 1][2], st[2 * kc + 1][3]);
+                as[0] = bk_mma16<T>::pack(dpt[2 * kc][0], dpt[2 * kc][1]);
+                as[1] = bk_mma16<T>::pack(dpt[2 * kc][2], dpt[2 * kc][3]);
+                as[2] = bk_mma16<T>::pack(dpt[2 * kc + 1][0], dpt[2 * kc + 1][1]);
+                as[3] = bk_mma16<T>::pack(dpt[2 * kc + 1][2], dpt[2 * kc + 1][3]);
 #pragma unroll
                 for (int n = 0; n < DT; n += 2) {
                     uint32_t bo[4], bq[4];
                     const int br = kc * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, bc = n * 8 + (lane >> 4) * 8;
-                    ldsm_x4_t(bo, sO + swz<D>(br, bc));
-                    ldsm_x4_t(bq, sQ + swz<D>(br, bc));
-                    mma_t<T>::mma(accV[n], ap, bo);
-                    mma_t<T>::mma(accV[n + 1], ap, bo + 2);
-                    mma_t<T>::mma(accK[n], as, bq);
-                    mma_t<T>::mma(accK[n + 1], as, bq + 2);
+                    bk_ldsm_x4_trans(bo, bk_smem_addr(sO + swz<D>(br, bc)));
+                    bk_ldsm_x4_trans(bq, bk_smem_addr(sQ + swz<D>(br, bc)));
+                    bk_mma16<T>::mma(accV[n], ap, bo);
+                    bk_mma16<T>::mma(accV[n + 1], ap, bo + 2);
+                    bk_mma16<T>::mma(accK[n], as, bq);
+                    bk_mma16<T>::mma(accK[n + 1], as, bq + 2);
                 }
             }
         }
     }
-    cp_async_wait_all(); /* the K/V copies when no query tile was visited */
+    bk_cp_async_wait_all(); /* the K/V copies when no query tile was visited */
     T *dk = (T *)p.dk + b * p.sdk.s0 + hk * p.sdk.s1, *dv = (T *)p.dv + b * p.sdv.s0 + hk * p.sdv.s1;
 #pragma unroll
     for (int n = 0; n < DT; n++) {
         const int e = n * 8 + 2 * t;
         if (jr0 < p.Sk) {
-            *reinterpret_cast<uint32_t *>(dk + jr0 * p.sdk.s2 + e) = mma_t<T>::pack(accK[n][0], accK[n][1]);
-            *reinterpret_cast<uint32_t *>(dv + jr0 * p.sdv.s2 + e) = mma_t<T>::pack(accV[n][0], accV[n][1]);
+            *reinterpret_cast<uint32_t *>(dk + jr0 * p.sdk.s2 + e) = bk_mma16<T>::pack(accK[n][0], accK[n][1]);
+            *reinterpret_cast<uint32_t *>(dv + jr0 * p.sdv.s2 + e) = bk_mma16<T>::pack(accV[n][0], accV[n][1]);
         }
         if (jr1 < p.Sk) {
-            *reinterpret_cast<uint32_t *>(dk + jr1 * p.sdk.s2 + e) = mma_t<T>::pack(accK[n][2], accK[n][3]);
-            *reinterpret_cast<uint32_t *>(dv + jr1 * p.sdv.s2 + e) = mma_t<T>::pack(accV[n][2], accV[n][3]);
+            *reinterpret_cast<uint32_t *>(dk + jr1 * p.sdk.s2 + e) = bk_mma16<T>::pack(accK[n][2], accK[n][3]);
+            *reinterpret_cast<uint32_t *>(dv + jr1 * p.sdv.s2 + e) = bk_mma16<T>::pack(accV[n][2], accV[n][3]);
         }
     }
 }
@@ -580,7 +522,7 @@ __global__ void __launch_bounds__(kThreads) bwd_dq_tc(bwd_params p, int b0)
         __syncthreads();
         tile_load<T, D, BK>(sK, kb, p.sk.s2, j0, p.Sk);
         tile_load<T, D, BK>(sV, vb, p.sv.s2, j0, p.Sk);
-        cp_async_wait_all();
+        bk_cp_async_wait_all();
         __syncthreads();
         float s[NT][4], dp[NT][4];
 #pragma unroll
@@ -592,18 +534,18 @@ __global__ void __launch_bounds__(kThreads) bwd_dq_tc(bwd_params p, int b0)
         for (int kc = 0; kc < D / 16; kc++) {
             uint32_t aq[4], ao[4];
             const int ar = qr + (lane & 7) + ((lane >> 3) & 1) * 8, ac = kc * 16 + (lane >> 4) * 8;
-            ldsm_x4(aq, sQ + swz<D>(ar, ac));
-            ldsm_x4(ao, sO + swz<D>(ar, ac));
+            bk_ldsm_x4(aq, bk_smem_addr(sQ + swz<D>(ar, ac)));
+            bk_ldsm_x4(ao, bk_smem_addr(sO + swz<D>(ar, ac)));
 #pragma unroll
             for (int n = 0; n < NT; n += 2) {
                 uint32_t bk[4], bv[4];
                 const int br = n * 8 + (lane & 7) + (lane >> 4) * 8, bc = kc * 16 + ((lane >> 3) & 1) * 8;
-                ldsm_x4(bk, sK + swz<D>(br, bc));
-                ldsm_x4(bv, sV + swz<D>(br, bc));
-                mma_t<T>::mma(s[n], aq, bk);
-                mma_t<T>::mma(s[n + 1], aq, bk + 2);
-                mma_t<T>::mma(dp[n], ao, bv);
-                mma_t<T>::mma(dp[n + 1], ao, bv + 2);
+                bk_ldsm_x4(bk, bk_smem_addr(sK + swz<D>(br, bc)));
+                bk_ldsm_x4(bv, bk_smem_addr(sV + swz<D>(br, bc)));
+                bk_mma16<T>::mma(s[n], aq, bk);
+                bk_mma16<T>::mma(s[n + 1], aq, bk + 2);
+                bk_mma16<T>::mma(dp[n], ao, bv);
+                bk_mma16<T>::mma(dp[n + 1], ao, bv + 2);
             }
         }
 #pragma unroll
@@ -618,29 +560,29 @@ __global__ void __launch_bounds__(kThreads) bwd_dq_tc(bwd_params p, int b0)
 #pragma unroll
         for (int kc = 0; kc < BK / 16; kc++) {
             uint32_t as[4];
-            as[0] = mma_t<T>::pack(s[2 * kc][0], s[2 * kc][1]);
-            as[1] = mma_t<T>::pack(s[2 * kc][2], s[2 * kc][3]);
-            as[2] = mma_t<T>::pack(s[2 * kc + 1][0], s[2 * kc + 1][1]);
-            as[3] = mma_t<T>::pack(s[2 * kc + 1][2], s[2 * kc + 1][3]);
+            as[0] = bk_mma16<T>::pack(s[2 * kc][0], s[2 * kc][1]);
+            as[1] = bk_mma16<T>::pack(s[2 * kc][2], s[2 * kc][3]);
+            as[2] = bk_mma16<T>::pack(s[2 * kc + 1][0], s[2 * kc + 1][1]);
+            as[3] = bk_mma16<T>::pack(s[2 * kc + 1][2], s[2 * kc + 1][3]);
 #pragma unroll
             for (int n = 0; n < DT; n += 2) {
                 uint32_t bk[4];
                 const int br = kc * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, bc = n * 8 + (lane >> 4) * 8;
-                ldsm_x4_t(bk, sK + swz<D>(br, bc));
-                mma_t<T>::mma(accQ[n], as, bk);
-                mma_t<T>::mma(accQ[n + 1], as, bk + 2);
+                bk_ldsm_x4_trans(bk, bk_smem_addr(sK + swz<D>(br, bc)));
+                bk_mma16<T>::mma(accQ[n], as, bk);
+                bk_mma16<T>::mma(accQ[n + 1], as, bk + 2);
             }
         }
     }
-    cp_async_wait_all(); /* the Q/dO copies when no key tile was visited */
+    bk_cp_async_wait_all(); /* the Q/dO copies when no key tile was visited */
     T *dq = (T *)p.dq + b * p.sdq.s0 + h * p.sdq.s1;
 #pragma unroll
     for (int n = 0; n < DT; n++) {
         const int e = n * 8 + 2 * t;
         if (ir0 < p.Sq)
-            *reinterpret_cast<uint32_t *>(dq + ir0 * p.sdq.s2 + e) = mma_t<T>::pack(accQ[n][0], accQ[n][1]);
+            *reinterpret_cast<uint32_t *>(dq + ir0 * p.sdq.s2 + e) = bk_mma16<T>::pack(accQ[n][0], accQ[n][1]);
         if (ir1 < p.Sq)
-            *reinterpret_cast<uint32_t *>(dq + ir1 * p.sdq.s2 + e) = mma_t<T>::pack(accQ[n][2], accQ[n][3]);
+            *reinterpret_cast<uint32_t *>(dq + ir1 * p.sdq.s2 + e) = bk_mma16<T>::pack(accQ[n][2], accQ[n][3]);
     }
 }
 
