@@ -180,18 +180,21 @@ static void case_name(char *buf, size_t size, const char *op, bk_dtype dt, ssd_c
  * the f32 states and the masked scores C.B exp(..) dt to 16 bits before their products
  * (f32 accumulate), which a 16-bit naive reference does as well (flash-attn's rule: at
  * most about twice that error; bkt_tol is already twice the output rounding). */
-static void test_forward(bk_target target, bk_dtype dt, ssd_case s, bool padded, double dt_hi)
+static void test_forward_pad(bk_target target, bk_dtype dt, ssd_case s, int64_t in_pad, int64_t y_pad,
+                             double dt_hi)
 {
     char what[200], extra[64];
-    snprintf(extra, sizeof extra, "%s%s%s", padded ? " strided" : "", dt_hi > 0.5 ? " dt<1" : "",
+    snprintf(extra, sizeof extra, "%s%s%s", in_pad || y_pad ? " strided" : "", dt_hi > 0.5 ? " dt<1" : "",
              target.kind == BK_TARGET_CUDA ? " cuda" : "");
+    if (in_pad == 8 || y_pad == 8) /* strides that are multiples of 8 elements */
+        snprintf(extra + strlen(extra), sizeof extra - strlen(extra), " pad %d/%d", (int)in_pad, (int)y_pad);
     case_name(what, sizeof what, "ssd_fwd", dt, s, extra);
     ssd_inputs in;
-    make_inputs(&in, s, dt, padded ? 3 : 0, 0.001, dt_hi);
+    make_inputs(&in, s, dt, in_pad, 0.001, dt_hi);
     int64_t shape[4] = {s.b, s.l, s.h, s.d}, n = s.b * s.l * s.h * s.d;
     void *ybuf;
     int64_t yspan;
-    bk_tensor y = make_tensor(dt, 4, shape, padded ? 2 : 0, &ybuf, 0, 0, &yspan);
+    bk_tensor y = make_tensor(dt, 4, shape, y_pad, &ybuf, 0, 0, &yspan);
     bkt_poison(ybuf, dt, yspan);
     double *ref = malloc((size_t)(n + 1) * sizeof(double));
     ref_fwd(&in, ref);
@@ -212,6 +215,11 @@ static void test_forward(bk_target target, bk_dtype dt, ssd_case s, bool padded,
     free(ref);
     bkt_free(ybuf);
     free_inputs(&in);
+}
+
+static void test_forward(bk_target target, bk_dtype dt, ssd_case s, bool padded, double dt_hi)
+{
+    test_forward_pad(target, dt, s, padded ? 3 : 0, padded ? 2 : 0, dt_hi);
 }
 
 /* The plan says what it is. */
@@ -493,6 +501,18 @@ static void test_cuda(void)
         test_forward(gpu, BK_DTYPE_BF16, big[c], false, 0.1);
         if (c == 0)
             test_forward(gpu, BK_DTYPE_F16, big[c], true, 1.0);
+    }
+    /* f16/bf16 with D, N multiples of 8 and 16-byte aligned rows take the vectorised kernels
+     * (every contiguous case above with such D, N does too): strided views with strides that
+     * are multiples of 8 elements (odd chunk count, partial D tile, N = 48 cut into slices of
+     * 21 and 11 rows for the 16-bit states), and a y whose strides are not (the other path). */
+    static const ssd_case vec[] = {{2, 130, 3, 32, 48, 64}, {1, 200, 2, 72, 24, 64}};
+    for (size_t c = 0; c < sizeof vec / sizeof vec[0]; c++) {
+        test_forward_pad(gpu, BK_DTYPE_BF16, vec[c], 8, 8, 0.1);
+        if (quick)
+            continue;
+        test_forward_pad(gpu, BK_DTYPE_F16, vec[c], 8, 8, 1.0);
+        test_forward_pad(gpu, BK_DTYPE_BF16, vec[c], 8, 3, 0.1);
     }
     const char *what = "ssd_fwd cuda plan info";
     bk_ssd_desc d = {2, 33, 3, 16, 16, 16, BK_DTYPE_BF16};

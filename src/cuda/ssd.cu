@@ -31,12 +31,25 @@
  * chunk_scan_tc instead: mma.sync m16n8k16 (16-bit operands, f32 accumulate), 4 warps of
  * 16 rows each over a 64 x 64 tile, the masked scores M going from accumulators to A
  * fragments in registers; x, w B, the states and M are rounded to the dtype on the way.
- * Measured on an H100 (B 4, L 4096, H 32, D 64, N 128, bf16): forward 2.01 ms (6.7% of the
- * copy bandwidth; ncu: chunk_state 0.50 ms, state_pass 0.41 ms, chunk_scan 1.26 ms, all
- * latency bound), backward 5.96 ms.
+ * Vectorised forward (f16/bf16 when D and N are multiples of 8 and x, B, C, y start on 16
+ * bytes with outer strides that are multiples of 8 elements; else the kernels above):
+ *   chunk_state_v  as chunk_state_tc, x by 16-byte cp.async, B by 16-byte loads, operands
+ *                  kept [s][d] / [s][n] and transposed by ldmatrix.trans;
+ *   state_pass_t   block (b, h, slice of whole rows of [D, N], <= 1024 elements), float4 per
+ *                  thread, 4 chunks of loads in flight; writes the entering states rounded
+ *                  to T (exactly what chunk_scan_tc rounds them to) inside the f32 buffer
+ *                  (layout at tstate_row), so chunk_scan reads half the bytes and the
+ *                  workspace keeps its documented size;
+ *   chunk_scan_v   as chunk_scan_tc, the chunk's C, B, 16-bit states (all of N) and x tile
+ *                  loaded at once by 16-byte cp.async into dynamic shared memory.
+ * Same products in the same order: bit-identical to the generic tensor-core kernels.
+ * Measured on an H100 (B 4, L 4096, H 32, D 64, N 128, bf16): before the vectorised path
+ * forward 2.01 ms (6.7% of the copy bandwidth; ncu: chunk_state 0.50 ms, state_pass 0.41 ms,
+ * chunk_scan 1.26 ms, all latency bound), backward 5.96 ms; with it, forward 0.561 ms
+ * (719 GB/s, 23.8% of the copy bandwidth).
  * Workspace (f32, see ssd_layout): forward states [B*H][K][D][N] + dec [B*H][K]; backward
  * adds dstates [B*H][K][D][N] (f32) and dA parts [B*H][K] (f64).
- * Not yet (speed): 16-byte vector loads and cp.async double buffering, fusing the state
+ * Not yet (speed): vector loads in the generic and backward kernels, fusing the state
  * passing into the scan, tensor cores in the backward; (features) ngroups, the D skip, the z gate, dt_bias/softplus, initial/final states, seq_idx.
  */
 #include "common.cuh"
@@ -375,6 +388,299 @@ __global__ void __launch_bounds__(kTcThreads)
                 const long long d = d0 + nt * 8 + 2 * cq + (r & 1);
                 if (t < q && d < D)
                     y[off4(sy, b, l0 + t, h, d)] = elem<T>::store(yy[nt][r]);
+            }
+        __syncthreads();
+    }
+}
+
+/* ------------------------- vectorised path (f16, bf16; aligned views) -- */
+
+/* Taken when D and N are multiples of 8 (N > 0) and x, B, C, y start on 16 bytes with outer
+ * strides that are multiples of 8 elements: every row piece of 8 elements is then one
+ * 16-byte load (cp.async straight into shared memory), and index math is one 64-bit
+ * multiply-add per row piece instead of per element. Same products in the same order
+ * as the kernels above, so the results are bit-identical to them. */
+
+__device__ __forceinline__ uint32_t smem_u32(const void *p)
+{
+    return (uint32_t)__cvta_generic_to_shared(p);
+}
+
+__device__ __forceinline__ void cp_async16(void *dst, const void *src)
+{
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_u32(dst)), "l"(src) : "memory");
+}
+
+__device__ __forceinline__ void cp_async_wait_all()
+{
+    asm volatile("cp.async.commit_group;\ncp.async.wait_group 0;\n" ::: "memory");
+}
+
+__device__ __forceinline__ void zero16(void *dst)
+{
+    *(uint4 *)dst = make_uint4(0u, 0u, 0u, 0u);
+}
+
+/* Four 8 x 8 16-bit matrices, transposed: lanes 8m..8m+7 give the row addresses of matrix m;
+ * register m of lane l holds (stored rows 2(l%4), 2(l%4)+1; stored column l/4) of matrix m. */
+__device__ __forceinline__ void ldsm_x4_t(uint32_t *r, const void *p)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_u32(p))
+                 : "memory");
+}
+
+/* The 16-bit states entering each chunk live inside the f32 chunk-state buffer (the
+ * workspace keeps its documented size): [D, N] is cut into slices of rd whole rows
+ * (E = rows * N <= 1024 elements); the 16-bit state of chunk k, slice p sits in the f32
+ * area of chunk k/2, slice p, half k%2 (first or second E * 2 bytes). state_pass_t writes
+ * it there only after every thread of the slice's block has read f32 chunks 0..k, and the
+ * area belongs to chunk k/2 <= k, so no value is overwritten before it is read. Returns
+ * the start of row d (N elements) of the state entering chunk k. */
+template <typename T>
+__device__ __forceinline__ const T *tstate_row(const T *base, long long bh, long long k, int d, int D, int N,
+                                               long long K, int rd)
+{
+    const long long DN = (long long)D * N;
+    const int p = d / rd, rows = min(rd, D - p * rd);
+    return base + 2 * (bh * K * DN + (k >> 1) * DN + (long long)p * rd * N) + (k & 1) * (long long)rows * N +
+           (long long)(d - p * rd) * N;
+}
+
+/* chunk_state_tc with 16-byte loads: x by cp.async into Xs[s][d], B into registers, then
+ * w_s B rounded to T into Bs[s][n]; the transposed operands come from ldmatrix.trans. */
+template <typename T>
+__global__ void __launch_bounds__(kTcThreads)
+    chunk_state_v_kernel(const T *x, bk_view4 sx, const T *bm, bk_view4 sb, const T *dt, bk_view4 sdt, const T *a,
+                         long long sa, float *out, float *dec, long long L, long long H, int D, int N, long long K,
+                         long long total)
+{
+    __shared__ float s_dt[TQ], s_cum[TQ], s_w[TQ];
+    __shared__ __align__(16) T Xs[TQ][kPad], Bs[TQ][kPad];
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, cq = lane % 4;
+    const int tn = (N + TQ - 1) / TQ, tiles = ((D + TQ - 1) / TQ) * tn;
+    for (long long blk = blockIdx.x; blk < total; blk += gridDim.x) {
+        const int tile = (int)(blk % tiles);
+        const long long rest = blk / tiles, c = rest % K, bh = rest / K, b = bh / H, h = bh % H, l0 = c * TQ;
+        const int d0 = (tile / tn) * TQ, n0 = (tile % tn) * TQ, q = (int)min((long long)TQ, L - l0);
+        const T *xb = x + b * sx.s0 + l0 * sx.s1 + h * sx.s2 + d0;
+        const T *bb = bm + b * sb.s0 + l0 * sb.s1 + h * sb.s2 + n0;
+        uint4 bv[4];
+#pragma unroll
+        for (int it = 0; it < 4; it++) {
+            const int i = tid + it * kTcThreads, s = i >> 3, j = (i & 7) * 8;
+            if (s < q && d0 + j < D)
+                cp_async16(&Xs[s][j], xb + s * sx.s1 + j);
+            else
+                zero16(&Xs[s][j]);
+            bv[it] = (s < q && n0 + j < N) ? *(const uint4 *)(bb + s * sb.s1 + j) : make_uint4(0u, 0u, 0u, 0u);
+        }
+        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum);
+        if (tid < TQ)
+            s_w[tid] = tid >= q ? 0.f : expf(s_cum[q - 1] - s_cum[tid]) * s_dt[tid];
+        if (tid == 0 && tile == 0)
+            dec[bh * K + c] = s_cum[q - 1];
+        __syncthreads();
+#pragma unroll
+        for (int it = 0; it < 4; it++) {
+            const int i = tid + it * kTcThreads, s = i >> 3, j = (i & 7) * 8;
+            const float w = s_w[s];
+            T e[8];
+            memcpy(e, &bv[it], 16);
+            uint4 o;
+            o.x = pack2<T>(ld(&e[0]) * w, ld(&e[1]) * w);
+            o.y = pack2<T>(ld(&e[2]) * w, ld(&e[3]) * w);
+            o.z = pack2<T>(ld(&e[4]) * w, ld(&e[5]) * w);
+            o.w = pack2<T>(ld(&e[6]) * w, ld(&e[7]) * w);
+            *(uint4 *)&Bs[s][j] = o;
+        }
+        cp_async_wait_all();
+        __syncthreads();
+        float acc[8][4] = {};
+        const int rb = warp * 16;
+#pragma unroll
+        for (int kb = 0; kb < TQ; kb += 16) {
+            uint32_t af[4];
+            ldsm_x4_t(af, &Xs[kb + (lane & 7) + ((lane >> 4) & 1) * 8][rb + ((lane >> 3) & 1) * 8]);
+#pragma unroll
+            for (int nt = 0; nt < 8; nt += 2) {
+                uint32_t bf[4];
+                ldsm_x4_t(bf, &Bs[kb + (lane & 15)][(nt + (lane >> 4)) * 8]);
+                mma16816<T>(acc[nt], af, bf);
+                mma16816<T>(acc[nt + 1], af, bf + 2);
+            }
+        }
+        float *o = out + (bh * K + c) * (long long)D * N;
+#pragma unroll
+        for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+            for (int hf = 0; hf < 2; hf++) {
+                const int d = d0 + rb + g + 8 * hf, n = n0 + nt * 8 + 2 * cq;
+                if (d < D && n < N)
+                    *(float2 *)(o + (long long)d * N + n) = make_float2(acc[nt][2 * hf], acc[nt][2 * hf + 1]);
+            }
+        __syncthreads();
+    }
+}
+
+/* state_pass in place, writing the 16-bit entering states (layout at tstate_row): block
+ * (bh, slice of rd rows), 256 threads of 4 consecutive f32 each (one float4 per chunk),
+ * kPre chunks of loads in flight; one barrier per chunk (see tstate_row). */
+const int kPassThreads = 256, kPre = 4;
+template <typename T>
+__global__ void __launch_bounds__(kPassThreads, 4)
+    state_pass_t_kernel(float *st, const float *__restrict__ dec, int D, int N, long long K, int rd, int slices,
+                        long long total)
+{
+    const int tid = threadIdx.x;
+    const long long DN = (long long)D * N;
+    for (long long blk = blockIdx.x; blk < total; blk += gridDim.x) {
+        const long long bh = blk / slices;
+        const int p = (int)(blk % slices), rows = min(rd, D - p * rd), E = rows * N, el = tid * 4;
+        const bool act = el < E;
+        float *base = st + bh * K * DN + (long long)p * rd * N;
+        const float *src = base + el;
+        T *dst = (T *)base + el;
+        const float *dc = dec + bh * K;
+        const float4 z4 = make_float4(0.f, 0.f, 0.f, 0.f);
+        float4 v[kPre], acc = z4;
+        float f[kPre];
+#pragma unroll
+        for (int j = 0; j < kPre; j++) {
+            v[j] = act && j < K ? *(const float4 *)(src + j * DN) : z4;
+            f[j] = j < K ? dc[j] : 0.f;
+        }
+        for (long long k0 = 0; k0 < K; k0 += kPre) {
+#pragma unroll
+            for (int j = 0; j < kPre; j++) {
+                const long long k = k0 + j;
+                if (k < K) { /* the same for the whole block */
+                    const float fk = expf(f[j]);
+                    const float4 nacc = make_float4(fk * acc.x + v[j].x, fk * acc.y + v[j].y, fk * acc.z + v[j].z,
+                                                    fk * acc.w + v[j].w);
+                    const long long kn = k + kPre;
+                    v[j] = act && kn < K ? *(const float4 *)(src + kn * DN) : z4;
+                    f[j] = kn < K ? dc[kn] : 0.f;
+                    __syncthreads(); /* every thread has read f32 chunks 0..k */
+                    if (act) {
+                        uint2 o;
+                        o.x = pack2<T>(acc.x, acc.y);
+                        o.y = pack2<T>(acc.z, acc.w);
+                        *(uint2 *)(dst + (k >> 1) * DN * 2 + (k & 1) * (long long)E) = o;
+                    }
+                    acc = nacc;
+                }
+            }
+        }
+    }
+}
+
+/* chunk_scan_tc with 16-byte cp.async loads of the whole chunk at once: C, B and the
+ * 16-bit entering state for all of N (rows padded to a multiple of 64, zero filled) and the
+ * x tile, then the same products as chunk_scan_tc (x fragments by ldmatrix.trans).
+ * Dynamic shared memory: scan_v_smem(N). */
+size_t scan_v_smem(int N)
+{
+    const int n64 = (N + 63) / 64 * 64;
+    return (size_t)(3 * TQ * (n64 + 8) + TQ * kPad) * 2;
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kTcThreads)
+    chunk_scan_v_kernel(const T *x, bk_view4 sx, const T *dt, bk_view4 sdt, const T *a, long long sa, const T *bm,
+                        bk_view4 sb, const T *cm, bk_view4 sc, T *y, bk_view4 sy, const T *tst, long long L,
+                        long long H, int D, int N, long long K, int rd, long long total)
+{
+    extern __shared__ __align__(16) unsigned char scan_smem[];
+    __shared__ float s_dt[TQ], s_cum[TQ];
+    const int n64 = (N + 63) / 64 * 64, np = n64 + 8, nv = n64 / 8;
+    T *Cs = (T *)scan_smem, *Bs = Cs + TQ * np, *Ss = Bs + TQ * np, *Xs = Ss + TQ * np; /* [t][n] [s][n] [d][n] [s][d] */
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, cq = lane % 4;
+    const int tiles = (D + TQ - 1) / TQ;
+    for (long long blk = blockIdx.x; blk < total; blk += gridDim.x) {
+        const int tile = (int)(blk % tiles);
+        const long long rest = blk / tiles, c = rest % K, bh = rest / K, b = bh / H, h = bh % H, l0 = c * TQ;
+        const int d0 = tile * TQ, q = (int)min((long long)TQ, L - l0);
+        const T *cb0 = cm + b * sc.s0 + l0 * sc.s1 + h * sc.s2, *bb0 = bm + b * sb.s0 + l0 * sb.s1 + h * sb.s2;
+        const T *xb = x + b * sx.s0 + l0 * sx.s1 + h * sx.s2 + d0;
+        for (int i = tid; i < TQ * nv; i += kTcThreads) {
+            const int r = i / nv, j = (i - r * nv) * 8, d = d0 + r;
+            if (r < q && j < N) {
+                cp_async16(Cs + r * np + j, cb0 + r * sc.s1 + j);
+                cp_async16(Bs + r * np + j, bb0 + r * sb.s1 + j);
+            } else {
+                zero16(Cs + r * np + j);
+                zero16(Bs + r * np + j);
+            }
+            if (d < D && j < N)
+                cp_async16(Ss + r * np + j, tstate_row(tst, bh, c, d, D, N, K, rd) + j);
+            else
+                zero16(Ss + r * np + j);
+        }
+        for (int i = tid; i < TQ * 8; i += kTcThreads) {
+            const int s = i >> 3, j = (i & 7) * 8;
+            if (s < q && d0 + j < D)
+                cp_async16(Xs + s * kPad + j, xb + s * sx.s1 + j);
+            else
+                zero16(Xs + s * kPad + j);
+        }
+        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum);
+        cp_async_wait_all();
+        __syncthreads();
+        const int r0 = warp * 16 + g;
+        float cb[8][4] = {}, yy[8][4] = {};
+        for (int kb = 0; kb < n64; kb += 16) {
+            const T *c0 = Cs + r0 * np + kb + 2 * cq, *c1 = c0 + 8 * np;
+            uint32_t af[4] = {lds32(c0), lds32(c1), lds32(c0 + 8), lds32(c1 + 8)};
+#pragma unroll
+            for (int nt = 0; nt < 8; nt++) {
+                const T *bp = Bs + (nt * 8 + g) * np + kb + 2 * cq, *sp = Ss + (nt * 8 + g) * np + kb + 2 * cq;
+                uint32_t bf[2] = {lds32(bp), lds32(bp + 8)};
+                mma16816<T>(cb[nt], af, bf);
+                uint32_t sf[2] = {lds32(sp), lds32(sp + 8)};
+                mma16816<T>(yy[nt], af, sf);
+            }
+        }
+        const int t0 = r0, t1 = r0 + 8;
+        const float e0 = t0 < q ? expf(s_cum[t0]) : 0.f, e1 = t1 < q ? expf(s_cum[t1]) : 0.f;
+#pragma unroll
+        for (int nt = 0; nt < 8; nt++) {
+            yy[nt][0] *= e0;
+            yy[nt][1] *= e0;
+            yy[nt][2] *= e1;
+            yy[nt][3] *= e1;
+        }
+#pragma unroll
+        for (int kb = 0; kb < 4; kb++) {
+            if (kb * 16 > warp * 16 + 15)
+                break; /* s > t for every row of this warp (warp-uniform) */
+            float m[2][4];
+#pragma unroll
+            for (int hf = 0; hf < 2; hf++)
+#pragma unroll
+                for (int r = 0; r < 4; r++) {
+                    const int t = r < 2 ? t0 : t1, s = (2 * kb + hf) * 8 + 2 * cq + (r & 1);
+                    m[hf][r] = (s <= t && t < q) ? cb[2 * kb + hf][r] * expf(s_cum[t] - s_cum[s]) * s_dt[s] : 0.f;
+                }
+            uint32_t af[4] = {pack2<T>(m[0][0], m[0][1]), pack2<T>(m[0][2], m[0][3]), pack2<T>(m[1][0], m[1][1]),
+                              pack2<T>(m[1][2], m[1][3])};
+#pragma unroll
+            for (int nt = 0; nt < 8; nt += 2) {
+                uint32_t bf[4];
+                ldsm_x4_t(bf, Xs + (kb * 16 + (lane & 15)) * kPad + (nt + (lane >> 4)) * 8);
+                mma16816<T>(yy[nt], af, bf);
+                mma16816<T>(yy[nt + 1], af, bf + 2);
+            }
+        }
+        T *yb = y + b * sy.s0 + l0 * sy.s1 + h * sy.s2;
+#pragma unroll
+        for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+            for (int hf = 0; hf < 2; hf++) {
+                const int t = hf ? t1 : t0, d = d0 + nt * 8 + 2 * cq;
+                if (t < q && d < D)
+                    *(uint32_t *)(yb + t * sy.s1 + d) = pack2<T>(yy[nt][2 * hf], yy[nt][2 * hf + 1]);
             }
         __syncthreads();
     }
@@ -779,9 +1085,48 @@ void launch_states(const ssd_geo &g, const bk_tensor &x, const bk_tensor &dt, co
     state_pass_kernel<<<bk_grid_for(elems, kThreads), kThreads, 0, s>>>(w.states, w.dec, g.D * g.N, g.K, elems, 0);
 }
 
+/* A view the vectorised path can read or write in 16-byte pieces along its last dim. */
+bool vec_view(const bk_tensor &t)
+{
+    return ((uintptr_t)t.data % 16) == 0 && t.strides[0] % 8 == 0 && t.strides[1] % 8 == 0 && t.strides[2] % 8 == 0;
+}
+
+/* Rows of [D, N] per slice of the 16-bit entering states (tstate_row). */
+int tstate_rows(const ssd_geo &g)
+{
+    return (int)(1024 / g.N > 1 ? 1024 / g.N : 1);
+}
+
+/* The forward, f16/bf16 and every view vec_view: chunk_state_v, state_pass_t, chunk_scan_v. */
+template <typename T> void launch_fwd_v(const ssd_geo &g, const bk_ssd_fwd_args *a, const ssd_ws &w, cudaStream_t s)
+{
+    const int D = (int)g.D, N = (int)g.N, rd = tstate_rows(g), slices = (D + rd - 1) / rd;
+    const long long st_total = g.BH * g.K * ((D + TQ - 1) / TQ) * ((N + TQ - 1) / TQ);
+    chunk_state_v_kernel<T><<<blocks_for(st_total), kTcThreads, 0, s>>>(
+        (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->b.data, bk_view4_of(&a->b), (const T *)a->dt.data,
+        bk_view4_of(&a->dt), (const T *)a->a.data, a->a.strides[0], w.states, w.dec, g.L, g.H, D, N, g.K, st_total);
+    const long long pass_total = g.BH * slices;
+    state_pass_t_kernel<T><<<blocks_for(pass_total), kPassThreads, 0, s>>>(w.states, w.dec, D, N, g.K, rd, slices,
+                                                                            pass_total);
+    const long long total = g.BH * g.K * ((D + TQ - 1) / TQ);
+    const size_t smem = scan_v_smem(N);
+    cudaFuncSetAttribute(chunk_scan_v_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    chunk_scan_v_kernel<T><<<blocks_for(total), kTcThreads, smem, s>>>(
+        (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->dt.data, bk_view4_of(&a->dt), (const T *)a->a.data,
+        a->a.strides[0], (const T *)a->b.data, bk_view4_of(&a->b), (const T *)a->c.data, bk_view4_of(&a->c),
+        (T *)a->y.data, bk_view4_of(&a->y), (const T *)w.states, g.L, g.H, D, N, g.K, rd, total);
+}
+
 /* The forward: f32 (and f64, never dispatched) on CUDA cores, f16/bf16 on tensor cores. */
 template <typename T> void launch_fwd(const ssd_geo &g, const bk_ssd_fwd_args *a, const ssd_ws &w, cudaStream_t s)
 {
+    if constexpr (sizeof(T) == 2) {
+        if (g.D % 8 == 0 && g.N % 8 == 0 && g.N > 0 && vec_view(a->x) && vec_view(a->b) && vec_view(a->c) &&
+            vec_view(a->y)) {
+            launch_fwd_v<T>(g, a, w, s);
+            return;
+        }
+    }
     const long long total = g.BH * g.K * ((g.D + TQ - 1) / TQ);
     launch_states<T>(g, a->x, a->dt, a->a, a->b, w, s, true);
     if constexpr (sizeof(T) == 2) {
