@@ -115,8 +115,11 @@ static bk_ssd_bwd_args bwd_args(const ssd_problem *p)
  *   dx_t  = dt_t dh_t B_t,      dB_t = dt_t dh_t^T x_t
  *   g_t   = <dh_t, h_{t-1}> (gradient of decay_t),     ga_t = decay_t g_t
  *   ddt_t = x_t^T dh_t B_t + A ga_t,                    dA += dt_t ga_t
- * out[k] receives the gradients in row-major order for k = ODX..ODC. */
-static void ref_bwd(const ssd_problem *p, double *out[NT])
+ * out[k] receives the gradients in row-major order for k = ODX..ODC. da_mag[h] receives
+ * sum_{b,t} dt_t decay_t sum_i |dh_t[i] h_{t-1}[i]|: the size of the terms dA[h] sums, so
+ * a reduction that cancels is judged against what it added up, not against the small
+ * result. */
+static void ref_bwd(const ssd_problem *p, double *out[NT], double *da_mag)
 {
     const ssd_case s = p->s;
     const int64_t D = s.d, N = s.n, L = s.l, H = s.h, DN = D * N;
@@ -125,7 +128,7 @@ static void ref_bwd(const ssd_problem *p, double *out[NT])
     double *hs = calloc((size_t)((L + 1) * DN + 1), sizeof(double)); /* hs[t+1] = h_t, hs[0] = 0 */
     double *dh = calloc((size_t)(DN + 1), sizeof(double));
     for (int64_t h = 0; h < H; h++)
-        out[ODA][h] = 0.0;
+        out[ODA][h] = da_mag[h] = 0.0;
     for (int64_t b = 0; b < s.b; b++)
         for (int64_t h = 0; h < H; h++) {
             for (int64_t t = 0; t < L; t++) {
@@ -164,10 +167,13 @@ static void ref_bwd(const ssd_problem *p, double *out[NT])
                         acc += dh[d * N + n] * x[r * D + d];
                     out[ODB][r * N + n] = dt[r] * acc;
                 }
-                double g = 0.0;
-                for (int64_t i = 0; i < DN; i++)
+                double g = 0.0, g_mag = 0.0;
+                for (int64_t i = 0; i < DN; i++) {
                     g += dh[i] * hp[i];
+                    g_mag += fabs(dh[i] * hp[i]);
+                }
                 double ga = decay * g;
+                da_mag[h] += dt[r] * decay * g_mag;
                 out[ODDT][r] = xdhb + A[h] * ga;
                 out[ODA][h] += dt[r] * ga;
                 for (int64_t i = 0; i < DN; i++)
@@ -176,6 +182,25 @@ static void ref_bwd(const ssd_problem *p, double *out[NT])
         }
     free(hs);
     free(dh);
+}
+
+/* dA[h] is a sum over (b, t) whose terms can cancel: each element must be within the
+ * dtype's tolerance of the reference, measured against the magnitude of its terms
+ * (da_mag) rather than against the possibly tiny result. Unwritten (NaN) fails. */
+static bool check_da(const char *what, const bk_tensor *out, const double *ref, const double *da_mag, int64_t heads)
+{
+    double *got = malloc((size_t)(heads + 1) * sizeof(double));
+    bkt_gather(out, got);
+    double tol = bkt_tol(out->dtype, ref, heads);
+    int64_t bad = -1;
+    for (int64_t h = 0; h < heads && bad < 0; h++)
+        if (!(fabs(got[h] - ref[h]) <= tol * (da_mag[h] + fabs(ref[h]))))
+            bad = h;
+    bool ok = bkt_check(bad < 0, what, "dA[%lld] = %.9g, expected %.9g (terms of size %.3g, tolerance %.2e)",
+                        (long long)(bad < 0 ? 0 : bad), bad < 0 ? 0.0 : got[bad], bad < 0 ? 0.0 : ref[bad],
+                        bad < 0 ? 0.0 : da_mag[bad], tol);
+    free(got);
+    return ok;
 }
 
 static bk_ssd_desc desc_of(ssd_case s, bk_dtype dt)
@@ -232,7 +257,8 @@ static void test_backward(bk_target target, bk_dtype dt, ssd_case s, bool padded
     double *ref[NT] = {0};
     for (int k = ODX; k < NT; k++)
         ref[k] = malloc((size_t)(count_of(&s, k_role[k]) + 1) * sizeof(double));
-    ref_bwd(&p, ref);
+    double *da_mag = malloc((size_t)(s.h + 1) * sizeof(double));
+    ref_bwd(&p, ref, da_mag);
 
     bk_ssd_desc d = desc_of(s, dt);
     bk_ssd_bwd_plan plan;
@@ -241,7 +267,10 @@ static void test_backward(bk_target target, bk_dtype dt, ssd_case s, bool padded
             bool ok = true;
             for (int k = ODX; k < NT; k++) {
                 snprintf(item, sizeof item, "%s %s", what, k_names[k]);
-                ok = bkt_check_close(item, &p.view[k], ref[k], 1.0) && ok;
+                if (k == ODA)
+                    ok = check_da(item, &p.view[k], ref[k], da_mag, s.h) && ok;
+                else
+                    ok = bkt_check_close(item, &p.view[k], ref[k], 1.0) && ok;
             }
             if (ok) {
                 /* rerun over the previous outputs: bit-identical (so nothing is accumulated) */
@@ -260,6 +289,7 @@ static void test_backward(bk_target target, bk_dtype dt, ssd_case s, bool padded
     }
     for (int k = ODX; k < NT; k++)
         free(ref[k]);
+    free(da_mag);
     free_problem(&p);
 }
 
