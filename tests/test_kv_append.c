@@ -517,6 +517,11 @@ int main(void)
         }
         if (!bkt_quick()) /* a larger GPU-only shape: 16-byte units over many blocks */
             test_append(targets[1], BK_DTYPE_BF16, (kv_shape){8, 8, 64, 512, 128, 128}, 0, 0, true);
+        /* rows of more units than a block has lanes (f32 D 256: 64 units, 32 lanes) */
+        test_append(targets[1], BK_DTYPE_F32, (kv_shape){3, 2, 9, 20, 256, 200}, 0, 0, false);
+        /* batch beyond the grid's 65535 z blocks: the kernel strides over b */
+        test_append(targets[1], BK_DTYPE_F16, (kv_shape){65537 + 3, 1, 1, 2, 8, 4}, 0, 0, true);
+        test_cuda_out_of_range(targets[1], BK_DTYPE_BF16, (kv_shape){65537 + 3, 2, 2, 4, 8, 8}, 0);
     }
     test_bad_desc();
     test_bad_args();
