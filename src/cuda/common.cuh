@@ -105,6 +105,11 @@ static __device__ __forceinline__ void bk_cp_async_commit()
 {
     asm volatile("cp.async.commit_group;\n" ::);
 }
+/* Waits until at most N committed cp.async groups of this thread are still pending. */
+template <int N> static __device__ __forceinline__ void bk_cp_async_wait_group()
+{
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
 /* Waits for every cp.async of this thread, committed or not. */
 static __device__ __forceinline__ void bk_cp_async_wait_all()
 {

@@ -76,10 +76,6 @@ struct merge_params {
     int rows, parts, heads, dim;
 };
 
-static __device__ __forceinline__ float acc_exp(float x) { return expf(x); }
-static __device__ __forceinline__ double acc_exp(double x) { return exp(x); }
-static __device__ __forceinline__ float acc_log(float x) { return logf(x); }
-static __device__ __forceinline__ double acc_log(double x) { return log(x); }
 
 template <typename TP, typename TO>
 __global__ void merge_kernel(merge_params p)
@@ -102,12 +98,12 @@ __global__ void merge_kernel(merge_params p)
                 float l = lp[q * p.lp_p];
                 if (l == -INFINITY)
                     continue;
-                A w = acc_exp((A)l - (A)m);
+                A w = bk_exp((A)l - (A)m);
                 sum += w;
                 acc += w * (A)elem<TP>::load(op[r * p.op_r + q * p.op_p + h * p.op_h + d]);
             }
             acc = acc / sum;
-            lse = (float)((A)m + acc_log(sum));
+            lse = (float)((A)m + bk_log(sum));
         }
         o[r * p.o_r + h * p.o_h + d] = elem<TO>::store(acc);
         if (p.lse && d == 0)
@@ -224,13 +220,6 @@ template <typename T, int D> struct decode_cfg {
     static const size_t SMEM = PIPE_BYTES > RED_BYTES ? PIPE_BYTES : RED_BYTES;
 };
 
-static __device__ __forceinline__ void cp_async16(void *dst, const void *src, int src_bytes)
-{
-    unsigned a = (unsigned)__cvta_generic_to_shared(dst);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(a), "l"(src), "r"(src_bytes));
-}
-static __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N> static __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
 /* paged_row with the token split in 32-bit arithmetic when j < 2^32 (always in practice). */
 static __device__ __forceinline__ long long paged_row_fast(const paged_table &t, long long first, long long j, int g)
@@ -286,8 +275,8 @@ __global__ void __launch_bounds__(128) decode_kernel(decode_params p)
             const long long row = j < hi ? paged_row_fast(p.t, first, j, kvh) : -1;
             const bool ok = row >= 0;
             const long long e = ok ? row * D + c * C::VEC : 0;
-            cp_async16(ks + jj * D + c * C::VEC, kp + e, ok ? 16 : 0);
-            cp_async16(vs + jj * D + c * C::VEC, vp + e, ok ? 16 : 0);
+            bk_cp_async16(bk_smem_addr(ks + jj * D + c * C::VEC), kp + e, ok ? 16 : 0);
+            bk_cp_async16(bk_smem_addr(vs + jj * D + c * C::VEC), vp + e, ok ? 16 : 0);
             if (c == 0)
                 ok_s[st][jj] = ok;
         }
@@ -296,7 +285,7 @@ __global__ void __launch_bounds__(128) decode_kernel(decode_params p)
     for (int st = 0; st < C::STAGES - 1; st++) {
         if (st < n_tiles)
             issue(st, st);
-        cp_async_commit();
+        bk_cp_async_commit();
     }
 
     for (int i = tid; i < G * D; i += blockDim.x) {
@@ -333,9 +322,9 @@ __global__ void __launch_bounds__(128) decode_kernel(decode_params p)
             const long long tn = t + C::STAGES - 1;
             if (tn < n_tiles)
                 issue(tn, (int)(tn % C::STAGES));
-            cp_async_commit();
+            bk_cp_async_commit();
         }
-        cp_async_wait<C::STAGES - 1>();
+        bk_cp_async_wait_group<C::STAGES - 1>();
         __syncthreads();
         const int st = (int)(t % C::STAGES);
         const T *ks = pipe + (size_t)st * C::STAGE_ELEMS, *vs = ks + C::TK * D;
@@ -400,7 +389,7 @@ __global__ void __launch_bounds__(128) decode_kernel(decode_params p)
         }
         __syncthreads(); /* the stage is refilled by the next iteration's issue */
     }
-    cp_async_wait<0>(); /* nothing is pending (only empty groups), but red_o reuses the buffers */
+    bk_cp_async_wait_group<0>(); /* nothing is pending (only empty groups), but red_o reuses the buffers */
     __syncthreads();
 
     /* merge the row-groups */

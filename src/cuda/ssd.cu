@@ -225,30 +225,7 @@ __global__ void state_pass_kernel(float *__restrict__ st, const float *__restric
 /* D += A B on one m16n8k16 tile, f32 accumulate. A: 4 registers of two 16-bit values
  * (rows g, g+8; columns 2c.., 2c+8..), B: 2 registers (k 2c.., 2c+8..; column g), with
  * g = lane / 4, c = lane % 4; D: rows g (0, 1) and g+8 (2, 3), columns 2c, 2c+1. */
-template <typename T> __device__ __forceinline__ void mma16816(float *d, const uint32_t *a, const uint32_t *b);
-template <> __device__ __forceinline__ void mma16816<__nv_bfloat16>(float *d, const uint32_t *a, const uint32_t *b)
-{
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                 "{%0,%1,%2,%3};\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-template <> __device__ __forceinline__ void mma16816<__half>(float *d, const uint32_t *a, const uint32_t *b)
-{
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                 "{%0,%1,%2,%3};\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
 
-/* Two floats as a pair of 16-bit values (lo in the low half), rounded to nearest even. */
-template <typename T> __device__ __forceinline__ uint32_t pack2(float lo, float hi)
-{
-    T p[2] = {elem<T>::store(lo), elem<T>::store(hi)};
-    uint32_t r;
-    memcpy(&r, p, 4);
-    return r;
-}
 
 template <typename T> __device__ __forceinline__ uint32_t lds32(const T *p)
 {
@@ -294,7 +271,7 @@ __global__ void __launch_bounds__(kTcThreads)
                               lds32(&Xt[r0][kb + 2 * cq + 8]), lds32(&Xt[r0 + 8][kb + 2 * cq + 8])};
             for (int nt = 0; nt < 8; nt++) {
                 uint32_t bf[2] = {lds32(&Bt[nt * 8 + g][kb + 2 * cq]), lds32(&Bt[nt * 8 + g][kb + 2 * cq + 8])};
-                mma16816<T>(acc[nt], af, bf);
+                bk_mma16<T>::mma(acc[nt], af, bf);
             }
         }
         float *o = out + (bh * K + c) * D * N;
@@ -349,9 +326,9 @@ __global__ void __launch_bounds__(kTcThreads)
                                   lds32(&Cs[r0][kb + 2 * cq + 8]), lds32(&Cs[r0 + 8][kb + 2 * cq + 8])};
                 for (int nt = 0; nt < 8; nt++) {
                     uint32_t bf[2] = {lds32(&Bs[nt * 8 + g][kb + 2 * cq]), lds32(&Bs[nt * 8 + g][kb + 2 * cq + 8])};
-                    mma16816<T>(cb[nt], af, bf);
+                    bk_mma16<T>::mma(cb[nt], af, bf);
                     uint32_t sf[2] = {lds32(&Ss[nt * 8 + g][kb + 2 * cq]), lds32(&Ss[nt * 8 + g][kb + 2 * cq + 8])};
-                    mma16816<T>(yy[nt], af, sf);
+                    bk_mma16<T>::mma(yy[nt], af, sf);
                 }
             }
             __syncthreads();
@@ -375,11 +352,11 @@ __global__ void __launch_bounds__(kTcThreads)
                     const int t = r < 2 ? t0 : t1, s = (2 * kb + hf) * 8 + 2 * cq + (r & 1);
                     m[hf][r] = (s <= t && t < q) ? cb[2 * kb + hf][r] * expf(s_cum[t] - s_cum[s]) * s_dt[s] : 0.f;
                 }
-            uint32_t af[4] = {pack2<T>(m[0][0], m[0][1]), pack2<T>(m[0][2], m[0][3]), pack2<T>(m[1][0], m[1][1]),
-                              pack2<T>(m[1][2], m[1][3])};
+            uint32_t af[4] = {bk_mma16<T>::pack(m[0][0], m[0][1]), bk_mma16<T>::pack(m[0][2], m[0][3]), bk_mma16<T>::pack(m[1][0], m[1][1]),
+                              bk_mma16<T>::pack(m[1][2], m[1][3])};
             for (int nt = 0; nt < 8; nt++) {
                 uint32_t bf[2] = {lds32(&Xt[nt * 8 + g][kb * 16 + 2 * cq]), lds32(&Xt[nt * 8 + g][kb * 16 + 2 * cq + 8])};
-                mma16816<T>(yy[nt], af, bf);
+                bk_mma16<T>::mma(yy[nt], af, bf);
             }
         }
         for (int nt = 0; nt < 8; nt++)
@@ -401,35 +378,14 @@ __global__ void __launch_bounds__(kTcThreads)
  * multiply-add per row piece instead of per element. Same products in the same order
  * as the kernels above, so the results are bit-identical to them. */
 
-__device__ __forceinline__ uint32_t smem_u32(const void *p)
-{
-    return (uint32_t)__cvta_generic_to_shared(p);
-}
 
-__device__ __forceinline__ void cp_async16(void *dst, const void *src)
-{
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_u32(dst)), "l"(src) : "memory");
-}
 
-__device__ __forceinline__ void cp_async_wait_all()
-{
-    asm volatile("cp.async.commit_group;\ncp.async.wait_group 0;\n" ::: "memory");
-}
 
 __device__ __forceinline__ void zero16(void *dst)
 {
     *(uint4 *)dst = make_uint4(0u, 0u, 0u, 0u);
 }
 
-/* Four 8 x 8 16-bit matrices, transposed: lanes 8m..8m+7 give the row addresses of matrix m;
- * register m of lane l holds (stored rows 2(l%4), 2(l%4)+1; stored column l/4) of matrix m. */
-__device__ __forceinline__ void ldsm_x4_t(uint32_t *r, const void *p)
-{
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_u32(p))
-                 : "memory");
-}
 
 /* The 16-bit states entering each chunk live inside the f32 chunk-state buffer (the
  * workspace keeps its documented size): [D, N] is cut into slices of rd whole rows
@@ -471,7 +427,7 @@ __global__ void __launch_bounds__(kTcThreads)
         for (int it = 0; it < 4; it++) {
             const int i = tid + it * kTcThreads, s = i >> 3, j = (i & 7) * 8;
             if (s < q && d0 + j < D)
-                cp_async16(&Xs[s][j], xb + s * sx.s1 + j);
+                bk_cp_async16(bk_smem_addr(&Xs[s][j]), xb + s * sx.s1 + j, 16);
             else
                 zero16(&Xs[s][j]);
             bv[it] = (s < q && n0 + j < N) ? *(const uint4 *)(bb + s * sb.s1 + j) : make_uint4(0u, 0u, 0u, 0u);
@@ -489,26 +445,26 @@ __global__ void __launch_bounds__(kTcThreads)
             T e[8];
             memcpy(e, &bv[it], 16);
             uint4 o;
-            o.x = pack2<T>(ld(&e[0]) * w, ld(&e[1]) * w);
-            o.y = pack2<T>(ld(&e[2]) * w, ld(&e[3]) * w);
-            o.z = pack2<T>(ld(&e[4]) * w, ld(&e[5]) * w);
-            o.w = pack2<T>(ld(&e[6]) * w, ld(&e[7]) * w);
+            o.x = bk_mma16<T>::pack(ld(&e[0]) * w, ld(&e[1]) * w);
+            o.y = bk_mma16<T>::pack(ld(&e[2]) * w, ld(&e[3]) * w);
+            o.z = bk_mma16<T>::pack(ld(&e[4]) * w, ld(&e[5]) * w);
+            o.w = bk_mma16<T>::pack(ld(&e[6]) * w, ld(&e[7]) * w);
             *(uint4 *)&Bs[s][j] = o;
         }
-        cp_async_wait_all();
+        bk_cp_async_wait_all();
         __syncthreads();
         float acc[8][4] = {};
         const int rb = warp * 16;
 #pragma unroll
         for (int kb = 0; kb < TQ; kb += 16) {
             uint32_t af[4];
-            ldsm_x4_t(af, &Xs[kb + (lane & 7) + ((lane >> 4) & 1) * 8][rb + ((lane >> 3) & 1) * 8]);
+            bk_ldsm_x4_trans(af, bk_smem_addr(&Xs[kb + (lane & 7) + ((lane >> 4) & 1) * 8][rb + ((lane >> 3) & 1) * 8]));
 #pragma unroll
             for (int nt = 0; nt < 8; nt += 2) {
                 uint32_t bf[4];
-                ldsm_x4_t(bf, &Bs[kb + (lane & 15)][(nt + (lane >> 4)) * 8]);
-                mma16816<T>(acc[nt], af, bf);
-                mma16816<T>(acc[nt + 1], af, bf + 2);
+                bk_ldsm_x4_trans(bf, bk_smem_addr(&Bs[kb + (lane & 15)][(nt + (lane >> 4)) * 8]));
+                bk_mma16<T>::mma(acc[nt], af, bf);
+                bk_mma16<T>::mma(acc[nt + 1], af, bf + 2);
             }
         }
         float *o = out + (bh * K + c) * (long long)D * N;
@@ -565,8 +521,8 @@ __global__ void __launch_bounds__(kPassThreads, 4)
                     __syncthreads(); /* every thread has read f32 chunks 0..k */
                     if (act) {
                         uint2 o;
-                        o.x = pack2<T>(acc.x, acc.y);
-                        o.y = pack2<T>(acc.z, acc.w);
+                        o.x = bk_mma16<T>::pack(acc.x, acc.y);
+                        o.y = bk_mma16<T>::pack(acc.z, acc.w);
                         *(uint2 *)(dst + (k >> 1) * DN * 2 + (k & 1) * (long long)E) = o;
                     }
                     acc = nacc;
@@ -607,26 +563,26 @@ __global__ void __launch_bounds__(kTcThreads)
         for (int i = tid; i < TQ * nv; i += kTcThreads) {
             const int r = i / nv, j = (i - r * nv) * 8, d = d0 + r;
             if (r < q && j < N) {
-                cp_async16(Cs + r * np + j, cb0 + r * sc.s1 + j);
-                cp_async16(Bs + r * np + j, bb0 + r * sb.s1 + j);
+                bk_cp_async16(bk_smem_addr(Cs + r * np + j), cb0 + r * sc.s1 + j, 16);
+                bk_cp_async16(bk_smem_addr(Bs + r * np + j), bb0 + r * sb.s1 + j, 16);
             } else {
                 zero16(Cs + r * np + j);
                 zero16(Bs + r * np + j);
             }
             if (d < D && j < N)
-                cp_async16(Ss + r * np + j, tstate_row(tst, bh, c, d, D, N, K, rd) + j);
+                bk_cp_async16(bk_smem_addr(Ss + r * np + j), tstate_row(tst, bh, c, d, D, N, K, rd) + j, 16);
             else
                 zero16(Ss + r * np + j);
         }
         for (int i = tid; i < TQ * 8; i += kTcThreads) {
             const int s = i >> 3, j = (i & 7) * 8;
             if (s < q && d0 + j < D)
-                cp_async16(Xs + s * kPad + j, xb + s * sx.s1 + j);
+                bk_cp_async16(bk_smem_addr(Xs + s * kPad + j), xb + s * sx.s1 + j, 16);
             else
                 zero16(Xs + s * kPad + j);
         }
         chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum);
-        cp_async_wait_all();
+        bk_cp_async_wait_all();
         __syncthreads();
         const int r0 = warp * 16 + g;
         float cb[8][4] = {}, yy[8][4] = {};
@@ -637,9 +593,9 @@ __global__ void __launch_bounds__(kTcThreads)
             for (int nt = 0; nt < 8; nt++) {
                 const T *bp = Bs + (nt * 8 + g) * np + kb + 2 * cq, *sp = Ss + (nt * 8 + g) * np + kb + 2 * cq;
                 uint32_t bf[2] = {lds32(bp), lds32(bp + 8)};
-                mma16816<T>(cb[nt], af, bf);
+                bk_mma16<T>::mma(cb[nt], af, bf);
                 uint32_t sf[2] = {lds32(sp), lds32(sp + 8)};
-                mma16816<T>(yy[nt], af, sf);
+                bk_mma16<T>::mma(yy[nt], af, sf);
             }
         }
         const int t0 = r0, t1 = r0 + 8;
@@ -663,14 +619,14 @@ __global__ void __launch_bounds__(kTcThreads)
                     const int t = r < 2 ? t0 : t1, s = (2 * kb + hf) * 8 + 2 * cq + (r & 1);
                     m[hf][r] = (s <= t && t < q) ? cb[2 * kb + hf][r] * expf(s_cum[t] - s_cum[s]) * s_dt[s] : 0.f;
                 }
-            uint32_t af[4] = {pack2<T>(m[0][0], m[0][1]), pack2<T>(m[0][2], m[0][3]), pack2<T>(m[1][0], m[1][1]),
-                              pack2<T>(m[1][2], m[1][3])};
+            uint32_t af[4] = {bk_mma16<T>::pack(m[0][0], m[0][1]), bk_mma16<T>::pack(m[0][2], m[0][3]), bk_mma16<T>::pack(m[1][0], m[1][1]),
+                              bk_mma16<T>::pack(m[1][2], m[1][3])};
 #pragma unroll
             for (int nt = 0; nt < 8; nt += 2) {
                 uint32_t bf[4];
-                ldsm_x4_t(bf, Xs + (kb * 16 + (lane & 15)) * kPad + (nt + (lane >> 4)) * 8);
-                mma16816<T>(yy[nt], af, bf);
-                mma16816<T>(yy[nt + 1], af, bf + 2);
+                bk_ldsm_x4_trans(bf, bk_smem_addr(Xs + (kb * 16 + (lane & 15)) * kPad + (nt + (lane >> 4)) * 8));
+                bk_mma16<T>::mma(yy[nt], af, bf);
+                bk_mma16<T>::mma(yy[nt + 1], af, bf + 2);
             }
         }
         T *yb = y + b * sy.s0 + l0 * sy.s1 + h * sy.s2;
@@ -680,7 +636,7 @@ __global__ void __launch_bounds__(kTcThreads)
             for (int hf = 0; hf < 2; hf++) {
                 const int t = hf ? t1 : t0, d = d0 + nt * 8 + 2 * cq;
                 if (t < q && d < D)
-                    *(uint32_t *)(yb + t * sy.s1 + d) = pack2<T>(yy[nt][2 * hf], yy[nt][2 * hf + 1]);
+                    *(uint32_t *)(yb + t * sy.s1 + d) = bk_mma16<T>::pack(yy[nt][2 * hf], yy[nt][2 * hf + 1]);
             }
         __syncthreads();
     }
