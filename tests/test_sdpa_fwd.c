@@ -76,6 +76,12 @@ static const cfg k_mma_cases[] = {
     {"mma d256 33x257 causal",      1, 2, 1,  33,  257, 256, 256, true,  -1, 0.0, false, 0, false, 8, true},
     {"mma d256 7x7 window",         1, 2, 2,  7,   7,   256, 256, false, 2,  0.0, false, 0, false, 1, true},
     {"mma d64 kv_len 0",            1, 2, 1,  5,   0,   64,  64,  false, -1, 0.0, false, 0, false, 0, true},
+    /* large scales: row maxima jump by more than the lazy-rescale threshold (2^8) across
+     * key tiles, so both the skipped and the taken rescale run (default scales skip it on
+     * most tiles after the first) */
+    {"mma d64 scale 2 peaky",       1, 2, 2,  100, 300, 64,  64,  false, -1, 0.0, false, 2.0, false, 0, true},
+    {"mma d128 scale 0.6 causal",   1, 2, 1,  150, 260, 128, 128, true,  -1, 0.0, false, 0.6, false, 8, true},
+    {"mma d256 scale 0.4",          1, 1, 1,  40,  200, 256, 256, false, -1, 0.0, false, 0.4, false, 0, true},
 };
 
 /* See the header: the tensor-core kernel's P is rounded to 16 bits. */
