@@ -20,32 +20,40 @@
  *    tile for one row; the warp reduces max and sum with shuffles; an online softmax in
  *    the compute type keeps m, l and the output row (lane owns elements lane + 32 t).
  *    exp/log/tanh are the accurate library functions. The only path for f32 and f64.
- * 2. sdpa_fwd_mma_kernel<T, D, BN, NW, MT> (tensor cores; f16/bf16, Dqk == Dv in
- *    {64,128,256}): FlashAttention-2. A CTA of NW warps owns a 128-row Q tile; each warp
- *    MT 16-row MMA atoms (MT = 2: every K/V fragment read from shared memory feeds two
- *    MMAs). Q, K (BN keys) and V (BN keys) tiles live in shared memory with 16-byte
- *    chunks XOR-swizzled by row (chunk ^ (row & 7)): conflict-free ldmatrix and cp.async.
- *    Q fragments are read by ldmatrix per key tile. S = Q K^T by mma.sync.m16n8k16 (f32 accumulate); the scores are turned
- *    into log2 units (scale * log2 e, or the full softcap/ALiBi transform when those are
- *    on) and masked only on tiles that need it (past Sk, the causal diagonal, the window
- *    edge); fully masked tiles are never visited. Online softmax on the accumulator
- *    fragments with exp2f (row max / sum across the quad by shuffles), P is rounded to
- *    the input dtype in registers and reused as the A operand of O += P V (V through
+ * 2. sdpa_fwd_mma_kernel<T, fwd_cfg<D, BN, NW, MT, MINB, QREG, LAZY>, GEN> (tensor cores;
+ *    f16/bf16, Dqk == Dv in {64,128,256}): FlashAttention-2. A CTA of NW warps owns a
+ *    BM = NW * 16 * MT row Q tile; each warp MT 16-row MMA atoms (MT = 2: every K/V fragment
+ *    read from shared memory feeds two MMAs). Q, K (BN keys) and V (BN keys) tiles live in
+ *    shared memory with 16-byte chunks XOR-swizzled by row (chunk ^ (row & 7)):
+ *    conflict-free ldmatrix and cp.async. Q fragments are read by ldmatrix per key tile
+ *    (QREG keeps them in registers; no shipped tile uses it). S = Q K^T by
+ *    mma.sync.m16n8k16 (f32 accumulate); the scores are turned into log2 units: GEN = false
+ *    (no softcap/ALiBi, scale > 0) folds scale * log2 e into the exponent's FFMA and carries
+ *    no code of the general transform; GEN = true applies softcap/ALiBi first. Masks only
+ *    on tiles that need them (past Sk, the causal diagonal, the window edge); fully masked
+ *    tiles are never visited. Online softmax on the accumulator fragments with exp2 (row
+ *    max / sum across the quad by shuffles). LAZY (all shipped tiles): a row keeps a stale
+ *    reference max until a tile's max exceeds it by more than 2^8, so O and l are rescaled
+ *    only on the few tiles where some row of the warp jumped (warp vote); P <= 256 then,
+ *    exact in f16/bf16, and O / l, lse = (m + log2 l) ln 2 stay exact. P is rounded to the
+ *    input dtype and packed in registers at once, the A operand of O += P V (V through
  *    ldmatrix.trans). Pipeline (as FA2): V(n) loads while S(n) and the softmax run, K(n+1)
  *    loads while P V(n) runs (cp.async 16 B, zero-filled past the end). Views whose
  *    pointers or strides are not 16-byte aligned take the same kernel with plain loads.
- *    Final: O / l, lse = (m + log2 l) ln 2.
  *    Each output is computed by one thread in a fixed order: deterministic, bit-stable.
- *    Tiles (launch_mma_dim): D 64: 128 x 64 keys, 4 warps x 2 atoms; D 128: 128 x 32,
- *    4 warps x 2 atoms; D 256: 128 x 32, 8 warps x 1 atom (all without spills; 128 x 64
- *    at D 128 spills ~240 bytes and ran 6% slower on the H100).
- *    H100 (bf16, B*S = 16384, bk_bench): D128 S4096 273-281 TFLOP/s (causal 236),
- *    D64 264 (238), D256 229 (197).
- * Not yet: below the issue's 300 TFLOP/s floor at D128 S4096 (the 128 x 64 tile needs
- *    fewer live registers; Q fragments are reloaded from shared memory every tile); no
- *    split-KV for small batch*heads with long keys; no Hopper wgmma/TMA path; no 16-byte
- *    vector stores of y (scalar stores from the fragments); head dims other than
- *    64/128/256 (and Dqk != Dv) on tensor cores. */
+ *    Tiles (launch_mma_dim): D 64: 128 x 64 keys, 4 warps x 2 atoms; D 128 causal: 128 x 32,
+ *    4 warps x 2 atoms; D 128 non-causal: 256 x 32, 8 warps x 2 atoms (one CTA per SM);
+ *    D 256: 128 x 32, 8 warps x 1 atom. No spills in the plain instantiations (the general
+ *    ones spill 8-16 bytes). Measured alternatives (H100, bf16 B4 H16 S4096, TFLOP/s):
+ *    D128 128 x 64 x 4 warps spills 150+ bytes (263-272); 8 warps x 1 atom 128 x 64 with Q
+ *    in registers 276; 64-row tiles 250; an exact (threshold 0) rescale skip lost 0-7%.
+ *    H100 (bf16, B4 H16 S4096, CUDA events, median of 25 after warm-up, random normal data):
+ *    D128 299.9 TFLOP/s (best 300.8; causal 244), D64 283 (239), D256 244 (218); before
+ *    the lazy rescale and the 256-row tile 275 (234), 275 (233), 236 (214).
+ * Not yet: D128 S4096 sits on the issue's 300 TFLOP/s floor, not clearly above it (the
+ *    128 x 64 tile still spills; torch flash2 measured 325); no split-KV for small batch*heads with long keys; no
+ *    Hopper wgmma/TMA path; no 16-byte vector stores of y (scalar stores from the
+ *    fragments); head dims other than 64/128/256 (and Dqk != Dv) on tensor cores. */
 #include "common.cuh"
 #include "cuda/sdpa_fwd_cuda.h"
 
@@ -713,6 +721,7 @@ static bk_status launch_mma(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_args *a
 /* Tiles per head dim (fwd_cfg<D, BN, NW, MT, MINB, QREG, LAZY>). */
 typedef fwd_cfg<64, 64, 4, 2, 2, false, true> cfg_d64;
 typedef fwd_cfg<128, 32, 4, 2, 2, false, true> cfg_d128;
+typedef fwd_cfg<128, 32, 8, 2, 1, false, true> cfg_d128_wide; /* 256 rows: non-causal D 128 */
 typedef fwd_cfg<256, 32, 8, 1, 1, false, true> cfg_d256;
 
 template <typename T>
@@ -720,7 +729,12 @@ static bk_status launch_mma_dim(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_arg
 {
     switch (d->head_dim_qk) {
     case 64: return launch_mma<T, cfg_d64>(d, a, s);
-    case 128: return launch_mma<T, cfg_d128>(d, a, s);
+    case 128:
+        /* one CTA of 8 warps x 32 rows per SM shares each K/V tile among twice the rows
+         * (H100: +4% non-causal); causal keeps 128 rows (fewer wasted diagonal tiles) */
+        if (!d->causal)
+            return launch_mma<T, cfg_d128_wide>(d, a, s);
+        return launch_mma<T, cfg_d128>(d, a, s);
     default: return launch_mma<T, cfg_d256>(d, a, s);
     }
 }
