@@ -76,6 +76,16 @@ static const cfg k_mma_cases[] = {
     {"mma d256 33x257 causal",      1, 2, 1,  33,  257, 256, 256, true,  -1, 0.0, false, 0, false, 8, true},
     {"mma d256 7x7 window",         1, 2, 2,  7,   7,   256, 256, false, 2,  0.0, false, 0, false, 1, true},
     {"mma d64 kv_len 0",            1, 2, 1,  5,   0,   64,  64,  false, -1, 0.0, false, 0, false, 0, true},
+    /* large scales: row maxima jump by more than the lazy-rescale threshold (2^8) across
+     * key tiles, so both the skipped and the taken rescale run (default scales skip it on
+     * most tiles after the first) */
+    {"mma d64 scale 2 peaky",       1, 2, 2,  100, 300, 64,  64,  false, -1, 0.0, false, 2.0, false, 0, true},
+    {"mma d128 scale 0.6 causal",   1, 2, 1,  150, 260, 128, 128, true,  -1, 0.0, false, 0.6, false, 8, true},
+    /* non-causal D 128 takes the 256-row tile: rows past Sq, plain loads (pad 3), window
+     * and the general score path */
+    {"mma d128 300x200 gqa",        1, 4, 2,  300, 200, 128, 128, false, -1, 0.0, false, 0, false, 8, true},
+    {"mma d128 270x150 win cap alibi", 1, 2, 1, 270, 150, 128, 128, false, 20, 1.5, true, 0, false, 3, true},
+    {"mma d256 scale 0.4",          1, 1, 1,  40,  200, 256, 256, false, -1, 0.0, false, 0.4, false, 0, true},
 };
 
 /* See the header: the tensor-core kernel's P is rounded to 16 bits. */
@@ -657,11 +667,12 @@ static void test_cuda_select(void)
 /* A larger GPU-only problem against the f64 reference, run twice: same bytes. */
 static void test_cuda_large(bk_target gpu)
 {
-    const cfg big[2] = {
+    const cfg big[3] = {
         {"large B2 H4 S1000 D128 causal", 2, 4, 4, 1000, 1000, 128, 128, true, -1, 0.0, false, 0, false, 0, true},
         {"large B1 H8/2 S600x900 D64", 1, 8, 2, 600, 900, 64, 64, false, -1, 0.0, false, 0, false, 0, true},
+        {"large B1 H4/2 S700x1100 D128", 1, 4, 2, 700, 1100, 128, 128, false, -1, 0.0, false, 0, false, 0, true},
     };
-    for (int c = 0; c < 2; c++)
+    for (int c = 0; c < 3; c++)
         test_case(gpu, &big[c], BK_DTYPE_BF16);
     test_case(gpu, &big[1], BK_DTYPE_F32);
     /* determinism of the tensor-core kernel */

@@ -20,32 +20,40 @@
  *    tile for one row; the warp reduces max and sum with shuffles; an online softmax in
  *    the compute type keeps m, l and the output row (lane owns elements lane + 32 t).
  *    exp/log/tanh are the accurate library functions. The only path for f32 and f64.
- * 2. sdpa_fwd_mma_kernel<T, D, BN, NW, MT> (tensor cores; f16/bf16, Dqk == Dv in
- *    {64,128,256}): FlashAttention-2. A CTA of NW warps owns a 128-row Q tile; each warp
- *    MT 16-row MMA atoms (MT = 2: every K/V fragment read from shared memory feeds two
- *    MMAs). Q, K (BN keys) and V (BN keys) tiles live in shared memory with 16-byte
- *    chunks XOR-swizzled by row (chunk ^ (row & 7)): conflict-free ldmatrix and cp.async.
- *    Q fragments are read by ldmatrix per key tile. S = Q K^T by mma.sync.m16n8k16 (f32 accumulate); the scores are turned
- *    into log2 units (scale * log2 e, or the full softcap/ALiBi transform when those are
- *    on) and masked only on tiles that need it (past Sk, the causal diagonal, the window
- *    edge); fully masked tiles are never visited. Online softmax on the accumulator
- *    fragments with exp2f (row max / sum across the quad by shuffles), P is rounded to
- *    the input dtype in registers and reused as the A operand of O += P V (V through
+ * 2. sdpa_fwd_mma_kernel<T, fwd_cfg<D, BN, NW, MT, MINB, QREG, LAZY>, GEN> (tensor cores;
+ *    f16/bf16, Dqk == Dv in {64,128,256}): FlashAttention-2. A CTA of NW warps owns a
+ *    BM = NW * 16 * MT row Q tile; each warp MT 16-row MMA atoms (MT = 2: every K/V fragment
+ *    read from shared memory feeds two MMAs). Q, K (BN keys) and V (BN keys) tiles live in
+ *    shared memory with 16-byte chunks XOR-swizzled by row (chunk ^ (row & 7)):
+ *    conflict-free ldmatrix and cp.async. Q fragments are read by ldmatrix per key tile
+ *    (QREG keeps them in registers; no shipped tile uses it). S = Q K^T by
+ *    mma.sync.m16n8k16 (f32 accumulate); the scores are turned into log2 units: GEN = false
+ *    (no softcap/ALiBi, scale > 0) folds scale * log2 e into the exponent's FFMA and carries
+ *    no code of the general transform; GEN = true applies softcap/ALiBi first. Masks only
+ *    on tiles that need them (past Sk, the causal diagonal, the window edge); fully masked
+ *    tiles are never visited. Online softmax on the accumulator fragments with exp2 (row
+ *    max / sum across the quad by shuffles). LAZY (all shipped tiles): a row keeps a stale
+ *    reference max until a tile's max exceeds it by more than 2^8, so O and l are rescaled
+ *    only on the few tiles where some row of the warp jumped (warp vote); P <= 256 then,
+ *    exact in f16/bf16, and O / l, lse = (m + log2 l) ln 2 stay exact. P is rounded to the
+ *    input dtype and packed in registers at once, the A operand of O += P V (V through
  *    ldmatrix.trans). Pipeline (as FA2): V(n) loads while S(n) and the softmax run, K(n+1)
  *    loads while P V(n) runs (cp.async 16 B, zero-filled past the end). Views whose
  *    pointers or strides are not 16-byte aligned take the same kernel with plain loads.
- *    Final: O / l, lse = (m + log2 l) ln 2.
  *    Each output is computed by one thread in a fixed order: deterministic, bit-stable.
- *    Tiles (launch_mma_dim): D 64: 128 x 64 keys, 4 warps x 2 atoms; D 128: 128 x 32,
- *    4 warps x 2 atoms; D 256: 128 x 32, 8 warps x 1 atom (all without spills; 128 x 64
- *    at D 128 spills ~240 bytes and ran 6% slower on the H100).
- *    H100 (bf16, B*S = 16384, bk_bench): D128 S4096 273-281 TFLOP/s (causal 236),
- *    D64 264 (238), D256 229 (197).
- * Not yet: below the issue's 300 TFLOP/s floor at D128 S4096 (the 128 x 64 tile needs
- *    fewer live registers; Q fragments are reloaded from shared memory every tile); no
- *    split-KV for small batch*heads with long keys; no Hopper wgmma/TMA path; no 16-byte
- *    vector stores of y (scalar stores from the fragments); head dims other than
- *    64/128/256 (and Dqk != Dv) on tensor cores. */
+ *    Tiles (launch_mma_dim): D 64: 128 x 64 keys, 4 warps x 2 atoms; D 128 causal: 128 x 32,
+ *    4 warps x 2 atoms; D 128 non-causal: 256 x 32, 8 warps x 2 atoms (one CTA per SM);
+ *    D 256: 128 x 32, 8 warps x 1 atom. No spills in the plain instantiations (the general
+ *    ones spill 8-16 bytes). Measured alternatives (H100, bf16 B4 H16 S4096, TFLOP/s):
+ *    D128 128 x 64 x 4 warps spills 150+ bytes (263-272); 8 warps x 1 atom 128 x 64 with Q
+ *    in registers 276; 64-row tiles 250; an exact (threshold 0) rescale skip lost 0-7%.
+ *    H100 (bf16, B4 H16 S4096, CUDA events, median of 25 after warm-up, random normal data):
+ *    D128 299.9 TFLOP/s (best 300.8; causal 244), D64 283 (239), D256 244 (218); before
+ *    the lazy rescale and the 256-row tile 275 (234), 275 (233), 236 (214).
+ * Not yet: D128 S4096 sits on the issue's 300 TFLOP/s floor, not clearly above it (the
+ *    128 x 64 tile still spills; torch flash2 measured 325); no split-KV for small batch*heads with long keys; no
+ *    Hopper wgmma/TMA path; no 16-byte vector stores of y (scalar stores from the
+ *    fragments); head dims other than 64/128/256 (and Dqk != Dv) on tensor cores. */
 #include "common.cuh"
 #include "cuda/sdpa_fwd_cuda.h"
 
@@ -316,11 +324,33 @@ static __device__ __forceinline__ void load_tile(T *s, const T *g, long long rs,
     }
 }
 
-/* D: head dim; BN: keys per tile; NW: warps; MT: 16-row MMA atoms per warp. The CTA owns
- * BM = NW * 16 * MT query rows; warp w rows [w * 16 * MT, (w + 1) * 16 * MT). */
-template <typename T, int D, int BN, int NW, int MT>
-__global__ void __launch_bounds__(NW * 32, 8 / NW) sdpa_fwd_mma_kernel(sdpa_params p)
+/* floor(a / b) for b > 0 */
+static __device__ __forceinline__ long long floordiv(long long a, long long b)
 {
+    return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+
+/* The tile configuration. D: head dim; BN: keys per tile; NW: warps; MT: 16-row MMA atoms
+ * per warp (the CTA owns BM = NW * 16 * MT query rows, warp w rows [w * 16 * MT, (w + 1) *
+ * 16 * MT)); MINB: CTAs per SM promised to __launch_bounds__ (caps the registers); QREG: the
+ * warp's Q fragments stay in registers for the whole CTA (else re-read from shared memory
+ * per key tile); LAZY: rows keep a stale reference max until a tile exceeds it by more
+ * than kLazy (log2 units), so the O rescale is skipped on most tiles (see the softmax). */
+template <int D_, int BN_, int NW_, int MT_, int MINB_, bool QREG_, bool LAZY_> struct fwd_cfg {
+    static constexpr int D = D_, BN = BN_, NW = NW_, MT = MT_, MINB = MINB_;
+    static constexpr bool QREG = QREG_, LAZY = LAZY_;
+};
+/* With a stale max P <= 2^kLazy = 256: representable in f16/bf16 with the same relative
+ * rounding; O and l grow by at most that factor (no f32 overflow unless |v| * Sk is within
+ * a factor 256 of the f32 range). */
+static constexpr float kLazy = 8.f;
+
+/* GEN: the general score transform (softcap / ALiBi / scale <= 0); otherwise the scale folds
+ * into the exponent's FFMA. */
+template <typename T, typename C, bool GEN>
+__global__ void __launch_bounds__(C::NW * 32, C::MINB) sdpa_fwd_mma_kernel(sdpa_params p)
+{
+    constexpr int D = C::D, BN = C::BN, NW = C::NW, MT = C::MT;
     constexpr int NT = NW * 32, BM = NW * 16 * MT, NB = BN / 8, DB = D / 8;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     T *sQ = (T *)smem_raw, *sK = sQ + BM * D, *sV = sK + BN * D;
@@ -338,6 +368,14 @@ __global__ void __launch_bounds__(NW * 32, 8 / NW) sdpa_fwd_mma_kernel(sdpa_para
     row_keys(p, m0, klo, unused);
     row_keys(p, last, unused, khi);
     const int n_lo = (int)(klo / BN), n_hi = khi >= klo ? (int)(khi / BN) : n_lo - 1;
+    /* Tiles nf_lo..nf_hi need no mask: wholly inside Sk, at or below the causal diagonal of
+     * the CTA's first row, and inside the window of its last row. */
+    long long nfh = floordiv(p.Sk, BN) - 1, nfl = n_lo;
+    if (p.causal)
+        nfh = min(nfh, floordiv(m0 + off + 1, BN) - 1);
+    if (p.window >= 0)
+        nfl = max(nfl, -floordiv(-(last + off - p.window), BN));
+    const int nf_lo = (int)min(nfl, (long long)n_hi + 1), nf_hi = (int)max(min(nfh, (long long)n_hi), (long long)n_lo - 1);
 
     load_tile<T, BM, D, NT>(sQ, qb, p.sq.s2, m0, p.Sq, p.aligned, tid);
     if (n_hi >= n_lo)
@@ -350,6 +388,17 @@ __global__ void __launch_bounds__(NW * 32, 8 / NW) sdpa_fwd_mma_kernel(sdpa_para
     const int k_row = (lane & 7) + 8 * (lane >> 4), k_chunk = (lane >> 3) & 1;
     const int v_row = (lane & 7) + 8 * ((lane >> 3) & 1), v_chunk = lane >> 4;
     const uint32_t sQa = smem_addr(sQ + q_row * D), sKa = smem_addr(sK + k_row * D), sVa = smem_addr(sV + v_row * D);
+
+    uint32_t qf[C::QREG ? MT : 1][C::QREG ? D / 16 : 1][4];
+    if constexpr (C::QREG) {
+        cp_async_wait_all();
+        __syncthreads();
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int kk = 0; kk < D / 16; kk++)
+                ldsm_x4(qf[mt][kk], sQa + mt * 16 * D * 2 + (((2 * kk + q_chunk) ^ sw) << 4));
+    }
 
     float acc_o[MT][DB][4];
 #pragma unroll
@@ -365,10 +414,9 @@ __global__ void __launch_bounds__(NW * 32, 8 / NW) sdpa_fwd_mma_kernel(sdpa_para
     /* Scores go to log2 units. Plain path (no softcap/ALiBi, scale > 0): the max is taken on
      * the raw dot products and scale * log2 e folds into the exponent's FFMA. General path:
      * the full transform first, then a factor of 1. */
-    const bool general = p.softcap > 0.0 || p.alibi || !(p.scale_log2 > 0.f);
-    const float mul = general ? 1.f : p.scale_log2;
+    const float mul = GEN ? 1.f : p.scale_log2;
     const float scale = (float)p.scale, softcap = (float)p.softcap;
-    const float slope = p.alibi ? p.slopes[h * p.sslope] : 0.f;
+    const float slope = GEN && p.alibi ? p.slopes[h * p.sslope] : 0.f;
     const float LOG2E = 1.4426950408889634f;
 
     for (int n = n_lo; n <= n_hi; n++) {
@@ -387,8 +435,14 @@ __global__ void __launch_bounds__(NW * 32, 8 / NW) sdpa_fwd_mma_kernel(sdpa_para
         for (int kk = 0; kk < D / 16; kk++) {
             uint32_t a[MT][4];
 #pragma unroll
-            for (int mt = 0; mt < MT; mt++)
-                ldsm_x4(a[mt], sQa + mt * 16 * D * 2 + (((2 * kk + q_chunk) ^ sw) << 4));
+            for (int mt = 0; mt < MT; mt++) {
+                if constexpr (C::QREG) {
+                    a[mt][0] = qf[mt][kk][0], a[mt][1] = qf[mt][kk][1];
+                    a[mt][2] = qf[mt][kk][2], a[mt][3] = qf[mt][kk][3];
+                } else {
+                    ldsm_x4(a[mt], sQa + mt * 16 * D * 2 + (((2 * kk + q_chunk) ^ sw) << 4));
+                }
+            }
 #pragma unroll
             for (int jp = 0; jp < NB / 2; jp++) {
                 uint32_t bf[4];
@@ -409,7 +463,7 @@ __global__ void __launch_bounds__(NW * 32, 8 / NW) sdpa_fwd_mma_kernel(sdpa_para
         /* element (mt, j, e) is row rbase + mt * 16 + 8 * (e >> 1), key n * BN + 8 * j + 2 * t4 + (e & 1) */
         const long long nBN = (long long)n * BN;
         const int rbase = warp * 16 * MT + g;
-        if (general) {
+        if constexpr (GEN) {
 #pragma unroll
             for (int mt = 0; mt < MT; mt++)
 #pragma unroll
@@ -429,9 +483,7 @@ __global__ void __launch_bounds__(NW * 32, 8 / NW) sdpa_fwd_mma_kernel(sdpa_para
                         }
                 }
         }
-        const bool need_mask = nBN + BN > p.Sk || (p.causal && nBN + BN - 1 > m0 + off) ||
-                               (p.window >= 0 && nBN < last + off - p.window);
-        if (need_mask) {
+        if (n < nf_lo || n > nf_hi) {
 #pragma unroll
             for (int mt = 0; mt < MT; mt++)
 #pragma unroll
@@ -449,7 +501,12 @@ __global__ void __launch_bounds__(NW * 32, 8 / NW) sdpa_fwd_mma_kernel(sdpa_para
                                 s[mt][j][2 * hr + e] = -INFINITY;
                 }
         }
-        /* online softmax, 2 * MT rows per thread */
+        /* online softmax, 2 * MT rows per thread; P is rounded to T and packed at once.
+         * LAZY: a row keeps its reference max m_r until a tile's max exceeds it by more than
+         * kLazy (log2 units), so P <= 2^kLazy; the O/l rescale runs only when some row of the
+         * warp moved (warp-uniform branch). Exact either way: O / l and lse = m_r + log2 l. */
+        float mx_r[MT][2], corr_r[MT][2];
+        bool upd = true;
 #pragma unroll
         for (int mt = 0; mt < MT; mt++)
 #pragma unroll
@@ -460,25 +517,52 @@ __global__ void __launch_bounds__(NW * 32, 8 / NW) sdpa_fwd_mma_kernel(sdpa_para
                     mx = fmaxf(mx, fmaxf(s[mt][j][2 * hr], s[mt][j][2 * hr + 1]));
                 mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
                 mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-                const float mnew = fmaxf(m_r[mt][hr], mx * mul);
-                const float muse = mnew == -INFINITY ? 0.f : mnew;
-                const float corr = ex2(m_r[mt][hr] - muse);
-                m_r[mt][hr] = mnew;
-                float rs = 0.f;
+                mx_r[mt][hr] = mx * mul;
+                corr_r[mt][hr] = 1.f;
+            }
+        if constexpr (C::LAZY) {
+            bool need = false;
 #pragma unroll
-                for (int j = 0; j < NB; j++)
+            for (int mt = 0; mt < MT; mt++)
+                need = need || mx_r[mt][0] > m_r[mt][0] + kLazy || mx_r[mt][1] > m_r[mt][1] + kLazy;
+            upd = __any_sync(0xffffffffu, need);
+        }
+        if (upd) {
 #pragma unroll
-                    for (int e = 0; e < 2; e++) {
-                        const float pe = ex2(fmaf(s[mt][j][2 * hr + e], mul, -muse));
-                        s[mt][j][2 * hr + e] = pe;
-                        rs += pe;
-                    }
-                l_r[mt][hr] = l_r[mt][hr] * corr + rs;
+            for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+                for (int hr = 0; hr < 2; hr++) {
+                    const float mnew = fmaxf(m_r[mt][hr], mx_r[mt][hr]);
+                    const float muse = mnew == -INFINITY ? 0.f : mnew;
+                    corr_r[mt][hr] = ex2(m_r[mt][hr] - muse);
+                    m_r[mt][hr] = mnew;
+                }
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++)
 #pragma unroll
                 for (int j = 0; j < DB; j++) {
-                    acc_o[mt][j][2 * hr] *= corr;
-                    acc_o[mt][j][2 * hr + 1] *= corr;
+                    acc_o[mt][j][0] *= corr_r[mt][0];
+                    acc_o[mt][j][1] *= corr_r[mt][0];
+                    acc_o[mt][j][2] *= corr_r[mt][1];
+                    acc_o[mt][j][3] *= corr_r[mt][1];
                 }
+        }
+        uint32_t pk[MT][NB][2];
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int hr = 0; hr < 2; hr++) {
+                const float muse = m_r[mt][hr] == -INFINITY ? 0.f : m_r[mt][hr];
+                float rs = 0.f;
+#pragma unroll
+                for (int j = 0; j < NB; j++) {
+                    const float p0 = ex2(fmaf(s[mt][j][2 * hr], mul, -muse));
+                    const float p1 = ex2(fmaf(s[mt][j][2 * hr + 1], mul, -muse));
+                    rs += p0;
+                    rs += p1;
+                    pk[mt][j][hr] = mma16<T>::pack(p0, p1);
+                }
+                l_r[mt][hr] = l_r[mt][hr] * corr_r[mt][hr] + rs;
             }
         /* O += P V */
 #pragma unroll
@@ -486,10 +570,10 @@ __global__ void __launch_bounds__(NW * 32, 8 / NW) sdpa_fwd_mma_kernel(sdpa_para
             uint32_t a[MT][4];
 #pragma unroll
             for (int mt = 0; mt < MT; mt++) {
-                a[mt][0] = mma16<T>::pack(s[mt][2 * kb2][0], s[mt][2 * kb2][1]);
-                a[mt][1] = mma16<T>::pack(s[mt][2 * kb2][2], s[mt][2 * kb2][3]);
-                a[mt][2] = mma16<T>::pack(s[mt][2 * kb2 + 1][0], s[mt][2 * kb2 + 1][1]);
-                a[mt][3] = mma16<T>::pack(s[mt][2 * kb2 + 1][2], s[mt][2 * kb2 + 1][3]);
+                a[mt][0] = pk[mt][2 * kb2][0];
+                a[mt][1] = pk[mt][2 * kb2][1];
+                a[mt][2] = pk[mt][2 * kb2 + 1][0];
+                a[mt][3] = pk[mt][2 * kb2 + 1][1];
             }
 #pragma unroll
             for (int dp = 0; dp < D / 16; dp++) {
@@ -612,26 +696,46 @@ extern "C" bk_status bk_cuda_sdpa_fwd_generic(const bk_sdpa_fwd_desc *d, const b
     return st;
 }
 
-template <typename T, int D, int BN, int NW, int MT>
-static bk_status launch_mma(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_args *a, cudaStream_t s)
+template <typename T, typename C, bool GEN>
+static bk_status launch_mma_gen(const bk_sdpa_fwd_desc *d, const sdpa_params &p, cudaStream_t s)
 {
-    const int BM = NW * 16 * MT;
-    const size_t smem = (size_t)(BM + 2 * BN) * D * sizeof(T);
+    const int BM = C::NW * 16 * C::MT;
+    const size_t smem = (size_t)(BM + 2 * C::BN) * C::D * sizeof(T);
     if (smem > 48 * 1024)
-        BK_TRY(set_smem(sdpa_fwd_mma_kernel<T, D, BN, NW, MT>, smem));
-    sdpa_fwd_mma_kernel<T, D, BN, NW, MT><<<make_grid(d, BM), NW * 32, smem, s>>>(make_params(d, a));
+        BK_TRY(set_smem(sdpa_fwd_mma_kernel<T, C, GEN>, smem));
+    sdpa_fwd_mma_kernel<T, C, GEN><<<make_grid(d, BM), C::NW * 32, smem, s>>>(p);
     return bk_cuda_check_launch("sdpa_fwd");
 }
 
-/* Tiles per head dim: D 64 and 128 give each warp two 16-row atoms (each K/V fragment
- * read from shared memory feeds two MMAs); D 256 keeps one atom per warp (registers). */
+/* Two instantiations per tile: the plain one (no softcap/ALiBi, scale > 0: the scale folds
+ * into the exponent) carries no code of the general score transform. */
+template <typename T, typename C>
+static bk_status launch_mma(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_args *a, cudaStream_t s)
+{
+    const sdpa_params p = make_params(d, a);
+    if (p.softcap > 0.0 || p.alibi || !(p.scale_log2 > 0.f))
+        return launch_mma_gen<T, C, true>(d, p, s);
+    return launch_mma_gen<T, C, false>(d, p, s);
+}
+
+/* Tiles per head dim (fwd_cfg<D, BN, NW, MT, MINB, QREG, LAZY>). */
+typedef fwd_cfg<64, 64, 4, 2, 2, false, true> cfg_d64;
+typedef fwd_cfg<128, 32, 4, 2, 2, false, true> cfg_d128;
+typedef fwd_cfg<128, 32, 8, 2, 1, false, true> cfg_d128_wide; /* 256 rows: non-causal D 128 */
+typedef fwd_cfg<256, 32, 8, 1, 1, false, true> cfg_d256;
+
 template <typename T>
 static bk_status launch_mma_dim(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_args *a, cudaStream_t s)
 {
     switch (d->head_dim_qk) {
-    case 64: return launch_mma<T, 64, 64, 4, 2>(d, a, s);
-    case 128: return launch_mma<T, 128, 32, 4, 2>(d, a, s);
-    default: return launch_mma<T, 256, 32, 8, 1>(d, a, s);
+    case 64: return launch_mma<T, cfg_d64>(d, a, s);
+    case 128:
+        /* one CTA of 8 warps x 32 rows per SM shares each K/V tile among twice the rows
+         * (H100: +4% non-causal); causal keeps 128 rows (fewer wasted diagonal tiles) */
+        if (!d->causal)
+            return launch_mma<T, cfg_d128_wide>(d, a, s);
+        return launch_mma<T, cfg_d128>(d, a, s);
+    default: return launch_mma<T, cfg_d256>(d, a, s);
     }
 }
 
