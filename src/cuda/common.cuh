@@ -47,7 +47,8 @@ static __device__ __forceinline__ float bk_tanh(float x) { return tanhf(x); }
 static __device__ __forceinline__ double bk_tanh(double x) { return tanh(x); }
 
 /* Tensor cores for the 16-bit types (sm_80+): pack two floats into one register of T2,
- * and D += A * B with mma.sync.m16n8k16.row.col (f32 accumulate; A 4 registers, B 2). */
+ * and D += A * B with mma.sync.m16n8k16.row.col (f32 accumulate; A 4 registers, B 2).
+ * The mma asm is not volatile: it has no side effect, so the compiler may schedule it. */
 template <typename T> struct bk_mma16;
 template <> struct bk_mma16<__half> {
     static __device__ __forceinline__ uint32_t pack(float lo, float hi)
@@ -55,12 +56,16 @@ template <> struct bk_mma16<__half> {
         __half2 h = __floats2half2_rn(lo, hi);
         return *reinterpret_cast<uint32_t *>(&h);
     }
+    static __device__ __forceinline__ void mma(float *c, const uint32_t *a, uint32_t b0, uint32_t b1)
+    {
+        asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+            "{%0,%1,%2,%3};\n"
+            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
     static __device__ __forceinline__ void mma(float *c, const uint32_t *a, const uint32_t *b)
     {
-        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                     "{%0,%1,%2,%3};\n"
-                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+        mma(c, a, b[0], b[1]);
     }
 };
 template <> struct bk_mma16<__nv_bfloat16> {
@@ -69,12 +74,16 @@ template <> struct bk_mma16<__nv_bfloat16> {
         __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
         return *reinterpret_cast<uint32_t *>(&h);
     }
+    static __device__ __forceinline__ void mma(float *c, const uint32_t *a, uint32_t b0, uint32_t b1)
+    {
+        asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+            "{%0,%1,%2,%3};\n"
+            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
     static __device__ __forceinline__ void mma(float *c, const uint32_t *a, const uint32_t *b)
     {
-        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                     "{%0,%1,%2,%3};\n"
-                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+        mma(c, a, b[0], b[1]);
     }
 };
 

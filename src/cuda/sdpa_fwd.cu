@@ -96,12 +96,6 @@ static __device__ __forceinline__ void row_keys(const sdpa_params &p, long long 
         lo = pos - p.window;
 }
 
-static __device__ __forceinline__ float dexp(float x) { return expf(x); }
-static __device__ __forceinline__ double dexp(double x) { return exp(x); }
-static __device__ __forceinline__ float dlog(float x) { return logf(x); }
-static __device__ __forceinline__ double dlog(double x) { return log(x); }
-static __device__ __forceinline__ float dtanh(float x) { return tanhf(x); }
-static __device__ __forceinline__ double dtanh(double x) { return tanh(x); }
 
 /* ------------------------------------------------ 1. generic CUDA-core kernel -- */
 
@@ -173,7 +167,7 @@ __global__ void __launch_bounds__(kGenWarps * 32) sdpa_fwd_generic_kernel(sdpa_p
                     dot += qr[e] * kr[e];
                 s = dot * scale;
                 if (p.softcap > 0.0)
-                    s = softcap * dtanh(s / softcap);
+                    s = softcap * bk_tanh(s / softcap);
                 if (p.alibi)
                     s += slope * (acc)(j - (i0 + r + p.Sk - p.Sq));
             }
@@ -184,8 +178,8 @@ __global__ void __launch_bounds__(kGenWarps * 32) sdpa_fwd_generic_kernel(sdpa_p
             const acc mnew = max(m[rr], tmax);
             if (mnew == NEG_INF)
                 continue; /* nothing visible yet in this row (warp-uniform) */
-            const acc corr = dexp(m[rr] - mnew);
-            const acc pj = vis ? dexp(s - mnew) : (acc)0;
+            const acc corr = bk_exp(m[rr] - mnew);
+            const acc pj = vis ? bk_exp(s - mnew) : (acc)0;
             acc psum = pj;
 #pragma unroll
             for (int sh = 16; sh > 0; sh >>= 1)
@@ -217,82 +211,12 @@ __global__ void __launch_bounds__(kGenWarps * 32) sdpa_fwd_generic_kernel(sdpa_p
             if (t < nt && lane + 32 * t < Dv)
                 yb[i * p.sy.s2 + lane + 32 * t] = elem<T>::store(o[rr][t] * inv);
         if (p.lse && lane == 0)
-            p.lse[b * p.sl0 + h * p.sl1 + i * p.sl2] = l[rr] > 0 ? (float)(m[rr] + dlog(l[rr])) : -INFINITY;
+            p.lse[b * p.sl0 + h * p.sl1 + i * p.sl2] = l[rr] > 0 ? (float)(m[rr] + bk_log(l[rr])) : -INFINITY;
     }
 }
 
 /* ------------------------------------------------ 2. tensor-core kernel -- */
 
-template <typename T> struct mma16;
-template <> struct mma16<__nv_bfloat16> {
-    static __device__ __forceinline__ void run(float *c, const uint32_t *a, uint32_t b0, uint32_t b1)
-    {
-        asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                     "{%0,%1,%2,%3};\n"
-                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-    }
-    static __device__ __forceinline__ uint32_t pack(float lo, float hi)
-    {
-        __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-        return *reinterpret_cast<uint32_t *>(&v);
-    }
-};
-template <> struct mma16<__half> {
-    static __device__ __forceinline__ void run(float *c, const uint32_t *a, uint32_t b0, uint32_t b1)
-    {
-        asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                     "{%0,%1,%2,%3};\n"
-                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-    }
-    static __device__ __forceinline__ uint32_t pack(float lo, float hi)
-    {
-        __half2 v = __floats2half2_rn(lo, hi);
-        return *reinterpret_cast<uint32_t *>(&v);
-    }
-};
-
-static __device__ __forceinline__ uint32_t smem_addr(const void *p)
-{
-    return (uint32_t)__cvta_generic_to_shared(p);
-}
-
-static __device__ __forceinline__ void ldsm_x4(uint32_t *r, uint32_t addr)
-{
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(addr));
-}
-
-static __device__ __forceinline__ void ldsm_x4_trans(uint32_t *r, uint32_t addr)
-{
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(addr));
-}
-
-static __device__ __forceinline__ void cp_async16(uint32_t dst, const void *src, int bytes)
-{
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes));
-}
-
-static __device__ __forceinline__ void cp_async_commit()
-{
-    asm volatile("cp.async.commit_group;\n" ::);
-}
-
-static __device__ __forceinline__ void cp_async_wait_all()
-{
-    asm volatile("cp.async.wait_group 0;\n" ::: "memory");
-}
-
-static __device__ __forceinline__ float ex2(float x)
-{
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-    return y;
-}
 
 /* Rows [row0, row0 + ROWS) of a [*, D] view (row stride `rs`) into the swizzled tile s,
  * by NT threads; rows at or past `limit` are zero-filled (their source is never read). */
@@ -309,7 +233,7 @@ static __device__ __forceinline__ void load_tile(T *s, const T *g, long long rs,
         const bool ok = row0 + r < limit;
         const T *src = g + (ok ? row0 + r : 0) * rs + c * 8;
         if (aligned) {
-            cp_async16(smem_addr(dst), src, ok ? 16 : 0);
+            bk_cp_async16(bk_smem_addr(dst), src, ok ? 16 : 0);
         } else {
             union {
                 uint4 u;
@@ -380,24 +304,24 @@ __global__ void __launch_bounds__(C::NW * 32, C::MINB) sdpa_fwd_mma_kernel(sdpa_
     load_tile<T, BM, D, NT>(sQ, qb, p.sq.s2, m0, p.Sq, p.aligned, tid);
     if (n_hi >= n_lo)
         load_tile<T, BN, D, NT>(sK, kb, p.sk.s2, (long long)n_lo * BN, p.Sk, p.aligned, tid);
-    cp_async_commit();
+    bk_cp_async_commit();
 
     /* ldmatrix lane addressing (the swizzle XOR is lane & 7 for every tile) */
     const int sw = lane & 7;
     const int q_row = warp * 16 * MT + (lane & 7) + 8 * ((lane >> 3) & 1), q_chunk = lane >> 4;
     const int k_row = (lane & 7) + 8 * (lane >> 4), k_chunk = (lane >> 3) & 1;
     const int v_row = (lane & 7) + 8 * ((lane >> 3) & 1), v_chunk = lane >> 4;
-    const uint32_t sQa = smem_addr(sQ + q_row * D), sKa = smem_addr(sK + k_row * D), sVa = smem_addr(sV + v_row * D);
+    const uint32_t sQa = bk_smem_addr(sQ + q_row * D), sKa = bk_smem_addr(sK + k_row * D), sVa = bk_smem_addr(sV + v_row * D);
 
     uint32_t qf[C::QREG ? MT : 1][C::QREG ? D / 16 : 1][4];
     if constexpr (C::QREG) {
-        cp_async_wait_all();
+        bk_cp_async_wait_group<0>();
         __syncthreads();
 #pragma unroll
         for (int mt = 0; mt < MT; mt++)
 #pragma unroll
             for (int kk = 0; kk < D / 16; kk++)
-                ldsm_x4(qf[mt][kk], sQa + mt * 16 * D * 2 + (((2 * kk + q_chunk) ^ sw) << 4));
+                bk_ldsm_x4(qf[mt][kk], sQa + mt * 16 * D * 2 + (((2 * kk + q_chunk) ^ sw) << 4));
     }
 
     float acc_o[MT][DB][4];
@@ -420,10 +344,10 @@ __global__ void __launch_bounds__(C::NW * 32, C::MINB) sdpa_fwd_mma_kernel(sdpa_
     const float LOG2E = 1.4426950408889634f;
 
     for (int n = n_lo; n <= n_hi; n++) {
-        cp_async_wait_all(); /* K(n) (and Q) are here; everyone is done with V(n-1) */
+        bk_cp_async_wait_group<0>(); /* K(n) (and Q) are here; everyone is done with V(n-1) */
         __syncthreads();
         load_tile<T, BN, D, NT>(sV, vb, p.sv.s2, (long long)n * BN, p.Sk, p.aligned, tid);
-        cp_async_commit();
+        bk_cp_async_commit();
 
         float s[MT][NB][4];
 #pragma unroll
@@ -440,25 +364,25 @@ __global__ void __launch_bounds__(C::NW * 32, C::MINB) sdpa_fwd_mma_kernel(sdpa_
                     a[mt][0] = qf[mt][kk][0], a[mt][1] = qf[mt][kk][1];
                     a[mt][2] = qf[mt][kk][2], a[mt][3] = qf[mt][kk][3];
                 } else {
-                    ldsm_x4(a[mt], sQa + mt * 16 * D * 2 + (((2 * kk + q_chunk) ^ sw) << 4));
+                    bk_ldsm_x4(a[mt], sQa + mt * 16 * D * 2 + (((2 * kk + q_chunk) ^ sw) << 4));
                 }
             }
 #pragma unroll
             for (int jp = 0; jp < NB / 2; jp++) {
                 uint32_t bf[4];
-                ldsm_x4(bf, sKa + jp * 16 * D * 2 + (((2 * kk + k_chunk) ^ sw) << 4));
+                bk_ldsm_x4(bf, sKa + jp * 16 * D * 2 + (((2 * kk + k_chunk) ^ sw) << 4));
 #pragma unroll
                 for (int mt = 0; mt < MT; mt++) {
-                    mma16<T>::run(s[mt][2 * jp], a[mt], bf[0], bf[1]);
-                    mma16<T>::run(s[mt][2 * jp + 1], a[mt], bf[2], bf[3]);
+                    bk_mma16<T>::mma(s[mt][2 * jp], a[mt], bf[0], bf[1]);
+                    bk_mma16<T>::mma(s[mt][2 * jp + 1], a[mt], bf[2], bf[3]);
                 }
             }
         }
-        cp_async_wait_all(); /* V(n) is here; everyone is done with K(n) */
+        bk_cp_async_wait_group<0>(); /* V(n) is here; everyone is done with K(n) */
         __syncthreads();
         if (n < n_hi)
             load_tile<T, BN, D, NT>(sK, kb, p.sk.s2, (long long)(n + 1) * BN, p.Sk, p.aligned, tid);
-        cp_async_commit();
+        bk_cp_async_commit();
 
         /* element (mt, j, e) is row rbase + mt * 16 + 8 * (e >> 1), key n * BN + 8 * j + 2 * t4 + (e & 1) */
         const long long nBN = (long long)n * BN;
@@ -534,7 +458,7 @@ __global__ void __launch_bounds__(C::NW * 32, C::MINB) sdpa_fwd_mma_kernel(sdpa_
                 for (int hr = 0; hr < 2; hr++) {
                     const float mnew = fmaxf(m_r[mt][hr], mx_r[mt][hr]);
                     const float muse = mnew == -INFINITY ? 0.f : mnew;
-                    corr_r[mt][hr] = ex2(m_r[mt][hr] - muse);
+                    corr_r[mt][hr] = bk_ex2(m_r[mt][hr] - muse);
                     m_r[mt][hr] = mnew;
                 }
 #pragma unroll
@@ -556,11 +480,11 @@ __global__ void __launch_bounds__(C::NW * 32, C::MINB) sdpa_fwd_mma_kernel(sdpa_
                 float rs = 0.f;
 #pragma unroll
                 for (int j = 0; j < NB; j++) {
-                    const float p0 = ex2(fmaf(s[mt][j][2 * hr], mul, -muse));
-                    const float p1 = ex2(fmaf(s[mt][j][2 * hr + 1], mul, -muse));
+                    const float p0 = bk_ex2(fmaf(s[mt][j][2 * hr], mul, -muse));
+                    const float p1 = bk_ex2(fmaf(s[mt][j][2 * hr + 1], mul, -muse));
                     rs += p0;
                     rs += p1;
-                    pk[mt][j][hr] = mma16<T>::pack(p0, p1);
+                    pk[mt][j][hr] = bk_mma16<T>::pack(p0, p1);
                 }
                 l_r[mt][hr] = l_r[mt][hr] * corr_r[mt][hr] + rs;
             }
@@ -578,16 +502,16 @@ __global__ void __launch_bounds__(C::NW * 32, C::MINB) sdpa_fwd_mma_kernel(sdpa_
 #pragma unroll
             for (int dp = 0; dp < D / 16; dp++) {
                 uint32_t bf[4];
-                ldsm_x4_trans(bf, sVa + kb2 * 16 * D * 2 + (((2 * dp + v_chunk) ^ sw) << 4));
+                bk_ldsm_x4_trans(bf, sVa + kb2 * 16 * D * 2 + (((2 * dp + v_chunk) ^ sw) << 4));
 #pragma unroll
                 for (int mt = 0; mt < MT; mt++) {
-                    mma16<T>::run(acc_o[mt][2 * dp], a[mt], bf[0], bf[1]);
-                    mma16<T>::run(acc_o[mt][2 * dp + 1], a[mt], bf[2], bf[3]);
+                    bk_mma16<T>::mma(acc_o[mt][2 * dp], a[mt], bf[0], bf[1]);
+                    bk_mma16<T>::mma(acc_o[mt][2 * dp + 1], a[mt], bf[2], bf[3]);
                 }
             }
         }
     }
-    cp_async_wait_all();
+    bk_cp_async_wait_group<0>();
 
     T *yb = (T *)p.y + b * p.sy.s0 + h * p.sy.s1;
 #pragma unroll
