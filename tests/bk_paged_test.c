@@ -131,29 +131,3 @@ void ref_row(const cache *c, int32_t b, int32_t g, const double *q, int64_t n, d
     free(s);
 }
 
-/* True when every element of buf (n elements of `elem` bytes) outside the positions
- * of view t still has the bytes of `before`. */
-bool untouched_outside(const bk_tensor *t, const void *buf, const void *before, int64_t n, size_t elem)
-{
-    char *mask = calloc((size_t)n + 1, 1);
-    int64_t numel = 1, idx[BK_MAX_RANK] = {0};
-    for (int32_t i = 0; i < t->rank; i++)
-        numel *= t->shape[i];
-    for (int64_t k = 0; k < numel; k++) {
-        int64_t off = 0;
-        for (int32_t a = 0; a < t->rank; a++)
-            off += idx[a] * t->strides[a];
-        mask[off] = 1;
-        for (int32_t a = t->rank - 1; a >= 0; a--) {
-            if (++idx[a] < t->shape[a])
-                break;
-            idx[a] = 0;
-        }
-    }
-    bool ok = true;
-    for (int64_t i = 0; i < n && ok; i++)
-        if (!mask[i] && memcmp((const char *)buf + i * elem, (const char *)before + i * elem, elem) != 0)
-            ok = false;
-    free(mask);
-    return ok;
-}

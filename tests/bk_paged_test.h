@@ -1,7 +1,7 @@
 /* bk_paged_test.h - the paged-cache fixture shared by test_paged_decode.c and
  * test_paged_prefill.c: a pool with shuffled pages (unowned slots NaN), its tensors, an
  * element reader through the test's own page arithmetic, the naive f64 attention row
- * over one request, and an "untouched outside the view" check. */
+ * over one request. */
 #ifndef BK_PAGED_TEST_H
 #define BK_PAGED_TEST_H
 #include "bk_test.h"
@@ -25,6 +25,5 @@ bk_paged_kv cache_tensors(const cache *c);
 double cache_at(const cache *c, const void *pool, int32_t b, int32_t g, int64_t t, int32_t d);
 void ref_row(const cache *c, int32_t b, int32_t g, const double *q, int64_t n, double scale, double *out,
              double *lse);
-bool untouched_outside(const bk_tensor *t, const void *buf, const void *before, int64_t n, size_t elem);
 
 #endif

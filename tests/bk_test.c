@@ -218,6 +218,33 @@ void bkt_gather(const bk_tensor *t, double *dst)
     }
 }
 
+bool bkt_untouched_outside(const bk_tensor *t, const void *before, int64_t n)
+{
+    char *hit = calloc((size_t)n + 1, 1);
+    int64_t numel = 1, idx[BK_MAX_RANK] = {0};
+    for (int32_t a = 0; a < t->rank; a++)
+        numel *= t->shape[a];
+    for (int64_t e = 0; e < numel; e++) {
+        int64_t off = 0;
+        for (int32_t a = 0; a < t->rank; a++)
+            off += idx[a] * t->strides[a];
+        if (off < n)
+            hit[off] = 1;
+        for (int32_t a = t->rank - 1; a >= 0; a--) {
+            if (++idx[a] < t->shape[a])
+                break;
+            idx[a] = 0;
+        }
+    }
+    size_t es = bk_dtype_size(t->dtype);
+    bool ok = true;
+    for (int64_t e = 0; e < n && ok; e++)
+        if (!hit[e] && memcmp((const char *)before + e * es, (const char *)t->data + e * es, es) != 0)
+            ok = false;
+    free(hit);
+    return ok;
+}
+
 double bkt_rel_err(const double *out, const double *ref, int64_t n)
 {
     double num = 0.0, den = 0.0;

@@ -69,6 +69,11 @@ void bkt_gather(const bk_tensor *t, double *dst);
 /* Element at multi-index idx of the view. */
 double bkt_at(const bk_tensor *t, const int64_t *idx);
 
+/* True when every element of buf[0..n) (elements of t->dtype, from t->data) that the
+ * view t does NOT address still holds its bytes of `before`: padding between the rows
+ * of a strided output was not written. */
+bool bkt_untouched_outside(const bk_tensor *t, const void *before, int64_t n);
+
 /* ---- comparisons ---- */
 /* Relative error ||out - ref||_2 / ||ref||_2 (absolute when ||ref|| == 0); +inf if any
  * out is NaN where ref is not. */

@@ -108,34 +108,6 @@ static bk_tensor make_view(bk_dtype dt, int32_t rank, const int64_t *shape, int6
     return t;
 }
 
-/* The elements of buf[n] that the view does not address still hold their bytes of
- * `before`. */
-static void check_outside_untouched(const char *what, const bk_tensor *t, const void *before, int64_t n)
-{
-    char *hit = calloc((size_t)n, 1);
-    int64_t numel = 1, idx[BK_MAX_RANK] = {0};
-    for (int32_t a = 0; a < t->rank; a++)
-        numel *= t->shape[a];
-    for (int64_t e = 0; e < numel; e++) {
-        int64_t off = 0;
-        for (int32_t a = 0; a < t->rank; a++)
-            off += idx[a] * t->strides[a];
-        hit[off] = 1;
-        for (int32_t a = t->rank - 1; a >= 0; a--) {
-            if (++idx[a] < t->shape[a])
-                break;
-            idx[a] = 0;
-        }
-    }
-    size_t es = bk_dtype_size(t->dtype);
-    int64_t bad = -1;
-    for (int64_t e = 0; e < n && bad < 0; e++)
-        if (!hit[e] && memcmp((const char *)before + e * es, (const char *)t->data + e * es, es) != 0)
-            bad = e;
-    bkt_check(bad < 0, what, "element %lld outside the output view was written", (long long)bad);
-    free(hit);
-}
-
 static double *gather_all(const bk_tensor *t)
 {
     int64_t n = bk_tensor_numel(t);
@@ -381,13 +353,13 @@ static void test_case(bk_target target, bk_preference pref, const cfg *c, bk_dty
         if (bkt_expect_status(st, BK_STATUS_SUCCESS, what)) {
             snprintf(w2, sizeof w2, "%s dq", what);
             bkt_check_close(w2, &tdq, rdq, slack);
-            check_outside_untouched(w2, &tdq, dq0, ndq);
+            bkt_check(bkt_untouched_outside(&tdq, dq0, ndq), w2, "an element outside the output view was written");
             snprintf(w2, sizeof w2, "%s dk", what);
             bkt_check_close(w2, &tdk, rdk, slack);
-            check_outside_untouched(w2, &tdk, dk0, ndk);
+            bkt_check(bkt_untouched_outside(&tdk, dk0, ndk), w2, "an element outside the output view was written");
             snprintf(w2, sizeof w2, "%s dv", what);
             bkt_check_close(w2, &tdv, rdv, slack);
-            check_outside_untouched(w2, &tdv, dv0, ndv);
+            bkt_check(bkt_untouched_outside(&tdv, dv0, ndv), w2, "an element outside the output view was written");
             /* rows that saw no key and keys no row saw: exactly 0 */
             int64_t zeros = 0, bad = 0;
             for (int64_t e = 0; e < n_q; e++)

@@ -125,34 +125,6 @@ static bk_tensor make_output(bk_dtype dt, int32_t rank, const int64_t *shape, in
     return bkt_view_padded(*buf, dt, rank, shape, pad);
 }
 
-/* The elements of buf[n] that the view does not address still hold their bytes of
- * `before`: outputs are written only where the view points. */
-static void check_outside_untouched(const char *what, const bk_tensor *t, const void *before, int64_t n)
-{
-    char *hit = calloc((size_t)n, 1);
-    int64_t numel = 1, idx[BK_MAX_RANK] = {0};
-    for (int32_t a = 0; a < t->rank; a++)
-        numel *= t->shape[a];
-    for (int64_t e = 0; e < numel; e++) {
-        int64_t off = 0;
-        for (int32_t a = 0; a < t->rank; a++)
-            off += idx[a] * t->strides[a];
-        hit[off] = 1;
-        for (int32_t a = t->rank - 1; a >= 0; a--) {
-            if (++idx[a] < t->shape[a])
-                break;
-            idx[a] = 0;
-        }
-    }
-    size_t es = bk_dtype_size(t->dtype);
-    int64_t bad = -1;
-    for (int64_t e = 0; e < n && bad < 0; e++)
-        if (!hit[e] && memcmp((const char *)before + e * es, (const char *)t->data + e * es, es) != 0)
-            bad = e;
-    bkt_check(bad < 0, what, "element %lld outside the output view was written", (long long)bad);
-    free(hit);
-}
-
 /* Independent reference: for each row, every score s_j materialised (masked ones
  * skipped), then max, exponentials, sum, weighted sum of v; all in f64.
  * q [B,Hq,Sq,Dqk], k [B,Hkv,Sk,Dqk], v [B,Hkv,Sk,Dv] row-major; y, lse out. */
@@ -276,12 +248,12 @@ static void test_case(bk_target target, const cfg *c, bk_dtype dt)
         if (bkt_dev_end(&dev) && bkt_expect_status(st, BK_STATUS_SUCCESS, what)) {
             bkt_check(bk_last_error()[0] == '\0', what, "error sentence after success: %s", bk_last_error());
             bkt_check_close(what, &ty, ry, mma ? k_mma_slack : 1.0);
-            check_outside_untouched(what, &ty, y_before, ny);
+            bkt_check(bkt_untouched_outside(&ty, y_before, ny), what, "an element outside the output view was written");
             if (c->lse) {
                 char w2[200];
                 snprintf(w2, sizeof w2, "%s lse", what);
                 bkt_check_close(w2, &tl, rl, 1.0);
-                check_outside_untouched(w2, &tl, l_before, nl);
+                bkt_check(bkt_untouched_outside(&tl, l_before, nl), w2, "an element outside the output view was written");
             } else {
                 bkt_check(bkt_same_bytes(l_before, lse, (size_t)nl * sizeof(float)), what,
                           "lse buffer written though not requested");
