@@ -71,6 +71,7 @@ size_t bk_ssd_bwd_workspace_size(const bk_ssd_bwd_plan *plan)
 bk_status bk_ssd_bwd_run(const bk_ssd_bwd_plan *plan, void *stream, bk_workspace workspace,
                          const bk_ssd_bwd_args *args)
 {
+    (void)stream; /* used by the CUDA kernels only */
     BK_TRY(bk_ssd_bwd_can_implement(plan, args));
     BK_TRY(bk_check_workspace("ssd_bwd", &workspace, bk_ssd_bwd_workspace_size(plan)));
     switch (plan->info.kernel) {

@@ -65,6 +65,7 @@ size_t bk_ssd_fwd_workspace_size(const bk_ssd_fwd_plan *plan)
 bk_status bk_ssd_fwd_run(const bk_ssd_fwd_plan *plan, void *stream, bk_workspace workspace,
                          const bk_ssd_fwd_args *args)
 {
+    (void)stream; /* used by the CUDA kernels only */
     BK_TRY(bk_ssd_fwd_can_implement(plan, args));
     BK_TRY(bk_check_workspace("ssd_fwd", &workspace, bk_ssd_fwd_workspace_size(plan)));
     switch (plan->info.kernel) {
