@@ -10,8 +10,10 @@
  * Shapes: q [B,Hq,Sq,Dqk], k [B,Hkv,Sk,Dqk], v [B,Hkv,Sk,Dv], y [B,Hq,Sq,Dv] with any
  *         non-negative outer strides (k/v may have stride 0 on the head axis) and inner
  *         stride 1; lse f32 [B,Hq,Sq] any strides; slopes f32 [Hq]. All offsets 64-bit.
- * Grid:   x = query tile (heaviest causal tiles first), y/z = the flattened (b, h) pairs
- *         (y capped at 65535, z the rest).
+ * Grid:   non-causal: x = query tile, y/z = the flattened (b, h) pairs (y capped at 65535, z
+ *         the rest): the tiles of one head run together. Causal (when B*Hq < 2^31 and the
+ *         tiles fit 65535): x = (b, h), y = query tile, heaviest tiles first over the whole
+ *         grid, so the light tiles fill the last wave (H100 D128 causal: +9%).
  *
  * 1. sdpa_fwd_generic_kernel<T> (CUDA cores; every dtype and option, head dims 1..256):
  *    a CTA of 4 warps owns 16 query rows (4 per warp) of one (b, h). Q rows, and tiles of
@@ -20,7 +22,7 @@
  *    tile for one row; the warp reduces max and sum with shuffles; an online softmax in
  *    the compute type keeps m, l and the output row (lane owns elements lane + 32 t).
  *    exp/log/tanh are the accurate library functions. The only path for f32 and f64.
- * 2. sdpa_fwd_mma_kernel<T, fwd_cfg<D, BN, NW, MT, MINB, QREG, LAZY>, GEN> (tensor cores;
+ * 2. sdpa_fwd_mma_kernel<T, fwd_cfg<D, BN, NW, MT, MINB, QREG, LAZY, DBUF>, GEN> (tensor cores;
  *    f16/bf16, Dqk == Dv in {64,128,256}): FlashAttention-2. A CTA of NW warps owns a
  *    BM = NW * 16 * MT row Q tile; each warp MT 16-row MMA atoms (MT = 2: every K/V fragment
  *    read from shared memory feeds two MMAs). Q, K (BN keys) and V (BN keys) tiles live in
@@ -37,21 +39,33 @@
  *    only on the few tiles where some row of the warp jumped (warp vote); P <= 256 then,
  *    exact in f16/bf16, and O / l, lse = (m + log2 l) ln 2 stay exact. P is rounded to the
  *    input dtype and packed in registers at once, the A operand of O += P V (V through
- *    ldmatrix.trans). Pipeline (as FA2): V(n) loads while S(n) and the softmax run, K(n+1)
- *    loads while P V(n) runs (cp.async 16 B, zero-filled past the end). Views whose
+ *    ldmatrix.trans). Pipeline, DBUF (all shipped tiles): two K and two V buffers; after
+ *    the one barrier per tile, K(n+1) and V(n+1) load into the other buffers during all of
+ *    tile n (cp.async 16 B, zero-filled past the end). Without DBUF (as FA2, two barriers
+ *    per tile): V(n) loads while S(n) and the softmax run, K(n+1) while P V(n) runs. Views whose
  *    pointers or strides are not 16-byte aligned take the same kernel with plain loads.
  *    Each output is computed by one thread in a fixed order: deterministic, bit-stable.
  *    Tiles (launch_mma_dim): D 64: 128 x 64 keys, 4 warps x 2 atoms; D 128 causal: 128 x 32,
  *    4 warps x 2 atoms; D 128 non-causal: 256 x 32, 8 warps x 2 atoms (one CTA per SM);
- *    D 256: 128 x 32, 8 warps x 1 atom. No spills in the plain instantiations (the general
- *    ones spill 8-16 bytes). Measured alternatives (H100, bf16 B4 H16 S4096, TFLOP/s):
+ *    D 256: 128 x 32, 8 warps x 1 atom; all DBUF. DBUF costs 16-24 bytes of spills in the D128 /
+ *    D256 plain instantiations (32-40 in the general ones); D64 spills none. Measured
+ *    (H100, bf16 B4 H16 S4096, own timing loop, uniform [-1, 1] inputs, median of 100,
+ *    TFLOP/s, non-causal / causal): D128 256 x 32 x 8 warps 300.4 / - without DBUF, 300.1 with;
+ *    128 x 32 x 4 warps 308.3 / 260.2 without, 318.8 / 266.4 with, causal tile-major 291.9;
+ *    D64 284.4 / 238.5 without, 293.5 / 273.3 (tile-major) with; D256 BN 32 257.5 / 228.2
+ *    without, 257.4 / 234.6 with, BN 64 (DBUF, 24 B spills) 285.5 / 251.5. Earlier
+ *    alternatives (median of 25, random normal data):
  *    D128 128 x 64 x 4 warps spills 150+ bytes (263-272); 8 warps x 1 atom 128 x 64 with Q
  *    in registers 276; 64-row tiles 250; an exact (threshold 0) rescale skip lost 0-7%.
  *    H100 (bf16, B4 H16 S4096, CUDA events, median of 25 after warm-up, random normal data):
  *    D128 299.9 TFLOP/s (best 300.8; causal 244), D64 283 (239), D256 244 (218); before
  *    the lazy rescale and the 256-row tile 275 (234), 275 (233), 236 (214).
- * Not yet: D128 S4096 sits on the issue's 300 TFLOP/s floor, not clearly above it (the
- *    128 x 64 tile still spills; torch flash2 measured 325); no split-KV for small batch*heads with long keys; no
+ *    bk_bench (H100, this build): D128 303.2 (causal 285.4), D64 (H32) 301.0 (266.2), D256
+ *    (H8) 250.1 (228.7); before DBUF and the tile-major causal grid 292.9 (244.3), 279.9
+ *    (252.3), 240.7 (206.5).
+ * Not yet: measured faster but not yet shipped (untested as the dispatched tile): non-causal
+ *    D128 on the 128 x 32 x 4-warp DBUF tile (318.8 vs 300.1 in the loop above) and D256 with
+ *    BN 64 (285.5 / 251.5 vs 257.4 / 234.6); no split-KV for small batch*heads with long keys; no
  *    Hopper wgmma/TMA path; no 16-byte vector stores of y (scalar stores from the
  *    fragments); head dims other than 64/128/256 (and Dqk != Dv) on tensor cores. */
 #include "common.cuh"
@@ -69,14 +83,26 @@ struct sdpa_params {
     long long sl0, sl1, sl2, sslope;
     int B, Hq, group, Sq, Sk, Dqk, Dv, window;
     bool causal, alibi, aligned;
+    bool tile_major; /* grid x = (b, h), y = query tile (see make_grid) */
     double scale, softcap;
     float scale_log2; /* scale * log2(e), for the tensor-core kernel's plain path */
 };
 
-/* The (b, h) pair of this CTA; false past the end of the flattened range. */
-static __device__ __forceinline__ bool cta_bh(const sdpa_params &p, long long &b, long long &h)
+/* The (b, h) pair of this CTA and its query tile, heaviest (last) causal tiles first;
+ * false past the end of the flattened (b, h) range. Head-major grid (x = tile, y/z = (b,
+ * h)): the tiles of one head run together (K/V stay in L2). Tile-major grid (x = (b, h),
+ * y = tile): the whole grid runs heaviest tiles first, so the short causal tiles fill the
+ * tail of the last wave. */
+static __device__ __forceinline__ bool cta_bh(const sdpa_params &p, long long &b, long long &h, long long &tile)
 {
-    long long bh = (long long)blockIdx.z * gridDim.y + blockIdx.y;
+    long long bh;
+    if (p.tile_major) {
+        bh = blockIdx.x;
+        tile = (long long)gridDim.y - 1 - blockIdx.y;
+    } else {
+        bh = (long long)blockIdx.z * gridDim.y + blockIdx.y;
+        tile = (long long)gridDim.x - 1 - blockIdx.x;
+    }
     if (bh >= (long long)p.B * p.Hq)
         return false;
     b = bh / p.Hq;
@@ -109,12 +135,12 @@ __global__ void __launch_bounds__(kGenWarps * 32) sdpa_fwd_generic_kernel(sdpa_p
     acc *Qs = (acc *)smem_raw;                 /* [kGenRows][Dqk] */
     acc *Ks = Qs + kGenRows * p.Dqk;           /* [kGenKeys][Dqk + 1] */
     acc *Vs = Ks + kGenKeys * (p.Dqk + 1);     /* [kGenKeys][Dv] */
-    long long b, h;
-    if (!cta_bh(p, b, h))
+    long long b, h, tile;
+    if (!cta_bh(p, b, h, tile))
         return;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const long long hk = h / p.group;
-    const long long i0 = (long long)(gridDim.x - 1 - blockIdx.x) * kGenRows;
+    const long long i0 = tile * kGenRows;
     const T *qb = (const T *)p.q + b * p.sq.s0 + h * p.sq.s1;
     const T *kb = (const T *)p.k + b * p.sk.s0 + hk * p.sk.s1;
     const T *vb = (const T *)p.v + b * p.sv.s0 + hk * p.sv.s1;
@@ -259,10 +285,12 @@ static __device__ __forceinline__ long long floordiv(long long a, long long b)
  * 16 * MT)); MINB: CTAs per SM promised to __launch_bounds__ (caps the registers); QREG: the
  * warp's Q fragments stay in registers for the whole CTA (else re-read from shared memory
  * per key tile); LAZY: rows keep a stale reference max until a tile exceeds it by more
- * than kLazy (log2 units), so the O rescale is skipped on most tiles (see the softmax). */
-template <int D_, int BN_, int NW_, int MT_, int MINB_, bool QREG_, bool LAZY_> struct fwd_cfg {
+ * than kLazy (log2 units), so the O rescale is skipped on most tiles (see the softmax);
+ * DBUF: two K and two V buffers, tile n+1 loads during all of tile n (one barrier per
+ * tile instead of two). */
+template <int D_, int BN_, int NW_, int MT_, int MINB_, bool QREG_, bool LAZY_, bool DBUF_> struct fwd_cfg {
     static constexpr int D = D_, BN = BN_, NW = NW_, MT = MT_, MINB = MINB_;
-    static constexpr bool QREG = QREG_, LAZY = LAZY_;
+    static constexpr bool QREG = QREG_, LAZY = LAZY_, DBUF = DBUF_;
 };
 /* With a stale max P <= 2^kLazy = 256: representable in f16/bf16 with the same relative
  * rounding; O and l grow by at most that factor (no f32 overflow unless |v| * Sk is within
@@ -277,13 +305,14 @@ __global__ void __launch_bounds__(C::NW * 32, C::MINB) sdpa_fwd_mma_kernel(sdpa_
     constexpr int D = C::D, BN = C::BN, NW = C::NW, MT = C::MT;
     constexpr int NT = NW * 32, BM = NW * 16 * MT, NB = BN / 8, DB = D / 8;
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    T *sQ = (T *)smem_raw, *sK = sQ + BM * D, *sV = sK + BN * D;
-    long long b, h;
-    if (!cta_bh(p, b, h))
+    constexpr int NBUF = C::DBUF ? 2 : 1;
+    T *sQ = (T *)smem_raw, *sK = sQ + BM * D, *sV = sK + NBUF * BN * D;
+    long long b, h, tile;
+    if (!cta_bh(p, b, h, tile))
         return;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, t4 = lane & 3;
     const long long hk = h / p.group, off = (long long)p.Sk - p.Sq;
-    const long long m0 = (long long)(gridDim.x - 1 - blockIdx.x) * BM;
+    const long long m0 = tile * BM;
     const T *qb = (const T *)p.q + b * p.sq.s0 + h * p.sq.s1;
     const T *kb = (const T *)p.k + b * p.sk.s0 + hk * p.sk.s1;
     const T *vb = (const T *)p.v + b * p.sv.s0 + hk * p.sv.s1;
@@ -302,8 +331,11 @@ __global__ void __launch_bounds__(C::NW * 32, C::MINB) sdpa_fwd_mma_kernel(sdpa_
     const int nf_lo = (int)min(nfl, (long long)n_hi + 1), nf_hi = (int)max(min(nfh, (long long)n_hi), (long long)n_lo - 1);
 
     load_tile<T, BM, D, NT>(sQ, qb, p.sq.s2, m0, p.Sq, p.aligned, tid);
-    if (n_hi >= n_lo)
+    if (n_hi >= n_lo) {
         load_tile<T, BN, D, NT>(sK, kb, p.sk.s2, (long long)n_lo * BN, p.Sk, p.aligned, tid);
+        if constexpr (C::DBUF)
+            load_tile<T, BN, D, NT>(sV, vb, p.sv.s2, (long long)n_lo * BN, p.Sk, p.aligned, tid);
+    }
     bk_cp_async_commit();
 
     /* ldmatrix lane addressing (the swizzle XOR is lane & 7 for every tile) */
@@ -344,10 +376,25 @@ __global__ void __launch_bounds__(C::NW * 32, C::MINB) sdpa_fwd_mma_kernel(sdpa_
     const float LOG2E = 1.4426950408889634f;
 
     for (int n = n_lo; n <= n_hi; n++) {
-        bk_cp_async_wait_group<0>(); /* K(n) (and Q) are here; everyone is done with V(n-1) */
-        __syncthreads();
-        load_tile<T, BN, D, NT>(sV, vb, p.sv.s2, (long long)n * BN, p.Sk, p.aligned, tid);
-        bk_cp_async_commit();
+        /* DBUF: tile n sits in buffer (n - n_lo) & 1; byte offset of that buffer */
+        const uint32_t bo = C::DBUF ? (uint32_t)((n - n_lo) & 1) * (BN * D * 2) : 0u;
+        if constexpr (C::DBUF) {
+            /* K(n), V(n) (and Q) are here; everyone is done with tile n-1, whose buffer
+             * now takes tile n+1 (it loads during all of tile n's work): one barrier per tile */
+            bk_cp_async_wait_group<0>();
+            __syncthreads();
+            if (n < n_hi) {
+                const int o = (int)(BN * D) - (int)(bo / 2); /* element offset of the other buffer */
+                load_tile<T, BN, D, NT>(sK + o, kb, p.sk.s2, (long long)(n + 1) * BN, p.Sk, p.aligned, tid);
+                load_tile<T, BN, D, NT>(sV + o, vb, p.sv.s2, (long long)(n + 1) * BN, p.Sk, p.aligned, tid);
+            }
+            bk_cp_async_commit();
+        } else {
+            bk_cp_async_wait_group<0>(); /* K(n) (and Q) are here; everyone is done with V(n-1) */
+            __syncthreads();
+            load_tile<T, BN, D, NT>(sV, vb, p.sv.s2, (long long)n * BN, p.Sk, p.aligned, tid);
+            bk_cp_async_commit();
+        }
 
         float s[MT][NB][4];
 #pragma unroll
@@ -370,7 +417,7 @@ __global__ void __launch_bounds__(C::NW * 32, C::MINB) sdpa_fwd_mma_kernel(sdpa_
 #pragma unroll
             for (int jp = 0; jp < NB / 2; jp++) {
                 uint32_t bf[4];
-                bk_ldsm_x4(bf, sKa + jp * 16 * D * 2 + (((2 * kk + k_chunk) ^ sw) << 4));
+                bk_ldsm_x4(bf, sKa + bo + jp * 16 * D * 2 + (((2 * kk + k_chunk) ^ sw) << 4));
 #pragma unroll
                 for (int mt = 0; mt < MT; mt++) {
                     bk_mma16<T>::mma(s[mt][2 * jp], a[mt], bf[0], bf[1]);
@@ -378,11 +425,13 @@ __global__ void __launch_bounds__(C::NW * 32, C::MINB) sdpa_fwd_mma_kernel(sdpa_
                 }
             }
         }
-        bk_cp_async_wait_group<0>(); /* V(n) is here; everyone is done with K(n) */
-        __syncthreads();
-        if (n < n_hi)
-            load_tile<T, BN, D, NT>(sK, kb, p.sk.s2, (long long)(n + 1) * BN, p.Sk, p.aligned, tid);
-        bk_cp_async_commit();
+        if constexpr (!C::DBUF) {
+            bk_cp_async_wait_group<0>(); /* V(n) is here; everyone is done with K(n) */
+            __syncthreads();
+            if (n < n_hi)
+                load_tile<T, BN, D, NT>(sK, kb, p.sk.s2, (long long)(n + 1) * BN, p.Sk, p.aligned, tid);
+            bk_cp_async_commit();
+        }
 
         /* element (mt, j, e) is row rbase + mt * 16 + 8 * (e >> 1), key n * BN + 8 * j + 2 * t4 + (e & 1) */
         const long long nBN = (long long)n * BN;
@@ -502,7 +551,7 @@ __global__ void __launch_bounds__(C::NW * 32, C::MINB) sdpa_fwd_mma_kernel(sdpa_
 #pragma unroll
             for (int dp = 0; dp < D / 16; dp++) {
                 uint32_t bf[4];
-                bk_ldsm_x4_trans(bf, sVa + kb2 * 16 * D * 2 + (((2 * dp + v_chunk) ^ sw) << 4));
+                bk_ldsm_x4_trans(bf, sVa + bo + kb2 * 16 * D * 2 + (((2 * dp + v_chunk) ^ sw) << 4));
 #pragma unroll
                 for (int mt = 0; mt < MT; mt++) {
                     bk_mma16<T>::mma(acc_o[mt][2 * dp], a[mt], bf[0], bf[1]);
@@ -539,7 +588,8 @@ __global__ void __launch_bounds__(C::NW * 32, C::MINB) sdpa_fwd_mma_kernel(sdpa_
 
 /* ------------------------------------------------------------ launchers -- */
 
-static sdpa_params make_params(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_args *a)
+/* rows: the kernel's query tile (for the grid order). */
+static sdpa_params make_params(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_args *a, int rows)
 {
     sdpa_params p;
     p.q = a->q.data;
@@ -578,13 +628,20 @@ static sdpa_params make_params(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_args
             al = al && (ts[t]->strides[ax] * (long long)bk_dtype_size(d->dtype)) % 16 == 0;
     }
     p.aligned = al;
+    /* Causal tiles differ in work: tile-major (heaviest tiles of every head first) when
+     * the grid fits its limits (x < 2^31, y <= 65535); non-causal keeps head-major. */
+    const long long bh = (long long)d->batch * d->q_heads, tiles = ((long long)d->q_len + rows - 1) / rows;
+    p.tile_major = d->causal && bh < 2147483647LL && tiles <= 65535;
     return p;
 }
 
-/* Grid: x = query tiles, (y, z) = the B * Hq pairs. */
-static dim3 make_grid(const bk_sdpa_fwd_desc *d, int rows)
+/* Grid: tile-major x = the B * Hq pairs, y = query tiles; else x = query tiles, (y, z) =
+ * the B * Hq pairs. */
+static dim3 make_grid(const bk_sdpa_fwd_desc *d, int rows, bool tile_major)
 {
     const long long bh = (long long)d->batch * d->q_heads;
+    if (tile_major)
+        return dim3((unsigned)bh, (unsigned)((d->q_len + rows - 1) / rows), 1);
     const unsigned y = (unsigned)(bh < 65535 ? bh : 65535);
     return dim3((unsigned)((d->q_len + rows - 1) / rows), y, (unsigned)((bh + y - 1) / y));
 }
@@ -607,7 +664,8 @@ static bk_status launch_generic(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_arg
                          (size_t)kGenKeys * d->head_dim_v) * sizeof(acc);
     if (smem > 48 * 1024)
         BK_TRY(set_smem(sdpa_fwd_generic_kernel<T>, smem));
-    sdpa_fwd_generic_kernel<T><<<make_grid(d, kGenRows), kGenWarps * 32, smem, s>>>(make_params(d, a));
+    const sdpa_params p = make_params(d, a, kGenRows);
+    sdpa_fwd_generic_kernel<T><<<make_grid(d, kGenRows, p.tile_major), kGenWarps * 32, smem, s>>>(p);
     return bk_cuda_check_launch("sdpa_fwd");
 }
 
@@ -624,10 +682,10 @@ template <typename T, typename C, bool GEN>
 static bk_status launch_mma_gen(const bk_sdpa_fwd_desc *d, const sdpa_params &p, cudaStream_t s)
 {
     const int BM = C::NW * 16 * C::MT;
-    const size_t smem = (size_t)(BM + 2 * C::BN) * C::D * sizeof(T);
+    const size_t smem = (size_t)(BM + (C::DBUF ? 4 : 2) * C::BN) * C::D * sizeof(T);
     if (smem > 48 * 1024)
         BK_TRY(set_smem(sdpa_fwd_mma_kernel<T, C, GEN>, smem));
-    sdpa_fwd_mma_kernel<T, C, GEN><<<make_grid(d, BM), C::NW * 32, smem, s>>>(p);
+    sdpa_fwd_mma_kernel<T, C, GEN><<<make_grid(d, BM, p.tile_major), C::NW * 32, smem, s>>>(p);
     return bk_cuda_check_launch("sdpa_fwd");
 }
 
@@ -636,17 +694,17 @@ static bk_status launch_mma_gen(const bk_sdpa_fwd_desc *d, const sdpa_params &p,
 template <typename T, typename C>
 static bk_status launch_mma(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_args *a, cudaStream_t s)
 {
-    const sdpa_params p = make_params(d, a);
+    const sdpa_params p = make_params(d, a, C::NW * 16 * C::MT);
     if (p.softcap > 0.0 || p.alibi || !(p.scale_log2 > 0.f))
         return launch_mma_gen<T, C, true>(d, p, s);
     return launch_mma_gen<T, C, false>(d, p, s);
 }
 
-/* Tiles per head dim (fwd_cfg<D, BN, NW, MT, MINB, QREG, LAZY>). */
-typedef fwd_cfg<64, 64, 4, 2, 2, false, true> cfg_d64;
-typedef fwd_cfg<128, 32, 4, 2, 2, false, true> cfg_d128;
-typedef fwd_cfg<128, 32, 8, 2, 1, false, true> cfg_d128_wide; /* 256 rows: non-causal D 128 */
-typedef fwd_cfg<256, 32, 8, 1, 1, false, true> cfg_d256;
+/* Tiles per head dim (fwd_cfg<D, BN, NW, MT, MINB, QREG, LAZY, DBUF>). */
+typedef fwd_cfg<64, 64, 4, 2, 2, false, true, true> cfg_d64;
+typedef fwd_cfg<128, 32, 4, 2, 2, false, true, true> cfg_d128;
+typedef fwd_cfg<128, 32, 8, 2, 1, false, true, true> cfg_d128_wide; /* 256 rows: non-causal D 128 */
+typedef fwd_cfg<256, 32, 8, 1, 1, false, true, true> cfg_d256;
 
 template <typename T>
 static bk_status launch_mma_dim(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_args *a, cudaStream_t s)
