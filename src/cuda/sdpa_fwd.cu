@@ -703,8 +703,7 @@ static bk_status launch_mma(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_args *a
 /* Tiles per head dim (fwd_cfg<D, BN, NW, MT, MINB, QREG, LAZY, DBUF>). */
 typedef fwd_cfg<64, 64, 4, 2, 2, false, true, true> cfg_d64;
 typedef fwd_cfg<128, 32, 4, 2, 2, false, true, true> cfg_d128;
-typedef fwd_cfg<128, 32, 8, 2, 1, false, true, true> cfg_d128_wide; /* 256 rows: non-causal D 128 */
-typedef fwd_cfg<256, 32, 8, 1, 1, false, true, true> cfg_d256;
+typedef fwd_cfg<256, 64, 8, 1, 1, false, true, true> cfg_d256;
 
 template <typename T>
 static bk_status launch_mma_dim(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_args *a, cudaStream_t s)
@@ -714,8 +713,6 @@ static bk_status launch_mma_dim(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_arg
     case 128:
         /* one CTA of 8 warps x 32 rows per SM shares each K/V tile among twice the rows
          * (H100: +4% non-causal); causal keeps 128 rows (fewer wasted diagonal tiles) */
-        if (!d->causal)
-            return launch_mma<T, cfg_d128_wide>(d, a, s);
         return launch_mma<T, cfg_d128>(d, a, s);
     default: return launch_mma<T, cfg_d256>(d, a, s);
     }
