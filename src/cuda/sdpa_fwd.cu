@@ -45,9 +45,8 @@
  *    per tile): V(n) loads while S(n) and the softmax run, K(n+1) while P V(n) runs. Views whose
  *    pointers or strides are not 16-byte aligned take the same kernel with plain loads.
  *    Each output is computed by one thread in a fixed order: deterministic, bit-stable.
- *    Tiles (launch_mma_dim): D 64: 128 x 64 keys, 4 warps x 2 atoms; D 128 causal: 128 x 32,
- *    4 warps x 2 atoms; D 128 non-causal: 256 x 32, 8 warps x 2 atoms (one CTA per SM);
- *    D 256: 128 x 32, 8 warps x 1 atom; all DBUF. DBUF costs 16-24 bytes of spills in the D128 /
+ *    Tiles (launch_mma_dim): D 64: 128 x 64 keys, 4 warps x 2 atoms; D 128 (causal or not):
+ *    128 x 32, 4 warps x 2 atoms; D 256: 128 x 64 keys, 8 warps x 1 atom; all DBUF. DBUF costs 16-24 bytes of spills in the D128 /
  *    D256 plain instantiations (32-40 in the general ones); D64 spills none. Measured
  *    (H100, bf16 B4 H16 S4096, own timing loop, uniform [-1, 1] inputs, median of 100,
  *    TFLOP/s, non-causal / causal): D128 256 x 32 x 8 warps 300.4 / - without DBUF, 300.1 with;
@@ -63,9 +62,7 @@
  *    bk_bench (H100, this build): D128 303.2 (causal 285.4), D64 (H32) 301.0 (266.2), D256
  *    (H8) 250.1 (228.7); before DBUF and the tile-major causal grid 292.9 (244.3), 279.9
  *    (252.3), 240.7 (206.5).
- * Not yet: measured faster but not yet shipped (untested as the dispatched tile): non-causal
- *    D128 on the 128 x 32 x 4-warp DBUF tile (318.8 vs 300.1 in the loop above) and D256 with
- *    BN 64 (285.5 / 251.5 vs 257.4 / 234.6); no split-KV for small batch*heads with long keys; no
+ * Not yet: no split-KV for small batch*heads with long keys; no
  *    Hopper wgmma/TMA path; no 16-byte vector stores of y (scalar stores from the
  *    fragments); head dims other than 64/128/256 (and Dqk != Dv) on tensor cores. */
 #include "common.cuh"
@@ -711,8 +708,8 @@ static bk_status launch_mma_dim(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_arg
     switch (d->head_dim_qk) {
     case 64: return launch_mma<T, cfg_d64>(d, a, s);
     case 128:
-        /* one CTA of 8 warps x 32 rows per SM shares each K/V tile among twice the rows
-         * (H100: +4% non-causal); causal keeps 128 rows (fewer wasted diagonal tiles) */
+        /* 128 rows x 32 keys, K/V double-buffered, causal or not: with the second buffer
+         * it beat the 256-row tile (H100 timing loop: 319 vs 300 TFLOP/s non-causal) */
         return launch_mma<T, cfg_d128>(d, a, s);
     default: return launch_mma<T, cfg_d256>(d, a, s);
     }
