@@ -422,12 +422,6 @@ int main(void)
         }
         test_decode(g, (decode_case){BK_DTYPE_BF16, 256, 8, 2, 16, false, false, 0, 2, {1, 2000}, 300});
         test_decode(g, (decode_case){BK_DTYPE_F16, 128, 4, 4, 1, false, true, 3, 3, {1, 2, 3}, 0});
-        /* one split over long keys (the path the heuristic takes when batch x kv heads
-           fills a wave): many tiles per CTA through each warp's own cp.async pipeline,
-           the last tile partial, with the bench's heads */
-        test_decode(g, (decode_case){BK_DTYPE_BF16, 128, 32, 8, 16, false, true, 1, 3,
-                                     {bkt_quick() ? 300 : 2048, bkt_quick() ? 257 : 2047, 1}, 0});
-        test_decode(g, (decode_case){BK_DTYPE_F16, 64, 8, 2, 5, true, true, 1, 2, {bkt_quick() ? 400 : 1999, 129}, 7});
     }
     test_bad_inputs();
     return bkt_finish();

@@ -20,25 +20,20 @@
  *   cp.async copies in a 3-stage pipeline (tiles t+1 and t+2 load while tile t is
  *   computed, so loads stay in flight without the register cost of a register
  *   double-buffer; keys past the split or with a bad page are zero-filled and flagged
- *   in ok_s). Row-group rg computes keys u * NRG + rg (u < U = 4) of each tile, and
- *   each warp issues the cp.async copies of exactly the rows its own lanes compute, so
- *   the pipeline is per warp: cp.async.wait_group + __syncwarp, no block-wide barrier
- *   in the key loop (warps drift apart and keep the memory system busy while a sibling
- *   waits). Scores are reduced with xor-shuffles inside the row's lanes; each row-group
- *   keeps its own online softmax per q head, and the row-groups are merged through
- *   shared memory at the end (one __syncthreads). Split-KV: split s covers
+ *   in ok_s). Row-group rg computes keys u * NRG + rg (u < U = 4) of each tile. Scores
+ *   are reduced with xor-shuffles inside the row's lanes; each row-group keeps its own
+ *   online softmax per q head, and the
+ *   row-groups are merged through shared memory at the end. Split-KV: split s covers
  *   keys [s*c, (s+1)*c) with c = ceil(kv_len / S) (kv_len read on the device); with
  *   S > 1 the CTA writes its normalised f32 partial o and its lse (-inf when it saw no
  *   key) to the workspace and a merge launch combines the S parts. S comes from
  *   bk_cuda_paged_decode_splits (a pure function of the descriptor: kv_splits when > 0,
- *   else as many splits as fit in one wave of 132 x 4 resident CTAs, none when
- *   batch x kv heads fills it; at most one per 256 keys of the pool and 64).
- *   Resources (D 128 bf16, G 4): 128 registers, 48 KB dynamic + 2.4 KB static shared
+ *   else enough splits for >= 2048 CTAs, at most one per 256 keys of the pool and 64).
+ *   Resources (D 128 bf16, G 4): 127 registers, 48 KB dynamic + 2.4 KB static shared
  *   memory -> 4 CTAs per SM (the dynamic size is opted in with cudaFuncSetAttribute at
  *   each launch: a host-only call, no sync). H100 bk_bench (Hq 32, Hkv 8, page 16), %
- *   of copy bandwidth, block-barrier pipeline + ">= 2048 CTAs" splits -> per-warp
- *   pipeline + one-wave splits (same run): B1 kv32768 43.9 -> 46.7%, B16 kv4096 48.6 ->
- *   61.9%, B64 kv2048 60.3 -> 68.7%, B128 kv8192 72.3 -> 76.8%.
+ *   of copy bandwidth, before -> after the pipeline: B64 kv2048 48 -> 54%, B128 kv8192
+ *   53 -> 71%, B16 kv4096 43 -> 48-56%, B1 kv32768 29 -> 40%.
  *
  * paged_prefill: CUDA-core f32 math (no tensor cores yet). CTA = 4 warps = 16 query
  *   rows (4 per warp) of one request and one q head; a warp's 32 lanes split head_dim.
@@ -54,9 +49,9 @@
  *   read); last_page_len is clamped to [1, page_size]. Nothing is read or written out
  *   of bounds, but such outputs are undefined by the API.
  *
- * Not yet: tensor cores (mma.sync) for prefill; decode at B64 kv2048 is at ~69% of
- *   copy bandwidth (77% at B128 kv8192; B1 at 47% is bound by its one short wave and
- *   the 64-part merge); TMA bulk loads or deeper per-warp stages next;
+ * Not yet: tensor cores (mma.sync) for prefill; decode at small batch x kv_len (B64
+ *   kv2048) stays near 55% of copy bandwidth (70% at B128 kv8192): per-tile
+ *   __syncthreads with 4 CTAs per SM leave gaps; warp-specialised loads or TMA next;
  *   enable_kv_split for prefill (ignored), head_dim other than 64/128/256.
  */
 #include "common.cuh"
@@ -217,7 +212,6 @@ template <typename T, int D> struct decode_cfg {
     static const int NRG = WARPS * RPW;              /* row-groups per CTA */
     static const int U = 4;                          /* rows per row-group per tile */
     static const int TK = NRG * U;                   /* keys per shared-memory tile */
-    static const int WKEYS = RPW * U;                /* keys of a tile one warp loads and computes */
     static const int UPR = D / VEC;                  /* 16-byte units per row */
     static const int STAGES = 3;                     /* tiles in flight (cp.async) */
     static const int STAGE_ELEMS = 2 * TK * D;       /* K tile then V tile */
@@ -271,16 +265,12 @@ __global__ void __launch_bounds__(128) decode_kernel(decode_params p)
     const long long n_tiles = hi > lo ? (hi - lo + C::TK - 1) / C::TK : 0;
     const T *kp = (const T *)p.k, *vp = (const T *)p.v;
 
-    /* this warp's keys of tile t (keys lo + t*TK ...) into stage buffer `st`: 16-byte
-       cp.async per unit, zero-filled for keys past hi or with a bad page (never read from
-       global). A warp loads exactly the rows it computes (u * NRG + warp * RPW + r), so the
-       pipeline needs no block-wide barrier: cp.async.wait_group + __syncwarp. */
+    /* tile t (keys lo + t*TK ...) into stage buffer `st`: 16-byte cp.async per unit,
+       zero-filled for keys past hi or with a bad page (never read from global) */
     auto issue = [&](long long t, int st) {
         T *ks = pipe + (size_t)st * C::STAGE_ELEMS, *vs = ks + C::TK * D;
-#pragma unroll
-        for (int i = lane; i < C::WKEYS * C::UPR; i += 32) {
-            const int k = i / C::UPR, c = i % C::UPR;
-            const int jj = (k / C::RPW) * C::NRG + warp * C::RPW + k % C::RPW;
+        for (int i = tid; i < C::TK * C::UPR; i += 128) {
+            const int jj = i / C::UPR, c = i % C::UPR;
             const long long j = lo + t * C::TK + jj;
             const long long row = j < hi ? paged_row_fast(p.t, first, j, kvh) : -1;
             const bool ok = row >= 0;
@@ -335,7 +325,7 @@ __global__ void __launch_bounds__(128) decode_kernel(decode_params p)
             bk_cp_async_commit();
         }
         bk_cp_async_wait_group<C::STAGES - 1>();
-        __syncwarp(); /* the warp's rows of tile t, loaded by its lanes, visible to all of them */
+        __syncthreads();
         const int st = (int)(t % C::STAGES);
         const T *ks = pipe + (size_t)st * C::STAGE_ELEMS, *vs = ks + C::TK * D;
         float s[C::U][G];
@@ -397,7 +387,7 @@ __global__ void __launch_bounds__(128) decode_kernel(decode_params p)
                     acc[g][e] = fmaf(pu, vf[e], acc[g][e]);
             }
         }
-        __syncwarp(); /* the warp's rows of the stage are refilled by its next issue */
+        __syncthreads(); /* the stage is refilled by the next iteration's issue */
     }
     bk_cp_async_wait_group<0>(); /* nothing is pending (only empty groups), but red_o reuses the buffers */
     __syncthreads();
@@ -472,21 +462,15 @@ template <typename T, int D> static bk_status launch_decode(const decode_params 
 
 static const int kDecodeMaxG = 4;
 
-/* CTAs resident at once on the target part: an H100 SXM's 132 SMs x 4 decode CTAs (48 KB
-   of pipeline each). Only the split heuristic uses it; other parts get other wave shapes. */
-static const long long kDecodeSlots = 132 * 4;
-
 extern "C" int32_t bk_cuda_paged_decode_splits(const bk_paged_decode_desc *d)
 {
     if (d->kv_splits > 0)
         return d->kv_splits;
     const int group = d->q_heads / d->paged_kv.kv_heads;
     const long long ctas = (long long)d->batch * d->paged_kv.kv_heads * ((group + kDecodeMaxG - 1) / kDecodeMaxG);
-    /* as many splits as fit in ONE wave of resident CTAs (none when batch x kv heads fills
-       it): every CTA of a wave starts and ends together, so each extra wave pays the
-       prologue (first tiles' latency), the epilogue and the merge again; H100 B64 kv2048
-       (512 CTAs): 1 split, was 4 at the old ">= 2048 CTAs" rule */
-    const long long want = ctas >= kDecodeSlots ? 1 : kDecodeSlots / ctas;
+    /* >= 2048 CTAs: ~5 waves of an H100 at 3 CTAs per SM, so the last partial wave costs
+       little (batch 64 x 8 kv heads -> 4 splits); the merge pass adds ~1-2% traffic */
+    const long long want = (2048 + ctas - 1) / ctas;
     const long long by_len = (long long)d->paged_kv.num_pages * d->paged_kv.page_size / 256; /* >= 256 keys a part */
     long long s = want < by_len ? want : by_len;
     if (s > 64)
