@@ -45,8 +45,11 @@
  *    per tile): V(n) loads while S(n) and the softmax run, K(n+1) while P V(n) runs. Views whose
  *    pointers or strides are not 16-byte aligned take the same kernel with plain loads.
  *    Each output is computed by one thread in a fixed order: deterministic, bit-stable.
- *    Tiles (launch_mma_dim): D 64: 128 x 64 keys, 4 warps x 2 atoms; D 128 (causal or not):
- *    128 x 32, 4 warps x 2 atoms; D 256: 128 x 64 keys, 8 warps x 1 atom; all DBUF. DBUF costs 16-24 bytes of spills in the D128 /
+ *    Tiles (launch_mma_dim): D 64: 128 x 64 keys, 4 warps x 2 atoms; D 128 causal: 128 x 32,
+ *    4 warps x 2 atoms; D 128 non-causal: 256 x 32, 8 warps x 2 atoms (one CTA per SM);
+ *    D 256: 128 x 64 keys, 8 warps x 1 atom; all DBUF. (bk_bench run 3 measured the 128-row
+ *    tile at 267.5 non-causal, below the 256-row tile's 303.2, though a standalone timing
+ *    loop had it at 318.8: the bench is what ships.) DBUF costs 16-24 bytes of spills in the D128 /
  *    D256 plain instantiations (32-40 in the general ones); D64 spills none. Measured
  *    (H100, bf16 B4 H16 S4096, own timing loop, uniform [-1, 1] inputs, median of 100,
  *    TFLOP/s, non-causal / causal): D128 256 x 32 x 8 warps 300.4 / - without DBUF, 300.1 with;
@@ -700,6 +703,7 @@ static bk_status launch_mma(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_args *a
 /* Tiles per head dim (fwd_cfg<D, BN, NW, MT, MINB, QREG, LAZY, DBUF>). */
 typedef fwd_cfg<64, 64, 4, 2, 2, false, true, true> cfg_d64;
 typedef fwd_cfg<128, 32, 4, 2, 2, false, true, true> cfg_d128;
+typedef fwd_cfg<128, 32, 8, 2, 1, false, true, true> cfg_d128_wide; /* 256 rows: non-causal D 128 */
 typedef fwd_cfg<256, 64, 8, 1, 1, false, true, true> cfg_d256;
 
 template <typename T>
@@ -708,8 +712,12 @@ static bk_status launch_mma_dim(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_arg
     switch (d->head_dim_qk) {
     case 64: return launch_mma<T, cfg_d64>(d, a, s);
     case 128:
-        /* 128 rows x 32 keys, K/V double-buffered, causal or not: with the second buffer
-         * it beat the 256-row tile (H100 timing loop: 319 vs 300 TFLOP/s non-causal) */
+        /* non-causal: one CTA of 8 warps x 32 rows per SM shares each K/V tile among twice
+         * the rows (bk_bench H100: 303 TFLOP/s, against 268 for the 128-row tile, which the
+         * standalone timing loop had put ahead); causal keeps 128 rows (fewer wasted
+         * diagonal tiles, 263-285) */
+        if (!d->causal)
+            return launch_mma<T, cfg_d128_wide>(d, a, s);
         return launch_mma<T, cfg_d128>(d, a, s);
     default: return launch_mma<T, cfg_d256>(d, a, s);
     }
