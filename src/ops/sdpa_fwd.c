@@ -18,7 +18,7 @@
 #include "cpu/sdpa.h"
 #include "cuda/sdpa_fwd_cuda.h"
 
-enum { SDPA_FWD_KERNEL_CPU = 0, SDPA_FWD_KERNEL_CUDA_MMA = 1, SDPA_FWD_KERNEL_CUDA_GENERIC = 2 };
+enum { SDPA_FWD_KERNEL_CPU = 0, SDPA_FWD_KERNEL_CUDA_MMA = 1, SDPA_FWD_KERNEL_CUDA_GENERIC = 2, SDPA_FWD_KERNEL_CUDA_WGMMA = 3 };
 
 #ifdef BK_WITH_CUDA
 /* The tensor-core kernel's tiles are built for these head dims only. */
@@ -35,6 +35,9 @@ static const char *mma_rejects(const void *desc)
 
 static const bk_kernel_entry sdpa_fwd_kernels[] = {
 #ifdef BK_WITH_CUDA
+    /* Hopper (compute capability 9.0, sm_90a code): warpgroup MMA, the same math */
+    {SDPA_FWD_KERNEL_CUDA_WGMMA, BK_TARGET_CUDA, 90, 90, BK_ARCH_SM90, BK_DT_HALVES, BK_BACKEND_BESPOKE,
+     {BK_MATH_F16_BF16_TENSOR, BK_DTYPE_F32, true, true}, mma_rejects},
     /* f16/bf16 operands on tensor cores, f32 accumulate and softmax, P in the input dtype */
     {SDPA_FWD_KERNEL_CUDA_MMA, BK_TARGET_CUDA, 80, 0, BK_ARCH_SM80, BK_DT_HALVES, BK_BACKEND_BESPOKE,
      {BK_MATH_F16_BF16_TENSOR, BK_DTYPE_F32, true, true}, mma_rejects},
@@ -91,6 +94,7 @@ bk_status bk_sdpa_fwd_run(const bk_sdpa_fwd_plan *plan, void *stream, bk_workspa
     switch (plan->info.kernel) {
     case SDPA_FWD_KERNEL_CPU: (void)stream; return bk_cpu_sdpa_fwd(&plan->desc, args);
 #ifdef BK_WITH_CUDA
+    case SDPA_FWD_KERNEL_CUDA_WGMMA: return bk_cuda_sdpa_fwd_wgmma(&plan->desc, args, stream);
     case SDPA_FWD_KERNEL_CUDA_MMA: return bk_cuda_sdpa_fwd_mma(&plan->desc, args, stream);
     case SDPA_FWD_KERNEL_CUDA_GENERIC: return bk_cuda_sdpa_fwd_generic(&plan->desc, args, stream);
 #endif
