@@ -6,13 +6,15 @@
  * Shapes: q [B,Hq,Sq,Dqk], k [B,Hkv,Sk,Dqk], v [B,Hkv,Sk,Dv], y [B,Hq,Sq,Dv],
  *         lse [B,Hq,Sq].
  * Work:   in the backends: src/cpu/sdpa.c (f64 reference) and src/cuda/sdpa_fwd.cu, whose
- *         two kernels are tried in table order on a CUDA target:
+ *         three kernels are tried in table order on a CUDA target:
+ *           0. on compute capability 9.0 only: the Hopper kernel (wgmma, f32 accumulate,
+ *              P rounded to the input dtype), same cases as 1 (SKU arch sm90);
  *           1. the tensor-core kernel (mma.sync, f32 accumulate, P rounded to the input
  *              dtype): f16/bf16 with head_dim_qk == head_dim_v in {64, 128, 256}, every
  *              mask and score option; other head dims are refused by its `rejects` hook
  *              and fall to
  *           2. the generic CUDA-core kernel: every dtype and option (f32 math, f64 for f64).
- * Not yet: see the .cu's header (no split-KV, no Hopper-specific path). */
+ * Not yet: see the .cu's header (no split-KV, no TMA / warp specialisation). */
 #include "core/core.h"
 #include "core/sdpa_check.h"
 #include "cpu/sdpa.h"
