@@ -198,7 +198,9 @@ static void test_case(bk_target target, const cfg *c, bk_dtype dt)
 {
     char what[160];
     const bool gpu = target.kind == BK_TARGET_CUDA, mma = gpu && is_mma_shape(c, dt);
-    snprintf(what, sizeof what, "sdpa_fwd %s %s %s", gpu ? "cuda" : "cpu", bk_dtype_name(dt), c->name);
+    char tname[16];
+    snprintf(tname, sizeof tname, gpu ? "cuda%d%d" : "cpu", (int)target.cc_major, (int)target.cc_minor);
+    snprintf(what, sizeof what, "sdpa_fwd %s %s %s", tname, bk_dtype_name(dt), c->name);
     int64_t sh_q[4] = {c->b, c->hq, c->sq, c->dqk}, sh_k[4] = {c->b, c->hkv, c->sk, c->dqk};
     int64_t sh_v[4] = {c->b, c->hkv, c->sk, c->dv}, sh_y[4] = {c->b, c->hq, c->sq, c->dv};
     int64_t sh_l[3] = {c->b, c->hq, c->sq}, sh_s[1] = {c->hq};
@@ -233,6 +235,10 @@ static void test_case(bk_target target, const cfg *c, bk_dtype dt)
             !gpu ? BK_MATH_F64 : mma ? BK_MATH_F16_BF16_TENSOR : BK_MATH_F32;
         bkt_check(plan.info.precision.math == want_math, what, "select chose math %d, expected %d",
                   (int)plan.info.precision.math, (int)want_math);
+        /* compute capability 9.0 takes the Hopper (wgmma) kernel, 8.x the mma.sync one */
+        const bk_arch want_arch = !gpu ? BK_ARCH_CPU : mma && target.cc_major == 9 ? BK_ARCH_SM90 : BK_ARCH_SM80;
+        bkt_check(plan.info.sku.arch == want_arch, what, "select chose arch %d, expected %d", (int)plan.info.sku.arch,
+                  (int)want_arch);
         bk_sdpa_fwd_args args = {tq, tk, tv, ty, c->lse ? &tl : NULL, c->alibi ? &ts : NULL};
         bkt_dev dev = bkt_dev_begin(target);
         args.q.data = bkt_dev_in(&dev, q, (size_t)nq * bk_dtype_size(dt));
@@ -619,9 +625,19 @@ static void test_cuda_select(void)
                           BK_STATUS_SUCCESS, what)) {
         bk_sku_name(&plan.info.sku, name, sizeof name);
         bkt_check(plan.info.precision.math == BK_MATH_F16_BF16_TENSOR && plan.info.precision.deterministic &&
-                      plan.info.precision.accumulator == BK_DTYPE_F32,
-                  what, "bf16 D128 did not get the tensor-core kernel (%s)", name);
+                      plan.info.precision.accumulator == BK_DTYPE_F32 && plan.info.sku.arch == BK_ARCH_SM90,
+                  what, "bf16 D128 on 9.0 did not get the Hopper tensor-core kernel (%s)", name);
     }
+    /* 8.0 and 10.0 (no sm_90a code there) take the mma.sync kernel */
+    const int ccs[2][2] = {{8, 0}, {10, 0}};
+    for (int i = 0; i < 2; i++)
+        if (bkt_expect_status(bk_sdpa_fwd_select(&d, bk_target_cuda_cc(0, ccs[i][0], ccs[i][1]), BK_PREFER_FASTEST,
+                                                 &plan),
+                              BK_STATUS_SUCCESS, what)) {
+            bk_sku_name(&plan.info.sku, name, sizeof name);
+            bkt_check(plan.info.precision.math == BK_MATH_F16_BF16_TENSOR && plan.info.sku.arch == BK_ARCH_SM80, what,
+                      "bf16 D128 on %d.%d did not get the mma.sync kernel (%s)", ccs[i][0], ccs[i][1], name);
+        }
     bk_sdpa_fwd_desc d96 = d;
     d96.head_dim_qk = d96.head_dim_v = 96;
     bk_sdpa_fwd_desc dmix = d;
@@ -688,8 +704,12 @@ int main(void)
 {
     bkt_init("test_sdpa_fwd");
     test_reference_by_hand();
-    bk_target targets[2] = {bk_target_cpu()};
-    const int ntargets = 1 + bkt_cuda_target("sdpa_fwd cuda", &targets[1]);
+    bk_target targets[3] = {bk_target_cpu()};
+    int ntargets = 1 + bkt_cuda_target("sdpa_fwd cuda", &targets[1]);
+    /* On a Hopper device the sm80 kernels (mma.sync) run too: a target that declares
+     * compute capability 8.0 selects them on the same device. */
+    if (ntargets == 2 && targets[1].cc_major == 9)
+        targets[ntargets++] = bk_target_cuda_cc(targets[1].device, 8, 0);
     for (int g = 0; g < ntargets; g++)
         for (size_t t = 0; t < sizeof k_dtypes / sizeof k_dtypes[0]; t++) {
             for (size_t c = 0; c < sizeof k_cases / sizeof k_cases[0]; c++)
@@ -703,7 +723,7 @@ int main(void)
 #ifdef BK_WITH_CUDA
     test_cuda_select();
 #endif
-    if (ntargets == 2 && !bkt_quick())
-        test_cuda_large(targets[1]);
+    for (int g = 1; g < ntargets && !bkt_quick(); g++)
+        test_cuda_large(targets[g]);
     return bkt_finish();
 }

@@ -1,4 +1,4 @@
-/* sdpa_fwd.cu - the flash-attention forward on CUDA: two kernels.
+/* sdpa_fwd.cu - the flash-attention forward on CUDA: three kernels.
  *
  * Math (attention.h): for batch b, query head h (kv head hk = h / group), row i, key j,
  * pos = i + Sk - Sq (bottom-right alignment):
@@ -65,11 +65,34 @@
  *    bk_bench (H100, this build): D128 303.2 (causal 285.4), D64 (H32) 301.0 (266.2), D256
  *    (H8) 250.1 (228.7); before DBUF and the tile-major causal grid 292.9 (244.3), 279.9
  *    (252.3), 240.7 (206.5).
- * Not yet: no split-KV for small batch*heads with long keys; no
- *    Hopper wgmma/TMA path; no 16-byte vector stores of y (scalar stores from the
- *    fragments); head dims other than 64/128/256 (and Dqk != Dv) on tensor cores. */
+ *    Since the Hopper kernel (3) the mask, the online softmax and the stores are shared
+ *    helpers (key_tile_range, score_transform, mask_tile, softmax_step, store_rows); the
+ *    refactor changed the sm_90a spills of this kernel from 24/40/16/32 bytes (D128 4 warps
+ *    plain/general, 8 warps plain/general) to 0/40/0/32 and D256 general from 160 to 100.
+ * 3. sdpa_fwd_wgmma_kernel<T, D, BN, NWG, GEN> (sm_90a only: compute capability 9.0 and a
+ *    build with 90a code; f16/bf16, Dqk == Dv in {64, 128, 256}, rows 16-byte aligned; every
+ *    option): two warpgroups of 128 threads, each owns 64 query rows (BM = 128). Tiles are
+ *    stored as wgmma's canonical 128-byte-swizzle atoms ([D/64][rows][64], chunk ^ (row & 7),
+ *    1024-byte aligned): Q once, K and V double-buffered by cp.async from all threads (one
+ *    barrier per tile; fence.proxy.async makes the copies visible to the tensor cores).
+ *    S = Q K^T: D/16 wgmma m64nBNk16 with both operands K-major in shared memory; the
+ *    accumulator layout is the mma.sync one tiled, so GEN / mask / lazy softmax are the same
+ *    helpers as kernel 2; P (rounded to T) stays in registers as the A operand of O += P V:
+ *    BN/16 wgmma m64nDk16 with V read N-major ("transposed" B) from shared memory. Each
+ *    group is waited for before its result is used (no overlap of softmax and MMA yet).
+ *    BN = 128 keys (64 at D 256, where O takes 128 registers); 195-255 registers, no
+ *    spills; 81 / 161 / 193 KiB of shared memory (D 64 / 128 / 256), one CTA per SM.
+ *    Unaligned views and builds without sm_90a code fall back to kernel 2 at launch.
+ *    bk_bench (H100, bf16, 2026-11-24), TFLOP/s non-causal / causal, kernel 2 before in ():
+ *    B4 H16 S4096 D128 398.8 / 328.1 (298.1 / 287.9), B4 H32 S4096 D64 302.8 / 257.1,
+ *    B4 H8 S4096 D256 412.3 / 363.9, B1 H16 S16384 D128 428.0 / 418.2.
+ * Not yet: no split-KV for small batch*heads with long keys; no TMA, no warp
+ *    specialisation, no softmax/MMA overlap across warpgroups (FlashAttention-3's ping-pong)
+ *    in kernel 3; no 16-byte vector stores of y (scalar stores from the fragments); head
+ *    dims other than 64/128/256 (and Dqk != Dv) on tensor cores. */
 #include "common.cuh"
 #include "cuda/sdpa_fwd_cuda.h"
+#include "wgmma.cuh"
 
 #include <math.h>
 #include <stdint.h>
@@ -297,6 +320,185 @@ template <int D_, int BN_, int NW_, int MT_, int MINB_, bool QREG_, bool LAZY_, 
  * a factor 256 of the f32 range). */
 static constexpr float kLazy = 8.f;
 
+/* The key tiles a CTA of query rows [m0, m0 + BM) visits, n_lo..n_hi (of BN keys each), and
+ * the ones that need no mask, nf_lo..nf_hi: wholly inside Sk, at or below the causal
+ * diagonal of the CTA's first row, and inside the window of its last row. */
+struct key_tiles {
+    int n_lo, n_hi, nf_lo, nf_hi;
+};
+template <int BN> static __device__ __forceinline__ key_tiles key_tile_range(const sdpa_params &p, long long m0, int BM)
+{
+    const long long off = (long long)p.Sk - p.Sq, last = min(m0 + BM, (long long)p.Sq) - 1;
+    long long klo, khi, unused;
+    row_keys(p, m0, klo, unused);
+    row_keys(p, last, unused, khi);
+    key_tiles t;
+    t.n_lo = (int)(klo / BN);
+    t.n_hi = khi >= klo ? (int)(khi / BN) : t.n_lo - 1;
+    long long nfh = floordiv(p.Sk, BN) - 1, nfl = t.n_lo;
+    if (p.causal)
+        nfh = min(nfh, floordiv(m0 + off + 1, BN) - 1);
+    if (p.window >= 0)
+        nfl = max(nfl, -floordiv(-(last + off - p.window), BN));
+    t.nf_lo = (int)min(nfl, (long long)t.n_hi + 1);
+    t.nf_hi = (int)max(min(nfh, (long long)t.n_hi), (long long)t.n_lo - 1);
+    return t;
+}
+
+/* The score fragments of one thread: s[mt][j][e] is query row m0 + rbase + mt * 16 + 8 * (e >> 1),
+ * key nBN + 8 * j + 2 * t4 + (e & 1) (the mma.sync / wgmma accumulator layout). */
+
+/* GEN: the general transform of the raw dot products (scale, softcap, ALiBi), to log2 units. */
+template <int MT, int NB>
+static __device__ __forceinline__ void score_transform(const sdpa_params &p, float (&s)[MT][NB][4], float slope,
+                                                       long long m0, int rbase, long long nBN, int t4)
+{
+    const float scale = (float)p.scale, softcap = (float)p.softcap, LOG2E = 1.4426950408889634f;
+    const long long off = (long long)p.Sk - p.Sq;
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int hr = 0; hr < 2; hr++) {
+            /* key - pos of the row's element j = 0, e = 0 */
+            const float d0 = (float)(nBN + 2 * t4 - (m0 + rbase + mt * 16 + 8 * hr + off));
+#pragma unroll
+            for (int j = 0; j < NB; j++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    float x = s[mt][j][2 * hr + e] * scale;
+                    if (softcap > 0.f)
+                        x = softcap * tanhf(x / softcap);
+                    if (p.alibi)
+                        x += slope * (d0 + (float)(8 * j + e));
+                    s[mt][j][2 * hr + e] = x * LOG2E;
+                }
+        }
+}
+
+/* Sets the invisible keys of a tile (causal, window, past Sk) to -inf. */
+template <int MT, int NB, int BN>
+static __device__ __forceinline__ void mask_tile(const sdpa_params &p, float (&s)[MT][NB][4], long long m0,
+                                                 int rbase, long long nBN, int t4)
+{
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int hr = 0; hr < 2; hr++) {
+            long long lo, hi;
+            row_keys(p, m0 + rbase + mt * 16 + 8 * hr, lo, hi);
+            /* the visible keys relative to this thread's first key, clamped to the tile */
+            const int lo_r = (int)max(-1LL, min((long long)BN, lo - nBN - 2 * t4));
+            const int hi_r = (int)max(-1LL, min((long long)BN, hi - nBN - 2 * t4));
+#pragma unroll
+            for (int j = 0; j < NB; j++)
+#pragma unroll
+                for (int e = 0; e < 2; e++)
+                    if (8 * j + e < lo_r || 8 * j + e > hi_r)
+                        s[mt][j][2 * hr + e] = -INFINITY;
+        }
+}
+
+/* One online-softmax step over a tile of scores, 2 * MT rows per thread (the 4 lanes of a
+ * quad share a row): row max by shuffles, O and l rescaled, P = 2^(s * mul - m) rounded to T
+ * and packed into pk (pk[mt][j][hr]: row half hr, keys 8 j + 2 t4 + {0, 1}: the A fragment
+ * of P V). LAZY: a row keeps its reference max m_r until a tile's max exceeds it by more than
+ * kLazy (log2 units), so P <= 2^kLazy; the rescale runs only when some row of the warp moved
+ * (warp-uniform branch). Exact either way: O / l and lse = m_r + log2 l. */
+template <typename T, int MT, int NB, int DB, bool LAZY>
+static __device__ __forceinline__ void softmax_step(float (&s)[MT][NB][4], float (&m_r)[MT][2], float (&l_r)[MT][2],
+                                                    float (&acc_o)[MT][DB][4], uint32_t (&pk)[MT][NB][2], float mul)
+{
+    float mx_r[MT][2], corr_r[MT][2];
+    bool upd = true;
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int hr = 0; hr < 2; hr++) {
+            float mx = -INFINITY;
+#pragma unroll
+            for (int j = 0; j < NB; j++)
+                mx = fmaxf(mx, fmaxf(s[mt][j][2 * hr], s[mt][j][2 * hr + 1]));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+            mx_r[mt][hr] = mx * mul;
+            corr_r[mt][hr] = 1.f;
+        }
+    if constexpr (LAZY) {
+        bool need = false;
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+            need = need || mx_r[mt][0] > m_r[mt][0] + kLazy || mx_r[mt][1] > m_r[mt][1] + kLazy;
+        upd = __any_sync(0xffffffffu, need);
+    }
+    if (upd) {
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int hr = 0; hr < 2; hr++) {
+                const float mnew = fmaxf(m_r[mt][hr], mx_r[mt][hr]);
+                const float muse = mnew == -INFINITY ? 0.f : mnew;
+                corr_r[mt][hr] = bk_ex2(m_r[mt][hr] - muse);
+                m_r[mt][hr] = mnew;
+            }
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int j = 0; j < DB; j++) {
+                acc_o[mt][j][0] *= corr_r[mt][0];
+                acc_o[mt][j][1] *= corr_r[mt][0];
+                acc_o[mt][j][2] *= corr_r[mt][1];
+                acc_o[mt][j][3] *= corr_r[mt][1];
+            }
+    }
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int hr = 0; hr < 2; hr++) {
+            const float muse = m_r[mt][hr] == -INFINITY ? 0.f : m_r[mt][hr];
+            float rs = 0.f;
+#pragma unroll
+            for (int j = 0; j < NB; j++) {
+                const float p0 = bk_ex2(fmaf(s[mt][j][2 * hr], mul, -muse));
+                const float p1 = bk_ex2(fmaf(s[mt][j][2 * hr + 1], mul, -muse));
+                rs += p0;
+                rs += p1;
+                pk[mt][j][hr] = bk_mma16<T>::pack(p0, p1);
+            }
+            l_r[mt][hr] = l_r[mt][hr] * corr_r[mt][hr] + rs;
+        }
+}
+
+/* y = O / l and lse = (m + log2 l) ln 2 of the thread's rows m0 + rbase + mt * 16 + 8 hr of (b, h);
+ * rows at or past Sq are skipped. */
+template <typename T, int MT, int DB>
+static __device__ __forceinline__ void store_rows(const sdpa_params &p, const float (&acc_o)[MT][DB][4],
+                                                  const float (&m_r)[MT][2], const float (&l_r)[MT][2], long long b,
+                                                  long long h, long long m0, int rbase, int t4)
+{
+    T *yb = (T *)p.y + b * p.sy.s0 + h * p.sy.s1;
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int hr = 0; hr < 2; hr++) {
+            float l = l_r[mt][hr];
+            l += __shfl_xor_sync(0xffffffffu, l, 1);
+            l += __shfl_xor_sync(0xffffffffu, l, 2);
+            const long long i = m0 + rbase + mt * 16 + 8 * hr;
+            if (i >= p.Sq)
+                continue;
+            const float inv = l > 0.f ? 1.f / l : 0.f;
+            T *yr = yb + i * p.sy.s2 + 2 * t4;
+#pragma unroll
+            for (int j = 0; j < DB; j++) {
+                yr[8 * j] = elem<T>::store(acc_o[mt][j][2 * hr] * inv);
+                yr[8 * j + 1] = elem<T>::store(acc_o[mt][j][2 * hr + 1] * inv);
+            }
+            if (p.lse && t4 == 0)
+                p.lse[b * p.sl0 + h * p.sl1 + i * p.sl2] =
+                    l > 0.f ? m_r[mt][hr] * 0.6931471805599453f + logf(l) : -INFINITY;
+        }
+}
+
 /* GEN: the general score transform (softcap / ALiBi / scale <= 0); otherwise the scale folds
  * into the exponent's FFMA. */
 template <typename T, typename C, bool GEN>
@@ -311,24 +513,13 @@ __global__ void __launch_bounds__(C::NW * 32, C::MINB) sdpa_fwd_mma_kernel(sdpa_
     if (!cta_bh(p, b, h, tile))
         return;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, t4 = lane & 3;
-    const long long hk = h / p.group, off = (long long)p.Sk - p.Sq;
+    const long long hk = h / p.group;
     const long long m0 = tile * BM;
     const T *qb = (const T *)p.q + b * p.sq.s0 + h * p.sq.s1;
     const T *kb = (const T *)p.k + b * p.sk.s0 + hk * p.sk.s1;
     const T *vb = (const T *)p.v + b * p.sv.s0 + hk * p.sv.s1;
-    const long long last = min(m0 + BM, (long long)p.Sq) - 1;
-    long long klo, khi, unused;
-    row_keys(p, m0, klo, unused);
-    row_keys(p, last, unused, khi);
-    const int n_lo = (int)(klo / BN), n_hi = khi >= klo ? (int)(khi / BN) : n_lo - 1;
-    /* Tiles nf_lo..nf_hi need no mask: wholly inside Sk, at or below the causal diagonal of
-     * the CTA's first row, and inside the window of its last row. */
-    long long nfh = floordiv(p.Sk, BN) - 1, nfl = n_lo;
-    if (p.causal)
-        nfh = min(nfh, floordiv(m0 + off + 1, BN) - 1);
-    if (p.window >= 0)
-        nfl = max(nfl, -floordiv(-(last + off - p.window), BN));
-    const int nf_lo = (int)min(nfl, (long long)n_hi + 1), nf_hi = (int)max(min(nfh, (long long)n_hi), (long long)n_lo - 1);
+    const key_tiles kt = key_tile_range<BN>(p, m0, BM);
+    const int n_lo = kt.n_lo, n_hi = kt.n_hi;
 
     load_tile<T, BM, D, NT>(sQ, qb, p.sq.s2, m0, p.Sq, p.aligned, tid);
     if (n_hi >= n_lo) {
@@ -371,9 +562,7 @@ __global__ void __launch_bounds__(C::NW * 32, C::MINB) sdpa_fwd_mma_kernel(sdpa_
      * the raw dot products and scale * log2 e folds into the exponent's FFMA. General path:
      * the full transform first, then a factor of 1. */
     const float mul = GEN ? 1.f : p.scale_log2;
-    const float scale = (float)p.scale, softcap = (float)p.softcap;
     const float slope = GEN && p.alibi ? p.slopes[h * p.sslope] : 0.f;
-    const float LOG2E = 1.4426950408889634f;
 
     for (int n = n_lo; n <= n_hi; n++) {
         /* DBUF: tile n sits in buffer (n - n_lo) & 1; byte offset of that buffer */
@@ -433,110 +622,14 @@ __global__ void __launch_bounds__(C::NW * 32, C::MINB) sdpa_fwd_mma_kernel(sdpa_
             bk_cp_async_commit();
         }
 
-        /* element (mt, j, e) is row rbase + mt * 16 + 8 * (e >> 1), key n * BN + 8 * j + 2 * t4 + (e & 1) */
         const long long nBN = (long long)n * BN;
         const int rbase = warp * 16 * MT + g;
-        if constexpr (GEN) {
-#pragma unroll
-            for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-                for (int hr = 0; hr < 2; hr++) {
-                    /* key - pos of the row's element j = 0, e = 0 */
-                    const float d0 = (float)(nBN + 2 * t4 - (m0 + rbase + mt * 16 + 8 * hr + off));
-#pragma unroll
-                    for (int j = 0; j < NB; j++)
-#pragma unroll
-                        for (int e = 0; e < 2; e++) {
-                            float x = s[mt][j][2 * hr + e] * scale;
-                            if (softcap > 0.f)
-                                x = softcap * tanhf(x / softcap);
-                            if (p.alibi)
-                                x += slope * (d0 + (float)(8 * j + e));
-                            s[mt][j][2 * hr + e] = x * LOG2E;
-                        }
-                }
-        }
-        if (n < nf_lo || n > nf_hi) {
-#pragma unroll
-            for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-                for (int hr = 0; hr < 2; hr++) {
-                    long long lo, hi;
-                    row_keys(p, m0 + rbase + mt * 16 + 8 * hr, lo, hi);
-                    /* the visible keys relative to this thread's first key, clamped to the tile */
-                    const int lo_r = (int)max(-1LL, min((long long)BN, lo - nBN - 2 * t4));
-                    const int hi_r = (int)max(-1LL, min((long long)BN, hi - nBN - 2 * t4));
-#pragma unroll
-                    for (int j = 0; j < NB; j++)
-#pragma unroll
-                        for (int e = 0; e < 2; e++)
-                            if (8 * j + e < lo_r || 8 * j + e > hi_r)
-                                s[mt][j][2 * hr + e] = -INFINITY;
-                }
-        }
-        /* online softmax, 2 * MT rows per thread; P is rounded to T and packed at once.
-         * LAZY: a row keeps its reference max m_r until a tile's max exceeds it by more than
-         * kLazy (log2 units), so P <= 2^kLazy; the O/l rescale runs only when some row of the
-         * warp moved (warp-uniform branch). Exact either way: O / l and lse = m_r + log2 l. */
-        float mx_r[MT][2], corr_r[MT][2];
-        bool upd = true;
-#pragma unroll
-        for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-            for (int hr = 0; hr < 2; hr++) {
-                float mx = -INFINITY;
-#pragma unroll
-                for (int j = 0; j < NB; j++)
-                    mx = fmaxf(mx, fmaxf(s[mt][j][2 * hr], s[mt][j][2 * hr + 1]));
-                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-                mx_r[mt][hr] = mx * mul;
-                corr_r[mt][hr] = 1.f;
-            }
-        if constexpr (C::LAZY) {
-            bool need = false;
-#pragma unroll
-            for (int mt = 0; mt < MT; mt++)
-                need = need || mx_r[mt][0] > m_r[mt][0] + kLazy || mx_r[mt][1] > m_r[mt][1] + kLazy;
-            upd = __any_sync(0xffffffffu, need);
-        }
-        if (upd) {
-#pragma unroll
-            for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-                for (int hr = 0; hr < 2; hr++) {
-                    const float mnew = fmaxf(m_r[mt][hr], mx_r[mt][hr]);
-                    const float muse = mnew == -INFINITY ? 0.f : mnew;
-                    corr_r[mt][hr] = bk_ex2(m_r[mt][hr] - muse);
-                    m_r[mt][hr] = mnew;
-                }
-#pragma unroll
-            for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-                for (int j = 0; j < DB; j++) {
-                    acc_o[mt][j][0] *= corr_r[mt][0];
-                    acc_o[mt][j][1] *= corr_r[mt][0];
-                    acc_o[mt][j][2] *= corr_r[mt][1];
-                    acc_o[mt][j][3] *= corr_r[mt][1];
-                }
-        }
+        if constexpr (GEN)
+            score_transform<MT, NB>(p, s, slope, m0, rbase, nBN, t4);
+        if (n < kt.nf_lo || n > kt.nf_hi)
+            mask_tile<MT, NB, BN>(p, s, m0, rbase, nBN, t4);
         uint32_t pk[MT][NB][2];
-#pragma unroll
-        for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-            for (int hr = 0; hr < 2; hr++) {
-                const float muse = m_r[mt][hr] == -INFINITY ? 0.f : m_r[mt][hr];
-                float rs = 0.f;
-#pragma unroll
-                for (int j = 0; j < NB; j++) {
-                    const float p0 = bk_ex2(fmaf(s[mt][j][2 * hr], mul, -muse));
-                    const float p1 = bk_ex2(fmaf(s[mt][j][2 * hr + 1], mul, -muse));
-                    rs += p0;
-                    rs += p1;
-                    pk[mt][j][hr] = bk_mma16<T>::pack(p0, p1);
-                }
-                l_r[mt][hr] = l_r[mt][hr] * corr_r[mt][hr] + rs;
-            }
+        softmax_step<T, MT, NB, DB, C::LAZY>(s, m_r, l_r, acc_o, pk, mul);
         /* O += P V */
 #pragma unroll
         for (int kb2 = 0; kb2 < BN / 16; kb2++) {
@@ -561,29 +654,129 @@ __global__ void __launch_bounds__(C::NW * 32, C::MINB) sdpa_fwd_mma_kernel(sdpa_
         }
     }
     bk_cp_async_wait_group<0>();
+    store_rows<T, MT, DB>(p, acc_o, m_r, l_r, b, h, m0, warp * 16 * MT + g, t4);
+}
 
-    T *yb = (T *)p.y + b * p.sy.s0 + h * p.sy.s1;
+/* ------------------------------------------- 3. Hopper warpgroup-MMA kernel -- */
+
+/* Rows [row0, row0 + ROWS) of a [*, D] view into the 128-byte-swizzled tile at shared byte
+ * address s, laid out as wgmma's canonical atoms: [D / 64 column blocks][ROWS][64], 16-byte
+ * chunk c of row r at chunk c ^ (r & 7) of its 128-byte row. cp.async only (rows 16-byte
+ * aligned); rows at or past `limit` are zero-filled. */
+template <typename T, int ROWS, int D, int NT>
+static __device__ __forceinline__ void load_tile_sw128(uint32_t s, const T *g, long long rs, long long row0,
+                                                       long long limit, int tid)
+{
+    constexpr int C = D / 8;
+    static_assert(ROWS * C % NT == 0, "tile must split evenly over the threads");
 #pragma unroll
-    for (int mt = 0; mt < MT; mt++)
+    for (int it = 0; it < ROWS * C / NT; it++) {
+        const int idx = tid + it * NT, r = idx / C, c = idx % C;
+        const uint32_t dst = s + (uint32_t)((c >> 3) * ROWS * 128 + r * 128 + (((c & 7) ^ (r & 7)) << 4));
+        const bool ok = row0 + r < limit;
+        bk_cp_async16(dst, g + (ok ? row0 + r : 0) * rs + c * 8, ok ? 16 : 0);
+    }
+}
+
+/* sdpa_fwd_wgmma_kernel<T, D, BN, NWG, GEN> (sm_90a; f16/bf16, Dqk == Dv in {64, 128, 256},
+ * 16-byte aligned rows; every option): NWG consumer warpgroups, warpgroup w owns query rows
+ * [m0 + 64 w, m0 + 64 w + 64). Q (BM = 64 NWG rows) stays in shared memory; K and V tiles of
+ * BN keys are double-buffered (cp.async by all threads, tile n+1 loads during tile n; one
+ * barrier per tile). S = Q K^T: D / 16 wgmma m64nBNk16 from shared memory (both K-major);
+ * mask / online softmax exactly as the mma.sync kernel (same helpers; the wgmma
+ * accumulator layout is the mma.sync one tiled); P packed to T in registers is the A operand
+ * of O += P V: BN / 16 wgmma m64nDk16 with V N-major ("transposed") from shared memory. */
+template <typename T, int D, int BN, int NWG, bool GEN>
+__global__ void __launch_bounds__(NWG * 128, 1) sdpa_fwd_wgmma_kernel(sdpa_params p)
+{
+#if BK_HAS_WGMMA
+    constexpr int NT = NWG * 128, BM = NWG * 64, NB = BN / 8, DB = D / 8;
+    constexpr uint32_t TILE = BN * D * 2; /* bytes of one K or V tile */
+    extern __shared__ __align__(1024) unsigned char smem_wg[];
+    const uint32_t sQ = (bk_smem_addr(smem_wg) + 1023u) & ~1023u, sK = sQ + BM * D * 2, sV = sK + 2 * TILE;
+    long long b, h, tile;
+    if (!cta_bh(p, b, h, tile))
+        return;
+    const int tid = threadIdx.x, wg = tid / 128, warp = (tid / 32) % 4, lane = tid % 32, g = lane >> 2, t4 = lane & 3;
+    const long long hk = h / p.group;
+    const long long m0 = tile * BM;
+    const T *qb = (const T *)p.q + b * p.sq.s0 + h * p.sq.s1;
+    const T *kb = (const T *)p.k + b * p.sk.s0 + hk * p.sk.s1;
+    const T *vb = (const T *)p.v + b * p.sv.s0 + hk * p.sv.s1;
+    const key_tiles kt = key_tile_range<BN>(p, m0, BM);
+
+    load_tile_sw128<T, BM, D, NT>(sQ, qb, p.sq.s2, m0, p.Sq, tid);
+    if (kt.n_hi >= kt.n_lo) {
+        load_tile_sw128<T, BN, D, NT>(sK, kb, p.sk.s2, (long long)kt.n_lo * BN, p.Sk, tid);
+        load_tile_sw128<T, BN, D, NT>(sV, vb, p.sv.s2, (long long)kt.n_lo * BN, p.Sk, tid);
+    }
+    bk_cp_async_commit();
+
+    float acc_o[1][DB][4];
+    float(&of)[DB * 4] = reinterpret_cast<float(&)[DB * 4]>(acc_o);
 #pragma unroll
-        for (int hr = 0; hr < 2; hr++) {
-            float l = l_r[mt][hr];
-            l += __shfl_xor_sync(0xffffffffu, l, 1);
-            l += __shfl_xor_sync(0xffffffffu, l, 2);
-            const long long i = m0 + warp * 16 * MT + mt * 16 + g + 8 * hr;
-            if (i >= p.Sq)
-                continue;
-            const float inv = l > 0.f ? 1.f / l : 0.f;
-            T *yr = yb + i * p.sy.s2 + 2 * t4;
-#pragma unroll
-            for (int j = 0; j < DB; j++) {
-                yr[8 * j] = elem<T>::store(acc_o[mt][j][2 * hr] * inv);
-                yr[8 * j + 1] = elem<T>::store(acc_o[mt][j][2 * hr + 1] * inv);
-            }
-            if (p.lse && t4 == 0)
-                p.lse[b * p.sl0 + h * p.sl1 + i * p.sl2] =
-                    l > 0.f ? m_r[mt][hr] * 0.6931471805599453f + logf(l) : -INFINITY;
+    for (int i = 0; i < DB * 4; i++)
+        of[i] = 0.f;
+    float m_r[1][2] = {{-INFINITY, -INFINITY}}, l_r[1][2] = {{0.f, 0.f}};
+    const float mul = GEN ? 1.f : p.scale_log2;
+    const float slope = GEN && p.alibi ? p.slopes[h * p.sslope] : 0.f;
+    const int rbase = wg * 64 + warp * 16 + g;
+    /* this warpgroup's Q rows: column block kb at sQ + kb * BM * 128 + wg * 64 * 128 */
+    const uint32_t qa = sQ + wg * 64 * 128;
+
+    for (int n = kt.n_lo; n <= kt.n_hi; n++) {
+        const uint32_t bo = (uint32_t)((n - kt.n_lo) & 1) * TILE;
+        /* K(n), V(n) (and Q) are here and visible to the tensor cores; everyone is done with
+         * tile n-1, whose buffers take tile n+1 */
+        bk_cp_async_wait_group<0>();
+        bk_fence_proxy_async();
+        __syncthreads();
+        if (n < kt.n_hi) {
+            load_tile_sw128<T, BN, D, NT>(sK + (TILE - bo), kb, p.sk.s2, (long long)(n + 1) * BN, p.Sk, tid);
+            load_tile_sw128<T, BN, D, NT>(sV + (TILE - bo), vb, p.sv.s2, (long long)(n + 1) * BN, p.Sk, tid);
         }
+        bk_cp_async_commit();
+
+        float s[1][NB][4];
+        float(&sf)[NB * 4] = reinterpret_cast<float(&)[NB * 4]>(s);
+        bk_wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+            const uint32_t koff = (uint32_t)(kk & 3) * 32; /* k16 step inside the 64-column block */
+            const uint64_t da = bk_wgmma_desc(qa + (kk >> 2) * BM * 128 + koff, 16, 1024);
+            const uint64_t db = bk_wgmma_desc(sK + bo + (kk >> 2) * BN * 128 + koff, 16, 1024);
+            bk_wgmma<T, BN>::ss(sf, da, db, kk > 0);
+        }
+        bk_wgmma_commit();
+        bk_wgmma_wait<0>();
+        bk_wgmma_pin(sf);
+
+        const long long nBN = (long long)n * BN;
+        if constexpr (GEN)
+            score_transform<1, NB>(p, s, slope, m0, rbase, nBN, t4);
+        if (n < kt.nf_lo || n > kt.nf_hi)
+            mask_tile<1, NB, BN>(p, s, m0, rbase, nBN, t4);
+        uint32_t pk[1][NB][2];
+        softmax_step<T, 1, NB, DB, true>(s, m_r, l_r, acc_o, pk, mul);
+
+        /* O += P V */
+        bk_wgmma_pin(of);
+        bk_wgmma_fence();
+#pragma unroll
+        for (int kb2 = 0; kb2 < BN / 16; kb2++) {
+            const uint32_t a[4] = {pk[0][2 * kb2][0], pk[0][2 * kb2][1], pk[0][2 * kb2 + 1][0], pk[0][2 * kb2 + 1][1]};
+            const uint64_t db = bk_wgmma_desc(sV + bo + kb2 * 16 * 128, BN * 128, 1024);
+            bk_wgmma<T, D>::rs(of, a, db, 1);
+        }
+        bk_wgmma_commit();
+        bk_wgmma_wait<0>();
+        bk_wgmma_pin(of);
+    }
+    bk_cp_async_wait_group<0>();
+    store_rows<T, 1, DB>(p, acc_o, m_r, l_r, b, h, m0, rbase, t4);
+#else
+    (void)p;
+#endif
 }
 
 /* ------------------------------------------------------------ launchers -- */
@@ -721,6 +914,67 @@ static bk_status launch_mma_dim(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_arg
         return launch_mma<T, cfg_d128>(d, a, s);
     default: return launch_mma<T, cfg_d256>(d, a, s);
     }
+}
+
+/* The Hopper kernel's tiles: BN keys per tile (64 at D 256, where O takes 128 registers),
+ * NWG warpgroups of 64 query rows. Shared memory: Q, two K and two V tiles, 1 KiB for the
+ * 1024-byte alignment of the swizzle atoms. */
+template <int D> struct wg_cfg {
+    static constexpr int BN = D == 256 ? 64 : 128, NWG = 2;
+    static constexpr size_t smem(size_t elem) { return (size_t)(NWG * 64 + 4 * BN) * D * elem + 1024; }
+};
+
+template <typename T, int D, bool GEN>
+static bk_status launch_wgmma_gen(const bk_sdpa_fwd_desc *d, const sdpa_params &p, cudaStream_t s)
+{
+    typedef wg_cfg<D> C;
+    const size_t smem = C::smem(sizeof(T));
+    BK_TRY(set_smem(sdpa_fwd_wgmma_kernel<T, D, C::BN, C::NWG, GEN>, smem));
+    sdpa_fwd_wgmma_kernel<T, D, C::BN, C::NWG, GEN><<<make_grid(d, C::NWG * 64, p.tile_major), C::NWG * 128, smem, s>>>(p);
+    return bk_cuda_check_launch("sdpa_fwd");
+}
+
+/* True when this build carries sm_90a code of the Hopper kernel for the current device
+ * (built for 90a and running on a 9.x device); else the mma.sync kernel runs instead. */
+template <typename T, int D> static bool wgmma_built()
+{
+    cudaFuncAttributes fa;
+    if (cudaFuncGetAttributes(&fa, sdpa_fwd_wgmma_kernel<T, D, wg_cfg<D>::BN, wg_cfg<D>::NWG, false>) != cudaSuccess) {
+        cudaGetLastError();
+        return false;
+    }
+    return fa.binaryVersion == 90;
+}
+
+template <typename T, int D>
+static bk_status launch_wgmma(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_args *a, cudaStream_t s)
+{
+    const sdpa_params p = make_params(d, a, wg_cfg<D>::NWG * 64);
+    if (!p.aligned || !wgmma_built<T, D>())
+        return launch_mma_dim<T>(d, a, s);
+    if (p.softcap > 0.0 || p.alibi || !(p.scale_log2 > 0.f))
+        return launch_wgmma_gen<T, D, true>(d, p, s);
+    return launch_wgmma_gen<T, D, false>(d, p, s);
+}
+
+template <typename T>
+static bk_status launch_wgmma_dim(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_args *a, cudaStream_t s)
+{
+    switch (d->head_dim_qk) {
+    case 64: return launch_wgmma<T, 64>(d, a, s);
+    case 128: return launch_wgmma<T, 128>(d, a, s);
+    default: return launch_wgmma<T, 256>(d, a, s);
+    }
+}
+
+extern "C" bk_status bk_cuda_sdpa_fwd_wgmma(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_args *a, void *stream)
+{
+    if ((long long)d->batch * d->q_heads * d->q_len == 0)
+        return BK_STATUS_SUCCESS;
+    cudaStream_t s = (cudaStream_t)stream;
+    if (d->dtype == BK_DTYPE_BF16)
+        return launch_wgmma_dim<__nv_bfloat16>(d, a, s);
+    return launch_wgmma_dim<__half>(d, a, s);
 }
 
 extern "C" bk_status bk_cuda_sdpa_fwd_mma(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_args *a, void *stream)

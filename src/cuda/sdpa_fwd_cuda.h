@@ -13,6 +13,10 @@ bk_status bk_cuda_sdpa_fwd_generic(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_
 /* The tensor-core kernel (mma.sync m16n8k16, f32 accumulate): f16/bf16 only, with
  * head_dim_qk == head_dim_v in {64, 128, 256}; every mask/score option. */
 bk_status bk_cuda_sdpa_fwd_mma(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_args *a, void *stream);
+/* The Hopper kernel (sm_90a wgmma, f32 accumulate): the same cases as the mma.sync kernel;
+ * views whose rows are not 16-byte aligned, and builds without sm_90a code, run the
+ * mma.sync kernel instead. */
+bk_status bk_cuda_sdpa_fwd_wgmma(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_args *a, void *stream);
 #ifdef __cplusplus
 }
 #endif

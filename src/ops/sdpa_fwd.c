@@ -6,19 +6,21 @@
  * Shapes: q [B,Hq,Sq,Dqk], k [B,Hkv,Sk,Dqk], v [B,Hkv,Sk,Dv], y [B,Hq,Sq,Dv],
  *         lse [B,Hq,Sq].
  * Work:   in the backends: src/cpu/sdpa.c (f64 reference) and src/cuda/sdpa_fwd.cu, whose
- *         two kernels are tried in table order on a CUDA target:
+ *         three kernels are tried in table order on a CUDA target:
+ *           0. on compute capability 9.0 only: the Hopper kernel (wgmma, f32 accumulate,
+ *              P rounded to the input dtype), same cases as 1 (SKU arch sm90);
  *           1. the tensor-core kernel (mma.sync, f32 accumulate, P rounded to the input
  *              dtype): f16/bf16 with head_dim_qk == head_dim_v in {64, 128, 256}, every
  *              mask and score option; other head dims are refused by its `rejects` hook
  *              and fall to
  *           2. the generic CUDA-core kernel: every dtype and option (f32 math, f64 for f64).
- * Not yet: see the .cu's header (no split-KV, no Hopper-specific path). */
+ * Not yet: see the .cu's header (no split-KV, no TMA / warp specialisation). */
 #include "core/core.h"
 #include "core/sdpa_check.h"
 #include "cpu/sdpa.h"
 #include "cuda/sdpa_fwd_cuda.h"
 
-enum { SDPA_FWD_KERNEL_CPU = 0, SDPA_FWD_KERNEL_CUDA_MMA = 1, SDPA_FWD_KERNEL_CUDA_GENERIC = 2 };
+enum { SDPA_FWD_KERNEL_CPU = 0, SDPA_FWD_KERNEL_CUDA_MMA = 1, SDPA_FWD_KERNEL_CUDA_GENERIC = 2, SDPA_FWD_KERNEL_CUDA_WGMMA = 3 };
 
 #ifdef BK_WITH_CUDA
 /* The tensor-core kernel's tiles are built for these head dims only. */
@@ -35,6 +37,9 @@ static const char *mma_rejects(const void *desc)
 
 static const bk_kernel_entry sdpa_fwd_kernels[] = {
 #ifdef BK_WITH_CUDA
+    /* Hopper (compute capability 9.0, sm_90a code): warpgroup MMA, the same math */
+    {SDPA_FWD_KERNEL_CUDA_WGMMA, BK_TARGET_CUDA, 90, 90, BK_ARCH_SM90, BK_DT_HALVES, BK_BACKEND_BESPOKE,
+     {BK_MATH_F16_BF16_TENSOR, BK_DTYPE_F32, true, true}, mma_rejects},
     /* f16/bf16 operands on tensor cores, f32 accumulate and softmax, P in the input dtype */
     {SDPA_FWD_KERNEL_CUDA_MMA, BK_TARGET_CUDA, 80, 0, BK_ARCH_SM80, BK_DT_HALVES, BK_BACKEND_BESPOKE,
      {BK_MATH_F16_BF16_TENSOR, BK_DTYPE_F32, true, true}, mma_rejects},
@@ -91,6 +96,7 @@ bk_status bk_sdpa_fwd_run(const bk_sdpa_fwd_plan *plan, void *stream, bk_workspa
     switch (plan->info.kernel) {
     case SDPA_FWD_KERNEL_CPU: (void)stream; return bk_cpu_sdpa_fwd(&plan->desc, args);
 #ifdef BK_WITH_CUDA
+    case SDPA_FWD_KERNEL_CUDA_WGMMA: return bk_cuda_sdpa_fwd_wgmma(&plan->desc, args, stream);
     case SDPA_FWD_KERNEL_CUDA_MMA: return bk_cuda_sdpa_fwd_mma(&plan->desc, args, stream);
     case SDPA_FWD_KERNEL_CUDA_GENERIC: return bk_cuda_sdpa_fwd_generic(&plan->desc, args, stream);
 #endif
