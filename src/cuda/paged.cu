@@ -15,25 +15,40 @@
  * paged_decode: grid (splits, kv_heads * group chunks, batch). A CTA of 4 warps owns
  *   one kv head of one request and up to G = 4 of its query heads (the GQA group, so
  *   each K/V row is read from memory once per group of 4). Each K/V row is covered by
- *   LPR lanes (D = 128 bf16: 16 lanes per row, 2 rows per warp, 8 row-groups). K/V
- *   tiles of TK = 8 * U = 32 keys (D 128 bf16) are staged in shared memory by 16-byte
- *   cp.async copies in a 3-stage pipeline (tiles t+1 and t+2 load while tile t is
- *   computed, so loads stay in flight without the register cost of a register
- *   double-buffer; keys past the split or with a bad page are zero-filled and flagged
- *   in ok_s). Row-group rg computes keys u * NRG + rg (u < U = 4) of each tile. Scores
- *   are reduced with xor-shuffles inside the row's lanes; each row-group keeps its own
- *   online softmax per q head, and the
- *   row-groups are merged through shared memory at the end. Split-KV: split s covers
- *   keys [s*c, (s+1)*c) with c = ceil(kv_len / S) (kv_len read on the device); with
- *   S > 1 the CTA writes its normalised f32 partial o and its lse (-inf when it saw no
- *   key) to the workspace and a merge launch combines the S parts. S comes from
+ *   LPR lanes (D = 128 bf16: 16 lanes per row, 2 rows per warp, 8 row-groups). A tile
+ *   is TK = 8 * U = 32 keys (D 128 bf16); row-group rg computes keys u * NRG + rg
+ *   (u < U = 4), so each warp owns WKEYS = 8 rows of every tile, and it is the warp
+ *   itself that copies them: per-warp 3-stage cp.async ring (16-byte copies with a
+ *   128-byte L2 prefetch hint; 4 loader lanes per row, one page lookup per lane and
+ *   tile, the page id loaded a tile ahead so no copy waits on it). The key loop has no
+ *   block barrier: cp.async.wait_group (this lane's copies landed) + __syncwarp (a
+ *   memory barrier among the warp's lanes, so each lane sees its sibling lanes' copies)
+ *   before reading a stage, __syncwarp after it (no lane refills a stage another lane
+ *   still reads). Keys past the split or with a bad page are zero-filled, never read,
+ *   and masked through the warp's ballot of "row is a key" bits, kept in registers.
+ *   The G dot products of a row are summed over its LPR lanes by a reduce-scatter
+ *   (G - 1 shuffles, then a butterfly, then one shuffle per head: 9 shuffles per row at
+ *   G 4 instead of 16); each row-group keeps its own online softmax per q head (f32,
+ *   exponentials by ex2.approx, each probability computed once), and the row-groups
+ *   are merged through shared memory at the end (one __syncthreads). Split-KV: split s
+ *   covers keys [s*c, (s+1)*c) with c = ceil(kv_len / S) (kv_len read on the device);
+ *   with S > 1 the CTA writes its normalised f32 partial o and its lse (-inf when it
+ *   saw no key) to the workspace and a merge launch combines the S parts. S comes from
  *   bk_cuda_paged_decode_splits (a pure function of the descriptor: kv_splits when > 0,
- *   else enough splits for >= 2048 CTAs, at most one per 256 keys of the pool and 64).
- *   Resources (D 128 bf16, G 4): 127 registers, 48 KB dynamic + 2.4 KB static shared
- *   memory -> 4 CTAs per SM (the dynamic size is opted in with cudaFuncSetAttribute at
- *   each launch: a host-only call, no sync). H100 bk_bench (Hq 32, Hkv 8, page 16), %
- *   of copy bandwidth, before -> after the pipeline: B64 kv2048 48 -> 54%, B128 kv8192
- *   53 -> 71%, B16 kv4096 43 -> 48-56%, B1 kv32768 29 -> 40%.
+ *   else as many splits as fit in one wave of 132 x 4 resident CTAs, none when batch x
+ *   kv heads fills it; at most one per 256 keys of the pool and 64). Resources (D 128
+ *   bf16, G 4): 128 registers, no spill, 48 KB dynamic + 2.3 KB static shared memory ->
+ *   4 CTAs per SM (the dynamic size is opted in with cudaFuncSetAttribute at each
+ *   launch: a host-only call, no sync). Deterministic: every sum has a fixed order for a
+ *   given S, whatever the warps' timing (the rerun that differed once on the H100 with
+ *   an earlier per-warp kernel came from the test's uploads racing the kernels, which
+ *   the shipped block-barrier kernel fails just as often under load: see decode_run in
+ *   tests/test_paged_decode.c). H100 bk_bench (Hq 32, Hkv 8, page 16), % of copy
+ *   bandwidth, block-barrier kernel (bench/RESULTS.md run 2) -> this kernel (two runs):
+ *   B1 kv32768 45.3 -> 52.6-54.3%, B16 kv4096 54.9 -> 73.4-76.0%, B64 kv2048 63.0 ->
+ *   86.1-86.4% (0.283 -> 0.206 ms), B128 kv8192 71.8 -> 95.2-95.7%; the L2 hint is 1-3
+ *   points of that, the rest the per-warp ring, the instructions saved (page lookups,
+ *   shuffles, exponentials) and the one-wave splits.
  *
  * paged_prefill: CUDA-core f32 math (no tensor cores yet). CTA = 4 warps = 16 query
  *   rows (4 per warp) of one request and one q head; a warp's 32 lanes split head_dim.
@@ -49,10 +64,12 @@
  *   read); last_page_len is clamped to [1, page_size]. Nothing is read or written out
  *   of bounds, but such outputs are undefined by the API.
  *
- * Not yet: tensor cores (mma.sync) for prefill; decode at small batch x kv_len (B64
- *   kv2048) stays near 55% of copy bandwidth (70% at B128 kv8192): per-tile
- *   __syncthreads with 4 CTAs per SM leave gaps; warp-specialised loads or TMA next;
- *   enable_kv_split for prefill (ignored), head_dim other than 64/128/256.
+ * Not yet: tensor cores (mma.sync) for prefill; decode on tensor cores (the API
+ *   promises f32 math on CUDA cores; ncu at B64 kv2048, before the L2 hint: issue slots
+ *   ~67% busy, DRAM ~75% of its peak); decode B1 kv32768 stays near half the copy
+ *   bandwidth (one short wave of 64 splits and their merge); the 132 x 4 slots of the
+ *   split heuristic are the H100's; enable_kv_split for prefill (ignored), head_dim
+ *   other than 64/128/256.
  */
 #include "common.cuh"
 #include "cuda/paged_cuda.h"
@@ -204,7 +221,7 @@ struct decode_params {
 template <typename T, int D> struct decode_cfg {
     static const int VEC = 16 / (int)sizeof(T);      /* elements per 16-byte vector */
     static const int LPR0 = D / VEC;
-    static const int LPR = LPR0 > 32 ? 32 : LPR0;   /* lanes per K/V row */
+    static const int LPR = LPR0 > 32 ? 32 : LPR0;   /* lanes per K/V row (compute) */
     static const int EPL = D / LPR;                  /* elements per lane */
     static const int NV = EPL / VEC;                 /* vectors per lane */
     static const int RPW = 32 / LPR;                 /* rows per warp step */
@@ -212,34 +229,85 @@ template <typename T, int D> struct decode_cfg {
     static const int NRG = WARPS * RPW;              /* row-groups per CTA */
     static const int U = 4;                          /* rows per row-group per tile */
     static const int TK = NRG * U;                   /* keys per shared-memory tile */
+    static const int WKEYS = RPW * U;                /* keys of a tile one warp loads and computes */
     static const int UPR = D / VEC;                  /* 16-byte units per row */
-    static const int STAGES = 3;                     /* tiles in flight (cp.async) */
+    static const int LLR = 32 / WKEYS;               /* loader lanes per row (LPR / 4) */
+    static const int UPL = UPR / LLR;                /* units of K (and of V) per loader lane */
+    static const int STAGES = 3;                     /* tiles in flight per warp (cp.async) */
     static const int STAGE_ELEMS = 2 * TK * D;       /* K tile then V tile */
     static const size_t PIPE_BYTES = (size_t)STAGES * STAGE_ELEMS * sizeof(T);
     static const size_t RED_BYTES = (size_t)NRG * 4 * D * sizeof(float); /* red_o at G = 4 */
     static const size_t SMEM = PIPE_BYTES > RED_BYTES ? PIPE_BYTES : RED_BYTES;
 };
 
+/* Where a loader lane's K/V row of a tile lives: page id (-1: none) and row in the page.
+ * The page id is loaded one tile ahead of its use, so no cp.async waits on it. */
+struct decode_rowref {
+    int page, in;
+};
 
-/* paged_row with the token split in 32-bit arithmetic when j < 2^32 (always in practice). */
-static __device__ __forceinline__ long long paged_row_fast(const paged_table &t, long long first, long long j, int g)
+static __device__ __forceinline__ decode_rowref decode_lookup(const paged_table &t, long long first, long long j,
+                                                              long long hi)
 {
-    long long pg, in;
-    if (j <= 0xffffffffLL) {
-        const unsigned q = (unsigned)j / (unsigned)t.page_size;
-        pg = q;
-        in = (unsigned)j - q * (unsigned)t.page_size;
-    } else {
-        pg = j / t.page_size;
-        in = j % t.page_size;
+    decode_rowref r = {-1, 0};
+    if (j < hi) {
+        long long pg;
+        if (j <= 0xffffffffLL) {
+            const unsigned q = (unsigned)j / (unsigned)t.page_size;
+            pg = q;
+            r.in = (int)((unsigned)j - q * (unsigned)t.page_size);
+        } else {
+            pg = j / t.page_size;
+            r.in = (int)(j % t.page_size);
+        }
+        const long long pi = first + pg;
+        if (pi >= 0 && pi < t.n_indices)
+            r.page = t.indices[pi];
     }
-    const long long pi = first + pg;
-    if (pi < 0 || pi >= t.n_indices)
-        return -1;
-    const long long page = t.indices[pi];
-    if (page < 0 || page >= t.num_pages)
-        return -1;
-    return (page * t.kv_heads + g) * t.page_size + in;
+    return r;
+}
+
+/* 16-byte cp.async, zero-filled when src_bytes = 0, with a 128-byte L2 prefetch hint: a
+ * K/V row is D * sizeof(T) = 128 to 1024 bytes, a multiple of 128, so from a 128-byte
+ * aligned pool the hint fetches no byte outside the row. H100 bk_bench: +1 to +3 points
+ * of copy bandwidth over the plain copy. */
+static __device__ __forceinline__ void decode_cp16(uint32_t dst, const void *src, int src_bytes)
+{
+    asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
+}
+
+/* The G partial dot products of a lane, summed over the LPR lanes of its row: a
+ * reduce-scatter (each step halves the values a lane keeps: G - 1 shuffles instead of
+ * G log2(G)), a butterfly over the rest, then one shuffle per head to give every lane
+ * every head's sum. Each head's sum comes from one lane: bit-identical in all lanes. */
+template <int G, int LPR> static __device__ __forceinline__ void decode_row_sum(float (&x)[G], int lane)
+{
+    float v[G];
+#pragma unroll
+    for (int g = 0; g < G; g++)
+        v[g] = x[g];
+#pragma unroll
+    for (int n = G, off = LPR / 2; n > 1; n /= 2, off /= 2) {
+        const bool up = (lane & off) != 0;
+#pragma unroll
+        for (int i = 0; i < n / 2; i++) {
+            const float keep = up ? v[i + n / 2] : v[i];
+            const float send = up ? v[i] : v[i + n / 2];
+            v[i] = keep + __shfl_xor_sync(0xffffffffu, send, off);
+        }
+    }
+#pragma unroll
+    for (int off = LPR / G / 2; off > 0; off /= 2)
+        v[0] += __shfl_xor_sync(0xffffffffu, v[0], off);
+    if (G == 1) {
+        x[0] = v[0];
+    } else {
+        /* head g now sits in the lanes whose bits (LPR / G) .. (LPR / 2) spell g */
+        const int base = lane & ~(LPR - 1);
+#pragma unroll
+        for (int g = 0; g < G; g++)
+            x[g] = __shfl_sync(0xffffffffu, v[0], base + g * (LPR / G));
+    }
 }
 
 template <typename T, int D, int G>
@@ -248,7 +316,6 @@ __global__ void __launch_bounds__(128) decode_kernel(decode_params p)
     typedef decode_cfg<T, D> C;
     __shared__ __align__(16) float q_s[G][D];
     __shared__ float red_m[C::NRG][G], red_l[C::NRG][G];
-    __shared__ bool ok_s[C::STAGES][C::TK];
     extern __shared__ __align__(16) unsigned char dyn_smem[];
     T *pipe = reinterpret_cast<T *>(dyn_smem);                       /* [STAGES][2][TK][D] */
     float(*red_o)[G][D] = reinterpret_cast<float(*)[G][D]>(dyn_smem); /* [NRG][G][D], after the loop */
@@ -265,28 +332,39 @@ __global__ void __launch_bounds__(128) decode_kernel(decode_params p)
     const long long n_tiles = hi > lo ? (hi - lo + C::TK - 1) / C::TK : 0;
     const T *kp = (const T *)p.k, *vp = (const T *)p.v;
 
-    /* tile t (keys lo + t*TK ...) into stage buffer `st`: 16-byte cp.async per unit,
-       zero-filled for keys past hi or with a bad page (never read from global) */
-    auto issue = [&](long long t, int st) {
-        T *ks = pipe + (size_t)st * C::STAGE_ELEMS, *vs = ks + C::TK * D;
-        for (int i = tid; i < C::TK * C::UPR; i += 128) {
-            const int jj = i / C::UPR, c = i % C::UPR;
-            const long long j = lo + t * C::TK + jj;
-            const long long row = j < hi ? paged_row_fast(p.t, first, j, kvh) : -1;
-            const bool ok = row >= 0;
-            const long long e = ok ? row * D + c * C::VEC : 0;
-            bk_cp_async16(bk_smem_addr(ks + jj * D + c * C::VEC), kp + e, ok ? 16 : 0);
-            bk_cp_async16(bk_smem_addr(vs + jj * D + c * C::VEC), vp + e, ok ? 16 : 0);
-            if (c == 0)
-                ok_s[st][jj] = ok;
+    /* Loader lane: row ld_k of this warp's WKEYS rows of a tile (tile row ld_jj, the row
+       row-group warp * RPW + ld_k % RPW computes at step ld_k / RPW), 16-byte units
+       ld_sub + LLR * i of its K and V rows. Each warp copies exactly the rows its own
+       lanes compute, so the pipeline is per warp: no block barrier in the key loop. */
+    const int ld_k = lane / C::LLR, ld_sub = lane % C::LLR;
+    const int ld_jj = (ld_k / C::RPW) * C::NRG + warp * C::RPW + ld_k % C::RPW;
+    /* the warp's rows of a tile (this lane's row located by r) into stage `st`, zero-filled
+       when the key is past hi or its page is bad (never read from global); returns the
+       warp's ok bits (bit LLR * k: row k is a key), kept in registers, not shared memory */
+    auto issue = [&](const decode_rowref &r, int st) -> unsigned {
+        T *ks = pipe + (size_t)st * C::STAGE_ELEMS + ld_jj * D, *vs = ks + C::TK * D;
+        const bool ok = r.page >= 0 && r.page < p.t.num_pages;
+        const long long e = ok ? (((long long)r.page * p.t.kv_heads + kvh) * p.t.page_size + r.in) * D : 0;
+#pragma unroll
+        for (int i = 0; i < C::UPL; i++) {
+            const int c = (ld_sub + C::LLR * i) * C::VEC;
+            decode_cp16(bk_smem_addr(ks + c), kp + e + c, ok ? 16 : 0);
+            decode_cp16(bk_smem_addr(vs + c), vp + e + c, ok ? 16 : 0);
         }
+        return __ballot_sync(0xffffffffu, ok);
     };
+    auto lookup = [&](long long tile) { return decode_lookup(p.t, first, lo + tile * C::TK + ld_jj, hi); };
+
+    unsigned okr[C::STAGES]; /* ok bits of tiles t, t + 1, ... (registers, rotated) */
+    decode_rowref ref = lookup(0);
 #pragma unroll
     for (int st = 0; st < C::STAGES - 1; st++) {
-        if (st < n_tiles)
-            issue(st, st);
+        const decode_rowref nref = lookup(st + 1);
+        okr[st] = st < n_tiles ? issue(ref, st) : 0u;
         bk_cp_async_commit();
+        ref = nref;
     }
+    okr[C::STAGES - 1] = 0u;
 
     for (int i = tid; i < G * D; i += blockDim.x) {
         int g = i / D, d = i % D;
@@ -317,53 +395,65 @@ __global__ void __launch_bounds__(128) decode_kernel(decode_params p)
         for (int e = 0; e < C::EPL; e++)
             acc[g][e] = 0.f;
     }
+    int rd = 0, wr = C::STAGES - 1; /* stage of tile t, stage tile t + STAGES - 1 goes to */
     for (long long t = 0; t < n_tiles; t++) {
         {
             const long long tn = t + C::STAGES - 1;
-            if (tn < n_tiles)
-                issue(tn, (int)(tn % C::STAGES));
+            const decode_rowref nref = lookup(tn + 1); /* a tile ahead: its page id lands meanwhile */
+            okr[C::STAGES - 1] = tn < n_tiles ? issue(ref, wr) : 0u;
             bk_cp_async_commit();
+            ref = nref;
         }
+        /* this lane's copies of tile t are done; the warp barrier (a memory barrier among
+           its lanes) makes the other lanes' copies of the warp's rows visible to it */
         bk_cp_async_wait_group<C::STAGES - 1>();
-        __syncthreads();
-        const int st = (int)(t % C::STAGES);
-        const T *ks = pipe + (size_t)st * C::STAGE_ELEMS, *vs = ks + C::TK * D;
+        __syncwarp();
+        const unsigned okb = okr[0];
+        const T *ks = pipe + (size_t)rd * C::STAGE_ELEMS, *vs = ks + C::TK * D;
         float s[C::U][G];
 #pragma unroll
         for (int u = 0; u < C::U; u++) {
             const int jj = u * C::NRG + rg;
-            const bool ok = ok_s[st][jj];
+            const bool ok = (okb >> ((u * C::RPW + lane / C::LPR) * C::LLR)) & 1u;
             uint4 kv[C::NV];
 #pragma unroll
             for (int w = 0; w < C::NV; w++)
                 kv[w] = reinterpret_cast<const uint4 *>(ks + jj * D + li * C::EPL)[w];
             float kf[C::EPL];
             to_float<T, C::EPL>(kv, kf);
+            float x[G];
 #pragma unroll
             for (int g = 0; g < G; g++) {
-                float x = 0.f;
+                x[g] = 0.f;
 #pragma unroll
                 for (int e = 0; e < C::EPL; e++)
-                    x = fmaf(qr[g][e], kf[e], x);
-#pragma unroll
-                for (int off = C::LPR / 2; off > 0; off /= 2)
-                    x += __shfl_xor_sync(0xffffffffu, x, off);
-                s[u][g] = ok ? x : -INFINITY;
+                    x[g] = fmaf(qr[g][e], kf[e], x[g]);
             }
+            decode_row_sum<G, C::LPR>(x, lane);
+#pragma unroll
+            for (int g = 0; g < G; g++)
+                s[u][g] = ok ? x[g] : -INFINITY;
         }
+        /* online softmax per head; s becomes the probabilities (0 for masked keys) */
 #pragma unroll
         for (int g = 0; g < G; g++) {
             float mx = m[g];
 #pragma unroll
             for (int u = 0; u < C::U; u++)
                 mx = fmaxf(mx, s[u][g]);
-            if (mx == -INFINITY)
+            if (mx == -INFINITY) {
+#pragma unroll
+                for (int u = 0; u < C::U; u++)
+                    s[u][g] = 0.f;
                 continue;
-            const float alpha = exp2f(m[g] - mx);
+            }
+            const float alpha = bk_ex2(m[g] - mx);
             float ps = 0.f;
 #pragma unroll
-            for (int u = 0; u < C::U; u++)
-                ps += exp2f(s[u][g] - mx);
+            for (int u = 0; u < C::U; u++) {
+                s[u][g] = bk_ex2(s[u][g] - mx);
+                ps += s[u][g];
+            }
             l[g] = l[g] * alpha + ps;
             m[g] = mx;
 #pragma unroll
@@ -380,14 +470,18 @@ __global__ void __launch_bounds__(128) decode_kernel(decode_params p)
             float vf[C::EPL];
             to_float<T, C::EPL>(vv, vf);
 #pragma unroll
-            for (int g = 0; g < G; g++) {
-                const float pu = m[g] == -INFINITY ? 0.f : exp2f(s[u][g] - m[g]);
+            for (int g = 0; g < G; g++)
 #pragma unroll
                 for (int e = 0; e < C::EPL; e++)
-                    acc[g][e] = fmaf(pu, vf[e], acc[g][e]);
-            }
+                    acc[g][e] = fmaf(s[u][g], vf[e], acc[g][e]);
         }
-        __syncthreads(); /* the stage is refilled by the next iteration's issue */
+        /* every lane is done reading stage rd before any lane refills it (next iteration) */
+        __syncwarp();
+#pragma unroll
+        for (int i = 0; i < C::STAGES - 1; i++)
+            okr[i] = okr[i + 1];
+        rd = rd + 1 == C::STAGES ? 0 : rd + 1;
+        wr = wr + 1 == C::STAGES ? 0 : wr + 1;
     }
     bk_cp_async_wait_group<0>(); /* nothing is pending (only empty groups), but red_o reuses the buffers */
     __syncthreads();
@@ -462,15 +556,22 @@ template <typename T, int D> static bk_status launch_decode(const decode_params 
 
 static const int kDecodeMaxG = 4;
 
+/* CTAs resident at once on the part the heuristic targets: an H100 SXM's 132 SMs x 4
+   decode CTAs (48 KB of pipeline each at 16-bit D 128). Only the split heuristic uses it;
+   other parts get other wave shapes, never other results for a given split count. */
+static const long long kDecodeSlots = 132 * 4;
+
 extern "C" int32_t bk_cuda_paged_decode_splits(const bk_paged_decode_desc *d)
 {
     if (d->kv_splits > 0)
         return d->kv_splits;
     const int group = d->q_heads / d->paged_kv.kv_heads;
     const long long ctas = (long long)d->batch * d->paged_kv.kv_heads * ((group + kDecodeMaxG - 1) / kDecodeMaxG);
-    /* >= 2048 CTAs: ~5 waves of an H100 at 3 CTAs per SM, so the last partial wave costs
-       little (batch 64 x 8 kv heads -> 4 splits); the merge pass adds ~1-2% traffic */
-    const long long want = (2048 + ctas - 1) / ctas;
+    /* as many splits as fit in ONE wave of resident CTAs (none when batch x kv heads fills
+       it): every CTA of a wave starts and ends together, so each extra wave pays the
+       prologue (first tiles' latency), the epilogue and the merge again; H100 B64 kv2048
+       (512 CTAs): 1 split */
+    const long long want = ctas >= kDecodeSlots ? 1 : kDecodeSlots / ctas;
     const long long by_len = (long long)d->paged_kv.num_pages * d->paged_kv.page_size / 256; /* >= 256 keys a part */
     long long s = want < by_len ? want : by_len;
     if (s > 64)
