@@ -35,7 +35,9 @@
  *   of copy bandwidth, before -> after the pipeline: B64 kv2048 48 -> 54%, B128 kv8192
  *   53 -> 71%, B16 kv4096 43 -> 48-56%, B1 kv32768 29 -> 40%.
  *
- * paged_prefill: CUDA-core f32 math (no tensor cores yet). CTA = 4 warps = 16 query
+ * paged_prefill, the reference CUDA path (BK_PREFER_REFERENCE; the fast one is the
+ *   tensor-core kernels of sdpa_fwd.cu with paged K/V, bk_cuda_paged_prefill_tc):
+ *   CUDA-core f32 math. CTA = 4 warps = 16 query
  *   rows (4 per warp) of one request and one q head; a warp's 32 lanes split head_dim.
  *   Tiles are scheduled without host data: request b owns tile ids
  *   [b + q_indptr[b] / 16, b + 1 + q_indptr[b+1] / 16), so a grid of batch +
@@ -49,13 +51,14 @@
  *   read); last_page_len is clamped to [1, page_size]. Nothing is read or written out
  *   of bounds, but such outputs are undefined by the API.
  *
- * Not yet: tensor cores (mma.sync) for prefill; decode at small batch x kv_len (B64
+ * Not yet: decode at small batch x kv_len (B64
  *   kv2048) stays near 55% of copy bandwidth (70% at B128 kv8192): per-tile
  *   __syncthreads with 4 CTAs per SM leave gaps; warp-specialised loads or TMA next;
  *   enable_kv_split for prefill (ignored), head_dim other than 64/128/256.
  */
 #include "common.cuh"
 #include "cuda/paged_cuda.h"
+#include "paged_table.cuh"
 
 #include <stdint.h>
 
@@ -146,35 +149,6 @@ extern "C" bk_status bk_cuda_attention_merge(const bk_attention_merge_desc *d, c
 }
 
 /* --------------------------------------------------------------- shared -- */
-
-struct paged_table {
-    const int *indptr, *indices, *last;
-    int n_indices, num_pages, page_size, kv_heads;
-};
-
-/* Tokens of request b from the (trusted) table: 0 when it owns no page. */
-static __device__ __forceinline__ long long paged_len(const paged_table &t, int b, long long &first)
-{
-    first = t.indptr[b];
-    long long pages = (long long)t.indptr[b + 1] - first;
-    if (pages < 1)
-        return 0;
-    int last = min(max(t.last[b], 1), t.page_size);
-    return (pages - 1) * t.page_size + last;
-}
-
-/* Element offset of token j (kv head g) of a request whose pages start at kv_indices
- * position `first`; -1 when the index data points outside its buffers. */
-static __device__ __forceinline__ long long paged_row(const paged_table &t, long long first, long long j, int g)
-{
-    long long pi = first + j / t.page_size;
-    if (pi < 0 || pi >= t.n_indices)
-        return -1;
-    long long page = t.indices[pi];
-    if (page < 0 || page >= t.num_pages)
-        return -1;
-    return (page * t.kv_heads + g) * t.page_size + j % t.page_size;
-}
 
 /* 16-byte vectors to floats. */
 template <typename T, int N> static __device__ __forceinline__ void to_float(const uint4 *v, float *f)
@@ -483,19 +457,6 @@ extern "C" size_t bk_cuda_paged_decode_partial_floats(const bk_paged_decode_desc
     if (splits <= 1)
         return 0;
     return (size_t)d->batch * (size_t)d->q_heads * (size_t)splits * (size_t)(d->paged_kv.head_dim + 1);
-}
-
-static paged_table table_of(const bk_paged_kv_desc *pd, const bk_paged_kv *kv)
-{
-    paged_table t;
-    t.indptr = (const int *)kv->kv_indptr.data;
-    t.indices = (const int *)kv->kv_indices.data;
-    t.last = (const int *)kv->last_page_len.data;
-    t.n_indices = (int)kv->kv_indices.shape[0];
-    t.num_pages = pd->num_pages;
-    t.page_size = pd->page_size;
-    t.kv_heads = pd->kv_heads;
-    return t;
 }
 
 extern "C" bk_status bk_cuda_paged_decode(const bk_paged_decode_desc *d, const bk_paged_decode_args *a,
