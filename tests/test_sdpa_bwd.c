@@ -1,15 +1,19 @@
 /* test_sdpa_bwd.c - sdpa_bwd against a naive f64 reference gradient (materialised
  * softmax row, dP, dS, then dq/dk/dv summed over GQA groups) for every dtype with
  * causal/GQA/stride-0 kv heads/window/softcap/ALiBi/padded views/empty rows/empty
- * extents, on the CPU and, when a GPU is present, on CUDA (the same cases through both
- * CUDA kernels where the tensor-core one applies, plus larger GPU-only shapes and a
- * bit-identical rerun); against central finite differences of the library's own f64
- * forward; workspace sizing; determinism (rerun, one thread); bad inputs.
+ * extents, on the CPU and, when a GPU is present, on CUDA: every case through the kernel
+ * each preference selects (FASTEST: the fused one-pass tensor-core kernel with atomic dq
+ * where it applies; DETERMINISTIC: the two-pass tensor-core kernel; REFERENCE: the
+ * CUDA-core kernel), each plan's SKU and guarantee checked against the expected kernel,
+ * plus larger GPU-only shapes (odd lengths, Sq != Sk, GQA, causal, every option of the
+ * fused kernel) with a bit-identical rerun for deterministic plans; against central
+ * finite differences of the library's own f64 forward; workspace sizing; determinism
+ * (rerun, one thread); bad inputs.
  * y and lse come from the test's own f64 reference forward (not from a library kernel).
  *
  * Tolerances on CUDA: the CUDA-core kernel computes in f32 (f64 for f64) from the same
- * rounded inputs as the reference, so it keeps bkt_tol (slack 1). The tensor-core kernel
- * rounds P and dS to f16/bf16 before the dv/dk/dq products (as FlashAttention does): a
+ * rounded inputs as the reference, so it keeps bkt_tol (slack 1). The tensor-core kernels
+ * round P and dS to f16/bf16 before the dv/dk/dq products (as FlashAttention does): a
  * documented slack of kTcSlack over bkt_tol (which is itself twice the error of the f64
  * result rounded to the dtype), i.e. flash-attn's "at most a few times the error of a
  * same-precision reference". */
@@ -72,7 +76,21 @@ static const cfg k_gpu_cases[] = {
     {"gpu 200x77 D128 q>kv pad 3",       1, 2, 2,  200, 77,  128, 128, true,  -1,  0.0, false, 0,   false, 3},
     {"gpu 150x333 D64 noncausal bcast",  2, 3, 1,  150, 333, 64,  64,  false, -1,  0.0, false, 0,   true,  0},
     {"gpu 97x129 D96/D40",               1, 2, 1,  97,  129, 96,  40,  true,  -1,  0.0, false, 0,   false, 0},
+    {"gpu 129x383 D128 mqa 4/1",         1, 4, 1,  129, 383, 128, 128, false, -1,  0.0, false, 0,   false, 0},
+    {"gpu 333x150 D64 causal q>kv pad 8", 2, 2, 2, 333, 150, 64,  64,  true,  -1,  0.0, false, 0,   false, 8},
+    {"gpu 190x257 D128 softcap gqa 6/2", 1, 6, 2,  190, 257, 128, 128, true,  -1,  5.0, false, 0,   false, 0},
+    {"gpu 64x128 D64 whole tiles",       2, 2, 1,  64,  128, 64,  64,  false, -1,  0.0, false, 0,   false, 0},
+    {"gpu 77x201 D128 window 20 alibi",  1, 2, 2,  77,  201, 128, 128, false, 20,  0.0, true,  0,   false, 0},
+    {"gpu 300x300 D64 causal bcast",     1, 4, 2,  300, 300, 64,  64,  true,  -1,  0.0, false, 0,   true,  0},
+    {"gpu 150x201 D256 causal gqa 4/2",  1, 4, 2,  150, 201, 256, 256, true,  -1,  0.0, false, 0,   false, 0},
+    {"gpu 97x65 D256 softcap alibi",     2, 2, 1,  97,  65,  256, 256, false, -1,  4.0, true,  0,   false, 8},
 };
+
+/* GPU-only cases that BK_TEST_QUICK keeps (each path of the fused kernel once). */
+static bool gpu_case_quick(size_t c)
+{
+    return c <= 1 || c == 5 || c == 6 || c == 7 || c == 11;
+}
 
 static double cfg_scale(const cfg *c)
 {
@@ -244,14 +262,37 @@ static void *alloc_workspace(size_t bytes)
     return w;
 }
 
+/* The CUDA kernel each preference must select: f16/bf16 with Dqk == Dv take the fused
+ * tensor-core kernel (FASTEST, D 64/128/256; not deterministic) or the two-pass
+ * tensor-core kernel (DETERMINISTIC, D 64/128), both SKU backend "bespoke"; everything
+ * else and REFERENCE take the CUDA-core kernel ("reference", deterministic). */
+static void check_gpu_kernel(const char *what, const bk_sdpa_bwd_plan *plan, const cfg *c, bk_dtype dt,
+                             bk_preference pref)
+{
+    const bool halves = (dt == BK_DTYPE_F16 || dt == BK_DTYPE_BF16) && c->dqk == c->dv;
+    const bool fused = halves && pref == BK_PREFER_FASTEST && (c->dqk == 64 || c->dqk == 128 || c->dqk == 256);
+    const bool tc = fused || (halves && pref == BK_PREFER_DETERMINISTIC && (c->dqk == 64 || c->dqk == 128));
+    char name[96], want[96];
+    bk_sku_name(&plan->info.sku, name, sizeof name);
+    snprintf(want, sizeof want, "attention/sdpa_bwd/%s/sm80/%s", bk_dtype_name(dt), tc ? "bespoke" : "reference");
+    bkt_check(strcmp(name, want) == 0, what, "sku %s, expected %s", name, want);
+    bkt_check(plan->info.precision.deterministic == !fused && plan->info.precision.bit_stable == !fused, what,
+              "deterministic %d bit_stable %d, expected %d", (int)plan->info.precision.deterministic,
+              (int)plan->info.precision.bit_stable, (int)!fused);
+    bkt_check((plan->info.precision.math == BK_MATH_F16_BF16_TENSOR) == tc, what, "math %d",
+              (int)plan->info.precision.math);
+}
+
 /* One case on `target` with the kernel `preference` selects; with `rerun` the GPU call
- * is repeated and must come out bit-identical. */
+ * is repeated and must come out bit-identical when the plan claims determinism. */
 static void test_case(bk_target target, bk_preference pref, const cfg *c, bk_dtype dt, bool rerun)
 {
     char what[200], w2[240];
     const bool gpu = target.kind == BK_TARGET_CUDA;
     snprintf(what, sizeof what, "sdpa_bwd %s%s %s %s", gpu ? "cuda" : "cpu",
-             gpu ? (pref == BK_PREFER_REFERENCE ? " cuda-cores" : " fastest") : "", bk_dtype_name(dt), c->name);
+             gpu ? (pref == BK_PREFER_REFERENCE ? " cuda-cores" : pref == BK_PREFER_FASTEST ? " fastest" : " deterministic")
+                 : "",
+             bk_dtype_name(dt), c->name);
     int64_t sh_q[4] = {c->b, c->hq, c->sq, c->dqk}, sh_k[4] = {c->b, c->hkv, c->sk, c->dqk};
     int64_t sh_v[4] = {c->b, c->hkv, c->sk, c->dv}, sh_y[4] = {c->b, c->hq, c->sq, c->dv};
     int64_t sh_l[3] = {c->b, c->hq, c->sq}, sh_s[1] = {c->hq};
@@ -306,12 +347,17 @@ static void test_case(bk_target target, bk_preference pref, const cfg *c, bk_dty
     bk_status st = bk_sdpa_bwd_select(&d, target, pref, &plan);
     if (bkt_expect_status(st, BK_STATUS_SUCCESS, what)) {
         const bool tc = plan.info.precision.math == BK_MATH_F16_BF16_TENSOR;
+        const bool deterministic = plan.info.precision.deterministic;
         const double slack = tc ? kTcSlack : 1.0;
+        if (gpu)
+            check_gpu_kernel(what, &plan, c, dt, pref);
         size_t ws_bytes = bk_sdpa_bwd_workspace_size(&plan);
-        /* CPU: f64 dk/dv accumulators; CUDA: D_i and lse rows in the compute type */
-        size_t need = gpu ? (size_t)2 * c->b * c->hq * c->sq * (dt == BK_DTYPE_F64 ? 8 : 4)
+        /* CPU: f64 dk/dv accumulators; CUDA: D_i and lse rows in the compute type, and the
+         * fused kernel's f32 dq accumulator */
+        size_t need = gpu ? (size_t)2 * c->b * c->hq * c->sq * (dt == BK_DTYPE_F64 ? 8 : 4) +
+                                (deterministic ? 0 : (size_t)c->b * c->hq * c->sq * c->dqk * 4)
                           : (size_t)c->b * c->hkv * c->sk * (c->dqk + c->dv) * sizeof(double);
-        bkt_check(ws_bytes >= need && ws_bytes <= need + 512, what, "workspace_size %zu for %zu bytes of scratch",
+        bkt_check(ws_bytes >= need && ws_bytes <= need + 768, what, "workspace_size %zu for %zu bytes of scratch",
                   ws_bytes, need);
         void *ws = alloc_workspace(ws_bytes);
         bk_sdpa_bwd_args args = {tq, tk, tv, ty, tdy, tl, c->alibi ? &ts : NULL, tdq, tdk, tdv};
@@ -344,7 +390,7 @@ static void test_case(bk_target target, bk_preference pref, const cfg *c, bk_dty
             if (!bkt_dev_end(&dev))
                 st = BK_STATUS_DEVICE_ERROR;
         }
-        if (first[0])
+        if (first[0] && deterministic)
             bkt_check(bkt_same_bytes(first[0], dq, (size_t)ndq * es) && bkt_same_bytes(first[1], dk, (size_t)ndk * es) &&
                           bkt_same_bytes(first[2], dv, (size_t)ndv * es),
                       what, "GPU rerun is not bit-identical");
@@ -802,7 +848,7 @@ done:
     bkt_free(dv0);
 }
 
-/* True when the fastest CUDA plan for d is the tensor-core kernel. */
+/* True when the fastest CUDA plan for d is a tensor-core kernel. */
 static bool tc_applies(bk_target gpu, const bk_sdpa_bwd_desc *d)
 {
     bk_sdpa_bwd_plan p;
@@ -810,8 +856,8 @@ static bool tc_applies(bk_target gpu, const bk_sdpa_bwd_desc *d)
            p.info.precision.math == BK_MATH_F16_BF16_TENSOR;
 }
 
-/* The CUDA section: SKUs of both kernels, every CPU case on the GPU (both kernels where
- * the tensor-core one applies), the GPU-only shapes with a bit-identical rerun. */
+/* The CUDA section: SKUs of the three kernels, every CPU case on the GPU (all three
+ * kernels where the tensor-core ones apply), the GPU-only shapes with a rerun. */
 static void test_cuda(void)
 {
     bk_target gpu;
@@ -821,15 +867,22 @@ static void test_cuda(void)
     bk_sdpa_bwd_desc d = {2, 4, 2, 7, 33, 64, 64, 0.125, true, -1, 0.0, false, BK_DTYPE_BF16};
     bk_sdpa_bwd_plan plan;
     char name[96];
+    if (bkt_expect_status(bk_sdpa_bwd_select(&d, gpu, BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS, what)) {
+        bk_sku_name(&plan.info.sku, name, sizeof name);
+        bkt_check(strcmp(name, "attention/sdpa_bwd/bf16/sm80/bespoke") == 0, what, "bf16 D64 fastest sku %s", name);
+        bkt_check(!plan.info.precision.deterministic && !plan.info.precision.bit_stable, what,
+                  "the fused kernel (atomics) claims determinism");
+    }
     if (bkt_expect_status(bk_sdpa_bwd_select(&d, gpu, BK_PREFER_DETERMINISTIC, &plan), BK_STATUS_SUCCESS, what)) {
         bk_sku_name(&plan.info.sku, name, sizeof name);
-        bkt_check(strstr(name, "attention/sdpa_bwd/bf16/sm80/bespoke") == name, what, "bf16 D64 sku %s", name);
+        bkt_check(strcmp(name, "attention/sdpa_bwd/bf16/sm80/bespoke") == 0, what, "bf16 D64 sku %s", name);
         bkt_check(plan.info.precision.deterministic && plan.info.precision.bit_stable, what, "not deterministic");
     }
     d.head_dim_v = 32;
     if (bkt_expect_status(bk_sdpa_bwd_select(&d, gpu, BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS, what)) {
         bk_sku_name(&plan.info.sku, name, sizeof name);
         bkt_check(strcmp(name, "attention/sdpa_bwd/bf16/sm80/reference") == 0, what, "bf16 Dqk!=Dv sku %s", name);
+        bkt_check(plan.info.precision.deterministic, what, "CUDA-core kernel not deterministic");
     }
     d.dtype = BK_DTYPE_F64;
     if (bkt_expect_status(bk_sdpa_bwd_select(&d, gpu, BK_PREFER_DETERMINISTIC, &plan), BK_STATUS_SUCCESS, what))
@@ -843,15 +896,19 @@ static void test_cuda(void)
                 continue;
             bk_sdpa_bwd_desc cd = cfg_desc(&k_cases[c], k_dtypes[t]);
             test_case(gpu, BK_PREFER_FASTEST, &k_cases[c], k_dtypes[t], false);
-            if (tc_applies(gpu, &cd))
+            if (tc_applies(gpu, &cd)) {
+                test_case(gpu, BK_PREFER_DETERMINISTIC, &k_cases[c], k_dtypes[t], false);
                 test_case(gpu, BK_PREFER_REFERENCE, &k_cases[c], k_dtypes[t], false);
+            }
         }
     const bk_dtype gpu_dtypes[2] = {BK_DTYPE_BF16, BK_DTYPE_F16};
     for (size_t c = 0; c < sizeof k_gpu_cases / sizeof k_gpu_cases[0]; c++)
         for (int t = 0; t < 2; t++) {
-            if (quick && c > 1)
+            if (quick && !gpu_case_quick(c))
                 continue;
             test_case(gpu, BK_PREFER_FASTEST, &k_gpu_cases[c], gpu_dtypes[t], true);
+            if (!quick || t == 0)
+                test_case(gpu, BK_PREFER_DETERMINISTIC, &k_gpu_cases[c], gpu_dtypes[t], true);
             if (!quick && t == 0)
                 test_case(gpu, BK_PREFER_REFERENCE, &k_gpu_cases[c], gpu_dtypes[t], true);
         }

@@ -164,21 +164,29 @@ typedef struct bk_sdpa_bwd_plan {
     bk_plan_info info;     /* target, SKU, precision and kernel chosen by select */
 } bk_sdpa_bwd_plan;
 
-/* As bk_sdpa_fwd_select. Every kernel of this op is deterministic (dk/dv are reduced in
- * a fixed order by one thread each, no atomics), so BK_PREFER_DETERMINISTIC selects as
- * the others do.
+/* As bk_sdpa_fwd_select.
  * CUDA (compute capability >= 8.0), first match:
- *   - tensor cores, SKU ".../sm80/bespoke": f16/bf16 with head_dim_qk == head_dim_v in
- *     {64, 128}; mma.sync with f32 accumulation, P and dS rounded to the element type
- *     before the dv/dk/dq products (as FlashAttention). Views whose rows do not start
- *     on 16-byte boundaries (q, k, v, dy, dq, dk, dv: base or an outer stride not a
- *     multiple of 8 elements) run on the CUDA-core kernel instead, same guarantees.
- *   - CUDA cores, SKU ".../sm80/reference": every dtype and option; f32 math (f64 for
- *     f64). BK_PREFER_REFERENCE picks it for f16/bf16 too.
- * Both: dk/dv in one pass per tile of keys, dq in a second pass (no atomics),
- * bit-identical across runs; every option (causal, window, softcap, ALiBi, GQA) is
- * supported. On CUDA q_heads must be <= 65535 (run answers UNSUPPORTED, writing
- * nothing). */
+ *   - fused tensor cores (FASTEST), SKU ".../sm80/bespoke", NOT deterministic: f16/bf16
+ *     with head_dim_qk == head_dim_v in {64, 128, 256}; one pass per tile of keys computes dk,
+ *     dv and dq (FlashAttention-2's backward), dq summed over key tiles with f32 atomics
+ *     in the workspace, so reruns may differ in the last bits of dq (precision.
+ *     deterministic = bit_stable = false). mma.sync with f32 accumulation, P and dS
+ *     rounded to the element type before the products (as FlashAttention).
+ *   - two-pass tensor cores, SKU ".../sm80/bespoke", deterministic: f16/bf16 with
+ *     head_dim_qk == head_dim_v in {64, 128}; dk/dv in one pass per tile of keys, dq in a
+ *     second pass per tile of rows (no atomics). BK_PREFER_DETERMINISTIC selects it for
+ *     those problems (and the CUDA-core kernel at D 256).
+ *   - CUDA cores, SKU ".../sm80/reference", deterministic: every dtype and option; f32
+ *     math (f64 for f64). BK_PREFER_REFERENCE picks it for f16/bf16 too.
+ * Views whose rows do not start on 16-byte boundaries (q, k, v, dy, dq, dk, dv: base or
+ * an outer stride not a multiple of 8 elements) run a tensor-core plan on the CUDA-core
+ * kernel instead; a fused plan whose workspace is not 16-byte aligned, whose q_len or
+ * kv_len reaches 2^30, or on a device with less than 201 KB (D 256) / 145 KB (D 128) /
+ * 130 KB (D 64) of shared memory per block (sm_86, sm_89) runs the two-pass tensor-core
+ * kernel (the CUDA-core one at D 256): deterministic, so the guarantee only gets
+ * stronger. Every kernel supports every option (causal,
+ * window, softcap, ALiBi, GQA). On the CPU every kernel is deterministic. On CUDA q_heads
+ * must be <= 65535 (run answers UNSUPPORTED, writing nothing). */
 bk_status bk_sdpa_bwd_select(const bk_sdpa_bwd_desc *desc, bk_target target, bk_preference preference,
                              bk_sdpa_bwd_plan *plan);
 /* As bk_sdpa_fwd_can_implement, for q, k, v, y, dy, lse, the slopes and the outputs
@@ -187,8 +195,9 @@ bk_status bk_sdpa_bwd_can_implement(const bk_sdpa_bwd_plan *plan, const bk_sdpa_
 /* Bytes of workspace run() needs. The CPU kernel accumulates dk and dv in f64 there:
  * batch * kv_heads * kv_len * (head_dim_qk + head_dim_v) * 8 bytes (plus alignment).
  * The CUDA kernels keep two per-row arrays, D_i = <dy_i, y_i> and lse, in the compute
- * type: 2 * batch * q_heads * q_len * (8 for f64, else 4) bytes (plus alignment); the
- * workspace must then be device memory. 0 when that is empty. SIZE_MAX if the count
+ * type: 2 * batch * q_heads * q_len * (8 for f64, else 4) bytes, and the fused kernel an
+ * f32 dq accumulator of batch * q_heads * q_len * head_dim_qk * 4 bytes more (plus
+ * alignment); the workspace must then be device memory. 0 when that is empty. SIZE_MAX if the count
  * does not fit in size_t. 0 for a NULL plan. */
 size_t bk_sdpa_bwd_workspace_size(const bk_sdpa_bwd_plan *plan);
 /* Computes dq, dk, dv. Runs can_implement first, then checks the workspace

@@ -14,28 +14,50 @@
  * Shapes: q [B,Hq,Sq,Dqk], k [B,Hkv,Sk,Dqk], v [B,Hkv,Sk,Dv], y/dy [B,Hq,Sq,Dv],
  * lse f32 [B,Hq,Sq], slopes f32 [Hq]; dq, dk, dv like q, k, v; outer strides arbitrary
  * (k/v may broadcast with stride 0 on the head axis), inner stride 1. Workspace: two
- * contiguous row arrays [B,Hq,Sq] in the compute type (f64 for f64, else f32): D_i and lse.
+ * contiguous row arrays [B,Hq,Sq] in the compute type (f64 for f64, else f32): D_i and
+ * lse; the fused kernel also an f32 dq accumulator [B,Hq,Sq,Dqk].
  *
- * Work (every kernel writes each output element from one thread, in a fixed order, no
- * atomics: deterministic and bit-stable):
+ * Work:
  *   1. rows kernel: one warp per (b, h, i) writes D_i and lse_i (as the compute type).
  *   1b. f64 only: the Q-stationary kernel in row-sum mode refines lse.
- *   2. dk/dv, "KV-stationary": one CTA per (b, kv head, tile of keys) walks every query
- *      head of its GQA group and every query row that can see the tile, recomputes p and
- *      dz, and accumulates dk/dv of its keys, then stores them once.
- *   3. dq, "Q-stationary": one CTA per (b, q head, tile of rows) walks the visible keys
- *      and stores dq once.
- * Two kernels families implement 2 and 3:
- *   - generic (every dtype and option, Dqk != Dv, D <= 256): CUDA cores, compute type
- *     f32 (f64 for f64), tiles of 16 x 16 (8 x 8 for f64) in shared memory, one thread
- *     per (row, key) score, one thread per accumulated output element.
- *   - tensor cores (f16/bf16, Dqk == Dv in {64, 128}, rows 16-byte aligned): mma.sync
- *     m16n8k16 with f32 accumulation, FlashAttention-2's backward structure with dq in
- *     its own pass instead of atomics; P and dS are rounded to the element type before
- *     the dv/dk/dq products (as FlashAttention does). Every option (mask, window,
- *     softcap, ALiBi, GQA) is applied per element in registers.
- * Not yet: no sm_90 (wgmma/TMA) kernels; dq recomputes P (two passes over the scores).
- * Batch is launched in chunks of 65535 (grid z). */
+ * then one of three kernel families:
+ *   - fused tensor cores (the fastest; f16/bf16, Dqk == Dv in {64, 128, 256}, rows 16-byte
+ *     aligned): FlashAttention-2's backward in ONE pass. One CTA of 8 warps per (b, kv
+ *     head, BK keys); each warp owns 16 keys (at D 256 two warps share them, each owning
+ *     128 columns of dK/dV) and keeps dK, dV in f32 registers (128 per thread). The CTA
+ *     walks every q head of the GQA group and every BQ-row tile that sees its keys, Q / dO
+ *     / lse / D_i of tile t + 1 loading (cp.async, double buffer) while tile t computes
+ *     S^T = K Q^T, dP^T = V dO^T, P^T, dS^T (registers), dV += P^T dO, dK += dS^T Q
+ *     (mma.sync m16n8k16, P/dS rounded to T as FlashAttention does), then dS^T goes to
+ *     shared memory and all warps compute the BQ x D partial dQ = dS K and add it to
+ *     the f32 accumulator with vector atomics (red.global.add.v2.f32 on sm_90); a small
+ *     kernel scales it into dq. The scale is applied once at the end (dK, dQ). Without
+ *     softcap/ALiBi/window ("plain") p = 2^(s * scale log2e - lse log2e) with 32-bit
+ *     positions and the mask only on tiles crossing the causal diagonal or the end of
+ *     the keys; the options take a general per-element path. dq's sum order depends on
+ *     scheduling: NOT deterministic. Tiles (BQ rows x BK keys; shared memory; registers
+ *     from ptxas, sm_90a): D 64: 128 x 128 (130 KB), D 128: 64 x 128 (145 KB),
+ *     D 256: 64 x 64 (201 KB); 255 registers (a few dozen bytes of spill at D 64/256),
+ *     one CTA per SM. The launcher falls back (two-pass, or CUDA cores at D 256) when
+ *     the device lacks that shared memory, the workspace is misaligned or Sq/Sk >= 2^30.
+ *   - two-pass tensor cores (deterministic; f16/bf16, Dqk == Dv in {64, 128}): 2. dk/dv
+ *     KV-stationary, one CTA of 4 warps per (b, kv head, 64 keys) walking the visible
+ *     query rows of the group, then 3. dq Q-stationary, one CTA per (b, q head, 64 rows)
+ *     walking the visible keys; each output element written once by one thread in a
+ *     fixed order (no atomics): deterministic and bit-stable. Every option per element.
+ *   - generic (every dtype and option, Dqk != Dv, D <= 256; deterministic): CUDA cores,
+ *     compute type f32 (f64 for f64), the same two passes with tiles of 16 x 16 (8 x 8
+ *     for f64) in shared memory, one thread per (row, key) score, one thread per
+ *     accumulated output element.
+ * Measured (bk_bench, H100 SXM, bf16, batch * S = 16384, hidden 2048, TFLOP/s counting
+ * 2.5x the forward's flops; before = the two-pass kernel, D 256 on CUDA cores):
+ *   S4096 D64   206 (before 63),  causal 187 (61)
+ *   S4096 D128  224 (before 88),  causal 201 (84)
+ *   S4096 D256  150 (before 2.5), causal 140 (2.5)
+ *   S16384 D128 233 (before 88);  S512 D128 164 (before 76)
+ * Not yet: no sm_90 (wgmma/TMA) kernels (cuDNN reaches ~500 on this shape); the
+ * deterministic two-pass kernels recompute P for dq; no tensor-core deterministic
+ * kernel at D 256. Batch is launched in chunks of 65535 (grid z). */
 #include "common.cuh"
 #include "cuda/sdpa_bwd_cuda.h"
 
@@ -54,6 +76,7 @@ struct bwd_params {
     double scale, softcap;
     int causal, window, alibi;
     void *drow, *lrow; /* [B, Hq, Sq] compute type */
+    float *dqacc;      /* fused kernel: f32 [B, Hq, Sq, Dqk], zeroed before it runs */
 };
 
 static const int kThreads = 128;
@@ -338,10 +361,11 @@ template <int D> __device__ __forceinline__ int swz(int r, int c) { return r * D
 
 /* Copies rows [r0, r0 + ROWS) (of n) of a [.., D] view into a swizzled tile; rows past n
  * are zero. */
-template <typename T, int D, int ROWS>
+template <typename T, int D, int ROWS, int NTHR = kThreads>
 __device__ __forceinline__ void tile_load(T *dst, const T *src, long long stride, long long r0, long long n)
 {
-    for (int c = threadIdx.x; c < ROWS * D / 8; c += kThreads) {
+#pragma unroll
+    for (int c = threadIdx.x; c < ROWS * D / 8; c += NTHR) {
         const int r = c / (D / 8), ch = c % (D / 8);
         const bool in = r0 + r < n;
         const T *g = src + (in ? (r0 + r) * stride : 0) + ch * 8;
@@ -586,6 +610,320 @@ __global__ void __launch_bounds__(kThreads) bwd_dq_tc(bwd_params p, int b0)
     }
 }
 
+/* ------------------------------------------- fused (dq by atomics) -- */
+
+/* 4-byte global -> shared copy; src_bytes 0 writes a zero. */
+static __device__ __forceinline__ void cp_async4(uint32_t dst, const void *src, int src_bytes)
+{
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
+}
+
+/* a[0] += x, a[1] += y in global memory (a 8-byte aligned): one vector reduction on sm_90. */
+static __device__ __forceinline__ void red_add2(float *a, float x, float y)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    atomicAdd(reinterpret_cast<float2 *>(a), make_float2(x, y));
+#else
+    atomicAdd(a, x);
+    atomicAdd(a + 1, y);
+#endif
+}
+
+/* Tiles of the fused kernel: BK keys per CTA in BK / 16 groups of 16 keys, DS warps per
+ * group (DS = 2 at D = 256: both compute the group's scores, each owns D / 2 columns of
+ * its dK, dV, so the accumulators stay at 128 registers), BQ query rows per step. The dq
+ * step splits the BQ x D product over the warps: WR groups of 16 rows times WC groups of
+ * D / WC columns. Shared memory: K, V [BK][D]; Q, dO [2][BQ][D]; dS^T [BK][BQ] (T,
+ * swizzled); lse, D_i [2][BQ] (f32). */
+template <int D, int BQ, int BK> struct fused_cfg {
+    static constexpr int DS = D > 128 ? 2 : 1, KW = BK / 16, NW = KW * DS, THREADS = NW * 32;
+    static constexpr int MINB = THREADS >= 256 ? 1 : 2, NT = BQ / 8, DT = D / 8, DO = DT / DS;
+    static constexpr int WR = NW < BQ / 16 ? NW : BQ / 16, WC = NW / WR, QT = D / WC / 8;
+    static_assert(WR * 16 == BQ && WR * WC == NW && QT % 2 == 0 && DO % 2 == 0, "the warps cover the tiles");
+    static constexpr size_t smem(size_t es)
+    {
+        return (size_t)(2 * BK * D + 4 * BQ * D + BK * BQ) * es + 4 * BQ * sizeof(float);
+    }
+};
+/* The shipped tiles (bk_bench on the H100, see the header): D 64: 128 x 128, D 128:
+ * 64 rows x 128 keys, D 256: 64 x 64 (two warps per key group). */
+template <int D> struct fused_tiles {
+    static constexpr int BQ = D == 64 ? 128 : 64, BK = D == 256 ? 64 : 128;
+};
+static size_t fused_smem_bytes(int d)
+{
+    return d == 64    ? fused_cfg<64, fused_tiles<64>::BQ, fused_tiles<64>::BK>::smem(2)
+           : d == 128 ? fused_cfg<128, fused_tiles<128>::BQ, fused_tiles<128>::BK>::smem(2)
+                      : fused_cfg<256, fused_tiles<256>::BQ, fused_tiles<256>::BK>::smem(2);
+}
+
+/* Step `it` of a CTA's walk (q head hk * group + it / ntile, rows (tlo + it % ntile) * BQ ..)
+ * into buffer `buf`: Q and dO rows (zero past Sq), lse and D_i (zero past Sq). */
+template <typename T, int D, int BQ, int NTHR>
+__device__ __forceinline__ void fused_load_step(const bwd_params &p, T *sQ, T *sO, float *sL, float *sDi, long long b,
+                                                int hk, int tlo, int ntile, int it, int buf)
+{
+    const long long h = (long long)hk * p.group + it / ntile, i0 = (long long)(tlo + it % ntile) * BQ;
+    tile_load<T, D, BQ, NTHR>(sQ + buf * BQ * D, (const T *)p.q + b * p.sq.s0 + h * p.sq.s1, p.sq.s2, i0, p.Sq);
+    tile_load<T, D, BQ, NTHR>(sO + buf * BQ * D, (const T *)p.dy + b * p.sdy.s0 + h * p.sdy.s1, p.sdy.s2, i0, p.Sq);
+    const long long rb = (b * p.Hq + h) * p.Sq + i0;
+    for (int r = threadIdx.x; r < 2 * BQ; r += NTHR) {
+        const int row = r % BQ;
+        const bool in = i0 + row < p.Sq;
+        const float *src = (const float *)(r < BQ ? p.lrow : p.drow) + (in ? rb + row : 0);
+        cp_async4(bk_smem_addr((r < BQ ? sL : sDi) + buf * BQ + row), src, in ? 4 : 0);
+    }
+}
+
+/* dq, dk, dv in one pass, KV-stationary (FlashAttention-2's backward). One CTA of
+ * DS * BK / 16 warps per (b, kv head, BK keys); warp w owns keys j0 + 16 (w % (BK / 16))
+ * .. + 15 and keeps their dK, dV (columns (w / (BK / 16)) * D / DS ..) in registers. The CTA walks every q head of the GQA group and every BQ-row tile that can
+ * see its keys; Q, dO, lse, D_i of step it + 1 load (cp.async) while step it computes:
+ *   S^T = K Q^T, dP^T = V dO^T                       (mma, per warp 16 x BQ)
+ *   P^T = exp(S^T - lse), dS^T = P^T (dP^T - D_i)    (registers; scale applied at the end)
+ *   dV += P^T dO, dK += dS^T Q                       (mma, P^T / dS^T rounded to T)
+ *   dS^T -> shared; dQ_tile = dS K (all warps), added to the f32 dq accumulator with
+ *   vector atomics.
+ * PLAIN (no softcap, ALiBi or window): p = 2^(s * scale log2e - lse log2e) and the mask is
+ * evaluated only on tiles that cross the causal diagonal or the end of the keys; rows past
+ * Sq have zero Q and dO and lse = D_i = 0, so their p = 1 contributes exactly 0. Otherwise
+ * every element goes through the general visibility and score (as tc_elem).
+ * The launcher guarantees Sq, Sk < 2^30 (32-bit positions). */
+template <typename T, int D, int BQ, int BK, bool PLAIN>
+__global__ void __launch_bounds__(fused_cfg<D, BQ, BK>::THREADS, fused_cfg<D, BQ, BK>::MINB)
+    bwd_fused_tc(bwd_params p, int b0)
+{
+    typedef fused_cfg<D, BQ, BK> C;
+    constexpr int NT = C::NT, DO = C::DO, WR = C::WR, QT = C::QT, NTHR = C::THREADS;
+    constexpr float kLog2e = 1.4426950408889634f;
+    extern __shared__ __align__(128) unsigned char smem_f[];
+    T *sK = (T *)smem_f, *sV = sK + BK * D, *sQ = sV + BK * D, *sO = sQ + 2 * BQ * D, *sS = sO + 2 * BQ * D;
+    float *sL = (float *)(sS + BK * BQ), *sDi = sL + 2 * BQ;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    const long long b = blockIdx.z + (long long)b0;
+    const int hk = blockIdx.y, j0 = blockIdx.x * BK, Sq = p.Sq, Sk = p.Sk, off = (int)p.off;
+
+    /* rows that can see one of the keys [j0, j0 + BK) */
+    long long ilo = 0, ihi = (long long)Sq - 1;
+    if (p.causal && (long long)j0 - off > ilo)
+        ilo = (long long)j0 - off;
+    if (!PLAIN && p.window >= 0 && (long long)j0 + BK - 1 - off + p.window < ihi)
+        ihi = (long long)j0 + BK - 1 - off + p.window;
+    const int tlo = (int)(ilo / BQ), ntile = ihi >= ilo ? (int)(ihi / BQ) - tlo + 1 : 0, niter = ntile * p.group;
+
+    tile_load<T, D, BK, NTHR>(sK, (const T *)p.k + b * p.sk.s0 + (long long)hk * p.sk.s1, p.sk.s2, j0, Sk);
+    tile_load<T, D, BK, NTHR>(sV, (const T *)p.v + b * p.sv.s0 + (long long)hk * p.sv.s1, p.sv.s2, j0, Sk);
+    if (niter > 0)
+        fused_load_step<T, D, BQ, NTHR>(p, sQ, sO, sL, sDi, b, hk, tlo, ntile, 0, 0);
+    bk_cp_async_commit();
+
+    float accK[DO][4], accV[DO][4];
+#pragma unroll
+    for (int n = 0; n < DO; n++)
+#pragma unroll
+        for (int c = 0; c < 4; c++)
+            accK[n][c] = accV[n][c] = 0.f;
+    const float scale = (float)p.scale, sl2 = (float)(p.scale * 1.4426950408889634);
+    /* this warp's keys and its columns of dK, dV */
+    const int kr = (warp % C::KW) * 16, dc = (warp / C::KW) * (D / C::DS), jr0 = j0 + kr + g, jr1 = jr0 + 8;
+    /* the dq step: this warp's 16 rows and D / WC columns of the BQ x D tile */
+    const int m0 = (warp % WR) * 16, c0 = (warp / WR) * (D / C::WC);
+
+    for (int it = 0; it < niter; it++) {
+        const int buf = it & 1;
+        if (it + 1 < niter)
+            fused_load_step<T, D, BQ, NTHR>(p, sQ, sO, sL, sDi, b, hk, tlo, ntile, it + 1, buf ^ 1);
+        bk_cp_async_commit();
+        bk_cp_async_wait_group<1>();
+        __syncthreads(); /* step it visible; every warp is past the last step's dq reads */
+        const int h = hk * p.group + it / ntile, i0 = (tlo + it % ntile) * BQ;
+        const T *cQ = sQ + buf * BQ * D, *cO = sO + buf * BQ * D;
+        const float *cL = sL + buf * BQ, *cD = sDi + buf * BQ;
+
+        float st[NT][4], dpt[NT][4];
+#pragma unroll
+        for (int n = 0; n < NT; n++)
+#pragma unroll
+            for (int c = 0; c < 4; c++)
+                st[n][c] = dpt[n][c] = 0.f;
+#pragma unroll
+        for (int kc = 0; kc < D / 16; kc++) {
+            uint32_t ak[4], av[4];
+            const int ar = kr + (lane & 7) + ((lane >> 3) & 1) * 8, ac = kc * 16 + (lane >> 4) * 8;
+            bk_ldsm_x4(ak, bk_smem_addr(sK + swz<D>(ar, ac)));
+            bk_ldsm_x4(av, bk_smem_addr(sV + swz<D>(ar, ac)));
+#pragma unroll
+            for (int n = 0; n < NT; n += 2) {
+                uint32_t bq[4], bo[4];
+                const int br = n * 8 + (lane & 7) + (lane >> 4) * 8, bc = kc * 16 + ((lane >> 3) & 1) * 8;
+                bk_ldsm_x4(bq, bk_smem_addr(cQ + swz<D>(br, bc)));
+                bk_ldsm_x4(bo, bk_smem_addr(cO + swz<D>(br, bc)));
+                bk_mma16<T>::mma(st[n], ak, bq);
+                bk_mma16<T>::mma(st[n + 1], ak, bq + 2);
+                bk_mma16<T>::mma(dpt[n], av, bo);
+                bk_mma16<T>::mma(dpt[n + 1], av, bo + 2);
+            }
+        }
+
+        /* P^T and dS^T (unscaled): element c of n-tile n is key (c < 2 ? jr0 : jr1),
+         * query i0 + 8n + 2t + (c & 1) */
+        if constexpr (PLAIN) {
+            const bool full = !(p.causal && j0 + BK - 1 > i0 + off) && j0 + BK <= Sk;
+#pragma unroll
+            for (int n = 0; n < NT; n++) {
+                const float2 lv = *reinterpret_cast<const float2 *>(cL + n * 8 + 2 * t);
+                const float2 dv = *reinterpret_cast<const float2 *>(cD + n * 8 + 2 * t);
+                const float l2[2] = {lv.x * kLog2e, lv.y * kLog2e}, di[2] = {dv.x, dv.y};
+#pragma unroll
+                for (int c = 0; c < 4; c++) {
+                    float pp = bk_ex2(fmaf(st[n][c], sl2, -l2[c & 1]));
+                    if (!full) {
+                        const int i = i0 + n * 8 + 2 * t + (c & 1), j = c < 2 ? jr0 : jr1;
+                        if (j >= Sk || (p.causal && j > i + off))
+                            pp = 0.f;
+                    }
+                    st[n][c] = pp;
+                    dpt[n][c] = pp * (dpt[n][c] - di[c & 1]);
+                }
+            }
+        } else {
+            const float slope = p.alibi ? p.slopes[h * p.sslope] : 0.f, cap = (float)p.softcap;
+#pragma unroll
+            for (int n = 0; n < NT; n++)
+#pragma unroll
+                for (int c = 0; c < 4; c++) {
+                    const int qi = n * 8 + 2 * t + (c & 1), i = i0 + qi, j = c < 2 ? jr0 : jr1;
+                    const int rel = j - (i + off); /* key position relative to the diagonal */
+                    const float lse = cL[qi];
+                    float pp = 0.f, dz = 0.f;
+                    if (i < Sq && j < Sk && lse != -INFINITY && !(p.causal && rel > 0) &&
+                        !(p.window >= 0 && rel < -p.window)) {
+                        float s = st[n][c] * scale, f = 1.f;
+                        if (cap > 0.f) {
+                            const float th = tanhf(s / cap);
+                            s = cap * th;
+                            f = 1.f - th * th;
+                        }
+                        if (p.alibi)
+                            s += slope * (float)rel;
+                        pp = exp2f((s - lse) * kLog2e);
+                        dz = pp * (dpt[n][c] - cD[qi]) * f;
+                    }
+                    st[n][c] = pp;
+                    dpt[n][c] = dz;
+                }
+        }
+
+        /* dV += P^T dO, dK += dS^T Q; dS^T to shared memory for the dq step */
+#pragma unroll
+        for (int kc = 0; kc < BQ / 16; kc++) {
+            uint32_t ap[4], as[4];
+            ap[0] = bk_mma16<T>::pack(st[2 * kc][0], st[2 * kc][1]);
+            ap[1] = bk_mma16<T>::pack(st[2 * kc][2], st[2 * kc][3]);
+            ap[2] = bk_mma16<T>::pack(st[2 * kc + 1][0], st[2 * kc + 1][1]);
+            ap[3] = bk_mma16<T>::pack(st[2 * kc + 1][2], st[2 * kc + 1][3]);
+            as[0] = bk_mma16<T>::pack(dpt[2 * kc][0], dpt[2 * kc][1]);
+            as[1] = bk_mma16<T>::pack(dpt[2 * kc][2], dpt[2 * kc][3]);
+            as[2] = bk_mma16<T>::pack(dpt[2 * kc + 1][0], dpt[2 * kc + 1][1]);
+            as[3] = bk_mma16<T>::pack(dpt[2 * kc + 1][2], dpt[2 * kc + 1][3]);
+            if (dc == 0) { /* one warp of each key group */
+                const int sc = kc * 16 + 2 * t;
+                *reinterpret_cast<uint32_t *>(sS + swz<BQ>(kr + g, sc)) = as[0];
+                *reinterpret_cast<uint32_t *>(sS + swz<BQ>(kr + g + 8, sc)) = as[1];
+                *reinterpret_cast<uint32_t *>(sS + swz<BQ>(kr + g, sc + 8)) = as[2];
+                *reinterpret_cast<uint32_t *>(sS + swz<BQ>(kr + g + 8, sc + 8)) = as[3];
+            }
+#pragma unroll
+            for (int n = 0; n < DO; n += 2) {
+                uint32_t bo[4], bq[4];
+                const int br = kc * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, bc = dc + n * 8 + (lane >> 4) * 8;
+                bk_ldsm_x4_trans(bo, bk_smem_addr(cO + swz<D>(br, bc)));
+                bk_ldsm_x4_trans(bq, bk_smem_addr(cQ + swz<D>(br, bc)));
+                bk_mma16<T>::mma(accV[n], ap, bo);
+                bk_mma16<T>::mma(accV[n + 1], ap, bo + 2);
+                bk_mma16<T>::mma(accK[n], as, bq);
+                bk_mma16<T>::mma(accK[n + 1], as, bq + 2);
+            }
+        }
+        __syncthreads(); /* dS^T complete */
+
+        /* dQ rows i0 + m0 .. + 15, columns c0 .. + D / WC: dS (ldmatrix.trans of dS^T) x K */
+        float aq[QT][4];
+#pragma unroll
+        for (int n = 0; n < QT; n++)
+#pragma unroll
+            for (int c = 0; c < 4; c++)
+                aq[n][c] = 0.f;
+#pragma unroll
+        for (int kc = 0; kc < BK / 16; kc++) {
+            uint32_t a[4];
+            bk_ldsm_x4_trans(a, bk_smem_addr(sS + swz<BQ>(kc * 16 + (lane & 7) + (lane >> 4) * 8,
+                                                          m0 + ((lane >> 3) & 1) * 8)));
+#pragma unroll
+            for (int n = 0; n < QT; n += 2) {
+                uint32_t bk[4];
+                const int br = kc * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, bc = c0 + n * 8 + (lane >> 4) * 8;
+                bk_ldsm_x4_trans(bk, bk_smem_addr(sK + swz<D>(br, bc)));
+                bk_mma16<T>::mma(aq[n], a, bk);
+                bk_mma16<T>::mma(aq[n + 1], a, bk + 2);
+            }
+        }
+        const int r0 = i0 + m0 + g;
+        float *dqa = p.dqacc + ((b * p.Hq + h) * (long long)Sq) * D;
+#pragma unroll
+        for (int n = 0; n < QT; n++) {
+            const int e = c0 + n * 8 + 2 * t;
+            if (r0 < Sq)
+                red_add2(dqa + (long long)r0 * D + e, aq[n][0], aq[n][1]);
+            if (r0 + 8 < Sq)
+                red_add2(dqa + (long long)(r0 + 8) * D + e, aq[n][2], aq[n][3]);
+        }
+    }
+    bk_cp_async_wait_all(); /* the K/V copies when no step ran */
+    T *dk = (T *)p.dk + b * p.sdk.s0 + (long long)hk * p.sdk.s1, *dv = (T *)p.dv + b * p.sdv.s0 + (long long)hk * p.sdv.s1;
+#pragma unroll
+    for (int n = 0; n < DO; n++) {
+        const int e = dc + n * 8 + 2 * t;
+        if (jr0 < Sk) {
+            *reinterpret_cast<uint32_t *>(dk + jr0 * p.sdk.s2 + e) =
+                bk_mma16<T>::pack(accK[n][0] * scale, accK[n][1] * scale);
+            *reinterpret_cast<uint32_t *>(dv + jr0 * p.sdv.s2 + e) = bk_mma16<T>::pack(accV[n][0], accV[n][1]);
+        }
+        if (jr1 < Sk) {
+            *reinterpret_cast<uint32_t *>(dk + jr1 * p.sdk.s2 + e) =
+                bk_mma16<T>::pack(accK[n][2] * scale, accK[n][3] * scale);
+            *reinterpret_cast<uint32_t *>(dv + jr1 * p.sdv.s2 + e) = bk_mma16<T>::pack(accV[n][2], accV[n][3]);
+        }
+    }
+}
+
+/* dq = scale * the f32 accumulator, in T and dq's strides; 8 elements per thread. Grid y
+ * walks the (b, h) pairs, x the Sq * D / 8 chunks of one. */
+template <typename T, int D>
+__global__ void __launch_bounds__(256) bwd_dq_convert(bwd_params p)
+{
+    const long long nbh = (long long)p.B * p.Hq, chunks = (long long)p.Sq * (D / 8);
+    const float scale = (float)p.scale;
+    for (long long bh = blockIdx.y; bh < nbh; bh += gridDim.y) {
+        const long long b = bh / p.Hq, h = bh % p.Hq;
+        const float *acc = p.dqacc + bh * p.Sq * D;
+        T *dq = (T *)p.dq + b * p.sdq.s0 + h * p.sdq.s1;
+        for (long long c = blockIdx.x * (long long)blockDim.x + threadIdx.x; c < chunks;
+             c += (long long)gridDim.x * blockDim.x) {
+            const long long i = c / (D / 8);
+            const int e = (int)(c % (D / 8)) * 8;
+            const float4 x = *reinterpret_cast<const float4 *>(acc + c * 8);
+            const float4 y = *reinterpret_cast<const float4 *>(acc + c * 8 + 4);
+            uint4 o;
+            o.x = bk_mma16<T>::pack(x.x * scale, x.y * scale);
+            o.y = bk_mma16<T>::pack(x.z * scale, x.w * scale);
+            o.z = bk_mma16<T>::pack(y.x * scale, y.y * scale);
+            o.w = bk_mma16<T>::pack(y.z * scale, y.w * scale);
+            *reinterpret_cast<uint4 *>(dq + i * p.sdq.s2 + e) = o;
+        }
+    }
+}
+
 /* ---------------------------------------------------------- launch -- */
 
 template <typename K>
@@ -649,22 +987,51 @@ static bk_status launch_tc(const bwd_params &p, cudaStream_t s)
     return BK_STATUS_SUCCESS;
 }
 
+template <typename T, int D, int BQ, int BK>
+static bk_status launch_fused(const bwd_params &p, cudaStream_t s)
+{
+    typedef fused_cfg<D, BQ, BK> C;
+    const size_t bytes = C::smem(sizeof(T));
+    const bool plain = p.softcap <= 0.0 && !p.alibi && p.window < 0;
+    BK_TRY(set_smem(bwd_fused_tc<T, D, BQ, BK, true>, bytes));
+    BK_TRY(set_smem(bwd_fused_tc<T, D, BQ, BK, false>, bytes));
+    if (p.Sq > 0 && cudaMemsetAsync(p.dqacc, 0, (size_t)p.B * p.Hq * p.Sq * D * sizeof(float), s) != cudaSuccess)
+        return bk_fail(BK_STATUS_DEVICE_ERROR, "sdpa_bwd: clearing the dq accumulator failed: %s",
+                       cudaGetErrorString(cudaGetLastError()));
+    for (int b0 = 0; b0 < p.B; b0 += 65535) {
+        const unsigned nb = (unsigned)min(65535, p.B - b0);
+        const dim3 grid((unsigned)((p.Sk + BK - 1) / BK), (unsigned)p.Hkv, nb);
+        if (p.Sk == 0)
+            break;
+        if (plain)
+            bwd_fused_tc<T, D, BQ, BK, true><<<grid, C::THREADS, bytes, s>>>(p, b0);
+        else
+            bwd_fused_tc<T, D, BQ, BK, false><<<grid, C::THREADS, bytes, s>>>(p, b0);
+    }
+    if (p.Sq == 0)
+        return BK_STATUS_SUCCESS;
+    const long long chunks = (long long)p.Sq * (D / 8), nbh = (long long)p.B * p.Hq;
+    const dim3 cgrid((unsigned)min((chunks + 255) / 256, 1024LL), (unsigned)min(nbh, 65535LL));
+    bwd_dq_convert<T, D><<<cgrid, 256, 0, s>>>(p);
+    return BK_STATUS_SUCCESS;
+}
+
 /* mma.sync exists for 16-bit types only; the f32/f64 instantiations are never called. */
 template <typename T> struct tc_launch {
-    static bk_status run(const bwd_params &, cudaStream_t) { return BK_STATUS_UNSUPPORTED; }
+    static bk_status run(const bwd_params &, cudaStream_t, bool) { return BK_STATUS_UNSUPPORTED; }
 };
-template <> struct tc_launch<__half> {
-    static bk_status run(const bwd_params &p, cudaStream_t s)
+template <typename T> struct tc_launch16 {
+    static bk_status run(const bwd_params &p, cudaStream_t s, bool fused)
     {
-        return p.Dqk == 64 ? launch_tc<__half, 64>(p, s) : launch_tc<__half, 128>(p, s);
+        if (fused)
+            return p.Dqk == 64    ? launch_fused<T, 64, fused_tiles<64>::BQ, fused_tiles<64>::BK>(p, s)
+                   : p.Dqk == 128 ? launch_fused<T, 128, fused_tiles<128>::BQ, fused_tiles<128>::BK>(p, s)
+                                  : launch_fused<T, 256, fused_tiles<256>::BQ, fused_tiles<256>::BK>(p, s);
+        return p.Dqk == 64 ? launch_tc<T, 64>(p, s) : launch_tc<T, 128>(p, s);
     }
 };
-template <> struct tc_launch<__nv_bfloat16> {
-    static bk_status run(const bwd_params &p, cudaStream_t s)
-    {
-        return p.Dqk == 64 ? launch_tc<__nv_bfloat16, 64>(p, s) : launch_tc<__nv_bfloat16, 128>(p, s);
-    }
-};
+template <> struct tc_launch<__half> : tc_launch16<__half> {};
+template <> struct tc_launch<__nv_bfloat16> : tc_launch16<__nv_bfloat16> {};
 
 /* Rows of the view start on 16-byte boundaries: base aligned, row/head/batch strides
  * multiples of 8 elements. */
@@ -696,8 +1063,31 @@ extern "C" const char *bk_cuda_sdpa_bwd_tc_rejects(const bk_sdpa_bwd_desc *d)
     return NULL;
 }
 
-extern "C" bk_status bk_cuda_sdpa_bwd(const bk_sdpa_bwd_desc *d, const bk_sdpa_bwd_args *a, bool tensor_cores,
-                                      void *d_rows, void *lse_rows, void *stream)
+extern "C" const char *bk_cuda_sdpa_bwd_fused_rejects(const bk_sdpa_bwd_desc *d)
+{
+    if (d->dtype != BK_DTYPE_F16 && d->dtype != BK_DTYPE_BF16)
+        return "the fused tensor-core kernel takes f16 and bf16 only";
+    if (d->head_dim_qk != d->head_dim_v)
+        return "the fused tensor-core kernel needs head_dim_qk == head_dim_v";
+    if (d->head_dim_qk != 64 && d->head_dim_qk != 128 && d->head_dim_qk != 256)
+        return "the fused tensor-core kernel takes head dims 64, 128 and 256";
+    return NULL;
+}
+
+/* Whether this device lets one block have `bytes` of shared memory (no synchronisation). */
+static bool smem_fits(size_t bytes)
+{
+    int dev = 0, optin = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) {
+        cudaGetLastError();
+        return false;
+    }
+    return bytes <= (size_t)optin;
+}
+
+extern "C" bk_status bk_cuda_sdpa_bwd(const bk_sdpa_bwd_desc *d, const bk_sdpa_bwd_args *a, bk_cuda_sdpa_bwd_kernel kernel,
+                                      void *d_rows, void *lse_rows, void *dq_acc, void *stream)
 {
     if (d->batch == 0 || (d->q_len == 0 && d->kv_len == 0))
         return BK_STATUS_SUCCESS;
@@ -743,16 +1133,26 @@ extern "C" bk_status bk_cuda_sdpa_bwd(const bk_sdpa_bwd_desc *d, const bk_sdpa_b
     p.alibi = d->alibi;
     p.drow = d_rows;
     p.lrow = lse_rows;
+    p.dqacc = (float *)dq_acc;
     cudaStream_t s = (cudaStream_t)stream;
-    const bool tc = tensor_cores && bk_cuda_sdpa_bwd_tc_rejects(d) == NULL && rows_aligned16(&a->q) &&
-                    rows_aligned16(&a->k) && rows_aligned16(&a->v) && rows_aligned16(&a->dy) &&
-                    rows_aligned16(&a->dq) && rows_aligned16(&a->dk) && rows_aligned16(&a->dv);
+    const bool aligned = rows_aligned16(&a->q) && rows_aligned16(&a->k) && rows_aligned16(&a->v) &&
+                         rows_aligned16(&a->dy) && rows_aligned16(&a->dq) && rows_aligned16(&a->dk) &&
+                         rows_aligned16(&a->dv);
+    /* the fused kernel's positions are 32-bit, its accumulator is read by 16 bytes and its
+     * tiles need up to 201 KB of shared memory; past 2^30 rows, with a misaligned
+     * workspace or on a device with less shared memory (sm_86/89: 99 KB) the two-pass
+     * kernel runs (the CUDA-core kernel at D = 256) */
+    const bool fused = kernel == BK_CUDA_SDPA_BWD_FUSED && aligned && bk_cuda_sdpa_bwd_fused_rejects(d) == NULL &&
+                       d->q_len < (1 << 30) && d->kv_len < (1 << 30) &&
+                       (long long)d->q_len * (d->q_heads / d->kv_heads) < (1LL << 30) &&
+                       ((uintptr_t)dq_acc & 15) == 0 && smem_fits(fused_smem_bytes(d->head_dim_qk));
+    const bool tc = fused || (kernel != BK_CUDA_SDPA_BWD_GENERIC && aligned && bk_cuda_sdpa_bwd_tc_rejects(d) == NULL);
     const long long rows = (long long)d->batch * d->q_heads * d->q_len;
     bk_status st = BK_STATUS_SUCCESS;
     BK_DISPATCH_FLOAT(d->dtype, T, {
         if (rows > 0)
             bwd_rows_kernel<T><<<bk_grid_for(rows * 32, kThreads), kThreads, 0, s>>>(p);
-        st = tc ? tc_launch<T>::run(p, s) : launch_generic<T>(p, s);
+        st = tc ? tc_launch<T>::run(p, s, fused) : launch_generic<T>(p, s);
     });
     BK_TRY(st);
     return bk_cuda_check_launch("sdpa_bwd");

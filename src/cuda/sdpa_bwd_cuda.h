@@ -7,17 +7,31 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* The CUDA kernel families of the backward. */
+typedef enum bk_cuda_sdpa_bwd_kernel {
+    BK_CUDA_SDPA_BWD_GENERIC = 0, /* CUDA cores, every dtype and option, deterministic */
+    BK_CUDA_SDPA_BWD_TC = 1,      /* tensor cores, dk/dv pass + dq pass, deterministic */
+    BK_CUDA_SDPA_BWD_FUSED = 2    /* tensor cores, one pass, dq by f32 atomics */
+} bk_cuda_sdpa_bwd_kernel;
 /* Bytes per element of the per-row scratch arrays (D_i and lse): 8 for f64, else 4.
  * The workspace holds two such arrays of batch * q_heads * q_len elements. */
 size_t bk_cuda_sdpa_bwd_row_bytes(const bk_sdpa_bwd_desc *d);
-/* The tensor-core kernel runs this descriptor (f16/bf16, head_dim_qk == head_dim_v in
- * {64, 128}); NULL if so, else the reason. */
+/* The two-pass tensor-core kernel runs this descriptor (f16/bf16, head_dim_qk ==
+ * head_dim_v in {64, 128}); NULL if so, else the reason. */
 const char *bk_cuda_sdpa_bwd_tc_rejects(const bk_sdpa_bwd_desc *d);
-/* Runs the backward. `tensor_cores` picks the mma.sync kernels (f16/bf16, D 64/128;
- * views whose rows are not 16-byte aligned fall back to the CUDA-core kernels).
- * d_rows and lse_rows are the workspace's two row arrays (see row_bytes). */
-bk_status bk_cuda_sdpa_bwd(const bk_sdpa_bwd_desc *d, const bk_sdpa_bwd_args *a, bool tensor_cores, void *d_rows,
-                           void *lse_rows, void *stream);
+/* The fused tensor-core kernel runs this descriptor (f16/bf16, head_dim_qk == head_dim_v
+ * in {64, 128, 256}); NULL if so, else the reason. */
+const char *bk_cuda_sdpa_bwd_fused_rejects(const bk_sdpa_bwd_desc *d);
+/* Runs the backward with `kernel`. The tensor-core kernels need views whose rows are
+ * 16-byte aligned; otherwise the CUDA-core kernel runs. The fused kernel also needs
+ * q_len, kv_len < 2^30, a 16-byte aligned dq_acc and a device with enough shared memory
+ * per block (sm_80, sm_90); otherwise the two-pass tensor-core kernel runs (D 64/128) or
+ * the CUDA-core kernel (D 256).
+ * d_rows and lse_rows are the workspace's two row arrays (see row_bytes); dq_acc (fused
+ * only, else unused) is an f32 [batch, q_heads, q_len, head_dim_qk] accumulator, 16-byte
+ * aligned, that run clears (cudaMemsetAsync) itself. */
+bk_status bk_cuda_sdpa_bwd(const bk_sdpa_bwd_desc *d, const bk_sdpa_bwd_args *a, bk_cuda_sdpa_bwd_kernel kernel,
+                           void *d_rows, void *lse_rows, void *dq_acc, void *stream);
 #ifdef __cplusplus
 }
 #endif

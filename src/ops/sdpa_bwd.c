@@ -9,29 +9,40 @@
  * Work:   in the backends. The CPU kernel (src/cpu/sdpa.c) needs an f64 dk/dv
  *         accumulator in the workspace (bk_cpu_sdpa_bwd_workspace_size). The CUDA
  *         kernels (src/cuda/sdpa_bwd.cu) need two row arrays [B,Hq,Sq] of the compute
- *         type (D_i = <dy_i, y_i> and lse), carved by sdpa_bwd_cuda_layout.
- *         Table, first match wins: CUDA tensor cores (f16/bf16, Dqk == Dv in {64, 128};
- *         SKU backend "bespoke"), CUDA cores (every dtype and option; SKU backend
- *         "reference", f64 math for f64 and f32 math otherwise), CPU. Every kernel is
- *         deterministic (no atomics): BK_PREFER_DETERMINISTIC selects as FASTEST does.
+ *         type (D_i = <dy_i, y_i> and lse) and, for the fused kernel, an f32 dq
+ *         accumulator [B,Hq,Sq,Dqk], carved by sdpa_bwd_cuda_layout.
+ *         Table, first match wins: CUDA fused tensor cores (f16/bf16, Dqk == Dv in
+ *         {64, 128, 256}; SKU backend "bespoke"; dq by f32 atomics, so NOT
+ *         deterministic), CUDA two-pass tensor cores (Dqk == Dv in {64, 128}, same SKU,
+ *         deterministic: what BK_PREFER_DETERMINISTIC selects there), CUDA cores (every dtype and option; SKU
+ *         backend "reference", f64 math for f64 and f32 math otherwise; deterministic),
+ *         CPU (deterministic).
  * Not yet: no sm_90-specific kernel. No dslopes (ALiBi slopes are treated as constants). */
 #include "core/core.h"
 #include "core/sdpa_check.h"
 #include "cpu/sdpa.h"
 #include "cuda/sdpa_bwd_cuda.h"
 
-enum { SDPA_BWD_KERNEL_CPU = 0, SDPA_BWD_KERNEL_CUDA_TC = 1, SDPA_BWD_KERNEL_CUDA = 2 };
+enum { SDPA_BWD_KERNEL_CPU = 0, SDPA_BWD_KERNEL_CUDA_TC = 1, SDPA_BWD_KERNEL_CUDA = 2, SDPA_BWD_KERNEL_CUDA_FUSED = 3 };
 
 #ifdef BK_WITH_CUDA
 static const char *tc_rejects(const void *desc)
 {
     return bk_cuda_sdpa_bwd_tc_rejects((const bk_sdpa_bwd_desc *)desc);
 }
+static const char *fused_rejects(const void *desc)
+{
+    return bk_cuda_sdpa_bwd_fused_rejects((const bk_sdpa_bwd_desc *)desc);
+}
 #endif
 
 static const bk_kernel_entry sdpa_bwd_kernels[] = {
 #ifdef BK_WITH_CUDA
-    /* mma.sync m16n8k16, f32 accumulation; P and dS rounded to the element type */
+    /* one pass, dq summed with f32 atomics: neither deterministic nor bit-stable */
+    {SDPA_BWD_KERNEL_CUDA_FUSED, BK_TARGET_CUDA, 80, 0, BK_ARCH_SM80, BK_DT_HALVES, BK_BACKEND_BESPOKE,
+     {BK_MATH_F16_BF16_TENSOR, BK_DTYPE_F32, false, false}, fused_rejects},
+    /* mma.sync m16n8k16, f32 accumulation; P and dS rounded to the element type; two
+     * passes, no atomics (what BK_PREFER_DETERMINISTIC selects) */
     {SDPA_BWD_KERNEL_CUDA_TC, BK_TARGET_CUDA, 80, 0, BK_ARCH_SM80, BK_DT_HALVES, BK_BACKEND_BESPOKE,
      {BK_MATH_F16_BF16_TENSOR, BK_DTYPE_F32, true, true}, tc_rejects},
     /* CUDA cores: f64 math for f64 ... */
@@ -84,17 +95,22 @@ bk_status bk_sdpa_bwd_can_implement(const bk_sdpa_bwd_plan *plan, const bk_sdpa_
 
 #ifdef BK_WITH_CUDA
 /* The CUDA kernels' workspace, for sizing (base NULL) and carving: D_i, then lse, each
- * [B, Hq, Sq] of bk_cuda_sdpa_bwd_row_bytes. Returns the bytes, SIZE_MAX on overflow. */
-static size_t sdpa_bwd_cuda_layout(const bk_sdpa_bwd_desc *d, void *base, void **d_rows, void **lse_rows)
+ * [B, Hq, Sq] of bk_cuda_sdpa_bwd_row_bytes; for the fused kernel then the f32 dq
+ * accumulator [B, Hq, Sq, Dqk] (else *dq_acc = NULL). Returns the bytes, SIZE_MAX on
+ * overflow. */
+static size_t sdpa_bwd_cuda_layout(const bk_sdpa_bwd_desc *d, bool fused, void *base, void **d_rows, void **lse_rows,
+                                   void **dq_acc)
 {
     const size_t es = bk_cuda_sdpa_bwd_row_bytes(d);
-    const double bytes = (double)d->batch * d->q_heads * d->q_len * (double)es;
-    if (2.0 * bytes + 2.0 * BK_WS_ALIGN >= (double)(SIZE_MAX / 2))
+    const double rows = (double)d->batch * d->q_heads * d->q_len;
+    const double bytes = 2.0 * rows * (double)es + (fused ? rows * d->head_dim_qk * 4.0 : 0.0);
+    if (bytes + 3.0 * BK_WS_ALIGN >= (double)(SIZE_MAX / 2))
         return SIZE_MAX;
-    const size_t n = (size_t)d->batch * (size_t)d->q_heads * (size_t)d->q_len * es;
+    const size_t n = (size_t)d->batch * (size_t)d->q_heads * (size_t)d->q_len;
     bk_carver c = bk_carver_start(base);
-    *d_rows = bk_carve(&c, n);
-    *lse_rows = bk_carve(&c, n);
+    *d_rows = bk_carve(&c, n * es);
+    *lse_rows = bk_carve(&c, n * es);
+    *dq_acc = fused ? bk_carve(&c, n * (size_t)d->head_dim_qk * sizeof(float)) : NULL;
     return c.offset;
 }
 #endif
@@ -106,10 +122,12 @@ size_t bk_sdpa_bwd_workspace_size(const bk_sdpa_bwd_plan *plan)
     switch (plan->info.kernel) {
     case SDPA_BWD_KERNEL_CPU: return bk_cpu_sdpa_bwd_workspace_size(&plan->desc);
 #ifdef BK_WITH_CUDA
+    case SDPA_BWD_KERNEL_CUDA_FUSED:
     case SDPA_BWD_KERNEL_CUDA_TC:
     case SDPA_BWD_KERNEL_CUDA: {
-        void *dr, *lr;
-        return sdpa_bwd_cuda_layout(&plan->desc, NULL, &dr, &lr);
+        void *dr, *lr, *qa;
+        return sdpa_bwd_cuda_layout(&plan->desc, plan->info.kernel == SDPA_BWD_KERNEL_CUDA_FUSED, NULL, &dr, &lr,
+                                    &qa);
     }
 #endif
     }
@@ -124,11 +142,16 @@ bk_status bk_sdpa_bwd_run(const bk_sdpa_bwd_plan *plan, void *stream, bk_workspa
     switch (plan->info.kernel) {
     case SDPA_BWD_KERNEL_CPU: (void)stream; return bk_cpu_sdpa_bwd(&plan->desc, workspace, args);
 #ifdef BK_WITH_CUDA
+    case SDPA_BWD_KERNEL_CUDA_FUSED:
     case SDPA_BWD_KERNEL_CUDA_TC:
     case SDPA_BWD_KERNEL_CUDA: {
-        void *dr = NULL, *lr = NULL;
-        sdpa_bwd_cuda_layout(&plan->desc, workspace.data, &dr, &lr);
-        return bk_cuda_sdpa_bwd(&plan->desc, args, plan->info.kernel == SDPA_BWD_KERNEL_CUDA_TC, dr, lr, stream);
+        const bool fused = plan->info.kernel == SDPA_BWD_KERNEL_CUDA_FUSED;
+        void *dr = NULL, *lr = NULL, *qa = NULL;
+        sdpa_bwd_cuda_layout(&plan->desc, fused, workspace.data, &dr, &lr, &qa);
+        const bk_cuda_sdpa_bwd_kernel k = fused                                        ? BK_CUDA_SDPA_BWD_FUSED
+                                          : plan->info.kernel == SDPA_BWD_KERNEL_CUDA_TC ? BK_CUDA_SDPA_BWD_TC
+                                                                                       : BK_CUDA_SDPA_BWD_GENERIC;
+        return bk_cuda_sdpa_bwd(&plan->desc, args, k, dr, lr, qa, stream);
     }
 #endif
     }
