@@ -23,17 +23,6 @@
 
 /* ------------------------------------------------------------- correctness -- */
 
-static void test_prefill_with(bk_target target, bk_preference pref, const prefill_case *tc, bool graph);
-
-/* The case on the target's deterministic (fastest) kernel and, on CUDA, also on the
- * reference CUDA-core kernel. */
-static void test_prefill(bk_target target, const prefill_case *tc, bool graph)
-{
-    test_prefill_with(target, BK_PREFER_DETERMINISTIC, tc, graph);
-    if (target.kind == BK_TARGET_CUDA)
-        test_prefill_with(target, BK_PREFER_REFERENCE, tc, graph);
-}
-
 typedef struct prefill_case {
     bk_dtype dt;
     bool causal;
@@ -229,6 +218,15 @@ static void test_prefill_with(bk_target target, bk_preference pref, const prefil
     bkt_free(o);
     bkt_free(lse);
     cache_free(&c);
+}
+
+/* The case on the target's deterministic (fastest) kernel and, on CUDA, also on the
+ * reference CUDA-core kernel. */
+static void test_prefill(bk_target target, const prefill_case *tc, bool graph)
+{
+    test_prefill_with(target, BK_PREFER_DETERMINISTIC, tc, graph);
+    if (target.kind == BK_TARGET_CUDA)
+        test_prefill_with(target, BK_PREFER_REFERENCE, tc, graph);
 }
 
 /* ------------------------------------------------------------- bad inputs -- */

@@ -86,6 +86,14 @@
  *    bk_bench (H100, bf16, 2026-11-24), TFLOP/s non-causal / causal, kernel 2 before in ():
  *    B4 H16 S4096 D128 398.8 / 328.1 (298.1 / 287.9), B4 H32 S4096 D64 302.8 / 257.1,
  *    B4 H8 S4096 D256 412.3 / 363.9, B1 H16 S16384 D128 428.0 / 418.2.
+ * Paged prefill (PAGED = true, bk_cuda_paged_prefill_tc): kernels 2 and 3 also run
+ *    paged_prefill. The grid is (tile ids, q heads); cta_paged finds the CTA's request by a
+ *    binary search over q_indptr (request b owns ids [b + q_indptr[b] / BM, b + 1 +
+ *    q_indptr[b+1] / BM)) and rebases the parameters onto it (Sq = its rows, Sk = its
+ *    tokens, q / y / lse from its first row), so masks and softmax are unchanged; the K/V
+ *    tile loaders take rows through paged_rows (page table lookup per 16-byte chunk; rows of
+ *    unresolvable pages are zero-filled and never read). 128-row tiles (kernel 2: 4 warps x
+ *    2 atoms, 8 x 1 at D 256).
  * Not yet: no split-KV for small batch*heads with long keys; no TMA, no warp
  *    specialisation, no softmax/MMA overlap across warpgroups (FlashAttention-3's ping-pong)
  *    in kernel 3; no 16-byte vector stores of y (scalar stores from the fragments); head
