@@ -89,8 +89,8 @@
  * Paged prefill (PAGED = true, bk_cuda_paged_prefill_tc): kernels 2 and 3 also run
  *    paged_prefill. The grid is (tile ids, q heads); cta_paged finds the CTA's request by a
  *    binary search over q_indptr (request b owns ids [b + q_indptr[b] / BM, b + 1 +
- *    q_indptr[b+1] / BM)) and rebases the parameters onto it (Sq = its rows, Sk = its
- *    tokens, q / y / lse from its first row), so masks and softmax are unchanged; the K/V
+ *    q_indptr[b+1] / BM)) and sets Sq = its rows, Sk = its tokens and the "batch" index to
+ *    its first row (batch strides = row strides), so masks and softmax are unchanged; the K/V
  *    tile loaders take rows through paged_rows (page table lookup per 16-byte chunk; rows of
  *    unresolvable pages are zero-filled and never read). 128-row tiles (kernel 2: 4 warps x
  *    2 atoms, 8 x 1 at D 256).
@@ -122,7 +122,7 @@ struct sdpa_params {
     double scale, softcap;
     float scale_log2; /* scale * log2(e), for the tensor-core kernel's plain path */
     /* paged prefill (PAGED kernels): K/V rows come from the page table; request b owns query
-     * rows [q_indptr[b], q_indptr[b+1]) of q / y / lse (batch strides 0, see cta_paged) */
+     * rows [q_indptr[b], q_indptr[b+1]) of q / y / lse (see cta_paged) */
     paged_table t;
     const int *q_indptr;
     int total_rows;
@@ -153,11 +153,13 @@ static __device__ __forceinline__ bool cta_bh(const sdpa_params &p, long long &b
 /* Paged prefill: grid x = tile ids (request b owns ids [b + q_indptr[b] / BM, b + 1 +
  * q_indptr[b+1] / BM), as many as its row tiles plus one spare), y = q head. Rebases p onto
  * the CTA's request, which becomes a one-batch problem: Sq = its query rows, Sk = its
- * tokens, q / y / lse start at its first row; `first` is its first kv_indices position.
+ * tokens, and b = its first row (the launcher sets the batch strides of q / y / lse to
+ * their row strides, so batch b starts at row b); `first` is its first kv_indices
+ * position.
  * False for spare ids. Trusted q_indptr, clamped so that no row outside [0, total_rows)
  * is touched. */
-template <typename T>
-static __device__ __forceinline__ bool cta_paged(sdpa_params &p, int BM, long long &h, long long &tile, long long &first)
+static __device__ __forceinline__ bool cta_paged(sdpa_params &p, int BM, long long &b, long long &h, long long &tile,
+                                                 long long &first)
 {
     const int id = blockIdx.x;
     int lo = 0, hi = p.B - 1;
@@ -176,10 +178,7 @@ static __device__ __forceinline__ bool cta_paged(sdpa_params &p, int BM, long lo
     h = blockIdx.y;
     p.Sq = (int)rows;
     p.Sk = (int)min(paged_len(p.t, lo, first), 0x7fffffffLL);
-    p.q = (const T *)p.q + r0 * p.sq.s2;
-    p.y = (T *)p.y + r0 * p.sy.s2;
-    if (p.lse)
-        p.lse += r0 * p.sl2;
+    b = r0; /* the "batch" offset: the batch strides of q / y / lse are their row strides */
     return true;
 }
 
@@ -585,7 +584,7 @@ __global__ void __launch_bounds__(C::NW * 32, C::MINB) sdpa_fwd_mma_kernel(const
     T *sQ = (T *)smem_raw, *sK = sQ + BM * D, *sV = sK + NBUF * BN * D;
     sdpa_params p = p0;
     long long b = 0, h, tile, first = 0;
-    if (PAGED ? !cta_paged<T>(p, BM, h, tile, first) : !cta_bh(p, b, h, tile))
+    if (PAGED ? !cta_paged(p, BM, b, h, tile, first) : !cta_bh(p, b, h, tile))
         return;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, t4 = lane & 3;
     const long long hk = h / p.group;
@@ -779,7 +778,7 @@ __global__ void __launch_bounds__(NWG * 128, 1) sdpa_fwd_wgmma_kernel(const sdpa
     const uint32_t sQ = (bk_smem_addr(smem_wg) + 1023u) & ~1023u, sK = sQ + BM * D * 2, sV = sK + 2 * TILE;
     sdpa_params p = p0;
     long long b = 0, h, tile, first = 0;
-    if (PAGED ? !cta_paged<T>(p, BM, h, tile, first) : !cta_bh(p, b, h, tile))
+    if (PAGED ? !cta_paged(p, BM, b, h, tile, first) : !cta_bh(p, b, h, tile))
         return;
     const int tid = threadIdx.x, wg = tid / 128, warp = (tid / 32) % 4, lane = tid % 32, g = lane >> 2, t4 = lane & 3;
     const long long hk = h / p.group;
@@ -1124,10 +1123,11 @@ static bk_status launch_paged(const bk_paged_prefill_desc *d, const bk_paged_pre
     p.v = a->kv.v_pages.data;
     p.y = a->o.data;
     p.lse = a->lse ? (float *)a->lse->data : NULL;
-    /* rows ragged over the batch: batch strides 0 (cta_paged rebases onto the request) */
-    p.sq = {0, a->q.strides[1], a->q.strides[0], 1};
-    p.sy = {0, a->o.strides[1], a->o.strides[0], 1};
-    p.sl0 = 0;
+    /* rows ragged over the batch: the CTA's "batch" index is its request's first row
+     * (cta_paged), so the batch strides are the row strides */
+    p.sq = {a->q.strides[0], a->q.strides[1], a->q.strides[0], 1};
+    p.sy = {a->o.strides[0], a->o.strides[1], a->o.strides[0], 1};
+    p.sl0 = a->lse ? a->lse->strides[0] : 0;
     p.sl1 = a->lse ? a->lse->strides[1] : 0;
     p.sl2 = a->lse ? a->lse->strides[0] : 0;
     p.B = d->batch;
