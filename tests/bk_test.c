@@ -303,9 +303,17 @@ bool bkt_check_close(const char *what, const bk_tensor *out, const double *ref, 
     if (nan_at >= 0)
         ok = bkt_check(false, what, "element %lld is NaN (unwritten?), expected %g", (long long)nan_at,
                        ref[nan_at]);
-    else
-        ok = bkt_check(err <= tol, what, "relative error %.3e > tolerance %.3e (%s, %lld elements)", err, tol,
-                       bk_dtype_name(out->dtype), (long long)n);
+    else {
+        /* the worst element, to locate a failure (flat index over the view's shape) */
+        int64_t worst = 0;
+        for (int64_t i = 1; i < n; i++)
+            if (fabs(got[i] - ref[i]) > fabs(got[worst] - ref[worst]))
+                worst = i;
+        ok = bkt_check(err <= tol, what,
+                       "relative error %.3e > tolerance %.3e (%s, %lld elements; worst element %lld: %g, expected %g)",
+                       err, tol, bk_dtype_name(out->dtype), (long long)n, (long long)worst, n ? got[worst] : 0.0,
+                       n ? ref[worst] : 0.0);
+    }
     free(got);
     return ok;
 }
@@ -356,7 +364,11 @@ static void *dev_put(bkt_dev *dev, void *host, size_t bytes, bool copy_back)
         return host;
     }
     void *d = NULL;
-    if (cudaMalloc(&d, bytes ? bytes : 1) != cudaSuccess || cudaMemcpy(d, host, bytes, cudaMemcpyHostToDevice) != cudaSuccess) {
+    /* cudaMemcpy from pageable memory may return before the data reaches the device, and
+     * the kernels run on a non-blocking stream that does not wait for the legacy stream:
+     * wait for the copy here. */
+    if (cudaMalloc(&d, bytes ? bytes : 1) != cudaSuccess || cudaMemcpy(d, host, bytes, cudaMemcpyHostToDevice) != cudaSuccess ||
+        cudaDeviceSynchronize() != cudaSuccess) {
         bkt_check(false, "bkt_dev", "cudaMalloc/cudaMemcpy of %zu bytes: %s", bytes, cudaGetErrorString(cudaGetLastError()));
         return host;
     }

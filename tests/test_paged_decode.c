@@ -56,18 +56,12 @@ static bk_status decode_run(const bk_paged_decode_plan *plan, const bk_paged_dec
         a.lse = &lse;
     }
     bk_workspace ws = {ws_bytes ? bkt_dev_in(&dev, ws_host, ws_bytes) : NULL, ws_bytes};
-#ifdef BK_WITH_CUDA
-    /* bkt_dev_in copies pageable host memory with cudaMemcpy on the legacy stream, which
-     * may return before the copy lands on the device, and the kit's stream is
-     * non-blocking: the workspace's host garbage could land behind the split-KV
-     * partials. On the H100 with 4 processes at once, reruns of the f16 page-1 kv_splits
-     * case below then differed in half or more of 2400 tries for each of four kernels
-     * (the shipped block-barrier one, the earlier per-warp one, that one with block
-     * barriers, and this file's), and in none once this wait was in. Wait for every copy
-     * first. */
-    if (plan->info.target.kind == BK_TARGET_CUDA && cudaDeviceSynchronize() != cudaSuccess)
-        bkt_check(false, "paged_decode upload", "cudaDeviceSynchronize: %s", cudaGetErrorString(cudaGetLastError()));
-#endif
+    /* bkt_dev_in waits for its upload (tests/bk_test.c): without that wait the workspace's
+     * host garbage could land behind the split-KV partials. On the H100 with 4 processes
+     * at once, reruns of the f16 page-1 kv_splits case below then differed in half or
+     * more of 2400 tries for each of four kernels (the block-barrier one, the earlier
+     * per-warp one, that one with block barriers, and this file's), and in none with the
+     * wait. */
     bk_status st = bk_paged_decode_run(plan, bkt_dev_stream(&dev), ws, &a);
     bool ok = bkt_dev_end(&dev);
     free(ws_host);

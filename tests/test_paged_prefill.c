@@ -92,9 +92,9 @@ static bk_status prefill_run(const bk_paged_prefill_plan *plan, const bk_paged_p
     return bkt_dev_end(&dev) ? st : BK_STATUS_DEVICE_ERROR;
 }
 
-static void test_prefill(bk_target target, const prefill_case *tc, bool graph)
+static void test_prefill_with(bk_target target, bk_preference pref, const prefill_case *tc, bool graph)
 {
-    const bool gpu = target.kind == BK_TARGET_CUDA;
+    const bool gpu = target.kind == BK_TARGET_CUDA, ref_kernel = gpu && pref == BK_PREFER_REFERENCE;
     const int32_t B = tc->batch, D = tc->head_dim, Hq = tc->q_heads, Hkv = tc->kv_heads;
     const bk_dtype dt = tc->dt;
     int32_t q_indptr[MAX_BATCH + 1] = {0};
@@ -102,8 +102,11 @@ static void test_prefill(bk_target target, const prefill_case *tc, bool graph)
         q_indptr[b + 1] = q_indptr[b] + (int32_t)tc->qo_len[b];
     const int32_t R = q_indptr[B];
     char what[200];
+    char tname[32];
+    snprintf(tname, sizeof tname, gpu ? "cuda%d%d%s" : "cpu", (int)target.cc_major, (int)target.cc_minor,
+             ref_kernel ? " cuda-cores" : "");
     int len = snprintf(what, sizeof what, "paged_prefill %s%s %s%s D=%d Hq=%d Hkv=%d page=%d%s%s (qo,kv):",
-                       gpu ? "cuda" : "cpu", graph ? " graph" : "", bk_dtype_name(dt), tc->causal ? " causal" : "", (int)D, (int)Hq, (int)Hkv,
+                       tname, graph ? " graph" : "", bk_dtype_name(dt), tc->causal ? " causal" : "", (int)D, (int)Hq, (int)Hkv,
                        (int)tc->page_size, tc->padded ? " strided" : "", tc->with_lse ? " lse" : "");
     for (int32_t b = 0; b < B && len < (int)sizeof what; b++)
         len += snprintf(what + len, sizeof what - (size_t)len, " (%lld,%lld)", (long long)tc->qo_len[b],
@@ -141,17 +144,24 @@ static void test_prefill(bk_target target, const prefill_case *tc, bool graph)
 
     bk_paged_prefill_desc desc = {B, R, Hq, scale, tc->causal, tc->padded, cache_desc(&c)};
     bk_paged_prefill_plan plan;
-    bk_status st = bk_paged_prefill_select(&desc, target, BK_PREFER_DETERMINISTIC, &plan);
+    bk_status st = bk_paged_prefill_select(&desc, target, pref, &plan);
     const size_t q_bytes = (size_t)span * bk_dtype_size(dt), l_bytes = (size_t)lspan * sizeof(float);
     if (bkt_expect_status(st, BK_STATUS_SUCCESS, what)) {
+        /* CUDA: the tensor-core kernels (wgmma on 9.0, mma.sync on 8.x) unless the
+         * reference (CUDA-core) kernel is asked for */
+        const bk_arch want_arch =
+            !gpu ? BK_ARCH_CPU : !ref_kernel && target.cc_major == 9 ? BK_ARCH_SM90 : BK_ARCH_SM80;
+        const bk_math_precision want_math =
+            !gpu ? BK_MATH_F64 : ref_kernel ? BK_MATH_F32 : BK_MATH_F16_BF16_TENSOR;
         bkt_check(plan.info.precision.deterministic && bk_paged_prefill_workspace_size(&plan) == 0 &&
                       plan.info.sku.op == BK_OP_PAGED_PREFILL && plan.info.sku.dtype == dt &&
-                      plan.info.sku.arch == (gpu ? BK_ARCH_SM80 : BK_ARCH_CPU),
-                  what, "plan info wrong");
+                      plan.info.sku.arch == want_arch && plan.info.precision.math == want_math,
+                  what, "plan info wrong (arch %d, math %d)", (int)plan.info.sku.arch, (int)plan.info.precision.math);
         bk_paged_prefill_args args = {tq, bkt_view(q_indptr, BK_DTYPE_I32, 1, pshape), cache_tensors(&c), to,
                                       tc->with_lse ? &tl : NULL};
         st = prefill_run(&plan, &args, &c, q_bytes, l_bytes, graph);
-        /* CUDA: f32 math (CUDA cores) on the 16-bit inputs, one rounding at the end;
+        /* CUDA: f32 math on the 16-bit inputs, one rounding at the end (CUDA cores), or
+         * tensor cores with P rounded to the input dtype before P V (as flash-attn does);
          * slack 2 is flash-attn's rule (2x the error of a same-precision result) */
         const double slack = gpu ? 2.0 : 1.0;
         if (bkt_expect_status(st, BK_STATUS_SUCCESS, what)) {
@@ -208,6 +218,15 @@ static void test_prefill(bk_target target, const prefill_case *tc, bool graph)
     bkt_free(o);
     bkt_free(lse);
     cache_free(&c);
+}
+
+/* The case on the target's deterministic (fastest) kernel and, on CUDA, also on the
+ * reference CUDA-core kernel. */
+static void test_prefill(bk_target target, const prefill_case *tc, bool graph)
+{
+    test_prefill_with(target, BK_PREFER_DETERMINISTIC, tc, graph);
+    if (target.kind == BK_TARGET_CUDA)
+        test_prefill_with(target, BK_PREFER_REFERENCE, tc, graph);
 }
 
 /* ------------------------------------------------------------- bad inputs -- */
@@ -431,8 +450,12 @@ int main(void)
     static const bk_dtype dts[2] = {BK_DTYPE_F16, BK_DTYPE_BF16};
     static const int32_t heads[2][2] = {{8, 2}, {4, 4}};
     static const int32_t pages[3] = {1, 5, 16};
-    bk_target targets[2] = {bk_target_cpu()};
+    bk_target targets[3] = {bk_target_cpu()};
     int ntargets = 1 + bkt_cuda_target("paged_prefill cuda", &targets[1]);
+    /* on a Hopper device the sm80 (mma.sync) kernel runs too, through a target that
+     * declares compute capability 8.0 */
+    if (ntargets == 2 && targets[1].cc_major == 9)
+        targets[ntargets++] = bk_target_cuda_cc(targets[1].device, 8, 0);
     for (int gi = 0; gi < ntargets; gi++) {
     const bk_target target = targets[gi];
     int k = 0;
@@ -463,10 +486,19 @@ int main(void)
     prefill_case big = {BK_DTYPE_BF16, true, 256, 4, 2, 16, true, true, 2, {5, 17}, {9, 17}};
     test_prefill(target, &big, false);
     }
-    if (ntargets == 2) {
-        /* GPU only: several 16-row tiles per request, every head_dim, GQA 4, a CUDA-graph
-         * capture of run (replayed, compared like any run) */
-        const bk_target g = targets[1];
+    for (int gi = 1; gi < ntargets; gi++) {
+        /* GPU only: several row tiles per request (16 rows for the CUDA-core kernel, 128
+         * for the tensor-core ones), every head_dim, GQA 4, a CUDA-graph capture of run
+         * (replayed, compared like any run) */
+        const bk_target g = targets[gi];
+        prefill_case long_rows = {BK_DTYPE_BF16, true, 128, 8, 2, 16, false, true, 3, {290, 2, 129}, {333, 2, 200}};
+        test_prefill(g, &long_rows, false);
+        long_rows.causal = false;
+        long_rows.dt = BK_DTYPE_F16;
+        long_rows.head_dim = 64;
+        long_rows.page_size = 3;
+        long_rows.padded = true;
+        test_prefill(g, &long_rows, false);
         prefill_case tiles = {BK_DTYPE_F16, true, 128, 8, 2, 16, false, true, 3, {100, 1, 64}, {300, 50, 64}};
         test_prefill(g, &tiles, false);
         test_prefill(g, &tiles, true);

@@ -76,6 +76,8 @@ static const cfg k_mma_cases[] = {
     {"mma d256 33x257 causal",      1, 2, 1,  33,  257, 256, 256, true,  -1, 0.0, false, 0, false, 8, true},
     {"mma d256 7x7 window",         1, 2, 2,  7,   7,   256, 256, false, 2,  0.0, false, 0, false, 1, true},
     {"mma d64 kv_len 0",            1, 2, 1,  5,   0,   64,  64,  false, -1, 0.0, false, 0, false, 0, true},
+    {"mma d64 9x4 q>kv",            1, 4, 4,  9,   4,   64,  64,  false, -1, 0.0, false, 0, false, 0, true},
+    {"mma d128 13x12 q>kv gqa",     2, 8, 2,  13,  12,  128, 128, false, -1, 0.0, false, 0, false, 0, true},
     /* large scales: row maxima jump by more than the lazy-rescale threshold (2^8) across
      * key tiles, so both the skipped and the taken rescale run (default scales skip it on
      * most tiles after the first) */

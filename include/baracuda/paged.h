@@ -151,10 +151,13 @@ bk_status bk_paged_decode_run(const bk_paged_decode_plan *plan, void *stream, bk
  * decreasing: INVALID_PROBLEM; q_indptr[batch] != total_rows: OUT_OF_RANGE) and the
  * page table before any write. On CUDA (sm_80+) run is asynchronous and
  * graph-capturable (the seed's v1 synchronised the stream; this API does not), trusting
- * the index data as paged_decode does; workspace 0. The CUDA kernel is correctness-
- * first: CUDA-core f32 math (no tensor cores yet; precision.math = F32), one CTA per
- * (16-row query tile of a request, q head), K/V tiles of 32 keys gathered from the pages
- * into shared memory; tiles are found on the device from q_indptr (no host schedule).
+ * the index data as paged_decode does; workspace 0. CUDA kernels, in selection order:
+ * the flash-attention forward's tensor-core kernels (sdpa_fwd) with K/V rows gathered
+ * from the pages, wgmma on compute capability 9.0 (SKU arch sm90) and mma.sync on 8.0+
+ * (sm80): f32 accumulation and softmax, P rounded to the input dtype before P V
+ * (precision.math = F16_BF16_TENSOR), one CTA per (128-row query tile of a request, q
+ * head); then a CUDA-core kernel (f32 math, precision.math = F32, BK_PREFER_REFERENCE).
+ * All are deterministic. Tiles are found on the device from q_indptr (no host schedule).
  * enable_kv_split is ignored on every target today.
  */
 

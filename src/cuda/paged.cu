@@ -50,7 +50,9 @@
  *   points of that, the rest the per-warp ring, the instructions saved (page lookups,
  *   shuffles, exponentials) and the one-wave splits.
  *
- * paged_prefill: CUDA-core f32 math (no tensor cores yet). CTA = 4 warps = 16 query
+ * paged_prefill, the reference CUDA path (BK_PREFER_REFERENCE; the fast one is the
+ *   tensor-core kernels of sdpa_fwd.cu with paged K/V, bk_cuda_paged_prefill_tc):
+ *   CUDA-core f32 math. CTA = 4 warps = 16 query
  *   rows (4 per warp) of one request and one q head; a warp's 32 lanes split head_dim.
  *   Tiles are scheduled without host data: request b owns tile ids
  *   [b + q_indptr[b] / 16, b + 1 + q_indptr[b+1] / 16), so a grid of batch +
@@ -64,15 +66,15 @@
  *   read); last_page_len is clamped to [1, page_size]. Nothing is read or written out
  *   of bounds, but such outputs are undefined by the API.
  *
- * Not yet: tensor cores (mma.sync) for prefill; decode on tensor cores (the API
- *   promises f32 math on CUDA cores; ncu at B64 kv2048, before the L2 hint: issue slots
- *   ~67% busy, DRAM ~75% of its peak); decode B1 kv32768 stays near half the copy
- *   bandwidth (one short wave of 64 splits and their merge); the 132 x 4 slots of the
- *   split heuristic are the H100's; enable_kv_split for prefill (ignored), head_dim
- *   other than 64/128/256.
+ * Not yet: decode on tensor cores (the API promises f32 math on CUDA cores; ncu at B64
+ *   kv2048, before the L2 hint: issue slots ~67% busy, DRAM ~75% of its peak); decode B1
+ *   kv32768 stays near half the copy bandwidth (one short wave of 64 splits and their
+ *   merge); the 132 x 4 slots of the split heuristic are the H100's; enable_kv_split for
+ *   prefill (ignored), head_dim other than 64/128/256.
  */
 #include "common.cuh"
 #include "cuda/paged_cuda.h"
+#include "paged_table.cuh"
 
 #include <stdint.h>
 
@@ -164,35 +166,6 @@ extern "C" bk_status bk_cuda_attention_merge(const bk_attention_merge_desc *d, c
 
 /* --------------------------------------------------------------- shared -- */
 
-struct paged_table {
-    const int *indptr, *indices, *last;
-    int n_indices, num_pages, page_size, kv_heads;
-};
-
-/* Tokens of request b from the (trusted) table: 0 when it owns no page. */
-static __device__ __forceinline__ long long paged_len(const paged_table &t, int b, long long &first)
-{
-    first = t.indptr[b];
-    long long pages = (long long)t.indptr[b + 1] - first;
-    if (pages < 1)
-        return 0;
-    int last = min(max(t.last[b], 1), t.page_size);
-    return (pages - 1) * t.page_size + last;
-}
-
-/* Element offset of token j (kv head g) of a request whose pages start at kv_indices
- * position `first`; -1 when the index data points outside its buffers. */
-static __device__ __forceinline__ long long paged_row(const paged_table &t, long long first, long long j, int g)
-{
-    long long pi = first + j / t.page_size;
-    if (pi < 0 || pi >= t.n_indices)
-        return -1;
-    long long page = t.indices[pi];
-    if (page < 0 || page >= t.num_pages)
-        return -1;
-    return (page * t.kv_heads + g) * t.page_size + j % t.page_size;
-}
-
 /* 16-byte vectors to floats. */
 template <typename T, int N> static __device__ __forceinline__ void to_float(const uint4 *v, float *f)
 {
@@ -252,14 +225,7 @@ static __device__ __forceinline__ decode_rowref decode_lookup(const paged_table 
     decode_rowref r = {-1, 0};
     if (j < hi) {
         long long pg;
-        if (j <= 0xffffffffLL) {
-            const unsigned q = (unsigned)j / (unsigned)t.page_size;
-            pg = q;
-            r.in = (int)((unsigned)j - q * (unsigned)t.page_size);
-        } else {
-            pg = j / t.page_size;
-            r.in = (int)(j % t.page_size);
-        }
+        paged_split(t, j, pg, r.in);
         const long long pi = first + pg;
         if (pi >= 0 && pi < t.n_indices)
             r.page = t.indices[pi];
@@ -584,19 +550,6 @@ extern "C" size_t bk_cuda_paged_decode_partial_floats(const bk_paged_decode_desc
     if (splits <= 1)
         return 0;
     return (size_t)d->batch * (size_t)d->q_heads * (size_t)splits * (size_t)(d->paged_kv.head_dim + 1);
-}
-
-static paged_table table_of(const bk_paged_kv_desc *pd, const bk_paged_kv *kv)
-{
-    paged_table t;
-    t.indptr = (const int *)kv->kv_indptr.data;
-    t.indices = (const int *)kv->kv_indices.data;
-    t.last = (const int *)kv->last_page_len.data;
-    t.n_indices = (int)kv->kv_indices.shape[0];
-    t.num_pages = pd->num_pages;
-    t.page_size = pd->page_size;
-    t.kv_heads = pd->kv_heads;
-    return t;
 }
 
 extern "C" bk_status bk_cuda_paged_decode(const bk_paged_decode_desc *d, const bk_paged_decode_args *a,

@@ -18,7 +18,13 @@ int32_t bk_cuda_paged_decode_splits(const bk_paged_decode_desc *d);
 size_t bk_cuda_paged_decode_partial_floats(const bk_paged_decode_desc *d, int32_t splits);
 bk_status bk_cuda_paged_decode(const bk_paged_decode_desc *d, const bk_paged_decode_args *a, int32_t splits,
                                float *part_o, float *part_lse, void *stream);
+/* The CUDA-core prefill (f32 math; the reference CUDA path). */
 bk_status bk_cuda_paged_prefill(const bk_paged_prefill_desc *d, const bk_paged_prefill_args *a, void *stream);
+/* The tensor-core prefill (src/cuda/sdpa_fwd.cu: the flash-attention forward's kernels with
+ * K/V rows gathered from the pages): `hopper` runs the sm_90a wgmma kernel (when the build
+ * has it and the q rows are 16-byte aligned), else the mma.sync kernel. */
+bk_status bk_cuda_paged_prefill_tc(const bk_paged_prefill_desc *d, const bk_paged_prefill_args *a, bool hopper,
+                                   void *stream);
 bk_status bk_cuda_attention_merge(const bk_attention_merge_desc *d, const bk_attention_merge_args *a, void *stream);
 #ifdef __cplusplus
 }

@@ -86,13 +86,25 @@
  *    bk_bench (H100, bf16, 2026-11-24), TFLOP/s non-causal / causal, kernel 2 before in ():
  *    B4 H16 S4096 D128 398.8 / 328.1 (298.1 / 287.9), B4 H32 S4096 D64 302.8 / 257.1,
  *    B4 H8 S4096 D256 412.3 / 363.9, B1 H16 S16384 D128 428.0 / 418.2.
+ * Paged prefill (PAGED = true, bk_cuda_paged_prefill_tc): kernels 2 and 3 also run
+ *    paged_prefill. The grid is (tile ids, q heads); cta_paged finds the CTA's request by a
+ *    binary search over q_indptr (request b owns ids [b + q_indptr[b] / BM, b + 1 +
+ *    q_indptr[b+1] / BM)) and sets Sq = its rows, Sk = its tokens and the "batch" index to
+ *    its first row (batch strides = row strides), so masks and softmax are unchanged; the K/V
+ *    tile loaders take rows through paged_rows (page table lookup per 16-byte chunk; rows of
+ *    unresolvable pages are zero-filled and never read). 128-row tiles (kernel 2: 4 warps x
+ *    2 atoms, 8 x 1 at D 256).
  * Not yet: no split-KV for small batch*heads with long keys; no TMA, no warp
  *    specialisation, no softmax/MMA overlap across warpgroups (FlashAttention-3's ping-pong)
  *    in kernel 3; no 16-byte vector stores of y (scalar stores from the fragments); head
  *    dims other than 64/128/256 (and Dqk != Dv) on tensor cores. */
 #include "common.cuh"
+#include "cuda/paged_cuda.h"
 #include "cuda/sdpa_fwd_cuda.h"
+#include "paged_table.cuh"
 #include "wgmma.cuh"
+
+#include <type_traits>
 
 #include <math.h>
 #include <stdint.h>
@@ -109,6 +121,11 @@ struct sdpa_params {
     bool tile_major; /* grid x = (b, h), y = query tile (see make_grid) */
     double scale, softcap;
     float scale_log2; /* scale * log2(e), for the tensor-core kernel's plain path */
+    /* paged prefill (PAGED kernels): K/V rows come from the page table; request b owns query
+     * rows [q_indptr[b], q_indptr[b+1]) of q / y / lse (see cta_paged) */
+    paged_table t;
+    const int *q_indptr;
+    int total_rows;
 };
 
 /* The (b, h) pair of this CTA and its query tile, heaviest (last) causal tiles first;
@@ -132,6 +149,61 @@ static __device__ __forceinline__ bool cta_bh(const sdpa_params &p, long long &b
     h = bh % p.Hq;
     return true;
 }
+
+/* Paged prefill: grid x = tile ids (request b owns ids [b + q_indptr[b] / BM, b + 1 +
+ * q_indptr[b+1] / BM), as many as its row tiles plus one spare), y = q head. Rebases p onto
+ * the CTA's request, which becomes a one-batch problem: Sq = its query rows, Sk = its
+ * tokens, and b = its first row (the launcher sets the batch strides of q / y / lse to
+ * their row strides, so batch b starts at row b); `first` is its first kv_indices
+ * position.
+ * False for spare ids. Trusted q_indptr, clamped so that no row outside [0, total_rows)
+ * is touched. */
+static __device__ __forceinline__ bool cta_paged(sdpa_params &p, int BM, long long &b, long long &h, long long &tile,
+                                                 long long &first)
+{
+    const int id = blockIdx.x;
+    int lo = 0, hi = p.B - 1;
+    while (lo < hi) {
+        const int mid = (lo + hi + 1) / 2;
+        if (mid + p.q_indptr[mid] / BM <= id)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    const long long r0 = p.q_indptr[lo];
+    const long long rows = min((long long)p.q_indptr[lo + 1], (long long)p.total_rows) - r0;
+    tile = id - (lo + p.q_indptr[lo] / BM);
+    if (r0 < 0 || tile < 0 || tile * BM >= rows)
+        return false;
+    h = blockIdx.y;
+    p.Sq = (int)rows;
+    p.Sk = (int)min(paged_len(p.t, lo, first), 0x7fffffffLL);
+    b = r0; /* the "batch" offset: the batch strides of q / y / lse are their row strides */
+    return true;
+}
+
+/* Where a tile loader finds row r of a tile: `at` returns its address and may clear ok
+ * (a page the table cannot resolve: the row is zero-filled, never read); `base` is a
+ * valid address for the zero-filled copies. */
+template <typename T> struct dense_rows {
+    const T *g;
+    long long rs;
+    __device__ __forceinline__ const T *base() const { return g; }
+    __device__ __forceinline__ const T *at(long long r, bool &) const { return g + r * rs; }
+};
+template <typename T, int D> struct paged_rows {
+    const T *pool;
+    paged_table t;
+    long long first;
+    int g;
+    __device__ __forceinline__ const T *base() const { return pool; }
+    __device__ __forceinline__ const T *at(long long j, bool &ok) const
+    {
+        const long long row = paged_row(t, first, j, g);
+        ok = row >= 0;
+        return pool + (ok ? row : 0) * D;
+    }
+};
 
 /* The keys query row i sees: [lo, hi] (hi < lo: none). */
 static __device__ __forceinline__ void row_keys(const sdpa_params &p, long long i, long long &lo, long long &hi)
@@ -267,10 +339,11 @@ __global__ void __launch_bounds__(kGenWarps * 32) sdpa_fwd_generic_kernel(sdpa_p
 /* ------------------------------------------------ 2. tensor-core kernel -- */
 
 
-/* Rows [row0, row0 + ROWS) of a [*, D] view (row stride `rs`) into the swizzled tile s,
- * by NT threads; rows at or past `limit` are zero-filled (their source is never read). */
-template <typename T, int ROWS, int D, int NT>
-static __device__ __forceinline__ void load_tile(T *s, const T *g, long long rs, long long row0, long long limit,
+/* Rows [row0, row0 + ROWS) (found by `src_rows`, a dense_rows or paged_rows) into the
+ * swizzled tile s, by NT threads; rows at or past `limit` (or unresolved pages) are
+ * zero-filled (their source is never read). */
+template <typename T, int ROWS, int D, int NT, typename SRC>
+static __device__ __forceinline__ void load_tile(T *s, const SRC &src_rows, long long row0, long long limit,
                                                  bool aligned, int tid)
 {
     constexpr int C = D / 8;
@@ -279,8 +352,8 @@ static __device__ __forceinline__ void load_tile(T *s, const T *g, long long rs,
     for (int it = 0; it < ROWS * C / NT; it++) {
         const int idx = tid + it * NT, r = idx / C, c = idx % C;
         T *dst = s + r * D + ((c ^ (r & 7)) << 3);
-        const bool ok = row0 + r < limit;
-        const T *src = g + (ok ? row0 + r : 0) * rs + c * 8;
+        bool ok = row0 + r < limit;
+        const T *src = (ok ? src_rows.at(row0 + r, ok) : src_rows.base()) + c * 8;
         if (aligned) {
             bk_cp_async16(bk_smem_addr(dst), src, ok ? 16 : 0);
         } else {
@@ -501,31 +574,39 @@ static __device__ __forceinline__ void store_rows(const sdpa_params &p, const fl
 
 /* GEN: the general score transform (softcap / ALiBi / scale <= 0); otherwise the scale folds
  * into the exponent's FFMA. */
-template <typename T, typename C, bool GEN>
-__global__ void __launch_bounds__(C::NW * 32, C::MINB) sdpa_fwd_mma_kernel(sdpa_params p)
+template <typename T, typename C, bool GEN, bool PAGED>
+__global__ void __launch_bounds__(C::NW * 32, C::MINB) sdpa_fwd_mma_kernel(const sdpa_params p0)
 {
     constexpr int D = C::D, BN = C::BN, NW = C::NW, MT = C::MT;
     constexpr int NT = NW * 32, BM = NW * 16 * MT, NB = BN / 8, DB = D / 8;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     constexpr int NBUF = C::DBUF ? 2 : 1;
     T *sQ = (T *)smem_raw, *sK = sQ + BM * D, *sV = sK + NBUF * BN * D;
-    long long b, h, tile;
-    if (!cta_bh(p, b, h, tile))
+    sdpa_params p = p0;
+    long long b = 0, h, tile, first = 0;
+    if (PAGED ? !cta_paged(p, BM, b, h, tile, first) : !cta_bh(p, b, h, tile))
         return;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, t4 = lane & 3;
     const long long hk = h / p.group;
     const long long m0 = tile * BM;
-    const T *qb = (const T *)p.q + b * p.sq.s0 + h * p.sq.s1;
-    const T *kb = (const T *)p.k + b * p.sk.s0 + hk * p.sk.s1;
-    const T *vb = (const T *)p.v + b * p.sv.s0 + hk * p.sv.s1;
+    const dense_rows<T> qb = {(const T *)p.q + b * p.sq.s0 + h * p.sq.s1, p.sq.s2};
+    typedef typename std::conditional<PAGED, paged_rows<T, D>, dense_rows<T>>::type kv_rows;
+    kv_rows kb, vb;
+    if constexpr (PAGED) {
+        kb = {(const T *)p.k, p.t, first, (int)hk};
+        vb = {(const T *)p.v, p.t, first, (int)hk};
+    } else {
+        kb = {(const T *)p.k + b * p.sk.s0 + hk * p.sk.s1, p.sk.s2};
+        vb = {(const T *)p.v + b * p.sv.s0 + hk * p.sv.s1, p.sv.s2};
+    }
     const key_tiles kt = key_tile_range<BN>(p, m0, BM);
     const int n_lo = kt.n_lo, n_hi = kt.n_hi;
 
-    load_tile<T, BM, D, NT>(sQ, qb, p.sq.s2, m0, p.Sq, p.aligned, tid);
+    load_tile<T, BM, D, NT>(sQ, qb, m0, p.Sq, p.aligned, tid);
     if (n_hi >= n_lo) {
-        load_tile<T, BN, D, NT>(sK, kb, p.sk.s2, (long long)n_lo * BN, p.Sk, p.aligned, tid);
+        load_tile<T, BN, D, NT>(sK, kb, (long long)n_lo * BN, p.Sk, p.aligned, tid);
         if constexpr (C::DBUF)
-            load_tile<T, BN, D, NT>(sV, vb, p.sv.s2, (long long)n_lo * BN, p.Sk, p.aligned, tid);
+            load_tile<T, BN, D, NT>(sV, vb, (long long)n_lo * BN, p.Sk, p.aligned, tid);
     }
     bk_cp_async_commit();
 
@@ -574,14 +655,14 @@ __global__ void __launch_bounds__(C::NW * 32, C::MINB) sdpa_fwd_mma_kernel(sdpa_
             __syncthreads();
             if (n < n_hi) {
                 const int o = (int)(BN * D) - (int)(bo / 2); /* element offset of the other buffer */
-                load_tile<T, BN, D, NT>(sK + o, kb, p.sk.s2, (long long)(n + 1) * BN, p.Sk, p.aligned, tid);
-                load_tile<T, BN, D, NT>(sV + o, vb, p.sv.s2, (long long)(n + 1) * BN, p.Sk, p.aligned, tid);
+                load_tile<T, BN, D, NT>(sK + o, kb, (long long)(n + 1) * BN, p.Sk, p.aligned, tid);
+                load_tile<T, BN, D, NT>(sV + o, vb, (long long)(n + 1) * BN, p.Sk, p.aligned, tid);
             }
             bk_cp_async_commit();
         } else {
             bk_cp_async_wait_group<0>(); /* K(n) (and Q) are here; everyone is done with V(n-1) */
             __syncthreads();
-            load_tile<T, BN, D, NT>(sV, vb, p.sv.s2, (long long)n * BN, p.Sk, p.aligned, tid);
+            load_tile<T, BN, D, NT>(sV, vb, (long long)n * BN, p.Sk, p.aligned, tid);
             bk_cp_async_commit();
         }
 
@@ -618,7 +699,7 @@ __global__ void __launch_bounds__(C::NW * 32, C::MINB) sdpa_fwd_mma_kernel(sdpa_
             bk_cp_async_wait_group<0>(); /* V(n) is here; everyone is done with K(n) */
             __syncthreads();
             if (n < n_hi)
-                load_tile<T, BN, D, NT>(sK, kb, p.sk.s2, (long long)(n + 1) * BN, p.Sk, p.aligned, tid);
+                load_tile<T, BN, D, NT>(sK, kb, (long long)(n + 1) * BN, p.Sk, p.aligned, tid);
             bk_cp_async_commit();
         }
 
@@ -663,9 +744,9 @@ __global__ void __launch_bounds__(C::NW * 32, C::MINB) sdpa_fwd_mma_kernel(sdpa_
  * address s, laid out as wgmma's canonical atoms: [D / 64 column blocks][ROWS][64], 16-byte
  * chunk c of row r at chunk c ^ (r & 7) of its 128-byte row. cp.async only (rows 16-byte
  * aligned); rows at or past `limit` are zero-filled. */
-template <typename T, int ROWS, int D, int NT>
-static __device__ __forceinline__ void load_tile_sw128(uint32_t s, const T *g, long long rs, long long row0,
-                                                       long long limit, int tid)
+template <typename T, int ROWS, int D, int NT, typename SRC>
+static __device__ __forceinline__ void load_tile_sw128(uint32_t s, const SRC &src_rows, long long row0, long long limit,
+                                                       int tid)
 {
     constexpr int C = D / 8;
     static_assert(ROWS * C % NT == 0, "tile must split evenly over the threads");
@@ -673,8 +754,9 @@ static __device__ __forceinline__ void load_tile_sw128(uint32_t s, const T *g, l
     for (int it = 0; it < ROWS * C / NT; it++) {
         const int idx = tid + it * NT, r = idx / C, c = idx % C;
         const uint32_t dst = s + (uint32_t)((c >> 3) * ROWS * 128 + r * 128 + (((c & 7) ^ (r & 7)) << 4));
-        const bool ok = row0 + r < limit;
-        bk_cp_async16(dst, g + (ok ? row0 + r : 0) * rs + c * 8, ok ? 16 : 0);
+        bool ok = row0 + r < limit;
+        const T *src = (ok ? src_rows.at(row0 + r, ok) : src_rows.base()) + c * 8;
+        bk_cp_async16(dst, src, ok ? 16 : 0);
     }
 }
 
@@ -686,29 +768,37 @@ static __device__ __forceinline__ void load_tile_sw128(uint32_t s, const T *g, l
  * mask / online softmax exactly as the mma.sync kernel (same helpers; the wgmma
  * accumulator layout is the mma.sync one tiled); P packed to T in registers is the A operand
  * of O += P V: BN / 16 wgmma m64nDk16 with V N-major ("transposed") from shared memory. */
-template <typename T, int D, int BN, int NWG, bool GEN>
-__global__ void __launch_bounds__(NWG * 128, 1) sdpa_fwd_wgmma_kernel(sdpa_params p)
+template <typename T, int D, int BN, int NWG, bool GEN, bool PAGED>
+__global__ void __launch_bounds__(NWG * 128, 1) sdpa_fwd_wgmma_kernel(const sdpa_params p0)
 {
 #if BK_HAS_WGMMA
     constexpr int NT = NWG * 128, BM = NWG * 64, NB = BN / 8, DB = D / 8;
     constexpr uint32_t TILE = BN * D * 2; /* bytes of one K or V tile */
     extern __shared__ __align__(1024) unsigned char smem_wg[];
     const uint32_t sQ = (bk_smem_addr(smem_wg) + 1023u) & ~1023u, sK = sQ + BM * D * 2, sV = sK + 2 * TILE;
-    long long b, h, tile;
-    if (!cta_bh(p, b, h, tile))
+    sdpa_params p = p0;
+    long long b = 0, h, tile, first = 0;
+    if (PAGED ? !cta_paged(p, BM, b, h, tile, first) : !cta_bh(p, b, h, tile))
         return;
     const int tid = threadIdx.x, wg = tid / 128, warp = (tid / 32) % 4, lane = tid % 32, g = lane >> 2, t4 = lane & 3;
     const long long hk = h / p.group;
     const long long m0 = tile * BM;
-    const T *qb = (const T *)p.q + b * p.sq.s0 + h * p.sq.s1;
-    const T *kb = (const T *)p.k + b * p.sk.s0 + hk * p.sk.s1;
-    const T *vb = (const T *)p.v + b * p.sv.s0 + hk * p.sv.s1;
+    const dense_rows<T> qb = {(const T *)p.q + b * p.sq.s0 + h * p.sq.s1, p.sq.s2};
+    typedef typename std::conditional<PAGED, paged_rows<T, D>, dense_rows<T>>::type kv_rows;
+    kv_rows kb, vb;
+    if constexpr (PAGED) {
+        kb = {(const T *)p.k, p.t, first, (int)hk};
+        vb = {(const T *)p.v, p.t, first, (int)hk};
+    } else {
+        kb = {(const T *)p.k + b * p.sk.s0 + hk * p.sk.s1, p.sk.s2};
+        vb = {(const T *)p.v + b * p.sv.s0 + hk * p.sv.s1, p.sv.s2};
+    }
     const key_tiles kt = key_tile_range<BN>(p, m0, BM);
 
-    load_tile_sw128<T, BM, D, NT>(sQ, qb, p.sq.s2, m0, p.Sq, tid);
+    load_tile_sw128<T, BM, D, NT>(sQ, qb, m0, p.Sq, tid);
     if (kt.n_hi >= kt.n_lo) {
-        load_tile_sw128<T, BN, D, NT>(sK, kb, p.sk.s2, (long long)kt.n_lo * BN, p.Sk, tid);
-        load_tile_sw128<T, BN, D, NT>(sV, vb, p.sv.s2, (long long)kt.n_lo * BN, p.Sk, tid);
+        load_tile_sw128<T, BN, D, NT>(sK, kb, (long long)kt.n_lo * BN, p.Sk, tid);
+        load_tile_sw128<T, BN, D, NT>(sV, vb, (long long)kt.n_lo * BN, p.Sk, tid);
     }
     bk_cp_async_commit();
 
@@ -732,8 +822,8 @@ __global__ void __launch_bounds__(NWG * 128, 1) sdpa_fwd_wgmma_kernel(sdpa_param
         bk_fence_proxy_async();
         __syncthreads();
         if (n < kt.n_hi) {
-            load_tile_sw128<T, BN, D, NT>(sK + (TILE - bo), kb, p.sk.s2, (long long)(n + 1) * BN, p.Sk, tid);
-            load_tile_sw128<T, BN, D, NT>(sV + (TILE - bo), vb, p.sv.s2, (long long)(n + 1) * BN, p.Sk, tid);
+            load_tile_sw128<T, BN, D, NT>(sK + (TILE - bo), kb, (long long)(n + 1) * BN, p.Sk, tid);
+            load_tile_sw128<T, BN, D, NT>(sV + (TILE - bo), vb, (long long)(n + 1) * BN, p.Sk, tid);
         }
         bk_cp_async_commit();
 
@@ -775,7 +865,7 @@ __global__ void __launch_bounds__(NWG * 128, 1) sdpa_fwd_wgmma_kernel(sdpa_param
     bk_cp_async_wait_group<0>();
     store_rows<T, 1, DB>(p, acc_o, m_r, l_r, b, h, m0, rbase, t4);
 #else
-    (void)p;
+    (void)p0;
 #endif
 }
 
@@ -877,8 +967,8 @@ static bk_status launch_mma_gen(const bk_sdpa_fwd_desc *d, const sdpa_params &p,
     const int BM = C::NW * 16 * C::MT;
     const size_t smem = (size_t)(BM + (C::DBUF ? 4 : 2) * C::BN) * C::D * sizeof(T);
     if (smem > 48 * 1024)
-        BK_TRY(set_smem(sdpa_fwd_mma_kernel<T, C, GEN>, smem));
-    sdpa_fwd_mma_kernel<T, C, GEN><<<make_grid(d, BM, p.tile_major), C::NW * 32, smem, s>>>(p);
+        BK_TRY(set_smem(sdpa_fwd_mma_kernel<T, C, GEN, false>, smem));
+    sdpa_fwd_mma_kernel<T, C, GEN, false><<<make_grid(d, BM, p.tile_major), C::NW * 32, smem, s>>>(p);
     return bk_cuda_check_launch("sdpa_fwd");
 }
 
@@ -929,8 +1019,9 @@ static bk_status launch_wgmma_gen(const bk_sdpa_fwd_desc *d, const sdpa_params &
 {
     typedef wg_cfg<D> C;
     const size_t smem = C::smem(sizeof(T));
-    BK_TRY(set_smem(sdpa_fwd_wgmma_kernel<T, D, C::BN, C::NWG, GEN>, smem));
-    sdpa_fwd_wgmma_kernel<T, D, C::BN, C::NWG, GEN><<<make_grid(d, C::NWG * 64, p.tile_major), C::NWG * 128, smem, s>>>(p);
+    BK_TRY(set_smem(sdpa_fwd_wgmma_kernel<T, D, C::BN, C::NWG, GEN, false>, smem));
+    sdpa_fwd_wgmma_kernel<T, D, C::BN, C::NWG, GEN, false>
+        <<<make_grid(d, C::NWG * 64, p.tile_major), C::NWG * 128, smem, s>>>(p);
     return bk_cuda_check_launch("sdpa_fwd");
 }
 
@@ -939,7 +1030,8 @@ static bk_status launch_wgmma_gen(const bk_sdpa_fwd_desc *d, const sdpa_params &
 template <typename T, int D> static bool wgmma_built()
 {
     cudaFuncAttributes fa;
-    if (cudaFuncGetAttributes(&fa, sdpa_fwd_wgmma_kernel<T, D, wg_cfg<D>::BN, wg_cfg<D>::NWG, false>) != cudaSuccess) {
+    if (cudaFuncGetAttributes(&fa, sdpa_fwd_wgmma_kernel<T, D, wg_cfg<D>::BN, wg_cfg<D>::NWG, false, false>) !=
+        cudaSuccess) {
         cudaGetLastError();
         return false;
     }
@@ -985,4 +1077,103 @@ extern "C" bk_status bk_cuda_sdpa_fwd_mma(const bk_sdpa_fwd_desc *d, const bk_sd
     if (d->dtype == BK_DTYPE_BF16)
         return launch_mma_dim<__nv_bfloat16>(d, a, s);
     return launch_mma_dim<__half>(d, a, s);
+}
+
+/* ----------------------------------------------------- paged prefill (tensor cores) -- */
+
+/* The paged prefill on kernel 2 (sm80) or 3 (hopper, when built and the rows are 16-byte
+ * aligned): one CTA per (row tile of a request, q head), tiles found on the device from
+ * q_indptr (cta_paged), K/V rows gathered from the pages by the tile loaders
+ * (paged_rows). Asynchronous, no host data, graph-capturable. */
+template <typename T, int D, bool GEN>
+static bk_status launch_paged_gen(const bk_paged_prefill_desc *d, const sdpa_params &p, bool hopper, cudaStream_t s)
+{
+    const int BM = hopper ? wg_cfg<D>::NWG * 64 : 128;
+    const long long ids = (long long)d->batch + d->total_rows / BM + 1;
+    if (ids > 0x7fffffffLL || d->q_heads > 65535)
+        return bk_fail(BK_STATUS_UNSUPPORTED, "paged_prefill: %lld tiles x %d heads is too large a grid", ids,
+                       (int)d->q_heads);
+    const dim3 grid((unsigned)ids, (unsigned)d->q_heads);
+    if (hopper) {
+        typedef wg_cfg<D> C;
+        const size_t smem = C::smem(sizeof(T));
+        BK_TRY(set_smem(sdpa_fwd_wgmma_kernel<T, D, C::BN, C::NWG, GEN, true>, smem));
+        sdpa_fwd_wgmma_kernel<T, D, C::BN, C::NWG, GEN, true><<<grid, C::NWG * 128, smem, s>>>(p);
+    } else {
+        /* 128 query rows: 4 warps x 2 atoms (8 warps x 1 at D 256), as the dense kernel */
+        typedef typename std::conditional<D == 64, cfg_d64, typename std::conditional<D == 128, cfg_d128, cfg_d256>::type>::type C;
+        static_assert(C::NW * 16 * C::MT == 128, "paged tiles are 128 rows");
+        const size_t smem = (size_t)(128 + (C::DBUF ? 4 : 2) * C::BN) * C::D * sizeof(T);
+        if (smem > 48 * 1024)
+            BK_TRY(set_smem(sdpa_fwd_mma_kernel<T, C, GEN, true>, smem));
+        sdpa_fwd_mma_kernel<T, C, GEN, true><<<grid, C::NW * 32, smem, s>>>(p);
+    }
+    return bk_cuda_check_launch("paged_prefill");
+}
+
+template <typename T, int D>
+static bk_status launch_paged(const bk_paged_prefill_desc *d, const bk_paged_prefill_args *a, bool hopper,
+                              cudaStream_t s)
+{
+    const bk_paged_kv_desc *pd = &d->paged_kv;
+    sdpa_params p;
+    memset(&p, 0, sizeof p);
+    p.q = a->q.data;
+    p.k = a->kv.k_pages.data;
+    p.v = a->kv.v_pages.data;
+    p.y = a->o.data;
+    p.lse = a->lse ? (float *)a->lse->data : NULL;
+    /* rows ragged over the batch: the CTA's "batch" index is its request's first row
+     * (cta_paged), so the batch strides are the row strides */
+    p.sq = {a->q.strides[0], a->q.strides[1], a->q.strides[0], 1};
+    p.sy = {a->o.strides[0], a->o.strides[1], a->o.strides[0], 1};
+    p.sl0 = a->lse ? a->lse->strides[0] : 0;
+    p.sl1 = a->lse ? a->lse->strides[1] : 0;
+    p.sl2 = a->lse ? a->lse->strides[0] : 0;
+    p.B = d->batch;
+    p.Hq = d->q_heads;
+    p.group = d->q_heads / pd->kv_heads;
+    p.Dqk = p.Dv = pd->head_dim;
+    p.window = -1;
+    p.causal = d->causal;
+    p.alibi = false;
+    p.scale = d->scale;
+    p.softcap = 0.0;
+    p.scale_log2 = (float)(d->scale * 1.4426950408889634);
+    p.t = table_of(pd, &a->kv);
+    p.q_indptr = (const int *)a->q_indptr.data;
+    p.total_rows = d->total_rows;
+    const size_t es = sizeof(T);
+    p.aligned = ((uintptr_t)a->q.data % 16) == 0 && (a->q.strides[0] * es) % 16 == 0 && (a->q.strides[1] * es) % 16 == 0 &&
+                ((uintptr_t)p.k % 16) == 0 && ((uintptr_t)p.v % 16) == 0;
+    p.tile_major = false;
+    hopper = hopper && p.aligned && wgmma_built<T, D>();
+    if (!(p.scale_log2 > 0.f))
+        return launch_paged_gen<T, D, true>(d, p, hopper, s);
+    return launch_paged_gen<T, D, false>(d, p, hopper, s);
+}
+
+template <typename T>
+static bk_status launch_paged_dim(const bk_paged_prefill_desc *d, const bk_paged_prefill_args *a, bool hopper,
+                                  cudaStream_t s)
+{
+    switch (d->paged_kv.head_dim) {
+    case 64: return launch_paged<T, 64>(d, a, hopper, s);
+    case 128: return launch_paged<T, 128>(d, a, hopper, s);
+    default: return launch_paged<T, 256>(d, a, hopper, s);
+    }
+}
+
+extern "C" bk_status bk_cuda_paged_prefill_tc(const bk_paged_prefill_desc *d, const bk_paged_prefill_args *a,
+                                              bool hopper, void *stream)
+{
+    if (d->total_rows == 0)
+        return BK_STATUS_SUCCESS;
+    if (((uintptr_t)a->kv.k_pages.data | (uintptr_t)a->kv.v_pages.data) % 16 != 0)
+        return bk_fail(BK_STATUS_UNSUPPORTED, "paged_prefill: k_pages / v_pages are not 16-byte aligned, expected "
+                                              "16-byte aligned pools on CUDA");
+    cudaStream_t s = (cudaStream_t)stream;
+    if (d->paged_kv.dtype == BK_DTYPE_BF16)
+        return launch_paged_dim<__nv_bfloat16>(d, a, hopper, s);
+    return launch_paged_dim<__half>(d, a, hopper, s);
 }

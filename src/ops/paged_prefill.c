@@ -1,7 +1,10 @@
 /* paged_prefill.c - the paged prefill plan: descriptor checks, the kernel table,
  * can_implement (tensors, then q_indptr's and the page table's values on a CPU plan)
- * and dispatch. The math lives in the backends (src/cpu/paged_attention.c,
- * src/cuda/paged.cu: CUDA-core f32 math for now, no tensor cores). Workspace: 0. */
+ * and dispatch. The math lives in the backends: src/cpu/paged_attention.c (f64), on CUDA
+ * the flash-attention forward's tensor-core kernels with paged K/V (src/cuda/sdpa_fwd.cu:
+ * wgmma on compute capability 9.0, mma.sync on 8.0+; P rounded to the input dtype), and
+ * the CUDA-core kernel of src/cuda/paged.cu (f32 math), the reference CUDA path
+ * (BK_PREFER_REFERENCE). Workspace: 0. */
 #include "core/core.h"
 #include "core/paged.h"
 #include "cpu/paged_attention.h"
@@ -9,14 +12,25 @@
 
 static const char *const OP = "paged_prefill";
 
-enum { PAGED_PREFILL_KERNEL_CPU = 0, PAGED_PREFILL_KERNEL_CUDA = 1 };
+enum {
+    PAGED_PREFILL_KERNEL_CPU = 0,
+    PAGED_PREFILL_KERNEL_CUDA = 1,
+    PAGED_PREFILL_KERNEL_CUDA_WGMMA = 2,
+    PAGED_PREFILL_KERNEL_CUDA_MMA = 3
+};
 
 /* f16/bf16 as the seed (the GPU kernels are mma-based); the CPU keeps the contract. */
 static const bk_kernel_entry paged_prefill_kernels[] = {
 #ifdef BK_WITH_CUDA
-    /* f16/bf16 operands converted to f32, CUDA-core f32 math (no tensor cores yet),
-       keys in order per row: deterministic */
-    {PAGED_PREFILL_KERNEL_CUDA, BK_TARGET_CUDA, 80, 0, BK_ARCH_SM80, BK_DT_HALVES, BK_BACKEND_BESPOKE,
+    /* tensor cores, f32 accumulate and softmax, P rounded to the input dtype: wgmma on 9.0 */
+    {PAGED_PREFILL_KERNEL_CUDA_WGMMA, BK_TARGET_CUDA, 90, 90, BK_ARCH_SM90, BK_DT_HALVES, BK_BACKEND_BESPOKE,
+     {BK_MATH_F16_BF16_TENSOR, BK_DTYPE_F32, true, true}, NULL},
+    /* ... mma.sync on 8.0+ */
+    {PAGED_PREFILL_KERNEL_CUDA_MMA, BK_TARGET_CUDA, 80, 0, BK_ARCH_SM80, BK_DT_HALVES, BK_BACKEND_BESPOKE,
+     {BK_MATH_F16_BF16_TENSOR, BK_DTYPE_F32, true, true}, NULL},
+    /* f16/bf16 operands converted to f32, CUDA-core f32 math, keys in order per row:
+       deterministic; the reference CUDA path */
+    {PAGED_PREFILL_KERNEL_CUDA, BK_TARGET_CUDA, 80, 0, BK_ARCH_SM80, BK_DT_HALVES, BK_BACKEND_REFERENCE,
      {BK_MATH_F32, BK_DTYPE_F32, true, true}, NULL},
 #endif
     {PAGED_PREFILL_KERNEL_CPU, BK_TARGET_CPU, 0, 0, BK_ARCH_CPU, BK_DT_HALVES, BK_BACKEND_REFERENCE,
@@ -92,6 +106,8 @@ bk_status bk_paged_prefill_run(const bk_paged_prefill_plan *plan, void *stream, 
     case PAGED_PREFILL_KERNEL_CPU: return bk_cpu_paged_prefill(&plan->desc, args);
 #ifdef BK_WITH_CUDA
     case PAGED_PREFILL_KERNEL_CUDA: return bk_cuda_paged_prefill(&plan->desc, args, stream);
+    case PAGED_PREFILL_KERNEL_CUDA_WGMMA: return bk_cuda_paged_prefill_tc(&plan->desc, args, true, stream);
+    case PAGED_PREFILL_KERNEL_CUDA_MMA: return bk_cuda_paged_prefill_tc(&plan->desc, args, false, stream);
 #endif
     }
     return bk_fail(BK_STATUS_INVALID_PROBLEM, "%s: plan names kernel %d, which does not exist", OP,
