@@ -373,6 +373,38 @@ __device__ __forceinline__ void tile_load(T *dst, const T *src, long long stride
     }
 }
 
+/* S^T = K Q^T and dP^T = V dO^T of one warp's 16 keys (rows kr.. of the swizzled sK / sV
+ * tiles) against the 8 NT rows of sQ / sO: st / dpt in the mma.sync C layout (element c of
+ * n-tile n: key kr + lane / 4 + 8 (c >= 2), row 8 n + 2 (lane % 4) + (c & 1)). */
+template <typename T, int D, int NT>
+__device__ __forceinline__ void kv_scores_t(float (&st)[NT][4], float (&dpt)[NT][4], const T *sK, const T *sV,
+                                            const T *sQ, const T *sO, int kr, int lane)
+{
+#pragma unroll
+    for (int n = 0; n < NT; n++)
+#pragma unroll
+        for (int c = 0; c < 4; c++)
+            st[n][c] = dpt[n][c] = 0.f;
+#pragma unroll
+    for (int kc = 0; kc < D / 16; kc++) {
+        uint32_t ak[4], av[4];
+        const int ar = kr + (lane & 7) + ((lane >> 3) & 1) * 8, ac = kc * 16 + (lane >> 4) * 8;
+        bk_ldsm_x4(ak, bk_smem_addr(sK + swz<D>(ar, ac)));
+        bk_ldsm_x4(av, bk_smem_addr(sV + swz<D>(ar, ac)));
+#pragma unroll
+        for (int n = 0; n < NT; n += 2) {
+            uint32_t bq[4], bo[4];
+            const int br = n * 8 + (lane & 7) + (lane >> 4) * 8, bc = kc * 16 + ((lane >> 3) & 1) * 8;
+            bk_ldsm_x4(bq, bk_smem_addr(sQ + swz<D>(br, bc)));
+            bk_ldsm_x4(bo, bk_smem_addr(sO + swz<D>(br, bc)));
+            bk_mma16<T>::mma(st[n], ak, bq);
+            bk_mma16<T>::mma(st[n + 1], ak, bq + 2);
+            bk_mma16<T>::mma(dpt[n], av, bo);
+            bk_mma16<T>::mma(dpt[n + 1], av, bo + 2);
+        }
+    }
+}
+
 /* p and dz (= ds * dfac) of one score element; 0 off the mask. */
 __device__ __forceinline__ void tc_elem(const bwd_params &p, float dot, float dp, float slope, long long i,
                                         long long j, float lse, float di, float &pp, float &dz)
@@ -431,29 +463,7 @@ __global__ void __launch_bounds__(kThreads) bwd_dkdv_tc(bwd_params p, int b0)
             bk_cp_async_wait_all();
             __syncthreads();
             float st[NT][4], dpt[NT][4];
-#pragma unroll
-            for (int n = 0; n < NT; n++)
-#pragma unroll
-                for (int c = 0; c < 4; c++)
-                    st[n][c] = dpt[n][c] = 0.f;
-#pragma unroll
-            for (int kc = 0; kc < D / 16; kc++) {
-                uint32_t ak[4], av[4];
-                const int ar = kr + (lane & 7) + ((lane >> 3) & 1) * 8, ac = kc * 16 + (lane >> 4) * 8;
-                bk_ldsm_x4(ak, bk_smem_addr(sK + swz<D>(ar, ac)));
-                bk_ldsm_x4(av, bk_smem_addr(sV + swz<D>(ar, ac)));
-#pragma unroll
-                for (int n = 0; n < NT; n += 2) {
-                    uint32_t bq[4], bo[4];
-                    const int br = n * 8 + (lane & 7) + (lane >> 4) * 8, bc = kc * 16 + ((lane >> 3) & 1) * 8;
-                    bk_ldsm_x4(bq, bk_smem_addr(sQ + swz<D>(br, bc)));
-                    bk_ldsm_x4(bo, bk_smem_addr(sO + swz<D>(br, bc)));
-                    bk_mma16<T>::mma(st[n], ak, bq);
-                    bk_mma16<T>::mma(st[n + 1], ak, bq + 2);
-                    bk_mma16<T>::mma(dpt[n], av, bo);
-                    bk_mma16<T>::mma(dpt[n + 1], av, bo + 2);
-                }
-            }
+            kv_scores_t<T, D, NT>(st, dpt, sK, sV, sQ, sO, kr, lane);
             /* P^T and dS^T: element c of n-tile n is key (c < 2 ? jr0 : jr1), query
              * i0 + 8n + 2t + (c & 1) */
 #pragma unroll
@@ -741,29 +751,7 @@ __global__ void __launch_bounds__(fused_cfg<D, BQ, BK>::THREADS, fused_cfg<D, BQ
         const float *cL = sL + buf * BQ, *cD = sDi + buf * BQ;
 
         float st[NT][4], dpt[NT][4];
-#pragma unroll
-        for (int n = 0; n < NT; n++)
-#pragma unroll
-            for (int c = 0; c < 4; c++)
-                st[n][c] = dpt[n][c] = 0.f;
-#pragma unroll
-        for (int kc = 0; kc < D / 16; kc++) {
-            uint32_t ak[4], av[4];
-            const int ar = kr + (lane & 7) + ((lane >> 3) & 1) * 8, ac = kc * 16 + (lane >> 4) * 8;
-            bk_ldsm_x4(ak, bk_smem_addr(sK + swz<D>(ar, ac)));
-            bk_ldsm_x4(av, bk_smem_addr(sV + swz<D>(ar, ac)));
-#pragma unroll
-            for (int n = 0; n < NT; n += 2) {
-                uint32_t bq[4], bo[4];
-                const int br = n * 8 + (lane & 7) + (lane >> 4) * 8, bc = kc * 16 + ((lane >> 3) & 1) * 8;
-                bk_ldsm_x4(bq, bk_smem_addr(cQ + swz<D>(br, bc)));
-                bk_ldsm_x4(bo, bk_smem_addr(cO + swz<D>(br, bc)));
-                bk_mma16<T>::mma(st[n], ak, bq);
-                bk_mma16<T>::mma(st[n + 1], ak, bq + 2);
-                bk_mma16<T>::mma(dpt[n], av, bo);
-                bk_mma16<T>::mma(dpt[n + 1], av, bo + 2);
-            }
-        }
+        kv_scores_t<T, D, NT>(st, dpt, sK, sV, cQ, cO, kr, lane);
 
         /* P^T and dS^T (unscaled): element c of n-tile n is key (c < 2 ? jr0 : jr1),
          * query i0 + 8n + 2t + (c & 1) */

@@ -205,6 +205,25 @@ template <typename T, int D> struct paged_rows {
     }
 };
 
+/* The K or V rows of kv head hk of batch b (dense: the strided view) or of the request
+ * whose pages start at kv_indices position `first` (PAGED). */
+template <typename T, int D, bool PAGED> struct kv_rows_of {
+    typedef dense_rows<T> type;
+    static __device__ __forceinline__ type make(const void *base, const sdpa_params &, long long b, long long hk,
+                                                long long, const bk_view4 &s)
+    {
+        return {(const T *)base + b * s.s0 + hk * s.s1, s.s2};
+    }
+};
+template <typename T, int D> struct kv_rows_of<T, D, true> {
+    typedef paged_rows<T, D> type;
+    static __device__ __forceinline__ type make(const void *base, const sdpa_params &p, long long, long long hk,
+                                                long long first, const bk_view4 &)
+    {
+        return {(const T *)base, p.t, first, (int)hk};
+    }
+};
+
 /* The keys query row i sees: [lo, hi] (hi < lo: none). */
 static __device__ __forceinline__ void row_keys(const sdpa_params &p, long long i, long long &lo, long long &hi)
 {
@@ -590,15 +609,9 @@ __global__ void __launch_bounds__(C::NW * 32, C::MINB) sdpa_fwd_mma_kernel(const
     const long long hk = h / p.group;
     const long long m0 = tile * BM;
     const dense_rows<T> qb = {(const T *)p.q + b * p.sq.s0 + h * p.sq.s1, p.sq.s2};
-    typedef typename std::conditional<PAGED, paged_rows<T, D>, dense_rows<T>>::type kv_rows;
-    kv_rows kb, vb;
-    if constexpr (PAGED) {
-        kb = {(const T *)p.k, p.t, first, (int)hk};
-        vb = {(const T *)p.v, p.t, first, (int)hk};
-    } else {
-        kb = {(const T *)p.k + b * p.sk.s0 + hk * p.sk.s1, p.sk.s2};
-        vb = {(const T *)p.v + b * p.sv.s0 + hk * p.sv.s1, p.sv.s2};
-    }
+    typedef typename kv_rows_of<T, D, PAGED>::type kv_rows;
+    const kv_rows kb = kv_rows_of<T, D, PAGED>::make(p.k, p, b, hk, first, p.sk);
+    const kv_rows vb = kv_rows_of<T, D, PAGED>::make(p.v, p, b, hk, first, p.sv);
     const key_tiles kt = key_tile_range<BN>(p, m0, BM);
     const int n_lo = kt.n_lo, n_hi = kt.n_hi;
 
@@ -784,15 +797,9 @@ __global__ void __launch_bounds__(NWG * 128, 1) sdpa_fwd_wgmma_kernel(const sdpa
     const long long hk = h / p.group;
     const long long m0 = tile * BM;
     const dense_rows<T> qb = {(const T *)p.q + b * p.sq.s0 + h * p.sq.s1, p.sq.s2};
-    typedef typename std::conditional<PAGED, paged_rows<T, D>, dense_rows<T>>::type kv_rows;
-    kv_rows kb, vb;
-    if constexpr (PAGED) {
-        kb = {(const T *)p.k, p.t, first, (int)hk};
-        vb = {(const T *)p.v, p.t, first, (int)hk};
-    } else {
-        kb = {(const T *)p.k + b * p.sk.s0 + hk * p.sk.s1, p.sk.s2};
-        vb = {(const T *)p.v + b * p.sv.s0 + hk * p.sv.s1, p.sv.s2};
-    }
+    typedef typename kv_rows_of<T, D, PAGED>::type kv_rows;
+    const kv_rows kb = kv_rows_of<T, D, PAGED>::make(p.k, p, b, hk, first, p.sk);
+    const kv_rows vb = kv_rows_of<T, D, PAGED>::make(p.v, p, b, hk, first, p.sv);
     const key_tiles kt = key_tile_range<BN>(p, m0, BM);
 
     load_tile_sw128<T, BM, D, NT>(sQ, qb, m0, p.Sq, tid);
