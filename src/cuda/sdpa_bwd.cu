@@ -373,34 +373,36 @@ __device__ __forceinline__ void tile_load(T *dst, const T *src, long long stride
     }
 }
 
-/* S^T = K Q^T and dP^T = V dO^T of one warp's 16 keys (rows kr.. of the swizzled sK / sV
- * tiles) against the 8 NT rows of sQ / sO: st / dpt in the mma.sync C layout (element c of
- * n-tile n: key kr + lane / 4 + 8 (c >= 2), row 8 n + 2 (lane % 4) + (c & 1)). */
+/* Two products of one warp's 16 rows (rows r0.. of the swizzled [rows][D] tiles a1, a2)
+ * against the 8 NT rows of b1, b2: x1 = a1 b1^T, x2 = a2 b2^T in the mma.sync C layout
+ * (element c of n-tile n: row r0 + lane / 4 + 8 (c >= 2), column 8 n + 2 (lane % 4) +
+ * (c & 1)). KV-stationary: S^T = K Q^T and dP^T = V dO^T; Q-stationary: S = Q K^T and
+ * dP = dO V^T. */
 template <typename T, int D, int NT>
-__device__ __forceinline__ void kv_scores_t(float (&st)[NT][4], float (&dpt)[NT][4], const T *sK, const T *sV,
-                                            const T *sQ, const T *sO, int kr, int lane)
+__device__ __forceinline__ void pair_products(float (&x1)[NT][4], float (&x2)[NT][4], const T *a1, const T *a2,
+                                              const T *b1, const T *b2, int r0, int lane)
 {
 #pragma unroll
     for (int n = 0; n < NT; n++)
 #pragma unroll
         for (int c = 0; c < 4; c++)
-            st[n][c] = dpt[n][c] = 0.f;
+            x1[n][c] = x2[n][c] = 0.f;
 #pragma unroll
     for (int kc = 0; kc < D / 16; kc++) {
-        uint32_t ak[4], av[4];
-        const int ar = kr + (lane & 7) + ((lane >> 3) & 1) * 8, ac = kc * 16 + (lane >> 4) * 8;
-        bk_ldsm_x4(ak, bk_smem_addr(sK + swz<D>(ar, ac)));
-        bk_ldsm_x4(av, bk_smem_addr(sV + swz<D>(ar, ac)));
+        uint32_t fa1[4], fa2[4];
+        const int ar = r0 + (lane & 7) + ((lane >> 3) & 1) * 8, ac = kc * 16 + (lane >> 4) * 8;
+        bk_ldsm_x4(fa1, bk_smem_addr(a1 + swz<D>(ar, ac)));
+        bk_ldsm_x4(fa2, bk_smem_addr(a2 + swz<D>(ar, ac)));
 #pragma unroll
         for (int n = 0; n < NT; n += 2) {
-            uint32_t bq[4], bo[4];
+            uint32_t fb1[4], fb2[4];
             const int br = n * 8 + (lane & 7) + (lane >> 4) * 8, bc = kc * 16 + ((lane >> 3) & 1) * 8;
-            bk_ldsm_x4(bq, bk_smem_addr(sQ + swz<D>(br, bc)));
-            bk_ldsm_x4(bo, bk_smem_addr(sO + swz<D>(br, bc)));
-            bk_mma16<T>::mma(st[n], ak, bq);
-            bk_mma16<T>::mma(st[n + 1], ak, bq + 2);
-            bk_mma16<T>::mma(dpt[n], av, bo);
-            bk_mma16<T>::mma(dpt[n + 1], av, bo + 2);
+            bk_ldsm_x4(fb1, bk_smem_addr(b1 + swz<D>(br, bc)));
+            bk_ldsm_x4(fb2, bk_smem_addr(b2 + swz<D>(br, bc)));
+            bk_mma16<T>::mma(x1[n], fa1, fb1);
+            bk_mma16<T>::mma(x1[n + 1], fa1, fb1 + 2);
+            bk_mma16<T>::mma(x2[n], fa2, fb2);
+            bk_mma16<T>::mma(x2[n + 1], fa2, fb2 + 2);
         }
     }
 }
@@ -463,7 +465,7 @@ __global__ void __launch_bounds__(kThreads) bwd_dkdv_tc(bwd_params p, int b0)
             bk_cp_async_wait_all();
             __syncthreads();
             float st[NT][4], dpt[NT][4];
-            kv_scores_t<T, D, NT>(st, dpt, sK, sV, sQ, sO, kr, lane);
+            pair_products<T, D, NT>(st, dpt, sK, sV, sQ, sO, kr, lane);
             /* P^T and dS^T: element c of n-tile n is key (c < 2 ? jr0 : jr1), query
              * i0 + 8n + 2t + (c & 1) */
 #pragma unroll
@@ -559,29 +561,7 @@ __global__ void __launch_bounds__(kThreads) bwd_dq_tc(bwd_params p, int b0)
         bk_cp_async_wait_all();
         __syncthreads();
         float s[NT][4], dp[NT][4];
-#pragma unroll
-        for (int n = 0; n < NT; n++)
-#pragma unroll
-            for (int c = 0; c < 4; c++)
-                s[n][c] = dp[n][c] = 0.f;
-#pragma unroll
-        for (int kc = 0; kc < D / 16; kc++) {
-            uint32_t aq[4], ao[4];
-            const int ar = qr + (lane & 7) + ((lane >> 3) & 1) * 8, ac = kc * 16 + (lane >> 4) * 8;
-            bk_ldsm_x4(aq, bk_smem_addr(sQ + swz<D>(ar, ac)));
-            bk_ldsm_x4(ao, bk_smem_addr(sO + swz<D>(ar, ac)));
-#pragma unroll
-            for (int n = 0; n < NT; n += 2) {
-                uint32_t bk[4], bv[4];
-                const int br = n * 8 + (lane & 7) + (lane >> 4) * 8, bc = kc * 16 + ((lane >> 3) & 1) * 8;
-                bk_ldsm_x4(bk, bk_smem_addr(sK + swz<D>(br, bc)));
-                bk_ldsm_x4(bv, bk_smem_addr(sV + swz<D>(br, bc)));
-                bk_mma16<T>::mma(s[n], aq, bk);
-                bk_mma16<T>::mma(s[n + 1], aq, bk + 2);
-                bk_mma16<T>::mma(dp[n], ao, bv);
-                bk_mma16<T>::mma(dp[n + 1], ao, bv + 2);
-            }
-        }
+        pair_products<T, D, NT>(s, dp, sQ, sO, sK, sV, qr, lane);
 #pragma unroll
         for (int n = 0; n < NT; n++)
 #pragma unroll
@@ -751,7 +731,7 @@ __global__ void __launch_bounds__(fused_cfg<D, BQ, BK>::THREADS, fused_cfg<D, BQ
         const float *cL = sL + buf * BQ, *cD = sDi + buf * BQ;
 
         float st[NT][4], dpt[NT][4];
-        kv_scores_t<T, D, NT>(st, dpt, sK, sV, cQ, cO, kr, lane);
+        pair_products<T, D, NT>(st, dpt, sK, sV, cQ, cO, kr, lane);
 
         /* P^T and dS^T (unscaled): element c of n-tile n is key (c < 2 ? jr0 : jr1),
          * query i0 + 8n + 2t + (c & 1) */
