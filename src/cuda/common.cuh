@@ -87,6 +87,17 @@ template <> struct bk_mma16<__nv_bfloat16> {
     }
 };
 
+/* The m16 x k16 A fragment made of two m16n8 accumulator tiles (c0: columns 0-7, c1: 8-15),
+ * rounded to T: a product's result becomes the next product's left operand. */
+template <typename T>
+static __device__ __forceinline__ void bk_pack_a(uint32_t (&a)[4], const float (&c0)[4], const float (&c1)[4])
+{
+    a[0] = bk_mma16<T>::pack(c0[0], c0[1]);
+    a[1] = bk_mma16<T>::pack(c0[2], c0[3]);
+    a[2] = bk_mma16<T>::pack(c1[0], c1[1]);
+    a[3] = bk_mma16<T>::pack(c1[2], c1[3]);
+}
+
 /* Shared-memory plumbing of the tensor-core kernels (sm_80+). */
 static __device__ __forceinline__ uint32_t bk_smem_addr(const void *p)
 {

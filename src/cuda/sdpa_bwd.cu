@@ -481,14 +481,8 @@ __global__ void __launch_bounds__(kThreads) bwd_dkdv_tc(bwd_params p, int b0)
 #pragma unroll
             for (int kc = 0; kc < BQ / 16; kc++) {
                 uint32_t ap[4], as[4];
-                ap[0] = bk_mma16<T>::pack(st[2 * kc][0], st[2 * kc][1]);
-                ap[1] = bk_mma16<T>::pack(st[2 * kc][2], st[2 * kc][3]);
-                ap[2] = bk_mma16<T>::pack(st[2 * kc + 1][0], st[2 * kc + 1][1]);
-                ap[3] = bk_mma16<T>::pack(st[2 * kc + 1][2], st[2 * kc + 1][3]);
-                as[0] = bk_mma16<T>::pack(dpt[2 * kc][0], dpt[2 * kc][1]);
-                as[1] = bk_mma16<T>::pack(dpt[2 * kc][2], dpt[2 * kc][3]);
-                as[2] = bk_mma16<T>::pack(dpt[2 * kc + 1][0], dpt[2 * kc + 1][1]);
-                as[3] = bk_mma16<T>::pack(dpt[2 * kc + 1][2], dpt[2 * kc + 1][3]);
+                bk_pack_a<T>(ap, st[2 * kc], st[2 * kc + 1]);
+                bk_pack_a<T>(as, dpt[2 * kc], dpt[2 * kc + 1]);
 #pragma unroll
                 for (int n = 0; n < DT; n += 2) {
                     uint32_t bo[4], bq[4];
@@ -574,10 +568,7 @@ __global__ void __launch_bounds__(kThreads) bwd_dq_tc(bwd_params p, int b0)
 #pragma unroll
         for (int kc = 0; kc < BK / 16; kc++) {
             uint32_t as[4];
-            as[0] = bk_mma16<T>::pack(s[2 * kc][0], s[2 * kc][1]);
-            as[1] = bk_mma16<T>::pack(s[2 * kc][2], s[2 * kc][3]);
-            as[2] = bk_mma16<T>::pack(s[2 * kc + 1][0], s[2 * kc + 1][1]);
-            as[3] = bk_mma16<T>::pack(s[2 * kc + 1][2], s[2 * kc + 1][3]);
+            bk_pack_a<T>(as, s[2 * kc], s[2 * kc + 1]);
 #pragma unroll
             for (int n = 0; n < DT; n += 2) {
                 uint32_t bk[4];
@@ -786,14 +777,8 @@ __global__ void __launch_bounds__(fused_cfg<D, BQ, BK>::THREADS, fused_cfg<D, BQ
 #pragma unroll
         for (int kc = 0; kc < BQ / 16; kc++) {
             uint32_t ap[4], as[4];
-            ap[0] = bk_mma16<T>::pack(st[2 * kc][0], st[2 * kc][1]);
-            ap[1] = bk_mma16<T>::pack(st[2 * kc][2], st[2 * kc][3]);
-            ap[2] = bk_mma16<T>::pack(st[2 * kc + 1][0], st[2 * kc + 1][1]);
-            ap[3] = bk_mma16<T>::pack(st[2 * kc + 1][2], st[2 * kc + 1][3]);
-            as[0] = bk_mma16<T>::pack(dpt[2 * kc][0], dpt[2 * kc][1]);
-            as[1] = bk_mma16<T>::pack(dpt[2 * kc][2], dpt[2 * kc][3]);
-            as[2] = bk_mma16<T>::pack(dpt[2 * kc + 1][0], dpt[2 * kc + 1][1]);
-            as[3] = bk_mma16<T>::pack(dpt[2 * kc + 1][2], dpt[2 * kc + 1][3]);
+            bk_pack_a<T>(ap, st[2 * kc], st[2 * kc + 1]);
+            bk_pack_a<T>(as, dpt[2 * kc], dpt[2 * kc + 1]);
             if (dc == 0) { /* one warp of each key group */
                 const int sc = kc * 16 + 2 * t;
                 *reinterpret_cast<uint32_t *>(sS + swz<BQ>(kr + g, sc)) = as[0];
