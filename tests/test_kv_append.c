@@ -46,6 +46,16 @@ static size_t byte_at(const bk_tensor *t, int64_t i0, int64_t i1, int64_t i2, in
 /* The reference: expected cache = prior bytes, then each new element's bytes at its slot.
  * Rows outside [0, max_cache_len) are skipped (the CUDA contract; on the CPU every row of
  * a successful call is in range). */
+/* Row (b, l) lands at off + l; it is in range when 0 <= off + l < max_len. Written by
+ * cases so that nothing overflows (off < 0: off + l cannot; off >= 0: compare against
+ * max_len - off instead of forming off + l). */
+static bool row_in_range(int64_t off, int64_t l, int64_t max_len)
+{
+    if (off < 0)
+        return off + l >= 0 && off + l < max_len;
+    return off < max_len && l < max_len - off;
+}
+
 static void ref_append(const bk_tensor *new_rows, const bk_tensor *cache, const int64_t *off, unsigned char *expect)
 {
     size_t es = bk_dtype_size(cache->dtype);
@@ -53,8 +63,8 @@ static void ref_append(const bk_tensor *new_rows, const bk_tensor *cache, const 
         for (int64_t h = 0; h < new_rows->shape[1]; h++)
             for (int64_t l = 0; l < new_rows->shape[2]; l++)
                 for (int64_t d = 0; d < new_rows->shape[3]; d++)
-                    if (off[b] >= 0 && off[b] < cache->shape[2] - l)
-                    memcpy(expect + byte_at(cache, b, h, off[b] + l, d),
+                    if (row_in_range(off[b], l, cache->shape[2]))
+                        memcpy(expect + byte_at(cache, b, h, off[b] + l, d),
                            (const unsigned char *)new_rows->data + byte_at(new_rows, b, h, l, d), es);
 }
 
@@ -453,38 +463,47 @@ static void test_bad_args(void)
     free_bufs(&k);
 }
 
-/* The CUDA contract for rows out of range: in-range rows written, the others skipped,
- * dropped_rows[0] += the number of skipped (b, l) rows (counted once for all heads and
- * K and V together), status SUCCESS. */
-static void test_cuda_out_of_range(bk_target gpu, bk_dtype dt, kv_shape s, int64_t pad)
+/* The CUDA contract for rows out of range, row by row: every (b, l) with
+ * 0 <= offsets[b] + l < max_cache_len is written (a negative offset still writes its rows
+ * l >= -offsets[b]), the others are skipped, dropped_rows[0] += the number of skipped
+ * (b, l) rows (counted once for all heads and K and V together) on top of its starting
+ * value, status SUCCESS. `offs` (n of them) are used cyclically over b; `want` >= 0 is
+ * the count the caller worked out by hand (checked besides the reference's count). */
+static void test_cuda_out_of_range(bk_target gpu, bk_dtype dt, kv_shape s, int64_t pad, const int64_t *offs, int n,
+                                   int64_t want)
 {
     char what[160];
-    snprintf(what, sizeof what, "kv_append cuda %s out-of-range rows dropped B%d H%d L%d M%d Dk%d Dv%d",
-             bk_dtype_name(dt), s.b, s.h, s.l, s.m, s.dk, s.dv);
+    snprintf(what, sizeof what, "kv_append cuda %s out-of-range rows dropped B%d H%d L%d M%d Dk%d Dv%d off[0] %lld",
+             bk_dtype_name(dt), s.b, s.h, s.l, s.m, s.dk, s.dv, (long long)offs[0]);
     kv_bufs k = make_bufs(dt, s, pad, pad);
-    /* per b: partly past the end, partly before the start, all in, far out both ways */
-    const int64_t offs[7] = {s.m - s.l + 2, -3, 0, INT64_MAX, INT64_MIN, s.m, s.m - s.l};
     int64_t want_drop = 0;
     for (int32_t b = 0; b < s.b; b++) {
-        k.offsets[b] = offs[b % 7];
+        k.offsets[b] = offs[b % n];
         for (int64_t l = 0; l < s.l; l++)
-            want_drop += !(k.offsets[b] >= 0 && k.offsets[b] < (int64_t)s.m - l);
+            want_drop += !row_in_range(k.offsets[b], l, s.m);
     }
+    if (want >= 0)
+        bkt_check(want_drop == want, what, "the reference drops %lld rows, worked out by hand %lld",
+                  (long long)want_drop, (long long)want);
     size_t es = bk_dtype_size(dt), kc_bytes = (size_t)k.kc_n * es, vc_bytes = (size_t)k.vc_n * es;
     unsigned char *kc_want = bkt_snapshot(k.kc.data, kc_bytes), *vc_want = bkt_snapshot(k.vc.data, vc_bytes);
     ref_append(&k.kn, &k.kc, k.offsets, kc_want);
     ref_append(&k.vn, &k.vc, k.offsets, vc_want);
-    int64_t dropped = 5, one[1] = {1};
-    bk_tensor tdrop = bkt_view(&dropped, BK_DTYPE_I64, 1, one);
     bk_kv_append_desc d = {s.b, s.h, s.l, s.m, s.dk, s.dv, dt};
     bk_kv_append_plan plan;
     if (bkt_expect_status(bk_kv_append_select(&d, gpu, BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS, what)) {
-        bk_kv_append_args args = {k.kn, k.vn, k.off, k.kc, k.vc, &tdrop};
-        if (bkt_expect_status(append_run(&plan, &args, &k), BK_STATUS_SUCCESS, what)) {
-            same_image(what, "k_cache", k.kc.data, kc_want, kc_bytes, es);
-            same_image(what, "v_cache", k.vc.data, vc_want, vc_bytes, es);
-            bkt_check(dropped == 5 + want_drop, what, "dropped_rows is %lld, expected 5 + %lld", (long long)dropped,
-                      (long long)want_drop);
+        /* a zeroed counter and one that already holds a count (added to, never reset) */
+        const int64_t starts[2] = {0, 5};
+        for (int st = 0; st < 2; st++) {
+            int64_t dropped = starts[st], one[1] = {1};
+            bk_tensor tdrop = bkt_view(&dropped, BK_DTYPE_I64, 1, one);
+            bk_kv_append_args args = {k.kn, k.vn, k.off, k.kc, k.vc, &tdrop};
+            if (bkt_expect_status(append_run(&plan, &args, &k), BK_STATUS_SUCCESS, what)) {
+                same_image(what, "k_cache", k.kc.data, kc_want, kc_bytes, es);
+                same_image(what, "v_cache", k.vc.data, vc_want, vc_bytes, es);
+                bkt_check(dropped == starts[st] + want_drop, what, "dropped_rows is %lld, expected %lld + %lld",
+                          (long long)dropped, (long long)starts[st], (long long)want_drop);
+            }
         }
         /* without dropped_rows: the same bytes, nothing else touched */
         bk_kv_append_args nodrop = {k.kn, k.vn, k.off, k.kc, k.vc, NULL};
@@ -494,6 +513,33 @@ static void test_cuda_out_of_range(bk_target gpu, bk_dtype dt, kv_shape s, int64
     bkt_free(kc_want);
     bkt_free(vc_want);
     free_bufs(&k);
+}
+
+/* Every CUDA out-of-range case for one dtype: negative and past-the-end offsets mixed in
+ * one call. */
+static void test_cuda_out_of_range_all(bk_target gpu, bk_dtype dt)
+{
+    /* the bug report's call: request 0 drops l = 2..4, request 2 drops l = 0, 1 and writes
+       l = 2..4 at rows 0..2: 5 dropped */
+    const int64_t report[4] = {15, 0, -2, 12};
+    test_cuda_out_of_range(gpu, dt, (kv_shape){4, 2, 5, 17, 64, 64}, 0, report, 4, 5);
+    /* offset -1 at new_len 4: l = 0 dropped, l = 1..3 written at rows 0..2 */
+    const int64_t minus1[3] = {-1, 3, -4};
+    test_cuda_out_of_range(gpu, dt, (kv_shape){3, 3, 4, 9, 8, 16}, 1, minus1, 3, 1 + 0 + 4);
+    /* per b: partly past the end, partly before the start, all in, far out both ways */
+    kv_shape shapes[3] = {{7, 3, 5, 12, 64, 32}, {9, 2, 4, 9, 5, 3}, {3, 2, 6, 10, 0, 4} /* D_k 0 */};
+    const int64_t pads[3] = {0, 3, 1};
+    for (int i = 0; i < 3; i++) {
+        kv_shape s = shapes[i];
+        const int64_t offs[9] = {s.m - s.l + 2, -3, 0, INT64_MAX, INT64_MIN, s.m, s.m - s.l, -(int64_t)s.l + 1,
+                                 INT64_MIN + 1};
+        test_cuda_out_of_range(gpu, dt, s, pads[i], offs, 9, -1);
+    }
+    /* 256 requests, offsets drawn over [-new_len - 2, max_cache_len + 2] */
+    int64_t many[256];
+    for (int b = 0; b < 256; b++)
+        many[b] = bkt_randint(-8, 22);
+    test_cuda_out_of_range(gpu, dt, (kv_shape){256, 2, 6, 20, 16, 8}, 0, many, 256, -1);
 }
 
 int main(void)
@@ -511,9 +557,7 @@ int main(void)
         test_out_of_range(k_dtypes[t]);
     if (ntargets == 2) {
         for (size_t t = 0; t < sizeof k_dtypes / sizeof k_dtypes[0]; t++) {
-            test_cuda_out_of_range(targets[1], k_dtypes[t], (kv_shape){7, 3, 5, 12, 64, 32}, 0);
-            test_cuda_out_of_range(targets[1], k_dtypes[t], (kv_shape){9, 2, 4, 9, 5, 3}, 3);
-            test_cuda_out_of_range(targets[1], k_dtypes[t], (kv_shape){3, 2, 6, 10, 0, 4}, 1); /* D_k 0 */
+            test_cuda_out_of_range_all(targets[1], k_dtypes[t]);
         }
         if (!bkt_quick()) /* a larger GPU-only shape: 16-byte units over many blocks */
             test_append(targets[1], BK_DTYPE_BF16, (kv_shape){8, 8, 64, 512, 128, 128}, 0, 0, true);
@@ -521,7 +565,8 @@ int main(void)
         test_append(targets[1], BK_DTYPE_F32, (kv_shape){3, 2, 9, 20, 256, 200}, 0, 0, false);
         /* batch beyond the grid's 65535 z blocks: the kernel strides over b */
         test_append(targets[1], BK_DTYPE_F16, (kv_shape){65537 + 3, 1, 1, 2, 8, 4}, 0, 0, true);
-        test_cuda_out_of_range(targets[1], BK_DTYPE_BF16, (kv_shape){65537 + 3, 2, 2, 4, 8, 8}, 0);
+        const int64_t mixed[4] = {-1, 3, 1, -2};
+        test_cuda_out_of_range(targets[1], BK_DTYPE_BF16, (kv_shape){65537 + 3, 2, 2, 4, 8, 8}, 0, mixed, 4, -1);
     }
     test_bad_desc();
     test_bad_args();

@@ -22,8 +22,9 @@
  *         paged_kv_append: grid (ceil(nnz / (4*TY)), min(2*kv_heads, 65535)); a block
  *         first finds the destination of each of its rows (binary search in
  *         append_indptr, page lookup) into shared memory, then y strides over (K/V, head).
- * Out of range (never written, no host sync): kv_append rows with off[b] + l outside
- *         [0, max_cache_len) (tested without overflow for any i64 offset);
+ * Out of range (never written, no host sync): kv_append rows (b, l) with off[b] + l
+ *         outside [0, max_cache_len), row by row: a negative offset still writes the rows
+ *         that land at or after 0 (tested without overflow for any i64 offset);
  *         paged_kv_append rows that belong to no request (r >= append_indptr[batch]),
  *         whose position falls outside the request's tokens or pages, whose kv_indices
  *         entry lies past the tensor, or whose page id is outside the pool. Each such
@@ -121,8 +122,10 @@ __global__ void __launch_bounds__(256) kv_append_kernel(rows4 k, rows4 v, const 
             if (r < HL) {
                 long long h, l;
                 split_row(r, HL, L, h, l);
-                /* in range: 0 <= o and o + l < max_len, written so that o near INT64_MAX cannot overflow */
-                ok[i] = o >= 0 && o < (long long)max_len - l;
+                /* row (b, l) is in range when 0 <= o + l < max_len; written as -l <= o < max_len - l
+                   so that no offset (INT64_MIN .. INT64_MAX) overflows. The test is per row: a
+                   negative offset still writes its rows l >= -o. */
+                ok[i] = o >= -l && o < (long long)max_len - l;
                 if (ok[i]) {
                     so[i] = b * s0 + h * s1 + l * s2;
                     dof[i] = b * d0 + h * d1 + (o + l) * d2;
