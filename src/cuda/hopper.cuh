@@ -1,0 +1,95 @@
+/* hopper.cuh - Hopper (sm_90) building blocks of the warp-specialised kernels: mbarriers,
+ * the bulk tensor copy (TMA) into shared memory, cp.async completion on an mbarrier, and
+ * the warpgroup register hand-over (setmaxnreg, sm_90a). Host side: encoding a tensor map
+ * through the driver entry point the runtime hands out (no -lcuda).
+ *
+ * mbarrier protocol used by the kernels: a "full" barrier per buffer completes when the
+ * data has landed (TMA: one arrive with the expected byte count, the copy engine counts
+ * the bytes; cp.async: one arrive per producer thread when its copies are done); an
+ * "empty" barrier per buffer completes when every consumer thread is done reading. Waits
+ * are by phase parity; a producer waits on an empty barrier with the parity flipped, so
+ * the first pass over a fresh ring does not block. */
+#ifndef BK_CUDA_HOPPER_CUH
+#define BK_CUDA_HOPPER_CUH
+#include "common.cuh"
+#include "wgmma.cuh"
+
+#include <cuda.h>
+#include <stdint.h>
+
+static __device__ __forceinline__ void bk_mbar_init(uint32_t bar, uint32_t count)
+{
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+/* Makes the barrier initialisations visible to the other threads and the copy engine. */
+static __device__ __forceinline__ void bk_mbar_init_fence()
+{
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+static __device__ __forceinline__ void bk_mbar_arrive(uint32_t bar)
+{
+    asm volatile("{\n.reg .b64 st;\nmbarrier.arrive.shared::cta.b64 st, [%0];\n}\n" ::"r"(bar) : "memory");
+}
+/* One arrive that also announces `bytes` of copies completing on this barrier. */
+static __device__ __forceinline__ void bk_mbar_arrive_expect_tx(uint32_t bar, uint32_t bytes)
+{
+    asm volatile("{\n.reg .b64 st;\nmbarrier.arrive.expect_tx.shared::cta.b64 st, [%0], %1;\n}\n" ::"r"(bar),
+                 "r"(bytes)
+                 : "memory");
+}
+/* Blocks until the phase of parity `parity` has completed. */
+static __device__ __forceinline__ void bk_mbar_wait(uint32_t bar, uint32_t parity)
+{
+    uint32_t done;
+    do {
+        asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+                     : "=r"(done)
+                     : "r"(bar), "r"(parity)
+                     : "memory");
+    } while (!done);
+}
+/* Arrives on `bar` when all of this thread's earlier cp.async copies have landed; the
+ * barrier's count must include this thread (no increment). */
+static __device__ __forceinline__ void bk_cp_async_mbar_arrive(uint32_t bar)
+{
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+}
+/* The box at coordinates (c0 innermost .. c3) of the tensor map into shared memory at dst,
+ * completing `bar`'s transaction count. */
+static __device__ __forceinline__ void bk_tma_load_4d(uint32_t dst, const CUtensorMap *map, uint32_t bar, int c0,
+                                                      int c1, int c2, int c3)
+{
+    asm volatile("cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%3, "
+                 "%4, %5, %6}], [%2];\n" ::"r"(dst),
+                 "l"((uint64_t)map), "r"(bar), "r"(c0), "r"(c1), "r"(c2), "r"(c3)
+                 : "memory");
+}
+/* Warpgroup register hand-over: the producer gives registers up, the consumers take them. */
+template <int R> static __device__ __forceinline__ void bk_regs_dec()
+{
+#if BK_HAS_WGMMA
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(R));
+#endif
+}
+template <int R> static __device__ __forceinline__ void bk_regs_inc()
+{
+#if BK_HAS_WGMMA
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(R));
+#endif
+}
+/* Keeps registers that an in-flight wgmma reads alive (and unmodified) up to this point. */
+template <int R> static __device__ __forceinline__ void bk_keep_regs(uint32_t (&r)[R])
+{
+#pragma unroll
+    for (int i = 0; i < R; i++)
+        asm volatile("" : "+r"(r[i])::"memory");
+}
+
+/* Host: a 4-D tiled tensor map over a 16-bit [d3][d2][d1][d0] view (dims innermost first,
+ * strides of d1..d3 in elements, d0 contiguous) with boxes of 64 x box_rows elements and the
+ * 128-byte swizzle, zero fill out of bounds. A dimension of stride 0 (a broadcast) becomes
+ * extent 1: the kernel addresses it at coordinate 0. Errors: DEVICE_ERROR. */
+bk_status bk_tma_encode_16bit(CUtensorMap *map, const void *base, bool bf16, const long long dims[4],
+                              const long long strides[3], int box_rows, const char *op);
+
+#endif

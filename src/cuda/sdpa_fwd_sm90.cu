@@ -1,0 +1,443 @@
+/* sdpa_fwd_sm90.cu - the Hopper flash-attention forward (sm_90a): one warp-specialised
+ * kernel for sdpa_fwd (dense views) and paged_prefill (K/V in pages).
+ *
+ * Math as sdpa_fwd.cu: S = scale Q K^T (+ softcap / ALiBi), masked (causal bottom-right,
+ *   window, past Sk), online softmax in log2 units (exp2, the scale folded into log2 e),
+ *   O = P V / l, lse = (m + log2 l) ln 2. f16/bf16 in, f32 accumulate, P rounded to T.
+ * Shapes: Dqk == Dv = D in {64, 128, 256}; rows 16-byte aligned (else sdpa_fwd.cu's
+ *   mma.sync kernel runs). Dense: q [B,Hq,Sq,D], k/v [B,Hkv,Sk,D] (stride 0 on a head or
+ *   batch axis allowed), y [B,Hq,Sq,D]. Paged: q/y [rows,Hq,D] by q_indptr, K/V pages.
+ * Tiling (sm90_tiles<D>): a CTA owns BM = 128 query rows of one (batch, head); K and V
+ *   stream through a ring of STAGES buffers of BN keys, each tile stored as wgmma's
+ *   128-byte-swizzle atoms [D/64][rows][64] (the TMA's SWIZZLE_128B layout).
+ * Warps: 3 warpgroups.
+ *   - warpgroup 0, the producer, gives registers up (setmaxnreg) and fills the buffers:
+ *     dense: one thread issues TMA copies (tensor maps encoded on the host in run),
+ *     completing on the buffers' full mbarriers; paged: its 128 threads gather the rows of
+ *     each page with cp.async (page ids through the table per 16-byte chunk) and arrive on
+ *     the full mbarriers when their copies land. It loads Q once per tile, then K(n), V(n)
+ *     for every key tile, waiting on each buffer's empty mbarrier first.
+ *   - warpgroups 1 and 2, the consumers, take the registers; each owns 64 query rows.
+ *     Per key tile n: S(n) = Q K(n)^T (wgmma, both operands in shared memory) is issued,
+ *     then O += P(n-1) V(n-1) (wgmma, P from registers), then the softmax of S(n) runs
+ *     while that P V is still in flight; O is rescaled after it completes. Each consumer
+ *     thread arrives on a buffer's empty barrier once its products have read it.
+ * Scheduler: persistent, a grid of min(work, SMs) CTAs striding over the work units:
+ *   dense (b, h, query tile), causal ones heaviest tile first; paged (tile id, q head), the
+ *   CTA's request found on the device from q_indptr (paged_tile), so run stays
+ *   asynchronous and graph-capturable. The ring's phases carry across units: the producer
+ *   prefetches the next unit's K/V while the consumers finish and store the current one.
+ * Output: y and lse straight from registers (store_rows), as the other kernels.
+ * Not yet: ping-pong between the consumer warpgroups (named barriers), TMA for the pages
+ *   (per-page boxes), packing the query heads of a GQA group into one tile, 16-byte
+ *   stores of y, Dqk != Dv. */
+#include "hopper.cuh"
+#include "sdpa_fwd_tiles.cuh"
+
+#include <cudaTypedefs.h>
+
+/* The tile sizes and the shared-memory map of one head dim. */
+template <int D> struct sm90_tiles {
+    static constexpr int BM = kSm90Rows;             /* query rows per CTA: 2 consumers x 64 */
+    static constexpr int BN = D == 256 ? 64 : 128;   /* keys per K / V buffer */
+    static constexpr int STAGES = 2;                 /* K/V ring depth */
+    static constexpr int THREADS = 384;              /* producer + 2 consumer warpgroups */
+    static constexpr int PRODUCER_REGS = 40, CONSUMER_REGS = 232;
+    static constexpr uint32_t Q_BYTES = BM * D * 2, KV_BYTES = BN * D * 2;
+    static constexpr uint32_t OFF_K = Q_BYTES, OFF_V = OFF_K + STAGES * KV_BYTES,
+                              OFF_BAR = OFF_V + STAGES * KV_BYTES;
+    /* barriers: q_full, q_empty, then k_full, k_empty, v_full, v_empty per stage */
+    static constexpr size_t SMEM = OFF_BAR + 8 * (2 + 4 * STAGES) + 1024; /* + 1024: alignment */
+};
+
+#if BK_HAS_WGMMA
+/* The work unit u of the persistent loop: its (b, h), query tile and (paged) first page
+ * position, with p rebased for paged units; false for units that hold no rows. */
+static __device__ __forceinline__ bool sm90_unit(sdpa_params &p, bool paged, long long u, long long &b, long long &h,
+                                                 long long &tile, long long &first)
+{
+    first = 0;
+    if (paged)
+        return paged_tile(p, kSm90Rows, (int)(u / p.Hq), (int)(u % p.Hq), b, h, tile, first);
+    const long long bh_n = (long long)p.B * p.Hq, tiles = (p.Sq + kSm90Rows - 1) / kSm90Rows;
+    long long bh;
+    if (p.causal) { /* heaviest (last) query tiles of every head first */
+        tile = tiles - 1 - u / bh_n;
+        bh = u % bh_n;
+    } else { /* the tiles of one head together (its K/V stay in L2) */
+        tile = u % tiles;
+        bh = u / tiles;
+    }
+    b = bh / p.Hq;
+    h = bh % p.Hq;
+    return true;
+}
+
+/* A ring position: buffer and phase parity of the it-th K/V tile since the kernel began. */
+template <int STAGES> struct ring_pos {
+    int stage;
+    uint32_t phase;
+    __device__ __forceinline__ ring_pos(int it) : stage(it % STAGES), phase((uint32_t)(it / STAGES) & 1u) {}
+};
+
+#endif
+
+template <typename T, int D, bool GEN, bool PAGED>
+__global__ void __launch_bounds__(384, 1)
+    sdpa_fwd_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constant__ CUtensorMap tm_k,
+                         const __grid_constant__ CUtensorMap tm_v, const sdpa_params p0, const long long units)
+{
+#if BK_HAS_WGMMA
+    typedef sm90_tiles<D> C;
+    constexpr int BM = C::BM, BN = C::BN, NB = BN / 8, DB = D / 8, S = C::STAGES;
+    extern __shared__ __align__(1024) unsigned char smem_sm90[];
+    const uint32_t sQ = (bk_smem_addr(smem_sm90) + 1023u) & ~1023u, sK = sQ + C::OFF_K, sV = sQ + C::OFF_V;
+    const uint32_t bar = sQ + C::OFF_BAR, q_full = bar, q_empty = bar + 8;
+    /* the ring's barriers, per stage: K full / empty, V full / empty */
+    auto k_full = [=](int st) { return bar + 16 + 8 * st; };
+    auto k_empty = [=](int st) { return bar + 16 + 8 * (S + st); };
+    auto v_full = [=](int st) { return bar + 16 + 8 * (2 * S + st); };
+    auto v_empty = [=](int st) { return bar + 16 + 8 * (3 * S + st); };
+    const int wg = threadIdx.x / 128;
+    if (threadIdx.x == 0) {
+        const uint32_t fill = PAGED ? 128u : 1u; /* arrivals that fill a buffer */
+        bk_mbar_init(q_full, fill);
+        bk_mbar_init(q_empty, 256);
+        for (int s = 0; s < S; s++) {
+            bk_mbar_init(k_full(s), fill);
+            bk_mbar_init(v_full(s), fill);
+            bk_mbar_init(k_empty(s), 256);
+            bk_mbar_init(v_empty(s), 256);
+        }
+        bk_mbar_init_fence();
+    }
+    __syncthreads();
+
+    if (wg == 0) {
+        /* ------------------------------------------------------------ producer */
+        bk_regs_dec<C::PRODUCER_REGS>();
+        const int tid = threadIdx.x;
+        if (!PAGED && tid != 0)
+            return;
+        int it = 0, n_units = 0;
+        for (long long u = blockIdx.x; u < units; u += gridDim.x) {
+            sdpa_params p = p0;
+            long long b, h, tile, first;
+            if (!sm90_unit(p, PAGED, u, b, h, tile, first))
+                continue;
+            const long long m0 = tile * BM, hk = h / p.group;
+            const key_tiles kt = key_tile_range<BN>(p, m0, BM);
+            bk_mbar_wait(q_empty, ((uint32_t)n_units & 1u) ^ 1u);
+            n_units++;
+            if constexpr (!PAGED) {
+                /* one thread, TMA: broadcast axes (stride 0) have extent 1 in the maps */
+                const int qh = p.sq.s1 ? (int)h : 0, qbt = p.sq.s0 ? (int)b : 0;
+                const int kh = p.sk.s1 ? (int)hk : 0, kbt = p.sk.s0 ? (int)b : 0;
+                const int vh = p.sv.s1 ? (int)hk : 0, vbt = p.sv.s0 ? (int)b : 0;
+                bk_mbar_arrive_expect_tx(q_full, C::Q_BYTES);
+#pragma unroll
+                for (int c = 0; c < D / 64; c++)
+                    bk_tma_load_4d(sQ + c * BM * 128, &tm_q, q_full, c * 64, (int)m0, qh, qbt);
+                for (int n = kt.n_lo; n <= kt.n_hi; n++, it++) {
+                    const ring_pos<S> r(it);
+                    bk_mbar_wait(k_empty(r.stage), r.phase ^ 1u);
+                    bk_mbar_arrive_expect_tx(k_full(r.stage), C::KV_BYTES);
+#pragma unroll
+                    for (int c = 0; c < D / 64; c++)
+                        bk_tma_load_4d(sK + r.stage * C::KV_BYTES + c * BN * 128, &tm_k, k_full(r.stage), c * 64,
+                                       n * BN, kh, kbt);
+                    bk_mbar_wait(v_empty(r.stage), r.phase ^ 1u);
+                    bk_mbar_arrive_expect_tx(v_full(r.stage), C::KV_BYTES);
+#pragma unroll
+                    for (int c = 0; c < D / 64; c++)
+                        bk_tma_load_4d(sV + r.stage * C::KV_BYTES + c * BN * 128, &tm_v, v_full(r.stage), c * 64,
+                                       n * BN, vh, vbt);
+                }
+            } else {
+                /* 128 threads, cp.async gathers through the page table. The tensor cores read
+                 * what cp.async wrote only after the writer's proxy fence, so each thread
+                 * waits for its own copies, fences, then arrives (count 128). K(n) is landed
+                 * while V(n) is in flight; V(n) is landed after K(n+1) is issued. */
+                typedef typename kv_rows_of<T, D, PAGED>::type kv_rows;
+                const kv_rows kb = kv_rows_of<T, D, PAGED>::make(p.k, p, b, hk, first, p.sk);
+                const kv_rows vb = kv_rows_of<T, D, PAGED>::make(p.v, p, b, hk, first, p.sv);
+                const dense_rows<T> qb = {(const T *)p.q + b * p.sq.s0 + h * p.sq.s1, p.sq.s2};
+                load_tile_sw128<T, BM, D, 128>(sQ, qb, m0, p.Sq, tid);
+                bk_cp_async_commit();
+                bool q_open = true;
+                int prev = 0;
+                for (int n = kt.n_lo; n <= kt.n_hi; n++, it++) {
+                    const ring_pos<S> r(it);
+                    bk_mbar_wait(k_empty(r.stage), r.phase ^ 1u);
+                    load_tile_sw128<T, BN, D, 128>(sK + r.stage * C::KV_BYTES, kb, (long long)n * BN, p.Sk, tid);
+                    bk_cp_async_commit();
+                    if (n > kt.n_lo) { /* V(n-1) */
+                        bk_cp_async_wait_group<1>();
+                        bk_fence_proxy_async();
+                        bk_mbar_arrive(v_full(prev));
+                    }
+                    bk_mbar_wait(v_empty(r.stage), r.phase ^ 1u);
+                    load_tile_sw128<T, BN, D, 128>(sV + r.stage * C::KV_BYTES, vb, (long long)n * BN, p.Sk, tid);
+                    bk_cp_async_commit();
+                    bk_cp_async_wait_group<1>(); /* Q and K(n) */
+                    bk_fence_proxy_async();
+                    if (q_open)
+                        bk_mbar_arrive(q_full);
+                    q_open = false;
+                    bk_mbar_arrive(k_full(r.stage));
+                    prev = r.stage;
+                }
+                bk_cp_async_wait_group<0>();
+                bk_fence_proxy_async();
+                if (q_open)
+                    bk_mbar_arrive(q_full);
+                else
+                    bk_mbar_arrive(v_full(prev));
+            }
+        }
+        return;
+    }
+
+    /* -------------------------------------------------------------- consumers */
+    bk_regs_inc<C::CONSUMER_REGS>();
+    const int cw = wg - 1, warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32, g = lane >> 2, t4 = lane & 3;
+    const int rbase = cw * 64 + warp * 16 + g; /* the thread's first row in the tile */
+    const uint32_t qa = sQ + cw * 64 * 128;    /* this warpgroup's Q rows in each column block */
+    const float mul = GEN ? 1.f : p0.scale_log2;
+    int it = 0, n_units = 0;
+    for (long long u = blockIdx.x; u < units; u += gridDim.x) {
+        sdpa_params p = p0;
+        long long b, h, tile, first;
+        if (!sm90_unit(p, PAGED, u, b, h, tile, first))
+            continue;
+        const long long m0 = tile * BM;
+        const key_tiles kt = key_tile_range<BN>(p, m0, BM);
+        const float slope = GEN && p.alibi ? p.slopes[h * p.sslope] : 0.f;
+        float acc_o[1][DB][4];
+        float(&of)[DB * 4] = reinterpret_cast<float(&)[DB * 4]>(acc_o);
+#pragma unroll
+        for (int i = 0; i < DB * 4; i++)
+            of[i] = 0.f;
+        float m_r[1][2] = {{-INFINITY, -INFINITY}}, l_r[1][2] = {{0.f, 0.f}}, corr[1][2];
+        uint32_t pk[1][NB][2];
+        uint32_t(&pkf)[NB * 2] = reinterpret_cast<uint32_t(&)[NB * 2]>(pk);
+        float s[1][NB][4];
+        float(&sf)[NB * 4] = reinterpret_cast<float(&)[NB * 4]>(s);
+
+        bk_mbar_wait(q_full, (uint32_t)n_units & 1u);
+        n_units++;
+        /* S(n) = Q K(n)^T into s, from buffer `stage` (issued, not waited for; the caller
+         * opens the stage with bk_wgmma_fence) */
+        auto issue_s = [&](int stage) {
+            const uint32_t kbase = sK + stage * C::KV_BYTES;
+#pragma unroll
+            for (int kk = 0; kk < D / 16; kk++) {
+                const uint32_t koff = (uint32_t)(kk & 3) * 32; /* k16 step inside the 64-column block */
+                const uint64_t da = bk_wgmma_desc(qa + (kk >> 2) * BM * 128 + koff, 16, 1024);
+                const uint64_t db = bk_wgmma_desc(kbase + (kk >> 2) * BN * 128 + koff, 16, 1024);
+                if (kk == 0) /* s only written: the previous scores may still be in use */
+                    bk_wgmma<T, BN>::ss_first(sf, da, db);
+                else
+                    bk_wgmma<T, BN>::ss(sf, da, db, 1);
+            }
+            bk_wgmma_commit();
+        };
+        /* O += P V(buffer `stage`) (issued, not waited for; the caller opens the stage) */
+        auto issue_pv = [&](int stage) {
+            const uint32_t vbase = sV + stage * C::KV_BYTES;
+#pragma unroll
+            for (int kb2 = 0; kb2 < BN / 16; kb2++) {
+                const uint32_t a[4] = {pk[0][2 * kb2][0], pk[0][2 * kb2][1], pk[0][2 * kb2 + 1][0],
+                                       pk[0][2 * kb2 + 1][1]};
+                const uint64_t db = bk_wgmma_desc(vbase + kb2 * 16 * 128, BN * 128, 1024);
+                bk_wgmma<T, D>::rs(of, a, db, 1);
+            }
+            bk_wgmma_commit();
+        };
+        /* the score transform and masks of tile n */
+        auto scores = [&](int n) {
+            const long long nBN = (long long)n * BN;
+            if constexpr (GEN)
+                score_transform<1, NB>(p, s, slope, m0, rbase, nBN, t4);
+            if (n < kt.nf_lo || n > kt.nf_hi)
+                mask_tile<1, NB, BN>(p, s, m0, rbase, nBN, t4);
+        };
+
+        if (kt.n_hi < kt.n_lo) { /* no visible key: y = 0, lse = -inf */
+            bk_mbar_arrive(q_empty);
+        } else {
+            /* first tile: S, softmax, P */
+            ring_pos<S> r(it++);
+            bk_mbar_wait(k_full(r.stage), r.phase);
+            bk_wgmma_fence();
+            issue_s(r.stage);
+            bk_wgmma_wait<0>();
+            bk_wgmma_pin(sf);
+            bk_mbar_arrive(k_empty(r.stage));
+            if (kt.n_lo == kt.n_hi)
+                bk_mbar_arrive(q_empty);
+            scores(kt.n_lo);
+            softmax_max<1, NB, true>(s, m_r, corr, mul);
+            softmax_exp<T, 1, NB>(s, m_r, l_r, corr, pk, mul);
+            for (int n = kt.n_lo + 1; n <= kt.n_hi; n++) {
+                const ring_pos<S> rn(it++);
+                bk_mbar_wait(k_full(rn.stage), rn.phase);
+                bk_mbar_wait(v_full(r.stage), r.phase);
+                /* every register the two products read or accumulate is settled before the
+                   stage opens (no moves between the wgmmas) */
+                bk_wgmma_pin(of);
+                bk_keep_regs(pkf);
+                bk_wgmma_fence();
+                issue_s(rn.stage);
+                issue_pv(r.stage);
+                bk_wgmma_wait<1>(); /* S(n) is here; P(n-1) V(n-1) may still run */
+                bk_wgmma_pin(sf);
+                bk_mbar_arrive(k_empty(rn.stage));
+                if (n == kt.n_hi)
+                    bk_mbar_arrive(q_empty);
+                scores(n);
+                const bool upd = softmax_max<1, NB, true>(s, m_r, corr, mul);
+                uint32_t pn[1][NB][2];
+                softmax_exp<T, 1, NB>(s, m_r, l_r, corr, pn, mul);
+                bk_wgmma_wait<0>(); /* P(n-1) V(n-1) is done: O may change, P and V(n-1) be reused */
+                bk_wgmma_pin(of);
+                bk_keep_regs(pkf);
+                bk_mbar_arrive(v_empty(r.stage));
+                if (upd)
+                    softmax_rescale_o<1, DB>(acc_o, corr);
+#pragma unroll
+                for (int j = 0; j < NB; j++)
+                    pk[0][j][0] = pn[0][j][0], pk[0][j][1] = pn[0][j][1];
+                r = rn;
+            }
+            bk_mbar_wait(v_full(r.stage), r.phase);
+            bk_wgmma_pin(of);
+            bk_keep_regs(pkf);
+            bk_wgmma_fence();
+            issue_pv(r.stage);
+            bk_wgmma_wait<0>();
+            bk_wgmma_pin(of);
+            bk_keep_regs(pkf);
+            bk_mbar_arrive(v_empty(r.stage));
+        }
+        store_rows<T, 1, DB>(p, acc_o, m_r, l_r, b, h, m0, rbase, t4);
+    }
+#else
+    (void)tm_q, (void)tm_k, (void)tm_v, (void)p0, (void)units;
+#endif
+}
+
+/* ------------------------------------------------------------- host side -- */
+
+bk_status bk_tma_encode_16bit(CUtensorMap *map, const void *base, bool bf16, const long long dims[4],
+                              const long long strides[3], int box_rows, const char *op)
+{
+    static PFN_cuTensorMapEncodeTiled_v12000 encode = NULL;
+    if (!encode) {
+        void *fn = NULL;
+        cudaDriverEntryPointQueryResult q;
+        if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &q) !=
+                cudaSuccess ||
+            q != cudaDriverEntryPointSuccess || !fn) {
+            cudaGetLastError();
+            return bk_fail(BK_STATUS_DEVICE_ERROR, "%s: the driver has no cuTensorMapEncodeTiled", op);
+        }
+        encode = (PFN_cuTensorMapEncodeTiled_v12000)fn;
+    }
+    cuuint64_t gdim[4], gstride[3];
+    for (int i = 0; i < 4; i++)
+        gdim[i] = (cuuint64_t)(dims[i] > 0 ? dims[i] : 1);
+    for (int i = 0; i < 3; i++) {
+        if (strides[i] == 0) /* a broadcast axis: one slice, addressed at 0 */
+            gdim[i + 1] = 1;
+        /* any valid stride serves an extent-1 axis */
+        gstride[i] = (cuuint64_t)(strides[i] != 0 ? strides[i] * 2 : 16);
+    }
+    const cuuint32_t box[4] = {64, (cuuint32_t)box_rows, 1, 1}, estride[4] = {1, 1, 1, 1};
+    CUresult r = encode(map, bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 4,
+                        const_cast<void *>(base), gdim, gstride, box, estride, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                        CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                        CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    if (r != CUDA_SUCCESS)
+        return bk_fail(BK_STATUS_DEVICE_ERROR, "%s: cuTensorMapEncodeTiled failed (CUresult %d)", op, (int)r);
+    return BK_STATUS_SUCCESS;
+}
+
+template <typename T, int D, bool GEN, bool PAGED>
+static bk_status launch_sm90(const sdpa_params &p, long long units, cudaStream_t s)
+{
+    typedef sm90_tiles<D> C;
+    const char *op = PAGED ? "paged_prefill" : "sdpa_fwd";
+    auto kernel = sdpa_fwd_sm90_kernel<T, D, GEN, PAGED>;
+    BK_TRY(set_smem(kernel, C::SMEM));
+    CUtensorMap tq, tk, tv;
+    memset(&tq, 0, sizeof tq);
+    memset(&tk, 0, sizeof tk);
+    memset(&tv, 0, sizeof tv);
+    if (!PAGED) {
+        const bool bf16 = std::is_same<T, __nv_bfloat16>::value;
+        const long long dq[4] = {D, p.Sq, p.Hq, p.B}, dkv[4] = {D, p.Sk, p.Hq / p.group, p.B};
+        const long long sq[3] = {p.sq.s2, p.sq.s1, p.sq.s0}, sk[3] = {p.sk.s2, p.sk.s1, p.sk.s0},
+                        sv[3] = {p.sv.s2, p.sv.s1, p.sv.s0};
+        BK_TRY(bk_tma_encode_16bit(&tq, p.q, bf16, dq, sq, C::BM, op));
+        BK_TRY(bk_tma_encode_16bit(&tk, p.k, bf16, dkv, sk, C::BN, op));
+        BK_TRY(bk_tma_encode_16bit(&tv, p.v, bf16, dkv, sv, C::BN, op));
+    }
+    int dev = 0, sms = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+        return bk_fail(BK_STATUS_DEVICE_ERROR, "%s: cannot read the device's multiprocessor count", op);
+    const long long grid = units < sms ? units : sms;
+    kernel<<<(unsigned)grid, C::THREADS, C::SMEM, s>>>(tq, tk, tv, p, units);
+    return bk_cuda_check_launch(op);
+}
+
+template <typename T, int D>
+static bk_status launch_sm90_gen(const sdpa_params &p, bool paged, long long units, cudaStream_t s)
+{
+    const bool gen = p.softcap > 0.0 || p.alibi || !(p.scale_log2 > 0.f);
+    if (paged)
+        return gen ? launch_sm90<T, D, true, true>(p, units, s) : launch_sm90<T, D, false, true>(p, units, s);
+    return gen ? launch_sm90<T, D, true, false>(p, units, s) : launch_sm90<T, D, false, false>(p, units, s);
+}
+
+template <typename T>
+static bk_status launch_sm90_dim(const sdpa_params &p, bool paged, long long units, cudaStream_t s)
+{
+    switch (p.Dqk) {
+    case 64: return launch_sm90_gen<T, 64>(p, paged, units, s);
+    case 128: return launch_sm90_gen<T, 128>(p, paged, units, s);
+    default: return launch_sm90_gen<T, 256>(p, paged, units, s);
+    }
+}
+
+bool bk_sm90_fwd_built(bk_dtype dtype)
+{
+    cudaFuncAttributes fa;
+    cudaError_t e = dtype == BK_DTYPE_BF16
+                        ? cudaFuncGetAttributes(&fa, sdpa_fwd_sm90_kernel<__nv_bfloat16, 128, false, false>)
+                        : cudaFuncGetAttributes(&fa, sdpa_fwd_sm90_kernel<__half, 128, false, false>);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        return false;
+    }
+    return fa.binaryVersion == 90;
+}
+
+bk_status bk_sm90_fwd_launch(const sdpa_params &p, bk_dtype dtype, bool paged, long long ids, cudaStream_t s)
+{
+    /* work units: dense (b, h, query tile); paged (tile id, q head) */
+    const long long units = paged ? ids * p.Hq : (long long)p.B * p.Hq * ((p.Sq + kSm90Rows - 1) / kSm90Rows);
+    if (dtype == BK_DTYPE_BF16)
+        return launch_sm90_dim<__nv_bfloat16>(p, paged, units, s);
+    return launch_sm90_dim<__half>(p, paged, units, s);
+}
+
+extern "C" bk_status bk_cuda_sdpa_fwd_wgmma(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_args *a, void *stream)
+{
+    if ((long long)d->batch * d->q_heads * d->q_len == 0)
+        return BK_STATUS_SUCCESS;
+    const sdpa_params p = make_params(d, a, kSm90Rows);
+    if (!p.aligned || !bk_sm90_fwd_built(d->dtype))
+        return bk_cuda_sdpa_fwd_mma(d, a, stream);
+    return bk_sm90_fwd_launch(p, d->dtype, false, 0, (cudaStream_t)stream);
+}
