@@ -24,16 +24,28 @@ demo: build
 gpu-test:
 	./tests/gpu_test.sh
 
-# bk_bench (ceilings, then every op row) and torch's SDPA peers in the same run;
-# logs and CSVs go to $(BENCH_OUT) (default build-gpu/bench)
+# bk_bench (ceilings, then every op row), torch's SDPA peers and FlashInfer's paged peers in the
+# same run; logs and CSVs go to $(BENCH_OUT) (default build-gpu/bench). The peer packages are
+# installed from .peers/ (git-ignored; fill it with cp ../shared/peers/* .peers/) into
+# $(PEERS_SITE) when they are not there yet; without .peers/ the FlashInfer peer says it is skipped.
 BENCH_OUT ?= build-gpu/bench
 BENCH_FILTER ?=
+PEERS_SITE ?= /tmp/bk-peers-site
+PEERS_ENV = PYTHONPATH=$(PEERS_SITE)$${PYTHONPATH:+:$$PYTHONPATH} FLASHINFER_CUDA_ARCH_LIST=$${FLASHINFER_CUDA_ARCH_LIST:-9.0a}
 bench:
 	cmake -S . -B build-gpu -DCMAKE_CUDA_ARCHITECTURES="80;90a" >/dev/null
 	cmake --build build-gpu -j $(JOBS) --target bk_bench
 	mkdir -p $(BENCH_OUT)
 	BK_BENCH_CSV=$(BENCH_OUT)/bk_bench.csv ./build-gpu/bench/bk_bench "$(BENCH_FILTER)" | tee $(BENCH_OUT)/bk_bench.txt
 	python3 bench/torch_sdpa.py "$(BENCH_FILTER)" --csv $(BENCH_OUT)/torch.csv | tee $(BENCH_OUT)/torch.txt
+	@if [ -d .peers ] && ! $(PEERS_ENV) python3 -c "import importlib.util as u, sys; \
+	    sys.exit(not all(u.find_spec(m) for m in ('flashinfer', 'tvm_ffi', 'mamba_ssm')))" 2>/dev/null; then \
+	  echo "peers: installing .peers/ into $(PEERS_SITE)"; \
+	  mkdir -p $(PEERS_SITE) && python3 -m pip install -q --no-index --no-deps --target $(PEERS_SITE) .peers/*.whl \
+	    && tar -xJf .peers/flashinfer-*.tar.xz -C $(PEERS_SITE) && tar -xzf .peers/mamba_ssm-*.tar.gz -C $(PEERS_SITE) \
+	    || echo "peers: installing .peers/ into $(PEERS_SITE) failed"; \
+	fi
+	$(PEERS_ENV) python3 bench/flashinfer_peers.py "$(BENCH_FILTER)" --csv $(BENCH_OUT)/flashinfer.csv | tee $(BENCH_OUT)/flashinfer.txt
 	python3 bench/results_table.py $(BENCH_OUT) | tee $(BENCH_OUT)/table.md
 
 clean:

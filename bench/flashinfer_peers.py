@@ -1,0 +1,280 @@
+"""flashinfer_peers.py - the FlashInfer peer rows for bk_bench's paged_prefill and paged_decode
+rows, on the same shapes, the same paged pool and the same rate formulas:
+
+  paged_prefill  BatchPrefillWithPagedKVCacheWrapper, backend "fa3" and "fa2"
+                 (TFLOP/s = 4*B*Hq*S*S*D, halved when causal, as bk_bench counts)
+  paged_decode   BatchDecodeWithPagedKVCacheWrapper, use_tensor_cores False and True
+                 (GB/s = the K and V rows read, 2*B*kv*Hkv*D*2 bytes, as bk_bench counts)
+
+The pool is bk_bench's make_pool (bench/bench_ops.inc): Hq 32, Hkv 8, D 128, pages of 16 tokens,
+bf16, HND pages [num_pages, Hkv, 16, D], ceil(len/16) pages per request, page ids in the same
+scattered order (page i of the table is (i * 7919) % num_pages), last_page_len as ours;
+prefill queries are B*S rows with qo_indptr b*S, K/V length S. Every request writes its output
+and its LSE into buffers allocated once (bk_bench's rows write both).
+
+Timing as torch_sdpa.py: plan once (FlashInfer JIT-compiles a kernel family on first use, about
+10 s each, inside plan and the untimed warm-up), then the median of CUDA-event-timed run() calls.
+Before each timed call the stream is kept busy (torch.cuda._sleep) so the start event is not
+reached before run() has enqueued its kernels: the time is the GPU's, not run()'s Python
+overhead (bk_bench's C launches cost a few microseconds). After timing, request 0's output is
+compared with a float32 reference computed from the pages: "rel.err" is the largest
+|out - ref| over the largest |ref| (bf16 rounding gives about 0.01; a wrong layout about 1).
+
+Usage: python3 bench/flashinfer_peers.py [filter] [--csv path]
+Without flashinfer (or a GPU) it prints one line saying the peer is skipped and exits 0.
+"""
+import argparse
+import math
+import os
+import shutil
+import statistics
+import sys
+import time
+
+# FlashInfer reads its target architectures at import / first JIT build.
+os.environ.setdefault("FLASHINFER_CUDA_ARCH_LIST", "9.0a")
+
+PQ_HEADS, PKV_HEADS, PDIM, PPAGE = 32, 8, 128, 16  # bench_ops.inc: enum { PQ_HEADS, ... }
+DECODE_ROWS = [(1, 32768), (16, 4096), (64, 2048), (128, 8192)]  # bench_all_ops: bench_decode
+PREFILL_ROWS = [(4, 2048, True), (4, 2048, False), (16, 512, True)]  # bench_all_ops: bench_prefill
+WORKSPACE_BYTES = 128 << 20
+
+
+def decode_name(b, kv):
+    return f"paged_decode bf16 B{b} kv{kv} Hq{PQ_HEADS} Hkv{PKV_HEADS} D{PDIM}"
+
+
+def prefill_name(b, s, causal):
+    return f"paged_prefill bf16 B{b} S{s} Hq{PQ_HEADS} Hkv{PKV_HEADS} D{PDIM}" + (" causal" if causal else "")
+
+
+def skip(why, csv_path):
+    print(f"flashinfer peer skipped: {why}")
+    if csv_path:  # no stale rows from an earlier run in the same folder
+        open(csv_path, "w").close()
+    sys.exit(0)
+
+
+def main():
+    ap = argparse.ArgumentParser(description="FlashInfer peers of bk_bench's paged rows")
+    ap.add_argument("filter", nargs="?", default="", help="run the rows whose name contains this")
+    ap.add_argument("--csv", default=None, help="also write the rows as CSV here")
+    opt = ap.parse_args()
+
+    try:
+        import torch
+    except Exception as e:  # noqa: BLE001 - any import failure means: no peer
+        skip(f"torch not importable ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})", opt.csv)
+    if not torch.cuda.is_available():
+        skip("no CUDA device", opt.csv)
+    try:
+        import flashinfer
+    except Exception as e:  # noqa: BLE001
+        msg = str(e).splitlines()[0] if str(e) else ""
+        skip(f"flashinfer not importable ({type(e).__name__}: {msg}); "
+             "install it from .peers/ (see /work/shared/peers/README.md)", opt.csv)
+
+    # FlashInfer's JIT runs `ninja` from PATH; the PyPI package ninja ships one
+    if shutil.which("ninja") is None:
+        try:
+            import ninja
+            os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
+        except Exception:  # noqa: BLE001
+            pass
+    if shutil.which("ninja") is None:
+        skip("FlashInfer's JIT needs a `ninja` executable on PATH (none found)", opt.csv)
+
+    names = [prefill_name(*r) for r in PREFILL_ROWS] + [decode_name(*r) for r in DECODE_ROWS]
+    if not any(opt.filter in n for n in names):
+        print(f"flashinfer peer: no paged row matches filter {opt.filter!r}")
+        if opt.csv:
+            open(opt.csv, "w").close()
+        return
+
+    csv = open(opt.csv, "w") if opt.csv else None
+    dev = torch.device("cuda")
+    print(f"flashinfer {flashinfer.__version__} (torch {torch.__version__}, "
+          f"FLASHINFER_CUDA_ARCH_LIST={os.environ['FLASHINFER_CUDA_ARCH_LIST']}) on {torch.cuda.get_device_name()}")
+    sys.stdout.flush()
+
+    # one wrapper (and one zeroed 128 MB workspace) per peer, re-planned per row
+    def workspace():
+        return torch.zeros(WORKSPACE_BYTES, dtype=torch.uint8, device=dev)
+
+    PW, DW = flashinfer.BatchPrefillWithPagedKVCacheWrapper, flashinfer.BatchDecodeWithPagedKVCacheWrapper
+    factories = {  # label -> wrapper; built on first use, so a filter builds only what it needs
+        "flashinfer/fa3": lambda: PW(workspace(), kv_layout="HND", backend="fa3"),
+        "flashinfer/fa2": lambda: PW(workspace(), kv_layout="HND", backend="fa2"),
+        "flashinfer/decode": lambda: DW(workspace(), kv_layout="HND", use_tensor_cores=False),
+        "flashinfer/decode-tc": lambda: DW(workspace(), kv_layout="HND", use_tensor_cores=True),
+    }
+    peers = {}  # label -> its wrapper
+    failed = {}  # label -> its JIT build's error (a failed build is not retried row after row)
+    built = set()  # labels that have run once
+
+    def is_build_error(e):
+        text = f"{type(e).__name__} {e}".lower()
+        return isinstance(e, (ImportError, OSError)) or any(
+            w in text for w in ("ninja", "nvcc", "compil", "build", "jit"))
+
+    def wrapper(label):
+        if label not in peers:
+            peers[label] = factories[label]()
+        return peers[label]
+
+    sm_scale = 1.0 / math.sqrt(PDIM)
+    bf16 = torch.bfloat16
+
+    def urand(*shape):  # bk_bench's drand(BK_DTYPE_BF16, n, -1, 1): uniform in [-1, 1]
+        return torch.empty(*shape, dtype=bf16, device=dev).uniform_(-1.0, 1.0)
+
+    def make_pool(batch, kv_len):
+        """bench_ops.inc make_pool: same pages per request, same page size, same page order."""
+        pages_per = (kv_len + PPAGE - 1) // PPAGE
+        num_pages = batch * pages_per
+        k = urand(num_pages, PKV_HEADS, PPAGE, PDIM)
+        v = urand(num_pages, PKV_HEADS, PPAGE, PDIM)
+        if num_pages % 7919 == 0:
+            idx = torch.arange(num_pages, dtype=torch.int64)
+        else:
+            idx = (torch.arange(num_pages, dtype=torch.int64) * 7919) % num_pages
+        indices = idx.to(torch.int32).to(dev)
+        indptr = (torch.arange(batch + 1, dtype=torch.int32) * pages_per).to(dev)
+        last = torch.full((batch,), kv_len - (pages_per - 1) * PPAGE, dtype=torch.int32, device=dev)
+        return k, v, indptr, indices, last
+
+    def gather_kv(k, v, indices, pages_per, b, kv_len):
+        """Request b's K and V as [Hkv, kv_len, D] float32 (for the reference check)."""
+        ids = indices[b * pages_per:(b + 1) * pages_per].long()
+        kk = k[ids].permute(1, 0, 2, 3).reshape(PKV_HEADS, pages_per * PPAGE, PDIM)[:, :kv_len]
+        vv = v[ids].permute(1, 0, 2, 3).reshape(PKV_HEADS, pages_per * PPAGE, PDIM)[:, :kv_len]
+        return kk.float(), vv.float()
+
+    def reference(q, kk, vv, causal):
+        """q [rows, Hq, D]; kk, vv [Hkv, L, D] -> [rows, Hq, D] float32; causal aligned bottom-right."""
+        g = PQ_HEADS // PKV_HEADS  # q head h reads kv head h // g
+        qf = q.float().permute(1, 0, 2)  # [Hq, rows, D]
+        kf, vf = kk.repeat_interleave(g, dim=0), vv.repeat_interleave(g, dim=0)
+        s = torch.matmul(qf, kf.transpose(1, 2)) * sm_scale
+        if causal:
+            rows, L = q.shape[0], kk.shape[1]
+            qpos = torch.arange(rows, device=dev)[:, None] + (L - rows)
+            s.masked_fill_(torch.arange(L, device=dev)[None, :] > qpos, float("-inf"))
+        return torch.matmul(torch.softmax(s, dim=-1), vf).permute(1, 0, 2)
+
+    def median_ms(fn, target_ms=400.0):
+        fn()
+        fn()  # warm-up (the JIT build, if any, happened in plan / the first call)
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        host_us = (time.perf_counter() - t0) * 1e6
+        torch.cuda.synchronize()
+        sleep = hasattr(torch.cuda, "_sleep")
+        # spin long enough to cover run()'s host work (cycles at <= 2 GHz; a slower clock spins longer)
+        cycles = int(2000 * max(200.0, 3.0 * host_us))
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
+        def timed():
+            if sleep:
+                torch.cuda._sleep(cycles)
+            a.record(); fn(); b.record(); b.synchronize()
+            return a.elapsed_time(b)
+
+        one = max(timed(), 1e-3)
+        reps = max(5, min(50, int(target_ms / one)))
+        return statistics.median(timed() for _ in range(reps))
+
+    def report(name, label, ms, rate, unit, err):
+        print(f"{name:<46} {label:<40} {ms:9.3f} ms {rate:8.1f} {unit:<7} rel.err {err:.4f}"
+              + ("  (CHECK: output differs from the reference)" if err > 0.05 else ""))
+        if csv:
+            csv.write(f"{name},{label},{ms:.4f},{rate:.2f},{unit},\n")
+            csv.flush()
+
+    def refuse(name, label, e):
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"{name:<46} {label:<40} unsupported: {type(e).__name__}: {msg[:100]}")
+
+    def time_peers(name, labels, plan, q, k, v, o, lse, check_rows, ref, rate_of, unit):
+        """Plan each peer, time its run(), check the first check_rows output rows against ref."""
+        for label in labels:
+            if label in failed:
+                refuse(name, label, failed[label])
+                continue
+            try:
+                w = wrapper(label)
+                t0 = time.perf_counter()
+                plan(w)
+                plan_s = time.perf_counter() - t0
+                ms = median_ms(lambda: w.run(q, (k, v), out=o, lse=lse, return_lse=True))
+                # relative to the reference's largest entry: outputs of near-uniform softmax are small
+                err = ((o[:check_rows].float() - ref).abs().max() / ref.abs().max().clamp_min(1e-6)).item()
+                built.add(label)
+                report(name, label, ms, rate_of(ms), unit, err)
+                if plan_s > 5:
+                    print(f"  ({label}: plan took {plan_s:.0f} s, JIT build included; not timed)")
+            except Exception as e:  # noqa: BLE001 - a backend that refuses a shape or fails to build
+                if label not in built and is_build_error(e):
+                    failed[label] = e
+                refuse(name, label, e)
+            sys.stdout.flush()
+
+    def prefill_row(batch, seq, causal):
+        name = prefill_name(batch, seq, causal)
+        pages_per = (seq + PPAGE - 1) // PPAGE
+        k, v, indptr, indices, last = make_pool(batch, seq)
+        rows = batch * seq
+        q = urand(rows, PQ_HEADS, PDIM)
+        qo_indptr = (torch.arange(batch + 1, dtype=torch.int32) * seq).to(dev)
+        o = torch.empty(rows, PQ_HEADS, PDIM, dtype=bf16, device=dev)
+        lse = torch.empty(rows, PQ_HEADS, dtype=torch.float32, device=dev)
+        kk, vv = gather_kv(k, v, indices, pages_per, 0, seq)
+        ref = reference(q[:seq], kk, vv, causal)  # request 0
+        del kk, vv
+        flops = 4.0 * batch * PQ_HEADS * seq * seq * PDIM * (0.5 if causal else 1.0)
+
+        def plan(w):
+            w.plan(qo_indptr, indptr, indices, last, PQ_HEADS, PKV_HEADS, PDIM, PPAGE,
+                   causal=causal, sm_scale=sm_scale, q_data_type=bf16, kv_data_type=bf16, o_data_type=bf16)
+
+        time_peers(name, ("flashinfer/fa3", "flashinfer/fa2"), plan, q, k, v, o, lse, seq, ref,
+                   lambda ms: flops / ms * 1e-9, "TFLOP/s")
+
+    def decode_row(batch, kv_len):
+        name = decode_name(batch, kv_len)
+        pages_per = (kv_len + PPAGE - 1) // PPAGE
+        k, v, indptr, indices, last = make_pool(batch, kv_len)
+        q = urand(batch, PQ_HEADS, PDIM)
+        o = torch.empty(batch, PQ_HEADS, PDIM, dtype=bf16, device=dev)
+        lse = torch.empty(batch, PQ_HEADS, dtype=torch.float32, device=dev)
+        kk, vv = gather_kv(k, v, indices, pages_per, 0, kv_len)
+        ref = reference(q[:1], kk, vv, False)  # request 0
+        del kk, vv
+        nbytes = 2.0 * batch * kv_len * PKV_HEADS * PDIM * 2
+
+        def plan(w):
+            w.plan(indptr, indices, last, PQ_HEADS, PKV_HEADS, PDIM, PPAGE,
+                   pos_encoding_mode="NONE", sm_scale=sm_scale,
+                   q_data_type=bf16, kv_data_type=bf16, o_data_type=bf16)
+
+        time_peers(name, ("flashinfer/decode", "flashinfer/decode-tc"), plan, q, k, v, o, lse, 1, ref,
+                   lambda ms: nbytes / ms * 1e-6, "GB/s")
+
+    for batch, seq, causal in PREFILL_ROWS:
+        if opt.filter in prefill_name(batch, seq, causal):
+            torch.manual_seed(0)
+            prefill_row(batch, seq, causal)
+            torch.cuda.empty_cache()
+    for batch, kv_len in DECODE_ROWS:
+        if opt.filter in decode_name(batch, kv_len):
+            torch.manual_seed(0)
+            decode_row(batch, kv_len)
+            torch.cuda.empty_cache()
+
+    if csv:
+        csv.close()
+
+
+if __name__ == "__main__":
+    main()
