@@ -86,10 +86,11 @@ template <int R> static __device__ __forceinline__ void bk_keep_regs(uint32_t (&
 }
 
 /* Host: a 4-D tiled tensor map over a 16-bit [d3][d2][d1][d0] view (dims innermost first,
- * strides of d1..d3 in elements, d0 contiguous) with boxes of 64 x box_rows elements and the
- * 128-byte swizzle, zero fill out of bounds. A dimension of stride 0 (a broadcast) becomes
- * extent 1: the kernel addresses it at coordinate 0. Errors: DEVICE_ERROR. */
+ * strides of d1..d3 in elements, d0 contiguous) with boxes of box[0..3] elements (box[0] =
+ * 64: one 128-byte swizzled row) and the 128-byte swizzle, zero fill out of bounds. A
+ * dimension of stride 0 (a broadcast) becomes extent 1: the kernel addresses it at
+ * coordinate 0. Errors: DEVICE_ERROR. */
 bk_status bk_tma_encode_16bit(CUtensorMap *map, const void *base, bool bf16, const long long dims[4],
-                              const long long strides[3], int box_rows, const char *op);
+                              const long long strides[3], const int box[4], const char *op);
 
 #endif

@@ -42,7 +42,7 @@ template <int D> struct sm90_tiles {
     static constexpr int BN = D == 256 ? 64 : 128;   /* keys per K / V buffer */
     static constexpr int STAGES = 2;                 /* K/V ring depth */
     static constexpr int THREADS = 384;              /* producer + 2 consumer warpgroups */
-    static constexpr int PRODUCER_REGS = 40, CONSUMER_REGS = 232;
+    static constexpr int PRODUCER_REGS = D == 256 ? 40 : 56, CONSUMER_REGS = D == 256 ? 232 : 224;
     static constexpr uint32_t Q_BYTES = BM * D * 2, KV_BYTES = BN * D * 2;
     static constexpr uint32_t OFF_K = Q_BYTES, OFF_V = OFF_K + STAGES * KV_BYTES,
                               OFF_BAR = OFF_V + STAGES * KV_BYTES;
@@ -82,12 +82,69 @@ template <int STAGES> struct ring_pos {
 
 #endif
 
-template <typename T, int D, bool GEN, bool PAGED>
+/* kLoadPages: key tile n (BN keys) of kv head g into the swizzled buffer at dst, by the
+ * producer warp. Lane i < BN / page_size reads slot i's page id ahead; lane 0 issues a
+ * TMA box (page_size rows per 64-column block) for every slot whose page lies wholly inside
+ * the request's tokens and resolves; the warp gathers the other rows by cp.async (the
+ * request's partial last page, zero past its end; unresolvable pages, zero). All 32 lanes
+ * and lane 0's byte count make the buffer's 33 arrivals. */
+template <typename T, int D, int BN, typename SRC>
+static __device__ __forceinline__ void load_pages(uint32_t dst, const CUtensorMap *map, uint32_t bar, const SRC &rows,
+                                                  const sdpa_params &p, int n, int g, long long first, int lane)
+{
+    const int ps = p.t.page_size, nslot = BN / ps;
+    const long long j0 = (long long)n * BN;
+    int pid = 0;
+    bool whole = false;
+    if (lane < nslot) {
+        const long long js = j0 + (long long)lane * ps, pi = first + js / ps;
+        if (js + ps <= p.Sk && pi >= 0 && pi < p.t.n_indices) {
+            pid = p.t.indices[pi];
+            whole = pid >= 0 && pid < p.t.num_pages;
+        }
+    }
+    const unsigned by_tma = __ballot_sync(0xffffffffu, whole), all = nslot >= 32 ? 0xffffffffu : (1u << nslot) - 1;
+    if (lane == 0)
+        bk_mbar_arrive_expect_tx(bar, (uint32_t)(__popc(by_tma) * ps * D * 2));
+    for (int i = 0; i < nslot; i++) {
+        const int pg = __shfl_sync(0xffffffffu, pid, i);
+        if (lane == 0 && ((by_tma >> i) & 1u))
+#pragma unroll
+            for (int c = 0; c < D / 64; c++)
+                bk_tma_load_4d(dst + c * BN * 128 + i * ps * 128, map, bar, c * 64, 0, g, pg);
+    }
+    if (by_tma != all) {
+        constexpr int C = D / 8;
+        for (int idx = lane; idx < BN * C; idx += 32) {
+            const int r = idx / C, c = idx % C;
+            if ((by_tma >> (r / ps)) & 1u)
+                continue;
+            bool ok = j0 + r < p.Sk;
+            const T *src = (ok ? rows.at(j0 + r, ok) : rows.base()) + c * 8;
+            bk_cp_async16(dst + (uint32_t)((c >> 3) * BN * 128 + r * 128 + (((c & 7) ^ (r & 7)) << 4)), src, ok ? 16 : 0);
+        }
+        bk_cp_async_commit();
+        bk_cp_async_wait_group<0>();
+        bk_fence_proxy_async();
+    }
+    bk_mbar_arrive(bar);
+}
+
+/* How the producer fills the buffers. */
+enum sm90_load {
+    kLoadDense = 0,  /* dense views: TMA boxes of Q, K, V (one thread) */
+    kLoadPages = 1,  /* pages of 8+ rows that tile BN: a TMA box per page, a gather for the
+                        request's partial last page and unresolvable pages (one warp) */
+    kLoadGather = 2, /* other page sizes: cp.async gathers of every row (the warpgroup) */
+};
+
+template <typename T, int D, bool GEN, int LOAD>
 __global__ void __launch_bounds__(384, 1)
     sdpa_fwd_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constant__ CUtensorMap tm_k,
                          const __grid_constant__ CUtensorMap tm_v, const sdpa_params p0, const long long units)
 {
 #if BK_HAS_WGMMA
+    constexpr bool PAGED = LOAD != kLoadDense;
     typedef sm90_tiles<D> C;
     constexpr int BM = C::BM, BN = C::BN, NB = BN / 8, DB = D / 8, S = C::STAGES;
     extern __shared__ __align__(1024) unsigned char smem_sm90[];
@@ -100,8 +157,10 @@ __global__ void __launch_bounds__(384, 1)
     auto v_empty = [=](int st) { return bar + 16 + 8 * (3 * S + st); };
     const int wg = threadIdx.x / 128;
     if (threadIdx.x == 0) {
-        const uint32_t fill = PAGED ? 128u : 1u; /* arrivals that fill a buffer */
-        bk_mbar_init(q_full, fill);
+        /* arrivals that fill a buffer: the TMA thread; or it and the warp's 32 lanes; or
+           the warpgroup's 128 threads */
+        const uint32_t fill = LOAD == kLoadDense ? 1u : LOAD == kLoadPages ? 33u : 128u;
+        bk_mbar_init(q_full, LOAD == kLoadGather ? 128u : 1u);
         bk_mbar_init(q_empty, 256);
         for (int s = 0; s < S; s++) {
             bk_mbar_init(k_full(s), fill);
@@ -117,7 +176,7 @@ __global__ void __launch_bounds__(384, 1)
         /* ------------------------------------------------------------ producer */
         bk_regs_dec<C::PRODUCER_REGS>();
         const int tid = threadIdx.x;
-        if (!PAGED && tid != 0)
+        if ((LOAD == kLoadDense && tid != 0) || (LOAD == kLoadPages && tid >= 32))
             return;
         int it = 0, n_units = 0;
         for (long long u = blockIdx.x; u < units; u += gridDim.x) {
@@ -153,14 +212,33 @@ __global__ void __launch_bounds__(384, 1)
                         bk_tma_load_4d(sV + r.stage * C::KV_BYTES + c * BN * 128, &tm_v, v_full(r.stage), c * 64,
                                        n * BN, vh, vbt);
                 }
+            } else if constexpr (LOAD == kLoadPages) {
+                typedef typename kv_rows_of<T, D, true>::type kv_rows;
+                const kv_rows kb = kv_rows_of<T, D, true>::make(p.k, p, b, hk, first, p.sk);
+                const kv_rows vb = kv_rows_of<T, D, true>::make(p.v, p, b, hk, first, p.sv);
+                if (tid == 0) { /* Q rows b + m0 .. of head h: [rows, Hq, D] as (D, Hq, rows) */
+                    bk_mbar_arrive_expect_tx(q_full, C::Q_BYTES);
+#pragma unroll
+                    for (int c = 0; c < D / 64; c++)
+                        bk_tma_load_4d(sQ + c * BM * 128, &tm_q, q_full, c * 64, p.sq.s1 ? (int)h : 0, (int)(b + m0), 0);
+                }
+                for (int n = kt.n_lo; n <= kt.n_hi; n++, it++) {
+                    const ring_pos<S> r(it);
+                    bk_mbar_wait(k_empty(r.stage), r.phase ^ 1u);
+                    load_pages<T, D, BN>(sK + r.stage * C::KV_BYTES, &tm_k, k_full(r.stage), kb, p, n, (int)hk,
+                                         first, tid);
+                    bk_mbar_wait(v_empty(r.stage), r.phase ^ 1u);
+                    load_pages<T, D, BN>(sV + r.stage * C::KV_BYTES, &tm_v, v_full(r.stage), vb, p, n, (int)hk,
+                                         first, tid);
+                }
             } else {
                 /* 128 threads, cp.async gathers through the page table. The tensor cores read
                  * what cp.async wrote only after the writer's proxy fence, so each thread
                  * waits for its own copies, fences, then arrives (count 128). K(n) is landed
                  * while V(n) is in flight; V(n) is landed after K(n+1) is issued. */
-                typedef typename kv_rows_of<T, D, PAGED>::type kv_rows;
-                const kv_rows kb = kv_rows_of<T, D, PAGED>::make(p.k, p, b, hk, first, p.sk);
-                const kv_rows vb = kv_rows_of<T, D, PAGED>::make(p.v, p, b, hk, first, p.sv);
+                typedef typename kv_rows_of<T, D, true>::type kv_rows;
+                const kv_rows kb = kv_rows_of<T, D, true>::make(p.k, p, b, hk, first, p.sk);
+                const kv_rows vb = kv_rows_of<T, D, true>::make(p.v, p, b, hk, first, p.sv);
                 const dense_rows<T> qb = {(const T *)p.q + b * p.sq.s0 + h * p.sq.s1, p.sq.s2};
                 load_tile_sw128<T, BM, D, 128>(sQ, qb, m0, p.Sq, tid);
                 bk_cp_async_commit();
@@ -330,7 +408,7 @@ __global__ void __launch_bounds__(384, 1)
 /* ------------------------------------------------------------- host side -- */
 
 bk_status bk_tma_encode_16bit(CUtensorMap *map, const void *base, bool bf16, const long long dims[4],
-                              const long long strides[3], int box_rows, const char *op)
+                              const long long strides[3], const int box[4], const char *op)
 {
     static PFN_cuTensorMapEncodeTiled_v12000 encode = NULL;
     if (!encode) {
@@ -353,9 +431,10 @@ bk_status bk_tma_encode_16bit(CUtensorMap *map, const void *base, bool bf16, con
         /* any valid stride serves an extent-1 axis */
         gstride[i] = (cuuint64_t)(strides[i] != 0 ? strides[i] * 2 : 16);
     }
-    const cuuint32_t box[4] = {64, (cuuint32_t)box_rows, 1, 1}, estride[4] = {1, 1, 1, 1};
+    const cuuint32_t bx[4] = {(cuuint32_t)box[0], (cuuint32_t)box[1], (cuuint32_t)box[2], (cuuint32_t)box[3]},
+                     estride[4] = {1, 1, 1, 1};
     CUresult r = encode(map, bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 4,
-                        const_cast<void *>(base), gdim, gstride, box, estride, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                        const_cast<void *>(base), gdim, gstride, bx, estride, CU_TENSOR_MAP_INTERLEAVE_NONE,
                         CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
                         CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
     if (r != CUDA_SUCCESS)
@@ -363,25 +442,35 @@ bk_status bk_tma_encode_16bit(CUtensorMap *map, const void *base, bool bf16, con
     return BK_STATUS_SUCCESS;
 }
 
-template <typename T, int D, bool GEN, bool PAGED>
+template <typename T, int D, bool GEN, int LOAD>
 static bk_status launch_sm90(const sdpa_params &p, long long units, cudaStream_t s)
 {
     typedef sm90_tiles<D> C;
-    const char *op = PAGED ? "paged_prefill" : "sdpa_fwd";
-    auto kernel = sdpa_fwd_sm90_kernel<T, D, GEN, PAGED>;
+    const char *op = LOAD != kLoadDense ? "paged_prefill" : "sdpa_fwd";
+    auto kernel = sdpa_fwd_sm90_kernel<T, D, GEN, LOAD>;
     BK_TRY(set_smem(kernel, C::SMEM));
     CUtensorMap tq, tk, tv;
     memset(&tq, 0, sizeof tq);
     memset(&tk, 0, sizeof tk);
     memset(&tv, 0, sizeof tv);
-    if (!PAGED) {
-        const bool bf16 = std::is_same<T, __nv_bfloat16>::value;
+    const bool bf16 = std::is_same<T, __nv_bfloat16>::value;
+    if (LOAD == kLoadDense) { /* [B, H, S, D] views as (D, S, H, B) */
         const long long dq[4] = {D, p.Sq, p.Hq, p.B}, dkv[4] = {D, p.Sk, p.Hq / p.group, p.B};
         const long long sq[3] = {p.sq.s2, p.sq.s1, p.sq.s0}, sk[3] = {p.sk.s2, p.sk.s1, p.sk.s0},
                         sv[3] = {p.sv.s2, p.sv.s1, p.sv.s0};
-        BK_TRY(bk_tma_encode_16bit(&tq, p.q, bf16, dq, sq, C::BM, op));
-        BK_TRY(bk_tma_encode_16bit(&tk, p.k, bf16, dkv, sk, C::BN, op));
-        BK_TRY(bk_tma_encode_16bit(&tv, p.v, bf16, dkv, sv, C::BN, op));
+        const int bq[4] = {64, C::BM, 1, 1}, bkv[4] = {64, C::BN, 1, 1};
+        BK_TRY(bk_tma_encode_16bit(&tq, p.q, bf16, dq, sq, bq, op));
+        BK_TRY(bk_tma_encode_16bit(&tk, p.k, bf16, dkv, sk, bkv, op));
+        BK_TRY(bk_tma_encode_16bit(&tv, p.v, bf16, dkv, sv, bkv, op));
+    } else if (LOAD == kLoadPages) { /* q [rows, Hq, D] as (D, Hq, rows); pools as (D, slot, head, page) */
+        const paged_table &t = p.t;
+        const long long dq[4] = {D, p.Hq, p.total_rows, 1}, sq[3] = {p.sq.s1, p.sq.s0, 0};
+        const long long dpool[4] = {D, t.page_size, t.kv_heads, t.num_pages},
+                        spool[3] = {D, (long long)t.page_size * D, (long long)t.kv_heads * t.page_size * D};
+        const int bq[4] = {64, 1, C::BM, 1}, bpool[4] = {64, t.page_size, 1, 1};
+        BK_TRY(bk_tma_encode_16bit(&tq, p.q, bf16, dq, sq, bq, op));
+        BK_TRY(bk_tma_encode_16bit(&tk, p.k, bf16, dpool, spool, bpool, op));
+        BK_TRY(bk_tma_encode_16bit(&tv, p.v, bf16, dpool, spool, bpool, op));
     }
     int dev = 0, sms = 0;
     if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
@@ -391,13 +480,24 @@ static bk_status launch_sm90(const sdpa_params &p, long long units, cudaStream_t
     return bk_cuda_check_launch(op);
 }
 
+template <typename T, int D, int LOAD>
+static bk_status launch_sm90_load(const sdpa_params &p, long long units, cudaStream_t s)
+{
+    if (p.softcap > 0.0 || p.alibi || !(p.scale_log2 > 0.f))
+        return launch_sm90<T, D, true, LOAD>(p, units, s);
+    return launch_sm90<T, D, false, LOAD>(p, units, s);
+}
+
 template <typename T, int D>
 static bk_status launch_sm90_gen(const sdpa_params &p, bool paged, long long units, cudaStream_t s)
 {
-    const bool gen = p.softcap > 0.0 || p.alibi || !(p.scale_log2 > 0.f);
-    if (paged)
-        return gen ? launch_sm90<T, D, true, true>(p, units, s) : launch_sm90<T, D, false, true>(p, units, s);
-    return gen ? launch_sm90<T, D, true, false>(p, units, s) : launch_sm90<T, D, false, false>(p, units, s);
+    if (!paged)
+        return launch_sm90_load<T, D, kLoadDense>(p, units, s);
+    /* a TMA box per page when pages of 8+ rows (1 KiB-aligned swizzle atoms) tile BN */
+    const int ps = p.t.page_size;
+    if (ps % 8 == 0 && sm90_tiles<D>::BN % ps == 0)
+        return launch_sm90_load<T, D, kLoadPages>(p, units, s);
+    return launch_sm90_load<T, D, kLoadGather>(p, units, s);
 }
 
 template <typename T>
@@ -414,8 +514,8 @@ bool bk_sm90_fwd_built(bk_dtype dtype)
 {
     cudaFuncAttributes fa;
     cudaError_t e = dtype == BK_DTYPE_BF16
-                        ? cudaFuncGetAttributes(&fa, sdpa_fwd_sm90_kernel<__nv_bfloat16, 128, false, false>)
-                        : cudaFuncGetAttributes(&fa, sdpa_fwd_sm90_kernel<__half, 128, false, false>);
+                        ? cudaFuncGetAttributes(&fa, sdpa_fwd_sm90_kernel<__nv_bfloat16, 128, false, kLoadDense>)
+                        : cudaFuncGetAttributes(&fa, sdpa_fwd_sm90_kernel<__half, 128, false, kLoadDense>);
     if (e != cudaSuccess) {
         cudaGetLastError();
         return false;
