@@ -332,13 +332,22 @@ __global__ void __launch_bounds__(384, 1)
             }
             bk_wgmma_commit();
         };
-        /* the score transform and masks of tile n */
-        auto scores = [&](int n) {
+        /* the softmax works on a copy of S: writing the accumulators of S while a P V is
+         * in flight would make ptxas serialise the wgmmas (C7513) */
+        auto copy_scores = [&](float (&x)[1][NB][4]) {
+#pragma unroll
+            for (int j = 0; j < NB; j++)
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    x[0][j][e] = s[0][j][e];
+        };
+        /* the score transform and masks of tile n, on the scores x */
+        auto scores = [&](int n, float (&x)[1][NB][4]) {
             const long long nBN = (long long)n * BN;
             if constexpr (GEN)
-                score_transform<1, NB>(p, s, slope, m0, rbase, nBN, t4);
+                score_transform<1, NB>(p, x, slope, m0, rbase, nBN, t4);
             if (n < kt.nf_lo || n > kt.nf_hi)
-                mask_tile<1, NB, BN>(p, s, m0, rbase, nBN, t4);
+                mask_tile<1, NB, BN>(p, x, m0, rbase, nBN, t4);
         };
 
         if (kt.n_hi < kt.n_lo) { /* no visible key: y = 0, lse = -inf */
@@ -354,7 +363,7 @@ __global__ void __launch_bounds__(384, 1)
             bk_mbar_arrive(k_empty(r.stage));
             if (kt.n_lo == kt.n_hi)
                 bk_mbar_arrive(q_empty);
-            scores(kt.n_lo);
+            scores(kt.n_lo, s);
             softmax_max<1, NB, true>(s, m_r, corr, mul);
             softmax_exp<T, 1, NB>(s, m_r, l_r, corr, pk, mul);
             for (int n = kt.n_lo + 1; n <= kt.n_hi; n++) {
@@ -373,10 +382,12 @@ __global__ void __launch_bounds__(384, 1)
                 bk_mbar_arrive(k_empty(rn.stage));
                 if (n == kt.n_hi)
                     bk_mbar_arrive(q_empty);
-                scores(n);
-                const bool upd = softmax_max<1, NB, true>(s, m_r, corr, mul);
+                float sc[1][NB][4];
+                copy_scores(sc);
+                scores(n, sc);
+                const bool upd = softmax_max<1, NB, true>(sc, m_r, corr, mul);
                 uint32_t pn[1][NB][2];
-                softmax_exp<T, 1, NB>(s, m_r, l_r, corr, pn, mul);
+                softmax_exp<T, 1, NB>(sc, m_r, l_r, corr, pn, mul);
                 bk_wgmma_wait<0>(); /* P(n-1) V(n-1) is done: O may change, P and V(n-1) be reused */
                 bk_wgmma_pin(of);
                 bk_keep_regs(pkf);
