@@ -77,6 +77,16 @@ template <int R> static __device__ __forceinline__ void bk_regs_inc()
     asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(R));
 #endif
 }
+/* Named barrier `id` (1..15; 0 is __syncthreads) over `threads` threads: sync waits for
+ * all of them, arrive counts this thread and goes on. */
+static __device__ __forceinline__ void bk_named_sync(int id, int threads)
+{
+    asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+static __device__ __forceinline__ void bk_named_arrive(int id, int threads)
+{
+    asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
 /* Keeps registers that an in-flight wgmma reads alive (and unmodified) up to this point. */
 template <int R> static __device__ __forceinline__ void bk_keep_regs(uint32_t (&r)[R])
 {

@@ -282,6 +282,8 @@ __global__ void __launch_bounds__(384, 1)
     const int rbase = cw * 64 + warp * 16 + g; /* the thread's first row in the tile */
     const uint32_t qa = sQ + cw * 64 * 128;    /* this warpgroup's Q rows in each column block */
     const float mul = GEN ? 1.f : p0.scale_log2;
+    if (cw == 1) /* warpgroup 1 issues first */
+        bk_named_arrive(1, 256);
     int it = 0, n_units = 0;
     for (long long u = blockIdx.x; u < units; u += gridDim.x) {
         sdpa_params p = p0;
@@ -296,7 +298,7 @@ __global__ void __launch_bounds__(384, 1)
 #pragma unroll
         for (int i = 0; i < DB * 4; i++)
             of[i] = 0.f;
-        float m_r[1][2] = {{-INFINITY, -INFINITY}}, l_r[1][2] = {{0.f, 0.f}}, corr[1][2];
+        float m_r[1][2] = {{-INFINITY, -INFINITY}}, l_r[1][2] = {{0.f, 0.f}};
         uint32_t pk[1][NB][2];
         uint32_t(&pkf)[NB * 2] = reinterpret_cast<uint32_t(&)[NB * 2]>(pk);
         float s[1][NB][4];
@@ -332,78 +334,67 @@ __global__ void __launch_bounds__(384, 1)
             }
             bk_wgmma_commit();
         };
-        /* the softmax works on a copy of S: writing the accumulators of S while a P V is
-         * in flight would make ptxas serialise the wgmmas (C7513) */
-        auto copy_scores = [&](float (&x)[1][NB][4]) {
-#pragma unroll
-            for (int j = 0; j < NB; j++)
-#pragma unroll
-                for (int e = 0; e < 4; e++)
-                    x[0][j][e] = s[0][j][e];
-        };
-        /* the score transform and masks of tile n, on the scores x */
-        auto scores = [&](int n, float (&x)[1][NB][4]) {
+        /* the score transform, the masks and the online softmax of tile n: P into pk */
+        auto softmax = [&](int n) {
             const long long nBN = (long long)n * BN;
             if constexpr (GEN)
-                score_transform<1, NB>(p, x, slope, m0, rbase, nBN, t4);
+                score_transform<1, NB>(p, s, slope, m0, rbase, nBN, t4);
             if (n < kt.nf_lo || n > kt.nf_hi)
-                mask_tile<1, NB, BN>(p, x, m0, rbase, nBN, t4);
+                mask_tile<1, NB, BN>(p, s, m0, rbase, nBN, t4);
+            softmax_step<T, 1, NB, DB, true>(s, m_r, l_r, acc_o, pk, mul);
         };
+        /* Ping-pong: the two consumer warpgroups take turns at issuing their products
+         * (named barriers 1 and 2), so one's softmax runs under the other's wgmmas. */
+        auto my_turn = [&]() { bk_named_sync(1 + cw, 256); };
+        auto their_turn = [&]() { bk_named_arrive(2 - cw, 256); };
 
         if (kt.n_hi < kt.n_lo) { /* no visible key: y = 0, lse = -inf */
             bk_mbar_arrive(q_empty);
         } else {
-            /* first tile: S, softmax, P */
+            /* Per key tile n: O += P(n-1) V(n-1) and S(n) = Q K(n)^T issued together, both
+             * waited for, then the softmax of S(n) (the other warpgroup's products run
+             * meanwhile). The first tile has no P V, the last step no S. */
             ring_pos<S> r(it++);
             bk_mbar_wait(k_full(r.stage), r.phase);
+            my_turn();
             bk_wgmma_fence();
             issue_s(r.stage);
+            their_turn();
             bk_wgmma_wait<0>();
             bk_wgmma_pin(sf);
             bk_mbar_arrive(k_empty(r.stage));
             if (kt.n_lo == kt.n_hi)
                 bk_mbar_arrive(q_empty);
-            scores(kt.n_lo, s);
-            softmax_max<1, NB, true>(s, m_r, corr, mul);
-            softmax_exp<T, 1, NB>(s, m_r, l_r, corr, pk, mul);
+            softmax(kt.n_lo);
             for (int n = kt.n_lo + 1; n <= kt.n_hi; n++) {
                 const ring_pos<S> rn(it++);
                 bk_mbar_wait(k_full(rn.stage), rn.phase);
                 bk_mbar_wait(v_full(r.stage), r.phase);
-                /* every register the two products read or accumulate is settled before the
-                   stage opens (no moves between the wgmmas) */
                 bk_wgmma_pin(of);
                 bk_keep_regs(pkf);
+                my_turn();
                 bk_wgmma_fence();
-                issue_s(rn.stage);
                 issue_pv(r.stage);
-                bk_wgmma_wait<1>(); /* S(n) is here; P(n-1) V(n-1) may still run */
+                issue_s(rn.stage);
+                their_turn();
+                bk_wgmma_wait<0>();
                 bk_wgmma_pin(sf);
+                bk_wgmma_pin(of);
+                bk_keep_regs(pkf);
                 bk_mbar_arrive(k_empty(rn.stage));
+                bk_mbar_arrive(v_empty(r.stage));
                 if (n == kt.n_hi)
                     bk_mbar_arrive(q_empty);
-                float sc[1][NB][4];
-                copy_scores(sc);
-                scores(n, sc);
-                const bool upd = softmax_max<1, NB, true>(sc, m_r, corr, mul);
-                uint32_t pn[1][NB][2];
-                softmax_exp<T, 1, NB>(sc, m_r, l_r, corr, pn, mul);
-                bk_wgmma_wait<0>(); /* P(n-1) V(n-1) is done: O may change, P and V(n-1) be reused */
-                bk_wgmma_pin(of);
-                bk_keep_regs(pkf);
-                bk_mbar_arrive(v_empty(r.stage));
-                if (upd)
-                    softmax_rescale_o<1, DB>(acc_o, corr);
-#pragma unroll
-                for (int j = 0; j < NB; j++)
-                    pk[0][j][0] = pn[0][j][0], pk[0][j][1] = pn[0][j][1];
+                softmax(n);
                 r = rn;
             }
             bk_mbar_wait(v_full(r.stage), r.phase);
             bk_wgmma_pin(of);
             bk_keep_regs(pkf);
+            my_turn();
             bk_wgmma_fence();
             issue_pv(r.stage);
+            their_turn();
             bk_wgmma_wait<0>();
             bk_wgmma_pin(of);
             bk_keep_regs(pkf);
@@ -411,6 +402,8 @@ __global__ void __launch_bounds__(384, 1)
         }
         store_rows<T, 1, DB>(p, acc_o, m_r, l_r, b, h, m0, rbase, t4);
     }
+    if (cw == 0) /* the turn warpgroup 2 handed over after its last products */
+        bk_named_sync(1, 256);
 #else
     (void)tm_q, (void)tm_k, (void)tm_v, (void)p0, (void)units;
 #endif
