@@ -53,12 +53,14 @@ template <int D> struct sm90_tiles {
 #if BK_HAS_WGMMA
 /* The work unit u of the persistent loop: its (b, h), query tile and (paged) first page
  * position, with p rebased for paged units; false for units that hold no rows. */
-static __device__ __forceinline__ bool sm90_unit(sdpa_params &p, bool paged, long long u, long long &b, long long &h,
-                                                 long long &tile, long long &first)
+static __device__ __forceinline__ bool sm90_unit(sdpa_params &p, bool paged, long long u, long long units, long long &b,
+                                                 long long &h, long long &tile, long long &first)
 {
     first = 0;
-    if (paged)
-        return paged_tile(p, kSm90Rows, (int)(u / p.Hq), (int)(u % p.Hq), b, h, tile, first);
+    if (paged) { /* causal: the last tile ids (each request's heaviest tiles) first */
+        const long long id = p.causal ? units / p.Hq - 1 - u / p.Hq : u / p.Hq;
+        return paged_tile(p, kSm90Rows, (int)id, (int)(u % p.Hq), b, h, tile, first);
+    }
     const long long bh_n = (long long)p.B * p.Hq, tiles = (p.Sq + kSm90Rows - 1) / kSm90Rows;
     long long bh;
     if (p.causal) { /* heaviest (last) query tiles of every head first */
@@ -82,32 +84,44 @@ template <int STAGES> struct ring_pos {
 
 #endif
 
-/* kLoadPages: key tile n (BN keys) of kv head g into the swizzled buffer at dst, by the
- * producer warp. Lane i < BN / page_size reads slot i's page id ahead; lane 0 issues a
- * TMA box (page_size rows per 64-column block) for every slot whose page lies wholly inside
- * the request's tokens and resolves; the warp gathers the other rows by cp.async (the
- * request's partial last page, zero past its end; unresolvable pages, zero). All 32 lanes
- * and lane 0's byte count make the buffer's 33 arrivals. */
+/* kLoadPages, the page ids of key tile n: lane i < BN / page_size holds slot i's page id
+ * and whether the slot's page lies wholly inside the request's tokens and resolves (then a
+ * TMA box serves it). Read one tile ahead, so the loads' latency hides behind the waits. */
+struct page_slot {
+    int pid;
+    bool whole;
+};
+template <int BN>
+static __device__ __forceinline__ page_slot read_slot(const sdpa_params &p, int n, long long first, int lane)
+{
+    const int ps = p.t.page_size;
+    page_slot sl = {0, false};
+    if (lane < BN / ps) {
+        const long long js = (long long)n * BN + (long long)lane * ps, pi = first + js / ps;
+        if (js + ps <= p.Sk && pi >= 0 && pi < p.t.n_indices) {
+            sl.pid = p.t.indices[pi];
+            sl.whole = sl.pid >= 0 && sl.pid < p.t.num_pages;
+        }
+    }
+    return sl;
+}
+
+/* kLoadPages: key tile n of kv head g into the swizzled buffer at dst, by the producer
+ * warp: lane 0 issues a TMA box (page_size rows per 64-column block) for every whole slot;
+ * the warp gathers the other rows by cp.async (the request's partial last page, zero past
+ * its end; unresolvable pages, zero). All 32 lanes and lane 0's byte count make the
+ * buffer's 33 arrivals. */
 template <typename T, int D, int BN, typename SRC>
 static __device__ __forceinline__ void load_pages(uint32_t dst, const CUtensorMap *map, uint32_t bar, const SRC &rows,
-                                                  const sdpa_params &p, int n, int g, long long first, int lane)
+                                                  const sdpa_params &p, int n, int g, page_slot sl, int lane)
 {
     const int ps = p.t.page_size, nslot = BN / ps;
     const long long j0 = (long long)n * BN;
-    int pid = 0;
-    bool whole = false;
-    if (lane < nslot) {
-        const long long js = j0 + (long long)lane * ps, pi = first + js / ps;
-        if (js + ps <= p.Sk && pi >= 0 && pi < p.t.n_indices) {
-            pid = p.t.indices[pi];
-            whole = pid >= 0 && pid < p.t.num_pages;
-        }
-    }
-    const unsigned by_tma = __ballot_sync(0xffffffffu, whole), all = nslot >= 32 ? 0xffffffffu : (1u << nslot) - 1;
+    const unsigned by_tma = __ballot_sync(0xffffffffu, sl.whole), all = nslot >= 32 ? 0xffffffffu : (1u << nslot) - 1;
     if (lane == 0)
         bk_mbar_arrive_expect_tx(bar, (uint32_t)(__popc(by_tma) * ps * D * 2));
     for (int i = 0; i < nslot; i++) {
-        const int pg = __shfl_sync(0xffffffffu, pid, i);
+        const int pg = __shfl_sync(0xffffffffu, sl.pid, i);
         if (lane == 0 && ((by_tma >> i) & 1u))
 #pragma unroll
             for (int c = 0; c < D / 64; c++)
@@ -182,7 +196,7 @@ __global__ void __launch_bounds__(384, 1)
         for (long long u = blockIdx.x; u < units; u += gridDim.x) {
             sdpa_params p = p0;
             long long b, h, tile, first;
-            if (!sm90_unit(p, PAGED, u, b, h, tile, first))
+            if (!sm90_unit(p, PAGED, u, units, b, h, tile, first))
                 continue;
             const long long m0 = tile * BM, hk = h / p.group;
             const key_tiles kt = key_tile_range<BN>(p, m0, BM);
@@ -222,14 +236,17 @@ __global__ void __launch_bounds__(384, 1)
                     for (int c = 0; c < D / 64; c++)
                         bk_tma_load_4d(sQ + c * BM * 128, &tm_q, q_full, c * 64, p.sq.s1 ? (int)h : 0, (int)(b + m0), 0);
                 }
+                page_slot cur = read_slot<BN>(p, kt.n_lo, first, tid);
                 for (int n = kt.n_lo; n <= kt.n_hi; n++, it++) {
                     const ring_pos<S> r(it);
+                    const page_slot next = n < kt.n_hi ? read_slot<BN>(p, n + 1, first, tid) : cur;
                     bk_mbar_wait(k_empty(r.stage), r.phase ^ 1u);
-                    load_pages<T, D, BN>(sK + r.stage * C::KV_BYTES, &tm_k, k_full(r.stage), kb, p, n, (int)hk,
-                                         first, tid);
+                    load_pages<T, D, BN>(sK + r.stage * C::KV_BYTES, &tm_k, k_full(r.stage), kb, p, n, (int)hk, cur,
+                                         tid);
                     bk_mbar_wait(v_empty(r.stage), r.phase ^ 1u);
-                    load_pages<T, D, BN>(sV + r.stage * C::KV_BYTES, &tm_v, v_full(r.stage), vb, p, n, (int)hk,
-                                         first, tid);
+                    load_pages<T, D, BN>(sV + r.stage * C::KV_BYTES, &tm_v, v_full(r.stage), vb, p, n, (int)hk, cur,
+                                         tid);
+                    cur = next;
                 }
             } else {
                 /* 128 threads, cp.async gathers through the page table. The tensor cores read
@@ -288,7 +305,7 @@ __global__ void __launch_bounds__(384, 1)
     for (long long u = blockIdx.x; u < units; u += gridDim.x) {
         sdpa_params p = p0;
         long long b, h, tile, first;
-        if (!sm90_unit(p, PAGED, u, b, h, tile, first))
+        if (!sm90_unit(p, PAGED, u, units, b, h, tile, first))
             continue;
         const long long m0 = tile * BM;
         const key_tiles kt = key_tile_range<BN>(p, m0, BM);
