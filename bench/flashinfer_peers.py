@@ -36,7 +36,7 @@ os.environ.setdefault("FLASHINFER_CUDA_ARCH_LIST", "9.0a")
 
 PQ_HEADS, PKV_HEADS, PDIM, PPAGE = 32, 8, 128, 16  # bench_ops.inc: enum { PQ_HEADS, ... }
 DECODE_ROWS = [(1, 32768), (16, 4096), (64, 2048), (128, 8192)]  # bench_all_ops: bench_decode
-PREFILL_ROWS = [(4, 2048, True), (4, 2048, False), (16, 512, True)]  # bench_all_ops: bench_prefill
+PREFILL_ROWS = [(4, 2048, True), (4, 2048, False), (16, 512, True), (1, 16384, True), (8, 4096, True)]  # bench_all_ops: bench_prefill
 WORKSPACE_BYTES = 128 << 20
 
 

@@ -69,35 +69,22 @@
  *    helpers (key_tile_range, score_transform, mask_tile, softmax_step, store_rows); the
  *    refactor changed the sm_90a spills of this kernel from 24/40/16/32 bytes (D128 4 warps
  *    plain/general, 8 warps plain/general) to 0/40/0/32 and D256 general from 160 to 100.
- * 3. sdpa_fwd_wgmma_kernel<T, D, BN, NWG, GEN> (sm_90a only: compute capability 9.0 and a
- *    build with 90a code; f16/bf16, Dqk == Dv in {64, 128, 256}, rows 16-byte aligned; every
- *    option): two warpgroups of 128 threads, each owns 64 query rows (BM = 128). Tiles are
- *    stored as wgmma's canonical 128-byte-swizzle atoms ([D/64][rows][64], chunk ^ (row & 7),
- *    1024-byte aligned): Q once, K and V double-buffered by cp.async from all threads (one
- *    barrier per tile; fence.proxy.async makes the copies visible to the tensor cores).
- *    S = Q K^T: D/16 wgmma m64nBNk16 with both operands K-major in shared memory; the
- *    accumulator layout is the mma.sync one tiled, so GEN / mask / lazy softmax are the same
- *    helpers as kernel 2; P (rounded to T) stays in registers as the A operand of O += P V:
- *    BN/16 wgmma m64nDk16 with V read N-major ("transposed" B) from shared memory. Each
- *    group is waited for before its result is used (no overlap of softmax and MMA yet).
- *    BN = 128 keys (64 at D 256, where O takes 128 registers); 195-255 registers, no
- *    spills; 81 / 161 / 193 KiB of shared memory (D 64 / 128 / 256), one CTA per SM.
- *    Unaligned views and builds without sm_90a code fall back to kernel 2 at launch.
- *    bk_bench (H100, bf16, 2026-11-24), TFLOP/s non-causal / causal, kernel 2 before in ():
- *    B4 H16 S4096 D128 398.8 / 328.1 (298.1 / 287.9), B4 H32 S4096 D64 302.8 / 257.1,
- *    B4 H8 S4096 D256 412.3 / 363.9, B1 H16 S16384 D128 428.0 / 418.2.
- * Paged prefill (PAGED = true, bk_cuda_paged_prefill_tc): kernels 2 and 3 also run
- *    paged_prefill. The grid is (tile ids, q heads); cta_paged finds the CTA's request by a
+ * 3. The Hopper kernel (sm_90a: compute capability 9.0 and a build with 90a code; f16/bf16,
+ *    Dqk == Dv in {64, 128, 256}, rows 16-byte aligned; every option) lives in
+ *    sdpa_fwd_sm90.cu: a TMA / cp.async producer warpgroup and two wgmma consumer
+ *    warpgroups in ping-pong, persistent. Unaligned views and builds without sm_90a code
+ *    run kernel 2 instead. The helpers the kernels share are in sdpa_fwd_tiles.cuh.
+ * Paged prefill (PAGED = true, bk_cuda_paged_prefill_tc): kernel 2 (and the Hopper kernel,
+ *    sdpa_fwd_sm90.cu) also run paged_prefill. The grid is (tile ids, q heads); cta_paged finds the CTA's request by a
  *    binary search over q_indptr (request b owns ids [b + q_indptr[b] / BM, b + 1 +
  *    q_indptr[b+1] / BM)) and sets Sq = its rows, Sk = its tokens and the "batch" index to
  *    its first row (batch strides = row strides), so masks and softmax are unchanged; the K/V
  *    tile loaders take rows through paged_rows (page table lookup per 16-byte chunk; rows of
  *    unresolvable pages are zero-filled and never read). 128-row tiles (kernel 2: 4 warps x
  *    2 atoms, 8 x 1 at D 256).
- * Not yet: no split-KV for small batch*heads with long keys; no TMA, no warp
- *    specialisation, no softmax/MMA overlap across warpgroups (FlashAttention-3's ping-pong)
- *    in kernel 3; no 16-byte vector stores of y (scalar stores from the fragments); head
- *    dims other than 64/128/256 (and Dqk != Dv) on tensor cores. */
+ * Not yet: no split-KV for small batch*heads with long keys; no 16-byte vector stores of y
+ *    (scalar stores from the fragments); head dims other than 64/128/256 (and Dqk != Dv)
+ *    on tensor cores. */
 #include "sdpa_fwd_tiles.cuh"
 
 #include <type_traits>

@@ -18,25 +18,28 @@
  *     the full mbarriers when their copies land. It loads Q once per tile, then K(n), V(n)
  *     for every key tile, waiting on each buffer's empty mbarrier first.
  *   - warpgroups 1 and 2, the consumers, take the registers; each owns 64 query rows.
- *     Per key tile n: S(n) = Q K(n)^T (wgmma, both operands in shared memory) is issued,
- *     then O += P(n-1) V(n-1) (wgmma, P from registers), then the softmax of S(n) runs
- *     while that P V is still in flight; O is rescaled after it completes. Each consumer
- *     thread arrives on a buffer's empty barrier once its products have read it.
+ *     Per key tile n: O += P(n-1) V(n-1) (wgmma, P from registers, V N-major) and
+ *     S(n) = Q K(n)^T (wgmma, both operands in shared memory) are issued together and
+ *     waited for, then the mask and the online softmax of S(n) make P(n). The two
+ *     warpgroups take turns at issuing (ping-pong on named barriers 1 and 2), so one's
+ *     softmax runs under the other's products. Each consumer thread arrives on a buffer's
+ *     empty barrier once the products that read it are done.
  * Scheduler: persistent, a grid of min(work, SMs) CTAs striding over the work units:
  *   dense (b, h, query tile), causal ones heaviest tile first; paged (tile id, q head), the
  *   CTA's request found on the device from q_indptr (paged_tile), so run stays
  *   asynchronous and graph-capturable. The ring's phases carry across units: the producer
  *   prefetches the next unit's K/V while the consumers finish and store the current one.
  * Output: y and lse straight from registers (store_rows), as the other kernels.
- * Not yet: ping-pong between the consumer warpgroups (named barriers), TMA for the pages
- *   (per-page boxes), packing the query heads of a GQA group into one tile, 16-byte
- *   stores of y, Dqk != Dv. */
+ * Not yet: the softmax of S(n) overlapped with P(n-1) V(n-1) inside a warpgroup (a first
+ *   try made ptxas serialise the wgmmas, see bench/RESULTS.md run 6); packing the query
+ *   heads of a GQA group into one tile; a second Q buffer (the next unit's Q loads only
+ *   after this unit's last S); 16-byte stores of y; Dqk != Dv. */
 #include "hopper.cuh"
 #include "sdpa_fwd_tiles.cuh"
 
 #include <cudaTypedefs.h>
 
-/* The tile sizes and the shared-memory map of one head dim. */
+/* The tile sizes, the register split and the shared-memory map of one head dim. */
 template <int D> struct sm90_tiles {
     static constexpr int BM = kSm90Rows;             /* query rows per CTA: 2 consumers x 64 */
     static constexpr int BN = D == 256 ? 64 : 128;   /* keys per K / V buffer */
