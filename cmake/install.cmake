@@ -8,7 +8,8 @@
 include(GNUInstallDirs)
 
 if(BK_PYTHON)
-  install(TARGETS baracuda_shared LIBRARY DESTINATION baracuda/lib NAMELINK_SKIP)
+  # one file named as its soname (a wheel holds no symlinks); the package loads it by path
+  install(FILES $<TARGET_FILE:baracuda_shared> DESTINATION baracuda/lib RENAME libbaracuda.so.${PROJECT_VERSION_MAJOR})
   return()
 endif()
 
