@@ -227,8 +227,8 @@ class Plan:
         """The bk_workspace for a run, and the object that owns its memory."""
         need = self.workspace_size
         if workspace is not None:
-            v = _tensor.view(workspace)
-            return _capi.Workspace(v.c.data, v.nbytes), v
+            data, nbytes, owner = _tensor.buffer(workspace)
+            return _capi.Workspace(data, nbytes), owner
         if need == 0:
             return _capi.Workspace(None, 0), None
         first = next(iter(views.values()))

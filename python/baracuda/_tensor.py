@@ -129,7 +129,39 @@ def _from_array_interface(a, dtype):
         if any(s % itemsize for s in ai["strides"]):
             raise Unsupported("array strides %s are not whole elements" % (ai["strides"],))
         strides = [s // itemsize for s in ai["strides"]]
-    return View(ai["data"][0], code, shape, strides, 0, ("cpu", 0), a)
+    return View(ai["data"][0], code, shape, strides, _owned_capacity(a, ai["data"][0], itemsize), ("cpu", 0), a)
+
+
+def _owned_capacity(a, ptr, itemsize):
+    """Elements addressable from `ptr` in the numpy array that owns `a`'s memory (found
+    through the .base chain), so views reaching past it are refused; 0 = unknown."""
+    owner = a
+    while getattr(owner, "base", None) is not None:
+        owner = owner.base
+    np = sys.modules.get("numpy")
+    if np is None or not isinstance(owner, np.ndarray) or not owner.flags.c_contiguous:
+        return 0
+    start = owner.__array_interface__["data"][0]
+    if not start <= ptr <= start + owner.nbytes:
+        return 0
+    return (start + owner.nbytes - ptr) // itemsize
+
+
+def buffer(obj):
+    """(address, bytes, owner) of a contiguous buffer of any element type (a torch
+    tensor, a numpy array, a cupy array): what a workspace is made of."""
+    if isinstance(obj, View):
+        return obj.c.data, obj.nbytes, obj
+    if is_torch(obj):
+        return obj.data_ptr(), obj.numel() * obj.element_size(), obj
+    for attr in ("__array_interface__", "__cuda_array_interface__"):
+        ai = getattr(obj, attr, None)
+        if ai is not None:
+            n = int(ai["typestr"][2:])
+            for e in ai["shape"]:
+                n *= e
+            return ai["data"][0], n, obj
+    raise InvalidProblem("cannot use a %s as a workspace: expected a torch tensor or an array" % type(obj).__name__)
 
 
 class _DLDevice(C.Structure):
