@@ -254,7 +254,7 @@ class _PagedWrapper:
                     dtype, scale, device):
         """Stores the page table (i32, on `device`, default kv_indptr's) and checks the
         problem once with select (raises Unsupported / InvalidProblem now, not per layer)."""
-        device = torch.device(device) if device is not None else kv_indptr.device
+        device = torch.device(device if device is not None else getattr(kv_indptr, "device", "cpu"))
         as_i32 = lambda t: torch.as_tensor(t, dtype=torch.int32).to(device).contiguous()  # noqa: E731
         self.kv_indptr, self.kv_indices, self.last_page_len = (as_i32(t) for t in (kv_indptr, kv_indices,
                                                                                      last_page_len))
