@@ -1,11 +1,13 @@
 # baracuda - the two commands a newcomer needs:
 #   make demo   build and run the decoder-style demo (GPU when present, else CPU)
-#   make test   build and run the whole test suite (CTest)
+#   make test   build and run the whole test suite (CTest, then the Python suite in
+#               python/tests over the library just built; PYTHON picks the interpreter)
 # and, on a machine with an NVIDIA GPU:
 #   make gpu-test   build for sm_80 and sm_90a and run every test with the GPU required
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
+PYTHON ?= python3
 
 .PHONY: all build test demo gpu-test bench clean
 
@@ -17,6 +19,7 @@ build:
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	./python/run_tests.sh $(BUILD) $(PYTHON)
 
 demo: build
 	./$(BUILD)/examples/bk_demo

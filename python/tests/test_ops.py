@@ -250,3 +250,28 @@ def test_ssd_bwd(backend, rng, dtype):
     want = refs.fd_grads(refs.ssd, [t.copy() for t in ins64], backend.get(dy))
     for name, w in zip(("dx", "ddt", "da", "db", "dc"), want):
         close(backend.get(out[name]), w, 1e-6 if dtype == "f64" else 1e-3)
+
+
+class _DLPackOnly:
+    """A producer seen only through the DLPack protocol (as CuPy or JAX arrays are)."""
+
+    def __init__(self, a):
+        self.a = a
+
+    def __dlpack__(self, stream=None):
+        return self.a.__dlpack__()
+
+    def __dlpack_device__(self):
+        return self.a.__dlpack_device__()
+
+
+def test_dlpack_producer(rng):
+    """Tensors read through __dlpack__ (the capsule kept alive for the call), strided."""
+    big = rng.standard_normal((1, 2, 6, 16)).astype(np.float32)
+    q, k = big[:, :, :3, :8], big[:, :, 2:, 8:]
+    y = np.full((1, 2, 3, 8), np.nan, np.float32)
+    plan = baracuda.sdpa_fwd.plan(batch=1, q_heads=2, kv_heads=2, q_len=3, kv_len=4, head_dim_qk=8, head_dim_v=8,
+                                  scale=0.4, dtype="f32")
+    plan.run(q=_DLPackOnly(q), k=_DLPackOnly(k), v=_DLPackOnly(k), y=_DLPackOnly(y))
+    want, _ = refs.sdpa(q.astype(np.float64), k.astype(np.float64), k.astype(np.float64), 0.4)
+    close(y, want, 2e-5)
