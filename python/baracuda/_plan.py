@@ -115,7 +115,9 @@ class Op:
         same Plan object). Raises InvalidProblem / Unsupported / NoDevice."""
         full = dict(self.defaults)
         full.update(desc)
-        key = (tuple(sorted(full.items(), key=lambda kv: kv[0])), str(device), preference)
+        where = (device.kind, device.device, device.cc_major, device.cc_minor) if isinstance(device, _capi.Target) \
+            else str(device)
+        key = (tuple(sorted(full.items(), key=lambda kv: kv[0])), where, preference)
         try:
             cached = self._cache.get(key)
         except TypeError:  # an unhashable field value: no caching

@@ -12,48 +12,27 @@ class Error(Exception):
     status_name = "BK_STATUS_UNKNOWN"
 
 
-class InvalidProblem(Error, ValueError):
-    """BK_STATUS_INVALID_PROBLEM: inconsistent extents or shapes, NULL pointer, non-finite
-    scale, malformed index data (also: a tensor on the wrong device, a missing field)."""
-
-    status, status_name = 1, "BK_STATUS_INVALID_PROBLEM"
-
-
-class Unsupported(Error, NotImplementedError):
-    """BK_STATUS_UNSUPPORTED: a valid problem this target does not implement."""
-
-    status, status_name = 2, "BK_STATUS_UNSUPPORTED"
+def _status_error(name, status, builtin, doc):
+    """The Error subclass of one bk_status value, also a subclass of the builtin
+    exception it resembles (so `except ValueError` catches a bad shape)."""
+    return type(name, (Error, builtin), {"status": status, "status_name": "BK_STATUS_" + doc.split(":")[0],
+                                         "__doc__": "BK_STATUS_" + doc, "__module__": __name__})
 
 
-class BufferTooSmall(Error, ValueError):
-    """BK_STATUS_BUFFER_TOO_SMALL: a tensor's capacity is below what its view reaches."""
-
-    status, status_name = 3, "BK_STATUS_BUFFER_TOO_SMALL"
-
-
-class WorkspaceTooSmall(Error, ValueError):
-    """BK_STATUS_WORKSPACE_TOO_SMALL: the workspace is smaller than the plan's workspace_size."""
-
-    status, status_name = 4, "BK_STATUS_WORKSPACE_TOO_SMALL"
-
-
-class OutOfRange(Error, IndexError):
-    """BK_STATUS_OUT_OF_RANGE: a data-dependent index or offset outside its buffer."""
-
-    status, status_name = 5, "BK_STATUS_OUT_OF_RANGE"
-
-
-class DeviceError(Error, RuntimeError):
-    """BK_STATUS_DEVICE_ERROR: the CUDA runtime reported an error."""
-
-    status, status_name = 6, "BK_STATUS_DEVICE_ERROR"
-
-
-class NoDevice(Error, RuntimeError):
-    """BK_STATUS_NO_DEVICE: no usable CUDA device, or the library was built without CUDA."""
-
-    status, status_name = 7, "BK_STATUS_NO_DEVICE"
-
+InvalidProblem = _status_error("InvalidProblem", 1, ValueError,
+                               "INVALID_PROBLEM: inconsistent extents or shapes, NULL pointer, non-finite scale, "
+                               "malformed index data (also: a tensor on the wrong device, a missing field).")
+Unsupported = _status_error("Unsupported", 2, NotImplementedError,
+                            "UNSUPPORTED: a valid problem this target does not implement.")
+BufferTooSmall = _status_error("BufferTooSmall", 3, ValueError,
+                               "BUFFER_TOO_SMALL: a tensor's capacity is below what its view reaches.")
+WorkspaceTooSmall = _status_error("WorkspaceTooSmall", 4, ValueError,
+                                  "WORKSPACE_TOO_SMALL: the workspace is smaller than the plan's workspace_size.")
+OutOfRange = _status_error("OutOfRange", 5, IndexError,
+                           "OUT_OF_RANGE: a data-dependent index or offset outside its buffer.")
+DeviceError = _status_error("DeviceError", 6, RuntimeError, "DEVICE_ERROR: the CUDA runtime reported an error.")
+NoDevice = _status_error("NoDevice", 7, RuntimeError,
+                         "NO_DEVICE: no usable CUDA device, or the library was built without CUDA.")
 
 BY_STATUS = {cls.status: cls for cls in
              (InvalidProblem, Unsupported, BufferTooSmall, WorkspaceTooSmall, OutOfRange, DeviceError, NoDevice)}
