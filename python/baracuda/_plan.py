@@ -144,16 +144,23 @@ class Op:
         return plan
 
     def _convert_field(self, name, ctype, value):
-        """A descriptor value as its C field wants it."""
+        """A descriptor value as its C field wants it (InvalidProblem when it is not one)."""
         if name == "dtype":
             return _tensor.dtype_code(value)
-        if ctype is C.c_double:
-            return float(value)
-        if ctype is C.c_bool:
-            return bool(value)
-        if isinstance(value, float) and not value.is_integer():
-            raise InvalidProblem("%s: desc.%s is %r, expected an integer" % (self.name, name, value))
-        return int(value)
+        try:
+            if ctype is C.c_double:
+                return float(value)
+            if ctype is C.c_bool:
+                return bool(value)
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            number = int(value)
+        except (TypeError, ValueError):
+            raise InvalidProblem("%s: desc.%s is %r, expected %s" % (
+                self.name, name, value, "a number" if ctype is C.c_double else "an integer")) from None
+        if not -2 ** 31 <= number < 2 ** 31:
+            raise InvalidProblem("%s: desc.%s is %d, outside int32" % (self.name, name, number))
+        return number
 
 
 class Plan:

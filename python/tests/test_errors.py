@@ -135,3 +135,14 @@ def test_dtype_names():
     assert _sdpa(dtype="bfloat16").desc["dtype"] == "bf16"
     with pytest.raises(baracuda.Unsupported, match="dtype"):
         _sdpa(dtype="complex64")
+
+
+def test_bad_field_values():
+    with pytest.raises(baracuda.InvalidProblem, match="desc.batch is 'one', expected an integer"):
+        _sdpa(batch="one")
+    with pytest.raises(baracuda.InvalidProblem, match="desc.q_len is 2.5"):
+        _sdpa(q_len=2.5)
+    with pytest.raises(baracuda.InvalidProblem, match="outside int32"):
+        _sdpa(kv_len=2 ** 40)
+    with pytest.raises(baracuda.InvalidProblem, match="preference"):
+        _sdpa(preference="slowest")
