@@ -89,12 +89,6 @@ def test_attention_matches_torch_sdpa(device):
     assert lse.dtype == torch.float32 and lse.shape == (1, 4, 8)
 
 
-@pytest.mark.parametrize("device", DEVICES)
-def test_attention_opcheck(device):
-    q, k, v = _qkv(device, torch.float32, hq=2, hkv=1, sq=3, sk=5, d=8)
-    torch.library.opcheck(torch.ops.baracuda.sdpa_fwd.default, (q, k, v, None, 0.3, True, -1, 0.0, False))
-
-
 def _ssd_inputs(device, dtype, b=1, l=9, h=2, d=3, n=4, grad=True):
     g = torch.Generator().manual_seed(3)
     x = torch.randn(b, l, h, d, generator=g)
@@ -122,8 +116,39 @@ def test_ssd_against_f64(device):
         torch.testing.assert_close(a.double().cpu(), b, atol=1e-3, rtol=1e-3)
 
 
-def test_ssd_opcheck():
-    torch.library.opcheck(torch.ops.baracuda.ssd_fwd.default, (*_ssd_inputs("cpu", torch.float32), 4))
+def _opcheck_cases(device):
+    """(op, args) for every custom op of baracuda.torch, small problems on `device`."""
+    q, k, v = _qkv(device, torch.float32, hq=2, hkv=1, sq=3, sk=5, d=8)
+    y, lse = bt.attention(q, k, v, causal=True, return_lse=True)
+    opts = (0.3, True, -1, 0.0, False)
+    ssd = _ssd_inputs(device, torch.float32)
+    (kp, vp), indices, indptr, last = _paged(device, torch.float16)
+    table = [torch.from_numpy(t).to(device) for t in (indices, indptr, last)]
+    q_indptr = torch.tensor([0, 1, 1, 3], dtype=torch.int32, device=device)
+    new = torch.randn(3, 2, 64, device=device, dtype=torch.float16)
+    ops = torch.ops.baracuda
+    return {
+        "sdpa_fwd": (ops.sdpa_fwd.default, (q, k, v, None, 0.3, True, -1, 0.0, False)),
+        "sdpa_bwd": (ops.sdpa_bwd.default, (torch.randn_like(y), q.detach(), k.detach(), v.detach(), y.detach(),
+                                            lse, None, *opts)),
+        "ssd_fwd": (ops.ssd_fwd.default, (*ssd, 4)),
+        "ssd_bwd": (ops.ssd_bwd.default, (torch.randn_like(ssd[0]), *[t.detach() for t in ssd], 4)),
+        "paged_decode": (ops.paged_decode.default, (torch.randn(3, 4, 64, device=device, dtype=torch.float16), kp,
+                                                    vp, *table, 0.125, 0)),
+        "paged_prefill": (ops.paged_prefill.default, (torch.randn(3, 4, 64, device=device, dtype=torch.float16),
+                                                      q_indptr, kp, vp, *table, 0.125, True)),
+        "paged_kv_append": (ops.paged_kv_append.default, (new, new.clone(), q_indptr, kp, vp, *table)),
+    }
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", ["sdpa_fwd", "sdpa_bwd", "ssd_fwd", "ssd_bwd", "paged_decode", "paged_prefill",
+                                  "paged_kv_append"])
+def test_opcheck(device, name):
+    """torch.library.opcheck: schema (mutations declared), fake tensors, autograd
+    registration and AOT dispatch of every custom op."""
+    op, args = _opcheck_cases(device)[name]
+    torch.library.opcheck(op, args)
 
 
 def _paged(device, dtype, kv_lens=(5, 1, 9), hq=4, hkv=2, d=64, page_size=4, num_pages=9):
