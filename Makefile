@@ -4,12 +4,14 @@
 #               python/tests over the library just built; PYTHON picks the interpreter)
 # and, on a machine with an NVIDIA GPU:
 #   make gpu-test   build for sm_80 and sm_90a and run every test with the GPU required
+#   make gpu-test-python   pip-install the Python package offline, run its suite with the GPU
+#                          required (CUDA tensors, gradcheck, torch.compile, CUDA graphs)
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 PYTHON ?= python3
 
-.PHONY: all build test demo gpu-test bench clean
+.PHONY: all build test demo gpu-test gpu-test-python bench clean
 
 all: build
 
@@ -26,6 +28,9 @@ demo: build
 
 gpu-test:
 	./tests/gpu_test.sh
+
+gpu-test-python:
+	./python/gpu_check.sh
 
 # bk_bench (ceilings, then every op row) and torch's SDPA peers in the same run;
 # logs and CSVs go to $(BENCH_OUT) (default build-gpu/bench)
