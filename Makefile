@@ -1,13 +1,17 @@
 # baracuda - the two commands a newcomer needs:
 #   make demo   build and run the decoder-style demo (GPU when present, else CPU)
-#   make test   build and run the whole test suite (CTest)
+#   make test   build and run the whole test suite (CTest, then the Python suite in
+#               python/tests over the library just built; PYTHON picks the interpreter)
 # and, on a machine with an NVIDIA GPU:
 #   make gpu-test   build for sm_80 and sm_90a and run every test with the GPU required
+#   make gpu-test-python   pip-install the Python package offline, run its suite with the GPU
+#                          required (CUDA tensors, gradcheck, torch.compile, CUDA graphs)
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
+PYTHON ?= python3
 
-.PHONY: all build test demo gpu-test bench clean
+.PHONY: all build test demo gpu-test gpu-test-python bench clean
 
 all: build
 
@@ -17,12 +21,16 @@ build:
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	./python/run_tests.sh $(BUILD) $(PYTHON)
 
 demo: build
 	./$(BUILD)/examples/bk_demo
 
 gpu-test:
 	./tests/gpu_test.sh
+
+gpu-test-python:
+	./python/gpu_check.sh
 
 # bk_bench (ceilings, then every op row), torch's SDPA peers and FlashInfer's paged peers in the
 # same run; logs and CSVs go to $(BENCH_OUT) (default build-gpu/bench). The peer packages are

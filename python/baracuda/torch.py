@@ -1,0 +1,317 @@
+"""baracuda.torch: baracuda's kernels as torch.library custom ops, with fake (meta)
+implementations for tracing and autograd through the backward kernels, so they work in
+eager mode, under torch.compile(fullgraph=True) and inside CUDA graphs.
+
+    import torch, baracuda.torch as bt
+    y = bt.attention(q, k, v, causal=True)           # q [B, Hq, Sq, D], k/v [B, Hkv, Sk, D]
+    y.sum().backward()                                 # dq, dk, dv by sdpa_bwd
+    y = bt.ssd_scan(x, dt, A, B, C)                    # Mamba-2 SSD, backward by ssd_bwd
+    dec = bt.BatchPagedDecode(); dec.plan(kv_indptr, kv_indices, last_page_len)
+    o = dec.run(q, (k_pages, v_pages))                 # per layer
+
+Ops registered (namespace `baracuda`): sdpa_fwd, sdpa_bwd, ssd_fwd, ssd_bwd, paged_decode,
+paged_prefill, paged_kv_append. Each runs on the tensors' device (CPU, or the CUDA device
+they live on) and, on CUDA, on torch's current stream; outputs and workspaces come from
+torch's allocator; nothing synchronises the host. Inputs whose innermost stride is not 1
+(or that broadcast) are made contiguous first.
+"""
+import math
+from typing import Optional, Tuple
+
+import torch
+
+import baracuda as _bk
+
+Tensor = torch.Tensor
+__all__ = ["attention", "ssd_scan", "paged_kv_append", "BatchPagedDecode", "BatchPagedPrefill"]
+
+
+def _device(t):
+    """The baracuda device string of a torch tensor ("cpu" or "cuda:N")."""
+    return "cuda:%d" % (t.device.index or 0) if t.device.type == "cuda" else t.device.type
+
+
+def _dense(t):
+    """`t` if it has inner stride 1 and no broadcast axis, else a contiguous copy (the
+    kernels read strided views but not broadcasts outside the kv-head axis)."""
+    if t is None:
+        return None
+    if t.dim() and t.stride(-1) == 1 and all(s != 0 or n <= 1 for n, s in zip(t.shape, t.stride())):
+        return t
+    return t.contiguous()
+
+
+def _prefer(deterministic):
+    return "deterministic" if deterministic else "fastest"
+
+
+# ------------------------------------------------------------------ attention --
+def _sdpa_desc(q, k, v, scale, causal, window_left, softcap, alibi):
+    return dict(batch=q.shape[0], q_heads=q.shape[1], kv_heads=k.shape[1], q_len=q.shape[2], kv_len=k.shape[2],
+                head_dim_qk=q.shape[3], head_dim_v=v.shape[3], scale=scale, causal=causal,
+                window_left=window_left, softcap=softcap, alibi=alibi, dtype=q.dtype)
+
+
+@torch.library.custom_op("baracuda::sdpa_fwd", mutates_args=())
+def _sdpa_fwd(q: Tensor, k: Tensor, v: Tensor, alibi_slopes: Optional[Tensor], scale: float, causal: bool,
+              window_left: int, softcap: float, deterministic: bool) -> Tuple[Tensor, Tensor]:
+    q, k, v, slopes = _dense(q), _dense(k), _dense(v), _dense(alibi_slopes)
+    y, lse = _sdpa_fwd_fake(q, k, v, alibi_slopes, scale, causal, window_left, softcap, deterministic)
+    plan = _bk.sdpa_fwd.plan(device=_device(q), **_sdpa_desc(q, k, v, scale, causal, window_left, softcap,
+                                                              slopes is not None))
+    plan.run(q=q, k=k, v=v, y=y, lse=lse, alibi_slopes=slopes)
+    return y, lse
+
+
+@_sdpa_fwd.register_fake
+def _sdpa_fwd_fake(q, k, v, alibi_slopes, scale, causal, window_left, softcap, deterministic):
+    b, h, s = q.shape[0], q.shape[1], q.shape[2]
+    return q.new_empty((b, h, s, v.shape[3])), q.new_empty((b, h, s), dtype=torch.float32)
+
+
+@torch.library.custom_op("baracuda::sdpa_bwd", mutates_args=())
+def _sdpa_bwd(dy: Tensor, q: Tensor, k: Tensor, v: Tensor, y: Tensor, lse: Tensor, alibi_slopes: Optional[Tensor],
+              scale: float, causal: bool, window_left: int, softcap: float,
+              deterministic: bool) -> Tuple[Tensor, Tensor, Tensor]:
+    dy, q, k, v, y, lse, slopes = (_dense(t) for t in (dy, q, k, v, y, lse, alibi_slopes))
+    dq, dk, dv = _sdpa_bwd_fake(dy, q, k, v, y, lse, alibi_slopes, scale, causal, window_left, softcap,
+                                deterministic)
+    plan = _bk.sdpa_bwd.plan(device=_device(q), preference=_prefer(deterministic),
+                             **_sdpa_desc(q, k, v, scale, causal, window_left, softcap, slopes is not None))
+    plan.run(q=q, k=k, v=v, y=y, dy=dy, lse=lse, alibi_slopes=slopes, dq=dq, dk=dk, dv=dv)
+    return dq, dk, dv
+
+
+@_sdpa_bwd.register_fake
+def _sdpa_bwd_fake(dy, q, k, v, y, lse, alibi_slopes, scale, causal, window_left, softcap, deterministic):
+    return q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape)
+
+
+def _sdpa_setup(ctx, inputs, output):
+    q, k, v, slopes, scale, causal, window_left, softcap, deterministic = inputs
+    y, lse = output
+    ctx.save_for_backward(q, k, v, y, lse, slopes)
+    ctx.opts = (scale, causal, window_left, softcap, deterministic)
+    ctx.mark_non_differentiable(lse)
+
+
+def _sdpa_backward(ctx, dy, dlse):
+    q, k, v, y, lse, slopes = ctx.saved_tensors
+    dq, dk, dv = torch.ops.baracuda.sdpa_bwd(dy, q, k, v, y, lse, slopes, *ctx.opts)
+    return dq, dk, dv, None, None, None, None, None, None
+
+
+_sdpa_fwd.register_autograd(_sdpa_backward, setup_context=_sdpa_setup)
+
+
+def attention(q, k, v, *, scale=None, causal=False, window_left=-1, softcap=0.0, alibi_slopes=None,
+              deterministic=False, return_lse=False):
+    """Flash attention (baracuda sdpa_fwd), differentiable in q, k, v (sdpa_bwd).
+
+    q [B, Hq, Sq, Dqk], k [B, Hkv, Sk, Dqk], v [B, Hkv, Sk, Dv] (GQA: Hq % Hkv == 0),
+    one dtype of f32, f64, f16, bf16, on the CPU or one CUDA device. scale defaults to
+    1/sqrt(Dqk); causal is bottom-right aligned (PyTorch's is_causal when Sq == Sk);
+    window_left >= 0 keeps keys j >= i + Sk - Sq - window_left; softcap > 0 applies
+    softcap * tanh(s / softcap); alibi_slopes is an f32 [Hq] tensor (not differentiated).
+    deterministic asks the backward for bit-identical reruns. Returns y [B, Hq, Sq, Dv],
+    and lse [B, Hq, Sq] (f32, natural log; not differentiable) when return_lse."""
+    if scale is None:
+        scale = 1.0 / math.sqrt(q.shape[-1])
+    y, lse = torch.ops.baracuda.sdpa_fwd(q, k, v, alibi_slopes, float(scale), bool(causal), int(window_left),
+                                         float(softcap), bool(deterministic))
+    return (y, lse) if return_lse else y
+
+
+# ------------------------------------------------------------------------ SSD --
+def _ssd_desc(x, b, chunk_size):
+    return dict(batch=x.shape[0], seq_len=x.shape[1], heads=x.shape[2], head_dim=x.shape[3],
+                state_dim=b.shape[3], chunk_size=chunk_size, dtype=x.dtype)
+
+
+@torch.library.custom_op("baracuda::ssd_fwd", mutates_args=())
+def _ssd_fwd(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk_size: int) -> Tensor:
+    x, dt, A, B, C = (_dense(t) for t in (x, dt, A, B, C))
+    y = x.new_empty(x.shape)
+    _bk.ssd_fwd.plan(device=_device(x), **_ssd_desc(x, B, chunk_size)).run(x=x, dt=dt, a=A, b=B, c=C, y=y)
+    return y
+
+
+@_ssd_fwd.register_fake
+def _(x, dt, A, B, C, chunk_size):
+    return x.new_empty(x.shape)
+
+
+@torch.library.custom_op("baracuda::ssd_bwd", mutates_args=())
+def _ssd_bwd(dy: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor,
+             chunk_size: int) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    dy, x, dt, A, B, C = (_dense(t) for t in (dy, x, dt, A, B, C))
+    dx, ddt, dA, dB, dC = _ssd_bwd_fake(dy, x, dt, A, B, C, chunk_size)
+    _bk.ssd_bwd.plan(device=_device(x), **_ssd_desc(x, B, chunk_size)).run(
+        x=x, dt=dt, a=A, b=B, c=C, dy=dy, dx=dx, ddt=ddt, da=dA, db=dB, dc=dC)
+    return dx, ddt, dA, dB, dC
+
+
+@_ssd_bwd.register_fake
+def _ssd_bwd_fake(dy, x, dt, A, B, C, chunk_size):
+    return tuple(t.new_empty(t.shape) for t in (x, dt, A, B, C))
+
+
+def _ssd_setup(ctx, inputs, output):
+    ctx.save_for_backward(*inputs[:5])
+    ctx.chunk_size = inputs[5]
+
+
+def _ssd_backward(ctx, dy):
+    return (*torch.ops.baracuda.ssd_bwd(dy, *ctx.saved_tensors, ctx.chunk_size), None)
+
+
+_ssd_fwd.register_autograd(_ssd_backward, setup_context=_ssd_setup)
+
+
+def ssd_scan(x, dt, A, B, C, chunk_size=64):
+    """The Mamba-2 SSD scan (baracuda ssd_fwd), differentiable in every input (ssd_bwd):
+    h_t = exp(dt_t A) h_{t-1} + dt_t B_t x_t^T, y_t = C_t . h_t, h_{-1} = 0.
+    x [batch, L, H, D], dt [batch, L, H], A [H], B and C [batch, L, H, N], one dtype
+    (f32, f16, bf16; f64 on the CPU). Returns y [batch, L, H, D]."""
+    return torch.ops.baracuda.ssd_fwd(x, dt, A, B, C, int(chunk_size))
+
+
+# ---------------------------------------------------------------------- paged --
+def _pool_desc(k_pages):
+    return dict(num_pages=k_pages.shape[0], kv_heads=k_pages.shape[1], page_size=k_pages.shape[2],
+                head_dim=k_pages.shape[3], dtype=k_pages.dtype)
+
+
+def _table(kv_indices, kv_indptr, last_page_len):
+    return dict(kv_indices=kv_indices, kv_indptr=kv_indptr, last_page_len=last_page_len)
+
+
+@torch.library.custom_op("baracuda::paged_decode", mutates_args=())
+def _paged_decode(q: Tensor, k_pages: Tensor, v_pages: Tensor, kv_indices: Tensor, kv_indptr: Tensor,
+                  last_page_len: Tensor, scale: float, kv_splits: int) -> Tuple[Tensor, Tensor]:
+    q = _dense(q)
+    o, lse = _paged_decode_fake(q, k_pages, v_pages, kv_indices, kv_indptr, last_page_len, scale, kv_splits)
+    plan = _bk.paged_decode.plan(device=_device(q), batch=q.shape[0], q_heads=q.shape[1], scale=scale,
+                                 kv_splits=kv_splits, **_pool_desc(k_pages))
+    plan.run(q=q, k_pages=k_pages, v_pages=v_pages, o=o, lse=lse, **_table(kv_indices, kv_indptr, last_page_len))
+    return o, lse
+
+
+@_paged_decode.register_fake
+def _paged_decode_fake(q, k_pages, v_pages, kv_indices, kv_indptr, last_page_len, scale, kv_splits):
+    return q.new_empty(q.shape), q.new_empty(q.shape[:2], dtype=torch.float32)
+
+
+@torch.library.custom_op("baracuda::paged_prefill", mutates_args=())
+def _paged_prefill(q: Tensor, q_indptr: Tensor, k_pages: Tensor, v_pages: Tensor, kv_indices: Tensor,
+                   kv_indptr: Tensor, last_page_len: Tensor, scale: float, causal: bool) -> Tuple[Tensor, Tensor]:
+    q = _dense(q)
+    o, lse = _paged_decode_fake(q, k_pages, v_pages, kv_indices, kv_indptr, last_page_len, scale, 0)
+    plan = _bk.paged_prefill.plan(device=_device(q), batch=q_indptr.shape[0] - 1, total_rows=q.shape[0],
+                                  q_heads=q.shape[1], scale=scale, causal=causal, **_pool_desc(k_pages))
+    plan.run(q=q, q_indptr=q_indptr, k_pages=k_pages, v_pages=v_pages, o=o, lse=lse,
+             **_table(kv_indices, kv_indptr, last_page_len))
+    return o, lse
+
+
+@_paged_prefill.register_fake
+def _(q, q_indptr, k_pages, v_pages, kv_indices, kv_indptr, last_page_len, scale, causal):
+    return q.new_empty(q.shape), q.new_empty(q.shape[:2], dtype=torch.float32)
+
+
+@torch.library.custom_op("baracuda::paged_kv_append", mutates_args=("k_pages", "v_pages"))
+def _paged_kv_append(k_new: Tensor, v_new: Tensor, append_indptr: Tensor, k_pages: Tensor, v_pages: Tensor,
+                     kv_indices: Tensor, kv_indptr: Tensor, last_page_len: Tensor) -> None:
+    k_new, v_new = _dense(k_new), _dense(v_new)
+    plan = _bk.paged_kv_append.plan(device=_device(k_new), batch=append_indptr.shape[0] - 1, nnz=k_new.shape[0],
+                                    **_pool_desc(k_pages))
+    plan.run(k_new=k_new, v_new=v_new, append_indptr=append_indptr, k_pages=k_pages, v_pages=v_pages,
+             **_table(kv_indices, kv_indptr, last_page_len))
+
+
+@_paged_kv_append.register_fake
+def _(k_new, v_new, append_indptr, k_pages, v_pages, kv_indices, kv_indptr, last_page_len):
+    return None
+
+
+def paged_kv_append(k_new, v_new, append_indptr, kv_cache, kv_indices, kv_indptr, last_page_len):
+    """Writes ragged new rows k_new / v_new [nnz, Hkv, D] (request b's are rows
+    append_indptr[b] .. append_indptr[b+1]) into the tail of each request's pages of
+    kv_cache = (k_pages, v_pages), each [num_pages, Hkv, page_size, D] contiguous, in
+    place. The page table (i32 kv_indices, kv_indptr, last_page_len) describes the cache
+    AFTER the append, as in FlashInfer."""
+    k_pages, v_pages = kv_cache
+    torch.ops.baracuda.paged_kv_append(k_new, v_new, append_indptr, k_pages, v_pages, kv_indices, kv_indptr,
+                                       last_page_len)
+
+
+class _PagedWrapper:
+    """What the decode and prefill wrappers share: the page table kept by plan()."""
+
+    _op = None
+
+    def _plan_table(self, kv_indptr, kv_indices, last_page_len, num_qo_heads, num_kv_heads, head_dim, page_size,
+                    dtype, scale, device):
+        """Stores the page table (i32, on `device`, default kv_indptr's) and checks the
+        problem once with select (raises Unsupported / InvalidProblem now, not per layer)."""
+        device = torch.device(device if device is not None else getattr(kv_indptr, "device", "cpu"))
+        as_i32 = lambda t: torch.as_tensor(t, dtype=torch.int32).to(device).contiguous()  # noqa: E731
+        self.kv_indptr, self.kv_indices, self.last_page_len = (as_i32(t) for t in (kv_indptr, kv_indices,
+                                                                                     last_page_len))
+        self.scale = float(scale) if scale is not None else 1.0 / math.sqrt(head_dim)
+        self.batch = self.kv_indptr.shape[0] - 1
+        probe = dict(scale=self.scale, q_heads=num_qo_heads, num_pages=1, kv_heads=num_kv_heads,
+                     page_size=page_size, head_dim=head_dim, dtype=dtype)
+        return device, probe
+
+
+class BatchPagedDecode(_PagedWrapper):
+    """Decode attention over a paged KV cache, FlashInfer's plan-then-run style: plan()
+    once per batch composition (page table, heads, head dim), run(q, kv_cache) per layer.
+    The cache is (k_pages, v_pages), each [num_pages, Hkv, page_size, D] (HND),
+    contiguous; q is [batch, Hq, D] (one row per request). kv_splits is the GPU's
+    split-KV hint (0 = let baracuda choose)."""
+
+    def __init__(self, kv_splits=0):
+        self.kv_splits = int(kv_splits)
+
+    def plan(self, kv_indptr, kv_indices, last_page_len, num_qo_heads, num_kv_heads, head_dim, page_size,
+             dtype=torch.float16, scale=None, device=None):
+        """Keeps the page table: kv_indptr [batch + 1], kv_indices, last_page_len [batch]
+        (int tensors or lists; moved to `device` as i32). dtype is the cache's; scale
+        defaults to 1/sqrt(head_dim). Raises baracuda.Error for a problem baracuda cannot
+        run."""
+        device, probe = self._plan_table(kv_indptr, kv_indices, last_page_len, num_qo_heads, num_kv_heads,
+                                         head_dim, page_size, dtype, scale, device)
+        _bk.paged_decode.plan(device=str(device), batch=self.batch, kv_splits=self.kv_splits, **probe)
+
+    def run(self, q, kv_cache, return_lse=False):
+        """o [batch, Hq, D] for q [batch, Hq, D] over kv_cache = (k_pages, v_pages); with
+        return_lse also lse [batch, Hq] (f32)."""
+        k_pages, v_pages = kv_cache
+        o, lse = torch.ops.baracuda.paged_decode(q, k_pages, v_pages, self.kv_indices, self.kv_indptr,
+                                                 self.last_page_len, self.scale, self.kv_splits)
+        return (o, lse) if return_lse else o
+
+
+class BatchPagedPrefill(_PagedWrapper):
+    """Prefill attention over a paged KV cache (ragged query rows per request), plan
+    once per batch composition, run(q, kv_cache) per layer. q is [total_rows, Hq, D],
+    request b's rows q_indptr[b] .. q_indptr[b+1]; f16 or bf16; causal is bottom-right
+    aligned."""
+
+    def plan(self, q_indptr, kv_indptr, kv_indices, last_page_len, num_qo_heads, num_kv_heads, head_dim,
+             page_size, dtype=torch.float16, causal=False, scale=None, device=None):
+        """As BatchPagedDecode.plan, plus q_indptr [batch + 1] and causal."""
+        device, probe = self._plan_table(kv_indptr, kv_indices, last_page_len, num_qo_heads, num_kv_heads,
+                                         head_dim, page_size, dtype, scale, device)
+        self.q_indptr = torch.as_tensor(q_indptr, dtype=torch.int32).to(device).contiguous()
+        self.causal = bool(causal)
+        _bk.paged_prefill.plan(device=str(device), batch=self.batch, total_rows=0, causal=self.causal, **probe)
+
+    def run(self, q, kv_cache, return_lse=False):
+        """o [total_rows, Hq, D] (and lse [total_rows, Hq], f32, with return_lse)."""
+        k_pages, v_pages = kv_cache
+        o, lse = torch.ops.baracuda.paged_prefill(q, self.q_indptr, k_pages, v_pages, self.kv_indices,
+                                                  self.kv_indptr, self.last_page_len, self.scale, self.causal)
+        return (o, lse) if return_lse else o

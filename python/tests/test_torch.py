@@ -1,0 +1,275 @@
+"""baracuda.torch: the custom ops against PyTorch references, autograd (gradcheck in
+f64), torch.library.opcheck, the paged wrappers, torch.compile(fullgraph=True) and, on a
+GPU, CUDA-graph capture. Skipped as a whole when torch is not installed."""
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="torch not installed: the baracuda.torch tests need it")
+import baracuda  # noqa: E402
+import baracuda.torch as bt  # noqa: E402
+import refs  # noqa: E402
+from conftest import CUDA  # noqa: E402
+
+DEVICES = ["cpu"] + (["cuda"] if CUDA else [])
+needs_cuda = pytest.mark.skipif(not CUDA, reason="needs a CUDA device (torch.cuda.is_available())")
+
+
+def _sdpa_ref(q, k, v, causal=False, window_left=-1, softcap=0.0, slopes=None, scale=None):
+    """Attention in f64 with materialised scores, in torch (differentiable)."""
+    q, k, v = q.double(), k.double(), v.double()
+    g = q.shape[1] // k.shape[1]
+    k, v = k.repeat_interleave(g, 1), v.repeat_interleave(g, 1)
+    s = (scale or 1 / math.sqrt(q.shape[-1])) * q @ k.transpose(-1, -2)
+    if softcap:
+        s = softcap * torch.tanh(s / softcap)
+    sq, sk = q.shape[2], k.shape[2]
+    i = torch.arange(sq, device=q.device)[:, None] + (sk - sq)
+    j = torch.arange(sk, device=q.device)[None, :]
+    if slopes is not None:
+        s = s + slopes.double()[None, :, None, None] * (j - i)
+    mask = torch.ones(sq, sk, dtype=torch.bool, device=q.device)
+    if causal:
+        mask &= j <= i
+    if window_left >= 0:
+        mask &= j >= i - window_left
+    return torch.softmax(s.masked_fill(~mask, -float("inf")), -1) @ v
+
+
+OPTIONS = {"causal": dict(causal=True), "window_softcap": dict(causal=True, window_left=3, softcap=2.5),
+           "alibi": dict(alibi=True), "plain": dict()}
+TOL = {torch.float64: 1e-9, torch.float32: 2e-4, torch.float16: 2e-2, torch.bfloat16: 8e-2}
+
+
+def _qkv(device, dtype, hq=4, hkv=2, sq=6, sk=9, d=64, grad=True):
+    g = torch.Generator().manual_seed(7)
+    return [(torch.randn(1, h, s, d, generator=g) * 0.5).to(device=device, dtype=dtype).requires_grad_(grad)
+            for h, s in ((hq, sq), (hkv, sk), (hkv, sk))]
+
+
+def _kw(opts, hq, device):
+    kw = {k: v for k, v in opts.items() if k != "alibi"}
+    if opts.get("alibi"):
+        kw["alibi_slopes"] = torch.tensor(baracuda.alibi_slopes(hq), dtype=torch.float32, device=device)
+    return kw
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("opt", sorted(OPTIONS))
+def test_attention_forward_backward(device, dtype, opt):
+    q, k, v = _qkv(device, dtype)
+    kw = _kw(OPTIONS[opt], 4, device)
+    y = bt.attention(q, k, v, **kw)
+    ref_kw = {("slopes" if n == "alibi_slopes" else n): t for n, t in kw.items()}
+    want = _sdpa_ref(q, k, v, **ref_kw)
+    torch.testing.assert_close(y.double(), want, atol=TOL[dtype], rtol=TOL[dtype])
+    dy = torch.randn_like(y)
+    got = torch.autograd.grad(y, (q, k, v), dy)
+    ref = torch.autograd.grad(want, (q, k, v), dy.double())
+    for a, b in zip(got, ref):
+        torch.testing.assert_close(a.double(), b.double(), atol=4 * TOL[dtype], rtol=4 * TOL[dtype])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("opt", sorted(OPTIONS))
+def test_attention_gradcheck(device, opt):
+    q, k, v = _qkv(device, torch.float64, hq=2, hkv=1, sq=3, sk=5, d=4)
+    kw = _kw(OPTIONS[opt], 2, device)
+    assert torch.autograd.gradcheck(lambda a, b, c: bt.attention(a, b, c, **kw), (q, k, v))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_attention_matches_torch_sdpa(device):
+    q, k, v = _qkv(device, torch.float32, hq=4, hkv=4, sq=8, sk=8, grad=False)
+    want = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    y, lse = bt.attention(q, k, v, causal=True, return_lse=True)
+    torch.testing.assert_close(y, want, atol=2e-4, rtol=2e-4)
+    assert lse.dtype == torch.float32 and lse.shape == (1, 4, 8)
+
+
+def _ssd_inputs(device, dtype, b=1, l=9, h=2, d=3, n=4, grad=True):
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(b, l, h, d, generator=g)
+    dt = torch.rand(b, l, h, generator=g) * 0.4 + 0.05
+    a = -(torch.rand(h, generator=g) + 0.5)
+    bb, cc = torch.randn(b, l, h, n, generator=g), torch.randn(b, l, h, n, generator=g)
+    return [t.to(device=device, dtype=dtype).requires_grad_(grad) for t in (x, dt, a, bb, cc)]
+
+
+def test_ssd_gradcheck_cpu():
+    assert torch.autograd.gradcheck(lambda *t: bt.ssd_scan(*t, chunk_size=4), _ssd_inputs("cpu", torch.float64))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_ssd_against_f64(device):
+    ins = _ssd_inputs(device, torch.float32)
+    y = bt.ssd_scan(*ins, chunk_size=4)
+    ins64 = [t.detach().double().cpu().numpy() for t in ins]
+    torch.testing.assert_close(y.double().cpu(), torch.from_numpy(refs.ssd(*ins64)), atol=1e-4, rtol=1e-4)
+    dy = torch.randn_like(y)
+    got = torch.autograd.grad(y, ins, dy)
+    cpu64 = [t.detach().double().cpu().requires_grad_() for t in ins]
+    want = torch.autograd.grad(bt.ssd_scan(*cpu64, chunk_size=4), cpu64, dy.double().cpu())
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a.double().cpu(), b, atol=1e-3, rtol=1e-3)
+
+
+def _opcheck_cases(device):
+    """(op, args) for every custom op of baracuda.torch, small problems on `device`."""
+    q, k, v = _qkv(device, torch.float32, hq=2, hkv=1, sq=3, sk=5, d=8)
+    y, lse = bt.attention(q, k, v, causal=True, return_lse=True)
+    opts = (0.3, True, -1, 0.0, False)
+    ssd = _ssd_inputs(device, torch.float32)
+    (kp, vp), indices, indptr, last = _paged(device, torch.float16)
+    table = [torch.from_numpy(t).to(device) for t in (indices, indptr, last)]
+    q_indptr = torch.tensor([0, 1, 1, 3], dtype=torch.int32, device=device)
+    new = torch.randn(3, 2, 64, device=device, dtype=torch.float16)
+    ops = torch.ops.baracuda
+    return {
+        "sdpa_fwd": (ops.sdpa_fwd.default, (q, k, v, None, 0.3, True, -1, 0.0, False)),
+        "sdpa_bwd": (ops.sdpa_bwd.default, (torch.randn_like(y), q.detach(), k.detach(), v.detach(), y.detach(),
+                                            lse, None, *opts)),
+        "ssd_fwd": (ops.ssd_fwd.default, (*ssd, 4)),
+        "ssd_bwd": (ops.ssd_bwd.default, (torch.randn_like(ssd[0]), *[t.detach() for t in ssd], 4)),
+        "paged_decode": (ops.paged_decode.default, (torch.randn(3, 4, 64, device=device, dtype=torch.float16), kp,
+                                                    vp, *table, 0.125, 0)),
+        "paged_prefill": (ops.paged_prefill.default, (torch.randn(3, 4, 64, device=device, dtype=torch.float16),
+                                                      q_indptr, kp, vp, *table, 0.125, True)),
+        "paged_kv_append": (ops.paged_kv_append.default, (new, new.clone(), q_indptr, kp, vp, *table)),
+    }
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", ["sdpa_fwd", "sdpa_bwd", "ssd_fwd", "ssd_bwd", "paged_decode", "paged_prefill",
+                                  "paged_kv_append"])
+def test_opcheck(device, name):
+    """torch.library.opcheck: schema (mutations declared), fake tensors, autograd
+    registration and AOT dispatch of every custom op."""
+    op, args = _opcheck_cases(device)[name]
+    torch.library.opcheck(op, args)
+
+
+def _paged(device, dtype, kv_lens=(5, 1, 9), hq=4, hkv=2, d=64, page_size=4, num_pages=9):
+    rng = np.random.default_rng(5)
+    indices, indptr, last = refs.page_table(rng, list(kv_lens), page_size, num_pages)
+    g = torch.Generator().manual_seed(11)
+    kp, vp = (torch.randn(num_pages, hkv, page_size, d, generator=g).to(device=device, dtype=dtype)
+              for _ in range(2))
+    return (kp, vp), indices, indptr, last
+
+
+def _paged_ref(q_rows, kp, vp, indices, indptr, last, b, causal=False):
+    k = refs.gather_pages(kp.double().cpu().numpy(), indices, indptr, last, kp.shape[2], b)
+    v = refs.gather_pages(vp.double().cpu().numpy(), indices, indptr, last, kp.shape[2], b)
+    y, _ = refs.sdpa(q_rows.double().cpu().numpy().transpose(1, 0, 2)[None], k[None], v[None],
+                     1 / math.sqrt(kp.shape[3]), causal)
+    return torch.from_numpy(y[0].transpose(1, 0, 2))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_batch_paged_decode(device):
+    cache, indices, indptr, last = _paged(device, torch.float16)
+    dec = bt.BatchPagedDecode()
+    dec.plan(torch.from_numpy(indptr), torch.from_numpy(indices), torch.from_numpy(last), 4, 2, 64, 4,
+             dtype=torch.float16, device=device)
+    q = torch.randn(3, 4, 64, device=device, dtype=torch.float16)
+    o, lse = dec.run(q, cache, return_lse=True)
+    for b in range(3):
+        torch.testing.assert_close(o[b].double().cpu(), _paged_ref(q[b:b + 1], *cache, indices, indptr, last, b)[0],
+                                   atol=2e-2, rtol=2e-2)
+    assert lse.shape == (3, 4) and lse.dtype == torch.float32
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_batch_paged_prefill_and_append(device):
+    kv_lens, q_lens = (5, 3, 9), (2, 3, 4)
+    cache, indices, indptr, last = _paged(device, torch.bfloat16, kv_lens)
+    q_indptr = np.concatenate([[0], np.cumsum(q_lens)]).astype(np.int32)
+    # the newest q_lens tokens of each request are appended first (FlashInfer's order)
+    k_new, v_new = (torch.randn(int(q_indptr[-1]), 2, 64, device=device, dtype=torch.bfloat16) for _ in range(2))
+    table = [torch.from_numpy(t).to(device) for t in (indices, indptr, last)]
+    bt.paged_kv_append(k_new, v_new, torch.from_numpy(q_indptr).to(device), cache, *table)
+    pre = bt.BatchPagedPrefill()
+    pre.plan(q_indptr, indptr, indices, last, 4, 2, 64, 4, dtype=torch.bfloat16, causal=True, device=device)
+    q = torch.randn(int(q_indptr[-1]), 4, 64, device=device, dtype=torch.bfloat16)
+    o = pre.run(q, cache)
+    for b in range(3):
+        r0, r1 = q_indptr[b], q_indptr[b + 1]
+        t = kv_lens[b] - q_lens[b] + 0
+        page = indices[indptr[b] + t // 4]
+        torch.testing.assert_close(cache[0][page, :, t % 4], k_new[r0])
+        torch.testing.assert_close(o[r0:r1].double().cpu(),
+                                   _paged_ref(q[r0:r1], *cache, indices, indptr, last, b, causal=True),
+                                   atol=6e-2, rtol=6e-2)
+
+
+def test_paged_plan_rejects_early():
+    with pytest.raises(baracuda.Unsupported, match="head_dim"):
+        bt.BatchPagedDecode().plan([0, 1], [0], [1], 4, 2, 48, 4, dtype=torch.float16)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_torch_compile_fullgraph(device):
+    """Attention forward + backward, an SSD scan and a paged decode step in one compiled
+    graph by inductor, forward and backward, against eager mode."""
+    q, k, v = _qkv(device, torch.float32, hq=4, hkv=2, sq=5, sk=5, d=64)
+    ssd_in = _ssd_inputs(device, torch.float32)
+    cache, indices, indptr, last = _paged(device, torch.float32)
+    dec = bt.BatchPagedDecode()
+    dec.plan(indptr, indices, last, 4, 2, 64, 4, dtype=torch.float32, device=device)
+    qd = torch.randn(3, 4, 64, device=device)
+
+    def step(q, k, v, x, dt, a, b, c, qd):
+        y = bt.attention(q, k, v, causal=True)
+        s = bt.ssd_scan(x, dt, a, b, c, chunk_size=4)
+        o = dec.run(qd, cache)
+        return y.square().sum() + s.sum() + o.sum()
+
+    compiled = torch.compile(step, fullgraph=True, backend="inductor")
+    args = (q, k, v, *ssd_in, qd)
+    got = compiled(*args)
+    want = step(*args)
+    torch.testing.assert_close(got, want, atol=1e-3, rtol=1e-4)
+    g_got = torch.autograd.grad(got, (q, k, v, ssd_in[0]))
+    g_want = torch.autograd.grad(want, (q, k, v, ssd_in[0]))
+    for a, b in zip(g_got, g_want):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+@needs_cuda
+def test_cuda_graph():
+    """Attention fwd/bwd, an SSD scan and a paged decode captured into one CUDA graph and
+    replayed on new inputs: the same results as eager mode."""
+    q, k, v = _qkv("cuda", torch.bfloat16, hq=8, hkv=2, sq=128, sk=128, d=128)
+    ssd_in = _ssd_inputs("cuda", torch.float32, l=130, d=64, n=64)
+    cache, indices, indptr, last = _paged("cuda", torch.bfloat16)
+    dec = bt.BatchPagedDecode()
+    dec.plan(indptr, indices, last, 4, 2, 64, 4, dtype=torch.bfloat16, device="cuda")
+    qd = torch.randn(3, 4, 64, device="cuda", dtype=torch.bfloat16)
+    dy = torch.randn(1, 8, 128, 128, device="cuda", dtype=torch.bfloat16)
+
+    def step():
+        y = bt.attention(q, k, v, causal=True)
+        dq, dk, dv = torch.autograd.grad(y, (q, k, v), dy)
+        return y, dq, dk, dv, bt.ssd_scan(*ssd_in), dec.run(qd, cache)
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(2):
+            step()  # warm-up outside capture
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        outs = step()
+    for t in (q, k, v, qd, dy, ssd_in[0]):
+        with torch.no_grad():
+            t.copy_(torch.randn_like(t))
+    graph.replay()
+    torch.cuda.synchronize()
+    want = step()
+    for a, b in zip(outs, want):
+        torch.testing.assert_close(a, b, atol=0, rtol=0) if a.dtype == torch.float32 else \
+            torch.testing.assert_close(a.float(), b.float(), atol=1e-2, rtol=1e-2)
