@@ -44,27 +44,13 @@ template <int D> struct sm90_tiles {
     static constexpr int BM = kSm90Rows;             /* query rows per CTA: 2 consumers x 64 */
     static constexpr int BN = D == 256 ? 64 : 128;   /* keys per K / V buffer */
     static constexpr int STAGES = 2;                 /* K/V ring depth */
-    static constexpr int QSTAGES = D == 256 ? 1 : 2; /* Q buffers: the next unit's Q loads early */
     static constexpr int THREADS = 384;              /* producer + 2 consumer warpgroups */
-    /* setmaxnreg split of the 512 registers per thread slot (3 warpgroups x 128 threads):
-       the paged producers gather with more registers; consumers get the rest, in 8s */
-    static constexpr int producer_regs(bool paged) { return paged ? (D == 256 ? 48 : 56) : (D == 256 ? 32 : 56); }
-    static constexpr int consumer_regs(bool paged) { return (512 - producer_regs(paged)) / 2 / 8 * 8; }
+    static constexpr int PRODUCER_REGS = D == 256 ? 40 : 56, CONSUMER_REGS = D == 256 ? 232 : 224;
     static constexpr uint32_t Q_BYTES = BM * D * 2, KV_BYTES = BN * D * 2;
-    static constexpr uint32_t OFF_K = QSTAGES * Q_BYTES, OFF_V = OFF_K + STAGES * KV_BYTES,
-                              OFF_BAR = OFF_V + STAGES * KV_BYTES,
-                              OFF_INFO = OFF_BAR + 8 * (2 * QSTAGES + 4 * STAGES);
-    /* barriers: q_full, q_empty per Q buffer, then k_full, k_empty, v_full, v_empty per
-       stage; then the unit of each Q buffer (sm90_unit_info) */
-    static constexpr size_t SMEM = OFF_INFO + 64 * QSTAGES + 1024; /* + 1024: alignment */
-};
-
-/* The work unit whose Q a buffer holds, written by the producer before the buffer's
- * q_full completes (end = 1: no more units). The consumers take it from there, so only
- * the producer walks the schedule and the page table's q_indptr. */
-struct sm90_unit_info {
-    long long b, h, tile, first;
-    int Sq, Sk, end;
+    static constexpr uint32_t OFF_K = Q_BYTES, OFF_V = OFF_K + STAGES * KV_BYTES,
+                              OFF_BAR = OFF_V + STAGES * KV_BYTES;
+    /* barriers: q_full, q_empty, then k_full, k_empty, v_full, v_empty per stage */
+    static constexpr size_t SMEM = OFF_BAR + 8 * (2 + 4 * STAGES) + 1024; /* + 1024: alignment */
 };
 
 #if BK_HAS_WGMMA
@@ -180,26 +166,19 @@ __global__ void __launch_bounds__(384, 1)
     constexpr int BM = C::BM, BN = C::BN, NB = BN / 8, DB = D / 8, S = C::STAGES;
     extern __shared__ __align__(1024) unsigned char smem_sm90[];
     const uint32_t sQ = (bk_smem_addr(smem_sm90) + 1023u) & ~1023u, sK = sQ + C::OFF_K, sV = sQ + C::OFF_V;
-    constexpr int QS = C::QSTAGES;
-    const uint32_t bar = sQ + C::OFF_BAR, ring = bar + 16 * QS;
-    /* per Q buffer: full / empty; per ring stage: K full / empty, V full / empty */
-    auto q_full = [=](int qs) { return bar + 8 * qs; };
-    auto q_empty = [=](int qs) { return bar + 8 * (QS + qs); };
-    auto k_full = [=](int st) { return ring + 8 * st; };
-    auto k_empty = [=](int st) { return ring + 8 * (S + st); };
-    auto v_full = [=](int st) { return ring + 8 * (2 * S + st); };
-    auto v_empty = [=](int st) { return ring + 8 * (3 * S + st); };
-    volatile sm90_unit_info *info =
-        (volatile sm90_unit_info *)(smem_sm90 + (sQ - bk_smem_addr(smem_sm90)) + C::OFF_INFO);
+    const uint32_t bar = sQ + C::OFF_BAR, q_full = bar, q_empty = bar + 8;
+    /* the ring's barriers, per stage: K full / empty, V full / empty */
+    auto k_full = [=](int st) { return bar + 16 + 8 * st; };
+    auto k_empty = [=](int st) { return bar + 16 + 8 * (S + st); };
+    auto v_full = [=](int st) { return bar + 16 + 8 * (2 * S + st); };
+    auto v_empty = [=](int st) { return bar + 16 + 8 * (3 * S + st); };
     const int wg = threadIdx.x / 128;
     if (threadIdx.x == 0) {
         /* arrivals that fill a buffer: the TMA thread; or it and the warp's 32 lanes; or
            the warpgroup's 128 threads */
         const uint32_t fill = LOAD == kLoadDense ? 1u : LOAD == kLoadPages ? 33u : 128u;
-        for (int qs = 0; qs < QS; qs++) {
-            bk_mbar_init(q_full(qs), LOAD == kLoadGather ? 128u : 1u);
-            bk_mbar_init(q_empty(qs), 256);
-        }
+        bk_mbar_init(q_full, LOAD == kLoadGather ? 128u : 1u);
+        bk_mbar_init(q_empty, 256);
         for (int s = 0; s < S; s++) {
             bk_mbar_init(k_full(s), fill);
             bk_mbar_init(v_full(s), fill);
@@ -212,7 +191,7 @@ __global__ void __launch_bounds__(384, 1)
 
     if (wg == 0) {
         /* ------------------------------------------------------------ producer */
-        bk_regs_dec<C::producer_regs(PAGED)>();
+        bk_regs_dec<C::PRODUCER_REGS>();
         const int tid = threadIdx.x;
         if ((LOAD == kLoadDense && tid != 0) || (LOAD == kLoadPages && tid >= 32))
             return;
@@ -224,23 +203,17 @@ __global__ void __launch_bounds__(384, 1)
                 continue;
             const long long m0 = tile * BM, hk = h / p.group;
             const key_tiles kt = key_tile_range<BN>(p, m0, BM);
-            const int qs = n_units % QS;
-            const uint32_t q_full_qs = q_full(qs), sQs = sQ + qs * C::Q_BYTES;
-            bk_mbar_wait(q_empty(qs), ((uint32_t)(n_units / QS) & 1u) ^ 1u);
+            bk_mbar_wait(q_empty, ((uint32_t)n_units & 1u) ^ 1u);
             n_units++;
-            if (tid == 0) {
-                info[qs].b = b, info[qs].h = h, info[qs].tile = tile, info[qs].first = first;
-                info[qs].Sq = p.Sq, info[qs].Sk = p.Sk, info[qs].end = 0;
-            }
             if constexpr (!PAGED) {
                 /* one thread, TMA: broadcast axes (stride 0) have extent 1 in the maps */
                 const int qh = p.sq.s1 ? (int)h : 0, qbt = p.sq.s0 ? (int)b : 0;
                 const int kh = p.sk.s1 ? (int)hk : 0, kbt = p.sk.s0 ? (int)b : 0;
                 const int vh = p.sv.s1 ? (int)hk : 0, vbt = p.sv.s0 ? (int)b : 0;
-                bk_mbar_arrive_expect_tx(q_full_qs, C::Q_BYTES);
+                bk_mbar_arrive_expect_tx(q_full, C::Q_BYTES);
 #pragma unroll
                 for (int c = 0; c < D / 64; c++)
-                    bk_tma_load_4d(sQs + c * BM * 128, &tm_q, q_full_qs, c * 64, (int)m0, qh, qbt);
+                    bk_tma_load_4d(sQ + c * BM * 128, &tm_q, q_full, c * 64, (int)m0, qh, qbt);
                 for (int n = kt.n_lo; n <= kt.n_hi; n++, it++) {
                     const ring_pos<S> r(it);
                     bk_mbar_wait(k_empty(r.stage), r.phase ^ 1u);
@@ -261,11 +234,10 @@ __global__ void __launch_bounds__(384, 1)
                 const kv_rows kb = kv_rows_of<T, D, true>::make(p.k, p, b, hk, first, p.sk);
                 const kv_rows vb = kv_rows_of<T, D, true>::make(p.v, p, b, hk, first, p.sv);
                 if (tid == 0) { /* Q rows b + m0 .. of head h: [rows, Hq, D] as (D, Hq, rows) */
-                    bk_mbar_arrive_expect_tx(q_full_qs, C::Q_BYTES);
+                    bk_mbar_arrive_expect_tx(q_full, C::Q_BYTES);
 #pragma unroll
                     for (int c = 0; c < D / 64; c++)
-                        bk_tma_load_4d(sQs + c * BM * 128, &tm_q, q_full_qs, c * 64, p.sq.s1 ? (int)h : 0,
-                                       (int)(b + m0), 0);
+                        bk_tma_load_4d(sQ + c * BM * 128, &tm_q, q_full, c * 64, p.sq.s1 ? (int)h : 0, (int)(b + m0), 0);
                 }
                 page_slot cur = read_slot<BN>(p, kt.n_lo, first, tid);
                 for (int n = kt.n_lo; n <= kt.n_hi; n++, it++) {
@@ -288,7 +260,7 @@ __global__ void __launch_bounds__(384, 1)
                 const kv_rows kb = kv_rows_of<T, D, true>::make(p.k, p, b, hk, first, p.sk);
                 const kv_rows vb = kv_rows_of<T, D, true>::make(p.v, p, b, hk, first, p.sv);
                 const dense_rows<T> qb = {(const T *)p.q + b * p.sq.s0 + h * p.sq.s1, p.sq.s2};
-                load_tile_sw128<T, BM, D, 128>(sQs, qb, m0, p.Sq, tid);
+                load_tile_sw128<T, BM, D, 128>(sQ, qb, m0, p.Sq, tid);
                 bk_cp_async_commit();
                 bool q_open = true;
                 int prev = 0;
@@ -308,7 +280,7 @@ __global__ void __launch_bounds__(384, 1)
                     bk_cp_async_wait_group<1>(); /* Q and K(n) */
                     bk_fence_proxy_async();
                     if (q_open)
-                        bk_mbar_arrive(q_full_qs);
+                        bk_mbar_arrive(q_full);
                     q_open = false;
                     bk_mbar_arrive(k_full(r.stage));
                     prev = r.stage;
@@ -316,44 +288,28 @@ __global__ void __launch_bounds__(384, 1)
                 bk_cp_async_wait_group<0>();
                 bk_fence_proxy_async();
                 if (q_open)
-                    bk_mbar_arrive(q_full_qs);
+                    bk_mbar_arrive(q_full);
                 else
                     bk_mbar_arrive(v_full(prev));
             }
-        }
-        /* the end mark, in the next Q buffer */
-        const int qs = n_units % QS;
-        bk_mbar_wait(q_empty(qs), ((uint32_t)(n_units / QS) & 1u) ^ 1u);
-        if (tid == 0) {
-            info[qs].end = 1;
-            bk_mbar_arrive(q_full(qs));
-        } else if (LOAD == kLoadGather) {
-            bk_mbar_arrive(q_full(qs));
         }
         return;
     }
 
     /* -------------------------------------------------------------- consumers */
-    bk_regs_inc<C::consumer_regs(PAGED)>();
+    bk_regs_inc<C::CONSUMER_REGS>();
     const int cw = wg - 1, warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32, g = lane >> 2, t4 = lane & 3;
     const int rbase = cw * 64 + warp * 16 + g; /* the thread's first row in the tile */
+    const uint32_t qa = sQ + cw * 64 * 128;    /* this warpgroup's Q rows in each column block */
     const float mul = GEN ? 1.f : p0.scale_log2;
     if (cw == 1) /* warpgroup 1 issues first */
         bk_named_arrive(1, 256);
     int it = 0, n_units = 0;
-    for (;;) {
-        /* the next unit: its Q buffer, and the unit itself from the producer */
-        const int qs = n_units % QS;
-        bk_mbar_wait(q_full(qs), (uint32_t)(n_units / QS) & 1u);
-        n_units++;
-        if (info[qs].end)
-            break;
+    for (long long u = blockIdx.x; u < units; u += gridDim.x) {
         sdpa_params p = p0;
-        const long long b = info[qs].b, h = info[qs].h, tile = info[qs].tile;
-        p.Sq = info[qs].Sq;
-        p.Sk = info[qs].Sk;
-        const uint32_t qa = sQ + qs * C::Q_BYTES + cw * 64 * 128; /* this warpgroup's Q rows */
-        const uint32_t q_empty_qs = q_empty(qs);
+        long long b, h, tile, first;
+        if (!sm90_unit(p, PAGED, u, units, b, h, tile, first))
+            continue;
         const long long m0 = tile * BM;
         const key_tiles kt = key_tile_range<BN>(p, m0, BM);
         const float slope = GEN && p.alibi ? p.slopes[h * p.sslope] : 0.f;
@@ -368,6 +324,8 @@ __global__ void __launch_bounds__(384, 1)
         float s[1][NB][4];
         float(&sf)[NB * 4] = reinterpret_cast<float(&)[NB * 4]>(s);
 
+        bk_mbar_wait(q_full, (uint32_t)n_units & 1u);
+        n_units++;
         /* S(n) = Q K(n)^T into s, from buffer `stage` (issued, not waited for; the caller
          * opens the stage with bk_wgmma_fence) */
         auto issue_s = [&](int stage) {
@@ -411,7 +369,7 @@ __global__ void __launch_bounds__(384, 1)
         auto their_turn = [&]() { bk_named_arrive(2 - cw, 256); };
 
         if (kt.n_hi < kt.n_lo) { /* no visible key: y = 0, lse = -inf */
-            bk_mbar_arrive(q_empty_qs);
+            bk_mbar_arrive(q_empty);
         } else {
             /* Per key tile n: O += P(n-1) V(n-1) and S(n) = Q K(n)^T issued together, both
              * waited for, then the softmax of S(n) (the other warpgroup's products run
@@ -426,7 +384,7 @@ __global__ void __launch_bounds__(384, 1)
             bk_wgmma_pin(sf);
             bk_mbar_arrive(k_empty(r.stage));
             if (kt.n_lo == kt.n_hi)
-                bk_mbar_arrive(q_empty_qs);
+                bk_mbar_arrive(q_empty);
             softmax(kt.n_lo);
             for (int n = kt.n_lo + 1; n <= kt.n_hi; n++) {
                 const ring_pos<S> rn(it++);
@@ -446,7 +404,7 @@ __global__ void __launch_bounds__(384, 1)
                 bk_mbar_arrive(k_empty(rn.stage));
                 bk_mbar_arrive(v_empty(r.stage));
                 if (n == kt.n_hi)
-                    bk_mbar_arrive(q_empty_qs);
+                    bk_mbar_arrive(q_empty);
                 softmax(n);
                 r = rn;
             }
