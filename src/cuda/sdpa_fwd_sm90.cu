@@ -45,7 +45,11 @@ template <int D> struct sm90_tiles {
     static constexpr int BN = D == 256 ? 64 : 128;   /* keys per K / V buffer */
     static constexpr int STAGES = 2;                 /* K/V ring depth */
     static constexpr int THREADS = 384;              /* producer + 2 consumer warpgroups */
+    /* setmaxnreg split of the registers the CTA holds: 168 per thread at launch
+       (__launch_bounds__(384, 1)), so producer + 2 consumers <= 3 x 168 = 504; asking for
+       more blocks the consumers for ever */
     static constexpr int PRODUCER_REGS = D == 256 ? 40 : 56, CONSUMER_REGS = D == 256 ? 232 : 224;
+    static_assert(PRODUCER_REGS + 2 * CONSUMER_REGS <= 504, "more registers than the CTA holds");
     static constexpr uint32_t Q_BYTES = BM * D * 2, KV_BYTES = BN * D * 2;
     static constexpr uint32_t OFF_K = Q_BYTES, OFF_V = OFF_K + STAGES * KV_BYTES,
                               OFF_BAR = OFF_V + STAGES * KV_BYTES;
