@@ -40,19 +40,15 @@
 #include <cudaTypedefs.h>
 
 /* The tile sizes, the register split and the shared-memory map of one head dim. */
-/* BN: keys per K / V buffer; 64 at D 256 (O takes 128 registers), 176 for dense non-causal
- * D 128 (fewer, longer tiles), else 128. */
-template <int D> static constexpr int sm90_bn(bool wide) { return D == 256 ? 64 : D == 128 && wide ? 176 : 128; }
-template <int D, int BN_> struct sm90_tiles {
+template <int D> struct sm90_tiles {
     static constexpr int BM = kSm90Rows;             /* query rows per CTA: 2 consumers x 64 */
-    static constexpr int BN = BN_;                   /* keys per K / V buffer */
+    static constexpr int BN = D == 256 ? 64 : 128;   /* keys per K / V buffer */
     static constexpr int STAGES = 2;                 /* K/V ring depth */
     static constexpr int THREADS = 384;              /* producer + 2 consumer warpgroups */
     /* setmaxnreg split of the registers the CTA holds: 168 per thread at launch
        (__launch_bounds__(384, 1)), so producer + 2 consumers <= 3 x 168 = 504; asking for
        more blocks the consumers for ever */
-    static constexpr int PRODUCER_REGS = D == 256 ? 40 : BN == 176 ? 24 : 56; /* 176: dense only, one TMA thread */
-    static constexpr int CONSUMER_REGS = D == 256 ? 232 : BN == 176 ? 240 : 224;
+    static constexpr int PRODUCER_REGS = D == 256 ? 40 : 56, CONSUMER_REGS = D == 256 ? 232 : 224;
     static_assert(PRODUCER_REGS + 2 * CONSUMER_REGS <= 504, "more registers than the CTA holds");
     static constexpr uint32_t Q_BYTES = BM * D * 2, KV_BYTES = BN * D * 2;
     static constexpr uint32_t OFF_K = Q_BYTES, OFF_V = OFF_K + STAGES * KV_BYTES,
@@ -163,14 +159,14 @@ enum sm90_load {
     kLoadGather = 2, /* other page sizes: cp.async gathers of every row (the warpgroup) */
 };
 
-template <typename T, int D, int BN_, bool GEN, int LOAD>
+template <typename T, int D, bool GEN, int LOAD>
 __global__ void __launch_bounds__(384, 1)
     sdpa_fwd_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constant__ CUtensorMap tm_k,
                          const __grid_constant__ CUtensorMap tm_v, const sdpa_params p0, const long long units)
 {
 #if BK_HAS_WGMMA
     constexpr bool PAGED = LOAD != kLoadDense;
-    typedef sm90_tiles<D, BN_> C;
+    typedef sm90_tiles<D> C;
     constexpr int BM = C::BM, BN = C::BN, NB = BN / 8, DB = D / 8, S = C::STAGES;
     extern __shared__ __align__(1024) unsigned char smem_sm90[];
     const uint32_t sQ = (bk_smem_addr(smem_sm90) + 1023u) & ~1023u, sK = sQ + C::OFF_K, sV = sQ + C::OFF_V;
@@ -474,12 +470,12 @@ bk_status bk_tma_encode_16bit(CUtensorMap *map, const void *base, bool bf16, con
     return BK_STATUS_SUCCESS;
 }
 
-template <typename T, int D, int BN, bool GEN, int LOAD>
+template <typename T, int D, bool GEN, int LOAD>
 static bk_status launch_sm90(const sdpa_params &p, long long units, cudaStream_t s)
 {
-    typedef sm90_tiles<D, BN> C;
+    typedef sm90_tiles<D> C;
     const char *op = LOAD != kLoadDense ? "paged_prefill" : "sdpa_fwd";
-    auto kernel = sdpa_fwd_sm90_kernel<T, D, BN, GEN, LOAD>;
+    auto kernel = sdpa_fwd_sm90_kernel<T, D, GEN, LOAD>;
     BK_TRY(set_smem(kernel, C::SMEM));
     CUtensorMap tq, tk, tv;
     memset(&tq, 0, sizeof tq);
@@ -512,26 +508,24 @@ static bk_status launch_sm90(const sdpa_params &p, long long units, cudaStream_t
     return bk_cuda_check_launch(op);
 }
 
-template <typename T, int D, int BN, int LOAD>
+template <typename T, int D, int LOAD>
 static bk_status launch_sm90_load(const sdpa_params &p, long long units, cudaStream_t s)
 {
     if (p.softcap > 0.0 || p.alibi || !(p.scale_log2 > 0.f))
-        return launch_sm90<T, D, BN, true, LOAD>(p, units, s);
-    return launch_sm90<T, D, BN, false, LOAD>(p, units, s);
+        return launch_sm90<T, D, true, LOAD>(p, units, s);
+    return launch_sm90<T, D, false, LOAD>(p, units, s);
 }
 
 template <typename T, int D>
 static bk_status launch_sm90_gen(const sdpa_params &p, bool paged, long long units, cudaStream_t s)
 {
     if (!paged)
-        return p.causal ? launch_sm90_load<T, D, sm90_bn<D>(false), kLoadDense>(p, units, s)
-                        : launch_sm90_load<T, D, sm90_bn<D>(true), kLoadDense>(p, units, s);
+        return launch_sm90_load<T, D, kLoadDense>(p, units, s);
     /* a TMA box per page when pages of 8+ rows (1 KiB-aligned swizzle atoms) tile BN */
     const int ps = p.t.page_size;
-    constexpr int BN = sm90_bn<D>(false);
-    if (ps % 8 == 0 && BN % ps == 0)
-        return launch_sm90_load<T, D, BN, kLoadPages>(p, units, s);
-    return launch_sm90_load<T, D, BN, kLoadGather>(p, units, s);
+    if (ps % 8 == 0 && sm90_tiles<D>::BN % ps == 0)
+        return launch_sm90_load<T, D, kLoadPages>(p, units, s);
+    return launch_sm90_load<T, D, kLoadGather>(p, units, s);
 }
 
 template <typename T>
@@ -548,8 +542,8 @@ bool bk_sm90_fwd_built(bk_dtype dtype)
 {
     cudaFuncAttributes fa;
     cudaError_t e = dtype == BK_DTYPE_BF16
-                        ? cudaFuncGetAttributes(&fa, sdpa_fwd_sm90_kernel<__nv_bfloat16, 128, 128, false, kLoadDense>)
-                        : cudaFuncGetAttributes(&fa, sdpa_fwd_sm90_kernel<__half, 128, 128, false, kLoadDense>);
+                        ? cudaFuncGetAttributes(&fa, sdpa_fwd_sm90_kernel<__nv_bfloat16, 128, false, kLoadDense>)
+                        : cudaFuncGetAttributes(&fa, sdpa_fwd_sm90_kernel<__half, 128, false, kLoadDense>);
     if (e != cudaSuccess) {
         cudaGetLastError();
         return false;
