@@ -91,6 +91,19 @@ template <int STAGES> struct ring_pos {
 
 #endif
 
+/* kLoadDense: ROWS rows from row r0 of slice (c2, c3) of a [.., .., rows, D] tensor map into
+ * the swizzled buffer at dst (one box per 64-column block), completing bar, whose byte
+ * count this thread announces. */
+template <int D, int ROWS>
+static __device__ __forceinline__ void tma_rows(uint32_t dst, const CUtensorMap *map, uint32_t bar, int r0, int c2,
+                                                int c3)
+{
+    bk_mbar_arrive_expect_tx(bar, ROWS * D * 2);
+#pragma unroll
+    for (int c = 0; c < D / 64; c++)
+        bk_tma_load_4d(dst + c * ROWS * 128, map, bar, c * 64, r0, c2, c3);
+}
+
 /* kLoadPages, the page ids of key tile n: lane i < BN / page_size holds slot i's page id
  * and whether the slot's page lies wholly inside the request's tokens and resolves (then a
  * TMA box serves it). Read one tile ahead, so the loads' latency hides behind the waits. */
@@ -159,6 +172,32 @@ enum sm90_load {
     kLoadGather = 2, /* other page sizes: cp.async gathers of every row (the warpgroup) */
 };
 
+#if BK_HAS_WGMMA
+/* One work unit as both roles see it: the problem rebased on it (paged), its (b, h), query
+ * tile, first page position, first row and key tiles. */
+struct sm90_work {
+    sdpa_params p;
+    long long b, h, tile, first, m0;
+    key_tiles kt;
+};
+/* Advances u (by the grid's stride) to the CTA's next unit that holds rows; false when
+ * none is left. Producer and consumers walk the same sequence. */
+template <int BN>
+static __device__ __forceinline__ bool sm90_next(const sdpa_params &p0, bool paged, long long &u, long long units,
+                                                 sm90_work &w)
+{
+    for (; u < units; u += gridDim.x) {
+        w.p = p0;
+        if (sm90_unit(w.p, paged, u, units, w.b, w.h, w.tile, w.first)) {
+            w.m0 = w.tile * kSm90Rows;
+            w.kt = key_tile_range<BN>(w.p, w.m0, kSm90Rows);
+            return true;
+        }
+    }
+    return false;
+}
+#endif
+
 template <typename T, int D, bool GEN, int LOAD>
 __global__ void __launch_bounds__(384, 1)
     sdpa_fwd_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constant__ CUtensorMap tm_k,
@@ -200,13 +239,11 @@ __global__ void __launch_bounds__(384, 1)
         if ((LOAD == kLoadDense && tid != 0) || (LOAD == kLoadPages && tid >= 32))
             return;
         int it = 0, n_units = 0;
-        for (long long u = blockIdx.x; u < units; u += gridDim.x) {
-            sdpa_params p = p0;
-            long long b, h, tile, first;
-            if (!sm90_unit(p, PAGED, u, units, b, h, tile, first))
-                continue;
-            const long long m0 = tile * BM, hk = h / p.group;
-            const key_tiles kt = key_tile_range<BN>(p, m0, BM);
+        sm90_work w;
+        for (long long u = blockIdx.x; sm90_next<BN>(p0, PAGED, u, units, w); u += gridDim.x) {
+            const sdpa_params &p = w.p;
+            const long long b = w.b, h = w.h, first = w.first, m0 = w.m0, hk = h / p.group;
+            const key_tiles &kt = w.kt;
             bk_mbar_wait(q_empty, ((uint32_t)n_units & 1u) ^ 1u);
             n_units++;
             if constexpr (!PAGED) {
@@ -214,24 +251,13 @@ __global__ void __launch_bounds__(384, 1)
                 const int qh = p.sq.s1 ? (int)h : 0, qbt = p.sq.s0 ? (int)b : 0;
                 const int kh = p.sk.s1 ? (int)hk : 0, kbt = p.sk.s0 ? (int)b : 0;
                 const int vh = p.sv.s1 ? (int)hk : 0, vbt = p.sv.s0 ? (int)b : 0;
-                bk_mbar_arrive_expect_tx(q_full, C::Q_BYTES);
-#pragma unroll
-                for (int c = 0; c < D / 64; c++)
-                    bk_tma_load_4d(sQ + c * BM * 128, &tm_q, q_full, c * 64, (int)m0, qh, qbt);
+                tma_rows<D, BM>(sQ, &tm_q, q_full, (int)m0, qh, qbt);
                 for (int n = kt.n_lo; n <= kt.n_hi; n++, it++) {
                     const ring_pos<S> r(it);
                     bk_mbar_wait(k_empty(r.stage), r.phase ^ 1u);
-                    bk_mbar_arrive_expect_tx(k_full(r.stage), C::KV_BYTES);
-#pragma unroll
-                    for (int c = 0; c < D / 64; c++)
-                        bk_tma_load_4d(sK + r.stage * C::KV_BYTES + c * BN * 128, &tm_k, k_full(r.stage), c * 64,
-                                       n * BN, kh, kbt);
+                    tma_rows<D, BN>(sK + r.stage * C::KV_BYTES, &tm_k, k_full(r.stage), n * BN, kh, kbt);
                     bk_mbar_wait(v_empty(r.stage), r.phase ^ 1u);
-                    bk_mbar_arrive_expect_tx(v_full(r.stage), C::KV_BYTES);
-#pragma unroll
-                    for (int c = 0; c < D / 64; c++)
-                        bk_tma_load_4d(sV + r.stage * C::KV_BYTES + c * BN * 128, &tm_v, v_full(r.stage), c * 64,
-                                       n * BN, vh, vbt);
+                    tma_rows<D, BN>(sV + r.stage * C::KV_BYTES, &tm_v, v_full(r.stage), n * BN, vh, vbt);
                 }
             } else if constexpr (LOAD == kLoadPages) {
                 typedef typename kv_rows_of<T, D, true>::type kv_rows;
@@ -309,13 +335,11 @@ __global__ void __launch_bounds__(384, 1)
     if (cw == 1) /* warpgroup 1 issues first */
         bk_named_arrive(1, 256);
     int it = 0, n_units = 0;
-    for (long long u = blockIdx.x; u < units; u += gridDim.x) {
-        sdpa_params p = p0;
-        long long b, h, tile, first;
-        if (!sm90_unit(p, PAGED, u, units, b, h, tile, first))
-            continue;
-        const long long m0 = tile * BM;
-        const key_tiles kt = key_tile_range<BN>(p, m0, BM);
+    sm90_work w;
+    for (long long u = blockIdx.x; sm90_next<BN>(p0, PAGED, u, units, w); u += gridDim.x) {
+        const sdpa_params &p = w.p;
+        const long long b = w.b, h = w.h, m0 = w.m0;
+        const key_tiles &kt = w.kt;
         const float slope = GEN && p.alibi ? p.slopes[h * p.sslope] : 0.f;
         float acc_o[1][DB][4];
         float(&of)[DB * 4] = reinterpret_cast<float(&)[DB * 4]>(acc_o);
