@@ -104,7 +104,8 @@ static void free_problem(ssd_problem *p)
 static bk_ssd_bwd_args bwd_args(const ssd_problem *p)
 {
     const bk_tensor *v = p->view;
-    bk_ssd_bwd_args a = {v[IX], v[IDT], v[IA], v[IB], v[IC], v[IDY], v[ODX], v[ODDT], v[ODA], v[ODB], v[ODC]};
+    bk_ssd_bwd_args a = {.x = v[IX], .dt = v[IDT], .a = v[IA], .b = v[IB], .c = v[IC], .dy = v[IDY], .dx = v[ODX],
+                         .ddt = v[ODDT], .da = v[ODA], .db = v[ODB], .dc = v[ODC]};
     return a;
 }
 
@@ -205,7 +206,7 @@ static bool check_da(const char *what, const bk_tensor *out, const double *ref, 
 
 static bk_ssd_desc desc_of(ssd_case s, bk_dtype dt)
 {
-    bk_ssd_desc d = {(int32_t)s.b, (int32_t)s.l, (int32_t)s.h, (int32_t)s.d, (int32_t)s.n, s.chunk, dt};
+    bk_ssd_desc d = {.batch = (int32_t)s.b, .seq_len = (int32_t)s.l, .heads = (int32_t)s.h, .head_dim = (int32_t)s.d, .state_dim = (int32_t)s.n, .chunk_size = s.chunk, .dtype = dt};
     return d;
 }
 
@@ -297,8 +298,8 @@ static void test_backward(bk_target target, bk_dtype dt, ssd_case s, bool padded
 static double loss(const bk_ssd_fwd_plan *fp, const ssd_problem *p, const double *w, double *y, int64_t ny)
 {
     int64_t shape[4] = {p->s.b, p->s.l, p->s.h, p->s.d};
-    bk_ssd_fwd_args a = {p->view[IX], p->view[IDT], p->view[IA], p->view[IB], p->view[IC],
-                         bkt_view(y, BK_DTYPE_F64, 4, shape)};
+    bk_ssd_fwd_args a = {.x = p->view[IX], .dt = p->view[IDT], .a = p->view[IA], .b = p->view[IB],
+                         .c = p->view[IC], .y = bkt_view(y, BK_DTYPE_F64, 4, shape)};
     size_t bytes = bk_ssd_fwd_workspace_size(fp);
     void *ws = bytes ? malloc(bytes) : NULL;
     bk_status st = bk_ssd_fwd_run(fp, NULL, (bk_workspace){ws, bytes}, &a);
@@ -430,7 +431,7 @@ static void test_thread_count(void)
 static void test_plan_info(void)
 {
     const char *what = "ssd_bwd plan info";
-    bk_ssd_desc d = {2, 9, 3, 256, 256, 4, BK_DTYPE_F16};
+    bk_ssd_desc d = {.batch = 2, .seq_len = 9, .heads = 3, .head_dim = 256, .state_dim = 256, .chunk_size = 4, .dtype = BK_DTYPE_F16};
     bk_ssd_bwd_plan plan;
     if (!bkt_expect_status(bk_ssd_bwd_select(&d, bk_target_cpu(), BK_PREFER_DETERMINISTIC, &plan), BK_STATUS_SUCCESS,
                            what))
@@ -439,9 +440,11 @@ static void test_plan_info(void)
     bk_sku_name(&plan.info.sku, name, sizeof name);
     bkt_check(strcmp(name, "ssm/ssd_bwd/f16/cpu/reference") == 0, what, "sku %s", name);
     bkt_check(plan.info.precision.deterministic && plan.info.precision.bit_stable, what, "not deterministic");
-    /* the documented formula: S = 6 slots, Q = 4, K = 3 chunks, D = N = 256 */
-    size_t S = 6, Q = 4, K = 3, DN = 256 * 256, BH = 6, pieces[] = {S * K * DN, S * DN, S * Q * 256, S * Q * 256,
-                                                                  S * Q * 256, S * Q * 256, S * Q, S * Q, S * Q, S * Q, BH};
+    /* the documented formula: S = 6 slots, Q = 4, K = 3 chunks, D = N = 256, one head per
+     * group (no dB/dC sums), no skip */
+    size_t S = 6, Q = 4, K = 3, DN = 256 * 256, BH = 6,
+           pieces[] = {S * K * DN, S * DN, S * Q * 256, S * Q * 256, S * Q * 256, S * Q * 256, S * Q, S * Q,
+                       S * Q,      S * Q,  S * Q,       S * Q,       0,           0,           BH,    BH,    0};
     size_t want = 0;
     for (size_t i = 0; i < sizeof pieces / sizeof pieces[0]; i++)
         want = ((want + 255) & ~(size_t)255) + 8 * pieces[i];
@@ -629,7 +632,7 @@ static void test_cuda(void)
         test_backward(gpu, BK_DTYPE_BF16, big[c], false, 0.1);
     }
     const char *what = "ssd_bwd cuda plan info";
-    bk_ssd_desc d = {2, 130, 3, 16, 24, 16, BK_DTYPE_F16};
+    bk_ssd_desc d = {.batch = 2, .seq_len = 130, .heads = 3, .head_dim = 16, .state_dim = 24, .chunk_size = 16, .dtype = BK_DTYPE_F16};
     bk_ssd_bwd_plan plan;
     if (bkt_expect_status(bk_ssd_bwd_select(&d, gpu, BK_PREFER_DETERMINISTIC, &plan), BK_STATUS_SUCCESS, what)) {
         char name[96];
