@@ -1,8 +1,11 @@
 /* test_ssd_fwd.c - ssd_fwd (Mamba-2 SSD chunk scan) against the sequential recurrence in
  * f64 written here: every dtype, odd sizes, every chunk_size regime (1, 7, 16, 64, beyond
  * seq_len), small and large dt, strided views; chunk_size invariance, determinism (rerun
- * and thread count), bad inputs with their exact status and untouched outputs. */
-#include "bk_test.h"
+ * and thread count), bad inputs with their exact status and untouched outputs. The options
+ * (ngroups, skip, z, dt_bias, softplus, dt limit, initial/final states, seq_idx, varlen
+ * states) against the fixture's sequential reference (bk_ssd_test.c): alone and together,
+ * odd lengths, L = 1, L not a multiple of the chunk, seq_idx changes inside chunks. */
+#include "bk_ssd_test.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -470,6 +473,208 @@ static void test_bad_inputs(void)
     free_inputs(&in);
 }
 
+/* ------------------------------------------------------------ options -- */
+
+/* The outputs of an options run: y, and final / varlen states when the options ask. */
+typedef struct opt_out {
+    bkt_buf y, fin, var;
+} opt_out;
+
+static void opt_out_make(opt_out *out, const bkt_ssd_problem *p, int64_t pad)
+{
+    const bkt_ssd_opts *o = &p->o;
+    int64_t sy[4] = {o->b, o->l, o->h, o->d}, sf[4] = {o->b, o->h, o->d, o->n}, sv[4] = {o->nv, o->h, o->d, o->n};
+    memset(out, 0, sizeof *out);
+    bkt_buf_make(&out->y, p->dtype, 4, sy, pad, 0, 0);
+    bkt_poison(out->y.data, p->dtype, out->y.span);
+    if (o->final) {
+        bkt_buf_make(&out->fin, p->dtype, 4, sf, pad, 0, 0);
+        bkt_poison(out->fin.data, p->dtype, out->fin.span);
+    }
+    if (o->nv > 0) {
+        bkt_buf_make(&out->var, p->dtype, 4, sv, pad, 0, 0);
+        bkt_poison(out->var.data, p->dtype, out->var.span);
+    }
+}
+
+static void opt_out_free(opt_out *out)
+{
+    bkt_buf *b[3] = {&out->y, &out->fin, &out->var};
+    for (int i = 0; i < 3; i++)
+        if (b[i]->data)
+            bkt_buf_free(b[i]);
+}
+
+/* Runs the plan on `target` with every input and output of p / out (copied to the device
+ * and back on CUDA), a workspace of exactly workspace_size bytes. */
+static bk_status run_opts_on(bk_target target, const bk_ssd_fwd_plan *plan, const bkt_ssd_problem *p, opt_out *out)
+{
+    const size_t es = bk_dtype_size(p->dtype), bytes = bk_ssd_fwd_workspace_size(plan);
+    void *ws = bytes ? calloc(1, bytes) : NULL;
+    bkt_dev dev = bkt_dev_begin(target);
+    bk_ssd_fwd_args a = bkt_ssd_fwd_inputs(p);
+    bk_tensor skip, z, bias, init, seq, cu, fin, var;
+    a.x.data = bkt_dev_in(&dev, p->x.data, (size_t)p->x.span * es);
+    a.dt.data = bkt_dev_in(&dev, p->dt.data, (size_t)p->dt.span * es);
+    a.a.data = bkt_dev_in(&dev, p->a.data, (size_t)p->a.span * es);
+    a.b.data = bkt_dev_in(&dev, p->b.data, (size_t)p->b.span * es);
+    a.c.data = bkt_dev_in(&dev, p->c.data, (size_t)p->c.span * es);
+    const bkt_buf *opt[4] = {&p->skip, &p->z, &p->bias, &p->init};
+    bk_tensor *copy[4] = {&skip, &z, &bias, &init};
+    const bk_tensor **slot[4] = {&a.skip, &a.z, &a.dt_bias, &a.initial_states};
+    for (int i = 0; i < 4; i++)
+        if (*slot[i]) {
+            *copy[i] = opt[i]->view;
+            copy[i]->data = bkt_dev_in(&dev, opt[i]->data, (size_t)opt[i]->span * es);
+            *slot[i] = copy[i];
+        }
+    if (a.seq_idx) {
+        seq = p->seq_view;
+        seq.data = bkt_dev_in(&dev, p->seq, (size_t)(p->o.b * p->o.l + 1) * 4);
+        a.seq_idx = &seq;
+    }
+    if (a.cu_seqlens) {
+        cu = p->cu_view;
+        cu.data = bkt_dev_in(&dev, p->cu, (size_t)(p->o.nv + 1) * 4);
+        a.cu_seqlens = &cu;
+    }
+    a.y = out->y.view;
+    a.y.data = bkt_dev_out(&dev, out->y.data, (size_t)out->y.span * es);
+    if (out->fin.data) {
+        fin = out->fin.view;
+        fin.data = bkt_dev_out(&dev, out->fin.data, (size_t)out->fin.span * es);
+        a.final_states = &fin;
+    }
+    if (out->var.data) {
+        var = out->var.view;
+        var.data = bkt_dev_out(&dev, out->var.data, (size_t)out->var.span * es);
+        a.varlen_states = &var;
+    }
+    void *dws = ws ? bkt_dev_in(&dev, ws, bytes) : NULL;
+    bk_status st = bk_ssd_fwd_run(plan, bkt_dev_stream(&dev), (bk_workspace){dws, bytes}, &a);
+    if (!bkt_dev_end(&dev) && st == BK_STATUS_SUCCESS)
+        st = BK_STATUS_DEVICE_ERROR;
+    free(ws);
+    return st;
+}
+
+/* One options problem on `target` against the fixture's reference: y, final and varlen
+ * states, every element. A CUDA target whose kernels refuse the options is a skip (the
+ * refusal itself is checked in test_bad_inputs). */
+static void test_options_on(bk_target target, bk_dtype dt, const bkt_ssd_opts *o, int64_t pad)
+{
+    char what[256], txt[200];
+    bkt_ssd_opts_text(o, txt, sizeof txt);
+    snprintf(what, sizeof what, "ssd_fwd %s%s%s%s", bk_dtype_name(dt), txt, pad ? " strided" : "",
+             target.kind == BK_TARGET_CUDA ? " cuda" : "");
+    bkt_ssd_problem p;
+    bkt_ssd_make(&p, o, dt, pad);
+    bk_ssd_desc d = bkt_ssd_desc(&p);
+    bk_ssd_fwd_plan plan;
+    bk_status st = bk_ssd_fwd_select(&d, target, BK_PREFER_FASTEST, &plan);
+    if (target.kind == BK_TARGET_CUDA && st == BK_STATUS_UNSUPPORTED) {
+        bkt_skip(what, bk_last_error());
+        bkt_ssd_free(&p);
+        return;
+    }
+    opt_out out;
+    opt_out_make(&out, &p, pad ? 1 : 0);
+    double *y = malloc((size_t)(out.y.numel + 1) * sizeof(double));
+    double *fin = malloc((size_t)(o->b * o->h * o->d * o->n + 1) * sizeof(double));
+    double *var = malloc((size_t)(o->nv * o->h * o->d * o->n + 1) * sizeof(double));
+    bkt_ssd_ref(&p, y, fin, o->nv > 0 ? var : NULL);
+    const double slack = target.kind == BK_TARGET_CUDA && dt != BK_DTYPE_F32 ? 3.0 : 1.0;
+    if (bkt_expect_status(st, BK_STATUS_SUCCESS, what) &&
+        bkt_expect_status(run_opts_on(target, &plan, &p, &out), BK_STATUS_SUCCESS, what)) {
+        bkt_check_close(what, &out.y.view, y, slack);
+        if (o->final)
+            bkt_check_close(what, &out.fin.view, fin, slack);
+        if (o->nv > 0)
+            bkt_check_close(what, &out.var.view, var, slack);
+    }
+    free(y);
+    free(fin);
+    free(var);
+    opt_out_free(&out);
+    bkt_ssd_free(&p);
+}
+
+/* The option sweep: each option alone, then together, over shapes that cover odd lengths,
+ * L = 1, L not a multiple of the chunk, chunk 1, one chunk, ngroups 1 / 2 / 8 / heads. */
+static const bkt_ssd_opts k_opt_cases[] = {
+    /* b  l   h  d  n  chunk G  skip                     z      bias   splus  limit  lo    hi   init   final  seq  every nv */
+    {2, 13, 4, 3, 5, 4, 1, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, false, false, false, 0, 0},
+    {2, 13, 4, 3, 5, 4, 2, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, false, false, false, 0, 0},
+    {1, 17, 8, 4, 3, 5, 8, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, false, false, false, 0, 0},
+    {1, 17, 8, 4, 3, 5, 2, BK_SSD_SKIP_PER_HEAD, false, false, false, false, 0, 0, false, false, false, 0, 0},
+    {2, 11, 3, 5, 4, 4, 0, BK_SSD_SKIP_PER_CHANNEL, false, false, false, false, 0, 0, false, false, false, 0, 0},
+    {2, 11, 3, 5, 4, 4, 0, BK_SSD_SKIP_NONE, true, false, false, false, 0, 0, false, false, false, 0, 0},
+    {2, 11, 3, 5, 4, 4, 0, BK_SSD_SKIP_NONE, false, true, false, false, 0, 0, false, false, false, 0, 0},
+    {2, 11, 3, 5, 4, 4, 0, BK_SSD_SKIP_NONE, false, false, true, false, 0, 0, false, false, false, 0, 0},
+    {2, 11, 3, 5, 4, 4, 0, BK_SSD_SKIP_NONE, false, true, true, true, 0.1, 0.6, false, false, false, 0, 0},
+    {2, 11, 3, 5, 4, 4, 0, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, true, false, false, 0, 0},
+    {2, 11, 3, 5, 4, 4, 0, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, false, true, false, 0, 0},
+    {2, 11, 3, 5, 4, 4, 0, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, true, true, false, 0, 0},
+    {2, 23, 2, 3, 4, 8, 0, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, false, false, true, 4, 0},
+    {2, 23, 2, 3, 4, 8, 0, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, true, true, true, 3, 0},
+    {1, 29, 2, 3, 4, 8, 1, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, true, true, false, 0, 4},
+    {1, 1, 4, 3, 4, 8, 2, BK_SSD_SKIP_PER_CHANNEL, true, true, true, false, 0, 0, true, true, true, 2, 0},
+    {3, 1, 4, 2, 3, 1, 1, BK_SSD_SKIP_PER_HEAD, true, true, true, true, 0.05, 2, true, true, false, 0, 0},
+    {2, 37, 8, 4, 5, 7, 2, BK_SSD_SKIP_PER_HEAD, true, true, true, true, 0.0, 1.5, true, true, true, 5, 0},
+    {1, 37, 8, 4, 5, 7, 8, BK_SSD_SKIP_PER_CHANNEL, true, true, true, false, 0, 0, true, true, false, 0, 5},
+    {2, 40, 4, 6, 3, 1, 1, BK_SSD_SKIP_PER_CHANNEL, true, true, true, true, 0.01, 1, true, true, true, 6, 0},
+    {1, 50, 4, 6, 3, 64, 2, BK_SSD_SKIP_PER_HEAD, true, true, true, false, 0, 0, true, true, true, 9, 0},
+    {1, 0, 2, 3, 4, 4, 1, BK_SSD_SKIP_PER_HEAD, true, true, true, false, 0, 0, true, true, false, 0, 2},
+    {2, 0, 2, 3, 4, 4, 2, BK_SSD_SKIP_PER_HEAD, true, true, true, false, 0, 0, true, true, true, 2, 0},
+};
+
+/* Options change nothing they should not: chunk_size invariance with every option on, and a
+ * bit-identical rerun. */
+static void test_options_chunk_invariance(void)
+{
+    const char *what = "ssd_fwd f64 options chunk_size invariance";
+    bkt_ssd_opts o = {2, 45, 4, 3, 4, 1, 2, BK_SSD_SKIP_PER_CHANNEL, true, true, true, true, 0.01, 2, true, true,
+                      true, 4, 0};
+    bkt_ssd_problem p;
+    bkt_ssd_make(&p, &o, BK_DTYPE_F64, 0);
+    opt_out first, out;
+    opt_out_make(&first, &p, 0);
+    static const int32_t chunks[] = {1, 3, 8, 44, 45, 46, 1 << 30};
+    for (size_t i = 0; i < sizeof chunks / sizeof chunks[0]; i++) {
+        p.o.chunk = chunks[i];
+        bk_ssd_desc d = bkt_ssd_desc(&p);
+        bk_ssd_fwd_plan plan;
+        opt_out *cur = i == 0 ? &first : &out;
+        if (i > 0)
+            opt_out_make(&out, &p, 0);
+        if (bkt_expect_status(bk_ssd_fwd_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS,
+                              what) &&
+            bkt_expect_status(run_opts_on(bk_target_cpu(), &plan, &p, cur), BK_STATUS_SUCCESS, what) && i > 0) {
+            double e1 = bkt_rel_err((const double *)out.y.data, (const double *)first.y.data, out.y.numel);
+            double e2 = bkt_rel_err((const double *)out.fin.data, (const double *)first.fin.data, out.fin.numel);
+            bkt_check(e1 <= 1e-13 && e2 <= 1e-13, what, "chunk %d vs chunk 1: y %.3e, final %.3e", (int)chunks[i], e1,
+                      e2);
+        }
+        if (i > 0 && chunks[i] == 8) { /* rerun over the previous outputs: bit-identical */
+            void *y0 = bkt_snapshot(out.y.data, (size_t)out.y.span * 8);
+            bkt_expect_status(run_opts_on(bk_target_cpu(), &plan, &p, &out), BK_STATUS_SUCCESS, what);
+            bkt_check(bkt_same_bytes(y0, out.y.data, (size_t)out.y.span * 8), what, "rerun is not bit-identical");
+            bkt_free(y0);
+        }
+        if (i > 0)
+            opt_out_free(&out);
+    }
+    opt_out_free(&first);
+    bkt_ssd_free(&p);
+}
+
+static void test_options(bk_target target, const bk_dtype *dts, size_t ndt)
+{
+    for (size_t t = 0; t < ndt; t++)
+        for (size_t c = 0; c < sizeof k_opt_cases / sizeof k_opt_cases[0]; c++)
+            test_options_on(target, dts[t], &k_opt_cases[c], (c % 3) == 1 ? 2 : 0);
+}
+
 /* The CUDA kernel on the device: every case of the CPU sweep (f32, f16, bf16; f64 is
  * CPU-only), larger shapes (many chunks, D = N = 256 with a partial last chunk, the bench
  * shape's D and N with L 512), the plan it reports, and a bit-identical rerun (inside
@@ -543,6 +748,8 @@ int main(void)
             test_forward(bk_target_cpu(), k_dtypes[t], k_cases[c], true, 0.1);
             test_forward(bk_target_cpu(), k_dtypes[t], k_cases[c], (c & 1) != 0, 1.0);
         }
+    test_options(bk_target_cpu(), k_dtypes, sizeof k_dtypes / sizeof k_dtypes[0]);
+    test_options_chunk_invariance();
     test_plan_info();
     test_chunk_invariance();
     test_thread_count();
