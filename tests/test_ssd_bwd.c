@@ -3,8 +3,12 @@
  * finite differences of the library's own f64 forward; every dtype, odd sizes, every
  * chunk_size regime, strided views; chunk_size invariance, determinism (rerun over the
  * previous outputs, so accumulation would show; thread count), empty problems (dA still
- * written), bad inputs with their exact status and untouched outputs. */
-#include "bk_test.h"
+ * written), bad inputs with their exact status and untouched outputs. The options
+ * (ngroups, skip, z, dt_bias, softplus, dt limit, initial/final states, seq_idx): every
+ * gradient (dskip, dz, ddt_bias, dinitial_states included, dB/dC summed over groups)
+ * against central finite differences of the fixture's sequential f64 reference
+ * (bk_ssd_test.c), every dtype. */
+#include "bk_ssd_test.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -600,6 +604,138 @@ static void test_bad_inputs(void)
     free_problem(&p);
 }
 
+/* ------------------------------------------------------------ options -- */
+
+/* loss = sum wy . y + sum wf . final_states, the fixture's reference. */
+static double opt_loss(const bkt_ssd_problem *p, const double *wy, const double *wf, double *y, double *fin)
+{
+    const bkt_ssd_opts *o = &p->o;
+    bkt_ssd_ref(p, y, fin, NULL);
+    double l = 0.0;
+    for (int64_t i = 0; i < o->b * o->l * o->h * o->d; i++)
+        l += wy[i] * y[i];
+    for (int64_t i = 0; wf && i < o->b * o->h * o->d * o->n; i++)
+        l += wf[i] * fin[i];
+    return l;
+}
+
+/* g[i] = dloss / d t->val[i] by central differences (step 1e-5) of the f64 reference. */
+static void opt_fd(bkt_ssd_problem *p, bkt_buf *t, const double *wy, const double *wf, double *y, double *fin,
+                   double *g)
+{
+    const double step = 1e-5;
+    for (int64_t i = 0; i < t->numel; i++) {
+        const double keep = t->val[i];
+        t->val[i] = keep + step;
+        const double lp = opt_loss(p, wy, wf, y, fin);
+        t->val[i] = keep - step;
+        const double lm = opt_loss(p, wy, wf, y, fin);
+        t->val[i] = keep;
+        g[i] = (lp - lm) / (2 * step);
+    }
+}
+
+enum { G_X, G_DT, G_A, G_B, G_C, G_SKIP, G_Z, G_BIAS, G_INIT, NG };
+static const char *const k_gnames[NG] = {"dx", "ddt", "da", "db", "dc", "dskip", "dz", "ddt_bias", "dinitial_states"};
+
+/* The backward of one options problem on the CPU against finite differences: every
+ * gradient, every element; outputs poisoned before the run; then a rerun over the previous
+ * outputs must be bit-identical. */
+static void test_options_bwd(bk_dtype dt, const bkt_ssd_opts *o, int64_t pad)
+{
+    char what[256], txt[200];
+    bkt_ssd_opts_text(o, txt, sizeof txt);
+    snprintf(what, sizeof what, "ssd_bwd %s%s%s", bk_dtype_name(dt), txt, pad ? " strided" : "");
+    bkt_ssd_problem p;
+    bkt_ssd_make(&p, o, dt, pad);
+    bkt_buf *in[NG] = {&p.x, &p.dt, &p.a, &p.b, &p.c, &p.skip, &p.z, &p.bias, &p.init};
+    bkt_buf dy, dfin, grad[NG];
+    int64_t sy[4] = {o->b, o->l, o->h, o->d}, sf[4] = {o->b, o->h, o->d, o->n};
+    bkt_buf_make(&dy, dt, 4, sy, pad, -1, 1);
+    memset(&dfin, 0, sizeof dfin);
+    if (o->final)
+        bkt_buf_make(&dfin, dt, 4, sf, pad, -1, 1);
+    memset(grad, 0, sizeof grad);
+    for (int k = 0; k < NG; k++)
+        if (in[k]->data) {
+            const bk_tensor *v = &in[k]->view;
+            bkt_buf_make(&grad[k], dt, v->rank, v->shape, pad && v->rank > 1 ? pad + 1 : 0, 0, 0);
+            bkt_poison(grad[k].data, dt, grad[k].span);
+        }
+    bk_ssd_bwd_args a = {.x = p.x.view, .dt = p.dt.view, .a = p.a.view, .b = p.b.view, .c = p.c.view, .dy = dy.view,
+                         .dx = grad[G_X].view, .ddt = grad[G_DT].view, .da = grad[G_A].view, .db = grad[G_B].view,
+                         .dc = grad[G_C].view};
+    const bk_ssd_fwd_args fa = bkt_ssd_fwd_inputs(&p);
+    a.skip = fa.skip, a.z = fa.z, a.dt_bias = fa.dt_bias, a.initial_states = fa.initial_states, a.seq_idx = fa.seq_idx;
+    a.dfinal_states = o->final ? &dfin.view : NULL;
+    a.dskip = grad[G_SKIP].data ? &grad[G_SKIP].view : NULL;
+    a.dz = grad[G_Z].data ? &grad[G_Z].view : NULL;
+    a.ddt_bias = grad[G_BIAS].data ? &grad[G_BIAS].view : NULL;
+    a.dinitial_states = grad[G_INIT].data ? &grad[G_INIT].view : NULL;
+
+    bk_ssd_desc d = bkt_ssd_desc(&p);
+    bk_ssd_bwd_plan plan;
+    if (bkt_expect_status(bk_ssd_bwd_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS, what) &&
+        bkt_expect_status(run_bwd(&plan, &a), BK_STATUS_SUCCESS, what)) {
+        double *y = malloc((size_t)(dy.numel + 1) * sizeof(double));
+        double *fin = malloc((size_t)(o->b * o->h * o->d * o->n + 1) * sizeof(double));
+        const double slack = dt == BK_DTYPE_F64 ? 1e5 : 1.0; /* f64: the differences' own error, ~1e-7 */
+        for (int k = 0; k < NG; k++) {
+            if (!in[k]->data)
+                continue;
+            double *g = malloc((size_t)(in[k]->numel + 1) * sizeof(double));
+            opt_fd(&p, in[k], dy.val, o->final ? dfin.val : NULL, y, fin, g);
+            char w2[300];
+            snprintf(w2, sizeof w2, "%s: %s", what, k_gnames[k]);
+            bkt_check_close(w2, &grad[k].view, g, slack);
+            free(g);
+        }
+        free(y);
+        free(fin);
+        /* rerun over the previous outputs: bit-identical (nothing accumulates) */
+        size_t bytes = (size_t)grad[G_B].span * bk_dtype_size(dt);
+        void *db0 = bkt_snapshot(grad[G_B].data, bytes);
+        void *da0 = bkt_snapshot(grad[G_A].data, (size_t)grad[G_A].span * bk_dtype_size(dt));
+        bkt_expect_status(run_bwd(&plan, &a), BK_STATUS_SUCCESS, what);
+        bkt_check(bkt_same_bytes(db0, grad[G_B].data, bytes) &&
+                      bkt_same_bytes(da0, grad[G_A].data, (size_t)grad[G_A].span * bk_dtype_size(dt)),
+                  what, "rerun is not bit-identical");
+        bkt_free(db0);
+        bkt_free(da0);
+    }
+    for (int k = 0; k < NG; k++)
+        if (grad[k].data)
+            bkt_buf_free(&grad[k]);
+    bkt_buf_free(&dy);
+    if (dfin.data)
+        bkt_buf_free(&dfin);
+    bkt_ssd_free(&p);
+}
+
+static const bkt_ssd_opts k_opt_cases[] = {
+    /* b  l   h  d  n  chunk G  skip                     z      bias   splus  limit  lo    hi   init   final  seq  every nv */
+    {2, 9, 4, 3, 4, 4, 1, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, false, false, false, 0, 0},
+    {1, 11, 8, 2, 3, 4, 2, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, false, false, false, 0, 0},
+    {1, 11, 8, 2, 3, 3, 8, BK_SSD_SKIP_PER_HEAD, false, false, false, false, 0, 0, false, false, false, 0, 0},
+    {2, 9, 3, 3, 4, 4, 0, BK_SSD_SKIP_PER_CHANNEL, true, false, false, false, 0, 0, false, false, false, 0, 0},
+    {2, 9, 3, 3, 4, 4, 0, BK_SSD_SKIP_NONE, false, true, true, false, 0, 0, false, false, false, 0, 0},
+    {2, 9, 3, 3, 4, 4, 0, BK_SSD_SKIP_NONE, false, true, true, true, 0.1, 0.6, false, false, false, 0, 0},
+    {2, 9, 3, 3, 4, 4, 0, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, true, true, false, 0, 0},
+    {2, 9, 3, 3, 4, 4, 0, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, false, true, false, 0, 0},
+    {2, 19, 2, 3, 3, 8, 0, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, true, true, true, 3, 0},
+    {1, 1, 4, 3, 4, 8, 2, BK_SSD_SKIP_PER_CHANNEL, true, true, true, false, 0, 0, true, true, true, 2, 0},
+    {2, 17, 4, 3, 3, 5, 2, BK_SSD_SKIP_PER_HEAD, true, true, true, true, 0.0, 1.5, true, true, true, 4, 0},
+    {1, 13, 4, 2, 3, 1, 1, BK_SSD_SKIP_PER_CHANNEL, true, true, true, false, 0, 0, true, true, true, 3, 0},
+    {2, 0, 2, 2, 3, 4, 1, BK_SSD_SKIP_PER_HEAD, true, true, true, false, 0, 0, true, true, true, 2, 0},
+};
+
+static void test_options(void)
+{
+    for (size_t t = 0; t < sizeof k_dtypes / sizeof k_dtypes[0]; t++)
+        for (size_t c = 0; c < sizeof k_opt_cases / sizeof k_opt_cases[0]; c++)
+            test_options_bwd(k_dtypes[t], &k_opt_cases[c], (c % 3) == 2 ? 2 : 0);
+}
+
 /* The CUDA kernels on the device: every case of the CPU sweep (f32, f16, bf16; f64 is
  * CPU-only), larger shapes, the plan and the workspace formula. Determinism: the rerun
  * inside test_backward (over the previous outputs). Smaller under BK_TEST_QUICK. */
@@ -661,6 +797,7 @@ int main(void)
             test_backward(bk_target_cpu(), k_dtypes[t], k_cases[c], true, 0.1);
             test_backward(bk_target_cpu(), k_dtypes[t], k_cases[c], (c & 1) != 0, 1.0);
         }
+    test_options();
     test_finite_differences(4, 0.1);
     test_finite_differences(4, 1.0);
     test_finite_differences(1, 1.0);
