@@ -712,6 +712,100 @@ static void test_options_bwd(bk_dtype dt, const bkt_ssd_opts *o, int64_t pad)
     bkt_ssd_free(&p);
 }
 
+/* The options' tensors of the backward: each one NULL while its option is on (and the
+ * option's gradient given while it is off): INVALID_PROBLEM, a sentence, nothing written. */
+static void test_option_bad_inputs(void)
+{
+    const bk_dtype dt = BK_DTYPE_F32;
+    bkt_ssd_opts o = {2, 7, 4, 2, 3, 4, 2, BK_SSD_SKIP_PER_CHANNEL, true, true, true, false, 0, 0, true, true, true,
+                      3, 0};
+    bkt_ssd_problem p;
+    bkt_ssd_make(&p, &o, dt, 0);
+    bkt_buf *in[NG] = {&p.x, &p.dt, &p.a, &p.b, &p.c, &p.skip, &p.z, &p.bias, &p.init};
+    bkt_buf dy, dfin, grad[NG];
+    int64_t sy[4] = {o.b, o.l, o.h, o.d}, sf[4] = {o.b, o.h, o.d, o.n};
+    bkt_buf_make(&dy, dt, 4, sy, 0, -1, 1);
+    bkt_buf_make(&dfin, dt, 4, sf, 0, -1, 1);
+    for (int k = 0; k < NG; k++) {
+        bkt_buf_make(&grad[k], dt, in[k]->view.rank, in[k]->view.shape, 0, 0, 0);
+        bkt_poison(grad[k].data, dt, grad[k].span);
+    }
+    bk_ssd_bwd_args good = {.x = p.x.view, .dt = p.dt.view, .a = p.a.view, .b = p.b.view, .c = p.c.view,
+                            .dy = dy.view, .dx = grad[G_X].view, .ddt = grad[G_DT].view, .da = grad[G_A].view,
+                            .db = grad[G_B].view, .dc = grad[G_C].view};
+    const bk_ssd_fwd_args fa = bkt_ssd_fwd_inputs(&p);
+    good.skip = fa.skip, good.z = fa.z, good.dt_bias = fa.dt_bias, good.initial_states = fa.initial_states;
+    good.seq_idx = fa.seq_idx, good.dfinal_states = &dfin.view;
+    good.dskip = &grad[G_SKIP].view, good.dz = &grad[G_Z].view, good.ddt_bias = &grad[G_BIAS].view;
+    good.dinitial_states = &grad[G_INIT].view;
+    bk_ssd_desc d = bkt_ssd_desc(&p);
+    bk_ssd_bwd_plan plan;
+    bkt_expect_status(bk_ssd_bwd_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS,
+                      "ssd_bwd options select");
+    void *before[NG];
+    for (int k = 0; k < NG; k++)
+        before[k] = bkt_snapshot(grad[k].data, (size_t)grad[k].span * 4);
+    enum { NC = 12 };
+    struct {
+        const char *what;
+        bk_ssd_bwd_args args;
+    } cases[NC];
+    int nc = 0;
+#define CASE(text, field)         \
+    cases[nc].what = text;        \
+    cases[nc].args = good;        \
+    cases[nc++].args.field = NULL
+    CASE("ssd_bwd skip NULL", skip);
+    CASE("ssd_bwd z NULL", z);
+    CASE("ssd_bwd dt_bias NULL", dt_bias);
+    CASE("ssd_bwd initial_states NULL", initial_states);
+    CASE("ssd_bwd seq_idx NULL", seq_idx);
+    CASE("ssd_bwd dfinal_states NULL", dfinal_states);
+    CASE("ssd_bwd dskip NULL", dskip);
+    CASE("ssd_bwd dz NULL", dz);
+    CASE("ssd_bwd ddt_bias NULL", ddt_bias);
+    CASE("ssd_bwd dinitial_states NULL", dinitial_states);
+#undef CASE
+    bk_tensor db_heads = grad[G_B].view;
+    db_heads.shape[2] = 4;
+    cases[nc].what = "ssd_bwd db per head with ngroups 2";
+    cases[nc].args = good;
+    cases[nc++].args.db = db_heads;
+    size_t need = bk_ssd_bwd_workspace_size(&plan);
+    void *ws = malloc(need);
+    for (int c = 0; c < nc; c++) {
+        bkt_expect_status(bk_ssd_bwd_run(&plan, NULL, (bk_workspace){ws, need}, &cases[c].args),
+                          BK_STATUS_INVALID_PROBLEM, cases[c].what);
+        bkt_check(bk_last_error()[0] != '\0', cases[c].what, "no error sentence");
+        bool same = true;
+        for (int k = 0; k < NG; k++)
+            same = same && bkt_same_bytes(before[k], grad[k].data, (size_t)grad[k].span * 4);
+        bkt_check(same, cases[c].what, "output written on failure");
+    }
+    bk_ssd_desc off = d;
+    off.has_dt_bias = false;
+    bk_ssd_bwd_plan oplan;
+    bk_ssd_bwd_select(&off, bk_target_cpu(), BK_PREFER_FASTEST, &oplan);
+    bkt_expect_status(bk_ssd_bwd_run(&oplan, NULL, (bk_workspace){ws, need}, &good), BK_STATUS_INVALID_PROBLEM,
+                      "ssd_bwd dt_bias given with has_dt_bias off");
+    bkt_expect_status(bk_ssd_bwd_run(&plan, NULL, (bk_workspace){ws, need}, &good), BK_STATUS_SUCCESS,
+                      "ssd_bwd options good call after bad ones");
+#ifdef BK_WITH_CUDA
+    bkt_expect_status(bk_ssd_bwd_select(&d, bk_target_cuda_cc(0, 9, 0), BK_PREFER_FASTEST, &plan),
+                      BK_STATUS_UNSUPPORTED, "ssd_bwd options on sm_90");
+    bkt_check(strstr(bk_last_error(), "not implemented by this kernel") != NULL, "ssd_bwd options on sm_90",
+              "got \"%s\"", bk_last_error());
+#endif
+    free(ws);
+    for (int k = 0; k < NG; k++) {
+        bkt_free(before[k]);
+        bkt_buf_free(&grad[k]);
+    }
+    bkt_buf_free(&dy);
+    bkt_buf_free(&dfin);
+    bkt_ssd_free(&p);
+}
+
 static const bkt_ssd_opts k_opt_cases[] = {
     /* b  l   h  d  n  chunk G  skip                     z      bias   splus  limit  lo    hi   init   final  seq  every nv */
     {2, 9, 4, 3, 4, 4, 1, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, false, false, false, 0, 0},
@@ -798,6 +892,7 @@ int main(void)
             test_backward(bk_target_cpu(), k_dtypes[t], k_cases[c], (c & 1) != 0, 1.0);
         }
     test_options();
+    test_option_bad_inputs();
     test_finite_differences(4, 0.1);
     test_finite_differences(4, 1.0);
     test_finite_differences(1, 1.0);

@@ -675,6 +675,188 @@ static void test_options(bk_target target, const bk_dtype *dts, size_t ndt)
             test_options_on(target, dts[t], &k_opt_cases[c], (c % 3) == 1 ? 2 : 0);
 }
 
+/* The options' bad inputs: descriptor fields, option tensors present / absent against the
+ * descriptor, their shapes and dtypes, malformed cu_seqlens; the exact status, a sentence,
+ * nothing written. CUDA targets refuse every option in select (the kernels do not run them). */
+static void test_option_bad_inputs(void)
+{
+    const bk_target cpu = bk_target_cpu();
+    bkt_ssd_opts o = {1, 12, 4, 3, 5, 4, 2, BK_SSD_SKIP_PER_HEAD, true, true, true, false, 0, 0, true, true, true, 0, 3};
+    bkt_ssd_problem p;
+    bkt_ssd_make(&p, &o, BK_DTYPE_F32, 0);
+    const bk_ssd_desc d = bkt_ssd_desc(&p);
+    bk_ssd_desc bad;
+    bk_ssd_fwd_plan plan;
+    struct {
+        const char *what;
+        int field;
+        bk_status want;
+        const char *msg;
+    } dcases[] = {
+        {"ssd_fwd ngroups -1", 0, BK_STATUS_INVALID_PROBLEM, "ssd_fwd: desc.ngroups is -1, expected >= 0"},
+        {"ssd_fwd ngroups 3 of 4 heads", 1, BK_STATUS_INVALID_PROBLEM,
+         "ssd_fwd: desc.heads (4) is not a multiple of desc.ngroups (3)"},
+        {"ssd_fwd skip 3", 2, BK_STATUS_INVALID_PROBLEM, NULL},
+        {"ssd_fwd dt_min > dt_max", 3, BK_STATUS_INVALID_PROBLEM, NULL},
+        {"ssd_fwd dt_max NaN", 4, BK_STATUS_INVALID_PROBLEM, NULL},
+        {"ssd_fwd n_varlen_seqs -1", 5, BK_STATUS_INVALID_PROBLEM, NULL},
+        {"ssd_fwd varlen with batch 2", 6, BK_STATUS_INVALID_PROBLEM,
+         "ssd_fwd: desc.batch is 2, expected 1 with varlen states (n_varlen_seqs 3)"},
+    };
+    for (size_t i = 0; i < sizeof dcases / sizeof dcases[0]; i++) {
+        bad = d;
+        switch (dcases[i].field) {
+        case 0: bad.ngroups = -1; break;
+        case 1: bad.ngroups = 3; break;
+        case 2: bad.skip = (bk_ssd_skip)3; break;
+        case 3: bad.has_dt_limit = true, bad.dt_min = 1, bad.dt_max = 0.5; break;
+        case 4: bad.has_dt_limit = true, bad.dt_min = 0, bad.dt_max = NAN; break;
+        case 5: bad.n_varlen_seqs = -1; break;
+        case 6: bad.batch = 2; break;
+        }
+        memset(&plan, 0xab, sizeof plan);
+        bk_ssd_fwd_plan before = plan;
+        bkt_expect_status(bk_ssd_fwd_select(&bad, cpu, BK_PREFER_FASTEST, &plan), dcases[i].want, dcases[i].what);
+        bkt_check(memcmp(&before, &plan, sizeof plan) == 0, dcases[i].what, "plan written on failure");
+        if (dcases[i].msg)
+            bkt_check(strcmp(bk_last_error(), dcases[i].msg) == 0, dcases[i].what, "got \"%s\"", bk_last_error());
+        else
+            bkt_check(bk_last_error()[0] != '\0', dcases[i].what, "no error sentence");
+        bk_ssd_bwd_plan bplan;
+        bkt_expect_status(bk_ssd_bwd_select(&bad, cpu, BK_PREFER_FASTEST, &bplan), dcases[i].want, dcases[i].what);
+    }
+    bk_ssd_bwd_plan bplan;
+    bkt_expect_status(bk_ssd_bwd_select(&d, cpu, BK_PREFER_FASTEST, &bplan), BK_STATUS_UNSUPPORTED,
+                      "ssd_bwd varlen states");
+    bkt_check(strstr(bk_last_error(), "n_varlen_seqs") != NULL, "ssd_bwd varlen message", "got \"%s\"", bk_last_error());
+    /* every option alone on a CUDA target: refused in select, naming the option */
+    for (int k = 0; k < 10; k++) {
+        bk_ssd_desc c = {.batch = 1, .seq_len = 8, .heads = 4, .head_dim = 4, .state_dim = 4, .chunk_size = 4,
+                         .dtype = BK_DTYPE_BF16};
+        switch (k) {
+        case 0: c.ngroups = 2; break;
+        case 1: c.skip = BK_SSD_SKIP_PER_HEAD; break;
+        case 2: c.has_z = true; break;
+        case 3: c.has_dt_bias = true; break;
+        case 4: c.dt_softplus = true; break;
+        case 5: c.has_dt_limit = true, c.dt_max = 1; break;
+        case 6: c.has_initial_states = true; break;
+        case 7: c.has_final_states = true; break;
+        case 8: c.has_seq_idx = true; break;
+        case 9: c.n_varlen_seqs = 2; break;
+        }
+        char what[64];
+        snprintf(what, sizeof what, "ssd_fwd option %d on sm_90", k);
+        bkt_expect_status(bk_ssd_fwd_select(&c, bk_target_cuda_cc(0, 9, 0), BK_PREFER_FASTEST, &plan),
+                          BK_STATUS_UNSUPPORTED, what);
+#ifdef BK_WITH_CUDA
+        bkt_check(strstr(bk_last_error(), "not implemented by this kernel") != NULL, what, "got \"%s\"", bk_last_error());
+#endif
+        bkt_expect_status(bk_ssd_fwd_select(&c, cpu, BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS, what);
+    }
+    /* ngroups = heads is the plain problem: every target takes it */
+    bk_ssd_desc same = {.batch = 1, .seq_len = 8, .heads = 4, .head_dim = 4, .state_dim = 4, .chunk_size = 4,
+                        .dtype = BK_DTYPE_BF16, .ngroups = 4};
+#ifdef BK_WITH_CUDA
+    bkt_expect_status(bk_ssd_fwd_select(&same, bk_target_cuda_cc(0, 9, 0), BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS,
+                      "ssd_fwd ngroups = heads on sm_90");
+#else
+    bkt_expect_status(bk_ssd_fwd_select(&same, cpu, BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS,
+                      "ssd_fwd ngroups = heads");
+#endif
+
+    /* tensors */
+    bkt_expect_status(bk_ssd_fwd_select(&d, cpu, BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS, "ssd_fwd options select");
+    opt_out out;
+    opt_out_make(&out, &p, 0);
+    bk_ssd_fwd_args good = bkt_ssd_fwd_inputs(&p);
+    good.y = out.y.view;
+    good.final_states = &out.fin.view;
+    good.varlen_states = &out.var.view;
+    bk_tensor b_heads = p.b.view, seq_i64 = p.seq_view, skip_2d = p.skip.view, cu_short = p.cu_view;
+    b_heads.shape[2] = 4;
+    seq_i64.dtype = BK_DTYPE_I64;
+    skip_2d.rank = 2, skip_2d.shape[1] = 3, skip_2d.strides[0] = 3, skip_2d.strides[1] = 1;
+    cu_short.shape[0] = 3;
+    size_t need = bk_ssd_fwd_workspace_size(&plan);
+    void *ws = malloc(need);
+    const size_t yb = (size_t)out.y.span * 4, fb = (size_t)out.fin.span * 4, vb = (size_t)out.var.span * 4;
+    void *y0 = bkt_snapshot(out.y.data, yb), *f0 = bkt_snapshot(out.fin.data, fb), *v0 = bkt_snapshot(out.var.data, vb);
+    enum { NC = 16 };
+    struct {
+        const char *what;
+        bk_ssd_fwd_args args;
+        bk_status want;
+    } cases[NC];
+    int nc = 0;
+#define CASE(text, field, value, status) \
+    cases[nc].what = text;               \
+    cases[nc].args = good;               \
+    cases[nc].args.field = value;        \
+    cases[nc++].want = status
+    CASE("ssd_fwd b per head with ngroups 2", b, b_heads, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_fwd skip NULL", skip, NULL, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_fwd skip [heads, head_dim] for per head", skip, &skip_2d, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_fwd z NULL", z, NULL, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_fwd dt_bias NULL", dt_bias, NULL, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_fwd initial_states NULL", initial_states, NULL, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_fwd seq_idx NULL", seq_idx, NULL, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_fwd seq_idx i64", seq_idx, &seq_i64, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_fwd cu_seqlens NULL", cu_seqlens, NULL, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_fwd cu_seqlens short", cu_seqlens, &cu_short, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_fwd final_states NULL", final_states, NULL, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_fwd varlen_states NULL", varlen_states, NULL, BK_STATUS_INVALID_PROBLEM);
+#undef CASE
+    for (int c = 0; c < nc; c++) {
+        bkt_expect_status(bk_ssd_fwd_run(&plan, NULL, (bk_workspace){ws, need}, &cases[c].args), cases[c].want,
+                          cases[c].what);
+        bkt_check(bk_last_error()[0] != '\0', cases[c].what, "no error sentence");
+        bkt_check(bkt_same_bytes(y0, out.y.data, yb) && bkt_same_bytes(f0, out.fin.data, fb) &&
+                      bkt_same_bytes(v0, out.var.data, vb),
+                  cases[c].what, "output written on failure");
+    }
+    bk_ssd_fwd_run(&plan, NULL, (bk_workspace){ws, need}, &cases[1].args);
+    bkt_check(strcmp(bk_last_error(), "ssd_fwd: skip is NULL, expected a [heads] tensor since desc.skip is on") == 0,
+              "ssd_fwd optional NULL message", "got \"%s\"", bk_last_error());
+    /* an option's tensor given while the option is off */
+    bk_ssd_desc off = d;
+    off.has_z = false;
+    bk_ssd_fwd_plan oplan;
+    bk_ssd_fwd_select(&off, cpu, BK_PREFER_FASTEST, &oplan);
+    bkt_expect_status(bk_ssd_fwd_run(&oplan, NULL, (bk_workspace){ws, need}, &good), BK_STATUS_INVALID_PROBLEM,
+                      "ssd_fwd z given with has_z off");
+    bkt_check(strcmp(bk_last_error(), "ssd_fwd: z is given, expected NULL since desc.has_z is off") == 0,
+              "ssd_fwd optional given message", "got \"%s\"", bk_last_error());
+    /* malformed cu_seqlens data (read on the host) */
+    const int32_t keep[4] = {p.cu[0], p.cu[1], p.cu[2], p.cu[3]};
+    for (int k = 0; k < 3; k++) {
+        static const char *const names[3] = {"ssd_fwd cu_seqlens[0] = 1", "ssd_fwd cu_seqlens decreasing",
+                                              "ssd_fwd cu_seqlens[3] != seq_len"};
+        memcpy(p.cu, keep, sizeof keep);
+        if (k == 0)
+            p.cu[0] = 1;
+        else if (k == 1)
+            p.cu[1] = 13, p.cu[2] = 2;
+        else
+            p.cu[3] = 11;
+        bkt_expect_status(bk_ssd_fwd_run(&plan, NULL, (bk_workspace){ws, need}, &good), BK_STATUS_INVALID_PROBLEM,
+                          names[k]);
+        bkt_check(strstr(bk_last_error(), "nothing was written") != NULL, names[k], "got \"%s\"", bk_last_error());
+        bkt_check(bkt_same_bytes(y0, out.y.data, yb) && bkt_same_bytes(f0, out.fin.data, fb) &&
+                      bkt_same_bytes(v0, out.var.data, vb),
+                  names[k], "output written on failure");
+    }
+    memcpy(p.cu, keep, sizeof keep);
+    bkt_expect_status(bk_ssd_fwd_run(&plan, NULL, (bk_workspace){ws, need}, &good), BK_STATUS_SUCCESS,
+                      "ssd_fwd options good call after bad ones");
+    free(ws);
+    bkt_free(y0);
+    bkt_free(f0);
+    bkt_free(v0);
+    opt_out_free(&out);
+    bkt_ssd_free(&p);
+}
+
 /* The CUDA kernel on the device: every case of the CPU sweep (f32, f16, bf16; f64 is
  * CPU-only), larger shapes (many chunks, D = N = 256 with a partial last chunk, the bench
  * shape's D and N with L 512), the plan it reports, and a bit-identical rerun (inside
@@ -750,6 +932,7 @@ int main(void)
         }
     test_options(bk_target_cpu(), k_dtypes, sizeof k_dtypes / sizeof k_dtypes[0]);
     test_options_chunk_invariance();
+    test_option_bad_inputs();
     test_plan_info();
     test_chunk_invariance();
     test_thread_count();
