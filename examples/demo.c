@@ -302,7 +302,8 @@ static bk_target choose_target(char *why, size_t size)
     bk_paged_prefill_desc p = {BATCH, BATCH, Q_HEADS, 0.125, true, false, pk};
     bk_paged_decode_desc d = {BATCH, Q_HEADS, 0.125, 0, pk};
     bk_sdpa_fwd_desc f = {1, Q_HEADS, KV_HEADS, 4, 4, HEAD_DIM, HEAD_DIM, 0.125, true, -1, 0.0, false, DT};
-    bk_ssd_desc sd = {.batch = BATCH, .seq_len = 128, .heads = Q_HEADS, .head_dim = HEAD_DIM, .state_dim = STATE, .chunk_size = CHUNK, .dtype = DT};
+    bk_ssd_desc sd = {.batch = BATCH, .seq_len = 128, .heads = Q_HEADS, .head_dim = HEAD_DIM,
+                      .state_dim = STATE, .chunk_size = CHUNK, .dtype = DT};
     bk_paged_kv_append_plan pa;
     bk_paged_prefill_plan pp;
     bk_paged_decode_plan pd;
@@ -450,7 +451,8 @@ int main(void)
     to_dev(cc, hc, bn * 2);
     to_dev(dt, hdt, tn * 2);
     to_dev(a, ha, Q_HEADS * 2);
-    bk_ssd_desc sd = {.batch = BATCH, .seq_len = L, .heads = Q_HEADS, .head_dim = HEAD_DIM, .state_dim = STATE, .chunk_size = CHUNK, .dtype = DT};
+    bk_ssd_desc sd = {.batch = BATCH, .seq_len = L, .heads = Q_HEADS, .head_dim = HEAD_DIM,
+                      .state_dim = STATE, .chunk_size = CHUNK, .dtype = DT};
     bk_ssd_fwd_plan splan;
     s = bk_ssd_fwd_select(&sd, target, BK_PREFER_FASTEST, &splan);
     if (s)

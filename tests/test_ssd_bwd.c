@@ -210,7 +210,8 @@ static bool check_da(const char *what, const bk_tensor *out, const double *ref, 
 
 static bk_ssd_desc desc_of(ssd_case s, bk_dtype dt)
 {
-    bk_ssd_desc d = {.batch = (int32_t)s.b, .seq_len = (int32_t)s.l, .heads = (int32_t)s.h, .head_dim = (int32_t)s.d, .state_dim = (int32_t)s.n, .chunk_size = s.chunk, .dtype = dt};
+    bk_ssd_desc d = {.batch = (int32_t)s.b, .seq_len = (int32_t)s.l, .heads = (int32_t)s.h, .head_dim = (int32_t)s.d,
+                     .state_dim = (int32_t)s.n, .chunk_size = s.chunk, .dtype = dt};
     return d;
 }
 
@@ -435,7 +436,8 @@ static void test_thread_count(void)
 static void test_plan_info(void)
 {
     const char *what = "ssd_bwd plan info";
-    bk_ssd_desc d = {.batch = 2, .seq_len = 9, .heads = 3, .head_dim = 256, .state_dim = 256, .chunk_size = 4, .dtype = BK_DTYPE_F16};
+    bk_ssd_desc d = {.batch = 2, .seq_len = 9, .heads = 3, .head_dim = 256,
+                     .state_dim = 256, .chunk_size = 4, .dtype = BK_DTYPE_F16};
     bk_ssd_bwd_plan plan;
     if (!bkt_expect_status(bk_ssd_bwd_select(&d, bk_target_cpu(), BK_PREFER_DETERMINISTIC, &plan), BK_STATUS_SUCCESS,
                            what))
@@ -862,7 +864,8 @@ static void test_cuda(void)
         test_backward(gpu, BK_DTYPE_BF16, big[c], false, 0.1);
     }
     const char *what = "ssd_bwd cuda plan info";
-    bk_ssd_desc d = {.batch = 2, .seq_len = 130, .heads = 3, .head_dim = 16, .state_dim = 24, .chunk_size = 16, .dtype = BK_DTYPE_F16};
+    bk_ssd_desc d = {.batch = 2, .seq_len = 130, .heads = 3, .head_dim = 16,
+                     .state_dim = 24, .chunk_size = 16, .dtype = BK_DTYPE_F16};
     bk_ssd_bwd_plan plan;
     if (bkt_expect_status(bk_ssd_bwd_select(&d, gpu, BK_PREFER_DETERMINISTIC, &plan), BK_STATUS_SUCCESS, what)) {
         char name[96];

@@ -131,7 +131,8 @@ static void ref_fwd(const ssd_inputs *in, double *y)
 
 static bk_ssd_desc desc_of(ssd_case s, bk_dtype dt)
 {
-    bk_ssd_desc d = {.batch = (int32_t)s.b, .seq_len = (int32_t)s.l, .heads = (int32_t)s.h, .head_dim = (int32_t)s.d, .state_dim = (int32_t)s.n, .chunk_size = s.chunk, .dtype = dt};
+    bk_ssd_desc d = {.batch = (int32_t)s.b, .seq_len = (int32_t)s.l, .heads = (int32_t)s.h, .head_dim = (int32_t)s.d,
+                     .state_dim = (int32_t)s.n, .chunk_size = s.chunk, .dtype = dt};
     return d;
 }
 
@@ -229,7 +230,8 @@ static void test_forward(bk_target target, bk_dtype dt, ssd_case s, bool padded,
 static void test_plan_info(void)
 {
     const char *what = "ssd_fwd plan info";
-    bk_ssd_desc d = {.batch = 2, .seq_len = 9, .heads = 3, .head_dim = 4, .state_dim = 5, .chunk_size = 4, .dtype = BK_DTYPE_BF16};
+    bk_ssd_desc d = {.batch = 2, .seq_len = 9, .heads = 3, .head_dim = 4,
+                     .state_dim = 5, .chunk_size = 4, .dtype = BK_DTYPE_BF16};
     bk_ssd_fwd_plan plan;
     if (!bkt_expect_status(bk_ssd_fwd_select(&d, bk_target_cpu(), BK_PREFER_DETERMINISTIC, &plan), BK_STATUS_SUCCESS,
                            what))
@@ -902,7 +904,8 @@ static void test_cuda(void)
         test_forward_pad(gpu, BK_DTYPE_BF16, vec[c], 8, 3, 0.1);
     }
     const char *what = "ssd_fwd cuda plan info";
-    bk_ssd_desc d = {.batch = 2, .seq_len = 33, .heads = 3, .head_dim = 16, .state_dim = 16, .chunk_size = 16, .dtype = BK_DTYPE_BF16};
+    bk_ssd_desc d = {.batch = 2, .seq_len = 33, .heads = 3, .head_dim = 16,
+                     .state_dim = 16, .chunk_size = 16, .dtype = BK_DTYPE_BF16};
     bk_ssd_fwd_plan plan;
     if (bkt_expect_status(bk_ssd_fwd_select(&d, gpu, BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS, what)) {
         char name[96];

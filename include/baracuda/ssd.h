@@ -290,7 +290,8 @@ size_t bk_ssd_bwd_workspace_size(const bk_ssd_bwd_plan *plan);
 /* Computes dx, ddt, dA, dB, dC and the options' gradients. Runs can_implement first, then
  * checks the workspace as bk_ssd_fwd_run does; on any failure nothing is written. dA,
  * dskip and ddt_bias are written (zeros when batch or seq_len is 0), dinitial_states too
- * (dfinal_states carried back when seq_len is 0, else its gradient through the scan). `stream` is ignored on the CPU; on CUDA as bk_ssd_fwd_run. */
+ * (dfinal_states carried back when seq_len is 0, else its gradient through the scan).
+ * `stream` is ignored on the CPU; on CUDA as bk_ssd_fwd_run. */
 bk_status bk_ssd_bwd_run(const bk_ssd_bwd_plan *plan, void *stream, bk_workspace workspace,
                          const bk_ssd_bwd_args *args);
 

@@ -55,8 +55,9 @@ bk_status bk_ssd_check_desc(const char *op, const bk_ssd_desc *d)
     BK_TRY(bk_ssd_check_opts(op, d->ngroups, &o));
     BK_TRY(bk_check_extent(op, "desc.n_varlen_seqs", d->n_varlen_seqs, 0));
     if (d->n_varlen_seqs > 0 && d->batch != 1)
-        return bk_fail(BK_STATUS_INVALID_PROBLEM, "%s: desc.batch is %d, expected 1 with varlen states (n_varlen_seqs %d)",
-                       op, (int)d->batch, (int)d->n_varlen_seqs);
+        return bk_fail(BK_STATUS_INVALID_PROBLEM,
+                       "%s: desc.batch is %d, expected 1 with varlen states (n_varlen_seqs %d)", op, (int)d->batch,
+                       (int)d->n_varlen_seqs);
     return bk_check_dtype_in(op, "desc.dtype", d->dtype, BK_DT_FLOATS);
 }
 
@@ -167,7 +168,8 @@ bk_tensor_spec bk_ssd_spec(const bk_ssd_desc *d, bk_ssd_role role, const char *n
         s.shape[1] = d->heads;
         s.shape[2] = d->head_dim;
         s.shape[3] = d->state_dim;
-        s.dims = role == BK_SSD_ROLE_STATE ? "batch,heads,head_dim,state_dim" : "n_varlen_seqs,heads,head_dim,state_dim";
+        s.dims = role == BK_SSD_ROLE_STATE ? "batch,heads,head_dim,state_dim"
+                                            : "n_varlen_seqs,heads,head_dim,state_dim";
         break;
     case BK_SSD_ROLE_SEQ_IDX:
         s.dtype = BK_DTYPE_I32;

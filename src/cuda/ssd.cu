@@ -49,8 +49,19 @@
  * (719 GB/s, 23.8% of the copy bandwidth).
  * Workspace (f32, see ssd_layout): forward states [B*H][K][D][N] + dec [B*H][K]; backward
  * adds dstates [B*H][K][D][N] (f32) and dA parts [B*H][K] (f64).
+ * ssd_step (one token per request on a pool of states, every option): ssd_step_kernel, one
+ * block of 128 threads per (request, head); warp w owns state rows d = w, w + 4, ..., lane
+ * l the columns n = l, l + 32, ...: each element is read, updated in f32
+ * (exp(dt' A) s + dt' x_d B_n), stored rounded to T, and its C_n product summed over the
+ * warp in a fixed shuffle order (deterministic); lane 0 adds the skip, applies the gate and
+ * stores y_d. A request whose state index is outside the pool writes nothing and is counted
+ * once (thread 0 of its head-0 block) into dropped_requests by atomicAdd. Memory bound: the
+ * state is read and written once.
  * Not yet (speed): vector loads in the generic and backward kernels, fusing the state
- * passing into the scan, tensor cores in the backward; (features) ngroups, the D skip, the z gate, dt_bias/softplus, initial/final states, seq_idx.
+ * passing into the scan, tensor cores in the backward; (features) the chunk-scan kernels
+ * run the plain problem only: ngroups, the D skip, the z gate, dt_bias/softplus, the dt
+ * limit, initial/final states, seq_idx and varlen states are refused by their select
+ * (the CPU backend has them all).
  */
 #include "common.cuh"
 #include "cuda/ssd_cuda.h"
@@ -1098,7 +1109,102 @@ template <typename T> void launch_fwd(const ssd_geo &g, const bk_ssd_fwd_args *a
     }
 }
 
+/* ---------------------------------------------------------------- step -- */
+
+/* Everything ssd_step_kernel reads, by value (NULL pointers for absent options). */
+struct step_params {
+    const void *x, *dt, *a, *b, *c, *skip, *z, *bias;
+    void *state, *y;
+    const int *idx;
+    unsigned long long *dropped;
+    bk_view4 sx, sdt, sb, sc, sz, sy, sst, sskip;
+    long long sa, sbias;
+    long long R, pool, H, D, N, P;
+    int skip_kind;
+    bool softplus, limit;
+    float lo, hi;
+};
+
+const int kStepThreads = 128;
+
+template <typename T> __global__ void __launch_bounds__(kStepThreads) ssd_step_kernel(step_params p)
+{
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nwarps = kStepThreads / 32;
+    for (long long blk = blockIdx.x; blk < p.R * p.H; blk += gridDim.x) {
+        const long long r = blk / p.H, h = blk % p.H, g = h / p.P;
+        const long long slot = p.idx ? (long long)p.idx[r] : r;
+        if (slot < 0 || slot >= p.pool) {
+            if (p.dropped && h == 0 && threadIdx.x == 0)
+                atomicAdd(p.dropped, 1ULL);
+            continue;
+        }
+        float v = ld((const T *)p.dt + r * p.sdt.s0 + h * p.sdt.s1);
+        if (p.bias)
+            v += ld((const T *)p.bias + h * p.sbias);
+        if (p.softplus && v <= 20.f)
+            v = log1pf(expf(v));
+        if (p.limit)
+            v = fminf(fmaxf(v, p.lo), p.hi);
+        const float decay = expf(v * ld((const T *)p.a + h * p.sa));
+        const T *x = (const T *)p.x + r * p.sx.s0 + h * p.sx.s1;
+        const T *bv = (const T *)p.b + r * p.sb.s0 + g * p.sb.s1, *cv = (const T *)p.c + r * p.sc.s0 + g * p.sc.s1;
+        for (long long d = warp; d < p.D; d += nwarps) {
+            const float xd = ld(x + d);
+            T *row = (T *)p.state + slot * p.sst.s0 + h * p.sst.s1 + d * p.sst.s2;
+            float acc = 0.f;
+            for (long long n = lane; n < p.N; n += 32) {
+                const float st = decay * ld(row + n) + v * xd * ld(bv + n);
+                row[n] = elem<T>::store(st);
+                acc += st * ld(cv + n);
+            }
+            for (int o = 16; o > 0; o /= 2)
+                acc += __shfl_xor_sync(0xffffffffu, acc, o);
+            if (lane == 0) {
+                if (p.skip_kind == BK_SSD_SKIP_PER_HEAD)
+                    acc += ld((const T *)p.skip + h * p.sskip.s0) * xd;
+                else if (p.skip_kind == BK_SSD_SKIP_PER_CHANNEL)
+                    acc += ld((const T *)p.skip + h * p.sskip.s0 + d) * xd;
+                if (p.z) {
+                    const float zv = ld((const T *)p.z + r * p.sz.s0 + h * p.sz.s1 + d);
+                    acc *= zv / (1.f + expf(-zv));
+                }
+                ((T *)p.y)[r * p.sy.s0 + h * p.sy.s1 + d] = elem<T>::store(acc);
+            }
+        }
+    }
+}
+
 } // namespace
+
+extern "C" bk_status bk_cuda_ssd_step(const bk_ssd_step_desc *d, const bk_ssd_step_args *a, void *stream)
+{
+    const long long G = d->ngroups > 0 ? d->ngroups : d->heads;
+    step_params p;
+    p.x = a->x.data, p.dt = a->dt.data, p.a = a->a.data, p.b = a->b.data, p.c = a->c.data;
+    p.skip = a->skip ? a->skip->data : NULL;
+    p.z = a->z ? a->z->data : NULL;
+    p.bias = a->dt_bias ? a->dt_bias->data : NULL;
+    p.state = a->state.data, p.y = a->y.data;
+    p.idx = a->state_indices ? (const int *)a->state_indices->data : NULL;
+    p.dropped = a->dropped_requests ? (unsigned long long *)a->dropped_requests->data : NULL;
+    p.sx = bk_view4_of(&a->x), p.sdt = bk_view4_of(&a->dt), p.sb = bk_view4_of(&a->b), p.sc = bk_view4_of(&a->c);
+    p.sz = a->z ? bk_view4_of(a->z) : bk_view4{0, 0, 0, 0};
+    p.sy = bk_view4_of(&a->y), p.sst = bk_view4_of(&a->state);
+    p.sskip = a->skip ? bk_view4_of(a->skip) : bk_view4{0, 0, 0, 0};
+    p.sa = a->a.strides[0];
+    p.sbias = a->dt_bias ? a->dt_bias->strides[0] : 0;
+    p.R = d->batch, p.pool = d->pool, p.H = d->heads, p.D = d->head_dim, p.N = d->state_dim;
+    p.P = G > 0 ? d->heads / G : 1;
+    p.skip_kind = (int)d->skip;
+    p.softplus = d->dt_softplus, p.limit = d->has_dt_limit;
+    p.lo = (float)d->dt_min, p.hi = (float)d->dt_max;
+    const long long total = p.R * p.H;
+    if (total == 0)
+        return BK_STATUS_SUCCESS;
+    BK_DISPATCH_FLOAT(d->dtype, T,
+                      ssd_step_kernel<T><<<blocks_for(total), kStepThreads, 0, (cudaStream_t)stream>>>(p));
+    return bk_cuda_check_launch("ssd_step");
+}
 
 extern "C" size_t bk_cuda_ssd_fwd_workspace(const bk_ssd_desc *d)
 {
