@@ -90,21 +90,15 @@ static bk_status run_step_on(bk_target target, const bk_ssd_step_plan *plan, con
     MOVE(a.c, p->c.data, (size_t)p->c.span * es, false);
     MOVE(a.state, host->state.data, (size_t)pool_span * es, true);
     MOVE(a.y, host->y.data, (size_t)y_span * es, true);
-    if (a.skip) {
-        skip = *a.skip;
-        MOVE(skip, p->skip.data, (size_t)p->skip.span * es, false);
-        a.skip = &skip;
-    }
-    if (a.z) {
-        z = *a.z;
-        MOVE(z, p->z.data, (size_t)p->z.span * es, false);
-        a.z = &z;
-    }
-    if (a.dt_bias) {
-        bias = *a.dt_bias;
-        MOVE(bias, p->bias.data, (size_t)p->bias.span * es, false);
-        a.dt_bias = &bias;
-    }
+    const bk_tensor **opt[3] = {&a.skip, &a.z, &a.dt_bias};
+    bk_tensor *copy[3] = {&skip, &z, &bias};
+    const bkt_buf *from[3] = {&p->skip, &p->z, &p->bias};
+    for (int i = 0; i < 3; i++)
+        if (*opt[i]) {
+            *copy[i] = **opt[i];
+            MOVE(*copy[i], from[i]->data, (size_t)from[i]->span * es, false);
+            *opt[i] = copy[i];
+        }
     if (a.state_indices) {
         idx = *a.state_indices;
         MOVE(idx, host->state_indices->data, (size_t)(idx.shape[0] + 1) * 4, false);
