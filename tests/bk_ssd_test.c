@@ -209,3 +209,47 @@ void bkt_ssd_opts_text(const bkt_ssd_opts *o, char *buf, size_t size)
         snprintf(buf + len, size - len, " varlen%d", (int)o->nv);
     }
 }
+
+/* t's view with its data on dev's target: copied up (and, when out, back at bkt_dev_end). */
+bk_tensor bkt_buf_on(bkt_dev *dev, const bkt_buf *t, bool out)
+{
+    bk_tensor v = t->view;
+    const size_t bytes = (size_t)t->span * bk_dtype_size(v.dtype);
+    v.data = out ? bkt_dev_out(dev, t->data, bytes) : bkt_dev_in(dev, t->data, bytes);
+    return v;
+}
+
+/* An optional tensor on dev's target: NULL when t is absent, else slot (filled). */
+const bk_tensor *bkt_opt_on(bkt_dev *dev, const bkt_buf *t, bool out, bk_tensor *slot)
+{
+    if (t->data == NULL)
+        return NULL;
+    *slot = bkt_buf_on(dev, t, out);
+    return slot;
+}
+
+/* bkt_ssd_fwd_inputs with every input on dev's target; `slots` hold the optional views. */
+bk_ssd_fwd_args bkt_ssd_fwd_inputs_on(bkt_dev *dev, const bkt_ssd_problem *p, bk_tensor slots[6])
+{
+    bk_ssd_fwd_args a = bkt_ssd_fwd_inputs(p);
+    a.x = bkt_buf_on(dev, &p->x, false);
+    a.dt = bkt_buf_on(dev, &p->dt, false);
+    a.a = bkt_buf_on(dev, &p->a, false);
+    a.b = bkt_buf_on(dev, &p->b, false);
+    a.c = bkt_buf_on(dev, &p->c, false);
+    a.skip = bkt_opt_on(dev, &p->skip, false, &slots[0]);
+    a.z = bkt_opt_on(dev, &p->z, false, &slots[1]);
+    a.dt_bias = bkt_opt_on(dev, &p->bias, false, &slots[2]);
+    a.initial_states = bkt_opt_on(dev, &p->init, false, &slots[3]);
+    if (a.seq_idx) {
+        slots[4] = p->seq_view;
+        slots[4].data = bkt_dev_in(dev, p->seq, (size_t)(p->o.b * p->o.l + 1) * 4);
+        a.seq_idx = &slots[4];
+    }
+    if (a.cu_seqlens) {
+        slots[5] = p->cu_view;
+        slots[5].data = bkt_dev_in(dev, p->cu, (size_t)(p->o.nv + 1) * 4);
+        a.cu_seqlens = &slots[5];
+    }
+    return a;
+}

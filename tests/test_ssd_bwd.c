@@ -640,14 +640,46 @@ static void opt_fd(bkt_ssd_problem *p, bkt_buf *t, const double *wy, const doubl
 enum { G_X, G_DT, G_A, G_B, G_C, G_SKIP, G_Z, G_BIAS, G_INIT, NG };
 static const char *const k_gnames[NG] = {"dx", "ddt", "da", "db", "dc", "dskip", "dz", "ddt_bias", "dinitial_states"};
 
-/* The backward of one options problem on the CPU against finite differences: every
+/* Runs the backward of p on `target` (every tensor copied to the device and the gradients
+ * back on CUDA), with a workspace of exactly workspace_size bytes. grad[k] is the gradient
+ * of input k (absent when the input is). */
+static bk_status run_opts_bwd(bk_target target, const bk_ssd_bwd_plan *plan, const bkt_ssd_problem *p,
+                              const bkt_buf *dy, const bkt_buf *dfin, const bkt_buf grad[NG])
+{
+    const size_t bytes = bk_ssd_bwd_workspace_size(plan);
+    void *ws = bytes ? calloc(1, bytes) : NULL;
+    bkt_dev dev = bkt_dev_begin(target);
+    bk_tensor slots[6], s_dfin, s_dskip, s_dz, s_dbias, s_dinit;
+    const bk_ssd_fwd_args f = bkt_ssd_fwd_inputs_on(&dev, p, slots);
+    bk_ssd_bwd_args a = {.x = f.x, .dt = f.dt, .a = f.a, .b = f.b, .c = f.c, .dy = bkt_buf_on(&dev, dy, false),
+                         .dx = bkt_buf_on(&dev, &grad[G_X], true), .ddt = bkt_buf_on(&dev, &grad[G_DT], true),
+                         .da = bkt_buf_on(&dev, &grad[G_A], true), .db = bkt_buf_on(&dev, &grad[G_B], true),
+                         .dc = bkt_buf_on(&dev, &grad[G_C], true)};
+    a.skip = f.skip, a.z = f.z, a.dt_bias = f.dt_bias, a.initial_states = f.initial_states, a.seq_idx = f.seq_idx;
+    a.dfinal_states = bkt_opt_on(&dev, dfin, false, &s_dfin);
+    a.dskip = bkt_opt_on(&dev, &grad[G_SKIP], true, &s_dskip);
+    a.dz = bkt_opt_on(&dev, &grad[G_Z], true, &s_dz);
+    a.ddt_bias = bkt_opt_on(&dev, &grad[G_BIAS], true, &s_dbias);
+    a.dinitial_states = bkt_opt_on(&dev, &grad[G_INIT], true, &s_dinit);
+    void *dws = ws ? bkt_dev_in(&dev, ws, bytes) : NULL;
+    bk_status st = bk_ssd_bwd_run(plan, bkt_dev_stream(&dev), (bk_workspace){dws, bytes}, &a);
+    if (!bkt_dev_end(&dev) && st == BK_STATUS_SUCCESS)
+        st = BK_STATUS_DEVICE_ERROR;
+    free(ws);
+    return st;
+}
+
+/* The backward of one options problem on `target` against finite differences: every
  * gradient, every element; outputs poisoned before the run; then a rerun over the previous
- * outputs must be bit-identical. */
-static void test_options_bwd(bk_dtype dt, const bkt_ssd_opts *o, int64_t pad)
+ * outputs must be bit-identical. Returns false, having run nothing, when a CUDA target's
+ * kernels refuse the options (checked in test_option_bad_inputs). */
+static bool test_options_bwd(bk_target target, bk_dtype dt, const bkt_ssd_opts *o, int64_t pad)
 {
     char what[256], txt[200];
+    bool refused = false;
     bkt_ssd_opts_text(o, txt, sizeof txt);
-    snprintf(what, sizeof what, "ssd_bwd %s%s%s", bk_dtype_name(dt), txt, pad ? " strided" : "");
+    snprintf(what, sizeof what, "ssd_bwd %s%s%s%s", bk_dtype_name(dt), txt, pad ? " strided" : "",
+             target.kind == BK_TARGET_CUDA ? " cuda" : "");
     bkt_ssd_problem p;
     bkt_ssd_make(&p, o, dt, pad);
     bkt_buf *in[NG] = {&p.x, &p.dt, &p.a, &p.b, &p.c, &p.skip, &p.z, &p.bias, &p.init};
@@ -664,24 +696,17 @@ static void test_options_bwd(bk_dtype dt, const bkt_ssd_opts *o, int64_t pad)
             bkt_buf_make(&grad[k], dt, v->rank, v->shape, pad && v->rank > 1 ? pad + 1 : 0, 0, 0);
             bkt_poison(grad[k].data, dt, grad[k].span);
         }
-    bk_ssd_bwd_args a = {.x = p.x.view, .dt = p.dt.view, .a = p.a.view, .b = p.b.view, .c = p.c.view, .dy = dy.view,
-                         .dx = grad[G_X].view, .ddt = grad[G_DT].view, .da = grad[G_A].view, .db = grad[G_B].view,
-                         .dc = grad[G_C].view};
-    const bk_ssd_fwd_args fa = bkt_ssd_fwd_inputs(&p);
-    a.skip = fa.skip, a.z = fa.z, a.dt_bias = fa.dt_bias, a.initial_states = fa.initial_states, a.seq_idx = fa.seq_idx;
-    a.dfinal_states = o->final ? &dfin.view : NULL;
-    a.dskip = grad[G_SKIP].data ? &grad[G_SKIP].view : NULL;
-    a.dz = grad[G_Z].data ? &grad[G_Z].view : NULL;
-    a.ddt_bias = grad[G_BIAS].data ? &grad[G_BIAS].view : NULL;
-    a.dinitial_states = grad[G_INIT].data ? &grad[G_INIT].view : NULL;
-
     bk_ssd_desc d = bkt_ssd_desc(&p);
     bk_ssd_bwd_plan plan;
-    if (bkt_expect_status(bk_ssd_bwd_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS, what) &&
-        bkt_expect_status(run_bwd(&plan, &a), BK_STATUS_SUCCESS, what)) {
+    bk_status st = bk_ssd_bwd_select(&d, target, BK_PREFER_FASTEST, &plan);
+    if (target.kind == BK_TARGET_CUDA && st == BK_STATUS_UNSUPPORTED)
+        refused = true;
+    else if (bkt_expect_status(st, BK_STATUS_SUCCESS, what) &&
+             bkt_expect_status(run_opts_bwd(target, &plan, &p, &dy, &dfin, grad), BK_STATUS_SUCCESS, what)) {
         double *y = malloc((size_t)(dy.numel + 1) * sizeof(double));
         double *fin = malloc((size_t)(o->b * o->h * o->d * o->n + 1) * sizeof(double));
-        const double slack = dt == BK_DTYPE_F64 ? 1e5 : 1.0; /* f64: the differences' own error, ~1e-7 */
+        /* f64: the differences' own error, ~1e-7; CUDA: f32 arithmetic for every dtype */
+        const double slack = dt == BK_DTYPE_F64 ? 1e5 : target.kind == BK_TARGET_CUDA ? 3.0 : 1.0;
         for (int k = 0; k < NG; k++) {
             if (!in[k]->data)
                 continue;
@@ -698,7 +723,7 @@ static void test_options_bwd(bk_dtype dt, const bkt_ssd_opts *o, int64_t pad)
         size_t bytes = (size_t)grad[G_B].span * bk_dtype_size(dt);
         void *db0 = bkt_snapshot(grad[G_B].data, bytes);
         void *da0 = bkt_snapshot(grad[G_A].data, (size_t)grad[G_A].span * bk_dtype_size(dt));
-        bkt_expect_status(run_bwd(&plan, &a), BK_STATUS_SUCCESS, what);
+        bkt_expect_status(run_opts_bwd(target, &plan, &p, &dy, &dfin, grad), BK_STATUS_SUCCESS, what);
         bkt_check(bkt_same_bytes(db0, grad[G_B].data, bytes) &&
                       bkt_same_bytes(da0, grad[G_A].data, (size_t)grad[G_A].span * bk_dtype_size(dt)),
                   what, "rerun is not bit-identical");
@@ -712,6 +737,7 @@ static void test_options_bwd(bk_dtype dt, const bkt_ssd_opts *o, int64_t pad)
     if (dfin.data)
         bkt_buf_free(&dfin);
     bkt_ssd_free(&p);
+    return !refused;
 }
 
 /* The options' tensors of the backward: each one NULL while its option is on (and the
@@ -825,11 +851,19 @@ static const bkt_ssd_opts k_opt_cases[] = {
     {2, 0, 2, 2, 3, 4, 1, BK_SSD_SKIP_PER_HEAD, true, true, true, false, 0, 0, true, true, true, 2, 0},
 };
 
-static void test_options(void)
+/* The sweep on `target`; cases a CUDA target refuses are counted in one skip line. GPU
+ * slack is 1: the references are exact, the CUDA backward computes in f32. */
+static void test_options(bk_target target, const bk_dtype *dts, size_t ndt)
 {
-    for (size_t t = 0; t < sizeof k_dtypes / sizeof k_dtypes[0]; t++)
-        for (size_t c = 0; c < sizeof k_opt_cases / sizeof k_opt_cases[0]; c++)
-            test_options_bwd(k_dtypes[t], &k_opt_cases[c], (c % 3) == 2 ? 2 : 0);
+    int refused = 0, total = 0;
+    for (size_t t = 0; t < ndt; t++)
+        for (size_t c = 0; c < sizeof k_opt_cases / sizeof k_opt_cases[0]; c++, total++)
+            refused += !test_options_bwd(target, dts[t], &k_opt_cases[c], (c % 3) == 2 ? 2 : 0);
+    if (refused) {
+        char why[96];
+        snprintf(why, sizeof why, "%d of %d cases use options the CUDA kernels do not implement yet", refused, total);
+        bkt_skip("ssd_bwd options cuda", why);
+    }
 }
 
 /* The CUDA kernels on the device: every case of the CPU sweep (f32, f16, bf16; f64 is
@@ -842,6 +876,7 @@ static void test_cuda(void)
         return;
     static const bk_dtype gdt[] = {BK_DTYPE_F32, BK_DTYPE_F16, BK_DTYPE_BF16};
     const bool quick = bkt_quick();
+    test_options(gpu, gdt, sizeof gdt / sizeof gdt[0]);
     for (size_t t = 0; t < sizeof gdt / sizeof gdt[0]; t++)
         for (size_t c = 0; c < sizeof k_cases / sizeof k_cases[0]; c++) {
             if (quick && t > 0 && (c & 1))
@@ -894,7 +929,7 @@ int main(void)
             test_backward(bk_target_cpu(), k_dtypes[t], k_cases[c], true, 0.1);
             test_backward(bk_target_cpu(), k_dtypes[t], k_cases[c], (c & 1) != 0, 1.0);
         }
-    test_options();
+    test_options(bk_target_cpu(), k_dtypes, sizeof k_dtypes / sizeof k_dtypes[0]);
     test_option_bad_inputs();
     test_finite_differences(4, 0.1);
     test_finite_differences(4, 1.0);

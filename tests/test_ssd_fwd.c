@@ -511,47 +511,14 @@ static void opt_out_free(opt_out *out)
  * and back on CUDA), a workspace of exactly workspace_size bytes. */
 static bk_status run_opts_on(bk_target target, const bk_ssd_fwd_plan *plan, const bkt_ssd_problem *p, opt_out *out)
 {
-    const size_t es = bk_dtype_size(p->dtype), bytes = bk_ssd_fwd_workspace_size(plan);
+    const size_t bytes = bk_ssd_fwd_workspace_size(plan);
     void *ws = bytes ? calloc(1, bytes) : NULL;
     bkt_dev dev = bkt_dev_begin(target);
-    bk_ssd_fwd_args a = bkt_ssd_fwd_inputs(p);
-    bk_tensor skip, z, bias, init, seq, cu, fin, var;
-    a.x.data = bkt_dev_in(&dev, p->x.data, (size_t)p->x.span * es);
-    a.dt.data = bkt_dev_in(&dev, p->dt.data, (size_t)p->dt.span * es);
-    a.a.data = bkt_dev_in(&dev, p->a.data, (size_t)p->a.span * es);
-    a.b.data = bkt_dev_in(&dev, p->b.data, (size_t)p->b.span * es);
-    a.c.data = bkt_dev_in(&dev, p->c.data, (size_t)p->c.span * es);
-    const bkt_buf *opt[4] = {&p->skip, &p->z, &p->bias, &p->init};
-    bk_tensor *copy[4] = {&skip, &z, &bias, &init};
-    const bk_tensor **slot[4] = {&a.skip, &a.z, &a.dt_bias, &a.initial_states};
-    for (int i = 0; i < 4; i++)
-        if (*slot[i]) {
-            *copy[i] = opt[i]->view;
-            copy[i]->data = bkt_dev_in(&dev, opt[i]->data, (size_t)opt[i]->span * es);
-            *slot[i] = copy[i];
-        }
-    if (a.seq_idx) {
-        seq = p->seq_view;
-        seq.data = bkt_dev_in(&dev, p->seq, (size_t)(p->o.b * p->o.l + 1) * 4);
-        a.seq_idx = &seq;
-    }
-    if (a.cu_seqlens) {
-        cu = p->cu_view;
-        cu.data = bkt_dev_in(&dev, p->cu, (size_t)(p->o.nv + 1) * 4);
-        a.cu_seqlens = &cu;
-    }
-    a.y = out->y.view;
-    a.y.data = bkt_dev_out(&dev, out->y.data, (size_t)out->y.span * es);
-    if (out->fin.data) {
-        fin = out->fin.view;
-        fin.data = bkt_dev_out(&dev, out->fin.data, (size_t)out->fin.span * es);
-        a.final_states = &fin;
-    }
-    if (out->var.data) {
-        var = out->var.view;
-        var.data = bkt_dev_out(&dev, out->var.data, (size_t)out->var.span * es);
-        a.varlen_states = &var;
-    }
+    bk_tensor slots[6], fin, var;
+    bk_ssd_fwd_args a = bkt_ssd_fwd_inputs_on(&dev, p, slots);
+    a.y = bkt_buf_on(&dev, &out->y, true);
+    a.final_states = bkt_opt_on(&dev, &out->fin, true, &fin);
+    a.varlen_states = bkt_opt_on(&dev, &out->var, true, &var);
     void *dws = ws ? bkt_dev_in(&dev, ws, bytes) : NULL;
     bk_status st = bk_ssd_fwd_run(plan, bkt_dev_stream(&dev), (bk_workspace){dws, bytes}, &a);
     if (!bkt_dev_end(&dev) && st == BK_STATUS_SUCCESS)
@@ -561,9 +528,9 @@ static bk_status run_opts_on(bk_target target, const bk_ssd_fwd_plan *plan, cons
 }
 
 /* One options problem on `target` against the fixture's reference: y, final and varlen
- * states, every element. A CUDA target whose kernels refuse the options is a skip (the
- * refusal itself is checked in test_bad_inputs). */
-static void test_options_on(bk_target target, bk_dtype dt, const bkt_ssd_opts *o, int64_t pad)
+ * states, every element. Returns false, having run nothing, when a CUDA target's kernels
+ * refuse the options (the refusal itself is checked in test_option_bad_inputs). */
+static bool test_options_on(bk_target target, bk_dtype dt, const bkt_ssd_opts *o, int64_t pad)
 {
     char what[256], txt[200];
     bkt_ssd_opts_text(o, txt, sizeof txt);
@@ -575,9 +542,8 @@ static void test_options_on(bk_target target, bk_dtype dt, const bkt_ssd_opts *o
     bk_ssd_fwd_plan plan;
     bk_status st = bk_ssd_fwd_select(&d, target, BK_PREFER_FASTEST, &plan);
     if (target.kind == BK_TARGET_CUDA && st == BK_STATUS_UNSUPPORTED) {
-        bkt_skip(what, bk_last_error());
         bkt_ssd_free(&p);
-        return;
+        return false;
     }
     opt_out out;
     opt_out_make(&out, &p, pad ? 1 : 0);
@@ -599,6 +565,7 @@ static void test_options_on(bk_target target, bk_dtype dt, const bkt_ssd_opts *o
     free(var);
     opt_out_free(&out);
     bkt_ssd_free(&p);
+    return true;
 }
 
 /* The option sweep: each option alone, then together, over shapes that cover odd lengths,
@@ -670,11 +637,18 @@ static void test_options_chunk_invariance(void)
     bkt_ssd_free(&p);
 }
 
+/* The sweep on `target`; cases a CUDA target refuses are counted in one skip line. */
 static void test_options(bk_target target, const bk_dtype *dts, size_t ndt)
 {
+    int refused = 0, total = 0;
     for (size_t t = 0; t < ndt; t++)
-        for (size_t c = 0; c < sizeof k_opt_cases / sizeof k_opt_cases[0]; c++)
-            test_options_on(target, dts[t], &k_opt_cases[c], (c % 3) == 1 ? 2 : 0);
+        for (size_t c = 0; c < sizeof k_opt_cases / sizeof k_opt_cases[0]; c++, total++)
+            refused += !test_options_on(target, dts[t], &k_opt_cases[c], (c % 3) == 1 ? 2 : 0);
+    if (refused) {
+        char why[96];
+        snprintf(why, sizeof why, "%d of %d cases use options the CUDA kernels do not implement yet", refused, total);
+        bkt_skip("ssd_fwd options cuda", why);
+    }
 }
 
 /* The options' bad inputs: descriptor fields, option tensors present / absent against the
@@ -903,6 +877,7 @@ static void test_cuda(void)
         test_forward_pad(gpu, BK_DTYPE_F16, vec[c], 8, 8, 1.0);
         test_forward_pad(gpu, BK_DTYPE_BF16, vec[c], 8, 3, 0.1);
     }
+    test_options(gpu, gdt, sizeof gdt / sizeof gdt[0]);
     const char *what = "ssd_fwd cuda plan info";
     bk_ssd_desc d = {.batch = 2, .seq_len = 33, .heads = 3, .head_dim = 16,
                      .state_dim = 16, .chunk_size = 16, .dtype = BK_DTYPE_BF16};
