@@ -851,6 +851,49 @@ static const bkt_ssd_opts k_opt_cases[] = {
     {2, 0, 2, 2, 3, 4, 1, BK_SSD_SKIP_PER_HEAD, true, true, true, false, 0, 0, true, true, true, 2, 0},
 };
 
+/* With every option and groups of heads (dB, dC summed in the workspace), the gradients
+ * do not depend on the number of threads. */
+static void test_options_thread_count(void)
+{
+#ifdef _OPENMP
+    const char *what = "ssd_bwd options thread count";
+    const bk_dtype dt = BK_DTYPE_F32;
+    bkt_ssd_opts o = {3, 21, 8, 3, 4, 4, 2, BK_SSD_SKIP_PER_CHANNEL, true, true, true, true, 0.01, 2, true, true,
+                      true, 4, 0};
+    bkt_ssd_problem p;
+    bkt_ssd_make(&p, &o, dt, 0);
+    bkt_buf *in[NG] = {&p.x, &p.dt, &p.a, &p.b, &p.c, &p.skip, &p.z, &p.bias, &p.init};
+    bkt_buf dy, dfin, g1[NG], g2[NG];
+    int64_t sy[4] = {o.b, o.l, o.h, o.d}, sf[4] = {o.b, o.h, o.d, o.n};
+    bkt_buf_make(&dy, dt, 4, sy, 0, -1, 1);
+    bkt_buf_make(&dfin, dt, 4, sf, 0, -1, 1);
+    for (int k = 0; k < NG; k++) {
+        bkt_buf_make(&g1[k], dt, in[k]->view.rank, in[k]->view.shape, 0, 0, 0);
+        bkt_buf_make(&g2[k], dt, in[k]->view.rank, in[k]->view.shape, 0, 0, 0);
+    }
+    bk_ssd_desc d = bkt_ssd_desc(&p);
+    bk_ssd_bwd_plan plan;
+    bkt_expect_status(bk_ssd_bwd_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS, what);
+    int keep = omp_get_max_threads();
+    omp_set_num_threads(1);
+    bkt_expect_status(run_opts_bwd(bk_target_cpu(), &plan, &p, &dy, &dfin, g1), BK_STATUS_SUCCESS, what);
+    omp_set_num_threads(keep > 1 ? keep : 3);
+    bkt_expect_status(run_opts_bwd(bk_target_cpu(), &plan, &p, &dy, &dfin, g2), BK_STATUS_SUCCESS, what);
+    omp_set_num_threads(keep);
+    for (int k = 0; k < NG; k++) {
+        bkt_check(bkt_same_bytes(g1[k].data, g2[k].data, (size_t)g1[k].span * 4), what, "%s: 1 thread and %d differ",
+                  k_gnames[k], keep > 1 ? keep : 3);
+        bkt_buf_free(&g1[k]);
+        bkt_buf_free(&g2[k]);
+    }
+    bkt_buf_free(&dy);
+    bkt_buf_free(&dfin);
+    bkt_ssd_free(&p);
+#else
+    bkt_skip("ssd_bwd options thread count", "built without OpenMP");
+#endif
+}
+
 /* The sweep on `target`; cases a CUDA target refuses are counted in one skip line. GPU
  * slack is 1: the references are exact, the CUDA backward computes in f32. */
 static void test_options(bk_target target, const bk_dtype *dts, size_t ndt)
@@ -930,6 +973,7 @@ int main(void)
             test_backward(bk_target_cpu(), k_dtypes[t], k_cases[c], (c & 1) != 0, 1.0);
         }
     test_options(bk_target_cpu(), k_dtypes, sizeof k_dtypes / sizeof k_dtypes[0]);
+    test_options_thread_count();
     test_option_bad_inputs();
     test_finite_differences(4, 0.1);
     test_finite_differences(4, 1.0);
