@@ -224,24 +224,32 @@ static bk_status run_bwd(const bk_ssd_bwd_plan *plan, const bk_ssd_bwd_args *arg
     return st;
 }
 
+/* Runs the plan with args whose tensors are on dev's target, a zeroed workspace of exactly
+ * workspace_size bytes and dev's stream; ends dev (sync, outputs back, free). */
+static bk_status run_bwd_dev(bkt_dev *dev, const bk_ssd_bwd_plan *plan, const bk_ssd_bwd_args *a)
+{
+    const size_t bytes = bk_ssd_bwd_workspace_size(plan);
+    void *ws = bytes ? calloc(1, bytes) : NULL;
+    void *dws = ws ? bkt_dev_in(dev, ws, bytes) : NULL;
+    bk_status st = bk_ssd_bwd_run(plan, bkt_dev_stream(dev), (bk_workspace){dws, bytes}, a);
+    if (!bkt_dev_end(dev) && st == BK_STATUS_SUCCESS)
+        st = BK_STATUS_DEVICE_ERROR;
+    free(ws);
+    return st;
+}
+
 /* Runs the plan on `target` (inputs and outputs copied to the device and the outputs
  * back on CUDA, on a non-default stream), with a workspace of exactly workspace_size. */
 static bk_status run_bwd_on(bk_target target, const bk_ssd_bwd_plan *plan, ssd_problem *p)
 {
-    const size_t es = bk_dtype_size(p->dtype), bytes = bk_ssd_bwd_workspace_size(plan);
-    void *ws = bytes ? calloc(1, bytes) : NULL;
+    const size_t es = bk_dtype_size(p->dtype);
     bkt_dev dev = bkt_dev_begin(target);
     bk_ssd_bwd_args a = bwd_args(p);
     bk_tensor *v[NT] = {&a.x, &a.dt, &a.a, &a.b, &a.c, &a.dy, &a.dx, &a.ddt, &a.da, &a.db, &a.dc};
     for (int k = 0; k < NT; k++)
         v[k]->data = k < ODX ? bkt_dev_in(&dev, p->buf[k], (size_t)p->span[k] * es)
                              : bkt_dev_out(&dev, p->buf[k], (size_t)p->span[k] * es);
-    void *dws = ws ? bkt_dev_in(&dev, ws, bytes) : NULL;
-    bk_status st = bk_ssd_bwd_run(plan, bkt_dev_stream(&dev), (bk_workspace){dws, bytes}, &a);
-    if (!bkt_dev_end(&dev) && st == BK_STATUS_SUCCESS)
-        st = BK_STATUS_DEVICE_ERROR;
-    free(ws);
-    return st;
+    return run_bwd_dev(&dev, plan, &a);
 }
 
 static void case_name(char *buf, size_t size, bk_dtype dt, ssd_case s, const char *extra)
@@ -646,8 +654,6 @@ static const char *const k_gnames[NG] = {"dx", "ddt", "da", "db", "dc", "dskip",
 static bk_status run_opts_bwd(bk_target target, const bk_ssd_bwd_plan *plan, const bkt_ssd_problem *p,
                               const bkt_buf *dy, const bkt_buf *dfin, const bkt_buf grad[NG])
 {
-    const size_t bytes = bk_ssd_bwd_workspace_size(plan);
-    void *ws = bytes ? calloc(1, bytes) : NULL;
     bkt_dev dev = bkt_dev_begin(target);
     bk_tensor slots[6], s_dfin, s_dskip, s_dz, s_dbias, s_dinit;
     const bk_ssd_fwd_args f = bkt_ssd_fwd_inputs_on(&dev, p, slots);
@@ -661,12 +667,7 @@ static bk_status run_opts_bwd(bk_target target, const bk_ssd_bwd_plan *plan, con
     a.dz = bkt_opt_on(&dev, &grad[G_Z], true, &s_dz);
     a.ddt_bias = bkt_opt_on(&dev, &grad[G_BIAS], true, &s_dbias);
     a.dinitial_states = bkt_opt_on(&dev, &grad[G_INIT], true, &s_dinit);
-    void *dws = ws ? bkt_dev_in(&dev, ws, bytes) : NULL;
-    bk_status st = bk_ssd_bwd_run(plan, bkt_dev_stream(&dev), (bk_workspace){dws, bytes}, &a);
-    if (!bkt_dev_end(&dev) && st == BK_STATUS_SUCCESS)
-        st = BK_STATUS_DEVICE_ERROR;
-    free(ws);
-    return st;
+    return run_bwd_dev(&dev, plan, &a);
 }
 
 /* The backward of one options problem on `target` against finite differences: every

@@ -152,25 +152,33 @@ static bk_status run_fwd(const bk_ssd_fwd_plan *plan, const bk_ssd_fwd_args *arg
     return st;
 }
 
+/* Runs the plan with args whose tensors are on dev's target, a zeroed workspace of exactly
+ * workspace_size bytes and dev's stream; ends dev (sync, outputs back, free). */
+static bk_status run_fwd_dev(bkt_dev *dev, const bk_ssd_fwd_plan *plan, const bk_ssd_fwd_args *a)
+{
+    const size_t bytes = bk_ssd_fwd_workspace_size(plan);
+    void *ws = bytes ? calloc(1, bytes) : NULL;
+    void *dws = ws ? bkt_dev_in(dev, ws, bytes) : NULL;
+    bk_status st = bk_ssd_fwd_run(plan, bkt_dev_stream(dev), (bk_workspace){dws, bytes}, a);
+    if (!bkt_dev_end(dev) && st == BK_STATUS_SUCCESS)
+        st = BK_STATUS_DEVICE_ERROR;
+    free(ws);
+    return st;
+}
+
 /* Runs the plan on `target` (inputs and y copied to the device and y back on CUDA, on a
  * non-default stream), with a workspace of exactly workspace_size bytes. */
 static bk_status run_fwd_on(bk_target target, const bk_ssd_fwd_plan *plan, const ssd_inputs *in, bk_tensor y,
                             int64_t yspan)
 {
-    const size_t es = bk_dtype_size(in->dtype), bytes = bk_ssd_fwd_workspace_size(plan);
-    void *ws = bytes ? calloc(1, bytes) : NULL;
+    const size_t es = bk_dtype_size(in->dtype);
     bkt_dev dev = bkt_dev_begin(target);
     bk_ssd_fwd_args a = args_of(in, y);
     bk_tensor *v[5] = {&a.x, &a.dt, &a.a, &a.b, &a.c};
     for (int k = 0; k < 5; k++)
         v[k]->data = bkt_dev_in(&dev, in->buf[k], (size_t)in->span[k] * es);
     a.y.data = bkt_dev_out(&dev, y.data, (size_t)yspan * es);
-    void *dws = ws ? bkt_dev_in(&dev, ws, bytes) : NULL;
-    bk_status st = bk_ssd_fwd_run(plan, bkt_dev_stream(&dev), (bk_workspace){dws, bytes}, &a);
-    if (!bkt_dev_end(&dev) && st == BK_STATUS_SUCCESS)
-        st = BK_STATUS_DEVICE_ERROR;
-    free(ws);
-    return st;
+    return run_fwd_dev(&dev, plan, &a);
 }
 
 static void case_name(char *buf, size_t size, const char *op, bk_dtype dt, ssd_case s, const char *extra)
@@ -307,6 +315,36 @@ static void test_thread_count(void)
 #endif
 }
 
+/* A call that must fail: a good call's args with one field changed, and its status. */
+typedef struct fwd_bad_case {
+    const char *what;
+    bk_ssd_fwd_args args;
+    bk_status want;
+} fwd_bad_case;
+
+/* Appends cases[nc++]: `good` with `field` set to `value`. */
+#define FWD_CASE(text, field, value, status) \
+    cases[nc].what = text;                   \
+    cases[nc].args = good;                   \
+    cases[nc].args.field = value;            \
+    cases[nc++].want = status
+
+/* Runs each case through run and can_implement: the exact status, an error sentence, and
+ * every output out[i] (bytes[i] bytes) still equal to its snapshot before[i]. */
+static void expect_bad_cases(const bk_ssd_fwd_plan *plan, bk_workspace ws, const fwd_bad_case *cases, int nc,
+                             void *const *out, void *const *before, const size_t *bytes, int n_out)
+{
+    for (int c = 0; c < nc; c++) {
+        bkt_expect_status(bk_ssd_fwd_run(plan, NULL, ws, &cases[c].args), cases[c].want, cases[c].what);
+        bkt_check(bk_last_error()[0] != '\0', cases[c].what, "no error sentence");
+        bool same = true;
+        for (int i = 0; i < n_out; i++)
+            same = same && bkt_same_bytes(before[i], out[i], bytes[i]);
+        bkt_check(same, cases[c].what, "output written on failure");
+        bkt_expect_status(bk_ssd_fwd_can_implement(plan, &cases[c].args), cases[c].want, cases[c].what);
+    }
+}
+
 /* Every bad input: the exact status, the output's bytes unchanged, an error sentence. */
 static void test_bad_inputs(void)
 {
@@ -397,18 +435,9 @@ static void test_bad_inputs(void)
     bk_ssd_fwd_args good = args_of(&in, bkt_view(y, dt, 4, shape));
     size_t need = bk_ssd_fwd_workspace_size(&plan);
     void *ws = malloc(need);
-    enum { NC = 24 };
-    struct {
-        const char *what;
-        bk_ssd_fwd_args args;
-        bk_status want;
-    } cases[NC];
+    fwd_bad_case cases[24];
     int nc = 0;
-#define CASE(text, field, value, status)  \
-    cases[nc].what = text;                \
-    cases[nc].args = good;                \
-    cases[nc].args.field = value;         \
-    cases[nc++].want = status
+#define CASE FWD_CASE
     CASE("ssd_fwd x.shape[3] != head_dim", x.shape[3], 5, BK_STATUS_INVALID_PROBLEM);
     CASE("ssd_fwd x.shape[0] != batch", x.shape[0], 1, BK_STATUS_INVALID_PROBLEM);
     CASE("ssd_fwd dt.shape[1] != seq_len", dt.shape[1], 4, BK_STATUS_INVALID_PROBLEM);
@@ -432,12 +461,10 @@ static void test_bad_inputs(void)
     CASE("ssd_fwd b capacity too small", b.capacity, 100, BK_STATUS_BUFFER_TOO_SMALL);
     CASE("ssd_fwd a capacity too small", a.capacity, 2, BK_STATUS_BUFFER_TOO_SMALL);
 #undef CASE
-    for (int c = 0; c < nc; c++) {
-        bk_status st = bk_ssd_fwd_run(&plan, NULL, (bk_workspace){ws, need}, &cases[c].args);
-        bkt_expect_status(st, cases[c].want, cases[c].what);
-        bkt_check(bkt_same_bytes(y0, y, sizeof y), cases[c].what, "output written on failure");
-        bkt_check(bk_last_error()[0] != '\0', cases[c].what, "no error sentence");
-        bkt_expect_status(bk_ssd_fwd_can_implement(&plan, &cases[c].args), cases[c].want, cases[c].what);
+    {
+        void *out[1] = {y}, *before[1] = {y0};
+        size_t bytes[1] = {sizeof y};
+        expect_bad_cases(&plan, (bk_workspace){ws, need}, cases, nc, out, before, bytes, 1);
     }
     bk_ssd_fwd_run(&plan, NULL, (bk_workspace){ws, need}, &cases[0].args);
     bkt_check(strcmp(bk_last_error(), "ssd_fwd: x.shape[3] is 5, expected head_dim = 4") == 0, "ssd_fwd shape message",
@@ -511,20 +538,13 @@ static void opt_out_free(opt_out *out)
  * and back on CUDA), a workspace of exactly workspace_size bytes. */
 static bk_status run_opts_on(bk_target target, const bk_ssd_fwd_plan *plan, const bkt_ssd_problem *p, opt_out *out)
 {
-    const size_t bytes = bk_ssd_fwd_workspace_size(plan);
-    void *ws = bytes ? calloc(1, bytes) : NULL;
     bkt_dev dev = bkt_dev_begin(target);
     bk_tensor slots[6], fin, var;
     bk_ssd_fwd_args a = bkt_ssd_fwd_inputs_on(&dev, p, slots);
     a.y = bkt_buf_on(&dev, &out->y, true);
     a.final_states = bkt_opt_on(&dev, &out->fin, true, &fin);
     a.varlen_states = bkt_opt_on(&dev, &out->var, true, &var);
-    void *dws = ws ? bkt_dev_in(&dev, ws, bytes) : NULL;
-    bk_status st = bk_ssd_fwd_run(plan, bkt_dev_stream(&dev), (bk_workspace){dws, bytes}, &a);
-    if (!bkt_dev_end(&dev) && st == BK_STATUS_SUCCESS)
-        st = BK_STATUS_DEVICE_ERROR;
-    free(ws);
-    return st;
+    return run_fwd_dev(&dev, plan, &a);
 }
 
 /* One options problem on `target` against the fixture's reference: y, final and varlen
@@ -758,18 +778,9 @@ static void test_option_bad_inputs(void)
     void *ws = malloc(need);
     const size_t yb = (size_t)out.y.span * 4, fb = (size_t)out.fin.span * 4, vb = (size_t)out.var.span * 4;
     void *y0 = bkt_snapshot(out.y.data, yb), *f0 = bkt_snapshot(out.fin.data, fb), *v0 = bkt_snapshot(out.var.data, vb);
-    enum { NC = 16 };
-    struct {
-        const char *what;
-        bk_ssd_fwd_args args;
-        bk_status want;
-    } cases[NC];
+    fwd_bad_case cases[16];
     int nc = 0;
-#define CASE(text, field, value, status) \
-    cases[nc].what = text;               \
-    cases[nc].args = good;               \
-    cases[nc].args.field = value;        \
-    cases[nc++].want = status
+#define CASE FWD_CASE
     CASE("ssd_fwd b per head with ngroups 2", b, b_heads, BK_STATUS_INVALID_PROBLEM);
     CASE("ssd_fwd skip NULL", skip, NULL, BK_STATUS_INVALID_PROBLEM);
     CASE("ssd_fwd skip [heads, head_dim] for per head", skip, &skip_2d, BK_STATUS_INVALID_PROBLEM);
@@ -783,14 +794,9 @@ static void test_option_bad_inputs(void)
     CASE("ssd_fwd final_states NULL", final_states, NULL, BK_STATUS_INVALID_PROBLEM);
     CASE("ssd_fwd varlen_states NULL", varlen_states, NULL, BK_STATUS_INVALID_PROBLEM);
 #undef CASE
-    for (int c = 0; c < nc; c++) {
-        bkt_expect_status(bk_ssd_fwd_run(&plan, NULL, (bk_workspace){ws, need}, &cases[c].args), cases[c].want,
-                          cases[c].what);
-        bkt_check(bk_last_error()[0] != '\0', cases[c].what, "no error sentence");
-        bkt_check(bkt_same_bytes(y0, out.y.data, yb) && bkt_same_bytes(f0, out.fin.data, fb) &&
-                      bkt_same_bytes(v0, out.var.data, vb),
-                  cases[c].what, "output written on failure");
-    }
+    void *outs[3] = {out.y.data, out.fin.data, out.var.data}, *before[3] = {y0, f0, v0};
+    const size_t bytes[3] = {yb, fb, vb};
+    expect_bad_cases(&plan, (bk_workspace){ws, need}, cases, nc, outs, before, bytes, 3);
     bk_ssd_fwd_run(&plan, NULL, (bk_workspace){ws, need}, &cases[1].args);
     bkt_check(strcmp(bk_last_error(), "ssd_fwd: skip is NULL, expected a [heads] tensor since desc.skip is on") == 0,
               "ssd_fwd optional NULL message", "got \"%s\"", bk_last_error());
@@ -818,9 +824,10 @@ static void test_option_bad_inputs(void)
         bkt_expect_status(bk_ssd_fwd_run(&plan, NULL, (bk_workspace){ws, need}, &good), BK_STATUS_INVALID_PROBLEM,
                           names[k]);
         bkt_check(strstr(bk_last_error(), "nothing was written") != NULL, names[k], "got \"%s\"", bk_last_error());
-        bkt_check(bkt_same_bytes(y0, out.y.data, yb) && bkt_same_bytes(f0, out.fin.data, fb) &&
-                      bkt_same_bytes(v0, out.var.data, vb),
-                  names[k], "output written on failure");
+        bool same = true;
+        for (int i = 0; i < 3; i++)
+            same = same && bkt_same_bytes(before[i], outs[i], bytes[i]);
+        bkt_check(same, names[k], "output written on failure");
     }
     memcpy(p.cu, keep, sizeof keep);
     bkt_expect_status(bk_ssd_fwd_run(&plan, NULL, (bk_workspace){ws, need}, &good), BK_STATUS_SUCCESS,
