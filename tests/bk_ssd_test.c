@@ -29,7 +29,8 @@ void bkt_buf_free(bkt_buf *t)
 }
 
 /* A random problem with the options of `o`. dt is raw: in [-3, 1) with the softplus, else
- * [0.01, 0.5); A in [-1.5, -0.1); everything else in [-1, 1). seq_idx: per row, a change
+ * [0.01, 0.5); dt_bias in [-1, 1) with the softplus, else [0, 0.5); A in [-1.5, -0.1);
+ * z in [-2, 2); everything else in [-1, 1). seq_idx: per row, a change
  * at each position with probability 1 / seq_every; with nv sequences, cu_seqlens cuts L
  * at random (an empty sequence among them when nv > 2) and seq_idx numbers them. */
 void bkt_ssd_make(bkt_ssd_problem *p, const bkt_ssd_opts *o, bk_dtype dtype, int64_t pad)
@@ -49,8 +50,8 @@ void bkt_ssd_make(bkt_ssd_problem *p, const bkt_ssd_opts *o, bk_dtype dtype, int
         bkt_buf_make(&p->skip, dtype, o->skip == BK_SSD_SKIP_PER_CHANNEL ? 2 : 1, sh, 0, -1, 1);
     if (o->z)
         bkt_buf_make(&p->z, dtype, 4, sx, pad, -2, 2);
-    if (o->bias)
-        bkt_buf_make(&p->bias, dtype, 1, sh, 0, -1, 1);
+    if (o->bias) /* without the softplus, a bias that keeps dt > 0 (the state must not grow) */
+        bkt_buf_make(&p->bias, dtype, 1, sh, 0, o->softplus ? -1.0 : 0.0, o->softplus ? 1.0 : 0.5);
     if (o->init)
         bkt_buf_make(&p->init, dtype, 4, sst, pad, -1, 1);
     if (o->seq || o->nv > 0) {

@@ -71,10 +71,12 @@
  * on tensor cores for f16/bf16 (16-bit operands: the inputs, the decay-weighted B, the f32
  * states and the masked scores rounded to the dtype; f32 accumulate) and in f32 on CUDA
  * cores for f32; the backward computes in f32 for every dtype. Both are deterministic
- * (no atomics; dA is reduced in a fixed order in f64). The CUDA chunk-scan kernels do not
- * implement the options yet: select returns UNSUPPORTED for a CUDA target when any option
- * is on (ngroups other than heads included), with a sentence naming it. ssd_step has a
- * CUDA kernel with every option.
+ * (no atomics; dA is reduced in a fixed order in f64). Options on CUDA: the forward runs
+ * the per-token ones (ngroups, skip, z, dt_bias, softplus, dt limit; the skip and the gate
+ * in f32 before the one rounding of y); it does not run initial/final states, seq_idx or
+ * varlen states yet, and the backward runs no option yet: select returns UNSUPPORTED for
+ * a CUDA target then, with a sentence naming the option (ngroups equal to heads is no
+ * option). ssd_step has a CUDA kernel with every option.
  *
  * Limits: head_dim and state_dim up to 256 in both directions (UNSUPPORTED beyond).
  */
@@ -176,7 +178,8 @@ typedef struct bk_ssd_fwd_plan {
  * or not dividing heads, skip not a bk_ssd_skip, a NaN dt limit or dt_min > dt_max,
  * n_varlen_seqs < 0 or > 0 with batch != 1, bad target or preference); UNSUPPORTED (dtype
  * not in {f32, f16, bf16, f64}, head_dim or state_dim above 256, or no kernel on this
- * target: f64 on CUDA, CUDA below compute capability 8.0, any option on CUDA). */
+ * target: f64 on CUDA, CUDA below compute capability 8.0, on CUDA initial/final states,
+ * seq_idx or varlen states). */
 bk_status bk_ssd_fwd_select(const bk_ssd_desc *desc, bk_target target, bk_preference preference,
                             bk_ssd_fwd_plan *plan);
 
@@ -252,7 +255,7 @@ typedef struct bk_ssd_bwd_plan {
 } bk_ssd_bwd_plan;
 
 /* As bk_ssd_fwd_select (same descriptor, same errors, same 256 limits), and UNSUPPORTED
- * for n_varlen_seqs > 0. Every kernel of this op is deterministic: dA (and dskip,
+ * for n_varlen_seqs > 0 and, on CUDA, for any option. Every kernel of this op is deterministic: dA (and dskip,
  * ddt_bias, the group sums of dB and dC) are reduced in a fixed order without atomics,
  * so BK_PREFER_DETERMINISTIC changes nothing. */
 bk_status bk_ssd_bwd_select(const bk_ssd_desc *desc, bk_target target, bk_preference preference,

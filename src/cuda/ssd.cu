@@ -57,11 +57,13 @@
  * stores y_d. A request whose state index is outside the pool writes nothing and is counted
  * once (thread 0 of its head-0 block) into dropped_requests by atomicAdd. Memory bound: the
  * state is read and written once.
+ * Forward options (ssd_kopts, every forward kernel): ngroups (B and C rows of group h / P),
+ * dt' = clamp(softplus(dt + dt_bias)) in chunk_prologue (the one place dt is read), and the
+ * skip and z gate in the y epilogue (finish_y, f32, before the one rounding to T).
  * Not yet (speed): vector loads in the generic and backward kernels, fusing the state
- * passing into the scan, tensor cores in the backward; (features) the chunk-scan kernels
- * run the plain problem only: ngroups, the D skip, the z gate, dt_bias/softplus, the dt
- * limit, initial/final states, seq_idx and varlen states are refused by their select
- * (the CPU backend has them all).
+ * passing into the scan, tensor cores in the backward; (features) the forward kernels do
+ * not take initial/final states, seq_idx or varlen states, and the backward kernels run the
+ * plain problem only: their select refuses the rest (the CPU backend has them all).
  */
 #include "common.cuh"
 #include "cuda/ssd_cuda.h"
@@ -119,14 +121,82 @@ __device__ __forceinline__ long long off4(const bk_view4 &v, long long b, long l
     return b * v.s0 + l * v.s1 + h * v.s2 + i;
 }
 
-/* dt of the chunk's steps (0 past its end) and cum[i] = sum_{u <= i} dt_u A, into shared memory. */
+/* The forward's options as the kernels see them; kopts_none() is the plain problem (and
+ * what the backward kernels get: their select refuses every option). */
+struct ssd_kopts {
+    const void *bias; /* dt_bias [H] (stride sbias) or NULL */
+    long long sbias;
+    bool softplus, limit; /* dt' = softplus(dt + bias) (identity above 20), clamped to [lo, hi] */
+    float lo, hi;
+    long long P;       /* heads per group: head h reads B and C of group h / P */
+    int skip_kind;     /* bk_ssd_skip */
+    const void *skip;  /* [H] or [H, D] (strides sskip0, 1) */
+    long long sskip0;
+    const void *z;     /* [B, L, H, D] (strides sz) or NULL */
+    bk_view4 sz;
+};
+
+__host__ __device__ ssd_kopts kopts_none()
+{
+    ssd_kopts o = {};
+    o.P = 1;
+    return o;
+}
+
+ssd_kopts kopts_of(const bk_ssd_desc *d, const bk_ssd_fwd_args *a)
+{
+    ssd_kopts o = kopts_none();
+    o.bias = a->dt_bias ? a->dt_bias->data : NULL;
+    o.sbias = a->dt_bias ? a->dt_bias->strides[0] : 0;
+    o.softplus = d->dt_softplus;
+    o.limit = d->has_dt_limit;
+    o.lo = (float)d->dt_min;
+    o.hi = (float)d->dt_max;
+    o.P = d->ngroups > 0 ? d->heads / d->ngroups : 1;
+    o.skip_kind = (int)d->skip;
+    o.skip = a->skip ? a->skip->data : NULL;
+    o.sskip0 = a->skip ? a->skip->strides[0] : 0;
+    o.z = a->z ? a->z->data : NULL;
+    o.sz = a->z ? bk_view4_of(a->z) : bk_view4{0, 0, 0, 0};
+    return o;
+}
+
+/* y of head h at (b, l, d) from the scan's sum u: (u + skip x) silu(z) as the options say. */
+template <typename T>
+__device__ __forceinline__ float finish_y(const ssd_kopts &o, float u, const T *x, const bk_view4 &sx, long long b,
+                                          long long l, long long h, long long d)
+{
+    if (o.skip_kind != BK_SSD_SKIP_NONE) {
+        const T *sk = (const T *)o.skip + h * o.sskip0 + (o.skip_kind == BK_SSD_SKIP_PER_CHANNEL ? d : 0);
+        u += ld(sk) * ld(x + off4(sx, b, l, h, d));
+    }
+    if (o.z) {
+        const float zv = ld((const T *)o.z + off4(o.sz, b, l, h, d));
+        u *= zv / (1.f + expf(-zv));
+    }
+    return u;
+}
+
+/* dt' of one step from the raw dt: bias, softplus, clamp. */
+template <typename T> __device__ __forceinline__ float dt_eff(const ssd_kopts &o, float v, long long h)
+{
+    if (o.bias)
+        v += ld((const T *)o.bias + h * o.sbias);
+    if (o.softplus && v <= 20.f)
+        v = log1pf(expf(v));
+    if (o.limit)
+        v = fminf(fmaxf(v, o.lo), o.hi);
+    return v;
+}
+
+/* dt' of the chunk's steps (0 past its end) and cum[i] = sum_{u <= i} dt'_u A, into shared memory. */
 template <typename T>
 __device__ void chunk_prologue(const T *dt, const bk_view4 &sdt, long long b, long long l0, long long h, int q, float A,
-                               float *s_dt, float *s_cum)
+                               float *s_dt, float *s_cum, const ssd_kopts &o)
 {
     const int tid = threadIdx.x;
     if (tid < TQ)
-        s_dt[tid] = tid < q ? ld(dt + b * sdt.s0 + (l0 + tid) * sdt.s1 + h * sdt.s2) : 0.f;
+        s_dt[tid] = tid < q ? dt_eff<T>(o, ld(dt + b * sdt.s0 + (l0 + tid) * sdt.s1 + h * sdt.s2), h) : 0.f;
     __syncthreads();
     if (tid < 32) { /* two steps per lane, then a warp scan of the pair sums */
         float v0 = s_dt[2 * tid] * A, v1 = v0 + s_dt[2 * tid + 1] * A, incl = v1;
@@ -159,7 +229,7 @@ template <typename T, int MODE>
 __global__ void __launch_bounds__(kThreads)
     chunk_state_kernel(const T *u, bk_view4 su, const T *v, bk_view4 sv, const T *dt, bk_view4 sdt, const T *a,
                        long long sa, float *out, float *dec, long long L, long long H, long long D, long long N,
-                       long long K, long long total)
+                       long long K, long long total, ssd_kopts o)
 {
     __shared__ float s_dt[TQ], s_cum[TQ], s_w[TQ];
     __shared__ float s_u[TQ][TQ + 1], s_v[TQ][TQ + 1];
@@ -169,7 +239,7 @@ __global__ void __launch_bounds__(kThreads)
         const long long tile = blk % tiles, c = (blk / tiles) % K, bh = blk / tiles / K;
         const long long b = bh / H, h = bh % H, l0 = c * TQ, d0 = (tile / tn) * TQ, n0 = (tile % tn) * TQ;
         const int q = (int)min((long long)TQ, L - l0);
-        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum);
+        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum, o);
         if (tid < TQ)
             s_w[tid] = tid >= q ? 0.f : MODE == 0 ? expf(s_cum[q - 1] - s_cum[tid]) * s_dt[tid] : expf(s_cum[tid]);
         if (MODE == 0 && tid == 0 && tile == 0)
@@ -178,7 +248,7 @@ __global__ void __launch_bounds__(kThreads)
         for (int i = tid; i < TQ * TQ; i += kThreads) {
             const int s = i / TQ, j = i % TQ;
             s_u[s][j] = (s < q && d0 + j < D) ? ld(u + off4(su, b, l0 + s, h, d0 + j)) : 0.f;
-            s_v[s][j] = (s < q && n0 + j < N) ? ld(v + off4(sv, b, l0 + s, h, n0 + j)) * s_w[s] : 0.f;
+            s_v[s][j] = (s < q && n0 + j < N) ? ld(v + off4(sv, b, l0 + s, h / o.P, n0 + j)) * s_w[s] : 0.f;
         }
         __syncthreads();
         float acc[4][4] = {};
@@ -253,7 +323,7 @@ template <typename T>
 __global__ void __launch_bounds__(kTcThreads)
     chunk_state_tc_kernel(const T *x, bk_view4 sx, const T *bm, bk_view4 sb, const T *dt, bk_view4 sdt, const T *a,
                           long long sa, float *out, float *dec, long long L, long long H, long long D, long long N,
-                          long long K, long long total)
+                          long long K, long long total, ssd_kopts o)
 {
     __shared__ float s_dt[TQ], s_cum[TQ], s_w[TQ];
     __shared__ __align__(16) T Xt[TQ][kPad], Bt[TQ][kPad];
@@ -263,7 +333,7 @@ __global__ void __launch_bounds__(kTcThreads)
         const long long tile = blk % tiles, c = (blk / tiles) % K, bh = blk / tiles / K;
         const long long b = bh / H, h = bh % H, l0 = c * TQ, d0 = (tile / tn) * TQ, n0 = (tile % tn) * TQ;
         const int q = (int)min((long long)TQ, L - l0);
-        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum);
+        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum, o);
         if (tid < TQ)
             s_w[tid] = tid >= q ? 0.f : expf(s_cum[q - 1] - s_cum[tid]) * s_dt[tid];
         if (tid == 0 && tile == 0)
@@ -272,7 +342,8 @@ __global__ void __launch_bounds__(kTcThreads)
         for (int i = tid; i < TQ * TQ; i += kTcThreads) {
             const int s = i / TQ, j = i % TQ;
             Xt[j][s] = (s < q && d0 + j < D) ? x[off4(sx, b, l0 + s, h, d0 + j)] : elem<T>::store(0.f);
-            Bt[j][s] = elem<T>::store((s < q && n0 + j < N) ? ld(bm + off4(sb, b, l0 + s, h, n0 + j)) * s_w[s] : 0.f);
+            Bt[j][s] =
+                elem<T>::store((s < q && n0 + j < N) ? ld(bm + off4(sb, b, l0 + s, h / o.P, n0 + j)) * s_w[s] : 0.f);
         }
         __syncthreads();
         float acc[8][4] = {};
@@ -304,7 +375,7 @@ template <typename T>
 __global__ void __launch_bounds__(kTcThreads)
     chunk_scan_tc_kernel(const T *x, bk_view4 sx, const T *dt, bk_view4 sdt, const T *a, long long sa, const T *bm,
                          bk_view4 sb, const T *cm, bk_view4 sc, T *y, bk_view4 sy, const float *states, long long L,
-                         long long H, long long D, long long N, long long K, long long total)
+                         long long H, long long D, long long N, long long K, long long total, ssd_kopts o)
 {
     __shared__ float s_dt[TQ], s_cum[TQ];
     __shared__ __align__(16) T Cs[TQ][kPad], Bs[TQ][kPad], Ss[TQ][kPad], Xt[TQ][kPad];
@@ -315,7 +386,7 @@ __global__ void __launch_bounds__(kTcThreads)
         const long long tile = blk % tiles, c = (blk / tiles) % K, bh = blk / tiles / K;
         const long long b = bh / H, h = bh % H, l0 = c * TQ, d0 = tile * TQ;
         const int q = (int)min((long long)TQ, L - l0);
-        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum);
+        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum, o);
         const float *S = states + (bh * K + c) * D * N;
         for (int i = tid; i < TQ * TQ; i += kTcThreads) {
             const int s = i / TQ, j = i % TQ;
@@ -327,8 +398,8 @@ __global__ void __launch_bounds__(kTcThreads)
             for (int i = tid; i < TQ * TQ; i += kTcThreads) {
                 const int r = i / TQ, j = i % TQ;
                 const bool nin = n0 + j < N;
-                Cs[r][j] = (r < q && nin) ? cm[off4(sc, b, l0 + r, h, n0 + j)] : zero;
-                Bs[r][j] = (r < q && nin) ? bm[off4(sb, b, l0 + r, h, n0 + j)] : zero;
+                Cs[r][j] = (r < q && nin) ? cm[off4(sc, b, l0 + r, h / o.P, n0 + j)] : zero;
+                Bs[r][j] = (r < q && nin) ? bm[off4(sb, b, l0 + r, h / o.P, n0 + j)] : zero;
                 Ss[r][j] = elem<T>::store((d0 + r < D && nin) ? S[(d0 + r) * N + n0 + j] : 0.f);
             }
             __syncthreads();
@@ -375,7 +446,7 @@ __global__ void __launch_bounds__(kTcThreads)
                 const int t = r < 2 ? t0 : t1;
                 const long long d = d0 + nt * 8 + 2 * cq + (r & 1);
                 if (t < q && d < D)
-                    y[off4(sy, b, l0 + t, h, d)] = elem<T>::store(yy[nt][r]);
+                    y[off4(sy, b, l0 + t, h, d)] = elem<T>::store(finish_y(o, yy[nt][r], x, sx, b, l0 + t, h, d));
             }
         __syncthreads();
     }
@@ -421,7 +492,7 @@ template <typename T>
 __global__ void __launch_bounds__(kTcThreads)
     chunk_state_v_kernel(const T *x, bk_view4 sx, const T *bm, bk_view4 sb, const T *dt, bk_view4 sdt, const T *a,
                          long long sa, float *out, float *dec, long long L, long long H, int D, int N, long long K,
-                         long long total)
+                         long long total, ssd_kopts o)
 {
     __shared__ float s_dt[TQ], s_cum[TQ], s_w[TQ];
     __shared__ __align__(16) T Xs[TQ][kPad], Bs[TQ][kPad];
@@ -432,7 +503,7 @@ __global__ void __launch_bounds__(kTcThreads)
         const long long rest = blk / tiles, c = rest % K, bh = rest / K, b = bh / H, h = bh % H, l0 = c * TQ;
         const int d0 = (tile / tn) * TQ, n0 = (tile % tn) * TQ, q = (int)min((long long)TQ, L - l0);
         const T *xb = x + b * sx.s0 + l0 * sx.s1 + h * sx.s2 + d0;
-        const T *bb = bm + b * sb.s0 + l0 * sb.s1 + h * sb.s2 + n0;
+        const T *bb = bm + b * sb.s0 + l0 * sb.s1 + (h / o.P) * sb.s2 + n0;
         uint4 bv[4];
 #pragma unroll
         for (int it = 0; it < 4; it++) {
@@ -443,7 +514,7 @@ __global__ void __launch_bounds__(kTcThreads)
                 zero16(&Xs[s][j]);
             bv[it] = (s < q && n0 + j < N) ? *(const uint4 *)(bb + s * sb.s1 + j) : make_uint4(0u, 0u, 0u, 0u);
         }
-        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum);
+        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum, o);
         if (tid < TQ)
             s_w[tid] = tid >= q ? 0.f : expf(s_cum[q - 1] - s_cum[tid]) * s_dt[tid];
         if (tid == 0 && tile == 0)
@@ -557,7 +628,7 @@ template <typename T>
 __global__ void __launch_bounds__(kTcThreads)
     chunk_scan_v_kernel(const T *x, bk_view4 sx, const T *dt, bk_view4 sdt, const T *a, long long sa, const T *bm,
                         bk_view4 sb, const T *cm, bk_view4 sc, T *y, bk_view4 sy, const T *tst, long long L,
-                        long long H, int D, int N, long long K, int rd, long long total)
+                        long long H, int D, int N, long long K, int rd, long long total, ssd_kopts o)
 {
     extern __shared__ __align__(16) unsigned char scan_smem[];
     __shared__ float s_dt[TQ], s_cum[TQ];
@@ -569,7 +640,8 @@ __global__ void __launch_bounds__(kTcThreads)
         const int tile = (int)(blk % tiles);
         const long long rest = blk / tiles, c = rest % K, bh = rest / K, b = bh / H, h = bh % H, l0 = c * TQ;
         const int d0 = tile * TQ, q = (int)min((long long)TQ, L - l0);
-        const T *cb0 = cm + b * sc.s0 + l0 * sc.s1 + h * sc.s2, *bb0 = bm + b * sb.s0 + l0 * sb.s1 + h * sb.s2;
+        const T *cb0 = cm + b * sc.s0 + l0 * sc.s1 + (h / o.P) * sc.s2;
+        const T *bb0 = bm + b * sb.s0 + l0 * sb.s1 + (h / o.P) * sb.s2;
         const T *xb = x + b * sx.s0 + l0 * sx.s1 + h * sx.s2 + d0;
         for (int i = tid; i < TQ * nv; i += kTcThreads) {
             const int r = i / nv, j = (i - r * nv) * 8, d = d0 + r;
@@ -592,7 +664,7 @@ __global__ void __launch_bounds__(kTcThreads)
             else
                 zero16(Xs + s * kPad + j);
         }
-        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum);
+        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum, o);
         bk_cp_async_wait_all();
         __syncthreads();
         const int r0 = warp * 16 + g;
@@ -647,7 +719,9 @@ __global__ void __launch_bounds__(kTcThreads)
             for (int hf = 0; hf < 2; hf++) {
                 const int t = hf ? t1 : t0, d = d0 + nt * 8 + 2 * cq;
                 if (t < q && d < D)
-                    *(uint32_t *)(yb + t * sy.s1 + d) = bk_mma16<T>::pack(yy[nt][2 * hf], yy[nt][2 * hf + 1]);
+                    *(uint32_t *)(yb + t * sy.s1 + d) =
+                        bk_mma16<T>::pack(finish_y(o, yy[nt][2 * hf], x, sx, b, l0 + t, h, d),
+                                          finish_y(o, yy[nt][2 * hf + 1], x, sx, b, l0 + t, h, d + 1));
             }
         __syncthreads();
     }
@@ -659,7 +733,7 @@ template <typename T>
 __global__ void __launch_bounds__(kThreads)
     chunk_scan_kernel(const T *x, bk_view4 sx, const T *dt, bk_view4 sdt, const T *a, long long sa, const T *bm,
                       bk_view4 sb, const T *cm, bk_view4 sc, T *y, bk_view4 sy, const float *states, long long L,
-                      long long H, long long D, long long N, long long K, long long total)
+                      long long H, long long D, long long N, long long K, long long total, ssd_kopts o)
 {
     __shared__ float s_dt[TQ], s_cum[TQ];
     __shared__ float buf[2 * TQ * (TQ + 1)];
@@ -674,15 +748,15 @@ __global__ void __launch_bounds__(kThreads)
         const long long tile = blk % tiles, c = (blk / tiles) % K, bh = blk / tiles / K;
         const long long b = bh / H, h = bh % H, l0 = c * TQ, d0 = tile * TQ;
         const int q = (int)min((long long)TQ, L - l0);
-        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum);
+        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum, o);
         const float *S = states + (bh * K + c) * D * N;
         float accM[4][4] = {}, accY[4][4] = {};
         for (long long n0 = 0; n0 < N; n0 += 32) {
             for (int i = tid; i < TQ * 32; i += kThreads) {
                 const int r = i / 32, j = i % 32;
                 const bool nin = n0 + j < N;
-                Cs[r][j] = (r < q && nin) ? ld(cm + off4(sc, b, l0 + r, h, n0 + j)) : 0.f;
-                Bs[r][j] = (r < q && nin) ? ld(bm + off4(sb, b, l0 + r, h, n0 + j)) : 0.f;
+                Cs[r][j] = (r < q && nin) ? ld(cm + off4(sc, b, l0 + r, h / o.P, n0 + j)) : 0.f;
+                Bs[r][j] = (r < q && nin) ? ld(bm + off4(sb, b, l0 + r, h / o.P, n0 + j)) : 0.f;
                 Ss[r][j] = (d0 + r < D && nin) ? S[(d0 + r) * N + n0 + j] : 0.f;
             }
             __syncthreads();
@@ -732,7 +806,7 @@ __global__ void __launch_bounds__(kThreads)
                 const int t = ty + 16 * i;
                 const long long d = d0 + tx + 16 * k;
                 if (t < q && d < D)
-                    y[off4(sy, b, l0 + t, h, d)] = elem<T>::store(accY[i][k]);
+                    y[off4(sy, b, l0 + t, h, d)] = elem<T>::store(finish_y(o, accY[i][k], x, sx, b, l0 + t, h, d));
             }
         __syncthreads();
     }
@@ -754,6 +828,7 @@ __global__ void __launch_bounds__(kThreads)
                      const float *dstates, double *parts, long long L, long long H, long long D, long long N, long long K,
                      long long total)
 {
+    const ssd_kopts o = kopts_none(); /* the backward runs the plain problem (select refuses options) */
     extern __shared__ float smem[];
     __shared__ float s_dt[TQ], s_cum[TQ], s_ddt0[TQ], s_rr[TQ], s_da[TQ], s_red[kThreads];
     __shared__ double s_dcum[TQ]; /* dL/dcum: sums of terms of both signs, kept in f64 */
@@ -765,7 +840,7 @@ __global__ void __launch_bounds__(kThreads)
         const long long c = blk % K, bh = blk / K, b = bh / H, h = bh % H, l0 = c * TQ;
         const int q = (int)min((long long)TQ, L - l0), last = q - 1;
         const float A = ld(a + h * sa);
-        chunk_prologue(dt, sdt, b, l0, h, q, A, s_dt, s_cum);
+        chunk_prologue(dt, sdt, b, l0, h, q, A, s_dt, s_cum, o);
         const float *S = states + (bh * K + c) * D * N, *dS = dstates + (bh * K + c) * D * N;
 
         /* phase 1: G = C B^T, DX = dy x^T (t, s); Wg = w G, Wx = w DX; P -> dcum */
@@ -1033,7 +1108,7 @@ unsigned blocks_for(long long total)
  * tc: the tensor-core chunk_state (16-bit T only). */
 template <typename T>
 void launch_states(const ssd_geo &g, const bk_tensor &x, const bk_tensor &dt, const bk_tensor &a, const bk_tensor &b,
-                   const ssd_ws &w, cudaStream_t s, bool tc)
+                   const ssd_ws &w, cudaStream_t s, bool tc, const ssd_kopts &o)
 {
     const long long tiles = ((g.D + TQ - 1) / TQ) * ((g.N + TQ - 1) / TQ), total = g.BH * g.K * tiles;
     if (total == 0)
@@ -1042,12 +1117,12 @@ void launch_states(const ssd_geo &g, const bk_tensor &x, const bk_tensor &dt, co
         if (tc)
             chunk_state_tc_kernel<T><<<blocks_for(total), kTcThreads, 0, s>>>(
                 (const T *)x.data, bk_view4_of(&x), (const T *)b.data, bk_view4_of(&b), (const T *)dt.data,
-                bk_view4_of(&dt), (const T *)a.data, a.strides[0], w.states, w.dec, g.L, g.H, g.D, g.N, g.K, total);
+                bk_view4_of(&dt), (const T *)a.data, a.strides[0], w.states, w.dec, g.L, g.H, g.D, g.N, g.K, total, o);
     }
     if (!tc || sizeof(T) != 2)
         chunk_state_kernel<T, 0><<<blocks_for(total), kThreads, 0, s>>>(
             (const T *)x.data, bk_view4_of(&x), (const T *)b.data, bk_view4_of(&b), (const T *)dt.data,
-            bk_view4_of(&dt), (const T *)a.data, a.strides[0], w.states, w.dec, g.L, g.H, g.D, g.N, g.K, total);
+            bk_view4_of(&dt), (const T *)a.data, a.strides[0], w.states, w.dec, g.L, g.H, g.D, g.N, g.K, total, o);
     const long long elems = g.BH * g.D * g.N;
     state_pass_kernel<<<bk_grid_for(elems, kThreads), kThreads, 0, s>>>(w.states, w.dec, g.D * g.N, g.K, elems, 0);
 }
@@ -1065,13 +1140,14 @@ int tstate_rows(const ssd_geo &g)
 }
 
 /* The forward, f16/bf16 and every view vec_view: chunk_state_v, state_pass_t, chunk_scan_v. */
-template <typename T> void launch_fwd_v(const ssd_geo &g, const bk_ssd_fwd_args *a, const ssd_ws &w, cudaStream_t s)
+template <typename T>
+void launch_fwd_v(const ssd_geo &g, const bk_ssd_fwd_args *a, const ssd_ws &w, cudaStream_t s, const ssd_kopts &o)
 {
     const int D = (int)g.D, N = (int)g.N, rd = tstate_rows(g), slices = (D + rd - 1) / rd;
     const long long st_total = g.BH * g.K * ((D + TQ - 1) / TQ) * ((N + TQ - 1) / TQ);
     chunk_state_v_kernel<T><<<blocks_for(st_total), kTcThreads, 0, s>>>(
         (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->b.data, bk_view4_of(&a->b), (const T *)a->dt.data,
-        bk_view4_of(&a->dt), (const T *)a->a.data, a->a.strides[0], w.states, w.dec, g.L, g.H, D, N, g.K, st_total);
+        bk_view4_of(&a->dt), (const T *)a->a.data, a->a.strides[0], w.states, w.dec, g.L, g.H, D, N, g.K, st_total, o);
     const long long pass_total = g.BH * slices;
     state_pass_t_kernel<T><<<blocks_for(pass_total), kPassThreads, 0, s>>>(w.states, w.dec, D, N, g.K, rd, slices,
                                                                             pass_total);
@@ -1081,31 +1157,32 @@ template <typename T> void launch_fwd_v(const ssd_geo &g, const bk_ssd_fwd_args 
     chunk_scan_v_kernel<T><<<blocks_for(total), kTcThreads, smem, s>>>(
         (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->dt.data, bk_view4_of(&a->dt), (const T *)a->a.data,
         a->a.strides[0], (const T *)a->b.data, bk_view4_of(&a->b), (const T *)a->c.data, bk_view4_of(&a->c),
-        (T *)a->y.data, bk_view4_of(&a->y), (const T *)w.states, g.L, g.H, D, N, g.K, rd, total);
+        (T *)a->y.data, bk_view4_of(&a->y), (const T *)w.states, g.L, g.H, D, N, g.K, rd, total, o);
 }
 
 /* The forward: f32 (and f64, never dispatched) on CUDA cores, f16/bf16 on tensor cores. */
-template <typename T> void launch_fwd(const ssd_geo &g, const bk_ssd_fwd_args *a, const ssd_ws &w, cudaStream_t s)
+template <typename T>
+void launch_fwd(const ssd_geo &g, const bk_ssd_fwd_args *a, const ssd_ws &w, cudaStream_t s, const ssd_kopts &o)
 {
     if constexpr (sizeof(T) == 2) {
         if (g.D % 8 == 0 && g.N % 8 == 0 && g.N > 0 && vec_view(a->x) && vec_view(a->b) && vec_view(a->c) &&
             vec_view(a->y)) {
-            launch_fwd_v<T>(g, a, w, s);
+            launch_fwd_v<T>(g, a, w, s, o);
             return;
         }
     }
     const long long total = g.BH * g.K * ((g.D + TQ - 1) / TQ);
-    launch_states<T>(g, a->x, a->dt, a->a, a->b, w, s, true);
+    launch_states<T>(g, a->x, a->dt, a->a, a->b, w, s, true, o);
     if constexpr (sizeof(T) == 2) {
         chunk_scan_tc_kernel<T><<<blocks_for(total), kTcThreads, 0, s>>>(
             (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->dt.data, bk_view4_of(&a->dt),
             (const T *)a->a.data, a->a.strides[0], (const T *)a->b.data, bk_view4_of(&a->b), (const T *)a->c.data,
-            bk_view4_of(&a->c), (T *)a->y.data, bk_view4_of(&a->y), w.states, g.L, g.H, g.D, g.N, g.K, total);
+            bk_view4_of(&a->c), (T *)a->y.data, bk_view4_of(&a->y), w.states, g.L, g.H, g.D, g.N, g.K, total, o);
     } else {
         chunk_scan_kernel<T><<<blocks_for(total), kThreads, 0, s>>>(
             (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->dt.data, bk_view4_of(&a->dt),
             (const T *)a->a.data, a->a.strides[0], (const T *)a->b.data, bk_view4_of(&a->b), (const T *)a->c.data,
-            bk_view4_of(&a->c), (T *)a->y.data, bk_view4_of(&a->y), w.states, g.L, g.H, g.D, g.N, g.K, total);
+            bk_view4_of(&a->c), (T *)a->y.data, bk_view4_of(&a->y), w.states, g.L, g.H, g.D, g.N, g.K, total, o);
     }
 }
 
@@ -1225,7 +1302,8 @@ extern "C" bk_status bk_cuda_ssd_fwd(const bk_ssd_desc *d, const bk_ssd_fwd_args
         return BK_STATUS_SUCCESS; /* y is empty */
     ssd_ws w;
     ssd_layout(g, false, workspace, &w);
-    BK_DISPATCH_FLOAT(d->dtype, T, launch_fwd<T>(g, a, w, (cudaStream_t)stream));
+    const ssd_kopts o = kopts_of(d, a);
+    BK_DISPATCH_FLOAT(d->dtype, T, launch_fwd<T>(g, a, w, (cudaStream_t)stream, o));
     return bk_cuda_check_launch("ssd_fwd");
 }
 
@@ -1240,13 +1318,13 @@ extern "C" bk_status bk_cuda_ssd_bwd(const bk_ssd_desc *d, const bk_ssd_bwd_args
     const long long total = g.BH * g.K;
     BK_DISPATCH_FLOAT(d->dtype, T, {
         if (total > 0) {
-            launch_states<T>(g, a->x, a->dt, a->a, a->b, w, s, false);
+            launch_states<T>(g, a->x, a->dt, a->a, a->b, w, s, false, kopts_none());
             const long long tiles = ((g.D + TQ - 1) / TQ) * ((g.N + TQ - 1) / TQ);
             if (tiles > 0) {
                 chunk_state_kernel<T, 1><<<blocks_for(total * tiles), kThreads, 0, s>>>(
                     (const T *)a->dy.data, bk_view4_of(&a->dy), (const T *)a->c.data, bk_view4_of(&a->c),
                     (const T *)a->dt.data, bk_view4_of(&a->dt), (const T *)a->a.data, a->a.strides[0], w.dstates,
-                    NULL, g.L, g.H, g.D, g.N, g.K, total * tiles);
+                    NULL, g.L, g.H, g.D, g.N, g.K, total * tiles, kopts_none());
                 const long long elems = g.BH * g.D * g.N;
                 state_pass_kernel<<<bk_grid_for(elems, kThreads), kThreads, 0, s>>>(w.dstates, w.dec, g.D * g.N,
                                                                                     g.K, elems, 1);
