@@ -618,6 +618,10 @@ static const bkt_ssd_opts k_opt_cases[] = {
     {2, 70, 4, 16, 32, 64, 2, BK_SSD_SKIP_PER_CHANNEL, true, true, true, true, 0.01, 1, false, false, false, 0, 0},
     {1, 130, 8, 16, 16, 64, 1, BK_SSD_SKIP_PER_HEAD, true, false, true, false, 0, 0, false, false, false, 0, 0},
     {1, 130, 8, 24, 8, 64, 4, BK_SSD_SKIP_NONE, false, true, false, false, 0, 0, false, false, false, 0, 0},
+    /* states without packed sequences: the CUDA forward takes them (L = 0 included) */
+    {2, 100, 4, 16, 16, 64, 2, BK_SSD_SKIP_PER_HEAD, true, true, true, false, 0, 0, true, true, false, 0, 0},
+    {2, 0, 4, 3, 5, 8, 2, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, true, true, false, 0, 0},
+    {3, 0, 2, 3, 5, 8, 0, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, false, true, false, 0, 0},
     {2, 0, 2, 3, 4, 4, 2, BK_SSD_SKIP_PER_HEAD, true, true, true, false, 0, 0, true, true, true, 2, 0},
 };
 
@@ -729,8 +733,9 @@ static void test_option_bad_inputs(void)
     bkt_expect_status(bk_ssd_bwd_select(&d, cpu, BK_PREFER_FASTEST, &bplan), BK_STATUS_UNSUPPORTED,
                       "ssd_bwd varlen states");
     bkt_check(strstr(bk_last_error(), "n_varlen_seqs") != NULL, "ssd_bwd varlen message", "got \"%s\"", bk_last_error());
-    /* every option alone on a CUDA target: the per-token ones (0..5) are taken, the scan-wide
-     * ones refused in select, naming the option */
+    /* every option alone on a CUDA target: all but seq_idx and varlen states (0..7) are
+     * taken by the forward, those two refused in select, naming the option; the backward
+     * refuses every one */
     for (int k = 0; k < 10; k++) {
         bk_ssd_desc c = {.batch = 1, .seq_len = 8, .heads = 4, .head_dim = 4, .state_dim = 4, .chunk_size = 4,
                          .dtype = BK_DTYPE_BF16};
@@ -749,7 +754,7 @@ static void test_option_bad_inputs(void)
         char what[64];
         snprintf(what, sizeof what, "ssd_fwd option %d on sm_90", k);
 #ifdef BK_WITH_CUDA
-        const bool taken = k <= 5;
+        const bool taken = k <= 7;
 #else
         const bool taken = false;
 #endif

@@ -106,11 +106,11 @@ const char *bk_ssd_step_rejects_dims(const void *desc)
     return dims_over(d->head_dim, d->state_dim, g_why, sizeof g_why);
 }
 
-/* The first option d turns on that a kernel cannot run: any option, or with `per_token_ok`
- * only the scan-wide ones (initial/final states, seq_idx, varlen states). NULL if none. */
-static const char *first_option(const bk_ssd_desc *d, bool per_token_ok)
+/* The first option d turns on that a kernel cannot run: any option, or with `most_ok`
+ * only the packed-sequence ones (seq_idx, varlen states). NULL if none. */
+static const char *first_option(const bk_ssd_desc *d, bool most_ok)
 {
-    if (!per_token_ok) {
+    if (!most_ok) {
         if (d->ngroups > 0 && d->ngroups != d->heads)
             return "ngroups (B/C shared across heads)";
         if (d->skip != BK_SSD_SKIP_NONE)
@@ -123,11 +123,11 @@ static const char *first_option(const bk_ssd_desc *d, bool per_token_ok)
             return "dt_softplus";
         if (d->has_dt_limit)
             return "the dt limit";
+        if (d->has_initial_states)
+            return "initial states";
+        if (d->has_final_states)
+            return "final states";
     }
-    if (d->has_initial_states)
-        return "initial states";
-    if (d->has_final_states)
-        return "final states";
     if (d->has_seq_idx)
         return "seq_idx";
     if (d->n_varlen_seqs > 0)
@@ -136,12 +136,12 @@ static const char *first_option(const bk_ssd_desc *d, bool per_token_ok)
 }
 
 /* The dims limit, then first_option. */
-static const char *rejects(const void *desc, bool per_token_ok)
+static const char *rejects(const void *desc, bool most_ok)
 {
     const char *why = bk_ssd_rejects_dims(desc);
     if (why)
         return why;
-    const char *opt = first_option((const bk_ssd_desc *)desc, per_token_ok);
+    const char *opt = first_option((const bk_ssd_desc *)desc, most_ok);
     if (opt == NULL)
         return NULL;
     snprintf(g_why, sizeof g_why, "%s is not implemented by this kernel yet (the CPU target has it)", opt);
@@ -153,7 +153,7 @@ const char *bk_ssd_rejects_options(const void *desc)
     return rejects(desc, false);
 }
 
-const char *bk_ssd_rejects_scan_options(const void *desc)
+const char *bk_ssd_rejects_packed_options(const void *desc)
 {
     return rejects(desc, true);
 }

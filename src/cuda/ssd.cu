@@ -59,11 +59,13 @@
  * state is read and written once.
  * Forward options (ssd_kopts, every forward kernel): ngroups (B and C rows of group h / P),
  * dt' = clamp(softplus(dt + dt_bias)) in chunk_prologue (the one place dt is read), and the
- * skip and z gate in the y epilogue (finish_y, f32, before the one rounding to T).
+ * skip and z gate in the y epilogue (finish_y, f32, before the one rounding to T). Initial
+ * and final states in state_pass (it starts from the initial state and stores the state
+ * after the last chunk), so a forward with states takes the non-vectorised kernels.
  * Not yet (speed): vector loads in the generic and backward kernels, fusing the state
  * passing into the scan, tensor cores in the backward; (features) the forward kernels do
- * not take initial/final states, seq_idx or varlen states, and the backward kernels run the
- * plain problem only: their select refuses the rest (the CPU backend has them all).
+ * not take seq_idx or varlen states, and the backward kernels run the plain problem only:
+ * their select refuses the rest (the CPU backend has them all).
  */
 #include "common.cuh"
 #include "cuda/ssd_cuda.h"
@@ -276,14 +278,18 @@ __global__ void __launch_bounds__(kThreads)
 /* ------------------------------------------------------- state_pass -- */
 
 /* In place over st[bh][k][e] (e < DN): forward, st[k] becomes the state entering chunk k;
- * reverse, st[k] becomes the gradient of the state leaving chunk k. */
+ * reverse, st[k] becomes the gradient of the state leaving chunk k. The forward starts from
+ * init[b, h] (0 when NULL) and writes the state after the last chunk to fin[b, h] (when
+ * non-NULL; K = 0 writes init there). */
+template <typename T>
 __global__ void state_pass_kernel(float *__restrict__ st, const float *__restrict__ dec, long long DN, long long K,
-                                  long long total, int reverse)
+                                  long long total, int reverse, const T *init, bk_view4 si, T *fin, bk_view4 sf,
+                                  long long H, long long N)
 {
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
          i += (long long)gridDim.x * blockDim.x) {
-        const long long e = i % DN, bh = i / DN;
-        float acc = 0.f;
+        const long long e = i % DN, bh = i / DN, b = bh / H, h = bh % H, d = e / N, n = e % N;
+        float acc = init ? ld(init + b * si.s0 + h * si.s1 + d * si.s2 + n) : 0.f;
         for (long long k0 = 0; k0 < K; k0 += 8) { /* 8 loads in flight, then the 8 dependent steps */
             float val[8], f[8];
             for (int j = 0; j < 8; j++) {
@@ -298,6 +304,8 @@ __global__ void state_pass_kernel(float *__restrict__ st, const float *__restric
                 acc = f[j] * acc + val[j];
             }
         }
+        if (fin)
+            fin[b * sf.s0 + h * sf.s1 + d * sf.s2 + n] = elem<T>::store(acc);
     }
 }
 
@@ -1104,11 +1112,27 @@ unsigned blocks_for(long long total)
     return (unsigned)(total < 2147483647LL ? total : 2147483647LL);
 }
 
+/* state_pass over K chunks of st (forward: from init, final state into fin; reverse: the
+ * backward's dstates, init and fin NULL). */
+template <typename T>
+void launch_pass(const ssd_geo &g, float *st, const float *dec, long long K, int reverse, const bk_tensor *init,
+                 const bk_tensor *fin, cudaStream_t s)
+{
+    const long long elems = g.BH * g.D * g.N;
+    if (elems == 0)
+        return;
+    state_pass_kernel<T><<<bk_grid_for(elems, kThreads), kThreads, 0, s>>>(
+        st, dec, g.D * g.N, K, elems, reverse, init ? (const T *)init->data : NULL,
+        init ? bk_view4_of(init) : bk_view4{0, 0, 0, 0}, fin ? (T *)fin->data : NULL,
+        fin ? bk_view4_of(fin) : bk_view4{0, 0, 0, 0}, g.H, g.N);
+}
+
 /* chunk_state + state_pass: states[bh][k] = the state entering chunk k; dec filled.
  * tc: the tensor-core chunk_state (16-bit T only). */
 template <typename T>
 void launch_states(const ssd_geo &g, const bk_tensor &x, const bk_tensor &dt, const bk_tensor &a, const bk_tensor &b,
-                   const ssd_ws &w, cudaStream_t s, bool tc, const ssd_kopts &o)
+                   const ssd_ws &w, cudaStream_t s, bool tc, const ssd_kopts &o, const bk_tensor *init,
+                   const bk_tensor *fin)
 {
     const long long tiles = ((g.D + TQ - 1) / TQ) * ((g.N + TQ - 1) / TQ), total = g.BH * g.K * tiles;
     if (total == 0)
@@ -1123,8 +1147,7 @@ void launch_states(const ssd_geo &g, const bk_tensor &x, const bk_tensor &dt, co
         chunk_state_kernel<T, 0><<<blocks_for(total), kThreads, 0, s>>>(
             (const T *)x.data, bk_view4_of(&x), (const T *)b.data, bk_view4_of(&b), (const T *)dt.data,
             bk_view4_of(&dt), (const T *)a.data, a.strides[0], w.states, w.dec, g.L, g.H, g.D, g.N, g.K, total, o);
-    const long long elems = g.BH * g.D * g.N;
-    state_pass_kernel<<<bk_grid_for(elems, kThreads), kThreads, 0, s>>>(w.states, w.dec, g.D * g.N, g.K, elems, 0);
+    launch_pass<T>(g, w.states, w.dec, g.K, 0, init, fin, s);
 }
 
 /* A view the vectorised path can read or write in 16-byte pieces along its last dim. */
@@ -1166,13 +1189,13 @@ void launch_fwd(const ssd_geo &g, const bk_ssd_fwd_args *a, const ssd_ws &w, cud
 {
     if constexpr (sizeof(T) == 2) {
         if (g.D % 8 == 0 && g.N % 8 == 0 && g.N > 0 && vec_view(a->x) && vec_view(a->b) && vec_view(a->c) &&
-            vec_view(a->y)) {
+            vec_view(a->y) && !a->initial_states && !a->final_states) {
             launch_fwd_v<T>(g, a, w, s, o);
             return;
         }
     }
     const long long total = g.BH * g.K * ((g.D + TQ - 1) / TQ);
-    launch_states<T>(g, a->x, a->dt, a->a, a->b, w, s, true, o);
+    launch_states<T>(g, a->x, a->dt, a->a, a->b, w, s, true, o, a->initial_states, a->final_states);
     if constexpr (sizeof(T) == 2) {
         chunk_scan_tc_kernel<T><<<blocks_for(total), kTcThreads, 0, s>>>(
             (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->dt.data, bk_view4_of(&a->dt),
@@ -1298,8 +1321,13 @@ extern "C" size_t bk_cuda_ssd_bwd_workspace(const bk_ssd_desc *d)
 extern "C" bk_status bk_cuda_ssd_fwd(const bk_ssd_desc *d, const bk_ssd_fwd_args *a, void *workspace, void *stream)
 {
     const ssd_geo g = geo_of(d);
+    if (g.L == 0 && a->final_states) { /* y is empty; the final states are the initial ones */
+        BK_DISPATCH_FLOAT(d->dtype, T,
+                          launch_pass<T>(g, NULL, NULL, 0, 0, a->initial_states, a->final_states, (cudaStream_t)stream));
+        return bk_cuda_check_launch("ssd_fwd");
+    }
     if (g.BH == 0 || g.L == 0 || g.D == 0)
-        return BK_STATUS_SUCCESS; /* y is empty */
+        return BK_STATUS_SUCCESS; /* y (and any final state) is empty */
     ssd_ws w;
     ssd_layout(g, false, workspace, &w);
     const ssd_kopts o = kopts_of(d, a);
@@ -1318,16 +1346,14 @@ extern "C" bk_status bk_cuda_ssd_bwd(const bk_ssd_desc *d, const bk_ssd_bwd_args
     const long long total = g.BH * g.K;
     BK_DISPATCH_FLOAT(d->dtype, T, {
         if (total > 0) {
-            launch_states<T>(g, a->x, a->dt, a->a, a->b, w, s, false, kopts_none());
+            launch_states<T>(g, a->x, a->dt, a->a, a->b, w, s, false, kopts_none(), NULL, NULL);
             const long long tiles = ((g.D + TQ - 1) / TQ) * ((g.N + TQ - 1) / TQ);
             if (tiles > 0) {
                 chunk_state_kernel<T, 1><<<blocks_for(total * tiles), kThreads, 0, s>>>(
                     (const T *)a->dy.data, bk_view4_of(&a->dy), (const T *)a->c.data, bk_view4_of(&a->c),
                     (const T *)a->dt.data, bk_view4_of(&a->dt), (const T *)a->a.data, a->a.strides[0], w.dstates,
                     NULL, g.L, g.H, g.D, g.N, g.K, total * tiles, kopts_none());
-                const long long elems = g.BH * g.D * g.N;
-                state_pass_kernel<<<bk_grid_for(elems, kThreads), kThreads, 0, s>>>(w.dstates, w.dec, g.D * g.N,
-                                                                                    g.K, elems, 1);
+                launch_pass<T>(g, w.dstates, w.dec, g.K, 1, NULL, NULL, s);
             }
             cudaFuncSetAttribute(chunk_bwd_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kBwdSmem);
             chunk_bwd_kernel<T><<<blocks_for(total), kThreads, kBwdSmem, s>>>(
