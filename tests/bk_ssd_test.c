@@ -220,6 +220,15 @@ bk_tensor bkt_buf_on(bkt_dev *dev, const bkt_buf *t, bool out)
     return v;
 }
 
+/* `view`, which points inside the host buffer buf (bytes long), moved to dev's copy of buf:
+ * the same offset from its start (buf copied up; and back at bkt_dev_end when out). */
+bk_tensor bkt_moved(bkt_dev *dev, bk_tensor view, void *buf, size_t bytes, bool out)
+{
+    char *base = (char *)(out ? bkt_dev_out(dev, buf, bytes) : bkt_dev_in(dev, buf, bytes));
+    view.data = base + ((char *)view.data - (char *)buf);
+    return view;
+}
+
 /* An optional tensor on dev's target: NULL when t is absent, else slot (filled). */
 const bk_tensor *bkt_opt_on(bkt_dev *dev, const bkt_buf *t, bool out, bk_tensor *slot)
 {

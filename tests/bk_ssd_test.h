@@ -51,5 +51,6 @@ void bkt_ssd_opts_text(const bkt_ssd_opts *o, char *buf, size_t size);
 bk_tensor bkt_buf_on(bkt_dev *dev, const bkt_buf *t, bool out);
 const bk_tensor *bkt_opt_on(bkt_dev *dev, const bkt_buf *t, bool out, bk_tensor *slot);
 bk_ssd_fwd_args bkt_ssd_fwd_inputs_on(bkt_dev *dev, const bkt_ssd_problem *p, bk_tensor slots[6]);
+bk_tensor bkt_moved(bkt_dev *dev, bk_tensor view, void *buf, size_t bytes, bool out);
 
 #endif

@@ -76,40 +76,28 @@ static bk_status run_step_on(bk_target target, const bk_ssd_step_plan *plan, con
     const size_t es = bk_dtype_size(p->dtype);
     bkt_dev dev = bkt_dev_begin(target);
     bk_ssd_step_args a = *host;
-    bk_tensor skip, z, bias, idx, drop;
-    /* a view inside a buffer moves with it: same offset from the buffer's start */
-#define MOVE(view, buf, bytes, out)                                                                               \
-    do {                                                                                                          \
-        char *base_ = (char *)(out ? bkt_dev_out(&dev, (buf), (bytes)) : bkt_dev_in(&dev, (buf), (bytes)));       \
-        (view).data = base_ + ((char *)(view).data - (char *)(buf));                                              \
-    } while (0)
-    MOVE(a.x, p->x.data, (size_t)p->x.span * es, false);
-    MOVE(a.dt, p->dt.data, (size_t)p->dt.span * es, false);
-    MOVE(a.a, p->a.data, (size_t)p->a.span * es, false);
-    MOVE(a.b, p->b.data, (size_t)p->b.span * es, false);
-    MOVE(a.c, p->c.data, (size_t)p->c.span * es, false);
-    MOVE(a.state, host->state.data, (size_t)pool_span * es, true);
-    MOVE(a.y, host->y.data, (size_t)y_span * es, true);
-    const bk_tensor **opt[3] = {&a.skip, &a.z, &a.dt_bias};
-    bk_tensor *copy[3] = {&skip, &z, &bias};
-    const bkt_buf *from[3] = {&p->skip, &p->z, &p->bias};
-    for (int i = 0; i < 3; i++)
-        if (*opt[i]) {
-            *copy[i] = **opt[i];
-            MOVE(*copy[i], from[i]->data, (size_t)from[i]->span * es, false);
-            *opt[i] = copy[i];
-        }
+    bk_tensor opt_copy[5];
+    a.x = bkt_moved(&dev, a.x, p->x.data, (size_t)p->x.span * es, false);
+    a.dt = bkt_moved(&dev, a.dt, p->dt.data, (size_t)p->dt.span * es, false);
+    a.a = bkt_moved(&dev, a.a, p->a.data, (size_t)p->a.span * es, false);
+    a.b = bkt_moved(&dev, a.b, p->b.data, (size_t)p->b.span * es, false);
+    a.c = bkt_moved(&dev, a.c, p->c.data, (size_t)p->c.span * es, false);
+    a.state = bkt_moved(&dev, a.state, host->state.data, (size_t)pool_span * es, true);
+    a.y = bkt_moved(&dev, a.y, host->y.data, (size_t)y_span * es, true);
+    const bk_tensor **opt[5] = {&a.skip, &a.z, &a.dt_bias, &a.state_indices, &a.dropped_requests};
+    void *from[5] = {p->skip.data, p->z.data, p->bias.data, NULL, NULL};
+    size_t bytes[5] = {(size_t)p->skip.span * es, (size_t)p->z.span * es, (size_t)p->bias.span * es, 0, 8};
     if (a.state_indices) {
-        idx = *a.state_indices;
-        MOVE(idx, host->state_indices->data, (size_t)(idx.shape[0] + 1) * 4, false);
-        a.state_indices = &idx;
+        from[3] = a.state_indices->data;
+        bytes[3] = (size_t)(a.state_indices->shape[0] + 1) * 4;
     }
-    if (a.dropped_requests) {
-        drop = *a.dropped_requests;
-        MOVE(drop, host->dropped_requests->data, 8, true);
-        a.dropped_requests = &drop;
-    }
-#undef MOVE
+    if (a.dropped_requests)
+        from[4] = a.dropped_requests->data;
+    for (int i = 0; i < 5; i++)
+        if (*opt[i]) {
+            opt_copy[i] = bkt_moved(&dev, **opt[i], from[i], bytes[i], i == 4);
+            *opt[i] = &opt_copy[i];
+        }
     bk_status st = bk_ssd_step_run(plan, bkt_dev_stream(&dev), (bk_workspace){NULL, 0}, &a);
     if (!bkt_dev_end(&dev) && st == BK_STATUS_SUCCESS)
         st = BK_STATUS_DEVICE_ERROR;
@@ -184,10 +172,44 @@ static void test_step(bk_target target, bk_dtype dt, bkt_ssd_opts o, bool indice
     bkt_ssd_free(&p);
 }
 
+/* Runs the forward on `target` with `host`'s views, which point into p's buffers (inputs),
+ * y_buf and fin_buf (outputs, fin_bytes long): each moved to the device copy of its buffer,
+ * the outputs back at the end; a zeroed workspace of exactly workspace_size bytes. */
+static bk_status run_fwd_on(bk_target target, const bk_ssd_fwd_plan *plan, const bkt_ssd_problem *p,
+                            const bk_ssd_fwd_args *host, const bkt_buf *y_buf, void *fin_buf, size_t fin_bytes)
+{
+    const size_t es = bk_dtype_size(p->dtype), bytes = bk_ssd_fwd_workspace_size(plan);
+    bkt_dev dev = bkt_dev_begin(target);
+    bk_ssd_fwd_args a = *host;
+    bk_tensor opt_copy[5];
+    const bkt_buf *in[5] = {&p->x, &p->dt, &p->a, &p->b, &p->c};
+    bk_tensor *req[5] = {&a.x, &a.dt, &a.a, &a.b, &a.c};
+    for (int i = 0; i < 5; i++)
+        *req[i] = bkt_moved(&dev, *req[i], in[i]->data, (size_t)in[i]->span * es, false);
+    const bkt_buf *from[4] = {&p->skip, &p->z, &p->bias, &p->init};
+    const bk_tensor **opt[4] = {&a.skip, &a.z, &a.dt_bias, &a.initial_states};
+    for (int i = 0; i < 4; i++)
+        if (*opt[i]) {
+            opt_copy[i] = bkt_moved(&dev, **opt[i], from[i]->data, (size_t)from[i]->span * es, false);
+            *opt[i] = &opt_copy[i];
+        }
+    a.y = bkt_moved(&dev, a.y, y_buf->data, (size_t)y_buf->span * es, true);
+    opt_copy[4] = bkt_moved(&dev, *a.final_states, fin_buf, fin_bytes, true);
+    a.final_states = &opt_copy[4];
+    void *ws = bytes ? calloc(1, bytes) : NULL;
+    void *dws = ws ? bkt_dev_in(&dev, ws, bytes) : NULL;
+    bk_status st = bk_ssd_fwd_run(plan, bkt_dev_stream(&dev), (bk_workspace){dws, bytes}, &a);
+    if (!bkt_dev_end(&dev) && st == BK_STATUS_SUCCESS)
+        st = BK_STATUS_DEVICE_ERROR;
+    free(ws);
+    return st;
+}
+
 /* Prefill + steps == the whole forward. ssd_fwd over the first L0 tokens writes its final
  * states straight into the pool (a strided view: request b's state is pool state 2b + 1),
  * then ssd_step runs tokens L0 .. L-1 from the pool; every step's y equals ssd_fwd's y over
- * the whole sequence at that position, and the pool ends at its final states. */
+ * the whole sequence at that position, and the pool ends at its final states. Every call
+ * runs on `target`. */
 static void test_prefill_then_steps(bk_target target, bk_dtype dt, bkt_ssd_opts o, int64_t L0)
 {
     char what[256], txt[200];
@@ -220,19 +242,15 @@ static void test_prefill_then_steps(bk_target target, bk_dtype dt, bkt_ssd_opts 
     double *got = malloc((size_t)(B * H * D + 1) * sizeof(double)), *want = malloc((size_t)(B * H * D + 1) * sizeof(double));
     bkt_ssd_ref(&p, ref, rfin, NULL);
     const double slack = dt == BK_DTYPE_F64 ? 10.0 : 3.0; /* states rounded to the dtype between calls */
-    /* the forward and the step run on the CPU here, on the device through bkt_dev only for
-     * the step (the forward's device path has no options yet) */
-    if (!bkt_expect_status(bk_ssd_fwd_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &fplan), BK_STATUS_SUCCESS, what) ||
+    if (!bkt_expect_status(bk_ssd_fwd_select(&d, target, BK_PREFER_FASTEST, &fplan), BK_STATUS_SUCCESS, what) ||
         !bkt_expect_status(bk_ssd_step_select(&sd, target, BK_PREFER_FASTEST, &splan), BK_STATUS_SUCCESS, what))
         goto done;
     bk_ssd_fwd_args fa = bkt_ssd_fwd_inputs(&p);
     fa.y = y_all.view;
     fa.final_states = &fin_all.view;
-    size_t bytes = bk_ssd_fwd_workspace_size(&fplan);
-    void *ws = bytes ? malloc(bytes) : NULL;
-    bkt_expect_status(bk_ssd_fwd_run(&fplan, NULL, (bk_workspace){ws, bytes}, &fa), BK_STATUS_SUCCESS, what);
-    bkt_check_close(what, &y_all.view, ref, 1.0);
-    free(ws);
+    bkt_expect_status(run_fwd_on(target, &fplan, &p, &fa, &y_all, fin_all.data, (size_t)fin_all.span * es),
+                      BK_STATUS_SUCCESS, what);
+    bkt_check_close(what, &y_all.view, ref, target.kind == BK_TARGET_CUDA ? 3.0 : 1.0);
     /* prefill: the first L0 tokens, final states into pool states 1, 3, 5, ... */
     bk_ssd_desc dp = d;
     dp.seq_len = (int32_t)L0;
@@ -259,11 +277,9 @@ static void test_prefill_then_steps(bk_target target, bk_dtype dt, bkt_ssd_opts 
     bkt_buf_make(&yp, dt, 4, ypre.shape, 0, 0, 0);
     pa.y = yp.view;
     pa.final_states = &pool_view;
-    bkt_expect_status(bk_ssd_fwd_select(&dp, bk_target_cpu(), BK_PREFER_FASTEST, &pplan), BK_STATUS_SUCCESS, what);
-    bytes = bk_ssd_fwd_workspace_size(&pplan);
-    ws = bytes ? malloc(bytes) : NULL;
-    bkt_expect_status(bk_ssd_fwd_run(&pplan, NULL, (bk_workspace){ws, bytes}, &pa), BK_STATUS_SUCCESS, what);
-    free(ws);
+    bkt_expect_status(bk_ssd_fwd_select(&dp, target, BK_PREFER_FASTEST, &pplan), BK_STATUS_SUCCESS, what);
+    bkt_expect_status(run_fwd_on(target, &pplan, &p, &pa, &yp, pool_buf.data, (size_t)pool_buf.span * es),
+                      BK_STATUS_SUCCESS, what);
     bkt_buf_free(&yp);
     /* the steps */
     double worst = 0.0;
