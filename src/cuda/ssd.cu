@@ -240,6 +240,7 @@ __global__ void __launch_bounds__(kThreads)
     for (long long blk = blockIdx.x; blk < total; blk += gridDim.x) {
         const long long tile = blk % tiles, c = (blk / tiles) % K, bh = blk / tiles / K;
         const long long b = bh / H, h = bh % H, l0 = c * TQ, d0 = (tile / tn) * TQ, n0 = (tile % tn) * TQ;
+        const long long hg = h / o.P; /* the group whose B and C head h reads */
         const int q = (int)min((long long)TQ, L - l0);
         chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum, o);
         if (tid < TQ)
@@ -250,7 +251,7 @@ __global__ void __launch_bounds__(kThreads)
         for (int i = tid; i < TQ * TQ; i += kThreads) {
             const int s = i / TQ, j = i % TQ;
             s_u[s][j] = (s < q && d0 + j < D) ? ld(u + off4(su, b, l0 + s, h, d0 + j)) : 0.f;
-            s_v[s][j] = (s < q && n0 + j < N) ? ld(v + off4(sv, b, l0 + s, h / o.P, n0 + j)) * s_w[s] : 0.f;
+            s_v[s][j] = (s < q && n0 + j < N) ? ld(v + off4(sv, b, l0 + s, hg, n0 + j)) * s_w[s] : 0.f;
         }
         __syncthreads();
         float acc[4][4] = {};
@@ -340,6 +341,7 @@ __global__ void __launch_bounds__(kTcThreads)
     for (long long blk = blockIdx.x; blk < total; blk += gridDim.x) {
         const long long tile = blk % tiles, c = (blk / tiles) % K, bh = blk / tiles / K;
         const long long b = bh / H, h = bh % H, l0 = c * TQ, d0 = (tile / tn) * TQ, n0 = (tile % tn) * TQ;
+        const long long hg = h / o.P; /* the group whose B and C head h reads */
         const int q = (int)min((long long)TQ, L - l0);
         chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum, o);
         if (tid < TQ)
@@ -351,7 +353,7 @@ __global__ void __launch_bounds__(kTcThreads)
             const int s = i / TQ, j = i % TQ;
             Xt[j][s] = (s < q && d0 + j < D) ? x[off4(sx, b, l0 + s, h, d0 + j)] : elem<T>::store(0.f);
             Bt[j][s] =
-                elem<T>::store((s < q && n0 + j < N) ? ld(bm + off4(sb, b, l0 + s, h / o.P, n0 + j)) * s_w[s] : 0.f);
+                elem<T>::store((s < q && n0 + j < N) ? ld(bm + off4(sb, b, l0 + s, hg, n0 + j)) * s_w[s] : 0.f);
         }
         __syncthreads();
         float acc[8][4] = {};
@@ -393,6 +395,7 @@ __global__ void __launch_bounds__(kTcThreads)
     for (long long blk = blockIdx.x; blk < total; blk += gridDim.x) {
         const long long tile = blk % tiles, c = (blk / tiles) % K, bh = blk / tiles / K;
         const long long b = bh / H, h = bh % H, l0 = c * TQ, d0 = tile * TQ;
+        const long long hg = h / o.P; /* the group whose B and C head h reads */
         const int q = (int)min((long long)TQ, L - l0);
         chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum, o);
         const float *S = states + (bh * K + c) * D * N;
@@ -406,8 +409,8 @@ __global__ void __launch_bounds__(kTcThreads)
             for (int i = tid; i < TQ * TQ; i += kTcThreads) {
                 const int r = i / TQ, j = i % TQ;
                 const bool nin = n0 + j < N;
-                Cs[r][j] = (r < q && nin) ? cm[off4(sc, b, l0 + r, h / o.P, n0 + j)] : zero;
-                Bs[r][j] = (r < q && nin) ? bm[off4(sb, b, l0 + r, h / o.P, n0 + j)] : zero;
+                Cs[r][j] = (r < q && nin) ? cm[off4(sc, b, l0 + r, hg, n0 + j)] : zero;
+                Bs[r][j] = (r < q && nin) ? bm[off4(sb, b, l0 + r, hg, n0 + j)] : zero;
                 Ss[r][j] = elem<T>::store((d0 + r < D && nin) ? S[(d0 + r) * N + n0 + j] : 0.f);
             }
             __syncthreads();
@@ -509,9 +512,10 @@ __global__ void __launch_bounds__(kTcThreads)
     for (long long blk = blockIdx.x; blk < total; blk += gridDim.x) {
         const int tile = (int)(blk % tiles);
         const long long rest = blk / tiles, c = rest % K, bh = rest / K, b = bh / H, h = bh % H, l0 = c * TQ;
+        const long long hg = h / o.P; /* the group whose B and C head h reads */
         const int d0 = (tile / tn) * TQ, n0 = (tile % tn) * TQ, q = (int)min((long long)TQ, L - l0);
         const T *xb = x + b * sx.s0 + l0 * sx.s1 + h * sx.s2 + d0;
-        const T *bb = bm + b * sb.s0 + l0 * sb.s1 + (h / o.P) * sb.s2 + n0;
+        const T *bb = bm + b * sb.s0 + l0 * sb.s1 + hg * sb.s2 + n0;
         uint4 bv[4];
 #pragma unroll
         for (int it = 0; it < 4; it++) {
@@ -647,9 +651,10 @@ __global__ void __launch_bounds__(kTcThreads)
     for (long long blk = blockIdx.x; blk < total; blk += gridDim.x) {
         const int tile = (int)(blk % tiles);
         const long long rest = blk / tiles, c = rest % K, bh = rest / K, b = bh / H, h = bh % H, l0 = c * TQ;
+        const long long hg = h / o.P; /* the group whose B and C head h reads */
         const int d0 = tile * TQ, q = (int)min((long long)TQ, L - l0);
-        const T *cb0 = cm + b * sc.s0 + l0 * sc.s1 + (h / o.P) * sc.s2;
-        const T *bb0 = bm + b * sb.s0 + l0 * sb.s1 + (h / o.P) * sb.s2;
+        const T *cb0 = cm + b * sc.s0 + l0 * sc.s1 + hg * sc.s2;
+        const T *bb0 = bm + b * sb.s0 + l0 * sb.s1 + hg * sb.s2;
         const T *xb = x + b * sx.s0 + l0 * sx.s1 + h * sx.s2 + d0;
         for (int i = tid; i < TQ * nv; i += kTcThreads) {
             const int r = i / nv, j = (i - r * nv) * 8, d = d0 + r;
@@ -755,6 +760,7 @@ __global__ void __launch_bounds__(kThreads)
     for (long long blk = blockIdx.x; blk < total; blk += gridDim.x) {
         const long long tile = blk % tiles, c = (blk / tiles) % K, bh = blk / tiles / K;
         const long long b = bh / H, h = bh % H, l0 = c * TQ, d0 = tile * TQ;
+        const long long hg = h / o.P; /* the group whose B and C head h reads */
         const int q = (int)min((long long)TQ, L - l0);
         chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum, o);
         const float *S = states + (bh * K + c) * D * N;
@@ -763,8 +769,8 @@ __global__ void __launch_bounds__(kThreads)
             for (int i = tid; i < TQ * 32; i += kThreads) {
                 const int r = i / 32, j = i % 32;
                 const bool nin = n0 + j < N;
-                Cs[r][j] = (r < q && nin) ? ld(cm + off4(sc, b, l0 + r, h / o.P, n0 + j)) : 0.f;
-                Bs[r][j] = (r < q && nin) ? ld(bm + off4(sb, b, l0 + r, h / o.P, n0 + j)) : 0.f;
+                Cs[r][j] = (r < q && nin) ? ld(cm + off4(sc, b, l0 + r, hg, n0 + j)) : 0.f;
+                Bs[r][j] = (r < q && nin) ? ld(bm + off4(sb, b, l0 + r, hg, n0 + j)) : 0.f;
                 Ss[r][j] = (d0 + r < D && nin) ? S[(d0 + r) * N + n0 + j] : 0.f;
             }
             __syncthreads();
