@@ -107,7 +107,7 @@ const char *bk_ssd_step_rejects_dims(const void *desc)
 }
 
 /* The first option d turns on that a kernel cannot run: any option, or with `most_ok`
- * only the packed-sequence ones (seq_idx, varlen states). NULL if none. */
+ * only varlen states. NULL if none. */
 static const char *first_option(const bk_ssd_desc *d, bool most_ok)
 {
     if (!most_ok) {
@@ -127,9 +127,9 @@ static const char *first_option(const bk_ssd_desc *d, bool most_ok)
             return "initial states";
         if (d->has_final_states)
             return "final states";
+        if (d->has_seq_idx)
+            return "seq_idx";
     }
-    if (d->has_seq_idx)
-        return "seq_idx";
     if (d->n_varlen_seqs > 0)
         return "varlen states";
     return NULL;
@@ -153,7 +153,7 @@ const char *bk_ssd_rejects_options(const void *desc)
     return rejects(desc, false);
 }
 
-const char *bk_ssd_rejects_packed_options(const void *desc)
+const char *bk_ssd_rejects_varlen(const void *desc)
 {
     return rejects(desc, true);
 }

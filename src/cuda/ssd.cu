@@ -62,10 +62,14 @@
  * skip and z gate in the y epilogue (finish_y, f32, before the one rounding to T). Initial
  * and final states in state_pass (it starts from the initial state and stores the state
  * after the last chunk), so a forward with states takes the non-vectorised kernels.
+ * seq_idx: chunk_prologue numbers the resets inside the chunk (seg); chunk_state keeps only
+ * the steps of the chunk's last segment and writes dec = -inf when the chunk holds a reset
+ * (state_pass then carries nothing through it); chunk_scan masks M to pairs of one segment
+ * and the carried-in state to the chunk's first segment.
  * Not yet (speed): vector loads in the generic and backward kernels, fusing the state
  * passing into the scan, tensor cores in the backward; (features) the forward kernels do
- * not take seq_idx or varlen states, and the backward kernels run the plain problem only:
- * their select refuses the rest (the CPU backend has them all).
+ * not write varlen states, and the backward kernels run the plain problem only: their
+ * select refuses the rest (the CPU backend has them all).
  */
 #include "common.cuh"
 #include "cuda/ssd_cuda.h"
@@ -136,6 +140,8 @@ struct ssd_kopts {
     long long sskip0;
     const void *z;     /* [B, L, H, D] (strides sz) or NULL */
     bk_view4 sz;
+    const int *seq;    /* seq_idx [B, L] (strides sseq) or NULL */
+    bk_view4 sseq;
 };
 
 __host__ __device__ ssd_kopts kopts_none()
@@ -160,6 +166,8 @@ ssd_kopts kopts_of(const bk_ssd_desc *d, const bk_ssd_fwd_args *a)
     o.sskip0 = a->skip ? a->skip->strides[0] : 0;
     o.z = a->z ? a->z->data : NULL;
     o.sz = a->z ? bk_view4_of(a->z) : bk_view4{0, 0, 0, 0};
+    o.seq = a->seq_idx ? (const int *)a->seq_idx->data : NULL;
+    o.sseq = a->seq_idx ? bk_view4_of(a->seq_idx) : bk_view4{0, 0, 0, 0};
     return o;
 }
 
@@ -191,25 +199,41 @@ template <typename T> __device__ __forceinline__ float dt_eff(const ssd_kopts &o
     return v;
 }
 
-/* dt' of the chunk's steps (0 past its end) and cum[i] = sum_{u <= i} dt'_u A, into shared memory. */
+/* dt' of the chunk's steps (0 past its end) and cum[i] = sum_{u <= i} dt'_u A, into shared
+ * memory; with seq_idx, seg[i] = the number of seq_idx changes at positions l0 .. l0 + i
+ * (each against the position before it; 0 everywhere without seq_idx). In-chunk masks:
+ * s and t interact when seg[s] == seg[t]; the state carried in reaches t when seg[t] == 0. */
 template <typename T>
 __device__ void chunk_prologue(const T *dt, const bk_view4 &sdt, long long b, long long l0, long long h, int q, float A,
-                               float *s_dt, float *s_cum, const ssd_kopts &o)
+                               float *s_dt, float *s_cum, int *s_seg, const ssd_kopts &o)
 {
     const int tid = threadIdx.x;
-    if (tid < TQ)
+    if (tid < TQ) {
         s_dt[tid] = tid < q ? dt_eff<T>(o, ld(dt + b * sdt.s0 + (l0 + tid) * sdt.s1 + h * sdt.s2), h) : 0.f;
+        int change = 0;
+        if (o.seq && tid < q && l0 + tid > 0) {
+            const int *row = o.seq + b * o.sseq.s0;
+            change = row[(l0 + tid) * o.sseq.s1] != row[(l0 + tid - 1) * o.sseq.s1];
+        }
+        s_seg[tid] = change;
+    }
     __syncthreads();
-    if (tid < 32) { /* two steps per lane, then a warp scan of the pair sums */
+    if (tid < 32) { /* two steps per lane, then warp scans of the pair sums */
         float v0 = s_dt[2 * tid] * A, v1 = v0 + s_dt[2 * tid + 1] * A, incl = v1;
+        int g0 = s_seg[2 * tid], g1 = g0 + s_seg[2 * tid + 1], gincl = g1;
         for (int o = 1; o < 32; o *= 2) {
             float u = __shfl_up_sync(0xffffffffu, incl, o);
-            if (tid >= o)
+            int gu = __shfl_up_sync(0xffffffffu, gincl, o);
+            if (tid >= o) {
                 incl += u;
+                gincl += gu;
+            }
         }
         float excl = incl - v1;
         s_cum[2 * tid] = excl + v0;
         s_cum[2 * tid + 1] = incl;
+        s_seg[2 * tid] = gincl - g1 + g0;
+        s_seg[2 * tid + 1] = gincl;
     }
     __syncthreads();
 }
@@ -234,6 +258,7 @@ __global__ void __launch_bounds__(kThreads)
                        long long K, long long total, ssd_kopts o)
 {
     __shared__ float s_dt[TQ], s_cum[TQ], s_w[TQ];
+    __shared__ int s_seg[TQ];
     __shared__ float s_u[TQ][TQ + 1], s_v[TQ][TQ + 1];
     const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
     const long long tn = (N + TQ - 1) / TQ, tiles = ((D + TQ - 1) / TQ) * tn;
@@ -242,11 +267,13 @@ __global__ void __launch_bounds__(kThreads)
         const long long b = bh / H, h = bh % H, l0 = c * TQ, d0 = (tile / tn) * TQ, n0 = (tile % tn) * TQ;
         const long long hg = h / o.P; /* the group whose B and C head h reads */
         const int q = (int)min((long long)TQ, L - l0);
-        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum, o);
+        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum, s_seg, o);
         if (tid < TQ)
-            s_w[tid] = tid >= q ? 0.f : MODE == 0 ? expf(s_cum[q - 1] - s_cum[tid]) * s_dt[tid] : expf(s_cum[tid]);
-        if (MODE == 0 && tid == 0 && tile == 0)
-            dec[bh * K + c] = s_cum[q - 1];
+            s_w[tid] = tid >= q ? 0.f
+                       : MODE == 0 ? (s_seg[tid] == s_seg[q - 1] ? expf(s_cum[q - 1] - s_cum[tid]) * s_dt[tid] : 0.f)
+                                   : expf(s_cum[tid]);
+        if (MODE == 0 && tid == 0 && tile == 0) /* a reset inside the chunk: nothing carried through it */
+            dec[bh * K + c] = s_seg[q - 1] == 0 ? s_cum[q - 1] : -INFINITY;
         __syncthreads();
         for (int i = tid; i < TQ * TQ; i += kThreads) {
             const int s = i / TQ, j = i % TQ;
@@ -335,6 +362,7 @@ __global__ void __launch_bounds__(kTcThreads)
                           long long K, long long total, ssd_kopts o)
 {
     __shared__ float s_dt[TQ], s_cum[TQ], s_w[TQ];
+    __shared__ int s_seg[TQ];
     __shared__ __align__(16) T Xt[TQ][kPad], Bt[TQ][kPad];
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, cq = lane % 4;
     const long long tn = (N + TQ - 1) / TQ, tiles = ((D + TQ - 1) / TQ) * tn;
@@ -343,11 +371,11 @@ __global__ void __launch_bounds__(kTcThreads)
         const long long b = bh / H, h = bh % H, l0 = c * TQ, d0 = (tile / tn) * TQ, n0 = (tile % tn) * TQ;
         const long long hg = h / o.P; /* the group whose B and C head h reads */
         const int q = (int)min((long long)TQ, L - l0);
-        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum, o);
+        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum, s_seg, o);
         if (tid < TQ)
-            s_w[tid] = tid >= q ? 0.f : expf(s_cum[q - 1] - s_cum[tid]) * s_dt[tid];
-        if (tid == 0 && tile == 0)
-            dec[bh * K + c] = s_cum[q - 1];
+            s_w[tid] = tid >= q || s_seg[tid] != s_seg[q - 1] ? 0.f : expf(s_cum[q - 1] - s_cum[tid]) * s_dt[tid];
+        if (tid == 0 && tile == 0) /* a reset inside the chunk: nothing carried through it */
+            dec[bh * K + c] = s_seg[q - 1] == 0 ? s_cum[q - 1] : -INFINITY;
         __syncthreads();
         for (int i = tid; i < TQ * TQ; i += kTcThreads) {
             const int s = i / TQ, j = i % TQ;
@@ -388,6 +416,7 @@ __global__ void __launch_bounds__(kTcThreads)
                          long long H, long long D, long long N, long long K, long long total, ssd_kopts o)
 {
     __shared__ float s_dt[TQ], s_cum[TQ];
+    __shared__ int s_seg[TQ];
     __shared__ __align__(16) T Cs[TQ][kPad], Bs[TQ][kPad], Ss[TQ][kPad], Xt[TQ][kPad];
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, cq = lane % 4;
     const long long tiles = (D + TQ - 1) / TQ;
@@ -397,7 +426,7 @@ __global__ void __launch_bounds__(kTcThreads)
         const long long b = bh / H, h = bh % H, l0 = c * TQ, d0 = tile * TQ;
         const long long hg = h / o.P; /* the group whose B and C head h reads */
         const int q = (int)min((long long)TQ, L - l0);
-        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum, o);
+        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum, s_seg, o);
         const float *S = states + (bh * K + c) * D * N;
         for (int i = tid; i < TQ * TQ; i += kTcThreads) {
             const int s = i / TQ, j = i % TQ;
@@ -429,7 +458,8 @@ __global__ void __launch_bounds__(kTcThreads)
         if (N == 0) /* Xt was written without a barrier after it */
             __syncthreads();
         const int t0 = r0, t1 = r0 + 8;
-        const float e0 = t0 < q ? expf(s_cum[t0]) : 0.f, e1 = t1 < q ? expf(s_cum[t1]) : 0.f;
+        const float e0 = t0 < q && s_seg[t0] == 0 ? expf(s_cum[t0]) : 0.f;
+        const float e1 = t1 < q && s_seg[t1] == 0 ? expf(s_cum[t1]) : 0.f;
         for (int nt = 0; nt < 8; nt++) {
             yy[nt][0] *= e0;
             yy[nt][1] *= e0;
@@ -443,7 +473,9 @@ __global__ void __launch_bounds__(kTcThreads)
             for (int hf = 0; hf < 2; hf++)
                 for (int r = 0; r < 4; r++) {
                     const int t = r < 2 ? t0 : t1, s = (2 * kb + hf) * 8 + 2 * cq + (r & 1);
-                    m[hf][r] = (s <= t && t < q) ? cb[2 * kb + hf][r] * expf(s_cum[t] - s_cum[s]) * s_dt[s] : 0.f;
+                    m[hf][r] = (s <= t && t < q && s_seg[s] == s_seg[t])
+                                   ? cb[2 * kb + hf][r] * expf(s_cum[t] - s_cum[s]) * s_dt[s]
+                                   : 0.f;
                 }
             uint32_t af[4] = {bk_mma16<T>::pack(m[0][0], m[0][1]), bk_mma16<T>::pack(m[0][2], m[0][3]), bk_mma16<T>::pack(m[1][0], m[1][1]),
                               bk_mma16<T>::pack(m[1][2], m[1][3])};
@@ -506,6 +538,7 @@ __global__ void __launch_bounds__(kTcThreads)
                          long long total, ssd_kopts o)
 {
     __shared__ float s_dt[TQ], s_cum[TQ], s_w[TQ];
+    __shared__ int s_seg[TQ];
     __shared__ __align__(16) T Xs[TQ][kPad], Bs[TQ][kPad];
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, cq = lane % 4;
     const int tn = (N + TQ - 1) / TQ, tiles = ((D + TQ - 1) / TQ) * tn;
@@ -526,11 +559,11 @@ __global__ void __launch_bounds__(kTcThreads)
                 zero16(&Xs[s][j]);
             bv[it] = (s < q && n0 + j < N) ? *(const uint4 *)(bb + s * sb.s1 + j) : make_uint4(0u, 0u, 0u, 0u);
         }
-        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum, o);
+        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum, s_seg, o);
         if (tid < TQ)
-            s_w[tid] = tid >= q ? 0.f : expf(s_cum[q - 1] - s_cum[tid]) * s_dt[tid];
-        if (tid == 0 && tile == 0)
-            dec[bh * K + c] = s_cum[q - 1];
+            s_w[tid] = tid >= q || s_seg[tid] != s_seg[q - 1] ? 0.f : expf(s_cum[q - 1] - s_cum[tid]) * s_dt[tid];
+        if (tid == 0 && tile == 0) /* a reset inside the chunk: nothing carried through it */
+            dec[bh * K + c] = s_seg[q - 1] == 0 ? s_cum[q - 1] : -INFINITY;
         __syncthreads();
 #pragma unroll
         for (int it = 0; it < 4; it++) {
@@ -644,6 +677,7 @@ __global__ void __launch_bounds__(kTcThreads)
 {
     extern __shared__ __align__(16) unsigned char scan_smem[];
     __shared__ float s_dt[TQ], s_cum[TQ];
+    __shared__ int s_seg[TQ];
     const int n64 = (N + 63) / 64 * 64, np = n64 + 8, nv = n64 / 8;
     T *Cs = (T *)scan_smem, *Bs = Cs + TQ * np, *Ss = Bs + TQ * np, *Xs = Ss + TQ * np; /* [t][n] [s][n] [d][n] [s][d] */
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, cq = lane % 4;
@@ -677,7 +711,7 @@ __global__ void __launch_bounds__(kTcThreads)
             else
                 zero16(Xs + s * kPad + j);
         }
-        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum, o);
+        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum, s_seg, o);
         bk_cp_async_wait_all();
         __syncthreads();
         const int r0 = warp * 16 + g;
@@ -695,7 +729,8 @@ __global__ void __launch_bounds__(kTcThreads)
             }
         }
         const int t0 = r0, t1 = r0 + 8;
-        const float e0 = t0 < q ? expf(s_cum[t0]) : 0.f, e1 = t1 < q ? expf(s_cum[t1]) : 0.f;
+        const float e0 = t0 < q && s_seg[t0] == 0 ? expf(s_cum[t0]) : 0.f;
+        const float e1 = t1 < q && s_seg[t1] == 0 ? expf(s_cum[t1]) : 0.f;
 #pragma unroll
         for (int nt = 0; nt < 8; nt++) {
             yy[nt][0] *= e0;
@@ -713,7 +748,9 @@ __global__ void __launch_bounds__(kTcThreads)
 #pragma unroll
                 for (int r = 0; r < 4; r++) {
                     const int t = r < 2 ? t0 : t1, s = (2 * kb + hf) * 8 + 2 * cq + (r & 1);
-                    m[hf][r] = (s <= t && t < q) ? cb[2 * kb + hf][r] * expf(s_cum[t] - s_cum[s]) * s_dt[s] : 0.f;
+                    m[hf][r] = (s <= t && t < q && s_seg[s] == s_seg[t])
+                                   ? cb[2 * kb + hf][r] * expf(s_cum[t] - s_cum[s]) * s_dt[s]
+                                   : 0.f;
                 }
             uint32_t af[4] = {bk_mma16<T>::pack(m[0][0], m[0][1]), bk_mma16<T>::pack(m[0][2], m[0][3]), bk_mma16<T>::pack(m[1][0], m[1][1]),
                               bk_mma16<T>::pack(m[1][2], m[1][3])};
@@ -749,6 +786,7 @@ __global__ void __launch_bounds__(kThreads)
                       long long H, long long D, long long N, long long K, long long total, ssd_kopts o)
 {
     __shared__ float s_dt[TQ], s_cum[TQ];
+    __shared__ int s_seg[TQ];
     __shared__ float buf[2 * TQ * (TQ + 1)];
     float(*Cs)[33] = (float(*)[33])buf;               /* [t][n]  phase 1 */
     float(*Bs)[33] = (float(*)[33])(buf + TQ * 33);    /* [s][n] */
@@ -762,7 +800,7 @@ __global__ void __launch_bounds__(kThreads)
         const long long b = bh / H, h = bh % H, l0 = c * TQ, d0 = tile * TQ;
         const long long hg = h / o.P; /* the group whose B and C head h reads */
         const int q = (int)min((long long)TQ, L - l0);
-        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum, o);
+        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum, s_seg, o);
         const float *S = states + (bh * K + c) * D * N;
         float accM[4][4] = {}, accY[4][4] = {};
         for (long long n0 = 0; n0 < N; n0 += 32) {
@@ -792,7 +830,9 @@ __global__ void __launch_bounds__(kThreads)
         for (int i = 0; i < 4; i++)
             for (int k = 0; k < 4; k++) {
                 const int t = ty + 16 * i, s = tx + 16 * k;
-                Ms[t][s] = (s <= t && t < q) ? accM[i][k] * expf(s_cum[t] - s_cum[s]) * s_dt[s] : 0.f;
+                Ms[t][s] = (s <= t && t < q && s_seg[s] == s_seg[t])
+                               ? accM[i][k] * expf(s_cum[t] - s_cum[s]) * s_dt[s]
+                               : 0.f;
             }
         for (int i = tid; i < TQ * TQ; i += kThreads) {
             const int s = i / TQ, j = i % TQ;
@@ -801,7 +841,7 @@ __global__ void __launch_bounds__(kThreads)
         __syncthreads();
         for (int i = 0; i < 4; i++) {
             const int t = ty + 16 * i;
-            const float et = expf(s_cum[t]);
+            const float et = s_seg[t] == 0 ? expf(s_cum[t]) : 0.f;
             for (int k = 0; k < 4; k++)
                 accY[i][k] *= et;
         }
@@ -845,6 +885,7 @@ __global__ void __launch_bounds__(kThreads)
     const ssd_kopts o = kopts_none(); /* the backward runs the plain problem (select refuses options) */
     extern __shared__ float smem[];
     __shared__ float s_dt[TQ], s_cum[TQ], s_ddt0[TQ], s_rr[TQ], s_da[TQ], s_red[kThreads];
+    __shared__ int s_seg[TQ];
     __shared__ double s_dcum[TQ]; /* dL/dcum: sums of terms of both signs, kept in f64 */
     float(*Wg)[TQ + 1] = (float(*)[TQ + 1])smem;
     float(*Wx)[TQ + 1] = (float(*)[TQ + 1])(smem + kW);
@@ -854,7 +895,7 @@ __global__ void __launch_bounds__(kThreads)
         const long long c = blk % K, bh = blk / K, b = bh / H, h = bh % H, l0 = c * TQ;
         const int q = (int)min((long long)TQ, L - l0), last = q - 1;
         const float A = ld(a + h * sa);
-        chunk_prologue(dt, sdt, b, l0, h, q, A, s_dt, s_cum, o);
+        chunk_prologue(dt, sdt, b, l0, h, q, A, s_dt, s_cum, s_seg, o);
         const float *S = states + (bh * K + c) * D * N, *dS = dstates + (bh * K + c) * D * N;
 
         /* phase 1: G = C B^T, DX = dy x^T (t, s); Wg = w G, Wx = w DX; P -> dcum */
