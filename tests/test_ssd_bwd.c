@@ -774,37 +774,25 @@ static void test_option_bad_inputs(void)
     void *before[NG];
     for (int k = 0; k < NG; k++)
         before[k] = bkt_snapshot(grad[k].data, (size_t)grad[k].span * 4);
-    enum { NC = 12 };
-    struct {
-        const char *what;
-        bk_ssd_bwd_args args;
-    } cases[NC];
-    int nc = 0;
-#define CASE(text, field)         \
-    cases[nc].what = text;        \
-    cases[nc].args = good;        \
-    cases[nc++].args.field = NULL
-    CASE("ssd_bwd skip NULL", skip);
-    CASE("ssd_bwd z NULL", z);
-    CASE("ssd_bwd dt_bias NULL", dt_bias);
-    CASE("ssd_bwd initial_states NULL", initial_states);
-    CASE("ssd_bwd seq_idx NULL", seq_idx);
-    CASE("ssd_bwd dfinal_states NULL", dfinal_states);
-    CASE("ssd_bwd dskip NULL", dskip);
-    CASE("ssd_bwd dz NULL", dz);
-    CASE("ssd_bwd ddt_bias NULL", ddt_bias);
-    CASE("ssd_bwd dinitial_states NULL", dinitial_states);
-#undef CASE
+    BKT_BAD_TABLE(bk_ssd_bwd_args, cases, 12);
+    BKT_BAD(cases, good, "ssd_bwd skip NULL", skip, NULL, BK_STATUS_INVALID_PROBLEM);
+    BKT_BAD(cases, good, "ssd_bwd z NULL", z, NULL, BK_STATUS_INVALID_PROBLEM);
+    BKT_BAD(cases, good, "ssd_bwd dt_bias NULL", dt_bias, NULL, BK_STATUS_INVALID_PROBLEM);
+    BKT_BAD(cases, good, "ssd_bwd initial_states NULL", initial_states, NULL, BK_STATUS_INVALID_PROBLEM);
+    BKT_BAD(cases, good, "ssd_bwd seq_idx NULL", seq_idx, NULL, BK_STATUS_INVALID_PROBLEM);
+    BKT_BAD(cases, good, "ssd_bwd dfinal_states NULL", dfinal_states, NULL, BK_STATUS_INVALID_PROBLEM);
+    BKT_BAD(cases, good, "ssd_bwd dskip NULL", dskip, NULL, BK_STATUS_INVALID_PROBLEM);
+    BKT_BAD(cases, good, "ssd_bwd dz NULL", dz, NULL, BK_STATUS_INVALID_PROBLEM);
+    BKT_BAD(cases, good, "ssd_bwd ddt_bias NULL", ddt_bias, NULL, BK_STATUS_INVALID_PROBLEM);
+    BKT_BAD(cases, good, "ssd_bwd dinitial_states NULL", dinitial_states, NULL, BK_STATUS_INVALID_PROBLEM);
     bk_tensor db_heads = grad[G_B].view;
     db_heads.shape[2] = 4;
-    cases[nc].what = "ssd_bwd db per head with ngroups 2";
-    cases[nc].args = good;
-    cases[nc++].args.db = db_heads;
+    BKT_BAD(cases, good, "ssd_bwd db per head with ngroups 2", db, db_heads, BK_STATUS_INVALID_PROBLEM);
     size_t need = bk_ssd_bwd_workspace_size(&plan);
     void *ws = malloc(need);
-    for (int c = 0; c < nc; c++) {
-        bkt_expect_status(bk_ssd_bwd_run(&plan, NULL, (bk_workspace){ws, need}, &cases[c].args),
-                          BK_STATUS_INVALID_PROBLEM, cases[c].what);
+    for (int c = 0; c < cases_n; c++) {
+        bkt_expect_status(bk_ssd_bwd_run(&plan, NULL, (bk_workspace){ws, need}, &cases[c].args), cases[c].want,
+                          cases[c].what);
         bkt_check(bk_last_error()[0] != '\0', cases[c].what, "no error sentence");
         bool same = true;
         for (int k = 0; k < NG; k++)

@@ -441,34 +441,22 @@ static void test_bad_inputs(void)
     good.state_indices = &tidx;
     bkt_expect_status(bk_ssd_step_select(&d, cpu, BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS, "ssd_step select");
     void *s0 = bkt_snapshot(st.data, (size_t)st.span * 4), *y0 = bkt_snapshot(yb.data, (size_t)yb.span * 4);
-    enum { NC = 16 };
-    struct {
-        const char *what;
-        bk_ssd_step_args args;
-        bk_status want;
-    } cases[NC];
-    int nc = 0;
-#define CASE(text, field, value, status) \
-    cases[nc].what = text;               \
-    cases[nc].args = good;               \
-    cases[nc].args.field = value;        \
-    cases[nc++].want = status
-    CASE("ssd_step state.shape[0] != pool", state.shape[0], 2, BK_STATUS_INVALID_PROBLEM);
-    CASE("ssd_step b.shape[1] != ngroups", b.shape[1], 4, BK_STATUS_INVALID_PROBLEM);
-    CASE("ssd_step x.shape[2] != head_dim", x.shape[2], 2, BK_STATUS_INVALID_PROBLEM);
-    CASE("ssd_step dt rank 3", dt.rank, 3, BK_STATUS_INVALID_PROBLEM);
-    CASE("ssd_step skip NULL", skip, NULL, BK_STATUS_INVALID_PROBLEM);
-    CASE("ssd_step z NULL", z, NULL, BK_STATUS_INVALID_PROBLEM);
-    CASE("ssd_step dt_bias NULL", dt_bias, NULL, BK_STATUS_INVALID_PROBLEM);
-    CASE("ssd_step state_indices NULL", state_indices, NULL, BK_STATUS_INVALID_PROBLEM);
-    CASE("ssd_step state_indices i64", state_indices, &tidx_bad, BK_STATUS_INVALID_PROBLEM);
-    CASE("ssd_step dropped_requests i32", dropped_requests, &tdrop_bad, BK_STATUS_INVALID_PROBLEM);
-    CASE("ssd_step state overlapping", state.strides[0], 1, BK_STATUS_INVALID_PROBLEM);
-    CASE("ssd_step x inner stride 2", x.strides[2], 2, BK_STATUS_UNSUPPORTED);
-    CASE("ssd_step state capacity", state.capacity, 10, BK_STATUS_BUFFER_TOO_SMALL);
-    CASE("ssd_step y NULL data", y.data, NULL, BK_STATUS_INVALID_PROBLEM);
-#undef CASE
-    for (int c = 0; c < nc; c++) {
+    BKT_BAD_TABLE(bk_ssd_step_args, cases, 16);
+    BKT_BAD(cases, good, "ssd_step state.shape[0] != pool", state.shape[0], 2, BK_STATUS_INVALID_PROBLEM);
+    BKT_BAD(cases, good, "ssd_step b.shape[1] != ngroups", b.shape[1], 4, BK_STATUS_INVALID_PROBLEM);
+    BKT_BAD(cases, good, "ssd_step x.shape[2] != head_dim", x.shape[2], 2, BK_STATUS_INVALID_PROBLEM);
+    BKT_BAD(cases, good, "ssd_step dt rank 3", dt.rank, 3, BK_STATUS_INVALID_PROBLEM);
+    BKT_BAD(cases, good, "ssd_step skip NULL", skip, NULL, BK_STATUS_INVALID_PROBLEM);
+    BKT_BAD(cases, good, "ssd_step z NULL", z, NULL, BK_STATUS_INVALID_PROBLEM);
+    BKT_BAD(cases, good, "ssd_step dt_bias NULL", dt_bias, NULL, BK_STATUS_INVALID_PROBLEM);
+    BKT_BAD(cases, good, "ssd_step state_indices NULL", state_indices, NULL, BK_STATUS_INVALID_PROBLEM);
+    BKT_BAD(cases, good, "ssd_step state_indices i64", state_indices, &tidx_bad, BK_STATUS_INVALID_PROBLEM);
+    BKT_BAD(cases, good, "ssd_step dropped_requests i32", dropped_requests, &tdrop_bad, BK_STATUS_INVALID_PROBLEM);
+    BKT_BAD(cases, good, "ssd_step state overlapping", state.strides[0], 1, BK_STATUS_INVALID_PROBLEM);
+    BKT_BAD(cases, good, "ssd_step x inner stride 2", x.strides[2], 2, BK_STATUS_UNSUPPORTED);
+    BKT_BAD(cases, good, "ssd_step state capacity", state.capacity, 10, BK_STATUS_BUFFER_TOO_SMALL);
+    BKT_BAD(cases, good, "ssd_step y NULL data", y.data, NULL, BK_STATUS_INVALID_PROBLEM);
+    for (int c = 0; c < cases_n; c++) {
         bkt_expect_status(bk_ssd_step_run(&plan, NULL, (bk_workspace){NULL, 0}, &cases[c].args), cases[c].want,
                           cases[c].what);
         bkt_check(bk_last_error()[0] != '\0', cases[c].what, "no error sentence");
