@@ -1,7 +1,10 @@
 /* ssd_bwd.c - Mamba-2 SSD chunk-scan backward plan: select, can_implement, workspace and
  * dispatch. The descriptor and input checks are shared with ssd_fwd (core/ssd_check.c);
- * the math lives in the backends (src/cpu/ssd.c, src/cuda/ssd.cu). Every kernel writes all five gradients
- * (none is accumulated) and reduces dA without atomics. */
+ * the math lives in the backends (src/cpu/ssd.c, src/cuda/ssd.cu). Every kernel writes all
+ * its gradients (none is accumulated) and reduces dA (and dskip, ddt_bias, the group sums
+ * of dB and dC) without atomics. The CPU kernel runs every option; the CUDA kernel the
+ * plain problem only (its `rejects` hook refuses every option); varlen states have no
+ * backward on any target. */
 #include "core/core.h"
 #include "core/ssd_check.h"
 #include "cpu/ssd.h"
