@@ -48,8 +48,9 @@
  * in order and, when a group has several heads, sums their dB and dC rows in f64 in the
  * workspace before storing them. OpenMP runs the slots in parallel and each slot owns its
  * piece of the caller's workspace. Each slice is computed by one thread in a fixed order.
- * dA, ddt_bias and dskip: each head's partial sums go to the workspace, then one thread
- * per head adds them over the batch in order. So every output is bit-identical whatever
+ * dA, ddt_bias and dskip: each head's partial sums go to the workspace, then they are
+ * added over the batch in order, head by head. Problems below BK_CPU_SSD_PARALLEL_WORK
+ * run on the calling thread. So every output is bit-identical whatever
  * the thread count, and no atomics are used. Step: heads in parallel, requests in order.
  * No allocation: the workspace (layouts below, the same function sizes and carves) and
  * stack rows of at most BK_SSD_MAX_DIM doubles.
@@ -90,6 +91,14 @@ static ssd_geom ssd_geometry(const bk_ssd_desc *d, bool per_group)
     const int64_t slices = per_group ? g.B * g.G : g.BH;
     g.slots = (g.BH == 0 || g.L == 0) ? 0 : (slices < BK_CPU_SSD_SLOTS ? slices : BK_CPU_SSD_SLOTS);
     return g;
+}
+
+/* Whether a chunk scan is worth a parallel region: one step of every state element of
+ * every slice at least BK_CPU_SSD_PARALLEL_WORK (smaller problems run on one thread: a
+ * parallel region costs more than they do). The result never depends on it. */
+static bool parallel_worth(const ssd_geom *g)
+{
+    return g->BH * g->L * (g->D + 1) * (g->N + 1) >= BK_CPU_SSD_PARALLEL_WORK;
 }
 
 static size_t f64s(int64_t n)
@@ -413,7 +422,7 @@ bk_status bk_cpu_ssd_fwd(const bk_ssd_desc *d, const bk_ssd_fwd_args *a, void *w
     }
     fwd_buf w;
     fwd_layout(&g, workspace, &w);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallel_worth(&g))
     for (int64_t slot = 0; slot < g.slots; slot++) {
         const fwd_buf p = fwd_slot(&g, &w, slot);
         for (int64_t bh = slot; bh < g.BH; bh += g.slots)
@@ -701,8 +710,7 @@ static void bwd_group(const bk_ssd_desc *desc, const ssd_geom *g, const bk_ssd_b
 static void bwd_head_sums(const bk_ssd_desc *d, const bk_ssd_bwd_args *a, const bwd_buf *w)
 {
     const int64_t H = d->heads, sw = skip_width(d);
-#pragma omp parallel for schedule(static)
-    for (int64_t h = 0; h < H; h++) {
+    for (int64_t h = 0; h < H; h++) { /* O(B H W): one thread */
         double sa = 0.0, sb = 0.0, ss[BK_SSD_MAX_DIM] = {0};
         for (int64_t b = 0; w && b < d->batch; b++) {
             sa += w->pa[b * H + h];
@@ -738,7 +746,7 @@ bk_status bk_cpu_ssd_bwd(const bk_ssd_desc *d, const bk_ssd_bwd_args *a, void *w
     bwd_buf w;
     bwd_layout(d, &g, workspace, &w);
     const int64_t BG = g.B * g.G;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallel_worth(&g))
     for (int64_t slot = 0; slot < g.slots; slot++) {
         const bwd_buf p = bwd_slot(&g, &w, slot);
         for (int64_t bg = slot; bg < BG; bg += g.slots)
@@ -756,7 +764,7 @@ bk_status bk_cpu_ssd_step(const bk_ssd_step_desc *d, const bk_ssd_step_args *a)
     const int64_t R = d->batch, H = d->heads, D = d->head_dim, N = d->state_dim, P = o.groups > 0 ? H / o.groups : 1;
     const bk_tensor *st = &a->state;
     /* heads in parallel (disjoint states), requests in order */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (R * H * D * N >= BK_CPU_SSD_PARALLEL_WORK)
     for (int64_t h = 0; h < H; h++) {
         head_consts hc;
         load_head(&o, &a->a, a->dt_bias, a->skip, h, &hc);

@@ -11,6 +11,11 @@
  * the workspace and the result never depend on the thread count. */
 #define BK_CPU_SSD_SLOTS 64
 
+/* Problems whose state-element steps (batch * heads * seq_len * (head_dim + 1) *
+ * (state_dim + 1) for the scans, requests * heads * head_dim * state_dim for the step)
+ * are fewer than this run on the calling thread: no parallel region. */
+#define BK_CPU_SSD_PARALLEL_WORK 8192
+
 /* Workspace bytes of the CPU kernels (the formulas are in include/baracuda/ssd.h). */
 size_t bk_cpu_ssd_fwd_workspace(const bk_ssd_desc *d);
 size_t bk_cpu_ssd_bwd_workspace(const bk_ssd_desc *d);
