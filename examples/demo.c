@@ -302,7 +302,8 @@ static bk_target choose_target(char *why, size_t size)
     bk_paged_prefill_desc p = {BATCH, BATCH, Q_HEADS, 0.125, true, false, pk};
     bk_paged_decode_desc d = {BATCH, Q_HEADS, 0.125, 0, pk};
     bk_sdpa_fwd_desc f = {1, Q_HEADS, KV_HEADS, 4, 4, HEAD_DIM, HEAD_DIM, 0.125, true, -1, 0.0, false, DT};
-    bk_ssd_desc sd = {BATCH, 128, Q_HEADS, HEAD_DIM, STATE, CHUNK, DT};
+    bk_ssd_desc sd = {.batch = BATCH, .seq_len = 128, .heads = Q_HEADS, .head_dim = HEAD_DIM,
+                      .state_dim = STATE, .chunk_size = CHUNK, .dtype = DT};
     bk_paged_kv_append_plan pa;
     bk_paged_prefill_plan pp;
     bk_paged_decode_plan pd;
@@ -450,14 +451,18 @@ int main(void)
     to_dev(cc, hc, bn * 2);
     to_dev(dt, hdt, tn * 2);
     to_dev(a, ha, Q_HEADS * 2);
-    bk_ssd_desc sd = {BATCH, L, Q_HEADS, HEAD_DIM, STATE, CHUNK, DT};
+    bk_ssd_desc sd = {.batch = BATCH, .seq_len = L, .heads = Q_HEADS, .head_dim = HEAD_DIM,
+                      .state_dim = STATE, .chunk_size = CHUNK, .dtype = DT};
     bk_ssd_fwd_plan splan;
     s = bk_ssd_fwd_select(&sd, target, BK_PREFER_FASTEST, &splan);
     if (s)
         die("ssd_fwd select", s);
-    bk_ssd_fwd_args sa = {view(x, DT, 4, BATCH, L, Q_HEADS, HEAD_DIM), view(dt, DT, 3, BATCH, L, Q_HEADS, 0),
-                          view(a, DT, 1, Q_HEADS, 0, 0, 0), view(bb, DT, 4, BATCH, L, Q_HEADS, STATE),
-                          view(cc, DT, 4, BATCH, L, Q_HEADS, STATE), view(y, DT, 4, BATCH, L, Q_HEADS, HEAD_DIM)};
+    bk_ssd_fwd_args sa = {.x = view(x, DT, 4, BATCH, L, Q_HEADS, HEAD_DIM),
+                          .dt = view(dt, DT, 3, BATCH, L, Q_HEADS, 0),
+                          .a = view(a, DT, 1, Q_HEADS, 0, 0, 0),
+                          .b = view(bb, DT, 4, BATCH, L, Q_HEADS, STATE),
+                          .c = view(cc, DT, 4, BATCH, L, Q_HEADS, STATE),
+                          .y = view(y, DT, 4, BATCH, L, Q_HEADS, HEAD_DIM)};
     bk_workspace ws = workspace_of(bk_ssd_fwd_workspace_size(&splan));
     t0 = now_ms();
     s = bk_ssd_fwd_run(&splan, NULL, ws, &sa);

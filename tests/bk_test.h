@@ -85,6 +85,25 @@ double bkt_tol(bk_dtype dtype, const double *ref, int64_t n);
 /* Compares the view `out` against ref[numel] with bkt_tol (times `slack`, 1 normally). */
 bool bkt_check_close(const char *what, const bk_tensor *out, const double *ref, double slack);
 
+/* A table of calls that must fail, each a good call's args with one field changed:
+ *     BKT_BAD_TABLE(bk_x_args, cases, 16);
+ *     BKT_BAD(cases, good, "x.shape[0] != batch", x.shape[0], 3, BK_STATUS_INVALID_PROBLEM);
+ *     for (int c = 0; c < cases_n; c++) ... cases[c].what, cases[c].args, cases[c].want */
+#define BKT_BAD_TABLE(args_type, name, capacity) \
+    struct {                                     \
+        const char *what;                        \
+        args_type args;                          \
+        bk_status want;                          \
+    } name[capacity];                            \
+    int name##_n = 0
+#define BKT_BAD(name, good, text, field, value, status) \
+    do {                                                \
+        name[name##_n].what = (text);                   \
+        name[name##_n].args = (good);                   \
+        name[name##_n].args.field = (value);            \
+        name[name##_n++].want = (status);               \
+    } while (0)
+
 /* Expects exactly `want`; prints bk_last_error() on a mismatch. */
 bool bkt_expect_status(bk_status got, bk_status want, const char *what);
 

@@ -1,8 +1,11 @@
 /* test_ssd_fwd.c - ssd_fwd (Mamba-2 SSD chunk scan) against the sequential recurrence in
  * f64 written here: every dtype, odd sizes, every chunk_size regime (1, 7, 16, 64, beyond
  * seq_len), small and large dt, strided views; chunk_size invariance, determinism (rerun
- * and thread count), bad inputs with their exact status and untouched outputs. */
-#include "bk_test.h"
+ * and thread count), bad inputs with their exact status and untouched outputs. The options
+ * (ngroups, skip, z, dt_bias, softplus, dt limit, initial/final states, seq_idx, varlen
+ * states) against the fixture's sequential reference (bk_ssd_test.c): alone and together,
+ * odd lengths, L = 1, L not a multiple of the chunk, seq_idx changes inside chunks. */
+#include "bk_ssd_test.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -128,13 +131,14 @@ static void ref_fwd(const ssd_inputs *in, double *y)
 
 static bk_ssd_desc desc_of(ssd_case s, bk_dtype dt)
 {
-    bk_ssd_desc d = {(int32_t)s.b, (int32_t)s.l, (int32_t)s.h, (int32_t)s.d, (int32_t)s.n, s.chunk, dt};
+    bk_ssd_desc d = {.batch = (int32_t)s.b, .seq_len = (int32_t)s.l, .heads = (int32_t)s.h, .head_dim = (int32_t)s.d,
+                     .state_dim = (int32_t)s.n, .chunk_size = s.chunk, .dtype = dt};
     return d;
 }
 
 static bk_ssd_fwd_args args_of(const ssd_inputs *in, bk_tensor y)
 {
-    bk_ssd_fwd_args a = {in->view[IX], in->view[IDT], in->view[IA], in->view[IB], in->view[IC], y};
+    bk_ssd_fwd_args a = {.x = in->view[IX], .dt = in->view[IDT], .a = in->view[IA], .b = in->view[IB], .c = in->view[IC], .y = y};
     return a;
 }
 
@@ -148,25 +152,33 @@ static bk_status run_fwd(const bk_ssd_fwd_plan *plan, const bk_ssd_fwd_args *arg
     return st;
 }
 
+/* Runs the plan with args whose tensors are on dev's target, a zeroed workspace of exactly
+ * workspace_size bytes and dev's stream; ends dev (sync, outputs back, free). */
+static bk_status run_fwd_dev(bkt_dev *dev, const bk_ssd_fwd_plan *plan, const bk_ssd_fwd_args *a)
+{
+    const size_t bytes = bk_ssd_fwd_workspace_size(plan);
+    void *ws = bytes ? calloc(1, bytes) : NULL;
+    void *dws = ws ? bkt_dev_in(dev, ws, bytes) : NULL;
+    bk_status st = bk_ssd_fwd_run(plan, bkt_dev_stream(dev), (bk_workspace){dws, bytes}, a);
+    if (!bkt_dev_end(dev) && st == BK_STATUS_SUCCESS)
+        st = BK_STATUS_DEVICE_ERROR;
+    free(ws);
+    return st;
+}
+
 /* Runs the plan on `target` (inputs and y copied to the device and y back on CUDA, on a
  * non-default stream), with a workspace of exactly workspace_size bytes. */
 static bk_status run_fwd_on(bk_target target, const bk_ssd_fwd_plan *plan, const ssd_inputs *in, bk_tensor y,
                             int64_t yspan)
 {
-    const size_t es = bk_dtype_size(in->dtype), bytes = bk_ssd_fwd_workspace_size(plan);
-    void *ws = bytes ? calloc(1, bytes) : NULL;
+    const size_t es = bk_dtype_size(in->dtype);
     bkt_dev dev = bkt_dev_begin(target);
     bk_ssd_fwd_args a = args_of(in, y);
     bk_tensor *v[5] = {&a.x, &a.dt, &a.a, &a.b, &a.c};
     for (int k = 0; k < 5; k++)
         v[k]->data = bkt_dev_in(&dev, in->buf[k], (size_t)in->span[k] * es);
     a.y.data = bkt_dev_out(&dev, y.data, (size_t)yspan * es);
-    void *dws = ws ? bkt_dev_in(&dev, ws, bytes) : NULL;
-    bk_status st = bk_ssd_fwd_run(plan, bkt_dev_stream(&dev), (bk_workspace){dws, bytes}, &a);
-    if (!bkt_dev_end(&dev) && st == BK_STATUS_SUCCESS)
-        st = BK_STATUS_DEVICE_ERROR;
-    free(ws);
-    return st;
+    return run_fwd_dev(&dev, plan, &a);
 }
 
 static void case_name(char *buf, size_t size, const char *op, bk_dtype dt, ssd_case s, const char *extra)
@@ -226,7 +238,8 @@ static void test_forward(bk_target target, bk_dtype dt, ssd_case s, bool padded,
 static void test_plan_info(void)
 {
     const char *what = "ssd_fwd plan info";
-    bk_ssd_desc d = {2, 9, 3, 4, 5, 4, BK_DTYPE_BF16};
+    bk_ssd_desc d = {.batch = 2, .seq_len = 9, .heads = 3, .head_dim = 4,
+                     .state_dim = 5, .chunk_size = 4, .dtype = BK_DTYPE_BF16};
     bk_ssd_fwd_plan plan;
     if (!bkt_expect_status(bk_ssd_fwd_select(&d, bk_target_cpu(), BK_PREFER_DETERMINISTIC, &plan), BK_STATUS_SUCCESS,
                            what))
@@ -300,6 +313,36 @@ static void test_thread_count(void)
 #else
     bkt_skip("ssd_fwd thread count", "built without OpenMP");
 #endif
+}
+
+/* A call that must fail: a good call's args with one field changed, and its status. */
+typedef struct fwd_bad_case {
+    const char *what;
+    bk_ssd_fwd_args args;
+    bk_status want;
+} fwd_bad_case;
+
+/* Appends cases[nc++]: `good` with `field` set to `value`. */
+#define FWD_CASE(text, field, value, status) \
+    cases[nc].what = text;                   \
+    cases[nc].args = good;                   \
+    cases[nc].args.field = value;            \
+    cases[nc++].want = status
+
+/* Runs each case through run and can_implement: the exact status, an error sentence, and
+ * every output out[i] (bytes[i] bytes) still equal to its snapshot before[i]. */
+static void expect_bad_cases(const bk_ssd_fwd_plan *plan, bk_workspace ws, const fwd_bad_case *cases, int nc,
+                             void *const *out, void *const *before, const size_t *bytes, int n_out)
+{
+    for (int c = 0; c < nc; c++) {
+        bkt_expect_status(bk_ssd_fwd_run(plan, NULL, ws, &cases[c].args), cases[c].want, cases[c].what);
+        bkt_check(bk_last_error()[0] != '\0', cases[c].what, "no error sentence");
+        bool same = true;
+        for (int i = 0; i < n_out; i++)
+            same = same && bkt_same_bytes(before[i], out[i], bytes[i]);
+        bkt_check(same, cases[c].what, "output written on failure");
+        bkt_expect_status(bk_ssd_fwd_can_implement(plan, &cases[c].args), cases[c].want, cases[c].what);
+    }
 }
 
 /* Every bad input: the exact status, the output's bytes unchanged, an error sentence. */
@@ -392,18 +435,9 @@ static void test_bad_inputs(void)
     bk_ssd_fwd_args good = args_of(&in, bkt_view(y, dt, 4, shape));
     size_t need = bk_ssd_fwd_workspace_size(&plan);
     void *ws = malloc(need);
-    enum { NC = 24 };
-    struct {
-        const char *what;
-        bk_ssd_fwd_args args;
-        bk_status want;
-    } cases[NC];
+    fwd_bad_case cases[24];
     int nc = 0;
-#define CASE(text, field, value, status)  \
-    cases[nc].what = text;                \
-    cases[nc].args = good;                \
-    cases[nc].args.field = value;         \
-    cases[nc++].want = status
+#define CASE FWD_CASE
     CASE("ssd_fwd x.shape[3] != head_dim", x.shape[3], 5, BK_STATUS_INVALID_PROBLEM);
     CASE("ssd_fwd x.shape[0] != batch", x.shape[0], 1, BK_STATUS_INVALID_PROBLEM);
     CASE("ssd_fwd dt.shape[1] != seq_len", dt.shape[1], 4, BK_STATUS_INVALID_PROBLEM);
@@ -427,12 +461,10 @@ static void test_bad_inputs(void)
     CASE("ssd_fwd b capacity too small", b.capacity, 100, BK_STATUS_BUFFER_TOO_SMALL);
     CASE("ssd_fwd a capacity too small", a.capacity, 2, BK_STATUS_BUFFER_TOO_SMALL);
 #undef CASE
-    for (int c = 0; c < nc; c++) {
-        bk_status st = bk_ssd_fwd_run(&plan, NULL, (bk_workspace){ws, need}, &cases[c].args);
-        bkt_expect_status(st, cases[c].want, cases[c].what);
-        bkt_check(bkt_same_bytes(y0, y, sizeof y), cases[c].what, "output written on failure");
-        bkt_check(bk_last_error()[0] != '\0', cases[c].what, "no error sentence");
-        bkt_expect_status(bk_ssd_fwd_can_implement(&plan, &cases[c].args), cases[c].want, cases[c].what);
+    {
+        void *out[1] = {y}, *before[1] = {y0};
+        size_t bytes[1] = {sizeof y};
+        expect_bad_cases(&plan, (bk_workspace){ws, need}, cases, nc, out, before, bytes, 1);
     }
     bk_ssd_fwd_run(&plan, NULL, (bk_workspace){ws, need}, &cases[0].args);
     bkt_check(strcmp(bk_last_error(), "ssd_fwd: x.shape[3] is 5, expected head_dim = 4") == 0, "ssd_fwd shape message",
@@ -468,6 +500,364 @@ static void test_bad_inputs(void)
     free(ws);
     bkt_free(y0);
     free_inputs(&in);
+}
+
+/* ------------------------------------------------------------ options -- */
+
+/* The outputs of an options run: y, and final / varlen states when the options ask. */
+typedef struct opt_out {
+    bkt_buf y, fin, var;
+} opt_out;
+
+static void opt_out_make(opt_out *out, const bkt_ssd_problem *p, int64_t pad)
+{
+    const bkt_ssd_opts *o = &p->o;
+    int64_t sy[4] = {o->b, o->l, o->h, o->d}, sf[4] = {o->b, o->h, o->d, o->n}, sv[4] = {o->nv, o->h, o->d, o->n};
+    memset(out, 0, sizeof *out);
+    bkt_buf_make(&out->y, p->dtype, 4, sy, pad, 0, 0);
+    bkt_poison(out->y.data, p->dtype, out->y.span);
+    if (o->final) {
+        bkt_buf_make(&out->fin, p->dtype, 4, sf, pad, 0, 0);
+        bkt_poison(out->fin.data, p->dtype, out->fin.span);
+    }
+    if (o->nv > 0) {
+        bkt_buf_make(&out->var, p->dtype, 4, sv, pad, 0, 0);
+        bkt_poison(out->var.data, p->dtype, out->var.span);
+    }
+}
+
+static void opt_out_free(opt_out *out)
+{
+    bkt_buf *b[3] = {&out->y, &out->fin, &out->var};
+    for (int i = 0; i < 3; i++)
+        if (b[i]->data)
+            bkt_buf_free(b[i]);
+}
+
+/* Runs the plan on `target` with every input and output of p / out (copied to the device
+ * and back on CUDA), a workspace of exactly workspace_size bytes. */
+static bk_status run_opts_on(bk_target target, const bk_ssd_fwd_plan *plan, const bkt_ssd_problem *p, opt_out *out)
+{
+    bkt_dev dev = bkt_dev_begin(target);
+    bk_tensor slots[6], fin, var;
+    bk_ssd_fwd_args a = bkt_ssd_fwd_inputs_on(&dev, p, slots);
+    a.y = bkt_buf_on(&dev, &out->y, true);
+    a.final_states = bkt_opt_on(&dev, &out->fin, true, &fin);
+    a.varlen_states = bkt_opt_on(&dev, &out->var, true, &var);
+    return run_fwd_dev(&dev, plan, &a);
+}
+
+/* One options problem on `target` against the fixture's reference: y, final and varlen
+ * states, every element. Returns false, having run nothing, when a CUDA target's kernels
+ * refuse the options (the refusal itself is checked in test_option_bad_inputs). */
+static bool test_options_on(bk_target target, bk_dtype dt, const bkt_ssd_opts *o, int64_t pad)
+{
+    char what[256], txt[200];
+    bkt_ssd_opts_text(o, txt, sizeof txt);
+    snprintf(what, sizeof what, "ssd_fwd %s%s%s%s", bk_dtype_name(dt), txt, pad ? " strided" : "",
+             target.kind == BK_TARGET_CUDA ? " cuda" : "");
+    bkt_ssd_problem p;
+    bkt_ssd_make(&p, o, dt, pad);
+    bk_ssd_desc d = bkt_ssd_desc(&p);
+    bk_ssd_fwd_plan plan;
+    bk_status st = bk_ssd_fwd_select(&d, target, BK_PREFER_FASTEST, &plan);
+    if (target.kind == BK_TARGET_CUDA && st == BK_STATUS_UNSUPPORTED) {
+        bkt_ssd_free(&p);
+        return false;
+    }
+    opt_out out;
+    opt_out_make(&out, &p, pad ? 1 : 0);
+    double *y = malloc((size_t)(out.y.numel + 1) * sizeof(double));
+    double *fin = malloc((size_t)(o->b * o->h * o->d * o->n + 1) * sizeof(double));
+    double *var = malloc((size_t)(o->nv * o->h * o->d * o->n + 1) * sizeof(double));
+    bkt_ssd_ref(&p, y, fin, o->nv > 0 ? var : NULL);
+    const double slack = target.kind == BK_TARGET_CUDA && dt != BK_DTYPE_F32 ? 3.0 : 1.0;
+    if (bkt_expect_status(st, BK_STATUS_SUCCESS, what) &&
+        bkt_expect_status(run_opts_on(target, &plan, &p, &out), BK_STATUS_SUCCESS, what)) {
+        bkt_check_close(what, &out.y.view, y, slack);
+        if (o->final)
+            bkt_check_close(what, &out.fin.view, fin, slack);
+        if (o->nv > 0)
+            bkt_check_close(what, &out.var.view, var, slack);
+    }
+    free(y);
+    free(fin);
+    free(var);
+    opt_out_free(&out);
+    bkt_ssd_free(&p);
+    return true;
+}
+
+/* The option sweep: each option alone, then together, over shapes that cover odd lengths,
+ * L = 1, L not a multiple of the chunk, chunk 1, one chunk, ngroups 1 / 2 / 8 / heads. */
+static const bkt_ssd_opts k_opt_cases[] = {
+    /* b  l   h  d  n  chunk G  skip                     z      bias   splus  limit  lo    hi   init   final  seq  every nv */
+    {2, 13, 4, 3, 5, 4, 1, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, false, false, false, 0, 0},
+    {2, 13, 4, 3, 5, 4, 2, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, false, false, false, 0, 0},
+    {1, 17, 8, 4, 3, 5, 8, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, false, false, false, 0, 0},
+    {1, 17, 8, 4, 3, 5, 2, BK_SSD_SKIP_PER_HEAD, false, false, false, false, 0, 0, false, false, false, 0, 0},
+    {2, 11, 3, 5, 4, 4, 0, BK_SSD_SKIP_PER_CHANNEL, false, false, false, false, 0, 0, false, false, false, 0, 0},
+    {2, 11, 3, 5, 4, 4, 0, BK_SSD_SKIP_NONE, true, false, false, false, 0, 0, false, false, false, 0, 0},
+    {2, 11, 3, 5, 4, 4, 0, BK_SSD_SKIP_NONE, false, true, false, false, 0, 0, false, false, false, 0, 0},
+    {2, 11, 3, 5, 4, 4, 0, BK_SSD_SKIP_NONE, false, false, true, false, 0, 0, false, false, false, 0, 0},
+    {2, 11, 3, 5, 4, 4, 0, BK_SSD_SKIP_NONE, false, true, true, true, 0.1, 0.6, false, false, false, 0, 0},
+    {2, 11, 3, 5, 4, 4, 0, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, true, false, false, 0, 0},
+    {2, 11, 3, 5, 4, 4, 0, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, false, true, false, 0, 0},
+    {2, 11, 3, 5, 4, 4, 0, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, true, true, false, 0, 0},
+    {2, 23, 2, 3, 4, 8, 0, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, false, false, true, 4, 0},
+    {2, 23, 2, 3, 4, 8, 0, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, true, true, true, 3, 0},
+    {1, 29, 2, 3, 4, 8, 1, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, true, true, false, 0, 4},
+    {1, 1, 4, 3, 4, 8, 2, BK_SSD_SKIP_PER_CHANNEL, true, true, true, false, 0, 0, true, true, true, 2, 0},
+    {3, 1, 4, 2, 3, 1, 1, BK_SSD_SKIP_PER_HEAD, true, true, true, true, 0.05, 2, true, true, false, 0, 0},
+    {2, 37, 8, 4, 5, 7, 2, BK_SSD_SKIP_PER_HEAD, true, true, true, true, 0.0, 1.5, true, true, true, 5, 0},
+    {1, 37, 8, 4, 5, 7, 8, BK_SSD_SKIP_PER_CHANNEL, true, true, true, false, 0, 0, true, true, false, 0, 5},
+    {2, 40, 4, 6, 3, 1, 1, BK_SSD_SKIP_PER_CHANNEL, true, true, true, true, 0.01, 1, true, true, true, 6, 0},
+    {1, 50, 4, 6, 3, 64, 2, BK_SSD_SKIP_PER_HEAD, true, true, true, false, 0, 0, true, true, true, 9, 0},
+    {1, 0, 2, 3, 4, 4, 1, BK_SSD_SKIP_PER_HEAD, true, true, true, false, 0, 0, true, true, false, 0, 2},
+    /* per-token options only, D and N multiples of 8: the CUDA forward's vectorised path too */
+    {2, 70, 4, 16, 32, 64, 2, BK_SSD_SKIP_PER_CHANNEL, true, true, true, true, 0.01, 1, false, false, false, 0, 0},
+    {1, 130, 8, 16, 16, 64, 1, BK_SSD_SKIP_PER_HEAD, true, false, true, false, 0, 0, false, false, false, 0, 0},
+    {1, 130, 8, 24, 8, 64, 4, BK_SSD_SKIP_NONE, false, true, false, false, 0, 0, false, false, false, 0, 0},
+    /* states without packed sequences: the CUDA forward takes them (L = 0 included) */
+    {2, 100, 4, 16, 16, 64, 2, BK_SSD_SKIP_PER_HEAD, true, true, true, false, 0, 0, true, true, false, 0, 0},
+    {2, 0, 4, 3, 5, 8, 2, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, true, true, false, 0, 0},
+    {3, 0, 2, 3, 5, 8, 0, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, false, true, false, 0, 0},
+    {2, 0, 2, 3, 4, 4, 2, BK_SSD_SKIP_PER_HEAD, true, true, true, false, 0, 0, true, true, true, 2, 0},
+};
+
+/* Options change nothing they should not: chunk_size invariance with every option on, and a
+ * bit-identical rerun. */
+static void test_options_chunk_invariance(void)
+{
+    const char *what = "ssd_fwd f64 options chunk_size invariance";
+    bkt_ssd_opts o = {2, 45, 4, 3, 4, 1, 2, BK_SSD_SKIP_PER_CHANNEL, true, true, true, true, 0.01, 2, true, true,
+                      true, 4, 0};
+    bkt_ssd_problem p;
+    bkt_ssd_make(&p, &o, BK_DTYPE_F64, 0);
+    opt_out first, out;
+    opt_out_make(&first, &p, 0);
+    static const int32_t chunks[] = {1, 3, 8, 44, 45, 46, 1 << 30};
+    for (size_t i = 0; i < sizeof chunks / sizeof chunks[0]; i++) {
+        p.o.chunk = chunks[i];
+        bk_ssd_desc d = bkt_ssd_desc(&p);
+        bk_ssd_fwd_plan plan;
+        opt_out *cur = i == 0 ? &first : &out;
+        if (i > 0)
+            opt_out_make(&out, &p, 0);
+        if (bkt_expect_status(bk_ssd_fwd_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS,
+                              what) &&
+            bkt_expect_status(run_opts_on(bk_target_cpu(), &plan, &p, cur), BK_STATUS_SUCCESS, what) && i > 0) {
+            double e1 = bkt_rel_err((const double *)out.y.data, (const double *)first.y.data, out.y.numel);
+            double e2 = bkt_rel_err((const double *)out.fin.data, (const double *)first.fin.data, out.fin.numel);
+            bkt_check(e1 <= 1e-13 && e2 <= 1e-13, what, "chunk %d vs chunk 1: y %.3e, final %.3e", (int)chunks[i], e1,
+                      e2);
+        }
+        if (i > 0 && chunks[i] == 8) { /* rerun over the previous outputs: bit-identical */
+            void *y0 = bkt_snapshot(out.y.data, (size_t)out.y.span * 8);
+            bkt_expect_status(run_opts_on(bk_target_cpu(), &plan, &p, &out), BK_STATUS_SUCCESS, what);
+            bkt_check(bkt_same_bytes(y0, out.y.data, (size_t)out.y.span * 8), what, "rerun is not bit-identical");
+            bkt_free(y0);
+        }
+        if (i > 0)
+            opt_out_free(&out);
+    }
+    opt_out_free(&first);
+    bkt_ssd_free(&p);
+}
+
+/* The sweep on `target`; cases a CUDA target refuses are counted in one skip line. */
+static void test_options(bk_target target, const bk_dtype *dts, size_t ndt)
+{
+    int refused = 0, total = 0;
+    for (size_t t = 0; t < ndt; t++)
+        for (size_t c = 0; c < sizeof k_opt_cases / sizeof k_opt_cases[0]; c++, total++)
+            refused += !test_options_on(target, dts[t], &k_opt_cases[c], (c % 3) == 1 ? 2 : 0);
+    if (refused) {
+        char why[96];
+        snprintf(why, sizeof why, "%d of %d cases use options the CUDA kernels do not implement yet", refused, total);
+        bkt_skip("ssd_fwd options cuda", why);
+    }
+}
+
+/* The options' bad inputs: descriptor fields, option tensors present / absent against the
+ * descriptor, their shapes and dtypes, malformed cu_seqlens; the exact status, a sentence,
+ * nothing written. CUDA targets refuse every option in select (the kernels do not run them). */
+static void test_option_bad_inputs(void)
+{
+    const bk_target cpu = bk_target_cpu();
+    bkt_ssd_opts o = {1, 12, 4, 3, 5, 4, 2, BK_SSD_SKIP_PER_HEAD, true, true, true, false, 0, 0, true, true, true, 0, 3};
+    bkt_ssd_problem p;
+    bkt_ssd_make(&p, &o, BK_DTYPE_F32, 0);
+    const bk_ssd_desc d = bkt_ssd_desc(&p);
+    bk_ssd_desc bad;
+    bk_ssd_fwd_plan plan;
+    struct {
+        const char *what;
+        int field;
+        bk_status want;
+        const char *msg;
+    } dcases[] = {
+        {"ssd_fwd ngroups -1", 0, BK_STATUS_INVALID_PROBLEM, "ssd_fwd: desc.ngroups is -1, expected >= 0"},
+        {"ssd_fwd ngroups 3 of 4 heads", 1, BK_STATUS_INVALID_PROBLEM,
+         "ssd_fwd: desc.heads (4) is not a multiple of desc.ngroups (3)"},
+        {"ssd_fwd skip 3", 2, BK_STATUS_INVALID_PROBLEM, NULL},
+        {"ssd_fwd dt_min > dt_max", 3, BK_STATUS_INVALID_PROBLEM, NULL},
+        {"ssd_fwd dt_max NaN", 4, BK_STATUS_INVALID_PROBLEM, NULL},
+        {"ssd_fwd n_varlen_seqs -1", 5, BK_STATUS_INVALID_PROBLEM, NULL},
+        {"ssd_fwd varlen with batch 2", 6, BK_STATUS_INVALID_PROBLEM,
+         "ssd_fwd: desc.batch is 2, expected 1 with varlen states (n_varlen_seqs 3)"},
+    };
+    for (size_t i = 0; i < sizeof dcases / sizeof dcases[0]; i++) {
+        bad = d;
+        switch (dcases[i].field) {
+        case 0: bad.ngroups = -1; break;
+        case 1: bad.ngroups = 3; break;
+        case 2: bad.skip = (bk_ssd_skip)3; break;
+        case 3: bad.has_dt_limit = true, bad.dt_min = 1, bad.dt_max = 0.5; break;
+        case 4: bad.has_dt_limit = true, bad.dt_min = 0, bad.dt_max = NAN; break;
+        case 5: bad.n_varlen_seqs = -1; break;
+        case 6: bad.batch = 2; break;
+        }
+        memset(&plan, 0xab, sizeof plan);
+        bk_ssd_fwd_plan before = plan;
+        bkt_expect_status(bk_ssd_fwd_select(&bad, cpu, BK_PREFER_FASTEST, &plan), dcases[i].want, dcases[i].what);
+        bkt_check(memcmp(&before, &plan, sizeof plan) == 0, dcases[i].what, "plan written on failure");
+        if (dcases[i].msg)
+            bkt_check(strcmp(bk_last_error(), dcases[i].msg) == 0, dcases[i].what, "got \"%s\"", bk_last_error());
+        else
+            bkt_check(bk_last_error()[0] != '\0', dcases[i].what, "no error sentence");
+        bk_ssd_bwd_plan bplan;
+        bkt_expect_status(bk_ssd_bwd_select(&bad, cpu, BK_PREFER_FASTEST, &bplan), dcases[i].want, dcases[i].what);
+    }
+    bk_ssd_bwd_plan bplan;
+    bkt_expect_status(bk_ssd_bwd_select(&d, cpu, BK_PREFER_FASTEST, &bplan), BK_STATUS_UNSUPPORTED,
+                      "ssd_bwd varlen states");
+    bkt_check(strstr(bk_last_error(), "n_varlen_seqs") != NULL, "ssd_bwd varlen message", "got \"%s\"", bk_last_error());
+    /* every option alone on a CUDA target: all but varlen states (0..8) are taken by the
+     * forward, varlen states refused in select, naming the option; the backward refuses
+     * every one */
+    for (int k = 0; k < 10; k++) {
+        bk_ssd_desc c = {.batch = 1, .seq_len = 8, .heads = 4, .head_dim = 4, .state_dim = 4, .chunk_size = 4,
+                         .dtype = BK_DTYPE_BF16};
+        switch (k) {
+        case 0: c.ngroups = 2; break;
+        case 1: c.skip = BK_SSD_SKIP_PER_HEAD; break;
+        case 2: c.has_z = true; break;
+        case 3: c.has_dt_bias = true; break;
+        case 4: c.dt_softplus = true; break;
+        case 5: c.has_dt_limit = true, c.dt_max = 1; break;
+        case 6: c.has_initial_states = true; break;
+        case 7: c.has_final_states = true; break;
+        case 8: c.has_seq_idx = true; break;
+        case 9: c.n_varlen_seqs = 2; break;
+        }
+        char what[64];
+        snprintf(what, sizeof what, "ssd_fwd option %d on sm_90", k);
+#ifdef BK_WITH_CUDA
+        const bool taken = k <= 8;
+#else
+        const bool taken = false;
+#endif
+        bkt_expect_status(bk_ssd_fwd_select(&c, bk_target_cuda_cc(0, 9, 0), BK_PREFER_FASTEST, &plan),
+                          taken ? BK_STATUS_SUCCESS : BK_STATUS_UNSUPPORTED, what);
+#ifdef BK_WITH_CUDA
+        if (!taken)
+            bkt_check(strstr(bk_last_error(), "not implemented by this kernel") != NULL, what, "got \"%s\"",
+                      bk_last_error());
+        bk_ssd_bwd_plan bp;
+        bkt_expect_status(bk_ssd_bwd_select(&c, bk_target_cuda_cc(0, 9, 0), BK_PREFER_FASTEST, &bp),
+                          BK_STATUS_UNSUPPORTED, "ssd_bwd option on sm_90");
+#endif
+        bkt_expect_status(bk_ssd_fwd_select(&c, cpu, BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS, what);
+    }
+    /* ngroups = heads is the plain problem: every target takes it */
+    bk_ssd_desc same = {.batch = 1, .seq_len = 8, .heads = 4, .head_dim = 4, .state_dim = 4, .chunk_size = 4,
+                        .dtype = BK_DTYPE_BF16, .ngroups = 4};
+#ifdef BK_WITH_CUDA
+    bkt_expect_status(bk_ssd_fwd_select(&same, bk_target_cuda_cc(0, 9, 0), BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS,
+                      "ssd_fwd ngroups = heads on sm_90");
+#else
+    bkt_expect_status(bk_ssd_fwd_select(&same, cpu, BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS,
+                      "ssd_fwd ngroups = heads");
+#endif
+
+    /* tensors */
+    bkt_expect_status(bk_ssd_fwd_select(&d, cpu, BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS, "ssd_fwd options select");
+    opt_out out;
+    opt_out_make(&out, &p, 0);
+    bk_ssd_fwd_args good = bkt_ssd_fwd_inputs(&p);
+    good.y = out.y.view;
+    good.final_states = &out.fin.view;
+    good.varlen_states = &out.var.view;
+    bk_tensor b_heads = p.b.view, seq_i64 = p.seq_view, skip_2d = p.skip.view, cu_short = p.cu_view;
+    b_heads.shape[2] = 4;
+    seq_i64.dtype = BK_DTYPE_I64;
+    skip_2d.rank = 2, skip_2d.shape[1] = 3, skip_2d.strides[0] = 3, skip_2d.strides[1] = 1;
+    cu_short.shape[0] = 3;
+    size_t need = bk_ssd_fwd_workspace_size(&plan);
+    void *ws = malloc(need);
+    const size_t yb = (size_t)out.y.span * 4, fb = (size_t)out.fin.span * 4, vb = (size_t)out.var.span * 4;
+    void *y0 = bkt_snapshot(out.y.data, yb), *f0 = bkt_snapshot(out.fin.data, fb), *v0 = bkt_snapshot(out.var.data, vb);
+    fwd_bad_case cases[16];
+    int nc = 0;
+#define CASE FWD_CASE
+    CASE("ssd_fwd b per head with ngroups 2", b, b_heads, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_fwd skip NULL", skip, NULL, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_fwd skip [heads, head_dim] for per head", skip, &skip_2d, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_fwd z NULL", z, NULL, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_fwd dt_bias NULL", dt_bias, NULL, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_fwd initial_states NULL", initial_states, NULL, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_fwd seq_idx NULL", seq_idx, NULL, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_fwd seq_idx i64", seq_idx, &seq_i64, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_fwd cu_seqlens NULL", cu_seqlens, NULL, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_fwd cu_seqlens short", cu_seqlens, &cu_short, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_fwd final_states NULL", final_states, NULL, BK_STATUS_INVALID_PROBLEM);
+    CASE("ssd_fwd varlen_states NULL", varlen_states, NULL, BK_STATUS_INVALID_PROBLEM);
+#undef CASE
+    void *outs[3] = {out.y.data, out.fin.data, out.var.data}, *before[3] = {y0, f0, v0};
+    const size_t bytes[3] = {yb, fb, vb};
+    expect_bad_cases(&plan, (bk_workspace){ws, need}, cases, nc, outs, before, bytes, 3);
+    bk_ssd_fwd_run(&plan, NULL, (bk_workspace){ws, need}, &cases[1].args);
+    bkt_check(strcmp(bk_last_error(), "ssd_fwd: skip is NULL, expected a [heads] tensor since desc.skip is on") == 0,
+              "ssd_fwd optional NULL message", "got \"%s\"", bk_last_error());
+    /* an option's tensor given while the option is off */
+    bk_ssd_desc off = d;
+    off.has_z = false;
+    bk_ssd_fwd_plan oplan;
+    bk_ssd_fwd_select(&off, cpu, BK_PREFER_FASTEST, &oplan);
+    bkt_expect_status(bk_ssd_fwd_run(&oplan, NULL, (bk_workspace){ws, need}, &good), BK_STATUS_INVALID_PROBLEM,
+                      "ssd_fwd z given with has_z off");
+    bkt_check(strcmp(bk_last_error(), "ssd_fwd: z is given, expected NULL since desc.has_z is off") == 0,
+              "ssd_fwd optional given message", "got \"%s\"", bk_last_error());
+    /* malformed cu_seqlens data (read on the host) */
+    const int32_t keep[4] = {p.cu[0], p.cu[1], p.cu[2], p.cu[3]};
+    for (int k = 0; k < 3; k++) {
+        static const char *const names[3] = {"ssd_fwd cu_seqlens[0] = 1", "ssd_fwd cu_seqlens decreasing",
+                                              "ssd_fwd cu_seqlens[3] != seq_len"};
+        memcpy(p.cu, keep, sizeof keep);
+        if (k == 0)
+            p.cu[0] = 1;
+        else if (k == 1)
+            p.cu[1] = 13, p.cu[2] = 2;
+        else
+            p.cu[3] = 11;
+        bkt_expect_status(bk_ssd_fwd_run(&plan, NULL, (bk_workspace){ws, need}, &good), BK_STATUS_INVALID_PROBLEM,
+                          names[k]);
+        bkt_check(strstr(bk_last_error(), "nothing was written") != NULL, names[k], "got \"%s\"", bk_last_error());
+        bool same = true;
+        for (int i = 0; i < 3; i++)
+            same = same && bkt_same_bytes(before[i], outs[i], bytes[i]);
+        bkt_check(same, names[k], "output written on failure");
+    }
+    memcpy(p.cu, keep, sizeof keep);
+    bkt_expect_status(bk_ssd_fwd_run(&plan, NULL, (bk_workspace){ws, need}, &good), BK_STATUS_SUCCESS,
+                      "ssd_fwd options good call after bad ones");
+    free(ws);
+    bkt_free(y0);
+    bkt_free(f0);
+    bkt_free(v0);
+    opt_out_free(&out);
+    bkt_ssd_free(&p);
 }
 
 /* The CUDA kernel on the device: every case of the CPU sweep (f32, f16, bf16; f64 is
@@ -514,8 +904,10 @@ static void test_cuda(void)
         test_forward_pad(gpu, BK_DTYPE_F16, vec[c], 8, 8, 1.0);
         test_forward_pad(gpu, BK_DTYPE_BF16, vec[c], 8, 3, 0.1);
     }
+    test_options(gpu, gdt, sizeof gdt / sizeof gdt[0]);
     const char *what = "ssd_fwd cuda plan info";
-    bk_ssd_desc d = {2, 33, 3, 16, 16, 16, BK_DTYPE_BF16};
+    bk_ssd_desc d = {.batch = 2, .seq_len = 33, .heads = 3, .head_dim = 16,
+                     .state_dim = 16, .chunk_size = 16, .dtype = BK_DTYPE_BF16};
     bk_ssd_fwd_plan plan;
     if (bkt_expect_status(bk_ssd_fwd_select(&d, gpu, BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS, what)) {
         char name[96];
@@ -543,6 +935,9 @@ int main(void)
             test_forward(bk_target_cpu(), k_dtypes[t], k_cases[c], true, 0.1);
             test_forward(bk_target_cpu(), k_dtypes[t], k_cases[c], (c & 1) != 0, 1.0);
         }
+    test_options(bk_target_cpu(), k_dtypes, sizeof k_dtypes / sizeof k_dtypes[0]);
+    test_options_chunk_invariance();
+    test_option_bad_inputs();
     test_plan_info();
     test_chunk_invariance();
     test_thread_count();

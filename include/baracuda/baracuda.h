@@ -178,6 +178,7 @@ typedef enum bk_op {
     BK_OP_ALIBI_BWD,
     BK_OP_SSD_FWD,
     BK_OP_SSD_BWD,
+    BK_OP_SSD_STEP,
     BK_OP_COUNT
 } bk_op;
 

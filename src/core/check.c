@@ -231,3 +231,18 @@ bk_status bk_check_tensor(const char *op, const bk_tensor *t, const bk_tensor_sp
                        op, name, (long long)span, (long long)t->capacity);
     return BK_STATUS_SUCCESS;
 }
+
+bk_status bk_check_optional_tensor(const char *op, const bk_tensor *t, bool on, const char *field,
+                                   const bk_tensor_spec *spec)
+{
+    if (!on) {
+        if (t != NULL)
+            return bk_fail(BK_STATUS_INVALID_PROBLEM, "%s: %s is given, expected NULL since %s is off", op,
+                           spec->name, field);
+        return BK_STATUS_SUCCESS;
+    }
+    if (t == NULL)
+        return bk_fail(BK_STATUS_INVALID_PROBLEM, "%s: %s is NULL, expected a [%s] tensor since %s is on", op,
+                       spec->name, spec->dims, field);
+    return bk_check_tensor(op, t, spec);
+}

@@ -104,6 +104,13 @@ typedef struct bk_tensor_spec {
  *   capacity below the elements the view reaches       BUFFER_TOO_SMALL */
 bk_status bk_check_tensor(const char *op, const bk_tensor *t, const bk_tensor_spec *spec);
 
+/* An optional tensor (NULL = absent) that must be present exactly when its option is on:
+ * `on` false and t non-NULL, or `on` true and t NULL -> INVALID_PROBLEM naming the tensor
+ * and `field` (the descriptor field that turns it on: "desc.has_z"); else, when on,
+ * bk_check_tensor. */
+bk_status bk_check_optional_tensor(const char *op, const bk_tensor *t, bool on, const char *field,
+                                   const bk_tensor_spec *spec);
+
 /* 1 + the largest element offset the view reaches (0 for an empty view). */
 int64_t bk_tensor_span(const bk_tensor *t);
 

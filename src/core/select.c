@@ -14,7 +14,7 @@ const char *bk_op_name(bk_op op)
     static const char *const names[BK_OP_COUNT] = {
         "sdpa_fwd",     "sdpa_bwd",      "kv_append",       "paged_kv_append",
         "paged_decode", "paged_prefill", "attention_merge", "alibi_fwd",
-        "alibi_bwd",    "ssd_fwd",       "ssd_bwd",
+        "alibi_bwd",    "ssd_fwd",       "ssd_bwd",       "ssd_step",
     };
     return (unsigned)op < (unsigned)BK_OP_COUNT ? names[op] : "?";
 }

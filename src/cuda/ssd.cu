@@ -49,8 +49,27 @@
  * (719 GB/s, 23.8% of the copy bandwidth).
  * Workspace (f32, see ssd_layout): forward states [B*H][K][D][N] + dec [B*H][K]; backward
  * adds dstates [B*H][K][D][N] (f32) and dA parts [B*H][K] (f64).
+ * ssd_step (one token per request on a pool of states, every option): ssd_step_kernel, one
+ * block of 128 threads per (request, head); warp w owns state rows d = w, w + 4, ..., lane
+ * l the columns n = l, l + 32, ...: each element is read, updated in f32
+ * (exp(dt' A) s + dt' x_d B_n), stored rounded to T, and its C_n product summed over the
+ * warp in a fixed shuffle order (deterministic); lane 0 adds the skip, applies the gate and
+ * stores y_d. A request whose state index is outside the pool writes nothing and is counted
+ * once (thread 0 of its head-0 block) into dropped_requests by atomicAdd. Memory bound: the
+ * state is read and written once.
+ * Forward options (ssd_kopts, every forward kernel): ngroups (B and C rows of group h / P),
+ * dt' = clamp(softplus(dt + dt_bias)) in chunk_prologue (the one place dt is read), and the
+ * skip and z gate in the y epilogue (finish_y, f32, before the one rounding to T). Initial
+ * and final states in state_pass (it starts from the initial state and stores the state
+ * after the last chunk), so a forward with states takes the non-vectorised kernels.
+ * seq_idx: chunk_prologue numbers the resets inside the chunk (seg); chunk_state keeps only
+ * the steps of the chunk's last segment and writes dec = -inf when the chunk holds a reset
+ * (state_pass then carries nothing through it); chunk_scan masks M to pairs of one segment
+ * and the carried-in state to the chunk's first segment.
  * Not yet (speed): vector loads in the generic and backward kernels, fusing the state
- * passing into the scan, tensor cores in the backward; (features) ngroups, the D skip, the z gate, dt_bias/softplus, initial/final states, seq_idx.
+ * passing into the scan, tensor cores in the backward; (features) the forward kernels do
+ * not write varlen states, and the backward kernels run the plain problem only: their
+ * select refuses the rest (the CPU backend has them all).
  */
 #include "common.cuh"
 #include "cuda/ssd_cuda.h"
@@ -108,25 +127,113 @@ __device__ __forceinline__ long long off4(const bk_view4 &v, long long b, long l
     return b * v.s0 + l * v.s1 + h * v.s2 + i;
 }
 
-/* dt of the chunk's steps (0 past its end) and cum[i] = sum_{u <= i} dt_u A, into shared memory. */
+/* The forward's options as the kernels see them; kopts_none() is the plain problem (and
+ * what the backward kernels get: their select refuses every option). */
+struct ssd_kopts {
+    const void *bias; /* dt_bias [H] (stride sbias) or NULL */
+    long long sbias;
+    bool softplus, limit; /* dt' = softplus(dt + bias) (identity above 20), clamped to [lo, hi] */
+    float lo, hi;
+    long long P;       /* heads per group: head h reads B and C of group h / P */
+    int skip_kind;     /* bk_ssd_skip */
+    const void *skip;  /* [H] or [H, D] (strides sskip0, 1) */
+    long long sskip0;
+    const void *z;     /* [B, L, H, D] (strides sz) or NULL */
+    bk_view4 sz;
+    const int *seq;    /* seq_idx [B, L] (strides sseq) or NULL */
+    bk_view4 sseq;
+};
+
+__host__ __device__ ssd_kopts kopts_none()
+{
+    ssd_kopts o = {};
+    o.P = 1;
+    return o;
+}
+
+ssd_kopts kopts_of(const bk_ssd_desc *d, const bk_ssd_fwd_args *a)
+{
+    ssd_kopts o = kopts_none();
+    o.bias = a->dt_bias ? a->dt_bias->data : NULL;
+    o.sbias = a->dt_bias ? a->dt_bias->strides[0] : 0;
+    o.softplus = d->dt_softplus;
+    o.limit = d->has_dt_limit;
+    o.lo = (float)d->dt_min;
+    o.hi = (float)d->dt_max;
+    o.P = d->ngroups > 0 ? d->heads / d->ngroups : 1;
+    o.skip_kind = (int)d->skip;
+    o.skip = a->skip ? a->skip->data : NULL;
+    o.sskip0 = a->skip ? a->skip->strides[0] : 0;
+    o.z = a->z ? a->z->data : NULL;
+    o.sz = a->z ? bk_view4_of(a->z) : bk_view4{0, 0, 0, 0};
+    o.seq = a->seq_idx ? (const int *)a->seq_idx->data : NULL;
+    o.sseq = a->seq_idx ? bk_view4_of(a->seq_idx) : bk_view4{0, 0, 0, 0};
+    return o;
+}
+
+/* y of head h at (b, l, d) from the scan's sum u: (u + skip x) silu(z) as the options say. */
+template <typename T>
+__device__ __forceinline__ float finish_y(const ssd_kopts &o, float u, const T *x, const bk_view4 &sx, long long b,
+                                          long long l, long long h, long long d)
+{
+    if (o.skip_kind != BK_SSD_SKIP_NONE) {
+        const T *sk = (const T *)o.skip + h * o.sskip0 + (o.skip_kind == BK_SSD_SKIP_PER_CHANNEL ? d : 0);
+        u += ld(sk) * ld(x + off4(sx, b, l, h, d));
+    }
+    if (o.z) {
+        const float zv = ld((const T *)o.z + off4(o.sz, b, l, h, d));
+        u *= zv / (1.f + expf(-zv));
+    }
+    return u;
+}
+
+/* dt' of one step from the raw dt: bias, softplus, clamp. */
+template <typename T> __device__ __forceinline__ float dt_eff(const ssd_kopts &o, float v, long long h)
+{
+    if (o.bias)
+        v += ld((const T *)o.bias + h * o.sbias);
+    if (o.softplus && v <= 20.f)
+        v = log1pf(expf(v));
+    if (o.limit)
+        v = fminf(fmaxf(v, o.lo), o.hi);
+    return v;
+}
+
+/* dt' of the chunk's steps (0 past its end) and cum[i] = sum_{u <= i} dt'_u A, into shared
+ * memory; with seq_idx, seg[i] = the number of seq_idx changes at positions l0 .. l0 + i
+ * (each against the position before it; 0 everywhere without seq_idx). In-chunk masks:
+ * s and t interact when seg[s] == seg[t]; the state carried in reaches t when seg[t] == 0. */
 template <typename T>
 __device__ void chunk_prologue(const T *dt, const bk_view4 &sdt, long long b, long long l0, long long h, int q, float A,
-                               float *s_dt, float *s_cum)
+                               float *s_dt, float *s_cum, int *s_seg, const ssd_kopts &o)
 {
     const int tid = threadIdx.x;
-    if (tid < TQ)
-        s_dt[tid] = tid < q ? ld(dt + b * sdt.s0 + (l0 + tid) * sdt.s1 + h * sdt.s2) : 0.f;
+    if (tid < TQ) {
+        s_dt[tid] = tid < q ? dt_eff<T>(o, ld(dt + b * sdt.s0 + (l0 + tid) * sdt.s1 + h * sdt.s2), h) : 0.f;
+        int change = 0;
+        if (o.seq && tid < q && l0 + tid > 0) {
+            const int *row = o.seq + b * o.sseq.s0;
+            change = row[(l0 + tid) * o.sseq.s1] != row[(l0 + tid - 1) * o.sseq.s1];
+        }
+        s_seg[tid] = change;
+    }
     __syncthreads();
-    if (tid < 32) { /* two steps per lane, then a warp scan of the pair sums */
+    if (tid < 32) { /* two steps per lane, then warp scans of the pair sums */
         float v0 = s_dt[2 * tid] * A, v1 = v0 + s_dt[2 * tid + 1] * A, incl = v1;
+        int g0 = s_seg[2 * tid], g1 = g0 + s_seg[2 * tid + 1], gincl = g1;
         for (int o = 1; o < 32; o *= 2) {
             float u = __shfl_up_sync(0xffffffffu, incl, o);
-            if (tid >= o)
+            int gu = __shfl_up_sync(0xffffffffu, gincl, o);
+            if (tid >= o) {
                 incl += u;
+                gincl += gu;
+            }
         }
         float excl = incl - v1;
         s_cum[2 * tid] = excl + v0;
         s_cum[2 * tid + 1] = incl;
+        s_seg[2 * tid] = gincl - g1 + g0;
+        s_seg[2 * tid + 1] = gincl;
     }
     __syncthreads();
 }
@@ -148,26 +255,30 @@ template <typename T, int MODE>
 __global__ void __launch_bounds__(kThreads)
     chunk_state_kernel(const T *u, bk_view4 su, const T *v, bk_view4 sv, const T *dt, bk_view4 sdt, const T *a,
                        long long sa, float *out, float *dec, long long L, long long H, long long D, long long N,
-                       long long K, long long total)
+                       long long K, long long total, ssd_kopts o)
 {
     __shared__ float s_dt[TQ], s_cum[TQ], s_w[TQ];
+    __shared__ int s_seg[TQ];
     __shared__ float s_u[TQ][TQ + 1], s_v[TQ][TQ + 1];
     const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
     const long long tn = (N + TQ - 1) / TQ, tiles = ((D + TQ - 1) / TQ) * tn;
     for (long long blk = blockIdx.x; blk < total; blk += gridDim.x) {
         const long long tile = blk % tiles, c = (blk / tiles) % K, bh = blk / tiles / K;
         const long long b = bh / H, h = bh % H, l0 = c * TQ, d0 = (tile / tn) * TQ, n0 = (tile % tn) * TQ;
+        const long long hg = h / o.P; /* the group whose B and C head h reads */
         const int q = (int)min((long long)TQ, L - l0);
-        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum);
+        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum, s_seg, o);
         if (tid < TQ)
-            s_w[tid] = tid >= q ? 0.f : MODE == 0 ? expf(s_cum[q - 1] - s_cum[tid]) * s_dt[tid] : expf(s_cum[tid]);
-        if (MODE == 0 && tid == 0 && tile == 0)
-            dec[bh * K + c] = s_cum[q - 1];
+            s_w[tid] = tid >= q ? 0.f
+                       : MODE == 0 ? (s_seg[tid] == s_seg[q - 1] ? expf(s_cum[q - 1] - s_cum[tid]) * s_dt[tid] : 0.f)
+                                   : expf(s_cum[tid]);
+        if (MODE == 0 && tid == 0 && tile == 0) /* a reset inside the chunk: nothing carried through it */
+            dec[bh * K + c] = s_seg[q - 1] == 0 ? s_cum[q - 1] : -INFINITY;
         __syncthreads();
         for (int i = tid; i < TQ * TQ; i += kThreads) {
             const int s = i / TQ, j = i % TQ;
             s_u[s][j] = (s < q && d0 + j < D) ? ld(u + off4(su, b, l0 + s, h, d0 + j)) : 0.f;
-            s_v[s][j] = (s < q && n0 + j < N) ? ld(v + off4(sv, b, l0 + s, h, n0 + j)) * s_w[s] : 0.f;
+            s_v[s][j] = (s < q && n0 + j < N) ? ld(v + off4(sv, b, l0 + s, hg, n0 + j)) * s_w[s] : 0.f;
         }
         __syncthreads();
         float acc[4][4] = {};
@@ -195,14 +306,18 @@ __global__ void __launch_bounds__(kThreads)
 /* ------------------------------------------------------- state_pass -- */
 
 /* In place over st[bh][k][e] (e < DN): forward, st[k] becomes the state entering chunk k;
- * reverse, st[k] becomes the gradient of the state leaving chunk k. */
+ * reverse, st[k] becomes the gradient of the state leaving chunk k. The forward starts from
+ * init[b, h] (0 when NULL) and writes the state after the last chunk to fin[b, h] (when
+ * non-NULL; K = 0 writes init there). */
+template <typename T>
 __global__ void state_pass_kernel(float *__restrict__ st, const float *__restrict__ dec, long long DN, long long K,
-                                  long long total, int reverse)
+                                  long long total, int reverse, const T *init, bk_view4 si, T *fin, bk_view4 sf,
+                                  long long H, long long N)
 {
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
          i += (long long)gridDim.x * blockDim.x) {
-        const long long e = i % DN, bh = i / DN;
-        float acc = 0.f;
+        const long long e = i % DN, bh = i / DN, b = bh / H, h = bh % H, d = e / N, n = e % N;
+        float acc = init ? ld(init + b * si.s0 + h * si.s1 + d * si.s2 + n) : 0.f;
         for (long long k0 = 0; k0 < K; k0 += 8) { /* 8 loads in flight, then the 8 dependent steps */
             float val[8], f[8];
             for (int j = 0; j < 8; j++) {
@@ -217,6 +332,8 @@ __global__ void state_pass_kernel(float *__restrict__ st, const float *__restric
                 acc = f[j] * acc + val[j];
             }
         }
+        if (fin)
+            fin[b * sf.s0 + h * sf.s1 + d * sf.s2 + n] = elem<T>::store(acc);
     }
 }
 
@@ -242,26 +359,29 @@ template <typename T>
 __global__ void __launch_bounds__(kTcThreads)
     chunk_state_tc_kernel(const T *x, bk_view4 sx, const T *bm, bk_view4 sb, const T *dt, bk_view4 sdt, const T *a,
                           long long sa, float *out, float *dec, long long L, long long H, long long D, long long N,
-                          long long K, long long total)
+                          long long K, long long total, ssd_kopts o)
 {
     __shared__ float s_dt[TQ], s_cum[TQ], s_w[TQ];
+    __shared__ int s_seg[TQ];
     __shared__ __align__(16) T Xt[TQ][kPad], Bt[TQ][kPad];
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, cq = lane % 4;
     const long long tn = (N + TQ - 1) / TQ, tiles = ((D + TQ - 1) / TQ) * tn;
     for (long long blk = blockIdx.x; blk < total; blk += gridDim.x) {
         const long long tile = blk % tiles, c = (blk / tiles) % K, bh = blk / tiles / K;
         const long long b = bh / H, h = bh % H, l0 = c * TQ, d0 = (tile / tn) * TQ, n0 = (tile % tn) * TQ;
+        const long long hg = h / o.P; /* the group whose B and C head h reads */
         const int q = (int)min((long long)TQ, L - l0);
-        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum);
+        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum, s_seg, o);
         if (tid < TQ)
-            s_w[tid] = tid >= q ? 0.f : expf(s_cum[q - 1] - s_cum[tid]) * s_dt[tid];
-        if (tid == 0 && tile == 0)
-            dec[bh * K + c] = s_cum[q - 1];
+            s_w[tid] = tid >= q || s_seg[tid] != s_seg[q - 1] ? 0.f : expf(s_cum[q - 1] - s_cum[tid]) * s_dt[tid];
+        if (tid == 0 && tile == 0) /* a reset inside the chunk: nothing carried through it */
+            dec[bh * K + c] = s_seg[q - 1] == 0 ? s_cum[q - 1] : -INFINITY;
         __syncthreads();
         for (int i = tid; i < TQ * TQ; i += kTcThreads) {
             const int s = i / TQ, j = i % TQ;
             Xt[j][s] = (s < q && d0 + j < D) ? x[off4(sx, b, l0 + s, h, d0 + j)] : elem<T>::store(0.f);
-            Bt[j][s] = elem<T>::store((s < q && n0 + j < N) ? ld(bm + off4(sb, b, l0 + s, h, n0 + j)) * s_w[s] : 0.f);
+            Bt[j][s] =
+                elem<T>::store((s < q && n0 + j < N) ? ld(bm + off4(sb, b, l0 + s, hg, n0 + j)) * s_w[s] : 0.f);
         }
         __syncthreads();
         float acc[8][4] = {};
@@ -293,9 +413,10 @@ template <typename T>
 __global__ void __launch_bounds__(kTcThreads)
     chunk_scan_tc_kernel(const T *x, bk_view4 sx, const T *dt, bk_view4 sdt, const T *a, long long sa, const T *bm,
                          bk_view4 sb, const T *cm, bk_view4 sc, T *y, bk_view4 sy, const float *states, long long L,
-                         long long H, long long D, long long N, long long K, long long total)
+                         long long H, long long D, long long N, long long K, long long total, ssd_kopts o)
 {
     __shared__ float s_dt[TQ], s_cum[TQ];
+    __shared__ int s_seg[TQ];
     __shared__ __align__(16) T Cs[TQ][kPad], Bs[TQ][kPad], Ss[TQ][kPad], Xt[TQ][kPad];
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, cq = lane % 4;
     const long long tiles = (D + TQ - 1) / TQ;
@@ -303,8 +424,9 @@ __global__ void __launch_bounds__(kTcThreads)
     for (long long blk = blockIdx.x; blk < total; blk += gridDim.x) {
         const long long tile = blk % tiles, c = (blk / tiles) % K, bh = blk / tiles / K;
         const long long b = bh / H, h = bh % H, l0 = c * TQ, d0 = tile * TQ;
+        const long long hg = h / o.P; /* the group whose B and C head h reads */
         const int q = (int)min((long long)TQ, L - l0);
-        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum);
+        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum, s_seg, o);
         const float *S = states + (bh * K + c) * D * N;
         for (int i = tid; i < TQ * TQ; i += kTcThreads) {
             const int s = i / TQ, j = i % TQ;
@@ -316,8 +438,8 @@ __global__ void __launch_bounds__(kTcThreads)
             for (int i = tid; i < TQ * TQ; i += kTcThreads) {
                 const int r = i / TQ, j = i % TQ;
                 const bool nin = n0 + j < N;
-                Cs[r][j] = (r < q && nin) ? cm[off4(sc, b, l0 + r, h, n0 + j)] : zero;
-                Bs[r][j] = (r < q && nin) ? bm[off4(sb, b, l0 + r, h, n0 + j)] : zero;
+                Cs[r][j] = (r < q && nin) ? cm[off4(sc, b, l0 + r, hg, n0 + j)] : zero;
+                Bs[r][j] = (r < q && nin) ? bm[off4(sb, b, l0 + r, hg, n0 + j)] : zero;
                 Ss[r][j] = elem<T>::store((d0 + r < D && nin) ? S[(d0 + r) * N + n0 + j] : 0.f);
             }
             __syncthreads();
@@ -336,7 +458,8 @@ __global__ void __launch_bounds__(kTcThreads)
         if (N == 0) /* Xt was written without a barrier after it */
             __syncthreads();
         const int t0 = r0, t1 = r0 + 8;
-        const float e0 = t0 < q ? expf(s_cum[t0]) : 0.f, e1 = t1 < q ? expf(s_cum[t1]) : 0.f;
+        const float e0 = t0 < q && s_seg[t0] == 0 ? expf(s_cum[t0]) : 0.f;
+        const float e1 = t1 < q && s_seg[t1] == 0 ? expf(s_cum[t1]) : 0.f;
         for (int nt = 0; nt < 8; nt++) {
             yy[nt][0] *= e0;
             yy[nt][1] *= e0;
@@ -350,7 +473,9 @@ __global__ void __launch_bounds__(kTcThreads)
             for (int hf = 0; hf < 2; hf++)
                 for (int r = 0; r < 4; r++) {
                     const int t = r < 2 ? t0 : t1, s = (2 * kb + hf) * 8 + 2 * cq + (r & 1);
-                    m[hf][r] = (s <= t && t < q) ? cb[2 * kb + hf][r] * expf(s_cum[t] - s_cum[s]) * s_dt[s] : 0.f;
+                    m[hf][r] = (s <= t && t < q && s_seg[s] == s_seg[t])
+                                   ? cb[2 * kb + hf][r] * expf(s_cum[t] - s_cum[s]) * s_dt[s]
+                                   : 0.f;
                 }
             uint32_t af[4] = {bk_mma16<T>::pack(m[0][0], m[0][1]), bk_mma16<T>::pack(m[0][2], m[0][3]), bk_mma16<T>::pack(m[1][0], m[1][1]),
                               bk_mma16<T>::pack(m[1][2], m[1][3])};
@@ -364,7 +489,7 @@ __global__ void __launch_bounds__(kTcThreads)
                 const int t = r < 2 ? t0 : t1;
                 const long long d = d0 + nt * 8 + 2 * cq + (r & 1);
                 if (t < q && d < D)
-                    y[off4(sy, b, l0 + t, h, d)] = elem<T>::store(yy[nt][r]);
+                    y[off4(sy, b, l0 + t, h, d)] = elem<T>::store(finish_y(o, yy[nt][r], x, sx, b, l0 + t, h, d));
             }
         __syncthreads();
     }
@@ -410,18 +535,20 @@ template <typename T>
 __global__ void __launch_bounds__(kTcThreads)
     chunk_state_v_kernel(const T *x, bk_view4 sx, const T *bm, bk_view4 sb, const T *dt, bk_view4 sdt, const T *a,
                          long long sa, float *out, float *dec, long long L, long long H, int D, int N, long long K,
-                         long long total)
+                         long long total, ssd_kopts o)
 {
     __shared__ float s_dt[TQ], s_cum[TQ], s_w[TQ];
+    __shared__ int s_seg[TQ];
     __shared__ __align__(16) T Xs[TQ][kPad], Bs[TQ][kPad];
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, cq = lane % 4;
     const int tn = (N + TQ - 1) / TQ, tiles = ((D + TQ - 1) / TQ) * tn;
     for (long long blk = blockIdx.x; blk < total; blk += gridDim.x) {
         const int tile = (int)(blk % tiles);
         const long long rest = blk / tiles, c = rest % K, bh = rest / K, b = bh / H, h = bh % H, l0 = c * TQ;
+        const long long hg = h / o.P; /* the group whose B and C head h reads */
         const int d0 = (tile / tn) * TQ, n0 = (tile % tn) * TQ, q = (int)min((long long)TQ, L - l0);
         const T *xb = x + b * sx.s0 + l0 * sx.s1 + h * sx.s2 + d0;
-        const T *bb = bm + b * sb.s0 + l0 * sb.s1 + h * sb.s2 + n0;
+        const T *bb = bm + b * sb.s0 + l0 * sb.s1 + hg * sb.s2 + n0;
         uint4 bv[4];
 #pragma unroll
         for (int it = 0; it < 4; it++) {
@@ -432,11 +559,11 @@ __global__ void __launch_bounds__(kTcThreads)
                 zero16(&Xs[s][j]);
             bv[it] = (s < q && n0 + j < N) ? *(const uint4 *)(bb + s * sb.s1 + j) : make_uint4(0u, 0u, 0u, 0u);
         }
-        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum);
+        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum, s_seg, o);
         if (tid < TQ)
-            s_w[tid] = tid >= q ? 0.f : expf(s_cum[q - 1] - s_cum[tid]) * s_dt[tid];
-        if (tid == 0 && tile == 0)
-            dec[bh * K + c] = s_cum[q - 1];
+            s_w[tid] = tid >= q || s_seg[tid] != s_seg[q - 1] ? 0.f : expf(s_cum[q - 1] - s_cum[tid]) * s_dt[tid];
+        if (tid == 0 && tile == 0) /* a reset inside the chunk: nothing carried through it */
+            dec[bh * K + c] = s_seg[q - 1] == 0 ? s_cum[q - 1] : -INFINITY;
         __syncthreads();
 #pragma unroll
         for (int it = 0; it < 4; it++) {
@@ -546,10 +673,11 @@ template <typename T>
 __global__ void __launch_bounds__(kTcThreads)
     chunk_scan_v_kernel(const T *x, bk_view4 sx, const T *dt, bk_view4 sdt, const T *a, long long sa, const T *bm,
                         bk_view4 sb, const T *cm, bk_view4 sc, T *y, bk_view4 sy, const T *tst, long long L,
-                        long long H, int D, int N, long long K, int rd, long long total)
+                        long long H, int D, int N, long long K, int rd, long long total, ssd_kopts o)
 {
     extern __shared__ __align__(16) unsigned char scan_smem[];
     __shared__ float s_dt[TQ], s_cum[TQ];
+    __shared__ int s_seg[TQ];
     const int n64 = (N + 63) / 64 * 64, np = n64 + 8, nv = n64 / 8;
     T *Cs = (T *)scan_smem, *Bs = Cs + TQ * np, *Ss = Bs + TQ * np, *Xs = Ss + TQ * np; /* [t][n] [s][n] [d][n] [s][d] */
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, cq = lane % 4;
@@ -557,8 +685,10 @@ __global__ void __launch_bounds__(kTcThreads)
     for (long long blk = blockIdx.x; blk < total; blk += gridDim.x) {
         const int tile = (int)(blk % tiles);
         const long long rest = blk / tiles, c = rest % K, bh = rest / K, b = bh / H, h = bh % H, l0 = c * TQ;
+        const long long hg = h / o.P; /* the group whose B and C head h reads */
         const int d0 = tile * TQ, q = (int)min((long long)TQ, L - l0);
-        const T *cb0 = cm + b * sc.s0 + l0 * sc.s1 + h * sc.s2, *bb0 = bm + b * sb.s0 + l0 * sb.s1 + h * sb.s2;
+        const T *cb0 = cm + b * sc.s0 + l0 * sc.s1 + hg * sc.s2;
+        const T *bb0 = bm + b * sb.s0 + l0 * sb.s1 + hg * sb.s2;
         const T *xb = x + b * sx.s0 + l0 * sx.s1 + h * sx.s2 + d0;
         for (int i = tid; i < TQ * nv; i += kTcThreads) {
             const int r = i / nv, j = (i - r * nv) * 8, d = d0 + r;
@@ -581,7 +711,7 @@ __global__ void __launch_bounds__(kTcThreads)
             else
                 zero16(Xs + s * kPad + j);
         }
-        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum);
+        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum, s_seg, o);
         bk_cp_async_wait_all();
         __syncthreads();
         const int r0 = warp * 16 + g;
@@ -599,7 +729,8 @@ __global__ void __launch_bounds__(kTcThreads)
             }
         }
         const int t0 = r0, t1 = r0 + 8;
-        const float e0 = t0 < q ? expf(s_cum[t0]) : 0.f, e1 = t1 < q ? expf(s_cum[t1]) : 0.f;
+        const float e0 = t0 < q && s_seg[t0] == 0 ? expf(s_cum[t0]) : 0.f;
+        const float e1 = t1 < q && s_seg[t1] == 0 ? expf(s_cum[t1]) : 0.f;
 #pragma unroll
         for (int nt = 0; nt < 8; nt++) {
             yy[nt][0] *= e0;
@@ -617,7 +748,9 @@ __global__ void __launch_bounds__(kTcThreads)
 #pragma unroll
                 for (int r = 0; r < 4; r++) {
                     const int t = r < 2 ? t0 : t1, s = (2 * kb + hf) * 8 + 2 * cq + (r & 1);
-                    m[hf][r] = (s <= t && t < q) ? cb[2 * kb + hf][r] * expf(s_cum[t] - s_cum[s]) * s_dt[s] : 0.f;
+                    m[hf][r] = (s <= t && t < q && s_seg[s] == s_seg[t])
+                                   ? cb[2 * kb + hf][r] * expf(s_cum[t] - s_cum[s]) * s_dt[s]
+                                   : 0.f;
                 }
             uint32_t af[4] = {bk_mma16<T>::pack(m[0][0], m[0][1]), bk_mma16<T>::pack(m[0][2], m[0][3]), bk_mma16<T>::pack(m[1][0], m[1][1]),
                               bk_mma16<T>::pack(m[1][2], m[1][3])};
@@ -636,7 +769,9 @@ __global__ void __launch_bounds__(kTcThreads)
             for (int hf = 0; hf < 2; hf++) {
                 const int t = hf ? t1 : t0, d = d0 + nt * 8 + 2 * cq;
                 if (t < q && d < D)
-                    *(uint32_t *)(yb + t * sy.s1 + d) = bk_mma16<T>::pack(yy[nt][2 * hf], yy[nt][2 * hf + 1]);
+                    *(uint32_t *)(yb + t * sy.s1 + d) =
+                        bk_mma16<T>::pack(finish_y(o, yy[nt][2 * hf], x, sx, b, l0 + t, h, d),
+                                          finish_y(o, yy[nt][2 * hf + 1], x, sx, b, l0 + t, h, d + 1));
             }
         __syncthreads();
     }
@@ -648,9 +783,10 @@ template <typename T>
 __global__ void __launch_bounds__(kThreads)
     chunk_scan_kernel(const T *x, bk_view4 sx, const T *dt, bk_view4 sdt, const T *a, long long sa, const T *bm,
                       bk_view4 sb, const T *cm, bk_view4 sc, T *y, bk_view4 sy, const float *states, long long L,
-                      long long H, long long D, long long N, long long K, long long total)
+                      long long H, long long D, long long N, long long K, long long total, ssd_kopts o)
 {
     __shared__ float s_dt[TQ], s_cum[TQ];
+    __shared__ int s_seg[TQ];
     __shared__ float buf[2 * TQ * (TQ + 1)];
     float(*Cs)[33] = (float(*)[33])buf;               /* [t][n]  phase 1 */
     float(*Bs)[33] = (float(*)[33])(buf + TQ * 33);    /* [s][n] */
@@ -662,16 +798,17 @@ __global__ void __launch_bounds__(kThreads)
     for (long long blk = blockIdx.x; blk < total; blk += gridDim.x) {
         const long long tile = blk % tiles, c = (blk / tiles) % K, bh = blk / tiles / K;
         const long long b = bh / H, h = bh % H, l0 = c * TQ, d0 = tile * TQ;
+        const long long hg = h / o.P; /* the group whose B and C head h reads */
         const int q = (int)min((long long)TQ, L - l0);
-        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum);
+        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum, s_seg, o);
         const float *S = states + (bh * K + c) * D * N;
         float accM[4][4] = {}, accY[4][4] = {};
         for (long long n0 = 0; n0 < N; n0 += 32) {
             for (int i = tid; i < TQ * 32; i += kThreads) {
                 const int r = i / 32, j = i % 32;
                 const bool nin = n0 + j < N;
-                Cs[r][j] = (r < q && nin) ? ld(cm + off4(sc, b, l0 + r, h, n0 + j)) : 0.f;
-                Bs[r][j] = (r < q && nin) ? ld(bm + off4(sb, b, l0 + r, h, n0 + j)) : 0.f;
+                Cs[r][j] = (r < q && nin) ? ld(cm + off4(sc, b, l0 + r, hg, n0 + j)) : 0.f;
+                Bs[r][j] = (r < q && nin) ? ld(bm + off4(sb, b, l0 + r, hg, n0 + j)) : 0.f;
                 Ss[r][j] = (d0 + r < D && nin) ? S[(d0 + r) * N + n0 + j] : 0.f;
             }
             __syncthreads();
@@ -693,7 +830,9 @@ __global__ void __launch_bounds__(kThreads)
         for (int i = 0; i < 4; i++)
             for (int k = 0; k < 4; k++) {
                 const int t = ty + 16 * i, s = tx + 16 * k;
-                Ms[t][s] = (s <= t && t < q) ? accM[i][k] * expf(s_cum[t] - s_cum[s]) * s_dt[s] : 0.f;
+                Ms[t][s] = (s <= t && t < q && s_seg[s] == s_seg[t])
+                               ? accM[i][k] * expf(s_cum[t] - s_cum[s]) * s_dt[s]
+                               : 0.f;
             }
         for (int i = tid; i < TQ * TQ; i += kThreads) {
             const int s = i / TQ, j = i % TQ;
@@ -702,7 +841,7 @@ __global__ void __launch_bounds__(kThreads)
         __syncthreads();
         for (int i = 0; i < 4; i++) {
             const int t = ty + 16 * i;
-            const float et = expf(s_cum[t]);
+            const float et = s_seg[t] == 0 ? expf(s_cum[t]) : 0.f;
             for (int k = 0; k < 4; k++)
                 accY[i][k] *= et;
         }
@@ -721,7 +860,7 @@ __global__ void __launch_bounds__(kThreads)
                 const int t = ty + 16 * i;
                 const long long d = d0 + tx + 16 * k;
                 if (t < q && d < D)
-                    y[off4(sy, b, l0 + t, h, d)] = elem<T>::store(accY[i][k]);
+                    y[off4(sy, b, l0 + t, h, d)] = elem<T>::store(finish_y(o, accY[i][k], x, sx, b, l0 + t, h, d));
             }
         __syncthreads();
     }
@@ -743,8 +882,10 @@ __global__ void __launch_bounds__(kThreads)
                      const float *dstates, double *parts, long long L, long long H, long long D, long long N, long long K,
                      long long total)
 {
+    const ssd_kopts o = kopts_none(); /* the backward runs the plain problem (select refuses options) */
     extern __shared__ float smem[];
     __shared__ float s_dt[TQ], s_cum[TQ], s_ddt0[TQ], s_rr[TQ], s_da[TQ], s_red[kThreads];
+    __shared__ int s_seg[TQ];
     __shared__ double s_dcum[TQ]; /* dL/dcum: sums of terms of both signs, kept in f64 */
     float(*Wg)[TQ + 1] = (float(*)[TQ + 1])smem;
     float(*Wx)[TQ + 1] = (float(*)[TQ + 1])(smem + kW);
@@ -754,7 +895,7 @@ __global__ void __launch_bounds__(kThreads)
         const long long c = blk % K, bh = blk / K, b = bh / H, h = bh % H, l0 = c * TQ;
         const int q = (int)min((long long)TQ, L - l0), last = q - 1;
         const float A = ld(a + h * sa);
-        chunk_prologue(dt, sdt, b, l0, h, q, A, s_dt, s_cum);
+        chunk_prologue(dt, sdt, b, l0, h, q, A, s_dt, s_cum, s_seg, o);
         const float *S = states + (bh * K + c) * D * N, *dS = dstates + (bh * K + c) * D * N;
 
         /* phase 1: G = C B^T, DX = dy x^T (t, s); Wg = w G, Wx = w DX; P -> dcum */
@@ -1018,11 +1159,27 @@ unsigned blocks_for(long long total)
     return (unsigned)(total < 2147483647LL ? total : 2147483647LL);
 }
 
+/* state_pass over K chunks of st (forward: from init, final state into fin; reverse: the
+ * backward's dstates, init and fin NULL). */
+template <typename T>
+void launch_pass(const ssd_geo &g, float *st, const float *dec, long long K, int reverse, const bk_tensor *init,
+                 const bk_tensor *fin, cudaStream_t s)
+{
+    const long long elems = g.BH * g.D * g.N;
+    if (elems == 0)
+        return;
+    state_pass_kernel<T><<<bk_grid_for(elems, kThreads), kThreads, 0, s>>>(
+        st, dec, g.D * g.N, K, elems, reverse, init ? (const T *)init->data : NULL,
+        init ? bk_view4_of(init) : bk_view4{0, 0, 0, 0}, fin ? (T *)fin->data : NULL,
+        fin ? bk_view4_of(fin) : bk_view4{0, 0, 0, 0}, g.H, g.N);
+}
+
 /* chunk_state + state_pass: states[bh][k] = the state entering chunk k; dec filled.
  * tc: the tensor-core chunk_state (16-bit T only). */
 template <typename T>
 void launch_states(const ssd_geo &g, const bk_tensor &x, const bk_tensor &dt, const bk_tensor &a, const bk_tensor &b,
-                   const ssd_ws &w, cudaStream_t s, bool tc)
+                   const ssd_ws &w, cudaStream_t s, bool tc, const ssd_kopts &o, const bk_tensor *init,
+                   const bk_tensor *fin)
 {
     const long long tiles = ((g.D + TQ - 1) / TQ) * ((g.N + TQ - 1) / TQ), total = g.BH * g.K * tiles;
     if (total == 0)
@@ -1031,14 +1188,13 @@ void launch_states(const ssd_geo &g, const bk_tensor &x, const bk_tensor &dt, co
         if (tc)
             chunk_state_tc_kernel<T><<<blocks_for(total), kTcThreads, 0, s>>>(
                 (const T *)x.data, bk_view4_of(&x), (const T *)b.data, bk_view4_of(&b), (const T *)dt.data,
-                bk_view4_of(&dt), (const T *)a.data, a.strides[0], w.states, w.dec, g.L, g.H, g.D, g.N, g.K, total);
+                bk_view4_of(&dt), (const T *)a.data, a.strides[0], w.states, w.dec, g.L, g.H, g.D, g.N, g.K, total, o);
     }
     if (!tc || sizeof(T) != 2)
         chunk_state_kernel<T, 0><<<blocks_for(total), kThreads, 0, s>>>(
             (const T *)x.data, bk_view4_of(&x), (const T *)b.data, bk_view4_of(&b), (const T *)dt.data,
-            bk_view4_of(&dt), (const T *)a.data, a.strides[0], w.states, w.dec, g.L, g.H, g.D, g.N, g.K, total);
-    const long long elems = g.BH * g.D * g.N;
-    state_pass_kernel<<<bk_grid_for(elems, kThreads), kThreads, 0, s>>>(w.states, w.dec, g.D * g.N, g.K, elems, 0);
+            bk_view4_of(&dt), (const T *)a.data, a.strides[0], w.states, w.dec, g.L, g.H, g.D, g.N, g.K, total, o);
+    launch_pass<T>(g, w.states, w.dec, g.K, 0, init, fin, s);
 }
 
 /* A view the vectorised path can read or write in 16-byte pieces along its last dim. */
@@ -1054,13 +1210,14 @@ int tstate_rows(const ssd_geo &g)
 }
 
 /* The forward, f16/bf16 and every view vec_view: chunk_state_v, state_pass_t, chunk_scan_v. */
-template <typename T> void launch_fwd_v(const ssd_geo &g, const bk_ssd_fwd_args *a, const ssd_ws &w, cudaStream_t s)
+template <typename T>
+void launch_fwd_v(const ssd_geo &g, const bk_ssd_fwd_args *a, const ssd_ws &w, cudaStream_t s, const ssd_kopts &o)
 {
     const int D = (int)g.D, N = (int)g.N, rd = tstate_rows(g), slices = (D + rd - 1) / rd;
     const long long st_total = g.BH * g.K * ((D + TQ - 1) / TQ) * ((N + TQ - 1) / TQ);
     chunk_state_v_kernel<T><<<blocks_for(st_total), kTcThreads, 0, s>>>(
         (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->b.data, bk_view4_of(&a->b), (const T *)a->dt.data,
-        bk_view4_of(&a->dt), (const T *)a->a.data, a->a.strides[0], w.states, w.dec, g.L, g.H, D, N, g.K, st_total);
+        bk_view4_of(&a->dt), (const T *)a->a.data, a->a.strides[0], w.states, w.dec, g.L, g.H, D, N, g.K, st_total, o);
     const long long pass_total = g.BH * slices;
     state_pass_t_kernel<T><<<blocks_for(pass_total), kPassThreads, 0, s>>>(w.states, w.dec, D, N, g.K, rd, slices,
                                                                             pass_total);
@@ -1070,35 +1227,131 @@ template <typename T> void launch_fwd_v(const ssd_geo &g, const bk_ssd_fwd_args 
     chunk_scan_v_kernel<T><<<blocks_for(total), kTcThreads, smem, s>>>(
         (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->dt.data, bk_view4_of(&a->dt), (const T *)a->a.data,
         a->a.strides[0], (const T *)a->b.data, bk_view4_of(&a->b), (const T *)a->c.data, bk_view4_of(&a->c),
-        (T *)a->y.data, bk_view4_of(&a->y), (const T *)w.states, g.L, g.H, D, N, g.K, rd, total);
+        (T *)a->y.data, bk_view4_of(&a->y), (const T *)w.states, g.L, g.H, D, N, g.K, rd, total, o);
 }
 
 /* The forward: f32 (and f64, never dispatched) on CUDA cores, f16/bf16 on tensor cores. */
-template <typename T> void launch_fwd(const ssd_geo &g, const bk_ssd_fwd_args *a, const ssd_ws &w, cudaStream_t s)
+template <typename T>
+void launch_fwd(const ssd_geo &g, const bk_ssd_fwd_args *a, const ssd_ws &w, cudaStream_t s, const ssd_kopts &o)
 {
     if constexpr (sizeof(T) == 2) {
         if (g.D % 8 == 0 && g.N % 8 == 0 && g.N > 0 && vec_view(a->x) && vec_view(a->b) && vec_view(a->c) &&
-            vec_view(a->y)) {
-            launch_fwd_v<T>(g, a, w, s);
+            vec_view(a->y) && !a->initial_states && !a->final_states) {
+            launch_fwd_v<T>(g, a, w, s, o);
             return;
         }
     }
     const long long total = g.BH * g.K * ((g.D + TQ - 1) / TQ);
-    launch_states<T>(g, a->x, a->dt, a->a, a->b, w, s, true);
+    launch_states<T>(g, a->x, a->dt, a->a, a->b, w, s, true, o, a->initial_states, a->final_states);
     if constexpr (sizeof(T) == 2) {
         chunk_scan_tc_kernel<T><<<blocks_for(total), kTcThreads, 0, s>>>(
             (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->dt.data, bk_view4_of(&a->dt),
             (const T *)a->a.data, a->a.strides[0], (const T *)a->b.data, bk_view4_of(&a->b), (const T *)a->c.data,
-            bk_view4_of(&a->c), (T *)a->y.data, bk_view4_of(&a->y), w.states, g.L, g.H, g.D, g.N, g.K, total);
+            bk_view4_of(&a->c), (T *)a->y.data, bk_view4_of(&a->y), w.states, g.L, g.H, g.D, g.N, g.K, total, o);
     } else {
         chunk_scan_kernel<T><<<blocks_for(total), kThreads, 0, s>>>(
             (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->dt.data, bk_view4_of(&a->dt),
             (const T *)a->a.data, a->a.strides[0], (const T *)a->b.data, bk_view4_of(&a->b), (const T *)a->c.data,
-            bk_view4_of(&a->c), (T *)a->y.data, bk_view4_of(&a->y), w.states, g.L, g.H, g.D, g.N, g.K, total);
+            bk_view4_of(&a->c), (T *)a->y.data, bk_view4_of(&a->y), w.states, g.L, g.H, g.D, g.N, g.K, total, o);
+    }
+}
+
+/* ---------------------------------------------------------------- step -- */
+
+/* Everything ssd_step_kernel reads, by value (NULL pointers for absent options). */
+struct step_params {
+    const void *x, *dt, *a, *b, *c, *skip, *z, *bias;
+    void *state, *y;
+    const int *idx;
+    unsigned long long *dropped;
+    bk_view4 sx, sdt, sb, sc, sz, sy, sst, sskip;
+    long long sa, sbias;
+    long long R, pool, H, D, N, P;
+    int skip_kind;
+    bool softplus, limit;
+    float lo, hi;
+};
+
+const int kStepThreads = 128;
+
+template <typename T> __global__ void __launch_bounds__(kStepThreads) ssd_step_kernel(step_params p)
+{
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nwarps = kStepThreads / 32;
+    for (long long blk = blockIdx.x; blk < p.R * p.H; blk += gridDim.x) {
+        const long long r = blk / p.H, h = blk % p.H, g = h / p.P;
+        const long long slot = p.idx ? (long long)p.idx[r] : r;
+        if (slot < 0 || slot >= p.pool) {
+            if (p.dropped && h == 0 && threadIdx.x == 0)
+                atomicAdd(p.dropped, 1ULL);
+            continue;
+        }
+        float v = ld((const T *)p.dt + r * p.sdt.s0 + h * p.sdt.s1);
+        if (p.bias)
+            v += ld((const T *)p.bias + h * p.sbias);
+        if (p.softplus && v <= 20.f)
+            v = log1pf(expf(v));
+        if (p.limit)
+            v = fminf(fmaxf(v, p.lo), p.hi);
+        const float decay = expf(v * ld((const T *)p.a + h * p.sa));
+        const T *x = (const T *)p.x + r * p.sx.s0 + h * p.sx.s1;
+        const T *bv = (const T *)p.b + r * p.sb.s0 + g * p.sb.s1, *cv = (const T *)p.c + r * p.sc.s0 + g * p.sc.s1;
+        for (long long d = warp; d < p.D; d += nwarps) {
+            const float xd = ld(x + d);
+            T *row = (T *)p.state + slot * p.sst.s0 + h * p.sst.s1 + d * p.sst.s2;
+            float acc = 0.f;
+            for (long long n = lane; n < p.N; n += 32) {
+                const float st = decay * ld(row + n) + v * xd * ld(bv + n);
+                row[n] = elem<T>::store(st);
+                acc += st * ld(cv + n);
+            }
+            for (int o = 16; o > 0; o /= 2)
+                acc += __shfl_xor_sync(0xffffffffu, acc, o);
+            if (lane == 0) {
+                if (p.skip_kind == BK_SSD_SKIP_PER_HEAD)
+                    acc += ld((const T *)p.skip + h * p.sskip.s0) * xd;
+                else if (p.skip_kind == BK_SSD_SKIP_PER_CHANNEL)
+                    acc += ld((const T *)p.skip + h * p.sskip.s0 + d) * xd;
+                if (p.z) {
+                    const float zv = ld((const T *)p.z + r * p.sz.s0 + h * p.sz.s1 + d);
+                    acc *= zv / (1.f + expf(-zv));
+                }
+                ((T *)p.y)[r * p.sy.s0 + h * p.sy.s1 + d] = elem<T>::store(acc);
+            }
+        }
     }
 }
 
 } // namespace
+
+extern "C" bk_status bk_cuda_ssd_step(const bk_ssd_step_desc *d, const bk_ssd_step_args *a, void *stream)
+{
+    const long long G = d->ngroups > 0 ? d->ngroups : d->heads;
+    step_params p;
+    p.x = a->x.data, p.dt = a->dt.data, p.a = a->a.data, p.b = a->b.data, p.c = a->c.data;
+    p.skip = a->skip ? a->skip->data : NULL;
+    p.z = a->z ? a->z->data : NULL;
+    p.bias = a->dt_bias ? a->dt_bias->data : NULL;
+    p.state = a->state.data, p.y = a->y.data;
+    p.idx = a->state_indices ? (const int *)a->state_indices->data : NULL;
+    p.dropped = a->dropped_requests ? (unsigned long long *)a->dropped_requests->data : NULL;
+    p.sx = bk_view4_of(&a->x), p.sdt = bk_view4_of(&a->dt), p.sb = bk_view4_of(&a->b), p.sc = bk_view4_of(&a->c);
+    p.sz = a->z ? bk_view4_of(a->z) : bk_view4{0, 0, 0, 0};
+    p.sy = bk_view4_of(&a->y), p.sst = bk_view4_of(&a->state);
+    p.sskip = a->skip ? bk_view4_of(a->skip) : bk_view4{0, 0, 0, 0};
+    p.sa = a->a.strides[0];
+    p.sbias = a->dt_bias ? a->dt_bias->strides[0] : 0;
+    p.R = d->batch, p.pool = d->pool, p.H = d->heads, p.D = d->head_dim, p.N = d->state_dim;
+    p.P = G > 0 ? d->heads / G : 1;
+    p.skip_kind = (int)d->skip;
+    p.softplus = d->dt_softplus, p.limit = d->has_dt_limit;
+    p.lo = (float)d->dt_min, p.hi = (float)d->dt_max;
+    const long long total = p.R * p.H;
+    if (total == 0)
+        return BK_STATUS_SUCCESS;
+    BK_DISPATCH_FLOAT(d->dtype, T,
+                      ssd_step_kernel<T><<<blocks_for(total), kStepThreads, 0, (cudaStream_t)stream>>>(p));
+    return bk_cuda_check_launch("ssd_step");
+}
 
 extern "C" size_t bk_cuda_ssd_fwd_workspace(const bk_ssd_desc *d)
 {
@@ -1115,11 +1368,17 @@ extern "C" size_t bk_cuda_ssd_bwd_workspace(const bk_ssd_desc *d)
 extern "C" bk_status bk_cuda_ssd_fwd(const bk_ssd_desc *d, const bk_ssd_fwd_args *a, void *workspace, void *stream)
 {
     const ssd_geo g = geo_of(d);
+    if (g.L == 0 && a->final_states) { /* y is empty; the final states are the initial ones */
+        BK_DISPATCH_FLOAT(d->dtype, T,
+                          launch_pass<T>(g, NULL, NULL, 0, 0, a->initial_states, a->final_states, (cudaStream_t)stream));
+        return bk_cuda_check_launch("ssd_fwd");
+    }
     if (g.BH == 0 || g.L == 0 || g.D == 0)
-        return BK_STATUS_SUCCESS; /* y is empty */
+        return BK_STATUS_SUCCESS; /* y (and any final state) is empty */
     ssd_ws w;
     ssd_layout(g, false, workspace, &w);
-    BK_DISPATCH_FLOAT(d->dtype, T, launch_fwd<T>(g, a, w, (cudaStream_t)stream));
+    const ssd_kopts o = kopts_of(d, a);
+    BK_DISPATCH_FLOAT(d->dtype, T, launch_fwd<T>(g, a, w, (cudaStream_t)stream, o));
     return bk_cuda_check_launch("ssd_fwd");
 }
 
@@ -1134,16 +1393,14 @@ extern "C" bk_status bk_cuda_ssd_bwd(const bk_ssd_desc *d, const bk_ssd_bwd_args
     const long long total = g.BH * g.K;
     BK_DISPATCH_FLOAT(d->dtype, T, {
         if (total > 0) {
-            launch_states<T>(g, a->x, a->dt, a->a, a->b, w, s, false);
+            launch_states<T>(g, a->x, a->dt, a->a, a->b, w, s, false, kopts_none(), NULL, NULL);
             const long long tiles = ((g.D + TQ - 1) / TQ) * ((g.N + TQ - 1) / TQ);
             if (tiles > 0) {
                 chunk_state_kernel<T, 1><<<blocks_for(total * tiles), kThreads, 0, s>>>(
                     (const T *)a->dy.data, bk_view4_of(&a->dy), (const T *)a->c.data, bk_view4_of(&a->c),
                     (const T *)a->dt.data, bk_view4_of(&a->dt), (const T *)a->a.data, a->a.strides[0], w.dstates,
-                    NULL, g.L, g.H, g.D, g.N, g.K, total * tiles);
-                const long long elems = g.BH * g.D * g.N;
-                state_pass_kernel<<<bk_grid_for(elems, kThreads), kThreads, 0, s>>>(w.dstates, w.dec, g.D * g.N,
-                                                                                    g.K, elems, 1);
+                    NULL, g.L, g.H, g.D, g.N, g.K, total * tiles, kopts_none());
+                launch_pass<T>(g, w.dstates, w.dec, g.K, 1, NULL, NULL, s);
             }
             cudaFuncSetAttribute(chunk_bwd_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kBwdSmem);
             chunk_bwd_kernel<T><<<blocks_for(total), kThreads, kBwdSmem, s>>>(

@@ -1,5 +1,5 @@
-/* CUDA launchers of the SSD chunk-scan ops (src/cuda/ssd.cu), called by src/ops/ssd_fwd.c
- * and src/ops/ssd_bwd.c after can_implement has passed and the workspace was checked.
+/* CUDA launchers of the SSD chunk-scan ops (src/cuda/ssd.cu), called by src/ops/ssd_fwd.c,
+ * src/ops/ssd_bwd.c and src/ops/ssd_step.c after can_implement has passed and the workspace was checked.
  * Asynchronous on `stream`; no allocation, no sync. f32, f16 and bf16 only. */
 #ifndef BK_CUDA_SSD_H
 #define BK_CUDA_SSD_H
@@ -13,6 +13,9 @@ size_t bk_cuda_ssd_fwd_workspace(const bk_ssd_desc *d);
 size_t bk_cuda_ssd_bwd_workspace(const bk_ssd_desc *d);
 bk_status bk_cuda_ssd_fwd(const bk_ssd_desc *d, const bk_ssd_fwd_args *a, void *workspace, void *stream);
 bk_status bk_cuda_ssd_bwd(const bk_ssd_desc *d, const bk_ssd_bwd_args *a, void *workspace, void *stream);
+/* ssd_step: one block per (request, head); out-of-pool requests skipped and counted into
+ * dropped_requests[0] when given. No workspace. */
+bk_status bk_cuda_ssd_step(const bk_ssd_step_desc *d, const bk_ssd_step_args *a, void *stream);
 #ifdef __cplusplus
 }
 #endif

@@ -1,7 +1,10 @@
 /* ssd_bwd.c - Mamba-2 SSD chunk-scan backward plan: select, can_implement, workspace and
  * dispatch. The descriptor and input checks are shared with ssd_fwd (core/ssd_check.c);
- * the math lives in the backends (src/cpu/ssd.c, src/cuda/ssd.cu). Every kernel writes all five gradients
- * (none is accumulated) and reduces dA without atomics. */
+ * the math lives in the backends (src/cpu/ssd.c, src/cuda/ssd.cu). Every kernel writes all
+ * its gradients (none is accumulated) and reduces dA (and dskip, ddt_bias, the group sums
+ * of dB and dC) without atomics. The CPU kernel runs every option; the CUDA kernel the
+ * plain problem only (its `rejects` hook refuses every option); varlen states have no
+ * backward on any target. */
 #include "core/core.h"
 #include "core/ssd_check.h"
 #include "cpu/ssd.h"
@@ -13,7 +16,7 @@ static const bk_kernel_entry ssd_bwd_kernels[] = {
 #ifdef BK_WITH_CUDA
     /* chunked SSD on CUDA cores: f32 math and f32 states for f32/f16/bf16, no atomics */
     {SSD_BWD_KERNEL_CUDA, BK_TARGET_CUDA, 80, 0, BK_ARCH_SM80, BK_DT(BK_DTYPE_F32) | BK_DT_HALVES, BK_BACKEND_BESPOKE,
-     {BK_MATH_F32, BK_DTYPE_F32, true, true}, bk_ssd_rejects_dims},
+     {BK_MATH_F32, BK_DTYPE_F32, true, true}, bk_ssd_rejects_options},
 #endif
     {SSD_BWD_KERNEL_CPU, BK_TARGET_CPU, 0, 0, BK_ARCH_CPU, BK_DT_FLOATS, BK_BACKEND_REFERENCE,
      BK_PRECISION_CPU_REFERENCE, bk_ssd_rejects_dims},
@@ -25,6 +28,10 @@ bk_status bk_ssd_bwd_select(const bk_ssd_desc *desc, bk_target target, bk_prefer
     bk_clear_error();
     BK_TRY(bk_ssd_check_desc("ssd_bwd", desc));
     BK_TRY(bk_check_ptr("ssd_bwd", "plan", plan));
+    if (desc->n_varlen_seqs > 0)
+        return bk_fail(BK_STATUS_UNSUPPORTED,
+                       "ssd_bwd: desc.n_varlen_seqs is %d, expected 0: no gradient flows through varlen states",
+                       (int)desc->n_varlen_seqs);
     bk_ssd_bwd_plan p = {.desc = *desc};
     BK_TRY(bk_select_kernel("ssd_bwd", BK_CATEGORY_SSM, BK_OP_SSD_BWD, ssd_bwd_kernels,
                             (int32_t)(sizeof ssd_bwd_kernels / sizeof ssd_bwd_kernels[0]), desc, desc->dtype,
@@ -40,19 +47,33 @@ bk_status bk_ssd_bwd_can_implement(const bk_ssd_bwd_plan *plan, const bk_ssd_bwd
     BK_TRY(bk_check_plan("ssd_bwd", &plan->info, BK_OP_SSD_BWD));
     BK_TRY(bk_check_ptr("ssd_bwd", "args", args));
     const bk_ssd_desc *d = &plan->desc;
-    BK_TRY(bk_ssd_check_inputs("ssd_bwd", d, &args->x, &args->dt, &args->a, &args->b, &args->c));
+    BK_TRY(bk_ssd_check_inputs("ssd_bwd", d, &args->x, &args->dt, &args->a, &args->b, &args->c, args->skip, args->z,
+                               args->dt_bias, args->initial_states, args->seq_idx));
+    const bk_ssd_opts o = bk_ssd_desc_opts(d);
     bk_tensor_spec s_dy = bk_ssd_spec(d, BK_SSD_ROLE_X, "dy", false);
+    bk_tensor_spec s_dfin = bk_ssd_spec(d, BK_SSD_ROLE_STATE, "dfinal_states", false);
     bk_tensor_spec s_dx = bk_ssd_spec(d, BK_SSD_ROLE_X, "dx", true);
     bk_tensor_spec s_ddt = bk_ssd_spec(d, BK_SSD_ROLE_DT, "ddt", true);
     bk_tensor_spec s_da = bk_ssd_spec(d, BK_SSD_ROLE_A, "da", true);
     bk_tensor_spec s_db = bk_ssd_spec(d, BK_SSD_ROLE_BC, "db", true);
     bk_tensor_spec s_dc = bk_ssd_spec(d, BK_SSD_ROLE_BC, "dc", true);
+    bk_tensor_spec s_dskip = bk_ssd_skip_spec(&o, d->dtype, "dskip", true);
+    bk_tensor_spec s_dz = bk_ssd_spec(d, BK_SSD_ROLE_X, "dz", true);
+    bk_tensor_spec s_dbias = bk_ssd_spec(d, BK_SSD_ROLE_A, "ddt_bias", true);
+    bk_tensor_spec s_dinit = bk_ssd_spec(d, BK_SSD_ROLE_STATE, "dinitial_states", true);
     BK_TRY(bk_check_tensor("ssd_bwd", &args->dy, &s_dy));
+    BK_TRY(bk_check_optional_tensor("ssd_bwd", args->dfinal_states, d->has_final_states, "desc.has_final_states",
+                                    &s_dfin));
     BK_TRY(bk_check_tensor("ssd_bwd", &args->dx, &s_dx));
     BK_TRY(bk_check_tensor("ssd_bwd", &args->ddt, &s_ddt));
     BK_TRY(bk_check_tensor("ssd_bwd", &args->da, &s_da));
     BK_TRY(bk_check_tensor("ssd_bwd", &args->db, &s_db));
-    return bk_check_tensor("ssd_bwd", &args->dc, &s_dc);
+    BK_TRY(bk_check_tensor("ssd_bwd", &args->dc, &s_dc));
+    BK_TRY(bk_check_optional_tensor("ssd_bwd", args->dskip, d->skip != BK_SSD_SKIP_NONE, "desc.skip", &s_dskip));
+    BK_TRY(bk_check_optional_tensor("ssd_bwd", args->dz, d->has_z, "desc.has_z", &s_dz));
+    BK_TRY(bk_check_optional_tensor("ssd_bwd", args->ddt_bias, d->has_dt_bias, "desc.has_dt_bias", &s_dbias));
+    return bk_check_optional_tensor("ssd_bwd", args->dinitial_states, d->has_initial_states,
+                                    "desc.has_initial_states", &s_dinit);
 }
 
 size_t bk_ssd_bwd_workspace_size(const bk_ssd_bwd_plan *plan)

@@ -1,0 +1,265 @@
+/* bk_ssd_test.c - the SSD options fixture (see bk_ssd_test.h). */
+#include "bk_ssd_test.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A fresh buffer of the given shape, filled with values in [lo, hi) rounded to the dtype,
+ * viewed padded by `pad` elements per axis (contiguous for 0); val holds the view's values. */
+void bkt_buf_make(bkt_buf *t, bk_dtype dtype, int32_t rank, const int64_t *shape, int64_t pad, double lo, double hi)
+{
+    bk_tensor probe = bkt_view_padded(NULL, dtype, rank, shape, pad);
+    t->span = bkt_view_span(&probe) + 1;
+    t->data = bkt_alloc(dtype, t->span);
+    bkt_fill(t->data, dtype, t->span, lo, hi);
+    t->view = bkt_view_padded(t->data, dtype, rank, shape, pad);
+    t->numel = 1;
+    for (int32_t i = 0; i < rank; i++)
+        t->numel *= shape[i];
+    t->val = malloc((size_t)(t->numel + 1) * sizeof(double));
+    bkt_gather(&t->view, t->val);
+}
+
+void bkt_buf_free(bkt_buf *t)
+{
+    bkt_free(t->data);
+    free(t->val);
+    memset(t, 0, sizeof *t);
+}
+
+/* A random problem with the options of `o`. dt is raw: in [-3, 1) with the softplus, else
+ * [0.01, 0.5); dt_bias in [-1, 1) with the softplus, else [0, 0.5); A in [-1.5, -0.1);
+ * z in [-2, 2); everything else in [-1, 1). seq_idx: per row, a change
+ * at each position with probability 1 / seq_every; with nv sequences, cu_seqlens cuts L
+ * at random (an empty sequence among them when nv > 2) and seq_idx numbers them. */
+void bkt_ssd_make(bkt_ssd_problem *p, const bkt_ssd_opts *o, bk_dtype dtype, int64_t pad)
+{
+    memset(p, 0, sizeof *p);
+    p->o = *o;
+    p->dtype = dtype;
+    p->g = o->ngroups > 0 ? o->ngroups : o->h;
+    const int64_t B = o->b, L = o->l, H = o->h, D = o->d, N = o->n;
+    int64_t sx[4] = {B, L, H, D}, sdt[3] = {B, L, H}, sh[2] = {H, D}, sbc[4] = {B, L, p->g, N}, sst[4] = {B, H, D, N};
+    bkt_buf_make(&p->x, dtype, 4, sx, pad, -1, 1);
+    bkt_buf_make(&p->dt, dtype, 3, sdt, pad, o->softplus ? -3.0 : 0.01, o->softplus ? 1.0 : 0.5);
+    bkt_buf_make(&p->a, dtype, 1, sh, 0, -1.5, -0.1);
+    bkt_buf_make(&p->b, dtype, 4, sbc, pad, -1, 1);
+    bkt_buf_make(&p->c, dtype, 4, sbc, pad, -1, 1);
+    if (o->skip != BK_SSD_SKIP_NONE)
+        bkt_buf_make(&p->skip, dtype, o->skip == BK_SSD_SKIP_PER_CHANNEL ? 2 : 1, sh, 0, -1, 1);
+    if (o->z)
+        bkt_buf_make(&p->z, dtype, 4, sx, pad, -2, 2);
+    if (o->bias) /* without the softplus, a bias that keeps dt > 0 (the state must not grow) */
+        bkt_buf_make(&p->bias, dtype, 1, sh, 0, o->softplus ? -1.0 : 0.0, o->softplus ? 1.0 : 0.5);
+    if (o->init)
+        bkt_buf_make(&p->init, dtype, 4, sst, pad, -1, 1);
+    if (o->seq || o->nv > 0) {
+        p->seq = bkt_alloc(BK_DTYPE_I32, B * L + 1);
+        int64_t shape[2] = {B, L};
+        p->seq_view = bkt_view(p->seq, BK_DTYPE_I32, 2, shape);
+    }
+    if (o->nv > 0) {
+        p->cu = bkt_alloc(BK_DTYPE_I32, o->nv + 1);
+        int64_t shape[1] = {o->nv + 1};
+        p->cu_view = bkt_view(p->cu, BK_DTYPE_I32, 1, shape);
+        p->cu[0] = 0;
+        for (int32_t i = 1; i < o->nv; i++) /* random cuts, sorted by insertion */
+            p->cu[i] = (int32_t)bkt_randint(0, L);
+        for (int32_t i = 1; i < o->nv; i++)
+            for (int32_t j = i; j > 1 && p->cu[j] < p->cu[j - 1]; j--) {
+                int32_t t = p->cu[j];
+                p->cu[j] = p->cu[j - 1];
+                p->cu[j - 1] = t;
+            }
+        if (o->nv > 2) /* an empty sequence */
+            p->cu[2] = p->cu[1];
+        p->cu[o->nv] = (int32_t)L;
+        for (int32_t i = 0; i < o->nv; i++)
+            for (int32_t t = p->cu[i]; t < p->cu[i + 1]; t++)
+                p->seq[t] = i;
+    } else if (o->seq) {
+        for (int64_t b = 0; b < B; b++) {
+            int32_t id = (int32_t)bkt_randint(0, 2);
+            for (int64_t t = 0; t < L; t++) {
+                if (t > 0 && bkt_randint(1, o->seq_every) == 1)
+                    id += (int32_t)bkt_randint(1, 3);
+                p->seq[b * L + t] = id;
+            }
+        }
+    }
+}
+
+void bkt_ssd_free(bkt_ssd_problem *p)
+{
+    bkt_buf *bufs[] = {&p->x, &p->dt, &p->a, &p->b, &p->c, &p->skip, &p->z, &p->bias, &p->init};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i]->data)
+            bkt_buf_free(bufs[i]);
+    bkt_free(p->seq);
+    bkt_free(p->cu);
+}
+
+bk_ssd_desc bkt_ssd_desc(const bkt_ssd_problem *p)
+{
+    const bkt_ssd_opts *o = &p->o;
+    bk_ssd_desc d = {.batch = (int32_t)o->b,
+                     .seq_len = (int32_t)o->l,
+                     .heads = (int32_t)o->h,
+                     .head_dim = (int32_t)o->d,
+                     .state_dim = (int32_t)o->n,
+                     .chunk_size = o->chunk,
+                     .dtype = p->dtype,
+                     .ngroups = o->ngroups,
+                     .skip = o->skip,
+                     .has_z = o->z,
+                     .has_dt_bias = o->bias,
+                     .dt_softplus = o->softplus,
+                     .has_dt_limit = o->limit,
+                     .dt_min = o->lo,
+                     .dt_max = o->hi,
+                     .has_initial_states = o->init,
+                     .has_final_states = o->final,
+                     .has_seq_idx = o->seq || o->nv > 0,
+                     .n_varlen_seqs = o->nv};
+    return d;
+}
+
+/* The forward's inputs (y, final_states and varlen_states left empty / NULL). */
+bk_ssd_fwd_args bkt_ssd_fwd_inputs(const bkt_ssd_problem *p)
+{
+    bk_ssd_fwd_args a = {.x = p->x.view, .dt = p->dt.view, .a = p->a.view, .b = p->b.view, .c = p->c.view};
+    a.skip = p->skip.data ? &p->skip.view : NULL;
+    a.z = p->z.data ? &p->z.view : NULL;
+    a.dt_bias = p->bias.data ? &p->bias.view : NULL;
+    a.initial_states = p->init.data ? &p->init.view : NULL;
+    a.seq_idx = p->seq ? &p->seq_view : NULL;
+    a.cu_seqlens = p->cu ? &p->cu_view : NULL;
+    return a;
+}
+
+static double ref_dt(const bkt_ssd_opts *o, double v)
+{
+    if (o->softplus)
+        v = v > 20.0 ? v : log1p(exp(v));
+    if (o->limit)
+        v = v < o->lo ? o->lo : v > o->hi ? o->hi : v;
+    return v;
+}
+
+/* The sequential recurrence in f64 from the values (val) of p, step by step:
+ *   reset where seq_idx changes; dt' = clamp(softplus(dt + bias)); h = exp(dt' A) h + dt' x B^T;
+ *   y = (h C + skip x) silu(z). y [B, L, H, D]; final [B, H, D, N] and varlen [nv, H, D, N]
+ * when non-NULL (varlen: the state after each sequence's last step, 0 when empty). */
+void bkt_ssd_ref(const bkt_ssd_problem *p, double *y, double *final, double *varlen)
+{
+    const bkt_ssd_opts *o = &p->o;
+    const int64_t B = o->b, L = o->l, H = o->h, D = o->d, N = o->n, P = p->g > 0 ? H / p->g : 1;
+    double *st = calloc((size_t)(D * N + 1), sizeof(double));
+    if (varlen)
+        memset(varlen, 0, (size_t)(o->nv * H * D * N) * sizeof(double));
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < H; h++) {
+            const int64_t g = h / P;
+            for (int64_t i = 0; i < D * N; i++)
+                st[i] = o->init ? p->init.val[((b * H + h) * D) * N + i] : 0.0;
+            for (int64_t t = 0; t < L; t++) {
+                if (p->seq && t > 0 && p->seq[b * L + t] != p->seq[b * L + t - 1])
+                    memset(st, 0, (size_t)(D * N) * sizeof(double));
+                const int64_t row = (b * L + t) * H + h, grow = (b * L + t) * p->g + g;
+                const double dt = ref_dt(o, p->dt.val[row] + (o->bias ? p->bias.val[h] : 0.0));
+                const double decay = exp(dt * p->a.val[h]);
+                for (int64_t d = 0; d < D; d++) {
+                    double acc = 0.0;
+                    const double xv = p->x.val[row * D + d];
+                    for (int64_t n = 0; n < N; n++) {
+                        double *s = &st[d * N + n];
+                        *s = decay * *s + dt * xv * p->b.val[grow * N + n];
+                        acc += p->c.val[grow * N + n] * *s;
+                    }
+                    if (o->skip == BK_SSD_SKIP_PER_HEAD)
+                        acc += p->skip.val[h] * xv;
+                    else if (o->skip == BK_SSD_SKIP_PER_CHANNEL)
+                        acc += p->skip.val[h * D + d] * xv;
+                    if (o->z) {
+                        const double zv = p->z.val[row * D + d];
+                        acc *= zv / (1.0 + exp(-zv));
+                    }
+                    y[row * D + d] = acc;
+                }
+                for (int32_t i = 0; varlen && i < o->nv; i++)
+                    if (p->cu[i + 1] > p->cu[i] && p->cu[i + 1] - 1 == t)
+                        memcpy(varlen + (i * H + h) * D * N, st, (size_t)(D * N) * sizeof(double));
+            }
+            if (final)
+                memcpy(final + (b * H + h) * D * N, st, (size_t)(D * N) * sizeof(double));
+        }
+    free(st);
+}
+
+/* " G2 skip/h z bias softplus limit init final seq varlen3" for the case names. */
+void bkt_ssd_opts_text(const bkt_ssd_opts *o, char *buf, size_t size)
+{
+    snprintf(buf, size, " B%lld L%lld H%lld D%lld N%lld chunk %d G%d%s%s%s%s%s%s%s%s", (long long)o->b,
+             (long long)o->l, (long long)o->h, (long long)o->d, (long long)o->n, (int)o->chunk, (int)o->ngroups,
+             o->skip == BK_SSD_SKIP_PER_HEAD ? " skip/h" : o->skip == BK_SSD_SKIP_PER_CHANNEL ? " skip/hd" : "",
+             o->z ? " z" : "", o->bias ? " bias" : "", o->softplus ? " softplus" : "", o->limit ? " limit" : "",
+             o->init ? " init" : "", o->final ? " final" : "", o->seq ? " seq" : "");
+    if (o->nv > 0) {
+        size_t len = strlen(buf);
+        snprintf(buf + len, size - len, " varlen%d", (int)o->nv);
+    }
+}
+
+/* t's view with its data on dev's target: copied up (and, when out, back at bkt_dev_end). */
+bk_tensor bkt_buf_on(bkt_dev *dev, const bkt_buf *t, bool out)
+{
+    bk_tensor v = t->view;
+    const size_t bytes = (size_t)t->span * bk_dtype_size(v.dtype);
+    v.data = out ? bkt_dev_out(dev, t->data, bytes) : bkt_dev_in(dev, t->data, bytes);
+    return v;
+}
+
+/* `view`, which points inside the host buffer buf (bytes long), moved to dev's copy of buf:
+ * the same offset from its start (buf copied up; and back at bkt_dev_end when out). */
+bk_tensor bkt_moved(bkt_dev *dev, bk_tensor view, void *buf, size_t bytes, bool out)
+{
+    char *base = (char *)(out ? bkt_dev_out(dev, buf, bytes) : bkt_dev_in(dev, buf, bytes));
+    view.data = base + ((char *)view.data - (char *)buf);
+    return view;
+}
+
+/* An optional tensor on dev's target: NULL when t is absent, else slot (filled). */
+const bk_tensor *bkt_opt_on(bkt_dev *dev, const bkt_buf *t, bool out, bk_tensor *slot)
+{
+    if (t->data == NULL)
+        return NULL;
+    *slot = bkt_buf_on(dev, t, out);
+    return slot;
+}
+
+/* bkt_ssd_fwd_inputs with every input on dev's target; `slots` hold the optional views. */
+bk_ssd_fwd_args bkt_ssd_fwd_inputs_on(bkt_dev *dev, const bkt_ssd_problem *p, bk_tensor slots[6])
+{
+    bk_ssd_fwd_args a = bkt_ssd_fwd_inputs(p);
+    a.x = bkt_buf_on(dev, &p->x, false);
+    a.dt = bkt_buf_on(dev, &p->dt, false);
+    a.a = bkt_buf_on(dev, &p->a, false);
+    a.b = bkt_buf_on(dev, &p->b, false);
+    a.c = bkt_buf_on(dev, &p->c, false);
+    a.skip = bkt_opt_on(dev, &p->skip, false, &slots[0]);
+    a.z = bkt_opt_on(dev, &p->z, false, &slots[1]);
+    a.dt_bias = bkt_opt_on(dev, &p->bias, false, &slots[2]);
+    a.initial_states = bkt_opt_on(dev, &p->init, false, &slots[3]);
+    if (a.seq_idx) {
+        slots[4] = p->seq_view;
+        slots[4].data = bkt_dev_in(dev, p->seq, (size_t)(p->o.b * p->o.l + 1) * 4);
+        a.seq_idx = &slots[4];
+    }
+    if (a.cu_seqlens) {
+        slots[5] = p->cu_view;
+        slots[5].data = bkt_dev_in(dev, p->cu, (size_t)(p->o.nv + 1) * 4);
+        a.cu_seqlens = &slots[5];
+    }
+    return a;
+}
