@@ -9,7 +9,8 @@ Mamba-2 SSD) from Python, over the C library's plan API.
     plan.run(q=q, k=k, v=v, y=y, lse=lse)     # any DLPack tensors, read in place
 
 Every op of the C API is an attribute (sdpa_fwd, sdpa_bwd, kv_append, paged_kv_append,
-paged_decode, paged_prefill, attention_merge, alibi_fwd, alibi_bwd, ssd_fwd, ssd_bwd);
+paged_decode, paged_prefill, attention_merge, alibi_fwd, alibi_bwd, ssd_fwd, ssd_bwd,
+ssd_step);
 every failure raises a subclass of baracuda.Error with the library's sentence.
 `baracuda.torch` (imported on demand) registers torch.library custom ops with autograd.
 The shared library is loaded from baracuda/lib, or from $BARACUDA_LIBRARY when set.
@@ -35,6 +36,7 @@ alibi_fwd = Op("alibi_fwd")
 alibi_bwd = Op("alibi_bwd")
 ssd_fwd = Op("ssd_fwd")
 ssd_bwd = Op("ssd_bwd")
+ssd_step = Op("ssd_step")
 OPS = {name: globals()[name] for name in _capi.OPS}
 
 

@@ -90,10 +90,30 @@ AlibiFwdArgs = _struct("bk_alibi_fwd_args", _tensors("scores", "slopes", "y"))
 AlibiBwdArgs = _struct("bk_alibi_bwd_args", _tensors("dy") + _optional("dscores", "dslopes"))
 
 # ------------------------------------------------------------------------ ssd.h --
+# the dt options shared by the scan and the step descriptors
+_SSD_OPTIONS = (_ints("ngroups") + [("skip", _enum)]
+                + _ints("has_z", "has_dt_bias", "dt_softplus", "has_dt_limit", t=_bool)
+                + [("dt_min", _f64), ("dt_max", _f64)])
 SsdDesc = _struct("bk_ssd_desc", _ints("batch", "seq_len", "heads", "head_dim", "state_dim", "chunk_size")
-                  + [("dtype", _enum)])
-SsdFwdArgs = _struct("bk_ssd_fwd_args", _tensors("x", "dt", "a", "b", "c", "y"))
-SsdBwdArgs = _struct("bk_ssd_bwd_args", _tensors("x", "dt", "a", "b", "c", "dy", "dx", "ddt", "da", "db", "dc"))
+                  + [("dtype", _enum)] + _SSD_OPTIONS
+                  + _ints("has_initial_states", "has_final_states", "has_seq_idx", t=_bool)
+                  + _ints("n_varlen_seqs"))
+SsdFwdArgs = _struct("bk_ssd_fwd_args", _tensors("x", "dt", "a", "b", "c", "y")
+                     + _optional("skip", "z", "dt_bias", "initial_states", "seq_idx", "cu_seqlens",
+                                 "final_states", "varlen_states"))
+SsdBwdArgs = _struct("bk_ssd_bwd_args", _tensors("x", "dt", "a", "b", "c", "dy", "dx", "ddt", "da", "db", "dc")
+                     + _optional("skip", "z", "dt_bias", "initial_states", "seq_idx", "dfinal_states",
+                                 "dskip", "dz", "ddt_bias", "dinitial_states"))
+SsdStepDesc = _struct("bk_ssd_step_desc", _ints("batch", "pool", "heads", "head_dim", "state_dim")
+                      + [("dtype", _enum)] + _SSD_OPTIONS + _ints("has_state_indices", t=_bool))
+SsdStepArgs = _struct("bk_ssd_step_args", _tensors("state", "x", "dt", "a", "b", "c", "y")
+                      + _optional("skip", "z", "dt_bias", "state_indices", "dropped_requests"))
+
+# every SSD option off (mamba_ssm's defaults): per-head B/C, no skip, gate, bias, clamp
+_SSD_OPTION_DEFAULTS = {"ngroups": 0, "skip": 0, "has_z": False, "has_dt_bias": False, "dt_softplus": False,
+                        "has_dt_limit": False, "dt_min": 0.0, "dt_max": 0.0}
+_SSD_SCAN_DEFAULTS = dict(_SSD_OPTION_DEFAULTS, has_initial_states=False, has_final_states=False,
+                          has_seq_idx=False, n_varlen_seqs=0)
 
 # -------------------------------------------------------------------- op table --
 # op name -> (descriptor struct, args struct, descriptor defaults). The plan struct of
@@ -109,8 +129,9 @@ OPS = {
     "attention_merge": (MergeDesc, MergeArgs, {}),
     "alibi_fwd": (AlibiDesc, AlibiFwdArgs, {}),
     "alibi_bwd": (AlibiDesc, AlibiBwdArgs, {}),
-    "ssd_fwd": (SsdDesc, SsdFwdArgs, {}),
-    "ssd_bwd": (SsdDesc, SsdBwdArgs, {}),
+    "ssd_fwd": (SsdDesc, SsdFwdArgs, _SSD_SCAN_DEFAULTS),
+    "ssd_bwd": (SsdDesc, SsdBwdArgs, _SSD_SCAN_DEFAULTS),
+    "ssd_step": (SsdStepDesc, SsdStepArgs, dict(_SSD_OPTION_DEFAULTS, has_state_indices=False)),
 }
 PLANS = {name: _struct("bk_%s_plan" % name, [("desc", d), ("info", PlanInfo)]) for name, (d, _, _) in OPS.items()}
 

@@ -252,6 +252,65 @@ def test_ssd_bwd(backend, rng, dtype):
         close(backend.get(out[name]), w, 1e-6 if dtype == "f64" else 1e-3)
 
 
+@pytest.mark.parametrize("dtype", ["f32", "bf16"])
+def test_ssd_step(backend, rng, dtype):
+    """One token per request on a pool of states picked by state_indices, with the D skip,
+    the z gate, dt_bias + softplus and B/C shared by groups of heads (mamba_ssm's
+    selective_state_update), against a float64 NumPy step."""
+    r, pool, h, d, n, g = 3, 5, 4, 3, 6, 2
+    idx = np.array([4, 0, 2], dtype=np.int32)
+    st64 = rng.standard_normal((pool, h, d, n))
+    x, dt, a = rng.standard_normal((r, h, d)), rng.uniform(-1, 1, (r, h)), -rng.uniform(0.5, 2, (h,))
+    bb, cc = rng.standard_normal((r, g, n)), rng.standard_normal((r, g, n))
+    skip, z, bias = rng.standard_normal((h,)), rng.standard_normal((r, h, d)), rng.uniform(0, 0.5, (h,))
+    ts = {k: backend.put(v, dtype) for k, v in dict(state=st64, x=x, dt=dt, a=a, b=bb, c=cc, skip=skip, z=z,
+                                                       dt_bias=bias).items()}
+    ins = {k: backend.get(v) for k, v in ts.items()}  # the rounded inputs, in f64
+    y = backend.empty((r, h, d), dtype)
+    plan = baracuda.ssd_step.plan(device=backend.device, batch=r, pool=pool, heads=h, head_dim=d, state_dim=n,
+                                  dtype=dtype, ngroups=g, skip=1, has_z=True, has_dt_bias=True, dt_softplus=True,
+                                  has_state_indices=True)
+    plan.run(y=y, state_indices=backend.put(idx, "i32"), **ts)
+    want_state, want_y = ins["state"].copy(), np.zeros((r, h, d))
+    for ri in range(r):
+        for hi in range(h):
+            gi = hi // (h // g)
+            dtv = ins["dt"][ri, hi] + ins["dt_bias"][hi]
+            dtv = dtv if dtv > 20 else np.log1p(np.exp(dtv))
+            s = want_state[idx[ri], hi]
+            s[:] = np.exp(dtv * ins["a"][hi]) * s + dtv * np.outer(ins["x"][ri, hi], ins["b"][ri, gi])
+            out = s @ ins["c"][ri, gi] + ins["skip"][hi] * ins["x"][ri, hi]
+            zz = ins["z"][ri, hi]
+            want_y[ri, hi] = out * zz / (1 + np.exp(-zz))
+    close(backend.get(y), want_y, tol(dtype, backend) * 4)
+    close(backend.get(ts["state"]), want_state, tol(dtype, backend) * 4)
+
+
+@pytest.mark.parametrize("dtype", ["f32", "bf16"])
+def test_ssd_fwd_groups_final_states(backend, rng, dtype):
+    """ngroups = 1 (B/C shared by every head) and the final states, against the sequential
+    NumPy recurrence."""
+    bs, l, h, d, n = 2, 9, 3, 4, 5
+    x, dt, a = rng.standard_normal((bs, l, h, d)), rng.uniform(0.05, 0.5, (bs, l, h)), -rng.uniform(0.5, 2, (h,))
+    bb, cc = rng.standard_normal((bs, l, 1, n)), rng.standard_normal((bs, l, 1, n))
+    ts = [backend.put(t, dtype) for t in (x, dt, a, bb, cc)]
+    x64, dt64, a64, b64, c64 = [backend.get(t) for t in ts]
+    y, fin = backend.empty((bs, l, h, d), dtype), backend.empty((bs, h, d, n), dtype)
+    plan = baracuda.ssd_fwd.plan(device=backend.device, batch=bs, seq_len=l, heads=h, head_dim=d, state_dim=n,
+                                 chunk_size=4, dtype=dtype, ngroups=1, has_final_states=True)
+    plan.run(x=ts[0], dt=ts[1], a=ts[2], b=ts[3], c=ts[4], y=y, final_states=fin)
+    want_y, want_fin = np.zeros((bs, l, h, d)), np.zeros((bs, h, d, n))
+    for bi in range(bs):
+        for hi in range(h):
+            s = np.zeros((d, n))
+            for t in range(l):
+                s = np.exp(dt64[bi, t, hi] * a64[hi]) * s + dt64[bi, t, hi] * np.outer(x64[bi, t, hi], b64[bi, t, 0])
+                want_y[bi, t, hi] = s @ c64[bi, t, 0]
+            want_fin[bi, hi] = s
+    close(backend.get(y), want_y, tol(dtype, backend) * 4)
+    close(backend.get(fin), want_fin, tol(dtype, backend) * 4)
+
+
 class _DLPackOnly:
     """A producer seen only through the DLPack protocol (as CuPy or JAX arrays are)."""
 
