@@ -111,20 +111,16 @@ bk_status bk_cpu_sdpa_fwd(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_args *a)
  * [B, Hkv, Sk, Dqk], then the dv accumulators [B, Hkv, Sk, Dv]. */
 static size_t bwd_layout(const bk_sdpa_bwd_desc *d, void *base, double **acc_dk, double **acc_dv)
 {
-    const int64_t rows = (int64_t)d->batch * d->kv_heads * d->kv_len;
+    const int64_t rows = bk_mul_sat(bk_mul_sat(d->batch, d->kv_heads), d->kv_len);
     bk_carver c = bk_carver_start(base);
-    *acc_dk = (double *)bk_carve(&c, (size_t)(rows * d->head_dim_qk) * sizeof(double));
-    *acc_dv = (double *)bk_carve(&c, (size_t)(rows * d->head_dim_v) * sizeof(double));
+    *acc_dk = (double *)bk_carve(&c, bk_bytes(bk_mul_sat(rows, d->head_dim_qk), sizeof(double)));
+    *acc_dv = (double *)bk_carve(&c, bk_bytes(bk_mul_sat(rows, d->head_dim_v), sizeof(double)));
     return c.offset;
 }
 
 size_t bk_cpu_sdpa_bwd_workspace_size(const bk_sdpa_bwd_desc *d)
 {
-    /* int32 extents: the product can pass 2^64; measure it in f64 first */
-    double bytes = (double)d->batch * d->kv_heads * d->kv_len * ((double)d->head_dim_qk + d->head_dim_v) *
-                   (double)sizeof(double);
-    if (bytes + 2.0 * BK_WS_ALIGN >= (double)(SIZE_MAX / 2))
-        return SIZE_MAX;
+    /* int32 extents: the product can pass 2^64; the layout's sizes saturate to SIZE_MAX */
     double *dk, *dv;
     return bwd_layout(d, NULL, &dk, &dv);
 }

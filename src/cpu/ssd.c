@@ -71,9 +71,10 @@ static ssd_geom ssd_geometry(const bk_ssd_desc *d)
     return g;
 }
 
+/* Bytes of n doubles (SIZE_MAX past size_t: the carver then saturates). */
 static size_t f64s(int64_t n)
 {
-    return (size_t)n * sizeof(double);
+    return bk_bytes(n, sizeof(double));
 }
 
 /* ------------------------------------------------------------ helpers -- */
