@@ -582,6 +582,46 @@ static void test_workspace_size(void)
         bkt_check(bk_sdpa_fwd_workspace_size(&fp) == 0, "sdpa_fwd workspace_size", "not 0");
 }
 
+/* Found by fuzz/fuzz_attention: with kv_len 0 the workspace is 0 bytes and may be
+ * {NULL, 0}; the CPU kernel formed NULL + 0 (undefined, reported by UBSan). dq must be 0
+ * and dk/dv are empty. */
+static void test_no_keys_null_workspace(void)
+{
+    const char *what = "sdpa_bwd kv_len 0, workspace {NULL, 0}";
+    bk_sdpa_bwd_desc d = {2, 4, 2, 3, 0, 8, 8, 0.5, false, -1, 0.0, false, BK_DTYPE_F32};
+    bk_sdpa_bwd_plan plan;
+    if (!bkt_expect_status(bk_sdpa_bwd_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS,
+                           what))
+        return;
+    bkt_check(bk_sdpa_bwd_workspace_size(&plan) == 0, what, "workspace %zu bytes", bk_sdpa_bwd_workspace_size(&plan));
+    int64_t sq[4] = {2, 4, 3, 8}, sk[4] = {2, 2, 0, 8}, sl[3] = {2, 4, 3};
+    float *q = bkt_alloc(BK_DTYPE_F32, 192), *y = bkt_alloc(BK_DTYPE_F32, 192), *dy = bkt_alloc(BK_DTYPE_F32, 192);
+    float *lse = bkt_alloc(BK_DTYPE_F32, 24), *dq = bkt_alloc(BK_DTYPE_F32, 192), *kv = bkt_alloc(BK_DTYPE_F32, 1);
+    bkt_fill(q, BK_DTYPE_F32, 192, -1, 1);
+    bkt_fill(dy, BK_DTYPE_F32, 192, -1, 1);
+    bkt_poison(dq, BK_DTYPE_F32, 192);
+    for (int i = 0; i < 24; i++)
+        lse[i] = -INFINITY;
+    bk_sdpa_bwd_args a = {.q = bkt_view(q, BK_DTYPE_F32, 4, sq), .k = bkt_view(kv, BK_DTYPE_F32, 4, sk),
+                          .v = bkt_view(kv, BK_DTYPE_F32, 4, sk), .y = bkt_view(y, BK_DTYPE_F32, 4, sq),
+                          .dy = bkt_view(dy, BK_DTYPE_F32, 4, sq), .lse = bkt_view(lse, BK_DTYPE_F32, 3, sl),
+                          .dq = bkt_view(dq, BK_DTYPE_F32, 4, sq), .dk = bkt_view(kv, BK_DTYPE_F32, 4, sk),
+                          .dv = bkt_view(kv, BK_DTYPE_F32, 4, sk)};
+    bk_workspace ws = {NULL, 0};
+    if (bkt_expect_status(bk_sdpa_bwd_run(&plan, NULL, ws, &a), BK_STATUS_SUCCESS, what)) {
+        bool zero = true;
+        for (int i = 0; i < 192; i++)
+            zero = zero && dq[i] == 0.0f;
+        bkt_check(zero, what, "dq is not all 0");
+    }
+    bkt_free(q);
+    bkt_free(y);
+    bkt_free(dy);
+    bkt_free(lse);
+    bkt_free(dq);
+    bkt_free(kv);
+}
+
 /* ------------------------------------------------------ determinism -- */
 
 static void test_determinism(bk_dtype dt)
@@ -934,6 +974,7 @@ int main(void)
     for (size_t c = 0; c < sizeof k_fd_cases / sizeof k_fd_cases[0]; c++)
         test_finite_differences(&k_fd_cases[c]);
     test_workspace_size();
+    test_no_keys_null_workspace();
     for (size_t t = 0; t < sizeof k_dtypes / sizeof k_dtypes[0]; t++)
         test_determinism(k_dtypes[t]);
     test_bad_inputs();

@@ -200,7 +200,8 @@ bk_status bk_cpu_sdpa_bwd(const bk_sdpa_bwd_desc *d, bk_workspace workspace, con
     for (int64_t b = 0; b < B; b++)
         for (int64_t hk = 0; hk < Hkv; hk++) {
             const int64_t slice = b * Hkv + hk;
-            double *dk = acc_dk + slice * Sk * Dqk, *dv = acc_dv + slice * Sk * Dv;
+            /* no keys: the workspace is empty (possibly NULL); no pointer arithmetic on it */
+            double *dk = Sk > 0 ? acc_dk + slice * Sk * Dqk : NULL, *dv = Sk > 0 ? acc_dv + slice * Sk * Dv : NULL;
             for (int64_t e = 0; e < Sk * Dqk; e++)
                 dk[e] = 0.0;
             for (int64_t e = 0; e < Sk * Dv; e++)
