@@ -195,6 +195,8 @@ bk_status bk_cpu_sdpa_bwd(const bk_sdpa_bwd_desc *d, bk_workspace workspace, con
     const int64_t Dqk = d->head_dim_qk, Dv = d->head_dim_v, group = d->q_heads / d->kv_heads;
     const bk_dtype dt = d->dtype;
     double *acc_dk, *acc_dv;
+    if (Sq == 0 && Sk == 0)
+        return BK_STATUS_SUCCESS; /* every output is empty: no walk over the (b, kv head) pairs */
     bwd_layout(d, workspace.data, &acc_dk, &acc_dv);
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t b = 0; b < B; b++)
