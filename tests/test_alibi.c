@@ -353,6 +353,15 @@ static void test_empty_huge(void)
         bkt_expect_status(bk_alibi_bwd_run(&bp, NULL, (bk_workspace){0}, &ba), BK_STATUS_SUCCESS,
                           "alibi_bwd query_len 0, batch 2^31-1"))
         bkt_check(ds[0] == 0.0f && ds[1] == 0.0f && ds[2] == 0.0f, "alibi_bwd empty dy", "dslopes not 0");
+    /* found next: only the (empty) dscores, 2^31 - 1 heads: nothing to write either */
+    bk_alibi_bwd_desc hd = {1, INT32_MAX, 0, 0, dt};
+    int64_t hshape[4] = {1, INT32_MAX, 0, 0};
+    bk_tensor tdsc = bkt_view(NULL, dt, 4, hshape);
+    bk_alibi_bwd_args ha = {bkt_view(NULL, dt, 4, hshape), &tdsc, NULL};
+    if (bkt_expect_status(bk_alibi_bwd_select(&hd, bk_target_cpu(), BK_PREFER_FASTEST, &bp), BK_STATUS_SUCCESS,
+                          "alibi_bwd empty dscores select"))
+        bkt_expect_status(bk_alibi_bwd_run(&bp, NULL, (bk_workspace){0}, &ha), BK_STATUS_SUCCESS,
+                          "alibi_bwd empty dscores only, 2^31-1 heads");
 }
 
 /* Extents whose product passes int64: can_implement refuses them with a sentence, never

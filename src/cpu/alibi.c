@@ -35,6 +35,8 @@ bk_status bk_cpu_alibi_bwd(const bk_alibi_bwd_desc *d, const bk_alibi_bwd_args *
     const bk_dtype dt = d->dtype;
     const bk_tensor *dy = &a->dy;
     const int64_t Bn = Q == 0 || K == 0 ? 0 : B; /* dy empty: dslope = 0 without walking the batch */
+    if (Bn == 0 && !a->dslopes)
+        return BK_STATUS_SUCCESS; /* nothing to write: no walk over up to 2^31 heads */
 #pragma omp parallel for schedule(static)
     for (int64_t h = 0; h < H; h++) {
         double sum = 0.0;
