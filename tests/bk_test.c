@@ -339,6 +339,16 @@ bk_tensor bkt_view_huge(void *data, bk_dtype dtype, int32_t rank, const int64_t 
     return t;
 }
 
+bk_paged_kv bkt_paged_kv_huge(const bk_paged_kv_desc *d, int32_t batch, void *data)
+{
+    int64_t pool[4] = {d->num_pages, d->kv_heads, d->page_size, d->head_dim};
+    int64_t n[1] = {1}, ptr[1] = {(int64_t)batch + 1}, last[1] = {batch};
+    bk_paged_kv kv = {bkt_view_huge(data, d->dtype, 4, pool), bkt_view_huge(data, d->dtype, 4, pool),
+                      bkt_view_huge(data, BK_DTYPE_I32, 1, n), bkt_view_huge(data, BK_DTYPE_I32, 1, ptr),
+                      bkt_view_huge(data, BK_DTYPE_I32, 1, last)};
+    return kv;
+}
+
 bool bkt_cuda_target(const char *what, bk_target *target)
 {
     bk_status s = bk_target_cuda(0, target);

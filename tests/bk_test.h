@@ -93,6 +93,9 @@ bool bkt_expect_overflow(bk_status got, const char *op, const char *what);
 /* A view of `shape` over `data` for overflow tests: row-major strides saturating at
  * INT64_MAX (bk_tensor_contiguous), capacity 0 (unknown). No element is ever read. */
 bk_tensor bkt_view_huge(void *data, bk_dtype dtype, int32_t rank, const int64_t *shape);
+/* The five tensors of a paged cache (paged.h) of desc `d` for `batch` requests as
+ * bkt_view_huge views over `data` (one kv_indices entry): for overflow tests. */
+bk_paged_kv bkt_paged_kv_huge(const bk_paged_kv_desc *d, int32_t batch, void *data);
 
 /* ---- running one test body on any target ----
  * Tests keep every buffer on the host. To run on a target, wrap the run call:

@@ -965,6 +965,40 @@ static const cfg k_fd_cases[] = {
     {"noncausal stride-0 kv alibi",     2, 4, 2, 4, 6, 5, 7, false, -1, 0.0, true,  0,   true,  0},
 };
 
+/* Extents whose products pass int64 (issue 13): can_implement refuses them with a
+ * sentence naming the overflow and writes nothing; workspace_size is SIZE_MAX (the
+ * CPU's f64 accumulators), and so on CUDA plans (selected by compute capability). */
+static void test_overflow(void)
+{
+    const bk_dtype dt = BK_DTYPE_F16;
+    bk_sdpa_bwd_desc d = {INT32_MAX, INT32_MAX, INT32_MAX, INT32_MAX, INT32_MAX, 128, 128, 0.1, false, -1, 0.0, false, dt};
+    int64_t s4[4] = {INT32_MAX, INT32_MAX, INT32_MAX, 128}, s3[3] = {INT32_MAX, INT32_MAX, INT32_MAX};
+    uint16_t in[16], out[16];
+    bkt_fill(in, dt, 16, -1, 1);
+    bkt_poison(out, dt, 16);
+    void *out0 = bkt_snapshot(out, sizeof out);
+    bk_sdpa_bwd_plan plan;
+    if (bkt_expect_status(bk_sdpa_bwd_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS,
+                          "sdpa_bwd overflow select")) {
+        bk_tensor x = bkt_view_huge(in, dt, 4, s4), o = bkt_view_huge(out, dt, 4, s4);
+        bk_sdpa_bwd_args a = {x, x, x, x, x, bkt_view_huge(in, BK_DTYPE_F32, 3, s3), NULL, o, o, o};
+        bkt_expect_overflow(bk_sdpa_bwd_can_implement(&plan, &a), "sdpa_bwd", "sdpa_bwd 2^100 q");
+        bkt_expect_overflow(bk_sdpa_bwd_run(&plan, NULL, (bk_workspace){0}, &a), "sdpa_bwd", "sdpa_bwd run 2^100");
+        bkt_check(bk_sdpa_bwd_workspace_size(&plan) == SIZE_MAX, "sdpa_bwd overflow workspace", "%zu",
+                  bk_sdpa_bwd_workspace_size(&plan));
+    }
+    if (bk_has_cuda()) {
+        const bk_preference prefs[3] = {BK_PREFER_FASTEST, BK_PREFER_DETERMINISTIC, BK_PREFER_REFERENCE};
+        for (int p = 0; p < 3; p++)
+            if (bkt_expect_status(bk_sdpa_bwd_select(&d, bk_target_cuda_cc(0, 9, 0), prefs[p], &plan),
+                                  BK_STATUS_SUCCESS, "sdpa_bwd CUDA overflow select"))
+                bkt_check(bk_sdpa_bwd_workspace_size(&plan) == SIZE_MAX, "sdpa_bwd CUDA overflow workspace", "%zu",
+                          bk_sdpa_bwd_workspace_size(&plan));
+    }
+    bkt_check(bkt_same_bytes(out0, out, sizeof out), "sdpa_bwd overflow", "outputs written on failure");
+    bkt_free(out0);
+}
+
 int main(void)
 {
     bkt_init("test_sdpa_bwd");
@@ -979,5 +1013,6 @@ int main(void)
         test_determinism(k_dtypes[t]);
     test_bad_inputs();
     test_cuda();
+    test_overflow();
     return bkt_finish();
 }
