@@ -622,6 +622,40 @@ static void test_no_keys_null_workspace(void)
     bkt_free(kv);
 }
 
+/* Found by fuzz/fuzz_attention: q_len 0 with a GQA group of 2^30 query heads walked every
+ * (empty) query head of the group on the CPU (a hang). dk and dv are 0 (no query row). */
+static void test_no_rows_huge_group(void)
+{
+    const char *what = "sdpa_bwd q_len 0, 2^30 query heads per kv head";
+    bk_sdpa_bwd_desc d = {2, 1 << 30, 1, 0, 3, 4, 4, 0.5, false, -1, 0.0, false, BK_DTYPE_F32};
+    bk_sdpa_bwd_plan plan;
+    if (!bkt_expect_status(bk_sdpa_bwd_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS,
+                           what))
+        return;
+    int64_t sq[4] = {2, 1 << 30, 0, 4}, sk[4] = {2, 1, 3, 4}, sl[3] = {2, 1 << 30, 0};
+    float *k = bkt_alloc(BK_DTYPE_F32, 24), *dk = bkt_alloc(BK_DTYPE_F32, 24), *dv = bkt_alloc(BK_DTYPE_F32, 24);
+    bkt_fill(k, BK_DTYPE_F32, 24, -1, 1);
+    bkt_poison(dk, BK_DTYPE_F32, 24);
+    bkt_poison(dv, BK_DTYPE_F32, 24);
+    bk_sdpa_bwd_args a = {.q = bkt_view(NULL, BK_DTYPE_F32, 4, sq), .k = bkt_view(k, BK_DTYPE_F32, 4, sk),
+                          .v = bkt_view(k, BK_DTYPE_F32, 4, sk), .y = bkt_view(NULL, BK_DTYPE_F32, 4, sq),
+                          .dy = bkt_view(NULL, BK_DTYPE_F32, 4, sq), .lse = bkt_view(NULL, BK_DTYPE_F32, 3, sl),
+                          .dq = bkt_view(NULL, BK_DTYPE_F32, 4, sq), .dk = bkt_view(dk, BK_DTYPE_F32, 4, sk),
+                          .dv = bkt_view(dv, BK_DTYPE_F32, 4, sk)};
+    size_t need = bk_sdpa_bwd_workspace_size(&plan);
+    void *w = alloc_workspace(need);
+    if (bkt_expect_status(bk_sdpa_bwd_run(&plan, NULL, (bk_workspace){w, need}, &a), BK_STATUS_SUCCESS, what)) {
+        bool zero = true;
+        for (int i = 0; i < 24; i++)
+            zero = zero && dk[i] == 0.0f && dv[i] == 0.0f;
+        bkt_check(zero, what, "dk, dv not all 0");
+    }
+    free(w);
+    bkt_free(k);
+    bkt_free(dk);
+    bkt_free(dv);
+}
+
 /* ------------------------------------------------------ determinism -- */
 
 static void test_determinism(bk_dtype dt)
@@ -1009,6 +1043,7 @@ int main(void)
         test_finite_differences(&k_fd_cases[c]);
     test_workspace_size();
     test_no_keys_null_workspace();
+    test_no_rows_huge_group();
     for (size_t t = 0; t < sizeof k_dtypes / sizeof k_dtypes[0]; t++)
         test_determinism(k_dtypes[t]);
     test_bad_inputs();

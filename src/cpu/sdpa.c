@@ -211,7 +211,7 @@ bk_status bk_cpu_sdpa_bwd(const bk_sdpa_bwd_desc *d, bk_workspace workspace, con
             bwd_ctx c = {d, a, b, hk,
                          {bk_offset4(&a->k, b, hk, 0, 0), a->k.strides[2], bk_offset4(&a->v, b, hk, 0, 0),
                           a->v.strides[2]}};
-            for (int64_t h = hk * group; h < (hk + 1) * group; h++)
+            for (int64_t h = hk * group; Sq > 0 && h < (hk + 1) * group; h++) /* no walk over an empty group */
                 for (int64_t i = 0; i < Sq; i++)
                     bwd_row(&c, h, i, dk, dv);
             for (int64_t j = 0; j < Sk; j++) {
