@@ -78,9 +78,10 @@ int64_t bk_tensor_numel(const bk_tensor *t)
     bool over = false;
     if (t->rank < 0 || t->rank > BK_MAX_RANK)
         return -1;
-    for (int32_t i = 0; i < t->rank; i++) {
+    for (int32_t i = 0; i < t->rank; i++)
         if (t->shape[i] < 0)
             return -1;
+    for (int32_t i = 0; i < t->rank; i++) {
         if (t->shape[i] == 0)
             return 0;
         over = over || bk_mul_overflows(n, t->shape[i], &n);
