@@ -434,24 +434,18 @@ bk_status fz_status(fz *f, const char *op, fz_call call, bk_status s)
     return s;
 }
 
-fz_sel fz_select_args(fz *f)
+void fz_select_begin(fz *f, void *plan, size_t bytes)
 {
-    fz_sel a;
-    a.target = fz_target(f);
-    a.preference = fz_preference(f);
-    a.null_desc = fz_u8(f) == 255;
-    a.null_plan = fz_u8(f) == 255;
-    return a;
+    f->sel.target = fz_target(f);
+    f->sel.preference = fz_preference(f);
+    f->sel.null_desc = fz_u8(f) == 255;
+    f->sel.null_plan = fz_u8(f) == 255;
+    memset(plan, 0x5A, bytes);
 }
 
 bool fz_null(fz *f)
 {
     return fz_u8(f) == 255;
-}
-
-void fz_plan_poison(void *plan, size_t bytes)
-{
-    memset(plan, 0x5A, bytes);
 }
 
 bk_status fz_selected(fz *f, const char *op, const void *plan, size_t bytes, bk_status s)

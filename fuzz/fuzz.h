@@ -51,6 +51,11 @@ typedef struct fz {
     int short_views; /* views given to the current call that it must refuse (capacity below
                         the reach, NULL data, negative capacity, reach beyond int64) */
     bool ws_short;   /* the workspace is below workspace_size (run must refuse it) */
+    struct fz_sel_args {
+        bk_target target;
+        bk_preference preference;
+        bool null_desc, null_plan;
+    } sel;           /* the current select call's arguments (fz_select_begin) */
     const char *op;
 } fz;
 
@@ -108,21 +113,40 @@ bk_paged_kv fz_paged_kv(fz *f, const bk_paged_kv_desc *d, int32_t batch, fz_role
  * bytes say. Nothing is allocated for need == SIZE_MAX or above the budget. */
 bk_workspace fz_workspace(fz *f, size_t need);
 
-/* ---- select ---- */
-/* The arguments of one select call besides the descriptor, read in a fixed order
- * (never inside one expression: C leaves the order of arguments unspecified). */
-typedef struct fz_sel {
-    bk_target target;
-    bk_preference preference;
-    bool null_desc, null_plan;
-} fz_sel;
-fz_sel fz_select_args(fz *f);
-/* Poisons the plan before select (call it first) ... */
-void fz_plan_poison(void *plan, size_t bytes);
-/* ... and checks select's status and that a failed select left the plan untouched. */
+/* ---- the plan life cycle ---- */
+/* Reads f->sel (select's target, preference and NULL choices) from the bytes, in a fixed
+ * order (never inside one expression: C leaves the order of arguments unspecified), and
+ * poisons the plan (so fz_selected can see a write). */
+void fz_select_begin(fz *f, void *plan, size_t bytes);
+/* Checks select's status and that a failed select left the plan untouched. */
 bk_status fz_selected(fz *f, const char *op, const void *plan, size_t bytes, bk_status s);
-/* Whether can_implement / run get a NULL plan or args this time. */
+/* Whether can_implement / run get a NULL args pointer this time. */
 bool fz_null(fz *f);
+
+/* select for op `op` (bk_<op>_select) with desc and plan (NULL at times, as f->sel says):
+ * true when it succeeded. */
+#define FZ_SELECT(f, op, desc, plan)                                                                 \
+    (fz_select_begin((f), (plan), sizeof *(plan)),                                                   \
+     fz_selected((f), #op, (plan), sizeof *(plan),                                                   \
+                 bk_##op##_select((f)->sel.null_desc ? NULL : (desc), (f)->sel.target,               \
+                                  (f)->sel.preference, (f)->sel.null_plan ? NULL : (plan))) ==       \
+         BK_STATUS_SUCCESS)
+
+/* The rest of the life cycle of op `op` on a selected plan and built args: can_implement,
+ * workspace_size, a workspace from the bytes, and when `work` is cheap, run between a
+ * snapshot and the checks of fz_after_run. */
+#define FZ_FINISH(f, op, plan, args, work)                                                         \
+    do {                                                                                           \
+        bool null_args_ = fz_null(f);                                                              \
+        fz_status((f), #op, FZ_CAN_IMPLEMENT, bk_##op##_can_implement((plan), null_args_ ? NULL : (args))); \
+        bk_workspace ws_ = fz_workspace((f), bk_##op##_workspace_size(plan));                     \
+        if (fz_cheap(work)) {                                                                      \
+            fz_snapshot(f);                                                                        \
+            bk_status run_ = bk_##op##_run((plan), NULL, ws_, null_args_ ? NULL : (args));         \
+            fz_status((f), #op, FZ_RUN, run_);                                                     \
+            fz_after_run((f), run_);                                                               \
+        }                                                                                          \
+    } while (0)
 
 /* ---- assertions ---- */
 typedef enum fz_call { FZ_SELECT, FZ_CAN_IMPLEMENT, FZ_RUN } fz_call;

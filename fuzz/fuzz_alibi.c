@@ -18,37 +18,21 @@ static void fwd(fz *f)
 {
     bk_alibi_fwd_desc d = read_desc(f);
     bk_alibi_fwd_plan plan;
-    fz_sel sel = fz_select_args(f);
-    fz_plan_poison(&plan, sizeof plan);
-    bk_status s = bk_alibi_fwd_select(sel.null_desc ? NULL : &d, sel.target, sel.preference,
-                                      sel.null_plan ? NULL : &plan);
-    if (fz_selected(f, "alibi_fwd", &plan, sizeof plan, s) != BK_STATUS_SUCCESS)
+    if (!FZ_SELECT(f, alibi_fwd, &d, &plan))
         return;
     int64_t sc[4] = {d.batch, d.heads, d.query_len, d.key_len}, sl[1] = {d.heads};
     bk_alibi_fwd_args a;
     a.scores = fz_tensor(f, d.dtype, 4, sc, FZ_IN);
     a.slopes = fz_tensor(f, d.dtype, 1, sl, FZ_IN);
     a.y = fz_tensor(f, d.dtype, 4, sc, FZ_OUT);
-    bool null_args = fz_null(f);
-    fz_status(f, "alibi_fwd", FZ_CAN_IMPLEMENT, bk_alibi_fwd_can_implement(&plan, null_args ? NULL : &a));
-    bk_workspace ws = fz_workspace(f, bk_alibi_fwd_workspace_size(&plan));
-    if (!fz_cheap((double)d.batch * d.heads * d.query_len * d.key_len))
-        return;
-    fz_snapshot(f);
-    s = bk_alibi_fwd_run(&plan, NULL, ws, null_args ? NULL : &a);
-    fz_status(f, "alibi_fwd", FZ_RUN, s);
-    fz_after_run(f, s);
+    FZ_FINISH(f, alibi_fwd, &plan, &a, (double)d.batch * d.heads * d.query_len * d.key_len);
 }
 
 static void bwd(fz *f)
 {
     bk_alibi_bwd_desc d = read_desc(f);
     bk_alibi_bwd_plan plan;
-    fz_sel sel = fz_select_args(f);
-    fz_plan_poison(&plan, sizeof plan);
-    bk_status s = bk_alibi_bwd_select(sel.null_desc ? NULL : &d, sel.target, sel.preference,
-                                      sel.null_plan ? NULL : &plan);
-    if (fz_selected(f, "alibi_bwd", &plan, sizeof plan, s) != BK_STATUS_SUCCESS)
+    if (!FZ_SELECT(f, alibi_bwd, &d, &plan))
         return;
     int64_t sc[4] = {d.batch, d.heads, d.query_len, d.key_len}, sl[1] = {d.heads};
     bk_alibi_bwd_args a;
@@ -56,15 +40,7 @@ static void bwd(fz *f)
     a.dy = fz_tensor(f, d.dtype, 4, sc, FZ_IN);
     a.dscores = fz_optional(f, &dscores, d.dtype, 4, sc, FZ_OUT);
     a.dslopes = fz_optional(f, &dslopes, d.dtype, 1, sl, FZ_OUT);
-    bool null_args = fz_null(f);
-    fz_status(f, "alibi_bwd", FZ_CAN_IMPLEMENT, bk_alibi_bwd_can_implement(&plan, null_args ? NULL : &a));
-    bk_workspace ws = fz_workspace(f, bk_alibi_bwd_workspace_size(&plan));
-    if (!fz_cheap((double)d.batch * d.heads * d.query_len * d.key_len))
-        return;
-    fz_snapshot(f);
-    s = bk_alibi_bwd_run(&plan, NULL, ws, null_args ? NULL : &a);
-    fz_status(f, "alibi_bwd", FZ_RUN, s);
-    fz_after_run(f, s);
+    FZ_FINISH(f, alibi_bwd, &plan, &a, (double)d.batch * d.heads * d.query_len * d.key_len);
 }
 
 static void slopes(fz *f)

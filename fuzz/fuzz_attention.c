@@ -20,20 +20,33 @@ static bk_sdpa_fwd_desc read_desc(fz *f)
     return d;
 }
 
-/* The shapes of q, k, v, y and lse for the descriptor. */
-typedef struct shapes {
-    int64_t q[4], k[4], v[4], y[4], lse[3], slopes[1];
-} shapes;
+/* The tensors both directions read: q, k, v, the optional slopes, and the descriptor's
+ * shapes of the q-, k-, v-, y-like and lse tensors (views may carry mutated ones). */
+typedef struct inputs {
+    bk_tensor q, k, v, slopes_slot;
+    const bk_tensor *slopes;
+    int64_t sq[4], sk[4], sv[4], y[4], lse[3];
+} inputs;
 
-static shapes shapes_of(const bk_sdpa_fwd_desc *d)
+static void read_inputs(fz *f, const bk_sdpa_fwd_desc *d, inputs *in)
 {
-    shapes s = {{d->batch, d->q_heads, d->q_len, d->head_dim_qk},
-                {d->batch, d->kv_heads, d->kv_len, d->head_dim_qk},
-                {d->batch, d->kv_heads, d->kv_len, d->head_dim_v},
-                {d->batch, d->q_heads, d->q_len, d->head_dim_v},
-                {d->batch, d->q_heads, d->q_len},
-                {d->q_heads}};
-    return s;
+    int64_t q[4] = {d->batch, d->q_heads, d->q_len, d->head_dim_qk};
+    int64_t k[4] = {d->batch, d->kv_heads, d->kv_len, d->head_dim_qk};
+    int64_t v[4] = {d->batch, d->kv_heads, d->kv_len, d->head_dim_v};
+    int64_t y[4] = {d->batch, d->q_heads, d->q_len, d->head_dim_v}, lse[3] = {d->batch, d->q_heads, d->q_len};
+    int64_t sl[1] = {d->q_heads};
+    in->q = fz_tensor(f, d->dtype, 4, q, FZ_IN);
+    in->k = fz_tensor(f, d->dtype, 4, k, FZ_IN);
+    in->v = fz_tensor(f, d->dtype, 4, v, FZ_IN);
+    in->slopes = fz_optional(f, &in->slopes_slot, BK_DTYPE_F32, 1, sl, FZ_IN);
+    for (int i = 0; i < 4; i++) {
+        in->sq[i] = q[i];
+        in->sk[i] = k[i];
+        in->sv[i] = v[i];
+        in->y[i] = y[i];
+    }
+    for (int i = 0; i < 3; i++)
+        in->lse[i] = lse[i];
 }
 
 static double work_of(const bk_sdpa_fwd_desc *d)
@@ -45,64 +58,36 @@ static void fwd(fz *f)
 {
     bk_sdpa_fwd_desc d = read_desc(f);
     bk_sdpa_fwd_plan plan;
-    fz_sel sel = fz_select_args(f);
-    fz_plan_poison(&plan, sizeof plan);
-    bk_status s = bk_sdpa_fwd_select(sel.null_desc ? NULL : &d, sel.target, sel.preference,
-                                     sel.null_plan ? NULL : &plan);
-    if (fz_selected(f, "sdpa_fwd", &plan, sizeof plan, s) != BK_STATUS_SUCCESS)
+    if (!FZ_SELECT(f, sdpa_fwd, &d, &plan))
         return;
-    shapes sh = shapes_of(&d);
-    bk_sdpa_fwd_args a;
-    bk_tensor lse, slopes;
-    a.q = fz_tensor(f, d.dtype, 4, sh.q, FZ_IN);
-    a.k = fz_tensor(f, d.dtype, 4, sh.k, FZ_IN);
-    a.v = fz_tensor(f, d.dtype, 4, sh.v, FZ_IN);
-    a.y = fz_tensor(f, d.dtype, 4, sh.y, FZ_OUT);
-    a.lse = fz_optional(f, &lse, BK_DTYPE_F32, 3, sh.lse, FZ_OUT);
-    a.alibi_slopes = fz_optional(f, &slopes, BK_DTYPE_F32, 1, sh.slopes, FZ_IN);
-    bool null_args = fz_null(f);
-    fz_status(f, "sdpa_fwd", FZ_CAN_IMPLEMENT, bk_sdpa_fwd_can_implement(&plan, null_args ? NULL : &a));
-    bk_workspace ws = fz_workspace(f, bk_sdpa_fwd_workspace_size(&plan));
-    if (!fz_cheap(work_of(&d)))
-        return;
-    fz_snapshot(f);
-    s = bk_sdpa_fwd_run(&plan, NULL, ws, null_args ? NULL : &a);
-    fz_status(f, "sdpa_fwd", FZ_RUN, s);
-    fz_after_run(f, s);
+    inputs in;
+    read_inputs(f, &d, &in);
+    bk_sdpa_fwd_args a = {in.q, in.k, in.v, fz_tensor(f, d.dtype, 4, in.y, FZ_OUT), NULL, in.slopes};
+    bk_tensor lse;
+    a.lse = fz_optional(f, &lse, BK_DTYPE_F32, 3, in.lse, FZ_OUT);
+    FZ_FINISH(f, sdpa_fwd, &plan, &a, work_of(&d));
 }
 
 static void bwd(fz *f)
 {
     bk_sdpa_bwd_desc d = read_desc(f);
     bk_sdpa_bwd_plan plan;
-    fz_sel sel = fz_select_args(f);
-    fz_plan_poison(&plan, sizeof plan);
-    bk_status s = bk_sdpa_bwd_select(sel.null_desc ? NULL : &d, sel.target, sel.preference,
-                                     sel.null_plan ? NULL : &plan);
-    if (fz_selected(f, "sdpa_bwd", &plan, sizeof plan, s) != BK_STATUS_SUCCESS)
+    if (!FZ_SELECT(f, sdpa_bwd, &d, &plan))
         return;
-    shapes sh = shapes_of(&d);
+    inputs in;
+    read_inputs(f, &d, &in);
     bk_sdpa_bwd_args a;
-    bk_tensor slopes;
-    a.q = fz_tensor(f, d.dtype, 4, sh.q, FZ_IN);
-    a.k = fz_tensor(f, d.dtype, 4, sh.k, FZ_IN);
-    a.v = fz_tensor(f, d.dtype, 4, sh.v, FZ_IN);
-    a.y = fz_tensor(f, d.dtype, 4, sh.y, FZ_IN);
-    a.dy = fz_tensor(f, d.dtype, 4, sh.y, FZ_IN);
-    a.lse = fz_tensor(f, BK_DTYPE_F32, 3, sh.lse, FZ_IN);
-    a.alibi_slopes = fz_optional(f, &slopes, BK_DTYPE_F32, 1, sh.slopes, FZ_IN);
-    a.dq = fz_tensor(f, d.dtype, 4, sh.q, FZ_OUT);
-    a.dk = fz_tensor(f, d.dtype, 4, sh.k, FZ_OUT);
-    a.dv = fz_tensor(f, d.dtype, 4, sh.v, FZ_OUT);
-    bool null_args = fz_null(f);
-    fz_status(f, "sdpa_bwd", FZ_CAN_IMPLEMENT, bk_sdpa_bwd_can_implement(&plan, null_args ? NULL : &a));
-    bk_workspace ws = fz_workspace(f, bk_sdpa_bwd_workspace_size(&plan));
-    if (!fz_cheap(3.0 * work_of(&d)))
-        return;
-    fz_snapshot(f);
-    s = bk_sdpa_bwd_run(&plan, NULL, ws, null_args ? NULL : &a);
-    fz_status(f, "sdpa_bwd", FZ_RUN, s);
-    fz_after_run(f, s);
+    a.q = in.q;
+    a.k = in.k;
+    a.v = in.v;
+    a.alibi_slopes = in.slopes;
+    a.y = fz_tensor(f, d.dtype, 4, in.y, FZ_IN);
+    a.dy = fz_tensor(f, d.dtype, 4, in.y, FZ_IN);
+    a.lse = fz_tensor(f, BK_DTYPE_F32, 3, in.lse, FZ_IN);
+    a.dq = fz_tensor(f, d.dtype, 4, in.sq, FZ_OUT);
+    a.dk = fz_tensor(f, d.dtype, 4, in.sk, FZ_OUT);
+    a.dv = fz_tensor(f, d.dtype, 4, in.sv, FZ_OUT);
+    FZ_FINISH(f, sdpa_bwd, &plan, &a, 3.0 * work_of(&d));
 }
 
 void fz_body(fz *f)

@@ -12,11 +12,7 @@ static void kv_append(fz *f)
     d.head_dim_v = fz_bool(f) ? d.head_dim_k : fz_extent(f);
     d.dtype = fz_dtype(f);
     bk_kv_append_plan plan;
-    fz_sel sel = fz_select_args(f);
-    fz_plan_poison(&plan, sizeof plan);
-    bk_status s = bk_kv_append_select(sel.null_desc ? NULL : &d, sel.target, sel.preference,
-                                      sel.null_plan ? NULL : &plan);
-    if (fz_selected(f, "kv_append", &plan, sizeof plan, s) != BK_STATUS_SUCCESS)
+    if (!FZ_SELECT(f, kv_append, &d, &plan))
         return;
     int64_t kn[4] = {d.batch, d.heads, d.new_len, d.head_dim_k}, vn[4] = {d.batch, d.heads, d.new_len, d.head_dim_v};
     int64_t kc[4] = {d.batch, d.heads, d.max_cache_len, d.head_dim_k};
@@ -31,15 +27,7 @@ static void kv_append(fz *f)
     a.k_cache = fz_tensor(f, d.dtype, 4, kc, FZ_OUT);
     a.v_cache = fz_tensor(f, d.dtype, 4, vc, FZ_OUT);
     a.dropped_rows = fz_optional(f, &dropped, BK_DTYPE_I64, 1, sd, FZ_IN); /* never written on the CPU */
-    bool null_args = fz_null(f);
-    fz_status(f, "kv_append", FZ_CAN_IMPLEMENT, bk_kv_append_can_implement(&plan, null_args ? NULL : &a));
-    bk_workspace ws = fz_workspace(f, bk_kv_append_workspace_size(&plan));
-    if (!fz_cheap((double)d.batch * d.heads * d.new_len * ((double)d.head_dim_k + d.head_dim_v)))
-        return;
-    fz_snapshot(f);
-    s = bk_kv_append_run(&plan, NULL, ws, null_args ? NULL : &a);
-    fz_status(f, "kv_append", FZ_RUN, s);
-    fz_after_run(f, s);
+    FZ_FINISH(f, kv_append, &plan, &a, (double)d.batch * d.heads * d.new_len * ((double)d.head_dim_k + d.head_dim_v));
 }
 
 static void paged_kv_append(fz *f)
@@ -53,11 +41,7 @@ static void paged_kv_append(fz *f)
     d.paged_kv.head_dim = fz_extent(f);
     d.paged_kv.dtype = fz_dtype(f);
     bk_paged_kv_append_plan plan;
-    fz_sel sel = fz_select_args(f);
-    fz_plan_poison(&plan, sizeof plan);
-    bk_status s = bk_paged_kv_append_select(sel.null_desc ? NULL : &d, sel.target, sel.preference,
-                                            sel.null_plan ? NULL : &plan);
-    if (fz_selected(f, "paged_kv_append", &plan, sizeof plan, s) != BK_STATUS_SUCCESS)
+    if (!FZ_SELECT(f, paged_kv_append, &d, &plan))
         return;
     const bk_paged_kv_desc *p = &d.paged_kv;
     int64_t sn[3] = {d.nnz, p->kv_heads, p->head_dim}, sp[1] = {(int64_t)d.batch + 1}, sd[1] = {1};
@@ -69,16 +53,7 @@ static void paged_kv_append(fz *f)
     fz_fill_index(f, &a.append_indptr, FZ_IDX_PTR, d.nnz);
     a.kv = fz_paged_kv(f, p, d.batch, FZ_OUT);
     a.dropped_rows = fz_optional(f, &dropped, BK_DTYPE_I64, 1, sd, FZ_IN);
-    bool null_args = fz_null(f);
-    fz_status(f, "paged_kv_append", FZ_CAN_IMPLEMENT,
-              bk_paged_kv_append_can_implement(&plan, null_args ? NULL : &a));
-    bk_workspace ws = fz_workspace(f, bk_paged_kv_append_workspace_size(&plan));
-    if (!fz_cheap((double)d.nnz * p->kv_heads * p->head_dim + (double)d.batch * p->kv_heads))
-        return;
-    fz_snapshot(f);
-    s = bk_paged_kv_append_run(&plan, NULL, ws, null_args ? NULL : &a);
-    fz_status(f, "paged_kv_append", FZ_RUN, s);
-    fz_after_run(f, s);
+    FZ_FINISH(f, paged_kv_append, &plan, &a, (double)d.nnz * p->kv_heads * p->head_dim + (double)d.batch * p->kv_heads);
 }
 
 void fz_body(fz *f)

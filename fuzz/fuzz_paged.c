@@ -14,10 +14,12 @@ static bk_paged_kv_desc read_pool(fz *f)
     return p;
 }
 
-/* Keys a request can see at most: the pages listed times page_size. */
-static double keys_of(const fz *f, const bk_paged_kv *kv, const bk_paged_kv_desc *p)
+/* Keys a request can see at most: the pages listed times page_size (the view's extent may
+ * be a mutated, negative one: then its magnitude). */
+static double keys_of(const bk_paged_kv *kv, const bk_paged_kv_desc *p)
 {
-    return (double)kv->kv_indices.shape[0] * p->page_size + (double)(f->n > 0);
+    double n = (double)kv->kv_indices.shape[0];
+    return (n < 0 ? -n : n) * p->page_size + 1.0;
 }
 
 static void decode(fz *f)
@@ -29,11 +31,7 @@ static void decode(fz *f)
     d.kv_splits = fz_bool(f) ? 0 : fz_extent(f);
     d.paged_kv = read_pool(f);
     bk_paged_decode_plan plan;
-    fz_sel sel = fz_select_args(f);
-    fz_plan_poison(&plan, sizeof plan);
-    bk_status s = bk_paged_decode_select(sel.null_desc ? NULL : &d, sel.target, sel.preference,
-                                         sel.null_plan ? NULL : &plan);
-    if (fz_selected(f, "paged_decode", &plan, sizeof plan, s) != BK_STATUS_SUCCESS)
+    if (!FZ_SELECT(f, paged_decode, &d, &plan))
         return;
     const bk_paged_kv_desc *p = &d.paged_kv;
     int64_t sq[3] = {d.batch, d.q_heads, p->head_dim}, sl[2] = {d.batch, d.q_heads};
@@ -43,15 +41,7 @@ static void decode(fz *f)
     a.kv = fz_paged_kv(f, p, d.batch, FZ_IN);
     a.o = fz_tensor(f, p->dtype, 3, sq, FZ_OUT);
     a.lse = fz_optional(f, &lse, BK_DTYPE_F32, 2, sl, FZ_OUT);
-    bool null_args = fz_null(f);
-    fz_status(f, "paged_decode", FZ_CAN_IMPLEMENT, bk_paged_decode_can_implement(&plan, null_args ? NULL : &a));
-    bk_workspace ws = fz_workspace(f, bk_paged_decode_workspace_size(&plan));
-    if (!fz_cheap((double)d.batch * d.q_heads * p->head_dim * keys_of(f, &a.kv, p)))
-        return;
-    fz_snapshot(f);
-    s = bk_paged_decode_run(&plan, NULL, ws, null_args ? NULL : &a);
-    fz_status(f, "paged_decode", FZ_RUN, s);
-    fz_after_run(f, s);
+    FZ_FINISH(f, paged_decode, &plan, &a, (double)d.batch * d.q_heads * p->head_dim * keys_of(&a.kv, p));
 }
 
 static void prefill(fz *f)
@@ -65,11 +55,7 @@ static void prefill(fz *f)
     d.enable_kv_split = fz_bool(f);
     d.paged_kv = read_pool(f);
     bk_paged_prefill_plan plan;
-    fz_sel sel = fz_select_args(f);
-    fz_plan_poison(&plan, sizeof plan);
-    bk_status s = bk_paged_prefill_select(sel.null_desc ? NULL : &d, sel.target, sel.preference,
-                                          sel.null_plan ? NULL : &plan);
-    if (fz_selected(f, "paged_prefill", &plan, sizeof plan, s) != BK_STATUS_SUCCESS)
+    if (!FZ_SELECT(f, paged_prefill, &d, &plan))
         return;
     const bk_paged_kv_desc *p = &d.paged_kv;
     int64_t sq[3] = {d.total_rows, d.q_heads, p->head_dim}, sl[2] = {d.total_rows, d.q_heads};
@@ -82,15 +68,7 @@ static void prefill(fz *f)
     a.kv = fz_paged_kv(f, p, d.batch, FZ_IN);
     a.o = fz_tensor(f, p->dtype, 3, sq, FZ_OUT);
     a.lse = fz_optional(f, &lse, BK_DTYPE_F32, 2, sl, FZ_OUT);
-    bool null_args = fz_null(f);
-    fz_status(f, "paged_prefill", FZ_CAN_IMPLEMENT, bk_paged_prefill_can_implement(&plan, null_args ? NULL : &a));
-    bk_workspace ws = fz_workspace(f, bk_paged_prefill_workspace_size(&plan));
-    if (!fz_cheap((double)d.total_rows * d.q_heads * p->head_dim * keys_of(f, &a.kv, p)))
-        return;
-    fz_snapshot(f);
-    s = bk_paged_prefill_run(&plan, NULL, ws, null_args ? NULL : &a);
-    fz_status(f, "paged_prefill", FZ_RUN, s);
-    fz_after_run(f, s);
+    FZ_FINISH(f, paged_prefill, &plan, &a, (double)d.total_rows * d.q_heads * p->head_dim * keys_of(&a.kv, p));
 }
 
 static void merge(fz *f)
@@ -102,11 +80,7 @@ static void merge(fz *f)
     d.head_dim = fz_extent(f);
     d.dtype = fz_dtype(f);
     bk_attention_merge_plan plan;
-    fz_sel sel = fz_select_args(f);
-    fz_plan_poison(&plan, sizeof plan);
-    bk_status s = bk_attention_merge_select(sel.null_desc ? NULL : &d, sel.target, sel.preference,
-                                            sel.null_plan ? NULL : &plan);
-    if (fz_selected(f, "attention_merge", &plan, sizeof plan, s) != BK_STATUS_SUCCESS)
+    if (!FZ_SELECT(f, attention_merge, &d, &plan))
         return;
     int64_t sop[4] = {d.rows, d.parts, d.heads, d.head_dim}, slp[3] = {d.rows, d.parts, d.heads};
     int64_t so[3] = {d.rows, d.heads, d.head_dim}, sl[2] = {d.rows, d.heads};
@@ -116,16 +90,7 @@ static void merge(fz *f)
     a.lse_parts = fz_tensor(f, BK_DTYPE_F32, 3, slp, FZ_IN);
     a.o = fz_tensor(f, d.dtype, 3, so, FZ_OUT);
     a.lse = fz_optional(f, &lse, BK_DTYPE_F32, 2, sl, FZ_OUT);
-    bool null_args = fz_null(f);
-    fz_status(f, "attention_merge", FZ_CAN_IMPLEMENT,
-              bk_attention_merge_can_implement(&plan, null_args ? NULL : &a));
-    bk_workspace ws = fz_workspace(f, bk_attention_merge_workspace_size(&plan));
-    if (!fz_cheap((double)d.rows * d.parts * d.heads * d.head_dim))
-        return;
-    fz_snapshot(f);
-    s = bk_attention_merge_run(&plan, NULL, ws, null_args ? NULL : &a);
-    fz_status(f, "attention_merge", FZ_RUN, s);
-    fz_after_run(f, s);
+    FZ_FINISH(f, attention_merge, &plan, &a, (double)d.rows * d.parts * d.heads * d.head_dim);
 }
 
 void fz_body(fz *f)

@@ -28,6 +28,18 @@ static shapes shapes_of(const bk_ssd_desc *d)
     return s;
 }
 
+/* One tensor of each role (x-like, dt-like, A-like, two B/C-like): the five inputs both
+ * directions read (role FZ_IN) or the backward's five gradients (FZ_OUT). */
+static void five(fz *f, const bk_ssd_desc *d, fz_role role, bk_tensor t[5])
+{
+    shapes s = shapes_of(d);
+    t[0] = fz_tensor(f, d->dtype, 4, s.x, role);
+    t[1] = fz_tensor(f, d->dtype, 3, s.dt, role);
+    t[2] = fz_tensor(f, d->dtype, 1, s.a, role);
+    t[3] = fz_tensor(f, d->dtype, 4, s.bc, role);
+    t[4] = fz_tensor(f, d->dtype, 4, s.bc, role);
+}
+
 static double work_of(const bk_ssd_desc *d)
 {
     double q = d->chunk_size < d->seq_len ? d->chunk_size : d->seq_len;
@@ -39,63 +51,28 @@ static void fwd(fz *f)
 {
     bk_ssd_desc d = read_desc(f);
     bk_ssd_fwd_plan plan;
-    fz_sel sel = fz_select_args(f);
-    fz_plan_poison(&plan, sizeof plan);
-    bk_status s = bk_ssd_fwd_select(sel.null_desc ? NULL : &d, sel.target, sel.preference,
-                                    sel.null_plan ? NULL : &plan);
-    if (fz_selected(f, "ssd_fwd", &plan, sizeof plan, s) != BK_STATUS_SUCCESS)
+    if (!FZ_SELECT(f, ssd_fwd, &d, &plan))
         return;
-    shapes sh = shapes_of(&d);
-    bk_ssd_fwd_args a;
-    a.x = fz_tensor(f, d.dtype, 4, sh.x, FZ_IN);
-    a.dt = fz_tensor(f, d.dtype, 3, sh.dt, FZ_IN);
-    a.a = fz_tensor(f, d.dtype, 1, sh.a, FZ_IN);
-    a.b = fz_tensor(f, d.dtype, 4, sh.bc, FZ_IN);
-    a.c = fz_tensor(f, d.dtype, 4, sh.bc, FZ_IN);
-    a.y = fz_tensor(f, d.dtype, 4, sh.x, FZ_OUT);
-    bool null_args = fz_null(f);
-    fz_status(f, "ssd_fwd", FZ_CAN_IMPLEMENT, bk_ssd_fwd_can_implement(&plan, null_args ? NULL : &a));
-    bk_workspace ws = fz_workspace(f, bk_ssd_fwd_workspace_size(&plan));
-    if (!fz_cheap(work_of(&d)))
-        return;
-    fz_snapshot(f);
-    s = bk_ssd_fwd_run(&plan, NULL, ws, null_args ? NULL : &a);
-    fz_status(f, "ssd_fwd", FZ_RUN, s);
-    fz_after_run(f, s);
+    bk_tensor in[5];
+    five(f, &d, FZ_IN, in);
+    shapes s = shapes_of(&d);
+    bk_ssd_fwd_args a = {in[0], in[1], in[2], in[3], in[4], fz_tensor(f, d.dtype, 4, s.x, FZ_OUT)};
+    FZ_FINISH(f, ssd_fwd, &plan, &a, work_of(&d));
 }
 
 static void bwd(fz *f)
 {
     bk_ssd_desc d = read_desc(f);
     bk_ssd_bwd_plan plan;
-    fz_sel sel = fz_select_args(f);
-    fz_plan_poison(&plan, sizeof plan);
-    bk_status s = bk_ssd_bwd_select(sel.null_desc ? NULL : &d, sel.target, sel.preference,
-                                    sel.null_plan ? NULL : &plan);
-    if (fz_selected(f, "ssd_bwd", &plan, sizeof plan, s) != BK_STATUS_SUCCESS)
+    if (!FZ_SELECT(f, ssd_bwd, &d, &plan))
         return;
-    shapes sh = shapes_of(&d);
-    bk_ssd_bwd_args a;
-    a.x = fz_tensor(f, d.dtype, 4, sh.x, FZ_IN);
-    a.dt = fz_tensor(f, d.dtype, 3, sh.dt, FZ_IN);
-    a.a = fz_tensor(f, d.dtype, 1, sh.a, FZ_IN);
-    a.b = fz_tensor(f, d.dtype, 4, sh.bc, FZ_IN);
-    a.c = fz_tensor(f, d.dtype, 4, sh.bc, FZ_IN);
-    a.dy = fz_tensor(f, d.dtype, 4, sh.x, FZ_IN);
-    a.dx = fz_tensor(f, d.dtype, 4, sh.x, FZ_OUT);
-    a.ddt = fz_tensor(f, d.dtype, 3, sh.dt, FZ_OUT);
-    a.da = fz_tensor(f, d.dtype, 1, sh.a, FZ_OUT);
-    a.db = fz_tensor(f, d.dtype, 4, sh.bc, FZ_OUT);
-    a.dc = fz_tensor(f, d.dtype, 4, sh.bc, FZ_OUT);
-    bool null_args = fz_null(f);
-    fz_status(f, "ssd_bwd", FZ_CAN_IMPLEMENT, bk_ssd_bwd_can_implement(&plan, null_args ? NULL : &a));
-    bk_workspace ws = fz_workspace(f, bk_ssd_bwd_workspace_size(&plan));
-    if (!fz_cheap(3.0 * work_of(&d)))
-        return;
-    fz_snapshot(f);
-    s = bk_ssd_bwd_run(&plan, NULL, ws, null_args ? NULL : &a);
-    fz_status(f, "ssd_bwd", FZ_RUN, s);
-    fz_after_run(f, s);
+    bk_tensor in[5], out[5];
+    five(f, &d, FZ_IN, in);
+    shapes s = shapes_of(&d);
+    bk_tensor dy = fz_tensor(f, d.dtype, 4, s.x, FZ_IN);
+    five(f, &d, FZ_OUT, out);
+    bk_ssd_bwd_args a = {in[0], in[1], in[2], in[3], in[4], dy, out[0], out[1], out[2], out[3], out[4]};
+    FZ_FINISH(f, ssd_bwd, &plan, &a, 3.0 * work_of(&d));
 }
 
 void fz_body(fz *f)
