@@ -13,10 +13,10 @@
 
 #define FZ_CANARY 64                    /* bytes before and after every buffer */
 #define FZ_CANARY_BYTE 0xA5
-#define FZ_MAX_TENSOR_BYTES (1u << 20)  /* larger views get a small buffer (and must fail) */
-#define FZ_MAX_TOTAL_BYTES (8u << 20)
+#define FZ_MAX_TENSOR_BYTES (64u << 10) /* larger views get a small buffer (and must fail) */
+#define FZ_MAX_TOTAL_BYTES (512u << 10)
 #define FZ_SMALL_ELEMS 16
-#define FZ_MAX_WORK 4.0e5               /* fz_cheap */
+#define FZ_MAX_WORK 1.0e5               /* fz_cheap */
 
 static void fz_die(const fz *f, const char *fmt, const char *a, const char *b)
 {
