@@ -335,8 +335,8 @@ static void test_empty_huge(void)
     int64_t shape[4] = {INT32_MAX, INT32_MAX, 0, 5}, hs[1] = {INT32_MAX};
     float slope = 0.5f;
     /* slopes: 2^31 - 1 of them cannot be lent; capacity unknown, none is read */
-    bk_alibi_fwd_args fa = {bkt_view(NULL, dt, 4, shape), bkt_view_huge(&slope, dt, 1, hs),
-                            bkt_view(NULL, dt, 4, shape)};
+    bk_alibi_fwd_args fa = {bkt_view_huge(NULL, dt, 4, shape), bkt_view_huge(&slope, dt, 1, hs),
+                            bkt_view_huge(NULL, dt, 4, shape)};
     if (bkt_expect_status(bk_alibi_fwd_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &fp), BK_STATUS_SUCCESS,
                           "alibi_fwd empty huge select"))
         bkt_expect_status(bk_alibi_fwd_run(&fp, NULL, (bk_workspace){0}, &fa), BK_STATUS_SUCCESS,
