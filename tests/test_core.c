@@ -307,6 +307,16 @@ static void test_checked_arithmetic(void)
     v = bk_tensor_contiguous(buf, BK_DTYPE_F64, 2, s2);
     v.capacity = -3;
     bkt_expect_status(bk_check_tensor("op", &v, &s2spec), BK_STATUS_INVALID_PROBLEM, "negative capacity");
+    /* an empty view whose row offsets would overflow (found by fuzz_attention: kv_len 0
+       with k.strides[0] = INT64_MAX made sdpa_bwd's CPU kernel overflow b * stride) */
+    int64_t e3[3] = {3, 0, 2};
+    bk_tensor ev = bk_tensor_contiguous(NULL, BK_DTYPE_F32, 3, e3);
+    bk_tensor_spec espec = {"k", BK_DTYPE_F32, 3, {3, 0, 2}, "a,b,c", BK_LAYOUT_ANY};
+    bkt_expect_status(bk_check_tensor("op", &ev, &espec), BK_STATUS_SUCCESS, "empty view");
+    ev.strides[0] = INT64_MAX;
+    bkt_expect_overflow(bk_check_tensor("op", &ev, &espec), "op", "empty view with row offsets past int64");
+    ev.strides[0] = -1;
+    bkt_expect_status(bk_check_tensor("op", &ev, &espec), BK_STATUS_INVALID_PROBLEM, "empty view, negative stride");
     int64_t neg[1] = {-5};
     bk_tensor n = bk_tensor_contiguous(buf, BK_DTYPE_I32, 1, neg);
     bk_tensor_spec nspec = {"idx", BK_DTYPE_I32, 1, {-5}, "n", BK_LAYOUT_ANY};

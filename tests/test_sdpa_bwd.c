@@ -614,6 +614,14 @@ static void test_no_keys_null_workspace(void)
             zero = zero && dq[i] == 0.0f;
         bkt_check(zero, what, "dq is not all 0");
     }
+    /* found next by fuzz_attention: the empty k with strides[0] = INT64_MAX made the kernel
+       overflow b * stride forming its rows' offsets; can_implement now refuses it */
+    bkt_poison(dq, BK_DTYPE_F32, 192);
+    void *dq0 = bkt_snapshot(dq, 192 * sizeof(float));
+    a.k.strides[0] = INT64_MAX;
+    bkt_expect_overflow(bk_sdpa_bwd_run(&plan, NULL, ws, &a), "sdpa_bwd", "sdpa_bwd empty k, strides[0] INT64_MAX");
+    bkt_check(bkt_same_bytes(dq0, dq, 192 * sizeof(float)), what, "dq written on failure");
+    bkt_free(dq0);
     bkt_free(q);
     bkt_free(y);
     bkt_free(dy);

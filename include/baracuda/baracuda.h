@@ -105,7 +105,8 @@ float bk_bf16_to_f32(uint16_t h);
  *             negative is INVALID_PROBLEM.
  * Every op's can_implement refuses (INVALID_PROBLEM, with a sentence) a view whose element
  * count, byte size or reach (1 + its largest offset) does not fit in int64: extents
- * that multiply past int64 never wrap.
+ * that multiply past int64 never wrap. An empty view (an extent 0) needs strides >= 0
+ * that reach within int64 bytes as if its empty axes had extent 1.
  * Inputs are only read through the view; outputs are written only at the positions
  * the view addresses. */
 typedef struct bk_tensor {

@@ -264,8 +264,24 @@ bk_status bk_check_tensor(const char *op, const bk_tensor *t, const bk_tensor_sp
     if (numel > 0 && t->data == NULL)
         return bk_fail(BK_STATUS_INVALID_PROBLEM, "%s: %s.data is NULL for %lld elements", op, name,
                        (long long)numel);
-    if (numel == 0)
-        return BK_STATUS_SUCCESS;
+    if (numel == 0) {
+        /* Kernels still form the offsets of an empty view's rows (b * stride[0] + ...), so
+         * its strides must be >= 0 and reach within int64 as if its empty axes had extent 1. */
+        bk_tensor ones = *t;
+        for (int32_t i = 0; i < t->rank; i++)
+            if (ones.shape[i] == 0)
+                ones.shape[i] = 1;
+        int64_t reach = bk_tensor_span(&ones);
+        if (reach >= 0 && !bk_mul_overflows(reach, esize, &bytes))
+            return BK_STATUS_SUCCESS;
+        for (int32_t i = 0; i < t->rank; i++)
+            if (t->strides[i] < 0)
+                return bk_fail(BK_STATUS_INVALID_PROBLEM, "%s: %s.strides[%d] is %lld, expected >= 0", op, name,
+                               (int)i, (long long)t->strides[i]);
+        shape_text(t->strides, t->rank, got, sizeof got);
+        return bk_fail(BK_STATUS_INVALID_PROBLEM,
+                       "%s: %s is empty but its strides %s reach beyond what int64 can address", op, name, got);
+    }
     for (int32_t i = 0; i < t->rank; i++) {
         if (t->strides[i] < 0)
             return bk_fail(BK_STATUS_INVALID_PROBLEM, "%s: %s.strides[%d] is %lld, expected >= 0", op,

@@ -113,6 +113,9 @@ typedef struct bk_tensor_spec {
  *   beyond int64                                       INVALID_PROBLEM
  *   a negative capacity                                INVALID_PROBLEM
  *   data NULL while the view has elements              INVALID_PROBLEM
+ *   an empty view: a negative stride, or strides that
+ *   reach past int64 bytes with its empty axes taken
+ *   as extent 1 (kernels form its rows' offsets)       INVALID_PROBLEM, else SUCCESS
  *   a negative stride                                  INVALID_PROBLEM
  *   a reach (1 + largest offset) beyond int64 elements
  *   or bytes                                           INVALID_PROBLEM
