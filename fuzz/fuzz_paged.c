@@ -14,12 +14,25 @@ static bk_paged_kv_desc read_pool(fz *f)
     return p;
 }
 
-/* Keys a request can see at most: the pages listed times page_size (the view's extent may
- * be a mutated, negative one: then its magnitude). */
-static double keys_of(const bk_paged_kv *kv, const bk_paged_kv_desc *p)
+/* What paged_decode and paged_prefill share: q and o [rows, q_heads, head_dim], the paged
+ * cache of `batch` requests, the optional lse [rows, q_heads], and an upper bound of the
+ * work (rows x heads x head_dim x the keys the listed pages hold). */
+typedef struct paged_io {
+    bk_tensor q, o, lse_slot;
+    bk_paged_kv kv;
+    const bk_tensor *lse;
+    double work;
+} paged_io;
+
+static void read_io(fz *f, const bk_paged_kv_desc *p, int32_t batch, int64_t rows, int32_t q_heads, paged_io *io)
 {
-    double n = (double)kv->kv_indices.shape[0];
-    return (n < 0 ? -n : n) * p->page_size + 1.0;
+    int64_t sq[3] = {rows, q_heads, p->head_dim}, sl[2] = {rows, q_heads};
+    io->q = fz_tensor(f, p->dtype, 3, sq, FZ_IN);
+    io->kv = fz_paged_kv(f, p, batch, FZ_IN);
+    io->o = fz_tensor(f, p->dtype, 3, sq, FZ_OUT);
+    io->lse = fz_optional(f, &io->lse_slot, BK_DTYPE_F32, 2, sl, FZ_OUT);
+    double pages = (double)io->kv.kv_indices.shape[0]; /* a mutated extent may be negative */
+    io->work = (double)rows * q_heads * p->head_dim * ((pages < 0 ? -pages : pages) * p->page_size + 1.0);
 }
 
 static void decode(fz *f)
@@ -33,15 +46,10 @@ static void decode(fz *f)
     bk_paged_decode_plan plan;
     if (!FZ_SELECT(f, paged_decode, &d, &plan))
         return;
-    const bk_paged_kv_desc *p = &d.paged_kv;
-    int64_t sq[3] = {d.batch, d.q_heads, p->head_dim}, sl[2] = {d.batch, d.q_heads};
-    bk_paged_decode_args a;
-    bk_tensor lse;
-    a.q = fz_tensor(f, p->dtype, 3, sq, FZ_IN);
-    a.kv = fz_paged_kv(f, p, d.batch, FZ_IN);
-    a.o = fz_tensor(f, p->dtype, 3, sq, FZ_OUT);
-    a.lse = fz_optional(f, &lse, BK_DTYPE_F32, 2, sl, FZ_OUT);
-    FZ_FINISH(f, paged_decode, &plan, &a, (double)d.batch * d.q_heads * p->head_dim * keys_of(&a.kv, p));
+    paged_io io;
+    read_io(f, &d.paged_kv, d.batch, d.batch, d.q_heads, &io);
+    bk_paged_decode_args a = {io.q, io.kv, io.o, io.lse};
+    FZ_FINISH(f, paged_decode, &plan, &a, io.work);
 }
 
 static void prefill(fz *f)
@@ -57,18 +65,13 @@ static void prefill(fz *f)
     bk_paged_prefill_plan plan;
     if (!FZ_SELECT(f, paged_prefill, &d, &plan))
         return;
-    const bk_paged_kv_desc *p = &d.paged_kv;
-    int64_t sq[3] = {d.total_rows, d.q_heads, p->head_dim}, sl[2] = {d.total_rows, d.q_heads};
     int64_t sp[1] = {(int64_t)d.batch + 1};
-    bk_paged_prefill_args a;
-    bk_tensor lse;
-    a.q = fz_tensor(f, p->dtype, 3, sq, FZ_IN);
-    a.q_indptr = fz_tensor(f, BK_DTYPE_I32, 1, sp, FZ_IN);
-    fz_fill_index(f, &a.q_indptr, FZ_IDX_PTR, d.total_rows);
-    a.kv = fz_paged_kv(f, p, d.batch, FZ_IN);
-    a.o = fz_tensor(f, p->dtype, 3, sq, FZ_OUT);
-    a.lse = fz_optional(f, &lse, BK_DTYPE_F32, 2, sl, FZ_OUT);
-    FZ_FINISH(f, paged_prefill, &plan, &a, (double)d.total_rows * d.q_heads * p->head_dim * keys_of(&a.kv, p));
+    bk_tensor q_indptr = fz_tensor(f, BK_DTYPE_I32, 1, sp, FZ_IN);
+    fz_fill_index(f, &q_indptr, FZ_IDX_PTR, d.total_rows);
+    paged_io io;
+    read_io(f, &d.paged_kv, d.batch, d.total_rows, d.q_heads, &io);
+    bk_paged_prefill_args a = {io.q, q_indptr, io.kv, io.o, io.lse};
+    FZ_FINISH(f, paged_prefill, &plan, &a, io.work);
 }
 
 static void merge(fz *f)
