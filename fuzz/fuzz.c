@@ -274,6 +274,13 @@ bk_tensor fz_tensor(fz *f, bk_dtype dtype, int32_t rank, const int64_t *shape, f
     return t;
 }
 
+void fz_in_place(fz *f, const bk_tensor *in)
+{
+    for (int i = 0; i < f->nbufs; i++)
+        if (f->bufs[i].mem + FZ_CANARY == (const unsigned char *)in->data)
+            f->bufs[i].role = FZ_OUT;
+}
+
 const bk_tensor *fz_optional(fz *f, bk_tensor *slot, bk_dtype dtype, int32_t rank, const int64_t *shape,
                              fz_role role)
 {

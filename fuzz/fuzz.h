@@ -86,6 +86,9 @@ void *fz_maybe_null(fz *f, void *p);
 /* A view of `shape` (usually as given, sometimes mutated) in a fresh guarded buffer;
  * float data is filled with values in [-1, 1] (or specials), integer data with 0..7. */
 bk_tensor fz_tensor(fz *f, bk_dtype dtype, int32_t rank, const int64_t *shape, fz_role role);
+/* Makes the input view `in` also the output of an in-place call (alibi_fwd's y may be
+ * scores): its buffer is then checked as an output through that view. */
+void fz_in_place(fz *f, const bk_tensor *in);
 /* An optional tensor argument: &slot = fz_tensor(...) or NULL. */
 const bk_tensor *fz_optional(fz *f, bk_tensor *slot, bk_dtype dtype, int32_t rank, const int64_t *shape,
                              fz_role role);
