@@ -2,6 +2,8 @@
 #   make demo   build and run the decoder-style demo (GPU when present, else CPU)
 #   make test   build and run the whole test suite (CTest, then the Python suite in
 #               python/tests over the library just built; PYTHON picks the interpreter)
+#   make test-sanitize   the CPU library and every test under ASan + UBSan (build-sanitize)
+#   make fuzz            the libFuzzer targets of fuzz/ for FUZZ_SECONDS each (clang, build-fuzz)
 # and, on a machine with an NVIDIA GPU:
 #   make gpu-test   build for sm_80 and sm_90a and run every test with the GPU required
 #   make gpu-test-python   pip-install the Python package offline, run its suite with the GPU
@@ -11,7 +13,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 PYTHON ?= python3
 
-.PHONY: all build test demo gpu-test gpu-test-python bench clean
+.PHONY: all build test demo gpu-test gpu-test-python bench clean test-sanitize fuzz
 
 all: build
 
@@ -28,6 +30,37 @@ demo: build
 
 gpu-test:
 	./tests/gpu_test.sh
+
+# The CPU library, every test and the corpus replays built with -fsanitize=address,undefined
+# (-fno-sanitize-recover=all: the first report fails the test), CUDA left out. clang when
+# present, else gcc (SAN_CC=gcc to choose).
+SAN_BUILD ?= build-sanitize
+SAN_CC ?= $(shell command -v clang >/dev/null 2>&1 && echo clang || echo gcc)
+test-sanitize:
+	cmake -S . -B $(SAN_BUILD) -DCMAKE_C_COMPILER=$(SAN_CC) -DBK_CUDA=OFF -DBK_SANITIZE=address,undefined $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(SAN_BUILD) -j $(JOBS)
+	cd $(SAN_BUILD) && UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
+
+# libFuzzer (clang): each target of fuzz/ for FUZZ_SECONDS seconds, one after the other,
+# starting from the committed seeds (fuzz/corpus/<target>, read only); new inputs go to
+# $(FUZZ_BUILD)/corpus/<target>, crashes to $(FUZZ_BUILD)/<target>-crash-*. Fails on
+# the first crash, sanitizer report, fuzz assertion or timeout (FUZZ_TIMEOUT s per input).
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 20
+FUZZ_TIMEOUT ?= 10
+FUZZ_TARGETS ?= attention kvcache paged alibi ssd
+fuzz:
+	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DBK_CUDA=OFF -DBK_FUZZ=ON $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) $(foreach t,$(FUZZ_TARGETS),--target fuzz_$(t))
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_BUILD)/corpus/fuzz_$$t; \
+	  echo "fuzz_$$t: $(FUZZ_SECONDS) s"; \
+	  OMP_NUM_THREADS=1 ./$(FUZZ_BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=$(FUZZ_TIMEOUT) \
+	    -print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/fuzz_$$t- $(FUZZ_BUILD)/corpus/fuzz_$$t \
+	    fuzz/corpus/fuzz_$$t > $(FUZZ_BUILD)/fuzz_$$t.log 2>&1 \
+	    || { tail -n 80 $(FUZZ_BUILD)/fuzz_$$t.log; echo "fuzz_$$t FAILED (log: $(FUZZ_BUILD)/fuzz_$$t.log)"; exit 1; }; \
+	  grep -E "DONE|stat::number_of_executed_units|stat::average_exec_per_sec" $(FUZZ_BUILD)/fuzz_$$t.log; \
+	done
 
 gpu-test-python:
 	./python/gpu_check.sh
@@ -57,4 +90,4 @@ bench:
 	python3 bench/results_table.py $(BENCH_OUT) | tee $(BENCH_OUT)/table.md
 
 clean:
-	rm -rf $(BUILD) build-gpu
+	rm -rf $(BUILD) build-gpu $(SAN_BUILD) $(FUZZ_BUILD)

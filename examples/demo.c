@@ -12,6 +12,7 @@
  * It runs on the GPU when one is present and every op has a CUDA kernel for it,
  * otherwise on the CPU, and says which.
  */
+#define _POSIX_C_SOURCE 199309L /* clock_gettime under -std=c11 (clang) */
 #include "baracuda/baracuda.h"
 
 #include <math.h>

@@ -324,6 +324,31 @@ bool bkt_expect_status(bk_status got, bk_status want, const char *what)
                      bk_status_name(want), bk_last_error());
 }
 
+bool bkt_expect_overflow(bk_status got, const char *op, const char *what)
+{
+    const char *e = bk_last_error();
+    bool ok = got == BK_STATUS_INVALID_PROBLEM && strncmp(e, op, strlen(op)) == 0 && strstr(e, "int64") != NULL;
+    return bkt_check(ok, what, "status %s, last error \"%s\", expected INVALID_PROBLEM naming the int64 overflow",
+                     bk_status_name(got), e);
+}
+
+bk_tensor bkt_view_huge(void *data, bk_dtype dtype, int32_t rank, const int64_t *shape)
+{
+    bk_tensor t = bk_tensor_contiguous(data, dtype, rank, shape);
+    t.capacity = 0;
+    return t;
+}
+
+bk_paged_kv bkt_paged_kv_huge(const bk_paged_kv_desc *d, int32_t batch, void *data)
+{
+    int64_t pool[4] = {d->num_pages, d->kv_heads, d->page_size, d->head_dim};
+    int64_t n[1] = {1}, ptr[1] = {(int64_t)batch + 1}, last[1] = {batch};
+    bk_paged_kv kv = {bkt_view_huge(data, d->dtype, 4, pool), bkt_view_huge(data, d->dtype, 4, pool),
+                      bkt_view_huge(data, BK_DTYPE_I32, 1, n), bkt_view_huge(data, BK_DTYPE_I32, 1, ptr),
+                      bkt_view_huge(data, BK_DTYPE_I32, 1, last)};
+    return kv;
+}
+
 bool bkt_cuda_target(const char *what, bk_target *target)
 {
     bk_status s = bk_target_cuda(0, target);

@@ -106,6 +106,15 @@ bool bkt_check_close(const char *what, const bk_tensor *out, const double *ref, 
 
 /* Expects exactly `want`; prints bk_last_error() on a mismatch. */
 bool bkt_expect_status(bk_status got, bk_status want, const char *what);
+/* Expects INVALID_PROBLEM with a sentence that starts with `op` and says the count or
+ * reach does not fit ("... int64 ..."): an overflowing extent product, never wrapped. */
+bool bkt_expect_overflow(bk_status got, const char *op, const char *what);
+/* A view of `shape` over `data` for overflow tests: row-major strides saturating at
+ * INT64_MAX (bk_tensor_contiguous), capacity 0 (unknown). No element is ever read. */
+bk_tensor bkt_view_huge(void *data, bk_dtype dtype, int32_t rank, const int64_t *shape);
+/* The five tensors of a paged cache (paged.h) of desc `d` for `batch` requests as
+ * bkt_view_huge views over `data` (one kv_indices entry): for overflow tests. */
+bk_paged_kv bkt_paged_kv_huge(const bk_paged_kv_desc *d, int32_t batch, void *data);
 
 /* ---- running one test body on any target ----
  * Tests keep every buffer on the host. To run on a target, wrap the run call:

@@ -324,6 +324,91 @@ static void test_bad_inputs(void)
     bkt_free(ds0);
 }
 
+/* Found by fuzz/fuzz_alibi: an empty problem with huge outer extents (query_len 0,
+ * batch and heads 2^31 - 1) walked every empty (b, h) slice on the CPU (2^62 steps, a
+ * hang). Both directions must return at once; dslopes of an empty dy is 0. (Heads 2^26:
+ * the rows of the empty views must still be addressable within int64.) */
+static void test_empty_huge(void)
+{
+    const bk_dtype dt = BK_DTYPE_F32;
+    bk_alibi_fwd_desc d = {INT32_MAX, 1 << 26, 0, 5, dt};
+    bk_alibi_fwd_plan fp;
+    int64_t shape[4] = {INT32_MAX, 1 << 26, 0, 5}, hs[1] = {1 << 26};
+    float slope = 0.5f;
+    /* slopes: 2^31 - 1 of them cannot be lent; capacity unknown, none is read */
+    bk_alibi_fwd_args fa = {bkt_view_huge(NULL, dt, 4, shape), bkt_view_huge(&slope, dt, 1, hs),
+                            bkt_view_huge(NULL, dt, 4, shape)};
+    if (bkt_expect_status(bk_alibi_fwd_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &fp), BK_STATUS_SUCCESS,
+                          "alibi_fwd empty huge select"))
+        bkt_expect_status(bk_alibi_fwd_run(&fp, NULL, (bk_workspace){0}, &fa), BK_STATUS_SUCCESS,
+                          "alibi_fwd query_len 0, batch 2^31-1, heads 2^26");
+    bk_alibi_bwd_desc bd = {INT32_MAX, 3, 0, 5, dt};
+    bk_alibi_bwd_plan bp;
+    int64_t bshape[4] = {INT32_MAX, 3, 0, 5}, bhs[1] = {3};
+    float ds[3];
+    bkt_poison(ds, dt, 3);
+    bk_tensor tds = bkt_view(ds, dt, 1, bhs);
+    bk_alibi_bwd_args ba = {bkt_view(NULL, dt, 4, bshape), NULL, &tds};
+    if (bkt_expect_status(bk_alibi_bwd_select(&bd, bk_target_cpu(), BK_PREFER_FASTEST, &bp), BK_STATUS_SUCCESS,
+                          "alibi_bwd empty huge select") &&
+        bkt_expect_status(bk_alibi_bwd_run(&bp, NULL, (bk_workspace){0}, &ba), BK_STATUS_SUCCESS,
+                          "alibi_bwd query_len 0, batch 2^31-1"))
+        bkt_check(ds[0] == 0.0f && ds[1] == 0.0f && ds[2] == 0.0f, "alibi_bwd empty dy", "dslopes not 0");
+    /* found next: only the (empty) dscores, 2^31 - 1 heads: nothing to write either */
+    bk_alibi_bwd_desc hd = {1, INT32_MAX, 0, 0, dt};
+    int64_t hshape[4] = {1, INT32_MAX, 0, 0};
+    bk_tensor tdsc = bkt_view(NULL, dt, 4, hshape);
+    bk_alibi_bwd_args ha = {bkt_view(NULL, dt, 4, hshape), &tdsc, NULL};
+    if (bkt_expect_status(bk_alibi_bwd_select(&hd, bk_target_cpu(), BK_PREFER_FASTEST, &bp), BK_STATUS_SUCCESS,
+                          "alibi_bwd empty dscores select"))
+        bkt_expect_status(bk_alibi_bwd_run(&bp, NULL, (bk_workspace){0}, &ha), BK_STATUS_SUCCESS,
+                          "alibi_bwd empty dscores only, 2^31-1 heads");
+}
+
+/* Extents whose product passes int64: can_implement refuses them with a sentence, never
+ * wraps, and writes nothing. */
+static void test_overflow(void)
+{
+    const bk_dtype dt = BK_DTYPE_F32;
+    bk_alibi_fwd_desc d = {INT32_MAX, INT32_MAX, INT32_MAX, INT32_MAX, dt};
+    int64_t shape[4] = {INT32_MAX, INT32_MAX, INT32_MAX, INT32_MAX}, hs[1] = {INT32_MAX};
+    float buf[16], out[16];
+    bkt_fill(buf, dt, 16, -1, 1);
+    bkt_poison(out, dt, 16);
+    void *out0 = bkt_snapshot(out, sizeof out);
+    bk_alibi_fwd_plan fp;
+    bk_alibi_bwd_plan bp;
+    if (bkt_expect_status(bk_alibi_fwd_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &fp), BK_STATUS_SUCCESS,
+                          "alibi_fwd overflow select")) {
+        bk_alibi_fwd_args a = {bkt_view_huge(buf, dt, 4, shape), bkt_view_huge(buf, dt, 1, hs),
+                               bkt_view_huge(out, dt, 4, shape)};
+        bkt_expect_overflow(bk_alibi_fwd_can_implement(&fp, &a), "alibi_fwd", "alibi_fwd 2^124 scores");
+        bkt_expect_overflow(bk_alibi_fwd_run(&fp, NULL, (bk_workspace){0}, &a), "alibi_fwd", "alibi_fwd run 2^124");
+        bkt_check(bk_alibi_fwd_workspace_size(&fp) == 0, "alibi_fwd overflow workspace", "not 0");
+    }
+    if (bkt_expect_status(bk_alibi_bwd_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &bp), BK_STATUS_SUCCESS,
+                          "alibi_bwd overflow select")) {
+        bk_tensor ds = bkt_view_huge(out, dt, 1, hs);
+        bk_alibi_bwd_args a = {bkt_view_huge(buf, dt, 4, shape), NULL, &ds};
+        bkt_expect_overflow(bk_alibi_bwd_run(&bp, NULL, (bk_workspace){0}, &a), "alibi_bwd", "alibi_bwd 2^124 dy");
+        bkt_check(bk_alibi_bwd_workspace_size(&bp) == 0, "alibi_bwd overflow workspace", "not 0 on the CPU");
+    }
+    /* a reach past int64 through a stride, with a small shape */
+    int64_t small[4] = {2, 1, 1, 2};
+    bk_alibi_fwd_desc ds = {2, 1, 1, 2, dt};
+    if (bkt_expect_status(bk_alibi_fwd_select(&ds, bk_target_cpu(), BK_PREFER_FASTEST, &fp), BK_STATUS_SUCCESS,
+                          "alibi_fwd small select")) {
+        int64_t one[1] = {1};
+        bk_alibi_fwd_args a = {bkt_view(buf, dt, 4, small), bkt_view(buf, dt, 1, one), bkt_view(out, dt, 4, small)};
+        a.y.strides[0] = INT64_MAX;
+        a.y.capacity = 0;
+        bkt_expect_overflow(bk_alibi_fwd_run(&fp, NULL, (bk_workspace){0}, &a), "alibi_fwd",
+                            "alibi_fwd y stride INT64_MAX");
+    }
+    bkt_check(bkt_same_bytes(out0, out, sizeof out), "alibi overflow", "output written on failure");
+    bkt_free(out0);
+}
+
 int main(void)
 {
     bkt_init("test_alibi");
@@ -348,5 +433,7 @@ int main(void)
     test_finite_differences();
     test_slopes();
     test_bad_inputs();
+    test_empty_huge();
+    test_overflow();
     return bkt_finish();
 }

@@ -393,6 +393,33 @@ static void test_bad_inputs(void)
 }
 
 
+/* Extents whose products pass int64 (issue 13): can_implement refuses them with a
+ * sentence naming the overflow and writes nothing. */
+static void test_overflow(void)
+{
+    const bk_dtype dt = BK_DTYPE_F32;
+    bk_attention_merge_desc d = {INT32_MAX, INT32_MAX, INT32_MAX, INT32_MAX, dt};
+    int64_t sop[4] = {INT32_MAX, INT32_MAX, INT32_MAX, INT32_MAX}, slp[3] = {INT32_MAX, INT32_MAX, INT32_MAX};
+    int64_t so[3] = {INT32_MAX, INT32_MAX, INT32_MAX};
+    float in[16], out[16];
+    bkt_fill(in, dt, 16, -1, 1);
+    bkt_poison(out, dt, 16);
+    void *out0 = bkt_snapshot(out, sizeof out);
+    bk_attention_merge_plan plan;
+    if (bkt_expect_status(bk_attention_merge_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &plan),
+                          BK_STATUS_SUCCESS, "attention_merge overflow select")) {
+        bk_attention_merge_args a = {bkt_view_huge(in, dt, 4, sop), bkt_view_huge(in, BK_DTYPE_F32, 3, slp),
+                                     bkt_view_huge(out, dt, 3, so), NULL};
+        bkt_expect_overflow(bk_attention_merge_can_implement(&plan, &a), "attention_merge",
+                            "attention_merge 2^124 o_parts");
+        bkt_expect_overflow(bk_attention_merge_run(&plan, NULL, (bk_workspace){0}, &a), "attention_merge",
+                            "attention_merge run 2^124");
+        bkt_check(bk_attention_merge_workspace_size(&plan) == 0, "attention_merge overflow workspace", "not 0");
+    }
+    bkt_check(bkt_same_bytes(out0, out, sizeof out), "attention_merge overflow", "o written on failure");
+    bkt_free(out0);
+}
+
 int main(void)
 {
     bkt_init("test_attention_merge");
@@ -415,5 +442,6 @@ int main(void)
     test_split_kv(BK_DTYPE_F16);
     test_split_kv(BK_DTYPE_BF16);
     test_bad_inputs();
+    test_overflow();
     return bkt_finish();
 }

@@ -256,6 +256,74 @@ static void test_workspace(void)
     bkt_expect_status(bk_check_workspace("op", &ws, 0), BK_STATUS_SUCCESS, "no workspace needed");
 }
 
+/* The checked arithmetic every count, reach and size goes through (issue 13). */
+static void test_checked_arithmetic(void)
+{
+    const char *what = "checked arithmetic";
+    int64_t r = 7;
+    bkt_check(!bk_mul_overflows(INT32_MAX, INT32_MAX, &r) && r == (int64_t)INT32_MAX * INT32_MAX, what, "2^31-1 squared");
+    bkt_check(bk_mul_overflows((int64_t)1 << 32, (int64_t)1 << 31, &r), what, "2^63 not caught");
+    bkt_check(!bk_mul_overflows((int64_t)1 << 31, -((int64_t)1 << 32), &r) && r == INT64_MIN, what, "-2^63 fits");
+    bkt_check(bk_mul_overflows(-1, INT64_MIN, &r), what, "-1 * INT64_MIN not caught");
+    bkt_check(bk_mul_overflows(INT64_MIN, -1, &r), what, "INT64_MIN * -1 not caught");
+    bkt_check(!bk_mul_overflows(0, INT64_MIN, &r) && r == 0, what, "0 * x");
+    bkt_check(bk_add_overflows(INT64_MAX, 1, &r) && bk_add_overflows(INT64_MIN, -1, &r), what, "add overflow");
+    bkt_check(!bk_add_overflows(INT64_MAX, -1, &r) && r == INT64_MAX - 1, what, "add");
+    bkt_check(bk_mul_sat(INT32_MAX, INT32_MAX) == (int64_t)INT32_MAX * INT32_MAX, what, "mul_sat exact");
+    bkt_check(bk_mul_sat(bk_mul_sat(INT32_MAX, INT32_MAX), INT32_MAX) == INT64_MAX, what, "mul_sat saturates");
+    bkt_check(bk_mul_sat(INT64_MAX, 0) == 0 && bk_mul_sat(INT64_MAX, 1) == INT64_MAX, what, "mul_sat 0 and 1");
+    bkt_check(bk_bytes(INT64_MAX, 1) == SIZE_MAX && bk_bytes(-1, 4) == SIZE_MAX, what, "bytes of saturated/negative");
+    bkt_check(bk_bytes((int64_t)1 << 62, 8) == SIZE_MAX && bk_bytes(3, 8) == 24, what, "bytes");
+    /* the carver saturates and stays saturated */
+    bk_carver m = bk_carver_start(NULL);
+    bk_carve(&m, 100);
+    bk_carve(&m, SIZE_MAX);
+    bk_carve(&m, 1);
+    bkt_check(m.offset == SIZE_MAX, what, "carver after SIZE_MAX: %zu", m.offset);
+    m = bk_carver_start(NULL);
+    bk_carve(&m, SIZE_MAX - 10);
+    bk_carve(&m, 100);
+    bkt_check(m.offset == SIZE_MAX, what, "carver past size_t: %zu", m.offset);
+    char buf[8];
+    bk_workspace ws = {buf, SIZE_MAX};
+    bkt_expect_status(bk_check_workspace("op", &ws, SIZE_MAX), BK_STATUS_INVALID_PROBLEM, "workspace need SIZE_MAX");
+    /* views: counts, reaches and capacities */
+    int64_t huge[4] = {INT32_MAX, INT32_MAX, INT32_MAX, INT32_MAX};
+    bk_tensor t = bk_tensor_contiguous(buf, BK_DTYPE_F32, 4, huge);
+    bkt_check(bk_tensor_numel(&t) == -1 && t.capacity == 0 && t.strides[0] == INT64_MAX, what,
+              "contiguous 2^124: numel %lld capacity %lld stride %lld", (long long)bk_tensor_numel(&t),
+              (long long)t.capacity, (long long)t.strides[0]);
+    bk_tensor_spec spec = {"x", BK_DTYPE_F32, 4, {INT32_MAX, INT32_MAX, INT32_MAX, INT32_MAX}, "a,b,c,d", BK_LAYOUT_ANY};
+    bkt_expect_overflow(bk_check_tensor("op", &t, &spec), "op", "2^124 elements");
+    int64_t s2[2] = {3, 4};
+    bk_tensor v = bk_tensor_contiguous(buf, BK_DTYPE_F64, 2, s2);
+    bk_tensor_spec s2spec = {"v", BK_DTYPE_F64, 2, {3, 4}, "a,b", BK_LAYOUT_ANY};
+    v.strides[0] = INT64_MAX / 2;
+    v.capacity = 0;
+    bkt_expect_overflow(bk_check_tensor("op", &v, &s2spec), "op", "reach past int64 by a stride");
+    v.strides[0] = (int64_t)1 << 61; /* reach fits in elements, not in bytes */
+    bkt_check(bk_tensor_span(&v) > 0, what, "span of 2^62");
+    bkt_expect_overflow(bk_check_tensor("op", &v, &s2spec), "op", "reach past int64 bytes");
+    v = bk_tensor_contiguous(buf, BK_DTYPE_F64, 2, s2);
+    v.capacity = -3;
+    bkt_expect_status(bk_check_tensor("op", &v, &s2spec), BK_STATUS_INVALID_PROBLEM, "negative capacity");
+    /* an empty view whose row offsets would overflow (found by fuzz_attention: kv_len 0
+       with k.strides[0] = INT64_MAX made sdpa_bwd's CPU kernel overflow b * stride) */
+    int64_t e3[3] = {3, 0, 2};
+    bk_tensor ev = bk_tensor_contiguous(NULL, BK_DTYPE_F32, 3, e3);
+    bk_tensor_spec espec = {"k", BK_DTYPE_F32, 3, {3, 0, 2}, "a,b,c", BK_LAYOUT_ANY};
+    bkt_expect_status(bk_check_tensor("op", &ev, &espec), BK_STATUS_SUCCESS, "empty view");
+    ev.strides[0] = INT64_MAX;
+    bkt_expect_overflow(bk_check_tensor("op", &ev, &espec), "op", "empty view with row offsets past int64");
+    ev.strides[0] = -1;
+    bkt_expect_status(bk_check_tensor("op", &ev, &espec), BK_STATUS_INVALID_PROBLEM, "empty view, negative stride");
+    int64_t neg[1] = {-5};
+    bk_tensor n = bk_tensor_contiguous(buf, BK_DTYPE_I32, 1, neg);
+    bk_tensor_spec nspec = {"idx", BK_DTYPE_I32, 1, {-5}, "n", BK_LAYOUT_ANY};
+    bkt_expect_status(bk_check_tensor("op", &n, &nspec), BK_STATUS_INVALID_PROBLEM, "negative extent");
+    bkt_check(strstr(bk_last_error(), "idx.shape[0] is -5") != NULL, what, "sentence \"%s\"", bk_last_error());
+}
+
 static void test_targets(void)
 {
     bk_target t;
@@ -280,6 +348,7 @@ int main(void)
     test_tensor_checks();
     test_select();
     test_workspace();
+    test_checked_arithmetic();
     test_targets();
     return bkt_finish();
 }

@@ -542,6 +542,43 @@ static void test_cuda_out_of_range_all(bk_target gpu, bk_dtype dt)
     test_cuda_out_of_range(gpu, dt, (kv_shape){256, 2, 6, 20, 16, 8}, 0, many, 256, -1);
 }
 
+/* Found by fuzz/fuzz_kvcache: zero-width rows (head_dim_k = head_dim_v = 0) with 2^31 - 1
+ * heads walked every empty (b, h) pair on the CPU (a hang); nothing is copied, so run
+ * returns at once. Then extents whose products pass int64: can_implement refuses them
+ * with a sentence (never wraps) and writes nothing. */
+static void test_empty_huge_and_overflow(void)
+{
+    const bk_dtype dt = BK_DTYPE_F32;
+    bk_kv_append_desc d = {1, INT32_MAX, 6, 16, 0, 0, dt};
+    bk_kv_append_plan plan;
+    int64_t sn[4] = {1, INT32_MAX, 6, 0}, sc[4] = {1, INT32_MAX, 16, 0}, so[1] = {1};
+    int64_t off[1] = {3};
+    float cache[8];
+    bkt_poison(cache, dt, 8);
+    void *cache0 = bkt_snapshot(cache, sizeof cache);
+    bk_kv_append_args a = {bkt_view(NULL, dt, 4, sn), bkt_view(NULL, dt, 4, sn), bkt_view(off, BK_DTYPE_I64, 1, so),
+                           bkt_view(NULL, dt, 4, sc), bkt_view(NULL, dt, 4, sc), NULL};
+    if (bkt_expect_status(bk_kv_append_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS,
+                          "kv_append zero-width select"))
+        bkt_expect_status(bk_kv_append_run(&plan, NULL, (bk_workspace){0}, &a), BK_STATUS_SUCCESS,
+                          "kv_append zero-width rows, 2^31-1 heads");
+
+    bk_kv_append_desc h = {INT32_MAX, INT32_MAX, INT32_MAX, INT32_MAX, INT32_MAX, 8, dt};
+    int64_t hn[4] = {INT32_MAX, INT32_MAX, INT32_MAX, INT32_MAX}, hv[4] = {INT32_MAX, INT32_MAX, INT32_MAX, 8};
+    int64_t ho[1] = {INT32_MAX};
+    if (bkt_expect_status(bk_kv_append_select(&h, bk_target_cpu(), BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS,
+                          "kv_append overflow select")) {
+        bk_kv_append_args b = {bkt_view_huge(cache, dt, 4, hn), bkt_view_huge(cache, dt, 4, hv),
+                               bkt_view_huge(off, BK_DTYPE_I64, 1, ho), bkt_view_huge(cache, dt, 4, hn),
+                               bkt_view_huge(cache, dt, 4, hv), NULL};
+        bkt_expect_overflow(bk_kv_append_can_implement(&plan, &b), "kv_append", "kv_append 2^124 k_new");
+        bkt_expect_overflow(bk_kv_append_run(&plan, NULL, (bk_workspace){0}, &b), "kv_append", "kv_append run 2^124");
+        bkt_check(bk_kv_append_workspace_size(&plan) == 0, "kv_append overflow workspace", "not 0");
+    }
+    bkt_check(bkt_same_bytes(cache0, cache, sizeof cache), "kv_append overflow", "cache written on failure");
+    bkt_free(cache0);
+}
+
 int main(void)
 {
     bkt_init("test_kv_append");
@@ -570,5 +607,6 @@ int main(void)
     }
     test_bad_desc();
     test_bad_args();
+    test_empty_huge_and_overflow();
     return bkt_finish();
 }

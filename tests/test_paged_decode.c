@@ -399,6 +399,39 @@ static void test_bad_inputs(void)
     cache_free(&c);
 }
 
+/* Extents whose products pass int64 (issue 13): can_implement refuses the pool with a
+ * sentence naming the overflow and writes nothing; a CUDA plan's split-KV workspace is
+ * SIZE_MAX, never a wrapped size. */
+static void test_overflow(void)
+{
+    const bk_dtype dt = BK_DTYPE_F16;
+    bk_paged_decode_desc d = {1, INT32_MAX, 0.1, 0, {INT32_MAX, INT32_MAX, INT32_MAX, 64, dt}};
+    int64_t sq[3] = {1, INT32_MAX, 64};
+    uint16_t in[16], out[16];
+    bkt_fill(in, dt, 16, -1, 1);
+    bkt_poison(out, dt, 16);
+    void *out0 = bkt_snapshot(out, sizeof out);
+    bk_paged_decode_plan plan;
+    if (bkt_expect_status(bk_paged_decode_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS,
+                          "paged_decode overflow select")) {
+        bk_paged_decode_args a = {bkt_view_huge(in, dt, 3, sq), bkt_paged_kv_huge(&d.paged_kv, 1, in),
+                                  bkt_view_huge(out, dt, 3, sq), NULL};
+        bkt_expect_overflow(bk_paged_decode_can_implement(&plan, &a), "paged_decode", "paged_decode 2^99 pool");
+        bkt_expect_overflow(bk_paged_decode_run(&plan, NULL, (bk_workspace){0}, &a), "paged_decode",
+                            "paged_decode run 2^99 pool");
+        bkt_check(bk_paged_decode_workspace_size(&plan) == 0, "paged_decode CPU workspace", "not 0");
+    }
+    if (bk_has_cuda()) {
+        bk_paged_decode_desc w = {INT32_MAX, INT32_MAX, 0.1, INT32_MAX, {8, 1, 16, 256, dt}};
+        if (bkt_expect_status(bk_paged_decode_select(&w, bk_target_cuda_cc(0, 9, 0), BK_PREFER_FASTEST, &plan),
+                              BK_STATUS_SUCCESS, "paged_decode CUDA overflow select"))
+            bkt_check(bk_paged_decode_workspace_size(&plan) == SIZE_MAX, "paged_decode CUDA split workspace", "%zu",
+                      bk_paged_decode_workspace_size(&plan));
+    }
+    bkt_check(bkt_same_bytes(out0, out, sizeof out), "paged_decode overflow", "o written on failure");
+    bkt_free(out0);
+}
+
 int main(void)
 {
     bkt_init("test_paged_decode");
@@ -455,5 +488,6 @@ int main(void)
                                      bkt_quick() ? 3 : 12});
     }
     test_bad_inputs();
+    test_overflow();
     return bkt_finish();
 }

@@ -657,6 +657,34 @@ static void test_cuda_drops(bk_target gpu, bk_dtype dt, int32_t page_size)
     cache_free(&c);
 }
 
+/* Extents whose products pass int64 (issue 13): can_implement refuses them with a
+ * sentence naming the overflow and writes nothing. */
+static void test_overflow(void)
+{
+    const bk_dtype dt = BK_DTYPE_F32;
+    bk_paged_kv_append_desc d = {1, 4, {INT32_MAX, INT32_MAX, INT32_MAX, INT32_MAX, dt}};
+    int64_t sn[3] = {4, INT32_MAX, INT32_MAX}, sp[1] = {2};
+    int32_t indptr[2] = {0, 4};
+    float in[16], pool[16];
+    bkt_fill(in, dt, 16, -1, 1);
+    bkt_poison(pool, dt, 16);
+    void *pool0 = bkt_snapshot(pool, sizeof pool);
+    bk_paged_kv_append_plan plan;
+    if (bkt_expect_status(bk_paged_kv_append_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &plan),
+                          BK_STATUS_SUCCESS, "paged_kv_append overflow select")) {
+        bk_paged_kv_append_args a = {bkt_view_huge(in, dt, 3, sn), bkt_view_huge(in, dt, 3, sn),
+                                     bkt_view(indptr, BK_DTYPE_I32, 1, sp), bkt_paged_kv_huge(&d.paged_kv, 1, pool),
+                                     NULL};
+        bkt_expect_overflow(bk_paged_kv_append_can_implement(&plan, &a), "paged_kv_append",
+                            "paged_kv_append 2^64 k_new bytes");
+        bkt_expect_overflow(bk_paged_kv_append_run(&plan, NULL, (bk_workspace){0}, &a), "paged_kv_append",
+                            "paged_kv_append run 2^64 bytes");
+        bkt_check(bk_paged_kv_append_workspace_size(&plan) == 0, "paged_kv_append overflow workspace", "not 0");
+    }
+    bkt_check(bkt_same_bytes(pool0, pool, sizeof pool), "paged_kv_append overflow", "pool written on failure");
+    bkt_free(pool0);
+}
+
 int main(void)
 {
     bkt_init("test_paged_kv_append");
@@ -684,5 +712,6 @@ int main(void)
     g_target = bk_target_cpu();
     test_bad_desc();
     test_bad_args();
+    test_overflow();
     return bkt_finish();
 }

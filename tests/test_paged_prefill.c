@@ -439,6 +439,34 @@ static void test_no_rows(void)
     cache_free(&c);
 }
 
+/* Extents whose products pass int64 (issue 13): can_implement refuses them with a
+ * sentence naming the overflow and writes nothing. */
+static void test_overflow(void)
+{
+    const bk_dtype dt = BK_DTYPE_BF16;
+    bk_paged_prefill_desc d = {1, INT32_MAX, INT32_MAX, 0.1, true, false, {INT32_MAX, INT32_MAX, INT32_MAX, 128, dt}};
+    int64_t sq[3] = {INT32_MAX, INT32_MAX, 128}, sp[1] = {2};
+    int32_t indptr[2] = {0, INT32_MAX};
+    uint16_t in[16], out[16];
+    bkt_fill(in, dt, 16, -1, 1);
+    bkt_poison(out, dt, 16);
+    void *out0 = bkt_snapshot(out, sizeof out);
+    bk_paged_prefill_plan plan;
+    if (bkt_expect_status(bk_paged_prefill_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS,
+                          "paged_prefill overflow select")) {
+        bk_paged_prefill_args a = {bkt_view_huge(in, dt, 3, sq), bkt_view(indptr, BK_DTYPE_I32, 1, sp),
+                                   bkt_paged_kv_huge(&d.paged_kv, 1, in), bkt_view_huge(out, dt, 3, sq), NULL};
+        bkt_expect_overflow(bk_paged_prefill_can_implement(&plan, &a), "paged_prefill", "paged_prefill 2^69 q bytes");
+        a.q.shape[0] = a.o.shape[0] = 1;
+        plan.desc.total_rows = 1;
+        bkt_expect_overflow(bk_paged_prefill_run(&plan, NULL, (bk_workspace){0}, &a), "paged_prefill",
+                            "paged_prefill run 2^99 pool");
+        bkt_check(bk_paged_prefill_workspace_size(&plan) == 0, "paged_prefill overflow workspace", "not 0");
+    }
+    bkt_check(bkt_same_bytes(out0, out, sizeof out), "paged_prefill overflow", "o written on failure");
+    bkt_free(out0);
+}
+
 int main(void)
 {
     bkt_init("test_paged_prefill");
@@ -521,5 +549,6 @@ int main(void)
     }
     test_no_rows();
     test_bad_inputs();
+    test_overflow();
     return bkt_finish();
 }

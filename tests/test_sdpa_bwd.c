@@ -582,6 +582,88 @@ static void test_workspace_size(void)
         bkt_check(bk_sdpa_fwd_workspace_size(&fp) == 0, "sdpa_fwd workspace_size", "not 0");
 }
 
+/* Found by fuzz/fuzz_attention: with kv_len 0 the workspace is 0 bytes and may be
+ * {NULL, 0}; the CPU kernel formed NULL + 0 (undefined, reported by UBSan). dq must be 0
+ * and dk/dv are empty. */
+static void test_no_keys_null_workspace(void)
+{
+    const char *what = "sdpa_bwd kv_len 0, workspace {NULL, 0}";
+    bk_sdpa_bwd_desc d = {2, 4, 2, 3, 0, 8, 8, 0.5, false, -1, 0.0, false, BK_DTYPE_F32};
+    bk_sdpa_bwd_plan plan;
+    if (!bkt_expect_status(bk_sdpa_bwd_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS,
+                           what))
+        return;
+    bkt_check(bk_sdpa_bwd_workspace_size(&plan) == 0, what, "workspace %zu bytes", bk_sdpa_bwd_workspace_size(&plan));
+    int64_t sq[4] = {2, 4, 3, 8}, sk[4] = {2, 2, 0, 8}, sl[3] = {2, 4, 3};
+    float *q = bkt_alloc(BK_DTYPE_F32, 192), *y = bkt_alloc(BK_DTYPE_F32, 192), *dy = bkt_alloc(BK_DTYPE_F32, 192);
+    float *lse = bkt_alloc(BK_DTYPE_F32, 24), *dq = bkt_alloc(BK_DTYPE_F32, 192), *kv = bkt_alloc(BK_DTYPE_F32, 1);
+    bkt_fill(q, BK_DTYPE_F32, 192, -1, 1);
+    bkt_fill(dy, BK_DTYPE_F32, 192, -1, 1);
+    bkt_poison(dq, BK_DTYPE_F32, 192);
+    for (int i = 0; i < 24; i++)
+        lse[i] = -INFINITY;
+    bk_sdpa_bwd_args a = {.q = bkt_view(q, BK_DTYPE_F32, 4, sq), .k = bkt_view(kv, BK_DTYPE_F32, 4, sk),
+                          .v = bkt_view(kv, BK_DTYPE_F32, 4, sk), .y = bkt_view(y, BK_DTYPE_F32, 4, sq),
+                          .dy = bkt_view(dy, BK_DTYPE_F32, 4, sq), .lse = bkt_view(lse, BK_DTYPE_F32, 3, sl),
+                          .dq = bkt_view(dq, BK_DTYPE_F32, 4, sq), .dk = bkt_view(kv, BK_DTYPE_F32, 4, sk),
+                          .dv = bkt_view(kv, BK_DTYPE_F32, 4, sk)};
+    bk_workspace ws = {NULL, 0};
+    if (bkt_expect_status(bk_sdpa_bwd_run(&plan, NULL, ws, &a), BK_STATUS_SUCCESS, what)) {
+        bool zero = true;
+        for (int i = 0; i < 192; i++)
+            zero = zero && dq[i] == 0.0f;
+        bkt_check(zero, what, "dq is not all 0");
+    }
+    /* found next by fuzz_attention: the empty k with strides[0] = INT64_MAX made the kernel
+       overflow b * stride forming its rows' offsets; can_implement now refuses it */
+    bkt_poison(dq, BK_DTYPE_F32, 192);
+    void *dq0 = bkt_snapshot(dq, 192 * sizeof(float));
+    a.k.strides[0] = INT64_MAX;
+    bkt_expect_overflow(bk_sdpa_bwd_run(&plan, NULL, ws, &a), "sdpa_bwd", "sdpa_bwd empty k, strides[0] INT64_MAX");
+    bkt_check(bkt_same_bytes(dq0, dq, 192 * sizeof(float)), what, "dq written on failure");
+    bkt_free(dq0);
+    bkt_free(q);
+    bkt_free(y);
+    bkt_free(dy);
+    bkt_free(lse);
+    bkt_free(dq);
+    bkt_free(kv);
+}
+
+/* Found by fuzz/fuzz_attention: q_len 0 with a GQA group of 2^30 query heads walked every
+ * (empty) query head of the group on the CPU (a hang). dk and dv are 0 (no query row). */
+static void test_no_rows_huge_group(void)
+{
+    const char *what = "sdpa_bwd q_len 0, 2^30 query heads per kv head";
+    bk_sdpa_bwd_desc d = {2, 1 << 30, 1, 0, 3, 4, 4, 0.5, false, -1, 0.0, false, BK_DTYPE_F32};
+    bk_sdpa_bwd_plan plan;
+    if (!bkt_expect_status(bk_sdpa_bwd_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS,
+                           what))
+        return;
+    int64_t sq[4] = {2, 1 << 30, 0, 4}, sk[4] = {2, 1, 3, 4}, sl[3] = {2, 1 << 30, 0};
+    float *k = bkt_alloc(BK_DTYPE_F32, 24), *dk = bkt_alloc(BK_DTYPE_F32, 24), *dv = bkt_alloc(BK_DTYPE_F32, 24);
+    bkt_fill(k, BK_DTYPE_F32, 24, -1, 1);
+    bkt_poison(dk, BK_DTYPE_F32, 24);
+    bkt_poison(dv, BK_DTYPE_F32, 24);
+    bk_sdpa_bwd_args a = {.q = bkt_view(NULL, BK_DTYPE_F32, 4, sq), .k = bkt_view(k, BK_DTYPE_F32, 4, sk),
+                          .v = bkt_view(k, BK_DTYPE_F32, 4, sk), .y = bkt_view(NULL, BK_DTYPE_F32, 4, sq),
+                          .dy = bkt_view(NULL, BK_DTYPE_F32, 4, sq), .lse = bkt_view(NULL, BK_DTYPE_F32, 3, sl),
+                          .dq = bkt_view(NULL, BK_DTYPE_F32, 4, sq), .dk = bkt_view(dk, BK_DTYPE_F32, 4, sk),
+                          .dv = bkt_view(dv, BK_DTYPE_F32, 4, sk)};
+    size_t need = bk_sdpa_bwd_workspace_size(&plan);
+    void *w = alloc_workspace(need);
+    if (bkt_expect_status(bk_sdpa_bwd_run(&plan, NULL, (bk_workspace){w, need}, &a), BK_STATUS_SUCCESS, what)) {
+        bool zero = true;
+        for (int i = 0; i < 24; i++)
+            zero = zero && dk[i] == 0.0f && dv[i] == 0.0f;
+        bkt_check(zero, what, "dk, dv not all 0");
+    }
+    free(w);
+    bkt_free(k);
+    bkt_free(dk);
+    bkt_free(dv);
+}
+
 /* ------------------------------------------------------ determinism -- */
 
 static void test_determinism(bk_dtype dt)
@@ -925,6 +1007,40 @@ static const cfg k_fd_cases[] = {
     {"noncausal stride-0 kv alibi",     2, 4, 2, 4, 6, 5, 7, false, -1, 0.0, true,  0,   true,  0},
 };
 
+/* Extents whose products pass int64 (issue 13): can_implement refuses them with a
+ * sentence naming the overflow and writes nothing; workspace_size is SIZE_MAX (the
+ * CPU's f64 accumulators), and so on CUDA plans (selected by compute capability). */
+static void test_overflow(void)
+{
+    const bk_dtype dt = BK_DTYPE_F16;
+    bk_sdpa_bwd_desc d = {INT32_MAX, INT32_MAX, INT32_MAX, INT32_MAX, INT32_MAX, 128, 128, 0.1, false, -1, 0.0, false, dt};
+    int64_t s4[4] = {INT32_MAX, INT32_MAX, INT32_MAX, 128}, s3[3] = {INT32_MAX, INT32_MAX, INT32_MAX};
+    uint16_t in[16], out[16];
+    bkt_fill(in, dt, 16, -1, 1);
+    bkt_poison(out, dt, 16);
+    void *out0 = bkt_snapshot(out, sizeof out);
+    bk_sdpa_bwd_plan plan;
+    if (bkt_expect_status(bk_sdpa_bwd_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS,
+                          "sdpa_bwd overflow select")) {
+        bk_tensor x = bkt_view_huge(in, dt, 4, s4), o = bkt_view_huge(out, dt, 4, s4);
+        bk_sdpa_bwd_args a = {x, x, x, x, x, bkt_view_huge(in, BK_DTYPE_F32, 3, s3), NULL, o, o, o};
+        bkt_expect_overflow(bk_sdpa_bwd_can_implement(&plan, &a), "sdpa_bwd", "sdpa_bwd 2^100 q");
+        bkt_expect_overflow(bk_sdpa_bwd_run(&plan, NULL, (bk_workspace){0}, &a), "sdpa_bwd", "sdpa_bwd run 2^100");
+        bkt_check(bk_sdpa_bwd_workspace_size(&plan) == SIZE_MAX, "sdpa_bwd overflow workspace", "%zu",
+                  bk_sdpa_bwd_workspace_size(&plan));
+    }
+    if (bk_has_cuda()) {
+        const bk_preference prefs[3] = {BK_PREFER_FASTEST, BK_PREFER_DETERMINISTIC, BK_PREFER_REFERENCE};
+        for (int p = 0; p < 3; p++)
+            if (bkt_expect_status(bk_sdpa_bwd_select(&d, bk_target_cuda_cc(0, 9, 0), prefs[p], &plan),
+                                  BK_STATUS_SUCCESS, "sdpa_bwd CUDA overflow select"))
+                bkt_check(bk_sdpa_bwd_workspace_size(&plan) == SIZE_MAX, "sdpa_bwd CUDA overflow workspace", "%zu",
+                          bk_sdpa_bwd_workspace_size(&plan));
+    }
+    bkt_check(bkt_same_bytes(out0, out, sizeof out), "sdpa_bwd overflow", "outputs written on failure");
+    bkt_free(out0);
+}
+
 int main(void)
 {
     bkt_init("test_sdpa_bwd");
@@ -934,9 +1050,12 @@ int main(void)
     for (size_t c = 0; c < sizeof k_fd_cases / sizeof k_fd_cases[0]; c++)
         test_finite_differences(&k_fd_cases[c]);
     test_workspace_size();
+    test_no_keys_null_workspace();
+    test_no_rows_huge_group();
     for (size_t t = 0; t < sizeof k_dtypes / sizeof k_dtypes[0]; t++)
         test_determinism(k_dtypes[t]);
     test_bad_inputs();
     test_cuda();
+    test_overflow();
     return bkt_finish();
 }

@@ -702,6 +702,30 @@ static void test_cuda_large(bk_target gpu)
     bkt_free(y);
 }
 
+/* Extents whose products pass int64 (issue 13): can_implement and run refuse them with a
+ * sentence naming the overflow, never wrap, write nothing; the workspace stays 0. */
+static void test_overflow(void)
+{
+    const bk_dtype dt = BK_DTYPE_F32;
+    bk_sdpa_fwd_desc d = {INT32_MAX, INT32_MAX, INT32_MAX, INT32_MAX, INT32_MAX, 256, 256, 0.1, true, -1, 0.0, false, dt};
+    int64_t s4[4] = {INT32_MAX, INT32_MAX, INT32_MAX, 256};
+    float in[16], out[16];
+    bkt_fill(in, dt, 16, -1, 1);
+    bkt_poison(out, dt, 16);
+    void *out0 = bkt_snapshot(out, sizeof out);
+    bk_sdpa_fwd_plan plan;
+    if (bkt_expect_status(bk_sdpa_fwd_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS,
+                          "sdpa_fwd overflow select")) {
+        bk_sdpa_fwd_args a = {bkt_view_huge(in, dt, 4, s4), bkt_view_huge(in, dt, 4, s4), bkt_view_huge(in, dt, 4, s4),
+                              bkt_view_huge(out, dt, 4, s4), NULL, NULL};
+        bkt_expect_overflow(bk_sdpa_fwd_can_implement(&plan, &a), "sdpa_fwd", "sdpa_fwd 2^101 q");
+        bkt_expect_overflow(bk_sdpa_fwd_run(&plan, NULL, (bk_workspace){0}, &a), "sdpa_fwd", "sdpa_fwd run 2^101");
+        bkt_check(bk_sdpa_fwd_workspace_size(&plan) == 0, "sdpa_fwd overflow workspace", "not 0");
+    }
+    bkt_check(bkt_same_bytes(out0, out, sizeof out), "sdpa_fwd overflow", "y written on failure");
+    bkt_free(out0);
+}
+
 int main(void)
 {
     bkt_init("test_sdpa_fwd");
@@ -727,5 +751,6 @@ int main(void)
 #endif
     for (int g = 1; g < ntargets && !bkt_quick(); g++)
         test_cuda_large(targets[g]);
+    test_overflow();
     return bkt_finish();
 }

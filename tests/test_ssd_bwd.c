@@ -952,6 +952,55 @@ static void test_cuda(void)
                       "ssd_bwd cuda f64");
 }
 
+/* Overflow (issue 13). f16, batch = heads = 2^31 - 1, one step, D = N = 0: every view
+ * fits in int64 bytes (dt ~2^63 bytes) and can_implement passes with unknown capacities,
+ * but the CPU workspace's per-(batch, head) dA partials need 8 * 2^62 bytes: the size
+ * used to wrap in size_t to a small value (a lent buffer of that size would then be
+ * overrun); it is SIZE_MAX and run refuses. Then extents past int64 in can_implement. */
+static void test_overflow(void)
+{
+    const bk_dtype dt = BK_DTYPE_F16;
+    bk_ssd_desc d = {.batch = INT32_MAX, .seq_len = 1, .heads = INT32_MAX, .head_dim = 0, .state_dim = 0, .chunk_size = 1,
+                     .dtype = dt};
+    int64_t sx[4] = {INT32_MAX, 1, INT32_MAX, 0}, sdt[3] = {INT32_MAX, 1, INT32_MAX}, sa[1] = {INT32_MAX};
+    uint16_t in[16], out[16];
+    bkt_fill(in, dt, 16, -1, 1);
+    bkt_poison(out, dt, 16);
+    void *out0 = bkt_snapshot(out, sizeof out);
+    bk_ssd_bwd_plan plan;
+    if (bkt_expect_status(bk_ssd_bwd_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS,
+                          "ssd_bwd huge select")) {
+        bk_tensor x = bkt_view_huge(in, dt, 4, sx), dtt = bkt_view_huge(in, dt, 3, sdt), a = bkt_view_huge(in, dt, 1, sa);
+        bk_ssd_bwd_args args = {.x = x, .dt = dtt, .a = a, .b = x, .c = x, .dy = x, .dx = x,
+                                .ddt = bkt_view_huge(out, dt, 3, sdt), .da = bkt_view_huge(out, dt, 1, sa), .db = x, .dc = x};
+        bkt_expect_status(bk_ssd_bwd_can_implement(&plan, &args), BK_STATUS_SUCCESS, "ssd_bwd huge can_implement");
+        bkt_check(bk_ssd_bwd_workspace_size(&plan) == SIZE_MAX, "ssd_bwd CPU workspace of 2^62 partials", "%zu",
+                  bk_ssd_bwd_workspace_size(&plan));
+        bkt_expect_status(bk_ssd_bwd_run(&plan, NULL, (bk_workspace){out, sizeof out}, &args),
+                          BK_STATUS_INVALID_PROBLEM, "ssd_bwd run with a SIZE_MAX workspace");
+        bkt_check(strstr(bk_last_error(), "ssd_bwd: the workspace") != NULL, "ssd_bwd workspace sentence", "\"%s\"",
+                  bk_last_error());
+    }
+    bk_ssd_desc h = {.batch = INT32_MAX, .seq_len = INT32_MAX, .heads = INT32_MAX, .head_dim = 256, .state_dim = 256,
+                     .chunk_size = 64, .dtype = BK_DTYPE_F32};
+    int64_t hx[4] = {INT32_MAX, INT32_MAX, INT32_MAX, 256}, hdt[3] = {INT32_MAX, INT32_MAX, INT32_MAX};
+    if (bkt_expect_status(bk_ssd_bwd_select(&h, bk_target_cpu(), BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS,
+                          "ssd_bwd overflow select")) {
+        bk_tensor x = bkt_view_huge(in, BK_DTYPE_F32, 4, hx), t3 = bkt_view_huge(in, BK_DTYPE_F32, 3, hdt);
+        bk_tensor a = bkt_view_huge(in, BK_DTYPE_F32, 1, sa), o = bkt_view_huge(out, BK_DTYPE_F32, 4, hx);
+        bk_ssd_bwd_args args = {.x = x, .dt = t3, .a = a, .b = x, .c = x, .dy = x, .dx = o, .ddt = t3, .da = a, .db = o, .dc = o};
+        bkt_expect_overflow(bk_ssd_bwd_can_implement(&plan, &args), "ssd_bwd", "ssd_bwd 2^101 x");
+        bkt_expect_overflow(bk_ssd_bwd_run(&plan, NULL, (bk_workspace){0}, &args), "ssd_bwd", "ssd_bwd run 2^101");
+        if (bk_has_cuda() && bkt_expect_status(bk_ssd_bwd_select(&h, bk_target_cuda_cc(0, 9, 0), BK_PREFER_FASTEST,
+                                                                 &plan),
+                                               BK_STATUS_SUCCESS, "ssd_bwd CUDA overflow select"))
+            bkt_check(bk_ssd_bwd_workspace_size(&plan) == SIZE_MAX, "ssd_bwd CUDA overflow workspace", "%zu",
+                      bk_ssd_bwd_workspace_size(&plan));
+    }
+    bkt_check(bkt_same_bytes(out0, out, sizeof out), "ssd_bwd overflow", "outputs written on failure");
+    bkt_free(out0);
+}
+
 int main(void)
 {
     bkt_init("test_ssd_bwd");
@@ -973,5 +1022,6 @@ int main(void)
     test_plan_info();
     test_bad_inputs();
     test_cuda();
+    test_overflow();
     return bkt_finish();
 }

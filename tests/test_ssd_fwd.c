@@ -926,6 +926,37 @@ static void test_cuda(void)
                       "ssd_fwd cuda f64");
 }
 
+/* Extents whose products pass int64 (issue 13): can_implement refuses them with a
+ * sentence naming the overflow and writes nothing; a CUDA plan's workspace (states of
+ * every chunk) is SIZE_MAX, never a wrapped size. */
+static void test_overflow(void)
+{
+    const bk_dtype dt = BK_DTYPE_F32;
+    bk_ssd_desc d = {.batch = INT32_MAX, .seq_len = INT32_MAX, .heads = INT32_MAX, .head_dim = 256, .state_dim = 256,
+                     .chunk_size = 64, .dtype = dt};
+    int64_t sx[4] = {INT32_MAX, INT32_MAX, INT32_MAX, 256}, sdt[3] = {INT32_MAX, INT32_MAX, INT32_MAX};
+    int64_t sa[1] = {INT32_MAX};
+    float in[16], out[16];
+    bkt_fill(in, dt, 16, -1, 1);
+    bkt_poison(out, dt, 16);
+    void *out0 = bkt_snapshot(out, sizeof out);
+    bk_ssd_fwd_plan plan;
+    if (bkt_expect_status(bk_ssd_fwd_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS,
+                          "ssd_fwd overflow select")) {
+        bk_tensor x = bkt_view_huge(in, dt, 4, sx);
+        bk_ssd_fwd_args a = {.x = x, .dt = bkt_view_huge(in, dt, 3, sdt), .a = bkt_view_huge(in, dt, 1, sa), .b = x,
+                             .c = x, .y = bkt_view_huge(out, dt, 4, sx)};
+        bkt_expect_overflow(bk_ssd_fwd_can_implement(&plan, &a), "ssd_fwd", "ssd_fwd 2^101 x");
+        bkt_expect_overflow(bk_ssd_fwd_run(&plan, NULL, (bk_workspace){0}, &a), "ssd_fwd", "ssd_fwd run 2^101");
+    }
+    if (bk_has_cuda() && bkt_expect_status(bk_ssd_fwd_select(&d, bk_target_cuda_cc(0, 9, 0), BK_PREFER_FASTEST, &plan),
+                                           BK_STATUS_SUCCESS, "ssd_fwd CUDA overflow select"))
+        bkt_check(bk_ssd_fwd_workspace_size(&plan) == SIZE_MAX, "ssd_fwd CUDA overflow workspace", "%zu",
+                  bk_ssd_fwd_workspace_size(&plan));
+    bkt_check(bkt_same_bytes(out0, out, sizeof out), "ssd_fwd overflow", "y written on failure");
+    bkt_free(out0);
+}
+
 int main(void)
 {
     bkt_init("test_ssd_fwd");
@@ -943,5 +974,6 @@ int main(void)
     test_thread_count();
     test_bad_inputs();
     test_cuda();
+    test_overflow();
     return bkt_finish();
 }

@@ -55,7 +55,8 @@ typedef struct bk_alibi_fwd_plan {
 bk_status bk_alibi_fwd_select(const bk_alibi_fwd_desc *desc, bk_target target, bk_preference preference,
                               bk_alibi_fwd_plan *plan);
 /* Checks the tensors against the plan: dtype, shape, strides (>= 0, outputs
- * non-overlapping), capacity. Errors: INVALID_PROBLEM, UNSUPPORTED, BUFFER_TOO_SMALL. */
+ * non-overlapping), capacity. Errors: INVALID_PROBLEM (also for an element count, byte
+ * size or reach beyond int64), UNSUPPORTED, BUFFER_TOO_SMALL. */
 bk_status bk_alibi_fwd_can_implement(const bk_alibi_fwd_plan *plan, const bk_alibi_fwd_args *args);
 /* Always 0. */
 size_t bk_alibi_fwd_workspace_size(const bk_alibi_fwd_plan *plan);

@@ -120,7 +120,8 @@ bk_status bk_sdpa_fwd_select(const bk_sdpa_fwd_desc *desc, bk_target target, bk_
 /* Checks the tensors against the plan: dtype, rank, shape, strides (>= 0; outputs
  * non-overlapping and never broadcast; inner stride 1 where required), capacity, and
  * the alibi_slopes pointer against desc.alibi.
- * Errors: INVALID_PROBLEM (NULL, dtype/shape mismatch, negative stride, output
+ * Errors: INVALID_PROBLEM (NULL, dtype/shape mismatch, an element count, byte size or
+ * reach beyond int64 (extents whose product overflows), negative stride, output
  * broadcast or self-overlap, slopes present/absent against desc.alibi), UNSUPPORTED
  * (inner stride not 1, broadcast on an input axis other than the kv-head axis),
  * BUFFER_TOO_SMALL (a view reaches beyond its capacity). */

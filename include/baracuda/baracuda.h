@@ -12,13 +12,18 @@
  *   3. can_implement bk_<op>_can_implement(&plan, &args) checks the tensors (dtypes,
  *                   shapes, strides, capacities) against the plan;
  *   4. workspace_size bk_<op>_workspace_size(&plan): bytes of scratch the caller lends;
+ *                   SIZE_MAX when the size does not fit in size_t (run then refuses
+ *                   with INVALID_PROBLEM, whatever workspace it is given);
  *   5. run          bk_<op>_run(&plan, stream, workspace, &args): calls can_implement
  *                   first, then computes. On a CUDA target it is asynchronous on the
  *                   caller's stream, allocates nothing and never synchronises.
  *
  * Errors: every function returns a bk_status. On failure bk_last_error() holds one
  * sentence naming the op, the tensor, what was expected and what was got. A call
- * that fails writes no byte of any output.
+ * that fails writes no byte of any output. Extents are int32 but their products are
+ * not: every element count, byte size and view reach is computed with checked int64
+ * arithmetic, and one that does not fit is INVALID_PROBLEM with a sentence (never a
+ * wrapped value; see bk_tensor).
  *
  * This header is C11 and includes the per-family headers at its end.
  */
@@ -96,7 +101,12 @@ float bk_bf16_to_f32(uint16_t h);
  *   shape     extents, shape[0] outermost;
  *   strides   in ELEMENTS, not bytes; must be >= 0. A stride of 0 broadcasts
  *             (allowed only where an op says so, e.g. the kv-head axis for GQA);
- *   capacity  number of elements addressable from `data`, 0 = unknown (skip the check).
+ *   capacity  number of elements addressable from `data`, 0 = unknown (skip the check);
+ *             negative is INVALID_PROBLEM.
+ * Every op's can_implement refuses (INVALID_PROBLEM, with a sentence) a view whose element
+ * count, byte size or reach (1 + its largest offset) does not fit in int64: extents
+ * that multiply past int64 never wrap. An empty view (an extent 0) needs strides >= 0
+ * that reach within int64 bytes as if its empty axes had extent 1.
  * Inputs are only read through the view; outputs are written only at the positions
  * the view addresses. */
 typedef struct bk_tensor {
@@ -109,10 +119,13 @@ typedef struct bk_tensor {
 } bk_tensor;
 
 /* A contiguous row-major view of `rank` axes with the given shape; capacity is set to
- * the element count. rank is clamped to [0, BK_MAX_RANK]. */
+ * the element count (0, unknown, when an extent is negative or the count overflows
+ * int64; strides saturate at INT64_MAX). rank is clamped to [0, BK_MAX_RANK]. */
 bk_tensor bk_tensor_contiguous(void *data, bk_dtype dtype, int32_t rank, const int64_t *shape);
 
-/* Number of elements the view describes (product of the shape; 1 for rank 0). */
+/* Number of elements the view describes (product of the shape; 1 for rank 0); -1 when
+ * an extent is negative, the rank is outside [0, BK_MAX_RANK] or the product does not
+ * fit in int64. */
 int64_t bk_tensor_numel(const bk_tensor *t);
 
 /* True when the strides are the row-major strides of the shape (axes of extent 1 are

@@ -82,7 +82,8 @@ bk_status bk_kv_append_select(const bk_kv_append_desc *desc, bk_target target, b
 /* Checks the tensors against the plan (no data is read): dtypes, shapes, strides
  * (>= 0; inner stride 1 on the K/V tensors; caches non-overlapping, no broadcast;
  * cache_offsets and dropped_rows contiguous), capacities.
- * Errors: INVALID_PROBLEM (NULL plan/args/data, wrong dtype, rank or extent, negative
+ * Errors: INVALID_PROBLEM (NULL plan/args/data, wrong dtype, rank or extent, an element
+ * count, byte size or reach beyond int64, negative
  * stride, broadcast or overlapping output), UNSUPPORTED (inner stride not 1, broadcast
  * input, non-contiguous offsets), BUFFER_TOO_SMALL (capacity below the view's reach). */
 bk_status bk_kv_append_can_implement(const bk_kv_append_plan *plan, const bk_kv_append_args *args);

@@ -115,12 +115,14 @@ typedef struct bk_paged_decode_plan {
 bk_status bk_paged_decode_select(const bk_paged_decode_desc *desc, bk_target target, bk_preference preference,
                                  bk_paged_decode_plan *plan);
 /* Checks the tensors against the plan: dtypes, shapes, strides, capacities (statuses
- * as bk_check_tensor: INVALID_PROBLEM, UNSUPPORTED, BUFFER_TOO_SMALL); on a CPU plan
+ * as bk_check_tensor: INVALID_PROBLEM, also for an element count, byte size or reach
+ * beyond int64; UNSUPPORTED, BUFFER_TOO_SMALL); on a CPU plan
  * also the index values (INVALID_PROBLEM or OUT_OF_RANGE, the table at the top). */
 bk_status bk_paged_decode_can_implement(const bk_paged_decode_plan *plan, const bk_paged_decode_args *args);
 /* Bytes of workspace run needs: 0 on the CPU and for a CUDA plan with S = 1 split;
  * with S > 1: batch * q_heads * S * head_dim floats (partial o) then batch * q_heads * S
- * floats (partial lse), each piece aligned to 256 bytes. Device memory on CUDA. */
+ * floats (partial lse), each piece aligned to 256 bytes. Device memory on CUDA. SIZE_MAX
+ * when that does not fit in size_t (e.g. kv_splits near 2^31 with a large batch). */
 size_t bk_paged_decode_workspace_size(const bk_paged_decode_plan *plan);
 /* Computes o (and lse). Runs can_implement first, then checks the workspace; on any
  * failure nothing is written. CPU: synchronous, `stream` ignored, bit-identical on rerun

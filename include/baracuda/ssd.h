@@ -188,6 +188,7 @@ bk_status bk_ssd_fwd_select(const bk_ssd_desc *desc, bk_target target, bk_prefer
  * x, dt, a, b, c, skip, z, dt_bias, initial_states, seq_idx, cu_seqlens, y, final_states,
  * varlen_states; an option's pointer NULL while the option is on, or non-NULL while it is
  * off, is INVALID_PROBLEM. No data is read. Errors: INVALID_PROBLEM (NULL plan/args, a plan of another op, NULL data,
+ * an element count, byte size or reach beyond int64,
  * wrong dtype/rank/shape, negative stride, overlapping or broadcast output), UNSUPPORTED
  * (inner stride not 1, broadcast input), BUFFER_TOO_SMALL (capacity below what a view
  * reaches). */
@@ -204,7 +205,8 @@ bk_status bk_ssd_fwd_can_implement(const bk_ssd_fwd_plan *plan, const bk_ssd_fwd
  * BH = batch * heads, f32 pieces each starting on a 256-byte boundary:
  *   4 * BH * K * D*N         the state entering every chunk
  * + 4 * BH * K               each chunk's total log-decay
- * and 0 when batch, seq_len or heads is 0 (268 MB at B 4, L 4096, H 32, D 64, N 128). */
+ * and 0 when batch, seq_len or heads is 0 (268 MB at B 4, L 4096, H 32, D 64, N 128).
+ * SIZE_MAX when the bytes do not fit in size_t (run then refuses). */
 size_t bk_ssd_fwd_workspace_size(const bk_ssd_fwd_plan *plan);
 
 /* Computes y (and final_states, varlen_states when asked). Runs can_implement first, then
@@ -288,7 +290,8 @@ bk_status bk_ssd_bwd_can_implement(const bk_ssd_bwd_plan *plan, const bk_ssd_bwd
  *                            state leaving it (f32)
  * + 4 * BH * K               each chunk's total log-decay (f32)
  * + 8 * BH * K               each chunk's part of dA (f64)
- * and 0 when batch, seq_len or heads is 0. */
+ * and 0 when batch, seq_len or heads is 0. SIZE_MAX when the bytes do not fit in size_t
+ * (e.g. the CPU's 8 * batch * heads with batch and heads near 2^31; run then refuses). */
 size_t bk_ssd_bwd_workspace_size(const bk_ssd_bwd_plan *plan);
 
 /* Computes dx, ddt, dA, dB, dC and the options' gradients. Runs can_implement first, then

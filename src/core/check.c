@@ -9,6 +9,47 @@
 #include <stdlib.h>
 #include <string.h>
 
+bool bk_mul_overflows(int64_t a, int64_t b, int64_t *out)
+{
+    if (a == 0 || b == 0) {
+        *out = 0;
+        return false;
+    }
+    bool over;
+    if (a > 0)
+        over = b > 0 ? a > INT64_MAX / b : b < INT64_MIN / a;
+    else
+        over = b > 0 ? a < INT64_MIN / b : b < INT64_MAX / a;
+    if (!over)
+        *out = a * b;
+    return over;
+}
+
+bool bk_add_overflows(int64_t a, int64_t b, int64_t *out)
+{
+    if ((b > 0 && a > INT64_MAX - b) || (b < 0 && a < INT64_MIN - b))
+        return true;
+    *out = a + b;
+    return false;
+}
+
+int64_t bk_mul_sat(int64_t a, int64_t b)
+{
+    int64_t r;
+    if (a < 0 || b < 0 || a == INT64_MAX || b == INT64_MAX || bk_mul_overflows(a, b, &r))
+        return (a == 0 || b == 0) ? 0 : INT64_MAX;
+    return r;
+}
+
+size_t bk_bytes(int64_t count, size_t elem_size)
+{
+    if (count < 0 || count == INT64_MAX)
+        return SIZE_MAX;
+    if (elem_size != 0 && (uint64_t)count > (uint64_t)(SIZE_MAX - 1) / elem_size)
+        return SIZE_MAX;
+    return (size_t)count * elem_size;
+}
+
 bk_tensor bk_tensor_contiguous(void *data, bk_dtype dtype, int32_t rank, const int64_t *shape)
 {
     bk_tensor t;
@@ -24,18 +65,28 @@ bk_tensor bk_tensor_contiguous(void *data, bk_dtype dtype, int32_t rank, const i
     for (int32_t i = rank - 1; i >= 0; i--) {
         t.shape[i] = shape[i];
         t.strides[i] = stride;
-        stride *= shape[i] > 0 ? shape[i] : 1;
+        stride = bk_mul_sat(stride, shape[i] > 0 ? shape[i] : 1);
     }
-    t.capacity = bk_tensor_numel(&t);
+    int64_t n = bk_tensor_numel(&t);
+    t.capacity = n > 0 ? n : 0;
     return t;
 }
 
 int64_t bk_tensor_numel(const bk_tensor *t)
 {
     int64_t n = 1;
+    bool over = false;
+    if (t->rank < 0 || t->rank > BK_MAX_RANK)
+        return -1;
     for (int32_t i = 0; i < t->rank; i++)
-        n *= t->shape[i];
-    return n;
+        if (t->shape[i] < 0)
+            return -1;
+    for (int32_t i = 0; i < t->rank; i++) {
+        if (t->shape[i] == 0)
+            return 0;
+        over = over || bk_mul_overflows(n, t->shape[i], &n);
+    }
+    return over ? -1 : n;
 }
 
 bool bk_tensor_is_contiguous(const bk_tensor *t)
@@ -44,18 +95,25 @@ bool bk_tensor_is_contiguous(const bk_tensor *t)
     for (int32_t i = t->rank - 1; i >= 0; i--) {
         if (t->shape[i] != 1 && t->strides[i] != expect)
             return false;
-        expect *= t->shape[i];
+        if (bk_mul_overflows(expect, t->shape[i], &expect))
+            return false;
     }
     return true;
 }
 
 int64_t bk_tensor_span(const bk_tensor *t)
 {
-    if (bk_tensor_numel(t) <= 0)
+    int64_t numel = bk_tensor_numel(t);
+    if (numel == 0)
         return 0;
-    int64_t span = 1;
-    for (int32_t i = 0; i < t->rank; i++)
-        span += (t->shape[i] - 1) * t->strides[i];
+    if (numel < 0)
+        return -1;
+    int64_t span = 1, step;
+    for (int32_t i = 0; i < t->rank; i++) {
+        if (t->strides[i] < 0 || bk_mul_overflows(t->shape[i] - 1, t->strides[i], &step) ||
+            bk_add_overflows(span, step, &span))
+            return -1;
+    }
     return span;
 }
 
@@ -171,7 +229,7 @@ static bool non_overlapping(const bk_tensor *t)
 bk_status bk_check_tensor(const char *op, const bk_tensor *t, const bk_tensor_spec *spec)
 {
     const char *name = spec->name;
-    char dim[32], got[96], want[96];
+    char dim[32], got[160], want[160];
     if (t == NULL)
         return bk_fail(BK_STATUS_INVALID_PROBLEM, "%s: %s is NULL", op, name);
     if (t->dtype != spec->dtype)
@@ -189,12 +247,41 @@ bk_status bk_check_tensor(const char *op, const bk_tensor *t, const bk_tensor_sp
                            name, (int)i, (long long)t->shape[i], dim, (long long)spec->shape[i]);
         }
     }
-    int64_t numel = bk_tensor_numel(t);
+    const int64_t esize = (int64_t)bk_dtype_size(t->dtype);
+    int64_t numel = bk_tensor_numel(t), bytes;
+    if (numel < 0 || bk_mul_overflows(numel, esize, &bytes)) {
+        shape_text(t->shape, t->rank, got, sizeof got);
+        for (int32_t i = 0; i < t->rank; i++)
+            if (t->shape[i] < 0)
+                return bk_fail(BK_STATUS_INVALID_PROBLEM, "%s: %s.shape[%d] is %lld, expected >= 0", op, name,
+                               (int)i, (long long)t->shape[i]);
+        return bk_fail(BK_STATUS_INVALID_PROBLEM,
+                       "%s: %s of shape %s has more elements or bytes than int64 can count", op, name, got);
+    }
+    if (t->capacity < 0)
+        return bk_fail(BK_STATUS_INVALID_PROBLEM, "%s: %s.capacity is %lld, expected >= 0 (0 = unknown)", op, name,
+                       (long long)t->capacity);
     if (numel > 0 && t->data == NULL)
         return bk_fail(BK_STATUS_INVALID_PROBLEM, "%s: %s.data is NULL for %lld elements", op, name,
                        (long long)numel);
-    if (numel == 0)
-        return BK_STATUS_SUCCESS;
+    if (numel == 0) {
+        /* Kernels still form the offsets of an empty view's rows (b * stride[0] + ...), so
+         * its strides must be >= 0 and reach within int64 as if its empty axes had extent 1. */
+        bk_tensor ones = *t;
+        for (int32_t i = 0; i < t->rank; i++)
+            if (ones.shape[i] == 0)
+                ones.shape[i] = 1;
+        int64_t reach = bk_tensor_span(&ones);
+        if (reach >= 0 && !bk_mul_overflows(reach, esize, &bytes))
+            return BK_STATUS_SUCCESS;
+        for (int32_t i = 0; i < t->rank; i++)
+            if (t->strides[i] < 0)
+                return bk_fail(BK_STATUS_INVALID_PROBLEM, "%s: %s.strides[%d] is %lld, expected >= 0", op, name,
+                               (int)i, (long long)t->strides[i]);
+        shape_text(t->strides, t->rank, got, sizeof got);
+        return bk_fail(BK_STATUS_INVALID_PROBLEM,
+                       "%s: %s is empty but its strides %s reach beyond what int64 can address", op, name, got);
+    }
     for (int32_t i = 0; i < t->rank; i++) {
         if (t->strides[i] < 0)
             return bk_fail(BK_STATUS_INVALID_PROBLEM, "%s: %s.strides[%d] is %lld, expected >= 0", op,
@@ -211,6 +298,15 @@ bk_status bk_check_tensor(const char *op, const bk_tensor *t, const bk_tensor_sp
                            name, (int)i, dim);
         }
     }
+    /* the reach bounds every offset the kernels form, so it must fit in int64 bytes */
+    int64_t span = bk_tensor_span(t);
+    if (span < 0 || bk_mul_overflows(span, esize, &bytes)) {
+        shape_text(t->shape, t->rank, want, sizeof want);
+        shape_text(t->strides, t->rank, got, sizeof got);
+        return bk_fail(BK_STATUS_INVALID_PROBLEM,
+                       "%s: %s of shape %s with strides %s reaches beyond what int64 can address", op, name, want,
+                       got);
+    }
     if ((spec->layout & BK_LAYOUT_OUTPUT) && !non_overlapping(t)) {
         shape_text(t->strides, t->rank, got, sizeof got);
         return bk_fail(BK_STATUS_INVALID_PROBLEM, "%s: %s.strides %s make positions of an output overlap",
@@ -225,7 +321,6 @@ bk_status bk_check_tensor(const char *op, const bk_tensor *t, const bk_tensor_sp
         t->strides[t->rank - 1] != 1)
         return bk_fail(BK_STATUS_UNSUPPORTED, "%s: %s.strides[%d] is %lld, expected 1 (inner axis)", op,
                        name, (int)(t->rank - 1), (long long)t->strides[t->rank - 1]);
-    int64_t span = bk_tensor_span(t);
     if (t->capacity > 0 && span > t->capacity)
         return bk_fail(BK_STATUS_BUFFER_TOO_SMALL, "%s: %s reaches %lld elements from data, capacity is %lld",
                        op, name, (long long)span, (long long)t->capacity);

@@ -58,6 +58,21 @@ void bk_gather_f64(const void *base, bk_dtype dtype, int64_t stride, int64_t n, 
 /* element (i * stride) of base = src[i], i < n. */
 void bk_scatter_f64(void *base, bk_dtype dtype, int64_t stride, int64_t n, const double *src);
 
+/* --------------------------------------------------------- arithmetic -- */
+
+/* The one checked arithmetic every extent product, element count, view reach and byte
+ * size goes through (int32 extents multiply past int64, int64 strides past anything):
+ *   bk_mul_overflows / bk_add_overflows  true when a * b (a + b) does not fit in int64;
+ *                                        otherwise *out holds it;
+ *   bk_mul_sat      a * b for a, b >= 0, saturated to INT64_MAX (which stays INT64_MAX);
+ *   bk_bytes        count * elem_size as size_t for sizing workspaces, SIZE_MAX when count
+ *                   is negative or saturated (INT64_MAX) or the bytes do not fit.
+ * Portable C (no compiler builtins), also called from the CUDA host code. */
+bool bk_mul_overflows(int64_t a, int64_t b, int64_t *out);
+bool bk_add_overflows(int64_t a, int64_t b, int64_t *out);
+int64_t bk_mul_sat(int64_t a, int64_t b);
+size_t bk_bytes(int64_t count, size_t elem_size);
+
 /* ------------------------------------------------------------- checks -- */
 
 /* Descriptor field checks. `field` names it in the message ("desc.kv_len"). */
@@ -93,9 +108,17 @@ typedef struct bk_tensor_spec {
 } bk_tensor_spec;
 
 /* Checks `t` against `spec`, in this order, with the first failure's status:
- *   t or its data NULL while it has elements          INVALID_PROBLEM
- *   dtype, rank, each extent                           INVALID_PROBLEM
+ *   t NULL, dtype, rank, each extent                   INVALID_PROBLEM
+ *   a negative extent, an element count or byte size
+ *   beyond int64                                       INVALID_PROBLEM
+ *   a negative capacity                                INVALID_PROBLEM
+ *   data NULL while the view has elements              INVALID_PROBLEM
+ *   an empty view: a negative stride, or strides that
+ *   reach past int64 bytes with its empty axes taken
+ *   as extent 1 (kernels form its rows' offsets)       INVALID_PROBLEM, else SUCCESS
  *   a negative stride                                  INVALID_PROBLEM
+ *   a reach (1 + largest offset) beyond int64 elements
+ *   or bytes                                           INVALID_PROBLEM
  *   stride 0 on an axis of extent > 1 that the spec does not allow to broadcast:
  *     on an output                                     INVALID_PROBLEM
  *     on an input                                      UNSUPPORTED
@@ -111,7 +134,8 @@ bk_status bk_check_tensor(const char *op, const bk_tensor *t, const bk_tensor_sp
 bk_status bk_check_optional_tensor(const char *op, const bk_tensor *t, bool on, const char *field,
                                    const bk_tensor_spec *spec);
 
-/* 1 + the largest element offset the view reaches (0 for an empty view). */
+/* 1 + the largest element offset the view reaches (0 for an empty view); -1 when a
+ * stride is negative or the reach does not fit in int64. */
 int64_t bk_tensor_span(const bk_tensor *t);
 
 /* Element offset of index (i0, i1, ...) in t: sum of idx[k] * strides[k]. */
@@ -181,10 +205,13 @@ static inline bk_carver bk_carver_start(void *base)
     bk_carver c = {(char *)base, 0};
     return c;
 }
-/* Next `bytes` bytes, aligned to BK_WS_ALIGN (NULL while measuring). */
+/* Next `bytes` bytes, aligned to BK_WS_ALIGN (NULL while measuring). Saturating: once a
+ * piece is SIZE_MAX bytes (bk_bytes' overflow) or the total passes size_t, the offset
+ * stays SIZE_MAX, so a layout function returns SIZE_MAX for a size that does not fit. */
 void *bk_carve(bk_carver *c, size_t bytes);
 
-/* WORKSPACE_TOO_SMALL (or INVALID_PROBLEM for a NULL buffer) unless ws holds `need`. */
+/* WORKSPACE_TOO_SMALL (or INVALID_PROBLEM for a NULL buffer) unless ws holds `need`;
+ * INVALID_PROBLEM when `need` is SIZE_MAX (a workspace_size that overflowed). */
 bk_status bk_check_workspace(const char *op, const bk_workspace *ws, size_t need);
 
 /* ---------------------------------------------------------- cuda glue -- */

@@ -14,6 +14,8 @@ bk_status bk_cpu_alibi_fwd(const bk_alibi_fwd_desc *d, const bk_alibi_fwd_args *
 {
     const int64_t B = d->batch, H = d->heads, Q = d->query_len, K = d->key_len;
     const bk_dtype dt = d->dtype;
+    if (Q == 0 || K == 0)
+        return BK_STATUS_SUCCESS; /* y is empty: no walk over up to 2^62 empty (b, h) slices */
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t b = 0; b < B; b++)
         for (int64_t h = 0; h < H; h++) {
@@ -32,10 +34,13 @@ bk_status bk_cpu_alibi_bwd(const bk_alibi_bwd_desc *d, const bk_alibi_bwd_args *
     const int64_t B = d->batch, H = d->heads, Q = d->query_len, K = d->key_len;
     const bk_dtype dt = d->dtype;
     const bk_tensor *dy = &a->dy;
+    const int64_t Bn = Q == 0 || K == 0 ? 0 : B; /* dy empty: dslope = 0 without walking the batch */
+    if (Bn == 0 && !a->dslopes)
+        return BK_STATUS_SUCCESS; /* nothing to write: no walk over up to 2^31 heads */
 #pragma omp parallel for schedule(static)
     for (int64_t h = 0; h < H; h++) {
         double sum = 0.0;
-        for (int64_t b = 0; b < B; b++)
+        for (int64_t b = 0; b < Bn; b++)
             for (int64_t i = 0; i < Q; i++)
                 for (int64_t j = 0; j < K; j++) {
                     double g = bk_load_f64(dy->data, dt, bk_offset4(dy, b, h, i, j));

@@ -36,8 +36,8 @@ bk_status bk_cpu_kv_append(const bk_kv_append_desc *d, const bk_kv_append_args *
     const int64_t B = d->batch, H = d->heads, L = d->new_len;
     const size_t es = bk_dtype_size(d->dtype);
     const int64_t *off = (const int64_t *)a->cache_offsets.data;
-    if (B == 0 || H == 0 || L == 0)
-        return BK_STATUS_SUCCESS;
+    if (B == 0 || H == 0 || L == 0 || (d->head_dim_k == 0 && d->head_dim_v == 0))
+        return BK_STATUS_SUCCESS; /* nothing to copy: no walk over up to 2^62 empty (b, h) pairs */
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t b = 0; b < B; b++)
         for (int64_t h = 0; h < H; h++) {

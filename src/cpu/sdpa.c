@@ -111,20 +111,16 @@ bk_status bk_cpu_sdpa_fwd(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_args *a)
  * [B, Hkv, Sk, Dqk], then the dv accumulators [B, Hkv, Sk, Dv]. */
 static size_t bwd_layout(const bk_sdpa_bwd_desc *d, void *base, double **acc_dk, double **acc_dv)
 {
-    const int64_t rows = (int64_t)d->batch * d->kv_heads * d->kv_len;
+    const int64_t rows = bk_mul_sat(bk_mul_sat(d->batch, d->kv_heads), d->kv_len);
     bk_carver c = bk_carver_start(base);
-    *acc_dk = (double *)bk_carve(&c, (size_t)(rows * d->head_dim_qk) * sizeof(double));
-    *acc_dv = (double *)bk_carve(&c, (size_t)(rows * d->head_dim_v) * sizeof(double));
+    *acc_dk = (double *)bk_carve(&c, bk_bytes(bk_mul_sat(rows, d->head_dim_qk), sizeof(double)));
+    *acc_dv = (double *)bk_carve(&c, bk_bytes(bk_mul_sat(rows, d->head_dim_v), sizeof(double)));
     return c.offset;
 }
 
 size_t bk_cpu_sdpa_bwd_workspace_size(const bk_sdpa_bwd_desc *d)
 {
-    /* int32 extents: the product can pass 2^64; measure it in f64 first */
-    double bytes = (double)d->batch * d->kv_heads * d->kv_len * ((double)d->head_dim_qk + d->head_dim_v) *
-                   (double)sizeof(double);
-    if (bytes + 2.0 * BK_WS_ALIGN >= (double)(SIZE_MAX / 2))
-        return SIZE_MAX;
+    /* int32 extents: the product can pass 2^64; the layout's sizes saturate to SIZE_MAX */
     double *dk, *dv;
     return bwd_layout(d, NULL, &dk, &dv);
 }
@@ -199,12 +195,15 @@ bk_status bk_cpu_sdpa_bwd(const bk_sdpa_bwd_desc *d, bk_workspace workspace, con
     const int64_t Dqk = d->head_dim_qk, Dv = d->head_dim_v, group = d->q_heads / d->kv_heads;
     const bk_dtype dt = d->dtype;
     double *acc_dk, *acc_dv;
+    if (Sq == 0 && Sk == 0)
+        return BK_STATUS_SUCCESS; /* every output is empty: no walk over the (b, kv head) pairs */
     bwd_layout(d, workspace.data, &acc_dk, &acc_dv);
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t b = 0; b < B; b++)
         for (int64_t hk = 0; hk < Hkv; hk++) {
             const int64_t slice = b * Hkv + hk;
-            double *dk = acc_dk + slice * Sk * Dqk, *dv = acc_dv + slice * Sk * Dv;
+            /* no keys: the workspace is empty (possibly NULL); no pointer arithmetic on it */
+            double *dk = Sk > 0 ? acc_dk + slice * Sk * Dqk : NULL, *dv = Sk > 0 ? acc_dv + slice * Sk * Dv : NULL;
             for (int64_t e = 0; e < Sk * Dqk; e++)
                 dk[e] = 0.0;
             for (int64_t e = 0; e < Sk * Dv; e++)
@@ -212,7 +211,7 @@ bk_status bk_cpu_sdpa_bwd(const bk_sdpa_bwd_desc *d, bk_workspace workspace, con
             bwd_ctx c = {d, a, b, hk,
                          {bk_offset4(&a->k, b, hk, 0, 0), a->k.strides[2], bk_offset4(&a->v, b, hk, 0, 0),
                           a->v.strides[2]}};
-            for (int64_t h = hk * group; h < (hk + 1) * group; h++)
+            for (int64_t h = hk * group; Sq > 0 && h < (hk + 1) * group; h++) /* no walk over an empty group */
                 for (int64_t i = 0; i < Sq; i++)
                     bwd_row(&c, h, i, dk, dv);
             for (int64_t j = 0; j < Sk; j++) {

@@ -101,9 +101,10 @@ static bool parallel_worth(const ssd_geom *g)
     return g->BH * g->L * (g->D + 1) * (g->N + 1) >= BK_CPU_SSD_PARALLEL_WORK;
 }
 
+/* Bytes of n doubles (SIZE_MAX past size_t: the carver then saturates). */
 static size_t f64s(int64_t n)
 {
-    return (size_t)n * sizeof(double);
+    return bk_bytes(n, sizeof(double));
 }
 
 /* ------------------------------------------------------------ helpers -- */

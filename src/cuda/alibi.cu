@@ -97,15 +97,15 @@ extern "C" bk_status bk_cuda_alibi_fwd(const bk_alibi_fwd_desc *d, const bk_alib
 
 extern "C" int32_t bk_cuda_alibi_bwd_parts(const bk_alibi_bwd_desc *d)
 {
-    long long per_head = (long long)d->batch * d->query_len * d->key_len;
-    long long parts = (per_head + 16383) / 16384;
+    long long per_head = bk_mul_sat(bk_mul_sat(d->batch, d->query_len), d->key_len);
+    long long parts = per_head / 16384 + (per_head % 16384 != 0);
     return (int32_t)(parts < 1 ? 1 : parts > 512 ? 512 : parts);
 }
 
 extern "C" bk_status bk_cuda_alibi_bwd(const bk_alibi_bwd_desc *d, const bk_alibi_bwd_args *a, void *workspace,
                                        void *stream)
 {
-    long long per_head = (long long)d->batch * d->query_len * d->key_len;
+    long long per_head = bk_mul_sat(bk_mul_sat(d->batch, d->query_len), d->key_len);
     if (d->heads == 0 || (per_head == 0 && !a->dslopes))
         return BK_STATUS_SUCCESS;
     cudaStream_t s = (cudaStream_t)stream;

@@ -109,11 +109,12 @@ size_t ssd_layout(const ssd_geo &g, bool backward, void *base, ssd_ws *w)
     if (g.BH == 0 || g.L == 0)
         return 0;
     bk_carver cv = bk_carver_start(base);
-    const size_t chunks = (size_t)(g.BH * g.K), st = chunks * (size_t)(g.D * g.N) * sizeof(float);
+    const int64_t chunks = bk_mul_sat(g.BH, g.K);
+    const size_t st = bk_bytes(bk_mul_sat(chunks, g.D * g.N), sizeof(float));
     w->states = (float *)bk_carve(&cv, st);
     w->dstates = backward ? (float *)bk_carve(&cv, st) : NULL;
-    w->dec = (float *)bk_carve(&cv, chunks * sizeof(float));
-    w->parts = backward ? (double *)bk_carve(&cv, chunks * sizeof(double)) : NULL;
+    w->dec = (float *)bk_carve(&cv, bk_bytes(chunks, sizeof(float)));
+    w->parts = backward ? (double *)bk_carve(&cv, bk_bytes(chunks, sizeof(double))) : NULL;
     return cv.offset;
 }
 

@@ -158,7 +158,7 @@ static void *alibi_bwd_workspace(const bk_alibi_bwd_plan *plan, bk_carver *c)
 {
 #ifdef BK_WITH_CUDA
     if (plan->info.kernel == ALIBI_KERNEL_CUDA)
-        return bk_carve(c, (size_t)plan->desc.heads * (size_t)bk_cuda_alibi_bwd_parts(&plan->desc) * sizeof(double));
+        return bk_carve(c, bk_bytes(bk_mul_sat(plan->desc.heads, bk_cuda_alibi_bwd_parts(&plan->desc)), sizeof(double)));
 #else
     (void)plan;
     (void)c;

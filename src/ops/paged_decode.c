@@ -86,9 +86,9 @@ static decode_ws decode_workspace(const bk_paged_decode_plan *plan, bk_carver *c
         const bk_paged_decode_desc *d = &plan->desc;
         w.splits = bk_cuda_paged_decode_splits(d);
         if (w.splits > 1) {
-            size_t parts = (size_t)d->batch * (size_t)d->q_heads * (size_t)w.splits;
-            w.part_o = (float *)bk_carve(c, parts * (size_t)d->paged_kv.head_dim * sizeof(float));
-            w.part_lse = (float *)bk_carve(c, parts * sizeof(float));
+            const int64_t parts = bk_mul_sat(bk_mul_sat(d->batch, d->q_heads), w.splits);
+            w.part_o = (float *)bk_carve(c, bk_bytes(bk_mul_sat(parts, d->paged_kv.head_dim), sizeof(float)));
+            w.part_lse = (float *)bk_carve(c, bk_bytes(parts, sizeof(float)));
         }
     }
 #else

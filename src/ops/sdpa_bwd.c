@@ -97,20 +97,16 @@ bk_status bk_sdpa_bwd_can_implement(const bk_sdpa_bwd_plan *plan, const bk_sdpa_
 /* The CUDA kernels' workspace, for sizing (base NULL) and carving: D_i, then lse, each
  * [B, Hq, Sq] of bk_cuda_sdpa_bwd_row_bytes; for the fused kernel then the f32 dq
  * accumulator [B, Hq, Sq, Dqk] (else *dq_acc = NULL). Returns the bytes, SIZE_MAX on
- * overflow. */
+ * overflow (the checked sizes of core.h and the saturating carver). */
 static size_t sdpa_bwd_cuda_layout(const bk_sdpa_bwd_desc *d, bool fused, void *base, void **d_rows, void **lse_rows,
                                    void **dq_acc)
 {
     const size_t es = bk_cuda_sdpa_bwd_row_bytes(d);
-    const double rows = (double)d->batch * d->q_heads * d->q_len;
-    const double bytes = 2.0 * rows * (double)es + (fused ? rows * d->head_dim_qk * 4.0 : 0.0);
-    if (bytes + 3.0 * BK_WS_ALIGN >= (double)(SIZE_MAX / 2))
-        return SIZE_MAX;
-    const size_t n = (size_t)d->batch * (size_t)d->q_heads * (size_t)d->q_len;
+    const int64_t n = bk_mul_sat(bk_mul_sat(d->batch, d->q_heads), d->q_len);
     bk_carver c = bk_carver_start(base);
-    *d_rows = bk_carve(&c, n * es);
-    *lse_rows = bk_carve(&c, n * es);
-    *dq_acc = fused ? bk_carve(&c, n * (size_t)d->head_dim_qk * sizeof(float)) : NULL;
+    *d_rows = bk_carve(&c, bk_bytes(n, es));
+    *lse_rows = bk_carve(&c, bk_bytes(n, es));
+    *dq_acc = fused ? bk_carve(&c, bk_bytes(bk_mul_sat(n, d->head_dim_qk), sizeof(float))) : NULL;
     return c.offset;
 }
 #endif
