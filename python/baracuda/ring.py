@@ -46,10 +46,11 @@ def _pieces(rank, src, world, causal, s_local):
 
 
 def _exchange(tensors, group, send_to, recv_from):
-    """Starts sending `tensors` to rank send_to and receiving same-shaped ones from
-    recv_from; returns (received tensors, requests to wait on)."""
+    """Starts sending `tensors` (contiguous; the caller keeps them alive until the
+    requests complete) to rank send_to and receiving same-shaped ones from recv_from;
+    returns (received tensors, requests to wait on)."""
     received = [torch.empty_like(t) for t in tensors]
-    ops = [dist.P2POp(dist.isend, t.contiguous(), send_to, group) for t in tensors]
+    ops = [dist.P2POp(dist.isend, t, send_to, group) for t in tensors]
     ops += [dist.P2POp(dist.irecv, t, recv_from, group) for t in received]
     return received, dist.batch_isend_irecv(ops)
 
@@ -102,6 +103,8 @@ def _ring_backward(dout, q, k, v, out, lse, block_lse, scale, causal, group):
     dk = torch.zeros(k.shape, dtype=acc, device=k.device)
     dv = torch.zeros(v.shape, dtype=acc, device=v.device)
     for step in range(world):
+        if step + 1 < world:  # the next K/V block travels while this one's gradients run
+            (k_next, v_next), kv_reqs = _exchange((k, v), group, send_to, recv_from)
         for qs, ks, diag in _pieces(rank, (rank - step) % world, world, causal, q.shape[2]):
             l = next(block_lse)
             w = torch.exp(l.to(acc) - lse[:, :, qs]).unsqueeze(-1)
@@ -111,15 +114,15 @@ def _ring_backward(dout, q, k, v, out, lse, block_lse, scale, causal, group):
             dq[:, :, qs] += gq.to(acc)
             dk[:, :, ks] += gk.to(acc)
             dv[:, :, ks] += gv.to(acc)
-        # K/V and their gradient accumulators move on together; after the last block
-        # only the accumulators take the final hop, which lands them on their owner.
-        travel = (dk, dv) if step + 1 == world else (k, v, dk, dv)
-        received, reqs = _exchange(travel, group, send_to, recv_from)
-        _wait(reqs)
-        if step + 1 == world:
-            dk, dv = received
-        else:
-            k, v, dk, dv = received
+        # The dK/dV accumulators follow their K/V block; after the last block their
+        # final hop lands them on the rank that owns the block.
+        if world > 1:
+            sent = (dk, dv)
+            (dk, dv), d_reqs = _exchange(sent, group, send_to, recv_from)
+            _wait(d_reqs)
+        if step + 1 < world:
+            _wait(kv_reqs)
+            k, v = k_next, v_next
     return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype)
 
 
@@ -153,4 +156,5 @@ def ring_attention(q, k, v, *, causal=False, scale=None, group=None):
                          % q.shape[2])
     if scale is None:
         scale = 1.0 / math.sqrt(q.shape[-1])
+    q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
     return _RingAttention.apply(q, k, v, float(scale), bool(causal), group)

@@ -1,6 +1,7 @@
 """baracuda.torch.ring_attention on the CPU: two processes on the gloo backend (FileStore
 rendezvous, loopback only) run every case once in a single spawn; each case's gathered
-output and gradients are compared with f64 attention over the whole sequence."""
+output and gradients are compared with f64 attention over the whole sequence.
+BK_RING_WORLD=N runs N processes instead (1 and 3 exercise the ring's edge cases)."""
 import datetime
 import math
 import os
@@ -14,7 +15,7 @@ if not (dist.is_available() and dist.is_gloo_available()):
     pytest.skip("torch.distributed has no gloo backend: the CPU ring tests need it", allow_module_level=True)
 import torch.multiprocessing as mp  # noqa: E402
 
-WORLD, TIMEOUT_S = 2, 120
+WORLD, TIMEOUT_S = int(os.environ.get("BK_RING_WORLD", "2")), 120
 # (dtype, causal, Hq, Hkv, S_local, D)
 CASES = [(dt, causal, 2, hkv, s, 16) for dt in ("f64", "f32") for causal in (False, True) for hkv in (1, 2)
          for s in ((8, 6) if causal else (8, 5))]
