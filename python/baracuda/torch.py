@@ -5,6 +5,7 @@ eager mode, under torch.compile(fullgraph=True) and inside CUDA graphs.
     import torch, baracuda.torch as bt
     y = bt.attention(q, k, v, causal=True)           # q [B, Hq, Sq, D], k/v [B, Hkv, Sk, D]
     y.sum().backward()                                 # dq, dk, dv by sdpa_bwd
+    y = bt.ring_attention(q, k, v, causal=True)      # context parallel (baracuda.ring)
     y = bt.ssd_scan(x, dt, A, B, C)                    # Mamba-2 SSD, backward by ssd_bwd
     dec = bt.BatchPagedDecode(); dec.plan(kv_indptr, kv_indices, last_page_len)
     o = dec.run(q, (k_pages, v_pages))                 # per layer
@@ -23,7 +24,7 @@ import torch
 import baracuda as _bk
 
 Tensor = torch.Tensor
-__all__ = ["attention", "ssd_scan", "paged_kv_append", "BatchPagedDecode", "BatchPagedPrefill"]
+__all__ = ["attention", "ssd_scan", "paged_kv_append", "BatchPagedDecode", "BatchPagedPrefill", "ring_attention"]
 
 
 def _device(t):
@@ -315,3 +316,6 @@ class BatchPagedPrefill(_PagedWrapper):
         o, lse = torch.ops.baracuda.paged_prefill(q, self.q_indptr, k_pages, v_pages, self.kv_indices,
                                                   self.kv_indptr, self.last_page_len, self.scale, self.causal)
         return (o, lse) if return_lse else o
+
+
+from baracuda.ring import ring_attention  # noqa: E402  (context-parallel attention over these ops)

@@ -1,0 +1,160 @@
+"""baracuda.ring: context-parallel (ring) attention over torch.distributed.
+
+    import torch.distributed as dist, baracuda.torch as bt
+    y = bt.ring_attention(q, k, v, causal=True)   # this rank's shard of the sequence
+
+Each rank holds one shard of the sequence: q [B, Hq, S_local, D], k/v [B, Hkv, S_local, D]
+(GQA: Hq % Hkv == 0). K/V blocks travel the ring (rank r sends to r + 1, receives from
+r - 1) with torch.distributed.batch_isend_irecv while the current block's attention runs
+(baracuda's sdpa_fwd op, which also returns the block's lse); the partial (o, lse) pairs
+are combined by a log-sum-exp merge in torch math (not the attention_merge C op, which
+has no torch custom op). With causal=True the sequence is split zig-zag into 2 * world
+chunks and rank r holds chunks r and 2 * world - 1 - r, concatenated, so every rank does
+the same causal work; a query chunk sees earlier key chunks fully, its own chunk with
+the causal mask and later chunks not at all.
+
+The backward recomputes each block with the sdpa_bwd op. The full attention's
+dS = P * (dP - rowsum(dO * O)) with P = w * p, p the block's own softmax and
+w = exp(lse_block - lse) its weight in the merge, equals p * (w dP - rowsum(w dO * O)):
+so each block gets dy = w * dO, y = the FINAL merged O and its own lse (kept from the
+forward). This holds whether the kernel takes P as exp(s - lse) (CUDA) or renormalises it
+over the block's keys (the CPU backend). dK/dV accumulators travel the ring with their
+K/V block and take one last hop back to the rank that owns them. Tested on the CPU with the gloo
+backend; the NCCL/GPU path (a separate communication stream) is not tested.
+"""
+import math
+
+import torch
+import torch.distributed as dist
+
+import baracuda.torch  # noqa: F401  (registers the sdpa_fwd / sdpa_bwd ops used here)
+
+__all__ = ["ring_attention"]
+
+
+def _pieces(rank, src, world, causal, s_local):
+    """The (query slice, key slice, causal) blocks that this rank's queries attend to in
+    the K/V shard of rank `src`: the whole shard without a mask, or, zig-zag causal, the
+    pairs of chunks (r, 2w-1-r) x (s, 2w-1-s) ordered full / diagonal / skipped."""
+    if not causal:
+        return [(slice(None), slice(None), False)]
+    c = s_local // 2
+    halves = (slice(0, c), slice(c, s_local))
+    q_chunks, k_chunks = (rank, 2 * world - 1 - rank), (src, 2 * world - 1 - src)
+    return [(halves[i], halves[j], qi == kj)
+            for i, qi in enumerate(q_chunks) for j, kj in enumerate(k_chunks) if kj <= qi]
+
+
+def _exchange(tensors, group, send_to, recv_from):
+    """Starts sending `tensors` (contiguous; the caller keeps them alive until the
+    requests complete) to rank send_to and receiving same-shaped ones from recv_from;
+    returns (received tensors, requests to wait on)."""
+    received = [torch.empty_like(t) for t in tensors]
+    ops = [dist.P2POp(dist.isend, t, send_to, group) for t in tensors]
+    ops += [dist.P2POp(dist.irecv, t, recv_from, group) for t in received]
+    return received, dist.batch_isend_irecv(ops)
+
+
+def _ring_peers(group):
+    """(rank in group, group size, global rank of the next rank, of the previous one)."""
+    rank, world = dist.get_rank(group), dist.get_world_size(group)
+    peer = lambda r: dist.get_global_rank(group, r % world)  # noqa: E731
+    return rank, world, peer(rank + 1), peer(rank - 1)
+
+
+def _wait(requests):
+    for r in requests:
+        r.wait()
+
+
+def _acc_dtype(dtype):
+    """The dtype partial results accumulate in: f64 for f64, f32 otherwise."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _ring_forward(q, k, v, scale, causal, group):
+    rank, world, send_to, recv_from = _ring_peers(group)
+    acc = _acc_dtype(q.dtype)
+    out = q.new_zeros(q.shape[:3] + (v.shape[3],), dtype=acc)
+    lse = q.new_full(q.shape[:3], -math.inf, dtype=acc)
+    block_lse = []  # per step, per piece: the block's own lse (f32), for the backward
+    for step in range(world):
+        if step + 1 < world:
+            (k_next, v_next), reqs = _exchange((k, v), group, send_to, recv_from)
+        for qs, ks, diag in _pieces(rank, (rank - step) % world, world, causal, q.shape[2]):
+            y, l = torch.ops.baracuda.sdpa_fwd(q[:, :, qs], k[:, :, ks], v[:, :, ks], None, scale, diag, -1, 0.0, False)
+            block_lse.append(l)
+            l = l.to(acc)
+            new = torch.logaddexp(lse[:, :, qs], l)
+            out[:, :, qs] = (out[:, :, qs] * torch.exp(lse[:, :, qs] - new).unsqueeze(-1)
+                             + y.to(acc) * torch.exp(l - new).unsqueeze(-1))
+            lse[:, :, qs] = new
+        if step + 1 < world:
+            _wait(reqs)
+            k, v = k_next, v_next
+    return out.to(q.dtype), lse, block_lse
+
+
+def _ring_backward(dout, q, k, v, out, lse, block_lse, scale, causal, group):
+    rank, world, send_to, recv_from = _ring_peers(group)
+    acc = _acc_dtype(q.dtype)
+    block_lse = iter(block_lse)
+    dq = torch.zeros(q.shape, dtype=acc, device=q.device)
+    dk = torch.zeros(k.shape, dtype=acc, device=k.device)
+    dv = torch.zeros(v.shape, dtype=acc, device=v.device)
+    for step in range(world):
+        if step + 1 < world:  # the next K/V block travels while this one's gradients run
+            (k_next, v_next), kv_reqs = _exchange((k, v), group, send_to, recv_from)
+        for qs, ks, diag in _pieces(rank, (rank - step) % world, world, causal, q.shape[2]):
+            l = next(block_lse)
+            w = torch.exp(l.to(acc) - lse[:, :, qs]).unsqueeze(-1)
+            dy = (dout[:, :, qs].to(acc) * w).to(q.dtype)
+            gq, gk, gv = torch.ops.baracuda.sdpa_bwd(dy, q[:, :, qs], k[:, :, ks], v[:, :, ks], out[:, :, qs], l,
+                                                     None, scale, diag, -1, 0.0, False)
+            dq[:, :, qs] += gq.to(acc)
+            dk[:, :, ks] += gk.to(acc)
+            dv[:, :, ks] += gv.to(acc)
+        # The dK/dV accumulators follow their K/V block; after the last block their
+        # final hop lands them on the rank that owns the block.
+        if world > 1:
+            sent = (dk, dv)
+            (dk, dv), d_reqs = _exchange(sent, group, send_to, recv_from)
+            _wait(d_reqs)
+        if step + 1 < world:
+            _wait(kv_reqs)
+            k, v = k_next, v_next
+    return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype)
+
+
+class _RingAttention(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q, k, v, scale, causal, group):
+        out, lse, block_lse = _ring_forward(q, k, v, scale, causal, group)
+        ctx.save_for_backward(q, k, v, out, lse, *block_lse)
+        ctx.opts = (scale, causal, group)
+        return out
+
+    @staticmethod
+    def backward(ctx, dout):
+        q, k, v, out, lse, *block_lse = ctx.saved_tensors
+        dq, dk, dv = _ring_backward(dout.contiguous(), q, k, v, out, lse, block_lse, *ctx.opts)
+        return dq, dk, dv, None, None, None
+
+
+def ring_attention(q, k, v, *, causal=False, scale=None, group=None):
+    """Context-parallel attention over the ranks of `group` (default: the world group of
+    torch.distributed, which must be initialised). q [B, Hq, S_local, D] and k, v
+    [B, Hkv, S_local, D] are this rank's shard; with causal the shard is the zig-zag pair
+    of chunks r and 2 * world - 1 - r (S_local even), without it the r-th contiguous
+    slice. Returns this rank's rows of the output, [B, Hq, S_local, Dv], differentiable in
+    q, k, v (every rank must call backward). scale defaults to 1/sqrt(D). The lse the
+    blocks return is f32, so f64 results agree with an f64 reference to about 1e-7."""
+    if group is None:
+        group = dist.group.WORLD
+    if causal and q.shape[2] % 2:
+        raise ValueError("ring_attention(causal=True) needs an even S_local (two zig-zag chunks), got %d"
+                         % q.shape[2])
+    if scale is None:
+        scale = 1.0 / math.sqrt(q.shape[-1])
+    q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+    return _RingAttention.apply(q, k, v, float(scale), bool(causal), group)
