@@ -8,19 +8,34 @@ Each rank holds one shard of the sequence: q [B, Hq, S_local, D], k/v [B, Hkv, S
 r - 1) with torch.distributed.batch_isend_irecv while the current block's attention runs
 (baracuda's sdpa_fwd op, which also returns the block's lse); the partial (o, lse) pairs
 are combined by a log-sum-exp merge in torch math (not the attention_merge C op, which
-has no torch custom op). With causal=True the sequence is split zig-zag into 2 * world
-chunks and rank r holds chunks r and 2 * world - 1 - r, concatenated, so every rank does
-the same causal work; a query chunk sees earlier key chunks fully, its own chunk with
-the causal mask and later chunks not at all.
+has no torch custom op).
+
+Streams. On the NCCL backend the transfers run on NCCL's own communication stream, which
+ProcessGroupNCCL orders after the work already queued on torch's current (compute)
+stream and which the compute stream waits for only where `wait()` is called: just before
+the received block is used. So step s's kernels overlap step s+1's transfer; the host
+never synchronises. Buffers in flight stay referenced until their request completes.
+
+Causal. The sequence is split zig-zag into 2 * world chunks and rank r holds chunks r and
+2 * world - 1 - r, concatenated, so every rank does the same causal work. Against the
+K/V shard of rank `src` the queries need one attention call: src == r: the whole shard
+with the causal mask (bottom-right, Sq == Sk: the concatenation keeps causal order);
+src < r: all queries against the first half of the keys (an early chunk) unmasked;
+src > r: the second half of the queries (the late chunk) against all keys unmasked.
 
 The backward recomputes each block with the sdpa_bwd op. The full attention's
 dS = P * (dP - rowsum(dO * O)) with P = w * p, p the block's own softmax and
 w = exp(lse_block - lse) its weight in the merge, equals p * (w dP - rowsum(w dO * O)):
 so each block gets dy = w * dO, y = the FINAL merged O and its own lse (kept from the
-forward). This holds whether the kernel takes P as exp(s - lse) (CUDA) or renormalises it
-over the block's keys (the CPU backend). dK/dV accumulators travel the ring with their
-K/V block and take one last hop back to the rank that owns them. Tested on the CPU with the gloo
-backend; the NCCL/GPU path (a separate communication stream) is not tested.
+forward); this holds whether the kernel takes P as exp(s - lse) or renormalises it over
+the block's keys (the CPU backend, and CUDA for f64). Where the kernel takes
+P = exp(s - lse) as given (CUDA, f32/f16/bf16) each block instead gets dO itself and
+the FINAL lse, which makes P = w * p directly and spares dO the rounding of w * dO. The dK/dV partial sums travel the ring with
+their K/V block, one step behind it: the sum a rank receives is added after its own
+block's gradients are computed, so its transfer runs under those kernels; after the
+last step one more hop lands each sum on the rank that owns the block.
+Tested on the CPU with the gloo backend (python/tests/test_ring.py) and on GPUs with
+NCCL (python/examples/ring_attention.py under torchrun).
 """
 import math
 
@@ -33,16 +48,16 @@ __all__ = ["ring_attention"]
 
 
 def _pieces(rank, src, world, causal, s_local):
-    """The (query slice, key slice, causal) blocks that this rank's queries attend to in
-    the K/V shard of rank `src`: the whole shard without a mask, or, zig-zag causal, the
-    pairs of chunks (r, 2w-1-r) x (s, 2w-1-s) ordered full / diagonal / skipped."""
+    """The (query slice, key slice, causal) attention calls that this rank's queries make
+    against the K/V shard of rank `src` (see the module's "Causal" paragraph)."""
     if not causal:
         return [(slice(None), slice(None), False)]
-    c = s_local // 2
-    halves = (slice(0, c), slice(c, s_local))
-    q_chunks, k_chunks = (rank, 2 * world - 1 - rank), (src, 2 * world - 1 - src)
-    return [(halves[i], halves[j], qi == kj)
-            for i, qi in enumerate(q_chunks) for j, kj in enumerate(k_chunks) if kj <= qi]
+    if src == rank:
+        return [(slice(None), slice(None), True)]
+    half = s_local // 2
+    if src < rank:
+        return [(slice(None), slice(0, half), False)]
+    return [(slice(half, s_local), slice(None), False)]
 
 
 def _exchange(tensors, group, send_to, recv_from):
@@ -99,30 +114,41 @@ def _ring_backward(dout, q, k, v, out, lse, block_lse, scale, causal, group):
     rank, world, send_to, recv_from = _ring_peers(group)
     acc = _acc_dtype(q.dtype)
     block_lse = iter(block_lse)
+    # The CUDA kernels take P = exp(s - lse) as given for f32/f16/bf16 (attention.h), so
+    # they get the final lse and dO itself (no rounding of w * dO to the input dtype).
+    exact_lse = q.is_cuda and q.dtype != torch.float64
     dq = torch.zeros(q.shape, dtype=acc, device=q.device)
-    dk = torch.zeros(k.shape, dtype=acc, device=k.device)
-    dv = torch.zeros(v.shape, dtype=acc, device=v.device)
+    d_reqs, d_sent = [], None  # the dK/dV sums in flight (received ones in dk_in, dv_in)
     for step in range(world):
         if step + 1 < world:  # the next K/V block travels while this one's gradients run
             (k_next, v_next), kv_reqs = _exchange((k, v), group, send_to, recv_from)
+        dk = torch.zeros(k.shape, dtype=acc, device=k.device)
+        dv = torch.zeros(v.shape, dtype=acc, device=v.device)
         for qs, ks, diag in _pieces(rank, (rank - step) % world, world, causal, q.shape[2]):
             l = next(block_lse)
-            w = torch.exp(l.to(acc) - lse[:, :, qs]).unsqueeze(-1)
-            dy = (dout[:, :, qs].to(acc) * w).to(q.dtype)
+            if exact_lse:  # P = exp(s - final lse): the full attention's own probabilities
+                dy, l = dout[:, :, qs], lse[:, :, qs]
+            else:
+                w = torch.exp(l.to(acc) - lse[:, :, qs]).unsqueeze(-1)
+                dy = (dout[:, :, qs].to(acc) * w).to(q.dtype)
             gq, gk, gv = torch.ops.baracuda.sdpa_bwd(dy, q[:, :, qs], k[:, :, ks], v[:, :, ks], out[:, :, qs], l,
                                                      None, scale, diag, -1, 0.0, False)
             dq[:, :, qs] += gq.to(acc)
             dk[:, :, ks] += gk.to(acc)
             dv[:, :, ks] += gv.to(acc)
-        # The dK/dV accumulators follow their K/V block; after the last block their
-        # final hop lands them on the rank that owns the block.
-        if world > 1:
-            sent = (dk, dv)
-            (dk, dv), d_reqs = _exchange(sent, group, send_to, recv_from)
+        if step > 0:  # the sum of the ranks this block visited before, sent one step ago
             _wait(d_reqs)
+            dk += dk_in
+            dv += dv_in
+        if world > 1:  # on to the next rank (after the last step: to the block's owner)
+            d_sent = (dk, dv)
+            (dk_in, dv_in), d_reqs = _exchange(d_sent, group, send_to, recv_from)
         if step + 1 < world:
             _wait(kv_reqs)
             k, v = k_next, v_next
+    if world > 1:
+        _wait(d_reqs)
+        dk, dv = dk_in, dv_in
     return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype)
 
 
