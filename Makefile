@@ -13,7 +13,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 PYTHON ?= python3
 
-.PHONY: all build test demo gpu-test gpu-test-python bench clean test-sanitize fuzz
+.PHONY: all build test demo gpu-test gpu-test-python gpu-test-ring bench-ring bench clean test-sanitize fuzz
 
 all: build
 
@@ -64,6 +64,18 @@ fuzz:
 
 gpu-test-python:
 	./python/gpu_check.sh
+
+# ring_attention on NGPU GPUs over NCCL: the check against one-GPU attention, then the
+# benchmark (TFLOP/s per GPU and scaling efficiency); the library from build-gpu (sm_90a).
+NGPU ?= 2
+RING_ENV = BARACUDA_LIBRARY=$(CURDIR)/build-gpu/libbaracuda.so.0 PYTHONPATH=$(CURDIR)/python$${PYTHONPATH:+:$$PYTHONPATH} \
+  NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1
+gpu-test-ring:
+	cmake -S . -B build-gpu -DCMAKE_CUDA_ARCHITECTURES="80;90a" >/dev/null
+	cmake --build build-gpu -j $(JOBS) --target baracuda_shared
+	$(RING_ENV) torchrun --nproc_per_node $(NGPU) python/examples/ring_attention.py
+bench-ring: gpu-test-ring
+	$(RING_ENV) torchrun --nproc_per_node $(NGPU) bench/ring_bench.py
 
 # bk_bench (ceilings, then every op row), torch's SDPA peers and FlashInfer's paged peers in the
 # same run; logs and CSVs go to $(BENCH_OUT) (default build-gpu/bench). The peer packages are
