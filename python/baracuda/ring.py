@@ -7,8 +7,11 @@ Each rank holds one shard of the sequence: q [B, Hq, S_local, D], k/v [B, Hkv, S
 (GQA: Hq % Hkv == 0). K/V blocks travel the ring (rank r sends to r + 1, receives from
 r - 1) with torch.distributed.batch_isend_irecv while the current block's attention runs
 (baracuda's sdpa_fwd op, which also returns the block's lse); the partial (o, lse) pairs
-are combined by a log-sum-exp merge in torch math (not the attention_merge C op, which
-has no torch custom op).
+are stacked and combined once at the end by baracuda's attention_merge op (f32 math,
+parts in step order). The stack holds world partial outputs in the input dtype, so the
+forward keeps world + 1 outputs' worth of memory until the merge. The output is a
+[B, S, H, D] buffer seen as [B, H, S, D] (like cuDNN's SDPA output), so
+out.transpose(1, 2).reshape(B, S, H * D) for the output projection is free.
 
 Streams. On the NCCL backend the transfers run on NCCL's own communication stream, which
 ProcessGroupNCCL orders after the work already queued on torch's current (compute)
@@ -89,25 +92,27 @@ def _acc_dtype(dtype):
 
 def _ring_forward(q, k, v, scale, causal, group):
     rank, world, send_to, recv_from = _ring_peers(group)
-    acc = _acc_dtype(q.dtype)
-    out = q.new_zeros(q.shape[:3] + (v.shape[3],), dtype=acc)
-    lse = q.new_full(q.shape[:3], -math.inf, dtype=acc)
-    block_lse = []  # per step, per piece: the block's own lse (f32), for the backward
+    b, hq, s_local = q.shape[:3]
+    # every step's partial result, stacked for one attention_merge at the end: rows
+    # (b, i), parts (steps), heads; a part that did not reach a row keeps lse -inf
+    o_parts = q.new_empty((b, s_local, world, hq, v.shape[3]))
+    lse_parts = q.new_full((b, s_local, world, hq), -math.inf, dtype=torch.float32)
+    block_lse = []  # per step: the block's own lse (f32), for the backward
     for step in range(world):
         if step + 1 < world:
             (k_next, v_next), reqs = _exchange((k, v), group, send_to, recv_from)
-        for qs, ks, diag in _pieces(rank, (rank - step) % world, world, causal, q.shape[2]):
+        for qs, ks, diag in _pieces(rank, (rank - step) % world, world, causal, s_local):
             y, l = torch.ops.baracuda.sdpa_fwd(q[:, :, qs], k[:, :, ks], v[:, :, ks], None, scale, diag, -1, 0.0, False)
             block_lse.append(l)
-            l = l.to(acc)
-            new = torch.logaddexp(lse[:, :, qs], l)
-            out[:, :, qs] = (out[:, :, qs] * torch.exp(lse[:, :, qs] - new).unsqueeze(-1)
-                             + y.to(acc) * torch.exp(l - new).unsqueeze(-1))
-            lse[:, :, qs] = new
+            o_parts[:, qs, step] = y.transpose(1, 2)
+            lse_parts[:, qs, step] = l.transpose(1, 2)
         if step + 1 < world:
             _wait(reqs)
             k, v = k_next, v_next
-    return out.to(q.dtype), lse, block_lse
+    out, lse = torch.ops.baracuda.attention_merge(o_parts.view(b * s_local, world, hq, -1),
+                                                  lse_parts.view(b * s_local, world, hq))
+    # [B, S, H, D] storage seen as [B, H, S, D] (as cuDNN's SDPA output); lse [B, H, S]
+    return out.view(b, s_local, hq, -1).transpose(1, 2), lse.view(b, s_local, hq).transpose(1, 2), block_lse
 
 
 def _ring_backward(dout, q, k, v, out, lse, block_lse, scale, causal, group):

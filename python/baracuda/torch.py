@@ -10,8 +10,8 @@ eager mode, under torch.compile(fullgraph=True) and inside CUDA graphs.
     dec = bt.BatchPagedDecode(); dec.plan(kv_indptr, kv_indices, last_page_len)
     o = dec.run(q, (k_pages, v_pages))                 # per layer
 
-Ops registered (namespace `baracuda`): sdpa_fwd, sdpa_bwd, ssd_fwd, ssd_bwd, paged_decode,
-paged_prefill, paged_kv_append. Each runs on the tensors' device (CPU, or the CUDA device
+Ops registered (namespace `baracuda`): sdpa_fwd, sdpa_bwd, attention_merge, ssd_fwd, ssd_bwd,
+paged_decode, paged_prefill, paged_kv_append. Each runs on the tensors' device (CPU, or the CUDA device
 they live on) and, on CUDA, on torch's current stream; outputs and workspaces come from
 torch's allocator; nothing synchronises the host. Inputs whose innermost stride is not 1
 (or that broadcast) are made contiguous first.
@@ -24,7 +24,7 @@ import torch
 import baracuda as _bk
 
 Tensor = torch.Tensor
-__all__ = ["attention", "ssd_scan", "paged_kv_append", "BatchPagedDecode", "BatchPagedPrefill", "ring_attention"]
+__all__ = ["attention", "attention_merge", "ssd_scan", "paged_kv_append", "BatchPagedDecode", "BatchPagedPrefill", "ring_attention"]
 
 
 def _device(t):
@@ -121,6 +121,36 @@ def attention(q, k, v, *, scale=None, causal=False, window_left=-1, softcap=0.0,
     y, lse = torch.ops.baracuda.sdpa_fwd(q, k, v, alibi_slopes, float(scale), bool(causal), int(window_left),
                                          float(softcap), bool(deterministic))
     return (y, lse) if return_lse else y
+
+
+def _merge_desc(o_parts):
+    return dict(rows=o_parts.shape[0], parts=o_parts.shape[1], heads=o_parts.shape[2], head_dim=o_parts.shape[3],
+                dtype=o_parts.dtype)
+
+
+@torch.library.custom_op("baracuda::attention_merge", mutates_args=())
+def _attention_merge(o_parts: Tensor, lse_parts: Tensor) -> Tuple[Tensor, Tensor]:
+    o_parts = _dense(o_parts)
+    o, lse = _attention_merge_fake(o_parts, lse_parts)
+    plan = _bk.attention_merge.plan(device=_device(o_parts), **_merge_desc(o_parts))
+    plan.run(o_parts=o_parts, lse_parts=lse_parts, o=o, lse=lse)
+    return o, lse
+
+
+@_attention_merge.register_fake
+def _attention_merge_fake(o_parts, lse_parts):
+    r, _, h, d = o_parts.shape
+    return o_parts.new_empty((r, h, d)), o_parts.new_empty((r, h), dtype=torch.float32)
+
+
+def attention_merge(o_parts, lse_parts):
+    """Merges partial attention results over disjoint key ranges (baracuda
+    attention_merge; FlashInfer's merge_states): o_parts [rows, parts, heads, D] (f32, f64,
+    f16 or bf16; any outer strides), lse_parts f32 [rows, parts, heads] (natural log; -inf
+    for a part that saw no key, whose o_parts row is then not read). Returns
+    (o [rows, heads, D], lse f32 [rows, heads]) with lse = log sum_p exp(lse_p) and
+    o = sum_p exp(lse_p - lse) o_p. Not differentiable."""
+    return torch.ops.baracuda.attention_merge(o_parts, lse_parts)
 
 
 # ------------------------------------------------------------------------ SSD --

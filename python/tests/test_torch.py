@@ -138,17 +138,42 @@ def _opcheck_cases(device):
         "paged_prefill": (ops.paged_prefill.default, (torch.randn(3, 4, 64, device=device, dtype=torch.float16),
                                                       q_indptr, kp, vp, *table, 0.125, True)),
         "paged_kv_append": (ops.paged_kv_append.default, (new, new.clone(), q_indptr, kp, vp, *table)),
+        "attention_merge": (ops.attention_merge.default, (torch.randn(3, 2, 2, 8, device=device),
+                                                          torch.randn(3, 2, 2, device=device))),
     }
 
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", ["sdpa_fwd", "sdpa_bwd", "ssd_fwd", "ssd_bwd", "paged_decode", "paged_prefill",
-                                  "paged_kv_append"])
+                                  "paged_kv_append", "attention_merge"])
 def test_opcheck(device, name):
     """torch.library.opcheck: schema (mutations declared), fake tensors, autograd
     registration and AOT dispatch of every custom op."""
     op, args = _opcheck_cases(device)[name]
     torch.library.opcheck(op, args)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+def test_attention_merge_of_split_keys(device, dtype):
+    """Attention over keys split in three ranges, merged, equals attention over all keys;
+    a part that saw no key (lse -inf) is skipped even when its o_parts row is NaN; the
+    parts may be a strided view (parts stacked on another axis)."""
+    q, k, v = _qkv(device, dtype, hq=4, hkv=2, sq=5, sk=13, d=16, grad=False)
+    cuts = [(0, 4), (4, 9), (9, 13)]
+    ys, ls = zip(*(bt.attention(q, k[:, :, a:b], v[:, :, a:b], return_lse=True) for a, b in cuts))
+    # [B=1, H, S, P, D] stacked on axis 3, viewed as rows S, parts P, heads H
+    o_parts = torch.stack(ys, 3)[0].permute(1, 2, 0, 3)
+    lse_parts = torch.stack(ls, 3)[0].permute(1, 2, 0).contiguous()
+    nan_row = torch.full_like(o_parts[:, :1], float("nan"))
+    o_parts = torch.cat([o_parts, nan_row], 1)  # a fourth part that saw no key
+    lse_parts = torch.cat([lse_parts, torch.full_like(lse_parts[:, :1], -float("inf"))], 1)
+    o, lse = bt.attention_merge(o_parts, lse_parts)
+    want_y, want_lse = bt.attention(q, k, v, return_lse=True)
+    tol = max(TOL[dtype], 1e-6)  # the parts' lse are f32: f64 merges to about 1e-7
+    torch.testing.assert_close(o.permute(1, 0, 2)[None].double(), _sdpa_ref(q, k, v).to(device), rtol=tol, atol=tol)
+    torch.testing.assert_close(o.permute(1, 0, 2)[None], want_y, rtol=tol, atol=tol)
+    torch.testing.assert_close(lse.permute(1, 0)[None], want_lse, rtol=1e-5, atol=1e-5)
 
 
 def _paged(device, dtype, kv_lens=(5, 1, 9), hq=4, hkv=2, d=64, page_size=4, num_pages=9):
