@@ -107,7 +107,7 @@ const char *bk_ssd_step_rejects_dims(const void *desc)
 }
 
 /* The first option d turns on that a kernel cannot run: any option, or with `most_ok`
- * only final and varlen states. NULL if none. */
+ * only varlen states. NULL if none. */
 static const char *first_option(const bk_ssd_desc *d, bool most_ok)
 {
     if (!most_ok) {
@@ -127,11 +127,9 @@ static const char *first_option(const bk_ssd_desc *d, bool most_ok)
             return "initial states";
         if (d->has_seq_idx)
             return "seq_idx";
+        if (d->has_final_states)
+            return "final states";
     }
-    /* the CUDA forward's final states came back zero on the H200 (2026-11-26): refused
-       until that kernel path is fixed and tested */
-    if (d->has_final_states)
-        return "final states";
     if (d->n_varlen_seqs > 0)
         return "varlen states";
     return NULL;

@@ -324,7 +324,7 @@ __global__ void state_pass_kernel(float *__restrict__ st, const float *__restric
             for (int j = 0; j < 8; j++) {
                 const long long k = k0 + j, c = reverse ? K - 1 - k : k;
                 val[j] = k < K ? st[(bh * K + c) * DN + e] : 0.f;
-                f[j] = k < K ? expf(dec[bh * K + c]) : 0.f;
+                f[j] = k < K ? expf(dec[bh * K + c]) : 1.f; /* past the end: keep acc */
             }
             for (int j = 0; j < 8; j++) {
                 const long long k = k0 + j, c = reverse ? K - 1 - k : k;
