@@ -157,8 +157,12 @@ bk_status bk_paged_decode_run(const bk_paged_decode_plan *plan, void *stream, bk
  * the flash-attention forward's tensor-core kernels (sdpa_fwd) with K/V rows gathered
  * from the pages, wgmma on compute capability 9.0 (SKU arch sm90) and mma.sync on 8.0+
  * (sm80): f32 accumulation and softmax, P rounded to the input dtype before P V
- * (precision.math = F16_BF16_TENSOR), one CTA per (128-row query tile of a request, q
- * head); then a CUDA-core kernel (f32 math, precision.math = F32, BK_PREFER_REFERENCE).
+ * (precision.math = F16_BF16_TENSOR), work units of (128-row query tile of a request, q
+ * head) - on sm90 a persistent grid whose producer warps load K/V by a TMA box per page
+ * for pages of 64 rows (and 128 at head_dim <= 128), by cp.async for pages of 4 to 32 rows (a power of two) and
+ * by a slower per-row gather for other page sizes (1, 2, odd ones: about a quarter of
+ * the speed); then a CUDA-core kernel (f32 math, precision.math = F32,
+ * BK_PREFER_REFERENCE).
  * All are deterministic. Tiles are found on the device from q_indptr (no host schedule).
  * enable_kv_split is ignored on every target today.
  */

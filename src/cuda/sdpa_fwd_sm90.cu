@@ -13,10 +13,12 @@
  * Warps: 3 warpgroups.
  *   - warpgroup 0, the producer, gives registers up (setmaxnreg) and fills the buffers:
  *     dense: one thread issues TMA copies (tensor maps encoded on the host in run),
- *     completing on the buffers' full mbarriers; paged: its 128 threads gather the rows of
- *     each page with cp.async (page ids through the table per 16-byte chunk) and arrive on
- *     the full mbarriers when their copies land. It loads Q once per tile, then K(n), V(n)
- *     for every key tile, waiting on each buffer's empty mbarrier first.
+ *     completing on the buffers' full mbarriers; paged: pages of 64+ rows, one warp, a TMA
+ *     box per page (page ids read a tile ahead); pages of 4..32 rows, 128 threads, cp.async
+ *     with the tile's page ids in each warp's lanes; other sizes, cp.async with a table
+ *     lookup per row; cp.async copies arrive on the barrier as they land. It
+ *     loads Q once per tile, then K(n), V(n) for every key tile, waiting on each buffer's
+ *     empty mbarrier first.
  *   - warpgroups 1 and 2, the consumers, take the registers; each owns 64 query rows.
  *     Per key tile n: O += P(n-1) V(n-1) (wgmma, P from registers, V N-major) and
  *     S(n) = Q K(n)^T (wgmma, both operands in shared memory) are issued together and
@@ -27,17 +29,21 @@
  * Scheduler: persistent, a grid of min(work, SMs) CTAs striding over the work units:
  *   dense (b, h, query tile), causal ones heaviest tile first; paged (tile id, q head), the
  *   CTA's request found on the device from q_indptr (paged_tile), so run stays
- *   asynchronous and graph-capturable. The ring's phases carry across units: the producer
- *   prefetches the next unit's K/V while the consumers finish and store the current one.
+ *   asynchronous and graph-capturable; that lookup's global loads are the producer's
+ *   alone, which hands the unit to the consumers in shared memory (sm90_slot). The ring's
+ *   phases carry across units: the producer prefetches the next unit's K/V while the
+ *   consumers finish and store the current one.
  * Output: y and lse straight from registers (store_rows), as the other kernels.
  * Not yet: the softmax of S(n) overlapped with P(n-1) V(n-1) inside a warpgroup (a first
  *   try made ptxas serialise the wgmmas, see bench/RESULTS.md run 6); packing the query
  *   heads of a GQA group into one tile; a second Q buffer (the next unit's Q loads only
- *   after this unit's last S); 16-byte stores of y; Dqk != Dv. */
+ *   after this unit's last S); 16-byte stores of y; Dqk != Dv; a fast path for pages of
+ *   1 or 2 rows (the per-row gather runs at about a quarter of the dense speed). */
 #include "hopper.cuh"
 #include "sdpa_fwd_tiles.cuh"
 
 #include <cudaTypedefs.h>
+#include <limits.h>
 
 /* The tile sizes, the register split and the shared-memory map of one head dim. */
 template <int D> struct sm90_tiles {
@@ -52,9 +58,10 @@ template <int D> struct sm90_tiles {
     static_assert(PRODUCER_REGS + 2 * CONSUMER_REGS <= 504, "more registers than the CTA holds");
     static constexpr uint32_t Q_BYTES = BM * D * 2, KV_BYTES = BN * D * 2;
     static constexpr uint32_t OFF_K = Q_BYTES, OFF_V = OFF_K + STAGES * KV_BYTES,
-                              OFF_BAR = OFF_V + STAGES * KV_BYTES;
-    /* barriers: q_full, q_empty, then k_full, k_empty, v_full, v_empty per stage */
-    static constexpr size_t SMEM = OFF_BAR + 8 * (2 + 4 * STAGES) + 1024; /* + 1024: alignment */
+                              OFF_BAR = OFF_V + STAGES * KV_BYTES, OFF_UNIT = OFF_BAR + 8 * (2 + 4 * STAGES);
+    /* barriers: q_full, q_empty, then k_full, k_empty, v_full, v_empty per stage; then the
+       unit the producer hands to the consumers (sm90_slot) */
+    static constexpr size_t SMEM = OFF_UNIT + 64 + 1024; /* + 1024: alignment */
 };
 
 #if BK_HAS_WGMMA
@@ -167,10 +174,54 @@ static __device__ __forceinline__ void load_pages(uint32_t dst, const CUtensorMa
 /* How the producer fills the buffers. */
 enum sm90_load {
     kLoadDense = 0,  /* dense views: TMA boxes of Q, K, V (one thread) */
-    kLoadPages = 1,  /* pages of 8+ rows that tile BN: a TMA box per page, a gather for the
+    kLoadPages = 1,  /* pages of 64+ rows that tile BN: a TMA box per page, a gather for the
                         request's partial last page and unresolvable pages (one warp) */
     kLoadGather = 2, /* other page sizes: cp.async gathers of every row (the warpgroup) */
+    kLoadSlots = 3,  /* pages of 4..32 rows (a power of two) that tile BN: cp.async by the
+                        warpgroup, each warp's lanes holding the tile's page ids */
 };
+
+/* kLoadSlots: the page id of slot `lane` of key tile n (lanes < BN / page_size), -1 when
+ * the slot lies past the request's tokens or the table cannot resolve it (its rows are
+ * zero-filled). Read a tile ahead. */
+template <int BN>
+static __device__ __forceinline__ int slot_page(const sdpa_params &p, int n, long long first, int lane)
+{
+    const int ps = p.t.page_size, nslot = BN / ps;
+    const long long pi = first + (long long)n * nslot + lane;
+    if (lane >= nslot || (long long)n * BN + (long long)lane * ps >= p.Sk || pi < 0 || pi >= p.t.n_indices)
+        return -1;
+    const int pid = p.t.indices[pi];
+    return pid >= 0 && pid < p.t.num_pages ? pid : -1;
+}
+
+/* kLoadSlots: key tile n (`rows` of its BN rows hold tokens) of one kv head into the
+ * swizzled buffer at s, by NT threads with cp.async. Thread t copies 16-byte chunk t % C
+ * of rows t / C + j * RP; row r's page id comes from lane r >> shift of the thread's own
+ * warp (pid, from slot_page); pool_g points at the kv head's rows of page 0, page_stride
+ * elements apart. Every lane runs every shuffle. */
+template <typename T, int ROWS, int D, int NT>
+static __device__ __forceinline__ void load_tile_slots(uint32_t s, const T *pool_g, int page_stride, int shift,
+                                                       int pid, int rows, int tid)
+{
+    constexpr int C = D / 8, RP = NT / C; /* chunks per row, rows per pass */
+    static_assert(NT % C == 0 && ROWS % RP == 0, "tile must split evenly over the threads");
+    const int c = tid % C, r0 = tid / C, in_mask = (1 << shift) - 1;
+    const T *col = pool_g + c * 8;
+    /* the swizzle term depends on r & 7, fixed over j when RP is a multiple of 8: then the
+       destinations are one base plus constant offsets */
+    const uint32_t dst0 = s + (uint32_t)((c >> 3) * ROWS * 128 + r0 * 128 + (((c & 7) ^ (r0 & 7)) << 4));
+#pragma unroll 8
+    for (int j = 0; j < ROWS / RP; j++) {
+        const int r = r0 + j * RP;
+        const int pg = __shfl_sync(0xffffffffu, pid, r >> shift);
+        const bool ok = pg >= 0 && r < rows;
+        const T *src = col + (ok ? (long long)pg * page_stride + (r & in_mask) * D : 0);
+        const uint32_t dst = RP % 8 == 0 ? dst0 + (uint32_t)(j * RP * 128)
+                                         : s + (uint32_t)((c >> 3) * ROWS * 128 + r * 128 + (((c & 7) ^ (r & 7)) << 4));
+        bk_cp_async16(dst, src, ok ? 16 : 0);
+    }
+}
 
 #if BK_HAS_WGMMA
 /* One work unit as both roles see it: the problem rebased on it (paged), its (b, h), query
@@ -181,7 +232,9 @@ struct sm90_work {
     key_tiles kt;
 };
 /* Advances u (by the grid's stride) to the CTA's next unit that holds rows; false when
- * none is left. Producer and consumers walk the same sequence. */
+ * none is left. Dense: producer and consumers walk the same sequence (arithmetic only);
+ * paged: the producer walks it (global loads of q_indptr and the page table) and hands
+ * each unit to the consumers through an sm90_slot. */
 template <int BN>
 static __device__ __forceinline__ bool sm90_next(const sdpa_params &p0, bool paged, long long &u, long long units,
                                                  sm90_work &w)
@@ -196,6 +249,36 @@ static __device__ __forceinline__ bool sm90_next(const sdpa_params &p0, bool pag
     }
     return false;
 }
+/* The unit the producer hands over in shared memory: written by producer thread 0 before
+ * its arrival on q_full (release), read by the consumers after their wait on q_full
+ * (acquire), rewritten only after q_empty (every consumer has read it). valid = 0 ends
+ * the consumers' loop. */
+struct sm90_slot {
+    int b, h, tile, Sq, Sk, valid; /* b: the first q row for paged units (int32 rows) */
+};
+static __device__ __forceinline__ void sm90_publish(uint32_t slot_addr, const sm90_work *w)
+{
+    sm90_slot *slot = reinterpret_cast<sm90_slot *>(__cvta_shared_to_generic(slot_addr));
+    if (w) {
+        slot->b = (int)w->b, slot->h = (int)w->h, slot->tile = (int)w->tile;
+        slot->Sq = w->p.Sq, slot->Sk = w->p.Sk;
+    }
+    slot->valid = w != NULL;
+}
+/* The consumers' copy of the published unit; false at the end. */
+template <int BN>
+static __device__ __forceinline__ bool sm90_take(uint32_t slot_addr, const sdpa_params &p0, sm90_work &w)
+{
+    const sm90_slot *slot = reinterpret_cast<const sm90_slot *>(__cvta_shared_to_generic(slot_addr));
+    if (!slot->valid)
+        return false;
+    w.p = p0;
+    w.b = slot->b, w.h = slot->h, w.tile = slot->tile;
+    w.p.Sq = slot->Sq, w.p.Sk = slot->Sk;
+    w.m0 = w.tile * kSm90Rows;
+    w.kt = key_tile_range<BN>(w.p, w.m0, kSm90Rows);
+    return true;
+}
 #endif
 
 template <typename T, int D, bool GEN, int LOAD>
@@ -209,7 +292,7 @@ __global__ void __launch_bounds__(384, 1)
     constexpr int BM = C::BM, BN = C::BN, NB = BN / 8, DB = D / 8, S = C::STAGES;
     extern __shared__ __align__(1024) unsigned char smem_sm90[];
     const uint32_t sQ = (bk_smem_addr(smem_sm90) + 1023u) & ~1023u, sK = sQ + C::OFF_K, sV = sQ + C::OFF_V;
-    const uint32_t bar = sQ + C::OFF_BAR, q_full = bar, q_empty = bar + 8;
+    const uint32_t bar = sQ + C::OFF_BAR, q_full = bar, q_empty = bar + 8, unit_slot = sQ + C::OFF_UNIT;
     /* the ring's barriers, per stage: K full / empty, V full / empty */
     auto k_full = [=](int st) { return bar + 16 + 8 * st; };
     auto k_empty = [=](int st) { return bar + 16 + 8 * (S + st); };
@@ -218,9 +301,10 @@ __global__ void __launch_bounds__(384, 1)
     const int wg = threadIdx.x / 128;
     if (threadIdx.x == 0) {
         /* arrivals that fill a buffer: the TMA thread; or it and the warp's 32 lanes; or
-           the warpgroup's 128 threads */
+           the warpgroup's 128 threads' cp.async arrivals */
         const uint32_t fill = LOAD == kLoadDense ? 1u : LOAD == kLoadPages ? 33u : 128u;
-        bk_mbar_init(q_full, LOAD == kLoadGather ? 128u : 1u);
+        /* q_full: the Q copies' arrivals, plus thread 0's release of the published unit */
+        bk_mbar_init(q_full, LOAD >= kLoadGather ? 129u : 1u);
         bk_mbar_init(q_empty, 256);
         for (int s = 0; s < S; s++) {
             bk_mbar_init(k_full(s), fill);
@@ -246,6 +330,8 @@ __global__ void __launch_bounds__(384, 1)
             const key_tiles &kt = w.kt;
             bk_mbar_wait(q_empty, ((uint32_t)n_units & 1u) ^ 1u);
             n_units++;
+            if (PAGED && tid == 0)
+                sm90_publish(unit_slot, &w);
             if constexpr (!PAGED) {
                 /* one thread, TMA: broadcast axes (stride 0) have extent 1 in the maps */
                 const int qh = p.sq.s1 ? (int)h : 0, qbt = p.sq.s0 ? (int)b : 0;
@@ -282,46 +368,54 @@ __global__ void __launch_bounds__(384, 1)
                     cur = next;
                 }
             } else {
-                /* 128 threads, cp.async gathers through the page table. The tensor cores read
-                 * what cp.async wrote only after the writer's proxy fence, so each thread
-                 * waits for its own copies, fences, then arrives (count 128). K(n) is landed
-                 * while V(n) is in flight; V(n) is landed after K(n+1) is issued. */
+                /* 128 threads, cp.async: each thread's copies arrive on the buffer's full
+                 * barrier when they land (cp.async.mbarrier.arrive, count 128), so the
+                 * producer never waits for its own loads and runs ahead by the ring's depth;
+                 * the consumers fence the proxies after each wait (cp.async writes are not
+                 * the async proxy's). kLoadSlots: the tile's page ids in the warps' lanes;
+                 * kLoadGather: a table lookup per row. */
                 typedef typename kv_rows_of<T, D, true>::type kv_rows;
                 const kv_rows kb = kv_rows_of<T, D, true>::make(p.k, p, b, hk, first, p.sk);
                 const kv_rows vb = kv_rows_of<T, D, true>::make(p.v, p, b, hk, first, p.sv);
                 const dense_rows<T> qb = {(const T *)p.q + b * p.sq.s0 + h * p.sq.s1, p.sq.s2};
+                const int ps = p.t.page_size, shift = 31 - __clz(ps);
+                const long long head_off = hk * (long long)ps * D;
+                const int page_stride = (int)((long long)p.t.kv_heads * ps * D); /* < 2^31 for kLoadSlots */
+                int pid = LOAD == kLoadSlots ? slot_page<BN>(p, kt.n_lo, first, tid & 31) : 0;
+                auto load_kv = [&](uint32_t dst, const kv_rows &rows, const void *pool, int n) {
+                    if constexpr (LOAD == kLoadSlots)
+                        load_tile_slots<T, BN, D, 128>(dst, (const T *)pool + head_off, page_stride, shift, pid,
+                                                       (int)min((long long)BN, p.Sk - (long long)n * BN), tid);
+                    else
+                        load_tile_sw128<T, BN, D, 128>(dst, rows, (long long)n * BN, p.Sk, tid);
+                };
                 load_tile_sw128<T, BM, D, 128>(sQ, qb, m0, p.Sq, tid);
-                bk_cp_async_commit();
-                bool q_open = true;
-                int prev = 0;
+                bk_cp_async_mbar_arrive(q_full);
+                if (tid == 0) /* the release of the unit published above */
+                    bk_mbar_arrive(q_full);
                 for (int n = kt.n_lo; n <= kt.n_hi; n++, it++) {
                     const ring_pos<S> r(it);
+                    const int next = LOAD == kLoadSlots && n < kt.n_hi ? slot_page<BN>(p, n + 1, first, tid & 31) : 0;
                     bk_mbar_wait(k_empty(r.stage), r.phase ^ 1u);
-                    load_tile_sw128<T, BN, D, 128>(sK + r.stage * C::KV_BYTES, kb, (long long)n * BN, p.Sk, tid);
-                    bk_cp_async_commit();
-                    if (n > kt.n_lo) { /* V(n-1) */
-                        bk_cp_async_wait_group<1>();
-                        bk_fence_proxy_async();
-                        bk_mbar_arrive(v_full(prev));
-                    }
+                    load_kv(sK + r.stage * C::KV_BYTES, kb, p.k, n);
+                    bk_cp_async_mbar_arrive(k_full(r.stage));
                     bk_mbar_wait(v_empty(r.stage), r.phase ^ 1u);
-                    load_tile_sw128<T, BN, D, 128>(sV + r.stage * C::KV_BYTES, vb, (long long)n * BN, p.Sk, tid);
-                    bk_cp_async_commit();
-                    bk_cp_async_wait_group<1>(); /* Q and K(n) */
-                    bk_fence_proxy_async();
-                    if (q_open)
-                        bk_mbar_arrive(q_full);
-                    q_open = false;
-                    bk_mbar_arrive(k_full(r.stage));
-                    prev = r.stage;
+                    load_kv(sV + r.stage * C::KV_BYTES, vb, p.v, n);
+                    bk_cp_async_mbar_arrive(v_full(r.stage));
+                    pid = next;
                 }
-                bk_cp_async_wait_group<0>();
-                bk_fence_proxy_async();
-                if (q_open)
-                    bk_mbar_arrive(q_full);
-                else
-                    bk_mbar_arrive(v_full(prev));
             }
+        }
+        if constexpr (PAGED) {
+            /* the end: once every consumer has read the last unit, an empty slot; q_full's
+               arrivals as for a unit (thread 0's, or the gathering warpgroup's 128) */
+            bk_mbar_wait(q_empty, ((uint32_t)n_units & 1u) ^ 1u);
+            if (tid == 0)
+                sm90_publish(unit_slot, NULL);
+            if (tid == 0 || LOAD >= kLoadGather)
+                bk_mbar_arrive(q_full);
+            if (LOAD >= kLoadGather && tid == 0)
+                bk_mbar_arrive(q_full);
         }
         return;
     }
@@ -334,9 +428,23 @@ __global__ void __launch_bounds__(384, 1)
     const float mul = GEN ? 1.f : p0.scale_log2;
     if (cw == 1) /* warpgroup 1 issues first */
         bk_named_arrive(1, 256);
+    /* after a wait on a buffer that cp.async filled: its writes made visible to wgmma */
+    auto cp_async_seen = [&]() {
+        if constexpr (LOAD >= kLoadGather)
+            bk_fence_proxy_async();
+    };
     int it = 0, n_units = 0;
     sm90_work w;
-    for (long long u = blockIdx.x; sm90_next<BN>(p0, PAGED, u, units, w); u += gridDim.x) {
+    for (long long u = blockIdx.x;; u += gridDim.x) {
+        if constexpr (PAGED) { /* the unit the producer found (its lookups are global loads) */
+            bk_mbar_wait(q_full, (uint32_t)n_units & 1u);
+            n_units++;
+            cp_async_seen();
+            if (!sm90_take<BN>(unit_slot, p0, w))
+                break;
+        } else if (!sm90_next<BN>(p0, false, u, units, w)) { /* dense: arithmetic only */
+            break;
+        }
         const sdpa_params &p = w.p;
         const long long b = w.b, h = w.h, m0 = w.m0;
         const key_tiles &kt = w.kt;
@@ -351,9 +459,11 @@ __global__ void __launch_bounds__(384, 1)
         uint32_t(&pkf)[NB * 2] = reinterpret_cast<uint32_t(&)[NB * 2]>(pk);
         float s[1][NB][4];
         float(&sf)[NB * 4] = reinterpret_cast<float(&)[NB * 4]>(s);
+        if constexpr (!PAGED) {
+            bk_mbar_wait(q_full, (uint32_t)n_units & 1u);
+            n_units++;
+        }
 
-        bk_mbar_wait(q_full, (uint32_t)n_units & 1u);
-        n_units++;
         /* S(n) = Q K(n)^T into s, from buffer `stage` (issued, not waited for; the caller
          * opens the stage with bk_wgmma_fence) */
         auto issue_s = [&](int stage) {
@@ -404,6 +514,7 @@ __global__ void __launch_bounds__(384, 1)
              * meanwhile). The first tile has no P V, the last step no S. */
             ring_pos<S> r(it++);
             bk_mbar_wait(k_full(r.stage), r.phase);
+            cp_async_seen();
             my_turn();
             bk_wgmma_fence();
             issue_s(r.stage);
@@ -418,6 +529,7 @@ __global__ void __launch_bounds__(384, 1)
                 const ring_pos<S> rn(it++);
                 bk_mbar_wait(k_full(rn.stage), rn.phase);
                 bk_mbar_wait(v_full(r.stage), r.phase);
+                cp_async_seen();
                 bk_wgmma_pin(of);
                 bk_keep_regs(pkf);
                 my_turn();
@@ -437,6 +549,7 @@ __global__ void __launch_bounds__(384, 1)
                 r = rn;
             }
             bk_mbar_wait(v_full(r.stage), r.phase);
+            cp_async_seen();
             bk_wgmma_pin(of);
             bk_keep_regs(pkf);
             my_turn();
@@ -545,9 +658,12 @@ static bk_status launch_sm90_gen(const sdpa_params &p, bool paged, long long uni
 {
     if (!paged)
         return launch_sm90_load<T, D, kLoadDense>(p, units, s);
-    /* a TMA box per page when pages of 8+ rows (1 KiB-aligned swizzle atoms) tile BN */
-    const int ps = p.t.page_size;
-    if (ps % 8 == 0 && sm90_tiles<D>::BN % ps == 0)
+    /* pages of 4..32 rows that tile BN: cp.async with the page ids in the warps' lanes;
+       of 64+ rows: a TMA box per page (1 KiB-aligned swizzle atoms); else row gathers */
+    const int ps = p.t.page_size, bn = sm90_tiles<D>::BN;
+    if (ps >= 4 && ps <= 32 && (ps & (ps - 1)) == 0 && bn % ps == 0 && (long long)p.t.kv_heads * ps * D <= INT_MAX)
+        return launch_sm90_load<T, D, kLoadSlots>(p, units, s);
+    if (ps % 8 == 0 && bn % ps == 0)
         return launch_sm90_load<T, D, kLoadPages>(p, units, s);
     return launch_sm90_load<T, D, kLoadGather>(p, units, s);
 }
