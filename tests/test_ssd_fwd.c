@@ -623,6 +623,11 @@ static const bkt_ssd_opts k_opt_cases[] = {
     {2, 0, 4, 3, 5, 8, 2, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, true, true, false, 0, 0},
     {3, 0, 2, 3, 5, 8, 0, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, false, true, false, 0, 0},
     {2, 0, 2, 3, 4, 4, 2, BK_SSD_SKIP_PER_HEAD, true, true, true, false, 0, 0, true, true, true, 2, 0},
+    /* varlen states over several of the CUDA kernels' 64-step chunks: with the resets of
+     * cu_seqlens, and without (states carried across sequences) */
+    {1, 150, 4, 8, 16, 64, 2, BK_SSD_SKIP_PER_HEAD, true, true, true, false, 0, 0, true, true, true, 0, 4},
+    {1, 200, 2, 3, 4, 8, 1, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, false, true, false, 0, 3},
+    {1, 130, 3, 4, 5, 16, 0, BK_SSD_SKIP_NONE, false, true, true, false, 0, 0, true, false, true, 0, 6},
 };
 
 /* Options change nothing they should not: chunk_size invariance with every option on, and a
@@ -679,9 +684,42 @@ static void test_options(bk_target target, const bk_dtype *dts, size_t ndt)
     }
 }
 
+/* CUDA does not read cu_seqlens on the host: a sequence whose bounds are out of order gets
+ * a zero state, and the others the states they get from well-formed bounds with the same
+ * last positions (bit for bit); run succeeds. */
+static void test_varlen_bounds_cuda(bk_target gpu)
+{
+    const char *what = "ssd_fwd cuda varlen out-of-order bounds";
+    const bkt_ssd_opts o = {1, 90, 2, 3, 4, 8, 0, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, false, false,
+                            true, 0, 3};
+    bkt_ssd_problem p;
+    bkt_ssd_make(&p, &o, BK_DTYPE_F32, 0);
+    bk_ssd_desc d = bkt_ssd_desc(&p);
+    bk_ssd_fwd_plan plan;
+    if (bkt_expect_status(bk_ssd_fwd_select(&d, gpu, BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS, what)) {
+        opt_out bad, good;
+        opt_out_make(&bad, &p, 0);
+        opt_out_make(&good, &p, 0);
+        const int32_t cut_bad[4] = {0, 70, 40, 90}, cut_good[4] = {0, 70, 70, 90};
+        memcpy(p.cu, cut_bad, sizeof cut_bad);
+        bkt_expect_status(run_opts_on(gpu, &plan, &p, &bad), BK_STATUS_SUCCESS, what);
+        memcpy(p.cu, cut_good, sizeof cut_good);
+        bkt_expect_status(run_opts_on(gpu, &plan, &p, &good), BK_STATUS_SUCCESS, what);
+        const size_t per = (size_t)(o.h * o.d * o.n) * sizeof(float);
+        bkt_check(bkt_same_bytes(bad.var.data, good.var.data, 3 * per), what, "states differ from well-formed bounds");
+        bool zero = true;
+        for (size_t i = 0; i < per / sizeof(float); i++)
+            zero &= ((const float *)bad.var.data)[per / sizeof(float) + i] == 0.f;
+        bkt_check(zero, what, "the out-of-order sequence's state is not zero");
+        opt_out_free(&bad);
+        opt_out_free(&good);
+    }
+    bkt_ssd_free(&p);
+}
+
 /* The options' bad inputs: descriptor fields, option tensors present / absent against the
  * descriptor, their shapes and dtypes, malformed cu_seqlens; the exact status, a sentence,
- * nothing written. CUDA targets refuse every option in select (the kernels do not run them). */
+ * nothing written. The CUDA backward refuses every option in select. */
 static void test_option_bad_inputs(void)
 {
     const bk_target cpu = bk_target_cpu();
@@ -733,9 +771,8 @@ static void test_option_bad_inputs(void)
     bkt_expect_status(bk_ssd_bwd_select(&d, cpu, BK_PREFER_FASTEST, &bplan), BK_STATUS_UNSUPPORTED,
                       "ssd_bwd varlen states");
     bkt_check(strstr(bk_last_error(), "n_varlen_seqs") != NULL, "ssd_bwd varlen message", "got \"%s\"", bk_last_error());
-    /* every option alone on a CUDA target: all but varlen states (9) are taken by the
-     * forward, that one refused in select, naming the option; the backward refuses
-     * every one */
+    /* every option alone on a CUDA target: the forward takes each one; the backward
+     * refuses every one in select, naming the option */
     for (int k = 0; k < 10; k++) {
         bk_ssd_desc c = {.batch = 1, .seq_len = 8, .heads = 4, .head_dim = 4, .state_dim = 4, .chunk_size = 4,
                          .dtype = BK_DTYPE_BF16};
@@ -754,7 +791,7 @@ static void test_option_bad_inputs(void)
         char what[64];
         snprintf(what, sizeof what, "ssd_fwd option %d on sm_90", k);
 #ifdef BK_WITH_CUDA
-        const bool taken = k <= 8;
+        const bool taken = true;
 #else
         const bool taken = false;
 #endif
@@ -905,6 +942,7 @@ static void test_cuda(void)
         test_forward_pad(gpu, BK_DTYPE_BF16, vec[c], 8, 3, 0.1);
     }
     test_options(gpu, gdt, sizeof gdt / sizeof gdt[0]);
+    test_varlen_bounds_cuda(gpu);
     const char *what = "ssd_fwd cuda plan info";
     bk_ssd_desc d = {.batch = 2, .seq_len = 33, .heads = 3, .head_dim = 16,
                      .state_dim = 16, .chunk_size = 16, .dtype = BK_DTYPE_BF16};

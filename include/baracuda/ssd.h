@@ -72,9 +72,10 @@
  * states and the masked scores rounded to the dtype; f32 accumulate) and in f32 on CUDA
  * cores for f32; the backward computes in f32 for every dtype. Both are deterministic
  * (no atomics; dA is reduced in a fixed order in f64). Options on CUDA: the forward runs
- * every option but varlen states (the skip and the gate in f32 before the one rounding of
- * y; initial and final states f32 in the scan, rounded once to the dtype); varlen states
- * are CPU-only for now; the backward runs no option yet: select returns UNSUPPORTED for a CUDA target then, with
+ * every option (the skip and the gate in f32 before the one rounding of y; initial, final
+ * and varlen states f32 in the scan, rounded once to the dtype). cu_seqlens is not read
+ * on the host there: a sequence whose bounds are out of order or outside [0, seq_len]
+ * gets a zero state instead of INVALID_PROBLEM. The backward runs no option yet: select returns UNSUPPORTED for a CUDA target then, with
  * a sentence naming the option (ngroups equal to heads is no option). ssd_step has a CUDA
  * kernel with every option.
  *
@@ -178,8 +179,7 @@ typedef struct bk_ssd_fwd_plan {
  * or not dividing heads, skip not a bk_ssd_skip, a NaN dt limit or dt_min > dt_max,
  * n_varlen_seqs < 0 or > 0 with batch != 1, bad target or preference); UNSUPPORTED (dtype
  * not in {f32, f16, bf16, f64}, head_dim or state_dim above 256, or no kernel on this
- * target: f64 on CUDA, CUDA below compute capability 8.0, varlen states on
- * CUDA). */
+ * target: f64 on CUDA, CUDA below compute capability 8.0). */
 bk_status bk_ssd_fwd_select(const bk_ssd_desc *desc, bk_target target, bk_preference preference,
                             bk_ssd_fwd_plan *plan);
 

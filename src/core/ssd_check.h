@@ -51,9 +51,6 @@ const char *bk_ssd_rejects_dims(const void *desc);
  * ("ngroups 2 (B/C shared across heads) is not implemented by this kernel"): the hook of
  * the kernels that implement the plain problem only. */
 const char *bk_ssd_rejects_options(const void *desc);
-/* As bk_ssd_rejects_options, but names only varlen states: the hook of the kernels that
- * implement every other option. */
-const char *bk_ssd_rejects_varlen(const void *desc);
 /* bk_ssd_rejects_dims for a bk_ssd_step_desc. */
 const char *bk_ssd_step_rejects_dims(const void *desc);
 

@@ -66,10 +66,11 @@
  * the steps of the chunk's last segment and writes dec = -inf when the chunk holds a reset
  * (state_pass then carries nothing through it); chunk_scan masks M to pairs of one segment
  * and the carried-in state to the chunk's first segment.
+ * Varlen states: varlen_states_kernel steps each sequence's last chunk from its entering
+ * state to the sequence's last position after the forward (one thread per element).
  * Not yet (speed): vector loads in the generic and backward kernels, fusing the state
- * passing into the scan, tensor cores in the backward; (features) the forward kernels do
- * not write varlen states, and the backward kernels run the plain problem only: their
- * select refuses the rest (the CPU backend has them all).
+ * passing into the scan, tensor cores in the backward; (features) the backward kernels
+ * run the plain problem only: their select refuses the rest (the CPU backend has them).
  */
 #include "common.cuh"
 #include "cuda/ssd_cuda.h"
@@ -335,6 +336,50 @@ __global__ void state_pass_kernel(float *__restrict__ st, const float *__restric
         }
         if (fin)
             fin[b * sf.s0 + h * sf.s1 + d * sf.s2 + n] = elem<T>::store(acc);
+    }
+}
+
+/* ---------------------------------------------------- varlen states -- */
+
+/* varlen[s, h, d, n] = the state after the last position of sequence s (batch 1, positions
+ * cu[s] .. cu[s+1] - 1): the state entering that position's chunk (st after state_pass),
+ * unless a seq_idx change lies in the chunk at or before the position, then stepped
+ * sequentially from the chunk's start (or that change) to the position, at most TQ steps.
+ * Zero for an empty sequence and for one whose bounds are out of order or outside
+ * [0, L] (cu_seqlens is not read on the host on CUDA). One thread per element. */
+template <typename T>
+__global__ void varlen_states_kernel(const T *x, bk_view4 sx, const T *dt, bk_view4 sdt, const T *a, long long sa,
+                                     const T *bm, bk_view4 sb, const float *st, const int *cu, T *out, bk_view4 so,
+                                     long long nv, long long L, long long H, long long D, long long N, long long K,
+                                     ssd_kopts o)
+{
+    const long long DN = D * N, total = nv * H * DN;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
+         i += (long long)gridDim.x * blockDim.x) {
+        const long long e = i % DN, sh = i / DN, sq = sh / H, h = sh % H, d = e / N, n = e % N;
+        const long long lo = cu[sq], hi = cu[sq + 1];
+        float acc = 0.f;
+        if (lo >= 0 && hi > lo && hi <= L && st) {
+            const long long last = hi - 1, k = last / TQ, cs = k * TQ;
+            long long t0 = cs;
+            bool carry = true;
+            if (o.seq)
+                for (long long t = last; t >= cs && t > 0; t--)
+                    if (o.seq[t * o.sseq.s1] != o.seq[(t - 1) * o.sseq.s1]) {
+                        t0 = t;
+                        carry = false;
+                        break;
+                    }
+            if (carry)
+                acc = st[(h * K + k) * DN + e];
+            const float A = ld(a + h * sa);
+            const long long g = h / o.P;
+            for (long long t = t0; t <= last; t++) {
+                const float dtp = dt_eff<T>(o, ld(dt + t * sdt.s1 + h * sdt.s2), h);
+                acc = expf(dtp * A) * acc + dtp * ld(x + off4(sx, 0, t, h, d)) * ld(bm + off4(sb, 0, t, g, n));
+            }
+        }
+        out[sq * so.s0 + h * so.s1 + d * so.s2 + n] = elem<T>::store(acc);
     }
 }
 
@@ -1175,6 +1220,20 @@ void launch_pass(const ssd_geo &g, float *st, const float *dec, long long K, int
         fin ? bk_view4_of(fin) : bk_view4{0, 0, 0, 0}, g.H, g.N);
 }
 
+/* varlen_states_kernel after the forward (st: the entering states, NULL when L is 0). */
+template <typename T>
+void launch_varlen(const ssd_geo &g, const bk_ssd_desc *d, const bk_ssd_fwd_args *a, const float *st, cudaStream_t s,
+                   const ssd_kopts &o)
+{
+    const long long nv = d->n_varlen_seqs, total = nv * g.H * g.D * g.N;
+    if (!a->varlen_states || total == 0)
+        return;
+    varlen_states_kernel<T><<<bk_grid_for(total, kThreads), kThreads, 0, s>>>(
+        (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->dt.data, bk_view4_of(&a->dt), (const T *)a->a.data,
+        a->a.strides[0], (const T *)a->b.data, bk_view4_of(&a->b), st, (const int *)a->cu_seqlens->data,
+        (T *)a->varlen_states->data, bk_view4_of(a->varlen_states), nv, g.L, g.H, g.D, g.N, g.K, o);
+}
+
 /* chunk_state + state_pass: states[bh][k] = the state entering chunk k; dec filled.
  * tc: the tensor-core chunk_state (16-bit T only). */
 template <typename T>
@@ -1237,7 +1296,7 @@ void launch_fwd(const ssd_geo &g, const bk_ssd_fwd_args *a, const ssd_ws &w, cud
 {
     if constexpr (sizeof(T) == 2) {
         if (g.D % 8 == 0 && g.N % 8 == 0 && g.N > 0 && vec_view(a->x) && vec_view(a->b) && vec_view(a->c) &&
-            vec_view(a->y) && !a->initial_states && !a->final_states) {
+            vec_view(a->y) && !a->initial_states && !a->final_states && !a->varlen_states) {
             launch_fwd_v<T>(g, a, w, s, o);
             return;
         }
@@ -1369,9 +1428,12 @@ extern "C" size_t bk_cuda_ssd_bwd_workspace(const bk_ssd_desc *d)
 extern "C" bk_status bk_cuda_ssd_fwd(const bk_ssd_desc *d, const bk_ssd_fwd_args *a, void *workspace, void *stream)
 {
     const ssd_geo g = geo_of(d);
-    if (g.L == 0 && a->final_states) { /* y is empty; the final states are the initial ones */
-        BK_DISPATCH_FLOAT(d->dtype, T,
-                          launch_pass<T>(g, NULL, NULL, 0, 0, a->initial_states, a->final_states, (cudaStream_t)stream));
+    if (g.L == 0 && (a->final_states || a->varlen_states)) {
+        /* y is empty; the final states are the initial ones, the varlen states zero */
+        BK_DISPATCH_FLOAT(d->dtype, T, {
+            launch_pass<T>(g, NULL, NULL, 0, 0, a->initial_states, a->final_states, (cudaStream_t)stream);
+            launch_varlen<T>(g, d, a, NULL, (cudaStream_t)stream, kopts_of(d, a));
+        });
         return bk_cuda_check_launch("ssd_fwd");
     }
     if (g.BH == 0 || g.L == 0 || g.D == 0)
@@ -1379,7 +1441,10 @@ extern "C" bk_status bk_cuda_ssd_fwd(const bk_ssd_desc *d, const bk_ssd_fwd_args
     ssd_ws w;
     ssd_layout(g, false, workspace, &w);
     const ssd_kopts o = kopts_of(d, a);
-    BK_DISPATCH_FLOAT(d->dtype, T, launch_fwd<T>(g, a, w, (cudaStream_t)stream, o));
+    BK_DISPATCH_FLOAT(d->dtype, T, {
+        launch_fwd<T>(g, a, w, (cudaStream_t)stream, o);
+        launch_varlen<T>(g, d, a, w.states, (cudaStream_t)stream, o);
+    });
     return bk_cuda_check_launch("ssd_fwd");
 }
 

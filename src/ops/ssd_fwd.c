@@ -1,8 +1,7 @@
 /* ssd_fwd.c - Mamba-2 SSD chunk-scan forward plan: select, can_implement, workspace and
  * dispatch. The descriptor and input checks are shared with ssd_bwd (core/ssd_check.c);
- * the math lives in the backends (src/cpu/ssd.c, src/cuda/ssd.cu). The CUDA kernels run
- * every option but varlen states (their `rejects` hook refuses those); the CPU kernel runs
- * every option, after reading cu_seqlens on the host. */
+ * the math lives in the backends (src/cpu/ssd.c, src/cuda/ssd.cu). Every kernel runs every
+ * option; the CPU kernel reads cu_seqlens on the host first (the CUDA one cannot). */
 #include "core/core.h"
 #include "core/ssd_check.h"
 #include "cpu/ssd.h"
@@ -15,10 +14,10 @@ static const bk_kernel_entry ssd_fwd_kernels[] = {
     /* chunked SSD, f16/bf16: the chunk products on tensor cores (16-bit operands, f32
      * accumulate; states kept in f32 in the workspace), no atomics */
     {SSD_FWD_KERNEL_CUDA_TC, BK_TARGET_CUDA, 80, 0, BK_ARCH_SM80, BK_DT_HALVES, BK_BACKEND_BESPOKE,
-     {BK_MATH_F16_BF16_TENSOR, BK_DTYPE_F32, true, true}, bk_ssd_rejects_varlen},
+     {BK_MATH_F16_BF16_TENSOR, BK_DTYPE_F32, true, true}, bk_ssd_rejects_dims},
     /* chunked SSD, f32: f32 math on CUDA cores */
     {SSD_FWD_KERNEL_CUDA, BK_TARGET_CUDA, 80, 0, BK_ARCH_SM80, BK_DT(BK_DTYPE_F32), BK_BACKEND_BESPOKE,
-     {BK_MATH_F32, BK_DTYPE_F32, true, true}, bk_ssd_rejects_varlen},
+     {BK_MATH_F32, BK_DTYPE_F32, true, true}, bk_ssd_rejects_dims},
 #endif
     {SSD_FWD_KERNEL_CPU, BK_TARGET_CPU, 0, 0, BK_ARCH_CPU, BK_DT_FLOATS, BK_BACKEND_REFERENCE,
      BK_PRECISION_CPU_REFERENCE, bk_ssd_rejects_dims},
