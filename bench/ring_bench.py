@@ -15,6 +15,7 @@ Prints a markdown table on rank 0, last.
 """
 import argparse
 import datetime
+import functools
 import os
 import statistics
 import time
@@ -58,6 +59,26 @@ def timed(fn, reps, device, ranks=True):
     return statistics.median(times)
 
 
+def _inputs(b, h, hkv, seq, d, seed, device, dtype):
+    """Random q [b, h, seq, d], k and v [b, hkv, seq, d] (requiring grad) and dy like q."""
+    g = torch.Generator(device=device).manual_seed(seed)
+    q, k, v = (torch.randn(b, heads, seq, d, generator=g, device=device, dtype=dtype).requires_grad_()
+               for heads in (h, hkv, hkv))
+    return q, k, v, torch.randn_like(q)
+
+
+def _runs(attn, q, k, v, dy):
+    """The forward alone (no grad) and forward + backward of attn(q, k, v), as closures."""
+    def fwd():
+        with torch.no_grad():
+            attn(q, k, v)
+
+    def fwd_bwd():
+        q.grad = k.grad = v.grad = None
+        attn(q, k, v).backward(dy)
+    return fwd, fwd_bwd
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--s-local", default="16384,32768,65536,131072")
@@ -86,19 +107,8 @@ def main():
             n = s_local * world
             reps = args.reps if n <= 131072 else max(2, args.reps - 1)
             fwd_flops = 4.0 * n * n * h * d / (2 if causal else 1)
-            g = torch.Generator(device=device).manual_seed(rank)
-            q = torch.randn(1, h, s_local, d, generator=g, device=device, dtype=dtype).requires_grad_()
-            k = torch.randn(1, hkv, s_local, d, generator=g, device=device, dtype=dtype).requires_grad_()
-            v = torch.randn(1, hkv, s_local, d, generator=g, device=device, dtype=dtype).requires_grad_()
-            dy = torch.randn_like(q)
-
-            def ring_fwd():
-                with torch.no_grad():
-                    bt.ring_attention(q, k, v, causal=causal)
-
-            def ring_fwd_bwd():
-                q.grad = k.grad = v.grad = None
-                bt.ring_attention(q, k, v, causal=causal).backward(dy)
+            q, k, v, dy = _inputs(1, h, hkv, s_local, d, rank, device, dtype)
+            ring_fwd, ring_fwd_bwd = _runs(functools.partial(bt.ring_attention, causal=causal), q, k, v, dy)
 
             def comm():
                 _, _, send_to, recv_from = _ring_peers(dist.group.WORLD)
@@ -111,26 +121,14 @@ def main():
             t_fwd = timed(ring_fwd, reps, device)
             t_fb = timed(ring_fwd_bwd, reps, device)
             t_comm = timed(comm, reps, device)
-            del q, k, v, dy
+            del q, k, v, dy, ring_fwd, ring_fwd_bwd
             one = torch.zeros(2, dtype=torch.float64)
             if rank == 0:  # the baseline: the whole sequence on one GPU
-                g1 = torch.Generator(device=device).manual_seed(99)
-                q1 = torch.randn(1, h, n, d, generator=g1, device=device, dtype=dtype).requires_grad_()
-                k1 = torch.randn(1, hkv, n, d, generator=g1, device=device, dtype=dtype).requires_grad_()
-                v1 = torch.randn(1, hkv, n, d, generator=g1, device=device, dtype=dtype).requires_grad_()
-                dy1 = torch.randn_like(q1)
-
-                def one_fwd():
-                    with torch.no_grad():
-                        bt.attention(q1, k1, v1, causal=causal)
-
-                def one_fwd_bwd():
-                    q1.grad = k1.grad = v1.grad = None
-                    bt.attention(q1, k1, v1, causal=causal).backward(dy1)
-
+                one_fwd, one_fwd_bwd = _runs(functools.partial(bt.attention, causal=causal),
+                                             *_inputs(1, h, hkv, n, d, 99, device, dtype))
                 one[0] = timed(one_fwd, reps, device, ranks=False)
                 one[1] = timed(one_fwd_bwd, reps, device, ranks=False)
-                del q1, k1, v1, dy1
+                del one_fwd, one_fwd_bwd
             if device.type == "cuda":
                 torch.cuda.empty_cache()
             dist.barrier()
