@@ -6,8 +6,9 @@ rows, on the same shapes, the same paged pool and the same rate formulas:
   paged_decode   BatchDecodeWithPagedKVCacheWrapper, use_tensor_cores False and True
                  (GB/s = the K and V rows read, 2*B*kv*Hkv*D*2 bytes, as bk_bench counts)
 
-The pool is bk_bench's make_pool (bench/bench_ops.inc): Hq 32, Hkv 8, D 128, pages of 16 tokens,
-bf16, HND pages [num_pages, Hkv, 16, D], ceil(len/16) pages per request, page ids in the same
+The pool is bk_bench's make_pool (bench/bench_ops.inc): Hq 32, Hkv 8, D 128 (decode also D 64
+and 256 at B1 kv32768 and B128 kv8192), pages of 16 tokens, bf16 and f16 (every row in both),
+HND pages [num_pages, Hkv, 16, D], ceil(len/16) pages per request, page ids in the same
 scattered order (page i of the table is (i * 7919) % num_pages), last_page_len as ours;
 prefill queries are B*S rows with qo_indptr b*S, K/V length S. Every request writes its output
 and its LSE into buffers allocated once (bk_bench's rows write both).
@@ -34,18 +35,21 @@ import time
 # FlashInfer reads its target architectures at import / first JIT build.
 os.environ.setdefault("FLASHINFER_CUDA_ARCH_LIST", "9.0a")
 
-PQ_HEADS, PKV_HEADS, PDIM, PPAGE = 32, 8, 128, 16  # bench_ops.inc: enum { PQ_HEADS, ... }
-DECODE_ROWS = [(1, 32768), (16, 4096), (64, 2048), (128, 8192)]  # bench_all_ops: bench_decode
-PREFILL_ROWS = [(4, 2048, True), (4, 2048, False), (16, 512, True), (1, 16384, True), (8, 4096, True)]  # bench_all_ops: bench_prefill
+PQ_HEADS, PKV_HEADS, PDIM, PPAGE = 32, 8, 128, 16  # bench_ops.inc: enum { PQ_HEADS, ... }; prefill's D
+DTYPES = ("bf16", "f16")  # bench_all_ops: every paged row in both
+# bench_all_ops: bench_decode (D, batch, kv_len) and bench_prefill (batch, seq, causal), per dtype
+DECODE_ROWS = ([(128, b, kv) for b, kv in ((1, 32768), (16, 4096), (64, 2048), (128, 8192))]
+               + [(d, b, kv) for d in (64, 256) for b, kv in ((1, 32768), (128, 8192))])
+PREFILL_ROWS = [(4, 2048, True), (4, 2048, False), (16, 512, True), (1, 16384, True), (8, 4096, True)]
 WORKSPACE_BYTES = 128 << 20
 
 
-def decode_name(b, kv):
-    return f"paged_decode bf16 B{b} kv{kv} Hq{PQ_HEADS} Hkv{PKV_HEADS} D{PDIM}"
+def decode_name(dt, d, b, kv):
+    return f"paged_decode {dt} B{b} kv{kv} Hq{PQ_HEADS} Hkv{PKV_HEADS} D{d}"
 
 
-def prefill_name(b, s, causal):
-    return f"paged_prefill bf16 B{b} S{s} Hq{PQ_HEADS} Hkv{PKV_HEADS} D{PDIM}" + (" causal" if causal else "")
+def prefill_name(dt, b, s, causal):
+    return f"paged_prefill {dt} B{b} S{s} Hq{PQ_HEADS} Hkv{PKV_HEADS} D{PDIM}" + (" causal" if causal else "")
 
 
 def skip(why, csv_path):
@@ -84,7 +88,8 @@ def main():
     if shutil.which("ninja") is None:
         skip("FlashInfer's JIT needs a `ninja` executable on PATH (none found)", opt.csv)
 
-    names = [prefill_name(*r) for r in PREFILL_ROWS] + [decode_name(*r) for r in DECODE_ROWS]
+    names = ([prefill_name(dt, *r) for dt in DTYPES for r in PREFILL_ROWS]
+             + [decode_name(dt, *r) for dt in DTYPES for r in DECODE_ROWS])
     if not any(opt.filter in n for n in names):
         print(f"flashinfer peer: no paged row matches filter {opt.filter!r}")
         if opt.csv:
@@ -122,18 +127,17 @@ def main():
             peers[label] = factories[label]()
         return peers[label]
 
-    sm_scale = 1.0 / math.sqrt(PDIM)
-    bf16 = torch.bfloat16
+    torch_dtypes = {"bf16": torch.bfloat16, "f16": torch.float16}
 
-    def urand(*shape):  # bk_bench's drand(BK_DTYPE_BF16, n, -1, 1): uniform in [-1, 1]
-        return torch.empty(*shape, dtype=bf16, device=dev).uniform_(-1.0, 1.0)
+    def urand(dt, *shape):  # bk_bench's drand(dtype, n, -1, 1): uniform in [-1, 1]
+        return torch.empty(*shape, dtype=torch_dtypes[dt], device=dev).uniform_(-1.0, 1.0)
 
-    def make_pool(batch, kv_len):
+    def make_pool(dt, d, batch, kv_len):
         """bench_ops.inc make_pool: same pages per request, same page size, same page order."""
         pages_per = (kv_len + PPAGE - 1) // PPAGE
         num_pages = batch * pages_per
-        k = urand(num_pages, PKV_HEADS, PPAGE, PDIM)
-        v = urand(num_pages, PKV_HEADS, PPAGE, PDIM)
+        k = urand(dt, num_pages, PKV_HEADS, PPAGE, d)
+        v = urand(dt, num_pages, PKV_HEADS, PPAGE, d)
         if num_pages % 7919 == 0:
             idx = torch.arange(num_pages, dtype=torch.int64)
         else:
@@ -146,8 +150,9 @@ def main():
     def gather_kv(k, v, indices, pages_per, b, kv_len):
         """Request b's K and V as [Hkv, kv_len, D] float32 (for the reference check)."""
         ids = indices[b * pages_per:(b + 1) * pages_per].long()
-        kk = k[ids].permute(1, 0, 2, 3).reshape(PKV_HEADS, pages_per * PPAGE, PDIM)[:, :kv_len]
-        vv = v[ids].permute(1, 0, 2, 3).reshape(PKV_HEADS, pages_per * PPAGE, PDIM)[:, :kv_len]
+        d = k.shape[3]
+        kk = k[ids].permute(1, 0, 2, 3).reshape(PKV_HEADS, pages_per * PPAGE, d)[:, :kv_len]
+        vv = v[ids].permute(1, 0, 2, 3).reshape(PKV_HEADS, pages_per * PPAGE, d)[:, :kv_len]
         return kk.float(), vv.float()
 
     def reference(q, kk, vv, causal):
@@ -155,7 +160,7 @@ def main():
         g = PQ_HEADS // PKV_HEADS  # q head h reads kv head h // g
         qf = q.float().permute(1, 0, 2)  # [Hq, rows, D]
         kf, vf = kk.repeat_interleave(g, dim=0), vv.repeat_interleave(g, dim=0)
-        s = torch.matmul(qf, kf.transpose(1, 2)) * sm_scale
+        s = torch.matmul(qf, kf.transpose(1, 2)) / math.sqrt(q.shape[-1])
         if causal:
             rows, L = q.shape[0], kk.shape[1]
             qpos = torch.arange(rows, device=dev)[:, None] + (L - rows)
@@ -220,14 +225,14 @@ def main():
                 refuse(name, label, e)
             sys.stdout.flush()
 
-    def prefill_row(batch, seq, causal):
-        name = prefill_name(batch, seq, causal)
+    def prefill_row(dt, batch, seq, causal):
+        name = prefill_name(dt, batch, seq, causal)
         pages_per = (seq + PPAGE - 1) // PPAGE
-        k, v, indptr, indices, last = make_pool(batch, seq)
+        k, v, indptr, indices, last = make_pool(dt, PDIM, batch, seq)
         rows = batch * seq
-        q = urand(rows, PQ_HEADS, PDIM)
+        q = urand(dt, rows, PQ_HEADS, PDIM)
         qo_indptr = (torch.arange(batch + 1, dtype=torch.int32) * seq).to(dev)
-        o = torch.empty(rows, PQ_HEADS, PDIM, dtype=bf16, device=dev)
+        o = torch.empty(rows, PQ_HEADS, PDIM, dtype=torch_dtypes[dt], device=dev)
         lse = torch.empty(rows, PQ_HEADS, dtype=torch.float32, device=dev)
         kk, vv = gather_kv(k, v, indices, pages_per, 0, seq)
         ref = reference(q[:seq], kk, vv, causal)  # request 0
@@ -235,42 +240,45 @@ def main():
         flops = 4.0 * batch * PQ_HEADS * seq * seq * PDIM * (0.5 if causal else 1.0)
 
         def plan(w):
-            w.plan(qo_indptr, indptr, indices, last, PQ_HEADS, PKV_HEADS, PDIM, PPAGE,
-                   causal=causal, sm_scale=sm_scale, q_data_type=bf16, kv_data_type=bf16, o_data_type=bf16)
+            tdt = torch_dtypes[dt]
+            w.plan(qo_indptr, indptr, indices, last, PQ_HEADS, PKV_HEADS, PDIM, PPAGE, causal=causal,
+                   sm_scale=1.0 / math.sqrt(PDIM), q_data_type=tdt, kv_data_type=tdt, o_data_type=tdt)
 
         time_peers(name, ("flashinfer/fa3", "flashinfer/fa2"), plan, q, k, v, o, lse, seq, ref,
                    lambda ms: flops / ms * 1e-9, "TFLOP/s")
 
-    def decode_row(batch, kv_len):
-        name = decode_name(batch, kv_len)
+    def decode_row(dt, d, batch, kv_len):
+        name = decode_name(dt, d, batch, kv_len)
         pages_per = (kv_len + PPAGE - 1) // PPAGE
-        k, v, indptr, indices, last = make_pool(batch, kv_len)
-        q = urand(batch, PQ_HEADS, PDIM)
-        o = torch.empty(batch, PQ_HEADS, PDIM, dtype=bf16, device=dev)
+        k, v, indptr, indices, last = make_pool(dt, d, batch, kv_len)
+        q = urand(dt, batch, PQ_HEADS, d)
+        o = torch.empty(batch, PQ_HEADS, d, dtype=torch_dtypes[dt], device=dev)
         lse = torch.empty(batch, PQ_HEADS, dtype=torch.float32, device=dev)
         kk, vv = gather_kv(k, v, indices, pages_per, 0, kv_len)
         ref = reference(q[:1], kk, vv, False)  # request 0
         del kk, vv
-        nbytes = 2.0 * batch * kv_len * PKV_HEADS * PDIM * 2
+        nbytes = 2.0 * batch * kv_len * PKV_HEADS * d * 2
 
         def plan(w):
-            w.plan(indptr, indices, last, PQ_HEADS, PKV_HEADS, PDIM, PPAGE,
-                   pos_encoding_mode="NONE", sm_scale=sm_scale,
-                   q_data_type=bf16, kv_data_type=bf16, o_data_type=bf16)
+            tdt = torch_dtypes[dt]
+            w.plan(indptr, indices, last, PQ_HEADS, PKV_HEADS, d, PPAGE, pos_encoding_mode="NONE",
+                   sm_scale=1.0 / math.sqrt(d), q_data_type=tdt, kv_data_type=tdt, o_data_type=tdt)
 
         time_peers(name, ("flashinfer/decode", "flashinfer/decode-tc"), plan, q, k, v, o, lse, 1, ref,
                    lambda ms: nbytes / ms * 1e-6, "GB/s")
 
-    for batch, seq, causal in PREFILL_ROWS:
-        if opt.filter in prefill_name(batch, seq, causal):
-            torch.manual_seed(0)
-            prefill_row(batch, seq, causal)
-            torch.cuda.empty_cache()
-    for batch, kv_len in DECODE_ROWS:
-        if opt.filter in decode_name(batch, kv_len):
-            torch.manual_seed(0)
-            decode_row(batch, kv_len)
-            torch.cuda.empty_cache()
+    for dt in DTYPES:
+        for batch, seq, causal in PREFILL_ROWS:
+            if opt.filter in prefill_name(dt, batch, seq, causal):
+                torch.manual_seed(0)
+                prefill_row(dt, batch, seq, causal)
+                torch.cuda.empty_cache()
+    for dt in DTYPES:
+        for d, batch, kv_len in DECODE_ROWS:
+            if opt.filter in decode_name(dt, d, batch, kv_len):
+                torch.manual_seed(0)
+                decode_row(dt, d, batch, kv_len)
+                torch.cuda.empty_cache()
 
     if csv:
         csv.close()

@@ -90,8 +90,10 @@ def main():
         else:
             tables.append((labels, [r]))
 
-    print(f"ceilings measured in this run: copy {ceilings.get('copy', '?')}, "
-          f"cuBLAS bf16 GEMM {ceilings.get('bf16 gemm', '?')}")
+    print(f"ceilings measured in this run: copy {ceilings.get('copy', '?')} (read + write), "
+          f"read-only {ceilings.get('read', '?')}, cuBLAS bf16 GEMM {ceilings.get('bf16 gemm', '?')}; "
+          f"% ceiling is of the GEMM for TFLOP/s rows, of the read-only stream for paged_decode, "
+          f"of the copy for the other GB/s rows")
     for labels, rows in tables:
         head = ["op / shape", "kernel", "ms", "rate", "% ceiling"]
         head += [title(label) for label in labels] + [f"ours / {short(label)}" for label in labels]
