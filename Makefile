@@ -77,10 +77,11 @@ gpu-test-ring:
 bench-ring: gpu-test-ring
 	$(RING_ENV) torchrun --nproc_per_node $(NGPU) bench/ring_bench.py
 
-# bk_bench (ceilings, then every op row), torch's SDPA peers and FlashInfer's paged peers in the
-# same run; logs and CSVs go to $(BENCH_OUT) (default build-gpu/bench). The peer packages are
-# installed from .peers/ (git-ignored; fill it with cp ../shared/peers/* .peers/) into
-# $(PEERS_SITE) when they are not there yet; without .peers/ the FlashInfer peer says it is skipped.
+# bk_bench (ceilings, then every op row), torch's SDPA peers, FlashInfer's paged peers and
+# mamba_ssm's ssd peers in the same run; logs and CSVs go to $(BENCH_OUT) (default
+# build-gpu/bench). The peer packages are installed from .peers/ (git-ignored; fill it with
+# cp ../shared/peers/* .peers/) into $(PEERS_SITE) when they are not there yet; without .peers/
+# the FlashInfer and mamba_ssm peers say they are skipped.
 BENCH_OUT ?= build-gpu/bench
 BENCH_FILTER ?=
 PEERS_SITE ?= /tmp/bk-peers-site
@@ -99,6 +100,7 @@ bench:
 	    || echo "peers: installing .peers/ into $(PEERS_SITE) failed"; \
 	fi
 	$(PEERS_ENV) python3 bench/flashinfer_peers.py "$(BENCH_FILTER)" --csv $(BENCH_OUT)/flashinfer.csv | tee $(BENCH_OUT)/flashinfer.txt
+	$(PEERS_ENV) python3 bench/mamba_peers.py "$(BENCH_FILTER)" --csv $(BENCH_OUT)/mamba.csv | tee $(BENCH_OUT)/mamba.txt
 	python3 bench/results_table.py $(BENCH_OUT) | tee $(BENCH_OUT)/table.md
 
 clean:

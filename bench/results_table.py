@@ -1,12 +1,12 @@
 """results_table.py - merges the CSVs of one `make bench` run (bk_bench.csv, and the peers'
-torch.csv and flashinfer.csv when present) into the markdown tables kept in bench/RESULTS.md:
-per row our time and rate, % of the measured ceiling, each peer's rate (in the row's unit) with
-our ratio to it, and our ratio to the best peer of the row.
+torch.csv, flashinfer.csv and mamba.csv when present) into the markdown tables kept in
+bench/RESULTS.md: per row our time and rate, % of the measured ceiling, each peer's rate (in the
+row's unit) with our ratio to it, and our ratio to the best peer of the row.
 
 Rows are grouped by op (sdpa_fwd, paged_decode, ...); consecutive ops compared with the same
 peers share one table, so each table has only the peer columns its rows use:
 sdpa rows torch cuDNN / flash2, paged_prefill FlashInfer fa3 / fa2, paged_decode FlashInfer
-(CUDA cores) / FlashInfer tc (tensor cores).
+(CUDA cores) / FlashInfer tc (tensor cores), ssd_fwd / ssd_bwd / ssd_step mamba_ssm.
 
 Usage: python3 bench/results_table.py BENCH_OUT_DIR
 """
@@ -14,7 +14,7 @@ import csv
 import sys
 
 # CSVs of peer rows: name,label,ms,rate,unit,  (label as written by the peer script)
-PEER_FILES = ["torch.csv", "flashinfer.csv"]
+PEER_FILES = ["torch.csv", "flashinfer.csv", "mamba.csv"]
 # label -> (rate column title, short name for the ratio columns); others are shown as written
 TITLES = {
     "torch/cudnn": ("torch cuDNN", "cuDNN"),
@@ -23,6 +23,7 @@ TITLES = {
     "flashinfer/fa2": ("FlashInfer fa2", "fa2"),
     "flashinfer/decode": ("FlashInfer", "FlashInfer"),
     "flashinfer/decode-tc": ("FlashInfer tc", "FlashInfer tc"),
+    "mamba_ssm": ("mamba_ssm (Triton)", "mamba"),
 }
 
 
