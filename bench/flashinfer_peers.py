@@ -28,9 +28,11 @@ import argparse
 import math
 import os
 import shutil
-import statistics
 import sys
 import time
+
+import peer_common
+from peer_common import first_line, median_ms, skip
 
 # FlashInfer reads its target architectures at import / first JIT build.
 os.environ.setdefault("FLASHINFER_CUDA_ARCH_LIST", "9.0a")
@@ -52,13 +54,6 @@ def prefill_name(dt, b, s, causal):
     return f"paged_prefill {dt} B{b} S{s} Hq{PQ_HEADS} Hkv{PKV_HEADS} D{PDIM}" + (" causal" if causal else "")
 
 
-def skip(why, csv_path):
-    print(f"flashinfer peer skipped: {why}")
-    if csv_path:  # no stale rows from an earlier run in the same folder
-        open(csv_path, "w").close()
-    sys.exit(0)
-
-
 def main():
     ap = argparse.ArgumentParser(description="FlashInfer peers of bk_bench's paged rows")
     ap.add_argument("filter", nargs="?", default="", help="run the rows whose name contains this")
@@ -68,14 +63,13 @@ def main():
     try:
         import torch
     except Exception as e:  # noqa: BLE001 - any import failure means: no peer
-        skip(f"torch not importable ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})", opt.csv)
+        skip("flashinfer", f"torch not importable ({first_line(e)})", opt.csv)
     if not torch.cuda.is_available():
-        skip("no CUDA device", opt.csv)
+        skip("flashinfer", "no CUDA device", opt.csv)
     try:
         import flashinfer
     except Exception as e:  # noqa: BLE001
-        msg = str(e).splitlines()[0] if str(e) else ""
-        skip(f"flashinfer not importable ({type(e).__name__}: {msg}); "
+        skip("flashinfer", f"flashinfer not importable ({first_line(e)}); "
              "install it from .peers/ (see /work/shared/peers/README.md)", opt.csv)
 
     # FlashInfer's JIT runs `ninja` from PATH; the PyPI package ninja ships one
@@ -86,7 +80,7 @@ def main():
         except Exception:  # noqa: BLE001
             pass
     if shutil.which("ninja") is None:
-        skip("FlashInfer's JIT needs a `ninja` executable on PATH (none found)", opt.csv)
+        skip("flashinfer", "FlashInfer's JIT needs a `ninja` executable on PATH (none found)", opt.csv)
 
     names = ([prefill_name(dt, *r) for dt in DTYPES for r in PREFILL_ROWS]
              + [decode_name(dt, *r) for dt in DTYPES for r in DECODE_ROWS])
@@ -167,39 +161,11 @@ def main():
             s.masked_fill_(torch.arange(L, device=dev)[None, :] > qpos, float("-inf"))
         return torch.matmul(torch.softmax(s, dim=-1), vf).permute(1, 0, 2)
 
-    def median_ms(fn, target_ms=400.0):
-        fn()
-        fn()  # warm-up (the JIT build, if any, happened in plan / the first call)
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        host_us = (time.perf_counter() - t0) * 1e6
-        torch.cuda.synchronize()
-        sleep = hasattr(torch.cuda, "_sleep")
-        # spin long enough to cover run()'s host work (cycles at <= 2 GHz; a slower clock spins longer)
-        cycles = int(2000 * max(200.0, 3.0 * host_us))
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-
-        def timed():
-            if sleep:
-                torch.cuda._sleep(cycles)
-            a.record(); fn(); b.record(); b.synchronize()
-            return a.elapsed_time(b)
-
-        one = max(timed(), 1e-3)
-        reps = max(5, min(50, int(target_ms / one)))
-        return statistics.median(timed() for _ in range(reps))
-
     def report(name, label, ms, rate, unit, err):
-        print(f"{name:<46} {label:<40} {ms:9.3f} ms {rate:8.1f} {unit:<7} rel.err {err:.4f}"
-              + ("  (CHECK: output differs from the reference)" if err > 0.05 else ""))
-        if csv:
-            csv.write(f"{name},{label},{ms:.4f},{rate:.2f},{unit},\n")
-            csv.flush()
+        peer_common.report(csv, name, label, ms, rate, unit, err)
 
     def refuse(name, label, e):
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"{name:<46} {label:<40} unsupported: {type(e).__name__}: {msg[:100]}")
+        print(f"{name:<46} {label:<40} unsupported: {first_line(e)[:120]}")
 
     def time_peers(name, labels, plan, q, k, v, o, lse, check_rows, ref, rate_of, unit):
         """Plan each peer, time its run(), check the first check_rows output rows against ref."""

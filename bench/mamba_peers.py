@@ -46,9 +46,10 @@ Usage: python3 bench/mamba_peers.py [filter] [--csv path]
 Without mamba_ssm, triton (or a GPU) it prints one line saying the peer is skipped and exits 0.
 """
 import argparse
-import statistics
 import sys
-import time
+
+import peer_common
+from peer_common import first_line, median_ms, skip
 
 LABEL = "mamba_ssm"
 SSD_B, SSD_L, SSD_H, SSD_D, SSD_N, SSD_CHUNK = 4, 4096, 32, 64, 128, 64  # bench_ops.inc: bench_ssd
@@ -68,18 +69,6 @@ def step_name():
     return f"ssd_step bf16 R{STEP_R} pool{STEP_POOL} H{STEP_H} D{STEP_D} N{STEP_N}"
 
 
-def skip(why, csv_path):
-    print(f"mamba_ssm peer skipped: {why}")
-    if csv_path:  # no stale rows from an earlier run in the same folder
-        open(csv_path, "w").close()
-    sys.exit(0)
-
-
-def first_line(e):
-    msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-    return f"{type(e).__name__}: {msg}"
-
-
 def main():
     ap = argparse.ArgumentParser(description="mamba_ssm peers of bk_bench's ssd rows")
     ap.add_argument("filter", nargs="?", default="", help="run the rows whose name contains this")
@@ -89,18 +78,18 @@ def main():
     try:
         import torch
     except Exception as e:  # noqa: BLE001 - any import failure means: no peer
-        skip(f"torch not importable ({first_line(e)})", opt.csv)
+        skip("mamba_ssm", f"torch not importable ({first_line(e)})", opt.csv)
     if not torch.cuda.is_available():
-        skip("no CUDA device", opt.csv)
+        skip("mamba_ssm", "no CUDA device", opt.csv)
     try:
         import triton
     except Exception as e:  # noqa: BLE001
-        skip(f"triton not importable ({first_line(e)})", opt.csv)
+        skip("mamba_ssm", f"triton not importable ({first_line(e)})", opt.csv)
     try:
         from mamba_ssm.ops.triton.ssd_combined import mamba_chunk_scan_combined
         from mamba_ssm.ops.triton.selective_state_update import selective_state_update
     except Exception as e:  # noqa: BLE001
-        skip(f"mamba_ssm not importable ({first_line(e)}); "
+        skip("mamba_ssm", f"mamba_ssm not importable ({first_line(e)}); "
              "install it from .peers/ (see /work/shared/peers/README.md)", opt.csv)
 
     rows = [(bwd, dt, g) for bwd in (False, True) for dt in SSD_DTYPES for g in SSD_GROUPS]
@@ -121,35 +110,8 @@ def main():
     def urand(shape, dtype, lo, hi):  # bk_bench's drand(dtype, n, lo, hi): uniform in [lo, hi]
         return torch.empty(*shape, dtype=dtype, device=dev).uniform_(lo, hi)
 
-    def median_ms(fn, target_ms=400.0):
-        fn()
-        fn()  # warm-up: Triton compiles and autotunes on the first call
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        host_us = (time.perf_counter() - t0) * 1e6
-        torch.cuda.synchronize()
-        sleep = hasattr(torch.cuda, "_sleep")
-        # spin long enough to cover the call's host work (cycles at <= 2 GHz; a slower clock spins longer)
-        cycles = int(2000 * max(200.0, 3.0 * host_us))
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-
-        def timed():
-            if sleep:
-                torch.cuda._sleep(cycles)
-            a.record(); fn(); b.record(); b.synchronize()
-            return a.elapsed_time(b)
-
-        one = max(timed(), 1e-3)
-        reps = max(5, min(50, int(target_ms / one)))
-        return statistics.median(timed() for _ in range(reps))
-
     def report(name, ms, rate, unit, err):
-        print(f"{name:<46} {LABEL:<40} {ms:9.3f} ms {rate:8.1f} {unit:<7} rel.err {err:.4f}"
-              + ("  (CHECK: output differs from the reference)" if err > 0.05 else ""))
-        if csv:
-            csv.write(f"{name},{LABEL},{ms:.4f},{rate:.2f},{unit},\n")
-            csv.flush()
+        peer_common.report(csv, name, LABEL, ms, rate, unit, err)
 
     def refuse(name, e):
         print(f"{name:<46} {LABEL:<40} unsupported: {first_line(e)[:120]}")

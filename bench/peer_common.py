@@ -1,0 +1,62 @@
+"""peer_common.py - what the peer scripts (flashinfer_peers.py, mamba_peers.py) share: the
+skip line of a peer that cannot run, the first line of an exception, the GPU timing of a
+call and the output row (stdout and CSV `name,label,ms,rate,unit,`, as results_table.py reads)."""
+import statistics
+import sys
+import time
+
+
+def skip(peer, why, csv_path):
+    """Prints why `peer` does not run, leaves an empty CSV (no stale rows), exits 0."""
+    print(f"{peer} peer skipped: {why}")
+    if csv_path:
+        open(csv_path, "w").close()
+    sys.exit(0)
+
+
+def first_line(e):
+    """`Type: first line of the message` of an exception."""
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"{type(e).__name__}: {msg}"
+
+
+def median_ms(fn, target_ms=400.0):
+    """Median GPU time of fn() in ms, CUDA events around it after two warm-up calls (JIT
+    builds and autotuning happen there). Before each timed call the stream is kept busy
+    (torch.cuda._sleep) long enough to cover fn's host work, so the start event is not
+    reached before fn has enqueued its kernels: the time is the GPU's, not the caller's."""
+    import torch
+    fn()
+    fn()
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    fn()
+    host_us = (time.perf_counter() - t0) * 1e6
+    torch.cuda.synchronize()
+    sleep = hasattr(torch.cuda, "_sleep")
+    cycles = int(2000 * max(200.0, 3.0 * host_us))  # cycles at <= 2 GHz; a slower clock spins longer
+    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
+    def timed():
+        if sleep:
+            torch.cuda._sleep(cycles)
+        a.record()
+        fn()
+        b.record()
+        b.synchronize()
+        return a.elapsed_time(b)
+
+    one = max(timed(), 1e-3)
+    reps = max(5, min(50, int(target_ms / one)))
+    return statistics.median(timed() for _ in range(reps))
+
+
+def report(csv, name, label, ms, rate, unit, err):
+    """One peer row on stdout (with its relative error against the script's reference,
+    flagged above 0.05) and, when csv is open, in the CSV."""
+    print(f"{name:<46} {label:<40} {ms:9.3f} ms {rate:8.1f} {unit:<7} rel.err {err:.4f}"
+          + ("  (CHECK: output differs from the reference)" if err > 0.05 else ""))
+    sys.stdout.flush()
+    if csv:
+        csv.write(f"{name},{label},{ms:.4f},{rate:.2f},{unit},\n")
+        csv.flush()
