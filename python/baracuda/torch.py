@@ -154,57 +154,105 @@ def attention_merge(o_parts, lse_parts):
 
 
 # ------------------------------------------------------------------------ SSD --
-def _ssd_desc(x, b, chunk_size):
+def _ssd_desc(x, B, chunk_size, D, z, dt_bias, initial_states, seq_idx, dt_softplus, dt_min, dt_max,
+              final_states):
+    """The bk_ssd_desc fields of one scan: extents from the tensors, ngroups from B, each
+    option on when its tensor (or flag) is given; the dt clamp is on unless (0, inf)."""
     return dict(batch=x.shape[0], seq_len=x.shape[1], heads=x.shape[2], head_dim=x.shape[3],
-                state_dim=b.shape[3], chunk_size=chunk_size, dtype=x.dtype)
+                state_dim=B.shape[3], chunk_size=chunk_size, dtype=x.dtype, ngroups=B.shape[2],
+                skip=0 if D is None else (1 if D.dim() == 1 else 2), has_z=z is not None,
+                has_dt_bias=dt_bias is not None, dt_softplus=dt_softplus,
+                has_dt_limit=not (dt_min == 0.0 and dt_max == math.inf), dt_min=dt_min, dt_max=dt_max,
+                has_initial_states=initial_states is not None, has_final_states=final_states,
+                has_seq_idx=seq_idx is not None)
 
 
 @torch.library.custom_op("baracuda::ssd_fwd", mutates_args=())
-def _ssd_fwd(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk_size: int) -> Tensor:
-    x, dt, A, B, C = (_dense(t) for t in (x, dt, A, B, C))
-    y = x.new_empty(x.shape)
-    _bk.ssd_fwd.plan(device=_device(x), **_ssd_desc(x, B, chunk_size)).run(x=x, dt=dt, a=A, b=B, c=C, y=y)
-    return y
+def _ssd_fwd(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk_size: int, D: Optional[Tensor],
+             z: Optional[Tensor], dt_bias: Optional[Tensor], initial_states: Optional[Tensor],
+             seq_idx: Optional[Tensor], dt_softplus: bool, dt_min: float, dt_max: float,
+             final_states: bool) -> Tuple[Tensor, Tensor]:
+    x, dt, A, B, C, D, z, dt_bias, init, seq = (_dense(t) for t in (x, dt, A, B, C, D, z, dt_bias, initial_states,
+                                                                     seq_idx))
+    y, fin = _ssd_fwd_fake(x, dt, A, B, C, chunk_size, D, z, dt_bias, init, seq, dt_softplus, dt_min, dt_max,
+                           final_states)
+    plan = _bk.ssd_fwd.plan(device=_device(x), **_ssd_desc(x, B, chunk_size, D, z, dt_bias, init, seq, dt_softplus,
+                                                             dt_min, dt_max, final_states))
+    plan.run(x=x, dt=dt, a=A, b=B, c=C, y=y, skip=D, z=z, dt_bias=dt_bias, initial_states=init, seq_idx=seq,
+             final_states=fin if final_states else None)
+    return y, fin
 
 
 @_ssd_fwd.register_fake
-def _(x, dt, A, B, C, chunk_size):
-    return x.new_empty(x.shape)
+def _ssd_fwd_fake(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states, seq_idx, dt_softplus, dt_min, dt_max,
+                  final_states):
+    shape = (x.shape[0], x.shape[2], x.shape[3], B.shape[3]) if final_states else (0,)
+    return x.new_empty(x.shape), x.new_empty(shape)
 
 
 @torch.library.custom_op("baracuda::ssd_bwd", mutates_args=())
-def _ssd_bwd(dy: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor,
-             chunk_size: int) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    dy, x, dt, A, B, C = (_dense(t) for t in (dy, x, dt, A, B, C))
-    dx, ddt, dA, dB, dC = _ssd_bwd_fake(dy, x, dt, A, B, C, chunk_size)
-    _bk.ssd_bwd.plan(device=_device(x), **_ssd_desc(x, B, chunk_size)).run(
-        x=x, dt=dt, a=A, b=B, c=C, dy=dy, dx=dx, ddt=ddt, da=dA, db=dB, dc=dC)
-    return dx, ddt, dA, dB, dC
+def _ssd_bwd(dy: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk_size: int,
+             D: Optional[Tensor], z: Optional[Tensor], dt_bias: Optional[Tensor], initial_states: Optional[Tensor],
+             seq_idx: Optional[Tensor], dt_softplus: bool, dt_min: float, dt_max: float,
+             dfinal_states: Optional[Tensor]) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor,
+                                                        Tensor, Tensor]:
+    dy, x, dt, A, B, C, D, z, dt_bias, init, seq, dfin = (
+        _dense(t) for t in (dy, x, dt, A, B, C, D, z, dt_bias, initial_states, seq_idx, dfinal_states))
+    grads = _ssd_bwd_fake(dy, x, dt, A, B, C, chunk_size, D, z, dt_bias, init, seq, dt_softplus, dt_min, dt_max,
+                          dfin)
+    dx, ddt, dA, dB, dC, dD, dz, ddt_bias, dinit = grads
+    plan = _bk.ssd_bwd.plan(device=_device(x), **_ssd_desc(x, B, chunk_size, D, z, dt_bias, init, seq, dt_softplus,
+                                                             dt_min, dt_max, dfin is not None))
+    plan.run(x=x, dt=dt, a=A, b=B, c=C, dy=dy, dx=dx, ddt=ddt, da=dA, db=dB, dc=dC, skip=D, z=z, dt_bias=dt_bias,
+             initial_states=init, seq_idx=seq, dfinal_states=dfin, dskip=dD if D is not None else None,
+             dz=dz if z is not None else None, ddt_bias=ddt_bias if dt_bias is not None else None,
+             dinitial_states=dinit if init is not None else None)
+    return grads
 
 
 @_ssd_bwd.register_fake
-def _ssd_bwd_fake(dy, x, dt, A, B, C, chunk_size):
-    return tuple(t.new_empty(t.shape) for t in (x, dt, A, B, C))
+def _ssd_bwd_fake(dy, x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states, seq_idx, dt_softplus, dt_min,
+                  dt_max, dfinal_states):
+    grads = [t.new_empty(t.shape) for t in (x, dt, A, B, C)]
+    return (*grads, *(x.new_empty(t.shape) if t is not None else x.new_empty(0) for t in (D, z, dt_bias,
+                                                                                          initial_states)))
 
 
 def _ssd_setup(ctx, inputs, output):
-    ctx.save_for_backward(*inputs[:5])
-    ctx.chunk_size = inputs[5]
+    x, dt, A, B, C, chunk_size, D, z, dt_bias, init, seq, softplus, lo, hi, final_states = inputs
+    ctx.save_for_backward(x, dt, A, B, C, D, z, dt_bias, init, seq)
+    ctx.opts = (chunk_size, softplus, lo, hi, final_states)
 
 
-def _ssd_backward(ctx, dy):
-    return (*torch.ops.baracuda.ssd_bwd(dy, *ctx.saved_tensors, ctx.chunk_size), None)
+def _ssd_backward(ctx, dy, dfin):
+    x, dt, A, B, C, D, z, dt_bias, init, seq = ctx.saved_tensors
+    chunk_size, softplus, lo, hi, final_states = ctx.opts
+    g = torch.ops.baracuda.ssd_bwd(dy, x, dt, A, B, C, chunk_size, D, z, dt_bias, init, seq, softplus, lo, hi,
+                                   dfin if final_states else None)
+    opt = [g[5 + i] if t is not None else None for i, t in enumerate((D, z, dt_bias, init))]
+    return (*g[:5], None, *opt[:3], opt[3], None, None, None, None, None)
 
 
 _ssd_fwd.register_autograd(_ssd_backward, setup_context=_ssd_setup)
 
 
-def ssd_scan(x, dt, A, B, C, chunk_size=64):
-    """The Mamba-2 SSD scan (baracuda ssd_fwd), differentiable in every input (ssd_bwd):
-    h_t = exp(dt_t A) h_{t-1} + dt_t B_t x_t^T, y_t = C_t . h_t, h_{-1} = 0.
-    x [batch, L, H, D], dt [batch, L, H], A [H], B and C [batch, L, H, N], one dtype
-    (f32, f16, bf16; f64 on the CPU). Returns y [batch, L, H, D]."""
-    return torch.ops.baracuda.ssd_fwd(x, dt, A, B, C, int(chunk_size))
+def ssd_scan(x, dt, A, B, C, chunk_size=64, *, D=None, z=None, dt_bias=None, dt_softplus=False,
+             dt_limit=(0.0, math.inf), initial_states=None, seq_idx=None, return_final_states=False):
+    """The Mamba-2 SSD scan (baracuda ssd_fwd), differentiable in every tensor input
+    (ssd_bwd), with mamba_ssm's mamba_chunk_scan_combined options:
+      h_t = exp(dt'_t A) h_{t-1} + dt'_t B_t x_t^T,  y_t = (C_t . h_t + D x_t) * silu(z_t),
+      dt' = clamp(softplus(dt + dt_bias)) (softplus when dt_softplus, clamp unless (0, inf)).
+    x [batch, L, H, D_head], dt [batch, L, H], A [H], B and C [batch, L, G, N] (G = ngroups
+    divides H; G = H is per-head B/C), D [H] or [H, D_head], z like x, dt_bias [H],
+    initial_states [batch, H, D_head, N], seq_idx int32 [batch, L] (the state resets where
+    it changes); one float dtype (f32, f16, bf16; f64 on the CPU). Returns y [batch, L, H,
+    D_head], and the final states [batch, H, D_head, N] when return_final_states. The CUDA
+    backward runs the plain problem only (any option: UNSUPPORTED, naming it); the CPU
+    backward runs every option. seq_idx is not differentiated."""
+    y, fin = torch.ops.baracuda.ssd_fwd(x, dt, A, B, C, int(chunk_size), D, z, dt_bias, initial_states, seq_idx,
+                                        bool(dt_softplus), float(dt_limit[0]), float(dt_limit[1]),
+                                        bool(return_final_states))
+    return (y, fin) if return_final_states else y
 
 
 # ---------------------------------------------------------------------- paged --

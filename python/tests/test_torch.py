@@ -116,12 +116,101 @@ def test_ssd_against_f64(device):
         torch.testing.assert_close(a.double().cpu(), b, atol=1e-3, rtol=1e-3)
 
 
+def _ssd_options_ref(x, dt, A, B, C, D, z, dt_bias, softplus, limit, init, seq):
+    """The scan with mamba_ssm's options, one step at a time in torch (differentiable):
+    dt' = clamp(softplus(dt + dt_bias)), the state reset where seq changes, y = (C.h + D x)
+    silu(z); returns (y, the state after the last step)."""
+    b, L, H, Dh = x.shape
+    P = H // B.shape[2]
+    dtp = dt + dt_bias if dt_bias is not None else dt
+    if softplus:
+        dtp = torch.where(dtp <= 20, torch.log1p(torch.exp(dtp)), dtp)
+    if limit is not None:
+        dtp = dtp.clamp(*limit)
+    h = init if init is not None else x.new_zeros(b, H, Dh, B.shape[3])
+    ys = []
+    for t in range(L):
+        if seq is not None and t > 0:
+            h = h * (seq[:, t] == seq[:, t - 1]).to(x.dtype)[:, None, None, None]
+        Bt, Ct = B[:, t].repeat_interleave(P, 1), C[:, t].repeat_interleave(P, 1)  # [b, H, N]
+        d = dtp[:, t, :, None, None]
+        h = torch.exp(d * A[None, :, None, None]) * h + d * x[:, t, :, :, None] * Bt[:, :, None, :]
+        y = (h * Ct[:, :, None, :]).sum(-1)
+        if D is not None:
+            y = y + (D[:, None] if D.dim() == 1 else D) * x[:, t]
+        if z is not None:
+            y = y * torch.nn.functional.silu(z[:, t])
+        ys.append(y)
+    return torch.stack(ys, 1), h
+
+
+def _ssd_options_inputs(device, dtype, D_per_channel):
+    """x, dt, A, B, C (ngroups 2 of 4 heads), D, z, dt_bias, init; and seq (int32, a reset
+    inside the chunks), all seeded."""
+    g = torch.Generator().manual_seed(5)
+    b, L, H, Dh, G, N = 2, 11, 4, 3, 2, 5
+    ts = [torch.randn(b, L, H, Dh, generator=g), torch.rand(b, L, H, generator=g) - 0.5,
+          -(torch.rand(H, generator=g) + 0.5), torch.randn(b, L, G, N, generator=g),
+          torch.randn(b, L, G, N, generator=g),
+          torch.randn(H, Dh, generator=g) if D_per_channel else torch.randn(H, generator=g),
+          torch.randn(b, L, H, Dh, generator=g), torch.rand(H, generator=g) * 0.5,
+          torch.randn(b, H, Dh, N, generator=g) * 0.5]
+    ts = [t.to(device=device, dtype=dtype).requires_grad_() for t in ts]
+    seq = torch.tensor([[0] * 5 + [1] * 6, [0] * 2 + [3] * 9], dtype=torch.int32, device=device)
+    return ts, seq
+
+
+@pytest.mark.parametrize("D_per_channel", [False, True])
+def test_ssd_options_cpu(D_per_channel):
+    """Every scan option at once (ngroups 2 of 4 heads, D, z, dt_bias + softplus + a clamp
+    that bites, initial and final states, seq_idx) against the step-by-step reference in
+    f64: y, the final states, and the gradients of every tensor input."""
+    (x, dt, A, B, C, D, z, bias, init), seq = _ssd_options_inputs("cpu", torch.float64, D_per_channel)
+    limit = (0.45, 0.8)
+    y, fin = bt.ssd_scan(x, dt, A, B, C, chunk_size=4, D=D, z=z, dt_bias=bias, dt_softplus=True, dt_limit=limit,
+                         initial_states=init, seq_idx=seq, return_final_states=True)
+    want_y, want_fin = _ssd_options_ref(x, dt, A, B, C, D, z, bias, True, limit, init, seq)
+    torch.testing.assert_close(y, want_y, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(fin, want_fin, rtol=1e-9, atol=1e-9)
+    dy, dfin = torch.randn_like(y), torch.randn_like(fin)
+    ins = (x, dt, A, B, C, D, z, bias, init)
+    got = torch.autograd.grad((y, fin), ins, (dy, dfin))
+    want = torch.autograd.grad((want_y, want_fin), ins, (dy, dfin))
+    for name, a, b in zip(("x", "dt", "A", "B", "C", "D", "z", "dt_bias", "init"), got, want):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-8, msg=lambda m: name + ": " + m)
+
+
+def test_ssd_options_gradcheck_cpu():
+    """Finite differences of the scan with options (the clamp wide enough not to bite)."""
+    (x, dt, A, B, C, D, z, bias, init), seq = _ssd_options_inputs("cpu", torch.float64, True)
+    f = lambda *t: bt.ssd_scan(*t[:5], chunk_size=4, D=t[5], z=t[6], dt_bias=t[7], dt_softplus=True,  # noqa: E731
+                               dt_limit=(0.01, 5.0), initial_states=t[8], seq_idx=seq, return_final_states=True)
+    assert torch.autograd.gradcheck(f, (x, dt, A, B, C, D, z, bias, init))
+
+
+@needs_cuda
+def test_ssd_options_cuda_forward():
+    """The CUDA forward with every option against the f64 reference; its backward refuses
+    the options with a sentence naming one (the CUDA backward runs the plain problem only)."""
+    (x, dt, A, B, C, D, z, bias, init), seq = _ssd_options_inputs("cuda", torch.float32, True)
+    limit = (0.45, 0.8)
+    y, fin = bt.ssd_scan(x, dt, A, B, C, chunk_size=4, D=D, z=z, dt_bias=bias, dt_softplus=True, dt_limit=limit,
+                         initial_states=init, seq_idx=seq, return_final_states=True)
+    ref = [t.detach().double().cpu() for t in (x, dt, A, B, C, D, z, bias, init)]
+    want_y, want_fin = _ssd_options_ref(*ref[:8], True, limit, ref[8], seq.cpu())
+    torch.testing.assert_close(y.double().cpu(), want_y, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(fin.double().cpu(), want_fin, rtol=1e-4, atol=1e-4)
+    with pytest.raises(baracuda.Unsupported, match="not implemented by this kernel"):
+        y.sum().backward()
+
+
 def _opcheck_cases(device):
     """(op, args) for every custom op of baracuda.torch, small problems on `device`."""
     q, k, v = _qkv(device, torch.float32, hq=2, hkv=1, sq=3, sk=5, d=8)
     y, lse = bt.attention(q, k, v, causal=True, return_lse=True)
     opts = (0.3, True, -1, 0.0, False)
     ssd = _ssd_inputs(device, torch.float32)
+    opt, seq = _ssd_options_inputs(device, torch.float32, False)
     (kp, vp), indices, indptr, last = _paged(device, torch.float16)
     table = [torch.from_numpy(t).to(device) for t in (indices, indptr, last)]
     q_indptr = torch.tensor([0, 1, 1, 3], dtype=torch.int32, device=device)
@@ -131,8 +220,10 @@ def _opcheck_cases(device):
         "sdpa_fwd": (ops.sdpa_fwd.default, (q, k, v, None, 0.3, True, -1, 0.0, False)),
         "sdpa_bwd": (ops.sdpa_bwd.default, (torch.randn_like(y), q.detach(), k.detach(), v.detach(), y.detach(),
                                             lse, None, *opts)),
-        "ssd_fwd": (ops.ssd_fwd.default, (*ssd, 4)),
-        "ssd_bwd": (ops.ssd_bwd.default, (torch.randn_like(ssd[0]), *[t.detach() for t in ssd], 4)),
+        "ssd_fwd": (ops.ssd_fwd.default, (*ssd, 4, None, None, None, None, None, False, 0.0, math.inf, False)),
+        "ssd_bwd": (ops.ssd_bwd.default, (torch.randn_like(ssd[0]), *[t.detach() for t in ssd], 4, None, None, None,
+                                          None, None, False, 0.0, math.inf, None)),
+        "ssd_fwd_options": (ops.ssd_fwd.default, (*opt[:5], 4, *opt[5:], seq, True, 0.1, 2.0, True)),
         "paged_decode": (ops.paged_decode.default, (torch.randn(3, 4, 64, device=device, dtype=torch.float16), kp,
                                                     vp, *table, 0.125, 0)),
         "paged_prefill": (ops.paged_prefill.default, (torch.randn(3, 4, 64, device=device, dtype=torch.float16),
@@ -144,8 +235,8 @@ def _opcheck_cases(device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("name", ["sdpa_fwd", "sdpa_bwd", "ssd_fwd", "ssd_bwd", "paged_decode", "paged_prefill",
-                                  "paged_kv_append", "attention_merge"])
+@pytest.mark.parametrize("name", ["sdpa_fwd", "sdpa_bwd", "ssd_fwd", "ssd_bwd", "ssd_fwd_options", "paged_decode",
+                                  "paged_prefill", "paged_kv_append", "attention_merge"])
 def test_opcheck(device, name):
     """torch.library.opcheck: schema (mutations declared), fake tensors, autograd
     registration and AOT dispatch of every custom op."""
