@@ -24,7 +24,6 @@ compared with a float32 reference computed from the pages: "rel.err" is the larg
 Usage: python3 bench/flashinfer_peers.py [filter] [--csv path]
 Without flashinfer (or a GPU) it prints one line saying the peer is skipped and exits 0.
 """
-import argparse
 import math
 import os
 import shutil
@@ -55,17 +54,7 @@ def prefill_name(dt, b, s, causal):
 
 
 def main():
-    ap = argparse.ArgumentParser(description="FlashInfer peers of bk_bench's paged rows")
-    ap.add_argument("filter", nargs="?", default="", help="run the rows whose name contains this")
-    ap.add_argument("--csv", default=None, help="also write the rows as CSV here")
-    opt = ap.parse_args()
-
-    try:
-        import torch
-    except Exception as e:  # noqa: BLE001 - any import failure means: no peer
-        skip("flashinfer", f"torch not importable ({first_line(e)})", opt.csv)
-    if not torch.cuda.is_available():
-        skip("flashinfer", "no CUDA device", opt.csv)
+    opt, torch = peer_common.start("flashinfer", "FlashInfer peers of bk_bench's paged rows")
     try:
         import flashinfer
     except Exception as e:  # noqa: BLE001

@@ -45,7 +45,6 @@ TF32 about 0.001; a wrong layout about 1).
 Usage: python3 bench/mamba_peers.py [filter] [--csv path]
 Without mamba_ssm, triton (or a GPU) it prints one line saying the peer is skipped and exits 0.
 """
-import argparse
 import sys
 
 import peer_common
@@ -70,17 +69,7 @@ def step_name():
 
 
 def main():
-    ap = argparse.ArgumentParser(description="mamba_ssm peers of bk_bench's ssd rows")
-    ap.add_argument("filter", nargs="?", default="", help="run the rows whose name contains this")
-    ap.add_argument("--csv", default=None, help="also write the rows as CSV here")
-    opt = ap.parse_args()
-
-    try:
-        import torch
-    except Exception as e:  # noqa: BLE001 - any import failure means: no peer
-        skip("mamba_ssm", f"torch not importable ({first_line(e)})", opt.csv)
-    if not torch.cuda.is_available():
-        skip("mamba_ssm", "no CUDA device", opt.csv)
+    opt, torch = peer_common.start("mamba_ssm", "mamba_ssm peers of bk_bench's ssd rows")
     try:
         import triton
     except Exception as e:  # noqa: BLE001

@@ -60,3 +60,20 @@ def report(csv, name, label, ms, rate, unit, err):
     if csv:
         csv.write(f"{name},{label},{ms:.4f},{rate:.2f},{unit},\n")
         csv.flush()
+
+
+def start(peer, description):
+    """The peer scripts' command line (`[filter] [--csv path]`) and their first check:
+    returns (options, torch) when torch imports and sees a CUDA device, else skips."""
+    import argparse
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("filter", nargs="?", default="", help="run the rows whose name contains this")
+    ap.add_argument("--csv", default=None, help="also write the rows as CSV here")
+    opt = ap.parse_args()
+    try:
+        import torch
+    except Exception as e:  # noqa: BLE001 - any import failure means: no peer
+        skip(peer, f"torch not importable ({first_line(e)})", opt.csv)
+    if not torch.cuda.is_available():
+        skip(peer, "no CUDA device", opt.csv)
+    return opt, torch
