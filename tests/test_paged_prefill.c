@@ -537,6 +537,14 @@ int main(void)
         test_prefill(g, &tiles, true);
         prefill_case wide = {BK_DTYPE_F16, true, 256, 2, 1, 7, true, true, 3, {40, 0, 17}, {40, 3, 90}};
         test_prefill(g, &wide, false);
+        /* every page size the Hopper loaders specialise (cp.async slots of 4..32 rows, a
+           TMA box per page of 64+), each head dim, partial last pages and tiles */
+        static const int32_t slot_pages[5] = {4, 8, 32, 64, 128};
+        for (int i = 0; i < 5; i++) {
+            prefill_case sp = {i % 2 ? BK_DTYPE_F16 : BK_DTYPE_BF16, i % 2 == 0, 64 << (i % 3), 8, 2,
+                               slot_pages[i], i == 3, true, 3, {150, 3, 129}, {301, 3, 260}};
+            test_prefill(g, &sp, false);
+        }
         prefill_case m2 = mixed;
         m2.dt = BK_DTYPE_BF16;
         m2.causal = true;

@@ -177,8 +177,8 @@ enum sm90_load {
     kLoadPages = 1,  /* pages of 64+ rows that tile BN: a TMA box per page, a gather for the
                         request's partial last page and unresolvable pages (one warp) */
     kLoadGather = 2, /* other page sizes: cp.async gathers of every row (the warpgroup) */
-    kLoadSlots = 3,  /* pages of 4..32 rows (a power of two) that tile BN: cp.async by the
-                        warpgroup, each warp's lanes holding the tile's page ids */
+    kLoadSlots = 3,  /* kLoadSlots + k, k = 0..3: pages of 4 << k rows that tile BN, cp.async
+                        by the warpgroup, each warp's lanes holding the tile's page ids */
 };
 
 /* kLoadSlots: the page id of slot `lane` of key tile n (lanes < BN / page_size), -1 when
@@ -196,31 +196,47 @@ static __device__ __forceinline__ int slot_page(const sdpa_params &p, int n, lon
 }
 
 /* kLoadSlots: key tile n (`rows` of its BN rows hold tokens) of one kv head into the
- * swizzled buffer at s, by NT threads with cp.async. Thread t copies 16-byte chunk t % C
- * of rows t / C + j * RP; row r's page id comes from lane r >> shift of the thread's own
- * warp (pid, from slot_page); pool_g points at the kv head's rows of page 0, page_stride
- * elements apart. Every lane runs every shuffle. */
-template <typename T, int ROWS, int D, int NT>
-static __device__ __forceinline__ void load_tile_slots(uint32_t s, const T *pool_g, int page_stride, int shift,
-                                                       int pid, int rows, int tid)
+ * swizzled buffer at s, by NT threads with cp.async, pages of PS rows. Thread t copies
+ * 16-byte chunk t % C of rows t / C + j * RP; the page id of slot i is lane i's pid (from
+ * slot_page) in the thread's own warp; pool_g points at the kv head's rows of page 0,
+ * page_stride elements apart. When a pass covers part of a page (RP <= PS), a thread's
+ * PS / RP rows of each page sit at constant offsets: one shuffle and one 64-bit address per
+ * page, then the copies with immediate offsets. FULL: all ROWS rows hold tokens. */
+template <typename T, int ROWS, int D, int NT, int PS, bool FULL>
+static __device__ __forceinline__ void load_tile_slots_pass(uint32_t s, const T *pool_g, int page_stride, int pid,
+                                                            int rows, int tid)
 {
     constexpr int C = D / 8, RP = NT / C; /* chunks per row, rows per pass */
-    static_assert(NT % C == 0 && ROWS % RP == 0, "tile must split evenly over the threads");
-    const int c = tid % C, r0 = tid / C, in_mask = (1 << shift) - 1;
-    const T *col = pool_g + c * 8;
-    /* the swizzle term depends on r & 7, fixed over j when RP is a multiple of 8: then the
-       destinations are one base plus constant offsets */
-    const uint32_t dst0 = s + (uint32_t)((c >> 3) * ROWS * 128 + r0 * 128 + (((c & 7) ^ (r0 & 7)) << 4));
-#pragma unroll 8
+    static_assert(NT % C == 0 && ROWS % RP == 0 && (RP % 8 == 0 || 8 % RP == 0), "tile must split evenly");
+    const int c = tid % C, r0 = tid / C, lim = rows - r0;
+    /* the swizzle term depends on r & 7: with RP a multiple of 8 it is r0's for every pass,
+       with RP < 8 it takes 8 / RP values; either way a constant offset per pass */
+    const uint32_t row_dst = s + (uint32_t)((c >> 3) * ROWS * 128 + r0 * 128);
+    const int x0 = (c & 7) ^ (r0 & 7); /* r0 < RP when RP < 8: (r0 + rb) & 7 = r0 ^ (rb & 7) */
+    const T *col = pool_g + c * 8 + (RP <= PS ? r0 * D : (r0 % PS) * D);
+    const T *src = col;
+    int ok_page = 0;
+#pragma unroll
     for (int j = 0; j < ROWS / RP; j++) {
-        const int r = r0 + j * RP;
-        const int pg = __shfl_sync(0xffffffffu, pid, r >> shift);
-        const bool ok = pg >= 0 && r < rows;
-        const T *src = col + (ok ? (long long)pg * page_stride + (r & in_mask) * D : 0);
-        const uint32_t dst = RP % 8 == 0 ? dst0 + (uint32_t)(j * RP * 128)
-                                         : s + (uint32_t)((c >> 3) * ROWS * 128 + r * 128 + (((c & 7) ^ (r & 7)) << 4));
-        bk_cp_async16(dst, src, ok ? 16 : 0);
+        const int rb = j * RP; /* the pass's first row */
+        if (RP > PS || rb % PS == 0) { /* a new page: its id from the warp's lanes */
+            const int pg = __shfl_sync(0xffffffffu, pid, RP <= PS ? rb / PS : r0 / PS + rb / PS);
+            ok_page = pg >= 0 ? 16 : 0;
+            src = col + (long long)max(pg, 0) * page_stride;
+        }
+        const uint32_t dst = row_dst + (uint32_t)(rb * 128 + ((x0 ^ (rb & 7)) << 4));
+        const int bytes = FULL ? ok_page : (rb < lim ? ok_page : 0);
+        bk_cp_async16(dst, src + (RP <= PS ? (rb % PS) * D : 0), bytes);
     }
+}
+template <typename T, int ROWS, int D, int NT, int PS>
+static __device__ __forceinline__ void load_tile_slots(uint32_t s, const T *pool_g, int page_stride, int pid, int rows,
+                                                       int tid)
+{
+    if (rows >= ROWS)
+        load_tile_slots_pass<T, ROWS, D, NT, PS, true>(s, pool_g, page_stride, pid, rows, tid);
+    else
+        load_tile_slots_pass<T, ROWS, D, NT, PS, false>(s, pool_g, page_stride, pid, rows, tid);
 }
 
 #if BK_HAS_WGMMA
@@ -378,14 +394,16 @@ __global__ void __launch_bounds__(384, 1)
                 const kv_rows kb = kv_rows_of<T, D, true>::make(p.k, p, b, hk, first, p.sk);
                 const kv_rows vb = kv_rows_of<T, D, true>::make(p.v, p, b, hk, first, p.sv);
                 const dense_rows<T> qb = {(const T *)p.q + b * p.sq.s0 + h * p.sq.s1, p.sq.s2};
-                const int ps = p.t.page_size, shift = 31 - __clz(ps);
+                constexpr bool SLOTS = LOAD >= kLoadSlots;
+                const int ps = p.t.page_size;
                 const long long head_off = hk * (long long)ps * D;
                 const int page_stride = (int)((long long)p.t.kv_heads * ps * D); /* < 2^31 for kLoadSlots */
-                int pid = LOAD == kLoadSlots ? slot_page<BN>(p, kt.n_lo, first, tid & 31) : 0;
+                int pid = SLOTS ? slot_page<BN>(p, kt.n_lo, first, tid & 31) : 0;
                 auto load_kv = [&](uint32_t dst, const kv_rows &rows, const void *pool, int n) {
-                    if constexpr (LOAD == kLoadSlots)
-                        load_tile_slots<T, BN, D, 128>(dst, (const T *)pool + head_off, page_stride, shift, pid,
-                                                       (int)min((long long)BN, p.Sk - (long long)n * BN), tid);
+                    if constexpr (SLOTS)
+                        load_tile_slots<T, BN, D, 128, (4 << (LOAD - kLoadSlots))>(
+                            dst, (const T *)pool + head_off, page_stride, pid,
+                            (int)min((long long)BN, p.Sk - (long long)n * BN), tid);
                     else
                         load_tile_sw128<T, BN, D, 128>(dst, rows, (long long)n * BN, p.Sk, tid);
                 };
@@ -395,7 +413,7 @@ __global__ void __launch_bounds__(384, 1)
                     bk_mbar_arrive(q_full);
                 for (int n = kt.n_lo; n <= kt.n_hi; n++, it++) {
                     const ring_pos<S> r(it);
-                    const int next = LOAD == kLoadSlots && n < kt.n_hi ? slot_page<BN>(p, n + 1, first, tid & 31) : 0;
+                    const int next = SLOTS && n < kt.n_hi ? slot_page<BN>(p, n + 1, first, tid & 31) : 0;
                     bk_mbar_wait(k_empty(r.stage), r.phase ^ 1u);
                     load_kv(sK + r.stage * C::KV_BYTES, kb, p.k, n);
                     bk_cp_async_mbar_arrive(k_full(r.stage));
@@ -661,8 +679,15 @@ static bk_status launch_sm90_gen(const sdpa_params &p, bool paged, long long uni
     /* pages of 4..32 rows that tile BN: cp.async with the page ids in the warps' lanes;
        of 64+ rows: a TMA box per page (1 KiB-aligned swizzle atoms); else row gathers */
     const int ps = p.t.page_size, bn = sm90_tiles<D>::BN;
-    if (ps >= 4 && ps <= 32 && (ps & (ps - 1)) == 0 && bn % ps == 0 && (long long)p.t.kv_heads * ps * D <= INT_MAX)
-        return launch_sm90_load<T, D, kLoadSlots>(p, units, s);
+    if (bn % ps == 0 && (long long)p.t.kv_heads * ps * D <= INT_MAX) {
+        switch (ps) {
+        case 4: return launch_sm90_load<T, D, kLoadSlots>(p, units, s);
+        case 8: return launch_sm90_load<T, D, kLoadSlots + 1>(p, units, s);
+        case 16: return launch_sm90_load<T, D, kLoadSlots + 2>(p, units, s);
+        case 32: return launch_sm90_load<T, D, kLoadSlots + 3>(p, units, s);
+        default: break;
+        }
+    }
     if (ps % 8 == 0 && bn % ps == 0)
         return launch_sm90_load<T, D, kLoadPages>(p, units, s);
     return launch_sm90_load<T, D, kLoadGather>(p, units, s);
