@@ -73,6 +73,7 @@
  *   prefill (ignored), head_dim other than 64/128/256.
  */
 #include "common.cuh"
+#include "core/paged.h"
 #include "cuda/paged_cuda.h"
 #include "paged_table.cuh"
 
@@ -89,10 +90,12 @@ struct merge_params {
     const float *lp;
     long long lp_r, lp_p, lp_h;
     void *o;
-    long long o_r, o_h;
+    long long o_r, o_s, o_h;
     float *lse; /* NULL to skip */
-    long long l_r, l_h;
+    long long l_r, l_s, l_h;
     int rows, parts, heads, dim;
+    int sub; /* output head h is (h / sub, h % sub) over strides (o_s, o_h): the decode's
+                (query row, q head) pairs; heads for attention_merge (o_s unused) */
 };
 
 
@@ -124,9 +127,10 @@ __global__ void merge_kernel(merge_params p)
             acc = acc / sum;
             lse = (float)((A)m + bk_log(sum));
         }
-        o[r * p.o_r + h * p.o_h + d] = elem<TO>::store(acc);
+        const long long hs = h / p.sub, hh = h % p.sub;
+        o[r * p.o_r + hs * p.o_s + hh * p.o_h + d] = elem<TO>::store(acc);
         if (p.lse && d == 0)
-            p.lse[r * p.l_r + h * p.l_h] = lse;
+            p.lse[r * p.l_r + hs * p.l_s + hh * p.l_h] = lse;
     }
 }
 
@@ -159,6 +163,8 @@ extern "C" bk_status bk_cuda_attention_merge(const bk_attention_merge_desc *d, c
     p.parts = d->parts;
     p.heads = d->heads;
     p.dim = d->head_dim;
+    p.sub = d->heads;
+    p.o_s = p.l_s = 0;
     cudaStream_t s = (cudaStream_t)stream;
     BK_DISPATCH_FLOAT(d->dtype, T, launch_merge<T, T>(p, s));
     return bk_cuda_check_launch("attention_merge");
@@ -179,15 +185,15 @@ template <typename T, int N> static __device__ __forceinline__ void to_float(con
 
 struct decode_params {
     const void *q;
-    long long q_b, q_h;
+    long long q_b, q_r, q_h; /* strides of request, query row, q head */
     const void *k, *v;
     paged_table t;
-    int q_heads, group, gchunks, splits;
+    int q_heads, group, rows, pairs, gchunks, splits; /* rows = R; pairs = R * group per kv head */
     float scale_log2;
     void *o;
-    long long o_b, o_h;
+    long long o_b, o_r, o_h;
     float *lse;
-    long long l_b, l_h;
+    long long l_b, l_r, l_h;
     float *part_o, *part_lse;
 };
 
@@ -276,26 +282,37 @@ template <int G, int LPR> static __device__ __forceinline__ void decode_row_sum(
     }
 }
 
-template <typename T, int D, int G>
+template <typename T, int D, int G, bool CAUSAL>
 __global__ void __launch_bounds__(128) decode_kernel(decode_params p)
 {
     typedef decode_cfg<T, D> C;
     __shared__ __align__(16) float q_s[G][D];
     __shared__ float red_m[C::NRG][G], red_l[C::NRG][G];
+    __shared__ long long mask_lo_s; /* CAUSAL: the key the CTA's first row sees no more */
+    __shared__ int drow_s[G];       /* CAUSAL: pair g's row minus the CTA's first row (< R) */
     extern __shared__ __align__(16) unsigned char dyn_smem[];
     T *pipe = reinterpret_cast<T *>(dyn_smem);                       /* [STAGES][2][TK][D] */
     float(*red_o)[G][D] = reinterpret_cast<float(*)[G][D]>(dyn_smem); /* [NRG][G][D], after the loop */
 
+    /* the CTA's pairs: pair pp = r * group + i of kv head kvh is query row r, q head
+       kvh * group + i, for pp in [pp0, pp0 + ng) */
     const int split = blockIdx.x, kvh = blockIdx.y / p.gchunks, gc = blockIdx.y % p.gchunks, b = blockIdx.z;
-    const int h0 = kvh * p.group + gc * G, ng = min(G, p.group - gc * G);
+    const int pp0 = gc * G, ng = min(G, p.pairs - pp0);
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int li = lane % C::LPR, rg = warp * C::RPW + lane / C::LPR;
 
     long long first;
     const long long kv_len = paged_len(p.t, b, first);
     const long long chunk = (kv_len + p.splits - 1) / p.splits;
-    const long long lo = (long long)split * chunk, hi = min(kv_len, lo + chunk);
+    /* row r sees keys [0, kv_len - R + 1 + r): the CTA's last row bounds the keys it
+       loads, keys from its first row's bound on are masked per pair (R = 1: none) */
+    const long long lim0 = kv_len - (p.rows - 1);
+    const long long lo = (long long)split * chunk;
+    const long long hi = min(min(kv_len, lo + chunk), lim0 + (pp0 + ng - 1) / p.group);
     const long long n_tiles = hi > lo ? (hi - lo + C::TK - 1) / C::TK : 0;
+    const long long mask_lo = lim0 + pp0 / p.group;
+    const long long mask_t = mask_lo < hi ? max(mask_lo - lo, 0LL) / C::TK : n_tiles; /* first masked tile */
+
     const T *kp = (const T *)p.k, *vp = (const T *)p.v;
 
     /* Loader lane: row ld_k of this warp's WKEYS rows of a tile (tile row ld_jj, the row
@@ -333,12 +350,18 @@ __global__ void __launch_bounds__(128) decode_kernel(decode_params p)
     okr[C::STAGES - 1] = 0u;
 
     for (int i = tid; i < G * D; i += blockDim.x) {
-        int g = i / D, d = i % D;
+        const int g = i / D, d = i % D, pp = pp0 + g, row = pp / p.group;
+        const long long h = (long long)kvh * p.group + pp % p.group;
         float x = 0.f;
         if (g < ng)
-            x = elem<T>::load(((const T *)p.q)[b * p.q_b + (long long)(h0 + g) * p.q_h + d]) * p.scale_log2;
+            x = elem<T>::load(((const T *)p.q)[b * p.q_b + row * p.q_r + h * p.q_h + d]) * p.scale_log2;
         q_s[g][d] = x;
     }
+    /* pair g sees keys below mask_lo + drow_s[g] (shared memory: read in masked tiles only) */
+    if (CAUSAL && tid < G)
+        drow_s[tid] = (pp0 + tid) / p.group - pp0 / p.group;
+    if (CAUSAL && tid == 0)
+        mask_lo_s = mask_lo;
     __syncthreads();
     float qr[G][C::EPL];
 #pragma unroll
@@ -399,6 +422,15 @@ __global__ void __launch_bounds__(128) decode_kernel(decode_params p)
 #pragma unroll
             for (int g = 0; g < G; g++)
                 s[u][g] = ok ? x[g] : -INFINITY;
+        }
+        if (CAUSAL && t >= mask_t) { /* CTA-uniform: a tile with keys some pairs do not see (R > 1) */
+            const int rel = (int)(lo + t * C::TK - mask_lo_s) + rg; /* key - mask_lo, in (-TK, TK + R) */
+#pragma unroll
+            for (int u = 0; u < C::U; u++)
+#pragma unroll
+                for (int g = 0; g < G; g++)
+                    if (rel + u * C::NRG >= drow_s[g])
+                        s[u][g] = -INFINITY;
         }
         /* online softmax per head; s becomes the probabilities (0 for masked keys) */
 #pragma unroll
@@ -465,7 +497,7 @@ __global__ void __launch_bounds__(128) decode_kernel(decode_params p)
     }
     __syncthreads();
     for (int i = tid; i < ng * D; i += blockDim.x) {
-        const int g = i / D, d = i % D;
+        const int g = i / D, d = i % D, pp = pp0 + g, row = pp / p.group;
         float M = -INFINITY;
         for (int r = 0; r < C::NRG; r++)
             M = fmaxf(M, red_m[r][g]);
@@ -479,13 +511,13 @@ __global__ void __launch_bounds__(128) decode_kernel(decode_params p)
             O /= L;
             lse = (M + log2f(L)) * BK_LN2;
         }
-        const long long h = h0 + g;
+        const long long h = (long long)kvh * p.group + pp % p.group;
         if (p.splits == 1) {
-            ((T *)p.o)[b * p.o_b + h * p.o_h + d] = elem<T>::store(O);
+            ((T *)p.o)[b * p.o_b + row * p.o_r + h * p.o_h + d] = elem<T>::store(O);
             if (p.lse && d == 0)
-                p.lse[b * p.l_b + h * p.l_h] = lse;
+                p.lse[b * p.l_b + row * p.l_r + h * p.l_h] = lse;
         } else {
-            const long long part = ((long long)b * p.q_heads + h) * p.splits + split;
+            const long long part = (((long long)b * p.rows + row) * p.q_heads + h) * p.splits + split;
             p.part_o[part * D + d] = O;
             if (d == 0)
                 p.part_lse[part] = lse;
@@ -506,8 +538,13 @@ template <typename K> static bk_status decode_smem(K kernel, size_t bytes)
 template <typename T, int D, int G> static bk_status launch_decode_g(const decode_params &p, dim3 grid, cudaStream_t s)
 {
     const size_t bytes = decode_cfg<T, D>::SMEM;
-    BK_TRY(decode_smem(decode_kernel<T, D, G>, bytes));
-    decode_kernel<T, D, G><<<grid, 128, bytes, s>>>(p);
+    if (p.rows > 1) {
+        BK_TRY(decode_smem(decode_kernel<T, D, G, true>, bytes));
+        decode_kernel<T, D, G, true><<<grid, 128, bytes, s>>>(p);
+    } else {
+        BK_TRY(decode_smem(decode_kernel<T, D, G, false>, bytes));
+        decode_kernel<T, D, G, false><<<grid, 128, bytes, s>>>(p);
+    }
     return BK_STATUS_SUCCESS;
 }
 
@@ -522,6 +559,13 @@ template <typename T, int D> static bk_status launch_decode(const decode_params 
 
 static const int kDecodeMaxG = 4;
 
+/* The CTA's pair count G (the kernel's template argument: 4, or 2 / 1 when the kv head has
+   fewer pairs) and the pair chunks per kv head, for R * group (row, q head) pairs. */
+static int decode_g(int pairs)
+{
+    return pairs >= kDecodeMaxG ? kDecodeMaxG : pairs >= 2 ? 2 : 1;
+}
+
 /* CTAs resident at once on the part the heuristic targets: an H100 SXM's 132 SMs x 4
    decode CTAs (48 KB of pipeline each at 16-bit D 128). Only the split heuristic uses it;
    other parts get other wave shapes, never other results for a given split count. */
@@ -531,8 +575,8 @@ extern "C" int32_t bk_cuda_paged_decode_splits(const bk_paged_decode_desc *d)
 {
     if (d->kv_splits > 0)
         return d->kv_splits;
-    const int group = d->q_heads / d->paged_kv.kv_heads;
-    const long long ctas = (long long)d->batch * d->paged_kv.kv_heads * ((group + kDecodeMaxG - 1) / kDecodeMaxG);
+    const long long pairs = (long long)bk_paged_decode_rows(d) * (d->q_heads / d->paged_kv.kv_heads);
+    const long long ctas = (long long)d->batch * d->paged_kv.kv_heads * ((pairs + kDecodeMaxG - 1) / kDecodeMaxG);
     /* as many splits as fit in ONE wave of resident CTAs (none when batch x kv heads fills
        it): every CTA of a wave starts and ends together, so each extra wave pays the
        prologue (first tiles' latency), the epilogue and the merge again; H100 B64 kv2048
@@ -545,13 +589,6 @@ extern "C" int32_t bk_cuda_paged_decode_splits(const bk_paged_decode_desc *d)
     return (int32_t)(s < 1 ? 1 : s);
 }
 
-extern "C" size_t bk_cuda_paged_decode_partial_floats(const bk_paged_decode_desc *d, int32_t splits)
-{
-    if (splits <= 1)
-        return 0;
-    return (size_t)d->batch * (size_t)d->q_heads * (size_t)splits * (size_t)(d->paged_kv.head_dim + 1);
-}
-
 extern "C" bk_status bk_cuda_paged_decode(const bk_paged_decode_desc *d, const bk_paged_decode_args *a,
                                           int32_t splits, float *part_o, float *part_lse, void *stream)
 {
@@ -560,29 +597,42 @@ extern "C" bk_status bk_cuda_paged_decode(const bk_paged_decode_desc *d, const b
         return bk_fail(BK_STATUS_UNSUPPORTED, "paged_decode: k_pages / v_pages are not 16-byte aligned, expected "
                                               "16-byte aligned pools on CUDA");
     decode_params p;
+    int64_t sq[3], so[3], sl[3] = {0, 0, 0};
+    bk_paged_decode_strides(d, &a->q, false, sq);
+    bk_paged_decode_strides(d, &a->o, false, so);
+    if (a->lse)
+        bk_paged_decode_strides(d, a->lse, true, sl);
     p.q = a->q.data;
-    p.q_b = a->q.strides[0];
-    p.q_h = a->q.strides[1];
+    p.q_b = sq[0];
+    p.q_r = sq[1];
+    p.q_h = sq[2];
     p.k = a->kv.k_pages.data;
     p.v = a->kv.v_pages.data;
     p.t = table_of(pd, &a->kv);
     p.q_heads = d->q_heads;
     p.group = d->q_heads / pd->kv_heads;
-    const int G = p.group >= 4 ? 4 : p.group >= 2 ? 2 : 1;
-    p.gchunks = (p.group + G - 1) / G;
+    p.rows = bk_paged_decode_rows(d);
+    p.pairs = p.rows * p.group;
+    const int G = decode_g(p.pairs);
+    p.gchunks = (p.pairs + G - 1) / G;
     p.splits = splits;
     p.scale_log2 = (float)(d->scale * 1.4426950408889634);
     p.o = a->o.data;
-    p.o_b = a->o.strides[0];
-    p.o_h = a->o.strides[1];
+    p.o_b = so[0];
+    p.o_r = so[1];
+    p.o_h = so[2];
     p.lse = a->lse ? (float *)a->lse->data : NULL;
-    p.l_b = a->lse ? a->lse->strides[0] : 0;
-    p.l_h = a->lse ? a->lse->strides[1] : 0;
+    p.l_b = sl[0];
+    p.l_r = sl[1];
+    p.l_h = sl[2];
     p.part_o = part_o;
     p.part_lse = part_lse;
-    dim3 grid((unsigned)splits, (unsigned)(pd->kv_heads * p.gchunks), (unsigned)d->batch);
-    if (grid.z > 65535)
-        return bk_fail(BK_STATUS_UNSUPPORTED, "paged_decode: batch is %d, expected <= 65535 on CUDA", (int)d->batch);
+    const long long gy = (long long)pd->kv_heads * p.gchunks;
+    if (d->batch > 65535 || gy > 65535)
+        return bk_fail(BK_STATUS_UNSUPPORTED,
+                       "paged_decode: batch is %d and kv_heads x pair chunks is %lld, expected both <= 65535 on CUDA",
+                       (int)d->batch, gy);
+    dim3 grid((unsigned)splits, (unsigned)gy, (unsigned)d->batch);
     cudaStream_t s = (cudaStream_t)stream;
     switch (pd->dtype) {
     case BK_DTYPE_F32:
@@ -603,25 +653,29 @@ extern "C" bk_status bk_cuda_paged_decode(const bk_paged_decode_desc *d, const b
     }
     BK_TRY(bk_cuda_check_launch("paged_decode"));
     if (splits > 1) {
+        /* partials [batch, R * q_heads, S, (head_dim)]: merge row b, head (r, h) as r * q_heads + h */
         merge_params m;
-        const long long D = pd->head_dim, S = splits;
+        const long long D = pd->head_dim, S = splits, RH = (long long)p.rows * d->q_heads;
         m.op = part_o;
-        m.op_r = (long long)d->q_heads * S * D;
+        m.op_r = RH * S * D;
         m.op_p = D;
         m.op_h = S * D;
         m.lp = part_lse;
-        m.lp_r = (long long)d->q_heads * S;
+        m.lp_r = RH * S;
         m.lp_p = 1;
         m.lp_h = S;
         m.o = a->o.data;
-        m.o_r = a->o.strides[0];
-        m.o_h = a->o.strides[1];
+        m.o_r = p.o_b;
+        m.o_s = p.o_r;
+        m.o_h = p.o_h;
         m.lse = p.lse;
         m.l_r = p.l_b;
+        m.l_s = p.l_r;
         m.l_h = p.l_h;
         m.rows = d->batch;
         m.parts = splits;
-        m.heads = d->q_heads;
+        m.heads = (int)RH;
+        m.sub = d->q_heads;
         m.dim = pd->head_dim;
         BK_DISPATCH_FLOAT(pd->dtype, T, launch_merge<float, T>(m, s));
         BK_TRY(bk_cuda_check_launch("paged_decode"));
