@@ -1,76 +1,48 @@
-/* paged.cu - paged_decode, paged_prefill and attention_merge on CUDA.
+/* paged.cu - paged_decode, paged_prefill and attention_merge on CUDA (math: paged.h).
+ * Online softmax in f32 with scores in base 2 (q pre-scaled by scale * log2 e).
  *
- * Math (include/baracuda/paged.h): for a query row q and the keys K_j / values V_j a
- * request's page table gives it,
- *     s_j = scale * <q, K_j>,  o = sum_j softmax(s)_j V_j,  lse = log sum_j exp(s_j).
- * Scores are kept in base 2 (q is pre-multiplied by scale * log2(e)) and the online
- * softmax runs in f32 (running max m, running sum l, rescaled accumulator).
+ * attention_merge: a thread per output element, parts in order, those of lse -inf
+ *   skipped (all -inf: o = 0, lse = -inf); it also merges the decode's split partials.
  *
- * attention_merge: one thread per output element (row, head, d): m = max_p lse_p,
- *   w_p = exp(lse_p - m) (parts with lse_p = -inf skipped, their o row not read),
- *   o = sum_p w_p o_p / sum_p w_p, lse = m + log sum_p w_p; all parts -inf -> o = 0,
- *   lse = -inf. f32 math (f64 for f64), parts summed in order: deterministic. The same
- *   kernel merges the decode's split-KV partials (f32 parts, any output dtype).
+ * paged_decode: grid (splits S, kv_heads x pair chunks, batch). The R x group (query
+ *   row, q head) pairs of a kv head are the queries; a CTA of 4 warps takes G <= 4 of
+ *   them (template G; more pairs -> more chunks), so each K/V row is read once per 4
+ *   pairs. LPR lanes cover a K/V row (D 128 bf16: 16); a tile is TK = 32 keys; warp w
+ *   copies and computes its own 8 rows of each tile through a 3-stage cp.async ring
+ *   (16-byte copies, 128-byte L2 prefetch hint, page ids looked up a tile ahead), so the
+ *   key loop has no block barrier (wait_group + __syncwarp before a stage is read,
+ *   __syncwarp after). Keys past the range or with a bad page are zero-filled, never
+ *   read, masked by the warp's ballot bits. A row's G dot products: reduce-scatter over
+ *   its LPR lanes (9 shuffles at G 4); each row-group keeps an online softmax per pair
+ *   (ex2.approx, each probability once); the row-groups merge through shared memory.
+ *   Rows (R > 1, template CAUSAL): row r sees keys [0, kv_len - R + 1 + r); the CTA
+ *   loads keys up to its last row's bound, and only tiles past its first row's bound
+ *   (the last R - 1 keys: 1 or 2 tiles) mask per pair (bounds in shared memory: 128
+ *   registers kept). R = 1 compiles to the one-row kernel, no per-key work added.
+ *   Split-KV: split s covers [s c, (s+1) c), c = ceil(kv_len / S), kv_len read on the
+ *   device; with S > 1 partial o / lse go to the workspace and the merge kernel combines
+ *   them. S = bk_cuda_paged_decode_splits, a pure function of the descriptor (graph
+ *   replays rely on it): kv_splits, else the splits that fill one wave of 132 x 4 CTAs,
+ *   <= 64 and <= pool / 256. D 128 bf16 G 4: 128 registers, no spill, 48 KB dynamic
+ *   smem (opted in per launch, a host-only call) -> 4 CTAs/SM. Deterministic for a
+ *   given S (an H100 rerun mismatch was the test's upload race: decode_run in the
+ *   test). H100 bk_bench R 1 (Hq 32 Hkv 8, page 16), % of copy bandwidth: B1 kv32768
+ *   ~53, B16 kv4096 ~75, B64 kv2048 ~86 (0.206 ms), B128 kv8192 ~95.
  *
- * paged_decode: grid (splits, kv_heads * group chunks, batch). A CTA of 4 warps owns
- *   one kv head of one request and up to G = 4 of its query heads (the GQA group, so
- *   each K/V row is read from memory once per group of 4). Each K/V row is covered by
- *   LPR lanes (D = 128 bf16: 16 lanes per row, 2 rows per warp, 8 row-groups). A tile
- *   is TK = 8 * U = 32 keys (D 128 bf16); row-group rg computes keys u * NRG + rg
- *   (u < U = 4), so each warp owns WKEYS = 8 rows of every tile, and it is the warp
- *   itself that copies them: per-warp 3-stage cp.async ring (16-byte copies with a
- *   128-byte L2 prefetch hint; 4 loader lanes per row, one page lookup per lane and
- *   tile, the page id loaded a tile ahead so no copy waits on it). The key loop has no
- *   block barrier: cp.async.wait_group (this lane's copies landed) + __syncwarp (a
- *   memory barrier among the warp's lanes, so each lane sees its sibling lanes' copies)
- *   before reading a stage, __syncwarp after it (no lane refills a stage another lane
- *   still reads). Keys past the split or with a bad page are zero-filled, never read,
- *   and masked through the warp's ballot of "row is a key" bits, kept in registers.
- *   The G dot products of a row are summed over its LPR lanes by a reduce-scatter
- *   (G - 1 shuffles, then a butterfly, then one shuffle per head: 9 shuffles per row at
- *   G 4 instead of 16); each row-group keeps its own online softmax per q head (f32,
- *   exponentials by ex2.approx, each probability computed once), and the row-groups
- *   are merged through shared memory at the end (one __syncthreads). Split-KV: split s
- *   covers keys [s*c, (s+1)*c) with c = ceil(kv_len / S) (kv_len read on the device);
- *   with S > 1 the CTA writes its normalised f32 partial o and its lse (-inf when it
- *   saw no key) to the workspace and a merge launch combines the S parts. S comes from
- *   bk_cuda_paged_decode_splits (a pure function of the descriptor: kv_splits when > 0,
- *   else as many splits as fit in one wave of 132 x 4 resident CTAs, none when batch x
- *   kv heads fills it; at most one per 256 keys of the pool and 64). Resources (D 128
- *   bf16, G 4): 128 registers, no spill, 48 KB dynamic + 2.3 KB static shared memory ->
- *   4 CTAs per SM (the dynamic size is opted in with cudaFuncSetAttribute at each
- *   launch: a host-only call, no sync). Deterministic: every sum has a fixed order for a
- *   given S, whatever the warps' timing (the rerun that differed once on the H100 with
- *   an earlier per-warp kernel came from the test's uploads racing the kernels, which
- *   the shipped block-barrier kernel fails just as often under load: see decode_run in
- *   tests/test_paged_decode.c). H100 bk_bench (Hq 32, Hkv 8, page 16), % of copy
- *   bandwidth, block-barrier kernel (bench/RESULTS.md run 2) -> this kernel (two runs):
- *   B1 kv32768 45.3 -> 52.6-54.3%, B16 kv4096 54.9 -> 73.4-76.0%, B64 kv2048 63.0 ->
- *   86.1-86.4% (0.283 -> 0.206 ms), B128 kv8192 71.8 -> 95.2-95.7%; the L2 hint is 1-3
- *   points of that, the rest the per-warp ring, the instructions saved (page lookups,
- *   shuffles, exponentials) and the one-wave splits.
+ * paged_prefill, reference path (BK_PREFER_REFERENCE; the fast one is sdpa_fwd.cu's
+ *   tensor-core kernels over pages, bk_cuda_paged_prefill_tc): f32 CUDA cores, CTA = 16
+ *   query rows (4 a warp) of one request and q head. Request b owns tile ids
+ *   [b + q_indptr[b] / 16, b + 1 + q_indptr[b+1] / 16): a grid of batch + rows / 16 + 1
+ *   CTAs, each finding its request by binary search over q_indptr. K/V tiles of 32 keys
+ *   are gathered into shared memory; bottom-right causal mask per row.
  *
- * paged_prefill, the reference CUDA path (BK_PREFER_REFERENCE; the fast one is the
- *   tensor-core kernels of sdpa_fwd.cu with paged K/V, bk_cuda_paged_prefill_tc):
- *   CUDA-core f32 math. CTA = 4 warps = 16 query
- *   rows (4 per warp) of one request and one q head; a warp's 32 lanes split head_dim.
- *   Tiles are scheduled without host data: request b owns tile ids
- *   [b + q_indptr[b] / 16, b + 1 + q_indptr[b+1] / 16), so a grid of batch +
- *   total_rows / 16 + 1 CTAs covers every tile and a CTA finds its request by a binary
- *   search over q_indptr (CTAs beyond a request's tiles exit). K/V tiles of 32 keys are
- *   gathered from the pages into shared memory (16-byte units), then every warp runs the
- *   online softmax key by key for its rows (bottom-right causal mask per row).
+ * Trusted index data: a bad page id or kv_indices position hides its keys (never read);
+ *   a request of no page has kv_len 0; last_page_len is clamped to [1, page_size].
  *
- * Trusted index data: a page id outside [0, num_pages), a kv_indices position outside
- *   [0, n_indices), or a request with < 1 page makes the affected keys invisible (never
- *   read); last_page_len is clamped to [1, page_size]. Nothing is read or written out
- *   of bounds, but such outputs are undefined by the API.
- *
- * Not yet: decode on tensor cores (the API promises f32 math on CUDA cores; ncu at B64
- *   kv2048, before the L2 hint: issue slots ~67% busy, DRAM ~75% of its peak); decode B1
- *   kv32768 stays near half the copy bandwidth (one short wave of 64 splits and their
- *   merge); the 132 x 4 slots of the split heuristic are the H100's; enable_kv_split for
- *   prefill (ignored), head_dim other than 64/128/256.
+ * Not yet: decode on tensor cores (f32 CUDA-core math is the API's promise; ncu B64
+ *   kv2048: issue ~67% busy, DRAM ~75%); B1 kv32768 near half the bandwidth (one short
+ *   wave plus the merge); the H100's 132 x 4 slots in the heuristic; pairs past G 4 in
+ *   one CTA (R x group > 4 reads K/V once per chunk of 4 pairs); prefill enable_kv_split.
  */
 #include "common.cuh"
 #include "core/paged.h"
