@@ -90,11 +90,13 @@ typedef struct bk_paged_kv {
  * v_pages, kv_indices, kv_indptr and last_page_len (so new kv lengths, 1 to the pool's
  * size, new page ids, and fewer live requests: give the unused ones no page, their
  * rows then get o = 0, lse = -inf), as long as the new table fits the captured extents
- * (at most kv_indices.shape[0] entries, page ids below num_pages). What may NOT change:
- * the plan (descriptor: batch, R, heads, pool extents, kv_splits), every data pointer,
- * shape and stride of the args, the workspace pointer and size, the stream. The kernel
- * reads the kv lengths on the device and the split count is a pure function of the
- * descriptor, so nothing captured depends on the table's values.
+ * (at most kv_indices.shape[0] entries, page ids below num_pages); o, lse and the
+ * workspace may hold anything before a replay. What may NOT change: the plan (the
+ * descriptor: batch, R, heads, pool extents, kv_splits; another R or batch needs another
+ * plan and capture), every data pointer, shape and stride of the args (lse present or
+ * not), the workspace pointer and size. The kernel reads the kv lengths on the device
+ * and the split count is a pure function of the descriptor, so nothing captured depends
+ * on the table's values.
  *
  * CUDA kernel: f32 online softmax on CUDA cores; a CTA per (split, kv head, request)
  * covers up to 4 (row, query head) pairs of the kv head's R x group pairs, so K/V rows

@@ -1,5 +1,6 @@
 /* paged.c - validation of the paged KV cache and of ragged index arrays, shared by
- * paged_kv_append, paged_decode and paged_prefill. */
+ * paged_kv_append, paged_decode and paged_prefill; the shapes of paged_decode's q, o and
+ * lse (with or without the R axis), read by its op, CPU and CUDA code alike. */
 #include "core/paged.h"
 
 bk_status bk_check_paged_desc(const char *op, const bk_paged_kv_desc *d, uint32_t dtypes)

@@ -1,5 +1,6 @@
 /* paged.h (core) - checks and addressing of the paged KV cache, used by every paged
- * op (paged_kv_append, paged_decode, paged_prefill). See include/baracuda/paged.h. */
+ * op (paged_kv_append, paged_decode, paged_prefill), and paged_decode's tensor specs and
+ * strides (one place for its R axis). See include/baracuda/paged.h. */
 #ifndef BK_CORE_PAGED_H
 #define BK_CORE_PAGED_H
 #include "core/core.h"
