@@ -301,7 +301,7 @@ static bk_target choose_target(char *why, size_t size)
     bk_paged_kv_desc pk = {64, KV_HEADS, PAGE, HEAD_DIM, DT};
     bk_paged_kv_append_desc a = {BATCH, BATCH, pk};
     bk_paged_prefill_desc p = {BATCH, BATCH, Q_HEADS, 0.125, true, false, pk};
-    bk_paged_decode_desc d = {BATCH, Q_HEADS, 0.125, 0, pk};
+    bk_paged_decode_desc d = {BATCH, Q_HEADS, 0.125, 0, pk, 1};
     bk_sdpa_fwd_desc f = {1, Q_HEADS, KV_HEADS, 4, 4, HEAD_DIM, HEAD_DIM, 0.125, true, -1, 0.0, false, DT};
     bk_ssd_desc sd = {.batch = BATCH, .seq_len = 128, .heads = Q_HEADS, .head_dim = HEAD_DIM,
                       .state_dim = STATE, .chunk_size = CHUNK, .dtype = DT};
@@ -393,7 +393,7 @@ int main(void)
     size_t dn = (size_t)BATCH * Q_HEADS * HEAD_DIM;
     uint16_t *dqh = malloc(dn * 2), *doh = malloc(dn * 2);
     void *ddq = dev_alloc(dn * 2), *ddo = dev_alloc(dn * 2);
-    bk_paged_decode_desc dd = {BATCH, Q_HEADS, scale, 0, pk};
+    bk_paged_decode_desc dd = {BATCH, Q_HEADS, scale, 0, pk, 1};
     bk_paged_decode_plan dplan;
     s = bk_paged_decode_select(&dd, target, BK_PREFER_FASTEST, &dplan);
     if (s)

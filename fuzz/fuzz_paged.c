@@ -14,9 +14,10 @@ static bk_paged_kv_desc read_pool(fz *f)
     return p;
 }
 
-/* What paged_decode and paged_prefill share: q and o [rows, q_heads, head_dim], the paged
- * cache of `batch` requests, the optional lse [rows, q_heads], and an upper bound of the
- * work (rows x heads x head_dim x the keys the listed pages hold). */
+/* What paged_decode and paged_prefill share: q and o [rows, q_heads, head_dim] (with
+ * `sub` > 0: [rows, sub, q_heads, head_dim], paged_decode's R axis), the paged cache of
+ * `batch` requests, the optional lse [rows, (sub,) q_heads], and an upper bound of the
+ * work (rows x sub x heads x head_dim x the keys the listed pages hold). */
 typedef struct paged_io {
     bk_tensor q, o, lse_slot;
     bk_paged_kv kv;
@@ -24,15 +25,23 @@ typedef struct paged_io {
     double work;
 } paged_io;
 
-static void read_io(fz *f, const bk_paged_kv_desc *p, int32_t batch, int64_t rows, int32_t q_heads, paged_io *io)
+static void read_io(fz *f, const bk_paged_kv_desc *p, int32_t batch, int64_t rows, int32_t sub, int32_t q_heads,
+                    paged_io *io)
 {
-    int64_t sq[3] = {rows, q_heads, p->head_dim}, sl[2] = {rows, q_heads};
-    io->q = fz_tensor(f, p->dtype, 3, sq, FZ_IN);
+    int64_t sq[4] = {rows, q_heads, p->head_dim}, sl[3] = {rows, q_heads};
+    const int32_t r = sub > 0 ? 1 : 0; /* the R axis */
+    if (r) {
+        sq[1] = sl[1] = sub;
+        sq[2] = sl[2] = q_heads;
+        sq[3] = p->head_dim;
+    }
+    io->q = fz_tensor(f, p->dtype, 3 + r, sq, FZ_IN);
     io->kv = fz_paged_kv(f, p, batch, FZ_IN);
-    io->o = fz_tensor(f, p->dtype, 3, sq, FZ_OUT);
-    io->lse = fz_optional(f, &io->lse_slot, BK_DTYPE_F32, 2, sl, FZ_OUT);
+    io->o = fz_tensor(f, p->dtype, 3 + r, sq, FZ_OUT);
+    io->lse = fz_optional(f, &io->lse_slot, BK_DTYPE_F32, 2 + r, sl, FZ_OUT);
     double pages = (double)io->kv.kv_indices.shape[0]; /* a mutated extent may be negative */
-    io->work = (double)rows * q_heads * p->head_dim * ((pages < 0 ? -pages : pages) * p->page_size + 1.0);
+    io->work = (double)rows * (sub > 0 ? sub : 1) * q_heads * p->head_dim *
+               ((pages < 0 ? -pages : pages) * p->page_size + 1.0);
 }
 
 static void decode(fz *f)
@@ -43,11 +52,14 @@ static void decode(fz *f)
     d.scale = fz_scalar(f);
     d.kv_splits = fz_bool(f) ? 0 : fz_extent(f);
     d.paged_kv = read_pool(f);
+    d.q_rows_per_request = fz_bool(f) ? 0 : fz_extent(f);
     bk_paged_decode_plan plan;
     if (!FZ_SELECT(f, paged_decode, &d, &plan))
         return;
+    /* the R axis when R > 1 (else sometimes: [batch, 1, q_heads, head_dim] is allowed) */
+    const int32_t R = d.q_rows_per_request > 1 ? d.q_rows_per_request : 1;
     paged_io io;
-    read_io(f, &d.paged_kv, d.batch, d.batch, d.q_heads, &io);
+    read_io(f, &d.paged_kv, d.batch, d.batch, R > 1 || fz_bool(f) ? R : 0, d.q_heads, &io);
     bk_paged_decode_args a = {io.q, io.kv, io.o, io.lse};
     FZ_FINISH(f, paged_decode, &plan, &a, io.work);
 }
@@ -69,7 +81,7 @@ static void prefill(fz *f)
     bk_tensor q_indptr = fz_tensor(f, BK_DTYPE_I32, 1, sp, FZ_IN);
     fz_fill_index(f, &q_indptr, FZ_IDX_PTR, d.total_rows);
     paged_io io;
-    read_io(f, &d.paged_kv, d.batch, d.total_rows, d.q_heads, &io);
+    read_io(f, &d.paged_kv, d.batch, d.total_rows, 0, d.q_heads, &io);
     bk_paged_prefill_args a = {io.q, q_indptr, io.kv, io.o, io.lse};
     FZ_FINISH(f, paged_prefill, &plan, &a, io.work);
 }

@@ -224,7 +224,7 @@ static void test_split_kv(bk_dtype dt)
     bkt_poison(o, dt, B * Hq * D);
     bkt_poison(lse, BK_DTYPE_F32, B * Hq);
 
-    bk_paged_decode_desc dd = {B, Hq, 0.125, 0, {num_pages, Hkv, PS, D, dt}};
+    bk_paged_decode_desc dd = {B, Hq, 0.125, 0, {num_pages, Hkv, PS, D, dt}, 1};
     bk_paged_decode_plan dp;
     bk_attention_merge_desc md = {B, S, Hq, D, dt};
     bk_attention_merge_plan mp;

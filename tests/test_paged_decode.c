@@ -1,9 +1,11 @@
 /* test_paged_decode.c - paged_decode against a naive f64 reference that gathers each
  * request's K/V through its own page arithmetic and materialises the scores; GQA and
- * MHA, page sizes 1/5/16, shuffled page ids, padded q/o/lse views, lse absent,
- * never-read pool slots poisoned with NaN, bad inputs (exact status, outputs
- * untouched), and determinism (rerun with 1 thread and with all threads; on the GPU
- * some shapes rerun many times, each compared byte for byte with the first run). */
+ * MHA, page sizes 1/5/16/64, shuffled page ids, padded q/o/lse views, lse absent,
+ * never-read pool slots poisoned with NaN, R query rows per request (causal among
+ * themselves; rows and requests that see no key: o = 0, lse = -inf), bad inputs (exact
+ * status, outputs untouched), determinism (rerun with 1 thread and with all threads;
+ * on the GPU some shapes rerun many times, each compared byte for byte with the first
+ * run), and on the GPU a CUDA graph captured once and replayed over new page tables. */
 #include "bk_test.h"
 
 #include <math.h>
@@ -31,7 +33,18 @@ typedef struct decode_case {
     int32_t spare_pages;
     /* reruns compared byte for byte with the first run: 0 means 2 (one thread, then all) */
     int32_t reruns;
+    /* desc.q_rows_per_request (0: one row), and for one row whether q / o / lse carry
+     * the R axis anyway ([batch, 1, q_heads, head_dim]) */
+    int32_t rows;
+    bool rank4;
 } decode_case;
+
+/* Keys query row r of R sees in a request of kv_len keys: [0, kv_len - R + 1 + r). */
+static int64_t row_keys(int64_t kv_len, int32_t R, int32_t r)
+{
+    int64_t n = kv_len - R + 1 + r;
+    return n > 0 ? n : 0;
+}
 
 /* Runs the plan on its target: on CUDA every buffer travels through bkt_dev (a
  * non-default stream) with a device workspace of workspace_size bytes. */
@@ -68,24 +81,51 @@ static bk_status decode_run(const bk_paged_decode_plan *plan, const bk_paged_dec
     return ok ? st : BK_STATUS_DEVICE_ERROR;
 }
 
+/* A row that sees no key has o exactly 0 (its lse -inf is compared exactly by
+ * bkt_check_close): o is [B, R, Hq, D], or [B, Hq, D] when R = 1. */
+static bool empty_rows_zero(const char *what, const bk_tensor *o, const int64_t *kv_len, int32_t R)
+{
+    const bool with_r = o->rank == 4;
+    const int64_t B = o->shape[0], Hq = o->shape[with_r ? 2 : 1], D = o->shape[with_r ? 3 : 2];
+    for (int64_t b = 0; b < B; b++)
+        for (int32_t r = 0; r < R; r++)
+            for (int64_t h = 0; h < Hq && row_keys(kv_len[b], R, r) == 0; h++)
+                for (int64_t d = 0; d < D; d++) {
+                    double v = with_r ? bkt_at(o, (int64_t[]){b, r, h, d}) : bkt_at(o, (int64_t[]){b, h, d});
+                    if (v != 0.0)
+                        return bkt_check(false, what, "o[%lld,%d,%lld,%lld] of a row that sees no key is %g, "
+                                         "expected 0", (long long)b, (int)r, (long long)h, (long long)d, v);
+                }
+    return true;
+}
+
 static void test_decode(bk_target target, decode_case tc)
 {
     static const int64_t default_lens[4] = {1, 7, 33, 130};
     const int64_t *kv_lens = tc.nb ? tc.lens : default_lens;
     const int32_t B = tc.nb ? tc.nb : 4, D = tc.head_dim, Hq = tc.q_heads, Hkv = tc.kv_heads;
-    const bool gpu = target.kind == BK_TARGET_CUDA;
+    const int32_t R = tc.rows > 1 ? tc.rows : 1;
+    const bool gpu = target.kind == BK_TARGET_CUDA, with_r = R > 1 || tc.rank4;
     const bk_dtype dt = tc.dt;
     char what[200];
-    snprintf(what, sizeof what, "paged_decode %s %s D=%d Hq=%d Hkv=%d page=%d B=%d kv_len[last]=%lld%s%s%s",
+    snprintf(what, sizeof what, "paged_decode %s %s D=%d Hq=%d Hkv=%d page=%d B=%d R=%d kv_len[last]=%lld%s%s%s%s",
              gpu ? "cuda" : "cpu", bk_dtype_name(dt), (int)D, (int)Hq, (int)Hkv, (int)tc.page_size, (int)B,
-             (long long)kv_lens[B - 1], tc.padded ? " strided" : "", tc.with_lse ? " lse" : "",
-             tc.kv_splits ? " kv_splits" : "");
+             (int)tc.rows, (long long)kv_lens[B - 1], tc.padded ? " strided" : "", tc.with_lse ? " lse" : "",
+             tc.kv_splits ? " kv_splits" : "", tc.rank4 ? " rank4" : "");
     cache c;
     cache_make(&c, dt, B, kv_lens, Hkv, tc.page_size, D, tc.nb ? tc.spare_pages : 3, 2);
 
-    int64_t qshape[3] = {B, Hq, D}, lshape[2] = {B, Hq};
+    /* q / o [B, (R,) Hq, D], lse [B, (R,) Hq]: the R axis when R > 1 or asked for */
+    int64_t qshape[4] = {B, R, Hq, D}, lshape[3] = {B, R, Hq};
+    if (!with_r) {
+        qshape[1] = Hq;
+        qshape[2] = D;
+        lshape[1] = Hq;
+    }
+    const int32_t qrank = with_r ? 4 : 3, lrank = with_r ? 3 : 2;
     int64_t pad = tc.padded ? 3 : 0;
-    bk_tensor probe = bkt_view_padded(NULL, dt, 3, qshape, pad), lprobe = bkt_view_padded(NULL, BK_DTYPE_F32, 2, lshape, pad);
+    bk_tensor probe = bkt_view_padded(NULL, dt, qrank, qshape, pad),
+              lprobe = bkt_view_padded(NULL, BK_DTYPE_F32, lrank, lshape, pad);
     int64_t span = bkt_view_span(&probe), lspan = bkt_view_span(&lprobe);
     void *q = bkt_alloc(dt, span), *o = bkt_alloc(dt, span), *lse = bkt_alloc(BK_DTYPE_F32, lspan);
     bkt_fill(q, dt, span, -2.0, 2.0);
@@ -93,21 +133,24 @@ static void test_decode(bk_target target, decode_case tc)
     bkt_poison(lse, BK_DTYPE_F32, lspan);
     void *o_before = bkt_snapshot(o, (size_t)span * bk_dtype_size(dt));
     void *l_before = bkt_snapshot(lse, (size_t)lspan * sizeof(float));
-    bk_tensor tq = bkt_view_padded(q, dt, 3, qshape, pad), to = bkt_view_padded(o, dt, 3, qshape, pad);
-    bk_tensor tl = bkt_view_padded(lse, BK_DTYPE_F32, 2, lshape, pad);
+    bk_tensor tq = bkt_view_padded(q, dt, qrank, qshape, pad), to = bkt_view_padded(o, dt, qrank, qshape, pad);
+    bk_tensor tl = bkt_view_padded(lse, BK_DTYPE_F32, lrank, lshape, pad);
 
-    double *ref_o = malloc((size_t)B * Hq * D * sizeof(double)), *ref_l = malloc((size_t)B * Hq * sizeof(double));
+    /* the reference, row-major over [B, R, Hq, D] (the views' element order either way) */
+    const int64_t nrows = (int64_t)B * R * Hq;
+    double *ref_o = malloc((size_t)nrows * D * sizeof(double)), *ref_l = malloc((size_t)nrows * sizeof(double));
     double qrow[256];
     for (int32_t b = 0; b < B; b++)
-        for (int32_t h = 0; h < Hq; h++) {
-            for (int32_t d = 0; d < D; d++)
-                qrow[d] = bkt_at(&tq, (int64_t[]){b, h, d});
-            double scale = 1.0 / sqrt((double)D);
-            ref_row(&c, b, h / (Hq / Hkv), qrow, c.kv_len[b], scale, ref_o + ((int64_t)b * Hq + h) * D,
-                    ref_l + (int64_t)b * Hq + h);
-        }
+        for (int32_t r = 0; r < R; r++)
+            for (int32_t h = 0; h < Hq; h++) {
+                for (int32_t d = 0; d < D; d++)
+                    qrow[d] = with_r ? bkt_at(&tq, (int64_t[]){b, r, h, d}) : bkt_at(&tq, (int64_t[]){b, h, d});
+                const int64_t row = ((int64_t)b * R + r) * Hq + h;
+                ref_row(&c, b, h / (Hq / Hkv), qrow, row_keys(c.kv_len[b], R, r), 1.0 / sqrt((double)D),
+                        ref_o + row * D, ref_l + row);
+            }
 
-    bk_paged_decode_desc desc = {B, Hq, 1.0 / sqrt((double)D), tc.kv_splits, cache_desc(&c)};
+    bk_paged_decode_desc desc = {B, Hq, 1.0 / sqrt((double)D), tc.kv_splits, cache_desc(&c), tc.rows};
     bk_paged_decode_plan plan;
     bk_status st = bk_paged_decode_select(&desc, target, BK_PREFER_FASTEST, &plan);
     const size_t q_bytes = (size_t)span * bk_dtype_size(dt), l_bytes = (size_t)lspan * sizeof(float);
@@ -132,6 +175,7 @@ static void test_decode(bk_target target, decode_case tc)
             else
                 bkt_check(bkt_same_bytes(l_before, lse, (size_t)lspan * sizeof(float)), what,
                           "lse written though not requested");
+            empty_rows_zero(what, &to, c.kv_len, R);
             bkt_check(bkt_untouched_outside(&to, o_before, span), what,
                       "o written outside its view");
             if (tc.with_lse)
@@ -209,7 +253,7 @@ static void test_bad_inputs(void)
     static const int64_t kv_lens[3] = {5, 1, 9};
     cache c;
     cache_make(&c, dt, B, kv_lens, Hkv, 4, D, 1, 0);
-    bk_paged_decode_desc d = {B, Hq, 0.125, 0, cache_desc(&c)};
+    bk_paged_decode_desc d = {B, Hq, 0.125, 0, cache_desc(&c), 0};
 
     /* select */
     bk_paged_decode_desc bad = d;
@@ -249,6 +293,17 @@ static void test_bad_inputs(void)
     bad = d;
     bad.paged_kv.num_pages = 0;
     expect_select(&bad, BK_STATUS_INVALID_PROBLEM, "paged_decode num_pages 0", NULL);
+    bad = d;
+    bad.q_rows_per_request = -1;
+    expect_select(&bad, BK_STATUS_INVALID_PROBLEM, "paged_decode q_rows_per_request -1",
+                  "desc.q_rows_per_request is -1");
+    bad = d;
+    bad.q_rows_per_request = BK_PAGED_DECODE_MAX_ROWS + 1;
+    expect_select(&bad, BK_STATUS_UNSUPPORTED, "paged_decode q_rows_per_request 9",
+                  "paged_decode: desc.q_rows_per_request is 9, expected at most 8");
+    bad = d;
+    bad.q_rows_per_request = INT32_MAX;
+    expect_select(&bad, BK_STATUS_UNSUPPORTED, "paged_decode q_rows_per_request INT32_MAX", NULL);
     expect_select(NULL, BK_STATUS_INVALID_PROBLEM, "paged_decode NULL desc", NULL);
     bk_paged_decode_plan scratch;
     bkt_expect_status(bk_paged_decode_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, NULL),
@@ -350,10 +405,6 @@ static void test_bad_inputs(void)
     expect_run(&e, &e.good, BK_STATUS_INVALID_PROBLEM, "paged_decode kv_indptr[0] = 1");
     c.indptr[0] = keep;
     keep = c.indptr[2];
-    c.indptr[2] = c.indptr[1];
-    expect_run(&e, &e.good, BK_STATUS_INVALID_PROBLEM, "paged_decode request with no page");
-    c.indptr[2] = keep;
-    keep = c.indptr[2];
     c.indptr[2] = c.indptr[1] - 1;
     expect_run(&e, &e.good, BK_STATUS_INVALID_PROBLEM, "paged_decode kv_indptr decreasing");
     c.indptr[2] = keep;
@@ -399,13 +450,283 @@ static void test_bad_inputs(void)
     cache_free(&c);
 }
 
+/* ------------------------------------------------------------- CUDA graphs -- */
+
+#ifdef BK_WITH_CUDA
+enum { GRAPH_N = 8, GRAPH_PAGES = 1024 };
+
+/* Device copies of `bytes` at `host`, synchronously (the kit's rule: cudaMemcpy from
+ * pageable memory may return before the data lands). */
+static bool graph_put(void *dev, const void *host, size_t bytes)
+{
+    return cudaMemcpy(dev, host, bytes, cudaMemcpyHostToDevice) == cudaSuccess && cudaDeviceSynchronize() == cudaSuccess;
+}
+
+/* Equal bytes of a device buffer and a host one. */
+static bool graph_same(const void *dev, const void *host, size_t bytes)
+{
+    void *back = malloc(bytes ? bytes : 1);
+    bool ok = cudaMemcpy(back, dev, bytes, cudaMemcpyDeviceToHost) == cudaSuccess && memcmp(back, host, bytes) == 0;
+    free(back);
+    return ok;
+}
+
+/* One plan for GRAPH_N requests (R rows each, bf16, D 128, Hq 8 over Hkv 2, pages of 16,
+ * a pool of GRAPH_PAGES pages, kv_splits left to the heuristic so the split-KV merge is
+ * in the graph), run captured ONCE into a CUDA graph on a non-default stream, then the
+ * graph replayed three times; before each replay the CONTENTS of every input change: a
+ * new pool and page permutation (cache_make), new kv lengths from 1 to 6000, requests
+ * left unused (no page: kv_len 0, last_page_len garbage, rows o = 0 and lse = -inf), and
+ * new q. Each replay is compared with the f64 reference; the padding of the strided o and
+ * lse views must stay as poisoned and every input must be unchanged. */
+static void test_graph_replay(bk_target target, int32_t R)
+{
+    const bk_dtype dt = BK_DTYPE_BF16;
+    const int32_t N = GRAPH_N, Hq = 8, Hkv = 2, D = 128, PS = 16;
+    /* the replays' kv lengths (0: request unused) */
+    const int64_t lens[3][GRAPH_N] = {{1, 17, 4000, 300, 2, 1024, 77, 3001},
+                                      {2500, 0, 33, 1, 4096, 0, 0, 0},
+                                      {R > 1 ? R - 1 : 1, 6000, 15, 0, 700, 129, R, 0}};
+    char what[120];
+    snprintf(what, sizeof what, "paged_decode cuda graph replay R=%d", (int)R);
+    const bool with_r = R > 1;
+    int64_t qshape[4] = {N, R, Hq, D}, lshape[3] = {N, R, Hq};
+    if (!with_r) {
+        qshape[1] = Hq;
+        qshape[2] = D;
+        lshape[1] = Hq;
+    }
+    const int32_t qrank = with_r ? 4 : 3, lrank = with_r ? 3 : 2;
+    bk_tensor probe = bkt_view_padded(NULL, dt, qrank, qshape, 3), lprobe = bkt_view_padded(NULL, BK_DTYPE_F32, lrank,
+                                                                                             lshape, 2);
+    const int64_t span = bkt_view_span(&probe), lspan = bkt_view_span(&lprobe);
+    const size_t q_bytes = (size_t)span * 2, l_bytes = (size_t)lspan * 4;
+    const size_t pool_bytes = (size_t)GRAPH_PAGES * Hkv * PS * D * 2, idx_bytes = (size_t)GRAPH_PAGES * 4;
+    bk_paged_decode_desc desc = {N, Hq, 1.0 / sqrt((double)D), 0, {GRAPH_PAGES, Hkv, PS, D, dt}, R};
+    bk_paged_decode_plan plan;
+    if (!bkt_expect_status(bk_paged_decode_select(&desc, target, BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS, what))
+        return;
+    const size_t ws_bytes = bk_paged_decode_workspace_size(&plan);
+    bkt_check(ws_bytes > 0, what, "the plan has no split-KV workspace: the merge is not in the graph");
+    void *dq = NULL, *dout = NULL, *dl = NULL, *dk = NULL, *dv = NULL, *didx = NULL, *dptr = NULL, *dlast = NULL,
+         *dws = NULL;
+    cudaStream_t s = NULL;
+    cudaGraph_t graph = NULL;
+    cudaGraphExec_t exec = NULL;
+    bool ok = cudaMalloc(&dq, q_bytes) == cudaSuccess && cudaMalloc(&dout, q_bytes) == cudaSuccess &&
+              cudaMalloc(&dl, l_bytes) == cudaSuccess && cudaMalloc(&dk, pool_bytes) == cudaSuccess &&
+              cudaMalloc(&dv, pool_bytes) == cudaSuccess && cudaMalloc(&didx, idx_bytes) == cudaSuccess &&
+              cudaMalloc(&dptr, (N + 1) * 4) == cudaSuccess && cudaMalloc(&dlast, N * 4) == cudaSuccess &&
+              cudaMalloc(&dws, ws_bytes ? ws_bytes : 1) == cudaSuccess &&
+              cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) == cudaSuccess;
+    if (!bkt_check(ok, what, "cudaMalloc / stream: %s", cudaGetErrorString(cudaGetLastError())))
+        goto done;
+    {
+        /* the captured args: device pointers, shapes and strides fixed for every replay */
+        int64_t pool[4] = {GRAPH_PAGES, Hkv, PS, D}, ni[1] = {GRAPH_PAGES}, np1[1] = {N + 1}, nb[1] = {N};
+        bk_tensor tl = bkt_view_padded(dl, BK_DTYPE_F32, lrank, lshape, 2);
+        bk_paged_decode_args a = {bkt_view_padded(dq, dt, qrank, qshape, 3),
+                                  {bkt_view(dk, dt, 4, pool), bkt_view(dv, dt, 4, pool),
+                                   bkt_view(didx, BK_DTYPE_I32, 1, ni), bkt_view(dptr, BK_DTYPE_I32, 1, np1),
+                                   bkt_view(dlast, BK_DTYPE_I32, 1, nb)},
+                                  bkt_view_padded(dout, dt, qrank, qshape, 3),
+                                  &tl};
+        ok = cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal) == cudaSuccess;
+        bk_status st = bk_paged_decode_run(&plan, s, (bk_workspace){dws, ws_bytes}, &a);
+        ok = cudaStreamEndCapture(s, &graph) == cudaSuccess && ok;
+        ok = ok && cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess;
+        if (!bkt_expect_status(st, BK_STATUS_SUCCESS, what) ||
+            !bkt_check(ok, what, "capture / instantiate failed: %s", cudaGetErrorString(cudaGetLastError())))
+            goto done;
+    }
+    for (int rep = 0; rep < 3; rep++) {
+        char rwhat[160];
+        snprintf(rwhat, sizeof rwhat, "%s, replay %d", what, rep + 1);
+        cache c;
+        int32_t used = 0;
+        for (int32_t b = 0; b < N; b++)
+            used += (int32_t)((lens[rep][b] + PS - 1) / PS);
+        cache_make(&c, dt, N, lens[rep], Hkv, PS, D, GRAPH_PAGES - used, GRAPH_PAGES - used);
+        for (int32_t b = 0; b < N; b++)
+            if (lens[rep][b] == 0)
+                c.last[b] = -5 - b; /* a request of no page: never read */
+        void *q = bkt_alloc(dt, span), *o = bkt_alloc(dt, span), *lse = bkt_alloc(BK_DTYPE_F32, lspan);
+        bkt_fill(q, dt, span, -2.0, 2.0);
+        bkt_poison(o, dt, span);
+        bkt_poison(lse, BK_DTYPE_F32, lspan);
+        void *o0 = bkt_snapshot(o, q_bytes), *l0 = bkt_snapshot(lse, l_bytes);
+        ok = graph_put(dq, q, q_bytes) && graph_put(dout, o, q_bytes) && graph_put(dl, lse, l_bytes) &&
+             graph_put(dk, c.k, pool_bytes) && graph_put(dv, c.v, pool_bytes) && graph_put(didx, c.indices, idx_bytes) &&
+             graph_put(dptr, c.indptr, (N + 1) * 4) && graph_put(dlast, c.last, N * 4);
+        ok = ok && cudaGraphLaunch(exec, s) == cudaSuccess && cudaStreamSynchronize(s) == cudaSuccess;
+        ok = ok && cudaMemcpy(o, dout, q_bytes, cudaMemcpyDeviceToHost) == cudaSuccess &&
+             cudaMemcpy(lse, dl, l_bytes, cudaMemcpyDeviceToHost) == cudaSuccess;
+        if (bkt_check(ok, rwhat, "upload / launch / download failed: %s", cudaGetErrorString(cudaGetLastError()))) {
+            bk_tensor tq = bkt_view_padded(q, dt, qrank, qshape, 3), to = bkt_view_padded(o, dt, qrank, qshape, 3);
+            bk_tensor tl = bkt_view_padded(lse, BK_DTYPE_F32, lrank, lshape, 2);
+            const int64_t nrows = (int64_t)N * R * Hq;
+            double *ref_o = malloc((size_t)nrows * D * sizeof(double)), *ref_l = malloc((size_t)nrows * sizeof(double));
+            double qrow[128];
+            for (int32_t b = 0; b < N; b++)
+                for (int32_t r = 0; r < R; r++)
+                    for (int32_t h = 0; h < Hq; h++) {
+                        for (int32_t d = 0; d < D; d++)
+                            qrow[d] = with_r ? bkt_at(&tq, (int64_t[]){b, r, h, d}) : bkt_at(&tq, (int64_t[]){b, h, d});
+                        const int64_t row = ((int64_t)b * R + r) * Hq + h;
+                        ref_row(&c, b, h / (Hq / Hkv), qrow, row_keys(c.kv_len[b], R, r), desc.scale, ref_o + row * D,
+                                ref_l + row);
+                    }
+            bkt_check_close(rwhat, &to, ref_o, 2.0);
+            bkt_check_close(rwhat, &tl, ref_l, 2.0);
+            empty_rows_zero(rwhat, &to, c.kv_len, R);
+            bkt_check(bkt_untouched_outside(&to, o0, span), rwhat, "o written outside its view");
+            bkt_check(bkt_untouched_outside(&tl, l0, lspan), rwhat, "lse written outside its view");
+            bkt_check(graph_same(dq, q, q_bytes) && graph_same(dk, c.k, pool_bytes) && graph_same(dv, c.v, pool_bytes) &&
+                          graph_same(didx, c.indices, idx_bytes) && graph_same(dptr, c.indptr, (N + 1) * 4) &&
+                          graph_same(dlast, c.last, N * 4),
+                      rwhat, "an input was written");
+            free(ref_o);
+            free(ref_l);
+        }
+        bkt_free(q);
+        bkt_free(o);
+        bkt_free(lse);
+        bkt_free(o0);
+        bkt_free(l0);
+        cache_free(&c);
+    }
+done:
+    if (exec)
+        cudaGraphExecDestroy(exec);
+    if (graph)
+        cudaGraphDestroy(graph);
+    if (s)
+        cudaStreamDestroy(s);
+    void *bufs[9] = {dq, dout, dl, dk, dv, didx, dptr, dlast, dws};
+    for (int i = 0; i < 9; i++)
+        cudaFree(bufs[i]);
+}
+#endif
+
+/* q / o / lse of a plan with R = 3 rows per request: the R axis is required, its extent
+ * is R, and o may not repeat a position along it; a one-row plan takes either form but
+ * a rank-4 view must have extent 1 there. Exact status, outputs untouched. */
+static void test_bad_rows(void)
+{
+    const bk_dtype dt = BK_DTYPE_BF16;
+    const int32_t B = 2, R = 3, Hq = 4, Hkv = 1, D = 64;
+    static const int64_t kv_lens[2] = {6, 2};
+    cache c;
+    cache_make(&c, dt, B, kv_lens, Hkv, 4, D, 0, 0);
+    bk_paged_decode_desc d = {B, Hq, 0.125, 0, cache_desc(&c), R};
+    bad_env e;
+    if (!bkt_expect_status(bk_paged_decode_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &e.plan),
+                           BK_STATUS_SUCCESS, "paged_decode R=3 select")) {
+        cache_free(&c);
+        return;
+    }
+    int64_t qshape[4] = {B, R, Hq, D}, lshape[3] = {B, R, Hq};
+    const int64_t n = (int64_t)B * R * Hq * D, nl = (int64_t)B * R * Hq;
+    void *q = bkt_alloc(dt, n);
+    bkt_fill(q, dt, n, -1, 1);
+    e.o = bkt_alloc(dt, n);
+    e.lse = bkt_alloc(BK_DTYPE_F32, nl);
+    bkt_poison(e.o, dt, n);
+    bkt_poison(e.lse, BK_DTYPE_F32, nl);
+    e.o_bytes = (size_t)n * 2;
+    e.lse_bytes = (size_t)nl * 4;
+    e.o0 = bkt_snapshot(e.o, e.o_bytes);
+    e.lse0 = bkt_snapshot(e.lse, e.lse_bytes);
+    bk_tensor tl = bkt_view(e.lse, BK_DTYPE_F32, 3, lshape), l2;
+    e.good = (bk_paged_decode_args){bkt_view(q, dt, 4, qshape), cache_tensors(&c), bkt_view(e.o, dt, 4, qshape), &tl};
+    bk_paged_decode_args a;
+    int64_t q3[3] = {B, Hq, D}, l2s[2] = {B, Hq};
+
+    a = e.good;
+    a.q = bkt_view(q, dt, 3, q3);
+    expect_run(&e, &a, BK_STATUS_INVALID_PROBLEM, "paged_decode R=3 q without the R axis");
+    bkt_check(strstr(bk_last_error(), "q.rank is 3, expected 4") != NULL, "paged_decode R=3 q rank message",
+              "got \"%s\"", bk_last_error());
+    a = e.good;
+    a.o = bkt_view(e.o, dt, 3, q3);
+    expect_run(&e, &a, BK_STATUS_INVALID_PROBLEM, "paged_decode R=3 o without the R axis");
+    a = e.good;
+    a.q.shape[1] = 2;
+    expect_run(&e, &a, BK_STATUS_INVALID_PROBLEM, "paged_decode R=3 q.shape[1] = 2");
+    bkt_check(strstr(bk_last_error(), "paged_decode: q.shape[1] is 2, expected q_rows_per_request = 3") != NULL,
+              "paged_decode R=3 q.shape message", "got \"%s\"", bk_last_error());
+    a = e.good;
+    a.o.shape[1] = 4;
+    a.o.capacity = 0;
+    expect_run(&e, &a, BK_STATUS_INVALID_PROBLEM, "paged_decode R=3 o.shape[1] = 4");
+    a = e.good;
+    a.o.shape[2] = 2;
+    expect_run(&e, &a, BK_STATUS_INVALID_PROBLEM, "paged_decode R=3 o.shape[2] = 2");
+    a = e.good;
+    a.o.strides[1] = 0; /* the three rows at one address */
+    expect_run(&e, &a, BK_STATUS_INVALID_PROBLEM, "paged_decode R=3 o rows broadcast");
+    a = e.good;
+    a.o.strides[1] = D; /* rows overlap heads */
+    expect_run(&e, &a, BK_STATUS_INVALID_PROBLEM, "paged_decode R=3 o rows overlapping heads");
+    a = e.good;
+    a.q.strides[1] = 0; /* an input may not broadcast either */
+    expect_run(&e, &a, BK_STATUS_UNSUPPORTED, "paged_decode R=3 q rows broadcast");
+    a = e.good;
+    l2 = bkt_view(e.lse, BK_DTYPE_F32, 2, l2s);
+    a.lse = &l2;
+    expect_run(&e, &a, BK_STATUS_INVALID_PROBLEM, "paged_decode R=3 lse without the R axis");
+    a = e.good;
+    l2 = tl;
+    l2.shape[1] = 1;
+    a.lse = &l2;
+    expect_run(&e, &a, BK_STATUS_INVALID_PROBLEM, "paged_decode R=3 lse.shape[1] = 1");
+    a = e.good;
+    a.o.capacity = n - 1;
+    expect_run(&e, &a, BK_STATUS_BUFFER_TOO_SMALL, "paged_decode R=3 o capacity");
+    /* the page table: a decreasing kv_indptr stays invalid, a request of no page is fine */
+    int32_t keep = c.indptr[1];
+    c.indptr[1] = c.indptr[2] + 1;
+    expect_run(&e, &e.good, BK_STATUS_INVALID_PROBLEM, "paged_decode R=3 kv_indptr decreasing");
+    c.indptr[1] = keep;
+    bkt_expect_status(bk_paged_decode_run(&e.plan, NULL, (bk_workspace){0}, &e.good), BK_STATUS_SUCCESS,
+                      "paged_decode R=3 good call after bad ones");
+
+    /* one row (R = 1): a rank-4 view needs extent 1 on the R axis */
+    bk_paged_decode_desc d1 = d;
+    d1.q_rows_per_request = 1;
+    bkt_free(e.o0);
+    bkt_free(e.lse0);
+    bkt_poison(e.o, dt, n);
+    bkt_poison(e.lse, BK_DTYPE_F32, nl);
+    e.o0 = bkt_snapshot(e.o, e.o_bytes);
+    e.lse0 = bkt_snapshot(e.lse, e.lse_bytes);
+    if (bkt_expect_status(bk_paged_decode_select(&d1, bk_target_cpu(), BK_PREFER_FASTEST, &e.plan),
+                          BK_STATUS_SUCCESS, "paged_decode R=1 select")) {
+        a = e.good;
+        expect_run(&e, &a, BK_STATUS_INVALID_PROBLEM, "paged_decode R=1 rank-4 q with 3 rows");
+        bkt_check(strstr(bk_last_error(), "q.shape[1] is 3, expected q_rows_per_request = 1") != NULL,
+                  "paged_decode R=1 rank-4 message", "got \"%s\"", bk_last_error());
+        a.q.shape[1] = a.o.shape[1] = 1;
+        a.lse = NULL;
+        a.q = bkt_view(q, dt, 3, q3);
+        a.o.rank = 5;
+        expect_run(&e, &a, BK_STATUS_INVALID_PROBLEM, "paged_decode R=1 o rank 5");
+    }
+    bkt_free(q);
+    bkt_free(e.o);
+    bkt_free(e.lse);
+    bkt_free(e.o0);
+    bkt_free(e.lse0);
+    cache_free(&c);
+}
+
 /* Extents whose products pass int64 (issue 13): can_implement refuses the pool with a
  * sentence naming the overflow and writes nothing; a CUDA plan's split-KV workspace is
  * SIZE_MAX, never a wrapped size. */
 static void test_overflow(void)
 {
     const bk_dtype dt = BK_DTYPE_F16;
-    bk_paged_decode_desc d = {1, INT32_MAX, 0.1, 0, {INT32_MAX, INT32_MAX, INT32_MAX, 64, dt}};
+    bk_paged_decode_desc d = {1, INT32_MAX, 0.1, 0, {INT32_MAX, INT32_MAX, INT32_MAX, 64, dt}, 0};
     int64_t sq[3] = {1, INT32_MAX, 64};
     uint16_t in[16], out[16];
     bkt_fill(in, dt, 16, -1, 1);
@@ -422,7 +743,7 @@ static void test_overflow(void)
         bkt_check(bk_paged_decode_workspace_size(&plan) == 0, "paged_decode CPU workspace", "not 0");
     }
     if (bk_has_cuda()) {
-        bk_paged_decode_desc w = {INT32_MAX, INT32_MAX, 0.1, INT32_MAX, {8, 1, 16, 256, dt}};
+        bk_paged_decode_desc w = {INT32_MAX, INT32_MAX, 0.1, INT32_MAX, {8, 1, 16, 256, dt}, BK_PAGED_DECODE_MAX_ROWS};
         if (bkt_expect_status(bk_paged_decode_select(&w, bk_target_cuda_cc(0, 9, 0), BK_PREFER_FASTEST, &plan),
                               BK_STATUS_SUCCESS, "paged_decode CUDA overflow select"))
             bkt_check(bk_paged_decode_workspace_size(&plan) == SIZE_MAX, "paged_decode CUDA split workspace", "%zu",
@@ -447,11 +768,26 @@ int main(void)
                 for (int hi = 0; hi < 2; hi++)
                     for (int pi = 0; pi < 3; pi++, k++) {
                         decode_case tc = {dts[t], dims[di], heads[hi][0], heads[hi][1], pages[pi], k % 2 == 1,
-                                          k % 3 != 2, k % 5 == 0 ? 4 : 0, 0, {0}, 0, 0};
+                                          k % 3 != 2, k % 5 == 0 ? 4 : 0, 0, {0}, 0, 0, 0, false};
                         test_decode(targets[gi], tc);
                     }
-        test_decode(targets[gi], (decode_case){BK_DTYPE_BF16, 256, 6, 3, 5, true, true, 0, 0, {0}, 0, 0});
-        test_decode(targets[gi], (decode_case){BK_DTYPE_F32, 64, 7, 1, 16, false, true, 0, 0, {0}, 0, 0}); /* MQA */
+        test_decode(targets[gi], (decode_case){BK_DTYPE_BF16, 256, 6, 3, 5, true, true, 0, 0, {0}, 0, 0, 0, false});
+        test_decode(targets[gi], (decode_case){BK_DTYPE_F32, 64, 7, 1, 16, false, true, 0, 0, {0}, 0, 0, 0, false}); /* MQA */
+        /* R query rows per request (causal among themselves): R 1 with the R axis, 2, 3,
+         * 8; GQA groups 1, 4, 8; pages of 1, 16, 64 tokens; requests of no page, of 1
+         * key, of R - 1 keys (row 0 sees none), odd lengths */
+        static const int32_t rows[4] = {1, 2, 3, 8}, rpages[3] = {1, 16, 64};
+        static const int32_t rheads[3][2] = {{4, 4}, {8, 2}, {8, 1}};
+        k = 0;
+        for (int ri = 0; ri < 4; ri++)
+            for (int hi = 0; hi < 3; hi++)
+                for (int pi = 0; pi < 3; pi++, k++) {
+                    const int32_t R = rows[ri];
+                    decode_case tc = {dts[k % 3], k % 4 == 3 ? 128 : 64, rheads[hi][0], rheads[hi][1], rpages[pi],
+                                      k % 2 == 0, k % 3 != 1, k % 4 == 1 ? 5 : 0, 5, {1, R - 1, 0, 37, 131}, 2, 0,
+                                      R, R == 1};
+                    test_decode(targets[gi], tc);
+                }
     }
     if (ntargets == 2) {
         /* GPU only: every head_dim for every dtype; GQA groups of 1, 2, 4, 8 and 6 (two
@@ -460,34 +796,58 @@ int main(void)
          * and long keys. */
         const bk_target g = targets[1];
         for (int t = 0; t < 3; t++) {
-            test_decode(g, (decode_case){dts[t], 256, 8, 8, 16, false, true, 0, 0, {0}, 0, 0});
-            test_decode(g, (decode_case){dts[t], 64, 16, 2, 16, true, true, 0, 0, {0}, 0, 0});
-            test_decode(g, (decode_case){dts[t], 128, 12, 2, 16, false, true, 0, 0, {0}, 0, 0});
-            test_decode(g, (decode_case){dts[t], 128, 4, 2, 16, false, true, 0, 0, {0}, 0, 0});
-            test_decode(g, (decode_case){dts[t], 128, 32, 8, 16, false, true, 0, 1, {bkt_quick() ? 700 : 3001}, 200, 0});
-            test_decode(g, (decode_case){dts[t], 64, 4, 1, 7, true, true, 64, 2, {7, 300}, 0, 0});
+            test_decode(g, (decode_case){dts[t], 256, 8, 8, 16, false, true, 0, 0, {0}, 0, 0, 0, false});
+            test_decode(g, (decode_case){dts[t], 64, 16, 2, 16, true, true, 0, 0, {0}, 0, 0, 0, false});
+            test_decode(g, (decode_case){dts[t], 128, 12, 2, 16, false, true, 0, 0, {0}, 0, 0, 0, false});
+            test_decode(g, (decode_case){dts[t], 128, 4, 2, 16, false, true, 0, 0, {0}, 0, 0, 0, false});
+            test_decode(g, (decode_case){dts[t], 128, 32, 8, 16, false, true, 0, 1, {bkt_quick() ? 700 : 3001}, 200, 0, 0, false});
+            test_decode(g, (decode_case){dts[t], 64, 4, 1, 7, true, true, 64, 2, {7, 300}, 0, 0, 0, false});
         }
-        test_decode(g, (decode_case){BK_DTYPE_BF16, 256, 8, 2, 16, false, false, 0, 2, {1, 2000}, 300, 0});
-        test_decode(g, (decode_case){BK_DTYPE_F16, 128, 4, 4, 1, false, true, 3, 3, {1, 2, 3}, 0, 0});
+        test_decode(g, (decode_case){BK_DTYPE_BF16, 256, 8, 2, 16, false, false, 0, 2, {1, 2000}, 300, 0, 0, false});
+        test_decode(g, (decode_case){BK_DTYPE_F16, 128, 4, 4, 1, false, true, 3, 3, {1, 2, 3}, 0, 0, 0, false});
         /* one split over long keys (the heuristic's choice when batch x kv heads fills a
          * wave): many tiles per CTA through each warp's own cp.async ring (tiles >
          * stages, the page ids looked up a tile ahead), the last tile partial; every
          * dtype, head_dim and group size 1 / 2 / 4 */
         for (int t = 0; t < 3; t++) {
             test_decode(g, (decode_case){dts[t], 128, 32, 8, 16, false, true, 1, 3,
-                                         {bkt_quick() ? 300 : 2048, bkt_quick() ? 257 : 2047, 1}, 0, 3});
-            test_decode(g, (decode_case){dts[t], 64, 8, 2, 5, true, true, 1, 2, {bkt_quick() ? 400 : 1999, 129}, 7, 3});
-            test_decode(g, (decode_case){dts[t], 256, 6, 3, 3, false, true, 1, 2, {bkt_quick() ? 200 : 777, 65}, 2, 3});
-            test_decode(g, (decode_case){dts[t], 64, 4, 4, 16, true, false, 2, 2, {bkt_quick() ? 333 : 1500, 31}, 0, 3});
+                                         {bkt_quick() ? 300 : 2048, bkt_quick() ? 257 : 2047, 1}, 0, 3, 0, false});
+            test_decode(g, (decode_case){dts[t], 64, 8, 2, 5, true, true, 1, 2, {bkt_quick() ? 400 : 1999, 129}, 7, 3, 0, false});
+            test_decode(g, (decode_case){dts[t], 256, 6, 3, 3, false, true, 1, 2, {bkt_quick() ? 200 : 777, 65}, 2, 3, 0, false});
+            test_decode(g, (decode_case){dts[t], 64, 4, 4, 16, true, false, 2, 2, {bkt_quick() ? 333 : 1500, 31}, 0, 3, 0, false});
         }
         /* determinism, hard: the shape whose rerun once differed on the H100 (f16 D64
          * page 1 with kv_splits; the kit's upload race, see decode_run) and the bench's
          * heads, rerun many times */
-        test_decode(g, (decode_case){BK_DTYPE_F16, 64, 8, 2, 1, false, true, 4, 0, {0}, 0, bkt_quick() ? 4 : 24});
+        test_decode(g, (decode_case){BK_DTYPE_F16, 64, 8, 2, 1, false, true, 4, 0, {0}, 0, bkt_quick() ? 4 : 24, 0, false});
         test_decode(g, (decode_case){BK_DTYPE_BF16, 128, 32, 8, 16, false, true, 0, 4, {1, 900, 2048, 77}, 0,
-                                     bkt_quick() ? 3 : 12});
+                                     bkt_quick() ? 3 : 12, 0, false});
+        /* R > 1 on the GPU: long keys (one request of 32768 with R 8 over a GQA group of
+         * 8: 64 pairs, 16 CTAs a kv head), pairs of a CTA across rows (group 3 x R 3 = 9
+         * pairs: chunks of 4, 4, 1), explicit splits past kv_len (empty splits), one split
+         * over many tiles, every dtype and head_dim, reruns bit-identical */
+        const bool quick = bkt_quick();
+        test_decode(g, (decode_case){BK_DTYPE_BF16, 128, 8, 1, 16, false, true, 0, 2, {quick ? 5000 : 32768, 9}, 0,
+                                     3, 8, false});
+        test_decode(g, (decode_case){BK_DTYPE_F16, 64, 32, 8, 64, true, true, 0, 3, {quick ? 3000 : 20001, 3001, 1},
+                                     0, 3, 4, false});
+        test_decode(g, (decode_case){BK_DTYPE_F32, 256, 6, 2, 1, false, true, 0, 3, {quick ? 999 : 4097, 2, 3}, 0, 3,
+                                     3, false});
+        test_decode(g, (decode_case){BK_DTYPE_BF16, 64, 6, 2, 5, true, true, 64, 4, {7, 3, 300, 2}, 0, 3, 3, false});
+        test_decode(g, (decode_case){BK_DTYPE_F16, 128, 4, 4, 16, false, false, 1, 3, {quick ? 700 : 3000, 1, 2},
+                                     0, 3, 2, false});
+        test_decode(g, (decode_case){BK_DTYPE_BF16, 256, 16, 2, 16, true, true, 1, 2, {quick ? 500 : 2047, 8}, 0, 3,
+                                     8, false});
+        test_decode(g, (decode_case){BK_DTYPE_F32, 128, 8, 8, 16, false, true, 0, 8,
+                                     {1, 2, 3, 4, 5, 6, 7, quick ? 900 : 9000}, 0, 3, 8, false});
+        /* CUDA graphs: one capture, three replays over new lengths, pages and live counts */
+#ifdef BK_WITH_CUDA
+        test_graph_replay(g, 1);
+        test_graph_replay(g, 4);
+#endif
     }
     test_bad_inputs();
+    test_bad_rows();
     test_overflow();
     return bkt_finish();
 }

@@ -8,13 +8,15 @@
  *                     kv_indices[kv_indptr[b] .. kv_indptr[b+1]), in order;
  *   kv_indices        i32 [n >= kv_indptr[batch]]: page ids in [0, num_pages);
  *   last_page_len     i32 [batch]: tokens in request b's last page, in [1, page_size].
- * Every request owns at least one page, and all its pages but the last are full, so
+ * Every request owns at least one page (paged_decode also takes requests of none:
+ * kv_len 0), and all its pages but the last are full, so
  *   kv_len[b] = (kv_indptr[b+1] - kv_indptr[b] - 1) * page_size + last_page_len[b].
  * Token t of request b lives in page kv_indices[kv_indptr[b] + t / page_size], slot
  * t % page_size.
  *
  * Index data is validated on the CPU target before anything is written:
- *   kv_indptr[0] != 0, kv_indptr not strictly increasing     INVALID_PROBLEM
+ *   kv_indptr[0] != 0, kv_indptr not strictly increasing
+ *   (paged_decode: decreasing)                               INVALID_PROBLEM
  *   last_page_len[b] outside [1, page_size]                  INVALID_PROBLEM
  *   kv_indptr[batch] beyond kv_indices, a page id outside
  *   [0, num_pages)                                           OUT_OF_RANGE
@@ -49,41 +51,68 @@ typedef struct bk_paged_kv {
 
 /* ================================================================ paged_decode -- */
 /*
- * One query row per request (the per-token decode step) over that request's paged
- * K/V (FlashInfer's BatchDecodeWithPagedKVCache):
+ * R query rows per request (R = 1: the per-token decode step; R > 1: speculative
+ * decoding / multi-token prediction, the R newest tokens verified at once) over that
+ * request's paged K/V (FlashInfer's BatchDecodeWithPagedKVCache):
  *
- *   for request b, query head h, kv head g = h / (q_heads / kv_heads)   (GQA):
- *     s_j      = scale * <q[b,h,:], K_b[g,j,:]>     j in [0, kv_len[b])
- *     o[b,h,:] = sum_j softmax(s)_j V_b[g,j,:]
- *     lse[b,h] = log sum_j exp(s_j)                 (f32, natural log)
- * where K_b / V_b are request b's tokens in the paged cache (see the top of this
- * file). Every request owns at least one token, so no row is empty. The single query
- * row is the last position, so causal masking changes nothing and has no flag.
+ *   for request b, row r in [0, R), query head h, kv head g = h / (q_heads / kv_heads):
+ *     n        = kv_len[b] - R + 1 + r        keys row r sees: [0, n), causal among the
+ *                                            R rows, bottom-right aligned (the R new
+ *                                            tokens are the cache's last R keys)
+ *     s_j      = scale * <q[b,r,h,:], K_b[g,j,:]>     j in [0, n)
+ *     o[b,r,h,:] = sum_j softmax(s)_j V_b[g,j,:]
+ *     lse[b,r,h] = log sum_j exp(s_j)                 (f32, natural log)
+ * where K_b / V_b are request b's tokens in the paged cache (see the top of this file).
+ * A row that sees no key (n <= 0: kv_len[b] < R - r, e.g. a request with no page) gets
+ * o = 0 and lse = -inf. With R = 1 the row is the last position and sees every key.
+ *
+ * Requests with no page: unlike the other paged ops, paged_decode accepts
+ * kv_indptr[b+1] == kv_indptr[b] (kv_len 0, last_page_len[b] not read): every row of
+ * such a request gets o = 0, lse = -inf, on every target. It is how a captured CUDA
+ * graph leaves request slots unused (below).
  *
  * Dtypes: f16, bf16, f32 (q, o, k_pages, v_pages share it; lse is f32). head_dim is
- * 64, 128 or 256. The CPU computes in f64 and rounds once on store.
+ * 64, 128 or 256; R = desc.q_rows_per_request in 0..BK_PAGED_DECODE_MAX_ROWS (0 and 1
+ * both mean one row). The CPU computes in f64 and rounds once on store.
  *
  * Targets: on the CPU, can_implement (and so run) reads the index data from host
- * memory and rejects bad values before any write (the table at the top of this
- * file). On CUDA (sm_80+, src/cuda/paged.cu) run is asynchronous on the caller's stream,
- * allocates nothing, never synchronises and is graph-capturable; it never reads index
- * data on the host: it trusts it, and the output of a request whose page table breaks
- * the rules is undefined (keys whose page id or kv_indices position is out of range are
- * skipped, never read; last_page_len is clamped to [1, page_size]). A CPU plan's
- * can_implement over host copies of the index tensors is the way to validate them. The
- * CUDA pools must be 16-byte aligned (else run returns UNSUPPORTED, nothing written).
+ * memory and rejects bad values before any write (the table at the top of this file,
+ * with requests of no page allowed). On CUDA (sm_80+, src/cuda/paged.cu) run is
+ * asynchronous on the caller's stream, allocates nothing, never synchronises and is
+ * graph-capturable; it never reads index data on the host: it trusts it, and the
+ * output of a request whose page table breaks the rules is undefined (keys whose page
+ * id or kv_indices position is out of range are skipped, never read; last_page_len is
+ * clamped to [1, page_size]). A CPU plan's can_implement over host copies of the index
+ * tensors is the way to validate them. The CUDA pools must be 16-byte aligned (else run
+ * returns UNSUPPORTED, nothing written).
  *
- * CUDA kernel: f32 online softmax on CUDA cores; one CTA per (split, kv head, request)
- * covers up to 4 query heads of the GQA group, so K/V rows are read once per 4 heads.
- * Split-KV: S = desc.kv_splits when > 0, else a heuristic from batch * kv_heads and the
- * pool size (num_pages * page_size; select cannot see kv lengths). With S > 1 each split
- * writes a partial (o, lse) to the workspace and attention_merge's kernel merges them.
- * Deterministic (fixed reduction order for a given S).
+ * CUDA graphs: a run captured once may be replayed with new CONTENTS of q, k_pages,
+ * v_pages, kv_indices, kv_indptr and last_page_len (so new kv lengths, 1 to the pool's
+ * size, new page ids, and fewer live requests: give the unused ones no page, their
+ * rows then get o = 0, lse = -inf), as long as the new table fits the captured extents
+ * (at most kv_indices.shape[0] entries, page ids below num_pages); o, lse and the
+ * workspace may hold anything before a replay. What may NOT change: the plan (the
+ * descriptor: batch, R, heads, pool extents, kv_splits; another R or batch needs another
+ * plan and capture), every data pointer, shape and stride of the args (lse present or
+ * not), the workspace pointer and size. The kernel reads the kv lengths on the device
+ * and the split count is a pure function of the descriptor, so nothing captured depends
+ * on the table's values.
+ *
+ * CUDA kernel: f32 online softmax on CUDA cores; a CTA per (split, kv head, request)
+ * covers up to 4 (row, query head) pairs of the kv head's R x group pairs, so K/V rows
+ * are read once per 4 pairs. Split-KV: S = desc.kv_splits when > 0, else a heuristic from
+ * batch * kv_heads * pair chunks and the pool size (num_pages * page_size; select cannot
+ * see kv lengths). With S > 1 each split writes a partial (o, lse) to the workspace and
+ * attention_merge's kernel merges them. Deterministic (fixed reduction order for a
+ * given S).
  */
+
+/* The most query rows per request paged_decode takes (desc.q_rows_per_request). */
+#define BK_PAGED_DECODE_MAX_ROWS 8
 
 /* The problem. */
 typedef struct bk_paged_decode_desc {
-    int32_t batch;             /* requests, >= 1: one query row each */
+    int32_t batch;             /* requests, >= 1 */
     int32_t q_heads;           /* query heads, >= 1, a multiple of paged_kv.kv_heads */
     double scale;              /* score scale, finite (usually 1 / sqrt(head_dim)) */
     int32_t kv_splits;         /* hint for GPU split-KV (parts per request, merged with
@@ -91,15 +120,20 @@ typedef struct bk_paged_decode_desc {
                                   CPU ignores it; must be >= 0 */
     bk_paged_kv_desc paged_kv; /* the pool: head_dim in {64, 128, 256} (UNSUPPORTED
                                   otherwise); dtype f16, bf16 or f32 */
+    int32_t q_rows_per_request; /* R, query rows per request, causal among themselves
+                                   (see above): 0 or 1 = one row; at most
+                                   BK_PAGED_DECODE_MAX_ROWS (UNSUPPORTED above, INVALID_PROBLEM
+                                   below 0). Last, so initialisers without it mean R = 1. */
 } bk_paged_decode_desc;
 
-/* The tensors. q, o and the pool share desc.paged_kv.dtype. */
+/* The tensors. q, o and the pool share desc.paged_kv.dtype. With R = 1 (q_rows_per_request
+ * 0 or 1) q, o and lse may each leave out the R axis: q [batch, q_heads, head_dim]. */
 typedef struct bk_paged_decode_args {
-    bk_tensor q;          /* [batch, q_heads, head_dim], read; inner stride 1, outer any */
+    bk_tensor q;          /* [batch, R, q_heads, head_dim], read; inner stride 1, outer any */
     bk_paged_kv kv;       /* the paged cache and its page table, read (batch requests) */
-    bk_tensor o;          /* [batch, q_heads, head_dim], written; inner stride 1, outer
+    bk_tensor o;          /* [batch, R, q_heads, head_dim], written; inner stride 1, outer
                              any non-overlapping */
-    const bk_tensor *lse; /* f32 [batch, q_heads], written, any non-overlapping strides;
+    const bk_tensor *lse; /* f32 [batch, R, q_heads], written, any non-overlapping strides;
                              NULL to skip */
 } bk_paged_decode_args;
 
@@ -110,8 +144,9 @@ typedef struct bk_paged_decode_plan {
 
 /* Validates `desc` and picks a kernel for `target` (CPU, or CUDA sm_80+).
  * Errors: INVALID_PROBLEM (NULL pointer, an extent below its minimum, non-finite scale,
- * kv_splits < 0, q_heads not a multiple of kv_heads), UNSUPPORTED (dtype not f16/bf16/
- * f32, head_dim not 64/128/256, or a CUDA device below sm_80). */
+ * kv_splits < 0, q_rows_per_request < 0, q_heads not a multiple of kv_heads),
+ * UNSUPPORTED (dtype not f16/bf16/f32, head_dim not 64/128/256, q_rows_per_request
+ * above BK_PAGED_DECODE_MAX_ROWS, or a CUDA device below sm_80). */
 bk_status bk_paged_decode_select(const bk_paged_decode_desc *desc, bk_target target, bk_preference preference,
                                  bk_paged_decode_plan *plan);
 /* Checks the tensors against the plan: dtypes, shapes, strides, capacities (statuses
@@ -120,9 +155,10 @@ bk_status bk_paged_decode_select(const bk_paged_decode_desc *desc, bk_target tar
  * also the index values (INVALID_PROBLEM or OUT_OF_RANGE, the table at the top). */
 bk_status bk_paged_decode_can_implement(const bk_paged_decode_plan *plan, const bk_paged_decode_args *args);
 /* Bytes of workspace run needs: 0 on the CPU and for a CUDA plan with S = 1 split;
- * with S > 1: batch * q_heads * S * head_dim floats (partial o) then batch * q_heads * S
- * floats (partial lse), each piece aligned to 256 bytes. Device memory on CUDA. SIZE_MAX
- * when that does not fit in size_t (e.g. kv_splits near 2^31 with a large batch). */
+ * with S > 1: batch * R * q_heads * S * head_dim floats (partial o) then batch * R *
+ * q_heads * S floats (partial lse), each piece aligned to 256 bytes. Device memory on
+ * CUDA. SIZE_MAX when that does not fit in size_t (e.g. kv_splits near 2^31 with a
+ * large batch). */
 size_t bk_paged_decode_workspace_size(const bk_paged_decode_plan *plan);
 /* Computes o (and lse). Runs can_implement first, then checks the workspace; on any
  * failure nothing is written. CPU: synchronous, `stream` ignored, bit-identical on rerun

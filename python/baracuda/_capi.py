@@ -63,7 +63,7 @@ PagedKvDesc = _struct("bk_paged_kv_desc", _ints("num_pages", "kv_heads", "page_s
                       + [("dtype", _enum)])
 PagedKv = _struct("bk_paged_kv", _tensors("k_pages", "v_pages", "kv_indices", "kv_indptr", "last_page_len"))
 PagedDecodeDesc = _struct("bk_paged_decode_desc", _ints("batch", "q_heads") + [("scale", _f64)]
-                          + _ints("kv_splits") + [("paged_kv", PagedKvDesc)])
+                          + _ints("kv_splits") + [("paged_kv", PagedKvDesc)] + _ints("q_rows_per_request"))
 PagedDecodeArgs = _struct("bk_paged_decode_args", _tensors("q") + [("kv", PagedKv)] + _tensors("o")
                           + _optional("lse"))
 PagedPrefillDesc = _struct("bk_paged_prefill_desc", _ints("batch", "total_rows", "q_heads")
@@ -124,7 +124,7 @@ OPS = {
     "sdpa_bwd": (SdpaDesc, SdpaBwdArgs, {"causal": False, "window_left": -1, "softcap": 0.0, "alibi": False}),
     "kv_append": (KvAppendDesc, KvAppendArgs, {}),
     "paged_kv_append": (PagedKvAppendDesc, PagedKvAppendArgs, {}),
-    "paged_decode": (PagedDecodeDesc, PagedDecodeArgs, {"kv_splits": 0}),
+    "paged_decode": (PagedDecodeDesc, PagedDecodeArgs, {"kv_splits": 0, "q_rows_per_request": 0}),
     "paged_prefill": (PagedPrefillDesc, PagedPrefillArgs, {"causal": False, "enable_kv_split": False}),
     "attention_merge": (MergeDesc, MergeArgs, {}),
     "alibi_fwd": (AlibiDesc, AlibiFwdArgs, {}),

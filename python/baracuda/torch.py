@@ -270,15 +270,16 @@ def _paged_decode(q: Tensor, k_pages: Tensor, v_pages: Tensor, kv_indices: Tenso
                   last_page_len: Tensor, scale: float, kv_splits: int) -> Tuple[Tensor, Tensor]:
     q = _dense(q)
     o, lse = _paged_decode_fake(q, k_pages, v_pages, kv_indices, kv_indptr, last_page_len, scale, kv_splits)
-    plan = _bk.paged_decode.plan(device=_device(q), batch=q.shape[0], q_heads=q.shape[1], scale=scale,
-                                 kv_splits=kv_splits, **_pool_desc(k_pages))
+    rows = q.shape[1] if q.dim() == 4 else 1  # q [batch, R, Hq, D]: R query rows per request
+    plan = _bk.paged_decode.plan(device=_device(q), batch=q.shape[0], q_heads=q.shape[-2], scale=scale,
+                                 kv_splits=kv_splits, q_rows_per_request=rows, **_pool_desc(k_pages))
     plan.run(q=q, k_pages=k_pages, v_pages=v_pages, o=o, lse=lse, **_table(kv_indices, kv_indptr, last_page_len))
     return o, lse
 
 
 @_paged_decode.register_fake
 def _paged_decode_fake(q, k_pages, v_pages, kv_indices, kv_indptr, last_page_len, scale, kv_splits):
-    return q.new_empty(q.shape), q.new_empty(q.shape[:2], dtype=torch.float32)
+    return q.new_empty(q.shape), q.new_empty(q.shape[:-1], dtype=torch.float32)
 
 
 @torch.library.custom_op("baracuda::paged_prefill", mutates_args=())
@@ -348,7 +349,9 @@ class BatchPagedDecode(_PagedWrapper):
     """Decode attention over a paged KV cache, FlashInfer's plan-then-run style: plan()
     once per batch composition (page table, heads, head dim), run(q, kv_cache) per layer.
     The cache is (k_pages, v_pages), each [num_pages, Hkv, page_size, D] (HND),
-    contiguous; q is [batch, Hq, D] (one row per request). kv_splits is the GPU's
+    contiguous; q is [batch, Hq, D] (one row per request) or [batch, R, Hq, D] (R <= 8
+    query rows per request, causal among themselves: the R newest tokens of each request,
+    already appended to the cache, as in speculative decoding). kv_splits is the GPU's
     split-KV hint (0 = let baracuda choose)."""
 
     def __init__(self, kv_splits=0):
@@ -365,8 +368,10 @@ class BatchPagedDecode(_PagedWrapper):
         _bk.paged_decode.plan(device=str(device), batch=self.batch, kv_splits=self.kv_splits, **probe)
 
     def run(self, q, kv_cache, return_lse=False):
-        """o [batch, Hq, D] for q [batch, Hq, D] over kv_cache = (k_pages, v_pages); with
-        return_lse also lse [batch, Hq] (f32)."""
+        """o shaped as q ([batch, Hq, D] or [batch, R, Hq, D]) over kv_cache = (k_pages,
+        v_pages); with return_lse also lse of q's shape without D (f32). Row r of R sees
+        the request's keys [0, kv_len - R + 1 + r); a row that sees none gets o = 0,
+        lse = -inf."""
         k_pages, v_pages = kv_cache
         o, lse = torch.ops.baracuda.paged_decode(q, k_pages, v_pages, self.kv_indices, self.kv_indptr,
                                                  self.last_page_len, self.scale, self.kv_splits)

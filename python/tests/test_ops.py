@@ -134,6 +134,37 @@ def test_paged_decode(backend, rng, dtype):
         close(backend.get(lse)[b], want_lse[0, :, 0], 1e-5)
 
 
+@pytest.mark.parametrize("dtype", ["f32", "bf16"])
+@pytest.mark.parametrize("rows", [2, 3])
+def test_paged_decode_rows(backend, rng, dtype, rows):
+    """R query rows per request, q [batch, R, Hq, D], causal among themselves (bottom-right):
+    a request of 1 key leaves its first R - 1 rows empty (o 0, lse -inf), one of no page
+    (kv_indptr repeated) all of them."""
+    kv_lens, hq = [5, 1, 9], 4
+    kp, vp, table, pool, per_request = _paged_setup(rng, backend, dtype, kv_lens)
+    # a fourth request that owns no page
+    indptr = backend.get(table["kv_indptr"]).astype(np.int64)
+    table["kv_indptr"] = backend.put(np.concatenate([indptr, indptr[-1:]]), "i32")
+    table["last_page_len"] = backend.put(np.concatenate([backend.get(table["last_page_len"]), [0]]), "i32")
+    q = backend.put(rng.standard_normal((4, rows, hq, 64)), dtype)
+    o, lse = backend.empty((4, rows, hq, 64), dtype), backend.empty((4, rows, hq), "f32")
+    plan = baracuda.paged_decode.plan(device=backend.device, batch=4, q_heads=hq, scale=0.125,
+                                      q_rows_per_request=rows, **pool)
+    plan.run(q=q, k_pages=kp, v_pages=vp, o=o, lse=lse, **table)
+    for b, (k64, v64) in enumerate(per_request):
+        want_o, want_lse = refs.sdpa(backend.get(q)[b].transpose(1, 0, 2)[None], k64, v64, 0.125, causal=True)
+        close(backend.get(o)[b], want_o[0].transpose(1, 0, 2), tol(dtype, backend))
+        close(backend.get(lse)[b], want_lse[0].T, 1e-5)
+    assert np.all(backend.get(o)[1, :rows - 1] == 0) and np.all(backend.get(lse)[1, :rows - 1] == -np.inf)
+    assert np.all(backend.get(o)[3] == 0) and np.all(backend.get(lse)[3] == -np.inf)
+    with pytest.raises(baracuda.Unsupported, match="q_rows_per_request is 9"):
+        baracuda.paged_decode.plan(device=backend.device, batch=4, q_heads=hq, scale=0.125, q_rows_per_request=9,
+                                   **pool)
+    with pytest.raises(baracuda.InvalidProblem, match="q.rank is 3, expected 4"):
+        plan.run(q=backend.put(rng.standard_normal((4, hq, 64)), dtype), k_pages=kp, v_pages=vp, o=o, lse=lse,
+                 **table)
+
+
 @pytest.mark.parametrize("dtype", ["f16", "bf16"])
 @pytest.mark.parametrize("causal", [False, True])
 def test_paged_prefill(backend, rng, dtype, causal):

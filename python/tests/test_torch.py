@@ -226,6 +226,8 @@ def _opcheck_cases(device):
         "ssd_fwd_options": (ops.ssd_fwd.default, (*opt[:5], 4, *opt[5:], seq, True, 0.1, 2.0, True)),
         "paged_decode": (ops.paged_decode.default, (torch.randn(3, 4, 64, device=device, dtype=torch.float16), kp,
                                                     vp, *table, 0.125, 0)),
+        "paged_decode_rows": (ops.paged_decode.default, (torch.randn(3, 2, 4, 64, device=device,
+                                                                     dtype=torch.float16), kp, vp, *table, 0.125, 0)),
         "paged_prefill": (ops.paged_prefill.default, (torch.randn(3, 4, 64, device=device, dtype=torch.float16),
                                                       q_indptr, kp, vp, *table, 0.125, True)),
         "paged_kv_append": (ops.paged_kv_append.default, (new, new.clone(), q_indptr, kp, vp, *table)),
@@ -236,7 +238,7 @@ def _opcheck_cases(device):
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", ["sdpa_fwd", "sdpa_bwd", "ssd_fwd", "ssd_bwd", "ssd_fwd_options", "paged_decode",
-                                  "paged_prefill", "paged_kv_append", "attention_merge"])
+                                  "paged_decode_rows", "paged_prefill", "paged_kv_append", "attention_merge"])
 def test_opcheck(device, name):
     """torch.library.opcheck: schema (mutations declared), fake tensors, autograd
     registration and AOT dispatch of every custom op."""
@@ -296,6 +298,23 @@ def test_batch_paged_decode(device):
         torch.testing.assert_close(o[b].double().cpu(), _paged_ref(q[b:b + 1], *cache, indices, indptr, last, b)[0],
                                    atol=2e-2, rtol=2e-2)
     assert lse.shape == (3, 4) and lse.dtype == torch.float32
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_batch_paged_decode_rows(device):
+    """q [batch, R, Hq, D]: R rows per request, causal among themselves; request 1 holds one
+    key, so its first R - 1 rows see none (o 0, lse -inf)."""
+    cache, indices, indptr, last = _paged(device, torch.bfloat16)
+    dec = bt.BatchPagedDecode()
+    dec.plan(torch.from_numpy(indptr), torch.from_numpy(indices), torch.from_numpy(last), 4, 2, 64, 4,
+             dtype=torch.bfloat16, device=device)
+    q = torch.randn(3, 3, 4, 64, device=device, dtype=torch.bfloat16)
+    o, lse = dec.run(q, cache, return_lse=True)
+    assert o.shape == q.shape and lse.shape == (3, 3, 4) and lse.dtype == torch.float32
+    for b in range(3):
+        want = _paged_ref(q[b], *cache, indices, indptr, last, b, causal=True)
+        torch.testing.assert_close(o[b].double().cpu(), want, atol=3e-2, rtol=3e-2)
+    assert torch.all(o[1, :2] == 0) and torch.all(lse[1, :2] == -math.inf)
 
 
 @pytest.mark.parametrize("device", DEVICES)

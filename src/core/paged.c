@@ -1,5 +1,6 @@
 /* paged.c - validation of the paged KV cache and of ragged index arrays, shared by
- * paged_kv_append, paged_decode and paged_prefill. */
+ * paged_kv_append, paged_decode and paged_prefill; the shapes of paged_decode's q, o and
+ * lse (with or without the R axis), read by its op, CPU and CUDA code alike. */
 #include "core/paged.h"
 
 bk_status bk_check_paged_desc(const char *op, const bk_paged_kv_desc *d, uint32_t dtypes)
@@ -44,7 +45,8 @@ bk_status bk_check_paged_tensors(const char *op, const bk_paged_kv_desc *d, int3
     return bk_check_tensor(op, &kv->last_page_len, &last);
 }
 
-bk_status bk_check_paged_values(const char *op, const bk_paged_kv_desc *d, int32_t batch, const bk_paged_kv *kv)
+bk_status bk_check_paged_values(const char *op, const bk_paged_kv_desc *d, int32_t batch, const bk_paged_kv *kv,
+                                bool allow_empty)
 {
     const int32_t *indptr = (const int32_t *)kv->kv_indptr.data;
     const int32_t *indices = (const int32_t *)kv->kv_indices.data;
@@ -52,11 +54,17 @@ bk_status bk_check_paged_values(const char *op, const bk_paged_kv_desc *d, int32
     if (indptr[0] != 0)
         return bk_fail(BK_STATUS_INVALID_PROBLEM, "%s: kv_indptr[0] is %d, expected 0", op, (int)indptr[0]);
     for (int32_t b = 0; b < batch; b++) {
-        if (indptr[b + 1] <= indptr[b])
+        if (allow_empty && indptr[b + 1] < indptr[b])
+            return bk_fail(BK_STATUS_INVALID_PROBLEM,
+                           "%s: kv_indptr[%d] is %d after kv_indptr[%d] = %d, expected a value >= it", op,
+                           (int)(b + 1), (int)indptr[b + 1], (int)b, (int)indptr[b]);
+        if (!allow_empty && indptr[b + 1] <= indptr[b])
             return bk_fail(BK_STATUS_INVALID_PROBLEM,
                            "%s: kv_indptr[%d] is %d after kv_indptr[%d] = %d, expected a larger value (every "
                            "request owns at least one page)",
                            op, (int)(b + 1), (int)indptr[b + 1], (int)b, (int)indptr[b]);
+        if (indptr[b + 1] == indptr[b])
+            continue; /* no page (allow_empty): kv_len 0, last_page_len not read */
         if (last[b] < 1 || last[b] > d->page_size)
             return bk_fail(BK_STATUS_INVALID_PROBLEM, "%s: last_page_len[%d] is %d, expected 1..page_size = %d", op,
                            (int)b, (int)last[b], (int)d->page_size);
@@ -75,6 +83,8 @@ int64_t bk_paged_kv_len(const bk_paged_kv_desc *d, const bk_paged_kv *kv, int32_
 {
     const int32_t *indptr = (const int32_t *)kv->kv_indptr.data;
     const int32_t *last = (const int32_t *)kv->last_page_len.data;
+    if (indptr[b + 1] == indptr[b])
+        return 0;
     return (int64_t)(indptr[b + 1] - indptr[b] - 1) * d->page_size + last[b];
 }
 
@@ -99,4 +109,52 @@ bk_status bk_check_indptr_values(const char *op, const char *name, const int32_t
         return bk_fail(BK_STATUS_OUT_OF_RANGE, "%s: %s[%d] is %d, expected the row count %lld", op, name, (int)batch,
                        (int)indptr[batch], (long long)total);
     return BK_STATUS_SUCCESS;
+}
+
+/* ---------------------------------------------------------- paged_decode -- */
+
+int32_t bk_paged_decode_rows(const bk_paged_decode_desc *d)
+{
+    return d->q_rows_per_request > 1 ? d->q_rows_per_request : 1;
+}
+
+/* The R axis is there when R > 1, or when the caller's view has the rank with it. */
+static bool decode_has_rows(const bk_paged_decode_desc *d, const bk_tensor *t, bool lse)
+{
+    return bk_paged_decode_rows(d) > 1 || (t != NULL && t->rank == (lse ? 3 : 4));
+}
+
+bk_tensor_spec bk_paged_decode_spec(const bk_paged_decode_desc *d, const bk_tensor *t, bool lse, const char *name,
+                                    uint32_t layout)
+{
+    const int64_t B = d->batch, R = bk_paged_decode_rows(d), H = d->q_heads, D = d->paged_kv.head_dim;
+    bk_tensor_spec s = {name, lse ? BK_DTYPE_F32 : d->paged_kv.dtype, 0, {0}, NULL, layout};
+    if (decode_has_rows(d, t, lse)) {
+        s.rank = lse ? 3 : 4;
+        s.shape[0] = B;
+        s.shape[1] = R;
+        s.shape[2] = H;
+        s.shape[3] = D;
+        s.dims = lse ? "batch,q_rows_per_request,q_heads" : "batch,q_rows_per_request,q_heads,head_dim";
+    } else {
+        s.rank = lse ? 2 : 3;
+        s.shape[0] = B;
+        s.shape[1] = H;
+        s.shape[2] = D;
+        s.dims = lse ? "batch,q_heads" : "batch,q_heads,head_dim";
+    }
+    return s;
+}
+
+void bk_paged_decode_strides(const bk_paged_decode_desc *d, const bk_tensor *t, bool lse, int64_t strides[3])
+{
+    if (decode_has_rows(d, t, lse)) {
+        strides[0] = t->strides[0];
+        strides[1] = t->strides[1];
+        strides[2] = t->strides[2];
+    } else {
+        strides[0] = t->strides[0];
+        strides[1] = 0;
+        strides[2] = t->strides[1];
+    }
 }

@@ -4,7 +4,8 @@
  * Math:   request b's token t lives in page kv_indices[kv_indptr[b] + t / page_size],
  *         slot t % page_size (HND pool [num_pages, kv_heads, page_size, head_dim]).
  *         Query head h reads kv head h / (q_heads / kv_heads) (GQA).
- *         decode:  one row per request over keys [0, kv_len).
+ *         decode:  R rows per request, row r over keys [0, kv_len - R + 1 + r) (R = 1:
+ *                  all of them); an empty range -> o = 0, lse = -inf.
  *         prefill: row i of a request with qo_len rows sees keys [0, key_hi],
  *                  key_hi = kv_len - 1 (causal: min(kv_len - 1, i + kv_len - qo_len));
  *                  key_hi < 0 -> o = 0, lse = -inf.
@@ -12,8 +13,9 @@
  *         (src/cpu/attend.c) with a key_offset callback that maps key j to its page slot.
  *         merge:   lse = m + log sum_p exp(lse_p - m), m = max_p lse_p;
  *                  o = sum_p exp(lse_p - lse) o_p, parts with lse_p = -inf skipped.
- * Shapes: q, o [rows, q_heads, head_dim] (rows = batch for decode, ragged by q_indptr for
- *         prefill), inner stride 1; lse [rows, q_heads] f32. merge: o_parts
+ * Shapes: q, o [rows, q_heads, head_dim] (decode: [batch, R, q_heads, head_dim], the R
+ *         axis optional when R = 1; prefill: rows ragged by q_indptr), inner stride 1;
+ *         lse [rows, q_heads] f32 (decode [batch, R, q_heads]). merge: o_parts
  *         [rows, parts, heads, head_dim], lse_parts [rows, parts, heads].
  * Work:   f64 for every dtype, rows on the stack (head_dim <= 256; merge walks head_dim in
  *         blocks of 256). One OpenMP iteration per (row, head) output, each computed by one
@@ -53,19 +55,20 @@ void bk_cpu_paged_attend_row(const bk_paged_kv_desc *d, const bk_paged_kv *kv, i
     bk_cpu_attend_row(q, &keys, &mask, out, lse);
 }
 
-/* q row -> attend -> o row (+ lse) for query row r, head h of request b. */
-static void paged_row(const bk_paged_kv_desc *pd, const bk_paged_kv *kv, int32_t b, int64_t r, int64_t h,
-                      int64_t group, int64_t key_hi, double scale, const bk_tensor *q, const bk_tensor *o,
-                      const bk_tensor *lse_t)
+/* q row -> attend -> o row (+ lse) for query head h of request b over keys [0, key_hi];
+ * the row's element offsets in q, o (units of elements) and lse are given. */
+static void paged_row(const bk_paged_kv_desc *pd, const bk_paged_kv *kv, int32_t b, int64_t h, int64_t group,
+                      int64_t key_hi, double scale, const bk_tensor *q, int64_t q_off, const bk_tensor *o,
+                      int64_t o_off, const bk_tensor *lse_t, int64_t l_off)
 {
     const bk_dtype dt = pd->dtype;
     const size_t es = bk_dtype_size(dt);
     double qrow[BK_CPU_MAX_HEAD_DIM], orow[BK_CPU_MAX_HEAD_DIM], lse;
-    bk_gather_f64((const char *)q->data + (size_t)bk_offset3(q, r, h, 0) * es, dt, 1, pd->head_dim, qrow);
+    bk_gather_f64((const char *)q->data + (size_t)q_off * es, dt, 1, pd->head_dim, qrow);
     bk_cpu_paged_attend_row(pd, kv, b, h / group, qrow, key_hi, scale, orow, &lse);
-    bk_scatter_f64((char *)o->data + (size_t)bk_offset3(o, r, h, 0) * es, dt, 1, pd->head_dim, orow);
+    bk_scatter_f64((char *)o->data + (size_t)o_off * es, dt, 1, pd->head_dim, orow);
     if (lse_t)
-        bk_store_f64(lse_t->data, BK_DTYPE_F32, bk_offset2(lse_t, r, h), lse);
+        bk_store_f64(lse_t->data, BK_DTYPE_F32, l_off, lse);
 }
 
 /* ------------------------------------------------------------- decode -- */
@@ -73,13 +76,22 @@ static void paged_row(const bk_paged_kv_desc *pd, const bk_paged_kv *kv, int32_t
 bk_status bk_cpu_paged_decode(const bk_paged_decode_desc *d, const bk_paged_decode_args *a)
 {
     const bk_paged_kv_desc *pd = &d->paged_kv;
-    const int64_t B = d->batch, H = d->q_heads, group = d->q_heads / pd->kv_heads;
-#pragma omp parallel for collapse(2) schedule(static)
+    const int64_t B = d->batch, R = bk_paged_decode_rows(d), H = d->q_heads, group = d->q_heads / pd->kv_heads;
+    int64_t sq[3], so[3], sl[3] = {0, 0, 0};
+    bk_paged_decode_strides(d, &a->q, false, sq);
+    bk_paged_decode_strides(d, &a->o, false, so);
+    if (a->lse)
+        bk_paged_decode_strides(d, a->lse, true, sl);
+#pragma omp parallel for collapse(3) schedule(static)
     for (int64_t b = 0; b < B; b++)
-        for (int64_t h = 0; h < H; h++) {
-            int64_t kv_len = bk_paged_kv_len(pd, &a->kv, (int32_t)b);
-            paged_row(pd, &a->kv, (int32_t)b, b, h, group, kv_len - 1, d->scale, &a->q, &a->o, a->lse);
-        }
+        for (int64_t r = 0; r < R; r++)
+            for (int64_t h = 0; h < H; h++) {
+                /* row r sees keys [0, kv_len - R + 1 + r): key_hi < 0 -> o = 0, lse = -inf */
+                int64_t key_hi = bk_paged_kv_len(pd, &a->kv, (int32_t)b) - R + r;
+                paged_row(pd, &a->kv, (int32_t)b, h, group, key_hi, d->scale, &a->q,
+                          b * sq[0] + r * sq[1] + h * sq[2], &a->o, b * so[0] + r * so[1] + h * so[2], a->lse,
+                          b * sl[0] + r * sl[1] + h * sl[2]);
+            }
     return BK_STATUS_SUCCESS;
 }
 
@@ -117,7 +129,8 @@ bk_status bk_cpu_paged_prefill(const bk_paged_prefill_desc *d, const bk_paged_pr
                 if (diag < key_hi)
                     key_hi = diag;
             }
-            paged_row(pd, &a->kv, b, r, h, group, key_hi, d->scale, &a->q, &a->o, a->lse);
+            paged_row(pd, &a->kv, b, h, group, key_hi, d->scale, &a->q, bk_offset3(&a->q, r, h, 0), &a->o,
+                      bk_offset3(&a->o, r, h, 0), a->lse, a->lse ? bk_offset2(a->lse, r, h) : 0);
         }
     return BK_STATUS_SUCCESS;
 }

@@ -1,78 +1,51 @@
-/* paged.cu - paged_decode, paged_prefill and attention_merge on CUDA.
+/* paged.cu - paged_decode, paged_prefill and attention_merge on CUDA (math: paged.h).
+ * Online softmax in f32 with scores in base 2 (q pre-scaled by scale * log2 e).
  *
- * Math (include/baracuda/paged.h): for a query row q and the keys K_j / values V_j a
- * request's page table gives it,
- *     s_j = scale * <q, K_j>,  o = sum_j softmax(s)_j V_j,  lse = log sum_j exp(s_j).
- * Scores are kept in base 2 (q is pre-multiplied by scale * log2(e)) and the online
- * softmax runs in f32 (running max m, running sum l, rescaled accumulator).
+ * attention_merge: a thread per output element, parts in order, those of lse -inf
+ *   skipped (all -inf: o = 0, lse = -inf); it also merges the decode's split partials.
  *
- * attention_merge: one thread per output element (row, head, d): m = max_p lse_p,
- *   w_p = exp(lse_p - m) (parts with lse_p = -inf skipped, their o row not read),
- *   o = sum_p w_p o_p / sum_p w_p, lse = m + log sum_p w_p; all parts -inf -> o = 0,
- *   lse = -inf. f32 math (f64 for f64), parts summed in order: deterministic. The same
- *   kernel merges the decode's split-KV partials (f32 parts, any output dtype).
+ * paged_decode: grid (splits S, kv_heads x pair chunks, batch). The R x group (query
+ *   row, q head) pairs of a kv head are the queries; a CTA of 4 warps takes G <= 4 of
+ *   them (template G; more pairs -> more chunks), so each K/V row is read once per 4
+ *   pairs. LPR lanes cover a K/V row (D 128 bf16: 16); a tile is TK = 32 keys; warp w
+ *   copies and computes its own 8 rows of each tile through a 3-stage cp.async ring
+ *   (16-byte copies, 128-byte L2 prefetch hint, page ids looked up a tile ahead), so the
+ *   key loop has no block barrier (wait_group + __syncwarp before a stage is read,
+ *   __syncwarp after). Keys past the range or with a bad page are zero-filled, never
+ *   read, masked by the warp's ballot bits. A row's G dot products: reduce-scatter over
+ *   its LPR lanes (9 shuffles at G 4); each row-group keeps an online softmax per pair
+ *   (ex2.approx, each probability once); the row-groups merge through shared memory.
+ *   Rows (R > 1, template CAUSAL): row r sees keys [0, kv_len - R + 1 + r); the CTA
+ *   loads keys up to its last row's bound, and only tiles past its first row's bound
+ *   (the last R - 1 keys: 1 or 2 tiles) mask per pair (bounds in shared memory: 128
+ *   registers kept). R = 1 compiles to the one-row kernel, no per-key work added.
+ *   Split-KV: split s covers [s c, (s+1) c), c = ceil(kv_len / S), kv_len read on the
+ *   device; with S > 1 partial o / lse go to the workspace and the merge kernel combines
+ *   them. S = bk_cuda_paged_decode_splits, a pure function of the descriptor (graph
+ *   replays rely on it): kv_splits, else the splits that fill one wave of 132 x 4 CTAs,
+ *   <= 64 and <= pool / 256. D 128 bf16 G 4: 128 registers, no spill, 48 KB dynamic
+ *   smem (opted in per launch, a host-only call) -> 4 CTAs/SM. Deterministic for a
+ *   given S (an H100 rerun mismatch was the test's upload race: decode_run in the
+ *   test). H100 bk_bench R 1 (Hq 32 Hkv 8, page 16), % of copy bandwidth: B1 kv32768
+ *   ~53, B16 kv4096 ~75, B64 kv2048 ~86 (0.206 ms), B128 kv8192 ~95.
  *
- * paged_decode: grid (splits, kv_heads * group chunks, batch). A CTA of 4 warps owns
- *   one kv head of one request and up to G = 4 of its query heads (the GQA group, so
- *   each K/V row is read from memory once per group of 4). Each K/V row is covered by
- *   LPR lanes (D = 128 bf16: 16 lanes per row, 2 rows per warp, 8 row-groups). A tile
- *   is TK = 8 * U = 32 keys (D 128 bf16); row-group rg computes keys u * NRG + rg
- *   (u < U = 4), so each warp owns WKEYS = 8 rows of every tile, and it is the warp
- *   itself that copies them: per-warp 3-stage cp.async ring (16-byte copies with a
- *   128-byte L2 prefetch hint; 4 loader lanes per row, one page lookup per lane and
- *   tile, the page id loaded a tile ahead so no copy waits on it). The key loop has no
- *   block barrier: cp.async.wait_group (this lane's copies landed) + __syncwarp (a
- *   memory barrier among the warp's lanes, so each lane sees its sibling lanes' copies)
- *   before reading a stage, __syncwarp after it (no lane refills a stage another lane
- *   still reads). Keys past the split or with a bad page are zero-filled, never read,
- *   and masked through the warp's ballot of "row is a key" bits, kept in registers.
- *   The G dot products of a row are summed over its LPR lanes by a reduce-scatter
- *   (G - 1 shuffles, then a butterfly, then one shuffle per head: 9 shuffles per row at
- *   G 4 instead of 16); each row-group keeps its own online softmax per q head (f32,
- *   exponentials by ex2.approx, each probability computed once), and the row-groups
- *   are merged through shared memory at the end (one __syncthreads). Split-KV: split s
- *   covers keys [s*c, (s+1)*c) with c = ceil(kv_len / S) (kv_len read on the device);
- *   with S > 1 the CTA writes its normalised f32 partial o and its lse (-inf when it
- *   saw no key) to the workspace and a merge launch combines the S parts. S comes from
- *   bk_cuda_paged_decode_splits (a pure function of the descriptor: kv_splits when > 0,
- *   else as many splits as fit in one wave of 132 x 4 resident CTAs, none when batch x
- *   kv heads fills it; at most one per 256 keys of the pool and 64). Resources (D 128
- *   bf16, G 4): 128 registers, no spill, 48 KB dynamic + 2.3 KB static shared memory ->
- *   4 CTAs per SM (the dynamic size is opted in with cudaFuncSetAttribute at each
- *   launch: a host-only call, no sync). Deterministic: every sum has a fixed order for a
- *   given S, whatever the warps' timing (the rerun that differed once on the H100 with
- *   an earlier per-warp kernel came from the test's uploads racing the kernels, which
- *   the shipped block-barrier kernel fails just as often under load: see decode_run in
- *   tests/test_paged_decode.c). H100 bk_bench (Hq 32, Hkv 8, page 16), % of copy
- *   bandwidth, block-barrier kernel (bench/RESULTS.md run 2) -> this kernel (two runs):
- *   B1 kv32768 45.3 -> 52.6-54.3%, B16 kv4096 54.9 -> 73.4-76.0%, B64 kv2048 63.0 ->
- *   86.1-86.4% (0.283 -> 0.206 ms), B128 kv8192 71.8 -> 95.2-95.7%; the L2 hint is 1-3
- *   points of that, the rest the per-warp ring, the instructions saved (page lookups,
- *   shuffles, exponentials) and the one-wave splits.
+ * paged_prefill, reference path (BK_PREFER_REFERENCE; the fast one is sdpa_fwd.cu's
+ *   tensor-core kernels over pages, bk_cuda_paged_prefill_tc): f32 CUDA cores, CTA = 16
+ *   query rows (4 a warp) of one request and q head. Request b owns tile ids
+ *   [b + q_indptr[b] / 16, b + 1 + q_indptr[b+1] / 16): a grid of batch + rows / 16 + 1
+ *   CTAs, each finding its request by binary search over q_indptr. K/V tiles of 32 keys
+ *   are gathered into shared memory; bottom-right causal mask per row.
  *
- * paged_prefill, the reference CUDA path (BK_PREFER_REFERENCE; the fast one is the
- *   tensor-core kernels of sdpa_fwd.cu with paged K/V, bk_cuda_paged_prefill_tc):
- *   CUDA-core f32 math. CTA = 4 warps = 16 query
- *   rows (4 per warp) of one request and one q head; a warp's 32 lanes split head_dim.
- *   Tiles are scheduled without host data: request b owns tile ids
- *   [b + q_indptr[b] / 16, b + 1 + q_indptr[b+1] / 16), so a grid of batch +
- *   total_rows / 16 + 1 CTAs covers every tile and a CTA finds its request by a binary
- *   search over q_indptr (CTAs beyond a request's tiles exit). K/V tiles of 32 keys are
- *   gathered from the pages into shared memory (16-byte units), then every warp runs the
- *   online softmax key by key for its rows (bottom-right causal mask per row).
+ * Trusted index data: a bad page id or kv_indices position hides its keys (never read);
+ *   a request of no page has kv_len 0; last_page_len is clamped to [1, page_size].
  *
- * Trusted index data: a page id outside [0, num_pages), a kv_indices position outside
- *   [0, n_indices), or a request with < 1 page makes the affected keys invisible (never
- *   read); last_page_len is clamped to [1, page_size]. Nothing is read or written out
- *   of bounds, but such outputs are undefined by the API.
- *
- * Not yet: decode on tensor cores (the API promises f32 math on CUDA cores; ncu at B64
- *   kv2048, before the L2 hint: issue slots ~67% busy, DRAM ~75% of its peak); decode B1
- *   kv32768 stays near half the copy bandwidth (one short wave of 64 splits and their
- *   merge); the 132 x 4 slots of the split heuristic are the H100's; enable_kv_split for
- *   prefill (ignored), head_dim other than 64/128/256.
+ * Not yet: decode on tensor cores (f32 CUDA-core math is the API's promise; ncu B64
+ *   kv2048: issue ~67% busy, DRAM ~75%); B1 kv32768 near half the bandwidth (one short
+ *   wave plus the merge); the H100's 132 x 4 slots in the heuristic; pairs past G 4 in
+ *   one CTA (R x group > 4 reads K/V once per chunk of 4 pairs); prefill enable_kv_split.
  */
 #include "common.cuh"
+#include "core/paged.h"
 #include "cuda/paged_cuda.h"
 #include "paged_table.cuh"
 
@@ -89,10 +62,12 @@ struct merge_params {
     const float *lp;
     long long lp_r, lp_p, lp_h;
     void *o;
-    long long o_r, o_h;
+    long long o_r, o_s, o_h;
     float *lse; /* NULL to skip */
-    long long l_r, l_h;
+    long long l_r, l_s, l_h;
     int rows, parts, heads, dim;
+    int sub; /* output head h is (h / sub, h % sub) over strides (o_s, o_h): the decode's
+                (query row, q head) pairs; heads for attention_merge (o_s unused) */
 };
 
 
@@ -124,9 +99,10 @@ __global__ void merge_kernel(merge_params p)
             acc = acc / sum;
             lse = (float)((A)m + bk_log(sum));
         }
-        o[r * p.o_r + h * p.o_h + d] = elem<TO>::store(acc);
+        const long long hs = h / p.sub, hh = h % p.sub;
+        o[r * p.o_r + hs * p.o_s + hh * p.o_h + d] = elem<TO>::store(acc);
         if (p.lse && d == 0)
-            p.lse[r * p.l_r + h * p.l_h] = lse;
+            p.lse[r * p.l_r + hs * p.l_s + hh * p.l_h] = lse;
     }
 }
 
@@ -159,6 +135,8 @@ extern "C" bk_status bk_cuda_attention_merge(const bk_attention_merge_desc *d, c
     p.parts = d->parts;
     p.heads = d->heads;
     p.dim = d->head_dim;
+    p.sub = d->heads;
+    p.o_s = p.l_s = 0;
     cudaStream_t s = (cudaStream_t)stream;
     BK_DISPATCH_FLOAT(d->dtype, T, launch_merge<T, T>(p, s));
     return bk_cuda_check_launch("attention_merge");
@@ -179,15 +157,15 @@ template <typename T, int N> static __device__ __forceinline__ void to_float(con
 
 struct decode_params {
     const void *q;
-    long long q_b, q_h;
+    long long q_b, q_r, q_h; /* strides of request, query row, q head */
     const void *k, *v;
     paged_table t;
-    int q_heads, group, gchunks, splits;
+    int q_heads, group, rows, pairs, gchunks, splits; /* rows = R; pairs = R * group per kv head */
     float scale_log2;
     void *o;
-    long long o_b, o_h;
+    long long o_b, o_r, o_h;
     float *lse;
-    long long l_b, l_h;
+    long long l_b, l_r, l_h;
     float *part_o, *part_lse;
 };
 
@@ -276,26 +254,37 @@ template <int G, int LPR> static __device__ __forceinline__ void decode_row_sum(
     }
 }
 
-template <typename T, int D, int G>
+template <typename T, int D, int G, bool CAUSAL>
 __global__ void __launch_bounds__(128) decode_kernel(decode_params p)
 {
     typedef decode_cfg<T, D> C;
     __shared__ __align__(16) float q_s[G][D];
     __shared__ float red_m[C::NRG][G], red_l[C::NRG][G];
+    __shared__ long long mask_lo_s; /* CAUSAL: the key the CTA's first row sees no more */
+    __shared__ int drow_s[G];       /* CAUSAL: pair g's row minus the CTA's first row (< R) */
     extern __shared__ __align__(16) unsigned char dyn_smem[];
     T *pipe = reinterpret_cast<T *>(dyn_smem);                       /* [STAGES][2][TK][D] */
     float(*red_o)[G][D] = reinterpret_cast<float(*)[G][D]>(dyn_smem); /* [NRG][G][D], after the loop */
 
+    /* the CTA's pairs: pair pp = r * group + i of kv head kvh is query row r, q head
+       kvh * group + i, for pp in [pp0, pp0 + ng) */
     const int split = blockIdx.x, kvh = blockIdx.y / p.gchunks, gc = blockIdx.y % p.gchunks, b = blockIdx.z;
-    const int h0 = kvh * p.group + gc * G, ng = min(G, p.group - gc * G);
+    const int pp0 = gc * G, ng = min(G, p.pairs - pp0);
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int li = lane % C::LPR, rg = warp * C::RPW + lane / C::LPR;
 
     long long first;
     const long long kv_len = paged_len(p.t, b, first);
     const long long chunk = (kv_len + p.splits - 1) / p.splits;
-    const long long lo = (long long)split * chunk, hi = min(kv_len, lo + chunk);
+    /* row r sees keys [0, kv_len - R + 1 + r): the CTA's last row bounds the keys it
+       loads, keys from its first row's bound on are masked per pair (R = 1: none) */
+    const long long lim0 = kv_len - (p.rows - 1);
+    const long long lo = (long long)split * chunk;
+    const long long hi = min(min(kv_len, lo + chunk), lim0 + (pp0 + ng - 1) / p.group);
     const long long n_tiles = hi > lo ? (hi - lo + C::TK - 1) / C::TK : 0;
+    const long long mask_lo = lim0 + pp0 / p.group;
+    const long long mask_t = mask_lo < hi ? max(mask_lo - lo, 0LL) / C::TK : n_tiles; /* first masked tile */
+
     const T *kp = (const T *)p.k, *vp = (const T *)p.v;
 
     /* Loader lane: row ld_k of this warp's WKEYS rows of a tile (tile row ld_jj, the row
@@ -333,12 +322,18 @@ __global__ void __launch_bounds__(128) decode_kernel(decode_params p)
     okr[C::STAGES - 1] = 0u;
 
     for (int i = tid; i < G * D; i += blockDim.x) {
-        int g = i / D, d = i % D;
+        const int g = i / D, d = i % D, pp = pp0 + g, row = pp / p.group;
+        const long long h = (long long)kvh * p.group + pp % p.group;
         float x = 0.f;
         if (g < ng)
-            x = elem<T>::load(((const T *)p.q)[b * p.q_b + (long long)(h0 + g) * p.q_h + d]) * p.scale_log2;
+            x = elem<T>::load(((const T *)p.q)[b * p.q_b + row * p.q_r + h * p.q_h + d]) * p.scale_log2;
         q_s[g][d] = x;
     }
+    /* pair g sees keys below mask_lo + drow_s[g] (shared memory: read in masked tiles only) */
+    if (CAUSAL && tid < G)
+        drow_s[tid] = (pp0 + tid) / p.group - pp0 / p.group;
+    if (CAUSAL && tid == 0)
+        mask_lo_s = mask_lo;
     __syncthreads();
     float qr[G][C::EPL];
 #pragma unroll
@@ -399,6 +394,15 @@ __global__ void __launch_bounds__(128) decode_kernel(decode_params p)
 #pragma unroll
             for (int g = 0; g < G; g++)
                 s[u][g] = ok ? x[g] : -INFINITY;
+        }
+        if (CAUSAL && t >= mask_t) { /* CTA-uniform: a tile with keys some pairs do not see (R > 1) */
+            const int rel = (int)(lo + t * C::TK - mask_lo_s) + rg; /* key - mask_lo, in (-TK, TK + R) */
+#pragma unroll
+            for (int u = 0; u < C::U; u++)
+#pragma unroll
+                for (int g = 0; g < G; g++)
+                    if (rel + u * C::NRG >= drow_s[g])
+                        s[u][g] = -INFINITY;
         }
         /* online softmax per head; s becomes the probabilities (0 for masked keys) */
 #pragma unroll
@@ -465,7 +469,7 @@ __global__ void __launch_bounds__(128) decode_kernel(decode_params p)
     }
     __syncthreads();
     for (int i = tid; i < ng * D; i += blockDim.x) {
-        const int g = i / D, d = i % D;
+        const int g = i / D, d = i % D, pp = pp0 + g, row = pp / p.group;
         float M = -INFINITY;
         for (int r = 0; r < C::NRG; r++)
             M = fmaxf(M, red_m[r][g]);
@@ -479,13 +483,13 @@ __global__ void __launch_bounds__(128) decode_kernel(decode_params p)
             O /= L;
             lse = (M + log2f(L)) * BK_LN2;
         }
-        const long long h = h0 + g;
+        const long long h = (long long)kvh * p.group + pp % p.group;
         if (p.splits == 1) {
-            ((T *)p.o)[b * p.o_b + h * p.o_h + d] = elem<T>::store(O);
+            ((T *)p.o)[b * p.o_b + row * p.o_r + h * p.o_h + d] = elem<T>::store(O);
             if (p.lse && d == 0)
-                p.lse[b * p.l_b + h * p.l_h] = lse;
+                p.lse[b * p.l_b + row * p.l_r + h * p.l_h] = lse;
         } else {
-            const long long part = ((long long)b * p.q_heads + h) * p.splits + split;
+            const long long part = (((long long)b * p.rows + row) * p.q_heads + h) * p.splits + split;
             p.part_o[part * D + d] = O;
             if (d == 0)
                 p.part_lse[part] = lse;
@@ -506,8 +510,13 @@ template <typename K> static bk_status decode_smem(K kernel, size_t bytes)
 template <typename T, int D, int G> static bk_status launch_decode_g(const decode_params &p, dim3 grid, cudaStream_t s)
 {
     const size_t bytes = decode_cfg<T, D>::SMEM;
-    BK_TRY(decode_smem(decode_kernel<T, D, G>, bytes));
-    decode_kernel<T, D, G><<<grid, 128, bytes, s>>>(p);
+    if (p.rows > 1) {
+        BK_TRY(decode_smem(decode_kernel<T, D, G, true>, bytes));
+        decode_kernel<T, D, G, true><<<grid, 128, bytes, s>>>(p);
+    } else {
+        BK_TRY(decode_smem(decode_kernel<T, D, G, false>, bytes));
+        decode_kernel<T, D, G, false><<<grid, 128, bytes, s>>>(p);
+    }
     return BK_STATUS_SUCCESS;
 }
 
@@ -522,6 +531,13 @@ template <typename T, int D> static bk_status launch_decode(const decode_params 
 
 static const int kDecodeMaxG = 4;
 
+/* The CTA's pair count G (the kernel's template argument: 4, or 2 / 1 when the kv head has
+   fewer pairs) and the pair chunks per kv head, for R * group (row, q head) pairs. */
+static int decode_g(int pairs)
+{
+    return pairs >= kDecodeMaxG ? kDecodeMaxG : pairs >= 2 ? 2 : 1;
+}
+
 /* CTAs resident at once on the part the heuristic targets: an H100 SXM's 132 SMs x 4
    decode CTAs (48 KB of pipeline each at 16-bit D 128). Only the split heuristic uses it;
    other parts get other wave shapes, never other results for a given split count. */
@@ -531,8 +547,8 @@ extern "C" int32_t bk_cuda_paged_decode_splits(const bk_paged_decode_desc *d)
 {
     if (d->kv_splits > 0)
         return d->kv_splits;
-    const int group = d->q_heads / d->paged_kv.kv_heads;
-    const long long ctas = (long long)d->batch * d->paged_kv.kv_heads * ((group + kDecodeMaxG - 1) / kDecodeMaxG);
+    const long long pairs = (long long)bk_paged_decode_rows(d) * (d->q_heads / d->paged_kv.kv_heads);
+    const long long ctas = (long long)d->batch * d->paged_kv.kv_heads * ((pairs + kDecodeMaxG - 1) / kDecodeMaxG);
     /* as many splits as fit in ONE wave of resident CTAs (none when batch x kv heads fills
        it): every CTA of a wave starts and ends together, so each extra wave pays the
        prologue (first tiles' latency), the epilogue and the merge again; H100 B64 kv2048
@@ -545,13 +561,6 @@ extern "C" int32_t bk_cuda_paged_decode_splits(const bk_paged_decode_desc *d)
     return (int32_t)(s < 1 ? 1 : s);
 }
 
-extern "C" size_t bk_cuda_paged_decode_partial_floats(const bk_paged_decode_desc *d, int32_t splits)
-{
-    if (splits <= 1)
-        return 0;
-    return (size_t)d->batch * (size_t)d->q_heads * (size_t)splits * (size_t)(d->paged_kv.head_dim + 1);
-}
-
 extern "C" bk_status bk_cuda_paged_decode(const bk_paged_decode_desc *d, const bk_paged_decode_args *a,
                                           int32_t splits, float *part_o, float *part_lse, void *stream)
 {
@@ -560,29 +569,42 @@ extern "C" bk_status bk_cuda_paged_decode(const bk_paged_decode_desc *d, const b
         return bk_fail(BK_STATUS_UNSUPPORTED, "paged_decode: k_pages / v_pages are not 16-byte aligned, expected "
                                               "16-byte aligned pools on CUDA");
     decode_params p;
+    int64_t sq[3], so[3], sl[3] = {0, 0, 0};
+    bk_paged_decode_strides(d, &a->q, false, sq);
+    bk_paged_decode_strides(d, &a->o, false, so);
+    if (a->lse)
+        bk_paged_decode_strides(d, a->lse, true, sl);
     p.q = a->q.data;
-    p.q_b = a->q.strides[0];
-    p.q_h = a->q.strides[1];
+    p.q_b = sq[0];
+    p.q_r = sq[1];
+    p.q_h = sq[2];
     p.k = a->kv.k_pages.data;
     p.v = a->kv.v_pages.data;
     p.t = table_of(pd, &a->kv);
     p.q_heads = d->q_heads;
     p.group = d->q_heads / pd->kv_heads;
-    const int G = p.group >= 4 ? 4 : p.group >= 2 ? 2 : 1;
-    p.gchunks = (p.group + G - 1) / G;
+    p.rows = bk_paged_decode_rows(d);
+    p.pairs = p.rows * p.group;
+    const int G = decode_g(p.pairs);
+    p.gchunks = (p.pairs + G - 1) / G;
     p.splits = splits;
     p.scale_log2 = (float)(d->scale * 1.4426950408889634);
     p.o = a->o.data;
-    p.o_b = a->o.strides[0];
-    p.o_h = a->o.strides[1];
+    p.o_b = so[0];
+    p.o_r = so[1];
+    p.o_h = so[2];
     p.lse = a->lse ? (float *)a->lse->data : NULL;
-    p.l_b = a->lse ? a->lse->strides[0] : 0;
-    p.l_h = a->lse ? a->lse->strides[1] : 0;
+    p.l_b = sl[0];
+    p.l_r = sl[1];
+    p.l_h = sl[2];
     p.part_o = part_o;
     p.part_lse = part_lse;
-    dim3 grid((unsigned)splits, (unsigned)(pd->kv_heads * p.gchunks), (unsigned)d->batch);
-    if (grid.z > 65535)
-        return bk_fail(BK_STATUS_UNSUPPORTED, "paged_decode: batch is %d, expected <= 65535 on CUDA", (int)d->batch);
+    const long long gy = (long long)pd->kv_heads * p.gchunks;
+    if (d->batch > 65535 || gy > 65535)
+        return bk_fail(BK_STATUS_UNSUPPORTED,
+                       "paged_decode: batch is %d and kv_heads x pair chunks is %lld, expected both <= 65535 on CUDA",
+                       (int)d->batch, gy);
+    dim3 grid((unsigned)splits, (unsigned)gy, (unsigned)d->batch);
     cudaStream_t s = (cudaStream_t)stream;
     switch (pd->dtype) {
     case BK_DTYPE_F32:
@@ -603,25 +625,29 @@ extern "C" bk_status bk_cuda_paged_decode(const bk_paged_decode_desc *d, const b
     }
     BK_TRY(bk_cuda_check_launch("paged_decode"));
     if (splits > 1) {
+        /* partials [batch, R * q_heads, S, (head_dim)]: merge row b, head (r, h) as r * q_heads + h */
         merge_params m;
-        const long long D = pd->head_dim, S = splits;
+        const long long D = pd->head_dim, S = splits, RH = (long long)p.rows * d->q_heads;
         m.op = part_o;
-        m.op_r = (long long)d->q_heads * S * D;
+        m.op_r = RH * S * D;
         m.op_p = D;
         m.op_h = S * D;
         m.lp = part_lse;
-        m.lp_r = (long long)d->q_heads * S;
+        m.lp_r = RH * S;
         m.lp_p = 1;
         m.lp_h = S;
         m.o = a->o.data;
-        m.o_r = a->o.strides[0];
-        m.o_h = a->o.strides[1];
+        m.o_r = p.o_b;
+        m.o_s = p.o_r;
+        m.o_h = p.o_h;
         m.lse = p.lse;
         m.l_r = p.l_b;
+        m.l_s = p.l_r;
         m.l_h = p.l_h;
         m.rows = d->batch;
         m.parts = splits;
-        m.heads = d->q_heads;
+        m.heads = (int)RH;
+        m.sub = d->q_heads;
         m.dim = pd->head_dim;
         BK_DISPATCH_FLOAT(pd->dtype, T, launch_merge<float, T>(m, s));
         BK_TRY(bk_cuda_check_launch("paged_decode"));

@@ -11,11 +11,11 @@
 extern "C" {
 #endif
 /* Split-KV parts per (request, kv head) of a decode: desc.kv_splits when > 0, else a
- * heuristic from batch * kv_heads and the longest possible kv_len (the pool). */
+ * heuristic from batch * kv_heads * pair chunks and the longest possible kv_len (the
+ * pool). A pure function of the descriptor (graph replays rely on it). */
 int32_t bk_cuda_paged_decode_splits(const bk_paged_decode_desc *d);
-/* Workspace of a decode with `splits` parts: 0 when splits == 1, else partial outputs
- * f32 [batch, q_heads, splits, head_dim] then partial lse f32 [batch, q_heads, splits]. */
-size_t bk_cuda_paged_decode_partial_floats(const bk_paged_decode_desc *d, int32_t splits);
+/* The decode with `splits` parts; with splits > 1, part_o f32 [batch, R, q_heads, splits,
+ * head_dim] and part_lse f32 [batch, R, q_heads, splits] (the workspace) take the partials. */
 bk_status bk_cuda_paged_decode(const bk_paged_decode_desc *d, const bk_paged_decode_args *a, int32_t splits,
                                float *part_o, float *part_lse, void *stream);
 /* The CUDA-core prefill (f32 math; the reference CUDA path). */

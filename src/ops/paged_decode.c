@@ -29,6 +29,11 @@ static bk_status check_desc(const bk_paged_decode_desc *d)
     BK_TRY(bk_check_ptr(OP, "desc", d));
     BK_TRY(bk_check_extent(OP, "desc.batch", d->batch, 1));
     BK_TRY(bk_check_extent(OP, "desc.kv_splits", d->kv_splits, 0));
+    BK_TRY(bk_check_extent(OP, "desc.q_rows_per_request", d->q_rows_per_request, 0));
+    if (d->q_rows_per_request > BK_PAGED_DECODE_MAX_ROWS)
+        return bk_fail(BK_STATUS_UNSUPPORTED, "%s: desc.q_rows_per_request is %d, expected at most %d (use "
+                       "paged_prefill for more query rows per request)", OP, (int)d->q_rows_per_request,
+                       BK_PAGED_DECODE_MAX_ROWS);
     return bk_check_paged_attention(OP, d->q_heads, d->scale, &d->paged_kv, PAGED_DECODE_DTYPES);
 }
 
@@ -54,12 +59,9 @@ bk_status bk_paged_decode_can_implement(const bk_paged_decode_plan *plan, const 
     BK_TRY(bk_check_ptr(OP, "args", args));
     const bk_paged_decode_desc *d = &plan->desc;
     const bk_paged_kv_desc *pd = &d->paged_kv;
-    bk_tensor_spec s_q = {"q", pd->dtype, 3, {d->batch, d->q_heads, pd->head_dim}, "batch,q_heads,head_dim",
-                          BK_LAYOUT_INNER_UNIT};
-    bk_tensor_spec s_o = s_q;
-    s_o.name = "o";
-    s_o.layout = BK_LAYOUT_INNER_UNIT | BK_LAYOUT_OUTPUT;
-    bk_tensor_spec s_lse = {"lse", BK_DTYPE_F32, 2, {d->batch, d->q_heads}, "batch,q_heads", BK_LAYOUT_OUTPUT};
+    bk_tensor_spec s_q = bk_paged_decode_spec(d, &args->q, false, "q", BK_LAYOUT_INNER_UNIT);
+    bk_tensor_spec s_o = bk_paged_decode_spec(d, &args->o, false, "o", BK_LAYOUT_INNER_UNIT | BK_LAYOUT_OUTPUT);
+    bk_tensor_spec s_lse = bk_paged_decode_spec(d, args->lse, true, "lse", BK_LAYOUT_OUTPUT);
     BK_TRY(bk_check_tensor(OP, &args->q, &s_q));
     BK_TRY(bk_check_paged_tensors(OP, pd, d->batch, &args->kv, false));
     BK_TRY(bk_check_tensor(OP, &args->o, &s_o));
@@ -67,12 +69,12 @@ bk_status bk_paged_decode_can_implement(const bk_paged_decode_plan *plan, const 
         BK_TRY(bk_check_tensor(OP, args->lse, &s_lse));
     /* index values live in host memory only for a CPU plan */
     if (plan->info.target.kind == BK_TARGET_CPU)
-        BK_TRY(bk_check_paged_values(OP, pd, d->batch, &args->kv));
+        BK_TRY(bk_check_paged_values(OP, pd, d->batch, &args->kv, true));
     return BK_STATUS_SUCCESS;
 }
 
-/* CUDA with S > 1 split-KV parts: partial o f32 [batch, q_heads, S, head_dim], then
- * partial lse f32 [batch, q_heads, S]. The CPU needs none. */
+/* CUDA with S > 1 split-KV parts: partial o f32 [batch, R, q_heads, S, head_dim], then
+ * partial lse f32 [batch, R, q_heads, S]. The CPU needs none. */
 typedef struct decode_ws {
     int32_t splits;
     float *part_o, *part_lse;
@@ -86,7 +88,8 @@ static decode_ws decode_workspace(const bk_paged_decode_plan *plan, bk_carver *c
         const bk_paged_decode_desc *d = &plan->desc;
         w.splits = bk_cuda_paged_decode_splits(d);
         if (w.splits > 1) {
-            const int64_t parts = bk_mul_sat(bk_mul_sat(d->batch, d->q_heads), w.splits);
+            const int64_t rows = bk_mul_sat(d->batch, bk_paged_decode_rows(d));
+            const int64_t parts = bk_mul_sat(bk_mul_sat(rows, d->q_heads), w.splits);
             w.part_o = (float *)bk_carve(c, bk_bytes(bk_mul_sat(parts, d->paged_kv.head_dim), sizeof(float)));
             w.part_lse = (float *)bk_carve(c, bk_bytes(parts, sizeof(float)));
         }

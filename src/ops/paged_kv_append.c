@@ -94,7 +94,7 @@ size_t bk_paged_kv_append_workspace_size(const bk_paged_kv_append_plan *plan)
 static bk_status paged_kv_append_check_values(const bk_paged_kv_append_desc *d, const bk_paged_kv_append_args *a)
 {
     const int32_t *indptr = (const int32_t *)a->append_indptr.data;
-    BK_TRY(bk_check_paged_values(OP, &d->paged_kv, d->batch, &a->kv));
+    BK_TRY(bk_check_paged_values(OP, &d->paged_kv, d->batch, &a->kv, false));
     BK_TRY(bk_check_indptr_values(OP, "append_indptr", indptr, d->batch, d->nnz));
     for (int32_t b = 0; b < d->batch; b++) {
         int64_t n = (int64_t)indptr[b + 1] - indptr[b];

@@ -85,7 +85,7 @@ bk_status bk_paged_prefill_can_implement(const bk_paged_prefill_plan *plan, cons
     if (plan->info.target.kind == BK_TARGET_CPU) {
         BK_TRY(bk_check_indptr_values(OP, "q_indptr", (const int32_t *)args->q_indptr.data, d->batch,
                                       d->total_rows));
-        BK_TRY(bk_check_paged_values(OP, pd, d->batch, &args->kv));
+        BK_TRY(bk_check_paged_values(OP, pd, d->batch, &args->kv, false));
     }
     return BK_STATUS_SUCCESS;
 }
