@@ -31,8 +31,22 @@ void bkt_buf_free(bkt_buf *t)
 /* A random problem with the options of `o`. dt is raw: in [-3, 1) with the softplus, else
  * [0.01, 0.5); dt_bias in [-1, 1) with the softplus, else [0, 0.5); A in [-1.5, -0.1);
  * z in [-2, 2); everything else in [-1, 1). seq_idx: per row, a change
- * at each position with probability 1 / seq_every; with nv sequences, cu_seqlens cuts L
- * at random (an empty sequence among them when nv > 2) and seq_idx numbers them. */
+ * at each position with probability 1 / seq_every; seq_every 0: changes at the fixed
+ * positions of bkt_ssd_cut (at, next to and inside the CUDA kernels' 64-step chunks); with
+ * nv sequences, cu_seqlens cuts L at random (an empty sequence among them when nv > 2) and
+ * seq_idx numbers them. */
+/* The fixed seq_idx changes (seq_every 0) of row b: at positions 1, 63, 64, 65, 100, 128
+ * and 129 of row 0; row b > 0 has those past position b only, so that its first chunk
+ * starts without a change at 1. */
+bool bkt_ssd_cut(int64_t b, int64_t t)
+{
+    static const int64_t cuts[] = {1, 63, 64, 65, 100, 128, 129};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++)
+        if (t == cuts[i] && t > b)
+            return true;
+    return false;
+}
+
 void bkt_ssd_make(bkt_ssd_problem *p, const bkt_ssd_opts *o, bk_dtype dtype, int64_t pad)
 {
     memset(p, 0, sizeof *p);
@@ -82,7 +96,7 @@ void bkt_ssd_make(bkt_ssd_problem *p, const bkt_ssd_opts *o, bk_dtype dtype, int
         for (int64_t b = 0; b < B; b++) {
             int32_t id = (int32_t)bkt_randint(0, 2);
             for (int64_t t = 0; t < L; t++) {
-                if (t > 0 && bkt_randint(1, o->seq_every) == 1)
+                if (t > 0 && (o->seq_every > 0 ? bkt_randint(1, o->seq_every) == 1 : bkt_ssd_cut(b, t)))
                     id += (int32_t)bkt_randint(1, 3);
                 p->seq[b * L + t] = id;
             }
