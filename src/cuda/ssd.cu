@@ -338,9 +338,9 @@ __global__ void __launch_bounds__(kThreads)
 /* ------------------------------------------------------- state_pass -- */
 
 /* In place over st[bh][k][e] (e < DN): forward, st[k] becomes the state entering chunk k;
- * reverse, st[k] becomes the gradient of the state leaving chunk k. The forward starts from
- * init[b, h] (0 when NULL) and writes the state after the last chunk to fin[b, h] (when
- * non-NULL; K = 0 writes init there). */
+ * reverse, st[k] becomes the gradient of the state leaving chunk k. Starts from init[b, h]
+ * (0 when NULL; reverse: dfinal_states) and writes what passes the last chunk to fin[b, h]
+ * when non-NULL (the final state; reverse: dinitial_states); K = 0 writes init there. */
 template <typename T>
 __global__ void state_pass_kernel(float *__restrict__ st, const float *__restrict__ dec, long long DN, long long K,
                                   long long total, int reverse, const T *init, bk_view4 si, T *fin, bk_view4 sf,
@@ -934,7 +934,9 @@ __global__ void __launch_bounds__(kThreads)
                 for (int k = 0; k < 4; k++)
                     accY[i][k] += mv[i] * xv[k];
         }
+#pragma unroll /* accY stays in registers */
         for (int i = 0; i < 4; i++)
+#pragma unroll
             for (int k = 0; k < 4; k++) {
                 const int t = ty + 16 * i;
                 const long long d = d0 + tx + 16 * k;
@@ -1113,9 +1115,11 @@ __global__ void __launch_bounds__(kThreads)
                     for (int k = 0; k < 4; k++)
                         g[i][k] += u[i] * v[k];
             }
+#pragma unroll /* g stays in registers */
             for (int i = 0; i < 4; i++) {
                 const int s = ty + 16 * i;
                 float part = 0.f;
+#pragma unroll
                 for (int k = 0; k < 4; k++) {
                     const long long d = d0 + tx + 16 * k;
                     if (s < q && d < D) {
@@ -1195,6 +1199,7 @@ __global__ void __launch_bounds__(kThreads)
                         gc[i][k] += w2[i] * bv[k];
                     }
             }
+#pragma unroll /* Y2, Y3, gb, gc stay in registers */
             for (int i = 0; i < 4; i++) {
                 const int r = ty + 16 * i;
                 const bool rin = r < q;
@@ -1202,6 +1207,7 @@ __global__ void __launch_bounds__(kThreads)
                             wl = rin && s_seg[r] == s_seg[last] ? expf(s_cum[last] - s_cum[r]) : 0.f,
                             er = rin && s_seg[r] == 0 ? expf(s_cum[r]) : 0.f;
                 float inter = 0.f, rr = 0.f;
+#pragma unroll
                 for (int k = 0; k < 4; k++) {
                     const int j = tx + 16 * k;
                     const long long n = n0 + j;
@@ -1311,8 +1317,8 @@ unsigned blocks_for(long long total)
     return (unsigned)(total < 2147483647LL ? total : 2147483647LL);
 }
 
-/* state_pass over K chunks of st (forward: from init, final state into fin; reverse: the
- * backward's dstates, init and fin NULL). */
+/* state_pass over K chunks of st (forward: from the initial states init, the final ones
+ * into fin; reverse: the backward's dstates from dfinal_states, dinitial_states into fin). */
 template <typename T>
 void launch_pass(const ssd_geo &g, float *st, const float *dec, long long K, int reverse, const bk_tensor *init,
                  const bk_tensor *fin, cudaStream_t s)
@@ -1452,7 +1458,8 @@ void launch_bwd(const ssd_geo &g, const bk_ssd_desc *d, const bk_ssd_bwd_args *a
     const ssd_kopts o = kopts_of(d, a->dt_bias, a->skip, a->z, a->seq_idx);
     const long long total = g.BH * g.K;
     if (g.L == 0 || total == 0) { /* nothing to scan: dinitial_states = dfinal_states (or 0) */
-        launch_pass<T>(g, NULL, NULL, 0, 1, a->dfinal_states, a->dinitial_states, s);
+        if (a->dinitial_states)
+            launch_pass<T>(g, NULL, NULL, 0, 1, a->dfinal_states, a->dinitial_states, s);
         launch_head_sums<T>(g, d, a, w, s);
         return;
     }
