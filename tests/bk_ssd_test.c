@@ -35,12 +35,13 @@ void bkt_buf_free(bkt_buf *t)
  * positions of bkt_ssd_cut (at, next to and inside the CUDA kernels' 64-step chunks); with
  * nv sequences, cu_seqlens cuts L at random (an empty sequence among them when nv > 2) and
  * seq_idx numbers them. */
-/* The fixed seq_idx changes (seq_every 0) of row b: at positions 1, 63, 64, 65, 100, 128
- * and 129 of row 0; row b > 0 has those past position b only, so that its first chunk
- * starts without a change at 1. */
+/* The fixed seq_idx changes (seq_every 0) of row b, against 64-step chunks: 1 and 63
+ * (chunk 0), 64 (chunk 1's first position), 100 (inside chunk 1), none in chunk 2 (the
+ * state carried through it), 193 (inside chunk 3); row b > 0 has those past position b
+ * only. */
 bool bkt_ssd_cut(int64_t b, int64_t t)
 {
-    static const int64_t cuts[] = {1, 63, 64, 65, 100, 128, 129};
+    static const int64_t cuts[] = {1, 63, 64, 100, 193};
     for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++)
         if (t == cuts[i] && t > b)
             return true;

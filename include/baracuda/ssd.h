@@ -261,9 +261,8 @@ typedef struct bk_ssd_bwd_plan {
 
 /* As bk_ssd_fwd_select (same descriptor, same errors, same 256 limits), and UNSUPPORTED
  * for n_varlen_seqs > 0 (every other option runs on both targets). Every kernel of this
- * op is deterministic: dA (and dskip,
- * ddt_bias, the group sums of dB and dC) are reduced in a fixed order without atomics,
- * so BK_PREFER_DETERMINISTIC changes nothing. */
+ * op is deterministic: dA (and dskip, ddt_bias, the group sums of dB and dC) are reduced
+ * in a fixed order without atomics, so BK_PREFER_DETERMINISTIC changes nothing. */
 bk_status bk_ssd_bwd_select(const bk_ssd_desc *desc, bk_target target, bk_preference preference,
                             bk_ssd_bwd_plan *plan);
 
