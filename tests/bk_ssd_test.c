@@ -48,6 +48,29 @@ bool bkt_ssd_cut(int64_t b, int64_t t)
     return false;
 }
 
+/* With the dt limit: every raw dt whose dt' (bias and softplus as the reference) lies
+ * within 1e-3 of a bound moves up by 0.05 until it does not, so that the tests' central
+ * differences (step 1e-5) never straddle the clamp's kink. */
+static void keep_off_limits(bkt_ssd_problem *p)
+{
+    const bkt_ssd_opts *o = &p->o;
+    const bk_tensor *v = &p->dt.view;
+    for (int64_t b = 0; b < o->b; b++)
+        for (int64_t t = 0; t < o->l; t++)
+            for (int64_t h = 0; h < o->h; h++) {
+                const int64_t i = (b * o->l + t) * o->h + h, off = b * v->strides[0] + t * v->strides[1] + h * v->strides[2];
+                for (int tries = 0; tries < 100; tries++) {
+                    double u = p->dt.val[i] + (o->bias ? p->bias.val[h] : 0.0);
+                    if (o->softplus && u <= 20.0)
+                        u = log1p(exp(u));
+                    if (fabs(u - o->lo) >= 1e-3 && fabs(u - o->hi) >= 1e-3)
+                        break;
+                    bkt_set(p->dt.data, p->dtype, off, p->dt.val[i] + 0.05);
+                    p->dt.val[i] = bkt_get(p->dt.data, p->dtype, off);
+                }
+            }
+}
+
 void bkt_ssd_make(bkt_ssd_problem *p, const bkt_ssd_opts *o, bk_dtype dtype, int64_t pad)
 {
     memset(p, 0, sizeof *p);
@@ -67,6 +90,8 @@ void bkt_ssd_make(bkt_ssd_problem *p, const bkt_ssd_opts *o, bk_dtype dtype, int
         bkt_buf_make(&p->z, dtype, 4, sx, pad, -2, 2);
     if (o->bias) /* without the softplus, a bias that keeps dt > 0 (the state must not grow) */
         bkt_buf_make(&p->bias, dtype, 1, sh, 0, o->softplus ? -1.0 : 0.0, o->softplus ? 1.0 : 0.5);
+    if (o->limit) /* keep finite differences off the clamp's kinks */
+        keep_off_limits(p);
     if (o->init)
         bkt_buf_make(&p->init, dtype, 4, sst, pad, -1, 1);
     if (o->seq || o->nv > 0) {
