@@ -31,8 +31,46 @@ void bkt_buf_free(bkt_buf *t)
 /* A random problem with the options of `o`. dt is raw: in [-3, 1) with the softplus, else
  * [0.01, 0.5); dt_bias in [-1, 1) with the softplus, else [0, 0.5); A in [-1.5, -0.1);
  * z in [-2, 2); everything else in [-1, 1). seq_idx: per row, a change
- * at each position with probability 1 / seq_every; with nv sequences, cu_seqlens cuts L
- * at random (an empty sequence among them when nv > 2) and seq_idx numbers them. */
+ * at each position with probability 1 / seq_every; seq_every 0: changes at the fixed
+ * positions of bkt_ssd_cut (at, next to and inside the CUDA kernels' 64-step chunks); with
+ * nv sequences, cu_seqlens cuts L at random (an empty sequence among them when nv > 2) and
+ * seq_idx numbers them. */
+/* The fixed seq_idx changes (seq_every 0) of row b, against 64-step chunks: 1 and 63
+ * (chunk 0), 64 (chunk 1's first position), 100 (inside chunk 1), none in chunk 2 (the
+ * state carried through it), 193 (inside chunk 3); row b > 0 has those past position b
+ * only. */
+bool bkt_ssd_cut(int64_t b, int64_t t)
+{
+    static const int64_t cuts[] = {1, 63, 64, 100, 193};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++)
+        if (t == cuts[i] && t > b)
+            return true;
+    return false;
+}
+
+/* With the dt limit: every raw dt whose dt' (bias and softplus as the reference) lies
+ * within 1e-3 of a bound moves up by 0.05 until it does not, so that the tests' central
+ * differences (step 1e-5) never straddle the clamp's kink. */
+static void keep_off_limits(bkt_ssd_problem *p)
+{
+    const bkt_ssd_opts *o = &p->o;
+    const bk_tensor *v = &p->dt.view;
+    for (int64_t b = 0; b < o->b; b++)
+        for (int64_t t = 0; t < o->l; t++)
+            for (int64_t h = 0; h < o->h; h++) {
+                const int64_t i = (b * o->l + t) * o->h + h, off = b * v->strides[0] + t * v->strides[1] + h * v->strides[2];
+                for (int tries = 0; tries < 100; tries++) {
+                    double u = p->dt.val[i] + (o->bias ? p->bias.val[h] : 0.0);
+                    if (o->softplus && u <= 20.0)
+                        u = log1p(exp(u));
+                    if (fabs(u - o->lo) >= 1e-3 && fabs(u - o->hi) >= 1e-3)
+                        break;
+                    bkt_set(p->dt.data, p->dtype, off, p->dt.val[i] + 0.05);
+                    p->dt.val[i] = bkt_get(p->dt.data, p->dtype, off);
+                }
+            }
+}
+
 void bkt_ssd_make(bkt_ssd_problem *p, const bkt_ssd_opts *o, bk_dtype dtype, int64_t pad)
 {
     memset(p, 0, sizeof *p);
@@ -52,6 +90,8 @@ void bkt_ssd_make(bkt_ssd_problem *p, const bkt_ssd_opts *o, bk_dtype dtype, int
         bkt_buf_make(&p->z, dtype, 4, sx, pad, -2, 2);
     if (o->bias) /* without the softplus, a bias that keeps dt > 0 (the state must not grow) */
         bkt_buf_make(&p->bias, dtype, 1, sh, 0, o->softplus ? -1.0 : 0.0, o->softplus ? 1.0 : 0.5);
+    if (o->limit) /* keep finite differences off the clamp's kinks */
+        keep_off_limits(p);
     if (o->init)
         bkt_buf_make(&p->init, dtype, 4, sst, pad, -1, 1);
     if (o->seq || o->nv > 0) {
@@ -82,7 +122,7 @@ void bkt_ssd_make(bkt_ssd_problem *p, const bkt_ssd_opts *o, bk_dtype dtype, int
         for (int64_t b = 0; b < B; b++) {
             int32_t id = (int32_t)bkt_randint(0, 2);
             for (int64_t t = 0; t < L; t++) {
-                if (t > 0 && bkt_randint(1, o->seq_every) == 1)
+                if (t > 0 && (o->seq_every > 0 ? bkt_randint(1, o->seq_every) == 1 : bkt_ssd_cut(b, t)))
                     id += (int32_t)bkt_randint(1, 3);
                 p->seq[b * L + t] = id;
             }

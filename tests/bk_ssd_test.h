@@ -25,7 +25,8 @@ typedef struct bkt_ssd_opts {
     bool z, bias, softplus, limit;
     double lo, hi;    /* the dt limit */
     bool init, final; /* initial states in, final states out */
-    bool seq;         /* seq_idx: random boundaries (about one position in `seq_every`) */
+    bool seq;         /* seq_idx: random boundaries (about one position in `seq_every`; 0:
+                         the fixed ones of bkt_ssd_cut) */
     int32_t seq_every;
     int32_t nv; /* varlen sequences (b must be 1); seq_idx then follows cu_seqlens */
 } bkt_ssd_opts;
@@ -42,6 +43,7 @@ typedef struct bkt_ssd_problem {
 /* Each function is documented where it is defined, in bk_ssd_test.c. */
 void bkt_buf_make(bkt_buf *t, bk_dtype dtype, int32_t rank, const int64_t *shape, int64_t pad, double lo, double hi);
 void bkt_buf_free(bkt_buf *t);
+bool bkt_ssd_cut(int64_t b, int64_t t);
 void bkt_ssd_make(bkt_ssd_problem *p, const bkt_ssd_opts *o, bk_dtype dtype, int64_t pad);
 void bkt_ssd_free(bkt_ssd_problem *p);
 bk_ssd_desc bkt_ssd_desc(const bkt_ssd_problem *p);

@@ -7,7 +7,9 @@
  * (ngroups, skip, z, dt_bias, softplus, dt limit, initial/final states, seq_idx): every
  * gradient (dskip, dz, ddt_bias, dinitial_states included, dB/dC summed over groups)
  * against central finite differences of the fixture's sequential f64 reference
- * (bk_ssd_test.c), every dtype. */
+ * (bk_ssd_test.c), every dtype, on the CPU and on CUDA (every option: a refusal fails;
+ * several 64-step chunks with seq_idx changes at chunk edges; larger shapes against the
+ * CPU backward). */
 #include "bk_ssd_test.h"
 
 #include <math.h>
@@ -672,12 +674,10 @@ static bk_status run_opts_bwd(bk_target target, const bk_ssd_bwd_plan *plan, con
 
 /* The backward of one options problem on `target` against finite differences: every
  * gradient, every element; outputs poisoned before the run; then a rerun over the previous
- * outputs must be bit-identical. Returns false, having run nothing, when a CUDA target's
- * kernels refuse the options (checked in test_option_bad_inputs). */
-static bool test_options_bwd(bk_target target, bk_dtype dt, const bkt_ssd_opts *o, int64_t pad)
+ * outputs must be bit-identical. Every target runs every option (a refusal fails). */
+static void test_options_bwd(bk_target target, bk_dtype dt, const bkt_ssd_opts *o, int64_t pad)
 {
     char what[256], txt[200];
-    bool refused = false;
     bkt_ssd_opts_text(o, txt, sizeof txt);
     snprintf(what, sizeof what, "ssd_bwd %s%s%s%s", bk_dtype_name(dt), txt, pad ? " strided" : "",
              target.kind == BK_TARGET_CUDA ? " cuda" : "");
@@ -700,9 +700,7 @@ static bool test_options_bwd(bk_target target, bk_dtype dt, const bkt_ssd_opts *
     bk_ssd_desc d = bkt_ssd_desc(&p);
     bk_ssd_bwd_plan plan;
     bk_status st = bk_ssd_bwd_select(&d, target, BK_PREFER_FASTEST, &plan);
-    if (target.kind == BK_TARGET_CUDA && st == BK_STATUS_UNSUPPORTED)
-        refused = true;
-    else if (bkt_expect_status(st, BK_STATUS_SUCCESS, what) &&
+    if (bkt_expect_status(st, BK_STATUS_SUCCESS, what) &&
              bkt_expect_status(run_opts_bwd(target, &plan, &p, &dy, &dfin, grad), BK_STATUS_SUCCESS, what)) {
         double *y = malloc((size_t)(dy.numel + 1) * sizeof(double));
         double *fin = malloc((size_t)(o->b * o->h * o->d * o->n + 1) * sizeof(double));
@@ -738,7 +736,6 @@ static bool test_options_bwd(bk_target target, bk_dtype dt, const bkt_ssd_opts *
     if (dfin.data)
         bkt_buf_free(&dfin);
     bkt_ssd_free(&p);
-    return !refused;
 }
 
 /* The options' tensors of the backward: each one NULL while its option is on (and the
@@ -808,10 +805,17 @@ static void test_option_bad_inputs(void)
     bkt_expect_status(bk_ssd_bwd_run(&plan, NULL, (bk_workspace){ws, need}, &good), BK_STATUS_SUCCESS,
                       "ssd_bwd options good call after bad ones");
 #ifdef BK_WITH_CUDA
-    bkt_expect_status(bk_ssd_bwd_select(&d, bk_target_cuda_cc(0, 9, 0), BK_PREFER_FASTEST, &plan),
-                      BK_STATUS_UNSUPPORTED, "ssd_bwd options on sm_90");
-    bkt_check(strstr(bk_last_error(), "not implemented by this kernel") != NULL, "ssd_bwd options on sm_90",
-              "got \"%s\"", bk_last_error());
+    /* the CUDA kernel takes every option; varlen states have no backward on any target */
+    if (bkt_expect_status(bk_ssd_bwd_select(&d, bk_target_cuda_cc(0, 9, 0), BK_PREFER_FASTEST, &plan),
+                          BK_STATUS_SUCCESS, "ssd_bwd options on sm_90"))
+        bkt_check(plan.info.target.kind == BK_TARGET_CUDA, "ssd_bwd options on sm_90", "not a CUDA plan");
+    bk_ssd_desc vl = d;
+    vl.batch = 1;
+    vl.n_varlen_seqs = 2;
+    bkt_expect_status(bk_ssd_bwd_select(&vl, bk_target_cuda_cc(0, 9, 0), BK_PREFER_FASTEST, &plan),
+                      BK_STATUS_UNSUPPORTED, "ssd_bwd varlen on sm_90");
+    bkt_check(strstr(bk_last_error(), "n_varlen_seqs") != NULL, "ssd_bwd varlen on sm_90", "got \"%s\"",
+              bk_last_error());
 #endif
     free(ws);
     for (int k = 0; k < NG; k++) {
@@ -838,6 +842,13 @@ static const bkt_ssd_opts k_opt_cases[] = {
     {2, 17, 4, 3, 3, 5, 2, BK_SSD_SKIP_PER_HEAD, true, true, true, true, 0.0, 1.5, true, true, true, 4, 0},
     {1, 13, 4, 2, 3, 1, 1, BK_SSD_SKIP_PER_CHANNEL, true, true, true, false, 0, 0, true, true, true, 3, 0},
     {2, 0, 2, 2, 3, 4, 1, BK_SSD_SKIP_PER_HEAD, true, true, true, false, 0, 0, true, true, true, 2, 0},
+    /* several of the CUDA kernels' 64-step chunks (states passed both ways, the last chunk
+     * partial): seq_idx changes at, next to and inside chunk edges (fixed: every 0) or at
+     * random, ngroups 1 / 2 / heads, every option */
+    {1, 200, 4, 3, 4, 64, 2, BK_SSD_SKIP_PER_CHANNEL, true, true, true, true, 0.01, 1, true, true, true, 0, 0},
+    {1, 150, 4, 3, 5, 16, 1, BK_SSD_SKIP_PER_HEAD, true, true, true, false, 0, 0, true, true, true, 37, 0},
+    {1, 129, 2, 4, 3, 64, 0, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, true, true, false, 0, 0},
+    {2, 70, 8, 2, 3, 8, 8, BK_SSD_SKIP_NONE, true, false, true, false, 0, 0, false, false, true, 0, 0},
 };
 
 /* With every option and groups of heads (dB, dC summed in the workspace), the gradients
@@ -883,19 +894,78 @@ static void test_options_thread_count(void)
 #endif
 }
 
-/* The sweep on `target`; cases a CUDA target refuses are counted in one skip line. GPU
- * slack is 1: the references are exact, the CUDA backward computes in f32. */
+/* The sweep on `target`: every case on every dtype (none may be refused, CUDA included). */
 static void test_options(bk_target target, const bk_dtype *dts, size_t ndt)
 {
-    int refused = 0, total = 0;
     for (size_t t = 0; t < ndt; t++)
-        for (size_t c = 0; c < sizeof k_opt_cases / sizeof k_opt_cases[0]; c++, total++)
-            refused += !test_options_bwd(target, dts[t], &k_opt_cases[c], (c % 3) == 2 ? 2 : 0);
-    if (refused) {
-        char why[96];
-        snprintf(why, sizeof why, "%d of %d cases use options the CUDA kernels do not implement yet", refused, total);
-        bkt_skip("ssd_bwd options cuda", why);
-    }
+        for (size_t c = 0; c < sizeof k_opt_cases / sizeof k_opt_cases[0]; c++)
+            test_options_bwd(target, dts[t], &k_opt_cases[c], (c % 3) == 2 ? 2 : 0);
+}
+
+/* CUDA against the CPU backward on the same inputs (the CPU's are checked against finite
+ * differences above), for shapes too large for finite differences: D and N above the
+ * kernels' 64-wide tiles (dskip per channel over two D tiles), several chunks, every
+ * option. f32 and bf16 (f32 only under BK_TEST_QUICK). */
+static void test_options_vs_cpu(bk_target gpu)
+{
+    static const bkt_ssd_opts big[] = {
+        {1, 150, 4, 70, 66, 64, 2, BK_SSD_SKIP_PER_CHANNEL, true, true, true, true, 0.01, 1, true, true, true, 0, 0},
+        {2, 100, 4, 64, 128, 64, 1, BK_SSD_SKIP_PER_HEAD, true, true, true, false, 0, 0, true, true, true, 30, 0},
+    };
+    static const bk_dtype dts[] = {BK_DTYPE_F32, BK_DTYPE_BF16};
+    for (size_t t = 0; t < sizeof dts / sizeof dts[0]; t++)
+        for (size_t c = 0; c < sizeof big / sizeof big[0]; c++) {
+            if (bkt_quick() && t > 0)
+                continue; /* sanitizers: f32 only */
+            const bk_dtype dt = dts[t];
+            const bkt_ssd_opts *o = &big[c];
+            char what[256], txt[200];
+            bkt_ssd_opts_text(o, txt, sizeof txt);
+            snprintf(what, sizeof what, "ssd_bwd %s%s cuda vs cpu", bk_dtype_name(dt), txt);
+            bkt_ssd_problem p;
+            bkt_ssd_make(&p, o, dt, (int64_t)c);
+            bkt_buf *in[NG] = {&p.x, &p.dt, &p.a, &p.b, &p.c, &p.skip, &p.z, &p.bias, &p.init};
+            bkt_buf dy, dfin, gc[NG], gg[NG];
+            int64_t sy[4] = {o->b, o->l, o->h, o->d}, sf[4] = {o->b, o->h, o->d, o->n};
+            bkt_buf_make(&dy, dt, 4, sy, 0, -1, 1);
+            bkt_buf_make(&dfin, dt, 4, sf, 0, -1, 1);
+            memset(gc, 0, sizeof gc);
+            memset(gg, 0, sizeof gg);
+            for (int k = 0; k < NG; k++) {
+                if (!in[k]->data)
+                    continue;
+                bkt_buf_make(&gc[k], dt, in[k]->view.rank, in[k]->view.shape, 0, 0, 0);
+                bkt_buf_make(&gg[k], dt, in[k]->view.rank, in[k]->view.shape, 0, 0, 0);
+                bkt_poison(gg[k].data, dt, gg[k].span);
+            }
+            bk_ssd_desc d = bkt_ssd_desc(&p);
+            bk_ssd_bwd_plan cplan, gplan;
+            if (bkt_expect_status(bk_ssd_bwd_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &cplan), BK_STATUS_SUCCESS,
+                                  what) &&
+                bkt_expect_status(bk_ssd_bwd_select(&d, gpu, BK_PREFER_FASTEST, &gplan), BK_STATUS_SUCCESS, what) &&
+                bkt_expect_status(run_opts_bwd(bk_target_cpu(), &cplan, &p, &dy, &dfin, gc), BK_STATUS_SUCCESS,
+                                  what) &&
+                bkt_expect_status(run_opts_bwd(gpu, &gplan, &p, &dy, &dfin, gg), BK_STATUS_SUCCESS, what)) {
+                for (int k = 0; k < NG; k++) {
+                    if (!in[k]->data)
+                        continue;
+                    double *ref = malloc((size_t)(gc[k].numel + 1) * sizeof(double));
+                    bkt_gather(&gc[k].view, ref);
+                    char w2[300];
+                    snprintf(w2, sizeof w2, "%s: %s", what, k_gnames[k]);
+                    bkt_check_close(w2, &gg[k].view, ref, dt == BK_DTYPE_F32 ? 3.0 : 2.0);
+                    free(ref);
+                }
+            }
+            for (int k = 0; k < NG; k++)
+                if (in[k]->data) {
+                    bkt_buf_free(&gc[k]);
+                    bkt_buf_free(&gg[k]);
+                }
+            bkt_buf_free(&dy);
+            bkt_buf_free(&dfin);
+            bkt_ssd_free(&p);
+        }
 }
 
 /* The CUDA kernels on the device: every case of the CPU sweep (f32, f16, bf16; f64 is
@@ -909,6 +979,7 @@ static void test_cuda(void)
     static const bk_dtype gdt[] = {BK_DTYPE_F32, BK_DTYPE_F16, BK_DTYPE_BF16};
     const bool quick = bkt_quick();
     test_options(gpu, gdt, sizeof gdt / sizeof gdt[0]);
+    test_options_vs_cpu(gpu);
     for (size_t t = 0; t < sizeof gdt / sizeof gdt[0]; t++)
         for (size_t c = 0; c < sizeof k_cases / sizeof k_cases[0]; c++) {
             if (quick && t > 0 && (c & 1))
@@ -946,6 +1017,23 @@ static void test_cuda(void)
             want = ((want + 255) & ~(size_t)255) + (i == 3 ? 8 : 4) * pieces[i];
         bkt_check(bk_ssd_bwd_workspace_size(&plan) == want, what, "workspace %zu bytes, formula says %zu",
                   bk_ssd_bwd_workspace_size(&plan), want);
+    }
+    /* with dt_bias, a skip per channel and one group of 3 heads: + the ddt_bias and dskip
+     * parts (f64) and the per-head dB, dC rows (f32, B * L * H * N each) */
+    bk_ssd_desc od = d;
+    od.ngroups = 1;
+    od.skip = BK_SSD_SKIP_PER_CHANNEL;
+    od.has_dt_bias = true;
+    od.has_z = od.dt_softplus = od.has_initial_states = od.has_final_states = od.has_seq_idx = true;
+    if (bkt_expect_status(bk_ssd_bwd_select(&od, gpu, BK_PREFER_DETERMINISTIC, &plan), BK_STATUS_SUCCESS,
+                          "ssd_bwd cuda options workspace")) {
+        size_t K = 3, BH = 6, DN = 16 * 24, want = 0;
+        size_t pieces[] = {BH * K * DN, BH * K * DN, BH * K, BH * K, BH * K, BH * K * 16, BH * 130 * 24, BH * 130 * 24};
+        size_t bytes[] = {4, 4, 4, 8, 8, 8, 4, 4};
+        for (size_t i = 0; i < sizeof pieces / sizeof pieces[0]; i++)
+            want = ((want + 255) & ~(size_t)255) + bytes[i] * pieces[i];
+        bkt_check(bk_ssd_bwd_workspace_size(&plan) == want, "ssd_bwd cuda options workspace",
+                  "workspace %zu bytes, formula says %zu", bk_ssd_bwd_workspace_size(&plan), want);
     }
     d.dtype = BK_DTYPE_F64;
     bkt_expect_status(bk_ssd_bwd_select(&d, gpu, BK_PREFER_DETERMINISTIC, &plan), BK_STATUS_UNSUPPORTED,

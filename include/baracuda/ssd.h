@@ -71,12 +71,15 @@
  * on tensor cores for f16/bf16 (16-bit operands: the inputs, the decay-weighted B, the f32
  * states and the masked scores rounded to the dtype; f32 accumulate) and in f32 on CUDA
  * cores for f32; the backward computes in f32 for every dtype. Both are deterministic
- * (no atomics; dA is reduced in a fixed order in f64). Options on CUDA: the forward runs
- * every option (the skip and the gate in f32 before the one rounding of y; initial, final
- * and varlen states f32 in the scan, rounded once to the dtype). cu_seqlens is not read
- * on the host there: a sequence whose bounds are out of order or outside [0, seq_len]
- * gets a zero state instead of INVALID_PROBLEM. The backward runs no option yet: select returns UNSUPPORTED for a CUDA target then, with
- * a sentence naming the option (ngroups equal to heads is no option). ssd_step has a CUDA
+ * (no atomics; dA, dskip and ddt_bias are reduced in a fixed order in f64, the group sums
+ * of dB and dC head by head). Options on CUDA: the forward runs every option (the skip and
+ * the gate in f32 before the one rounding of y; initial, final and varlen states f32 in
+ * the scan, rounded once to the dtype). cu_seqlens is not read on the host there: a
+ * sequence whose bounds are out of order or outside [0, seq_len] gets a zero state instead
+ * of INVALID_PROBLEM. The backward runs every option of the CPU backward (all but varlen
+ * states, which have no backward on any target): dz from the un-gated y recomputed in f32,
+ * dskip, ddt_bias (through the softplus and the clamp), dinitial_states and dfinal_states
+ * through the reverse state passing, seq_idx as in the forward. ssd_step has a CUDA
  * kernel with every option.
  *
  * Limits: head_dim and state_dim up to 256 in both directions (UNSUPPORTED beyond).
@@ -257,9 +260,9 @@ typedef struct bk_ssd_bwd_plan {
 } bk_ssd_bwd_plan;
 
 /* As bk_ssd_fwd_select (same descriptor, same errors, same 256 limits), and UNSUPPORTED
- * for n_varlen_seqs > 0 and, on CUDA, for any option. Every kernel of this op is deterministic: dA (and dskip,
- * ddt_bias, the group sums of dB and dC) are reduced in a fixed order without atomics,
- * so BK_PREFER_DETERMINISTIC changes nothing. */
+ * for n_varlen_seqs > 0 (every other option runs on both targets). Every kernel of this
+ * op is deterministic: dA (and dskip, ddt_bias, the group sums of dB and dC) are reduced
+ * in a fixed order without atomics, so BK_PREFER_DETERMINISTIC changes nothing. */
 bk_status bk_ssd_bwd_select(const bk_ssd_desc *desc, bk_target target, bk_preference preference,
                             bk_ssd_bwd_plan *plan);
 
@@ -283,12 +286,15 @@ bk_status bk_ssd_bwd_can_implement(const bk_ssd_bwd_plan *plan, const bk_ssd_bwd
  * + 8 * batch * heads (x 2)  per-(batch, head) partial sums of dA and ddt_bias
  * + 8 * batch * heads * W    per-(batch, head) partial sums of dskip (W = head_dim per
  *                            channel, 1 per head, 0 without skip)
- * and 0 when batch, seq_len or heads is 0. CUDA kernels, with K = ceil(seq_len / 64) and
- * BH = batch * heads, pieces each starting on a 256-byte boundary:
+ * and 0 when batch, seq_len or heads is 0. CUDA kernels, with K = ceil(seq_len / 64),
+ * BH = batch * heads and G, P as above, pieces each starting on a 256-byte boundary:
  *   4 * BH * K * D*N  (x 2)  the state entering every chunk and the gradient of the
  *                            state leaving it (f32)
  * + 4 * BH * K               each chunk's total log-decay (f32)
  * + 8 * BH * K               each chunk's part of dA (f64)
+ * + 8 * BH * K               only with dt_bias: each chunk's part of ddt_bias (f64)
+ * + 8 * BH * K * D           only with a skip: each chunk's part of dskip per channel (f64)
+ * + 4 * BH * L * N  (x 2)    only when P > 1: dB and dC of every head (f32), summed per group
  * and 0 when batch, seq_len or heads is 0. SIZE_MAX when the bytes do not fit in size_t
  * (e.g. the CPU's 8 * batch * heads with batch and heads near 2^31; run then refuses). */
 size_t bk_ssd_bwd_workspace_size(const bk_ssd_bwd_plan *plan);

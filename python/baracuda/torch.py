@@ -246,9 +246,9 @@ def ssd_scan(x, dt, A, B, C, chunk_size=64, *, D=None, z=None, dt_bias=None, dt_
     divides H; G = H is per-head B/C), D [H] or [H, D_head], z like x, dt_bias [H],
     initial_states [batch, H, D_head, N], seq_idx int32 [batch, L] (the state resets where
     it changes); one float dtype (f32, f16, bf16; f64 on the CPU). Returns y [batch, L, H,
-    D_head], and the final states [batch, H, D_head, N] when return_final_states. The CUDA
-    backward runs the plain problem only (any option: UNSUPPORTED, naming it); the CPU
-    backward runs every option. seq_idx is not differentiated."""
+    D_head], and the final states [batch, H, D_head, N] when return_final_states. The
+    backward (ssd_bwd) runs every option on the CPU and on CUDA. seq_idx is not
+    differentiated."""
     y, fin = torch.ops.baracuda.ssd_fwd(x, dt, A, B, C, int(chunk_size), D, z, dt_bias, initial_states, seq_idx,
                                         bool(dt_softplus), float(dt_limit[0]), float(dt_limit[1]),
                                         bool(return_final_states))

@@ -189,19 +189,29 @@ def test_ssd_options_gradcheck_cpu():
 
 
 @needs_cuda
-def test_ssd_options_cuda_forward():
-    """The CUDA forward with every option against the f64 reference; its backward refuses
-    the options with a sentence naming one (the CUDA backward runs the plain problem only)."""
-    (x, dt, A, B, C, D, z, bias, init), seq = _ssd_options_inputs("cuda", torch.float32, True)
+@pytest.mark.parametrize("D_per_channel", [False, True])
+def test_ssd_options_cuda(D_per_channel):
+    """The CUDA forward and backward with every option (ngroups 2 of 4 heads, D, z, dt_bias +
+    softplus + a clamp that bites, initial and final states, seq_idx): y and the final
+    states against the f64 reference, the gradients of every tensor input (through y and
+    the final states) against the CPU backward in f64 on the same values."""
+    (x, dt, A, B, C, D, z, bias, init), seq = _ssd_options_inputs("cuda", torch.float32, D_per_channel)
     limit = (0.45, 0.8)
     y, fin = bt.ssd_scan(x, dt, A, B, C, chunk_size=4, D=D, z=z, dt_bias=bias, dt_softplus=True, dt_limit=limit,
                          initial_states=init, seq_idx=seq, return_final_states=True)
-    ref = [t.detach().double().cpu() for t in (x, dt, A, B, C, D, z, bias, init)]
+    ins = (x, dt, A, B, C, D, z, bias, init)
+    ref = [t.detach().double().cpu().requires_grad_() for t in ins]
     want_y, want_fin = _ssd_options_ref(*ref[:8], True, limit, ref[8], seq.cpu())
-    torch.testing.assert_close(y.double().cpu(), want_y, rtol=1e-4, atol=1e-4)
-    torch.testing.assert_close(fin.double().cpu(), want_fin, rtol=1e-4, atol=1e-4)
-    with pytest.raises(baracuda.Unsupported, match="not implemented by this kernel"):
-        y.sum().backward()
+    torch.testing.assert_close(y.double().cpu(), want_y.detach(), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(fin.double().cpu(), want_fin.detach(), rtol=1e-4, atol=1e-4)
+    dy, dfin = torch.randn_like(y), torch.randn_like(fin)
+    got = torch.autograd.grad((y, fin), ins, (dy, dfin))
+    cy, cfin = bt.ssd_scan(*ref[:5], chunk_size=4, D=ref[5], z=ref[6], dt_bias=ref[7], dt_softplus=True,
+                           dt_limit=limit, initial_states=ref[8], seq_idx=seq.cpu(), return_final_states=True)
+    want = torch.autograd.grad((cy, cfin), ref, (dy.double().cpu(), dfin.double().cpu()))
+    for name, a, b in zip(("x", "dt", "A", "B", "C", "D", "z", "dt_bias", "init"), got, want):
+        assert a.device.type == "cuda" and a.dtype == torch.float32, name
+        torch.testing.assert_close(a.double().cpu(), b, rtol=1e-4, atol=1e-4, msg=lambda m: name + ": " + m)
 
 
 def _opcheck_cases(device):
@@ -224,6 +234,9 @@ def _opcheck_cases(device):
         "ssd_bwd": (ops.ssd_bwd.default, (torch.randn_like(ssd[0]), *[t.detach() for t in ssd], 4, None, None, None,
                                           None, None, False, 0.0, math.inf, None)),
         "ssd_fwd_options": (ops.ssd_fwd.default, (*opt[:5], 4, *opt[5:], seq, True, 0.1, 2.0, True)),
+        "ssd_bwd_options": (ops.ssd_bwd.default, (torch.randn_like(opt[0]), *[t.detach() for t in opt[:5]], 4,
+                                                  *[t.detach() for t in opt[5:]], seq, True, 0.1, 2.0,
+                                                  torch.randn_like(opt[8]).detach())),
         "paged_decode": (ops.paged_decode.default, (torch.randn(3, 4, 64, device=device, dtype=torch.float16), kp,
                                                     vp, *table, 0.125, 0)),
         "paged_decode_rows": (ops.paged_decode.default, (torch.randn(3, 2, 4, 64, device=device,
@@ -237,8 +250,9 @@ def _opcheck_cases(device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("name", ["sdpa_fwd", "sdpa_bwd", "ssd_fwd", "ssd_bwd", "ssd_fwd_options", "paged_decode",
-                                  "paged_decode_rows", "paged_prefill", "paged_kv_append", "attention_merge"])
+@pytest.mark.parametrize("name", ["sdpa_fwd", "sdpa_bwd", "ssd_fwd", "ssd_bwd", "ssd_fwd_options", "ssd_bwd_options",
+                                  "paged_decode", "paged_decode_rows", "paged_prefill", "paged_kv_append",
+                                  "attention_merge"])
 def test_opcheck(device, name):
     """torch.library.opcheck: schema (mutations declared), fake tensors, autograd
     registration and AOT dispatch of every custom op."""

@@ -106,44 +106,6 @@ const char *bk_ssd_step_rejects_dims(const void *desc)
     return dims_over(d->head_dim, d->state_dim, g_why, sizeof g_why);
 }
 
-/* The first option d turns on (for kernels that run the plain problem only). NULL if none. */
-static const char *first_option(const bk_ssd_desc *d)
-{
-    if (d->ngroups > 0 && d->ngroups != d->heads)
-        return "ngroups (B/C shared across heads)";
-    if (d->skip != BK_SSD_SKIP_NONE)
-        return "the skip (D)";
-    if (d->has_z)
-        return "the z gate";
-    if (d->has_dt_bias)
-        return "dt_bias";
-    if (d->dt_softplus)
-        return "dt_softplus";
-    if (d->has_dt_limit)
-        return "the dt limit";
-    if (d->has_initial_states)
-        return "initial states";
-    if (d->has_seq_idx)
-        return "seq_idx";
-    if (d->has_final_states)
-        return "final states";
-    if (d->n_varlen_seqs > 0)
-        return "varlen states";
-    return NULL;
-}
-
-const char *bk_ssd_rejects_options(const void *desc)
-{
-    const char *why = bk_ssd_rejects_dims(desc);
-    if (why)
-        return why;
-    const char *opt = first_option((const bk_ssd_desc *)desc);
-    if (opt == NULL)
-        return NULL;
-    snprintf(g_why, sizeof g_why, "%s is not implemented by this kernel yet (the CPU target has it)", opt);
-    return g_why;
-}
-
 bk_tensor_spec bk_ssd_spec(const bk_ssd_desc *d, bk_ssd_role role, const char *name, bool output)
 {
     bk_tensor_spec s = {name, d->dtype, 4, {d->batch, d->seq_len, d->heads, d->head_dim},

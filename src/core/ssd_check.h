@@ -47,10 +47,6 @@ bk_status bk_ssd_check_opts(const char *op, int32_t ngroups, const bk_ssd_opts *
  * when head_dim or state_dim is above BK_SSD_MAX_DIM, else NULL. The text lives in a
  * thread-local buffer. */
 const char *bk_ssd_rejects_dims(const void *desc);
-/* As bk_ssd_rejects_dims, and also names the first option the descriptor turns on
- * ("ngroups 2 (B/C shared across heads) is not implemented by this kernel"): the hook of
- * the kernels that implement the plain problem only. */
-const char *bk_ssd_rejects_options(const void *desc);
 /* bk_ssd_rejects_dims for a bk_ssd_step_desc. */
 const char *bk_ssd_step_rejects_dims(const void *desc);
 

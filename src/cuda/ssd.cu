@@ -1,76 +1,41 @@
-/* ssd.cu - Mamba-2 SSD chunk scan, forward and backward, on CUDA (f32, f16, bf16).
+/* ssd.cu - Mamba-2 SSD chunk scan, forward and backward, and ssd_step, on CUDA (f32, f16, bf16).
  *
- * Math, per batch b and head h (state [D, N], h_{-1} = 0):
- *   a_t = dt_t * A;   h_t = exp(a_t) h_{t-1} + dt_t x_t B_t^T;   y_t = h_t C_t
- * Shapes: x, y, dy, dx [B, L, H, D]; dt, ddt [B, L, H]; A, dA [H]; B, C, dB, dC [B, L, H, N];
- * any outer strides, inner stride 1 (checked by the op).
- *
- * The chunked (SSD) algorithm with chunks of TQ = 64 steps (the CUDA kernels' own work
- * split: desc.chunk_size does not change it; the last chunk may be shorter). K = ceil(L/64)
- * chunks; cum_t = running sum of a_u inside a chunk.
- * Forward, three kernels on the caller's stream:
- *   1. chunk_state  block (b, h, chunk, 64x64 tile of [D, N]):
- *        S_c = sum_s exp(cum_last - cum_s) dt_s x_s B_s^T  -> workspace states (f32),
- *        and the chunk's total log-decay cum_last -> workspace dec (f32).
- *   2. state_pass   thread per (b, h, state element): walks the K chunks in order and
- *        replaces S_c[k] by the state entering chunk k: S_in[k+1] = exp(dec[k]) S_in[k] + S_c[k].
- *   3. chunk_scan   block (b, h, chunk, 64-wide tile of D), chunk parallel:
- *        M[t][s] = (C_t . B_s) exp(cum_t - cum_s) dt_s (s <= t),
- *        y_t = exp(cum_t) S_in C_t + sum_s M[t][s] x_s.
- * Backward (same chunks): chunk_state + state_pass as above (the state entering each
- * chunk), then chunk_state on (dy, C) with weights exp(cum_t) and a reverse state_pass,
- * which gives dS_k = dL/d(state leaving chunk k); then chunk_bwd, one block per
- * (b, h, chunk), computes dx, dB, dC, ddt of its chunk (formulas in src/cpu/ssd.c) and
- * its part of dA (sum_u dt_u da_u, running sums in f64) into the workspace; finally one thread per head adds
- * the B*K parts in a fixed order (f64). No atomics anywhere: every output is
- * bit-identical from run to run.
- * Arithmetic: f32 forward and the whole backward on CUDA cores for every dtype (inputs
- * converted on load, outputs rounded once on store), states and intermediates f32, expf.
- * Tiles: 256 threads as 16 x 16, each owning a 4 x 4 block of a 64 x 64 output tile;
- * operands in shared memory (padded rows). The f16/bf16 forward uses chunk_state_tc and
- * chunk_scan_tc instead: mma.sync m16n8k16 (16-bit operands, f32 accumulate), 4 warps of
- * 16 rows each over a 64 x 64 tile, the masked scores M going from accumulators to A
- * fragments in registers; x, w B, the states and M are rounded to the dtype on the way.
- * Vectorised forward (f16/bf16 when D and N are multiples of 8 and x, B, C, y start on 16
- * bytes with outer strides that are multiples of 8 elements; else the kernels above):
- *   chunk_state_v  as chunk_state_tc, x by 16-byte cp.async, B by 16-byte loads, operands
- *                  kept [s][d] / [s][n] and transposed by ldmatrix.trans;
- *   state_pass_t   block (b, h, slice of whole rows of [D, N], <= 1024 elements), float4 per
- *                  thread, 4 chunks of loads in flight; writes the entering states rounded
- *                  to T (exactly what chunk_scan_tc rounds them to) inside the f32 buffer
- *                  (layout at tstate_row), so chunk_scan reads half the bytes and the
- *                  workspace keeps its documented size;
- *   chunk_scan_v   as chunk_scan_tc, the chunk's C, B, 16-bit states (all of N) and x tile
- *                  loaded at once by 16-byte cp.async into dynamic shared memory.
- * Same products in the same order: bit-identical to the generic tensor-core kernels.
- * Measured on an H100 (B 4, L 4096, H 32, D 64, N 128, bf16): before the vectorised path
- * forward 2.01 ms (6.7% of the copy bandwidth; ncu: chunk_state 0.50 ms, state_pass 0.41 ms,
- * chunk_scan 1.26 ms, all latency bound), backward 5.96 ms; with it, forward 0.561 ms
- * (719 GB/s, 23.8% of the copy bandwidth).
- * Workspace (f32, see ssd_layout): forward states [B*H][K][D][N] + dec [B*H][K]; backward
- * adds dstates [B*H][K][D][N] (f32) and dA parts [B*H][K] (f64).
- * ssd_step (one token per request on a pool of states, every option): ssd_step_kernel, one
- * block of 128 threads per (request, head); warp w owns state rows d = w, w + 4, ..., lane
- * l the columns n = l, l + 32, ...: each element is read, updated in f32
- * (exp(dt' A) s + dt' x_d B_n), stored rounded to T, and its C_n product summed over the
- * warp in a fixed shuffle order (deterministic); lane 0 adds the skip, applies the gate and
- * stores y_d. A request whose state index is outside the pool writes nothing and is counted
- * once (thread 0 of its head-0 block) into dropped_requests by atomicAdd. Memory bound: the
- * state is read and written once.
- * Forward options (ssd_kopts, every forward kernel): ngroups (B and C rows of group h / P),
- * dt' = clamp(softplus(dt + dt_bias)) in chunk_prologue (the one place dt is read), and the
- * skip and z gate in the y epilogue (finish_y, f32, before the one rounding to T). Initial
- * and final states in state_pass (it starts from the initial state and stores the state
- * after the last chunk), so a forward with states takes the non-vectorised kernels.
- * seq_idx: chunk_prologue numbers the resets inside the chunk (seg); chunk_state keeps only
- * the steps of the chunk's last segment and writes dec = -inf when the chunk holds a reset
- * (state_pass then carries nothing through it); chunk_scan masks M to pairs of one segment
- * and the carried-in state to the chunk's first segment.
- * Varlen states: varlen_states_kernel steps each sequence's last chunk from its entering
- * state to the sequence's last position after the forward (one thread per element).
+ * Math per batch b and head h (state [D, N]; formulas and options in src/cpu/ssd.c):
+ *   a_t = dt'_t A;  h_t = exp(a_t) h_{t-1} + dt'_t x_t B_t^T;  y_t = (h_t C_t + skip x_t) silu(z_t)
+ * x, y, z [B, L, H, D]; dt [B, L, H]; B, C [B, L, G, N]; any outer strides, inner stride 1.
+ * Chunks of TQ = 64 steps whatever desc.chunk_size says; K = ceil(L/64); cum_t = running
+ * sum of a_u inside a chunk. Options (ssd_kopts, every kernel): head h reads B, C of group
+ * h / P; chunk_prologue is the one place dt is read (dt' = clamp(softplus(dt + dt_bias)))
+ * and numbers the seq_idx resets inside the chunk (seg): steps interact only inside one
+ * segment, the carried-in state reaches segment 0, a chunk with a reset has dec = -inf.
+ * Forward: 1. chunk_state  block (b, h, chunk, 64x64 tile of [D, N]): the chunk's own state
+ *   S_c = sum_s exp(cum_last - cum_s) dt_s x_s B_s^T and dec = cum_last (f32 workspace);
+ *   2. state_pass  thread per state element: S_in[k+1] = exp(dec[k]) S_in[k] + S_c[k], from
+ *   the initial state, the last one into final_states; 3. chunk_scan  block (b, h, chunk,
+ *   64 columns of D): y_t = exp(cum_t) S_in C_t + sum_{s<=t} (C_t.B_s) exp(cum_t-cum_s) dt_s x_s,
+ *   then finish_y (skip, gate) in f32 and one rounding; varlen_states_kernel last.
+ *   f16/bf16 use mma.sync m16n8k16 (chunk_state_tc, chunk_scan_tc: 16-bit operands, f32
+ *   accumulate) and, for 16-byte-aligned views with D, N multiples of 8 and no states, the
+ *   vectorised chunk_state_v / state_pass_t (16-bit entering states) / chunk_scan_v
+ *   (cp.async, ldmatrix), bit-identical to the generic tensor-core kernels. H100, B 4, L 4096,
+ *   H 32, D 64, N 128, bf16: forward 0.561 ms (2.01 ms before the vectorised path).
+ * Backward, f32 on CUDA cores for every dtype: chunk_state + state_pass (entering states,
+ * from initial_states); with z, chunk_scan MODE 1 recomputes the un-gated y and writes dz;
+ * chunk_state MODE 1 on (dL/du, C) (ld_du: dy silu(z)) with weights exp(cum_t) on segment 0
+ * and the reverse state_pass from dfinal_states give dS_k = dL/d(state leaving chunk k),
+ * the gradient past chunk 0 going to dinitial_states; chunk_bwd, one block per (b, h,
+ * chunk), writes dx (+ skip dL/du), dB, dC, ddt (through dt_eff's slope: softplus, clamp)
+ * and its chunk's parts of dA, ddt_bias, dskip (f64) into the workspace; head_sums_kernel
+ * adds the parts over b, then chunks (then channels for a per-head skip) in f64; with
+ * groups of heads, chunk_bwd writes per-head dB, dC rows (f32) that group_sum_kernel adds
+ * head by head. No atomics: every output is bit-identical from run to run.
+ * Workspace (ssd_layout): states [BH][K][D][N] f32 + dec [BH][K]; the backward adds dstates,
+ * the parts [BH][K] (and [BH][K][D] for dskip) f64, per-head dB, dC [B][L][H][N] when P > 1.
+ * ssd_step: one block of 128 threads per (request, head), warp w rows d = w, w+4, .., lane l
+ * columns n = l, l+32, ..; f32 update, C product summed in a fixed shuffle order, y by lane
+ * 0; a request outside the pool is counted (atomicAdd) into dropped_requests and skipped.
  * Not yet (speed): vector loads in the generic and backward kernels, fusing the state
- * passing into the scan, tensor cores in the backward; (features) the backward kernels
- * run the plain problem only: their select refuses the rest (the CPU backend has them).
+ * passing into the scan, tensor cores in the backward.
  */
 #include "common.cuh"
 #include "cuda/ssd_cuda.h"
@@ -82,6 +47,8 @@ const int kThreads = 256; /* 16 x 16 */
 
 struct ssd_geo {
     long long B, L, H, D, N, K, BH;
+    long long P;     /* heads per group */
+    bool bias, skip; /* the backward's ddt_bias and dskip parts */
 };
 
 ssd_geo geo_of(const bk_ssd_desc *d)
@@ -94,6 +61,9 @@ ssd_geo geo_of(const bk_ssd_desc *d)
     g.N = d->state_dim;
     g.K = (g.L + TQ - 1) / TQ;
     g.BH = g.B * g.H;
+    g.P = d->ngroups > 0 ? d->heads / d->ngroups : 1;
+    g.bias = d->has_dt_bias;
+    g.skip = d->skip != BK_SSD_SKIP_NONE;
     return g;
 }
 
@@ -101,7 +71,10 @@ struct ssd_ws {
     float *states;  /* [BH][K][D][N] */
     float *dstates; /* [BH][K][D][N] (backward) */
     float *dec;     /* [BH][K] */
-    double *parts;  /* [BH][K] (backward) */
+    double *parts;  /* [BH][K] (backward): dA */
+    double *pbias;  /* [BH][K] (backward, dt_bias): ddt_bias */
+    double *pskip;  /* [BH][K][D] (backward, skip): dskip per channel */
+    float *gdb, *gdc; /* [B][L][H][N] (backward, P > 1): dB, dC of each head */
 };
 
 /* The one layout of the workspace: sizes it (base NULL) or carves it. */
@@ -116,6 +89,11 @@ size_t ssd_layout(const ssd_geo &g, bool backward, void *base, ssd_ws *w)
     w->dstates = backward ? (float *)bk_carve(&cv, st) : NULL;
     w->dec = (float *)bk_carve(&cv, bk_bytes(chunks, sizeof(float)));
     w->parts = backward ? (double *)bk_carve(&cv, bk_bytes(chunks, sizeof(double))) : NULL;
+    w->pbias = backward && g.bias ? (double *)bk_carve(&cv, bk_bytes(chunks, sizeof(double))) : NULL;
+    w->pskip = backward && g.skip ? (double *)bk_carve(&cv, bk_bytes(bk_mul_sat(chunks, g.D), sizeof(double))) : NULL;
+    const int64_t rows = bk_mul_sat(bk_mul_sat(g.BH, g.L), g.N);
+    w->gdb = backward && g.P > 1 ? (float *)bk_carve(&cv, bk_bytes(rows, sizeof(float))) : NULL;
+    w->gdc = backward && g.P > 1 ? (float *)bk_carve(&cv, bk_bytes(rows, sizeof(float))) : NULL;
     return cv.offset;
 }
 
@@ -129,8 +107,7 @@ __device__ __forceinline__ long long off4(const bk_view4 &v, long long b, long l
     return b * v.s0 + l * v.s1 + h * v.s2 + i;
 }
 
-/* The forward's options as the kernels see them; kopts_none() is the plain problem (and
- * what the backward kernels get: their select refuses every option). */
+/* The options as the kernels see them; kopts_none() is the plain problem. */
 struct ssd_kopts {
     const void *bias; /* dt_bias [H] (stride sbias) or NULL */
     long long sbias;
@@ -153,24 +130,44 @@ __host__ __device__ ssd_kopts kopts_none()
     return o;
 }
 
-ssd_kopts kopts_of(const bk_ssd_desc *d, const bk_ssd_fwd_args *a)
+/* The options of d with their tensors (NULL when off), for either direction. */
+ssd_kopts kopts_of(const bk_ssd_desc *d, const bk_tensor *bias, const bk_tensor *skip, const bk_tensor *z,
+                   const bk_tensor *seq)
 {
     ssd_kopts o = kopts_none();
-    o.bias = a->dt_bias ? a->dt_bias->data : NULL;
-    o.sbias = a->dt_bias ? a->dt_bias->strides[0] : 0;
+    o.bias = bias ? bias->data : NULL;
+    o.sbias = bias ? bias->strides[0] : 0;
     o.softplus = d->dt_softplus;
     o.limit = d->has_dt_limit;
     o.lo = (float)d->dt_min;
     o.hi = (float)d->dt_max;
     o.P = d->ngroups > 0 ? d->heads / d->ngroups : 1;
     o.skip_kind = (int)d->skip;
-    o.skip = a->skip ? a->skip->data : NULL;
-    o.sskip0 = a->skip ? a->skip->strides[0] : 0;
-    o.z = a->z ? a->z->data : NULL;
-    o.sz = a->z ? bk_view4_of(a->z) : bk_view4{0, 0, 0, 0};
-    o.seq = a->seq_idx ? (const int *)a->seq_idx->data : NULL;
-    o.sseq = a->seq_idx ? bk_view4_of(a->seq_idx) : bk_view4{0, 0, 0, 0};
+    o.skip = skip ? skip->data : NULL;
+    o.sskip0 = skip ? skip->strides[0] : 0;
+    o.z = z ? z->data : NULL;
+    o.sz = z ? bk_view4_of(z) : bk_view4{0, 0, 0, 0};
+    o.seq = seq ? (const int *)seq->data : NULL;
+    o.sseq = seq ? bk_view4_of(seq) : bk_view4{0, 0, 0, 0};
     return o;
+}
+
+/* The skip of head h at channel d (0 without). */
+template <typename T> __device__ __forceinline__ float skip_of(const ssd_kopts &o, long long h, long long d)
+{
+    if (o.skip_kind == BK_SSD_SKIP_NONE)
+        return 0.f;
+    return ld((const T *)o.skip + h * o.sskip0 + (o.skip_kind == BK_SSD_SKIP_PER_CHANNEL ? d : 0));
+}
+
+__device__ __forceinline__ float sigmoidf_(float v)
+{
+    return 1.f / (1.f + expf(-v));
+}
+
+__device__ __forceinline__ float siluf_(float v)
+{
+    return v / (1.f + expf(-v));
 }
 
 /* y of head h at (b, l, d) from the scan's sum u: (u + skip x) silu(z) as the options say. */
@@ -178,26 +175,55 @@ template <typename T>
 __device__ __forceinline__ float finish_y(const ssd_kopts &o, float u, const T *x, const bk_view4 &sx, long long b,
                                           long long l, long long h, long long d)
 {
-    if (o.skip_kind != BK_SSD_SKIP_NONE) {
-        const T *sk = (const T *)o.skip + h * o.sskip0 + (o.skip_kind == BK_SSD_SKIP_PER_CHANNEL ? d : 0);
-        u += ld(sk) * ld(x + off4(sx, b, l, h, d));
-    }
-    if (o.z) {
-        const float zv = ld((const T *)o.z + off4(o.sz, b, l, h, d));
-        u *= zv / (1.f + expf(-zv));
-    }
+    if (o.skip_kind != BK_SSD_SKIP_NONE)
+        u += skip_of<T>(o, h, d) * ld(x + off4(sx, b, l, h, d));
+    if (o.z)
+        u *= siluf_(ld((const T *)o.z + off4(o.sz, b, l, h, d)));
     return u;
 }
 
-/* dt' of one step from the raw dt: bias, softplus, clamp. */
-template <typename T> __device__ __forceinline__ float dt_eff(const ssd_kopts &o, float v, long long h)
+/* dz at (b, l, h, d) from v = u + skip x (the un-gated y): dy v sg (1 + z (1 - sg)), sg =
+ * sigmoid(z). */
+template <typename T>
+__device__ __forceinline__ float gate_dz(const ssd_kopts &o, float v, const T *dy, const bk_view4 &sdy, long long b,
+                                         long long l, long long h, long long d)
 {
+    const float zv = ld((const T *)o.z + off4(o.sz, b, l, h, d)), sg = sigmoidf_(zv);
+    return ld(dy + off4(sdy, b, l, h, d)) * v * sg * (1.f + zv * (1.f - sg));
+}
+
+/* The backward's dL/du at (b, l, h, d) (u: the scan's sum plus the skip term): dy, times
+ * silu(z) with the gate. */
+template <typename T>
+__device__ __forceinline__ float ld_du(const ssd_kopts &o, const T *dy, const bk_view4 &sdy, long long b, long long l,
+                                      long long h, long long d)
+{
+    float g = ld(dy + off4(sdy, b, l, h, d));
+    if (o.z)
+        g *= siluf_(ld((const T *)o.z + off4(o.sz, b, l, h, d)));
+    return g;
+}
+
+/* dt' of one step from the raw dt: bias, softplus, clamp; *slope (when given) = d dt' /
+ * d raw dt: sigmoid through the softplus, 0 where the clamp bites. */
+template <typename T>
+__device__ __forceinline__ float dt_eff(const ssd_kopts &o, float v, long long h, float *slope = nullptr)
+{
+    float g = 1.f;
     if (o.bias)
         v += ld((const T *)o.bias + h * o.sbias);
-    if (o.softplus && v <= 20.f)
+    if (o.softplus && v <= 20.f) {
+        if (slope)
+            g = sigmoidf_(v);
         v = log1pf(expf(v));
-    if (o.limit)
+    }
+    if (o.limit) {
+        if (slope && (v < o.lo || v > o.hi))
+            g = 0.f;
         v = fminf(fmaxf(v, o.lo), o.hi);
+    }
+    if (slope)
+        *slope = g;
     return v;
 }
 
@@ -251,8 +277,10 @@ __device__ __forceinline__ float half_warp_sum(float v)
 /* ------------------------------------------------------- chunk_state -- */
 
 /* out[bh][k][d][n] = sum_s w_s u_s[d] v_s[n] over chunk k, for a 64 x 64 tile of [D, N].
- * MODE 0: u = x, v = B, w_s = exp(cum_last - cum_s) dt_s (also writes dec = cum_last);
- * MODE 1: u = dy, v = C, w_t = exp(cum_t). */
+ * MODE 0: u = x, v = B, w_s = exp(cum_last - cum_s) dt_s for the steps of the chunk's last
+ * segment (also writes dec = cum_last, -inf when the chunk holds a reset);
+ * MODE 1: u = dL/du (dy, gated: ld_du), v = C, w_t = exp(cum_t) for the steps of the
+ * chunk's first segment (those the carried-in state reaches). */
 template <typename T, int MODE>
 __global__ void __launch_bounds__(kThreads)
     chunk_state_kernel(const T *u, bk_view4 su, const T *v, bk_view4 sv, const T *dt, bk_view4 sdt, const T *a,
@@ -273,13 +301,15 @@ __global__ void __launch_bounds__(kThreads)
         if (tid < TQ)
             s_w[tid] = tid >= q ? 0.f
                        : MODE == 0 ? (s_seg[tid] == s_seg[q - 1] ? expf(s_cum[q - 1] - s_cum[tid]) * s_dt[tid] : 0.f)
-                                   : expf(s_cum[tid]);
+                                   : (s_seg[tid] == 0 ? expf(s_cum[tid]) : 0.f);
         if (MODE == 0 && tid == 0 && tile == 0) /* a reset inside the chunk: nothing carried through it */
             dec[bh * K + c] = s_seg[q - 1] == 0 ? s_cum[q - 1] : -INFINITY;
         __syncthreads();
         for (int i = tid; i < TQ * TQ; i += kThreads) {
             const int s = i / TQ, j = i % TQ;
-            s_u[s][j] = (s < q && d0 + j < D) ? ld(u + off4(su, b, l0 + s, h, d0 + j)) : 0.f;
+            s_u[s][j] = !(s < q && d0 + j < D) ? 0.f
+                        : MODE == 0            ? ld(u + off4(su, b, l0 + s, h, d0 + j))
+                                               : ld_du(o, u, su, b, l0 + s, h, d0 + j);
             s_v[s][j] = (s < q && n0 + j < N) ? ld(v + off4(sv, b, l0 + s, hg, n0 + j)) * s_w[s] : 0.f;
         }
         __syncthreads();
@@ -308,9 +338,9 @@ __global__ void __launch_bounds__(kThreads)
 /* ------------------------------------------------------- state_pass -- */
 
 /* In place over st[bh][k][e] (e < DN): forward, st[k] becomes the state entering chunk k;
- * reverse, st[k] becomes the gradient of the state leaving chunk k. The forward starts from
- * init[b, h] (0 when NULL) and writes the state after the last chunk to fin[b, h] (when
- * non-NULL; K = 0 writes init there). */
+ * reverse, st[k] becomes the gradient of the state leaving chunk k. Starts from init[b, h]
+ * (0 when NULL; reverse: dfinal_states) and writes what passes the last chunk to fin[b, h]
+ * when non-NULL (the final state; reverse: dinitial_states); K = 0 writes init there. */
 template <typename T>
 __global__ void state_pass_kernel(float *__restrict__ st, const float *__restrict__ dec, long long DN, long long K,
                                   long long total, int reverse, const T *init, bk_view4 si, T *fin, bk_view4 sf,
@@ -825,11 +855,14 @@ __global__ void __launch_bounds__(kTcThreads)
 
 /* ------------------------------------------------------- chunk_scan -- */
 
-template <typename T>
+/* MODE 0 (forward): y = finish_y(u). MODE 1 (backward with the gate): the same u, then
+ * y <- dz = gate_dz(u + skip x) from dy (the recomputed un-gated output never stored). */
+template <typename T, int MODE>
 __global__ void __launch_bounds__(kThreads)
     chunk_scan_kernel(const T *x, bk_view4 sx, const T *dt, bk_view4 sdt, const T *a, long long sa, const T *bm,
                       bk_view4 sb, const T *cm, bk_view4 sc, T *y, bk_view4 sy, const float *states, long long L,
-                      long long H, long long D, long long N, long long K, long long total, ssd_kopts o)
+                      long long H, long long D, long long N, long long K, long long total, ssd_kopts o,
+                      const T *dy, bk_view4 sdy)
 {
     __shared__ float s_dt[TQ], s_cum[TQ];
     __shared__ int s_seg[TQ];
@@ -901,12 +934,20 @@ __global__ void __launch_bounds__(kThreads)
                 for (int k = 0; k < 4; k++)
                     accY[i][k] += mv[i] * xv[k];
         }
+#pragma unroll /* accY stays in registers */
         for (int i = 0; i < 4; i++)
+#pragma unroll
             for (int k = 0; k < 4; k++) {
                 const int t = ty + 16 * i;
                 const long long d = d0 + tx + 16 * k;
-                if (t < q && d < D)
+                if (t >= q || d >= D)
+                    continue;
+                if (MODE == 0) {
                     y[off4(sy, b, l0 + t, h, d)] = elem<T>::store(finish_y(o, accY[i][k], x, sx, b, l0 + t, h, d));
+                } else {
+                    const float v = accY[i][k] + skip_of<T>(o, h, d) * ld(x + off4(sx, b, l0 + t, h, d));
+                    y[off4(sy, b, l0 + t, h, d)] = elem<T>::store(gate_dz(o, v, dy, sdy, b, l0 + t, h, d));
+                }
             }
         __syncthreads();
     }
@@ -920,15 +961,31 @@ const int kW = TQ * (TQ + 1);
 const int kScratch = 2 * TQ * 33 + 2 * 32 * (TQ + 1) + 2 * kW;
 const size_t kBwdSmem = (size_t)(2 * kW + kScratch) * sizeof(float);
 
+/* Row (b, l) of head h's dB or dC, element n: into out (group h / P = h when P is 1) or,
+ * with groups of heads, into the f32 per-head rows acc [B][L][H][N] that group_sum_kernel
+ * adds up. */
+template <typename T>
+__device__ __forceinline__ void store_bc(T *out, const bk_view4 &so, float *acc, long long b, long long l, long long h,
+                                         long long n, long long L, long long H, long long N, float v)
+{
+    if (acc)
+        acc[((b * L + l) * H + h) * N + n] = v;
+    else
+        out[off4(so, b, l, h, n)] = elem<T>::store(v);
+}
+
+/* One block per (b, h, chunk): dx, ddt, dB, dC of the chunk (dy gated by ld_du, B and C
+ * of group h / P, seq_idx masks as the forward's) and its parts of dA, ddt_bias (pbias)
+ * and dskip (pskip, per channel) in the workspace. gdb, gdc: the per-head dB, dC rows
+ * (P > 1) or NULL. */
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
     chunk_bwd_kernel(const T *x, bk_view4 sx, const T *dt, bk_view4 sdt, const T *a, long long sa, const T *bm,
                      bk_view4 sb, const T *cm, bk_view4 sc, const T *dy, bk_view4 sdy, T *dx, bk_view4 sdx, T *ddt,
                      bk_view4 sddt, T *db, bk_view4 sdb, T *dc, bk_view4 sdc, const float *states,
-                     const float *dstates, double *parts, long long L, long long H, long long D, long long N, long long K,
-                     long long total)
+                     const float *dstates, double *parts, double *pbias, double *pskip, float *gdb, float *gdc,
+                     long long L, long long H, long long D, long long N, long long K, long long total, ssd_kopts o)
 {
-    const ssd_kopts o = kopts_none(); /* the backward runs the plain problem (select refuses options) */
     extern __shared__ float smem[];
     __shared__ float s_dt[TQ], s_cum[TQ], s_ddt0[TQ], s_rr[TQ], s_da[TQ], s_red[kThreads];
     __shared__ int s_seg[TQ];
@@ -939,6 +996,7 @@ __global__ void __launch_bounds__(kThreads)
     const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
     for (long long blk = blockIdx.x; blk < total; blk += gridDim.x) {
         const long long c = blk % K, bh = blk / K, b = bh / H, h = bh % H, l0 = c * TQ;
+        const long long hg = h / o.P; /* the group whose B and C head h reads */
         const int q = (int)min((long long)TQ, L - l0), last = q - 1;
         const float A = ld(a + h * sa);
         chunk_prologue(dt, sdt, b, l0, h, q, A, s_dt, s_cum, s_seg, o);
@@ -950,14 +1008,17 @@ __global__ void __launch_bounds__(kThreads)
             float accG[4][4] = {}, accD[4][4] = {};
             for (int pass = 0; pass < 2; pass++) {
                 const long long W = pass == 0 ? N : D;
-                const T *p1 = pass == 0 ? cm : dy, *p2 = pass == 0 ? bm : x;
-                const bk_view4 v1 = pass == 0 ? sc : sdy, v2 = pass == 0 ? sb : sx;
+                const T *p2 = pass == 0 ? bm : x;
+                const bk_view4 v2 = pass == 0 ? sb : sx;
+                const long long h2 = pass == 0 ? hg : h;
                 for (long long w0 = 0; w0 < W; w0 += 32) {
                     for (int i = tid; i < TQ * 32; i += kThreads) {
                         const int r = i / 32, j = i % 32;
                         const bool in = r < q && w0 + j < W;
-                        P1[r][j] = in ? ld(p1 + off4(v1, b, l0 + r, h, w0 + j)) : 0.f;
-                        P2[r][j] = in ? ld(p2 + off4(v2, b, l0 + r, h, w0 + j)) : 0.f;
+                        P1[r][j] = !in        ? 0.f
+                                   : pass == 0 ? ld(cm + off4(sc, b, l0 + r, hg, w0 + j))
+                                               : ld_du(o, dy, sdy, b, l0 + r, h, w0 + j);
+                        P2[r][j] = in ? ld(p2 + off4(v2, b, l0 + r, h2, w0 + j)) : 0.f;
                     }
                     __syncthreads();
                     for (int j = 0; j < 32; j++) {
@@ -981,7 +1042,7 @@ __global__ void __launch_bounds__(kThreads)
             for (int i = 0; i < 4; i++)
                 for (int k = 0; k < 4; k++) {
                     const int t = ty + 16 * i, s = tx + 16 * k;
-                    const float w = (s <= t && t < q) ? expf(s_cum[t] - s_cum[s]) : 0.f;
+                    const float w = (s <= t && t < q && s_seg[s] == s_seg[t]) ? expf(s_cum[t] - s_cum[s]) : 0.f;
                     Wg[t][s] = w * accG[i][k];
                     Wx[t][s] = w * accD[i][k];
                     P[t][s] = w * accG[i][k] * accD[i][k] * s_dt[s];
@@ -1000,8 +1061,8 @@ __global__ void __launch_bounds__(kThreads)
             __syncthreads();
         }
 
-        /* phase 2, per 64 columns of D: g_s = sum_t Wg[t][s] dy_t + w_ls dS B_s; dx = dt g;
-         * ddt0_s = x_s . g_s */
+        /* phase 2, per 64 columns of D: g_s = sum_t Wg[t][s] dy_t + w_ls dS B_s; dx = dt g +
+         * skip dy; ddt0_s = x_s . g_s; dskip's part: sum_s dy_s x_s per channel */
         for (long long d0 = 0; d0 < D; d0 += TQ) {
             float(*Dy)[TQ + 1] = (float(*)[TQ + 1])scr;
             float(*Bc)[33] = (float(*)[33])(scr + kW), (*dSc)[33] = (float(*)[33])(scr + kW + TQ * 33);
@@ -1010,7 +1071,7 @@ __global__ void __launch_bounds__(kThreads)
                 for (int i = tid; i < TQ * 32; i += kThreads) {
                     const int r = i / 32, j = i % 32;
                     const bool nin = n0 + j < N;
-                    Bc[r][j] = (r < q && nin) ? ld(bm + off4(sb, b, l0 + r, h, n0 + j)) : 0.f;
+                    Bc[r][j] = (r < q && nin) ? ld(bm + off4(sb, b, l0 + r, hg, n0 + j)) : 0.f;
                     dSc[r][j] = (d0 + r < D && nin) ? dS[(d0 + r) * N + n0 + j] : 0.f;
                 }
                 __syncthreads();
@@ -1028,13 +1089,19 @@ __global__ void __launch_bounds__(kThreads)
             }
             for (int i = tid; i < TQ * TQ; i += kThreads) {
                 const int r = i / TQ, j = i % TQ;
-                Dy[r][j] = (r < q && d0 + j < D) ? ld(dy + off4(sdy, b, l0 + r, h, d0 + j)) : 0.f;
+                Dy[r][j] = (r < q && d0 + j < D) ? ld_du(o, dy, sdy, b, l0 + r, h, d0 + j) : 0.f;
             }
             __syncthreads();
+            if (pskip && tid < TQ && d0 + tid < D) {
+                float sk = 0.f;
+                for (int t = 0; t < q; t++)
+                    sk += Dy[t][tid] * ld(x + off4(sx, b, l0 + t, h, d0 + tid));
+                pskip[(bh * K + c) * D + d0 + tid] = sk;
+            }
             float g[4][4];
             for (int i = 0; i < 4; i++) {
                 const int s = ty + 16 * i;
-                const float wl = s < q ? expf(s_cum[last] - s_cum[s]) : 0.f;
+                const float wl = s < q && s_seg[s] == s_seg[last] ? expf(s_cum[last] - s_cum[s]) : 0.f;
                 for (int k = 0; k < 4; k++)
                     g[i][k] = wl * accU[i][k];
             }
@@ -1048,14 +1115,17 @@ __global__ void __launch_bounds__(kThreads)
                     for (int k = 0; k < 4; k++)
                         g[i][k] += u[i] * v[k];
             }
+#pragma unroll /* g stays in registers */
             for (int i = 0; i < 4; i++) {
                 const int s = ty + 16 * i;
                 float part = 0.f;
+#pragma unroll
                 for (int k = 0; k < 4; k++) {
                     const long long d = d0 + tx + 16 * k;
                     if (s < q && d < D) {
                         part += ld(x + off4(sx, b, l0 + s, h, d)) * g[i][k];
-                        dx[off4(sdx, b, l0 + s, h, d)] = elem<T>::store(s_dt[s] * g[i][k]);
+                        dx[off4(sdx, b, l0 + s, h, d)] =
+                            elem<T>::store(s_dt[s] * g[i][k] + skip_of<T>(o, h, d) * Dy[s][tx + 16 * k]);
                     }
                 }
                 part = half_warp_sum(part);
@@ -1079,7 +1149,7 @@ __global__ void __launch_bounds__(kThreads)
                     const int r = i / 32, j = i % 32;
                     const bool in = r < q && d0 + j < D;
                     Xc[r][j] = in ? ld(x + off4(sx, b, l0 + r, h, d0 + j)) : 0.f;
-                    Dyc[r][j] = in ? ld(dy + off4(sdy, b, l0 + r, h, d0 + j)) : 0.f;
+                    Dyc[r][j] = in ? ld_du(o, dy, sdy, b, l0 + r, h, d0 + j) : 0.f;
                 }
                 for (int i = tid; i < 32 * TQ; i += kThreads) {
                     const int r = i / TQ, j = i % TQ;
@@ -1109,8 +1179,8 @@ __global__ void __launch_bounds__(kThreads)
             for (int i = tid; i < TQ * TQ; i += kThreads) {
                 const int r = i / TQ, j = i % TQ;
                 const bool in = r < q && n0 + j < N;
-                Ct[r][j] = in ? ld(cm + off4(sc, b, l0 + r, h, n0 + j)) : 0.f;
-                Bt[r][j] = in ? ld(bm + off4(sb, b, l0 + r, h, n0 + j)) : 0.f;
+                Ct[r][j] = in ? ld(cm + off4(sc, b, l0 + r, hg, n0 + j)) : 0.f;
+                Bt[r][j] = in ? ld(bm + off4(sb, b, l0 + r, hg, n0 + j)) : 0.f;
             }
             __syncthreads();
             float gb[4][4] = {}, gc[4][4] = {};
@@ -1129,12 +1199,15 @@ __global__ void __launch_bounds__(kThreads)
                         gc[i][k] += w2[i] * bv[k];
                     }
             }
+#pragma unroll /* Y2, Y3, gb, gc stay in registers */
             for (int i = 0; i < 4; i++) {
                 const int r = ty + 16 * i;
                 const bool rin = r < q;
-                const float dtr = rin ? s_dt[r] : 0.f, wl = rin ? expf(s_cum[last] - s_cum[r]) : 0.f,
-                            er = rin ? expf(s_cum[r]) : 0.f;
+                const float dtr = rin ? s_dt[r] : 0.f,
+                            wl = rin && s_seg[r] == s_seg[last] ? expf(s_cum[last] - s_cum[r]) : 0.f,
+                            er = rin && s_seg[r] == 0 ? expf(s_cum[r]) : 0.f;
                 float inter = 0.f, rr = 0.f;
+#pragma unroll
                 for (int k = 0; k < 4; k++) {
                     const int j = tx + 16 * k;
                     const long long n = n0 + j;
@@ -1142,8 +1215,8 @@ __global__ void __launch_bounds__(kThreads)
                         const float y3 = er * Y3[i][k];
                         inter += Ct[r][j] * y3;
                         rr += Bt[r][j] * Y2[i][k];
-                        db[off4(sdb, b, l0 + r, h, n)] = elem<T>::store(dtr * (gb[i][k] + wl * Y2[i][k]));
-                        dc[off4(sdc, b, l0 + r, h, n)] = elem<T>::store(y3 + gc[i][k]);
+                        store_bc(db, sdb, gdb, b, l0 + r, h, n, L, H, N, dtr * (gb[i][k] + wl * Y2[i][k]));
+                        store_bc(dc, sdc, gdc, b, l0 + r, h, n, L, H, N, y3 + gc[i][k]);
                     }
                 }
                 inter = half_warp_sum(inter);
@@ -1156,7 +1229,8 @@ __global__ void __launch_bounds__(kThreads)
             __syncthreads();
         }
 
-        /* finish: <dS, S>, the R terms, da (reverse running sum), ddt and this chunk's dA part */
+        /* finish: <dS, S>, the R terms, da (reverse running sum), ddt (through the softplus and
+         * clamp: dt_eff's slope) and this chunk's parts of dA and ddt_bias */
         s_red[tid] = dss;
         __syncthreads();
         for (int w = kThreads / 2; w > 0; w /= 2) {
@@ -1166,11 +1240,14 @@ __global__ void __launch_bounds__(kThreads)
         }
         if (tid == 0) {
             for (int s = 0; s < q; s++) {
+                if (s_seg[s] != s_seg[last])
+                    continue; /* not carried out of the chunk */
                 const double r = (double)(expf(s_cum[last] - s_cum[s]) * s_dt[s]) * s_rr[s];
                 s_dcum[last] += r;
                 s_dcum[s] -= r;
             }
-            s_dcum[last] += (double)expf(s_cum[last]) * s_red[0];
+            if (s_seg[last] == 0)
+                s_dcum[last] += (double)expf(s_cum[last]) * s_red[0];
             double da = 0.0, part = 0.0; /* f64: dA sums many terms of both signs */
             for (int u = last; u >= 0; u--) {
                 da += s_dcum[u];
@@ -1180,24 +1257,59 @@ __global__ void __launch_bounds__(kThreads)
             parts[bh * K + c] = part;
         }
         __syncthreads();
-        if (tid < q)
-            ddt[b * sddt.s0 + (l0 + tid) * sddt.s1 + h * sddt.s2] = elem<T>::store(s_ddt0[tid] + A * s_da[tid]);
+        if (tid < q) {
+            T *p = ddt + b * sddt.s0 + (l0 + tid) * sddt.s1 + h * sddt.s2;
+            float slope;
+            dt_eff<T>(o, ld(dt + b * sdt.s0 + (l0 + tid) * sdt.s1 + h * sdt.s2), h, &slope);
+            const float v = (s_ddt0[tid] + A * s_da[tid]) * slope;
+            s_ddt0[tid] = v;
+            *p = elem<T>::store(v);
+        }
+        __syncthreads();
+        if (pbias && tid == 0) {
+            double sb = 0.0;
+            for (int u = 0; u < q; u++)
+                sb += s_ddt0[u];
+            pbias[bh * K + c] = sb;
+        }
         __syncthreads();
     }
 }
 
-/* dA[h] = sum over b, then chunks, of the parts, in f64, in that fixed order. */
+/* out[h * so + w] = the sum over b, then chunks, then j < inner of
+ * parts[((b H + h) K + k) W inner + w inner + j], in f64, in that fixed order; one thread
+ * per (h, w < W). dA and ddt_bias: W = inner = 1; dskip per channel W = D, per head inner = D. */
 template <typename T>
-__global__ void da_finish_kernel(const double *parts, T *da, long long sda, long long B, long long H, long long K)
+__global__ void head_sums_kernel(const double *parts, T *out, long long so, long long B, long long H, long long K,
+                                 long long W, long long inner)
 {
-    const long long h = blockIdx.x * (long long)blockDim.x + threadIdx.x;
-    if (h >= H)
+    const long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+    if (i >= H * W)
         return;
+    const long long h = i / W, w = i % W;
     double s = 0.0;
     for (long long b = 0; b < B; b++)
         for (long long k = 0; k < K; k++)
-            s += parts[(b * H + h) * K + k];
-    da[h * sda] = elem<T>::store((float)s);
+            for (long long j = 0; j < inner; j++)
+                s += parts[(((b * H + h) * K + k) * W + w) * inner + j];
+    out[h * so + w] = elem<T>::store((float)s);
+}
+
+/* out[b, l, g, n] = the sum of acc[b][l][h][n] over the P heads h of group g, in order
+ * (the group sums of dB and dC); one thread per element. */
+template <typename T>
+__global__ void group_sum_kernel(const float *acc, T *out, bk_view4 so, long long L, long long H, long long N,
+                                 long long P, long long total)
+{
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
+         i += (long long)gridDim.x * blockDim.x) {
+        const long long n = i % N, r = i / N, G = H / P, g = r % G, bl = r / G;
+        const float *p = acc + (bl * H + g * P) * N + n;
+        float s = 0.f;
+        for (long long j = 0; j < P; j++)
+            s += p[j * N];
+        out[off4(so, bl / L, bl % L, g, n)] = elem<T>::store(s);
+    }
 }
 
 unsigned blocks_for(long long total)
@@ -1205,8 +1317,8 @@ unsigned blocks_for(long long total)
     return (unsigned)(total < 2147483647LL ? total : 2147483647LL);
 }
 
-/* state_pass over K chunks of st (forward: from init, final state into fin; reverse: the
- * backward's dstates, init and fin NULL). */
+/* state_pass over K chunks of st (forward: from the initial states init, the final ones
+ * into fin; reverse: the backward's dstates from dfinal_states, dinitial_states into fin). */
 template <typename T>
 void launch_pass(const ssd_geo &g, float *st, const float *dec, long long K, int reverse, const bk_tensor *init,
                  const bk_tensor *fin, cudaStream_t s)
@@ -1309,10 +1421,79 @@ void launch_fwd(const ssd_geo &g, const bk_ssd_fwd_args *a, const ssd_ws &w, cud
             (const T *)a->a.data, a->a.strides[0], (const T *)a->b.data, bk_view4_of(&a->b), (const T *)a->c.data,
             bk_view4_of(&a->c), (T *)a->y.data, bk_view4_of(&a->y), w.states, g.L, g.H, g.D, g.N, g.K, total, o);
     } else {
-        chunk_scan_kernel<T><<<blocks_for(total), kThreads, 0, s>>>(
+        chunk_scan_kernel<T, 0><<<blocks_for(total), kThreads, 0, s>>>(
             (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->dt.data, bk_view4_of(&a->dt),
             (const T *)a->a.data, a->a.strides[0], (const T *)a->b.data, bk_view4_of(&a->b), (const T *)a->c.data,
-            bk_view4_of(&a->c), (T *)a->y.data, bk_view4_of(&a->y), w.states, g.L, g.H, g.D, g.N, g.K, total, o);
+            bk_view4_of(&a->c), (T *)a->y.data, bk_view4_of(&a->y), w.states, g.L, g.H, g.D, g.N, g.K, total, o,
+            NULL, bk_view4{0, 0, 0, 0});
+    }
+}
+
+/* The backward's per-head sums (dA, ddt_bias, dskip) from the parts in w (K = 0: zeros). */
+template <typename T>
+void launch_head_sums(const ssd_geo &g, const bk_ssd_desc *d, const bk_ssd_bwd_args *a, const ssd_ws &w,
+                      cudaStream_t s)
+{
+    const long long K = g.L > 0 ? g.K : 0;
+    head_sums_kernel<T><<<bk_grid_for(g.H, 128), 128, 0, s>>>(w.parts, (T *)a->da.data, a->da.strides[0], g.B, g.H,
+                                                              K, 1, 1);
+    if (a->ddt_bias)
+        head_sums_kernel<T><<<bk_grid_for(g.H, 128), 128, 0, s>>>(
+            w.pbias, (T *)a->ddt_bias->data, a->ddt_bias->strides[0], g.B, g.H, K, 1, 1);
+    if (a->dskip) {
+        const bool channel = d->skip == BK_SSD_SKIP_PER_CHANNEL;
+        const long long W = channel ? g.D : 1;
+        if (g.H * W > 0)
+            head_sums_kernel<T><<<bk_grid_for(g.H * W, 128), 128, 0, s>>>(
+                w.pskip, (T *)a->dskip->data, a->dskip->strides[0], g.B, g.H, K, W, channel ? 1 : g.D);
+    }
+}
+
+/* The backward: the entering states (chunk_state + state_pass from the initial states),
+ * dz (chunk_scan MODE 1, with the gate), the state gradients (chunk_state MODE 1 + the
+ * reverse state_pass from dfinal_states, leaving dinitial_states), chunk_bwd, the sums. */
+template <typename T>
+void launch_bwd(const ssd_geo &g, const bk_ssd_desc *d, const bk_ssd_bwd_args *a, const ssd_ws &w, cudaStream_t s)
+{
+    const ssd_kopts o = kopts_of(d, a->dt_bias, a->skip, a->z, a->seq_idx);
+    const long long total = g.BH * g.K;
+    if (g.L == 0 || total == 0) { /* nothing to scan: dinitial_states = dfinal_states (or 0) */
+        if (a->dinitial_states)
+            launch_pass<T>(g, NULL, NULL, 0, 1, a->dfinal_states, a->dinitial_states, s);
+        launch_head_sums<T>(g, d, a, w, s);
+        return;
+    }
+    launch_states<T>(g, a->x, a->dt, a->a, a->b, w, s, false, o, a->initial_states, NULL);
+    if (a->dz && g.D > 0)
+        chunk_scan_kernel<T, 1><<<blocks_for(total * ((g.D + TQ - 1) / TQ)), kThreads, 0, s>>>(
+            (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->dt.data, bk_view4_of(&a->dt),
+            (const T *)a->a.data, a->a.strides[0], (const T *)a->b.data, bk_view4_of(&a->b), (const T *)a->c.data,
+            bk_view4_of(&a->c), (T *)a->dz->data, bk_view4_of(a->dz), w.states, g.L, g.H, g.D, g.N, g.K,
+            total * ((g.D + TQ - 1) / TQ), o, (const T *)a->dy.data, bk_view4_of(&a->dy));
+    const long long tiles = ((g.D + TQ - 1) / TQ) * ((g.N + TQ - 1) / TQ);
+    if (tiles > 0) {
+        chunk_state_kernel<T, 1><<<blocks_for(total * tiles), kThreads, 0, s>>>(
+            (const T *)a->dy.data, bk_view4_of(&a->dy), (const T *)a->c.data, bk_view4_of(&a->c),
+            (const T *)a->dt.data, bk_view4_of(&a->dt), (const T *)a->a.data, a->a.strides[0], w.dstates, NULL, g.L,
+            g.H, g.D, g.N, g.K, total * tiles, o);
+        launch_pass<T>(g, w.dstates, w.dec, g.K, 1, a->dfinal_states, a->dinitial_states, s);
+    }
+    cudaFuncSetAttribute(chunk_bwd_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kBwdSmem);
+    chunk_bwd_kernel<T><<<blocks_for(total), kThreads, kBwdSmem, s>>>(
+        (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->dt.data, bk_view4_of(&a->dt), (const T *)a->a.data,
+        a->a.strides[0], (const T *)a->b.data, bk_view4_of(&a->b), (const T *)a->c.data, bk_view4_of(&a->c),
+        (const T *)a->dy.data, bk_view4_of(&a->dy), (T *)a->dx.data, bk_view4_of(&a->dx), (T *)a->ddt.data,
+        bk_view4_of(&a->ddt), (T *)a->db.data, bk_view4_of(&a->db), (T *)a->dc.data, bk_view4_of(&a->dc), w.states,
+        w.dstates, w.parts, w.pbias, w.pskip, w.gdb, w.gdc, g.L, g.H, g.D, g.N, g.K, total, o);
+    launch_head_sums<T>(g, d, a, w, s);
+    const long long rows = g.B * g.L * (g.H / g.P) * g.N;
+    if (g.P > 1 && rows > 0) {
+        group_sum_kernel<T><<<bk_grid_for(rows, kThreads), kThreads, 0, s>>>(w.gdb, (T *)a->db.data,
+                                                                             bk_view4_of(&a->db), g.L, g.H, g.N, g.P,
+                                                                             rows);
+        group_sum_kernel<T><<<bk_grid_for(rows, kThreads), kThreads, 0, s>>>(w.gdc, (T *)a->dc.data,
+                                                                             bk_view4_of(&a->dc), g.L, g.H, g.N, g.P,
+                                                                             rows);
     }
 }
 
@@ -1432,7 +1613,7 @@ extern "C" bk_status bk_cuda_ssd_fwd(const bk_ssd_desc *d, const bk_ssd_fwd_args
         /* y is empty; the final states are the initial ones, the varlen states zero */
         BK_DISPATCH_FLOAT(d->dtype, T, {
             launch_pass<T>(g, NULL, NULL, 0, 0, a->initial_states, a->final_states, (cudaStream_t)stream);
-            launch_varlen<T>(g, d, a, NULL, (cudaStream_t)stream, kopts_of(d, a));
+            launch_varlen<T>(g, d, a, NULL, (cudaStream_t)stream, kopts_of(d, a->dt_bias, a->skip, a->z, a->seq_idx));
         });
         return bk_cuda_check_launch("ssd_fwd");
     }
@@ -1440,7 +1621,7 @@ extern "C" bk_status bk_cuda_ssd_fwd(const bk_ssd_desc *d, const bk_ssd_fwd_args
         return BK_STATUS_SUCCESS; /* y (and any final state) is empty */
     ssd_ws w;
     ssd_layout(g, false, workspace, &w);
-    const ssd_kopts o = kopts_of(d, a);
+    const ssd_kopts o = kopts_of(d, a->dt_bias, a->skip, a->z, a->seq_idx);
     BK_DISPATCH_FLOAT(d->dtype, T, {
         launch_fwd<T>(g, a, w, (cudaStream_t)stream, o);
         launch_varlen<T>(g, d, a, w.states, (cudaStream_t)stream, o);
@@ -1453,32 +1634,8 @@ extern "C" bk_status bk_cuda_ssd_bwd(const bk_ssd_desc *d, const bk_ssd_bwd_args
     const ssd_geo g = geo_of(d);
     if (g.H == 0)
         return BK_STATUS_SUCCESS;
-    ssd_ws w = {NULL, NULL, NULL, NULL};
+    ssd_ws w = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     ssd_layout(g, true, workspace, &w);
-    cudaStream_t s = (cudaStream_t)stream;
-    const long long total = g.BH * g.K;
-    BK_DISPATCH_FLOAT(d->dtype, T, {
-        if (total > 0) {
-            launch_states<T>(g, a->x, a->dt, a->a, a->b, w, s, false, kopts_none(), NULL, NULL);
-            const long long tiles = ((g.D + TQ - 1) / TQ) * ((g.N + TQ - 1) / TQ);
-            if (tiles > 0) {
-                chunk_state_kernel<T, 1><<<blocks_for(total * tiles), kThreads, 0, s>>>(
-                    (const T *)a->dy.data, bk_view4_of(&a->dy), (const T *)a->c.data, bk_view4_of(&a->c),
-                    (const T *)a->dt.data, bk_view4_of(&a->dt), (const T *)a->a.data, a->a.strides[0], w.dstates,
-                    NULL, g.L, g.H, g.D, g.N, g.K, total * tiles, kopts_none());
-                launch_pass<T>(g, w.dstates, w.dec, g.K, 1, NULL, NULL, s);
-            }
-            cudaFuncSetAttribute(chunk_bwd_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kBwdSmem);
-            chunk_bwd_kernel<T><<<blocks_for(total), kThreads, kBwdSmem, s>>>(
-                (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->dt.data, bk_view4_of(&a->dt),
-                (const T *)a->a.data, a->a.strides[0], (const T *)a->b.data, bk_view4_of(&a->b),
-                (const T *)a->c.data, bk_view4_of(&a->c), (const T *)a->dy.data, bk_view4_of(&a->dy),
-                (T *)a->dx.data, bk_view4_of(&a->dx), (T *)a->ddt.data, bk_view4_of(&a->ddt), (T *)a->db.data,
-                bk_view4_of(&a->db), (T *)a->dc.data, bk_view4_of(&a->dc), w.states, w.dstates, w.parts, g.L, g.H,
-                g.D, g.N, g.K, total);
-        }
-        da_finish_kernel<T><<<bk_grid_for(g.H, 128), 128, 0, s>>>(w.parts, (T *)a->da.data, a->da.strides[0], g.B,
-                                                                  g.H, g.K);
-    });
+    BK_DISPATCH_FLOAT(d->dtype, T, launch_bwd<T>(g, d, a, w, (cudaStream_t)stream));
     return bk_cuda_check_launch("ssd_bwd");
 }

@@ -2,8 +2,7 @@
  * dispatch. The descriptor and input checks are shared with ssd_fwd (core/ssd_check.c);
  * the math lives in the backends (src/cpu/ssd.c, src/cuda/ssd.cu). Every kernel writes all
  * its gradients (none is accumulated) and reduces dA (and dskip, ddt_bias, the group sums
- * of dB and dC) without atomics. The CPU kernel runs every option; the CUDA kernel the
- * plain problem only (its `rejects` hook refuses every option); varlen states have no
+ * of dB and dC) without atomics. Both kernels run every option; varlen states have no
  * backward on any target. */
 #include "core/core.h"
 #include "core/ssd_check.h"
@@ -14,9 +13,9 @@ enum { SSD_BWD_KERNEL_CPU = 0, SSD_BWD_KERNEL_CUDA = 1 };
 
 static const bk_kernel_entry ssd_bwd_kernels[] = {
 #ifdef BK_WITH_CUDA
-    /* chunked SSD on CUDA cores: f32 math and f32 states for f32/f16/bf16, no atomics */
+    /* chunked SSD on CUDA cores: f32 math and f32 states for f32/f16/bf16, every option, no atomics */
     {SSD_BWD_KERNEL_CUDA, BK_TARGET_CUDA, 80, 0, BK_ARCH_SM80, BK_DT(BK_DTYPE_F32) | BK_DT_HALVES, BK_BACKEND_BESPOKE,
-     {BK_MATH_F32, BK_DTYPE_F32, true, true}, bk_ssd_rejects_options},
+     {BK_MATH_F32, BK_DTYPE_F32, true, true}, bk_ssd_rejects_dims},
 #endif
     {SSD_BWD_KERNEL_CPU, BK_TARGET_CPU, 0, 0, BK_ARCH_CPU, BK_DT_FLOATS, BK_BACKEND_REFERENCE,
      BK_PRECISION_CPU_REFERENCE, bk_ssd_rejects_dims},
