@@ -495,6 +495,8 @@ static const bkt_ssd_opts k_step_cases[] = {
     {5, 1, 4, 7, 9, 1, 2, BK_SSD_SKIP_PER_HEAD, true, true, true, true, 0.05, 0.8, false, false, false, 0, 0},
     {1, 1, 3, 1, 1, 1, 0, BK_SSD_SKIP_PER_CHANNEL, true, false, true, false, 0, 0, false, false, false, 0, 0},
     {4, 1, 2, 64, 128, 1, 1, BK_SSD_SKIP_PER_HEAD, true, true, true, false, 0, 0, false, false, false, 0, 0},
+    /* 16-byte rows on CUDA with rows left over: D 70 over 32 / 16 rows per pass, N 32 */
+    {3, 1, 6, 70, 32, 1, 3, BK_SSD_SKIP_PER_CHANNEL, true, true, true, true, 0.05, 0.8, false, false, false, 0, 0},
     {0, 1, 2, 3, 4, 1, 1, BK_SSD_SKIP_PER_HEAD, true, true, true, false, 0, 0, false, false, false, 0, 0},
 };
 

@@ -31,9 +31,11 @@
  * head by head. No atomics: every output is bit-identical from run to run.
  * Workspace (ssd_layout): states [BH][K][D][N] f32 + dec [BH][K]; the backward adds dstates,
  * the parts [BH][K] (and [BH][K][D] for dskip) f64, per-head dB, dC [B][L][H][N] when P > 1.
- * ssd_step: one block of 128 threads per (request, head), warp w rows d = w, w+4, .., lane l
- * columns n = l, l+32, ..; f32 update, C product summed in a fixed shuffle order, y by lane
- * 0; a request outside the pool is counted (atomicAdd) into dropped_requests and skipped.
+ * ssd_step: one block of 128 threads per (request, head); with 16-byte rows (N a power-of-two
+ * multiple of 16 bytes, at most 32 chunks; state, B, C aligned) ssd_step_vec_kernel: a thread
+ * owns one chunk of 8 rows at once (loads in flight), else the scalar ssd_step_kernel (warp
+ * w rows w, w+4, .., lane l columns l, l+32, ..); f32 update, C product summed in a fixed
+ * shuffle order; a request outside the pool is counted into dropped_requests and skipped.
  * Not yet (speed): vector loads in the generic and backward kernels, fusing the state
  * passing into the scan, tensor cores in the backward.
  */
@@ -977,19 +979,27 @@ __device__ __forceinline__ void store_bc(T *out, const bk_view4 &so, float *acc,
 /* One block per (b, h, chunk): dx, ddt, dB, dC of the chunk (dy gated by ld_du, B and C
  * of group h / P, seq_idx masks as the forward's) and its parts of dA, ddt_bias (pbias)
  * and dskip (pskip, per channel) in the workspace. gdb, gdc: the per-head dB, dC rows
- * (P > 1) or NULL. */
-template <typename T>
+ * (P > 1) or NULL. OPTS false: the plain problem, every option folded away at compile time
+ * (kopts_none, no partial sums), so its code is the option-free kernel's. */
+template <typename T, bool OPTS>
 __global__ void __launch_bounds__(kThreads)
     chunk_bwd_kernel(const T *x, bk_view4 sx, const T *dt, bk_view4 sdt, const T *a, long long sa, const T *bm,
                      bk_view4 sb, const T *cm, bk_view4 sc, const T *dy, bk_view4 sdy, T *dx, bk_view4 sdx, T *ddt,
                      bk_view4 sddt, T *db, bk_view4 sdb, T *dc, bk_view4 sdc, const float *states,
-                     const float *dstates, double *parts, double *pbias, double *pskip, float *gdb, float *gdc,
-                     long long L, long long H, long long D, long long N, long long K, long long total, ssd_kopts o)
+                     const float *dstates, double *parts, double *pbias_in, double *pskip_in, float *gdb_in,
+                     float *gdc_in, long long L, long long H, long long D, long long N, long long K, long long total,
+                     ssd_kopts opts)
 {
+    const ssd_kopts o = OPTS ? opts : kopts_none();
+    double *const pbias = OPTS ? pbias_in : NULL, *const pskip = OPTS ? pskip_in : NULL;
+    float *const gdb = OPTS ? gdb_in : NULL, *const gdc = OPTS ? gdc_in : NULL;
     extern __shared__ float smem[];
     __shared__ float s_dt[TQ], s_cum[TQ], s_ddt0[TQ], s_rr[TQ], s_da[TQ], s_red[kThreads];
     __shared__ int s_seg[TQ];
     __shared__ double s_dcum[TQ]; /* dL/dcum: sums of terms of both signs, kept in f64 */
+    /* steps s and t in one seq_idx segment (always without seq_idx); segment 0: the chunk's first */
+    auto same_seg = [&](int s, int t) { return !o.seq || s_seg[s] == s_seg[t]; };
+    auto first_seg = [&](int s) { return !o.seq || s_seg[s] == 0; };
     float(*Wg)[TQ + 1] = (float(*)[TQ + 1])smem;
     float(*Wx)[TQ + 1] = (float(*)[TQ + 1])(smem + kW);
     float *scr = smem + 2 * kW;
@@ -1042,7 +1052,7 @@ __global__ void __launch_bounds__(kThreads)
             for (int i = 0; i < 4; i++)
                 for (int k = 0; k < 4; k++) {
                     const int t = ty + 16 * i, s = tx + 16 * k;
-                    const float w = (s <= t && t < q && s_seg[s] == s_seg[t]) ? expf(s_cum[t] - s_cum[s]) : 0.f;
+                    const float w = (s <= t && t < q && same_seg(s, t)) ? expf(s_cum[t] - s_cum[s]) : 0.f;
                     Wg[t][s] = w * accG[i][k];
                     Wx[t][s] = w * accD[i][k];
                     P[t][s] = w * accG[i][k] * accD[i][k] * s_dt[s];
@@ -1101,7 +1111,7 @@ __global__ void __launch_bounds__(kThreads)
             float g[4][4];
             for (int i = 0; i < 4; i++) {
                 const int s = ty + 16 * i;
-                const float wl = s < q && s_seg[s] == s_seg[last] ? expf(s_cum[last] - s_cum[s]) : 0.f;
+                const float wl = s < q && same_seg(s, last) ? expf(s_cum[last] - s_cum[s]) : 0.f;
                 for (int k = 0; k < 4; k++)
                     g[i][k] = wl * accU[i][k];
             }
@@ -1204,8 +1214,8 @@ __global__ void __launch_bounds__(kThreads)
                 const int r = ty + 16 * i;
                 const bool rin = r < q;
                 const float dtr = rin ? s_dt[r] : 0.f,
-                            wl = rin && s_seg[r] == s_seg[last] ? expf(s_cum[last] - s_cum[r]) : 0.f,
-                            er = rin && s_seg[r] == 0 ? expf(s_cum[r]) : 0.f;
+                            wl = rin && same_seg(r, last) ? expf(s_cum[last] - s_cum[r]) : 0.f,
+                            er = rin && first_seg(r) ? expf(s_cum[r]) : 0.f;
                 float inter = 0.f, rr = 0.f;
 #pragma unroll
                 for (int k = 0; k < 4; k++) {
@@ -1240,13 +1250,13 @@ __global__ void __launch_bounds__(kThreads)
         }
         if (tid == 0) {
             for (int s = 0; s < q; s++) {
-                if (s_seg[s] != s_seg[last])
+                if (!same_seg(s, last))
                     continue; /* not carried out of the chunk */
                 const double r = (double)(expf(s_cum[last] - s_cum[s]) * s_dt[s]) * s_rr[s];
                 s_dcum[last] += r;
                 s_dcum[s] -= r;
             }
-            if (s_seg[last] == 0)
+            if (first_seg(last))
                 s_dcum[last] += (double)expf(s_cum[last]) * s_red[0];
             double da = 0.0, part = 0.0; /* f64: dA sums many terms of both signs */
             for (int u = last; u >= 0; u--) {
@@ -1259,8 +1269,9 @@ __global__ void __launch_bounds__(kThreads)
         __syncthreads();
         if (tid < q) {
             T *p = ddt + b * sddt.s0 + (l0 + tid) * sddt.s1 + h * sddt.s2;
-            float slope;
-            dt_eff<T>(o, ld(dt + b * sdt.s0 + (l0 + tid) * sdt.s1 + h * sdt.s2), h, &slope);
+            float slope = 1.f;
+            if (OPTS)
+                dt_eff<T>(o, ld(dt + b * sdt.s0 + (l0 + tid) * sdt.s1 + h * sdt.s2), h, &slope);
             const float v = (s_ddt0[tid] + A * s_da[tid]) * slope;
             s_ddt0[tid] = v;
             *p = elem<T>::store(v);
@@ -1478,8 +1489,12 @@ void launch_bwd(const ssd_geo &g, const bk_ssd_desc *d, const bk_ssd_bwd_args *a
             g.H, g.D, g.N, g.K, total * tiles, o);
         launch_pass<T>(g, w.dstates, w.dec, g.K, 1, a->dfinal_states, a->dinitial_states, s);
     }
-    cudaFuncSetAttribute(chunk_bwd_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kBwdSmem);
-    chunk_bwd_kernel<T><<<blocks_for(total), kThreads, kBwdSmem, s>>>(
+    /* the plain problem has its own instantiation (runtime option tests cost it about a quarter) */
+    const bool opts = o.bias || o.softplus || o.limit || o.P > 1 || o.skip_kind != BK_SSD_SKIP_NONE || o.z || o.seq ||
+                      w.pbias || w.pskip || w.gdb || w.gdc;
+    auto kernel = opts ? chunk_bwd_kernel<T, true> : chunk_bwd_kernel<T, false>;
+    cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kBwdSmem);
+    kernel<<<blocks_for(total), kThreads, kBwdSmem, s>>>(
         (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->dt.data, bk_view4_of(&a->dt), (const T *)a->a.data,
         a->a.strides[0], (const T *)a->b.data, bk_view4_of(&a->b), (const T *)a->c.data, bk_view4_of(&a->c),
         (const T *)a->dy.data, bk_view4_of(&a->dy), (T *)a->dx.data, bk_view4_of(&a->dx), (T *)a->ddt.data,
@@ -1515,25 +1530,55 @@ struct step_params {
 
 const int kStepThreads = 128;
 
+/* The step's scalars of request r, head h: its pool slot, dt' = clamp(softplus(dt + bias))
+ * and exp(dt' A); false (counted once, by thread 0 of head 0) when the slot is outside the pool. */
+template <typename T>
+__device__ __forceinline__ bool step_head(const step_params &p, long long r, long long h, long long &slot, float &v,
+                                          float &decay)
+{
+    slot = p.idx ? (long long)p.idx[r] : r;
+    if (slot < 0 || slot >= p.pool) {
+        if (p.dropped && h == 0 && threadIdx.x == 0)
+            atomicAdd(p.dropped, 1ULL);
+        return false;
+    }
+    v = ld((const T *)p.dt + r * p.sdt.s0 + h * p.sdt.s1);
+    if (p.bias)
+        v += ld((const T *)p.bias + h * p.sbias);
+    if (p.softplus && v <= 20.f)
+        v = log1pf(expf(v));
+    if (p.limit)
+        v = fminf(fmaxf(v, p.lo), p.hi);
+    decay = expf(v * ld((const T *)p.a + h * p.sa));
+    return true;
+}
+
+/* y_d = C . state_d (acc) + skip x_d, gated by silu(z_d): one store. */
+template <typename T>
+__device__ __forceinline__ void step_y(const step_params &p, long long r, long long h, long long d, float xd, float acc)
+{
+    if (p.skip_kind == BK_SSD_SKIP_PER_HEAD)
+        acc += ld((const T *)p.skip + h * p.sskip.s0) * xd;
+    else if (p.skip_kind == BK_SSD_SKIP_PER_CHANNEL)
+        acc += ld((const T *)p.skip + h * p.sskip.s0 + d) * xd;
+    if (p.z) {
+        const float zv = ld((const T *)p.z + r * p.sz.s0 + h * p.sz.s1 + d);
+        acc *= zv / (1.f + expf(-zv));
+    }
+    ((T *)p.y)[r * p.sy.s0 + h * p.sy.s1 + d] = elem<T>::store(acc);
+}
+
+/* Any layout: a block per (request, head), warp w rows d = w, w + 4, ..., lane l columns
+ * n = l, l + 32, ... (scalar loads). */
 template <typename T> __global__ void __launch_bounds__(kStepThreads) ssd_step_kernel(step_params p)
 {
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nwarps = kStepThreads / 32;
     for (long long blk = blockIdx.x; blk < p.R * p.H; blk += gridDim.x) {
         const long long r = blk / p.H, h = blk % p.H, g = h / p.P;
-        const long long slot = p.idx ? (long long)p.idx[r] : r;
-        if (slot < 0 || slot >= p.pool) {
-            if (p.dropped && h == 0 && threadIdx.x == 0)
-                atomicAdd(p.dropped, 1ULL);
+        long long slot;
+        float v, decay;
+        if (!step_head<T>(p, r, h, slot, v, decay))
             continue;
-        }
-        float v = ld((const T *)p.dt + r * p.sdt.s0 + h * p.sdt.s1);
-        if (p.bias)
-            v += ld((const T *)p.bias + h * p.sbias);
-        if (p.softplus && v <= 20.f)
-            v = log1pf(expf(v));
-        if (p.limit)
-            v = fminf(fmaxf(v, p.lo), p.hi);
-        const float decay = expf(v * ld((const T *)p.a + h * p.sa));
         const T *x = (const T *)p.x + r * p.sx.s0 + h * p.sx.s1;
         const T *bv = (const T *)p.b + r * p.sb.s0 + g * p.sb.s1, *cv = (const T *)p.c + r * p.sc.s0 + g * p.sc.s1;
         for (long long d = warp; d < p.D; d += nwarps) {
@@ -1547,19 +1592,89 @@ template <typename T> __global__ void __launch_bounds__(kStepThreads) ssd_step_k
             }
             for (int o = 16; o > 0; o /= 2)
                 acc += __shfl_xor_sync(0xffffffffu, acc, o);
-            if (lane == 0) {
-                if (p.skip_kind == BK_SSD_SKIP_PER_HEAD)
-                    acc += ld((const T *)p.skip + h * p.sskip.s0) * xd;
-                else if (p.skip_kind == BK_SSD_SKIP_PER_CHANNEL)
-                    acc += ld((const T *)p.skip + h * p.sskip.s0 + d) * xd;
-                if (p.z) {
-                    const float zv = ld((const T *)p.z + r * p.sz.s0 + h * p.sz.s1 + d);
-                    acc *= zv / (1.f + expf(-zv));
+            if (lane == 0)
+                step_y<T>(p, r, h, d, xd, acc);
+        }
+    }
+}
+
+/* 16-byte rows (N / V = 2^cpr_log chunks of V elements, at most 32; the state, B and C
+ * 16-byte aligned): a block per (request, head), thread t owns chunk t % cpr of rows
+ * t / cpr + k * (128 / cpr); it loads RB rows' chunks at once (16-byte loads in flight),
+ * updates them in f32, stores them, and sums its C products over the row's cpr lanes
+ * (xor shuffles in a fixed order). Memory bound: each state element read and written once. */
+template <typename T> __global__ void __launch_bounds__(kStepThreads) ssd_step_vec_kernel(step_params p, int cpr_log)
+{
+    constexpr int V = 16 / (int)sizeof(T), RB = 8;
+    const int cpr = 1 << cpr_log, c = threadIdx.x & (cpr - 1), rpp = kStepThreads >> cpr_log;
+    const long long r0 = threadIdx.x >> cpr_log;
+    for (long long blk = blockIdx.x; blk < p.R * p.H; blk += gridDim.x) {
+        const long long r = blk / p.H, h = blk % p.H, g = h / p.P;
+        long long slot;
+        float v, decay;
+        if (!step_head<T>(p, r, h, slot, v, decay))
+            continue;
+        const T *x = (const T *)p.x + r * p.sx.s0 + h * p.sx.s1;
+        const uint4 braw = *(const uint4 *)((const T *)p.b + r * p.sb.s0 + g * p.sb.s1 + c * V);
+        const uint4 craw = *(const uint4 *)((const T *)p.c + r * p.sc.s0 + g * p.sc.s1 + c * V);
+        const T *bq = (const T *)&braw, *cq = (const T *)&craw;
+        T *base = (T *)p.state + slot * p.sst.s0 + h * p.sst.s1 + c * V;
+        for (long long d0 = 0; d0 < p.D; d0 += (long long)RB * rpp) { /* the same trips for every lane */
+            uint4 raw[RB];
+#pragma unroll
+            for (int k = 0; k < RB; k++)
+                if (d0 + r0 + k * rpp < p.D)
+                    raw[k] = *(const uint4 *)(base + (d0 + r0 + k * rpp) * p.sst.s2);
+#pragma unroll
+            for (int k = 0; k < RB; k++) {
+                const long long d = d0 + r0 + k * rpp;
+                const bool ok = d < p.D; /* every lane shuffles, valid row or not */
+                const float xd = ok ? ld(x + d) : 0.f;
+                T *e = (T *)&raw[k];
+                float acc = 0.f;
+#pragma unroll
+                for (int i = 0; i < V; i++) {
+                    const float st = decay * elem<T>::load(e[i]) + v * xd * elem<T>::load(bq[i]);
+                    e[i] = elem<T>::store(st);
+                    acc += st * elem<T>::load(cq[i]);
                 }
-                ((T *)p.y)[r * p.sy.s0 + h * p.sy.s1 + d] = elem<T>::store(acc);
+                if (ok)
+                    *(uint4 *)(base + d * p.sst.s2) = raw[k];
+                for (int o = cpr / 2; o > 0; o /= 2)
+                    acc += __shfl_xor_sync(0xffffffffu, acc, o);
+                if (ok && c == 0)
+                    step_y<T>(p, r, h, d, xd, acc);
             }
         }
     }
+}
+
+/* log2 of the 16-byte chunks per state row when ssd_step_vec_kernel serves the layout, else -1. */
+template <typename T> static int step_vec_chunks_log(const step_params &p)
+{
+    const long long V = 16 / (long long)sizeof(T);
+    auto aligned = [&](const void *ptr, long long s0, long long s1, long long s2) {
+        return ((uintptr_t)ptr & 15u) == 0 && s0 % V == 0 && s1 % V == 0 && s2 % V == 0;
+    };
+    if (p.N % V != 0 || !aligned(p.state, p.sst.s0, p.sst.s1, p.sst.s2) || !aligned(p.b, p.sb.s0, p.sb.s1, 0) ||
+        !aligned(p.c, p.sc.s0, p.sc.s1, 0))
+        return -1;
+    const long long cpr = p.N / V;
+    if (cpr > 32 || (cpr & (cpr - 1)) != 0)
+        return -1;
+    int lg = 0;
+    while ((1LL << lg) < cpr)
+        lg++;
+    return lg;
+}
+
+template <typename T> static void launch_step(const step_params &p, long long total, cudaStream_t s)
+{
+    const int lg = step_vec_chunks_log<T>(p);
+    if (lg >= 0)
+        ssd_step_vec_kernel<T><<<blocks_for(total), kStepThreads, 0, s>>>(p, lg);
+    else
+        ssd_step_kernel<T><<<blocks_for(total), kStepThreads, 0, s>>>(p);
 }
 
 } // namespace
@@ -1589,8 +1704,7 @@ extern "C" bk_status bk_cuda_ssd_step(const bk_ssd_step_desc *d, const bk_ssd_st
     const long long total = p.R * p.H;
     if (total == 0)
         return BK_STATUS_SUCCESS;
-    BK_DISPATCH_FLOAT(d->dtype, T,
-                      ssd_step_kernel<T><<<blocks_for(total), kStepThreads, 0, (cudaStream_t)stream>>>(p));
+    BK_DISPATCH_FLOAT(d->dtype, T, launch_step<T>(p, total, (cudaStream_t)stream));
     return bk_cuda_check_launch("ssd_step");
 }
 
