@@ -46,6 +46,39 @@ static int64_t row_keys(int64_t kv_len, int32_t R, int32_t r)
     return n > 0 ? n : 0;
 }
 
+/* q / o [B, (R,) Hq, D] and lse [B, (R,) Hq]: the R axis when with_r; their ranks. */
+static void decode_shapes(int64_t B, int64_t R, int64_t Hq, int64_t D, bool with_r, int64_t qshape[4],
+                          int64_t lshape[3], int32_t *qrank, int32_t *lrank)
+{
+    const int64_t q[4] = {B, R, Hq, D}, q3[4] = {B, Hq, D, 0}, l[3] = {B, R, Hq}, l3[3] = {B, Hq, 0};
+    memcpy(qshape, with_r ? q : q3, sizeof q);
+    memcpy(lshape, with_r ? l : l3, sizeof l);
+    *qrank = with_r ? 4 : 3;
+    *lrank = with_r ? 3 : 2;
+}
+
+/* The f64 reference of every query row of tq ([B, R, Hq, D], or [B, Hq, D] when R is
+ * omitted), row-major over [B, R, Hq]: *ref_o ([.., D]) and *ref_l, malloc'd. */
+static void decode_reference(const cache *c, const bk_tensor *tq, int32_t B, int32_t R, int32_t Hq, double scale,
+                             double **ref_o, double **ref_l)
+{
+    const bool with_r = tq->rank == 4;
+    const int32_t D = c->head_dim, group = Hq / c->kv_heads;
+    const int64_t nrows = (int64_t)B * R * Hq;
+    double *o = malloc((size_t)nrows * D * sizeof(double)), *l = malloc((size_t)nrows * sizeof(double));
+    double qrow[256];
+    for (int32_t b = 0; b < B; b++)
+        for (int32_t r = 0; r < R; r++)
+            for (int32_t h = 0; h < Hq; h++) {
+                for (int32_t d = 0; d < D; d++)
+                    qrow[d] = with_r ? bkt_at(tq, (int64_t[]){b, r, h, d}) : bkt_at(tq, (int64_t[]){b, h, d});
+                const int64_t row = ((int64_t)b * R + r) * Hq + h;
+                ref_row(c, b, h / group, qrow, row_keys(c->kv_len[b], R, r), scale, o + row * D, l + row);
+            }
+    *ref_o = o;
+    *ref_l = l;
+}
+
 /* Runs the plan on its target: on CUDA every buffer travels through bkt_dev (a
  * non-default stream) with a device workspace of workspace_size bytes. */
 static bk_status decode_run(const bk_paged_decode_plan *plan, const bk_paged_decode_args *host, const cache *c,
@@ -116,13 +149,9 @@ static void test_decode(bk_target target, decode_case tc)
     cache_make(&c, dt, B, kv_lens, Hkv, tc.page_size, D, tc.nb ? tc.spare_pages : 3, 2);
 
     /* q / o [B, (R,) Hq, D], lse [B, (R,) Hq]: the R axis when R > 1 or asked for */
-    int64_t qshape[4] = {B, R, Hq, D}, lshape[3] = {B, R, Hq};
-    if (!with_r) {
-        qshape[1] = Hq;
-        qshape[2] = D;
-        lshape[1] = Hq;
-    }
-    const int32_t qrank = with_r ? 4 : 3, lrank = with_r ? 3 : 2;
+    int64_t qshape[4], lshape[3];
+    int32_t qrank, lrank;
+    decode_shapes(B, R, Hq, D, with_r, qshape, lshape, &qrank, &lrank);
     int64_t pad = tc.padded ? 3 : 0;
     bk_tensor probe = bkt_view_padded(NULL, dt, qrank, qshape, pad),
               lprobe = bkt_view_padded(NULL, BK_DTYPE_F32, lrank, lshape, pad);
@@ -137,18 +166,8 @@ static void test_decode(bk_target target, decode_case tc)
     bk_tensor tl = bkt_view_padded(lse, BK_DTYPE_F32, lrank, lshape, pad);
 
     /* the reference, row-major over [B, R, Hq, D] (the views' element order either way) */
-    const int64_t nrows = (int64_t)B * R * Hq;
-    double *ref_o = malloc((size_t)nrows * D * sizeof(double)), *ref_l = malloc((size_t)nrows * sizeof(double));
-    double qrow[256];
-    for (int32_t b = 0; b < B; b++)
-        for (int32_t r = 0; r < R; r++)
-            for (int32_t h = 0; h < Hq; h++) {
-                for (int32_t d = 0; d < D; d++)
-                    qrow[d] = with_r ? bkt_at(&tq, (int64_t[]){b, r, h, d}) : bkt_at(&tq, (int64_t[]){b, h, d});
-                const int64_t row = ((int64_t)b * R + r) * Hq + h;
-                ref_row(&c, b, h / (Hq / Hkv), qrow, row_keys(c.kv_len[b], R, r), 1.0 / sqrt((double)D),
-                        ref_o + row * D, ref_l + row);
-            }
+    double *ref_o, *ref_l;
+    decode_reference(&c, &tq, B, R, Hq, 1.0 / sqrt((double)D), &ref_o, &ref_l);
 
     bk_paged_decode_desc desc = {B, Hq, 1.0 / sqrt((double)D), tc.kv_splits, cache_desc(&c), tc.rows};
     bk_paged_decode_plan plan;
@@ -490,13 +509,9 @@ static void test_graph_replay(bk_target target, int32_t R)
     char what[120];
     snprintf(what, sizeof what, "paged_decode cuda graph replay R=%d", (int)R);
     const bool with_r = R > 1;
-    int64_t qshape[4] = {N, R, Hq, D}, lshape[3] = {N, R, Hq};
-    if (!with_r) {
-        qshape[1] = Hq;
-        qshape[2] = D;
-        lshape[1] = Hq;
-    }
-    const int32_t qrank = with_r ? 4 : 3, lrank = with_r ? 3 : 2;
+    int64_t qshape[4], lshape[3];
+    int32_t qrank, lrank;
+    decode_shapes(N, R, Hq, D, with_r, qshape, lshape, &qrank, &lrank);
     bk_tensor probe = bkt_view_padded(NULL, dt, qrank, qshape, 3), lprobe = bkt_view_padded(NULL, BK_DTYPE_F32, lrank,
                                                                                              lshape, 2);
     const int64_t span = bkt_view_span(&probe), lspan = bkt_view_span(&lprobe);
@@ -564,18 +579,8 @@ static void test_graph_replay(bk_target target, int32_t R)
         if (bkt_check(ok, rwhat, "upload / launch / download failed: %s", cudaGetErrorString(cudaGetLastError()))) {
             bk_tensor tq = bkt_view_padded(q, dt, qrank, qshape, 3), to = bkt_view_padded(o, dt, qrank, qshape, 3);
             bk_tensor tl = bkt_view_padded(lse, BK_DTYPE_F32, lrank, lshape, 2);
-            const int64_t nrows = (int64_t)N * R * Hq;
-            double *ref_o = malloc((size_t)nrows * D * sizeof(double)), *ref_l = malloc((size_t)nrows * sizeof(double));
-            double qrow[128];
-            for (int32_t b = 0; b < N; b++)
-                for (int32_t r = 0; r < R; r++)
-                    for (int32_t h = 0; h < Hq; h++) {
-                        for (int32_t d = 0; d < D; d++)
-                            qrow[d] = with_r ? bkt_at(&tq, (int64_t[]){b, r, h, d}) : bkt_at(&tq, (int64_t[]){b, h, d});
-                        const int64_t row = ((int64_t)b * R + r) * Hq + h;
-                        ref_row(&c, b, h / (Hq / Hkv), qrow, row_keys(c.kv_len[b], R, r), desc.scale, ref_o + row * D,
-                                ref_l + row);
-                    }
+            double *ref_o, *ref_l;
+            decode_reference(&c, &tq, N, R, Hq, desc.scale, &ref_o, &ref_l);
             bkt_check_close(rwhat, &to, ref_o, 2.0);
             bkt_check_close(rwhat, &tl, ref_l, 2.0);
             empty_rows_zero(rwhat, &to, c.kv_len, R);
