@@ -1656,7 +1656,7 @@ template <typename T> static int step_vec_chunks_log(const step_params &p)
     auto aligned = [&](const void *ptr, long long s0, long long s1, long long s2) {
         return ((uintptr_t)ptr & 15u) == 0 && s0 % V == 0 && s1 % V == 0 && s2 % V == 0;
     };
-    if (p.N % V != 0 || !aligned(p.state, p.sst.s0, p.sst.s1, p.sst.s2) || !aligned(p.b, p.sb.s0, p.sb.s1, 0) ||
+    if (p.N <= 0 || p.N % V != 0 || !aligned(p.state, p.sst.s0, p.sst.s1, p.sst.s2) || !aligned(p.b, p.sb.s0, p.sb.s1, 0) ||
         !aligned(p.c, p.sc.s0, p.sc.s1, 0))
         return -1;
     const long long cpr = p.N / V;
