@@ -7,11 +7,12 @@ eager mode, under torch.compile(fullgraph=True) and inside CUDA graphs.
     y.sum().backward()                                 # dq, dk, dv by sdpa_bwd
     y = bt.ring_attention(q, k, v, causal=True)      # context parallel (baracuda.ring)
     y = bt.ssd_scan(x, dt, A, B, C)                    # Mamba-2 SSD, backward by ssd_bwd
+    y = bt.ssd_step(state, x, dt, A, B, C)             # one generated token, state in place
     dec = bt.BatchPagedDecode(); dec.plan(kv_indptr, kv_indices, last_page_len)
     o = dec.run(q, (k_pages, v_pages))                 # per layer
 
 Ops registered (namespace `baracuda`): sdpa_fwd, sdpa_bwd, attention_merge, ssd_fwd, ssd_bwd,
-paged_decode, paged_prefill, paged_kv_append. Each runs on the tensors' device (CPU, or the CUDA device
+ssd_step, paged_decode, paged_prefill, paged_kv_append. Each runs on the tensors' device (CPU, or the CUDA device
 they live on) and, on CUDA, on torch's current stream; outputs and workspaces come from
 torch's allocator; nothing synchronises the host. Inputs whose innermost stride is not 1
 (or that broadcast) are made contiguous first.
@@ -24,7 +25,7 @@ import torch
 import baracuda as _bk
 
 Tensor = torch.Tensor
-__all__ = ["attention", "attention_merge", "ssd_scan", "paged_kv_append", "BatchPagedDecode", "BatchPagedPrefill", "ring_attention"]
+__all__ = ["attention", "attention_merge", "ssd_scan", "ssd_step", "paged_kv_append", "BatchPagedDecode", "BatchPagedPrefill", "ring_attention"]
 
 
 def _device(t):
@@ -253,6 +254,48 @@ def ssd_scan(x, dt, A, B, C, chunk_size=64, *, D=None, z=None, dt_bias=None, dt_
                                         bool(dt_softplus), float(dt_limit[0]), float(dt_limit[1]),
                                         bool(return_final_states))
     return (y, fin) if return_final_states else y
+
+
+@torch.library.custom_op("baracuda::ssd_step", mutates_args=("state",))
+def _ssd_step(state: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Optional[Tensor],
+              z: Optional[Tensor], dt_bias: Optional[Tensor], state_indices: Optional[Tensor], dt_softplus: bool,
+              dt_min: float, dt_max: float) -> Tensor:
+    x, dt, A, B, C, D, z, dt_bias, idx = (_dense(t) for t in (x, dt, A, B, C, D, z, dt_bias, state_indices))
+    # CUDA skips (and counts) a request whose index is outside the pool: its y stays zero
+    y = x.new_zeros(x.shape) if idx is not None and x.is_cuda else x.new_empty(x.shape)
+    plan = _bk.ssd_step.plan(device=_device(x), batch=x.shape[0], pool=state.shape[0], heads=x.shape[1],
+                             head_dim=x.shape[2], state_dim=state.shape[3], dtype=x.dtype, ngroups=B.shape[1],
+                             skip=0 if D is None else (1 if D.dim() == 1 else 2), has_z=z is not None,
+                             has_dt_bias=dt_bias is not None, dt_softplus=dt_softplus,
+                             has_dt_limit=not (dt_min == 0.0 and dt_max == math.inf), dt_min=dt_min, dt_max=dt_max,
+                             has_state_indices=idx is not None)
+    plan.run(state=state, x=x, dt=dt, a=A, b=B, c=C, y=y, skip=D, z=z, dt_bias=dt_bias, state_indices=idx)
+    return y
+
+
+@_ssd_step.register_fake
+def _ssd_step_fake(state, x, dt, A, B, C, D, z, dt_bias, state_indices, dt_softplus, dt_min, dt_max):
+    return x.new_empty(x.shape)
+
+
+def ssd_step(state, x, dt, A, B, C, *, D=None, z=None, dt_bias=None, dt_softplus=False, dt_limit=(0.0, math.inf),
+             state_indices=None):
+    """One generation step of a Mamba-2 layer (baracuda ssd_step, mamba_ssm's
+    selective_state_update with a scalar A per head), updating `state` in place:
+      h <- exp(dt' A) h + dt' x B^T,  y = (C . h + D x) * silu(z),
+      dt' = clamp(softplus(dt + dt_bias)) (softplus when dt_softplus, clamp unless (0, inf)).
+    state [pool, H, D_head, N] (its innermost stride must be 1: it is written in place);
+    x [batch, H, D_head], dt [batch, H], A [H], B and C [batch, G, N] (G divides H), D [H] or
+    [H, D_head], z like x, dt_bias [H]; request r updates state[state_indices[r]] (int32
+    [batch]; without it state[r], pool >= batch). One float dtype (f32, f16, bf16; f64 on
+    the CPU). Returns y [batch, H, D_head]. An index outside the pool raises OutOfRange on
+    the CPU (nothing written); on CUDA that request is skipped (its state untouched, its y
+    zero).
+    Not differentiable."""
+    if state.stride(-1) != 1:
+        raise ValueError("ssd_step: state is updated in place, its innermost stride must be 1")
+    return torch.ops.baracuda.ssd_step(state, x, dt, A, B, C, D, z, dt_bias, state_indices, bool(dt_softplus),
+                                       float(dt_limit[0]), float(dt_limit[1]))
 
 
 # ---------------------------------------------------------------------- paged --

@@ -214,6 +214,92 @@ def test_ssd_options_cuda(D_per_channel):
         torch.testing.assert_close(a.double().cpu(), b, rtol=1e-4, atol=1e-4, msg=lambda m: name + ": " + m)
 
 
+def _ssd_step_ref(state, x, dt, A, B, C, D, z, dt_bias, softplus, limit, idx):
+    """One ssd_step in torch: the new pool (a copy) and y, request r on state[idx[r]]."""
+    P = x.shape[1] // B.shape[1]
+    dtp = dt + dt_bias if dt_bias is not None else dt
+    if softplus:
+        dtp = torch.where(dtp <= 20, torch.log1p(torch.exp(dtp)), dtp)
+    if limit is not None:
+        dtp = dtp.clamp(*limit)
+    rows = idx.long() if idx is not None else torch.arange(x.shape[0])
+    h = state[rows]
+    d = dtp[:, :, None, None]
+    Bh, Ch = B.repeat_interleave(P, 1), C.repeat_interleave(P, 1)  # [batch, H, N]
+    h = torch.exp(d * A[None, :, None, None]) * h + d * x[..., None] * Bh[:, :, None, :]
+    y = (h * Ch[:, :, None, :]).sum(-1)
+    if D is not None:
+        y = y + (D[:, None] if D.dim() == 1 else D) * x
+    if z is not None:
+        y = y * torch.nn.functional.silu(z)
+    new = state.clone()
+    new[rows] = h
+    return new, y
+
+
+def _ssd_step_inputs(device, dtype, D_per_channel):
+    """A pool of 7 states, 3 requests on slots 5, 0, 3 (ngroups 2 of 4 heads) with every
+    option's tensor, seeded."""
+    g = torch.Generator().manual_seed(9)
+    b, pool, H, Dh, G, N = 3, 7, 4, 3, 2, 5
+    ts = [torch.randn(pool, H, Dh, N, generator=g), torch.randn(b, H, Dh, generator=g),
+          torch.rand(b, H, generator=g) - 0.5, -(torch.rand(H, generator=g) + 0.5), torch.randn(b, G, N, generator=g),
+          torch.randn(b, G, N, generator=g), torch.randn(H, Dh, generator=g) if D_per_channel else
+          torch.randn(H, generator=g), torch.randn(b, H, Dh, generator=g), torch.rand(H, generator=g) * 0.5]
+    idx = torch.tensor([5, 0, 3], dtype=torch.int32, device=device)
+    return [t.to(device=device, dtype=dtype) for t in ts], idx
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("D_per_channel", [False, True])
+def test_ssd_step(device, D_per_channel):
+    """One step with every option (ngroups 2 of 4 heads, D, z, dt_bias + softplus + a clamp
+    that bites, requests on scattered pool slots) against the torch reference in f64: y, the
+    updated slots, and the slots no request names left as they were (f64 on the CPU, f32 on
+    CUDA)."""
+    dtype = torch.float64 if device == "cpu" else torch.float32
+    (state, x, dt, A, B, C, D, z, bias), idx = _ssd_step_inputs(device, dtype, D_per_channel)
+    limit = (0.45, 0.8)
+    r = [t.double().cpu() for t in (state, x, dt, A, B, C, D, z, bias)]
+    want_state, want_y = _ssd_step_ref(*r, True, limit, idx.cpu())
+    y = bt.ssd_step(state, x, dt, A, B, C, D=D, z=z, dt_bias=bias, dt_softplus=True, dt_limit=limit,
+                    state_indices=idx)
+    tol = 1e-10 if device == "cpu" else 1e-5
+    torch.testing.assert_close(y.double().cpu(), want_y, rtol=tol, atol=tol)
+    torch.testing.assert_close(state.double().cpu(), want_state, rtol=tol, atol=tol)
+    untouched = [i for i in range(state.shape[0]) if i not in idx.tolist()]
+    assert torch.equal(state[untouched].double().cpu(), r[0][untouched])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_ssd_prefill_then_steps(device):
+    """ssd_scan over the first 7 tokens with return_final_states, then ssd_step token by
+    token from those states: the steps' outputs equal the scan over the whole sequence."""
+    dtype = torch.float64 if device == "cpu" else torch.float32
+    (x, dt, A, B, C, D, z, bias, _), _ = _ssd_options_inputs(device, dtype, True)
+    x, dt, A, B, C, D, z, bias = (t.detach() for t in (x, dt, A, B, C, D, z, bias))
+    opts = dict(D=D, z=z, dt_bias=bias, dt_softplus=True, dt_limit=(0.05, 2.0))
+    full = bt.ssd_scan(x, dt, A, B, C, chunk_size=4, **opts)
+    L0 = 7
+    _, state = bt.ssd_scan(x[:, :L0], dt[:, :L0], A, B[:, :L0], C[:, :L0], chunk_size=4, z=z[:, :L0], D=D,
+                           dt_bias=bias, dt_softplus=True, dt_limit=(0.05, 2.0), return_final_states=True)
+    state = state.contiguous()
+    tol = 1e-10 if device == "cpu" else 1e-4
+    for t in range(L0, x.shape[1]):
+        y = bt.ssd_step(state, x[:, t], dt[:, t], A, B[:, t], C[:, t], D=D, z=z[:, t], dt_bias=bias,
+                        dt_softplus=True, dt_limit=(0.05, 2.0))
+        torch.testing.assert_close(y, full[:, t], rtol=tol, atol=tol, msg=lambda m: "token %d: %s" % (t, m))
+
+
+def test_ssd_step_out_of_pool_cpu():
+    """A state index outside the pool: OutOfRange on the CPU, nothing written."""
+    (state, x, dt, A, B, C, _, _, _), _ = _ssd_step_inputs("cpu", torch.float64, False)
+    before = state.clone()
+    with pytest.raises(baracuda.OutOfRange):
+        bt.ssd_step(state, x, dt, A, B, C, state_indices=torch.tensor([1, 7, 2], dtype=torch.int32))
+    assert torch.equal(state, before)
+
+
 def _opcheck_cases(device):
     """(op, args) for every custom op of baracuda.torch, small problems on `device`."""
     q, k, v = _qkv(device, torch.float32, hq=2, hkv=1, sq=3, sk=5, d=8)
@@ -221,6 +307,8 @@ def _opcheck_cases(device):
     opts = (0.3, True, -1, 0.0, False)
     ssd = _ssd_inputs(device, torch.float32)
     opt, seq = _ssd_options_inputs(device, torch.float32, False)
+    (*step_t, _, _, _), step_idx = _ssd_step_inputs(device, torch.float32, False)
+    step = (*step_t, None)
     (kp, vp), indices, indptr, last = _paged(device, torch.float16)
     table = [torch.from_numpy(t).to(device) for t in (indices, indptr, last)]
     q_indptr = torch.tensor([0, 1, 1, 3], dtype=torch.int32, device=device)
@@ -237,6 +325,7 @@ def _opcheck_cases(device):
         "ssd_bwd_options": (ops.ssd_bwd.default, (torch.randn_like(opt[0]), *[t.detach() for t in opt[:5]], 4,
                                                   *[t.detach() for t in opt[5:]], seq, True, 0.1, 2.0,
                                                   torch.randn_like(opt[8]).detach())),
+        "ssd_step": (ops.ssd_step.default, (*step, None, None, step_idx, True, 0.1, 2.0)),
         "paged_decode": (ops.paged_decode.default, (torch.randn(3, 4, 64, device=device, dtype=torch.float16), kp,
                                                     vp, *table, 0.125, 0)),
         "paged_decode_rows": (ops.paged_decode.default, (torch.randn(3, 2, 4, 64, device=device,
@@ -251,7 +340,7 @@ def _opcheck_cases(device):
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", ["sdpa_fwd", "sdpa_bwd", "ssd_fwd", "ssd_bwd", "ssd_fwd_options", "ssd_bwd_options",
-                                  "paged_decode", "paged_decode_rows", "paged_prefill", "paged_kv_append",
+                                  "ssd_step", "paged_decode", "paged_decode_rows", "paged_prefill", "paged_kv_append",
                                   "attention_merge"])
 def test_opcheck(device, name):
     """torch.library.opcheck: schema (mutations declared), fake tensors, autograd
