@@ -33,11 +33,12 @@
  *   alone, which hands the unit to the consumers in shared memory (sm90_slot). The ring's
  *   phases carry across units: the producer prefetches the next unit's K/V while the
  *   consumers finish and store the current one.
- * Output: y and lse straight from registers (store_rows), as the other kernels.
+ * Output: y and lse straight from registers (store_rows, as the other kernels): with
+ *   16-byte rows each quad transposes its words by shuffles and stores 64 contiguous bytes.
  * Not yet: the softmax of S(n) overlapped with P(n-1) V(n-1) inside a warpgroup (a first
  *   try made ptxas serialise the wgmmas, see bench/RESULTS.md run 6); packing the query
  *   heads of a GQA group into one tile; a second Q buffer (the next unit's Q loads only
- *   after this unit's last S); 16-byte stores of y; Dqk != Dv; a fast path for pages of
+ *   after this unit's last S); y through shared memory and a TMA store; Dqk != Dv; a fast path for pages of
  *   1 or 2 rows (the per-row gather runs at about a quarter of the dense speed). */
 #include "hopper.cuh"
 #include "sdpa_fwd_tiles.cuh"

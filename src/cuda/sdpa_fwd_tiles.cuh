@@ -24,6 +24,7 @@ struct sdpa_params {
     long long sl0, sl1, sl2, sslope;
     int B, Hq, group, Sq, Sk, Dqk, Dv, window;
     bool causal, alibi, aligned;
+    bool y16; /* y's rows start on 16 bytes (base and every stride): store_rows' 16-byte path */
     bool tile_major; /* grid x = (b, h), y = query tile (see make_grid) */
     double scale, softcap;
     float scale_log2; /* scale * log2(e), for the tensor-core kernel's plain path */
@@ -342,6 +343,26 @@ static __device__ __forceinline__ void softmax_step(float (&s)[MT][NB][4], float
 
 /* y = O / l and lse = (m + log2 l) ln 2 of the thread's rows m0 + rbase + mt * 16 + 8 hr of (b, h);
  * rows at or past Sq are skipped. */
+/* The quad's 4 x 4 transpose: lane t4 of each group of 4 lanes holds w[i] = M[t4][i] and
+ * ends with M[i][t4] (two xor-shuffle stages, swapping the words whose position bit differs
+ * from the lane's). */
+static __device__ __forceinline__ void quad_transpose(uint32_t (&w)[4], int t4)
+{
+#pragma unroll
+    for (int m = 2; m >= 1; m /= 2) {
+        const bool hi = (t4 & m) != 0;
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+            const int lo_pos = m == 2 ? i : 2 * i, hi_pos = lo_pos + m; /* positions with bit m clear / set */
+            const uint32_t r = __shfl_xor_sync(0xffffffffu, hi ? w[lo_pos] : w[hi_pos], m);
+            if (hi)
+                w[lo_pos] = r;
+            else
+                w[hi_pos] = r;
+        }
+    }
+}
+
 template <typename T, int MT, int DB>
 static __device__ __forceinline__ void store_rows(const sdpa_params &p, const float (&acc_o)[MT][DB][4],
                                                   const float (&m_r)[MT][2], const float (&l_r)[MT][2], long long b,
@@ -356,16 +377,32 @@ static __device__ __forceinline__ void store_rows(const sdpa_params &p, const fl
             l += __shfl_xor_sync(0xffffffffu, l, 1);
             l += __shfl_xor_sync(0xffffffffu, l, 2);
             const long long i = m0 + rbase + mt * 16 + 8 * hr;
-            if (i >= p.Sq)
-                continue;
+            const bool row_in = i < p.Sq; /* the quad's row; every lane still shuffles */
             const float inv = l > 0.f ? 1.f / l : 0.f;
-            T *yr = yb + i * p.sy.s2 + 2 * t4;
+            if (DB % 4 == 0 && p.y16) {
+                /* the quad's words of 4 column blocks transposed: lane t4 stores block
+                   4 k + t4 (8 columns, 16 bytes) of its row, 64 contiguous bytes per quad */
+                T *yr = yb + i * p.sy.s2 + 8 * t4;
 #pragma unroll
-            for (int j = 0; j < DB; j++) {
-                yr[8 * j] = elem<T>::store(acc_o[mt][j][2 * hr] * inv);
-                yr[8 * j + 1] = elem<T>::store(acc_o[mt][j][2 * hr + 1] * inv);
+                for (int k = 0; k < DB / 4; k++) {
+                    uint32_t w[4];
+#pragma unroll
+                    for (int jj = 0; jj < 4; jj++)
+                        w[jj] = bk_mma16<T>::pack(acc_o[mt][4 * k + jj][2 * hr] * inv,
+                                                  acc_o[mt][4 * k + jj][2 * hr + 1] * inv);
+                    quad_transpose(w, t4);
+                    if (row_in)
+                        *reinterpret_cast<uint4 *>(yr + 32 * k) = make_uint4(w[0], w[1], w[2], w[3]);
+                }
+            } else if (row_in) {
+                T *yr = yb + i * p.sy.s2 + 2 * t4;
+#pragma unroll
+                for (int j = 0; j < DB; j++) {
+                    yr[8 * j] = elem<T>::store(acc_o[mt][j][2 * hr] * inv);
+                    yr[8 * j + 1] = elem<T>::store(acc_o[mt][j][2 * hr + 1] * inv);
+                }
             }
-            if (p.lse && t4 == 0)
+            if (row_in && p.lse && t4 == 0)
                 p.lse[b * p.sl0 + h * p.sl1 + i * p.sl2] =
                     l > 0.f ? m_r[mt][hr] * 0.6931471805599453f + logf(l) : -INFINITY;
         }
@@ -392,6 +429,13 @@ static __device__ __forceinline__ void load_tile_sw128(uint32_t s, const SRC &sr
     }
 }
 
+
+/* True when every row of a view with strides s (elements of es bytes) starts on 16 bytes. */
+static inline bool bk_rows16(const void *base, const bk_view4 &s, size_t es)
+{
+    const long long e = (long long)es;
+    return ((uintptr_t)base % 16) == 0 && (s.s0 * e) % 16 == 0 && (s.s1 * e) % 16 == 0 && (s.s2 * e) % 16 == 0;
+}
 
 /* rows: the kernel's query tile (for the grid order). */
 static inline sdpa_params make_params(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_args *a, int rows)
@@ -433,6 +477,7 @@ static inline sdpa_params make_params(const bk_sdpa_fwd_desc *d, const bk_sdpa_f
             al = al && (ts[t]->strides[ax] * (long long)bk_dtype_size(d->dtype)) % 16 == 0;
     }
     p.aligned = al;
+    p.y16 = bk_rows16(a->y.data, p.sy, bk_dtype_size(d->dtype));
     /* Causal tiles differ in work: tile-major (heaviest tiles of every head first) when
      * the grid fits its limits (x < 2^31, y <= 65535); non-causal keeps head-major. */
     const long long bh = (long long)d->batch * d->q_heads, tiles = ((long long)d->q_len + rows - 1) / rows;
@@ -497,6 +542,7 @@ static inline sdpa_params make_paged_params(const bk_paged_prefill_desc *d, cons
     const size_t es = bk_dtype_size(pd->dtype);
     p.aligned = ((uintptr_t)a->q.data % 16) == 0 && (a->q.strides[0] * es) % 16 == 0 && (a->q.strides[1] * es) % 16 == 0 &&
                 ((uintptr_t)p.k % 16) == 0 && ((uintptr_t)p.v % 16) == 0;
+    p.y16 = bk_rows16(a->o.data, p.sy, es);
     p.tile_major = false;
     return p;
 }
