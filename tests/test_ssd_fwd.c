@@ -618,6 +618,8 @@ static const bkt_ssd_opts k_opt_cases[] = {
     {2, 70, 4, 16, 32, 64, 2, BK_SSD_SKIP_PER_CHANNEL, true, true, true, true, 0.01, 1, false, false, false, 0, 0},
     {1, 130, 8, 16, 16, 64, 1, BK_SSD_SKIP_PER_HEAD, true, false, true, false, 0, 0, false, false, false, 0, 0},
     {1, 130, 8, 24, 8, 64, 4, BK_SSD_SKIP_NONE, false, true, false, false, 0, 0, false, false, false, 0, 0},
+    /* 128 (b, h) state tiles: the fused chunk_state_pass_v on CUDA, seq_idx resets inside chunks */
+    {2, 150, 64, 16, 16, 64, 4, BK_SSD_SKIP_PER_CHANNEL, true, true, true, true, 0.01, 1, false, false, true, 7, 0},
     /* states without packed sequences: the CUDA forward takes them (L = 0 included) */
     {2, 100, 4, 16, 16, 64, 2, BK_SSD_SKIP_PER_HEAD, true, true, true, false, 0, 0, true, true, false, 0, 0},
     {2, 0, 4, 3, 5, 8, 2, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, true, true, false, 0, 0},
@@ -923,6 +925,7 @@ static void test_cuda(void)
         {1, 1000, 2, 32, 48, 64}, /* 16 chunks, the last one partial */
         {2, 200, 2, 256, 256, 64},
         {4, 512, 4, 64, 128, 64}, /* the bench shape's D, N and chunk, shorter */
+        {2, 300, 32, 64, 128, 64}, /* 128 (b, h) x 2 state tiles: the fused state kernel */
     };
     for (size_t c = 0; c < sizeof big / sizeof big[0]; c++) {
         if (quick && c != 0)

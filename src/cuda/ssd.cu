@@ -17,7 +17,9 @@
  *   f16/bf16 use mma.sync m16n8k16 (chunk_state_tc, chunk_scan_tc: 16-bit operands, f32
  *   accumulate) and, for 16-byte-aligned views with D, N multiples of 8 and no states, the
  *   vectorised chunk_state_v / state_pass_t (16-bit entering states) / chunk_scan_v
- *   (cp.async, ldmatrix), bit-identical to the generic tensor-core kernels. H100, B 4, L 4096,
+ *   (cp.async, ldmatrix), bit-identical to the generic tensor-core kernels; with 128+
+ *   (b, h, state tile) blocks chunk_state_pass_v replaces the first two (the state kept in
+ *   registers over the chunk walk, no f32 chunk states in memory). H100, B 4, L 4096,
  *   H 32, D 64, N 128, bf16: forward 0.561 ms (2.01 ms before the vectorised path).
  * Backward, f32 on CUDA cores for every dtype: chunk_state + state_pass (entering states,
  * from initial_states); with z, chunk_scan MODE 1 recomputes the un-gated y and writes dz;
@@ -233,19 +235,37 @@ __device__ __forceinline__ float dt_eff(const ssd_kopts &o, float v, long long h
  * memory; with seq_idx, seg[i] = the number of seq_idx changes at positions l0 .. l0 + i
  * (each against the position before it; 0 everywhere without seq_idx). In-chunk masks:
  * s and t interact when seg[s] == seg[t]; the state carried in reaches t when seg[t] == 0. */
+/* chunk_prologue's global loads, for thread tid < TQ: step tid's raw dt (0 past q) and
+ * whether seq_idx changes there; apart so a kernel can issue them a chunk ahead. */
+struct prologue_in {
+    float dt;
+    int change;
+};
 template <typename T>
-__device__ void chunk_prologue(const T *dt, const bk_view4 &sdt, long long b, long long l0, long long h, int q, float A,
-                               float *s_dt, float *s_cum, int *s_seg, const ssd_kopts &o)
+__device__ __forceinline__ prologue_in chunk_prologue_load(const T *dt, const bk_view4 &sdt, long long b, long long l0,
+                                                           long long h, int q, const ssd_kopts &o)
+{
+    const int tid = threadIdx.x;
+    prologue_in in = {0.f, 0};
+    if (tid < TQ && tid < q) {
+        in.dt = ld(dt + b * sdt.s0 + (l0 + tid) * sdt.s1 + h * sdt.s2);
+        if (o.seq && l0 + tid > 0) {
+            const int *row = o.seq + b * o.sseq.s0;
+            in.change = row[(l0 + tid) * o.sseq.s1] != row[(l0 + tid - 1) * o.sseq.s1];
+        }
+    }
+    return in;
+}
+
+/* chunk_prologue from its loaded inputs (every thread of the block calls it). */
+template <typename T>
+__device__ void chunk_prologue_scan(const prologue_in &in, long long h, int q, float A, float *s_dt, float *s_cum,
+                                    int *s_seg, const ssd_kopts &o)
 {
     const int tid = threadIdx.x;
     if (tid < TQ) {
-        s_dt[tid] = tid < q ? dt_eff<T>(o, ld(dt + b * sdt.s0 + (l0 + tid) * sdt.s1 + h * sdt.s2), h) : 0.f;
-        int change = 0;
-        if (o.seq && tid < q && l0 + tid > 0) {
-            const int *row = o.seq + b * o.sseq.s0;
-            change = row[(l0 + tid) * o.sseq.s1] != row[(l0 + tid - 1) * o.sseq.s1];
-        }
-        s_seg[tid] = change;
+        s_dt[tid] = tid < q ? dt_eff<T>(o, in.dt, h) : 0.f;
+        s_seg[tid] = in.change;
     }
     __syncthreads();
     if (tid < 32) { /* two steps per lane, then warp scans of the pair sums */
@@ -266,6 +286,13 @@ __device__ void chunk_prologue(const T *dt, const bk_view4 &sdt, long long b, lo
         s_seg[2 * tid + 1] = gincl;
     }
     __syncthreads();
+}
+
+template <typename T>
+__device__ void chunk_prologue(const T *dt, const bk_view4 &sdt, long long b, long long l0, long long h, int q, float A,
+                               float *s_dt, float *s_cum, int *s_seg, const ssd_kopts &o)
+{
+    chunk_prologue_scan<T>(chunk_prologue_load<T>(dt, sdt, b, l0, h, q, o), h, q, A, s_dt, s_cum, s_seg, o);
 }
 
 /* Sum over the 16 lanes of a half warp (lanes tx = 0..15 of one row group). */
@@ -733,6 +760,110 @@ __global__ void __launch_bounds__(kPassThreads, 4)
                     acc = nacc;
                 }
             }
+        }
+    }
+}
+
+/* chunk_state_v and state_pass_t in one kernel: a block per (b, h, 64 x 64 tile of [D, N])
+ * walks the K chunks in order, keeping the state entering the chunk in registers (f32, the
+ * mma accumulator layout): it writes that state rounded to T (tstate_row's layout with
+ * rd = D: [bh][k][D][N] inside the f32 buffer), then adds the chunk's own state,
+ * S <- exp(dec_k) S + S_c. The chunk states never reach memory in f32. Chunk k + 1's x
+ * (cp.async into the other buffer), B (registers) and the prologue's loads are issued
+ * before chunk k's products. Same products and sums in the same order as chunk_state_v +
+ * state_pass_t: bit-identical entering states. */
+template <typename T>
+__global__ void __launch_bounds__(kTcThreads)
+    chunk_state_pass_v_kernel(const T *x, bk_view4 sx, const T *bm, bk_view4 sb, const T *dt, bk_view4 sdt, const T *a,
+                              long long sa, T *tst, long long L, long long H, int D, int N, long long K,
+                              long long total, ssd_kopts o)
+{
+    __shared__ float s_dt[TQ], s_cum[TQ], s_w[TQ];
+    __shared__ int s_seg[TQ];
+    __shared__ __align__(16) T Xs[2][TQ][kPad], Bs[TQ][kPad];
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, cq = lane % 4, rb = warp * 16;
+    const int tn = (N + TQ - 1) / TQ, tiles = ((D + TQ - 1) / TQ) * tn;
+    const long long DN = (long long)D * N;
+    for (long long blk = blockIdx.x; blk < total; blk += gridDim.x) {
+        const int tile = (int)(blk % tiles);
+        const long long bh = blk / tiles, b = bh / H, h = bh % H, hg = h / o.P;
+        const int d0 = (tile / tn) * TQ, n0 = (tile % tn) * TQ;
+        const float A = ld(a + h * sa);
+        uint4 bv[4];
+        prologue_in pin;
+        /* chunk k's loads: x rows into Xs[buf] (cp.async, one group), B rows into bv, the
+           prologue's inputs into pin */
+        auto load = [&](long long k, int buf) {
+            const long long l0 = k * TQ;
+            const int q = (int)min((long long)TQ, L - l0);
+            const T *xb = x + b * sx.s0 + l0 * sx.s1 + h * sx.s2 + d0;
+            const T *bb = bm + b * sb.s0 + l0 * sb.s1 + hg * sb.s2 + n0;
+#pragma unroll
+            for (int it = 0; it < 4; it++) {
+                const int i = tid + it * kTcThreads, st = i >> 3, j = (i & 7) * 8;
+                if (st < q && d0 + j < D)
+                    bk_cp_async16(bk_smem_addr(&Xs[buf][st][j]), xb + st * sx.s1 + j, 16);
+                else
+                    zero16(&Xs[buf][st][j]);
+                bv[it] = (st < q && n0 + j < N) ? *(const uint4 *)(bb + st * sb.s1 + j) : make_uint4(0u, 0u, 0u, 0u);
+            }
+            bk_cp_async_commit();
+            pin = chunk_prologue_load<T>(dt, sdt, b, l0, h, q, o);
+        };
+        float state[8][4] = {}; /* entering chunk k: 0 before the first */
+        load(0, 0);
+        for (long long k = 0; k < K; k++) {
+            const int buf = (int)(k & 1), q = (int)min((long long)TQ, L - k * TQ);
+            chunk_prologue_scan<T>(pin, h, q, A, s_dt, s_cum, s_seg, o);
+            if (tid < TQ)
+                s_w[tid] = tid >= q || s_seg[tid] != s_seg[q - 1] ? 0.f : expf(s_cum[q - 1] - s_cum[tid]) * s_dt[tid];
+            const float dec = s_seg[q - 1] == 0 ? s_cum[q - 1] : -INFINITY; /* a reset: nothing carried */
+            __syncthreads();
+#pragma unroll
+            for (int it = 0; it < 4; it++) {
+                const int i = tid + it * kTcThreads, st = i >> 3, j = (i & 7) * 8;
+                const float w = s_w[st];
+                T e[8];
+                memcpy(e, &bv[it], 16);
+                uint4 v;
+                v.x = bk_mma16<T>::pack(ld(&e[0]) * w, ld(&e[1]) * w);
+                v.y = bk_mma16<T>::pack(ld(&e[2]) * w, ld(&e[3]) * w);
+                v.z = bk_mma16<T>::pack(ld(&e[4]) * w, ld(&e[5]) * w);
+                v.w = bk_mma16<T>::pack(ld(&e[6]) * w, ld(&e[7]) * w);
+                *(uint4 *)&Bs[st][j] = v;
+            }
+            bk_cp_async_wait_all();
+            __syncthreads();
+            if (k + 1 < K) /* the next chunk's loads fly under this chunk's products */
+                load(k + 1, buf ^ 1);
+            float acc[8][4] = {};
+#pragma unroll
+            for (int kb = 0; kb < TQ; kb += 16) {
+                uint32_t af[4];
+                bk_ldsm_x4_trans(af, bk_smem_addr(&Xs[buf][kb + (lane & 7) + ((lane >> 4) & 1) * 8]
+                                                        [rb + ((lane >> 3) & 1) * 8]));
+#pragma unroll
+                for (int nt = 0; nt < 8; nt += 2) {
+                    uint32_t bf[4];
+                    bk_ldsm_x4_trans(bf, bk_smem_addr(&Bs[kb + (lane & 15)][(nt + (lane >> 4)) * 8]));
+                    bk_mma16<T>::mma(acc[nt], af, bf);
+                    bk_mma16<T>::mma(acc[nt + 1], af, bf + 2);
+                }
+            }
+            T *out = tst + 2 * bh * K * DN + k * DN;
+            const float fk = expf(dec);
+#pragma unroll
+            for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                for (int hf = 0; hf < 2; hf++) {
+                    const int d = d0 + rb + g + 8 * hf, n = n0 + nt * 8 + 2 * cq;
+                    if (d < D && n < N)
+                        *(uint32_t *)(out + (long long)d * N + n) =
+                            bk_mma16<T>::pack(state[nt][2 * hf], state[nt][2 * hf + 1]);
+                    state[nt][2 * hf] = fk * state[nt][2 * hf] + acc[nt][2 * hf];
+                    state[nt][2 * hf + 1] = fk * state[nt][2 * hf + 1] + acc[nt][2 * hf + 1];
+                }
+            __syncthreads(); /* Bs, Xs[buf] and the prologue's arrays are refilled next */
         }
     }
 }
@@ -1392,18 +1523,34 @@ int tstate_rows(const ssd_geo &g)
     return (int)(1024 / g.N > 1 ? 1024 / g.N : 1);
 }
 
-/* The forward, f16/bf16 and every view vec_view: chunk_state_v, state_pass_t, chunk_scan_v. */
+/* Blocks (b, h, state tile) from which the fused chunk_state_pass_v runs instead of
+ * chunk_state_v + state_pass_t (fewer leave SMs idle through its sequential chunk walk). */
+const long long kFusedStateBlocks = 128;
+
+/* The forward, f16/bf16 and every view vec_view: chunk_state_pass_v (or chunk_state_v +
+ * state_pass_t), chunk_scan_v. */
 template <typename T>
 void launch_fwd_v(const ssd_geo &g, const bk_ssd_fwd_args *a, const ssd_ws &w, cudaStream_t s, const ssd_kopts &o)
 {
-    const int D = (int)g.D, N = (int)g.N, rd = tstate_rows(g), slices = (D + rd - 1) / rd;
-    const long long st_total = g.BH * g.K * ((D + TQ - 1) / TQ) * ((N + TQ - 1) / TQ);
-    chunk_state_v_kernel<T><<<blocks_for(st_total), kTcThreads, 0, s>>>(
-        (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->b.data, bk_view4_of(&a->b), (const T *)a->dt.data,
-        bk_view4_of(&a->dt), (const T *)a->a.data, a->a.strides[0], w.states, w.dec, g.L, g.H, D, N, g.K, st_total, o);
-    const long long pass_total = g.BH * slices;
-    state_pass_t_kernel<T><<<blocks_for(pass_total), kPassThreads, 0, s>>>(w.states, w.dec, D, N, g.K, rd, slices,
-                                                                            pass_total);
+    const int D = (int)g.D, N = (int)g.N, tiles = ((D + TQ - 1) / TQ) * ((N + TQ - 1) / TQ);
+    int rd = tstate_rows(g);
+    if (g.BH * tiles >= kFusedStateBlocks) { /* enough blocks: the states stay in registers */
+        rd = D;
+        chunk_state_pass_v_kernel<T><<<blocks_for(g.BH * tiles), kTcThreads, 0, s>>>(
+            (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->b.data, bk_view4_of(&a->b),
+            (const T *)a->dt.data, bk_view4_of(&a->dt), (const T *)a->a.data, a->a.strides[0], (T *)w.states, g.L,
+            g.H, D, N, g.K, g.BH * tiles, o);
+    } else {
+        const int slices = (D + rd - 1) / rd;
+        const long long st_total = g.BH * g.K * tiles;
+        chunk_state_v_kernel<T><<<blocks_for(st_total), kTcThreads, 0, s>>>(
+            (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->b.data, bk_view4_of(&a->b),
+            (const T *)a->dt.data, bk_view4_of(&a->dt), (const T *)a->a.data, a->a.strides[0], w.states, w.dec, g.L,
+            g.H, D, N, g.K, st_total, o);
+        const long long pass_total = g.BH * slices;
+        state_pass_t_kernel<T><<<blocks_for(pass_total), kPassThreads, 0, s>>>(w.states, w.dec, D, N, g.K, rd,
+                                                                                slices, pass_total);
+    }
     const long long total = g.BH * g.K * ((D + TQ - 1) / TQ);
     const size_t smem = scan_v_smem(N);
     cudaFuncSetAttribute(chunk_scan_v_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
