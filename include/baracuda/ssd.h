@@ -67,20 +67,22 @@
  * CUDA (compute capability 8.0 and above; f32, f16, bf16 - f64 is CPU-only): asynchronous
  * on the caller's stream, no allocation, no host synchronisation, graph-capturable; scratch
  * comes from the workspace. The kernels use their own chunks of 64 steps whatever
- * chunk_size says (the result does not depend on it). The forward runs its chunk products
- * on tensor cores for f16/bf16 (16-bit operands: the inputs, the decay-weighted B, the f32
- * states and the masked scores rounded to the dtype; f32 accumulate) and in f32 on CUDA
- * cores for f32; the backward computes in f32 for every dtype. Both are deterministic
- * (no atomics; dA, dskip and ddt_bias are reduced in a fixed order in f64, the group sums
- * of dB and dC head by head). Options on CUDA: the forward runs every option (the skip and
- * the gate in f32 before the one rounding of y; initial, final and varlen states f32 in
- * the scan, rounded once to the dtype). cu_seqlens is not read on the host there: a
+ * chunk_size says (the result does not depend on it). Both directions run their chunk
+ * products on tensor cores for f16/bf16 (plan precision BK_MATH_F16_BF16_TENSOR: 16-bit
+ * operands, f32 accumulate; rounded to the dtype are the inputs, the decay-weighted B and
+ * C, the f32 states and the masked scores, and in the backward also dL/du (dy silu(z)),
+ * the f32 state gradients and the masked dy.x scores) and in f32 on CUDA cores for f32
+ * (BK_MATH_F32). Sums, decays and the dA / ddt terms stay in f32 (f64 where noted). Both
+ * are deterministic (no atomics; dA, dskip and ddt_bias are reduced in a fixed order in
+ * f64, the group sums of dB and dC head by head). Options on CUDA: the forward runs every
+ * option (the skip and the gate in f32 before the one rounding of y; initial, final and
+ * varlen states f32 in the scan, rounded once to the dtype). cu_seqlens is not read on the host there: a
  * sequence whose bounds are out of order or outside [0, seq_len] gets a zero state instead
  * of INVALID_PROBLEM. The backward runs every option of the CPU backward (all but varlen
- * states, which have no backward on any target): dz from the un-gated y recomputed in f32,
- * dskip, ddt_bias (through the softplus and the clamp), dinitial_states and dfinal_states
- * through the reverse state passing, seq_idx as in the forward. ssd_step has a CUDA
- * kernel with every option.
+ * states, which have no backward on any target): dz from the un-gated y recomputed as the
+ * forward computes it, dskip, ddt_bias (through the softplus and the clamp),
+ * dinitial_states and dfinal_states through the reverse state passing, seq_idx as in the
+ * forward. ssd_step has a CUDA kernel with every option.
  *
  * Limits: head_dim and state_dim up to 256 in both directions (UNSUPPORTED beyond).
  */

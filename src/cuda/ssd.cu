@@ -8,38 +8,32 @@
  * h / P; chunk_prologue is the one place dt is read (dt' = clamp(softplus(dt + dt_bias)))
  * and numbers the seq_idx resets inside the chunk (seg): steps interact only inside one
  * segment, the carried-in state reaches segment 0, a chunk with a reset has dec = -inf.
- * Forward: 1. chunk_state  block (b, h, chunk, 64x64 tile of [D, N]): the chunk's own state
- *   S_c = sum_s exp(cum_last - cum_s) dt_s x_s B_s^T and dec = cum_last (f32 workspace);
- *   2. state_pass  thread per state element: S_in[k+1] = exp(dec[k]) S_in[k] + S_c[k], from
- *   the initial state, the last one into final_states; 3. chunk_scan  block (b, h, chunk,
- *   64 columns of D): y_t = exp(cum_t) S_in C_t + sum_{s<=t} (C_t.B_s) exp(cum_t-cum_s) dt_s x_s,
- *   then finish_y (skip, gate) in f32 and one rounding; varlen_states_kernel last.
- *   f16/bf16 use mma.sync m16n8k16 (chunk_state_tc, chunk_scan_tc: 16-bit operands, f32
- *   accumulate) and, for 16-byte-aligned views with D, N multiples of 8 and no states, the
- *   vectorised chunk_state_v / state_pass_t (16-bit entering states) / chunk_scan_v
- *   (cp.async, ldmatrix), bit-identical to the generic tensor-core kernels; with 128+
- *   (b, h, state tile) blocks chunk_state_pass_v replaces the first two (the state kept in
- *   registers over the chunk walk, no f32 chunk states in memory). H100, B 4, L 4096,
- *   H 32, D 64, N 128, bf16: forward 0.561 ms (2.01 ms before the vectorised path).
- * Backward, f32 on CUDA cores for every dtype: chunk_state + state_pass (entering states,
- * from initial_states); with z, chunk_scan MODE 1 recomputes the un-gated y and writes dz;
- * chunk_state MODE 1 on (dL/du, C) (ld_du: dy silu(z)) with weights exp(cum_t) on segment 0
- * and the reverse state_pass from dfinal_states give dS_k = dL/d(state leaving chunk k),
- * the gradient past chunk 0 going to dinitial_states; chunk_bwd, one block per (b, h,
- * chunk), writes dx (+ skip dL/du), dB, dC, ddt (through dt_eff's slope: softplus, clamp)
- * and its chunk's parts of dA, ddt_bias, dskip (f64) into the workspace; head_sums_kernel
- * adds the parts over b, then chunks (then channels for a per-head skip) in f64; with
- * groups of heads, chunk_bwd writes per-head dB, dC rows (f32) that group_sum_kernel adds
- * head by head. No atomics: every output is bit-identical from run to run.
+ * Forward: 1. chunk_state (b, h, chunk, 64x64 tile of [D, N]): S_c = sum_s exp(cum_last -
+ *   cum_s) dt_s x_s B_s^T, dec = cum_last; 2. state_pass (per element): S_in[k+1] =
+ *   exp(dec[k]) S_in[k] + S_c[k] from the initial state, the last into final_states;
+ *   3. chunk_scan (b, h, chunk, 64 columns of D): y_t = exp(cum_t) S_in C_t + sum_{s<=t}
+ *   (C_t.B_s) exp(cum_t-cum_s) dt_s x_s, then skip, gate, one rounding; varlen states last.
+ *   f16/bf16 run the products by mma.sync m16n8k16 (_tc kernels: 16-bit operands, f32
+ *   accumulate); for 16-byte-aligned views with D, N multiples of 8 and no states, the
+ *   vectorised _v kernels (cp.async, ldmatrix; bit-identical), chunk_state_pass_v fusing
+ *   1 and 2 from 128 (b, h, tile) blocks. H100 B4 L4096 H32 D64 N128 bf16: 0.561 ms.
+ * Backward: the entering states (chunk_state + state_pass); with z, chunk_scan MODE 1
+ *   recomputes the un-gated y and writes dz; chunk_state MODE 1 on (dL/du, C), weights
+ *   exp(cum_t) on segment 0, and the reverse state_pass from dfinal_states give dS_k =
+ *   dL/d(state leaving chunk k), what passes chunk 0 into dinitial_states; chunk_bwd (b, h,
+ *   chunk) writes dx, dB, dC, ddt and the chunk's f64 parts of dA, ddt_bias, dskip, which
+ *   head_sums adds (b, then chunks); group_sum adds per-head dB, dC rows when P > 1.
+ *   f32 on CUDA cores; f16/bf16 (D, N > 0) on tensor cores: chunk_state_tc (both MODEs),
+ *   chunk_scan_tc MODE 1, chunk_bwd_tc (its ten 64x64 products on mma.sync; operands
+ *   rounded to T: dL/du, the f32 states and state gradients, the masked weights).
+ *   No atomics anywhere: every output is bit-identical from run to run.
  * Workspace (ssd_layout): states [BH][K][D][N] f32 + dec [BH][K]; the backward adds dstates,
- * the parts [BH][K] (and [BH][K][D] for dskip) f64, per-head dB, dC [B][L][H][N] when P > 1.
- * ssd_step: one block of 128 threads per (request, head); with 16-byte rows (N a power-of-two
- * multiple of 16 bytes, at most 32 chunks; state, B, C aligned) ssd_step_vec_kernel: a thread
- * owns one chunk of 8 rows at once (loads in flight), else the scalar ssd_step_kernel (warp
- * w rows w, w+4, .., lane l columns l, l+32, ..); f32 update, C product summed in a fixed
- * shuffle order; a request outside the pool is counted into dropped_requests and skipped.
- * Not yet (speed): vector loads in the generic and backward kernels, fusing the state
- * passing into the scan, tensor cores in the backward.
+ * the parts [BH][K] (and [BH][K][D]) f64, per-head dB, dC [B][L][H][N] f32 when P > 1.
+ * ssd_step: a block of 128 threads per (request, head): ssd_step_vec_kernel for 16-byte
+ * rows (N a power-of-two multiple of 16 bytes, at most 32 chunks), else ssd_step_kernel;
+ * f32 update, fixed shuffle order; a request outside the pool is counted and skipped.
+ * Not yet (speed): vector loads in the generic and backward kernels, a fused backward
+ * state pass, operand tiles kept across chunk_bwd_tc's phases.
  */
 #include "common.cuh"
 #include "cuda/ssd_cuda.h"
@@ -457,10 +451,10 @@ template <typename T> __device__ __forceinline__ uint32_t lds32(const T *p)
 const int kTcThreads = 128; /* 4 warps, 16 rows of a 64-row tile each */
 const int kPad = TQ + 8;    /* 16-bit row pitch: fragment loads hit 32 distinct banks */
 
-/* chunk_state on tensor cores: out[d][n] = sum_s x_s[d] (w_s B_s[n]) for a 64 x 64 tile;
- * x and w B rounded to T in shared memory, stored transposed ([d][s], [n][s]). MODE 0 only
- * (the forward); writes dec like chunk_state_kernel. */
-template <typename T>
+/* chunk_state on tensor cores: out[d][n] = sum_s u_s[d] (w_s v_s[n]) for a 64 x 64 tile, the
+ * MODEs, weights and dec of chunk_state_kernel (MODE 0: u = x, v = B; MODE 1: u = dL/du,
+ * v = C); u and w v rounded to T in shared memory, stored transposed ([d][s], [n][s]). */
+template <typename T, int MODE>
 __global__ void __launch_bounds__(kTcThreads)
     chunk_state_tc_kernel(const T *x, bk_view4 sx, const T *bm, bk_view4 sb, const T *dt, bk_view4 sdt, const T *a,
                           long long sa, float *out, float *dec, long long L, long long H, long long D, long long N,
@@ -478,13 +472,18 @@ __global__ void __launch_bounds__(kTcThreads)
         const int q = (int)min((long long)TQ, L - l0);
         chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum, s_seg, o);
         if (tid < TQ)
-            s_w[tid] = tid >= q || s_seg[tid] != s_seg[q - 1] ? 0.f : expf(s_cum[q - 1] - s_cum[tid]) * s_dt[tid];
-        if (tid == 0 && tile == 0) /* a reset inside the chunk: nothing carried through it */
+            s_w[tid] = tid >= q ? 0.f
+                       : MODE == 0 ? (s_seg[tid] == s_seg[q - 1] ? expf(s_cum[q - 1] - s_cum[tid]) * s_dt[tid] : 0.f)
+                                   : (s_seg[tid] == 0 ? expf(s_cum[tid]) : 0.f);
+        if (MODE == 0 && tid == 0 && tile == 0) /* a reset inside the chunk: nothing carried through it */
             dec[bh * K + c] = s_seg[q - 1] == 0 ? s_cum[q - 1] : -INFINITY;
         __syncthreads();
         for (int i = tid; i < TQ * TQ; i += kTcThreads) {
             const int s = i / TQ, j = i % TQ;
-            Xt[j][s] = (s < q && d0 + j < D) ? x[off4(sx, b, l0 + s, h, d0 + j)] : elem<T>::store(0.f);
+            const bool din = s < q && d0 + j < D;
+            Xt[j][s] = !din      ? elem<T>::store(0.f)
+                       : MODE == 0 ? x[off4(sx, b, l0 + s, h, d0 + j)]
+                                   : elem<T>::store(ld_du(o, x, sx, b, l0 + s, h, d0 + j));
             Bt[j][s] =
                 elem<T>::store((s < q && n0 + j < N) ? ld(bm + off4(sb, b, l0 + s, hg, n0 + j)) * s_w[s] : 0.f);
         }
@@ -513,12 +512,14 @@ __global__ void __launch_bounds__(kTcThreads)
 /* chunk_scan on tensor cores, block (b, h, chunk, 64 columns of D): CB = C B^T and
  * Y = C S^T over N in steps of 64 (C, B, S rounded to T in shared memory), then
  * M = CB * exp(cum_t - cum_s) dt_s (s <= t) rounded to T straight from the accumulators,
- * y = exp(cum_t) Y + M x. */
-template <typename T>
+ * u = exp(cum_t) Y + M x. MODE 0: y = finish_y(u); MODE 1 (backward, gate): y <- dz as
+ * chunk_scan_kernel's MODE 1. */
+template <typename T, int MODE>
 __global__ void __launch_bounds__(kTcThreads)
     chunk_scan_tc_kernel(const T *x, bk_view4 sx, const T *dt, bk_view4 sdt, const T *a, long long sa, const T *bm,
                          bk_view4 sb, const T *cm, bk_view4 sc, T *y, bk_view4 sy, const float *states, long long L,
-                         long long H, long long D, long long N, long long K, long long total, ssd_kopts o)
+                         long long H, long long D, long long N, long long K, long long total, ssd_kopts o,
+                         const T *dy, bk_view4 sdy)
 {
     __shared__ float s_dt[TQ], s_cum[TQ];
     __shared__ int s_seg[TQ];
@@ -593,8 +594,14 @@ __global__ void __launch_bounds__(kTcThreads)
             for (int r = 0; r < 4; r++) {
                 const int t = r < 2 ? t0 : t1;
                 const long long d = d0 + nt * 8 + 2 * cq + (r & 1);
-                if (t < q && d < D)
+                if (t >= q || d >= D)
+                    continue;
+                if (MODE == 0) {
                     y[off4(sy, b, l0 + t, h, d)] = elem<T>::store(finish_y(o, yy[nt][r], x, sx, b, l0 + t, h, d));
+                } else {
+                    const float v = yy[nt][r] + skip_of<T>(o, h, d) * ld(x + off4(sx, b, l0 + t, h, d));
+                    y[off4(sy, b, l0 + t, h, d)] = elem<T>::store(gate_dz(o, v, dy, sdy, b, l0 + t, h, d));
+                }
             }
         __syncthreads();
     }
@@ -1107,6 +1114,88 @@ __device__ __forceinline__ void store_bc(T *out, const bk_view4 &so, float *acc,
         out[off4(so, b, l, h, n)] = elem<T>::store(v);
 }
 
+/* The chunk's P terms (P[t][s], s <= t, f32 [64][65]) into dcum[u] = sum_s P[u][s] -
+ * sum_t P[t][u] (f64, fixed order); zeroes ddt0 and rr. Threads < TQ; the caller syncs. */
+__device__ __forceinline__ void chunk_bwd_dcum(const float (*P)[TQ + 1], double *s_dcum, float *s_ddt0, float *s_rr)
+{
+    const int tid = threadIdx.x;
+    if (tid < TQ) {
+        double row = 0.0, col = 0.0;
+        for (int s = 0; s < TQ; s++)
+            row += P[tid][s];
+        for (int t = 0; t < TQ; t++)
+            col += P[t][tid];
+        s_dcum[tid] = row - col;
+        s_ddt0[tid] = 0.f;
+        s_rr[tid] = 0.f;
+    }
+}
+
+/* The shared memory of one chunk_bwd block (either kernel): the prologue's arrays, the
+ * direct part of ddt (ddt0), the R sums (rr), da, the <dS, S> reduction (red, one per
+ * thread) and dL/dcum (f64: sums of terms of both signs). */
+struct bwd_smem {
+    float *dt, *cum, *ddt0, *rr, *da, *red;
+    int *seg;
+    double *dcum;
+};
+
+/* The end of chunk_bwd (either kernel; every thread calls it, dss its part of <dS, S>):
+ * the R terms and exp(cum_l) <dS, S> into dcum, da_u = sum_{t >= u} dcum_t (reverse
+ * running sum), ddt (through dt_eff's slope: softplus, clamp) and the chunk's parts of dA
+ * (*part) and ddt_bias (*pbias when non-NULL). */
+template <typename T, bool OPTS>
+__device__ void chunk_bwd_finish(const bwd_smem &sm, float dss, int q, float A, const T *dt, const bk_view4 &sdt,
+                                 T *ddt, const bk_view4 &sddt, long long b, long long l0, long long h, double *part,
+                                 double *pbias, const ssd_kopts &o)
+{
+    const int tid = threadIdx.x, last = q - 1;
+    auto same_seg = [&](int s, int t) { return !o.seq || sm.seg[s] == sm.seg[t]; };
+    sm.red[tid] = dss;
+    __syncthreads();
+    for (int w = blockDim.x / 2; w > 0; w /= 2) {
+        if (tid < w)
+            sm.red[tid] += sm.red[tid + w];
+        __syncthreads();
+    }
+    if (tid == 0) {
+        for (int s = 0; s < q; s++) {
+            if (!same_seg(s, last))
+                continue; /* not carried out of the chunk */
+            const double r = (double)(expf(sm.cum[last] - sm.cum[s]) * sm.dt[s]) * sm.rr[s];
+            sm.dcum[last] += r;
+            sm.dcum[s] -= r;
+        }
+        if (!o.seq || sm.seg[last] == 0)
+            sm.dcum[last] += (double)expf(sm.cum[last]) * sm.red[0];
+        double da = 0.0, sum = 0.0; /* f64: dA sums many terms of both signs */
+        for (int u = last; u >= 0; u--) {
+            da += sm.dcum[u];
+            sm.da[u] = (float)da;
+            sum += (double)sm.dt[u] * da;
+        }
+        *part = sum;
+    }
+    __syncthreads();
+    if (tid < q) {
+        T *p = ddt + b * sddt.s0 + (l0 + tid) * sddt.s1 + h * sddt.s2;
+        float slope = 1.f;
+        if (OPTS)
+            dt_eff<T>(o, ld(dt + b * sdt.s0 + (l0 + tid) * sdt.s1 + h * sdt.s2), h, &slope);
+        const float v = (sm.ddt0[tid] + A * sm.da[tid]) * slope;
+        sm.ddt0[tid] = v;
+        *p = elem<T>::store(v);
+    }
+    __syncthreads();
+    if (pbias && tid == 0) {
+        double sb = 0.0;
+        for (int u = 0; u < q; u++)
+            sb += sm.ddt0[u];
+        *pbias = sb;
+    }
+    __syncthreads();
+}
+
 /* One block per (b, h, chunk): dx, ddt, dB, dC of the chunk (dy gated by ld_du, B and C
  * of group h / P, seq_idx masks as the forward's) and its parts of dA, ddt_bias (pbias)
  * and dskip (pskip, per channel) in the workspace. gdb, gdc: the per-head dB, dC rows
@@ -1128,6 +1217,7 @@ __global__ void __launch_bounds__(kThreads)
     __shared__ float s_dt[TQ], s_cum[TQ], s_ddt0[TQ], s_rr[TQ], s_da[TQ], s_red[kThreads];
     __shared__ int s_seg[TQ];
     __shared__ double s_dcum[TQ]; /* dL/dcum: sums of terms of both signs, kept in f64 */
+    const bwd_smem sm = {s_dt, s_cum, s_ddt0, s_rr, s_da, s_red, s_seg, s_dcum};
     /* steps s and t in one seq_idx segment (always without seq_idx); segment 0: the chunk's first */
     auto same_seg = [&](int s, int t) { return !o.seq || s_seg[s] == s_seg[t]; };
     auto first_seg = [&](int s) { return !o.seq || s_seg[s] == 0; };
@@ -1189,16 +1279,7 @@ __global__ void __launch_bounds__(kThreads)
                     P[t][s] = w * accG[i][k] * accD[i][k] * s_dt[s];
                 }
             __syncthreads();
-            if (tid < TQ) {
-                double row = 0.0, col = 0.0;
-                for (int s = 0; s < TQ; s++)
-                    row += P[tid][s];
-                for (int t = 0; t < TQ; t++)
-                    col += P[t][tid];
-                s_dcum[tid] = row - col;
-                s_ddt0[tid] = 0.f;
-                s_rr[tid] = 0.f;
-            }
+            chunk_bwd_dcum(P, s_dcum, s_ddt0, s_rr);
             __syncthreads();
         }
 
@@ -1370,51 +1451,329 @@ __global__ void __launch_bounds__(kThreads)
             __syncthreads();
         }
 
-        /* finish: <dS, S>, the R terms, da (reverse running sum), ddt (through the softplus and
-         * clamp: dt_eff's slope) and this chunk's parts of dA and ddt_bias */
-        s_red[tid] = dss;
-        __syncthreads();
-        for (int w = kThreads / 2; w > 0; w /= 2) {
-            if (tid < w)
-                s_red[tid] += s_red[tid + w];
+        chunk_bwd_finish<T, OPTS>(sm, dss, q, A, dt, sdt, ddt, sddt, b, l0, h, &parts[bh * K + c],
+                                  pbias ? &pbias[bh * K + c] : NULL, o);
+    }
+}
+
+/* Fragments of 64 x 64 tiles of T in shared memory (row pitch kPad) for bk_mma16: A (rows
+ * rb..rb+15, k from kb) of a tile stored [m][k] (frag_a) or [k][m] (frag_a_t, ldmatrix.trans);
+ * B of n-tiles nt and nt + 1 (b[0..1], b[2..3]; k from kb) of a tile stored [n][k] (frag_b)
+ * or [k][n] (frag_b_t, ldmatrix.trans). */
+template <typename T> __device__ __forceinline__ void frag_a(uint32_t *af, const T (*X)[kPad], int rb, int kb)
+{
+    const int lane = threadIdx.x % 32, r = rb + lane / 4, k = kb + 2 * (lane % 4);
+    af[0] = lds32(&X[r][k]);
+    af[1] = lds32(&X[r + 8][k]);
+    af[2] = lds32(&X[r][k + 8]);
+    af[3] = lds32(&X[r + 8][k + 8]);
+}
+template <typename T> __device__ __forceinline__ void frag_a_t(uint32_t *af, const T (*X)[kPad], int rb, int kb)
+{
+    const int lane = threadIdx.x % 32;
+    bk_ldsm_x4_trans(af, bk_smem_addr(&X[kb + (lane & 7) + ((lane >> 4) & 1) * 8][rb + ((lane >> 3) & 1) * 8]));
+}
+template <typename T> __device__ __forceinline__ void frag_b(uint32_t *bf, const T (*Y)[kPad], int nt, int kb)
+{
+    const int lane = threadIdx.x % 32, n = nt * 8 + lane / 4, k = kb + 2 * (lane % 4);
+    bf[0] = lds32(&Y[n][k]);
+    bf[1] = lds32(&Y[n][k + 8]);
+    bf[2] = lds32(&Y[n + 8][k]);
+    bf[3] = lds32(&Y[n + 8][k + 8]);
+}
+template <typename T> __device__ __forceinline__ void frag_b_t(uint32_t *bf, const T (*Y)[kPad], int nt, int kb)
+{
+    const int lane = threadIdx.x % 32;
+    bk_ldsm_x4_trans(bf, bk_smem_addr(&Y[kb + (lane & 15)][(nt + (lane >> 4)) * 8]));
+}
+
+/* One warp: acc[16 rows from rb][64 columns] += X Y over k in [kb0, kb1) (multiples of 16);
+ * XT / YT: X stored [k][m], Y stored [k][n] (else [m][k], [n][k]). */
+template <typename T, bool XT, bool YT>
+__device__ __forceinline__ void warp_mma(float (&acc)[8][4], const T (*X)[kPad], const T (*Y)[kPad], int rb, int kb0,
+                                         int kb1)
+{
+    for (int kb = kb0; kb < kb1; kb += 16) {
+        uint32_t af[4];
+        if (XT)
+            frag_a_t(af, X, rb, kb);
+        else
+            frag_a(af, X, rb, kb);
+#pragma unroll
+        for (int nt = 0; nt < 8; nt += 2) {
+            uint32_t bf[4];
+            if (YT)
+                frag_b_t(bf, Y, nt, kb);
+            else
+                frag_b(bf, Y, nt, kb);
+            bk_mma16<T>::mma(acc[nt], af, bf);
+            bk_mma16<T>::mma(acc[nt + 1], af, bf + 2);
+        }
+    }
+}
+
+/* tile[r][j] = f(r, j) for a 64 x 64 tile (every thread of a kTcThreads block). */
+template <typename T, typename F> __device__ __forceinline__ void fill_tile(T (*tile)[kPad], F f)
+{
+    for (int i = threadIdx.x; i < TQ * TQ; i += kTcThreads)
+        tile[i / TQ][i % TQ] = f(i / TQ, i % TQ);
+}
+
+/* rows hf (0: g, 1: g + 8) of acc times f (one factor per row). */
+__device__ __forceinline__ void scale_rows(float (&acc)[8][4], float f0, float f1)
+{
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++) {
+        acc[nt][0] *= f0;
+        acc[nt][1] *= f0;
+        acc[nt][2] *= f1;
+        acc[nt][3] *= f1;
+    }
+}
+
+/* sum over the 64 columns of row hf of acc times the tile row r (f32; the 4 lanes of a
+ * row group summed by xor shuffles in a fixed order, every lane gets the sum). */
+template <typename T>
+__device__ __forceinline__ float row_dot(const float (&acc)[8][4], int hf, const T (*X)[kPad], int r)
+{
+    const int cq = threadIdx.x % 4;
+    float v = 0.f;
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++)
+        v += ld(&X[r][nt * 8 + 2 * cq]) * acc[nt][2 * hf] + ld(&X[r][nt * 8 + 2 * cq + 1]) * acc[nt][2 * hf + 1];
+    v += __shfl_xor_sync(0xffffffffu, v, 1);
+    return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+
+/* Dynamic shared memory of chunk_bwd_tc_kernel: Wg, Wx, Wd and four operand tiles of T. */
+const int kBwdTcTiles = 7;
+const size_t kBwdTcSmem = (size_t)kBwdTcTiles * TQ * kPad * 2;
+
+/* chunk_bwd on tensor cores (f16, bf16): the blocks, outputs, options and f32 sums of
+ * chunk_bwd_kernel, its ten chunk products on mma.sync (16-bit operands, f32 accumulate;
+ * 4 warps, warp w rows 16w..16w+15 of every 64 x 64 product). Operands rounded to T: the
+ * inputs (exact), dL/du, the f32 states S and dS, and the masked weights Wg = w (C B^T),
+ * Wx = w (dy x^T), Wd = Wx dt_s straight from the accumulators (as the forward's scores);
+ * the P terms of dcum come from the f32 accumulators. Causal blocks (s > t) are skipped. */
+template <typename T, bool OPTS>
+__global__ void __launch_bounds__(kTcThreads)
+    chunk_bwd_tc_kernel(const T *x, bk_view4 sx, const T *dt, bk_view4 sdt, const T *a, long long sa, const T *bm,
+                        bk_view4 sb, const T *cm, bk_view4 sc, const T *dy, bk_view4 sdy, T *dx, bk_view4 sdx, T *ddt,
+                        bk_view4 sddt, T *db, bk_view4 sdb, T *dc, bk_view4 sdc, const float *states,
+                        const float *dstates, double *parts, double *pbias_in, double *pskip_in, float *gdb_in,
+                        float *gdc_in, long long L, long long H, long long D, long long N, long long K, long long total,
+                        ssd_kopts opts)
+{
+    const ssd_kopts o = OPTS ? opts : kopts_none();
+    double *const pbias = OPTS ? pbias_in : NULL, *const pskip = OPTS ? pskip_in : NULL;
+    float *const gdb = OPTS ? gdb_in : NULL, *const gdc = OPTS ? gdc_in : NULL;
+    extern __shared__ __align__(16) unsigned char bwd_tc_smem[];
+    __shared__ float s_dt[TQ], s_cum[TQ], s_ddt0[TQ], s_rr[TQ], s_da[TQ], s_red[kTcThreads];
+    __shared__ int s_seg[TQ];
+    __shared__ double s_dcum[TQ];
+    const bwd_smem sm = {s_dt, s_cum, s_ddt0, s_rr, s_da, s_red, s_seg, s_dcum};
+    auto same_seg = [&](int s, int t) { return !o.seq || s_seg[s] == s_seg[t]; };
+    auto first_seg = [&](int s) { return !o.seq || s_seg[s] == 0; };
+    typedef T row_t[kPad];
+    row_t *Wg = (row_t *)bwd_tc_smem, *Wx = Wg + TQ, *Wd = Wx + TQ; /* [t][s] */
+    row_t *U0 = Wd + TQ, *U1 = U0 + TQ, *U2 = U1 + TQ, *U3 = U2 + TQ; /* operand tiles */
+    float(*P)[TQ + 1] = (float(*)[TQ + 1])U0;                          /* phase 1's P, over U0 and U1 */
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, cq = lane % 4, rb = warp * 16;
+    const int r0 = rb + lane / 4, r1 = r0 + 8;
+    const T zero = elem<T>::store(0.f);
+    for (long long blk = blockIdx.x; blk < total; blk += gridDim.x) {
+        const long long c = blk % K, bh = blk / K, b = bh / H, h = bh % H, l0 = c * TQ;
+        const long long hg = h / o.P; /* the group whose B and C head h reads */
+        const int q = (int)min((long long)TQ, L - l0), last = q - 1;
+        const float A = ld(a + h * sa);
+        chunk_prologue(dt, sdt, b, l0, h, q, A, s_dt, s_cum, s_seg, o);
+        const float *S = states + (bh * K + c) * D * N, *dS = dstates + (bh * K + c) * D * N;
+        /* chunk rows r (step l0 + r), columns w0 + j, zero outside: C, B (group hg), x, dL/du */
+        auto c_at = [&](long long w0) {
+            return [=](int r, int j) { return r < q && w0 + j < N ? cm[off4(sc, b, l0 + r, hg, w0 + j)] : zero; };
+        };
+        auto b_at = [&](long long w0) {
+            return [=](int r, int j) { return r < q && w0 + j < N ? bm[off4(sb, b, l0 + r, hg, w0 + j)] : zero; };
+        };
+        auto x_at = [&](long long w0) {
+            return [=](int r, int j) { return r < q && w0 + j < D ? x[off4(sx, b, l0 + r, h, w0 + j)] : zero; };
+        };
+        auto du_at = [&](long long w0) {
+            return [=](int r, int j) {
+                return r < q && w0 + j < D ? elem<T>::store(ld_du(o, dy, sdy, b, l0 + r, h, w0 + j)) : zero;
+            };
+        };
+
+        /* phase 1: G = C B^T, DX = dU x^T (t, s); Wg, Wx, Wd; P -> dcum */
+        {
+            float G[8][4] = {}, X[8][4] = {};
+            for (long long n0 = 0; n0 < N; n0 += TQ) {
+                fill_tile(U0, c_at(n0));
+                fill_tile(U1, b_at(n0));
+                __syncthreads();
+                warp_mma<T, false, false>(G, U0, U1, rb, 0, TQ);
+                __syncthreads();
+            }
+            for (long long d0 = 0; d0 < D; d0 += TQ) {
+                fill_tile(U0, du_at(d0));
+                fill_tile(U1, x_at(d0));
+                __syncthreads();
+                warp_mma<T, false, false>(X, U0, U1, rb, 0, TQ);
+                __syncthreads();
+            }
+#pragma unroll
+            for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                for (int hf = 0; hf < 2; hf++) {
+                    const int t = hf ? r1 : r0, s = nt * 8 + 2 * cq;
+                    float wg[2], wx[2];
+#pragma unroll
+                    for (int e = 0; e < 2; e++) {
+                        const int se = s + e;
+                        const float w = (se <= t && t < q && same_seg(se, t)) ? expf(s_cum[t] - s_cum[se]) : 0.f;
+                        wg[e] = w * G[nt][2 * hf + e];
+                        wx[e] = w * X[nt][2 * hf + e];
+                        P[t][s + e] = wg[e] * X[nt][2 * hf + e] * s_dt[s + e];
+                    }
+                    *(uint32_t *)&Wg[t][s] = bk_mma16<T>::pack(wg[0], wg[1]);
+                    *(uint32_t *)&Wx[t][s] = bk_mma16<T>::pack(wx[0], wx[1]);
+                    *(uint32_t *)&Wd[t][s] = bk_mma16<T>::pack(wx[0] * s_dt[s], wx[1] * s_dt[s + 1]);
+                }
+            __syncthreads();
+            chunk_bwd_dcum(P, s_dcum, s_ddt0, s_rr);
             __syncthreads();
         }
-        if (tid == 0) {
-            for (int s = 0; s < q; s++) {
-                if (!same_seg(s, last))
-                    continue; /* not carried out of the chunk */
-                const double r = (double)(expf(s_cum[last] - s_cum[s]) * s_dt[s]) * s_rr[s];
-                s_dcum[last] += r;
-                s_dcum[s] -= r;
+        const float wl0 = r0 < q && same_seg(r0, last) ? expf(s_cum[last] - s_cum[r0]) : 0.f;
+        const float wl1 = r1 < q && same_seg(r1, last) ? expf(s_cum[last] - s_cum[r1]) : 0.f;
+
+        /* phase 2, per 64 columns of D: g = wl (B dS^T) + Wg^T dU (rows s); dx = dt g +
+         * skip dU; ddt0_s += x_s . g_s; dskip's part */
+        for (long long d0 = 0; d0 < D; d0 += TQ) {
+            float gacc[8][4] = {};
+            for (long long n0 = 0; n0 < N; n0 += TQ) {
+                fill_tile(U0, b_at(n0));
+                fill_tile(U1, [&](int r, int j) {
+                    return elem<T>::store(d0 + r < D && n0 + j < N ? dS[(d0 + r) * N + n0 + j] : 0.f);
+                });
+                __syncthreads();
+                warp_mma<T, false, false>(gacc, U0, U1, rb, 0, TQ);
+                __syncthreads();
             }
-            if (first_seg(last))
-                s_dcum[last] += (double)expf(s_cum[last]) * s_red[0];
-            double da = 0.0, part = 0.0; /* f64: dA sums many terms of both signs */
-            for (int u = last; u >= 0; u--) {
-                da += s_dcum[u];
-                s_da[u] = (float)da;
-                part += (double)s_dt[u] * da;
+            fill_tile(U2, du_at(d0));
+            fill_tile(U3, x_at(d0));
+            __syncthreads();
+            scale_rows(gacc, wl0, wl1);
+            warp_mma<T, true, true>(gacc, Wg, U2, rb, rb, TQ); /* t >= s >= rb */
+#pragma unroll
+            for (int hf = 0; hf < 2; hf++) {
+                const int s = hf ? r1 : r0;
+                const float part = row_dot(gacc, hf, U3, s);
+                if (cq == 0)
+                    s_ddt0[s] += part;
+#pragma unroll
+                for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                    for (int e = 0; e < 2; e++) {
+                        const long long d = d0 + nt * 8 + 2 * cq + e;
+                        if (s < q && d < D) {
+                            float v = s_dt[s] * gacc[nt][2 * hf + e];
+                            if (o.skip_kind != BK_SSD_SKIP_NONE)
+                                v += skip_of<T>(o, h, d) * ld_du(o, dy, sdy, b, l0 + s, h, d);
+                            dx[off4(sdx, b, l0 + s, h, d)] = elem<T>::store(v);
+                        }
+                    }
             }
-            parts[bh * K + c] = part;
+            if (pskip && tid < TQ && d0 + tid < D) {
+                float sk = 0.f;
+                for (int t = 0; t < q; t++)
+                    sk += ld_du(o, dy, sdy, b, l0 + t, h, d0 + tid) * ld(x + off4(sx, b, l0 + t, h, d0 + tid));
+                pskip[(bh * K + c) * D + d0 + tid] = sk;
+            }
+            __syncthreads();
         }
-        __syncthreads();
-        if (tid < q) {
-            T *p = ddt + b * sddt.s0 + (l0 + tid) * sddt.s1 + h * sddt.s2;
-            float slope = 1.f;
-            if (OPTS)
-                dt_eff<T>(o, ld(dt + b * sdt.s0 + (l0 + tid) * sdt.s1 + h * sdt.s2), h, &slope);
-            const float v = (s_ddt0[tid] + A * s_da[tid]) * slope;
-            s_ddt0[tid] = v;
-            *p = elem<T>::store(v);
+
+        /* phase 3, per 64 columns of N: Y2 = x dS (rows s): rr, dB = dt_s (wl Y2 + Wx^T C);
+         * Y3 = dU S (rows t): dC = er Y3 + Wd B, dcum += C_t . er Y3; <dS, S> */
+        float dss = 0.f;
+        const float er0 = r0 < q && first_seg(r0) ? expf(s_cum[r0]) : 0.f;
+        const float er1 = r1 < q && first_seg(r1) ? expf(s_cum[r1]) : 0.f;
+        for (long long n0 = 0; n0 < N; n0 += TQ) {
+            fill_tile(U0, c_at(n0));
+            fill_tile(U1, b_at(n0));
+            float acc[8][4] = {};
+            for (long long d0 = 0; d0 < D; d0 += TQ) {
+                fill_tile(U2, x_at(d0));
+                fill_tile(U3, [&](int r, int j) {
+                    const long long d = d0 + r, n = n0 + j;
+                    float v = 0.f;
+                    if (d < D && n < N) {
+                        v = dS[d * N + n];
+                        dss += v * S[d * N + n];
+                    }
+                    return elem<T>::store(v);
+                });
+                __syncthreads();
+                warp_mma<T, false, true>(acc, U2, U3, rb, 0, TQ);
+                __syncthreads();
+            }
+#pragma unroll
+            for (int hf = 0; hf < 2; hf++) {
+                const float rr = row_dot(acc, hf, U1, hf ? r1 : r0);
+                if (cq == 0)
+                    s_rr[hf ? r1 : r0] += rr;
+            }
+            scale_rows(acc, wl0, wl1);
+            warp_mma<T, true, true>(acc, Wx, U0, rb, rb, TQ); /* t >= s >= rb */
+#pragma unroll
+            for (int hf = 0; hf < 2; hf++) {
+                const int s = hf ? r1 : r0;
+#pragma unroll
+                for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                    for (int e = 0; e < 2; e++) {
+                        const long long n = n0 + nt * 8 + 2 * cq + e;
+                        if (s < q && n < N)
+                            store_bc(db, sdb, gdb, b, l0 + s, h, n, L, H, N, s_dt[s] * acc[nt][2 * hf + e]);
+                    }
+            }
+#pragma unroll
+            for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                for (int r = 0; r < 4; r++)
+                    acc[nt][r] = 0.f;
+            for (long long d0 = 0; d0 < D; d0 += TQ) {
+                fill_tile(U2, du_at(d0));
+                fill_tile(U3, [&](int r, int j) {
+                    return elem<T>::store(d0 + r < D && n0 + j < N ? S[(d0 + r) * N + n0 + j] : 0.f);
+                });
+                __syncthreads();
+                warp_mma<T, false, true>(acc, U2, U3, rb, 0, TQ);
+                __syncthreads();
+            }
+            scale_rows(acc, er0, er1);
+#pragma unroll
+            for (int hf = 0; hf < 2; hf++) {
+                const float inter = row_dot(acc, hf, U0, hf ? r1 : r0);
+                if (cq == 0)
+                    s_dcum[hf ? r1 : r0] += inter;
+            }
+            warp_mma<T, false, true>(acc, Wd, U1, rb, 0, rb + 16); /* s <= t < rb + 16 */
+#pragma unroll
+            for (int hf = 0; hf < 2; hf++) {
+                const int t = hf ? r1 : r0;
+#pragma unroll
+                for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                    for (int e = 0; e < 2; e++) {
+                        const long long n = n0 + nt * 8 + 2 * cq + e;
+                        if (t < q && n < N)
+                            store_bc(dc, sdc, gdc, b, l0 + t, h, n, L, H, N, acc[nt][2 * hf + e]);
+                    }
+            }
+            __syncthreads(); /* U0, U1 refilled next */
         }
-        __syncthreads();
-        if (pbias && tid == 0) {
-            double sb = 0.0;
-            for (int u = 0; u < q; u++)
-                sb += s_ddt0[u];
-            pbias[bh * K + c] = sb;
-        }
-        __syncthreads();
+        chunk_bwd_finish<T, OPTS>(sm, dss, q, A, dt, sdt, ddt, sddt, b, l0, h, &parts[bh * K + c],
+                                  pbias ? &pbias[bh * K + c] : NULL, o);
     }
 }
 
@@ -1500,7 +1859,7 @@ void launch_states(const ssd_geo &g, const bk_tensor &x, const bk_tensor &dt, co
         return;
     if constexpr (sizeof(T) == 2) {
         if (tc)
-            chunk_state_tc_kernel<T><<<blocks_for(total), kTcThreads, 0, s>>>(
+            chunk_state_tc_kernel<T, 0><<<blocks_for(total), kTcThreads, 0, s>>>(
                 (const T *)x.data, bk_view4_of(&x), (const T *)b.data, bk_view4_of(&b), (const T *)dt.data,
                 bk_view4_of(&dt), (const T *)a.data, a.strides[0], w.states, w.dec, g.L, g.H, g.D, g.N, g.K, total, o);
     }
@@ -1574,10 +1933,11 @@ void launch_fwd(const ssd_geo &g, const bk_ssd_fwd_args *a, const ssd_ws &w, cud
     const long long total = g.BH * g.K * ((g.D + TQ - 1) / TQ);
     launch_states<T>(g, a->x, a->dt, a->a, a->b, w, s, true, o, a->initial_states, a->final_states);
     if constexpr (sizeof(T) == 2) {
-        chunk_scan_tc_kernel<T><<<blocks_for(total), kTcThreads, 0, s>>>(
+        chunk_scan_tc_kernel<T, 0><<<blocks_for(total), kTcThreads, 0, s>>>(
             (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->dt.data, bk_view4_of(&a->dt),
             (const T *)a->a.data, a->a.strides[0], (const T *)a->b.data, bk_view4_of(&a->b), (const T *)a->c.data,
-            bk_view4_of(&a->c), (T *)a->y.data, bk_view4_of(&a->y), w.states, g.L, g.H, g.D, g.N, g.K, total, o);
+            bk_view4_of(&a->c), (T *)a->y.data, bk_view4_of(&a->y), w.states, g.L, g.H, g.D, g.N, g.K, total, o,
+            NULL, bk_view4{0, 0, 0, 0});
     } else {
         chunk_scan_kernel<T, 0><<<blocks_for(total), kThreads, 0, s>>>(
             (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->dt.data, bk_view4_of(&a->dt),
@@ -1621,27 +1981,61 @@ void launch_bwd(const ssd_geo &g, const bk_ssd_desc *d, const bk_ssd_bwd_args *a
         launch_head_sums<T>(g, d, a, w, s);
         return;
     }
-    launch_states<T>(g, a->x, a->dt, a->a, a->b, w, s, false, o, a->initial_states, NULL);
-    if (a->dz && g.D > 0)
-        chunk_scan_kernel<T, 1><<<blocks_for(total * ((g.D + TQ - 1) / TQ)), kThreads, 0, s>>>(
-            (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->dt.data, bk_view4_of(&a->dt),
-            (const T *)a->a.data, a->a.strides[0], (const T *)a->b.data, bk_view4_of(&a->b), (const T *)a->c.data,
-            bk_view4_of(&a->c), (T *)a->dz->data, bk_view4_of(a->dz), w.states, g.L, g.H, g.D, g.N, g.K,
-            total * ((g.D + TQ - 1) / TQ), o, (const T *)a->dy.data, bk_view4_of(&a->dy));
-    const long long tiles = ((g.D + TQ - 1) / TQ) * ((g.N + TQ - 1) / TQ);
+    const bool tc = sizeof(T) == 2 && g.D > 0 && g.N > 0; /* f16/bf16: the products on tensor cores */
+    launch_states<T>(g, a->x, a->dt, a->a, a->b, w, s, tc, o, a->initial_states, NULL);
+    const long long dtiles = (g.D + TQ - 1) / TQ, tiles = dtiles * ((g.N + TQ - 1) / TQ);
+    if (a->dz && g.D > 0) {
+        bool done = false;
+        if constexpr (sizeof(T) == 2) {
+            if (tc) {
+                chunk_scan_tc_kernel<T, 1><<<blocks_for(total * dtiles), kTcThreads, 0, s>>>(
+                    (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->dt.data, bk_view4_of(&a->dt),
+                    (const T *)a->a.data, a->a.strides[0], (const T *)a->b.data, bk_view4_of(&a->b),
+                    (const T *)a->c.data, bk_view4_of(&a->c), (T *)a->dz->data, bk_view4_of(a->dz), w.states, g.L,
+                    g.H, g.D, g.N, g.K, total * dtiles, o, (const T *)a->dy.data, bk_view4_of(&a->dy));
+                done = true;
+            }
+        }
+        if (!done)
+            chunk_scan_kernel<T, 1><<<blocks_for(total * dtiles), kThreads, 0, s>>>(
+                (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->dt.data, bk_view4_of(&a->dt),
+                (const T *)a->a.data, a->a.strides[0], (const T *)a->b.data, bk_view4_of(&a->b),
+                (const T *)a->c.data, bk_view4_of(&a->c), (T *)a->dz->data, bk_view4_of(a->dz), w.states, g.L, g.H,
+                g.D, g.N, g.K, total * dtiles, o, (const T *)a->dy.data, bk_view4_of(&a->dy));
+    }
     if (tiles > 0) {
-        chunk_state_kernel<T, 1><<<blocks_for(total * tiles), kThreads, 0, s>>>(
-            (const T *)a->dy.data, bk_view4_of(&a->dy), (const T *)a->c.data, bk_view4_of(&a->c),
-            (const T *)a->dt.data, bk_view4_of(&a->dt), (const T *)a->a.data, a->a.strides[0], w.dstates, NULL, g.L,
-            g.H, g.D, g.N, g.K, total * tiles, o);
+        bool done = false;
+        if constexpr (sizeof(T) == 2) {
+            if (tc) {
+                chunk_state_tc_kernel<T, 1><<<blocks_for(total * tiles), kTcThreads, 0, s>>>(
+                    (const T *)a->dy.data, bk_view4_of(&a->dy), (const T *)a->c.data, bk_view4_of(&a->c),
+                    (const T *)a->dt.data, bk_view4_of(&a->dt), (const T *)a->a.data, a->a.strides[0], w.dstates,
+                    NULL, g.L, g.H, g.D, g.N, g.K, total * tiles, o);
+                done = true;
+            }
+        }
+        if (!done)
+            chunk_state_kernel<T, 1><<<blocks_for(total * tiles), kThreads, 0, s>>>(
+                (const T *)a->dy.data, bk_view4_of(&a->dy), (const T *)a->c.data, bk_view4_of(&a->c),
+                (const T *)a->dt.data, bk_view4_of(&a->dt), (const T *)a->a.data, a->a.strides[0], w.dstates, NULL,
+                g.L, g.H, g.D, g.N, g.K, total * tiles, o);
         launch_pass<T>(g, w.dstates, w.dec, g.K, 1, a->dfinal_states, a->dinitial_states, s);
     }
     /* the plain problem has its own instantiation (runtime option tests cost it about a quarter) */
     const bool opts = o.bias || o.softplus || o.limit || o.P > 1 || o.skip_kind != BK_SSD_SKIP_NONE || o.z || o.seq ||
                       w.pbias || w.pskip || w.gdb || w.gdc;
     auto kernel = opts ? chunk_bwd_kernel<T, true> : chunk_bwd_kernel<T, false>;
-    cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kBwdSmem);
-    kernel<<<blocks_for(total), kThreads, kBwdSmem, s>>>(
+    int threads = kThreads;
+    size_t smem = kBwdSmem;
+    if constexpr (sizeof(T) == 2) {
+        if (tc) {
+            kernel = opts ? chunk_bwd_tc_kernel<T, true> : chunk_bwd_tc_kernel<T, false>;
+            threads = kTcThreads;
+            smem = kBwdTcSmem;
+        }
+    }
+    cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    kernel<<<blocks_for(total), threads, smem, s>>>(
         (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->dt.data, bk_view4_of(&a->dt), (const T *)a->a.data,
         a->a.strides[0], (const T *)a->b.data, bk_view4_of(&a->b), (const T *)a->c.data, bk_view4_of(&a->c),
         (const T *)a->dy.data, bk_view4_of(&a->dy), (T *)a->dx.data, bk_view4_of(&a->dx), (T *)a->ddt.data,

@@ -9,12 +9,17 @@
 #include "cpu/ssd.h"
 #include "cuda/ssd_cuda.h"
 
-enum { SSD_BWD_KERNEL_CPU = 0, SSD_BWD_KERNEL_CUDA = 1 };
+enum { SSD_BWD_KERNEL_CPU = 0, SSD_BWD_KERNEL_CUDA = 1, SSD_BWD_KERNEL_CUDA_TC = 2 };
 
 static const bk_kernel_entry ssd_bwd_kernels[] = {
 #ifdef BK_WITH_CUDA
-    /* chunked SSD on CUDA cores: f32 math and f32 states for f32/f16/bf16, every option, no atomics */
-    {SSD_BWD_KERNEL_CUDA, BK_TARGET_CUDA, 80, 0, BK_ARCH_SM80, BK_DT(BK_DTYPE_F32) | BK_DT_HALVES, BK_BACKEND_BESPOKE,
+    /* chunked SSD, f16/bf16: the chunk products on tensor cores (16-bit operands, f32
+     * accumulate; states and their gradients kept in f32 in the workspace), every option,
+     * no atomics */
+    {SSD_BWD_KERNEL_CUDA_TC, BK_TARGET_CUDA, 80, 0, BK_ARCH_SM80, BK_DT_HALVES, BK_BACKEND_BESPOKE,
+     {BK_MATH_F16_BF16_TENSOR, BK_DTYPE_F32, true, true}, bk_ssd_rejects_dims},
+    /* chunked SSD, f32: f32 math on CUDA cores, every option, no atomics */
+    {SSD_BWD_KERNEL_CUDA, BK_TARGET_CUDA, 80, 0, BK_ARCH_SM80, BK_DT(BK_DTYPE_F32), BK_BACKEND_BESPOKE,
      {BK_MATH_F32, BK_DTYPE_F32, true, true}, bk_ssd_rejects_dims},
 #endif
     {SSD_BWD_KERNEL_CPU, BK_TARGET_CPU, 0, 0, BK_ARCH_CPU, BK_DT_FLOATS, BK_BACKEND_REFERENCE,
@@ -82,7 +87,8 @@ size_t bk_ssd_bwd_workspace_size(const bk_ssd_bwd_plan *plan)
     switch (plan->info.kernel) {
     case SSD_BWD_KERNEL_CPU: return bk_cpu_ssd_bwd_workspace(&plan->desc);
 #ifdef BK_WITH_CUDA
-    case SSD_BWD_KERNEL_CUDA: return bk_cuda_ssd_bwd_workspace(&plan->desc);
+    case SSD_BWD_KERNEL_CUDA:
+    case SSD_BWD_KERNEL_CUDA_TC: return bk_cuda_ssd_bwd_workspace(&plan->desc);
 #endif
     }
     return 0;
@@ -97,7 +103,8 @@ bk_status bk_ssd_bwd_run(const bk_ssd_bwd_plan *plan, void *stream, bk_workspace
     switch (plan->info.kernel) {
     case SSD_BWD_KERNEL_CPU: return bk_cpu_ssd_bwd(&plan->desc, args, workspace.data);
 #ifdef BK_WITH_CUDA
-    case SSD_BWD_KERNEL_CUDA: return bk_cuda_ssd_bwd(&plan->desc, args, workspace.data, stream);
+    case SSD_BWD_KERNEL_CUDA:
+    case SSD_BWD_KERNEL_CUDA_TC: return bk_cuda_ssd_bwd(&plan->desc, args, workspace.data, stream);
 #endif
     }
     return bk_fail(BK_STATUS_INVALID_PROBLEM, "ssd_bwd: plan names kernel %d, which does not exist",
