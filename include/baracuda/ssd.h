@@ -70,8 +70,9 @@
  * chunk_size says (the result does not depend on it). Both directions run their chunk
  * products on tensor cores for f16/bf16 (plan precision BK_MATH_F16_BF16_TENSOR: 16-bit
  * operands, f32 accumulate; rounded to the dtype are the inputs, the decay-weighted B and
- * C, the f32 states and the masked scores, and in the backward also dL/du (dy silu(z)),
- * the f32 state gradients and the masked dy.x scores) and in f32 on CUDA cores for f32
+ * C, the f32 states and the masked scores, and in the backward also dL/du (dy silu(z);
+ * a sum of two 16-bit parts, about 16 bits, in the chunk products), the f32 state
+ * gradients and the masked dy.x scores) and in f32 on CUDA cores for f32
  * (BK_MATH_F32). Sums, decays and the dA / ddt terms stay in f32 (f64 where noted). Both
  * are deterministic (no atomics; dA, dskip and ddt_bias are reduced in a fixed order in
  * f64, the group sums of dB and dC head by head). Options on CUDA: the forward runs every

@@ -24,8 +24,8 @@
  *   chunk) writes dx, dB, dC, ddt and the chunk's f64 parts of dA, ddt_bias, dskip, which
  *   head_sums adds (b, then chunks); group_sum adds per-head dB, dC rows when P > 1.
  *   f32 on CUDA cores; f16/bf16 (D, N > 0) on tensor cores: chunk_state_tc (both MODEs),
- *   chunk_scan_tc MODE 1, chunk_bwd_tc (its ten 64x64 products on mma.sync; operands
- *   rounded to T: dL/du, the f32 states and state gradients, the masked weights).
+ *   chunk_scan_tc MODE 1, chunk_bwd_tc (its 64x64 products on mma.sync; operands rounded
+ *   to T: the f32 states and state gradients, the masked weights; dL/du as hi + lo).
  *   No atomics anywhere: every output is bit-identical from run to run.
  * Workspace (ssd_layout): states [BH][K][D][N] f32 + dec [BH][K]; the backward adds dstates,
  * the parts [BH][K] (and [BH][K][D]) f64, per-head dB, dC [B][L][H][N] f32 when P > 1.
@@ -1545,8 +1545,8 @@ __device__ __forceinline__ float row_dot(const float (&acc)[8][4], int hf, const
     return v + __shfl_xor_sync(0xffffffffu, v, 2);
 }
 
-/* Dynamic shared memory of chunk_bwd_tc_kernel: Wg, Wx, Wd and four operand tiles of T. */
-const int kBwdTcTiles = 7;
+/* Dynamic shared memory of chunk_bwd_tc_kernel: Wg, Wx, Wd and five operand tiles of T. */
+const int kBwdTcTiles = 8;
 const size_t kBwdTcSmem = (size_t)kBwdTcTiles * TQ * kPad * 2;
 
 /* chunk_bwd on tensor cores (f16, bf16): the blocks, outputs, options and f32 sums of
@@ -1576,7 +1576,7 @@ __global__ void __launch_bounds__(kTcThreads)
     auto first_seg = [&](int s) { return !o.seq || s_seg[s] == 0; };
     typedef T row_t[kPad];
     row_t *Wg = (row_t *)bwd_tc_smem, *Wx = Wg + TQ, *Wd = Wx + TQ; /* [t][s] */
-    row_t *U0 = Wd + TQ, *U1 = U0 + TQ, *U2 = U1 + TQ, *U3 = U2 + TQ; /* operand tiles */
+    row_t *U0 = Wd + TQ, *U1 = U0 + TQ, *U2 = U1 + TQ, *U3 = U2 + TQ, *U4 = U3 + TQ; /* operand tiles */
     float(*P)[TQ + 1] = (float(*)[TQ + 1])U0;                          /* phase 1's P, over U0 and U1 */
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, cq = lane % 4, rb = warp * 16;
     const int r0 = rb + lane / 4, r1 = r0 + 8;
@@ -1603,6 +1603,16 @@ __global__ void __launch_bounds__(kTcThreads)
                 return r < q && w0 + j < D ? elem<T>::store(ld_du(o, dy, sdy, b, l0 + r, h, w0 + j)) : zero;
             };
         };
+        /* dL/du - its rounding (dU = hi + lo to about 16 bits: the products feeding dcum
+           and ddt see dL/du as the f32 kernel does, not rounded to T) */
+        auto dul_at = [&](long long w0) {
+            return [=](int r, int j) {
+                if (!(r < q && w0 + j < D))
+                    return zero;
+                const float v = ld_du(o, dy, sdy, b, l0 + r, h, w0 + j);
+                return elem<T>::store(v - elem<T>::load(elem<T>::store(v)));
+            };
+        };
 
         /* phase 1: G = C B^T, DX = dU x^T (t, s); Wg, Wx, Wd; P -> dcum */
         {
@@ -1616,9 +1626,11 @@ __global__ void __launch_bounds__(kTcThreads)
             }
             for (long long d0 = 0; d0 < D; d0 += TQ) {
                 fill_tile(U0, du_at(d0));
+                fill_tile(U2, dul_at(d0));
                 fill_tile(U1, x_at(d0));
                 __syncthreads();
                 warp_mma<T, false, false>(X, U0, U1, rb, 0, TQ);
+                warp_mma<T, false, false>(X, U2, U1, rb, 0, TQ);
                 __syncthreads();
             }
 #pragma unroll
@@ -1660,10 +1672,12 @@ __global__ void __launch_bounds__(kTcThreads)
                 __syncthreads();
             }
             fill_tile(U2, du_at(d0));
+            fill_tile(U4, dul_at(d0));
             fill_tile(U3, x_at(d0));
             __syncthreads();
             scale_rows(gacc, wl0, wl1);
             warp_mma<T, true, true>(gacc, Wg, U2, rb, rb, TQ); /* t >= s >= rb */
+            warp_mma<T, true, true>(gacc, Wg, U4, rb, rb, TQ);
 #pragma unroll
             for (int hf = 0; hf < 2; hf++) {
                 const int s = hf ? r1 : r0;
@@ -1743,11 +1757,13 @@ __global__ void __launch_bounds__(kTcThreads)
                     acc[nt][r] = 0.f;
             for (long long d0 = 0; d0 < D; d0 += TQ) {
                 fill_tile(U2, du_at(d0));
+                fill_tile(U4, dul_at(d0));
                 fill_tile(U3, [&](int r, int j) {
                     return elem<T>::store(d0 + r < D && n0 + j < N ? S[(d0 + r) * N + n0 + j] : 0.f);
                 });
                 __syncthreads();
                 warp_mma<T, false, true>(acc, U2, U3, rb, 0, TQ);
+                warp_mma<T, false, true>(acc, U4, U3, rb, 0, TQ);
                 __syncthreads();
             }
             scale_rows(acc, er0, er1);
