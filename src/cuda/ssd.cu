@@ -25,15 +25,16 @@
  *   head_sums adds (b, then chunks); group_sum adds per-head dB, dC rows when P > 1.
  *   f32 on CUDA cores; f16/bf16 (D, N > 0) on tensor cores: chunk_state_tc (both MODEs),
  *   chunk_scan_tc MODE 1, chunk_bwd_tc (its 64x64 products on mma.sync; operands rounded
- *   to T: the f32 states and state gradients, the masked weights; dL/du as hi + lo).
+ *   to T: the f32 states and state gradients, the masked weights; dL/du as hi + lo;
+ *   each operand tile loaded once per chunk where D, N <= 64, 16-byte cp.async when aligned).
  *   No atomics anywhere: every output is bit-identical from run to run.
  * Workspace (ssd_layout): states [BH][K][D][N] f32 + dec [BH][K]; the backward adds dstates,
  * the parts [BH][K] (and [BH][K][D]) f64, per-head dB, dC [B][L][H][N] f32 when P > 1.
  * ssd_step: a block of 128 threads per (request, head): ssd_step_vec_kernel for 16-byte
  * rows (N a power-of-two multiple of 16 bytes, at most 32 chunks), else ssd_step_kernel;
  * f32 update, fixed shuffle order; a request outside the pool is counted and skipped.
- * Not yet (speed): vector loads in the generic and backward kernels, a fused backward
- * state pass, operand tiles kept across chunk_bwd_tc's phases.
+ * Not yet (speed): vector loads in the generic kernels and the backward's chunk_state /
+ * chunk_scan, a fused backward state pass (as chunk_state_pass_v), 8 warps in chunk_bwd_tc.
  */
 #include "common.cuh"
 #include "cuda/ssd_cuda.h"
@@ -1493,6 +1494,7 @@ template <typename T, bool XT, bool YT>
 __device__ __forceinline__ void warp_mma(float (&acc)[8][4], const T (*X)[kPad], const T (*Y)[kPad], int rb, int kb0,
                                          int kb1)
 {
+#pragma unroll 1
     for (int kb = kb0; kb < kb1; kb += 16) {
         uint32_t af[4];
         if (XT)
@@ -1510,13 +1512,6 @@ __device__ __forceinline__ void warp_mma(float (&acc)[8][4], const T (*X)[kPad],
             bk_mma16<T>::mma(acc[nt + 1], af, bf + 2);
         }
     }
-}
-
-/* tile[r][j] = f(r, j) for a 64 x 64 tile (every thread of a kTcThreads block). */
-template <typename T, typename F> __device__ __forceinline__ void fill_tile(T (*tile)[kPad], F f)
-{
-    for (int i = threadIdx.x; i < TQ * TQ; i += kTcThreads)
-        tile[i / TQ][i % TQ] = f(i / TQ, i % TQ);
 }
 
 /* rows hf (0: g, 1: g + 8) of acc times f (one factor per row). */
@@ -1545,96 +1540,233 @@ __device__ __forceinline__ float row_dot(const float (&acc)[8][4], int hf, const
     return v + __shfl_xor_sync(0xffffffffu, v, 2);
 }
 
-/* Dynamic shared memory of chunk_bwd_tc_kernel: Wg, Wx, Wd and five operand tiles of T. */
+/* Dynamic shared memory of chunk_bwd_tc_kernel: eight 64 x 64 tiles of T (Wg, Wx, x, dU hi,
+ * dU lo, C, B, F), 72 KB; with 3.8 KB static, two blocks per SM (as its registers). */
 const int kBwdTcTiles = 8;
 const size_t kBwdTcSmem = (size_t)kBwdTcTiles * TQ * kPad * 2;
 
+/* tile[r][j] = src[r * rs + j] (16-bit; 64 rows from src, 64 columns), zero where r >= q or
+ * j >= w. vec: 16-byte cp.async pieces (src and rs*2 multiples of 16, w a multiple of 8; the
+ * caller waits before its barrier), else element by element. */
+template <typename T>
+__device__ __forceinline__ void load_tile(T (*tile)[kPad], const T *src, long long rs, int q, long long w, bool vec)
+{
+    if (vec) {
+#pragma unroll
+        for (int it = 0; it < TQ * 8 / kTcThreads; it++) {
+            const int i = threadIdx.x + it * kTcThreads, r = i >> 3, j = (i & 7) * 8;
+            if (r < q && j < w)
+                bk_cp_async16(bk_smem_addr(&tile[r][j]), src + r * rs + j, 16);
+            else
+                zero16(&tile[r][j]);
+        }
+    } else {
+        for (int i = threadIdx.x; i < TQ * TQ; i += kTcThreads) {
+            const int r = i / TQ, j = i % TQ;
+            tile[r][j] = r < q && j < w ? src[r * rs + j] : elem<T>::store(0.f);
+        }
+    }
+}
+
+/* hi[r][j] + lo[r][j] = dL/du of row r (dy, times silu(z) with the gate; f32 split into two
+ * roundings to T, about 16 bits), zero where r >= q or j >= w; dy, z: row 0 of the tile
+ * (strides rdy, rz). vec as load_tile (16-byte loads into registers). */
+template <typename T>
+__device__ __forceinline__ void load_du(T (*hi)[kPad], T (*lo)[kPad], const T *dy, long long rdy, const T *z,
+                                        long long rz, int q, long long w, bool vec)
+{
+    auto split = [](float v, T &h, T &l) {
+        h = elem<T>::store(v);
+        l = elem<T>::store(v - elem<T>::load(h));
+    };
+    if (vec) {
+#pragma unroll 1
+        for (int it = 0; it < TQ * 8 / kTcThreads; it++) {
+            const int i = threadIdx.x + it * kTcThreads, r = i >> 3, j = (i & 7) * 8;
+            const bool in = r < q && j < w;
+            const uint4 zz = make_uint4(0u, 0u, 0u, 0u);
+            const uint4 vd = in ? *(const uint4 *)(dy + r * rdy + j) : zz;
+            const uint4 vz = in && z ? *(const uint4 *)(z + r * rz + j) : zz;
+            T ed[8], ez[8], eh[8], el[8];
+            memcpy(ed, &vd, 16);
+            memcpy(ez, &vz, 16);
+#pragma unroll
+            for (int e = 0; e < 8; e++)
+                split(z ? ld(&ed[e]) * siluf_(ld(&ez[e])) : ld(&ed[e]), eh[e], el[e]);
+            memcpy(&hi[r][j], eh, 16);
+            memcpy(&lo[r][j], el, 16);
+        }
+    } else {
+        for (int i = threadIdx.x; i < TQ * TQ; i += kTcThreads) {
+            const int r = i / TQ, j = i % TQ;
+            float v = 0.f;
+            if (r < q && j < w) {
+                v = ld(dy + r * rdy + j);
+                if (z)
+                    v *= siluf_(ld(z + r * rz + j));
+            }
+            split(v, hi[r][j], lo[r][j]);
+        }
+    }
+}
+
+/* tile[r][j] = f32 src[r * N + j] rounded to T, zero where r >= rows or j >= w; v4: float4
+ * loads (src 16-byte aligned, N and w multiples of 4). With dot (S's tile), *dss += src .
+ * dot over the tile (fixed order per thread). */
+template <typename T>
+__device__ __forceinline__ void load_ftile(T (*tile)[kPad], const float *src, long long N, int rows, long long w,
+                                           bool v4, const float *dot = nullptr, float *dss = nullptr)
+{
+    if (v4) {
+#pragma unroll 1
+        for (int i = threadIdx.x; i < TQ * 16; i += kTcThreads) {
+            const int r = i >> 4, j = (i & 15) * 4;
+            float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+            if (r < rows && j < w) {
+                v = *(const float4 *)(src + r * N + j);
+                if (dot) {
+                    const float4 d = *(const float4 *)(dot + r * N + j);
+                    *dss += v.x * d.x + v.y * d.y + v.z * d.z + v.w * d.w;
+                }
+            }
+            uint2 p;
+            p.x = bk_mma16<T>::pack(v.x, v.y);
+            p.y = bk_mma16<T>::pack(v.z, v.w);
+            *(uint2 *)&tile[r][j] = p;
+        }
+    } else {
+        for (int i = threadIdx.x; i < TQ * TQ; i += kTcThreads) {
+            const int r = i / TQ, j = i % TQ;
+            float v = 0.f;
+            if (r < rows && j < w) {
+                v = src[r * N + j];
+                if (dot)
+                    *dss += v * dot[r * N + j];
+            }
+            tile[r][j] = elem<T>::store(v);
+        }
+    }
+}
+
+/* Two adjacent outputs (columns j, j + 1 of row p; j + 1 < w unless odd w) of T rows or the
+ * f32 per-head rows acc (store_bc's). pair: one 4-byte store (vectorised views). */
+template <typename T>
+__device__ __forceinline__ void store2(T *p, float *acc, bool pair, long long j, long long w, float v0, float v1)
+{
+    if (acc) {
+        acc[j] = v0;
+        if (j + 1 < w)
+            acc[j + 1] = v1;
+    } else if (pair) {
+        *(uint32_t *)(p + j) = bk_mma16<T>::pack(v0, v1);
+    } else {
+        p[j] = elem<T>::store(v0);
+        if (j + 1 < w)
+            p[j + 1] = elem<T>::store(v1);
+    }
+}
+
 /* chunk_bwd on tensor cores (f16, bf16): the blocks, outputs, options and f32 sums of
- * chunk_bwd_kernel, its ten chunk products on mma.sync (16-bit operands, f32 accumulate;
- * 4 warps, warp w rows 16w..16w+15 of every 64 x 64 product). Operands rounded to T: the
- * inputs (exact), dL/du, the f32 states S and dS, and the masked weights Wg = w (C B^T),
- * Wx = w (dy x^T), Wd = Wx dt_s straight from the accumulators (as the forward's scores);
- * the P terms of dcum come from the f32 accumulators. Causal blocks (s > t) are skipped. */
+ * chunk_bwd_kernel, its chunk products on mma.sync (16-bit operands, f32 accumulate; 4
+ * warps, warp w rows 16w..16w+15 of every 64 x 64 product). Operands rounded to T: the
+ * inputs (exact), the f32 states S and dS, Wg = w (C B^T), Wx = w (dU x^T) and dt_s B_s
+ * (dC's Wx dt B term); dL/du is hi + lo (two products). The P terms of dcum come from the
+ * f32 accumulators (row sums per warp, column sums over the warps in a fixed order).
+ * Tiles are loaded once per chunk where the widths allow (x, dU for D <= 64; C, B reused
+ * across phases: tags), by 16-byte cp.async when vec (host: vec_view of every 16-bit view,
+ * D and N multiples of 8); the f32 states by float4 when v4. Causal blocks are skipped. */
 template <typename T, bool OPTS>
-__global__ void __launch_bounds__(kTcThreads)
+__global__ void __launch_bounds__(kTcThreads, 2) /* ~230 registers: 2 blocks per SM */
     chunk_bwd_tc_kernel(const T *x, bk_view4 sx, const T *dt, bk_view4 sdt, const T *a, long long sa, const T *bm,
                         bk_view4 sb, const T *cm, bk_view4 sc, const T *dy, bk_view4 sdy, T *dx, bk_view4 sdx, T *ddt,
                         bk_view4 sddt, T *db, bk_view4 sdb, T *dc, bk_view4 sdc, const float *states,
                         const float *dstates, double *parts, double *pbias_in, double *pskip_in, float *gdb_in,
                         float *gdc_in, long long L, long long H, long long D, long long N, long long K, long long total,
-                        ssd_kopts opts)
+                        ssd_kopts opts, bool vec, bool v4)
 {
     const ssd_kopts o = OPTS ? opts : kopts_none();
     double *const pbias = OPTS ? pbias_in : NULL, *const pskip = OPTS ? pskip_in : NULL;
     float *const gdb = OPTS ? gdb_in : NULL, *const gdc = OPTS ? gdc_in : NULL;
     extern __shared__ __align__(16) unsigned char bwd_tc_smem[];
     __shared__ float s_dt[TQ], s_cum[TQ], s_ddt0[TQ], s_rr[TQ], s_da[TQ], s_red[kTcThreads];
+    __shared__ float s_rowp[TQ], s_colp[kTcThreads / 32][TQ];
     __shared__ int s_seg[TQ];
     __shared__ double s_dcum[TQ];
     const bwd_smem sm = {s_dt, s_cum, s_ddt0, s_rr, s_da, s_red, s_seg, s_dcum};
     auto same_seg = [&](int s, int t) { return !o.seq || s_seg[s] == s_seg[t]; };
     auto first_seg = [&](int s) { return !o.seq || s_seg[s] == 0; };
     typedef T row_t[kPad];
-    row_t *Wg = (row_t *)bwd_tc_smem, *Wx = Wg + TQ, *Wd = Wx + TQ; /* [t][s] */
-    row_t *U0 = Wd + TQ, *U1 = U0 + TQ, *U2 = U1 + TQ, *U3 = U2 + TQ, *U4 = U3 + TQ; /* operand tiles */
-    float(*P)[TQ + 1] = (float(*)[TQ + 1])U0;                          /* phase 1's P, over U0 and U1 */
+    row_t *Wg = (row_t *)bwd_tc_smem, *Wx = Wg + TQ;             /* [t][s]; Wg's tile holds S in phase 3 */
+    row_t *Xs = Wx + TQ, *Uh = Xs + TQ, *Ul = Uh + TQ;           /* x [s][d], dL/du hi, lo [t][d] */
+    row_t *Tc = Ul + TQ, *Tb = Tc + TQ, *Tf = Tb + TQ;           /* C [t][n], B [s][n], F (dS, dt B) */
+    row_t *Ts = Wg;                                              /* S [d][n] (phase 3) */
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, cq = lane % 4, rb = warp * 16;
     const int r0 = rb + lane / 4, r1 = r0 + 8;
-    const T zero = elem<T>::store(0.f);
     for (long long blk = blockIdx.x; blk < total; blk += gridDim.x) {
         const long long c = blk % K, bh = blk / K, b = bh / H, h = bh % H, l0 = c * TQ;
         const long long hg = h / o.P; /* the group whose B and C head h reads */
         const int q = (int)min((long long)TQ, L - l0), last = q - 1;
         const float A = ld(a + h * sa);
-        chunk_prologue(dt, sdt, b, l0, h, q, A, s_dt, s_cum, s_seg, o);
+        const T *xb = x + b * sx.s0 + l0 * sx.s1 + h * sx.s2, *dyb = dy + b * sdy.s0 + l0 * sdy.s1 + h * sdy.s2;
+        const T *zb = o.z ? (const T *)o.z + b * o.sz.s0 + l0 * o.sz.s1 + h * o.sz.s2 : nullptr;
+        const T *cb = cm + b * sc.s0 + l0 * sc.s1 + hg * sc.s2, *bb = bm + b * sb.s0 + l0 * sb.s1 + hg * sb.s2;
         const float *S = states + (bh * K + c) * D * N, *dS = dstates + (bh * K + c) * D * N;
-        /* chunk rows r (step l0 + r), columns w0 + j, zero outside: C, B (group hg), x, dL/du */
-        auto c_at = [&](long long w0) {
-            return [=](int r, int j) { return r < q && w0 + j < N ? cm[off4(sc, b, l0 + r, hg, w0 + j)] : zero; };
+        long long tag_x = -1, tag_c = -1, tag_b = -1; /* the column tile x / dU, C, B hold */
+        auto need_x = [&](long long d0) {              /* x and dU of columns d0.. (no barrier) */
+            if (tag_x != d0) {
+                load_tile(Xs, xb + d0, sx.s1, q, D - d0, vec);
+                load_du(Uh, Ul, dyb + d0, sdy.s1, zb ? zb + d0 : nullptr, o.sz.s1, q, D - d0, vec);
+                tag_x = d0;
+            }
         };
-        auto b_at = [&](long long w0) {
-            return [=](int r, int j) { return r < q && w0 + j < N ? bm[off4(sb, b, l0 + r, hg, w0 + j)] : zero; };
+        auto need_c = [&](long long n0) {
+            if (tag_c != n0) {
+                load_tile(Tc, cb + n0, sc.s1, q, N - n0, vec);
+                tag_c = n0;
+            }
         };
-        auto x_at = [&](long long w0) {
-            return [=](int r, int j) { return r < q && w0 + j < D ? x[off4(sx, b, l0 + r, h, w0 + j)] : zero; };
+        auto need_b = [&](long long n0) {
+            if (tag_b != n0) {
+                load_tile(Tb, bb + n0, sb.s1, q, N - n0, vec);
+                tag_b = n0;
+            }
         };
-        auto du_at = [&](long long w0) {
-            return [=](int r, int j) {
-                return r < q && w0 + j < D ? elem<T>::store(ld_du(o, dy, sdy, b, l0 + r, h, w0 + j)) : zero;
-            };
+        auto ready = [&]() { /* the tiles loaded above, visible to the block */
+            if (vec)
+                bk_cp_async_wait_all();
+            __syncthreads();
         };
-        /* dL/du - its rounding (dU = hi + lo to about 16 bits: the products feeding dcum
-           and ddt see dL/du as the f32 kernel does, not rounded to T) */
-        auto dul_at = [&](long long w0) {
-            return [=](int r, int j) {
-                if (!(r < q && w0 + j < D))
-                    return zero;
-                const float v = ld_du(o, dy, sdy, b, l0 + r, h, w0 + j);
-                return elem<T>::store(v - elem<T>::load(elem<T>::store(v)));
-            };
-        };
+        need_x(0);
+        need_c(0);
+        need_b(0);
+        chunk_prologue(dt, sdt, b, l0, h, q, A, s_dt, s_cum, s_seg, o);
+        ready();
 
-        /* phase 1: G = C B^T, DX = dU x^T (t, s); Wg, Wx, Wd; P -> dcum */
+        /* phase 1: X = dU x^T, G = C B^T (t, s); Wg, Wx; P's row and column sums -> dcum */
         {
             float G[8][4] = {}, X[8][4] = {};
-            for (long long n0 = 0; n0 < N; n0 += TQ) {
-                fill_tile(U0, c_at(n0));
-                fill_tile(U1, b_at(n0));
-                __syncthreads();
-                warp_mma<T, false, false>(G, U0, U1, rb, 0, TQ);
-                __syncthreads();
-            }
             for (long long d0 = 0; d0 < D; d0 += TQ) {
-                fill_tile(U0, du_at(d0));
-                fill_tile(U2, dul_at(d0));
-                fill_tile(U1, x_at(d0));
-                __syncthreads();
-                warp_mma<T, false, false>(X, U0, U1, rb, 0, TQ);
-                warp_mma<T, false, false>(X, U2, U1, rb, 0, TQ);
-                __syncthreads();
+                if (d0 > 0) {
+                    __syncthreads();
+                    need_x(d0);
+                    ready();
+                }
+                warp_mma<T, false, false>(X, Uh, Xs, rb, 0, TQ);
+                warp_mma<T, false, false>(X, Ul, Xs, rb, 0, TQ);
             }
+            for (long long n0 = 0; n0 < N; n0 += TQ) {
+                if (n0 > 0) {
+                    __syncthreads();
+                    need_c(n0);
+                    need_b(n0);
+                    ready();
+                }
+                warp_mma<T, false, false>(G, Tc, Tb, rb, 0, TQ);
+            }
+            float rowp[2] = {0.f, 0.f};
 #pragma unroll
-            for (int nt = 0; nt < 8; nt++)
+            for (int nt = 0; nt < 8; nt++) {
+                float colp[2] = {0.f, 0.f};
 #pragma unroll
                 for (int hf = 0; hf < 2; hf++) {
                     const int t = hf ? r1 : r0, s = nt * 8 + 2 * cq;
@@ -1645,148 +1777,177 @@ __global__ void __launch_bounds__(kTcThreads)
                         const float w = (se <= t && t < q && same_seg(se, t)) ? expf(s_cum[t] - s_cum[se]) : 0.f;
                         wg[e] = w * G[nt][2 * hf + e];
                         wx[e] = w * X[nt][2 * hf + e];
-                        P[t][s + e] = wg[e] * X[nt][2 * hf + e] * s_dt[s + e];
+                        const float p = wg[e] * X[nt][2 * hf + e] * s_dt[se];
+                        rowp[hf] += p;
+                        colp[e] += p;
                     }
                     *(uint32_t *)&Wg[t][s] = bk_mma16<T>::pack(wg[0], wg[1]);
                     *(uint32_t *)&Wx[t][s] = bk_mma16<T>::pack(wx[0], wx[1]);
-                    *(uint32_t *)&Wd[t][s] = bk_mma16<T>::pack(wx[0] * s_dt[s], wx[1] * s_dt[s + 1]);
                 }
+#pragma unroll
+                for (int e = 0; e < 2; e++) { /* over the warp's 8 row groups */
+                    float v = colp[e];
+                    v += __shfl_xor_sync(0xffffffffu, v, 4);
+                    v += __shfl_xor_sync(0xffffffffu, v, 8);
+                    v += __shfl_xor_sync(0xffffffffu, v, 16);
+                    if (lane < 4)
+                        s_colp[warp][nt * 8 + 2 * cq + e] = v;
+                }
+            }
+#pragma unroll
+            for (int hf = 0; hf < 2; hf++) {
+                float v = rowp[hf];
+                v += __shfl_xor_sync(0xffffffffu, v, 1);
+                v += __shfl_xor_sync(0xffffffffu, v, 2);
+                if (cq == 0)
+                    s_rowp[hf ? r1 : r0] = v;
+            }
             __syncthreads();
-            chunk_bwd_dcum(P, s_dcum, s_ddt0, s_rr);
-            __syncthreads();
+            if (tid < TQ) {
+                double col = 0.0;
+                for (int w = 0; w < kTcThreads / 32; w++)
+                    col += s_colp[w][tid];
+                s_dcum[tid] = (double)s_rowp[tid] - col;
+                s_ddt0[tid] = 0.f;
+                s_rr[tid] = 0.f;
+            }
+            /* the barrier before the first use of s_ddt0 / s_rr is phase 2's first */
         }
         const float wl0 = r0 < q && same_seg(r0, last) ? expf(s_cum[last] - s_cum[r0]) : 0.f;
         const float wl1 = r1 < q && same_seg(r1, last) ? expf(s_cum[last] - s_cum[r1]) : 0.f;
 
         /* phase 2, per 64 columns of D: g = wl (B dS^T) + Wg^T dU (rows s); dx = dt g +
-         * skip dU; ddt0_s += x_s . g_s; dskip's part */
+         * skip dU; ddt0_s += x_s . g_s; dskip's part. N tiles from the last (B cached). */
+        const long long nlast = (N - 1) / TQ * TQ;
         for (long long d0 = 0; d0 < D; d0 += TQ) {
             float gacc[8][4] = {};
-            for (long long n0 = 0; n0 < N; n0 += TQ) {
-                fill_tile(U0, b_at(n0));
-                fill_tile(U1, [&](int r, int j) {
-                    return elem<T>::store(d0 + r < D && n0 + j < N ? dS[(d0 + r) * N + n0 + j] : 0.f);
-                });
-                __syncthreads();
-                warp_mma<T, false, false>(gacc, U0, U1, rb, 0, TQ);
-                __syncthreads();
+            for (long long n0 = nlast; n0 >= 0; n0 -= TQ) {
+                __syncthreads(); /* Tb, Tf, x / dU free */
+                need_b(n0);
+                if (n0 == 0)
+                    need_x(d0);
+                load_ftile(Tf, dS + d0 * N + n0, N, (int)min((long long)TQ, D - d0), N - n0, v4);
+                ready();
+                warp_mma<T, false, false>(gacc, Tb, Tf, rb, 0, TQ);
             }
-            fill_tile(U2, du_at(d0));
-            fill_tile(U4, dul_at(d0));
-            fill_tile(U3, x_at(d0));
-            __syncthreads();
             scale_rows(gacc, wl0, wl1);
-            warp_mma<T, true, true>(gacc, Wg, U2, rb, rb, TQ); /* t >= s >= rb */
-            warp_mma<T, true, true>(gacc, Wg, U4, rb, rb, TQ);
+            warp_mma<T, true, true>(gacc, Wg, Uh, rb, rb, TQ); /* t >= s >= rb */
+            warp_mma<T, true, true>(gacc, Wg, Ul, rb, rb, TQ);
+            const float sk = o.skip_kind != BK_SSD_SKIP_NONE ? skip_of<T>(o, h, 0) : 0.f;
+            const bool chan = o.skip_kind == BK_SSD_SKIP_PER_CHANNEL;
 #pragma unroll
             for (int hf = 0; hf < 2; hf++) {
                 const int s = hf ? r1 : r0;
-                const float part = row_dot(gacc, hf, U3, s);
+                const float part = row_dot(gacc, hf, Xs, s);
                 if (cq == 0)
                     s_ddt0[s] += part;
+                if (s >= q)
+                    continue;
+                T *out = dx + b * sdx.s0 + (l0 + s) * sdx.s1 + h * sdx.s2 + d0;
 #pragma unroll
-                for (int nt = 0; nt < 8; nt++)
+                for (int nt = 0; nt < 8; nt++) {
+                    const int j = nt * 8 + 2 * cq;
+                    if (d0 + j >= D)
+                        continue;
+                    float v[2];
 #pragma unroll
                     for (int e = 0; e < 2; e++) {
-                        const long long d = d0 + nt * 8 + 2 * cq + e;
-                        if (s < q && d < D) {
-                            float v = s_dt[s] * gacc[nt][2 * hf + e];
-                            if (o.skip_kind != BK_SSD_SKIP_NONE)
-                                v += skip_of<T>(o, h, d) * ld_du(o, dy, sdy, b, l0 + s, h, d);
-                            dx[off4(sdx, b, l0 + s, h, d)] = elem<T>::store(v);
-                        }
+                        v[e] = s_dt[s] * gacc[nt][2 * hf + e];
+                        if (o.skip_kind != BK_SSD_SKIP_NONE)
+                            v[e] += (chan ? skip_of<T>(o, h, d0 + j + e) : sk) *
+                                    (ld(&Uh[s][j + e]) + ld(&Ul[s][j + e]));
                     }
+                    store2<T>(out, nullptr, vec, j, D - d0, v[0], v[1]);
+                }
             }
             if (pskip && tid < TQ && d0 + tid < D) {
-                float sk = 0.f;
+                float skp = 0.f;
                 for (int t = 0; t < q; t++)
-                    sk += ld_du(o, dy, sdy, b, l0 + t, h, d0 + tid) * ld(x + off4(sx, b, l0 + t, h, d0 + tid));
-                pskip[(bh * K + c) * D + d0 + tid] = sk;
+                    skp += (ld(&Uh[t][tid]) + ld(&Ul[t][tid])) * ld(&Xs[t][tid]);
+                pskip[(bh * K + c) * D + d0 + tid] = skp;
             }
-            __syncthreads();
         }
 
-        /* phase 3, per 64 columns of N: Y2 = x dS (rows s): rr, dB = dt_s (wl Y2 + Wx^T C);
-         * Y3 = dU S (rows t): dC = er Y3 + Wd B, dcum += C_t . er Y3; <dS, S> */
+        /* phase 3, per 64 columns of N: Y2 = x dS (rows s), Y3 = dU S (rows t) over D; rr;
+         * dB = dt_s (wl Y2 + Wx^T C); dcum += C_t . er Y3; dC = er Y3 + Wx (dt B); <dS, S> */
         float dss = 0.f;
         const float er0 = r0 < q && first_seg(r0) ? expf(s_cum[r0]) : 0.f;
         const float er1 = r1 < q && first_seg(r1) ? expf(s_cum[r1]) : 0.f;
         for (long long n0 = 0; n0 < N; n0 += TQ) {
-            fill_tile(U0, c_at(n0));
-            fill_tile(U1, b_at(n0));
-            float acc[8][4] = {};
-            for (long long d0 = 0; d0 < D; d0 += TQ) {
-                fill_tile(U2, x_at(d0));
-                fill_tile(U3, [&](int r, int j) {
-                    const long long d = d0 + r, n = n0 + j;
-                    float v = 0.f;
-                    if (d < D && n < N) {
-                        v = dS[d * N + n];
-                        dss += v * S[d * N + n];
-                    }
-                    return elem<T>::store(v);
-                });
-                __syncthreads();
-                warp_mma<T, false, true>(acc, U2, U3, rb, 0, TQ);
-                __syncthreads();
+            float Y2[8][4] = {};
+            for (long long d0 = 0; d0 < D; d0 += TQ) { /* dS into Tf, S into Ts (<dS, S>) */
+                __syncthreads(); /* every tile but Wx free (Wg dead after phase 2) */
+                need_c(n0);
+                need_b(n0);
+                need_x(d0);
+                const int rows = (int)min((long long)TQ, D - d0);
+                load_ftile(Tf, dS + d0 * N + n0, N, rows, N - n0, v4);
+                load_ftile(Ts, S + d0 * N + n0, N, rows, N - n0, v4, dS + d0 * N + n0, &dss);
+                ready();
+                warp_mma<T, false, true>(Y2, Xs, Tf, rb, 0, TQ);
             }
 #pragma unroll
             for (int hf = 0; hf < 2; hf++) {
-                const float rr = row_dot(acc, hf, U1, hf ? r1 : r0);
+                const float rr = row_dot(Y2, hf, Tb, hf ? r1 : r0);
                 if (cq == 0)
                     s_rr[hf ? r1 : r0] += rr;
             }
-            scale_rows(acc, wl0, wl1);
-            warp_mma<T, true, true>(acc, Wx, U0, rb, rb, TQ); /* t >= s >= rb */
+            scale_rows(Y2, wl0, wl1);
+            warp_mma<T, true, true>(Y2, Wx, Tc, rb, rb, TQ); /* t >= s >= rb */
 #pragma unroll
             for (int hf = 0; hf < 2; hf++) {
                 const int s = hf ? r1 : r0;
+                if (s >= q)
+                    continue;
+                T *out = db + b * sdb.s0 + (l0 + s) * sdb.s1 + h * sdb.s2 + n0;
+                float *acc = gdb ? gdb + ((b * L + l0 + s) * H + h) * N + n0 : nullptr;
 #pragma unroll
-                for (int nt = 0; nt < 8; nt++)
-#pragma unroll
-                    for (int e = 0; e < 2; e++) {
-                        const long long n = n0 + nt * 8 + 2 * cq + e;
-                        if (s < q && n < N)
-                            store_bc(db, sdb, gdb, b, l0 + s, h, n, L, H, N, s_dt[s] * acc[nt][2 * hf + e]);
-                    }
+                for (int nt = 0; nt < 8; nt++) {
+                    const int j = nt * 8 + 2 * cq;
+                    if (n0 + j < N)
+                        store2<T>(out, acc, vec, j, N - n0, s_dt[s] * Y2[nt][2 * hf], s_dt[s] * Y2[nt][2 * hf + 1]);
+                }
             }
-#pragma unroll
-            for (int nt = 0; nt < 8; nt++)
-#pragma unroll
-                for (int r = 0; r < 4; r++)
-                    acc[nt][r] = 0.f;
-            for (long long d0 = 0; d0 < D; d0 += TQ) {
-                fill_tile(U2, du_at(d0));
-                fill_tile(U4, dul_at(d0));
-                fill_tile(U3, [&](int r, int j) {
-                    return elem<T>::store(d0 + r < D && n0 + j < N ? S[(d0 + r) * N + n0 + j] : 0.f);
-                });
-                __syncthreads();
-                warp_mma<T, false, true>(acc, U2, U3, rb, 0, TQ);
-                warp_mma<T, false, true>(acc, U4, U3, rb, 0, TQ);
-                __syncthreads();
+            float Y3[8][4] = {};
+            for (long long d0 = 0; d0 < D; d0 += TQ) { /* one D tile: dU and S still loaded */
+                if (D > TQ) {
+                    __syncthreads();
+                    need_x(d0);
+                    load_ftile(Ts, S + d0 * N + n0, N, (int)min((long long)TQ, D - d0), N - n0, v4);
+                    ready();
+                }
+                warp_mma<T, false, true>(Y3, Uh, Ts, rb, 0, TQ);
+                warp_mma<T, false, true>(Y3, Ul, Ts, rb, 0, TQ);
             }
-            scale_rows(acc, er0, er1);
+            scale_rows(Y3, er0, er1);
 #pragma unroll
             for (int hf = 0; hf < 2; hf++) {
-                const float inter = row_dot(acc, hf, U0, hf ? r1 : r0);
+                const float inter = row_dot(Y3, hf, Tc, hf ? r1 : r0);
                 if (cq == 0)
                     s_dcum[hf ? r1 : r0] += inter;
             }
-            warp_mma<T, false, true>(acc, Wd, U1, rb, 0, rb + 16); /* s <= t < rb + 16 */
+            __syncthreads(); /* Tf (dS) free: dt_s B_s into it */
+            for (int i = tid; i < TQ * TQ / 2; i += kTcThreads) {
+                const int r = i / (TQ / 2), j = (i % (TQ / 2)) * 2;
+                *(uint32_t *)&Tf[r][j] =
+                    bk_mma16<T>::pack(s_dt[r] * ld(&Tb[r][j]), s_dt[r] * ld(&Tb[r][j + 1]));
+            }
+            __syncthreads();
+            warp_mma<T, false, true>(Y3, Wx, Tf, rb, 0, rb + 16); /* s <= t < rb + 16 */
 #pragma unroll
             for (int hf = 0; hf < 2; hf++) {
                 const int t = hf ? r1 : r0;
+                if (t >= q)
+                    continue;
+                T *out = dc + b * sdc.s0 + (l0 + t) * sdc.s1 + h * sdc.s2 + n0;
+                float *acc = gdc ? gdc + ((b * L + l0 + t) * H + h) * N + n0 : nullptr;
 #pragma unroll
-                for (int nt = 0; nt < 8; nt++)
-#pragma unroll
-                    for (int e = 0; e < 2; e++) {
-                        const long long n = n0 + nt * 8 + 2 * cq + e;
-                        if (t < q && n < N)
-                            store_bc(dc, sdc, gdc, b, l0 + t, h, n, L, H, N, acc[nt][2 * hf + e]);
-                    }
+                for (int nt = 0; nt < 8; nt++) {
+                    const int j = nt * 8 + 2 * cq;
+                    if (n0 + j < N)
+                        store2<T>(out, acc, vec, j, N - n0, Y3[nt][2 * hf], Y3[nt][2 * hf + 1]);
+                }
             }
-            __syncthreads(); /* U0, U1 refilled next */
         }
         chunk_bwd_finish<T, OPTS>(sm, dss, q, A, dt, sdt, ddt, sddt, b, l0, h, &parts[bh * K + c],
                                   pbias ? &pbias[bh * K + c] : NULL, o);
@@ -2040,23 +2201,37 @@ void launch_bwd(const ssd_geo &g, const bk_ssd_desc *d, const bk_ssd_bwd_args *a
     /* the plain problem has its own instantiation (runtime option tests cost it about a quarter) */
     const bool opts = o.bias || o.softplus || o.limit || o.P > 1 || o.skip_kind != BK_SSD_SKIP_NONE || o.z || o.seq ||
                       w.pbias || w.pskip || w.gdb || w.gdc;
-    auto kernel = opts ? chunk_bwd_kernel<T, true> : chunk_bwd_kernel<T, false>;
-    int threads = kThreads;
-    size_t smem = kBwdSmem;
+    bool launched = false;
     if constexpr (sizeof(T) == 2) {
         if (tc) {
-            kernel = opts ? chunk_bwd_tc_kernel<T, true> : chunk_bwd_tc_kernel<T, false>;
-            threads = kTcThreads;
-            smem = kBwdTcSmem;
+            auto kernel = opts ? chunk_bwd_tc_kernel<T, true> : chunk_bwd_tc_kernel<T, false>;
+            /* 16-byte tile loads and pair stores for vectorised views; float4 state loads */
+            const bool vec = g.D % 8 == 0 && g.N % 8 == 0 && vec_view(a->x) && vec_view(a->dy) && vec_view(a->b) &&
+                             vec_view(a->c) && vec_view(a->dx) && vec_view(a->db) && vec_view(a->dc) &&
+                             (!a->z || vec_view(*a->z));
+            const bool v4 = g.N % 4 == 0 && (uintptr_t)w.states % 16 == 0 && (uintptr_t)w.dstates % 16 == 0;
+            cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kBwdTcSmem);
+            kernel<<<blocks_for(total), kTcThreads, kBwdTcSmem, s>>>(
+                (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->dt.data, bk_view4_of(&a->dt),
+                (const T *)a->a.data, a->a.strides[0], (const T *)a->b.data, bk_view4_of(&a->b),
+                (const T *)a->c.data, bk_view4_of(&a->c), (const T *)a->dy.data, bk_view4_of(&a->dy),
+                (T *)a->dx.data, bk_view4_of(&a->dx), (T *)a->ddt.data, bk_view4_of(&a->ddt), (T *)a->db.data,
+                bk_view4_of(&a->db), (T *)a->dc.data, bk_view4_of(&a->dc), w.states, w.dstates, w.parts, w.pbias,
+                w.pskip, w.gdb, w.gdc, g.L, g.H, g.D, g.N, g.K, total, o, vec, v4);
+            launched = true;
         }
     }
-    cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-    kernel<<<blocks_for(total), threads, smem, s>>>(
-        (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->dt.data, bk_view4_of(&a->dt), (const T *)a->a.data,
-        a->a.strides[0], (const T *)a->b.data, bk_view4_of(&a->b), (const T *)a->c.data, bk_view4_of(&a->c),
-        (const T *)a->dy.data, bk_view4_of(&a->dy), (T *)a->dx.data, bk_view4_of(&a->dx), (T *)a->ddt.data,
-        bk_view4_of(&a->ddt), (T *)a->db.data, bk_view4_of(&a->db), (T *)a->dc.data, bk_view4_of(&a->dc), w.states,
-        w.dstates, w.parts, w.pbias, w.pskip, w.gdb, w.gdc, g.L, g.H, g.D, g.N, g.K, total, o);
+    if (!launched) {
+        auto kernel = opts ? chunk_bwd_kernel<T, true> : chunk_bwd_kernel<T, false>;
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kBwdSmem);
+        kernel<<<blocks_for(total), kThreads, kBwdSmem, s>>>(
+            (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->dt.data, bk_view4_of(&a->dt),
+            (const T *)a->a.data, a->a.strides[0], (const T *)a->b.data, bk_view4_of(&a->b), (const T *)a->c.data,
+            bk_view4_of(&a->c), (const T *)a->dy.data, bk_view4_of(&a->dy), (T *)a->dx.data, bk_view4_of(&a->dx),
+            (T *)a->ddt.data, bk_view4_of(&a->ddt), (T *)a->db.data, bk_view4_of(&a->db), (T *)a->dc.data,
+            bk_view4_of(&a->dc), w.states, w.dstates, w.parts, w.pbias, w.pskip, w.gdb, w.gdc, g.L, g.H, g.D, g.N,
+            g.K, total, o);
+    }
     launch_head_sums<T>(g, d, a, w, s);
     const long long rows = g.B * g.L * (g.H / g.P) * g.N;
     if (g.P > 1 && rows > 0) {
