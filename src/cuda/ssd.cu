@@ -1541,7 +1541,9 @@ __device__ __forceinline__ float row_dot(const float (&acc)[8][4], int hf, const
 }
 
 /* Dynamic shared memory of chunk_bwd_tc_kernel: eight 64 x 64 tiles of T (Wg, Wx, x, dU hi,
- * dU lo, C, B, F), 72 KB; with 3.8 KB static, two blocks per SM (as its registers). */
+ * dU lo, C, B, F), 72 KB; with 2.5 KB static, three blocks fit an SM's 228 KB. Registers
+ * bounded for 3 blocks per SM on the plain problem (168, no spills), 2 with options (~230;
+ * at 168 ptxas spills). */
 const int kBwdTcTiles = 8;
 const size_t kBwdTcSmem = (size_t)kBwdTcTiles * TQ * kPad * 2;
 
@@ -1676,7 +1678,7 @@ __device__ __forceinline__ void store2(T *p, float *acc, bool pair, long long j,
  * across phases: tags), by 16-byte cp.async when vec (host: vec_view of every 16-bit view,
  * D and N multiples of 8); the f32 states by float4 when v4. Causal blocks are skipped. */
 template <typename T, bool OPTS>
-__global__ void __launch_bounds__(kTcThreads, 2) /* ~230 registers: 2 blocks per SM */
+__global__ void __launch_bounds__(kTcThreads, OPTS ? 2 : 3)
     chunk_bwd_tc_kernel(const T *x, bk_view4 sx, const T *dt, bk_view4 sdt, const T *a, long long sa, const T *bm,
                         bk_view4 sb, const T *cm, bk_view4 sc, const T *dy, bk_view4 sdy, T *dx, bk_view4 sdx, T *ddt,
                         bk_view4 sddt, T *db, bk_view4 sdb, T *dc, bk_view4 sdc, const float *states,
@@ -1689,7 +1691,6 @@ __global__ void __launch_bounds__(kTcThreads, 2) /* ~230 registers: 2 blocks per
     float *const gdb = OPTS ? gdb_in : NULL, *const gdc = OPTS ? gdc_in : NULL;
     extern __shared__ __align__(16) unsigned char bwd_tc_smem[];
     __shared__ float s_dt[TQ], s_cum[TQ], s_ddt0[TQ], s_rr[TQ], s_da[TQ], s_red[kTcThreads];
-    __shared__ float s_rowp[TQ], s_colp[kTcThreads / 32][TQ];
     __shared__ int s_seg[TQ];
     __shared__ double s_dcum[TQ];
     const bwd_smem sm = {s_dt, s_cum, s_ddt0, s_rr, s_da, s_red, s_seg, s_dcum};
@@ -1700,6 +1701,7 @@ __global__ void __launch_bounds__(kTcThreads, 2) /* ~230 registers: 2 blocks per
     row_t *Xs = Wx + TQ, *Uh = Xs + TQ, *Ul = Uh + TQ;           /* x [s][d], dL/du hi, lo [t][d] */
     row_t *Tc = Ul + TQ, *Tb = Tc + TQ, *Tf = Tb + TQ;           /* C [t][n], B [s][n], F (dS, dt B) */
     row_t *Ts = Wg;                                              /* S [d][n] (phase 3) */
+    float *s_rowp = (float *)Tf, (*s_colp)[TQ] = (float(*)[TQ])(s_rowp + TQ); /* phase 1, in Tf */
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, cq = lane % 4, rb = warp * 16;
     const int r0 = rb + lane / 4, r1 = r0 + 8;
     for (long long blk = blockIdx.x; blk < total; blk += gridDim.x) {
