@@ -1572,31 +1572,30 @@ __device__ __forceinline__ void load_tile(T (*tile)[kPad], const T *src, long lo
 
 /* hi[r][j] + lo[r][j] = dL/du of row r (dy, times silu(z) with the gate; f32 split into two
  * roundings to T, about 16 bits), zero where r >= q or j >= w; dy, z: row 0 of the tile
- * (strides rdy, rz). vec as load_tile (16-byte loads into registers). */
+ * (strides rdy, rz). vec (as load_tile): dy and z go by cp.async into hi and lo, and
+ * du_split turns them into dL/du after the wait (each thread its own pieces); else element
+ * by element, complete on return. */
+template <typename T> __device__ __forceinline__ void du_pair(float v, T &h, T &l)
+{
+    h = elem<T>::store(v);
+    l = elem<T>::store(v - elem<T>::load(h));
+}
 template <typename T>
 __device__ __forceinline__ void load_du(T (*hi)[kPad], T (*lo)[kPad], const T *dy, long long rdy, const T *z,
                                         long long rz, int q, long long w, bool vec)
 {
-    auto split = [](float v, T &h, T &l) {
-        h = elem<T>::store(v);
-        l = elem<T>::store(v - elem<T>::load(h));
-    };
     if (vec) {
-#pragma unroll 1
+#pragma unroll
         for (int it = 0; it < TQ * 8 / kTcThreads; it++) {
             const int i = threadIdx.x + it * kTcThreads, r = i >> 3, j = (i & 7) * 8;
-            const bool in = r < q && j < w;
-            const uint4 zz = make_uint4(0u, 0u, 0u, 0u);
-            const uint4 vd = in ? *(const uint4 *)(dy + r * rdy + j) : zz;
-            const uint4 vz = in && z ? *(const uint4 *)(z + r * rz + j) : zz;
-            T ed[8], ez[8], eh[8], el[8];
-            memcpy(ed, &vd, 16);
-            memcpy(ez, &vz, 16);
-#pragma unroll
-            for (int e = 0; e < 8; e++)
-                split(z ? ld(&ed[e]) * siluf_(ld(&ez[e])) : ld(&ed[e]), eh[e], el[e]);
-            memcpy(&hi[r][j], eh, 16);
-            memcpy(&lo[r][j], el, 16);
+            if (r < q && j < w) {
+                bk_cp_async16(bk_smem_addr(&hi[r][j]), dy + r * rdy + j, 16);
+                if (z)
+                    bk_cp_async16(bk_smem_addr(&lo[r][j]), z + r * rz + j, 16);
+            } else {
+                zero16(&hi[r][j]);
+                zero16(&lo[r][j]);
+            }
         }
     } else {
         for (int i = threadIdx.x; i < TQ * TQ; i += kTcThreads) {
@@ -1607,8 +1606,25 @@ __device__ __forceinline__ void load_du(T (*hi)[kPad], T (*lo)[kPad], const T *d
                 if (z)
                     v *= siluf_(ld(z + r * rz + j));
             }
-            split(v, hi[r][j], lo[r][j]);
+            du_pair(v, hi[r][j], lo[r][j]);
         }
+    }
+}
+/* load_du's vec path after cp.async.wait_all, by the threads that issued it (gate: z given) */
+template <typename T> __device__ __forceinline__ void du_split(T (*hi)[kPad], T (*lo)[kPad], bool gate)
+{
+#pragma unroll
+    for (int it = 0; it < TQ * 8 / kTcThreads; it++) {
+        const int i = threadIdx.x + it * kTcThreads, r = i >> 3, j = (i & 7) * 8;
+        T ed[8], ez[8], eh[8], el[8];
+        memcpy(ed, &hi[r][j], 16);
+        if (gate)
+            memcpy(ez, &lo[r][j], 16);
+#pragma unroll
+        for (int e = 0; e < 8; e++)
+            du_pair(gate ? ld(&ed[e]) * siluf_(ld(&ez[e])) : ld(&ed[e]), eh[e], el[e]);
+        memcpy(&hi[r][j], eh, 16);
+        memcpy(&lo[r][j], el, 16);
     }
 }
 
@@ -1714,11 +1730,13 @@ __global__ void __launch_bounds__(kTcThreads, OPTS ? 2 : 3)
         const T *cb = cm + b * sc.s0 + l0 * sc.s1 + hg * sc.s2, *bb = bm + b * sb.s0 + l0 * sb.s1 + hg * sb.s2;
         const float *S = states + (bh * K + c) * D * N, *dS = dstates + (bh * K + c) * D * N;
         long long tag_x = -1, tag_c = -1, tag_b = -1; /* the column tile x / dU, C, B hold */
+        bool du_split_due = false;                    /* vec: dy, z in Uh, Ul until ready() */
         auto need_x = [&](long long d0) {              /* x and dU of columns d0.. (no barrier) */
             if (tag_x != d0) {
                 load_tile(Xs, xb + d0, sx.s1, q, D - d0, vec);
                 load_du(Uh, Ul, dyb + d0, sdy.s1, zb ? zb + d0 : nullptr, o.sz.s1, q, D - d0, vec);
                 tag_x = d0;
+                du_split_due = vec;
             }
         };
         auto need_c = [&](long long n0) {
@@ -1734,8 +1752,12 @@ __global__ void __launch_bounds__(kTcThreads, OPTS ? 2 : 3)
             }
         };
         auto ready = [&]() { /* the tiles loaded above, visible to the block */
-            if (vec)
+            if (vec) {
                 bk_cp_async_wait_all();
+                if (du_split_due)
+                    du_split(Uh, Ul, zb != nullptr);
+                du_split_due = false;
+            }
             __syncthreads();
         };
         need_x(0);
