@@ -4,6 +4,7 @@
  * Math as sdpa_fwd.cu: S = scale Q K^T (+ softcap / ALiBi), masked (causal bottom-right,
  *   window, past Sk), online softmax in log2 units (exp2, the scale folded into log2 e),
  *   O = P V / l, lse = (m + log2 l) ln 2. f16/bf16 in, f32 accumulate, P rounded to T.
+ *   At D 64 one key block in 8 takes its exponentials on the FMA pipe (bk_ex2_fma).
  * Shapes: Dqk == Dv = D in {64, 128, 256}; rows 16-byte aligned (else sdpa_fwd.cu's
  *   mma.sync kernel runs). Dense: q [B,Hq,Sq,D], k/v [B,Hkv,Sk,D] (stride 0 on a head or
  *   batch axis allowed), y [B,Hq,Sq,D]. Paged: q/y [rows,Hq,D] by q_indptr, K/V pages.
@@ -47,11 +48,16 @@
 #include <cudaTypedefs.h>
 #include <limits.h>
 
+
 /* The tile sizes, the register split and the shared-memory map of one head dim. */
 template <int D> struct sm90_tiles {
     static constexpr int BM = kSm90Rows;             /* query rows per CTA: 2 consumers x 64 */
     static constexpr int BN = D == 256 ? 64 : 128;   /* keys per K / V buffer */
     static constexpr int STAGES = 2;                 /* K/V ring depth */
+    /* every EX2_FMA_EVERY-th key block's exponentials on the FMA pipe (0: none): at D 64
+       the softmax, not the tensor cores, sets the pace (the MUFU pipe does 16 exponentials
+       per clock per SM); one in 8 balances the two pipes best (bench/RESULTS.md run 11) */
+    static constexpr int EX2_FMA_EVERY = D == 64 ? 8 : 0;
     static constexpr int THREADS = 384;              /* producer + 2 consumer warpgroups */
     /* setmaxnreg split of the registers the CTA holds: 168 per thread at launch
        (__launch_bounds__(384, 1)), so producer + 2 consumers <= 3 x 168 = 504; asking for
@@ -523,7 +529,7 @@ __global__ void __launch_bounds__(384, 1)
                 score_transform<1, NB>(p, s, slope, m0, rbase, nBN, t4);
             if (n < kt.nf_lo || n > kt.nf_hi)
                 mask_tile<1, NB, BN>(p, s, m0, rbase, nBN, t4);
-            softmax_step<T, 1, NB, DB, true>(s, m_r, l_r, acc_o, pk, mul);
+            softmax_step<T, 1, NB, DB, true, C::EX2_FMA_EVERY>(s, m_r, l_r, acc_o, pk, mul);
         };
         /* Ping-pong: the two consumer warpgroups take turns at issuing their products
          * (named barriers 1 and 2), so one's softmax runs under the other's wgmmas. */
