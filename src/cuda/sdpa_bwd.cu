@@ -1120,7 +1120,8 @@ extern "C" bk_status bk_cuda_sdpa_bwd(const bk_sdpa_bwd_desc *d, const bk_sdpa_b
      * workspace or on a device with less shared memory (sm_86/89: 99 KB) the two-pass
      * kernel runs (the CUDA-core kernel at D = 256) */
     const bool sm90 = kernel == BK_CUDA_SDPA_BWD_SM90 && aligned && bk_sm90_bwd_ready(d, dq_acc);
-    const bool fused = (kernel == BK_CUDA_SDPA_BWD_FUSED || kernel == BK_CUDA_SDPA_BWD_SM90) && aligned && bk_cuda_sdpa_bwd_fused_rejects(d) == NULL &&
+    const bool fused = (kernel == BK_CUDA_SDPA_BWD_FUSED || kernel == BK_CUDA_SDPA_BWD_SM90) && aligned &&
+                       bk_cuda_sdpa_bwd_fused_rejects(d) == NULL &&
                        d->q_len < (1 << 30) && d->kv_len < (1 << 30) &&
                        (long long)d->q_len * (d->q_heads / d->kv_heads) < (1LL << 30) &&
                        ((uintptr_t)dq_acc & 15) == 0 && smem_fits(fused_smem_bytes(d->head_dim_qk));

@@ -337,7 +337,8 @@ __global__ void __launch_bounds__(384, 1)
     for (int j = 0; j < D / 8; j++) {
         const int e = 8 * j + 2 * t4;
         if (jg0 < Sk) {
-            *reinterpret_cast<uint32_t *>(dkp + jg0 * p.sdk2 + e) = bk_mma16<T>::pack(dk[4 * j] * scale, dk[4 * j + 1] * scale);
+            *reinterpret_cast<uint32_t *>(dkp + jg0 * p.sdk2 + e) =
+                bk_mma16<T>::pack(dk[4 * j] * scale, dk[4 * j + 1] * scale);
             *reinterpret_cast<uint32_t *>(dvp + jg0 * p.sdv2 + e) = bk_mma16<T>::pack(dv[4 * j], dv[4 * j + 1]);
         }
         if (jg1 < Sk) {
