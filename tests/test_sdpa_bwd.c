@@ -3,7 +3,8 @@
  * causal/GQA/stride-0 kv heads/window/softcap/ALiBi/padded views/empty rows/empty
  * extents, on the CPU and, when a GPU is present, on CUDA: every case through the kernel
  * each preference selects (FASTEST: the fused one-pass tensor-core kernel with atomic dq
- * where it applies; DETERMINISTIC: the two-pass tensor-core kernel; REFERENCE: the
+ * where it applies, on compute capability 9.0 the Hopper kernel (sdpa_bwd_sm90.cu) where
+ * it applies; DETERMINISTIC: the two-pass tensor-core kernel; REFERENCE: the
  * CUDA-core kernel), each plan's SKU and guarantee checked against the expected kernel,
  * plus larger GPU-only shapes (odd lengths, Sq != Sk, GQA, causal, every option of the
  * fused kernel) with a bit-identical rerun for deterministic plans; against central
@@ -84,12 +85,21 @@ static const cfg k_gpu_cases[] = {
     {"gpu 300x300 D64 causal bcast",     1, 4, 2,  300, 300, 64,  64,  true,  -1,  0.0, false, 0,   true,  0},
     {"gpu 150x201 D256 causal gqa 4/2",  1, 4, 2,  150, 201, 256, 256, true,  -1,  0.0, false, 0,   false, 0},
     {"gpu 97x65 D256 softcap alibi",     2, 2, 1,  97,  65,  256, 256, false, -1,  4.0, true,  0,   false, 8},
+    /* the Hopper kernel's cases (sm_90, FASTEST; elsewhere the fused kernel): GQA 1/4/8,
+       odd lengths, Sq != Sk both ways, causal and not, batch > 1, several key blocks and
+       query tiles per CTA, padded (aligned) views */
+    {"sm90 B3 H8/1 77x200 D128",         3, 8, 1,  77,  200, 128, 128, false, -1,  0.0, false, 0,   false, 0},
+    {"sm90 B2 H8/2 333x200 D64 causal",  2, 8, 2,  333, 200, 64,  64,  true,  -1,  0.0, false, 0,   false, 0},
+    {"sm90 B2 H2/2 200x333 D128 causal", 2, 2, 2,  200, 333, 128, 128, true,  -1,  0.0, false, 0,   false, 8},
+    {"sm90 B2 H4/4 77x77 D64",           2, 4, 4,  77,  77,  64,  64,  false, -1,  0.0, false, 0.3, false, 0},
+    {"sm90 B1 H4/1 517x1031 D128 causal", 1, 4, 1, 517, 1031, 128, 128, true, -1,  0.0, false, 0,   false, 0},
+    {"sm90 B2 H8/1 300x257 D64 bcast",   2, 8, 1,  300, 257, 64,  64,  true,  -1,  0.0, false, 0,   true,  0},
 };
 
 /* GPU-only cases that BK_TEST_QUICK keeps (each path of the fused kernel once). */
 static bool gpu_case_quick(size_t c)
 {
-    return c <= 1 || c == 5 || c == 6 || c == 7 || c == 11;
+    return c <= 1 || c == 5 || c == 6 || c == 7 || c == 11 || c == 13 || c == 14 || c == 17;
 }
 
 static double cfg_scale(const cfg *c)
@@ -262,19 +272,31 @@ static void *alloc_workspace(size_t bytes)
     return w;
 }
 
+/* Whether FASTEST selects the Hopper kernel (SKU arch sm90) for a case on `target`:
+ * compute capability 9.0, f16/bf16, Dqk == Dv in {64, 128}, no softcap, ALiBi or window. */
+static bool expect_sm90(bk_target target, const cfg *c, bk_dtype dt)
+{
+    return target.kind == BK_TARGET_CUDA && target.cc_major == 9 && target.cc_minor == 0 &&
+           (dt == BK_DTYPE_F16 || dt == BK_DTYPE_BF16) && c->dqk == c->dv && (c->dqk == 64 || c->dqk == 128) &&
+           c->softcap == 0.0 && !c->alibi && c->window < 0;
+}
+
 /* The CUDA kernel each preference must select: f16/bf16 with Dqk == Dv take the fused
- * tensor-core kernel (FASTEST, D 64/128/256; not deterministic) or the two-pass
- * tensor-core kernel (DETERMINISTIC, D 64/128), both SKU backend "bespoke"; everything
- * else and REFERENCE take the CUDA-core kernel ("reference", deterministic). */
+ * tensor-core kernel (FASTEST, D 64/128/256; not deterministic; on compute capability 9.0
+ * the Hopper kernel where expect_sm90, SKU arch sm90) or the two-pass tensor-core kernel
+ * (DETERMINISTIC, D 64/128), all SKU backend "bespoke"; everything else and REFERENCE take
+ * the CUDA-core kernel ("reference", deterministic). */
 static void check_gpu_kernel(const char *what, const bk_sdpa_bwd_plan *plan, const cfg *c, bk_dtype dt,
                              bk_preference pref)
 {
     const bool halves = (dt == BK_DTYPE_F16 || dt == BK_DTYPE_BF16) && c->dqk == c->dv;
     const bool fused = halves && pref == BK_PREFER_FASTEST && (c->dqk == 64 || c->dqk == 128 || c->dqk == 256);
     const bool tc = fused || (halves && pref == BK_PREFER_DETERMINISTIC && (c->dqk == 64 || c->dqk == 128));
+    const bool sm90 = pref == BK_PREFER_FASTEST && expect_sm90(plan->info.target, c, dt);
     char name[96], want[96];
     bk_sku_name(&plan->info.sku, name, sizeof name);
-    snprintf(want, sizeof want, "attention/sdpa_bwd/%s/sm80/%s", bk_dtype_name(dt), tc ? "bespoke" : "reference");
+    snprintf(want, sizeof want, "attention/sdpa_bwd/%s/%s/%s", bk_dtype_name(dt), sm90 ? "sm90" : "sm80",
+             tc ? "bespoke" : "reference");
     bkt_check(strcmp(name, want) == 0, what, "sku %s, expected %s", name, want);
     bkt_check(plan->info.precision.deterministic == !fused && plan->info.precision.bit_stable == !fused, what,
               "deterministic %d bit_stable %d, expected %d", (int)plan->info.precision.deterministic,
@@ -930,6 +952,69 @@ done:
     bkt_free(dv0);
 }
 
+/* Selection on a compute capability 9.0 target (no device needed): FASTEST takes the
+ * Hopper kernel (SKU arch sm90, not deterministic, the fused kernel's workspace) for
+ * f16/bf16 with Dqk == Dv in {64, 128} and no softcap, ALiBi or window, and the sm_80
+ * kernels otherwise; DETERMINISTIC and REFERENCE never take it; cc 8.0 and 8.9 never do. */
+static void test_select_sm90(void)
+{
+#ifdef BK_WITH_CUDA
+    const char *what = "sdpa_bwd select sm90";
+    const bk_target h100 = bk_target_cuda_cc(0, 9, 0);
+    bk_sdpa_bwd_desc base = {2, 8, 2, 333, 200, 128, 128, 0.09, true, -1, 0.0, false, BK_DTYPE_BF16};
+    struct {
+        const char *name;
+        int32_t d, dv, window;
+        double softcap;
+        bool alibi;
+        bk_dtype dt;
+        bk_target target;
+        bk_preference pref;
+        const char *sku;
+        bool deterministic;
+    } cases[] = {
+        {"bf16 D128", 128, 128, -1, 0.0, false, BK_DTYPE_BF16, h100, BK_PREFER_FASTEST, "attention/sdpa_bwd/bf16/sm90/bespoke", false},
+        {"f16 D64", 64, 64, -1, 0.0, false, BK_DTYPE_F16, h100, BK_PREFER_FASTEST, "attention/sdpa_bwd/f16/sm90/bespoke", false},
+        {"bf16 D256", 256, 256, -1, 0.0, false, BK_DTYPE_BF16, h100, BK_PREFER_FASTEST, "attention/sdpa_bwd/bf16/sm80/bespoke", false},
+        {"bf16 D96", 96, 96, -1, 0.0, false, BK_DTYPE_BF16, h100, BK_PREFER_FASTEST, "attention/sdpa_bwd/bf16/sm80/reference", true},
+        {"bf16 D128/64", 128, 64, -1, 0.0, false, BK_DTYPE_BF16, h100, BK_PREFER_FASTEST, "attention/sdpa_bwd/bf16/sm80/reference", true},
+        {"bf16 D128 window", 128, 128, 16, 0.0, false, BK_DTYPE_BF16, h100, BK_PREFER_FASTEST, "attention/sdpa_bwd/bf16/sm80/bespoke", false},
+        {"bf16 D128 softcap", 128, 128, -1, 5.0, false, BK_DTYPE_BF16, h100, BK_PREFER_FASTEST, "attention/sdpa_bwd/bf16/sm80/bespoke", false},
+        {"bf16 D128 alibi", 128, 128, -1, 0.0, true, BK_DTYPE_BF16, h100, BK_PREFER_FASTEST, "attention/sdpa_bwd/bf16/sm80/bespoke", false},
+        {"f32 D128", 128, 128, -1, 0.0, false, BK_DTYPE_F32, h100, BK_PREFER_FASTEST, "attention/sdpa_bwd/f32/sm80/reference", true},
+        {"bf16 D128 deterministic", 128, 128, -1, 0.0, false, BK_DTYPE_BF16, h100, BK_PREFER_DETERMINISTIC, "attention/sdpa_bwd/bf16/sm80/bespoke", true},
+        {"bf16 D128 reference", 128, 128, -1, 0.0, false, BK_DTYPE_BF16, h100, BK_PREFER_REFERENCE, "attention/sdpa_bwd/bf16/sm80/reference", true},
+        {"bf16 D128 sm_80", 128, 128, -1, 0.0, false, BK_DTYPE_BF16, bk_target_cuda_cc(0, 8, 0), BK_PREFER_FASTEST, "attention/sdpa_bwd/bf16/sm80/bespoke", false},
+        {"bf16 D128 sm_89", 128, 128, -1, 0.0, false, BK_DTYPE_BF16, bk_target_cuda_cc(0, 8, 9), BK_PREFER_FASTEST, "attention/sdpa_bwd/bf16/sm80/bespoke", false},
+        {"bf16 D128 sm_100", 128, 128, -1, 0.0, false, BK_DTYPE_BF16, bk_target_cuda_cc(0, 10, 0), BK_PREFER_FASTEST, "attention/sdpa_bwd/bf16/sm80/bespoke", false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        bk_sdpa_bwd_desc d = base;
+        d.head_dim_qk = cases[i].d;
+        d.head_dim_v = cases[i].dv;
+        d.window_left = cases[i].window;
+        d.softcap = cases[i].softcap;
+        d.alibi = cases[i].alibi;
+        d.dtype = cases[i].dt;
+        bk_sdpa_bwd_plan plan;
+        char name[96];
+        if (!bkt_expect_status(bk_sdpa_bwd_select(&d, cases[i].target, cases[i].pref, &plan), BK_STATUS_SUCCESS,
+                               cases[i].name))
+            continue;
+        bk_sku_name(&plan.info.sku, name, sizeof name);
+        bkt_check(strcmp(name, cases[i].sku) == 0, what, "%s: sku %s, expected %s", cases[i].name, name, cases[i].sku);
+        bkt_check(plan.info.precision.deterministic == cases[i].deterministic &&
+                      plan.info.precision.bit_stable == cases[i].deterministic,
+                  what, "%s: deterministic %d", cases[i].name, (int)plan.info.precision.deterministic);
+        /* CUDA workspace: D_i and lse rows (f32), plus the f32 dq accumulator when not deterministic */
+        const size_t rows = (size_t)d.batch * d.q_heads * d.q_len;
+        const size_t need = 2 * rows * 4 + (cases[i].deterministic ? 0 : rows * (size_t)d.head_dim_qk * 4);
+        const size_t ws = bk_sdpa_bwd_workspace_size(&plan);
+        bkt_check(ws >= need && ws <= need + 768, what, "%s: workspace_size %zu for %zu bytes", cases[i].name, ws, need);
+    }
+#endif
+}
+
 /* True when the fastest CUDA plan for d is a tensor-core kernel. */
 static bool tc_applies(bk_target gpu, const bk_sdpa_bwd_desc *d)
 {
@@ -950,8 +1035,10 @@ static void test_cuda(void)
     bk_sdpa_bwd_plan plan;
     char name[96];
     if (bkt_expect_status(bk_sdpa_bwd_select(&d, gpu, BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS, what)) {
+        const bool hopper = gpu.cc_major == 9 && gpu.cc_minor == 0;
         bk_sku_name(&plan.info.sku, name, sizeof name);
-        bkt_check(strcmp(name, "attention/sdpa_bwd/bf16/sm80/bespoke") == 0, what, "bf16 D64 fastest sku %s", name);
+        bkt_check(strcmp(name, hopper ? "attention/sdpa_bwd/bf16/sm90/bespoke" : "attention/sdpa_bwd/bf16/sm80/bespoke") == 0,
+                  what, "bf16 D64 fastest sku %s", name);
         bkt_check(!plan.info.precision.deterministic && !plan.info.precision.bit_stable, what,
                   "the fused kernel (atomics) claims determinism");
     }
@@ -1055,6 +1142,7 @@ int main(void)
     for (size_t t = 0; t < sizeof k_dtypes / sizeof k_dtypes[0]; t++)
         test_determinism(k_dtypes[t]);
     test_bad_inputs();
+    test_select_sm90();
     test_cuda();
     test_overflow();
     return bkt_finish();

@@ -60,6 +60,7 @@
  * kernel at D 256. Batch is launched in chunks of 65535 (grid z). */
 #include "common.cuh"
 #include "cuda/sdpa_bwd_cuda.h"
+#include "sdpa_bwd_sm90.h"
 
 #include <math.h>
 
@@ -986,6 +987,29 @@ template <typename T> struct tc_launch16 {
 template <> struct tc_launch<__half> : tc_launch16<__half> {};
 template <> struct tc_launch<__nv_bfloat16> : tc_launch16<__nv_bfloat16> {};
 
+/* The Hopper kernel (sdpa_bwd_sm90.cu), then dq from its f32 accumulator; 16-bit types. */
+template <typename T> struct sm90_launch {
+    static bk_status run(const bwd_params &, const bk_sdpa_bwd_desc *, const bk_sdpa_bwd_args *, cudaStream_t)
+    {
+        return BK_STATUS_UNSUPPORTED;
+    }
+};
+template <typename T> struct sm90_launch16 {
+    static bk_status run(const bwd_params &p, const bk_sdpa_bwd_desc *d, const bk_sdpa_bwd_args *a, cudaStream_t s)
+    {
+        BK_TRY(bk_sm90_bwd_launch(d, a, (const float *)p.lrow, (const float *)p.drow, p.dqacc, s));
+        const long long chunks = (long long)p.Sq * (p.Dqk / 8), nbh = (long long)p.B * p.Hq;
+        const dim3 cgrid((unsigned)min((chunks + 255) / 256, 1024LL), (unsigned)min(nbh, 65535LL));
+        if (p.Dqk == 64)
+            bwd_dq_convert<T, 64><<<cgrid, 256, 0, s>>>(p);
+        else
+            bwd_dq_convert<T, 128><<<cgrid, 256, 0, s>>>(p);
+        return BK_STATUS_SUCCESS;
+    }
+};
+template <> struct sm90_launch<__half> : sm90_launch16<__half> {};
+template <> struct sm90_launch<__nv_bfloat16> : sm90_launch16<__nv_bfloat16> {};
+
 /* Rows of the view start on 16-byte boundaries: base aligned, row/head/batch strides
  * multiples of 8 elements. */
 static bool rows_aligned16(const bk_tensor *t)
@@ -1095,7 +1119,9 @@ extern "C" bk_status bk_cuda_sdpa_bwd(const bk_sdpa_bwd_desc *d, const bk_sdpa_b
      * tiles need up to 201 KB of shared memory; past 2^30 rows, with a misaligned
      * workspace or on a device with less shared memory (sm_86/89: 99 KB) the two-pass
      * kernel runs (the CUDA-core kernel at D = 256) */
-    const bool fused = kernel == BK_CUDA_SDPA_BWD_FUSED && aligned && bk_cuda_sdpa_bwd_fused_rejects(d) == NULL &&
+    const bool sm90 = kernel == BK_CUDA_SDPA_BWD_SM90 && aligned && bk_sm90_bwd_ready(d, dq_acc);
+    const bool fused = (kernel == BK_CUDA_SDPA_BWD_FUSED || kernel == BK_CUDA_SDPA_BWD_SM90) && aligned &&
+                       bk_cuda_sdpa_bwd_fused_rejects(d) == NULL &&
                        d->q_len < (1 << 30) && d->kv_len < (1 << 30) &&
                        (long long)d->q_len * (d->q_heads / d->kv_heads) < (1LL << 30) &&
                        ((uintptr_t)dq_acc & 15) == 0 && smem_fits(fused_smem_bytes(d->head_dim_qk));
@@ -1105,7 +1131,7 @@ extern "C" bk_status bk_cuda_sdpa_bwd(const bk_sdpa_bwd_desc *d, const bk_sdpa_b
     BK_DISPATCH_FLOAT(d->dtype, T, {
         if (rows > 0)
             bwd_rows_kernel<T><<<bk_grid_for(rows * 32, kThreads), kThreads, 0, s>>>(p);
-        st = tc ? tc_launch<T>::run(p, s, fused) : launch_generic<T>(p, s);
+        st = sm90 ? sm90_launch<T>::run(p, d, a, s) : tc ? tc_launch<T>::run(p, s, fused) : launch_generic<T>(p, s);
     });
     BK_TRY(st);
     return bk_cuda_check_launch("sdpa_bwd");

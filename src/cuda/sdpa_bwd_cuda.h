@@ -11,7 +11,9 @@ extern "C" {
 typedef enum bk_cuda_sdpa_bwd_kernel {
     BK_CUDA_SDPA_BWD_GENERIC = 0, /* CUDA cores, every dtype and option, deterministic */
     BK_CUDA_SDPA_BWD_TC = 1,      /* tensor cores, dk/dv pass + dq pass, deterministic */
-    BK_CUDA_SDPA_BWD_FUSED = 2    /* tensor cores, one pass, dq by f32 atomics */
+    BK_CUDA_SDPA_BWD_FUSED = 2,   /* tensor cores, one pass, dq by f32 atomics */
+    BK_CUDA_SDPA_BWD_SM90 = 3     /* Hopper (wgmma, TMA), one pass, dq by f32 atomics
+                                     (src/cuda/sdpa_bwd_sm90.cu) */
 } bk_cuda_sdpa_bwd_kernel;
 /* Bytes per element of the per-row scratch arrays (D_i and lse): 8 for f64, else 4.
  * The workspace holds two such arrays of batch * q_heads * q_len elements. */
@@ -22,6 +24,9 @@ const char *bk_cuda_sdpa_bwd_tc_rejects(const bk_sdpa_bwd_desc *d);
 /* The fused tensor-core kernel runs this descriptor (f16/bf16, head_dim_qk == head_dim_v
  * in {64, 128, 256}); NULL if so, else the reason. */
 const char *bk_cuda_sdpa_bwd_fused_rejects(const bk_sdpa_bwd_desc *d);
+/* The Hopper kernel runs this descriptor (f16/bf16, head_dim_qk == head_dim_v in {64, 128},
+ * no softcap, ALiBi or window); NULL if so, else the reason. */
+const char *bk_cuda_sdpa_bwd_sm90_rejects(const bk_sdpa_bwd_desc *d);
 /* Runs the backward with `kernel`. The tensor-core kernels need views whose rows are
  * 16-byte aligned; otherwise the CUDA-core kernel runs. The fused kernel also needs
  * q_len, kv_len < 2^30, a 16-byte aligned dq_acc and a device with enough shared memory
@@ -29,7 +34,10 @@ const char *bk_cuda_sdpa_bwd_fused_rejects(const bk_sdpa_bwd_desc *d);
  * the CUDA-core kernel (D 256).
  * d_rows and lse_rows are the workspace's two row arrays (see row_bytes); dq_acc (fused
  * only, else unused) is an f32 [batch, q_heads, q_len, head_dim_qk] accumulator, 16-byte
- * aligned, that run clears (cudaMemsetAsync) itself. */
+ * aligned, that run clears (cudaMemsetAsync) itself. The Hopper kernel (SM90) takes the
+ * fused kernel's workspace and runs where bk_sm90_bwd_ready allows (sm_90a code in the
+ * binary, 0 < q_len, kv_len < 2^30, rows 16-byte aligned), else the fused kernel's rules
+ * apply. */
 bk_status bk_cuda_sdpa_bwd(const bk_sdpa_bwd_desc *d, const bk_sdpa_bwd_args *a, bk_cuda_sdpa_bwd_kernel kernel,
                            void *d_rows, void *lse_rows, void *dq_acc, void *stream);
 #ifdef __cplusplus

@@ -11,19 +11,29 @@
  *         kernels (src/cuda/sdpa_bwd.cu) need two row arrays [B,Hq,Sq] of the compute
  *         type (D_i = <dy_i, y_i> and lse) and, for the fused kernel, an f32 dq
  *         accumulator [B,Hq,Sq,Dqk], carved by sdpa_bwd_cuda_layout.
- *         Table, first match wins: CUDA fused tensor cores (f16/bf16, Dqk == Dv in
+ *         Table, first match wins: on compute capability 9.0 the Hopper kernel
+ *         (src/cuda/sdpa_bwd_sm90.cu: wgmma + TMA; f16/bf16, Dqk == Dv in {64, 128}, no
+ *         softcap/ALiBi/window; SKU arch sm90, backend "bespoke"; dq by f32 atomics, NOT
+ *         deterministic; it runs the fused kernel where its run-time conditions fail),
+ *         CUDA fused tensor cores (f16/bf16, Dqk == Dv in
  *         {64, 128, 256}; SKU backend "bespoke"; dq by f32 atomics, so NOT
  *         deterministic), CUDA two-pass tensor cores (Dqk == Dv in {64, 128}, same SKU,
  *         deterministic: what BK_PREFER_DETERMINISTIC selects there), CUDA cores (every dtype and option; SKU
  *         backend "reference", f64 math for f64 and f32 math otherwise; deterministic),
  *         CPU (deterministic).
- * Not yet: no sm_90-specific kernel. No dslopes (ALiBi slopes are treated as constants). */
+ * Not yet: no dslopes (ALiBi slopes are treated as constants). */
 #include "core/core.h"
 #include "core/sdpa_check.h"
 #include "cpu/sdpa.h"
 #include "cuda/sdpa_bwd_cuda.h"
 
-enum { SDPA_BWD_KERNEL_CPU = 0, SDPA_BWD_KERNEL_CUDA_TC = 1, SDPA_BWD_KERNEL_CUDA = 2, SDPA_BWD_KERNEL_CUDA_FUSED = 3 };
+enum {
+    SDPA_BWD_KERNEL_CPU = 0,
+    SDPA_BWD_KERNEL_CUDA_TC = 1,
+    SDPA_BWD_KERNEL_CUDA = 2,
+    SDPA_BWD_KERNEL_CUDA_FUSED = 3,
+    SDPA_BWD_KERNEL_CUDA_SM90 = 4
+};
 
 #ifdef BK_WITH_CUDA
 static const char *tc_rejects(const void *desc)
@@ -34,10 +44,19 @@ static const char *fused_rejects(const void *desc)
 {
     return bk_cuda_sdpa_bwd_fused_rejects((const bk_sdpa_bwd_desc *)desc);
 }
+static const char *sm90_rejects(const void *desc)
+{
+    return bk_cuda_sdpa_bwd_sm90_rejects((const bk_sdpa_bwd_desc *)desc);
+}
 #endif
 
 static const bk_kernel_entry sdpa_bwd_kernels[] = {
 #ifdef BK_WITH_CUDA
+    /* Hopper (compute capability 9.0, sm_90a code): wgmma and TMA, one pass, dq summed
+     * with f32 atomics (neither deterministic nor bit-stable); D 64/128, no softcap,
+     * ALiBi or window */
+    {SDPA_BWD_KERNEL_CUDA_SM90, BK_TARGET_CUDA, 90, 90, BK_ARCH_SM90, BK_DT_HALVES, BK_BACKEND_BESPOKE,
+     {BK_MATH_F16_BF16_TENSOR, BK_DTYPE_F32, false, false}, sm90_rejects},
     /* one pass, dq summed with f32 atomics: neither deterministic nor bit-stable */
     {SDPA_BWD_KERNEL_CUDA_FUSED, BK_TARGET_CUDA, 80, 0, BK_ARCH_SM80, BK_DT_HALVES, BK_BACKEND_BESPOKE,
      {BK_MATH_F16_BF16_TENSOR, BK_DTYPE_F32, false, false}, fused_rejects},
@@ -95,7 +114,7 @@ bk_status bk_sdpa_bwd_can_implement(const bk_sdpa_bwd_plan *plan, const bk_sdpa_
 
 #ifdef BK_WITH_CUDA
 /* The CUDA kernels' workspace, for sizing (base NULL) and carving: D_i, then lse, each
- * [B, Hq, Sq] of bk_cuda_sdpa_bwd_row_bytes; for the fused kernel then the f32 dq
+ * [B, Hq, Sq] of bk_cuda_sdpa_bwd_row_bytes; for the fused and Hopper kernels then the f32 dq
  * accumulator [B, Hq, Sq, Dqk] (else *dq_acc = NULL). Returns the bytes, SIZE_MAX on
  * overflow (the checked sizes of core.h and the saturating carver). */
 static size_t sdpa_bwd_cuda_layout(const bk_sdpa_bwd_desc *d, bool fused, void *base, void **d_rows, void **lse_rows,
@@ -118,12 +137,14 @@ size_t bk_sdpa_bwd_workspace_size(const bk_sdpa_bwd_plan *plan)
     switch (plan->info.kernel) {
     case SDPA_BWD_KERNEL_CPU: return bk_cpu_sdpa_bwd_workspace_size(&plan->desc);
 #ifdef BK_WITH_CUDA
+    case SDPA_BWD_KERNEL_CUDA_SM90:
     case SDPA_BWD_KERNEL_CUDA_FUSED:
     case SDPA_BWD_KERNEL_CUDA_TC:
     case SDPA_BWD_KERNEL_CUDA: {
         void *dr, *lr, *qa;
-        return sdpa_bwd_cuda_layout(&plan->desc, plan->info.kernel == SDPA_BWD_KERNEL_CUDA_FUSED, NULL, &dr, &lr,
-                                    &qa);
+        return sdpa_bwd_cuda_layout(&plan->desc, plan->info.kernel == SDPA_BWD_KERNEL_CUDA_FUSED ||
+                                                     plan->info.kernel == SDPA_BWD_KERNEL_CUDA_SM90,
+                                    NULL, &dr, &lr, &qa);
     }
 #endif
     }
@@ -138,13 +159,16 @@ bk_status bk_sdpa_bwd_run(const bk_sdpa_bwd_plan *plan, void *stream, bk_workspa
     switch (plan->info.kernel) {
     case SDPA_BWD_KERNEL_CPU: (void)stream; return bk_cpu_sdpa_bwd(&plan->desc, workspace, args);
 #ifdef BK_WITH_CUDA
+    case SDPA_BWD_KERNEL_CUDA_SM90:
     case SDPA_BWD_KERNEL_CUDA_FUSED:
     case SDPA_BWD_KERNEL_CUDA_TC:
     case SDPA_BWD_KERNEL_CUDA: {
-        const bool fused = plan->info.kernel == SDPA_BWD_KERNEL_CUDA_FUSED;
+        const bool sm90 = plan->info.kernel == SDPA_BWD_KERNEL_CUDA_SM90;
+        const bool fused = sm90 || plan->info.kernel == SDPA_BWD_KERNEL_CUDA_FUSED;
         void *dr = NULL, *lr = NULL, *qa = NULL;
         sdpa_bwd_cuda_layout(&plan->desc, fused, workspace.data, &dr, &lr, &qa);
-        const bk_cuda_sdpa_bwd_kernel k = fused                                        ? BK_CUDA_SDPA_BWD_FUSED
+        const bk_cuda_sdpa_bwd_kernel k = sm90                                         ? BK_CUDA_SDPA_BWD_SM90
+                                          : fused                                        ? BK_CUDA_SDPA_BWD_FUSED
                                           : plan->info.kernel == SDPA_BWD_KERNEL_CUDA_TC ? BK_CUDA_SDPA_BWD_TC
                                                                                        : BK_CUDA_SDPA_BWD_GENERIC;
         return bk_cuda_sdpa_bwd(&plan->desc, args, k, dr, lr, qa, stream);
