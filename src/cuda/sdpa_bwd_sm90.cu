@@ -193,27 +193,21 @@ __global__ void __launch_bounds__(384, 1)
          * of the column block. SBO = 1024 (8 rows of 128 bytes), LBO unused (16). The
          * forward's S = Q K^T, operand for operand. */
         float s_t[BM / 2], dp_t[BM / 2];
+        auto issue_kt = [&](float(&acc)[BM / 2], uint32_t a_base, uint32_t b_base) {
+#pragma unroll
+            for (int kk = 0; kk < D / 16; kk++) {
+                const uint32_t koff = (uint32_t)(kk & 3) * 32, cb = (uint32_t)(kk >> 2);
+                const uint64_t da = bk_wgmma_desc(a_base + cb * BN * 128 + koff, 16, 1024);
+                const uint64_t db = bk_wgmma_desc(b_base + cb * BM * 128 + koff, 16, 1024);
+                if (kk == 0)
+                    bk_wgmma<T, BM>::ss_first(acc, da, db);
+                else
+                    bk_wgmma<T, BM>::ss(acc, da, db, 1);
+            }
+        };
         bk_wgmma_fence();
-#pragma unroll
-        for (int kk = 0; kk < D / 16; kk++) {
-            const uint32_t koff = (uint32_t)(kk & 3) * 32, cb = (uint32_t)(kk >> 2);
-            const uint64_t da = bk_wgmma_desc(kA + cb * BN * 128 + koff, 16, 1024);
-            const uint64_t db = bk_wgmma_desc(q_s + cb * BM * 128 + koff, 16, 1024);
-            if (kk == 0)
-                bk_wgmma<T, BM>::ss_first(s_t, da, db);
-            else
-                bk_wgmma<T, BM>::ss(s_t, da, db, 1);
-        }
-#pragma unroll
-        for (int kk = 0; kk < D / 16; kk++) {
-            const uint32_t koff = (uint32_t)(kk & 3) * 32, cb = (uint32_t)(kk >> 2);
-            const uint64_t da = bk_wgmma_desc(vA + cb * BN * 128 + koff, 16, 1024);
-            const uint64_t db = bk_wgmma_desc(o_s + cb * BM * 128 + koff, 16, 1024);
-            if (kk == 0)
-                bk_wgmma<T, BM>::ss_first(dp_t, da, db);
-            else
-                bk_wgmma<T, BM>::ss(dp_t, da, db, 1);
-        }
+        issue_kt(s_t, kA, q_s);
+        issue_kt(dp_t, vA, o_s);
         bk_wgmma_commit();
         bk_wgmma_wait<0>();
         bk_wgmma_pin(s_t);
