@@ -4,7 +4,7 @@
  * extents, on the CPU and, when a GPU is present, on CUDA: every case through the kernel
  * each preference selects (FASTEST: the fused one-pass tensor-core kernel with atomic dq
  * where it applies, on compute capability 9.0 the Hopper kernel (sdpa_bwd_sm90.cu) where
- * it applies; DETERMINISTIC: the same fused kernel adding dq in a fixed order;
+ * it applies; DETERMINISTIC: the same kernels adding dq in a fixed order;
  * REFERENCE: the CUDA-core kernel; the two-pass tensor-core kernel, the fused plans'
  * fallback, through a misaligned workspace), each plan's SKU and guarantee checked
  * against the expected kernel, plus larger GPU-only shapes (odd lengths, Sq != Sk, GQA
@@ -114,6 +114,8 @@ static const cfg k_det_cases[] = {
     {"det 200x131 D256 noncausal softcap",   1, 2, 1,  200,  131,  256, 256, false, -1,  3.0, false, 0,   false, 0},
     {"det 150x150 D256 causal window 30 alibi", 2, 2, 2, 150, 150, 256, 256, true,  30,  0.0, true,  0,   false, 0},
     {"det 64x1000 D256 noncausal gqa 4/4",   1, 4, 4,  64,   1000, 256, 256, false, -1,  0.0, false, 0,   false, 0},
+    /* 160 CTAs of 10 key tiles (more than an H100 holds at once: tickets taken in waves) */
+    {"det B4 130x1250 D64 noncausal mha 4/4", 4, 4, 4,  130,  1250, 64,  64,  false, -1,  0.0, false, 0,   false, 0},
 };
 
 /* GPU-only cases that BK_TEST_QUICK keeps (each path of the fused kernel once). */
@@ -292,7 +294,8 @@ static void *alloc_workspace(size_t bytes)
     return w;
 }
 
-/* Whether FASTEST selects the Hopper kernel (SKU arch sm90) for a case on `target`:
+/* Whether FASTEST (and DETERMINISTIC: its deterministic mode) selects the Hopper kernel
+ * (SKU arch sm90) for a case on `target`:
  * compute capability 9.0, f16/bf16, Dqk == Dv in {64, 128}, no softcap, ALiBi or window. */
 static bool expect_sm90(bk_target target, const cfg *c, bk_dtype dt)
 {
@@ -309,9 +312,9 @@ static bool fused_applies(const cfg *c, bk_dtype dt)
 }
 
 /* Bytes of the CUDA workspace the plan of `pref` needs (attention.h): the D_i and lse
- * rows; the fused (and Hopper) kernels' f32 dq accumulator; the deterministic fused
- * kernel's counter per (b, kv head) and semaphore per (b, q head, tile of 128 rows at
- * D 64, else 64). */
+ * rows; the fused (and Hopper) kernels' f32 dq accumulator; the deterministic fused (and
+ * Hopper) kernels' counter per (b, kv head) and semaphore per (b, q head, tile of 128 rows
+ * at D 64, else 64: both kernels' row tile). */
 static size_t cuda_scratch_bytes(const cfg *c, bk_dtype dt, bk_preference pref)
 {
     const size_t rows = (size_t)c->b * c->hq * c->sq;
@@ -326,9 +329,9 @@ static size_t cuda_scratch_bytes(const cfg *c, bk_dtype dt, bk_preference pref)
 }
 
 /* The CUDA kernel each preference must select: f16/bf16 with Dqk == Dv in {64, 128, 256}
- * take the fused tensor-core kernel, in its atomic mode (FASTEST; not deterministic; on
- * compute capability 9.0 the Hopper kernel where expect_sm90, SKU arch sm90) or its
- * deterministic mode (DETERMINISTIC), both SKU backend "bespoke"; everything else and
+ * take the fused tensor-core kernel, in its atomic mode (FASTEST; not deterministic) or
+ * its deterministic mode (DETERMINISTIC), both SKU backend "bespoke" (on compute
+ * capability 9.0 the Hopper kernel in the same mode where expect_sm90, SKU arch sm90); everything else and
  * REFERENCE take the CUDA-core kernel ("reference", deterministic). (The two-pass
  * tensor-core kernel is a run-time fallback of the fused plans, reached below with a
  * misaligned workspace.) */
@@ -337,7 +340,7 @@ static void check_gpu_kernel(const char *what, const bk_sdpa_bwd_plan *plan, con
 {
     const bool fused = fused_applies(c, dt) && pref == BK_PREFER_FASTEST;
     const bool tc = fused_applies(c, dt) && pref != BK_PREFER_REFERENCE;
-    const bool sm90 = pref == BK_PREFER_FASTEST && expect_sm90(plan->info.target, c, dt);
+    const bool sm90 = pref != BK_PREFER_REFERENCE && expect_sm90(plan->info.target, c, dt);
     char name[96], want[96];
     bk_sku_name(&plan->info.sku, name, sizeof name);
     snprintf(want, sizeof want, "attention/sdpa_bwd/%s/%s/%s", bk_dtype_name(dt), sm90 ? "sm90" : "sm80",
@@ -1021,7 +1024,9 @@ done:
 /* Selection on a compute capability 9.0 target (no device needed): FASTEST takes the
  * Hopper kernel (SKU arch sm90, not deterministic, the fused kernel's workspace) for
  * f16/bf16 with Dqk == Dv in {64, 128} and no softcap, ALiBi or window, and the sm_80
- * kernels otherwise; DETERMINISTIC and REFERENCE never take it; cc 8.0 and 8.9 never do. */
+ * kernels otherwise; DETERMINISTIC its deterministic mode for the same problems (SKU arch
+ * sm90, deterministic, the fused deterministic workspace), the fused deterministic mode
+ * otherwise; REFERENCE never takes it; cc 8.0, 8.9 and 10.0 never do. */
 static void test_select_sm90(void)
 {
 #ifdef BK_WITH_CUDA
@@ -1048,7 +1053,11 @@ static void test_select_sm90(void)
         {"bf16 D128 softcap", 128, 128, -1, 5.0, false, BK_DTYPE_BF16, h100, BK_PREFER_FASTEST, "attention/sdpa_bwd/bf16/sm80/bespoke", false},
         {"bf16 D128 alibi", 128, 128, -1, 0.0, true, BK_DTYPE_BF16, h100, BK_PREFER_FASTEST, "attention/sdpa_bwd/bf16/sm80/bespoke", false},
         {"f32 D128", 128, 128, -1, 0.0, false, BK_DTYPE_F32, h100, BK_PREFER_FASTEST, "attention/sdpa_bwd/f32/sm80/reference", true},
-        {"bf16 D128 deterministic", 128, 128, -1, 0.0, false, BK_DTYPE_BF16, h100, BK_PREFER_DETERMINISTIC, "attention/sdpa_bwd/bf16/sm80/bespoke", true},
+        {"bf16 D128 deterministic", 128, 128, -1, 0.0, false, BK_DTYPE_BF16, h100, BK_PREFER_DETERMINISTIC, "attention/sdpa_bwd/bf16/sm90/bespoke", true},
+        {"f16 D64 deterministic", 64, 64, -1, 0.0, false, BK_DTYPE_F16, h100, BK_PREFER_DETERMINISTIC, "attention/sdpa_bwd/f16/sm90/bespoke", true},
+        {"bf16 D256 deterministic", 256, 256, -1, 0.0, false, BK_DTYPE_BF16, h100, BK_PREFER_DETERMINISTIC, "attention/sdpa_bwd/bf16/sm80/bespoke", true},
+        {"bf16 D128 window deterministic", 128, 128, 16, 0.0, false, BK_DTYPE_BF16, h100, BK_PREFER_DETERMINISTIC, "attention/sdpa_bwd/bf16/sm80/bespoke", true},
+        {"bf16 D128 deterministic sm_80", 128, 128, -1, 0.0, false, BK_DTYPE_BF16, bk_target_cuda_cc(0, 8, 0), BK_PREFER_DETERMINISTIC, "attention/sdpa_bwd/bf16/sm80/bespoke", true},
         {"bf16 D128 reference", 128, 128, -1, 0.0, false, BK_DTYPE_BF16, h100, BK_PREFER_REFERENCE, "attention/sdpa_bwd/bf16/sm80/reference", true},
         {"bf16 D128 sm_80", 128, 128, -1, 0.0, false, BK_DTYPE_BF16, bk_target_cuda_cc(0, 8, 0), BK_PREFER_FASTEST, "attention/sdpa_bwd/bf16/sm80/bespoke", false},
         {"bf16 D128 sm_89", 128, 128, -1, 0.0, false, BK_DTYPE_BF16, bk_target_cuda_cc(0, 8, 9), BK_PREFER_FASTEST, "attention/sdpa_bwd/bf16/sm80/bespoke", false},
@@ -1111,14 +1120,16 @@ static void test_cuda(void)
                   "the fused kernel (atomics) claims determinism");
     }
     const int32_t fastest = plan.info.kernel;
-    /* DETERMINISTIC: the fused kernel's deterministic mode at D 64, 128 and 256 alike */
+    /* DETERMINISTIC: the fused kernel's deterministic mode at D 64, 128 and 256 alike (on
+     * compute capability 9.0 the Hopper kernel's at D 64 and 128) */
     for (int32_t dim = 64; dim <= 256; dim *= 2) {
         d.head_dim_qk = d.head_dim_v = dim;
         if (bkt_expect_status(bk_sdpa_bwd_select(&d, gpu, BK_PREFER_DETERMINISTIC, &plan), BK_STATUS_SUCCESS,
                               what)) {
+            const bool hopper = gpu.cc_major == 9 && gpu.cc_minor == 0 && dim <= 128;
             bk_sku_name(&plan.info.sku, name, sizeof name);
-            bkt_check(strcmp(name, "attention/sdpa_bwd/bf16/sm80/bespoke") == 0, what, "bf16 D%d sku %s", (int)dim,
-                      name);
+            bkt_check(strcmp(name, hopper ? "attention/sdpa_bwd/bf16/sm90/bespoke" : "attention/sdpa_bwd/bf16/sm80/bespoke") == 0,
+                      what, "bf16 D%d sku %s", (int)dim, name);
             bkt_check(plan.info.precision.deterministic && plan.info.precision.bit_stable, what,
                       "D%d not deterministic", (int)dim);
             bkt_check(plan.info.precision.math == BK_MATH_F16_BF16_TENSOR, what, "D%d math %d, expected tensor cores",
@@ -1166,7 +1177,8 @@ static void test_cuda(void)
             if (!quick && t == 0)
                 test_case(gpu, BK_PREFER_REFERENCE, &k_gpu_cases[c], gpu_dtypes[t], RUN_RERUN);
         }
-    /* the deterministic mode of the fused kernel: three bit-identical runs per case */
+    /* the deterministic modes of the fused kernel (and on cc 9.0 the Hopper kernel): three
+     * bit-identical runs per case */
     for (size_t c = 0; c < sizeof k_det_cases / sizeof k_det_cases[0]; c++)
         for (int t = 0; t < 2; t++) {
             if (quick && (t == 1 || (c % 3 != 0 && c != 4)))

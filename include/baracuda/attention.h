@@ -173,6 +173,11 @@ typedef struct bk_sdpa_bwd_plan {
  *     kernel's math, dq by f32 atomics and workspace. Where it cannot run (rows not 16-byte
  *     aligned, a binary without sm_90a code, q_len or kv_len 0 or >= 2^30) run falls back
  *     to the fused kernel below under the same rules.
+ *   - on compute capability 9.0 only, the Hopper kernel's deterministic mode (what
+ *     BK_PREFER_DETERMINISTIC selects for its problems), SKU ".../sm90/bespoke",
+ *     precision.deterministic = bit_stable = true: dq added in the fixed order of the
+ *     fused deterministic mode below (same workspace); where it cannot run, run falls
+ *     back to that mode (still deterministic).
  *   - fused tensor cores (FASTEST), SKU ".../sm80/bespoke", NOT deterministic: f16/bf16
  *     with head_dim_qk == head_dim_v in {64, 128, 256}; one pass per tile of keys computes dk,
  *     dv and dq (FlashAttention-2's backward), dq summed over key tiles with f32 atomics
@@ -180,7 +185,7 @@ typedef struct bk_sdpa_bwd_plan {
  *     deterministic = bit_stable = false). mma.sync with f32 accumulation, P and dS
  *     rounded to the element type before the products (as FlashAttention).
  *   - the same fused pass, deterministic (what BK_PREFER_DETERMINISTIC selects for those
- *     problems), SKU ".../sm80/bespoke", precision.deterministic = bit_stable = true: the
+ *     problems, but the Hopper one's on compute capability 9.0), SKU ".../sm80/bespoke", precision.deterministic = bit_stable = true: the
  *     key tiles add their parts of dq to a tile of rows one at a time, in a fixed order
  *     (a semaphore per tile of rows in the workspace), so every dq element is summed in
  *     the same order on every run; dk and dv are summed in registers in a fixed order.
@@ -210,8 +215,8 @@ bk_status bk_sdpa_bwd_can_implement(const bk_sdpa_bwd_plan *plan, const bk_sdpa_
  * The CUDA kernels keep two per-row arrays, D_i = <dy_i, y_i> and lse, in the compute
  * type: 2 * batch * q_heads * q_len * (8 for f64, else 4) bytes, the fused kernels an
  * f32 dq accumulator of batch * q_heads * q_len * head_dim_qk * 4 bytes more, and the
- * deterministic fused kernel 4 * batch * (kv_heads + q_heads * ceil(q_len / R)) bytes
- * more, R = 128 at head dim 64, else 64 (a counter per kv head, a semaphore per tile of R
+ * deterministic modes (fused and Hopper) 4 * batch * (kv_heads + q_heads * ceil(q_len / R))
+ * bytes more, R = 128 at head dim 64, else 64 (a counter per kv head, a semaphore per tile of R
  * rows), plus alignment; the workspace must then be device memory. 0 when that is empty.
  * SIZE_MAX if the count does not fit in size_t. 0 for a NULL plan. */
 size_t bk_sdpa_bwd_workspace_size(const bk_sdpa_bwd_plan *plan);

@@ -38,7 +38,8 @@
  *   causal 140 (2.5); S16384 D128 233 (88); S512 D128 164 (76). Deterministic mode: not
  *   yet measured on a GPU.
  * On sm_90a the Hopper kernel (sdpa_bwd_sm90.cu, wgmma + TMA) takes the fast plan's
- * D 64/128 problems without softcap/ALiBi/window. Batch is launched in chunks of 65535
+ * D 64/128 problems without softcap/ALiBi/window, and in its deterministic mode (the same
+ * ticket and semaphores) the deterministic plan's. Batch is launched in chunks of 65535
  * (grid z). */
 #include "common.cuh"
 #include "cuda/sdpa_bwd_cuda.h"
@@ -1074,15 +1075,16 @@ template <> struct tc_launch<__nv_bfloat16> : tc_launch16<__nv_bfloat16> {};
 
 /* The Hopper kernel (sdpa_bwd_sm90.cu), then dq from its f32 accumulator; 16-bit types. */
 template <typename T> struct sm90_launch {
-    static bk_status run(const bwd_params &, const bk_sdpa_bwd_desc *, const bk_sdpa_bwd_args *, cudaStream_t)
+    static bk_status run(const bwd_params &, const bk_sdpa_bwd_desc *, const bk_sdpa_bwd_args *, int *, cudaStream_t)
     {
         return BK_STATUS_UNSUPPORTED;
     }
 };
 template <typename T> struct sm90_launch16 {
-    static bk_status run(const bwd_params &p, const bk_sdpa_bwd_desc *d, const bk_sdpa_bwd_args *a, cudaStream_t s)
+    static bk_status run(const bwd_params &p, const bk_sdpa_bwd_desc *d, const bk_sdpa_bwd_args *a, int *dq_sync,
+                         cudaStream_t s)
     {
-        BK_TRY(bk_sm90_bwd_launch(d, a, (const float *)p.lrow, (const float *)p.drow, p.dqacc, s));
+        BK_TRY(bk_sm90_bwd_launch(d, a, (const float *)p.lrow, (const float *)p.drow, p.dqacc, dq_sync, s));
         const long long chunks = (long long)p.Sq * (p.Dqk / 8), nbh = (long long)p.B * p.Hq;
         const dim3 cgrid((unsigned)min((chunks + 255) / 256, 1024LL), (unsigned)min(nbh, 65535LL));
         if (p.Dqk == 64)
@@ -1131,7 +1133,14 @@ extern "C" size_t bk_cuda_sdpa_bwd_det_sync_bytes(const bk_sdpa_bwd_desc *d)
     const int64_t rows = bk_mul_sat(bk_mul_sat(d->batch, d->q_heads), d->q_len);
     if (rows > INT64_MAX / 16 || bk_mul_sat(d->batch, d->kv_heads) > INT64_MAX / 16)
         return SIZE_MAX;
-    const long long n = fused_det_sync_bytes(d->batch, d->q_heads, d->kv_heads, d->q_len, d->head_dim_qk);
+    long long n = fused_det_sync_bytes(d->batch, d->q_heads, d->kv_heads, d->q_len, d->head_dim_qk);
+    /* the Hopper kernel's deterministic mode shares the layout (tickets, then semaphores per
+     * tile of its BM rows) and falls back to the fused one on the same workspace: room for
+     * both (the same count at D 64/128, where both row tiles are 128 / 64 rows) */
+    if (bk_cuda_sdpa_bwd_sm90_rejects(d) == NULL) {
+        const long long n90 = 4 * ((long long)d->batch * d->kv_heads + bk_sm90_bwd_det_sems(d));
+        n = n90 > n ? n90 : n;
+    }
     return (uint64_t)n > (uint64_t)SIZE_MAX ? SIZE_MAX : (size_t)n;
 }
 
@@ -1217,8 +1226,11 @@ extern "C" bk_status bk_cuda_sdpa_bwd(const bk_sdpa_bwd_desc *d, const bk_sdpa_b
      * workspace or on a device with less shared memory (sm_86/89: 99 KB) the two-pass
      * kernel runs (the CUDA-core kernel at D = 256). The deterministic mode's int sync
      * words are carved 256-byte aligned from the workspace like dq_acc. */
-    const bool det = kernel == BK_CUDA_SDPA_BWD_FUSED_DET;
-    const bool sm90 = kernel == BK_CUDA_SDPA_BWD_SM90 && aligned && bk_sm90_bwd_ready(d, dq_acc);
+    const bool det = kernel == BK_CUDA_SDPA_BWD_FUSED_DET || kernel == BK_CUDA_SDPA_BWD_SM90_DET;
+    const bool sm90 = (kernel == BK_CUDA_SDPA_BWD_SM90 || kernel == BK_CUDA_SDPA_BWD_SM90_DET) && aligned &&
+                      bk_sm90_bwd_ready(d, dq_acc, det ? dq_sync : NULL);
+    /* the Hopper plans fall back to the fused kernel in the same mode (det: still
+     * deterministic) */
     const bool fused = (kernel == BK_CUDA_SDPA_BWD_FUSED || kernel == BK_CUDA_SDPA_BWD_SM90 || det) && aligned &&
                        bk_cuda_sdpa_bwd_fused_rejects(d) == NULL &&
                        d->q_len < (1 << 30) && d->kv_len < (1 << 30) &&
@@ -1231,7 +1243,7 @@ extern "C" bk_status bk_cuda_sdpa_bwd(const bk_sdpa_bwd_desc *d, const bk_sdpa_b
     BK_DISPATCH_FLOAT(d->dtype, T, {
         if (rows > 0)
             bwd_rows_kernel<T><<<bk_grid_for(rows * 32, kThreads), kThreads, 0, s>>>(p);
-        st = sm90 ? sm90_launch<T>::run(p, d, a, s) : tc ? tc_launch<T>::run(p, s, fused, det) : launch_generic<T>(p, s);
+        st = sm90 ? sm90_launch<T>::run(p, d, a, det ? (int *)dq_sync : NULL, s) : tc ? tc_launch<T>::run(p, s, fused, det) : launch_generic<T>(p, s);
     });
     BK_TRY(st);
     return bk_cuda_check_launch("sdpa_bwd");

@@ -1,11 +1,10 @@
 /* sdpa_bwd_sm90.cu - the Hopper flash-attention backward (sm_90a, wgmma + TMA).
  *
- * Math (sdpa_bwd.cu): for key j of kv head hk, every q head h of its GQA group and row i,
- *   P^T = 2^(S^T scale log2e - lse log2e), S^T = K Q^T; dP^T = V dO^T;
- *   dS^T = P^T (dP^T - D_i);  dV += P^T dO;  dK += dS^T Q;  dQ += dS K.
- *   D_i = <dO_i, O_i> and lse come from sdpa_bwd.cu's rows pre-pass; the scale is applied
- *   once at the end (dK here, dQ in sdpa_bwd.cu's conversion of the f32 accumulator).
- *   f16/bf16 in, f32 accumulate, P and dS rounded to T before their products.
+ * Math (sdpa_bwd.cu): key j of kv head hk, every q head h of its GQA group, row i:
+ *   P^T = 2^(S^T scale log2e - lse log2e), S^T = K Q^T; dP^T = V dO^T; dS^T = P^T (dP^T -
+ *   D_i); dV += P^T dO; dK += dS^T Q; dQ += dS K. D_i, lse: sdpa_bwd.cu's rows pre-pass; the
+ *   scale is applied once at the end (dK here, dQ in sdpa_bwd.cu's conversion of the f32
+ *   accumulator). f16/bf16 in, f32 accumulate, P and dS rounded to T before products.
  * Shapes: Dqk == Dv = D in {64, 128}; q [B,Hq,Sq,D], k/v [B,Hkv,Sk,D] (stride 0 on the head
  *   axis allowed), dy like q; rows 16-byte aligned (TMA); dk/dv written in T, dq_acc f32
  *   [B,Hq,Sq,D] (zeroed by the launcher) gets the unscaled dQ by vector atomics.
@@ -30,10 +29,15 @@
  *       at D 64 consumer c takes query rows 64c.., at D 128 columns 64c.., over all 128
  *       keys; red.global.add.v2.f32 into dq_acc (rows < Sq only).
  *     Finally dK * scale and dV in T (keys < Sk only).
- * Not yet: softcap, ALiBi, sliding window, Dqk != Dv, D 256 (sdpa_bwd.cu's kernels run
- *   them); no overlap of one step's softmax with the next step's products; dQ through
- *   shared memory and a TMA reduce-add; a persistent / causal-balanced schedule; a
- *   deterministic mode. */
+ * DET (deterministic): sdpa_bwd.cu's fused DET order: the key tile from a per-(b, kv head)
+ *   ticket (highest first), and per row tile the key tiles add in decreasing order behind
+ *   its semaphore. Producer warp 1 (the sync warp) waits on the step's semaphore, then
+ *   arrives on named barrier 2 that both consumers sync on before their adds; they arrive
+ *   on barrier 3, it syncs and releases (fence, +1): one acquire per row tile per CTA.
+ *   No deadlock: waits go only to smaller tickets (running or done CTAs; see sdpa_bwd.cu).
+ * Not yet: softcap, ALiBi, window, Dqk != Dv, D 256 (sdpa_bwd.cu runs them); no overlap of
+ *   a step's softmax with the next step's products; dQ via shared memory and a TMA
+ *   reduce-add; a persistent / causal-balanced schedule. */
 #include "hopper.cuh"
 #include "sdpa_bwd_sm90.h"
 
@@ -54,15 +58,26 @@ template <int D> struct bwd90_tiles {
     static constexpr uint32_t KV_BYTES = BN * D * 2, QO_BYTES = BM * D * 2, DS_BYTES = BN * BM * 2;
     static constexpr uint32_t OFF_K = 0, OFF_V = KV_BYTES, OFF_Q = 2 * KV_BYTES, OFF_O = OFF_Q + STAGES * QO_BYTES,
                               OFF_DS = OFF_O + STAGES * QO_BYTES, OFF_L = OFF_DS + 2 * DS_BYTES,
-                              OFF_D = OFF_L + STAGES * BM * 4, OFF_BAR = OFF_D + STAGES * BM * 4;
-    /* barriers: kv_full, q_full[STAGES], q_empty[STAGES] */
-    static constexpr size_t SMEM = OFF_BAR + 8 * (1 + 2 * STAGES) + 1024; /* + 1024: alignment */
+                              OFF_D = OFF_L + STAGES * BM * 4, OFF_BAR = OFF_D + STAGES * BM * 4,
+                              OFF_TKT = OFF_BAR + 8 * (1 + 2 * STAGES);
+    /* barriers: kv_full, q_full[STAGES], q_empty[STAGES]; then the DET ticket (int) */
+    static constexpr size_t SMEM = OFF_TKT + 16 + 1024; /* + 1024: alignment */
 };
+
+/* DET: the semaphores per (b, q head) - one per tile of BM rows. The one count that both
+ * the kernel's indexing and the workspace sizing (bk_sm90_bwd_det_sems) use. */
+template <int D> __host__ __device__ constexpr long long bwd90_det_row_tiles(long long Sq)
+{
+    return (Sq + bwd90_tiles<D>::BM - 1) / bwd90_tiles<D>::BM;
+}
 
 /* What the kernel needs besides the tensor maps. */
 struct bwd90_params {
     const float *lrow, *drow; /* [B, Hq, Sq] f32: lse and D_i (rows pre-pass) */
     float *dqacc;             /* [B, Hq, Sq, D] f32 */
+    /* DET only, zeroed by the launcher: a ticket per (b, kv head) [B, Hkv], then a
+     * semaphore per (b, q head, BM-row tile) [B, Hq, bwd90_det_row_tiles] */
+    int *dq_ticket, *dq_sem;
     void *dk, *dv;
     long long sdk0, sdk1, sdk2, sdv0, sdv1, sdv2;
     int Hq, group, Sq, Sk, off, causal, b0;
@@ -77,7 +92,53 @@ static __device__ __forceinline__ void bwd90_red2(float *a, float x, float y)
 {
     asm volatile("red.global.add.v2.f32 [%0], {%1, %2};\n" ::"l"(a), "f"(x), "f"(y) : "memory");
 }
+/* DET's semaphore handshake, gpu scope, as sdpa_bwd.cu's fused kernel: wait_acquire spins
+ * until *a reads v (acquire loads), release_add1 (after a barrier that orders the CTA's adds
+ * before it) publishes them (fence) and adds 1. */
+static __device__ __forceinline__ void bwd90_wait_acquire(const int *a, int v)
+{
+    asm volatile("{\n"
+                 ".reg .pred ne;\n"
+                 ".reg .s32 x;\n"
+                 "BWD90_WAIT:\n"
+                 "ld.acquire.gpu.global.s32 x, [%0];\n"
+                 "setp.ne.s32 ne, x, %1;\n"
+                 "@ne bra BWD90_WAIT;\n"
+                 "}\n" ::"l"(a),
+                 "r"(v)
+                 : "memory");
+}
+static __device__ __forceinline__ void bwd90_release_add1(int *a)
+{
+    __threadfence();
+    atomicAdd(a, 1);
+}
 #endif
+
+/* DET: the last key tile (of nkt) that walks row tile t, i.e. whose first row tile is <= t:
+ * nkt - 1, or with causal min(nkt - 1, ((t + 1) BM - 1 + off) / BN) (sdpa_bwd.cu's
+ * fused_last_contributor with this kernel's tiles). 32-bit: for every t a key tile walks
+ * the numerator lies in [0, 2^31) (t BM < Sq + BM, off < Sk, Sq, Sk < 2^30). The key tiles
+ * jt < j <= last add before jt does. */
+template <int BM, int BN>
+static __device__ __forceinline__ int bwd90_last_contributor(int causal, int off, int nkt, int t)
+{
+    return causal ? min(((t + 1) * BM - 1 + off) / BN, nkt - 1) : nkt - 1;
+}
+/* DET's named barriers over the 256 consumer threads and the sync warp (warp 1): ACQ (the
+ * sync warp arrives once the row tile's semaphore reads the count, the consumers wait
+ * before their adds), REL (the consumers arrive after their adds, the sync warp waits,
+ * then releases). Barrier 1 is the consumers' dS^T barrier. */
+enum { kBarDqAcq = 2, kBarDqRel = 3, kBarDqThreads = 256 + 32 };
+/* bk_named_sync / bk_named_arrive with immediate operands (no registers held for them) */
+template <int ID, int N> static __device__ __forceinline__ void bwd90_bar_sync()
+{
+    asm volatile("bar.sync %0, %1;\n" ::"n"(ID), "n"(N) : "memory");
+}
+template <int ID, int N> static __device__ __forceinline__ void bwd90_bar_arrive()
+{
+    asm volatile("bar.arrive %0, %1;\n" ::"n"(ID), "n"(N) : "memory");
+}
 
 /* ROWS rows from row r0 of slice (c2, c3) of a [.., .., rows, D] tensor map into the
  * swizzled buffer at dst, one box of 64 columns per column block (no byte count: the caller
@@ -91,7 +152,7 @@ static __device__ __forceinline__ void bwd90_tma(uint32_t dst, const CUtensorMap
         bk_tma_load_4d(dst + c * ROWS * 128, map, bar, c * 64, r0, c2, c3);
 }
 
-template <typename T, int D>
+template <typename T, int D, bool DET>
 __global__ void __launch_bounds__(384, 1)
     sdpa_bwd_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constant__ CUtensorMap tm_k,
                          const __grid_constant__ CUtensorMap tm_v, const __grid_constant__ CUtensorMap tm_o,
@@ -111,11 +172,26 @@ __global__ void __launch_bounds__(384, 1)
     auto q_empty = [=](int st) { return bar + 8 + 8 * (S + st); };
 
     const long long b = blockIdx.z + (long long)p.b0;
-    const int hk = blockIdx.y, j0 = blockIdx.x * BN, Sq = p.Sq, Sk = p.Sk, off = p.off;
-    /* the query tiles that see one of the keys j0 .. j0 + BN - 1: causal, rows i >= j0 - off
-       (j0 < Sk makes that < Sq, so every CTA has at least one tile) */
-    const int ilo = p.causal && j0 - off > 0 ? j0 - off : 0;
-    const int tlo = ilo / BM, ntile = (Sq - 1) / BM - tlo + 1, niter = ntile * p.group;
+    const int hk = blockIdx.y, Sq = p.Sq, Sk = p.Sk, off = p.off;
+    /* The CTA's key tile jt: blockIdx.x, or with DET from the ticket that thread 0 takes from
+     * the (b, kv head)'s counter below: ticket k (the k-th CTA of this (b, kv head) to start)
+     * takes key tile gridDim.x - 1 - k. The query tiles that see one of its keys j0 .. j0 +
+     * BN - 1: causal, rows i >= j0 - off (j0 < Sk makes that < Sq, so every CTA has at least
+     * one tile): from tlo, ntile per q head. */
+    auto first_tile = [&](int jt) { return p.causal && jt * BN - off > 0 ? (jt * BN - off) / BM : 0; };
+    /* the atomic mode's, computed once here (blockIdx: the compiler rematerialises them) */
+    const int tlo_a = first_tile(blockIdx.x), ntile_a = (Sq - 1) / BM - tlo_a + 1;
+    /* DET: thread 0 stores jt, tlo, ntile in shared memory; every use re-reads them (volatile),
+     * so that nothing derived from the ticket lives in a register across setmaxnreg or the
+     * walk (the D 64 consumer has no register to spare) */
+    auto walk = [&](int i) -> int {
+        int v;
+        asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(v) : "r"(base + C::OFF_TKT + 4 * i) : "memory");
+        return v;
+    };
+    auto w_jt = [&]() { return DET ? walk(0) : (int)blockIdx.x; };
+    auto w_tlo = [&]() { return DET ? walk(1) : tlo_a; };
+    auto w_ntile = [&]() { return DET ? walk(2) : ntile_a; };
 
     const int wg = threadIdx.x / 128;
     if (threadIdx.x == 0) {
@@ -125,15 +201,43 @@ __global__ void __launch_bounds__(384, 1)
             bk_mbar_init(q_empty(s), 256); /* every consumer thread */
         }
         bk_mbar_init_fence();
+        if constexpr (DET) { /* the ticket: see walk */
+            int *w = reinterpret_cast<int *>(gbase + C::OFF_TKT);
+            w[0] = (int)gridDim.x - 1 - atomicAdd(p.dq_ticket + b * gridDim.y + hk, 1);
+            w[1] = first_tile(w[0]);
+            w[2] = (Sq - 1) / BM - w[1] + 1;
+        }
     }
     __syncthreads();
 
     if (wg == 0) {
         /* ------------------------------------------------------------ producer */
         bk_regs_dec<C::PRODUCER_REGS>();
+        const int jt = w_jt(), j0 = jt * BN, tlo = w_tlo(), ntile = w_ntile();
+        if (DET && threadIdx.x / 32 == 1) {
+            /* the sync warp (DET): per step, waits until the key tiles above this one have
+             * added to the step's row tile (lane 0 spins with acquire loads), lets the
+             * consumers add (ACQ), waits for their adds (REL), then releases (fence, +1) */
+            const int lane = threadIdx.x % 32, nsem = (int)bwd90_det_row_tiles<D>(Sq), tend = tlo + ntile;
+            int *sem = p.dq_sem + (b * p.Hq + (long long)hk * p.group) * nsem + tlo; /* the step's */
+#pragma unroll 1
+            for (int hh = 0; hh < p.group; hh++, sem += nsem - ntile)
+#pragma unroll 1
+                for (int t = tlo; t < tend; t++, sem++) {
+                    if (lane == 0) /* the contributors above this key tile: up to the last */
+                        bwd90_wait_acquire(sem, bwd90_last_contributor<BM, BN>(p.causal, off, gridDim.x, t) - jt);
+                    __syncwarp();
+                    bwd90_bar_arrive<kBarDqAcq, kBarDqThreads>();
+                    bwd90_bar_sync<kBarDqRel, kBarDqThreads>();
+                    if (lane == 0)
+                        bwd90_release_add1(sem);
+                    __syncwarp();
+                }
+            return;
+        }
         if (threadIdx.x >= 32)
             return;
-        const int lane = threadIdx.x;
+        const int lane = threadIdx.x, niter = ntile * p.group;
         if (lane == 0) { /* K and V of the CTA's keys, once; rows past Sk arrive as zeros */
             bk_mbar_arrive_expect_tx(kv_full, 2 * C::KV_BYTES);
             bwd90_tma<D, BN>(sK, &tm_k, kv_full, j0, p.k_h ? hk : 0, p.k_b ? (int)b : 0);
@@ -170,7 +274,7 @@ __global__ void __launch_bounds__(384, 1)
     bk_regs_inc<C::CONSUMER_REGS>();
     const int cw = wg - 1, warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32, g = lane >> 2, t4 = lane & 3;
     const int kr = 16 * warp + g;                      /* the thread's first key row of the 64 (and kr + 8) */
-    const int jg0 = j0 + cw * 64 + kr, jg1 = jg0 + 8;  /* its keys */
+    const int jg0_a = (int)blockIdx.x * BN + cw * 64 + kr; /* the atomic mode's first key of the thread */
     const uint32_t kA = sK + cw * 64 * 128, vA = sV + cw * 64 * 128; /* this consumer's K / V rows */
     /* dQ share: rows 64 mb .. of the step's BM (D 64), columns 64 nb .. of D (D 128) */
     const int mb = BM == 128 ? cw : 0, nb = BM == 64 ? cw : 0;
@@ -182,8 +286,8 @@ __global__ void __launch_bounds__(384, 1)
         dk[i] = dv[i] = 0.f;
     bk_mbar_wait(kv_full, 0);
 
-    for (int it = 0; it < niter; it++) {
-        const int st = it % S, h = hk * p.group + it / ntile, m0 = (tlo + it % ntile) * BM;
+    for (int it = 0; it < w_ntile() * p.group; it++) {
+        const int st = it % S, h = hk * p.group + it / w_ntile(), m0 = (w_tlo() + it % w_ntile()) * BM;
         const uint32_t q_s = sQ + st * C::QO_BYTES, o_s = sO + st * C::QO_BYTES, ds_b = sDS + (it & 1) * C::DS_BYTES;
         bk_mbar_wait(q_full(st), (uint32_t)(it / S) & 1u);
 
@@ -217,6 +321,8 @@ __global__ void __launch_bounds__(384, 1)
          * query column 8 j + 2 t4 + (e & 1) of the step. Masked only where the tile crosses
          * the causal diagonal or the end of the keys; rows past Sq have L = +inf (P = 0). */
         const float *Ls = sL + st * BM, *Ds = sD + st * BM;
+        /* the thread's keys (DET: re-read, see key_tile) */
+        const int j0 = w_jt() * BN, jg0 = DET ? j0 + cw * 64 + kr : jg0_a, jg1 = jg0 + 8;
         const bool need_mask = j0 + BN > Sk || (p.causal && j0 + BN - 1 > m0 + off);
         /* key jg is visible to row i iff i >= first_i(jg) = jg - off (causal; else any i)
            and jg < Sk; the element's row is m0 + 2 t4 + 8 j + (e & 1), so it is masked iff
@@ -311,7 +417,10 @@ __global__ void __launch_bounds__(384, 1)
         bk_keep_regs(reinterpret_cast<uint32_t(&)[BM / 4]>(ga));
         bk_mbar_arrive(q_empty(st)); /* Q, dO, lse, D_i of this stage read */
 
-        /* dq_acc rows m0 + 64 mb + kr (+ 8), columns 64 nb + 8 j + 2 t4 (+ 1) */
+        /* dq_acc rows m0 + 64 mb + kr (+ 8), columns 64 nb + 8 j + 2 t4 (+ 1); DET: after
+         * the key tiles above this one (the sync warp's ACQ), the sync warp's REL after */
+        if constexpr (DET)
+            bwd90_bar_sync<kBarDqAcq, kBarDqThreads>();
         float *acc = p.dqacc + (b * p.Hq + h) * (long long)Sq * D;
         const int r0 = m0 + mb * 64 + kr;
 #pragma unroll
@@ -322,11 +431,14 @@ __global__ void __launch_bounds__(384, 1)
             if (r0 + 8 < Sq)
                 bwd90_red2(acc + (long long)(r0 + 8) * D + col, dq[4 * j + 2], dq[4 * j + 3]);
         }
+        if constexpr (DET)
+            bwd90_bar_arrive<kBarDqRel, kBarDqThreads>();
     }
 
     /* dK (times the scale) and dV of the thread's keys: row kr (+ 8), columns 8 j + 2 t4 */
     T *dkp = (T *)p.dk + b * p.sdk0 + hk * p.sdk1, *dvp = (T *)p.dv + b * p.sdv0 + hk * p.sdv1;
     const float scale = p.scale;
+    const int jg0 = DET ? w_jt() * BN + cw * 64 + kr : jg0_a, jg1 = jg0 + 8;
 #pragma unroll
     for (int j = 0; j < D / 8; j++) {
         const int e = 8 * j + 2 * t4;
@@ -348,10 +460,10 @@ __global__ void __launch_bounds__(384, 1)
 
 /* ------------------------------------------------------------- host side -- */
 
-template <typename T, int D> static bool bwd90_built()
+template <typename T, int D, bool DET> static bool bwd90_built()
 {
     cudaFuncAttributes fa;
-    if (cudaFuncGetAttributes(&fa, sdpa_bwd_sm90_kernel<T, D>) != cudaSuccess) {
+    if (cudaFuncGetAttributes(&fa, sdpa_bwd_sm90_kernel<T, D, DET>) != cudaSuccess) {
         cudaGetLastError();
         return false;
     }
@@ -369,16 +481,27 @@ extern "C" const char *bk_cuda_sdpa_bwd_sm90_rejects(const bk_sdpa_bwd_desc *d)
     return NULL;
 }
 
-bool bk_sm90_bwd_ready(const bk_sdpa_bwd_desc *d, const void *dq_acc)
+long long bk_sm90_bwd_det_sems(const bk_sdpa_bwd_desc *d)
+{
+    const long long tiles = d->head_dim_qk == 64 ? bwd90_det_row_tiles<64>(d->q_len) : bwd90_det_row_tiles<128>(d->q_len);
+    return (long long)d->batch * d->q_heads * tiles;
+}
+
+template <bool DET> static bool bwd90_built_any(const bk_sdpa_bwd_desc *d)
+{
+    const bool bf16 = d->dtype == BK_DTYPE_BF16, d64 = d->head_dim_qk == 64;
+    return bf16 ? (d64 ? bwd90_built<__nv_bfloat16, 64, DET>() : bwd90_built<__nv_bfloat16, 128, DET>())
+                : (d64 ? bwd90_built<__half, 64, DET>() : bwd90_built<__half, 128, DET>());
+}
+
+bool bk_sm90_bwd_ready(const bk_sdpa_bwd_desc *d, const void *dq_acc, const void *dq_sync)
 {
     if (bk_cuda_sdpa_bwd_sm90_rejects(d) != NULL || d->q_len <= 0 || d->kv_len <= 0 || d->q_len >= (1 << 30) ||
         d->kv_len >= (1 << 30) || (long long)d->q_len * (d->q_heads / d->kv_heads) >= (1LL << 30) ||
-        ((uintptr_t)dq_acc & 15) != 0)
+        ((uintptr_t)dq_acc & 15) != 0 || ((uintptr_t)dq_sync & 3) != 0)
         return false;
-    const bool bf16 = d->dtype == BK_DTYPE_BF16, d64 = d->head_dim_qk == 64;
-    const bool built = bf16 ? (d64 ? bwd90_built<__nv_bfloat16, 64>() : bwd90_built<__nv_bfloat16, 128>())
-                            : (d64 ? bwd90_built<__half, 64>() : bwd90_built<__half, 128>());
-    if (!built)
+    const bool d64 = d->head_dim_qk == 64;
+    if (!(dq_sync ? bwd90_built_any<true>(d) : bwd90_built_any<false>(d)))
         return false;
     int dev = 0, optin = 0;
     if (cudaGetDevice(&dev) != cudaSuccess ||
@@ -390,13 +513,13 @@ bool bk_sm90_bwd_ready(const bk_sdpa_bwd_desc *d, const void *dq_acc)
     return need <= (size_t)optin;
 }
 
-template <typename T, int D>
+template <typename T, int D, bool DET>
 static bk_status bwd90_launch(const bk_sdpa_bwd_desc *d, const bk_sdpa_bwd_args *a, const float *lse_rows,
-                              const float *d_rows, float *dq_acc, cudaStream_t s)
+                              const float *d_rows, float *dq_acc, int *dq_sync, cudaStream_t s)
 {
     typedef bwd90_tiles<D> C;
     const char *op = "sdpa_bwd";
-    auto kernel = sdpa_bwd_sm90_kernel<T, D>;
+    auto kernel = sdpa_bwd_sm90_kernel<T, D, DET>;
     if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)C::SMEM) != cudaSuccess) {
         cudaGetLastError();
         return bk_fail(BK_STATUS_DEVICE_ERROR, "sdpa_bwd: %zu bytes of shared memory per block are not available",
@@ -425,6 +548,8 @@ static bk_status bwd90_launch(const bk_sdpa_bwd_desc *d, const bk_sdpa_bwd_args 
     p.lrow = lse_rows;
     p.drow = d_rows;
     p.dqacc = dq_acc;
+    p.dq_ticket = dq_sync;
+    p.dq_sem = DET ? dq_sync + (long long)d->batch * d->kv_heads : NULL;
     p.dk = a->dk.data;
     p.dv = a->dv.data;
     p.sdk0 = a->dk.strides[0], p.sdk1 = a->dk.strides[1], p.sdk2 = a->dk.strides[2];
@@ -443,6 +568,10 @@ static bk_status bwd90_launch(const bk_sdpa_bwd_desc *d, const bk_sdpa_bwd_args 
     if (cudaMemsetAsync(dq_acc, 0, (size_t)d->batch * d->q_heads * d->q_len * D * sizeof(float), s) != cudaSuccess)
         return bk_fail(BK_STATUS_DEVICE_ERROR, "sdpa_bwd: clearing the dq accumulator failed: %s",
                        cudaGetErrorString(cudaGetLastError()));
+    if (DET && cudaMemsetAsync(dq_sync, 0,
+                               4 * ((size_t)d->batch * d->kv_heads + (size_t)bk_sm90_bwd_det_sems(d)), s) != cudaSuccess)
+        return bk_fail(BK_STATUS_DEVICE_ERROR, "sdpa_bwd: clearing the dq semaphores failed: %s",
+                       cudaGetErrorString(cudaGetLastError()));
     for (int b0 = 0; b0 < d->batch; b0 += 65535) {
         p.b0 = b0;
         const dim3 grid((unsigned)((d->kv_len + C::BN - 1) / C::BN), (unsigned)d->kv_heads,
@@ -452,13 +581,21 @@ static bk_status bwd90_launch(const bk_sdpa_bwd_desc *d, const bk_sdpa_bwd_args 
     return bk_cuda_check_launch(op);
 }
 
-bk_status bk_sm90_bwd_launch(const bk_sdpa_bwd_desc *d, const bk_sdpa_bwd_args *a, const float *lse_rows,
-                             const float *d_rows, float *dq_acc, cudaStream_t s)
+template <bool DET>
+static bk_status bwd90_launch_any(const bk_sdpa_bwd_desc *d, const bk_sdpa_bwd_args *a, const float *lse_rows,
+                                  const float *d_rows, float *dq_acc, int *dq_sync, cudaStream_t s)
 {
     const bool d64 = d->head_dim_qk == 64;
     if (d->dtype == BK_DTYPE_BF16)
-        return d64 ? bwd90_launch<__nv_bfloat16, 64>(d, a, lse_rows, d_rows, dq_acc, s)
-                   : bwd90_launch<__nv_bfloat16, 128>(d, a, lse_rows, d_rows, dq_acc, s);
-    return d64 ? bwd90_launch<__half, 64>(d, a, lse_rows, d_rows, dq_acc, s)
-               : bwd90_launch<__half, 128>(d, a, lse_rows, d_rows, dq_acc, s);
+        return d64 ? bwd90_launch<__nv_bfloat16, 64, DET>(d, a, lse_rows, d_rows, dq_acc, dq_sync, s)
+                   : bwd90_launch<__nv_bfloat16, 128, DET>(d, a, lse_rows, d_rows, dq_acc, dq_sync, s);
+    return d64 ? bwd90_launch<__half, 64, DET>(d, a, lse_rows, d_rows, dq_acc, dq_sync, s)
+               : bwd90_launch<__half, 128, DET>(d, a, lse_rows, d_rows, dq_acc, dq_sync, s);
+}
+
+bk_status bk_sm90_bwd_launch(const bk_sdpa_bwd_desc *d, const bk_sdpa_bwd_args *a, const float *lse_rows,
+                             const float *d_rows, float *dq_acc, int *dq_sync, cudaStream_t s)
+{
+    return dq_sync ? bwd90_launch_any<true>(d, a, lse_rows, d_rows, dq_acc, dq_sync, s)
+                   : bwd90_launch_any<false>(d, a, lse_rows, d_rows, dq_acc, dq_sync, s);
 }
