@@ -39,7 +39,7 @@ os.environ.setdefault("FLASHINFER_CUDA_ARCH_LIST", "9.0a")
 PQ_HEADS, PKV_HEADS, PDIM, PPAGE = 32, 8, 128, 16  # bench_ops.inc: enum { PQ_HEADS, ... }; prefill's D
 DTYPES = ("bf16", "f16")  # bench_all_ops: every paged row in both
 # bench_all_ops: bench_decode (D, batch, kv_len) and bench_prefill (batch, seq, causal), per dtype
-DECODE_ROWS = ([(128, b, kv) for b, kv in ((1, 32768), (16, 4096), (64, 2048), (128, 8192))]
+DECODE_ROWS = ([(128, b, kv) for b, kv in ((1, 32768), (16, 4096), (32, 1024), (64, 2048), (128, 8192))]
                + [(d, b, kv) for d in (64, 256) for b, kv in ((1, 32768), (128, 8192))])
 PREFILL_ROWS = [(4, 2048, True), (4, 2048, False), (16, 512, True), (1, 16384, True), (8, 4096, True)]
 WORKSPACE_BYTES = 128 << 20

@@ -3,10 +3,13 @@
  * causal/GQA/stride-0 kv heads/window/softcap/ALiBi/padded views/empty rows/empty
  * extents, on the CPU and, when a GPU is present, on CUDA: every case through the kernel
  * each preference selects (FASTEST: the fused one-pass tensor-core kernel with atomic dq
- * where it applies; DETERMINISTIC: the two-pass tensor-core kernel; REFERENCE: the
- * CUDA-core kernel), each plan's SKU and guarantee checked against the expected kernel,
- * plus larger GPU-only shapes (odd lengths, Sq != Sk, GQA, causal, every option of the
- * fused kernel) with a bit-identical rerun for deterministic plans; against central
+ * where it applies, on compute capability 9.0 the Hopper kernel (sdpa_bwd_sm90.cu) where
+ * it applies; DETERMINISTIC: the same kernels adding dq in a fixed order;
+ * REFERENCE: the CUDA-core kernel; the two-pass tensor-core kernel, the fused plans'
+ * fallback, through a misaligned workspace), each plan's SKU and guarantee checked
+ * against the expected kernel, plus larger GPU-only shapes (odd lengths, Sq != Sk, GQA
+ * 1/2/4/8, causal, windows, every option of the fused kernel) run three times on one
+ * workspace, bit-identical for deterministic plans; against central
  * finite differences of the library's own f64 forward; workspace sizing; determinism
  * (rerun, one thread); bad inputs.
  * y and lse come from the test's own f64 reference forward (not from a library kernel).
@@ -84,12 +87,41 @@ static const cfg k_gpu_cases[] = {
     {"gpu 300x300 D64 causal bcast",     1, 4, 2,  300, 300, 64,  64,  true,  -1,  0.0, false, 0,   true,  0},
     {"gpu 150x201 D256 causal gqa 4/2",  1, 4, 2,  150, 201, 256, 256, true,  -1,  0.0, false, 0,   false, 0},
     {"gpu 97x65 D256 softcap alibi",     2, 2, 1,  97,  65,  256, 256, false, -1,  4.0, true,  0,   false, 8},
+    /* the Hopper kernel's cases (sm_90, FASTEST; elsewhere the fused kernel): GQA 1/4/8,
+       odd lengths, Sq != Sk both ways, causal and not, batch > 1, several key blocks and
+       query tiles per CTA, padded (aligned) views */
+    {"sm90 B3 H8/1 77x200 D128",         3, 8, 1,  77,  200, 128, 128, false, -1,  0.0, false, 0,   false, 0},
+    {"sm90 B2 H8/2 333x200 D64 causal",  2, 8, 2,  333, 200, 64,  64,  true,  -1,  0.0, false, 0,   false, 0},
+    {"sm90 B2 H2/2 200x333 D128 causal", 2, 2, 2,  200, 333, 128, 128, true,  -1,  0.0, false, 0,   false, 8},
+    {"sm90 B2 H4/4 77x77 D64",           2, 4, 4,  77,  77,  64,  64,  false, -1,  0.0, false, 0.3, false, 0},
+    {"sm90 B1 H4/1 517x1031 D128 causal", 1, 4, 1, 517, 1031, 128, 128, true, -1,  0.0, false, 0,   false, 0},
+    {"sm90 B2 H8/1 300x257 D64 bcast",   2, 8, 1,  300, 257, 64,  64,  true,  -1,  0.0, false, 0,   true,  0},
+};
+
+/* GPU-only, for the fused kernel's deterministic mode (each also runs the atomic mode):
+ * D 64/128/256, causal and not, sliding windows, GQA 1/4/8, odd lengths, Sq < Sk and
+ * Sq > Sk, several key tiles per row tile (chains of semaphore waits), key tiles that see
+ * no row (they take a ticket and add nothing), rows that see no key. */
+static const cfg k_det_cases[] = {
+    /* name                                  b  hq hkv sq    sk    dqk  dv   causal win  cap  alibi scale bcast pad */
+    {"det 257x1100 D64 causal gqa 8/1",      1, 8, 1,  257,  1100, 64,  64,  true,  -1,  0.0, false, 0,   false, 0},
+    {"det 300x300 D64 noncausal B2 mha",     2, 2, 2,  300,  300,  64,  64,  false, -1,  0.0, false, 0,   false, 0},
+    {"det 1024x1024 D128 causal gqa 2/1",    1, 2, 1,  1024, 1024, 128, 128, true,  -1,  0.0, false, 0,   false, 0},
+    {"det 333x333 D128 causal gqa 4/1 pad",  1, 4, 1,  333,  333,  128, 128, true,  -1,  0.0, false, 0,   false, 8},
+    {"det 190x700 D128 window 40 gqa 4/2",   1, 4, 2,  190,  700,  128, 128, false, 40,  0.0, false, 0,   false, 0},
+    {"det 500x200 D128 causal window 64",    1, 2, 1,  500,  200,  128, 128, true,  64,  0.0, false, 0,   false, 0},
+    {"det 129x513 D256 causal gqa 8/1",      1, 8, 1,  129,  513,  256, 256, true,  -1,  0.0, false, 0,   false, 0},
+    {"det 200x131 D256 noncausal softcap",   1, 2, 1,  200,  131,  256, 256, false, -1,  3.0, false, 0,   false, 0},
+    {"det 150x150 D256 causal window 30 alibi", 2, 2, 2, 150, 150, 256, 256, true,  30,  0.0, true,  0,   false, 0},
+    {"det 64x1000 D256 noncausal gqa 4/4",   1, 4, 4,  64,   1000, 256, 256, false, -1,  0.0, false, 0,   false, 0},
+    /* 160 CTAs of 10 key tiles (more than an H100 holds at once: tickets taken in waves) */
+    {"det B4 130x1250 D64 noncausal mha 4/4", 4, 4, 4,  130,  1250, 64,  64,  false, -1,  0.0, false, 0,   false, 0},
 };
 
 /* GPU-only cases that BK_TEST_QUICK keeps (each path of the fused kernel once). */
 static bool gpu_case_quick(size_t c)
 {
-    return c <= 1 || c == 5 || c == 6 || c == 7 || c == 11;
+    return c <= 1 || c == 5 || c == 6 || c == 7 || c == 11 || c == 13 || c == 14 || c == 17;
 }
 
 static double cfg_scale(const cfg *c)
@@ -262,19 +294,57 @@ static void *alloc_workspace(size_t bytes)
     return w;
 }
 
-/* The CUDA kernel each preference must select: f16/bf16 with Dqk == Dv take the fused
- * tensor-core kernel (FASTEST, D 64/128/256; not deterministic) or the two-pass
- * tensor-core kernel (DETERMINISTIC, D 64/128), both SKU backend "bespoke"; everything
- * else and REFERENCE take the CUDA-core kernel ("reference", deterministic). */
+/* Whether FASTEST (and DETERMINISTIC: its deterministic mode) selects the Hopper kernel
+ * (SKU arch sm90) for a case on `target`:
+ * compute capability 9.0, f16/bf16, Dqk == Dv in {64, 128}, no softcap, ALiBi or window. */
+static bool expect_sm90(bk_target target, const cfg *c, bk_dtype dt)
+{
+    return target.kind == BK_TARGET_CUDA && target.cc_major == 9 && target.cc_minor == 0 &&
+           (dt == BK_DTYPE_F16 || dt == BK_DTYPE_BF16) && c->dqk == c->dv && (c->dqk == 64 || c->dqk == 128) &&
+           c->softcap == 0.0 && !c->alibi && c->window < 0;
+}
+
+/* The fused tensor-core kernels' problems: f16/bf16 with Dqk == Dv in {64, 128, 256}. */
+static bool fused_applies(const cfg *c, bk_dtype dt)
+{
+    return (dt == BK_DTYPE_F16 || dt == BK_DTYPE_BF16) && c->dqk == c->dv &&
+           (c->dqk == 64 || c->dqk == 128 || c->dqk == 256);
+}
+
+/* Bytes of the CUDA workspace the plan of `pref` needs (attention.h): the D_i and lse
+ * rows; the fused (and Hopper) kernels' f32 dq accumulator; the deterministic fused (and
+ * Hopper) kernels' counter per (b, kv head) and semaphore per (b, q head, tile of 128 rows
+ * at D 64, else 64: both kernels' row tile). */
+static size_t cuda_scratch_bytes(const cfg *c, bk_dtype dt, bk_preference pref)
+{
+    const size_t rows = (size_t)c->b * c->hq * c->sq;
+    size_t n = 2 * rows * (dt == BK_DTYPE_F64 ? 8 : 4);
+    if (fused_applies(c, dt) && pref != BK_PREFER_REFERENCE)
+        n += rows * (size_t)c->dqk * 4;
+    if (fused_applies(c, dt) && pref == BK_PREFER_DETERMINISTIC) {
+        const size_t tile = c->dqk == 64 ? 128 : 64;
+        n += 4 * (size_t)c->b * ((size_t)c->hkv + (size_t)c->hq * (((size_t)c->sq + tile - 1) / tile));
+    }
+    return n;
+}
+
+/* The CUDA kernel each preference must select: f16/bf16 with Dqk == Dv in {64, 128, 256}
+ * take the fused tensor-core kernel, in its atomic mode (FASTEST; not deterministic) or
+ * its deterministic mode (DETERMINISTIC), both SKU backend "bespoke" (on compute
+ * capability 9.0 the Hopper kernel in the same mode where expect_sm90, SKU arch sm90); everything else and
+ * REFERENCE take the CUDA-core kernel ("reference", deterministic). (The two-pass
+ * tensor-core kernel is a run-time fallback of the fused plans, reached below with a
+ * misaligned workspace.) */
 static void check_gpu_kernel(const char *what, const bk_sdpa_bwd_plan *plan, const cfg *c, bk_dtype dt,
                              bk_preference pref)
 {
-    const bool halves = (dt == BK_DTYPE_F16 || dt == BK_DTYPE_BF16) && c->dqk == c->dv;
-    const bool fused = halves && pref == BK_PREFER_FASTEST && (c->dqk == 64 || c->dqk == 128 || c->dqk == 256);
-    const bool tc = fused || (halves && pref == BK_PREFER_DETERMINISTIC && (c->dqk == 64 || c->dqk == 128));
+    const bool fused = fused_applies(c, dt) && pref == BK_PREFER_FASTEST;
+    const bool tc = fused_applies(c, dt) && pref != BK_PREFER_REFERENCE;
+    const bool sm90 = pref != BK_PREFER_REFERENCE && expect_sm90(plan->info.target, c, dt);
     char name[96], want[96];
     bk_sku_name(&plan->info.sku, name, sizeof name);
-    snprintf(want, sizeof want, "attention/sdpa_bwd/%s/sm80/%s", bk_dtype_name(dt), tc ? "bespoke" : "reference");
+    snprintf(want, sizeof want, "attention/sdpa_bwd/%s/%s/%s", bk_dtype_name(dt), sm90 ? "sm90" : "sm80",
+             tc ? "bespoke" : "reference");
     bkt_check(strcmp(name, want) == 0, what, "sku %s, expected %s", name, want);
     bkt_check(plan->info.precision.deterministic == !fused && plan->info.precision.bit_stable == !fused, what,
               "deterministic %d bit_stable %d, expected %d", (int)plan->info.precision.deterministic,
@@ -283,16 +353,28 @@ static void check_gpu_kernel(const char *what, const bk_sdpa_bwd_plan *plan, con
               (int)plan->info.precision.math);
 }
 
-/* One case on `target` with the kernel `preference` selects; with `rerun` the GPU call
- * is repeated and must come out bit-identical when the plan claims determinism. */
-static void test_case(bk_target target, bk_preference pref, const cfg *c, bk_dtype dt, bool rerun)
+/* How test_case runs a GPU case. */
+enum {
+    RUN_ONCE = 0,
+    /* run 3 times on the same device buffers (the workspace left as the last run left
+     * it), each into fresh poisoned outputs; a deterministic plan must give bit-identical
+     * dq, dk, dv every time */
+    RUN_RERUN = 1,
+    /* a workspace 4 bytes past a 16-byte boundary: the fused plans run their fallback,
+     * the two-pass tensor-core kernel (the CUDA-core one at D 256) */
+    RUN_MISALIGNED_WS = 2,
+};
+
+/* One case on `target` with the kernel `preference` selects, run as `how` says (RUN_*
+ * flags; GPU only). */
+static void test_case(bk_target target, bk_preference pref, const cfg *c, bk_dtype dt, int how)
 {
     char what[200], w2[240];
     const bool gpu = target.kind == BK_TARGET_CUDA;
-    snprintf(what, sizeof what, "sdpa_bwd %s%s %s %s", gpu ? "cuda" : "cpu",
+    snprintf(what, sizeof what, "sdpa_bwd %s%s%s %s %s", gpu ? "cuda" : "cpu",
              gpu ? (pref == BK_PREFER_REFERENCE ? " cuda-cores" : pref == BK_PREFER_FASTEST ? " fastest" : " deterministic")
                  : "",
-             bk_dtype_name(dt), c->name);
+             gpu && (how & RUN_MISALIGNED_WS) ? " misaligned-workspace" : "", bk_dtype_name(dt), c->name);
     int64_t sh_q[4] = {c->b, c->hq, c->sq, c->dqk}, sh_k[4] = {c->b, c->hkv, c->sk, c->dqk};
     int64_t sh_v[4] = {c->b, c->hkv, c->sk, c->dv}, sh_y[4] = {c->b, c->hq, c->sq, c->dv};
     int64_t sh_l[3] = {c->b, c->hq, c->sq}, sh_s[1] = {c->hq};
@@ -351,51 +433,60 @@ static void test_case(bk_target target, bk_preference pref, const cfg *c, bk_dty
         const double slack = tc ? kTcSlack : 1.0;
         if (gpu)
             check_gpu_kernel(what, &plan, c, dt, pref);
+        if (gpu)
+            bkt_check(plan.info.precision.deterministic == plan.info.precision.bit_stable &&
+                          plan.info.precision.deterministic == (pref != BK_PREFER_FASTEST || !fused_applies(c, dt)),
+                      what, "plan says deterministic %d, bit_stable %d", (int)plan.info.precision.deterministic,
+                      (int)plan.info.precision.bit_stable);
         size_t ws_bytes = bk_sdpa_bwd_workspace_size(&plan);
-        /* CPU: f64 dk/dv accumulators; CUDA: D_i and lse rows in the compute type, and the
-         * fused kernel's f32 dq accumulator */
-        size_t need = gpu ? (size_t)2 * c->b * c->hq * c->sq * (dt == BK_DTYPE_F64 ? 8 : 4) +
-                                (deterministic ? 0 : (size_t)c->b * c->hq * c->sq * c->dqk * 4)
+        /* CPU: f64 dk/dv accumulators; CUDA: see cuda_scratch_bytes */
+        size_t need = gpu ? cuda_scratch_bytes(c, dt, pref)
                           : (size_t)c->b * c->hkv * c->sk * (c->dqk + c->dv) * sizeof(double);
         bkt_check(ws_bytes >= need && ws_bytes <= need + 768, what, "workspace_size %zu for %zu bytes of scratch",
                   ws_bytes, need);
-        void *ws = alloc_workspace(ws_bytes);
+        /* the misaligned case passes the workspace 4 bytes into a larger buffer */
+        const size_t skew = gpu && (how & RUN_MISALIGNED_WS) && ws_bytes ? 4 : 0;
+        void *ws = alloc_workspace(ws_bytes + skew);
         bk_sdpa_bwd_args args = {tq, tk, tv, ty, tdy, tl, c->alibi ? &ts : NULL, tdq, tdk, tdv};
-        void *first[3] = {NULL, NULL, NULL};
         const size_t es = bk_dtype_size(dt);
-        for (int pass = 0; pass < (gpu && rerun ? 2 : 1); pass++) {
-            if (pass == 1) {
-                first[0] = bkt_snapshot(dq, (size_t)ndq * es);
-                first[1] = bkt_snapshot(dk, (size_t)ndk * es);
-                first[2] = bkt_snapshot(dv, (size_t)ndv * es);
-                memcpy(dq, dq0, (size_t)ndq * es);
-                memcpy(dk, dk0, (size_t)ndk * es);
-                memcpy(dv, dv0, (size_t)ndv * es);
-            }
-            bkt_dev dev = bkt_dev_begin(target);
-            args.q.data = bkt_dev_in(&dev, q, (size_t)nq * es);
-            args.k.data = bkt_dev_in(&dev, k, (size_t)nk * es);
-            args.v.data = bkt_dev_in(&dev, v, (size_t)nv * es);
-            args.y.data = bkt_dev_in(&dev, y, (size_t)ny * es);
-            args.dy.data = bkt_dev_in(&dev, dy, (size_t)ndy * es);
-            args.lse.data = bkt_dev_in(&dev, lse, (size_t)nl * sizeof(float));
-            bk_tensor tsd = ts;
-            tsd.data = bkt_dev_in(&dev, slopes, (size_t)c->hq * sizeof(float));
-            args.alibi_slopes = c->alibi ? &tsd : NULL;
-            args.dq.data = bkt_dev_out(&dev, dq, (size_t)ndq * es);
-            args.dk.data = bkt_dev_out(&dev, dk, (size_t)ndk * es);
-            args.dv.data = bkt_dev_out(&dev, dv, (size_t)ndv * es);
-            bk_workspace wsp = {ws_bytes ? bkt_dev_in(&dev, ws, ws_bytes) : NULL, ws_bytes};
-            st = bk_sdpa_bwd_run(&plan, bkt_dev_stream(&dev), wsp, &args);
-            if (!bkt_dev_end(&dev))
-                st = BK_STATUS_DEVICE_ERROR;
+        /* runs r > 0 write into copies of the poisoned outputs */
+        enum { kRuns = 3 };
+        const int runs = gpu && (how & RUN_RERUN) ? kRuns : 1;
+        void *more[kRuns][3] = {{NULL}};
+        for (int r = 1; r < runs; r++) {
+            more[r][0] = bkt_snapshot(dq0, (size_t)ndq * es);
+            more[r][1] = bkt_snapshot(dk0, (size_t)ndk * es);
+            more[r][2] = bkt_snapshot(dv0, (size_t)ndv * es);
         }
-        if (first[0] && deterministic)
-            bkt_check(bkt_same_bytes(first[0], dq, (size_t)ndq * es) && bkt_same_bytes(first[1], dk, (size_t)ndk * es) &&
-                          bkt_same_bytes(first[2], dv, (size_t)ndv * es),
-                      what, "GPU rerun is not bit-identical");
-        for (int i = 0; i < 3; i++)
-            bkt_free(first[i]);
+        bkt_dev dev = bkt_dev_begin(target);
+        args.q.data = bkt_dev_in(&dev, q, (size_t)nq * es);
+        args.k.data = bkt_dev_in(&dev, k, (size_t)nk * es);
+        args.v.data = bkt_dev_in(&dev, v, (size_t)nv * es);
+        args.y.data = bkt_dev_in(&dev, y, (size_t)ny * es);
+        args.dy.data = bkt_dev_in(&dev, dy, (size_t)ndy * es);
+        args.lse.data = bkt_dev_in(&dev, lse, (size_t)nl * sizeof(float));
+        bk_tensor tsd = ts;
+        tsd.data = bkt_dev_in(&dev, slopes, (size_t)c->hq * sizeof(float));
+        args.alibi_slopes = c->alibi ? &tsd : NULL;
+        char *wsd = ws_bytes ? bkt_dev_in(&dev, ws, ws_bytes + skew) : NULL;
+        bk_workspace wsp = {wsd ? wsd + skew : NULL, ws_bytes};
+        st = BK_STATUS_SUCCESS;
+        for (int r = 0; r < runs && st == BK_STATUS_SUCCESS; r++) {
+            args.dq.data = bkt_dev_out(&dev, r ? more[r][0] : dq, (size_t)ndq * es);
+            args.dk.data = bkt_dev_out(&dev, r ? more[r][1] : dk, (size_t)ndk * es);
+            args.dv.data = bkt_dev_out(&dev, r ? more[r][2] : dv, (size_t)ndv * es);
+            st = bk_sdpa_bwd_run(&plan, bkt_dev_stream(&dev), wsp, &args);
+        }
+        if (!bkt_dev_end(&dev))
+            st = BK_STATUS_DEVICE_ERROR;
+        for (int r = 1; r < runs && st == BK_STATUS_SUCCESS && deterministic; r++)
+            bkt_check(bkt_same_bytes(more[r][0], dq, (size_t)ndq * es) &&
+                          bkt_same_bytes(more[r][1], dk, (size_t)ndk * es) &&
+                          bkt_same_bytes(more[r][2], dv, (size_t)ndv * es),
+                      what, "GPU run %d of %d is not bit-identical to the first", r + 1, runs);
+        for (int r = 1; r < runs; r++)
+            for (int i = 0; i < 3; i++)
+                bkt_free(more[r][i]);
         if (bkt_expect_status(st, BK_STATUS_SUCCESS, what)) {
             snprintf(w2, sizeof w2, "%s dq", what);
             bkt_check_close(w2, &tdq, rdq, slack);
@@ -930,6 +1021,76 @@ done:
     bkt_free(dv0);
 }
 
+/* Selection on a compute capability 9.0 target (no device needed): FASTEST takes the
+ * Hopper kernel (SKU arch sm90, not deterministic, the fused kernel's workspace) for
+ * f16/bf16 with Dqk == Dv in {64, 128} and no softcap, ALiBi or window, and the sm_80
+ * kernels otherwise; DETERMINISTIC its deterministic mode for the same problems (SKU arch
+ * sm90, deterministic, the fused deterministic workspace), the fused deterministic mode
+ * otherwise; REFERENCE never takes it; cc 8.0, 8.9 and 10.0 never do. */
+static void test_select_sm90(void)
+{
+#ifdef BK_WITH_CUDA
+    const char *what = "sdpa_bwd select sm90";
+    const bk_target h100 = bk_target_cuda_cc(0, 9, 0);
+    bk_sdpa_bwd_desc base = {2, 8, 2, 333, 200, 128, 128, 0.09, true, -1, 0.0, false, BK_DTYPE_BF16};
+    struct {
+        const char *name;
+        int32_t d, dv, window;
+        double softcap;
+        bool alibi;
+        bk_dtype dt;
+        bk_target target;
+        bk_preference pref;
+        const char *sku;
+        bool deterministic;
+    } cases[] = {
+        {"bf16 D128", 128, 128, -1, 0.0, false, BK_DTYPE_BF16, h100, BK_PREFER_FASTEST, "attention/sdpa_bwd/bf16/sm90/bespoke", false},
+        {"f16 D64", 64, 64, -1, 0.0, false, BK_DTYPE_F16, h100, BK_PREFER_FASTEST, "attention/sdpa_bwd/f16/sm90/bespoke", false},
+        {"bf16 D256", 256, 256, -1, 0.0, false, BK_DTYPE_BF16, h100, BK_PREFER_FASTEST, "attention/sdpa_bwd/bf16/sm80/bespoke", false},
+        {"bf16 D96", 96, 96, -1, 0.0, false, BK_DTYPE_BF16, h100, BK_PREFER_FASTEST, "attention/sdpa_bwd/bf16/sm80/reference", true},
+        {"bf16 D128/64", 128, 64, -1, 0.0, false, BK_DTYPE_BF16, h100, BK_PREFER_FASTEST, "attention/sdpa_bwd/bf16/sm80/reference", true},
+        {"bf16 D128 window", 128, 128, 16, 0.0, false, BK_DTYPE_BF16, h100, BK_PREFER_FASTEST, "attention/sdpa_bwd/bf16/sm80/bespoke", false},
+        {"bf16 D128 softcap", 128, 128, -1, 5.0, false, BK_DTYPE_BF16, h100, BK_PREFER_FASTEST, "attention/sdpa_bwd/bf16/sm80/bespoke", false},
+        {"bf16 D128 alibi", 128, 128, -1, 0.0, true, BK_DTYPE_BF16, h100, BK_PREFER_FASTEST, "attention/sdpa_bwd/bf16/sm80/bespoke", false},
+        {"f32 D128", 128, 128, -1, 0.0, false, BK_DTYPE_F32, h100, BK_PREFER_FASTEST, "attention/sdpa_bwd/f32/sm80/reference", true},
+        {"bf16 D128 deterministic", 128, 128, -1, 0.0, false, BK_DTYPE_BF16, h100, BK_PREFER_DETERMINISTIC, "attention/sdpa_bwd/bf16/sm90/bespoke", true},
+        {"f16 D64 deterministic", 64, 64, -1, 0.0, false, BK_DTYPE_F16, h100, BK_PREFER_DETERMINISTIC, "attention/sdpa_bwd/f16/sm90/bespoke", true},
+        {"bf16 D256 deterministic", 256, 256, -1, 0.0, false, BK_DTYPE_BF16, h100, BK_PREFER_DETERMINISTIC, "attention/sdpa_bwd/bf16/sm80/bespoke", true},
+        {"bf16 D128 window deterministic", 128, 128, 16, 0.0, false, BK_DTYPE_BF16, h100, BK_PREFER_DETERMINISTIC, "attention/sdpa_bwd/bf16/sm80/bespoke", true},
+        {"bf16 D128 deterministic sm_80", 128, 128, -1, 0.0, false, BK_DTYPE_BF16, bk_target_cuda_cc(0, 8, 0), BK_PREFER_DETERMINISTIC, "attention/sdpa_bwd/bf16/sm80/bespoke", true},
+        {"bf16 D128 reference", 128, 128, -1, 0.0, false, BK_DTYPE_BF16, h100, BK_PREFER_REFERENCE, "attention/sdpa_bwd/bf16/sm80/reference", true},
+        {"bf16 D128 sm_80", 128, 128, -1, 0.0, false, BK_DTYPE_BF16, bk_target_cuda_cc(0, 8, 0), BK_PREFER_FASTEST, "attention/sdpa_bwd/bf16/sm80/bespoke", false},
+        {"bf16 D128 sm_89", 128, 128, -1, 0.0, false, BK_DTYPE_BF16, bk_target_cuda_cc(0, 8, 9), BK_PREFER_FASTEST, "attention/sdpa_bwd/bf16/sm80/bespoke", false},
+        {"bf16 D128 sm_100", 128, 128, -1, 0.0, false, BK_DTYPE_BF16, bk_target_cuda_cc(0, 10, 0), BK_PREFER_FASTEST, "attention/sdpa_bwd/bf16/sm80/bespoke", false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        bk_sdpa_bwd_desc d = base;
+        d.head_dim_qk = cases[i].d;
+        d.head_dim_v = cases[i].dv;
+        d.window_left = cases[i].window;
+        d.softcap = cases[i].softcap;
+        d.alibi = cases[i].alibi;
+        d.dtype = cases[i].dt;
+        bk_sdpa_bwd_plan plan;
+        char name[96];
+        if (!bkt_expect_status(bk_sdpa_bwd_select(&d, cases[i].target, cases[i].pref, &plan), BK_STATUS_SUCCESS,
+                               cases[i].name))
+            continue;
+        bk_sku_name(&plan.info.sku, name, sizeof name);
+        bkt_check(strcmp(name, cases[i].sku) == 0, what, "%s: sku %s, expected %s", cases[i].name, name, cases[i].sku);
+        bkt_check(plan.info.precision.deterministic == cases[i].deterministic &&
+                      plan.info.precision.bit_stable == cases[i].deterministic,
+                  what, "%s: deterministic %d", cases[i].name, (int)plan.info.precision.deterministic);
+        /* CUDA workspace: as cuda_scratch_bytes for the same problem */
+        const cfg c = {cases[i].name, d.batch, d.q_heads, d.kv_heads, d.q_len, d.kv_len, d.head_dim_qk, d.head_dim_v,
+                       d.causal, d.window_left, d.softcap, d.alibi, d.scale, false, 0};
+        const size_t need = cuda_scratch_bytes(&c, d.dtype, cases[i].pref);
+        const size_t ws = bk_sdpa_bwd_workspace_size(&plan);
+        bkt_check(ws >= need && ws <= need + 768, what, "%s: workspace_size %zu for %zu bytes", cases[i].name, ws, need);
+    }
+#endif
+}
+
 /* True when the fastest CUDA plan for d is a tensor-core kernel. */
 static bool tc_applies(bk_target gpu, const bk_sdpa_bwd_desc *d)
 {
@@ -938,8 +1099,9 @@ static bool tc_applies(bk_target gpu, const bk_sdpa_bwd_desc *d)
            p.info.precision.math == BK_MATH_F16_BF16_TENSOR;
 }
 
-/* The CUDA section: SKUs of the three kernels, every CPU case on the GPU (all three
- * kernels where the tensor-core ones apply), the GPU-only shapes with a rerun. */
+/* The CUDA section: SKUs and guarantees of the plans, every CPU case on the GPU (every
+ * preference where the tensor-core kernels apply), the GPU-only shapes with reruns (and
+ * the fused plans' fallback), the deterministic fused cases. */
 static void test_cuda(void)
 {
     bk_target gpu;
@@ -950,16 +1112,33 @@ static void test_cuda(void)
     bk_sdpa_bwd_plan plan;
     char name[96];
     if (bkt_expect_status(bk_sdpa_bwd_select(&d, gpu, BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS, what)) {
+        const bool hopper = gpu.cc_major == 9 && gpu.cc_minor == 0;
         bk_sku_name(&plan.info.sku, name, sizeof name);
-        bkt_check(strcmp(name, "attention/sdpa_bwd/bf16/sm80/bespoke") == 0, what, "bf16 D64 fastest sku %s", name);
+        bkt_check(strcmp(name, hopper ? "attention/sdpa_bwd/bf16/sm90/bespoke" : "attention/sdpa_bwd/bf16/sm80/bespoke") == 0,
+                  what, "bf16 D64 fastest sku %s", name);
         bkt_check(!plan.info.precision.deterministic && !plan.info.precision.bit_stable, what,
                   "the fused kernel (atomics) claims determinism");
     }
-    if (bkt_expect_status(bk_sdpa_bwd_select(&d, gpu, BK_PREFER_DETERMINISTIC, &plan), BK_STATUS_SUCCESS, what)) {
-        bk_sku_name(&plan.info.sku, name, sizeof name);
-        bkt_check(strcmp(name, "attention/sdpa_bwd/bf16/sm80/bespoke") == 0, what, "bf16 D64 sku %s", name);
-        bkt_check(plan.info.precision.deterministic && plan.info.precision.bit_stable, what, "not deterministic");
+    const int32_t fastest = plan.info.kernel;
+    /* DETERMINISTIC: the fused kernel's deterministic mode at D 64, 128 and 256 alike (on
+     * compute capability 9.0 the Hopper kernel's at D 64 and 128) */
+    for (int32_t dim = 64; dim <= 256; dim *= 2) {
+        d.head_dim_qk = d.head_dim_v = dim;
+        if (bkt_expect_status(bk_sdpa_bwd_select(&d, gpu, BK_PREFER_DETERMINISTIC, &plan), BK_STATUS_SUCCESS,
+                              what)) {
+            const bool hopper = gpu.cc_major == 9 && gpu.cc_minor == 0 && dim <= 128;
+            bk_sku_name(&plan.info.sku, name, sizeof name);
+            bkt_check(strcmp(name, hopper ? "attention/sdpa_bwd/bf16/sm90/bespoke" : "attention/sdpa_bwd/bf16/sm80/bespoke") == 0,
+                      what, "bf16 D%d sku %s", (int)dim, name);
+            bkt_check(plan.info.precision.deterministic && plan.info.precision.bit_stable, what,
+                      "D%d not deterministic", (int)dim);
+            bkt_check(plan.info.precision.math == BK_MATH_F16_BF16_TENSOR, what, "D%d math %d, expected tensor cores",
+                      (int)dim, (int)plan.info.precision.math);
+            bkt_check(plan.info.kernel != fastest, what, "D%d: the deterministic plan has the fastest's kernel id",
+                      (int)dim);
+        }
     }
+    d.head_dim_qk = 64;
     d.head_dim_v = 32;
     if (bkt_expect_status(bk_sdpa_bwd_select(&d, gpu, BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS, what)) {
         bk_sku_name(&plan.info.sku, name, sizeof name);
@@ -977,10 +1156,10 @@ static void test_cuda(void)
             if (quick && (c % 4 != t % 4))
                 continue;
             bk_sdpa_bwd_desc cd = cfg_desc(&k_cases[c], k_dtypes[t]);
-            test_case(gpu, BK_PREFER_FASTEST, &k_cases[c], k_dtypes[t], false);
+            test_case(gpu, BK_PREFER_FASTEST, &k_cases[c], k_dtypes[t], RUN_ONCE);
             if (tc_applies(gpu, &cd)) {
-                test_case(gpu, BK_PREFER_DETERMINISTIC, &k_cases[c], k_dtypes[t], false);
-                test_case(gpu, BK_PREFER_REFERENCE, &k_cases[c], k_dtypes[t], false);
+                test_case(gpu, BK_PREFER_DETERMINISTIC, &k_cases[c], k_dtypes[t], RUN_ONCE);
+                test_case(gpu, BK_PREFER_REFERENCE, &k_cases[c], k_dtypes[t], RUN_ONCE);
             }
         }
     const bk_dtype gpu_dtypes[2] = {BK_DTYPE_BF16, BK_DTYPE_F16};
@@ -988,15 +1167,29 @@ static void test_cuda(void)
         for (int t = 0; t < 2; t++) {
             if (quick && !gpu_case_quick(c))
                 continue;
-            test_case(gpu, BK_PREFER_FASTEST, &k_gpu_cases[c], gpu_dtypes[t], true);
+            test_case(gpu, BK_PREFER_FASTEST, &k_gpu_cases[c], gpu_dtypes[t], RUN_RERUN);
             if (!quick || t == 0)
-                test_case(gpu, BK_PREFER_DETERMINISTIC, &k_gpu_cases[c], gpu_dtypes[t], true);
+                test_case(gpu, BK_PREFER_DETERMINISTIC, &k_gpu_cases[c], gpu_dtypes[t], RUN_RERUN);
+            /* the fused plans' fallback: the two-pass tensor-core kernel (CUDA cores at D 256) */
+            if ((!quick || t == 0) && fused_applies(&k_gpu_cases[c], gpu_dtypes[t]))
+                test_case(gpu, BK_PREFER_DETERMINISTIC, &k_gpu_cases[c], gpu_dtypes[t],
+                          RUN_RERUN | RUN_MISALIGNED_WS);
             if (!quick && t == 0)
-                test_case(gpu, BK_PREFER_REFERENCE, &k_gpu_cases[c], gpu_dtypes[t], true);
+                test_case(gpu, BK_PREFER_REFERENCE, &k_gpu_cases[c], gpu_dtypes[t], RUN_RERUN);
+        }
+    /* the deterministic modes of the fused kernel (and on cc 9.0 the Hopper kernel): three
+     * bit-identical runs per case */
+    for (size_t c = 0; c < sizeof k_det_cases / sizeof k_det_cases[0]; c++)
+        for (int t = 0; t < 2; t++) {
+            if (quick && (t == 1 || (c % 3 != 0 && c != 4)))
+                continue;
+            test_case(gpu, BK_PREFER_DETERMINISTIC, &k_det_cases[c], gpu_dtypes[t], RUN_RERUN);
+            if (t == 0)
+                test_case(gpu, BK_PREFER_FASTEST, &k_det_cases[c], gpu_dtypes[t], RUN_ONCE);
         }
     if (!quick) {
-        test_case(gpu, BK_PREFER_FASTEST, &k_gpu_cases[0], BK_DTYPE_F32, true);
-        test_case(gpu, BK_PREFER_FASTEST, &k_gpu_cases[2], BK_DTYPE_F64, true);
+        test_case(gpu, BK_PREFER_FASTEST, &k_gpu_cases[0], BK_DTYPE_F32, RUN_RERUN);
+        test_case(gpu, BK_PREFER_FASTEST, &k_gpu_cases[2], BK_DTYPE_F64, RUN_RERUN);
     }
 }
 
@@ -1046,7 +1239,7 @@ int main(void)
     bkt_init("test_sdpa_bwd");
     for (size_t t = 0; t < sizeof k_dtypes / sizeof k_dtypes[0]; t++)
         for (size_t c = 0; c < sizeof k_cases / sizeof k_cases[0]; c++)
-            test_case(bk_target_cpu(), BK_PREFER_DETERMINISTIC, &k_cases[c], k_dtypes[t], false);
+            test_case(bk_target_cpu(), BK_PREFER_DETERMINISTIC, &k_cases[c], k_dtypes[t], RUN_ONCE);
     for (size_t c = 0; c < sizeof k_fd_cases / sizeof k_fd_cases[0]; c++)
         test_finite_differences(&k_fd_cases[c]);
     test_workspace_size();
@@ -1055,6 +1248,7 @@ int main(void)
     for (size_t t = 0; t < sizeof k_dtypes / sizeof k_dtypes[0]; t++)
         test_determinism(k_dtypes[t]);
     test_bad_inputs();
+    test_select_sm90();
     test_cuda();
     test_overflow();
     return bkt_finish();

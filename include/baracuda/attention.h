@@ -167,25 +167,42 @@ typedef struct bk_sdpa_bwd_plan {
 
 /* As bk_sdpa_fwd_select.
  * CUDA (compute capability >= 8.0), first match:
+ *   - on compute capability 9.0 only, the Hopper kernel (FASTEST), SKU ".../sm90/bespoke",
+ *     NOT deterministic: f16/bf16 with head_dim_qk == head_dim_v in {64, 128}, no softcap,
+ *     ALiBi or sliding window; warpgroup MMA (wgmma) and TMA copies, otherwise the fused
+ *     kernel's math, dq by f32 atomics and workspace. Where it cannot run (rows not 16-byte
+ *     aligned, a binary without sm_90a code, q_len or kv_len 0 or >= 2^30) run falls back
+ *     to the fused kernel below under the same rules.
+ *   - on compute capability 9.0 only, the Hopper kernel's deterministic mode (what
+ *     BK_PREFER_DETERMINISTIC selects for its problems), SKU ".../sm90/bespoke",
+ *     precision.deterministic = bit_stable = true: dq added in the fixed order of the
+ *     fused deterministic mode below (same workspace); where it cannot run, run falls
+ *     back to that mode (still deterministic).
  *   - fused tensor cores (FASTEST), SKU ".../sm80/bespoke", NOT deterministic: f16/bf16
  *     with head_dim_qk == head_dim_v in {64, 128, 256}; one pass per tile of keys computes dk,
  *     dv and dq (FlashAttention-2's backward), dq summed over key tiles with f32 atomics
  *     in the workspace, so reruns may differ in the last bits of dq (precision.
  *     deterministic = bit_stable = false). mma.sync with f32 accumulation, P and dS
  *     rounded to the element type before the products (as FlashAttention).
+ *   - the same fused pass, deterministic (what BK_PREFER_DETERMINISTIC selects for those
+ *     problems, but the Hopper one's on compute capability 9.0), SKU ".../sm80/bespoke", precision.deterministic = bit_stable = true: the
+ *     key tiles add their parts of dq to a tile of rows one at a time, in a fixed order
+ *     (a semaphore per tile of rows in the workspace), so every dq element is summed in
+ *     the same order on every run; dk and dv are summed in registers in a fixed order.
+ *     Same arithmetic otherwise; the waits cost some speed.
  *   - two-pass tensor cores, SKU ".../sm80/bespoke", deterministic: f16/bf16 with
  *     head_dim_qk == head_dim_v in {64, 128}; dk/dv in one pass per tile of keys, dq in a
- *     second pass per tile of rows (no atomics). BK_PREFER_DETERMINISTIC selects it for
- *     those problems (and the CUDA-core kernel at D 256).
+ *     second pass per tile of rows (no atomics), recomputing P. No preference selects it
+ *     (the fused plans cover its problems); it is their fallback, below.
  *   - CUDA cores, SKU ".../sm80/reference", deterministic: every dtype and option; f32
  *     math (f64 for f64). BK_PREFER_REFERENCE picks it for f16/bf16 too.
  * Views whose rows do not start on 16-byte boundaries (q, k, v, dy, dq, dk, dv: base or
  * an outer stride not a multiple of 8 elements) run a tensor-core plan on the CUDA-core
- * kernel instead; a fused plan whose workspace is not 16-byte aligned, whose q_len or
- * kv_len reaches 2^30, or on a device with less than 201 KB (D 256) / 145 KB (D 128) /
- * 130 KB (D 64) of shared memory per block (sm_86, sm_89) runs the two-pass tensor-core
- * kernel (the CUDA-core one at D 256): deterministic, so the guarantee only gets
- * stronger. Every kernel supports every option (causal,
+ * kernel instead; a fused plan (either) whose workspace is not 16-byte aligned, whose
+ * q_len or kv_len reaches 2^30, or on a device with less than 201 KB (D 256) / 145 KB
+ * (D 128) / 130 KB (D 64) of shared memory per block (sm_86, sm_89) runs the two-pass
+ * tensor-core kernel (the CUDA-core one at D 256): deterministic, so the guarantee only
+ * gets stronger. Every kernel supports every option (causal,
  * window, softcap, ALiBi, GQA). On the CPU every kernel is deterministic. On CUDA q_heads
  * must be <= 65535 (run answers UNSUPPORTED, writing nothing). */
 bk_status bk_sdpa_bwd_select(const bk_sdpa_bwd_desc *desc, bk_target target, bk_preference preference,
@@ -196,10 +213,12 @@ bk_status bk_sdpa_bwd_can_implement(const bk_sdpa_bwd_plan *plan, const bk_sdpa_
 /* Bytes of workspace run() needs. The CPU kernel accumulates dk and dv in f64 there:
  * batch * kv_heads * kv_len * (head_dim_qk + head_dim_v) * 8 bytes (plus alignment).
  * The CUDA kernels keep two per-row arrays, D_i = <dy_i, y_i> and lse, in the compute
- * type: 2 * batch * q_heads * q_len * (8 for f64, else 4) bytes, and the fused kernel an
- * f32 dq accumulator of batch * q_heads * q_len * head_dim_qk * 4 bytes more (plus
- * alignment); the workspace must then be device memory. 0 when that is empty. SIZE_MAX if the count
- * does not fit in size_t. 0 for a NULL plan. */
+ * type: 2 * batch * q_heads * q_len * (8 for f64, else 4) bytes, the fused kernels an
+ * f32 dq accumulator of batch * q_heads * q_len * head_dim_qk * 4 bytes more, and the
+ * deterministic modes (fused and Hopper) 4 * batch * (kv_heads + q_heads * ceil(q_len / R))
+ * bytes more, R = 128 at head dim 64, else 64 (a counter per kv head, a semaphore per tile of R
+ * rows), plus alignment; the workspace must then be device memory. 0 when that is empty.
+ * SIZE_MAX if the count does not fit in size_t. 0 for a NULL plan. */
 size_t bk_sdpa_bwd_workspace_size(const bk_sdpa_bwd_plan *plan);
 /* Computes dq, dk, dv. Runs can_implement first, then checks the workspace
  * (INVALID_PROBLEM for a NULL buffer when bytes are needed, WORKSPACE_TOO_SMALL below

@@ -22,8 +22,8 @@
  *   Split-KV: split s covers [s c, (s+1) c), c = ceil(kv_len / S), kv_len read on the
  *   device; with S > 1 partial o / lse go to the workspace and the merge kernel combines
  *   them. S = bk_cuda_paged_decode_splits, a pure function of the descriptor (graph
- *   replays rely on it): kv_splits, else the splits that fill one wave of 132 x 4 CTAs,
- *   <= 64 and <= pool / 256. D 128 bf16 G 4: 128 registers, no spill, 48 KB dynamic
+ *   replays rely on it): kv_splits, else the splits that make 132 x 2 CTAs, <= 64 and
+ *   <= pool / 256. D 128 bf16 G 4: 128 registers, no spill, 48 KB dynamic
  *   smem (opted in per launch, a host-only call) -> 4 CTAs/SM. Deterministic for a
  *   given S (an H100 rerun mismatch was the test's upload race: decode_run in the
  *   test). H100 bk_bench R 1 (Hq 32 Hkv 8, page 16), % of copy bandwidth: B1 kv32768
@@ -41,7 +41,7 @@
  *
  * Not yet: decode on tensor cores (f32 CUDA-core math is the API's promise; ncu B64
  *   kv2048: issue ~67% busy, DRAM ~75%); B1 kv32768 near half the bandwidth (one short
- *   wave plus the merge); the H100's 132 x 4 slots in the heuristic; pairs past G 4 in
+ *   wave plus the merge); the H100's 132 x 2 slots hard-coded in the heuristic; pairs past G 4 in
  *   one CTA (R x group > 4 reads K/V once per chunk of 4 pairs); prefill enable_kv_split.
  */
 #include "common.cuh"
@@ -538,10 +538,12 @@ static int decode_g(int pairs)
     return pairs >= kDecodeMaxG ? kDecodeMaxG : pairs >= 2 ? 2 : 1;
 }
 
-/* CTAs resident at once on the part the heuristic targets: an H100 SXM's 132 SMs x 4
-   decode CTAs (48 KB of pipeline each at 16-bit D 128). Only the split heuristic uses it;
-   other parts get other wave shapes, never other results for a given split count. */
-static const long long kDecodeSlots = 132 * 4;
+/* The CTAs the split heuristic aims for: 2 per SM of an H100 SXM (132 SMs; 4 fit, but a
+   split sweep there put the best B1 kv32768 time at 32 splits of 8 kv heads, B16 at 2
+   splits, bench/RESULTS.md run 11: longer parts amortise each CTA's prologue and the
+   merge reads fewer partials). Only the heuristic uses it; other parts get other wave
+   shapes, never other results for a given split count. */
+static const long long kDecodeSlots = 132 * 2;
 
 extern "C" int32_t bk_cuda_paged_decode_splits(const bk_paged_decode_desc *d)
 {
@@ -549,10 +551,8 @@ extern "C" int32_t bk_cuda_paged_decode_splits(const bk_paged_decode_desc *d)
         return d->kv_splits;
     const long long pairs = (long long)bk_paged_decode_rows(d) * (d->q_heads / d->paged_kv.kv_heads);
     const long long ctas = (long long)d->batch * d->paged_kv.kv_heads * ((pairs + kDecodeMaxG - 1) / kDecodeMaxG);
-    /* as many splits as fit in ONE wave of resident CTAs (none when batch x kv heads fills
-       it): every CTA of a wave starts and ends together, so each extra wave pays the
-       prologue (first tiles' latency), the epilogue and the merge again; H100 B64 kv2048
-       (512 CTAs): 1 split */
+    /* as many splits as make kDecodeSlots CTAs (none when batch x kv heads reaches it):
+       H100 B1 (8 CTAs a split): 33 splits, B16: 2, B64 kv2048 (512 CTAs): 1 */
     const long long want = ctas >= kDecodeSlots ? 1 : kDecodeSlots / ctas;
     const long long by_len = (long long)d->paged_kv.num_pages * d->paged_kv.page_size / 256; /* >= 256 keys a part */
     long long s = want < by_len ? want : by_len;

@@ -1,65 +1,49 @@
 /* sdpa_bwd.cu - flash attention backward on CUDA.
  *
- * Math (attention.h): for row i of query head h (kv head hk = h / group), key j,
- * pos = i + Sk - Sq:  s_ij = scale <q_i, k_j>, then softcap tanh(s / softcap), then
- * + slope_h (j - pos); p_ij = exp(s_ij - lse_i) on the visible keys (0 elsewhere and for
- * rows with lse = -inf), D_i = <dy_i, y_i>, dp_ij = <dy_i, v_j>,
- * dz_ij = p_ij (dp_ij - D_i) * scale * (1 - tanh^2) [tanh factor only with softcap],
+ * Math (attention.h): row i of q head h (kv head hk = h / group), key j, pos = i + Sk - Sq:
+ * s_ij = scale <q_i, k_j>, then softcap tanh(s / softcap), then + slope_h (j - pos);
+ * p_ij = exp(s_ij - lse_i) on the visible keys, D_i = <dy_i, y_i>, dp_ij = <dy_i, v_j>,
+ * dz_ij = p_ij (dp_ij - D_i) scale (1 - tanh^2) [tanh factor only with softcap],
  * dq_i = sum_j dz_ij k_j, dk_j = sum_{h in group, i} dz_ij q_i, dv_j = sum_{h, i} p_ij dy_i.
- * p uses the f32 lse as given (plain exp(s - lse)): its rounding costs about 1e-7
- * relative, below the f32/f16/bf16 tolerances. For f64 a pass over the keys first
- * refines lse in f64 (lse += log sum_j exp(s_ij - lse)), which is the CPU kernel's
- * renormalisation of p, so f64 results are f64-accurate.
- *
- * Shapes: q [B,Hq,Sq,Dqk], k [B,Hkv,Sk,Dqk], v [B,Hkv,Sk,Dv], y/dy [B,Hq,Sq,Dv],
- * lse f32 [B,Hq,Sq], slopes f32 [Hq]; dq, dk, dv like q, k, v; outer strides arbitrary
- * (k/v may broadcast with stride 0 on the head axis), inner stride 1. Workspace: two
- * contiguous row arrays [B,Hq,Sq] in the compute type (f64 for f64, else f32): D_i and
- * lse; the fused kernel also an f32 dq accumulator [B,Hq,Sq,Dqk].
- *
- * Work:
- *   1. rows kernel: one warp per (b, h, i) writes D_i and lse_i (as the compute type).
- *   1b. f64 only: the Q-stationary kernel in row-sum mode refines lse.
- * then one of three kernel families:
- *   - fused tensor cores (the fastest; f16/bf16, Dqk == Dv in {64, 128, 256}, rows 16-byte
- *     aligned): FlashAttention-2's backward in ONE pass. One CTA of 8 warps per (b, kv
- *     head, BK keys); each warp owns 16 keys (at D 256 two warps share them, each owning
- *     128 columns of dK/dV) and keeps dK, dV in f32 registers (128 per thread). The CTA
- *     walks every q head of the GQA group and every BQ-row tile that sees its keys, Q / dO
- *     / lse / D_i of tile t + 1 loading (cp.async, double buffer) while tile t computes
- *     S^T = K Q^T, dP^T = V dO^T, P^T, dS^T (registers), dV += P^T dO, dK += dS^T Q
- *     (mma.sync m16n8k16, P/dS rounded to T as FlashAttention does), then dS^T goes to
- *     shared memory and all warps compute the BQ x D partial dQ = dS K and add it to
- *     the f32 accumulator with vector atomics (red.global.add.v2.f32 on sm_90); a small
- *     kernel scales it into dq. The scale is applied once at the end (dK, dQ). Without
- *     softcap/ALiBi/window ("plain") p = 2^(s * scale log2e - lse log2e) with 32-bit
- *     positions and the mask only on tiles crossing the causal diagonal or the end of
- *     the keys; the options take a general per-element path. dq's sum order depends on
- *     scheduling: NOT deterministic. Tiles (BQ rows x BK keys; shared memory; registers
- *     from ptxas, sm_90a): D 64: 128 x 128 (130 KB), D 128: 64 x 128 (145 KB),
- *     D 256: 64 x 64 (201 KB); 255 registers (a few dozen bytes of spill at D 64/256),
- *     one CTA per SM. The launcher falls back (two-pass, or CUDA cores at D 256) when
- *     the device lacks that shared memory, the workspace is misaligned or Sq/Sk >= 2^30.
- *   - two-pass tensor cores (deterministic; f16/bf16, Dqk == Dv in {64, 128}): 2. dk/dv
- *     KV-stationary, one CTA of 4 warps per (b, kv head, 64 keys) walking the visible
- *     query rows of the group, then 3. dq Q-stationary, one CTA per (b, q head, 64 rows)
- *     walking the visible keys; each output element written once by one thread in a
- *     fixed order (no atomics): deterministic and bit-stable. Every option per element.
- *   - generic (every dtype and option, Dqk != Dv, D <= 256; deterministic): CUDA cores,
- *     compute type f32 (f64 for f64), the same two passes with tiles of 16 x 16 (8 x 8
- *     for f64) in shared memory, one thread per (row, key) score, one thread per
- *     accumulated output element.
- * Measured (bk_bench, H100 SXM, bf16, batch * S = 16384, hidden 2048, TFLOP/s counting
- * 2.5x the forward's flops; before = the two-pass kernel, D 256 on CUDA cores):
- *   S4096 D64   206 (before 63),  causal 187 (61)
- *   S4096 D128  224 (before 88),  causal 201 (84)
- *   S4096 D256  150 (before 2.5), causal 140 (2.5)
- *   S16384 D128 233 (before 88);  S512 D128 164 (before 76)
- * Not yet: no sm_90 (wgmma/TMA) kernels (cuDNN reaches ~500 on this shape); the
- * deterministic two-pass kernels recompute P for dq; no tensor-core deterministic
- * kernel at D 256. Batch is launched in chunks of 65535 (grid z). */
+ * p uses the f32 lse as given (~1e-7 relative); for f64 a pass first refines lse in f64.
+ * Shapes: q [B,Hq,Sq,Dqk], k [B,Hkv,Sk,Dqk], v [B,Hkv,Sk,Dv], y/dy [B,Hq,Sq,Dv], lse f32
+ * [B,Hq,Sq], slopes f32 [Hq]; dq, dk, dv like q, k, v; outer strides arbitrary (k/v may
+ * broadcast on the head axis), inner stride 1. Workspace: D_i and lse [B,Hq,Sq] in the
+ * compute type; the fused kernels an f32 dq accumulator [B,Hq,Sq,Dqk]; the deterministic
+ * fused kernel a ticket per (b, kv head) and a semaphore per (b, q head, row tile).
+ * Work: a rows kernel writes D_i, lse (f64: refined), then one of three families:
+ *   - fused tensor cores (f16/bf16, Dqk == Dv in {64, 128, 256}, rows 16-byte aligned):
+ *     FlashAttention-2's backward in ONE pass: a CTA of 8 warps per (b, kv head, BK keys)
+ *     keeps dK, dV in f32 registers and walks the row tiles of every q head of the group
+ *     that see its keys (cp.async double buffer), computing S^T, dP^T, P^T, dS^T, dV, dK
+ *     and a BQ x D partial dQ = dS K (mma.sync, P/dS rounded to T) that it adds to the f32
+ *     accumulator; a small kernel scales that into dq. Tiles (BQ x BK; smem): D 64: 128 x
+ *     128 (130 KB), D 128: 64 x 128 (145 KB), D 256: 64 x 64 (201 KB); 255 registers.
+ *     Atomic mode (FASTEST): vector red.add from every key tile at once; the sum order
+ *     depends on scheduling: NOT deterministic. Deterministic mode (DET): the key tiles
+ *     seeing a row tile add one at a time in DECREASING key order, each waiting on the
+ *     tile's semaphore for the count of those above it, and take their key tile from a
+ *     per-(b, kv head) ticket (highest key first), so a CTA only waits on CTAs that are
+ *     running or done (deadlock argument at bwd_fused_tc). Bit-identical reruns.
+ *     Fallback when the device lacks the smem, the workspace is misaligned or Sq/Sk >=
+ *     2^30: two-pass (D 64/128) or CUDA cores (D 256), both deterministic.
+ *   - two-pass tensor cores (deterministic; D 64/128): dk/dv KV-stationary (4 warps, 64
+ *     keys) walking the visible rows, then dq Q-stationary (64 rows) walking the visible
+ *     keys, recomputing P; each output written once, no atomics.
+ *   - generic (every dtype and option, Dqk != Dv; deterministic): CUDA cores, f32 (f64
+ *     for f64), the same two passes on 16 x 16 (f64: 8 x 8) tiles in shared memory.
+ * Measured (bk_bench, H100 SXM, bf16, B*S = 16384, hidden 2048, TFLOP/s at 2.5x forward
+ * flops; fused atomic mode, before it the two-pass kernel / D 256 on CUDA cores):
+ *   S4096 D64 206 (63), causal 187 (61); D128 224 (88), causal 201 (84); D256 150 (2.5),
+ *   causal 140 (2.5); S16384 D128 233 (88); S512 D128 164 (76). Deterministic mode: not
+ *   yet measured on a GPU.
+ * On sm_90a the Hopper kernel (sdpa_bwd_sm90.cu, wgmma + TMA) takes the fast plan's
+ * D 64/128 problems without softcap/ALiBi/window, and in its deterministic mode (the same
+ * ticket and semaphores) the deterministic plan's. Batch is launched in chunks of 65535
+ * (grid z). */
 #include "common.cuh"
 #include "cuda/sdpa_bwd_cuda.h"
+#include "sdpa_bwd_sm90.h"
 
 #include <math.h>
 
@@ -77,6 +61,9 @@ struct bwd_params {
     int causal, window, alibi;
     void *drow, *lrow; /* [B, Hq, Sq] compute type */
     float *dqacc;      /* fused kernel: f32 [B, Hq, Sq, Dqk], zeroed before it runs */
+    /* fused deterministic mode, zeroed before it runs: a ticket counter per (b, kv head),
+     * [B, Hkv], and a semaphore per (b, q head, BQ-row tile), [B, Hq, ceil(Sq / BQ)] */
+    int *dq_ticket, *dq_sem;
 };
 
 static const int kThreads = 128;
@@ -591,7 +578,7 @@ __global__ void __launch_bounds__(kThreads) bwd_dq_tc(bwd_params p, int b0)
     }
 }
 
-/* ------------------------------------------- fused (dq by atomics) -- */
+/* ------------------------------------------------------------ fused -- */
 
 /* 4-byte global -> shared copy; src_bytes 0 writes a zero. */
 static __device__ __forceinline__ void cp_async4(uint32_t dst, const void *src, int src_bytes)
@@ -608,6 +595,29 @@ static __device__ __forceinline__ void red_add2(float *a, float x, float y)
     atomicAdd(a, x);
     atomicAdd(a + 1, y);
 #endif
+}
+
+/* The deterministic mode's semaphore handshake, gpu scope. wait_acquire spins until *a
+ * reads v (acquire loads: what the releasing CTA wrote before is visible after it, and a
+ * __syncthreads passes that on to the waiter's CTA); release_add1, called after a
+ * __syncthreads, publishes every write of the CTA before it, then adds 1. */
+static __device__ __forceinline__ void wait_acquire(const int *a, int v)
+{
+    asm volatile("{\n"
+                 ".reg .pred ne;\n"
+                 ".reg .s32 x;\n"
+                 "WAIT:\n"
+                 "ld.acquire.gpu.global.s32 x, [%0];\n"
+                 "setp.ne.s32 ne, x, %1;\n"
+                 "@ne bra WAIT;\n"
+                 "}\n" ::"l"(a),
+                 "r"(v)
+                 : "memory");
+}
+static __device__ __forceinline__ void release_add1(int *a)
+{
+    __threadfence();
+    atomicAdd(a, 1);
 }
 
 /* Tiles of the fused kernel: BK keys per CTA in BK / 16 groups of 16 keys, DS warps per
@@ -663,14 +673,50 @@ __device__ __forceinline__ void fused_load_step(const bwd_params &p, T *sQ, T *s
  *   S^T = K Q^T, dP^T = V dO^T                       (mma, per warp 16 x BQ)
  *   P^T = exp(S^T - lse), dS^T = P^T (dP^T - D_i)    (registers; scale applied at the end)
  *   dV += P^T dO, dK += dS^T Q                       (mma, P^T / dS^T rounded to T)
- *   dS^T -> shared; dQ_tile = dS K (all warps), added to the f32 dq accumulator with
- *   vector atomics.
+ *   dS^T -> shared; dQ_tile = dS K (all warps), added to the f32 dq accumulator: with
+ *   vector atomics, or with DET in a fixed order (below).
  * PLAIN (no softcap, ALiBi or window): p = 2^(s * scale log2e - lse log2e) and the mask is
  * evaluated only on tiles that cross the causal diagonal or the end of the keys; rows past
  * Sq have zero Q and dO and lse = D_i = 0, so their p = 1 contributes exactly 0. Otherwise
  * every element goes through the general visibility and score (as tc_elem).
- * The launcher guarantees Sq, Sk < 2^30 (32-bit positions). */
-template <typename T, int D, int BQ, int BK, bool PLAIN>
+ * The launcher guarantees Sq, Sk < 2^30 (32-bit positions).
+ *
+ * DET (deterministic, bit-stable): the key tiles that see row tile t of (b, h) (its
+ * contributors: a contiguous range of key tiles, as both ends of a key tile's row range
+ * grow with its index) add their partial dQ tiles one after another in DECREASING key-tile
+ * order: the tile's semaphore counts the adds done; key tile j waits (thread 0 spins,
+ * then a barrier) until it reads jlast(t) - j, the number of contributors above it, adds,
+ * then releases (barrier, fence, +1). So every dq element is the same sum in the same
+ * order on every run. The adds are the same red.add instructions as the atomic mode
+ * (fire-and-forget: no load round trip, no registers), but the semaphore gives one CTA
+ * at a time the tile, so their order is fixed. jlast(t), the last key tile whose first
+ * row tile (tlo below) is <= t: nkt - 1, or with causal min(nkt - 1, ((t + 1) BQ - 1 +
+ * Sk - Sq) / BK) (fused_last_contributor).
+ * No deadlock: a CTA takes its key tile not from blockIdx.x but from a ticket, an atomic
+ * counter per (b, kv head), so ticket k is held only by a CTA that is running or done
+ * (it took the ticket); ticket k has key tile nkt - 1 - k. A CTA waits only on key tiles
+ * above its own of the same (b, kv head), i.e. on smaller tickets: by induction on the
+ * ticket every CTA finishes (ticket 0, the last key tile, is first in the order of every
+ * row tile it sees, so it never waits). This holds whatever order the hardware starts
+ * CTAs in and however few fit at once.
+ * Why decreasing: with causal masking key tile j walks row tiles t >= its diagonal,
+ * so at its step s it adds row tile diag(j) + s, which the key tiles above it added at
+ * their steps < s: the pipeline seldom waits. Without causal every key tile walks the
+ * same row tiles in the same order and the adds run as a chain, each key tile one add
+ * behind the one above. GQA: the q heads of a group are walked one after another, each
+ * with its own semaphores. */
+template <int BQ, int BK>
+__device__ __forceinline__ int fused_last_contributor(const bwd_params &p, int nkt, int t)
+{
+    if (!p.causal)
+        return nkt - 1;
+    /* tlo(j) <= t  <=>  max(0, j BK - off) <= (t + 1) BQ - 1  <=>  j BK <= (t + 1) BQ - 1 + off
+     * (the right side is >= 0 for every t a contributor walks) */
+    const long long last = ((long long)(t + 1) * BQ - 1 + p.off) / BK;
+    return (int)min(last, (long long)nkt - 1);
+}
+
+template <typename T, int D, int BQ, int BK, bool PLAIN, bool DET>
 __global__ void __launch_bounds__(fused_cfg<D, BQ, BK>::THREADS, fused_cfg<D, BQ, BK>::MINB)
     bwd_fused_tc(bwd_params p, int b0)
 {
@@ -682,7 +728,18 @@ __global__ void __launch_bounds__(fused_cfg<D, BQ, BK>::THREADS, fused_cfg<D, BQ
     float *sL = (float *)(sS + BK * BQ), *sDi = sL + 2 * BQ;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     const long long b = blockIdx.z + (long long)b0;
-    const int hk = blockIdx.y, j0 = blockIdx.x * BK, Sq = p.Sq, Sk = p.Sk, off = (int)p.off;
+    const int hk = blockIdx.y;
+    int jt = blockIdx.x; /* this CTA's key tile; with DET from a ticket */
+    if constexpr (DET) {
+        /* the ticket, broadcast through the dS^T tile (first written after the walk's
+         * first barrier) */
+        int *ticket = reinterpret_cast<int *>(sS);
+        if (threadIdx.x == 0)
+            *ticket = atomicAdd(p.dq_ticket + b * p.Hkv + hk, 1);
+        __syncthreads();
+        jt = gridDim.x - 1 - *ticket;
+    }
+    const int j0 = jt * BK, Sq = p.Sq, Sk = p.Sk, off = (int)p.off;
 
     /* rows that can see one of the keys [j0, j0 + BK) */
     long long ilo = 0, ihi = (long long)Sq - 1;
@@ -823,6 +880,14 @@ __global__ void __launch_bounds__(fused_cfg<D, BQ, BK>::THREADS, fused_cfg<D, BQ
         }
         const int r0 = i0 + m0 + g;
         float *dqa = p.dqacc + ((b * p.Hq + h) * (long long)Sq) * D;
+        if constexpr (DET) {
+            /* thread 0 waits until the key tiles above this one have added (the semaphore
+             * counts them) */
+            if (threadIdx.x == 0)
+                wait_acquire(p.dq_sem + (b * p.Hq + h) * (long long)((Sq + BQ - 1) / BQ) + i0 / BQ,
+                             fused_last_contributor<BQ, BK>(p, gridDim.x, i0 / BQ) - jt);
+            __syncthreads(); /* the adds above are performed */
+        }
 #pragma unroll
         for (int n = 0; n < QT; n++) {
             const int e = c0 + n * 8 + 2 * t;
@@ -830,6 +895,11 @@ __global__ void __launch_bounds__(fused_cfg<D, BQ, BK>::THREADS, fused_cfg<D, BQ
                 red_add2(dqa + (long long)r0 * D + e, aq[n][0], aq[n][1]);
             if (r0 + 8 < Sq)
                 red_add2(dqa + (long long)(r0 + 8) * D + e, aq[n][2], aq[n][3]);
+        }
+        if constexpr (DET) {
+            __syncthreads(); /* every thread's adds precede the release */
+            if (threadIdx.x == 0)
+                release_add1(p.dq_sem + (b * p.Hq + h) * (long long)((Sq + BQ - 1) / BQ) + i0 / BQ);
         }
     }
     bk_cp_async_wait_all(); /* the K/V copies when no step ran */
@@ -940,16 +1010,29 @@ static bk_status launch_tc(const bwd_params &p, cudaStream_t s)
     return BK_STATUS_SUCCESS;
 }
 
-template <typename T, int D, int BQ, int BK>
+/* Bytes of the deterministic mode's sync words: an int ticket counter per (b, kv head),
+ * then an int semaphore per (b, q head, row tile of the fused kernel at head dim d). */
+static long long fused_det_sync_bytes(long long B, long long Hq, long long Hkv, long long Sq, int d)
+{
+    const int bq = d == 64 ? fused_tiles<64>::BQ : d == 128 ? fused_tiles<128>::BQ : fused_tiles<256>::BQ;
+    return 4 * B * (Hkv + Hq * ((Sq + bq - 1) / bq));
+}
+
+/* The fused kernel (DET: its deterministic mode): clears the workspace it accumulates
+ * in, launches the walk per chunk of 65535 batches, then scales dq out. */
+template <typename T, int D, int BQ, int BK, bool DET>
 static bk_status launch_fused(const bwd_params &p, cudaStream_t s)
 {
     typedef fused_cfg<D, BQ, BK> C;
     const size_t bytes = C::smem(sizeof(T));
     const bool plain = p.softcap <= 0.0 && !p.alibi && p.window < 0;
-    BK_TRY(set_smem(bwd_fused_tc<T, D, BQ, BK, true>, bytes));
-    BK_TRY(set_smem(bwd_fused_tc<T, D, BQ, BK, false>, bytes));
+    BK_TRY(set_smem(bwd_fused_tc<T, D, BQ, BK, true, DET>, bytes));
+    BK_TRY(set_smem(bwd_fused_tc<T, D, BQ, BK, false, DET>, bytes));
     if (p.Sq > 0 && cudaMemsetAsync(p.dqacc, 0, (size_t)p.B * p.Hq * p.Sq * D * sizeof(float), s) != cudaSuccess)
         return bk_fail(BK_STATUS_DEVICE_ERROR, "sdpa_bwd: clearing the dq accumulator failed: %s",
+                       cudaGetErrorString(cudaGetLastError()));
+    if (DET && cudaMemsetAsync(p.dq_ticket, 0, (size_t)fused_det_sync_bytes(p.B, p.Hq, p.Hkv, p.Sq, D), s) != cudaSuccess)
+        return bk_fail(BK_STATUS_DEVICE_ERROR, "sdpa_bwd: clearing the dq semaphores failed: %s",
                        cudaGetErrorString(cudaGetLastError()));
     for (int b0 = 0; b0 < p.B; b0 += 65535) {
         const unsigned nb = (unsigned)min(65535, p.B - b0);
@@ -957,9 +1040,9 @@ static bk_status launch_fused(const bwd_params &p, cudaStream_t s)
         if (p.Sk == 0)
             break;
         if (plain)
-            bwd_fused_tc<T, D, BQ, BK, true><<<grid, C::THREADS, bytes, s>>>(p, b0);
+            bwd_fused_tc<T, D, BQ, BK, true, DET><<<grid, C::THREADS, bytes, s>>>(p, b0);
         else
-            bwd_fused_tc<T, D, BQ, BK, false><<<grid, C::THREADS, bytes, s>>>(p, b0);
+            bwd_fused_tc<T, D, BQ, BK, false, DET><<<grid, C::THREADS, bytes, s>>>(p, b0);
     }
     if (p.Sq == 0)
         return BK_STATUS_SUCCESS;
@@ -971,20 +1054,48 @@ static bk_status launch_fused(const bwd_params &p, cudaStream_t s)
 
 /* mma.sync exists for 16-bit types only; the f32/f64 instantiations are never called. */
 template <typename T> struct tc_launch {
-    static bk_status run(const bwd_params &, cudaStream_t, bool) { return BK_STATUS_UNSUPPORTED; }
+    static bk_status run(const bwd_params &, cudaStream_t, bool, bool) { return BK_STATUS_UNSUPPORTED; }
 };
 template <typename T> struct tc_launch16 {
-    static bk_status run(const bwd_params &p, cudaStream_t s, bool fused)
+    template <bool DET> static bk_status fused(const bwd_params &p, cudaStream_t s)
     {
-        if (fused)
-            return p.Dqk == 64    ? launch_fused<T, 64, fused_tiles<64>::BQ, fused_tiles<64>::BK>(p, s)
-                   : p.Dqk == 128 ? launch_fused<T, 128, fused_tiles<128>::BQ, fused_tiles<128>::BK>(p, s)
-                                  : launch_fused<T, 256, fused_tiles<256>::BQ, fused_tiles<256>::BK>(p, s);
+        return p.Dqk == 64    ? launch_fused<T, 64, fused_tiles<64>::BQ, fused_tiles<64>::BK, DET>(p, s)
+               : p.Dqk == 128 ? launch_fused<T, 128, fused_tiles<128>::BQ, fused_tiles<128>::BK, DET>(p, s)
+                              : launch_fused<T, 256, fused_tiles<256>::BQ, fused_tiles<256>::BK, DET>(p, s);
+    }
+    static bk_status run(const bwd_params &p, cudaStream_t s, bool fused_kernel, bool det)
+    {
+        if (fused_kernel)
+            return det ? fused<true>(p, s) : fused<false>(p, s);
         return p.Dqk == 64 ? launch_tc<T, 64>(p, s) : launch_tc<T, 128>(p, s);
     }
 };
 template <> struct tc_launch<__half> : tc_launch16<__half> {};
 template <> struct tc_launch<__nv_bfloat16> : tc_launch16<__nv_bfloat16> {};
+
+/* The Hopper kernel (sdpa_bwd_sm90.cu), then dq from its f32 accumulator; 16-bit types. */
+template <typename T> struct sm90_launch {
+    static bk_status run(const bwd_params &, const bk_sdpa_bwd_desc *, const bk_sdpa_bwd_args *, int *, cudaStream_t)
+    {
+        return BK_STATUS_UNSUPPORTED;
+    }
+};
+template <typename T> struct sm90_launch16 {
+    static bk_status run(const bwd_params &p, const bk_sdpa_bwd_desc *d, const bk_sdpa_bwd_args *a, int *dq_sync,
+                         cudaStream_t s)
+    {
+        BK_TRY(bk_sm90_bwd_launch(d, a, (const float *)p.lrow, (const float *)p.drow, p.dqacc, dq_sync, s));
+        const long long chunks = (long long)p.Sq * (p.Dqk / 8), nbh = (long long)p.B * p.Hq;
+        const dim3 cgrid((unsigned)min((chunks + 255) / 256, 1024LL), (unsigned)min(nbh, 65535LL));
+        if (p.Dqk == 64)
+            bwd_dq_convert<T, 64><<<cgrid, 256, 0, s>>>(p);
+        else
+            bwd_dq_convert<T, 128><<<cgrid, 256, 0, s>>>(p);
+        return BK_STATUS_SUCCESS;
+    }
+};
+template <> struct sm90_launch<__half> : sm90_launch16<__half> {};
+template <> struct sm90_launch<__nv_bfloat16> : sm90_launch16<__nv_bfloat16> {};
 
 /* Rows of the view start on 16-byte boundaries: base aligned, row/head/batch strides
  * multiples of 8 elements. */
@@ -1016,6 +1127,23 @@ extern "C" const char *bk_cuda_sdpa_bwd_tc_rejects(const bk_sdpa_bwd_desc *d)
     return NULL;
 }
 
+extern "C" size_t bk_cuda_sdpa_bwd_det_sync_bytes(const bk_sdpa_bwd_desc *d)
+{
+    /* at most one word per row and one per (b, kv head): no overflow below this bound */
+    const int64_t rows = bk_mul_sat(bk_mul_sat(d->batch, d->q_heads), d->q_len);
+    if (rows > INT64_MAX / 16 || bk_mul_sat(d->batch, d->kv_heads) > INT64_MAX / 16)
+        return SIZE_MAX;
+    long long n = fused_det_sync_bytes(d->batch, d->q_heads, d->kv_heads, d->q_len, d->head_dim_qk);
+    /* the Hopper kernel's deterministic mode shares the layout (tickets, then semaphores per
+     * tile of its BM rows) and falls back to the fused one on the same workspace: room for
+     * both (the same count at D 64/128, where both row tiles are 128 / 64 rows) */
+    if (bk_cuda_sdpa_bwd_sm90_rejects(d) == NULL) {
+        const long long n90 = 4 * ((long long)d->batch * d->kv_heads + bk_sm90_bwd_det_sems(d));
+        n = n90 > n ? n90 : n;
+    }
+    return (uint64_t)n > (uint64_t)SIZE_MAX ? SIZE_MAX : (size_t)n;
+}
+
 extern "C" const char *bk_cuda_sdpa_bwd_fused_rejects(const bk_sdpa_bwd_desc *d)
 {
     if (d->dtype != BK_DTYPE_F16 && d->dtype != BK_DTYPE_BF16)
@@ -1040,7 +1168,7 @@ static bool smem_fits(size_t bytes)
 }
 
 extern "C" bk_status bk_cuda_sdpa_bwd(const bk_sdpa_bwd_desc *d, const bk_sdpa_bwd_args *a, bk_cuda_sdpa_bwd_kernel kernel,
-                                      void *d_rows, void *lse_rows, void *dq_acc, void *stream)
+                                      void *d_rows, void *lse_rows, void *dq_acc, void *dq_sync, void *stream)
 {
     if (d->batch == 0 || (d->q_len == 0 && d->kv_len == 0))
         return BK_STATUS_SUCCESS;
@@ -1087,6 +1215,8 @@ extern "C" bk_status bk_cuda_sdpa_bwd(const bk_sdpa_bwd_desc *d, const bk_sdpa_b
     p.drow = d_rows;
     p.lrow = lse_rows;
     p.dqacc = (float *)dq_acc;
+    p.dq_ticket = (int *)dq_sync;
+    p.dq_sem = dq_sync ? (int *)dq_sync + (long long)d->batch * d->kv_heads : NULL;
     cudaStream_t s = (cudaStream_t)stream;
     const bool aligned = rows_aligned16(&a->q) && rows_aligned16(&a->k) && rows_aligned16(&a->v) &&
                          rows_aligned16(&a->dy) && rows_aligned16(&a->dq) && rows_aligned16(&a->dk) &&
@@ -1094,18 +1224,26 @@ extern "C" bk_status bk_cuda_sdpa_bwd(const bk_sdpa_bwd_desc *d, const bk_sdpa_b
     /* the fused kernel's positions are 32-bit, its accumulator is read by 16 bytes and its
      * tiles need up to 201 KB of shared memory; past 2^30 rows, with a misaligned
      * workspace or on a device with less shared memory (sm_86/89: 99 KB) the two-pass
-     * kernel runs (the CUDA-core kernel at D = 256) */
-    const bool fused = kernel == BK_CUDA_SDPA_BWD_FUSED && aligned && bk_cuda_sdpa_bwd_fused_rejects(d) == NULL &&
+     * kernel runs (the CUDA-core kernel at D = 256). The deterministic mode's int sync
+     * words are carved 256-byte aligned from the workspace like dq_acc. */
+    const bool det = kernel == BK_CUDA_SDPA_BWD_FUSED_DET || kernel == BK_CUDA_SDPA_BWD_SM90_DET;
+    const bool sm90 = (kernel == BK_CUDA_SDPA_BWD_SM90 || kernel == BK_CUDA_SDPA_BWD_SM90_DET) && aligned &&
+                      bk_sm90_bwd_ready(d, dq_acc, det ? dq_sync : NULL);
+    /* the Hopper plans fall back to the fused kernel in the same mode (det: still
+     * deterministic) */
+    const bool fused = (kernel == BK_CUDA_SDPA_BWD_FUSED || kernel == BK_CUDA_SDPA_BWD_SM90 || det) && aligned &&
+                       bk_cuda_sdpa_bwd_fused_rejects(d) == NULL &&
                        d->q_len < (1 << 30) && d->kv_len < (1 << 30) &&
                        (long long)d->q_len * (d->q_heads / d->kv_heads) < (1LL << 30) &&
-                       ((uintptr_t)dq_acc & 15) == 0 && smem_fits(fused_smem_bytes(d->head_dim_qk));
+                       ((uintptr_t)dq_acc & 15) == 0 && (!det || ((uintptr_t)dq_sync & 3) == 0) &&
+                       smem_fits(fused_smem_bytes(d->head_dim_qk));
     const bool tc = fused || (kernel != BK_CUDA_SDPA_BWD_GENERIC && aligned && bk_cuda_sdpa_bwd_tc_rejects(d) == NULL);
     const long long rows = (long long)d->batch * d->q_heads * d->q_len;
     bk_status st = BK_STATUS_SUCCESS;
     BK_DISPATCH_FLOAT(d->dtype, T, {
         if (rows > 0)
             bwd_rows_kernel<T><<<bk_grid_for(rows * 32, kThreads), kThreads, 0, s>>>(p);
-        st = tc ? tc_launch<T>::run(p, s, fused) : launch_generic<T>(p, s);
+        st = sm90 ? sm90_launch<T>::run(p, d, a, det ? (int *)dq_sync : NULL, s) : tc ? tc_launch<T>::run(p, s, fused, det) : launch_generic<T>(p, s);
     });
     BK_TRY(st);
     return bk_cuda_check_launch("sdpa_bwd");

@@ -4,6 +4,7 @@
  * Math as sdpa_fwd.cu: S = scale Q K^T (+ softcap / ALiBi), masked (causal bottom-right,
  *   window, past Sk), online softmax in log2 units (exp2, the scale folded into log2 e),
  *   O = P V / l, lse = (m + log2 l) ln 2. f16/bf16 in, f32 accumulate, P rounded to T.
+ *   At D 64 one key block in 8 takes its exponentials on the FMA pipe (bk_ex2_fma).
  * Shapes: Dqk == Dv = D in {64, 128, 256}; rows 16-byte aligned (else sdpa_fwd.cu's
  *   mma.sync kernel runs). Dense: q [B,Hq,Sq,D], k/v [B,Hkv,Sk,D] (stride 0 on a head or
  *   batch axis allowed), y [B,Hq,Sq,D]. Paged: q/y [rows,Hq,D] by q_indptr, K/V pages.
@@ -27,7 +28,8 @@
  *     softmax runs under the other's products. Each consumer thread arrives on a buffer's
  *     empty barrier once the products that read it are done.
  * Scheduler: persistent, a grid of min(work, SMs) CTAs striding over the work units:
- *   dense (b, h, query tile), causal ones heaviest tile first; paged (tile id, q head), the
+ *   dense (b, h, query tile), causal ones as pairs of tiles t and last - t of one head (equal
+ *   work per pair, heavy tile first, sm90_units); paged (tile id, q head), the
  *   CTA's request found on the device from q_indptr (paged_tile), so run stays
  *   asynchronous and graph-capturable; that lookup's global loads are the producer's
  *   alone, which hands the unit to the consumers in shared memory (sm90_slot). The ring's
@@ -46,11 +48,16 @@
 #include <cudaTypedefs.h>
 #include <limits.h>
 
+
 /* The tile sizes, the register split and the shared-memory map of one head dim. */
 template <int D> struct sm90_tiles {
     static constexpr int BM = kSm90Rows;             /* query rows per CTA: 2 consumers x 64 */
     static constexpr int BN = D == 256 ? 64 : 128;   /* keys per K / V buffer */
     static constexpr int STAGES = 2;                 /* K/V ring depth */
+    /* every EX2_FMA_EVERY-th key block's exponentials on the FMA pipe (0: none): at D 64
+       the softmax, not the tensor cores, sets the pace (the MUFU pipe does 16 exponentials
+       per clock per SM); one in 8 balances the two pipes best (bench/RESULTS.md run 11) */
+    static constexpr int EX2_FMA_EVERY = D == 64 ? 8 : 0;
     static constexpr int THREADS = 384;              /* producer + 2 consumer warpgroups */
     /* setmaxnreg split of the registers the CTA holds: 168 per thread at launch
        (__launch_bounds__(384, 1)), so producer + 2 consumers <= 3 x 168 = 504; asking for
@@ -76,11 +83,15 @@ static __device__ __forceinline__ bool sm90_unit(sdpa_params &p, bool paged, lon
         const long long id = p.causal ? units / p.Hq - 1 - u / p.Hq : u / p.Hq;
         return paged_tile(p, kSm90Rows, (int)id, (int)(u % p.Hq), b, h, tile, first);
     }
-    const long long bh_n = (long long)p.B * p.Hq, tiles = (p.Sq + kSm90Rows - 1) / kSm90Rows;
+    const long long tiles = (p.Sq + kSm90Rows - 1) / kSm90Rows;
     long long bh;
-    if (p.causal) { /* heaviest (last) query tiles of every head first */
-        tile = tiles - 1 - u / bh_n;
-        bh = u % bh_n;
+    if (p.causal) { /* see sm90_units: the CTA's k-th unit is half k & 1 of its (k >> 1)-th pair */
+        const long long pph = (tiles + 1) / 2, k = u / gridDim.x;
+        const long long q = u % gridDim.x + (k >> 1) * gridDim.x, t = q % pph;
+        if (q >= (long long)p.B * p.Hq * pph || ((k & 1) && t == tiles - 1 - t))
+            return false; /* past the last pair, or the middle tile of an odd count (no partner) */
+        tile = (k & 1) ? t : tiles - 1 - t; /* the heavy tile, then its light partner */
+        bh = q / pph;
     } else { /* the tiles of one head together (its K/V stay in L2) */
         tile = u % tiles;
         bh = u / tiles;
@@ -518,7 +529,7 @@ __global__ void __launch_bounds__(384, 1)
                 score_transform<1, NB>(p, s, slope, m0, rbase, nBN, t4);
             if (n < kt.nf_lo || n > kt.nf_hi)
                 mask_tile<1, NB, BN>(p, s, m0, rbase, nBN, t4);
-            softmax_step<T, 1, NB, DB, true>(s, m_r, l_r, acc_o, pk, mul);
+            softmax_step<T, 1, NB, DB, true, C::EX2_FMA_EVERY>(s, m_r, l_r, acc_o, pk, mul);
         };
         /* Ping-pong: the two consumer warpgroups take turns at issuing their products
          * (named barriers 1 and 2), so one's softmax runs under the other's wgmmas. */
@@ -627,7 +638,7 @@ bk_status bk_tma_encode_16bit(CUtensorMap *map, const void *base, bool bf16, con
 }
 
 template <typename T, int D, bool GEN, int LOAD>
-static bk_status launch_sm90(const sdpa_params &p, long long units, cudaStream_t s)
+static bk_status launch_sm90(const sdpa_params &p, long long units, long long grid, cudaStream_t s)
 {
     typedef sm90_tiles<D> C;
     const char *op = LOAD != kLoadDense ? "paged_prefill" : "sdpa_fwd";
@@ -656,51 +667,47 @@ static bk_status launch_sm90(const sdpa_params &p, long long units, cudaStream_t
         BK_TRY(bk_tma_encode_16bit(&tk, p.k, bf16, dpool, spool, bpool, op));
         BK_TRY(bk_tma_encode_16bit(&tv, p.v, bf16, dpool, spool, bpool, op));
     }
-    int dev = 0, sms = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
-        return bk_fail(BK_STATUS_DEVICE_ERROR, "%s: cannot read the device's multiprocessor count", op);
-    const long long grid = units < sms ? units : sms;
     kernel<<<(unsigned)grid, C::THREADS, C::SMEM, s>>>(tq, tk, tv, p, units);
     return bk_cuda_check_launch(op);
 }
 
 template <typename T, int D, int LOAD>
-static bk_status launch_sm90_load(const sdpa_params &p, long long units, cudaStream_t s)
+static bk_status launch_sm90_load(const sdpa_params &p, long long units, long long grid, cudaStream_t s)
 {
     if (p.softcap > 0.0 || p.alibi || !(p.scale_log2 > 0.f))
-        return launch_sm90<T, D, true, LOAD>(p, units, s);
-    return launch_sm90<T, D, false, LOAD>(p, units, s);
+        return launch_sm90<T, D, true, LOAD>(p, units, grid, s);
+    return launch_sm90<T, D, false, LOAD>(p, units, grid, s);
 }
 
 template <typename T, int D>
-static bk_status launch_sm90_gen(const sdpa_params &p, bool paged, long long units, cudaStream_t s)
+static bk_status launch_sm90_gen(const sdpa_params &p, bool paged, long long units, long long grid, cudaStream_t s)
 {
     if (!paged)
-        return launch_sm90_load<T, D, kLoadDense>(p, units, s);
+        return launch_sm90_load<T, D, kLoadDense>(p, units, grid, s);
     /* pages of 4..32 rows that tile BN: cp.async with the page ids in the warps' lanes;
        of 64+ rows: a TMA box per page (1 KiB-aligned swizzle atoms); else row gathers */
     const int ps = p.t.page_size, bn = sm90_tiles<D>::BN;
     if (bn % ps == 0 && (long long)p.t.kv_heads * ps * D <= INT_MAX) {
         switch (ps) {
-        case 4: return launch_sm90_load<T, D, kLoadSlots>(p, units, s);
-        case 8: return launch_sm90_load<T, D, kLoadSlots + 1>(p, units, s);
-        case 16: return launch_sm90_load<T, D, kLoadSlots + 2>(p, units, s);
-        case 32: return launch_sm90_load<T, D, kLoadSlots + 3>(p, units, s);
+        case 4: return launch_sm90_load<T, D, kLoadSlots>(p, units, grid, s);
+        case 8: return launch_sm90_load<T, D, kLoadSlots + 1>(p, units, grid, s);
+        case 16: return launch_sm90_load<T, D, kLoadSlots + 2>(p, units, grid, s);
+        case 32: return launch_sm90_load<T, D, kLoadSlots + 3>(p, units, grid, s);
         default: break;
         }
     }
     if (ps % 8 == 0 && bn % ps == 0)
-        return launch_sm90_load<T, D, kLoadPages>(p, units, s);
-    return launch_sm90_load<T, D, kLoadGather>(p, units, s);
+        return launch_sm90_load<T, D, kLoadPages>(p, units, grid, s);
+    return launch_sm90_load<T, D, kLoadGather>(p, units, grid, s);
 }
 
 template <typename T>
-static bk_status launch_sm90_dim(const sdpa_params &p, bool paged, long long units, cudaStream_t s)
+static bk_status launch_sm90_dim(const sdpa_params &p, bool paged, long long units, long long grid, cudaStream_t s)
 {
     switch (p.Dqk) {
-    case 64: return launch_sm90_gen<T, 64>(p, paged, units, s);
-    case 128: return launch_sm90_gen<T, 128>(p, paged, units, s);
-    default: return launch_sm90_gen<T, 256>(p, paged, units, s);
+    case 64: return launch_sm90_gen<T, 64>(p, paged, units, grid, s);
+    case 128: return launch_sm90_gen<T, 128>(p, paged, units, grid, s);
+    default: return launch_sm90_gen<T, 256>(p, paged, units, grid, s);
     }
 }
 
@@ -717,13 +724,35 @@ bool bk_sm90_fwd_built(bk_dtype dtype)
     return fa.binaryVersion == 90;
 }
 
+/* The persistent loop's unit count. Dense non-causal units are
+ * (b, h, query tile), a head's tiles together; paged units (tile id, q head). Dense causal
+ * units pair query tile t with tile tiles - 1 - t of the same head: a pair's two tiles see
+ * tiles + 1 key tiles together whatever t, so the CTAs, each taking whole pairs (heavy tile
+ * first) in a fixed stride, get equal work, and the pairs of one head run side by side (its
+ * K/V stay in L2). The count is rounded up to whole strides of the grid, min(pairs, SMs);
+ * sm90_unit skips the indices past the last pair. */
+static long long sm90_units(const sdpa_params &p, bool paged, long long ids, int sms)
+{
+    if (paged)
+        return ids * p.Hq;
+    const long long tiles = (p.Sq + kSm90Rows - 1) / kSm90Rows;
+    if (!p.causal)
+        return (long long)p.B * p.Hq * tiles;
+    const long long pairs = (long long)p.B * p.Hq * ((tiles + 1) / 2), grid = pairs < sms ? pairs : sms;
+    return 2 * ((pairs + grid - 1) / grid) * grid;
+}
+
 bk_status bk_sm90_fwd_launch(const sdpa_params &p, bk_dtype dtype, bool paged, long long ids, cudaStream_t s)
 {
-    /* work units: dense (b, h, query tile); paged (tile id, q head) */
-    const long long units = paged ? ids * p.Hq : (long long)p.B * p.Hq * ((p.Sq + kSm90Rows - 1) / kSm90Rows);
+    int dev = 0, sms = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+        return bk_fail(BK_STATUS_DEVICE_ERROR, "%s: cannot read the device's multiprocessor count",
+                       paged ? "paged_prefill" : "sdpa_fwd");
+    const long long units = sm90_units(p, paged, ids, sms), work = paged || !p.causal ? units : units / 2;
+    const long long grid = work < sms ? work : sms;
     if (dtype == BK_DTYPE_BF16)
-        return launch_sm90_dim<__nv_bfloat16>(p, paged, units, s);
-    return launch_sm90_dim<__half>(p, paged, units, s);
+        return launch_sm90_dim<__nv_bfloat16>(p, paged, units, grid, s);
+    return launch_sm90_dim<__half>(p, paged, units, grid, s);
 }
 
 extern "C" bk_status bk_cuda_sdpa_fwd_wgmma(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_args *a, void *stream)

@@ -291,8 +291,10 @@ static __device__ __forceinline__ bool softmax_max(const float (&s)[MT][NB][4], 
 }
 
 /* Part 2: P = 2^(s * mul - m) rounded to T and packed into pk (pk[mt][j][hr]: row half hr,
- * keys 8 j + 2 t4 + {0, 1}: the A fragment of P V); l = l * corr + rowsum(P). */
-template <typename T, int MT, int NB>
+ * keys 8 j + 2 t4 + {0, 1}: the A fragment of P V); l = l * corr + rowsum(P). FMA_EVERY > 0:
+ * every FMA_EVERY-th key block's exponentials by bk_ex2_fma, taking load off the MUFU pipe
+ * where the softmax, not the tensor cores, sets the pace (head dim 64). */
+template <typename T, int MT, int NB, int FMA_EVERY = 0>
 static __device__ __forceinline__ void softmax_exp(const float (&s)[MT][NB][4], const float (&m_r)[MT][2],
                                                    float (&l_r)[MT][2], const float (&corr_r)[MT][2],
                                                    uint32_t (&pk)[MT][NB][2], float mul)
@@ -305,8 +307,9 @@ static __device__ __forceinline__ void softmax_exp(const float (&s)[MT][NB][4], 
             float rs = 0.f;
 #pragma unroll
             for (int j = 0; j < NB; j++) {
-                const float p0 = bk_ex2(fmaf(s[mt][j][2 * hr], mul, -muse));
-                const float p1 = bk_ex2(fmaf(s[mt][j][2 * hr + 1], mul, -muse));
+                const float x0 = fmaf(s[mt][j][2 * hr], mul, -muse), x1 = fmaf(s[mt][j][2 * hr + 1], mul, -muse);
+                const bool fma_pipe = FMA_EVERY > 0 && j % (FMA_EVERY > 0 ? FMA_EVERY : 1) == FMA_EVERY - 1;
+                const float p0 = fma_pipe ? bk_ex2_fma(x0) : bk_ex2(x0), p1 = fma_pipe ? bk_ex2_fma(x1) : bk_ex2(x1);
                 rs += p0;
                 rs += p1;
                 pk[mt][j][hr] = bk_mma16<T>::pack(p0, p1);
@@ -330,15 +333,15 @@ static __device__ __forceinline__ void softmax_rescale_o(float (&acc_o)[MT][DB][
         }
 }
 
-/* One whole online-softmax step (O in registers, no MMA in flight). */
-template <typename T, int MT, int NB, int DB, bool LAZY>
+/* One whole online-softmax step (O in registers, no MMA in flight); FMA_EVERY as softmax_exp. */
+template <typename T, int MT, int NB, int DB, bool LAZY, int FMA_EVERY = 0>
 static __device__ __forceinline__ void softmax_step(float (&s)[MT][NB][4], float (&m_r)[MT][2], float (&l_r)[MT][2],
                                                     float (&acc_o)[MT][DB][4], uint32_t (&pk)[MT][NB][2], float mul)
 {
     float corr_r[MT][2];
     if (softmax_max<MT, NB, LAZY>(s, m_r, corr_r, mul))
         softmax_rescale_o<MT, DB>(acc_o, corr_r);
-    softmax_exp<T, MT, NB>(s, m_r, l_r, corr_r, pk, mul);
+    softmax_exp<T, MT, NB, FMA_EVERY>(s, m_r, l_r, corr_r, pk, mul);
 }
 
 /* y = O / l and lse = (m + log2 l) ln 2 of the thread's rows m0 + rbase + mt * 16 + 8 hr of (b, h);

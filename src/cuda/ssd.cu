@@ -625,6 +625,28 @@ __device__ __forceinline__ void zero16(void *dst)
 }
 
 
+/* The vectorised state kernels' B operand: the 4 rows-of-8 chunks a thread loaded (bv,
+ * 16 bytes each: chunk tid + 256 it is row i >> 3, columns (i & 7) * 8..) scaled by their
+ * step's weight w_s and rounded to T into Bs[s][n]. */
+template <typename T>
+static __device__ __forceinline__ void store_weighted_rows(T (*Bs)[kPad], const uint4 (&bv)[4], const float *s_w,
+                                                           int tid)
+{
+#pragma unroll
+    for (int it = 0; it < 4; it++) {
+        const int i = tid + it * kTcThreads, st = i >> 3, j = (i & 7) * 8;
+        const float w = s_w[st];
+        T e[8];
+        memcpy(e, &bv[it], 16);
+        uint4 v;
+        v.x = bk_mma16<T>::pack(ld(&e[0]) * w, ld(&e[1]) * w);
+        v.y = bk_mma16<T>::pack(ld(&e[2]) * w, ld(&e[3]) * w);
+        v.z = bk_mma16<T>::pack(ld(&e[4]) * w, ld(&e[5]) * w);
+        v.w = bk_mma16<T>::pack(ld(&e[6]) * w, ld(&e[7]) * w);
+        *(uint4 *)&Bs[st][j] = v;
+    }
+}
+
 /* The 16-bit states entering each chunk live inside the f32 chunk-state buffer (the
  * workspace keeps its documented size): [D, N] is cut into slices of rd whole rows
  * (E = rows * N <= 1024 elements); the 16-bit state of chunk k, slice p sits in the f32
@@ -678,19 +700,7 @@ __global__ void __launch_bounds__(kTcThreads)
         if (tid == 0 && tile == 0) /* a reset inside the chunk: nothing carried through it */
             dec[bh * K + c] = s_seg[q - 1] == 0 ? s_cum[q - 1] : -INFINITY;
         __syncthreads();
-#pragma unroll
-        for (int it = 0; it < 4; it++) {
-            const int i = tid + it * kTcThreads, s = i >> 3, j = (i & 7) * 8;
-            const float w = s_w[s];
-            T e[8];
-            memcpy(e, &bv[it], 16);
-            uint4 o;
-            o.x = bk_mma16<T>::pack(ld(&e[0]) * w, ld(&e[1]) * w);
-            o.y = bk_mma16<T>::pack(ld(&e[2]) * w, ld(&e[3]) * w);
-            o.z = bk_mma16<T>::pack(ld(&e[4]) * w, ld(&e[5]) * w);
-            o.w = bk_mma16<T>::pack(ld(&e[6]) * w, ld(&e[7]) * w);
-            *(uint4 *)&Bs[s][j] = o;
-        }
+        store_weighted_rows<T>(Bs, bv, s_w, tid);
         bk_cp_async_wait_all();
         __syncthreads();
         float acc[8][4] = {};
@@ -827,19 +837,7 @@ __global__ void __launch_bounds__(kTcThreads)
                 s_w[tid] = tid >= q || s_seg[tid] != s_seg[q - 1] ? 0.f : expf(s_cum[q - 1] - s_cum[tid]) * s_dt[tid];
             const float dec = s_seg[q - 1] == 0 ? s_cum[q - 1] : -INFINITY; /* a reset: nothing carried */
             __syncthreads();
-#pragma unroll
-            for (int it = 0; it < 4; it++) {
-                const int i = tid + it * kTcThreads, st = i >> 3, j = (i & 7) * 8;
-                const float w = s_w[st];
-                T e[8];
-                memcpy(e, &bv[it], 16);
-                uint4 v;
-                v.x = bk_mma16<T>::pack(ld(&e[0]) * w, ld(&e[1]) * w);
-                v.y = bk_mma16<T>::pack(ld(&e[2]) * w, ld(&e[3]) * w);
-                v.z = bk_mma16<T>::pack(ld(&e[4]) * w, ld(&e[5]) * w);
-                v.w = bk_mma16<T>::pack(ld(&e[6]) * w, ld(&e[7]) * w);
-                *(uint4 *)&Bs[st][j] = v;
-            }
+            store_weighted_rows<T>(Bs, bv, s_w, tid);
             bk_cp_async_wait_all();
             __syncthreads();
             if (k + 1 < K) /* the next chunk's loads fly under this chunk's products */

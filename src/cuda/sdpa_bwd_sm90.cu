@@ -1,0 +1,601 @@
+/* sdpa_bwd_sm90.cu - the Hopper flash-attention backward (sm_90a, wgmma + TMA).
+ *
+ * Math (sdpa_bwd.cu): key j of kv head hk, every q head h of its GQA group, row i:
+ *   P^T = 2^(S^T scale log2e - lse log2e), S^T = K Q^T; dP^T = V dO^T; dS^T = P^T (dP^T -
+ *   D_i); dV += P^T dO; dK += dS^T Q; dQ += dS K. D_i, lse: sdpa_bwd.cu's rows pre-pass; the
+ *   scale is applied once at the end (dK here, dQ in sdpa_bwd.cu's conversion of the f32
+ *   accumulator). f16/bf16 in, f32 accumulate, P and dS rounded to T before products.
+ * Shapes: Dqk == Dv = D in {64, 128}; q [B,Hq,Sq,D], k/v [B,Hkv,Sk,D] (stride 0 on the head
+ *   axis allowed), dy like q; rows 16-byte aligned (TMA); dk/dv written in T, dq_acc f32
+ *   [B,Hq,Sq,D] (zeroed by the launcher) gets the unscaled dQ by vector atomics.
+ *   Causal is bottom-right (key j visible to row i iff j <= i + Sk - Sq).
+ * Tiling (bwd90_tiles<D>): a CTA owns BN = 128 keys of one (b, kv head); K and V stay in
+ *   shared memory. It walks the q heads of the group and, per head, the BM-row query tiles
+ *   that see its keys (causal: from the diagonal on). BM = 128 at D 64, 64 at D 128. Every
+ *   tile is stored as wgmma's 128-byte-swizzle atoms [cols/64][rows][64] (TMA SWIZZLE_128B).
+ * Warps: 3 warpgroups, registers handed over by setmaxnreg.
+ *   - producer (warpgroup 0, one warp): lane 0 issues the TMA copies of K, V (once) and of
+ *     Q, dO per step into a 2-stage ring (full / empty mbarriers); the warp's lanes copy
+ *     the step's lse (times log2e; +inf past Sq and for lse = -inf, so P = 0 there) and
+ *     D_i into the stage, then arrive.
+ *   - consumers (warpgroups 1, 2): consumer c owns keys 64c .. 64c + 63 of the CTA and
+ *     keeps their dK, dV (64 x D, f32) in registers. Per step:
+ *       S^T, dP^T (64 x BM)  wgmma SS: A = K_c / V_c (K-major), B = Q / dO (K-major)
+ *       P^T, dS^T            registers (masked on tiles crossing the diagonal / Sk)
+ *       dV += P^T dO          wgmma RS: A = P^T (accumulator -> A fragment), B = dO N-major
+ *       dK += dS^T Q          wgmma RS: A = dS^T, B = Q N-major
+ *       dS^T -> shared (double-buffered), both consumers meet (named barrier 1), then
+ *       dQ (64 x 64 per consumer) = dS K   wgmma SS: A = dS^T M-major, B = K N-major;
+ *       at D 64 consumer c takes query rows 64c.., at D 128 columns 64c.., over all 128
+ *       keys; red.global.add.v2.f32 into dq_acc (rows < Sq only).
+ *     Finally dK * scale and dV in T (keys < Sk only).
+ * DET (deterministic): sdpa_bwd.cu's fused DET order: the key tile from a per-(b, kv head)
+ *   ticket (highest first), and per row tile the key tiles add in decreasing order behind
+ *   its semaphore. Producer warp 1 (the sync warp) waits on the step's semaphore, then
+ *   arrives on named barrier 2 that both consumers sync on before their adds; they arrive
+ *   on barrier 3, it syncs and releases (fence, +1): one acquire per row tile per CTA.
+ *   No deadlock: waits go only to smaller tickets (running or done CTAs; see sdpa_bwd.cu).
+ * Not yet: softcap, ALiBi, window, Dqk != Dv, D 256 (sdpa_bwd.cu runs them); no overlap of
+ *   a step's softmax with the next step's products; dQ via shared memory and a TMA
+ *   reduce-add; a persistent / causal-balanced schedule. */
+#include "hopper.cuh"
+#include "sdpa_bwd_sm90.h"
+
+#include <limits.h>
+#include <string.h>
+
+/* Tile sizes, the register split and the shared-memory map of one head dim. */
+template <int D> struct bwd90_tiles {
+    static constexpr int BN = 128;              /* keys per CTA: 2 consumers x 64 */
+    static constexpr int BM = D == 64 ? 128 : 64; /* query rows per step */
+    static constexpr int STAGES = 2;            /* Q / dO / lse / D_i ring depth */
+    static constexpr int THREADS = 384;         /* producer + 2 consumer warpgroups */
+    /* 168 registers per thread at launch (__launch_bounds__(384, 1)): 24 + 2 x 240 = 504 */
+    static constexpr int PRODUCER_REGS = 24, CONSUMER_REGS = 240;
+    static_assert(PRODUCER_REGS + 2 * CONSUMER_REGS <= 504, "more registers than the CTA holds");
+    /* each consumer's dQ share is one m64n64 product: rows 64c at D 64, columns 64c at D 128 */
+    static_assert((BM == 128 && D == 64) || (BM == 64 && D == 128), "the dQ split covers these two");
+    static constexpr uint32_t KV_BYTES = BN * D * 2, QO_BYTES = BM * D * 2, DS_BYTES = BN * BM * 2;
+    static constexpr uint32_t OFF_K = 0, OFF_V = KV_BYTES, OFF_Q = 2 * KV_BYTES, OFF_O = OFF_Q + STAGES * QO_BYTES,
+                              OFF_DS = OFF_O + STAGES * QO_BYTES, OFF_L = OFF_DS + 2 * DS_BYTES,
+                              OFF_D = OFF_L + STAGES * BM * 4, OFF_BAR = OFF_D + STAGES * BM * 4,
+                              OFF_TKT = OFF_BAR + 8 * (1 + 2 * STAGES);
+    /* barriers: kv_full, q_full[STAGES], q_empty[STAGES]; then the DET ticket (int) */
+    static constexpr size_t SMEM = OFF_TKT + 16 + 1024; /* + 1024: alignment */
+};
+
+/* DET: the semaphores per (b, q head) - one per tile of BM rows. The one count that both
+ * the kernel's indexing and the workspace sizing (bk_sm90_bwd_det_sems) use. */
+template <int D> __host__ __device__ constexpr long long bwd90_det_row_tiles(long long Sq)
+{
+    return (Sq + bwd90_tiles<D>::BM - 1) / bwd90_tiles<D>::BM;
+}
+
+/* What the kernel needs besides the tensor maps. */
+struct bwd90_params {
+    const float *lrow, *drow; /* [B, Hq, Sq] f32: lse and D_i (rows pre-pass) */
+    float *dqacc;             /* [B, Hq, Sq, D] f32 */
+    /* DET only, zeroed by the launcher: a ticket per (b, kv head) [B, Hkv], then a
+     * semaphore per (b, q head, BM-row tile) [B, Hq, bwd90_det_row_tiles] */
+    int *dq_ticket, *dq_sem;
+    void *dk, *dv;
+    long long sdk0, sdk1, sdk2, sdv0, sdv1, sdv2;
+    int Hq, group, Sq, Sk, off, causal, b0;
+    float scale, scale_log2;
+    /* 1 when the axis is addressed (stride != 0), else the tensor map has extent 1 there */
+    int q_h, q_b, o_h, o_b, k_h, k_b, v_h, v_b;
+};
+
+#if BK_HAS_WGMMA
+/* a[0] += x, a[1] += y in global memory (8-byte aligned): one vector reduction (sm_90). */
+static __device__ __forceinline__ void bwd90_red2(float *a, float x, float y)
+{
+    asm volatile("red.global.add.v2.f32 [%0], {%1, %2};\n" ::"l"(a), "f"(x), "f"(y) : "memory");
+}
+/* DET's semaphore handshake, gpu scope, as sdpa_bwd.cu's fused kernel: wait_acquire spins
+ * until *a reads v (acquire loads), release_add1 (after a barrier that orders the CTA's adds
+ * before it) publishes them (fence) and adds 1. */
+static __device__ __forceinline__ void bwd90_wait_acquire(const int *a, int v)
+{
+    asm volatile("{\n"
+                 ".reg .pred ne;\n"
+                 ".reg .s32 x;\n"
+                 "BWD90_WAIT:\n"
+                 "ld.acquire.gpu.global.s32 x, [%0];\n"
+                 "setp.ne.s32 ne, x, %1;\n"
+                 "@ne bra BWD90_WAIT;\n"
+                 "}\n" ::"l"(a),
+                 "r"(v)
+                 : "memory");
+}
+static __device__ __forceinline__ void bwd90_release_add1(int *a)
+{
+    __threadfence();
+    atomicAdd(a, 1);
+}
+#endif
+
+/* DET: the last key tile (of nkt) that walks row tile t, i.e. whose first row tile is <= t:
+ * nkt - 1, or with causal min(nkt - 1, ((t + 1) BM - 1 + off) / BN) (sdpa_bwd.cu's
+ * fused_last_contributor with this kernel's tiles). 32-bit: for every t a key tile walks
+ * the numerator lies in [0, 2^31) (t BM < Sq + BM, off < Sk, Sq, Sk < 2^30). The key tiles
+ * jt < j <= last add before jt does. */
+template <int BM, int BN>
+static __device__ __forceinline__ int bwd90_last_contributor(int causal, int off, int nkt, int t)
+{
+    return causal ? min(((t + 1) * BM - 1 + off) / BN, nkt - 1) : nkt - 1;
+}
+/* DET's named barriers over the 256 consumer threads and the sync warp (warp 1): ACQ (the
+ * sync warp arrives once the row tile's semaphore reads the count, the consumers wait
+ * before their adds), REL (the consumers arrive after their adds, the sync warp waits,
+ * then releases). Barrier 1 is the consumers' dS^T barrier. */
+enum { kBarDqAcq = 2, kBarDqRel = 3, kBarDqThreads = 256 + 32 };
+/* bk_named_sync / bk_named_arrive with immediate operands (no registers held for them) */
+template <int ID, int N> static __device__ __forceinline__ void bwd90_bar_sync()
+{
+    asm volatile("bar.sync %0, %1;\n" ::"n"(ID), "n"(N) : "memory");
+}
+template <int ID, int N> static __device__ __forceinline__ void bwd90_bar_arrive()
+{
+    asm volatile("bar.arrive %0, %1;\n" ::"n"(ID), "n"(N) : "memory");
+}
+
+/* ROWS rows from row r0 of slice (c2, c3) of a [.., .., rows, D] tensor map into the
+ * swizzled buffer at dst, one box of 64 columns per column block (no byte count: the caller
+ * announces the whole stage's). */
+template <int D, int ROWS>
+static __device__ __forceinline__ void bwd90_tma(uint32_t dst, const CUtensorMap *map, uint32_t bar, int r0, int c2,
+                                                 int c3)
+{
+#pragma unroll
+    for (int c = 0; c < D / 64; c++)
+        bk_tma_load_4d(dst + c * ROWS * 128, map, bar, c * 64, r0, c2, c3);
+}
+
+template <typename T, int D, bool DET>
+__global__ void __launch_bounds__(384, 1)
+    sdpa_bwd_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constant__ CUtensorMap tm_k,
+                         const __grid_constant__ CUtensorMap tm_v, const __grid_constant__ CUtensorMap tm_o,
+                         const bwd90_params p)
+{
+#if BK_HAS_WGMMA
+    typedef bwd90_tiles<D> C;
+    constexpr int BM = C::BM, BN = C::BN, S = C::STAGES;
+    constexpr float kLog2e = 1.4426950408889634f;
+    extern __shared__ __align__(1024) unsigned char smem_bwd90[];
+    const uint32_t raw = bk_smem_addr(smem_bwd90), base = (raw + 1023u) & ~1023u;
+    unsigned char *gbase = smem_bwd90 + (base - raw); /* the same bytes, generic address */
+    const uint32_t sK = base + C::OFF_K, sV = base + C::OFF_V, sQ = base + C::OFF_Q, sO = base + C::OFF_O,
+                   sDS = base + C::OFF_DS, bar = base + C::OFF_BAR, kv_full = bar;
+    float *sL = reinterpret_cast<float *>(gbase + C::OFF_L), *sD = reinterpret_cast<float *>(gbase + C::OFF_D);
+    auto q_full = [=](int st) { return bar + 8 + 8 * st; };
+    auto q_empty = [=](int st) { return bar + 8 + 8 * (S + st); };
+
+    const long long b = blockIdx.z + (long long)p.b0;
+    const int hk = blockIdx.y, Sq = p.Sq, Sk = p.Sk, off = p.off;
+    /* The CTA's key tile jt: blockIdx.x, or with DET from the ticket that thread 0 takes from
+     * the (b, kv head)'s counter below: ticket k (the k-th CTA of this (b, kv head) to start)
+     * takes key tile gridDim.x - 1 - k. The query tiles that see one of its keys j0 .. j0 +
+     * BN - 1: causal, rows i >= j0 - off (j0 < Sk makes that < Sq, so every CTA has at least
+     * one tile): from tlo, ntile per q head. */
+    auto first_tile = [&](int jt) { return p.causal && jt * BN - off > 0 ? (jt * BN - off) / BM : 0; };
+    /* the atomic mode's, computed once here (blockIdx: the compiler rematerialises them) */
+    const int tlo_a = first_tile(blockIdx.x), ntile_a = (Sq - 1) / BM - tlo_a + 1;
+    /* DET: thread 0 stores jt, tlo, ntile in shared memory; every use re-reads them (volatile),
+     * so that nothing derived from the ticket lives in a register across setmaxnreg or the
+     * walk (the D 64 consumer has no register to spare) */
+    auto walk = [&](int i) -> int {
+        int v;
+        asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(v) : "r"(base + C::OFF_TKT + 4 * i) : "memory");
+        return v;
+    };
+    auto w_jt = [&]() { return DET ? walk(0) : (int)blockIdx.x; };
+    auto w_tlo = [&]() { return DET ? walk(1) : tlo_a; };
+    auto w_ntile = [&]() { return DET ? walk(2) : ntile_a; };
+
+    const int wg = threadIdx.x / 128;
+    if (threadIdx.x == 0) {
+        bk_mbar_init(kv_full, 1);
+        for (int s = 0; s < S; s++) {
+            bk_mbar_init(q_full(s), 32);   /* the producer warp's lanes (lane 0 with the bytes) */
+            bk_mbar_init(q_empty(s), 256); /* every consumer thread */
+        }
+        bk_mbar_init_fence();
+        if constexpr (DET) { /* the ticket: see walk */
+            int *w = reinterpret_cast<int *>(gbase + C::OFF_TKT);
+            w[0] = (int)gridDim.x - 1 - atomicAdd(p.dq_ticket + b * gridDim.y + hk, 1);
+            w[1] = first_tile(w[0]);
+            w[2] = (Sq - 1) / BM - w[1] + 1;
+        }
+    }
+    __syncthreads();
+
+    if (wg == 0) {
+        /* ------------------------------------------------------------ producer */
+        bk_regs_dec<C::PRODUCER_REGS>();
+        const int jt = w_jt(), j0 = jt * BN, tlo = w_tlo(), ntile = w_ntile();
+        if (DET && threadIdx.x / 32 == 1) {
+            /* the sync warp (DET): per step, waits until the key tiles above this one have
+             * added to the step's row tile (lane 0 spins with acquire loads), lets the
+             * consumers add (ACQ), waits for their adds (REL), then releases (fence, +1) */
+            const int lane = threadIdx.x % 32, nsem = (int)bwd90_det_row_tiles<D>(Sq), tend = tlo + ntile;
+            int *sem = p.dq_sem + (b * p.Hq + (long long)hk * p.group) * nsem + tlo; /* the step's */
+#pragma unroll 1
+            for (int hh = 0; hh < p.group; hh++, sem += nsem - ntile)
+#pragma unroll 1
+                for (int t = tlo; t < tend; t++, sem++) {
+                    if (lane == 0) /* the contributors above this key tile: up to the last */
+                        bwd90_wait_acquire(sem, bwd90_last_contributor<BM, BN>(p.causal, off, gridDim.x, t) - jt);
+                    __syncwarp();
+                    bwd90_bar_arrive<kBarDqAcq, kBarDqThreads>();
+                    bwd90_bar_sync<kBarDqRel, kBarDqThreads>();
+                    if (lane == 0)
+                        bwd90_release_add1(sem);
+                    __syncwarp();
+                }
+            return;
+        }
+        if (threadIdx.x >= 32)
+            return;
+        const int lane = threadIdx.x, niter = ntile * p.group;
+        if (lane == 0) { /* K and V of the CTA's keys, once; rows past Sk arrive as zeros */
+            bk_mbar_arrive_expect_tx(kv_full, 2 * C::KV_BYTES);
+            bwd90_tma<D, BN>(sK, &tm_k, kv_full, j0, p.k_h ? hk : 0, p.k_b ? (int)b : 0);
+            bwd90_tma<D, BN>(sV, &tm_v, kv_full, j0, p.v_h ? hk : 0, p.v_b ? (int)b : 0);
+        }
+        for (int it = 0; it < niter; it++) {
+            const int st = it % S, h = hk * p.group + it / ntile, m0 = (tlo + it % ntile) * BM;
+            bk_mbar_wait(q_empty(st), ((uint32_t)(it / S) & 1u) ^ 1u);
+            const long long rb = (b * p.Hq + h) * (long long)Sq;
+#pragma unroll 1
+            for (int r = lane; r < BM; r += 32) {
+                const int i = m0 + r;
+                float l = INFINITY, dd = 0.f;
+                if (i < Sq) {
+                    const float lse = p.lrow[rb + i];
+                    l = lse == -INFINITY ? INFINITY : lse * kLog2e; /* a row that saw no key: P = 0 */
+                    dd = p.drow[rb + i];
+                }
+                sL[st * BM + r] = l;
+                sD[st * BM + r] = dd;
+            }
+            if (lane == 0) { /* after its own stores: the arrival releases them too */
+                bk_mbar_arrive_expect_tx(q_full(st), 2 * C::QO_BYTES);
+                bwd90_tma<D, BM>(sQ + st * C::QO_BYTES, &tm_q, q_full(st), m0, p.q_h ? h : 0, p.q_b ? (int)b : 0);
+                bwd90_tma<D, BM>(sO + st * C::QO_BYTES, &tm_o, q_full(st), m0, p.o_h ? h : 0, p.o_b ? (int)b : 0);
+            } else {
+                bk_mbar_arrive(q_full(st));
+            }
+        }
+        return;
+    }
+
+    /* -------------------------------------------------------------- consumers */
+    bk_regs_inc<C::CONSUMER_REGS>();
+    const int cw = wg - 1, warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32, g = lane >> 2, t4 = lane & 3;
+    const int kr = 16 * warp + g;                      /* the thread's first key row of the 64 (and kr + 8) */
+    const int jg0_a = (int)blockIdx.x * BN + cw * 64 + kr; /* the atomic mode's first key of the thread */
+    const uint32_t kA = sK + cw * 64 * 128, vA = sV + cw * 64 * 128; /* this consumer's K / V rows */
+    /* dQ share: rows 64 mb .. of the step's BM (D 64), columns 64 nb .. of D (D 128) */
+    const int mb = BM == 128 ? cw : 0, nb = BM == 64 ? cw : 0;
+    const float scale_log2 = p.scale_log2;
+
+    float dk[D / 2], dv[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; i++)
+        dk[i] = dv[i] = 0.f;
+    bk_mbar_wait(kv_full, 0);
+
+    for (int it = 0; it < w_ntile() * p.group; it++) {
+        const int st = it % S, h = hk * p.group + it / w_ntile(), m0 = (w_tlo() + it % w_ntile()) * BM;
+        const uint32_t q_s = sQ + st * C::QO_BYTES, o_s = sO + st * C::QO_BYTES, ds_b = sDS + (it & 1) * C::DS_BYTES;
+        bk_mbar_wait(q_full(st), (uint32_t)(it / S) & 1u);
+
+        /* S^T = K_c Q^T and dP^T = V_c dO^T (64 keys x BM rows), k16 steps over D.
+         * A (K_c / V_c, 64 x 16): K-major, rows 64c.. of the column block kk / 4, the k16
+         * step at +32 bytes inside the 128-byte row; B (Q / dO, 16 x BM): K-major, BM rows
+         * of the column block. SBO = 1024 (8 rows of 128 bytes), LBO unused (16). The
+         * forward's S = Q K^T, operand for operand. */
+        float s_t[BM / 2], dp_t[BM / 2];
+        auto issue_kt = [&](float(&acc)[BM / 2], uint32_t a_base, uint32_t b_base) {
+#pragma unroll
+            for (int kk = 0; kk < D / 16; kk++) {
+                const uint32_t koff = (uint32_t)(kk & 3) * 32, cb = (uint32_t)(kk >> 2);
+                const uint64_t da = bk_wgmma_desc(a_base + cb * BN * 128 + koff, 16, 1024);
+                const uint64_t db = bk_wgmma_desc(b_base + cb * BM * 128 + koff, 16, 1024);
+                if (kk == 0)
+                    bk_wgmma<T, BM>::ss_first(acc, da, db);
+                else
+                    bk_wgmma<T, BM>::ss(acc, da, db, 1);
+            }
+        };
+        bk_wgmma_fence();
+        issue_kt(s_t, kA, q_s);
+        issue_kt(dp_t, vA, o_s);
+        bk_wgmma_commit();
+        bk_wgmma_wait<0>();
+        bk_wgmma_pin(s_t);
+        bk_wgmma_pin(dp_t);
+
+        /* P^T and dS^T in place. Accumulator element 4 j + e: key row kr + 8 (e >> 1),
+         * query column 8 j + 2 t4 + (e & 1) of the step. Masked only where the tile crosses
+         * the causal diagonal or the end of the keys; rows past Sq have L = +inf (P = 0). */
+        const float *Ls = sL + st * BM, *Ds = sD + st * BM;
+        /* the thread's keys (DET: re-read, see key_tile) */
+        const int j0 = w_jt() * BN, jg0 = DET ? j0 + cw * 64 + kr : jg0_a, jg1 = jg0 + 8;
+        const bool need_mask = j0 + BN > Sk || (p.causal && j0 + BN - 1 > m0 + off);
+        /* key jg is visible to row i iff i >= first_i(jg) = jg - off (causal; else any i)
+           and jg < Sk; the element's row is m0 + 2 t4 + 8 j + (e & 1), so it is masked iff
+           8 j + (e & 1) < lim = first_i - m0 - 2 t4 (lim = INT_MAX for a key >= Sk) */
+        const int lim0 = jg0 >= Sk ? INT_MAX : p.causal ? jg0 - off - m0 - 2 * t4 : INT_MIN;
+        const int lim1 = jg1 >= Sk ? INT_MAX : p.causal ? jg1 - off - m0 - 2 * t4 : INT_MIN;
+#pragma unroll
+        for (int j = 0; j < BM / 8; j++) {
+            const float2 l2 = *reinterpret_cast<const float2 *>(Ls + 8 * j + 2 * t4);
+            const float2 d2 = *reinterpret_cast<const float2 *>(Ds + 8 * j + 2 * t4);
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float pp = bk_ex2(fmaf(s_t[4 * j + e], scale_log2, -((e & 1) ? l2.y : l2.x)));
+                if (need_mask && 8 * j + (e & 1) < (e < 2 ? lim0 : lim1))
+                    pp = 0.f;
+                s_t[4 * j + e] = pp;
+                dp_t[4 * j + e] = pp * (dp_t[4 * j + e] - ((e & 1) ? d2.y : d2.x));
+            }
+        }
+        /* The accumulators as RS A fragments (T): k16 block kb (queries 16 kb .. + 15) of the
+         * thread's rows kr, kr + 8 is {(kr, 16kb + 2t4), (kr + 8, same), (kr, 16kb + 8 + 2t4),
+         * (kr + 8, same)} = n-tiles 2 kb and 2 kb + 1: the mma.sync A layout, which wgmma's
+         * A register fragment is per warp (warp w: rows 16 w ..). */
+        uint32_t pa[BM / 16][4], ga[BM / 16][4];
+#pragma unroll
+        for (int kb = 0; kb < BM / 16; kb++) {
+            pa[kb][0] = bk_mma16<T>::pack(s_t[8 * kb + 0], s_t[8 * kb + 1]);
+            pa[kb][1] = bk_mma16<T>::pack(s_t[8 * kb + 2], s_t[8 * kb + 3]);
+            pa[kb][2] = bk_mma16<T>::pack(s_t[8 * kb + 4], s_t[8 * kb + 5]);
+            pa[kb][3] = bk_mma16<T>::pack(s_t[8 * kb + 6], s_t[8 * kb + 7]);
+            ga[kb][0] = bk_mma16<T>::pack(dp_t[8 * kb + 0], dp_t[8 * kb + 1]);
+            ga[kb][1] = bk_mma16<T>::pack(dp_t[8 * kb + 2], dp_t[8 * kb + 3]);
+            ga[kb][2] = bk_mma16<T>::pack(dp_t[8 * kb + 4], dp_t[8 * kb + 5]);
+            ga[kb][3] = bk_mma16<T>::pack(dp_t[8 * kb + 6], dp_t[8 * kb + 7]);
+        }
+        /* dS^T to shared memory, [BM / 64][BN keys][64 queries] swizzled: key row
+         * r = 64 c + kr (+ 8), n-tile j = queries 8 j .. in column block j / 8, 16-byte chunk
+         * (j % 8) ^ (r % 8), bytes 4 t4 of it. r % 8 = g. One 32-bit store per pair; a warp's
+         * 32 stores hit 32 distinct banks. */
+#pragma unroll
+        for (int j = 0; j < BM / 8; j++) {
+            const int r = cw * 64 + kr;
+            const uint32_t a0 = ds_b + (uint32_t)((j >> 3) * BN * 128 + r * 128 + (((j & 7) ^ g) << 4) + 4 * t4);
+            const uint32_t lo = ga[j >> 1][(j & 1) * 2], hi = ga[j >> 1][(j & 1) * 2 + 1];
+            asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(a0), "r"(lo) : "memory");
+            asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(a0 + 8 * 128), "r"(hi) : "memory");
+        }
+
+        /* dV += P^T dO, dK += dS^T Q (64 keys x D), k16 steps over the BM queries.
+         * A: the fragments above. B (16 queries x D): N-major ("transposed", imm-trans-b 1),
+         * rows 16 kb .. of the Q / dO tile: start + 16 kb rows (2048 bytes), LBO = BM * 128
+         * (the next 64 columns: the next column block), SBO = 1024 (the next 8 rows). The
+         * forward's O += P V, operand for operand. */
+        bk_wgmma_pin(dv);
+        bk_wgmma_pin(dk);
+        bk_wgmma_fence();
+#pragma unroll
+        for (int kb = 0; kb < BM / 16; kb++)
+            bk_wgmma<T, D>::rs(dv, pa[kb], bk_wgmma_desc(o_s + kb * 2048, BM * 128, 1024), 1);
+#pragma unroll
+        for (int kb = 0; kb < BM / 16; kb++)
+            bk_wgmma<T, D>::rs(dk, ga[kb], bk_wgmma_desc(q_s + kb * 2048, BM * 128, 1024), 1);
+        bk_wgmma_commit();
+
+        /* dS^T of both consumers stored and visible to wgmma */
+        bk_fence_proxy_async();
+        bk_named_sync(1, 256);
+
+        /* dQ share (64 x 64) = dS K over all BN keys, k16 steps over the keys.
+         * A (64 queries x 16 keys) from dS^T: M-major ("transposed", imm-trans-a 1): the keys
+         * are the 128-byte rows, the queries contiguous: start = column block mb, row 16 kk;
+         * SBO = 1024 (8 keys), LBO = BN * 128 (the next 64 queries; one block suffices).
+         * B (16 keys x 64 columns) from K: N-major: column block nb, row 16 kk; SBO = 1024,
+         * LBO = BN * 128. Both as the N-major B above, the keys in the role of k. */
+        float dq[32];
+#pragma unroll
+        for (int i = 0; i < 32; i++)
+            dq[i] = 0.f;
+        bk_wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++) {
+            const uint64_t da = bk_wgmma_desc(ds_b + mb * BN * 128 + kk * 2048, BN * 128, 1024);
+            const uint64_t db = bk_wgmma_desc(sK + nb * BN * 128 + kk * 2048, BN * 128, 1024);
+            bk_wgmma<T, 64>::ss_tt(dq, da, db, 1);
+        }
+        bk_wgmma_commit();
+        bk_wgmma_wait<0>();
+        bk_wgmma_pin(dq);
+        bk_wgmma_pin(dv);
+        bk_wgmma_pin(dk);
+        bk_keep_regs(reinterpret_cast<uint32_t(&)[BM / 4]>(pa));
+        bk_keep_regs(reinterpret_cast<uint32_t(&)[BM / 4]>(ga));
+        bk_mbar_arrive(q_empty(st)); /* Q, dO, lse, D_i of this stage read */
+
+        /* dq_acc rows m0 + 64 mb + kr (+ 8), columns 64 nb + 8 j + 2 t4 (+ 1); DET: after
+         * the key tiles above this one (the sync warp's ACQ), the sync warp's REL after */
+        if constexpr (DET)
+            bwd90_bar_sync<kBarDqAcq, kBarDqThreads>();
+        float *acc = p.dqacc + (b * p.Hq + h) * (long long)Sq * D;
+        const int r0 = m0 + mb * 64 + kr;
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            const int col = nb * 64 + 8 * j + 2 * t4;
+            if (r0 < Sq)
+                bwd90_red2(acc + (long long)r0 * D + col, dq[4 * j], dq[4 * j + 1]);
+            if (r0 + 8 < Sq)
+                bwd90_red2(acc + (long long)(r0 + 8) * D + col, dq[4 * j + 2], dq[4 * j + 3]);
+        }
+        if constexpr (DET)
+            bwd90_bar_arrive<kBarDqRel, kBarDqThreads>();
+    }
+
+    /* dK (times the scale) and dV of the thread's keys: row kr (+ 8), columns 8 j + 2 t4 */
+    T *dkp = (T *)p.dk + b * p.sdk0 + hk * p.sdk1, *dvp = (T *)p.dv + b * p.sdv0 + hk * p.sdv1;
+    const float scale = p.scale;
+    const int jg0 = DET ? w_jt() * BN + cw * 64 + kr : jg0_a, jg1 = jg0 + 8;
+#pragma unroll
+    for (int j = 0; j < D / 8; j++) {
+        const int e = 8 * j + 2 * t4;
+        if (jg0 < Sk) {
+            *reinterpret_cast<uint32_t *>(dkp + jg0 * p.sdk2 + e) =
+                bk_mma16<T>::pack(dk[4 * j] * scale, dk[4 * j + 1] * scale);
+            *reinterpret_cast<uint32_t *>(dvp + jg0 * p.sdv2 + e) = bk_mma16<T>::pack(dv[4 * j], dv[4 * j + 1]);
+        }
+        if (jg1 < Sk) {
+            *reinterpret_cast<uint32_t *>(dkp + jg1 * p.sdk2 + e) =
+                bk_mma16<T>::pack(dk[4 * j + 2] * scale, dk[4 * j + 3] * scale);
+            *reinterpret_cast<uint32_t *>(dvp + jg1 * p.sdv2 + e) = bk_mma16<T>::pack(dv[4 * j + 2], dv[4 * j + 3]);
+        }
+    }
+#else
+    (void)tm_q, (void)tm_k, (void)tm_v, (void)tm_o, (void)p;
+#endif
+}
+
+/* ------------------------------------------------------------- host side -- */
+
+template <typename T, int D, bool DET> static bool bwd90_built()
+{
+    cudaFuncAttributes fa;
+    if (cudaFuncGetAttributes(&fa, sdpa_bwd_sm90_kernel<T, D, DET>) != cudaSuccess) {
+        cudaGetLastError();
+        return false;
+    }
+    return fa.binaryVersion == 90;
+}
+
+extern "C" const char *bk_cuda_sdpa_bwd_sm90_rejects(const bk_sdpa_bwd_desc *d)
+{
+    if (d->dtype != BK_DTYPE_F16 && d->dtype != BK_DTYPE_BF16)
+        return "the Hopper kernel takes f16 and bf16 only";
+    if (d->head_dim_qk != d->head_dim_v || (d->head_dim_qk != 64 && d->head_dim_qk != 128))
+        return "the Hopper kernel takes head_dim_qk == head_dim_v in {64, 128}";
+    if (d->softcap > 0.0 || d->alibi || d->window_left >= 0)
+        return "the Hopper kernel has no softcap, ALiBi or sliding window";
+    return NULL;
+}
+
+long long bk_sm90_bwd_det_sems(const bk_sdpa_bwd_desc *d)
+{
+    const long long tiles = d->head_dim_qk == 64 ? bwd90_det_row_tiles<64>(d->q_len) : bwd90_det_row_tiles<128>(d->q_len);
+    return (long long)d->batch * d->q_heads * tiles;
+}
+
+template <bool DET> static bool bwd90_built_any(const bk_sdpa_bwd_desc *d)
+{
+    const bool bf16 = d->dtype == BK_DTYPE_BF16, d64 = d->head_dim_qk == 64;
+    return bf16 ? (d64 ? bwd90_built<__nv_bfloat16, 64, DET>() : bwd90_built<__nv_bfloat16, 128, DET>())
+                : (d64 ? bwd90_built<__half, 64, DET>() : bwd90_built<__half, 128, DET>());
+}
+
+bool bk_sm90_bwd_ready(const bk_sdpa_bwd_desc *d, const void *dq_acc, const void *dq_sync)
+{
+    if (bk_cuda_sdpa_bwd_sm90_rejects(d) != NULL || d->q_len <= 0 || d->kv_len <= 0 || d->q_len >= (1 << 30) ||
+        d->kv_len >= (1 << 30) || (long long)d->q_len * (d->q_heads / d->kv_heads) >= (1LL << 30) ||
+        ((uintptr_t)dq_acc & 15) != 0 || ((uintptr_t)dq_sync & 3) != 0)
+        return false;
+    const bool d64 = d->head_dim_qk == 64;
+    if (!(dq_sync ? bwd90_built_any<true>(d) : bwd90_built_any<false>(d)))
+        return false;
+    int dev = 0, optin = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) {
+        cudaGetLastError();
+        return false;
+    }
+    const size_t need = d64 ? bwd90_tiles<64>::SMEM : bwd90_tiles<128>::SMEM;
+    return need <= (size_t)optin;
+}
+
+template <typename T, int D, bool DET>
+static bk_status bwd90_launch(const bk_sdpa_bwd_desc *d, const bk_sdpa_bwd_args *a, const float *lse_rows,
+                              const float *d_rows, float *dq_acc, int *dq_sync, cudaStream_t s)
+{
+    typedef bwd90_tiles<D> C;
+    const char *op = "sdpa_bwd";
+    auto kernel = sdpa_bwd_sm90_kernel<T, D, DET>;
+    if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)C::SMEM) != cudaSuccess) {
+        cudaGetLastError();
+        return bk_fail(BK_STATUS_DEVICE_ERROR, "sdpa_bwd: %zu bytes of shared memory per block are not available",
+                       C::SMEM);
+    }
+    const bool bf16 = std::is_same<T, __nv_bfloat16>::value;
+    CUtensorMap tq, tk, tv, to;
+    memset(&tq, 0, sizeof tq);
+    memset(&tk, 0, sizeof tk);
+    memset(&tv, 0, sizeof tv);
+    memset(&to, 0, sizeof to);
+    /* [B, H, S, D] views as (D, S, H, B) */
+    const long long dq4[4] = {D, d->q_len, d->q_heads, d->batch}, dk4[4] = {D, d->kv_len, d->kv_heads, d->batch};
+    const long long sq[3] = {a->q.strides[2], a->q.strides[1], a->q.strides[0]};
+    const long long so[3] = {a->dy.strides[2], a->dy.strides[1], a->dy.strides[0]};
+    const long long sk[3] = {a->k.strides[2], a->k.strides[1], a->k.strides[0]};
+    const long long sv[3] = {a->v.strides[2], a->v.strides[1], a->v.strides[0]};
+    const int bq[4] = {64, C::BM, 1, 1}, bkv[4] = {64, C::BN, 1, 1};
+    BK_TRY(bk_tma_encode_16bit(&tq, a->q.data, bf16, dq4, sq, bq, op));
+    BK_TRY(bk_tma_encode_16bit(&to, a->dy.data, bf16, dq4, so, bq, op));
+    BK_TRY(bk_tma_encode_16bit(&tk, a->k.data, bf16, dk4, sk, bkv, op));
+    BK_TRY(bk_tma_encode_16bit(&tv, a->v.data, bf16, dk4, sv, bkv, op));
+
+    bwd90_params p;
+    memset(&p, 0, sizeof p);
+    p.lrow = lse_rows;
+    p.drow = d_rows;
+    p.dqacc = dq_acc;
+    p.dq_ticket = dq_sync;
+    p.dq_sem = DET ? dq_sync + (long long)d->batch * d->kv_heads : NULL;
+    p.dk = a->dk.data;
+    p.dv = a->dv.data;
+    p.sdk0 = a->dk.strides[0], p.sdk1 = a->dk.strides[1], p.sdk2 = a->dk.strides[2];
+    p.sdv0 = a->dv.strides[0], p.sdv1 = a->dv.strides[1], p.sdv2 = a->dv.strides[2];
+    p.Hq = d->q_heads;
+    p.group = d->q_heads / d->kv_heads;
+    p.Sq = d->q_len;
+    p.Sk = d->kv_len;
+    p.off = d->kv_len - d->q_len;
+    p.causal = d->causal;
+    p.scale = (float)d->scale;
+    p.scale_log2 = (float)(d->scale * 1.4426950408889634);
+    p.q_h = sq[1] != 0, p.q_b = sq[2] != 0, p.o_h = so[1] != 0, p.o_b = so[2] != 0;
+    p.k_h = sk[1] != 0, p.k_b = sk[2] != 0, p.v_h = sv[1] != 0, p.v_b = sv[2] != 0;
+
+    if (cudaMemsetAsync(dq_acc, 0, (size_t)d->batch * d->q_heads * d->q_len * D * sizeof(float), s) != cudaSuccess)
+        return bk_fail(BK_STATUS_DEVICE_ERROR, "sdpa_bwd: clearing the dq accumulator failed: %s",
+                       cudaGetErrorString(cudaGetLastError()));
+    if (DET && cudaMemsetAsync(dq_sync, 0,
+                               4 * ((size_t)d->batch * d->kv_heads + (size_t)bk_sm90_bwd_det_sems(d)), s) != cudaSuccess)
+        return bk_fail(BK_STATUS_DEVICE_ERROR, "sdpa_bwd: clearing the dq semaphores failed: %s",
+                       cudaGetErrorString(cudaGetLastError()));
+    for (int b0 = 0; b0 < d->batch; b0 += 65535) {
+        p.b0 = b0;
+        const dim3 grid((unsigned)((d->kv_len + C::BN - 1) / C::BN), (unsigned)d->kv_heads,
+                        (unsigned)(d->batch - b0 < 65535 ? d->batch - b0 : 65535));
+        kernel<<<grid, C::THREADS, C::SMEM, s>>>(tq, tk, tv, to, p);
+    }
+    return bk_cuda_check_launch(op);
+}
+
+template <bool DET>
+static bk_status bwd90_launch_any(const bk_sdpa_bwd_desc *d, const bk_sdpa_bwd_args *a, const float *lse_rows,
+                                  const float *d_rows, float *dq_acc, int *dq_sync, cudaStream_t s)
+{
+    const bool d64 = d->head_dim_qk == 64;
+    if (d->dtype == BK_DTYPE_BF16)
+        return d64 ? bwd90_launch<__nv_bfloat16, 64, DET>(d, a, lse_rows, d_rows, dq_acc, dq_sync, s)
+                   : bwd90_launch<__nv_bfloat16, 128, DET>(d, a, lse_rows, d_rows, dq_acc, dq_sync, s);
+    return d64 ? bwd90_launch<__half, 64, DET>(d, a, lse_rows, d_rows, dq_acc, dq_sync, s)
+               : bwd90_launch<__half, 128, DET>(d, a, lse_rows, d_rows, dq_acc, dq_sync, s);
+}
+
+bk_status bk_sm90_bwd_launch(const bk_sdpa_bwd_desc *d, const bk_sdpa_bwd_args *a, const float *lse_rows,
+                             const float *d_rows, float *dq_acc, int *dq_sync, cudaStream_t s)
+{
+    return dq_sync ? bwd90_launch_any<true>(d, a, lse_rows, d_rows, dq_acc, dq_sync, s)
+                   : bwd90_launch_any<false>(d, a, lse_rows, d_rows, dq_acc, dq_sync, s);
+}
