@@ -32,11 +32,8 @@
  *     keys, recomputing P; each output written once, no atomics.
  *   - generic (every dtype and option, Dqk != Dv; deterministic): CUDA cores, f32 (f64
  *     for f64), the same two passes on 16 x 16 (f64: 8 x 8) tiles in shared memory.
- * Measured (bk_bench, H100 SXM, bf16, B*S = 16384, hidden 2048, TFLOP/s at 2.5x forward
- * flops; fused atomic mode, before it the two-pass kernel / D 256 on CUDA cores):
- *   S4096 D64 206 (63), causal 187 (61); D128 224 (88), causal 201 (84); D256 150 (2.5),
- *   causal 140 (2.5); S16384 D128 233 (88); S512 D128 164 (76). Deterministic mode: not
- *   yet measured on a GPU.
+ * Speed (H100, bench/RESULTS.md run 11): the fused kernel ~150 TFLOP/s at D 256, its
+ * deterministic mode 0.65-0.78x of that.
  * On sm_90a the Hopper kernel (sdpa_bwd_sm90.cu, wgmma + TMA) takes the fast plan's
  * D 64/128 problems without softcap/ALiBi/window, and in its deterministic mode (the same
  * ticket and semaphores) the deterministic plan's. Batch is launched in chunks of 65535
