@@ -143,6 +143,30 @@ static __device__ __forceinline__ float bk_ex2(float x)
     return y;
 }
 
+/* A gpu-scope semaphore handshake (the deterministic backward's ordered dq adds):
+ * bk_sem_wait_acquire spins until *a reads v (acquire loads: what the releasing CTA wrote
+ * before its release is visible after it; a barrier passes that on to the waiter's CTA);
+ * bk_sem_release_add1, called after a barrier that orders the CTA's writes before it,
+ * publishes them (fence) and adds 1. */
+static __device__ __forceinline__ void bk_sem_wait_acquire(const int *a, int v)
+{
+    asm volatile("{\n"
+                 ".reg .pred ne;\n"
+                 ".reg .s32 x;\n"
+                 "BK_SEM_WAIT:\n"
+                 "ld.acquire.gpu.global.s32 x, [%0];\n"
+                 "setp.ne.s32 ne, x, %1;\n"
+                 "@ne bra BK_SEM_WAIT;\n"
+                 "}\n" ::"l"(a),
+                 "r"(v)
+                 : "memory");
+}
+static __device__ __forceinline__ void bk_sem_release_add1(int *a)
+{
+    __threadfence();
+    atomicAdd(a, 1);
+}
+
 /* 2^x on the FMA and integer pipes instead of the MUFU one (which does 16 per clock per SM):
  * 2^x = 2^n 2^f, n = round(x) by the 1.5 * 2^23 shift, f in [-0.5, 0.5], 2^f by a degree-3
  * polynomial (relative error under 7.5e-5, below the 16-bit P it feeds), n added into the

@@ -594,29 +594,6 @@ static __device__ __forceinline__ void red_add2(float *a, float x, float y)
 #endif
 }
 
-/* The deterministic mode's semaphore handshake, gpu scope. wait_acquire spins until *a
- * reads v (acquire loads: what the releasing CTA wrote before is visible after it, and a
- * __syncthreads passes that on to the waiter's CTA); release_add1, called after a
- * __syncthreads, publishes every write of the CTA before it, then adds 1. */
-static __device__ __forceinline__ void wait_acquire(const int *a, int v)
-{
-    asm volatile("{\n"
-                 ".reg .pred ne;\n"
-                 ".reg .s32 x;\n"
-                 "WAIT:\n"
-                 "ld.acquire.gpu.global.s32 x, [%0];\n"
-                 "setp.ne.s32 ne, x, %1;\n"
-                 "@ne bra WAIT;\n"
-                 "}\n" ::"l"(a),
-                 "r"(v)
-                 : "memory");
-}
-static __device__ __forceinline__ void release_add1(int *a)
-{
-    __threadfence();
-    atomicAdd(a, 1);
-}
-
 /* Tiles of the fused kernel: BK keys per CTA in BK / 16 groups of 16 keys, DS warps per
  * group (DS = 2 at D = 256: both compute the group's scores, each owns D / 2 columns of
  * its dK, dV, so the accumulators stay at 128 registers), BQ query rows per step. The dq
@@ -881,7 +858,7 @@ __global__ void __launch_bounds__(fused_cfg<D, BQ, BK>::THREADS, fused_cfg<D, BQ
             /* thread 0 waits until the key tiles above this one have added (the semaphore
              * counts them) */
             if (threadIdx.x == 0)
-                wait_acquire(p.dq_sem + (b * p.Hq + h) * (long long)((Sq + BQ - 1) / BQ) + i0 / BQ,
+                bk_sem_wait_acquire(p.dq_sem + (b * p.Hq + h) * (long long)((Sq + BQ - 1) / BQ) + i0 / BQ,
                              fused_last_contributor<BQ, BK>(p, gridDim.x, i0 / BQ) - jt);
             __syncthreads(); /* the adds above are performed */
         }
@@ -896,7 +873,7 @@ __global__ void __launch_bounds__(fused_cfg<D, BQ, BK>::THREADS, fused_cfg<D, BQ
         if constexpr (DET) {
             __syncthreads(); /* every thread's adds precede the release */
             if (threadIdx.x == 0)
-                release_add1(p.dq_sem + (b * p.Hq + h) * (long long)((Sq + BQ - 1) / BQ) + i0 / BQ);
+                bk_sem_release_add1(p.dq_sem + (b * p.Hq + h) * (long long)((Sq + BQ - 1) / BQ) + i0 / BQ);
         }
     }
     bk_cp_async_wait_all(); /* the K/V copies when no step ran */

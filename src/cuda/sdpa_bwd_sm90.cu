@@ -92,27 +92,6 @@ static __device__ __forceinline__ void bwd90_red2(float *a, float x, float y)
 {
     asm volatile("red.global.add.v2.f32 [%0], {%1, %2};\n" ::"l"(a), "f"(x), "f"(y) : "memory");
 }
-/* DET's semaphore handshake, gpu scope, as sdpa_bwd.cu's fused kernel: wait_acquire spins
- * until *a reads v (acquire loads), release_add1 (after a barrier that orders the CTA's adds
- * before it) publishes them (fence) and adds 1. */
-static __device__ __forceinline__ void bwd90_wait_acquire(const int *a, int v)
-{
-    asm volatile("{\n"
-                 ".reg .pred ne;\n"
-                 ".reg .s32 x;\n"
-                 "BWD90_WAIT:\n"
-                 "ld.acquire.gpu.global.s32 x, [%0];\n"
-                 "setp.ne.s32 ne, x, %1;\n"
-                 "@ne bra BWD90_WAIT;\n"
-                 "}\n" ::"l"(a),
-                 "r"(v)
-                 : "memory");
-}
-static __device__ __forceinline__ void bwd90_release_add1(int *a)
-{
-    __threadfence();
-    atomicAdd(a, 1);
-}
 #endif
 
 /* DET: the last key tile (of nkt) that walks row tile t, i.e. whose first row tile is <= t:
@@ -225,12 +204,12 @@ __global__ void __launch_bounds__(384, 1)
 #pragma unroll 1
                 for (int t = tlo; t < tend; t++, sem++) {
                     if (lane == 0) /* the contributors above this key tile: up to the last */
-                        bwd90_wait_acquire(sem, bwd90_last_contributor<BM, BN>(p.causal, off, gridDim.x, t) - jt);
+                        bk_sem_wait_acquire(sem, bwd90_last_contributor<BM, BN>(p.causal, off, gridDim.x, t) - jt);
                     __syncwarp();
                     bwd90_bar_arrive<kBarDqAcq, kBarDqThreads>();
                     bwd90_bar_sync<kBarDqRel, kBarDqThreads>();
                     if (lane == 0)
-                        bwd90_release_add1(sem);
+                        bk_sem_release_add1(sem);
                     __syncwarp();
                 }
             return;
