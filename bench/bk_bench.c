@@ -9,7 +9,8 @@
  * written once), and the percentage of the measured ceiling. Inputs are random (never
  * zeros) and, for memory-bound ops, larger than L2.
  *
- * Usage: bk_bench [filter]   (runs the rows whose name contains `filter`)
+ * Usage: bk_bench [filter]   (runs the rows whose name contains `filter`, or one of its
+ *                             '|'-separated alternatives)
  * Output: a table on stdout; with BK_BENCH_CSV=path also a CSV file.
  */
 #include "baracuda/baracuda.h"
@@ -96,9 +97,20 @@ static double time_ms(bench_fn fn, void *ctx, int warm, int reps)
     return med;
 }
 
+/* Whether the row `name` contains one of the filter's '|'-separated alternatives. */
 static bool wanted(const char *name)
 {
-    return strstr(name, g_filter) != NULL;
+    const char *alt = g_filter;
+    for (;;) {
+        const char *bar = strchr(alt, '|');
+        const size_t n = bar ? (size_t)(bar - alt) : strlen(alt);
+        for (const char *c = name; n <= strlen(c); c++)
+            if (strncmp(c, alt, n) == 0)
+                return true;
+        if (!bar)
+            return false;
+        alt = bar + 1;
+    }
 }
 
 /* One memory-bound row: bytes moved in ms, as GB/s and as % of the ceiling `peak_gbs`. */
