@@ -129,6 +129,22 @@ __host__ __device__ ssd_kopts kopts_none()
     return o;
 }
 
+/* What a chunk_bwd instantiation handles (its template argument OPTS): the plain problem
+ * (every option folded away at compile time), B and C shared by groups of heads only (P > 1:
+ * per-head dB, dC rows into the workspace), or every option tested at run time. */
+enum bwd_opts { kBwdPlain = 0, kBwdGroups = 1, kBwdAll = 2 };
+
+/* The options a chunk_bwd instantiation of kind OPTS sees of `o`. */
+template <int OPTS> __device__ __forceinline__ ssd_kopts kopts_for(const ssd_kopts &o)
+{
+    if (OPTS == kBwdAll)
+        return o;
+    ssd_kopts k = kopts_none();
+    if (OPTS == kBwdGroups)
+        k.P = o.P;
+    return k;
+}
+
 /* The options of d with their tensors (NULL when off), for either direction. */
 ssd_kopts kopts_of(const bk_ssd_desc *d, const bk_tensor *bias, const bk_tensor *skip, const bk_tensor *z,
                    const bk_tensor *seq)
@@ -1143,7 +1159,7 @@ struct bwd_smem {
  * the R terms and exp(cum_l) <dS, S> into dcum, da_u = sum_{t >= u} dcum_t (reverse
  * running sum), ddt (through dt_eff's slope: softplus, clamp) and the chunk's parts of dA
  * (*part) and ddt_bias (*pbias when non-NULL). */
-template <typename T, bool OPTS>
+template <typename T, int OPTS>
 __device__ void chunk_bwd_finish(const bwd_smem &sm, float dss, int q, float A, const T *dt, const bk_view4 &sdt,
                                  T *ddt, const bk_view4 &sddt, long long b, long long l0, long long h, double *part,
                                  double *pbias, const ssd_kopts &o)
@@ -1179,7 +1195,7 @@ __device__ void chunk_bwd_finish(const bwd_smem &sm, float dss, int q, float A, 
     if (tid < q) {
         T *p = ddt + b * sddt.s0 + (l0 + tid) * sddt.s1 + h * sddt.s2;
         float slope = 1.f;
-        if (OPTS)
+        if (OPTS == kBwdAll)
             dt_eff<T>(o, ld(dt + b * sdt.s0 + (l0 + tid) * sdt.s1 + h * sdt.s2), h, &slope);
         const float v = (sm.ddt0[tid] + A * sm.da[tid]) * slope;
         sm.ddt0[tid] = v;
@@ -1198,9 +1214,10 @@ __device__ void chunk_bwd_finish(const bwd_smem &sm, float dss, int q, float A, 
 /* One block per (b, h, chunk): dx, ddt, dB, dC of the chunk (dy gated by ld_du, B and C
  * of group h / P, seq_idx masks as the forward's) and its parts of dA, ddt_bias (pbias)
  * and dskip (pskip, per channel) in the workspace. gdb, gdc: the per-head dB, dC rows
- * (P > 1) or NULL. OPTS false: the plain problem, every option folded away at compile time
- * (kopts_none, no partial sums), so its code is the option-free kernel's. */
-template <typename T, bool OPTS>
+ * (P > 1) or NULL. OPTS (bwd_opts): kBwdPlain folds every option away at compile time
+ * (kopts_none, no partial sums), so its code is the option-free kernel's; kBwdGroups adds
+ * only the head groups. */
+template <typename T, int OPTS>
 __global__ void __launch_bounds__(kThreads)
     chunk_bwd_kernel(const T *x, bk_view4 sx, const T *dt, bk_view4 sdt, const T *a, long long sa, const T *bm,
                      bk_view4 sb, const T *cm, bk_view4 sc, const T *dy, bk_view4 sdy, T *dx, bk_view4 sdx, T *ddt,
@@ -1209,9 +1226,9 @@ __global__ void __launch_bounds__(kThreads)
                      float *gdc_in, long long L, long long H, long long D, long long N, long long K, long long total,
                      ssd_kopts opts)
 {
-    const ssd_kopts o = OPTS ? opts : kopts_none();
-    double *const pbias = OPTS ? pbias_in : NULL, *const pskip = OPTS ? pskip_in : NULL;
-    float *const gdb = OPTS ? gdb_in : NULL, *const gdc = OPTS ? gdc_in : NULL;
+    const ssd_kopts o = kopts_for<OPTS>(opts);
+    double *const pbias = OPTS == kBwdAll ? pbias_in : NULL, *const pskip = OPTS == kBwdAll ? pskip_in : NULL;
+    float *const gdb = OPTS != kBwdPlain ? gdb_in : NULL, *const gdc = OPTS != kBwdPlain ? gdc_in : NULL;
     extern __shared__ float smem[];
     __shared__ float s_dt[TQ], s_cum[TQ], s_ddt0[TQ], s_rr[TQ], s_da[TQ], s_red[kThreads];
     __shared__ int s_seg[TQ];
@@ -1691,8 +1708,11 @@ __device__ __forceinline__ void store2(T *p, float *acc, bool pair, long long j,
  * Tiles are loaded once per chunk where the widths allow (x, dU for D <= 64; C, B reused
  * across phases: tags), by 16-byte cp.async when vec (host: vec_view of every 16-bit view,
  * D and N multiples of 8); the f32 states by float4 when v4. Causal blocks are skipped. */
-template <typename T, bool OPTS>
-__global__ void __launch_bounds__(kTcThreads, OPTS ? 2 : 3)
+template <typename T, int OPTS>
+#ifndef BK_GROUPS_MINB
+#define BK_GROUPS_MINB 3
+#endif
+__global__ void __launch_bounds__(kTcThreads, OPTS == kBwdAll ? 2 : OPTS == kBwdGroups ? BK_GROUPS_MINB : 3)
     chunk_bwd_tc_kernel(const T *x, bk_view4 sx, const T *dt, bk_view4 sdt, const T *a, long long sa, const T *bm,
                         bk_view4 sb, const T *cm, bk_view4 sc, const T *dy, bk_view4 sdy, T *dx, bk_view4 sdx, T *ddt,
                         bk_view4 sddt, T *db, bk_view4 sdb, T *dc, bk_view4 sdc, const float *states,
@@ -1700,9 +1720,9 @@ __global__ void __launch_bounds__(kTcThreads, OPTS ? 2 : 3)
                         float *gdc_in, long long L, long long H, long long D, long long N, long long K, long long total,
                         ssd_kopts opts, bool vec, bool v4)
 {
-    const ssd_kopts o = OPTS ? opts : kopts_none();
-    double *const pbias = OPTS ? pbias_in : NULL, *const pskip = OPTS ? pskip_in : NULL;
-    float *const gdb = OPTS ? gdb_in : NULL, *const gdc = OPTS ? gdc_in : NULL;
+    const ssd_kopts o = kopts_for<OPTS>(opts);
+    double *const pbias = OPTS == kBwdAll ? pbias_in : NULL, *const pskip = OPTS == kBwdAll ? pskip_in : NULL;
+    float *const gdb = OPTS != kBwdPlain ? gdb_in : NULL, *const gdc = OPTS != kBwdPlain ? gdc_in : NULL;
     extern __shared__ __align__(16) unsigned char bwd_tc_smem[];
     __shared__ float s_dt[TQ], s_cum[TQ], s_ddt0[TQ], s_rr[TQ], s_da[TQ], s_red[kTcThreads];
     __shared__ int s_seg[TQ];
@@ -2220,13 +2240,17 @@ void launch_bwd(const ssd_geo &g, const bk_ssd_desc *d, const bk_ssd_bwd_args *a
                 g.L, g.H, g.D, g.N, g.K, total * tiles, o);
         launch_pass<T>(g, w.dstates, w.dec, g.K, 1, a->dfinal_states, a->dinitial_states, s);
     }
-    /* the plain problem has its own instantiation (runtime option tests cost it about a quarter) */
-    const bool opts = o.bias || o.softplus || o.limit || o.P > 1 || o.skip_kind != BK_SSD_SKIP_NONE || o.z || o.seq ||
-                      w.pbias || w.pskip || w.gdb || w.gdc;
+    /* the plain problem and the grouped one have their own instantiations (runtime option
+       tests cost about a quarter, and 2 blocks per SM instead of 3 on tensor cores) */
+    const bool all = o.bias || o.softplus || o.limit || o.skip_kind != BK_SSD_SKIP_NONE || o.z || o.seq || w.pbias ||
+                     w.pskip;
+    const int opts = all ? kBwdAll : o.P > 1 || w.gdb || w.gdc ? kBwdGroups : kBwdPlain;
     bool launched = false;
     if constexpr (sizeof(T) == 2) {
         if (tc) {
-            auto kernel = opts ? chunk_bwd_tc_kernel<T, true> : chunk_bwd_tc_kernel<T, false>;
+            auto kernel = opts == kBwdAll      ? chunk_bwd_tc_kernel<T, kBwdAll>
+                          : opts == kBwdGroups ? chunk_bwd_tc_kernel<T, kBwdGroups>
+                                               : chunk_bwd_tc_kernel<T, kBwdPlain>;
             /* 16-byte tile loads and pair stores for vectorised views; float4 state loads */
             const bool vec = g.D % 8 == 0 && g.N % 8 == 0 && vec_view(a->x) && vec_view(a->dy) && vec_view(a->b) &&
                              vec_view(a->c) && vec_view(a->dx) && vec_view(a->db) && vec_view(a->dc) &&
@@ -2244,7 +2268,9 @@ void launch_bwd(const ssd_geo &g, const bk_ssd_desc *d, const bk_ssd_bwd_args *a
         }
     }
     if (!launched) {
-        auto kernel = opts ? chunk_bwd_kernel<T, true> : chunk_bwd_kernel<T, false>;
+        auto kernel = opts == kBwdAll      ? chunk_bwd_kernel<T, kBwdAll>
+                      : opts == kBwdGroups ? chunk_bwd_kernel<T, kBwdGroups>
+                                           : chunk_bwd_kernel<T, kBwdPlain>;
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kBwdSmem);
         kernel<<<blocks_for(total), kThreads, kBwdSmem, s>>>(
             (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->dt.data, bk_view4_of(&a->dt),
