@@ -845,9 +845,10 @@ extern "C" int32_t bk_cuda_paged_decode_splits(const bk_paged_decode_desc *d, bo
         return d->kv_splits;
     const long long pairs = (long long)bk_paged_decode_rows(d) * (d->q_heads / d->paged_kv.kv_heads);
     const long long per_cta = tensor_cores ? kDecodeTcPairs : kDecodeMaxG;
-    const long long ctas = (long long)d->batch * d->paged_kv.kv_heads * ((pairs + per_cta - 1) / per_cta);
     /* the tensor-core kernel's 192 KB ring at head_dim 256 fits one CTA per SM */
     const long long slots = tensor_cores && d->paged_kv.head_dim == 256 ? kDecodeSlots / 2 : kDecodeSlots;
+    const long long heads = (long long)d->batch * d->paged_kv.kv_heads; /* < 2^62; x chunks could pass 2^63 */
+    const long long ctas = heads >= slots ? heads : heads * ((pairs + per_cta - 1) / per_cta);
     /* as many splits as make `slots` CTAs (none when batch x kv heads x chunks reaches it):
        H100 B1 (8 CTAs a split): 33 splits, B16: 2, B64 kv2048 (512 CTAs): 1 */
     const long long want = ctas >= slots ? 1 : slots / ctas;
