@@ -98,13 +98,21 @@ typedef struct bk_paged_kv {
  * and the split count is a pure function of the descriptor, so nothing captured depends
  * on the table's values.
  *
- * CUDA kernel: f32 online softmax on CUDA cores; a CTA per (split, kv head, request)
- * covers up to 4 (row, query head) pairs of the kv head's R x group pairs, so K/V rows
- * are read once per 4 pairs. Split-KV: S = desc.kv_splits when > 0, else a heuristic from
- * batch * kv_heads * pair chunks and the pool size (num_pages * page_size; select cannot
- * see kv lengths). With S > 1 each split writes a partial (o, lse) to the workspace and
- * attention_merge's kernel merges them. Deterministic (fixed reduction order for a
- * given S).
+ * CUDA kernels (sm_80+, SKU arch sm80, backend bespoke), in selection order; each CTA
+ * takes one (split, kv head, request) and a chunk of the kv head's R x group (query row,
+ * query head) pairs, reading the K/V rows once per chunk:
+ *   1. f16/bf16 when R x group >= 4 (group = q_heads / kv_heads): tensor cores
+ *      (mma.sync), chunks of 16 pairs; S = q K^T accumulated in f32, the online softmax in
+ *      f32, P rounded to the input dtype before P V (f32 accumulate), as flash attention
+ *      does: precision.math = BK_MATH_F16_BF16_TENSOR.
+ *   2. everything else (f32; f16/bf16 with fewer than 4 pairs; any dtype under
+ *      BK_PREFER_REFERENCE): f32 online softmax on CUDA cores, chunks of up to 4 pairs:
+ *      precision.math = BK_MATH_F32.
+ * Split-KV: S = desc.kv_splits when > 0, else a heuristic from batch * kv_heads * pair
+ * chunks, the kernel and the pool size (num_pages * page_size; select cannot see kv
+ * lengths). With S > 1 each split writes a partial (o, lse) to the workspace and
+ * attention_merge's kernel merges them. Both kernels are deterministic (fixed reduction
+ * order for a given S, and S is fixed by the plan).
  */
 
 /* The most query rows per request paged_decode takes (desc.q_rows_per_request). */
@@ -142,7 +150,8 @@ typedef struct bk_paged_decode_plan {
     bk_plan_info info;
 } bk_paged_decode_plan;
 
-/* Validates `desc` and picks a kernel for `target` (CPU, or CUDA sm_80+).
+/* Validates `desc` and picks a kernel for `target` (CPU, or CUDA sm_80+: the tensor-core
+ * kernel for f16/bf16 with R x q_heads / kv_heads >= 4, else the CUDA-core one; see above).
  * Errors: INVALID_PROBLEM (NULL pointer, an extent below its minimum, non-finite scale,
  * kv_splits < 0, q_rows_per_request < 0, q_heads not a multiple of kv_heads),
  * UNSUPPORTED (dtype not f16/bf16/f32, head_dim not 64/128/256, q_rows_per_request

@@ -1,33 +1,57 @@
 /* paged.cu - paged_decode, paged_prefill and attention_merge on CUDA (math: paged.h).
- * Online softmax in f32 with scores in base 2 (q pre-scaled by scale * log2 e).
+ * Online softmax in f32 with scores in base 2 (scaled by scale * log2 e).
  *
  * attention_merge: a thread per output element, parts in order, those of lse -inf
  *   skipped (all -inf: o = 0, lse = -inf); it also merges the decode's split partials.
  *
- * paged_decode: grid (splits S, kv_heads x pair chunks, batch). The R x group (query
- *   row, q head) pairs of a kv head are the queries; a CTA of 4 warps takes G <= 4 of
- *   them (template G; more pairs -> more chunks), so each K/V row is read once per 4
- *   pairs. LPR lanes cover a K/V row (D 128 bf16: 16); a tile is TK = 32 keys; warp w
- *   copies and computes its own 8 rows of each tile through a 3-stage cp.async ring
- *   (16-byte copies, 128-byte L2 prefetch hint, page ids looked up a tile ahead), so the
- *   key loop has no block barrier (wait_group + __syncwarp before a stage is read,
- *   __syncwarp after). Keys past the range or with a bad page are zero-filled, never
- *   read, masked by the warp's ballot bits. A row's G dot products: reduce-scatter over
- *   its LPR lanes (9 shuffles at G 4); each row-group keeps an online softmax per pair
- *   (ex2.approx, each probability once); the row-groups merge through shared memory.
- *   Rows (R > 1, template CAUSAL): row r sees keys [0, kv_len - R + 1 + r); the CTA
- *   loads keys up to its last row's bound, and only tiles past its first row's bound
- *   (the last R - 1 keys: 1 or 2 tiles) mask per pair (bounds in shared memory: 128
- *   registers kept). R = 1 compiles to the one-row kernel, no per-key work added.
- *   Split-KV: split s covers [s c, (s+1) c), c = ceil(kv_len / S), kv_len read on the
- *   device; with S > 1 partial o / lse go to the workspace and the merge kernel combines
- *   them. S = bk_cuda_paged_decode_splits, a pure function of the descriptor (graph
- *   replays rely on it): kv_splits, else the splits that make 132 x 2 CTAs, <= 64 and
- *   <= pool / 256. D 128 bf16 G 4: 128 registers, no spill, 48 KB dynamic
- *   smem (opted in per launch, a host-only call) -> 4 CTAs/SM. Deterministic for a
- *   given S (an H100 rerun mismatch was the test's upload race: decode_run in the
- *   test). H100 bk_bench R 1 (Hq 32 Hkv 8, page 16), % of copy bandwidth: B1 kv32768
- *   ~53, B16 kv4096 ~75, B64 kv2048 ~86 (0.206 ms), B128 kv8192 ~95.
+ * paged_decode: two kernels, one grid (splits S, kv_heads x pair chunks, batch). The R x
+ *   group (query row, q head) pairs of a kv head are the queries (pair pp = r * group + i:
+ *   row r, q head kvh * group + i); a CTA takes a chunk of them, so each K/V row is read
+ *   once per chunk. Both share the loader ideas, the key ranges, the split-KV contract and
+ *   the end (decode_issue, decode_keys_of, decode_finish):
+ *   - Keys: warp w copies and computes its own rows of each tile through a cp.async ring
+ *     (16-byte copies, 128-byte L2 prefetch hint, page ids looked up a tile ahead), so the
+ *     key loop has no block barrier (wait_group + __syncwarp before a stage is read,
+ *     __syncwarp after). Keys past the range or with a bad page are zero-filled, never
+ *     read, masked by the warp's ballot bits.
+ *   - Rows (R > 1, template CAUSAL): row r sees keys [0, kv_len - R + 1 + r); the CTA
+ *     loads keys up to its last row's bound, and only tiles past its first row's bound
+ *     (the last R - 1 keys: 1 or 2 tiles) mask per pair. R = 1 compiles to the one-row
+ *     kernel, no per-key work added.
+ *   - Split-KV: split s covers [s c, (s+1) c), c = ceil(kv_len / S), kv_len read on the
+ *     device; with S > 1 partial o / lse go to the workspace and the merge kernel combines
+ *     them. S = bk_cuda_paged_decode_splits, a pure function of the descriptor and the
+ *     kernel (graph replays rely on it): kv_splits, else the splits that make 132 x 2 CTAs
+ *     (132 for the tensor-core kernel at D 256: one CTA per SM), <= 64 and <= pool / 256.
+ *     Deterministic for a given S (an H100 rerun mismatch was the test's upload race:
+ *     decode_run in the test). Dynamic shared memory is opted in per launch (a host-only
+ *     call).
+ *
+ *   decode_tc_kernel (f16/bf16, picked when R x group >= 4): tensor cores, mma.sync
+ *   m16n8k16 with f32 accumulate, the sdpa_fwd.cu mma kernel's math on one 16-row tile.
+ *   A = the CTA's 16 pairs of ONE kv head (pair chunks of 16; rows past the pairs zero),
+ *   in shared memory. A CTA tile is CK = 64 keys, warp w takes keys [16 w, 16 w + 16) of
+ *   each through its own ring (D 64: 4 stages, else 3; K and V rows with 16-byte units
+ *   XOR-swizzled by row for conflict-free ldmatrix; loader lanes: 2 per row). Per warp and
+ *   tile: S = Q K^T (16 x 16, ldmatrix Q and K, D / 16 k steps), S * scale log2 e in f32,
+ *   missing / causally hidden keys -inf, the online softmax of sdpa_fwd_tiles.cuh
+ *   (softmax_step, lazy rescale, ex2.approx) with P rounded to T and packed as the A
+ *   operand of O += P V (V by ldmatrix.trans; O 16 x D in f32 registers). The 4 warps'
+ *   states (m, l, O) merge through shared memory in warp order. Shared memory: ring 64 /
+ *   96 / 192 KB (D 64 / 128 / 256) -> 3 / 2 / 1 CTAs per SM, Q 2-8 KB. ptxas (sm_80 and
+ *   sm_90a, CUDA 13.0): D 64 112 / 124 registers (R = 1 / R > 1), D 128 166 / 167, D 256
+ *   254 / 254 (S = Q K^T unrolled by 2 steps there to stay under the cap), no spill.
+ *
+ *   decode_kernel (f32, and f16/bf16 with R x group < 4): f32 on CUDA cores, a CTA of 4
+ *   warps takes G <= 4 pairs (template G; more pairs -> more chunks). LPR lanes cover a
+ *   K/V row (D 128 bf16: 16); a tile is TK = 32 keys, each warp's 8 rows through a 3-stage
+ *   ring. A row's G dot products: reduce-scatter over its LPR lanes (9 shuffles at G 4);
+ *   each row-group keeps an online softmax per pair (ex2.approx, each probability once);
+ *   the row-groups merge through shared memory. R > 1: per-pair bounds in shared memory
+ *   (128 registers kept). D 128 bf16 G 4: 128 registers, no spill, 48 KB dynamic smem ->
+ *   4 CTAs/SM. H100 bk_bench R 1 (Hq 32 Hkv 8, page 16; this kernel ran it before the
+ *   tensor-core one), % of copy bandwidth: B1 kv32768 ~53, B16 kv4096 ~75, B64 kv2048
+ *   ~86 (0.206 ms), B128 kv8192 ~95.
  *
  * paged_prefill, reference path (BK_PREFER_REFERENCE; the fast one is sdpa_fwd.cu's
  *   tensor-core kernels over pages, bk_cuda_paged_prefill_tc): f32 CUDA cores, CTA = 16
@@ -39,17 +63,20 @@
  * Trusted index data: a bad page id or kv_indices position hides its keys (never read);
  *   a request of no page has kv_len 0; last_page_len is clamped to [1, page_size].
  *
- * Not yet: decode on tensor cores (f32 CUDA-core math is the API's promise; ncu B64
- *   kv2048: issue ~67% busy, DRAM ~75%); B1 kv32768 near half the bandwidth (one short
- *   wave plus the merge); the H100's 132 x 2 slots hard-coded in the heuristic; pairs past G 4 in
- *   one CTA (R x group > 4 reads K/V once per chunk of 4 pairs); prefill enable_kv_split.
+ * Not yet: the tensor-core decode is not measured yet (first GPU run pending: bk_bench
+ *   paged_decode rows, R 1 and R 4); its wasted rows at R x group 4..15 (the m16 tile
+ *   holds 16 pairs); B1 kv32768 near half the bandwidth with the CUDA-core kernel (one
+ *   short wave plus the merge); the H100's 132 x 2 slots hard-coded in the heuristic, and
+ *   not tuned for the tensor-core kernel's 16-pair chunks; prefill enable_kv_split.
  */
 #include "common.cuh"
 #include "core/paged.h"
 #include "cuda/paged_cuda.h"
 #include "paged_table.cuh"
+#include "sdpa_fwd_tiles.cuh" /* softmax_step: the tensor-core decode's online softmax */
 
 #include <stdint.h>
+#include <type_traits>
 
 #define BK_LOG2E 1.4426950408889634f
 #define BK_LN2 0.6931471805599453f
@@ -183,7 +210,6 @@ template <typename T, int D> struct decode_cfg {
     static const int WKEYS = RPW * U;                /* keys of a tile one warp loads and computes */
     static const int UPR = D / VEC;                  /* 16-byte units per row */
     static const int LLR = 32 / WKEYS;               /* loader lanes per row (LPR / 4) */
-    static const int UPL = UPR / LLR;                /* units of K (and of V) per loader lane */
     static const int STAGES = 3;                     /* tiles in flight per warp (cp.async) */
     static const int STAGE_ELEMS = 2 * TK * D;       /* K tile then V tile */
     static const size_t PIPE_BYTES = (size_t)STAGES * STAGE_ELEMS * sizeof(T);
@@ -218,6 +244,145 @@ static __device__ __forceinline__ decode_rowref decode_lookup(const paged_table 
 static __device__ __forceinline__ void decode_cp16(uint32_t dst, const void *src, int src_bytes)
 {
     asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
+}
+
+/* A loader lane's share of one K row and one V row (located by r, kv head kvh): its
+ * 16-byte units sub + LLR i (i < D / VEC / LLR) into ks / vs, unit c at unit c ^ sw of the
+ * shared row (sw = 0: plain rows; the tensor-core kernel's rows are XOR-swizzled),
+ * zero-filled when the page is bad or r is past the range (never read from global).
+ * Returns the warp's ok bits (ballot: bit lane is lane's row ok). */
+template <typename T, int D, int LLR>
+static __device__ __forceinline__ unsigned decode_issue(const decode_params &p, int kvh, const decode_rowref &r, T *ks,
+                                                        T *vs, int sub, int sw)
+{
+    const int VEC = 16 / (int)sizeof(T), UPL = D / VEC / LLR;
+    const bool ok = r.page >= 0 && r.page < p.t.num_pages;
+    const long long e = ok ? (((long long)r.page * p.t.kv_heads + kvh) * p.t.page_size + r.in) * D : 0;
+    const T *kg = (const T *)p.k + e, *vg = (const T *)p.v + e;
+#pragma unroll
+    for (int i = 0; i < UPL; i++) {
+        const int c = sub + LLR * i, cs = (c ^ sw) * VEC;
+        decode_cp16(bk_smem_addr(ks + cs), kg + c * VEC, ok ? 16 : 0);
+        decode_cp16(bk_smem_addr(vs + cs), vg + c * VEC, ok ? 16 : 0);
+    }
+    return __ballot_sync(0xffffffffu, ok);
+}
+
+/* A warp's cp.async ring of STAGES tiles (per warp: the key loop needs no block barrier).
+ * `lookup(t)` finds this lane's K/V row of tile t, `issue(row, stage)` copies it into the
+ * stage and returns the warp's ok bits. Page ids are looked up a tile ahead of their
+ * copies, so no cp.async waits on an index load. Use: start; per tile t: wait (then read
+ * stage rd), next. */
+template <int STAGES> struct decode_ring {
+    unsigned okr[STAGES]; /* ok bits of tiles t, t + 1, ... (registers, rotated) */
+    decode_rowref ref;    /* this lane's row of the next tile to issue */
+    int rd, wr;           /* stage of tile t, stage tile t + STAGES - 1 goes to */
+
+    /* Tiles 0 .. STAGES - 2 in flight. */
+    template <typename L, typename I>
+    __device__ __forceinline__ void start(const L &lookup, const I &issue, long long n_tiles)
+    {
+        ref = lookup(0);
+#pragma unroll
+        for (int st = 0; st < STAGES - 1; st++) {
+            const decode_rowref nref = lookup(st + 1);
+            okr[st] = st < n_tiles ? issue(ref, st) : 0u;
+            bk_cp_async_commit();
+            ref = nref;
+        }
+        okr[STAGES - 1] = 0u;
+        rd = 0;
+        wr = STAGES - 1;
+    }
+    /* Tile t + STAGES - 1 in flight, then tile t landed and visible to every lane of the
+       warp (in stage rd); returns its ok bits. */
+    template <typename L, typename I>
+    __device__ __forceinline__ unsigned wait(long long t, const L &lookup, const I &issue, long long n_tiles)
+    {
+        const long long tn = t + STAGES - 1;
+        const decode_rowref nref = lookup(tn + 1); /* a tile ahead: its page id lands meanwhile */
+        okr[STAGES - 1] = tn < n_tiles ? issue(ref, wr) : 0u;
+        bk_cp_async_commit();
+        ref = nref;
+        /* this lane's copies of tile t are done; the warp barrier (a memory barrier among
+           its lanes) makes the other lanes' copies visible to it */
+        bk_cp_async_wait_group<STAGES - 1>();
+        __syncwarp();
+        return okr[0];
+    }
+    /* Tile t read: every lane is done with stage rd before any lane refills it. */
+    __device__ __forceinline__ void next()
+    {
+        __syncwarp();
+#pragma unroll
+        for (int i = 0; i < STAGES - 1; i++)
+            okr[i] = okr[i + 1];
+        rd = rd + 1 == STAGES ? 0 : rd + 1;
+        wr = wr + 1 == STAGES ? 0 : wr + 1;
+    }
+};
+
+/* The keys a decode CTA reads, for request b, split `split` and the pairs [pp0, pp0 + ng):
+ * row r sees keys [0, lim0 + r) (lim0 = kv_len - R + 1), so the CTA's last row bounds the
+ * keys it loads, [lo, hi), and keys from its first row's bound on are masked per pair
+ * (R = 1: none). Tiles of tk keys: n_tiles of them, mask_t the first that holds a key some
+ * pair does not see (n_tiles when none). */
+struct decode_keys {
+    long long first; /* the request's first kv_indices position */
+    long long lim0, lo, hi, n_tiles, mask_t;
+};
+
+static __device__ __forceinline__ decode_keys decode_keys_of(const decode_params &p, int b, int split, int pp0, int ng,
+                                                             int tk)
+{
+    decode_keys k;
+    const long long kv_len = paged_len(p.t, b, k.first);
+    const long long chunk = (kv_len + p.splits - 1) / p.splits;
+    k.lim0 = kv_len - (p.rows - 1);
+    k.lo = (long long)split * chunk;
+    k.hi = min(min(kv_len, k.lo + chunk), k.lim0 + (pp0 + ng - 1) / p.group);
+    k.n_tiles = k.hi > k.lo ? (k.hi - k.lo + tk - 1) / tk : 0;
+    const long long mask_lo = k.lim0 + pp0 / p.group;
+    k.mask_t = mask_lo < k.hi ? max(mask_lo - k.lo, 0LL) / tk : k.n_tiles;
+    return k;
+}
+
+/* The end of a decode CTA: `parts` partial softmax states per pair (row-groups or warps)
+ * merged in part order, pair g's state of part q being m (log2 units) red_m[q * pg + g], l
+ * red_l[q * pg + g] and o row red_o[(q * pg + g) * os ..]; o / lse of the CTA's ng pairs from
+ * pp0 go to the output (one split) or to the split's partials (f32 o, lse). */
+template <typename T, int D>
+static __device__ __forceinline__ void decode_finish(const decode_params &p, const float *red_m, const float *red_l,
+                                                     const float *red_o, int parts, int pg, int os, int b, int kvh,
+                                                     int pp0, int ng, int split)
+{
+    for (int i = threadIdx.x; i < ng * D; i += blockDim.x) {
+        const int g = i / D, d = i % D, pp = pp0 + g, row = pp / p.group;
+        float M = -INFINITY;
+        for (int r = 0; r < parts; r++)
+            M = fmaxf(M, red_m[r * pg + g]);
+        float L = 0.f, O = 0.f, lse = -INFINITY;
+        if (M != -INFINITY) {
+            for (int r = 0; r < parts; r++) {
+                float w = exp2f(red_m[r * pg + g] - M);
+                L += red_l[r * pg + g] * w;
+                O += red_o[(r * pg + g) * os + d] * w;
+            }
+            O /= L;
+            lse = (M + log2f(L)) * BK_LN2;
+        }
+        const long long h = (long long)kvh * p.group + pp % p.group;
+        if (p.splits == 1) {
+            ((T *)p.o)[b * p.o_b + row * p.o_r + h * p.o_h + d] = elem<T>::store(O);
+            if (p.lse && d == 0)
+                p.lse[b * p.l_b + row * p.l_r + h * p.l_h] = lse;
+        } else {
+            const long long part = (((long long)b * p.rows + row) * p.q_heads + h) * p.splits + split;
+            p.part_o[part * D + d] = O;
+            if (d == 0)
+                p.part_lse[part] = lse;
+        }
+    }
 }
 
 /* The G partial dot products of a lane, summed over the LPR lanes of its row: a
@@ -273,19 +438,9 @@ __global__ void __launch_bounds__(128) decode_kernel(decode_params p)
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int li = lane % C::LPR, rg = warp * C::RPW + lane / C::LPR;
 
-    long long first;
-    const long long kv_len = paged_len(p.t, b, first);
-    const long long chunk = (kv_len + p.splits - 1) / p.splits;
-    /* row r sees keys [0, kv_len - R + 1 + r): the CTA's last row bounds the keys it
-       loads, keys from its first row's bound on are masked per pair (R = 1: none) */
-    const long long lim0 = kv_len - (p.rows - 1);
-    const long long lo = (long long)split * chunk;
-    const long long hi = min(min(kv_len, lo + chunk), lim0 + (pp0 + ng - 1) / p.group);
-    const long long n_tiles = hi > lo ? (hi - lo + C::TK - 1) / C::TK : 0;
-    const long long mask_lo = lim0 + pp0 / p.group;
-    const long long mask_t = mask_lo < hi ? max(mask_lo - lo, 0LL) / C::TK : n_tiles; /* first masked tile */
-
-    const T *kp = (const T *)p.k, *vp = (const T *)p.v;
+    const decode_keys ks_ = decode_keys_of(p, b, split, pp0, ng, C::TK);
+    const long long first = ks_.first, lo = ks_.lo, hi = ks_.hi, n_tiles = ks_.n_tiles, mask_t = ks_.mask_t;
+    const long long mask_lo = ks_.lim0 + pp0 / p.group; /* the key the CTA's first row sees no more */
 
     /* Loader lane: row ld_k of this warp's WKEYS rows of a tile (tile row ld_jj, the row
        row-group warp * RPW + ld_k % RPW computes at step ld_k / RPW), 16-byte units
@@ -297,29 +452,13 @@ __global__ void __launch_bounds__(128) decode_kernel(decode_params p)
        when the key is past hi or its page is bad (never read from global); returns the
        warp's ok bits (bit LLR * k: row k is a key), kept in registers, not shared memory */
     auto issue = [&](const decode_rowref &r, int st) -> unsigned {
-        T *ks = pipe + (size_t)st * C::STAGE_ELEMS + ld_jj * D, *vs = ks + C::TK * D;
-        const bool ok = r.page >= 0 && r.page < p.t.num_pages;
-        const long long e = ok ? (((long long)r.page * p.t.kv_heads + kvh) * p.t.page_size + r.in) * D : 0;
-#pragma unroll
-        for (int i = 0; i < C::UPL; i++) {
-            const int c = (ld_sub + C::LLR * i) * C::VEC;
-            decode_cp16(bk_smem_addr(ks + c), kp + e + c, ok ? 16 : 0);
-            decode_cp16(bk_smem_addr(vs + c), vp + e + c, ok ? 16 : 0);
-        }
-        return __ballot_sync(0xffffffffu, ok);
+        T *ks = pipe + (size_t)st * C::STAGE_ELEMS + ld_jj * D;
+        return decode_issue<T, D, C::LLR>(p, kvh, r, ks, ks + C::TK * D, ld_sub, 0);
     };
     auto lookup = [&](long long tile) { return decode_lookup(p.t, first, lo + tile * C::TK + ld_jj, hi); };
 
-    unsigned okr[C::STAGES]; /* ok bits of tiles t, t + 1, ... (registers, rotated) */
-    decode_rowref ref = lookup(0);
-#pragma unroll
-    for (int st = 0; st < C::STAGES - 1; st++) {
-        const decode_rowref nref = lookup(st + 1);
-        okr[st] = st < n_tiles ? issue(ref, st) : 0u;
-        bk_cp_async_commit();
-        ref = nref;
-    }
-    okr[C::STAGES - 1] = 0u;
+    decode_ring<C::STAGES> ring;
+    ring.start(lookup, issue, n_tiles);
 
     for (int i = tid; i < G * D; i += blockDim.x) {
         const int g = i / D, d = i % D, pp = pp0 + g, row = pp / p.group;
@@ -356,20 +495,9 @@ __global__ void __launch_bounds__(128) decode_kernel(decode_params p)
         for (int e = 0; e < C::EPL; e++)
             acc[g][e] = 0.f;
     }
-    int rd = 0, wr = C::STAGES - 1; /* stage of tile t, stage tile t + STAGES - 1 goes to */
     for (long long t = 0; t < n_tiles; t++) {
-        {
-            const long long tn = t + C::STAGES - 1;
-            const decode_rowref nref = lookup(tn + 1); /* a tile ahead: its page id lands meanwhile */
-            okr[C::STAGES - 1] = tn < n_tiles ? issue(ref, wr) : 0u;
-            bk_cp_async_commit();
-            ref = nref;
-        }
-        /* this lane's copies of tile t are done; the warp barrier (a memory barrier among
-           its lanes) makes the other lanes' copies of the warp's rows visible to it */
-        bk_cp_async_wait_group<C::STAGES - 1>();
-        __syncwarp();
-        const unsigned okb = okr[0];
+        const unsigned okb = ring.wait(t, lookup, issue, n_tiles);
+        const int rd = ring.rd;
         const T *ks = pipe + (size_t)rd * C::STAGE_ELEMS, *vs = ks + C::TK * D;
         float s[C::U][G];
 #pragma unroll
@@ -445,13 +573,7 @@ __global__ void __launch_bounds__(128) decode_kernel(decode_params p)
                 for (int e = 0; e < C::EPL; e++)
                     acc[g][e] = fmaf(s[u][g], vf[e], acc[g][e]);
         }
-        /* every lane is done reading stage rd before any lane refills it (next iteration) */
-        __syncwarp();
-#pragma unroll
-        for (int i = 0; i < C::STAGES - 1; i++)
-            okr[i] = okr[i + 1];
-        rd = rd + 1 == C::STAGES ? 0 : rd + 1;
-        wr = wr + 1 == C::STAGES ? 0 : wr + 1;
+        ring.next();
     }
     bk_cp_async_wait_group<0>(); /* nothing is pending (only empty groups), but red_o reuses the buffers */
     __syncthreads();
@@ -468,65 +590,237 @@ __global__ void __launch_bounds__(128) decode_kernel(decode_params p)
             red_o[rg][g][li * C::EPL + e] = acc[g][e];
     }
     __syncthreads();
-    for (int i = tid; i < ng * D; i += blockDim.x) {
-        const int g = i / D, d = i % D, pp = pp0 + g, row = pp / p.group;
-        float M = -INFINITY;
-        for (int r = 0; r < C::NRG; r++)
-            M = fmaxf(M, red_m[r][g]);
-        float L = 0.f, O = 0.f, lse = -INFINITY;
-        if (M != -INFINITY) {
-            for (int r = 0; r < C::NRG; r++) {
-                float w = exp2f(red_m[r][g] - M);
-                L += red_l[r][g] * w;
-                O += red_o[r][g][d] * w;
-            }
-            O /= L;
-            lse = (M + log2f(L)) * BK_LN2;
-        }
-        const long long h = (long long)kvh * p.group + pp % p.group;
-        if (p.splits == 1) {
-            ((T *)p.o)[b * p.o_b + row * p.o_r + h * p.o_h + d] = elem<T>::store(O);
-            if (p.lse && d == 0)
-                p.lse[b * p.l_b + row * p.l_r + h * p.l_h] = lse;
-        } else {
-            const long long part = (((long long)b * p.rows + row) * p.q_heads + h) * p.splits + split;
-            p.part_o[part * D + d] = O;
-            if (d == 0)
-                p.part_lse[part] = lse;
-        }
-    }
+    decode_finish<T, D>(p, &red_m[0][0], &red_l[0][0], &red_o[0][0][0], C::NRG, G, D, b, kvh, pp0, ng, split);
 }
 
-template <typename K> static bk_status decode_smem(K kernel, size_t bytes)
+/* Opts `kernel` into `bytes` of dynamic shared memory (a host-only call) and launches it
+ * on `grid` x 128 threads. */
+template <typename K>
+static bk_status decode_launch(K kernel, dim3 grid, size_t bytes, const decode_params &p, cudaStream_t s)
 {
     if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes) != cudaSuccess) {
         cudaGetLastError();
         return bk_fail(BK_STATUS_DEVICE_ERROR, "paged_decode: %zu bytes of shared memory per block are not available",
                        bytes);
     }
+    kernel<<<grid, 128, bytes, s>>>(p);
     return BK_STATUS_SUCCESS;
 }
 
 template <typename T, int D, int G> static bk_status launch_decode_g(const decode_params &p, dim3 grid, cudaStream_t s)
 {
     const size_t bytes = decode_cfg<T, D>::SMEM;
-    if (p.rows > 1) {
-        BK_TRY(decode_smem(decode_kernel<T, D, G, true>, bytes));
-        decode_kernel<T, D, G, true><<<grid, 128, bytes, s>>>(p);
-    } else {
-        BK_TRY(decode_smem(decode_kernel<T, D, G, false>, bytes));
-        decode_kernel<T, D, G, false><<<grid, 128, bytes, s>>>(p);
-    }
-    return BK_STATUS_SUCCESS;
+    return p.rows > 1 ? decode_launch(decode_kernel<T, D, G, true>, grid, bytes, p, s)
+                      : decode_launch(decode_kernel<T, D, G, false>, grid, bytes, p, s);
 }
 
-template <typename T, int D> static bk_status launch_decode(const decode_params &p, dim3 grid, int G, cudaStream_t s)
+/* ---------------------------------------------------- decode, tensor cores -- */
+
+/* (row, q head) pairs per CTA of the tensor-core decode: the m16 of its MMAs. */
+static const int kDecodeTcPairs = 16;
+
+/* The tensor-core decode's tiles (f16/bf16; the math and the roles are in the header). */
+template <typename T, int D> struct decode_tc_cfg {
+    static const int WARPS = 4;
+    static const int PAIRS = kDecodeTcPairs;
+    static const int KW = 16;               /* keys a warp takes per tile: one k16 step of P V */
+    static const int CK = WARPS * KW;       /* keys per CTA tile; warp w takes keys [w KW, (w+1) KW) */
+    static const int NB = KW / 8;           /* n8 blocks of a warp's scores */
+    static const int DB = D / 8;            /* n8 blocks of O */
+    static const int LLR = 32 / KW;         /* loader lanes per K/V row */
+    static const int STAGES = D == 64 ? 4 : 3; /* tiles in flight per warp (cp.async ring) */
+    static const int WARP_ELEMS = 2 * KW * D;  /* a warp's share of a stage: K rows, then V rows */
+    static const int STAGE_ELEMS = WARPS * WARP_ELEMS;
+    static const int OS = D + 8;            /* red_o row stride (floats): conflict-free float2 stores */
+    static const int KK_UNROLL = D == 256 ? 2 : D / 16; /* D 256: O takes 128 registers, keep S = Q K^T's
+                                                        loads from hoisting past the 255 cap */
+    static const size_t PIPE_BYTES = (size_t)STAGES * STAGE_ELEMS * sizeof(T);
+    static const size_t RED_BYTES = (size_t)WARPS * PAIRS * OS * sizeof(float);
+    static const size_t SMEM = PIPE_BYTES > RED_BYTES ? PIPE_BYTES : RED_BYTES;
+};
+
+template <typename T, int D, bool CAUSAL>
+__global__ void __launch_bounds__(128) decode_tc_kernel(decode_params p)
 {
+    typedef decode_tc_cfg<T, D> C;
+    const int NB = C::NB, DB = C::DB;
+    /* the CTA's pairs as the A operand's 16 rows (rows past the pairs zero), 16-byte
+       units XOR-swizzled by row (unit c of row r at c ^ (r & 7)) as the K/V tiles */
+    __shared__ __align__(16) T q_s[C::PAIRS * D];
+    __shared__ float red_m[C::WARPS][C::PAIRS], red_l[C::WARPS][C::PAIRS];
+    extern __shared__ __align__(16) unsigned char dyn_smem[];
+    T *pipe = reinterpret_cast<T *>(dyn_smem);          /* [STAGES][WARPS][K, V][KW][D], swizzled rows */
+    float *red_o = reinterpret_cast<float *>(dyn_smem); /* [WARPS][PAIRS][OS], after the loop */
+
+    /* pair pp = r * group + i of kv head kvh is query row r, q head kvh * group + i; the
+       CTA's are [pp0, pp0 + ng) */
+    const int split = blockIdx.x, kvh = blockIdx.y / p.gchunks, gc = blockIdx.y % p.gchunks, b = blockIdx.z;
+    const int pp0 = gc * C::PAIRS, ng = min(C::PAIRS, p.pairs - pp0);
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, t4 = lane & 3;
+    const decode_keys kr = decode_keys_of(p, b, split, pp0, ng, C::CK);
+
+    /* Loader lane: row ld_row of the warp's KW rows of a tile (key lo + t CK + warp KW +
+       ld_row), 16-byte units ld_sub + LLR i of its K and V rows. Each warp copies and
+       computes its own keys: the pipeline is per warp, no block barrier in the key loop. */
+    const int ld_row = lane / C::LLR, ld_sub = lane % C::LLR;
+    T *const wpipe = pipe + warp * C::WARP_ELEMS;
+    auto issue = [&](const decode_rowref &r, int st) -> unsigned {
+        T *ks = wpipe + (size_t)st * C::STAGE_ELEMS + ld_row * D;
+        return decode_issue<T, D, C::LLR>(p, kvh, r, ks, ks + C::KW * D, ld_sub, ld_row & 7);
+    };
+    auto lookup = [&](long long tile) {
+        return decode_lookup(p.t, kr.first, kr.lo + tile * C::CK + warp * C::KW + ld_row, kr.hi);
+    };
+
+    decode_ring<C::STAGES> ring; /* ok bits: bit LLR k is the warp's key k of a tile */
+    ring.start(lookup, issue, kr.n_tiles);
+
+    for (int i = tid; i < C::PAIRS * D; i += blockDim.x) {
+        const int r = i / D, d = i % D, pp = pp0 + r, row = pp / p.group;
+        const long long h = (long long)kvh * p.group + pp % p.group;
+        T x = elem<T>::store(0.f);
+        if (r < ng)
+            x = ((const T *)p.q)[b * p.q_b + row * p.q_r + h * p.q_h + d];
+        q_s[r * D + (((d / 8) ^ (r & 7)) << 3) + d % 8] = x;
+    }
+    __syncthreads();
+
+    /* CAUSAL: this thread's rows g and g + 8 (pairs pp0 + g, pp0 + g + 8) see keys below
+       bound[0] and bound[1] (rows past the pairs: a bound that masks nothing they need) */
+    long long bound[2];
+#pragma unroll
+    for (int hr = 0; hr < 2; hr++)
+        bound[hr] = kr.lim0 + (pp0 + g + 8 * hr) / p.group;
+
+    /* ldmatrix lane addressing (the swizzle XOR is lane & 7 for every operand): A = Q rows
+       (lane & 7) + 8 ((lane >> 3) & 1), units 2 kk + (lane >> 4); B = K rows (lane & 7) +
+       8 (lane >> 4), units 2 kk + ((lane >> 3) & 1); B = V (transposed) rows (lane & 7) +
+       8 ((lane >> 3) & 1), units 2 dp + (lane >> 4) */
+    const int sw = lane & 7;
+    const int q_row = (lane & 7) + 8 * ((lane >> 3) & 1), q_unit = lane >> 4;
+    const int k_row = (lane & 7) + 8 * (lane >> 4), k_unit = (lane >> 3) & 1;
+    const int v_row = q_row, v_unit = q_unit;
+    const uint32_t q_a = bk_smem_addr(q_s + q_row * D);
+
+    float acc_o[1][DB][4], m_r[1][2], l_r[1][2];
+#pragma unroll
+    for (int j = 0; j < DB; j++)
+        acc_o[0][j][0] = acc_o[0][j][1] = acc_o[0][j][2] = acc_o[0][j][3] = 0.f;
+    m_r[0][0] = m_r[0][1] = -INFINITY;
+    l_r[0][0] = l_r[0][1] = 0.f;
+
+    for (long long t = 0; t < kr.n_tiles; t++) {
+        const unsigned okb = ring.wait(t, lookup, issue, kr.n_tiles);
+        const int rd = ring.rd;
+        const uint32_t k_a = bk_smem_addr(wpipe + (size_t)rd * C::STAGE_ELEMS + k_row * D);
+        const uint32_t v_a = bk_smem_addr(wpipe + (size_t)rd * C::STAGE_ELEMS + C::KW * D + v_row * D);
+
+        /* S = Q K^T: 16 pairs x KW keys, f32 (s[0][j][e]: row g + 8 (e >> 1), key 8 j + 2 t4 + (e & 1)) */
+        float s[1][NB][4];
+#pragma unroll
+        for (int j = 0; j < NB; j++)
+            s[0][j][0] = s[0][j][1] = s[0][j][2] = s[0][j][3] = 0.f;
+#pragma unroll C::KK_UNROLL
+        for (int kk = 0; kk < D / 16; kk++) {
+            uint32_t a[4];
+            bk_ldsm_x4(a, q_a + (((2 * kk + q_unit) ^ sw) << 4));
+#pragma unroll
+            for (int jp = 0; jp < NB / 2; jp++) {
+                uint32_t bf[4];
+                bk_ldsm_x4(bf, k_a + jp * 16 * D * 2 + (((2 * kk + k_unit) ^ sw) << 4));
+                bk_mma16<T>::mma(s[0][2 * jp], a, bf[0], bf[1]);
+                bk_mma16<T>::mma(s[0][2 * jp + 1], a, bf[2], bf[3]);
+            }
+        }
+        /* to log2 units; keys that are not there (past the range, bad page: zero-filled) -inf */
+#pragma unroll
+        for (int j = 0; j < NB; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const bool ok = (okb >> ((8 * j + 2 * t4 + (e & 1)) * C::LLR)) & 1u;
+                s[0][j][e] = ok ? s[0][j][e] * p.scale_log2 : -INFINITY;
+            }
+        if (CAUSAL && t >= kr.mask_t) { /* CTA-uniform: a tile with keys some pairs do not see (R > 1) */
+            const long long k0 = kr.lo + t * C::CK + warp * C::KW + 2 * t4;
+#pragma unroll
+            for (int j = 0; j < NB; j++)
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    if (k0 + 8 * j + (e & 1) >= bound[e >> 1])
+                        s[0][j][e] = -INFINITY;
+        }
+        /* online softmax (lazy rescale); P rounded to T, packed as the A operand of P V */
+        uint32_t pk[1][NB][2];
+        softmax_step<T, 1, NB, DB, true>(s, m_r, l_r, acc_o, pk, 1.f);
+        /* O += P V */
+#pragma unroll
+        for (int kb = 0; kb < C::KW / 16; kb++) {
+            const uint32_t a[4] = {pk[0][2 * kb][0], pk[0][2 * kb][1], pk[0][2 * kb + 1][0], pk[0][2 * kb + 1][1]};
+#pragma unroll
+            for (int dp = 0; dp < D / 16; dp++) {
+                uint32_t bf[4];
+                bk_ldsm_x4_trans(bf, v_a + kb * 16 * D * 2 + (((2 * dp + v_unit) ^ sw) << 4));
+                bk_mma16<T>::mma(acc_o[0][2 * dp], a, bf[0], bf[1]);
+                bk_mma16<T>::mma(acc_o[0][2 * dp + 1], a, bf[2], bf[3]);
+            }
+        }
+        ring.next();
+    }
+    bk_cp_async_wait_group<0>(); /* nothing is pending (only empty groups), but red_o reuses the buffers */
+    __syncthreads();
+
+    /* each warp's state per pair: m (quad-uniform), l (summed over the quad), O rows */
+#pragma unroll
+    for (int hr = 0; hr < 2; hr++) {
+        float l = l_r[0][hr];
+        l += __shfl_xor_sync(0xffffffffu, l, 1);
+        l += __shfl_xor_sync(0xffffffffu, l, 2);
+        const int r = g + 8 * hr;
+        if (t4 == 0) {
+            red_m[warp][r] = m_r[0][hr];
+            red_l[warp][r] = l;
+        }
+        float *o_row = red_o + (warp * C::PAIRS + r) * C::OS + 2 * t4;
+#pragma unroll
+        for (int j = 0; j < DB; j++)
+            *reinterpret_cast<float2 *>(o_row + 8 * j) = make_float2(acc_o[0][j][2 * hr], acc_o[0][j][2 * hr + 1]);
+    }
+    __syncthreads();
+    decode_finish<T, D>(p, &red_m[0][0], &red_l[0][0], red_o, C::WARPS, C::PAIRS, C::OS, b, kvh, pp0, ng, split);
+}
+
+template <typename T, int D> static bk_status launch_decode_tc(const decode_params &p, dim3 grid, cudaStream_t s)
+{
+    const size_t bytes = decode_tc_cfg<T, D>::SMEM;
+    return p.rows > 1 ? decode_launch(decode_tc_kernel<T, D, true>, grid, bytes, p, s)
+                      : decode_launch(decode_tc_kernel<T, D, false>, grid, bytes, p, s);
+}
+
+/* The kernel for one element type and head dim: tensor cores (tc, f16/bf16 only, 16 pairs
+ * a CTA) or CUDA cores (G pairs a CTA). */
+template <typename T, int D>
+static bk_status launch_decode(const decode_params &p, dim3 grid, int G, bool tc, cudaStream_t s)
+{
+    if constexpr (!std::is_same<T, float>::value) {
+        if (tc)
+            return launch_decode_tc<T, D>(p, grid, s);
+    }
     if (G == 1)
         return launch_decode_g<T, D, 1>(p, grid, s);
     if (G == 2)
         return launch_decode_g<T, D, 2>(p, grid, s);
     return launch_decode_g<T, D, 4>(p, grid, s);
+}
+
+/* The head dim as a template argument. */
+template <typename T> static bk_status launch_decode_dim(const decode_params &p, dim3 grid, int G, bool tc, int D,
+                                                         cudaStream_t s)
+{
+    if (D == 64)
+        return launch_decode<T, 64>(p, grid, G, tc, s);
+    if (D == 128)
+        return launch_decode<T, 128>(p, grid, G, tc, s);
+    return launch_decode<T, 256>(p, grid, G, tc, s);
 }
 
 static const int kDecodeMaxG = 4;
@@ -545,15 +839,19 @@ static int decode_g(int pairs)
    shapes, never other results for a given split count. */
 static const long long kDecodeSlots = 132 * 2;
 
-extern "C" int32_t bk_cuda_paged_decode_splits(const bk_paged_decode_desc *d)
+extern "C" int32_t bk_cuda_paged_decode_splits(const bk_paged_decode_desc *d, bool tensor_cores)
 {
     if (d->kv_splits > 0)
         return d->kv_splits;
     const long long pairs = (long long)bk_paged_decode_rows(d) * (d->q_heads / d->paged_kv.kv_heads);
-    const long long ctas = (long long)d->batch * d->paged_kv.kv_heads * ((pairs + kDecodeMaxG - 1) / kDecodeMaxG);
-    /* as many splits as make kDecodeSlots CTAs (none when batch x kv heads reaches it):
+    const long long per_cta = tensor_cores ? kDecodeTcPairs : kDecodeMaxG;
+    /* the tensor-core kernel's 192 KB ring at head_dim 256 fits one CTA per SM */
+    const long long slots = tensor_cores && d->paged_kv.head_dim == 256 ? kDecodeSlots / 2 : kDecodeSlots;
+    const long long heads = (long long)d->batch * d->paged_kv.kv_heads; /* < 2^62; x chunks could pass 2^63 */
+    const long long ctas = heads >= slots ? heads : heads * ((pairs + per_cta - 1) / per_cta);
+    /* as many splits as make `slots` CTAs (none when batch x kv heads x chunks reaches it):
        H100 B1 (8 CTAs a split): 33 splits, B16: 2, B64 kv2048 (512 CTAs): 1 */
-    const long long want = ctas >= kDecodeSlots ? 1 : kDecodeSlots / ctas;
+    const long long want = ctas >= slots ? 1 : slots / ctas;
     const long long by_len = (long long)d->paged_kv.num_pages * d->paged_kv.page_size / 256; /* >= 256 keys a part */
     long long s = want < by_len ? want : by_len;
     if (s > 64)
@@ -562,12 +860,16 @@ extern "C" int32_t bk_cuda_paged_decode_splits(const bk_paged_decode_desc *d)
 }
 
 extern "C" bk_status bk_cuda_paged_decode(const bk_paged_decode_desc *d, const bk_paged_decode_args *a,
-                                          int32_t splits, float *part_o, float *part_lse, void *stream)
+                                          bool tensor_cores, int32_t splits, float *part_o, float *part_lse,
+                                          void *stream)
 {
     const bk_paged_kv_desc *pd = &d->paged_kv;
     if (((uintptr_t)a->kv.k_pages.data | (uintptr_t)a->kv.v_pages.data) % 16 != 0)
         return bk_fail(BK_STATUS_UNSUPPORTED, "paged_decode: k_pages / v_pages are not 16-byte aligned, expected "
                                               "16-byte aligned pools on CUDA");
+    if (tensor_cores && pd->dtype != BK_DTYPE_F16 && pd->dtype != BK_DTYPE_BF16)
+        return bk_fail(BK_STATUS_UNSUPPORTED, "paged_decode: the tensor-core kernel takes f16 or bf16, got %s",
+                       bk_dtype_name(pd->dtype));
     decode_params p;
     int64_t sq[3], so[3], sl[3] = {0, 0, 0};
     bk_paged_decode_strides(d, &a->q, false, sq);
@@ -585,7 +887,7 @@ extern "C" bk_status bk_cuda_paged_decode(const bk_paged_decode_desc *d, const b
     p.group = d->q_heads / pd->kv_heads;
     p.rows = bk_paged_decode_rows(d);
     p.pairs = p.rows * p.group;
-    const int G = decode_g(p.pairs);
+    const int G = tensor_cores ? kDecodeTcPairs : decode_g(p.pairs); /* pairs a CTA */
     p.gchunks = (p.pairs + G - 1) / G;
     p.splits = splits;
     p.scale_log2 = (float)(d->scale * 1.4426950408889634);
@@ -606,23 +908,13 @@ extern "C" bk_status bk_cuda_paged_decode(const bk_paged_decode_desc *d, const b
                        (int)d->batch, gy);
     dim3 grid((unsigned)splits, (unsigned)gy, (unsigned)d->batch);
     cudaStream_t s = (cudaStream_t)stream;
+    bk_status st;
     switch (pd->dtype) {
-    case BK_DTYPE_F32:
-        if (pd->head_dim == 64) BK_TRY((launch_decode<float, 64>(p, grid, G, s)));
-        else if (pd->head_dim == 128) BK_TRY((launch_decode<float, 128>(p, grid, G, s)));
-        else BK_TRY((launch_decode<float, 256>(p, grid, G, s)));
-        break;
-    case BK_DTYPE_F16:
-        if (pd->head_dim == 64) BK_TRY((launch_decode<__half, 64>(p, grid, G, s)));
-        else if (pd->head_dim == 128) BK_TRY((launch_decode<__half, 128>(p, grid, G, s)));
-        else BK_TRY((launch_decode<__half, 256>(p, grid, G, s)));
-        break;
-    default:
-        if (pd->head_dim == 64) BK_TRY((launch_decode<__nv_bfloat16, 64>(p, grid, G, s)));
-        else if (pd->head_dim == 128) BK_TRY((launch_decode<__nv_bfloat16, 128>(p, grid, G, s)));
-        else BK_TRY((launch_decode<__nv_bfloat16, 256>(p, grid, G, s)));
-        break;
+    case BK_DTYPE_F32: st = launch_decode_dim<float>(p, grid, G, tensor_cores, pd->head_dim, s); break;
+    case BK_DTYPE_F16: st = launch_decode_dim<__half>(p, grid, G, tensor_cores, pd->head_dim, s); break;
+    default: st = launch_decode_dim<__nv_bfloat16>(p, grid, G, tensor_cores, pd->head_dim, s); break;
     }
+    BK_TRY(st);
     BK_TRY(bk_cuda_check_launch("paged_decode"));
     if (splits > 1) {
         /* partials [batch, R * q_heads, S, (head_dim)]: merge row b, head (r, h) as r * q_heads + h */

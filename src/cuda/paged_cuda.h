@@ -10,14 +10,17 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
-/* Split-KV parts per (request, kv head) of a decode: desc.kv_splits when > 0, else a
+/* Split-KV parts per (request, kv head, pair chunk) of a decode by the tensor-core kernel
+ * (tensor_cores, 16 pairs a CTA) or the CUDA-core one (4): desc.kv_splits when > 0, else a
  * heuristic from batch * kv_heads * pair chunks and the longest possible kv_len (the
- * pool). A pure function of the descriptor (graph replays rely on it). */
-int32_t bk_cuda_paged_decode_splits(const bk_paged_decode_desc *d);
-/* The decode with `splits` parts; with splits > 1, part_o f32 [batch, R, q_heads, splits,
- * head_dim] and part_lse f32 [batch, R, q_heads, splits] (the workspace) take the partials. */
-bk_status bk_cuda_paged_decode(const bk_paged_decode_desc *d, const bk_paged_decode_args *a, int32_t splits,
-                               float *part_o, float *part_lse, void *stream);
+ * pool). A pure function of the descriptor and the kernel, both fixed by the plan (graph
+ * replays rely on it). */
+int32_t bk_cuda_paged_decode_splits(const bk_paged_decode_desc *d, bool tensor_cores);
+/* The decode with `splits` parts on tensor cores (f16/bf16 only) or CUDA cores; with
+ * splits > 1, part_o f32 [batch, R, q_heads, splits, head_dim] and part_lse f32 [batch, R,
+ * q_heads, splits] (the workspace) take the partials. */
+bk_status bk_cuda_paged_decode(const bk_paged_decode_desc *d, const bk_paged_decode_args *a, bool tensor_cores,
+                               int32_t splits, float *part_o, float *part_lse, void *stream);
 /* The CUDA-core prefill (f32 math; the reference CUDA path). */
 bk_status bk_cuda_paged_prefill(const bk_paged_prefill_desc *d, const bk_paged_prefill_args *a, void *stream);
 /* The tensor-core prefill (src/cuda/sdpa_fwd.cu: the flash-attention forward's kernels with

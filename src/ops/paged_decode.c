@@ -9,12 +9,32 @@
 
 static const char *const OP = "paged_decode";
 
-enum { PAGED_DECODE_KERNEL_CPU = 0, PAGED_DECODE_KERNEL_CUDA = 1 };
+enum { PAGED_DECODE_KERNEL_CPU = 0, PAGED_DECODE_KERNEL_CUDA = 1, PAGED_DECODE_KERNEL_CUDA_TC = 2 };
 
 #define PAGED_DECODE_DTYPES (BK_DT(BK_DTYPE_F16) | BK_DT(BK_DTYPE_BF16) | BK_DT(BK_DTYPE_F32))
 
+#ifdef BK_WITH_CUDA
+/* The tensor-core kernel puts a kv head's R x group (query row, q head) pairs in the 16
+ * rows of its MMAs: with fewer than 4 most of them idle and the CUDA-core kernel, which
+ * reads K/V once per 4 pairs anyway, is faster. */
+static const char *tc_rejects(const void *desc)
+{
+    const bk_paged_decode_desc *d = (const bk_paged_decode_desc *)desc;
+    const int64_t pairs = (int64_t)bk_paged_decode_rows(d) * (d->q_heads / d->paged_kv.kv_heads);
+    if (pairs < 4)
+        return "fewer than 4 (query row, q head) pairs per kv head (q_rows_per_request x q_heads / kv_heads) "
+               "for the tensor-core kernel";
+    return NULL;
+}
+#endif
+
 static const bk_kernel_entry paged_decode_kernels[] = {
 #ifdef BK_WITH_CUDA
+    /* f16/bf16 on tensor cores (mma.sync, f32 accumulate and softmax, P rounded to the
+       input dtype before P V) when R x group >= 4; fixed reduction order (split-KV merged
+       in part order): deterministic for a given split count */
+    {PAGED_DECODE_KERNEL_CUDA_TC, BK_TARGET_CUDA, 80, 0, BK_ARCH_SM80, BK_DT_HALVES, BK_BACKEND_BESPOKE,
+     {BK_MATH_F16_BF16_TENSOR, BK_DTYPE_F32, true, true}, tc_rejects},
     /* f32 online softmax on CUDA cores, fixed reduction order (split-KV merged in part
        order): deterministic */
     {PAGED_DECODE_KERNEL_CUDA, BK_TARGET_CUDA, 80, 0, BK_ARCH_SM80, PAGED_DECODE_DTYPES, BK_BACKEND_BESPOKE,
@@ -84,9 +104,10 @@ static decode_ws decode_workspace(const bk_paged_decode_plan *plan, bk_carver *c
 {
     decode_ws w = {1, NULL, NULL};
 #ifdef BK_WITH_CUDA
-    if (plan->info.kernel == PAGED_DECODE_KERNEL_CUDA) {
+    const bool tc = plan->info.kernel == PAGED_DECODE_KERNEL_CUDA_TC;
+    if (tc || plan->info.kernel == PAGED_DECODE_KERNEL_CUDA) {
         const bk_paged_decode_desc *d = &plan->desc;
-        w.splits = bk_cuda_paged_decode_splits(d);
+        w.splits = bk_cuda_paged_decode_splits(d, tc);
         if (w.splits > 1) {
             const int64_t rows = bk_mul_sat(d->batch, bk_paged_decode_rows(d));
             const int64_t parts = bk_mul_sat(bk_mul_sat(rows, d->q_heads), w.splits);
@@ -119,10 +140,12 @@ bk_status bk_paged_decode_run(const bk_paged_decode_plan *plan, void *stream, bk
     switch (plan->info.kernel) {
     case PAGED_DECODE_KERNEL_CPU: return bk_cpu_paged_decode(&plan->desc, args);
 #ifdef BK_WITH_CUDA
+    case PAGED_DECODE_KERNEL_CUDA_TC:
     case PAGED_DECODE_KERNEL_CUDA: {
         bk_carver c = bk_carver_start(workspace.data);
         decode_ws w = decode_workspace(plan, &c);
-        return bk_cuda_paged_decode(&plan->desc, args, w.splits, w.part_o, w.part_lse, stream);
+        return bk_cuda_paged_decode(&plan->desc, args, plan->info.kernel == PAGED_DECODE_KERNEL_CUDA_TC, w.splits,
+                                    w.part_o, w.part_lse, stream);
     }
 #endif
     }
