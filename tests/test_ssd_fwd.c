@@ -989,57 +989,17 @@ static void test_tf32_cuda(bk_target gpu, bool quick)
     free_inputs(&in);
 }
 
-/* The TF32 plan is opt-in (planned for sm_80 and sm_90 without a device): for f32 on CUDA,
- * FASTEST, DETERMINISTIC and REFERENCE keep the exact plan (BK_MATH_F32);
- * BK_PREFER_ALLOW_TF32 selects the TF32 one (BK_MATH_TF32, f32 accumulate, deterministic,
- * bit-stable, SKU ssm/ssd_fwd/f32/sm80/bespoke, the exact plan's workspace) and records the
- * preference; f16/bf16 and the CPU select under it what FASTEST selects. */
-static void test_tf32_select(void)
+/* ssd_fwd_select as bkt_ssd_select_fn (bkt_ssd_tf32_select). */
+static bk_status fwd_select_info(const bk_ssd_desc *d, bk_target t, bk_preference p, bk_plan_info *info,
+                                 size_t *ws)
 {
-    bk_ssd_desc d = {.batch = 2, .seq_len = 130, .heads = 4, .head_dim = 64,
-                     .state_dim = 128, .chunk_size = 64, .dtype = BK_DTYPE_F32};
-    bk_ssd_fwd_plan p, q;
-    if (!bk_has_cuda()) {
-        bkt_skip("ssd_fwd tf32 select", "built without CUDA");
-        return;
+    bk_ssd_fwd_plan plan;
+    bk_status st = bk_ssd_fwd_select(d, t, p, &plan);
+    if (st == BK_STATUS_SUCCESS) {
+        *info = plan.info;
+        *ws = bk_ssd_fwd_workspace_size(&plan);
     }
-    for (int cc = 8; cc <= 9; cc++) {
-        const bk_target t = bk_target_cuda_cc(0, cc, 0);
-        static const bk_preference exact[] = {BK_PREFER_FASTEST, BK_PREFER_DETERMINISTIC, BK_PREFER_REFERENCE};
-        for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
-            if (bkt_expect_status(bk_ssd_fwd_select(&d, t, exact[i], &p), BK_STATUS_SUCCESS, "ssd_fwd f32 exact"))
-                bkt_check(p.info.precision.math == BK_MATH_F32, "ssd_fwd f32 exact", "preference %d: math %d",
-                          (int)exact[i], (int)p.info.precision.math);
-        const char *what = "ssd_fwd f32 allow_tf32";
-        if (bkt_expect_status(bk_ssd_fwd_select(&d, t, BK_PREFER_ALLOW_TF32, &q), BK_STATUS_SUCCESS, what)) {
-            char name[96];
-            bk_sku_name(&q.info.sku, name, sizeof name);
-            bkt_check(strcmp(name, "ssm/ssd_fwd/f32/sm80/bespoke") == 0, what, "sku %s", name);
-            bkt_check(q.info.precision.math == BK_MATH_TF32 && q.info.precision.accumulator == BK_DTYPE_F32 &&
-                          q.info.precision.deterministic && q.info.precision.bit_stable,
-                      what, "precision {%d, %d, %d, %d}", (int)q.info.precision.math,
-                      (int)q.info.precision.accumulator, (int)q.info.precision.deterministic,
-                      (int)q.info.precision.bit_stable);
-            bkt_check(q.info.preference == BK_PREFER_ALLOW_TF32 && q.info.kernel != p.info.kernel, what,
-                      "preference %d, kernel %d (exact: %d)", (int)q.info.preference, (int)q.info.kernel,
-                      (int)p.info.kernel);
-            bkt_check(bk_ssd_fwd_workspace_size(&q) == bk_ssd_fwd_workspace_size(&p), what, "workspace %zu, exact %zu",
-                      bk_ssd_fwd_workspace_size(&q), bk_ssd_fwd_workspace_size(&p));
-        }
-        static const bk_dtype halves[] = {BK_DTYPE_F16, BK_DTYPE_BF16};
-        for (int h = 0; h < 2; h++) {
-            bk_ssd_desc e = d;
-            e.dtype = halves[h];
-            if (bkt_expect_status(bk_ssd_fwd_select(&e, t, BK_PREFER_ALLOW_TF32, &q), BK_STATUS_SUCCESS,
-                                  "ssd_fwd 16-bit allow_tf32"))
-                bkt_check(q.info.precision.math == BK_MATH_F16_BF16_TENSOR, "ssd_fwd 16-bit allow_tf32", "math %d",
-                          (int)q.info.precision.math);
-        }
-    }
-    if (bkt_expect_status(bk_ssd_fwd_select(&d, bk_target_cpu(), BK_PREFER_ALLOW_TF32, &q), BK_STATUS_SUCCESS,
-                          "ssd_fwd cpu allow_tf32"))
-        bkt_check(q.info.precision.math == BK_MATH_F64, "ssd_fwd cpu allow_tf32", "math %d",
-                  (int)q.info.precision.math);
+    return st;
 }
 
 /* The CUDA kernel on the device: every case of the CPU sweep (f32, f16, bf16; f64 is
@@ -1155,7 +1115,7 @@ int main(void)
     test_options_chunk_invariance();
     test_option_bad_inputs();
     test_plan_info();
-    test_tf32_select();
+    bkt_ssd_tf32_select("ssd_fwd", fwd_select_info);
     test_chunk_invariance();
     test_thread_count();
     test_bad_inputs();
