@@ -23,9 +23,11 @@ states, H 80, D 64, N 128, one group, D skip per head, z gate, dt_bias + softplu
 [-2, 0], request r on pool state 511 - 2r.
 
 Note: mamba_ssm's Triton kernels compute the f32 rows' dot products (tl.dot) in TF32 (Triton's
-default precision for f32 operands), while bk_bench's f32 forward runs in full f32 on CUDA
-cores: the f32 rows compare different precisions. The bf16 rows keep mamba_ssm's default of
-bf16 states between chunks (state_dtype = C's dtype).
+default precision for f32 operands), while bk_bench's f32 rows run in full f32 on CUDA cores:
+the f32 rows compare different precisions. bk_bench's tf32 rows (f32 tensors, its opt-in TF32
+plan) are the like-for-like ones: each f32 measurement here is reported twice, under its f32
+name and under the tf32 name ("ssd_fwd tf32 B4 ..."). The bf16 rows keep mamba_ssm's default
+of bf16 states between chunks (state_dtype = C's dtype).
 
 Timing as flashinfer_peers.py: Triton compiles and autotunes each kernel on first use (inside
 the untimed warm-up calls), then the median of CUDA-event-timed calls. Before each timed call
@@ -64,6 +66,12 @@ def ssd_name(backward, dtype, ngroups):
             f" G{ngroups}")
 
 
+def ssd_names(backward, dtype, ngroups):
+    """The bk_bench rows one measurement is reported under: f32 also as bk_bench's tf32 row
+    (mamba's f32 is TF32 math)."""
+    return [ssd_name(backward, d, ngroups) for d in ((dtype, "tf32") if dtype == "f32" else (dtype,))]
+
+
 def step_name():
     return f"ssd_step bf16 R{STEP_R} pool{STEP_POOL} H{STEP_H} D{STEP_D} N{STEP_N}"
 
@@ -82,7 +90,7 @@ def main():
              "install it from .peers/ (see /work/shared/peers/README.md)", opt.csv)
 
     rows = [(bwd, dt, g) for bwd in (False, True) for dt in SSD_DTYPES for g in SSD_GROUPS]
-    names = [ssd_name(*r) for r in rows] + [step_name()]
+    names = [n for r in rows for n in ssd_names(*r)] + [step_name()]
     if not any(opt.filter in n for n in names):
         print(f"mamba_ssm peer: no ssd row matches filter {opt.filter!r}")
         if opt.csv:
@@ -133,8 +141,9 @@ def main():
         return t
 
     def ssd_row(backward, dtype_name, ngroups):
-        """Times mamba's forward or backward at bench_ssd's shape, checks it, reports the row."""
-        name = ssd_name(backward, dtype_name, ngroups)
+        """Times mamba's forward or backward at bench_ssd's shape, checks it, reports the row
+        (f32: under the f32 and the tf32 names)."""
+        names = ssd_names(backward, dtype_name, ngroups)
         dtype = dtypes[dtype_name]
         esize = torch.empty((), dtype=dtype).element_size()
         nx, nt = SSD_B * SSD_L * SSD_H * SSD_D, SSD_B * SSD_L * SSD_H
@@ -168,9 +177,11 @@ def main():
                 refs = torch.autograd.grad(ssd_reference(*small64), small64, dy.double())
                 err = max(rel_err(g, r) for g, r in zip(grads, refs))
                 nbytes = esize * (4 * nx + 2 * nt + 4 * nb)
-            report(name, ms, nbytes / ms * 1e-6, "GB/s", err)
+            for n in names:
+                report(n, ms, nbytes / ms * 1e-6, "GB/s", err)
         except Exception as e:  # noqa: BLE001 - a kernel that refuses the shape or fails to build
-            refuse(name, e)
+            for n in names:
+                refuse(n, e)
         sys.stdout.flush()
 
     def step_row():
@@ -214,7 +225,7 @@ def main():
         sys.stdout.flush()
 
     for r in rows:
-        if opt.filter in ssd_name(*r):
+        if any(opt.filter in n for n in ssd_names(*r)):
             torch.manual_seed(0)
             ssd_row(*r)
             torch.cuda.empty_cache()

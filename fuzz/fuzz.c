@@ -102,7 +102,7 @@ bk_target fz_target(fz *f)
 
 bk_preference fz_preference(fz *f)
 {
-    return (bk_preference)(fz_u8(f) % 4);
+    return (bk_preference)(fz_u8(f) % 5);
 }
 
 void *fz_maybe_null(fz *f, void *p)

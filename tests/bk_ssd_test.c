@@ -303,3 +303,53 @@ bk_ssd_fwd_args bkt_ssd_fwd_inputs_on(bkt_dev *dev, const bkt_ssd_problem *p, bk
     }
     return a;
 }
+
+/* The TF32 plan of `op` (ssd_fwd or ssd_bwd) is opt-in, planned for sm_80 and sm_90 without
+ * a device: for f32 on CUDA, FASTEST, DETERMINISTIC and REFERENCE keep the exact plan
+ * (BK_MATH_F32); BK_PREFER_ALLOW_TF32 selects the TF32 one (BK_MATH_TF32, f32 accumulate,
+ * deterministic, bit-stable, SKU ssm/<op>/f32/sm80/bespoke, another kernel, the exact
+ * plan's workspace) and records the preference; f16/bf16 and the CPU select under it what
+ * FASTEST selects. */
+void bkt_ssd_tf32_select(const char *op, bkt_ssd_select_fn select)
+{
+    char what[96], want[96], name[96];
+    bk_ssd_desc d = {.batch = 2, .seq_len = 130, .heads = 4, .head_dim = 64, .state_dim = 128, .chunk_size = 64,
+                     .dtype = BK_DTYPE_F32, .ngroups = 2, .has_z = true};
+    bk_plan_info p, q;
+    size_t wp = 0, wq = 0;
+    snprintf(what, sizeof what, "%s tf32 select", op);
+    if (!bk_has_cuda()) {
+        bkt_skip(what, "built without CUDA");
+        return;
+    }
+    snprintf(want, sizeof want, "ssm/%s/f32/sm80/bespoke", op);
+    for (int cc = 8; cc <= 9; cc++) {
+        const bk_target t = bk_target_cuda_cc(0, cc, 0);
+        static const bk_preference exact[] = {BK_PREFER_FASTEST, BK_PREFER_DETERMINISTIC, BK_PREFER_REFERENCE};
+        for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
+            if (bkt_expect_status(select(&d, t, exact[i], &p, &wp), BK_STATUS_SUCCESS, what))
+                bkt_check(p.precision.math == BK_MATH_F32, what, "f32, preference %d: math %d", (int)exact[i],
+                          (int)p.precision.math);
+        if (bkt_expect_status(select(&d, t, BK_PREFER_ALLOW_TF32, &q, &wq), BK_STATUS_SUCCESS, what)) {
+            bk_sku_name(&q.sku, name, sizeof name);
+            bkt_check(strcmp(name, want) == 0, what, "sku %s", name);
+            bkt_check(q.precision.math == BK_MATH_TF32 && q.precision.accumulator == BK_DTYPE_F32 &&
+                          q.precision.deterministic && q.precision.bit_stable,
+                      what, "precision {%d, %d, %d, %d}", (int)q.precision.math, (int)q.precision.accumulator,
+                      (int)q.precision.deterministic, (int)q.precision.bit_stable);
+            bkt_check(q.preference == BK_PREFER_ALLOW_TF32 && q.kernel != p.kernel, what,
+                      "preference %d, kernel %d (exact: %d)", (int)q.preference, (int)q.kernel, (int)p.kernel);
+            bkt_check(wq == wp, what, "workspace %zu, exact %zu", wq, wp);
+        }
+        static const bk_dtype halves[] = {BK_DTYPE_F16, BK_DTYPE_BF16};
+        for (int h = 0; h < 2; h++) {
+            bk_ssd_desc e = d;
+            e.dtype = halves[h];
+            if (bkt_expect_status(select(&e, t, BK_PREFER_ALLOW_TF32, &q, &wq), BK_STATUS_SUCCESS, what))
+                bkt_check(q.precision.math == BK_MATH_F16_BF16_TENSOR, what, "%s: math %d", bk_dtype_name(e.dtype),
+                          (int)q.precision.math);
+        }
+    }
+    if (bkt_expect_status(select(&d, bk_target_cpu(), BK_PREFER_ALLOW_TF32, &q, &wq), BK_STATUS_SUCCESS, what))
+        bkt_check(q.precision.math == BK_MATH_F64, what, "cpu: math %d", (int)q.precision.math);
+}

@@ -54,5 +54,9 @@ bk_tensor bkt_buf_on(bkt_dev *dev, const bkt_buf *t, bool out);
 const bk_tensor *bkt_opt_on(bkt_dev *dev, const bkt_buf *t, bool out, bk_tensor *slot);
 bk_ssd_fwd_args bkt_ssd_fwd_inputs_on(bkt_dev *dev, const bkt_ssd_problem *p, bk_tensor slots[6]);
 bk_tensor bkt_moved(bkt_dev *dev, bk_tensor view, void *buf, size_t bytes, bool out);
+/* An op's select reduced to what bkt_ssd_tf32_select checks: the plan's info and workspace. */
+typedef bk_status (*bkt_ssd_select_fn)(const bk_ssd_desc *d, bk_target t, bk_preference p, bk_plan_info *info,
+                                       size_t *ws);
+void bkt_ssd_tf32_select(const char *op, bkt_ssd_select_fn select);
 
 #endif

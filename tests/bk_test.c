@@ -286,7 +286,37 @@ double bkt_tol(bk_dtype dtype, const double *ref, int64_t n)
     return tol > 0.5 * unit ? tol : 0.5 * unit;
 }
 
+/* v rounded to TF32: f32, then 10 mantissa bits, to nearest with ties away from zero. */
+static double tf32_round(double v)
+{
+    float f = (float)v;
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    u = (u + 0x1000u) & ~0x1fffu; /* on the magnitude bits: ties away from zero */
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+double bkt_tol_tf32(const double *ref, int64_t n)
+{
+    const double unit = ldexp(1.0, -11);
+    double *rounded = (double *)malloc((size_t)(n > 0 ? n : 1) * sizeof(double));
+    for (int64_t i = 0; i < n; i++)
+        rounded[i] = isfinite(ref[i]) && fabs(ref[i]) < 3e38 ? tf32_round(ref[i]) : ref[i];
+    double tol = 2.0 * bkt_rel_err(rounded, ref, n);
+    free(rounded);
+    return tol > 0.5 * unit ? tol : 0.5 * unit;
+}
+
 bool bkt_check_close(const char *what, const bk_tensor *out, const double *ref, double slack)
+{
+    int64_t n = 1;
+    for (int32_t i = 0; i < out->rank; i++)
+        n *= out->shape[i];
+    return bkt_check_close_tol(what, out, ref, bkt_tol(out->dtype, ref, n) * slack);
+}
+
+bool bkt_check_close_tol(const char *what, const bk_tensor *out, const double *ref, double tol)
 {
     int64_t n = 1;
     for (int32_t i = 0; i < out->rank; i++)
@@ -294,7 +324,6 @@ bool bkt_check_close(const char *what, const bk_tensor *out, const double *ref, 
     double *got = (double *)malloc((size_t)(n > 0 ? n : 1) * sizeof(double));
     bkt_gather(out, got);
     double err = bkt_rel_err(got, ref, n);
-    double tol = bkt_tol(out->dtype, ref, n) * slack;
     int64_t nan_at = -1;
     for (int64_t i = 0; i < n && nan_at < 0; i++)
         if (isnan(got[i]) && !isnan(ref[i]))

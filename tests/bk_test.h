@@ -82,8 +82,15 @@ double bkt_rel_err(const double *out, const double *ref, int64_t n);
  * 1e-5; f16/bf16: twice the error of the f64 reference rounded to the dtype (the error
  * of an ideal same-precision result), and at least half a unit roundoff. */
 double bkt_tol(bk_dtype dtype, const double *ref, int64_t n);
+/* Tolerance for f32 outputs of a TF32 plan (tensor-core operands rounded to 10-bit
+ * mantissas): bkt_tol's rule with TF32 rounding (round to nearest, ties away, as
+ * cvt.rna.tf32.f32) in place of the output's: twice the error of the f64 reference
+ * rounded to TF32, and at least half its unit roundoff (2^-12). */
+double bkt_tol_tf32(const double *ref, int64_t n);
 /* Compares the view `out` against ref[numel] with bkt_tol (times `slack`, 1 normally). */
 bool bkt_check_close(const char *what, const bk_tensor *out, const double *ref, double slack);
+/* bkt_check_close with the relative tolerance `tol` given. */
+bool bkt_check_close_tol(const char *what, const bk_tensor *out, const double *ref, double tol);
 
 /* A table of calls that must fail, each a good call's args with one field changed:
  *     BKT_BAD_TABLE(bk_x_args, cases, 16);

@@ -315,7 +315,7 @@ static void test_bad_desc(void)
     bkt_expect_status(bk_kv_append_select(&good, bk_target_cuda_cc(0, 7, 5), BK_PREFER_FASTEST, &plan),
                       BK_STATUS_UNSUPPORTED, "kv_append on sm_75 (every CUDA kernel needs sm_80)");
     bkt_check(memcmp(&plan, &plan0, sizeof plan) == 0, "kv_append bad desc", "plan written on failure");
-    for (int p = 0; p <= 2; p++)
+    for (int p = 0; p <= (int)BK_PREFER_ALLOW_TF32; p++)
         bkt_expect_status(bk_kv_append_select(&good, bk_target_cpu(), (bk_preference)p, &plan), BK_STATUS_SUCCESS,
                           "kv_append every preference");
 }

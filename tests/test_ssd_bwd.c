@@ -10,7 +10,9 @@
  * (bk_ssd_test.c), every dtype, on the CPU and on CUDA (every option: a refusal fails;
  * several 64-step chunks with seq_idx changes at chunk edges; larger shapes against the
  * CPU backward). On CUDA, f16/bf16 run the tensor-core backward (every case with
- * head_dim, state_dim > 0; its plan says BK_MATH_F16_BF16_TENSOR). */
+ * head_dim, state_dim > 0; its plan says BK_MATH_F16_BF16_TENSOR), and so does f32 under
+ * BK_PREFER_ALLOW_TF32 (the TF32 plan: BK_MATH_TF32, the same sweeps with a TF32
+ * tolerance); without it f32 keeps the exact plan. */
 #include "bk_ssd_test.h"
 
 #include <math.h>
@@ -192,14 +194,14 @@ static void ref_bwd(const ssd_problem *p, double *out[NT], double *da_mag)
     free(dh);
 }
 
-/* dA[h] is a sum over (b, t) whose terms can cancel: each element must be within the
- * dtype's tolerance of the reference, measured against the magnitude of its terms
- * (da_mag) rather than against the possibly tiny result. Unwritten (NaN) fails. */
-static bool check_da(const char *what, const bk_tensor *out, const double *ref, const double *da_mag, int64_t heads)
+/* dA[h] is a sum over (b, t) whose terms can cancel: each element must be within `tol`
+ * (relative) of the reference, measured against the magnitude of its terms (da_mag)
+ * rather than against the possibly tiny result. Unwritten (NaN) fails. */
+static bool check_da(const char *what, const bk_tensor *out, const double *ref, const double *da_mag, int64_t heads,
+                     double tol)
 {
     double *got = malloc((size_t)(heads + 1) * sizeof(double));
     bkt_gather(out, got);
-    double tol = bkt_tol(out->dtype, ref, heads);
     int64_t bad = -1;
     for (int64_t h = 0; h < heads && bad < 0; h++)
         if (!(fabs(got[h] - ref[h]) <= tol * (da_mag[h] + fabs(ref[h]))))
@@ -269,14 +271,40 @@ static void case_name(char *buf, size_t size, bk_dtype dt, ssd_case s, const cha
  * (sums that cancel) move most. */
 static const double k_tc_slack = 3.0;
 
-/* One problem on `target` against the f64 reverse-mode reference. GPU slack: f32 1 (f32
- * arithmetic from the rounded inputs, one rounding of each output, as the reference);
- * f16/bf16 k_tc_slack (tensor cores). */
-static void test_backward(bk_target target, bk_dtype dt, ssd_case s, bool padded, double dt_hi)
+/* GPU slack of the TF32 plan (f32 data) against bkt_tol_tf32 (twice the reference's TF32
+ * rounding): its tensor cores round to TF32 (10-bit mantissas, as f16) what the 16-bit
+ * path rounds, the f32 inputs x, B, C, dy too, and dL/du once (the 16-bit path keeps it as
+ * hi + lo): k_tc_slack plus two (not yet calibrated on a GPU; a wrong fragment layout or
+ * mask errs by 1e-1 to 1). */
+static const double k_tf32_slack = 5.0;
+
+/* The tolerance of an output of `plan` against an f64 reference: a TF32 plan's
+ * k_tf32_slack bkt_tol_tf32, else bkt_tol times `slack` (the caller's, for the target and
+ * dtype of the exact and 16-bit plans). */
+static double plan_tol(const bk_plan_info *info, const bk_tensor *out, const double *ref, double slack)
+{
+    const int64_t n = bk_tensor_numel(out);
+    return info->precision.math == BK_MATH_TF32 ? k_tf32_slack * bkt_tol_tf32(ref, n)
+                                                : slack * bkt_tol(out->dtype, ref, n);
+}
+
+/* The plan `pref` must select: TF32 math exactly for f32 on CUDA under
+ * BK_PREFER_ALLOW_TF32, never otherwise. */
+static bool check_math(const char *what, const bk_plan_info *info, bk_preference pref, bk_dtype dt)
+{
+    const bool tf32 = pref == BK_PREFER_ALLOW_TF32 && dt == BK_DTYPE_F32 && info->target.kind == BK_TARGET_CUDA;
+    return bkt_check((info->precision.math == BK_MATH_TF32) == tf32, what, "precision.math %d under preference %d",
+                     (int)info->precision.math, (int)pref);
+}
+
+/* One problem on `target` (the kernel `pref` selects) against the f64 reverse-mode
+ * reference. GPU slack: f32 1 (f32 arithmetic from the rounded inputs, one rounding of each
+ * output, as the reference); f16/bf16 k_tc_slack (tensor cores); TF32 plan_tol's. */
+static void test_backward(bk_target target, bk_preference pref, bk_dtype dt, ssd_case s, bool padded, double dt_hi)
 {
     char what[200], item[240], extra[64];
-    snprintf(extra, sizeof extra, "%s%s%s", padded ? " strided" : "", dt_hi > 0.5 ? " dt<1" : "",
-             target.kind == BK_TARGET_CUDA ? " cuda" : "");
+    snprintf(extra, sizeof extra, "%s%s%s%s", padded ? " strided" : "", dt_hi > 0.5 ? " dt<1" : "",
+             target.kind == BK_TARGET_CUDA ? " cuda" : "", pref == BK_PREFER_ALLOW_TF32 ? " tf32" : "");
     case_name(what, sizeof what, dt, s, extra);
     ssd_problem p;
     make_problem(&p, s, dt, padded ? 2 : 0, 0.001, dt_hi);
@@ -288,16 +316,18 @@ static void test_backward(bk_target target, bk_dtype dt, ssd_case s, bool padded
 
     bk_ssd_desc d = desc_of(s, dt);
     bk_ssd_bwd_plan plan;
-    if (bkt_expect_status(bk_ssd_bwd_select(&d, target, BK_PREFER_DETERMINISTIC, &plan), BK_STATUS_SUCCESS, what)) {
+    if (bkt_expect_status(bk_ssd_bwd_select(&d, target, pref, &plan), BK_STATUS_SUCCESS, what) &&
+        check_math(what, &plan.info, pref, dt)) {
         if (bkt_expect_status(run_bwd_on(target, &plan, &p), BK_STATUS_SUCCESS, what)) {
+            const double slack = target.kind == BK_TARGET_CUDA && dt != BK_DTYPE_F32 ? k_tc_slack : 1.0;
             bool ok = true;
             for (int k = ODX; k < NT; k++) {
                 snprintf(item, sizeof item, "%s %s", what, k_names[k]);
                 if (k == ODA)
-                    ok = check_da(item, &p.view[k], ref[k], da_mag, s.h) && ok;
+                    ok = check_da(item, &p.view[k], ref[k], da_mag, s.h, plan_tol(&plan.info, &p.view[k], ref[k], 1.0)) &&
+                         ok;
                 else
-                    ok = bkt_check_close(item, &p.view[k], ref[k],
-                                         target.kind == BK_TARGET_CUDA && dt != BK_DTYPE_F32 ? k_tc_slack : 1.0) &&
+                    ok = bkt_check_close_tol(item, &p.view[k], ref[k], plan_tol(&plan.info, &p.view[k], ref[k], slack)) &&
                          ok;
             }
             if (ok) {
@@ -687,12 +717,12 @@ static bk_status run_opts_bwd(bk_target target, const bk_ssd_bwd_plan *plan, con
 /* The backward of one options problem on `target` against finite differences: every
  * gradient, every element; outputs poisoned before the run; then a rerun over the previous
  * outputs must be bit-identical. Every target runs every option (a refusal fails). */
-static void test_options_bwd(bk_target target, bk_dtype dt, const bkt_ssd_opts *o, int64_t pad)
+static void test_options_bwd(bk_target target, bk_preference pref, bk_dtype dt, const bkt_ssd_opts *o, int64_t pad)
 {
     char what[256], txt[200];
     bkt_ssd_opts_text(o, txt, sizeof txt);
-    snprintf(what, sizeof what, "ssd_bwd %s%s%s%s", bk_dtype_name(dt), txt, pad ? " strided" : "",
-             target.kind == BK_TARGET_CUDA ? " cuda" : "");
+    snprintf(what, sizeof what, "ssd_bwd %s%s%s%s%s", bk_dtype_name(dt), txt, pad ? " strided" : "",
+             target.kind == BK_TARGET_CUDA ? " cuda" : "", pref == BK_PREFER_ALLOW_TF32 ? " tf32" : "");
     bkt_ssd_problem p;
     bkt_ssd_make(&p, o, dt, pad);
     bkt_buf *in[NG] = {&p.x, &p.dt, &p.a, &p.b, &p.c, &p.skip, &p.z, &p.bias, &p.init};
@@ -711,13 +741,13 @@ static void test_options_bwd(bk_target target, bk_dtype dt, const bkt_ssd_opts *
         }
     bk_ssd_desc d = bkt_ssd_desc(&p);
     bk_ssd_bwd_plan plan;
-    bk_status st = bk_ssd_bwd_select(&d, target, BK_PREFER_FASTEST, &plan);
-    if (bkt_expect_status(st, BK_STATUS_SUCCESS, what) &&
+    bk_status st = bk_ssd_bwd_select(&d, target, pref, &plan);
+    if (bkt_expect_status(st, BK_STATUS_SUCCESS, what) && check_math(what, &plan.info, pref, dt) &&
              bkt_expect_status(run_opts_bwd(target, &plan, &p, &dy, &dfin, grad), BK_STATUS_SUCCESS, what)) {
         double *y = malloc((size_t)(dy.numel + 1) * sizeof(double));
         double *fin = malloc((size_t)(o->b * o->h * o->d * o->n + 1) * sizeof(double));
         /* f64: the differences' own error, ~1e-7; CUDA: f32 arithmetic (f32), tensor cores
-         * (f16, bf16: k_tc_slack) */
+         * (f16, bf16: k_tc_slack; TF32: plan_tol's) */
         const double slack = dt == BK_DTYPE_F64                ? 1e5
                              : target.kind != BK_TARGET_CUDA ? 1.0
                              : dt == BK_DTYPE_F32            ? 3.0
@@ -729,7 +759,7 @@ static void test_options_bwd(bk_target target, bk_dtype dt, const bkt_ssd_opts *
             opt_fd(&p, in[k], dy.val, o->final ? dfin.val : NULL, y, fin, g);
             char w2[300];
             snprintf(w2, sizeof w2, "%s: %s", what, k_gnames[k]);
-            bkt_check_close(w2, &grad[k].view, g, slack);
+            bkt_check_close_tol(w2, &grad[k].view, g, plan_tol(&plan.info, &grad[k].view, g, slack));
             free(g);
         }
         free(y);
@@ -910,12 +940,13 @@ static void test_options_thread_count(void)
 #endif
 }
 
-/* The sweep on `target`: every case on every dtype (none may be refused, CUDA included). */
-static void test_options(bk_target target, const bk_dtype *dts, size_t ndt)
+/* The sweep on `target` (the kernels `pref` selects): every case on every dtype (none may
+ * be refused, CUDA included). */
+static void test_options(bk_target target, bk_preference pref, const bk_dtype *dts, size_t ndt)
 {
     for (size_t t = 0; t < ndt; t++)
         for (size_t c = 0; c < sizeof k_opt_cases / sizeof k_opt_cases[0]; c++)
-            test_options_bwd(target, dts[t], &k_opt_cases[c], (c % 3) == 2 ? 2 : 0);
+            test_options_bwd(target, pref, dts[t], &k_opt_cases[c], (c % 3) == 2 ? 2 : 0);
 }
 
 /* CUDA against the CPU backward on the same inputs (the CPU's are checked against finite
@@ -928,7 +959,7 @@ static void test_options(bk_target target, const bk_dtype *dts, size_t ndt)
  * up to 2u of the largest element, relative to the norm (seen: ddt_bias f16, -68.8125
  * against -68.75, 0.9 ulp of the norm). k_ref_ulp = 4 (4 u/2 = 2u) adds that flip. */
 static const double k_ref_ulp = 4.0;
-static void test_options_vs_cpu(bk_target gpu)
+static void test_options_vs_cpu(bk_target gpu, bk_preference pref)
 {
     static const bkt_ssd_opts big[] = {
         {1, 150, 4, 70, 66, 64, 2, BK_SSD_SKIP_PER_CHANNEL, true, true, true, true, 0.01, 1, true, true, true, 0, 0},
@@ -940,13 +971,14 @@ static void test_options_vs_cpu(bk_target gpu)
     static const bk_dtype dts[] = {BK_DTYPE_F32, BK_DTYPE_BF16, BK_DTYPE_F16};
     for (size_t t = 0; t < sizeof dts / sizeof dts[0]; t++)
         for (size_t c = 0; c < sizeof big / sizeof big[0]; c++) {
-            if (bkt_quick() && t > 0)
-                continue; /* sanitizers: f32 only */
+            if ((bkt_quick() || pref == BK_PREFER_ALLOW_TF32) && t > 0)
+                continue; /* sanitizers: f32 only; TF32: f32 only */
             const bk_dtype dt = dts[t];
             const bkt_ssd_opts *o = &big[c];
             char what[256], txt[200];
             bkt_ssd_opts_text(o, txt, sizeof txt);
-            snprintf(what, sizeof what, "ssd_bwd %s%s cuda vs cpu", bk_dtype_name(dt), txt);
+            snprintf(what, sizeof what, "ssd_bwd %s%s cuda%s vs cpu", bk_dtype_name(dt), txt,
+                     pref == BK_PREFER_ALLOW_TF32 ? " tf32" : "");
             bkt_ssd_problem p;
             bkt_ssd_make(&p, o, dt, (int64_t)c);
             bkt_buf *in[NG] = {&p.x, &p.dt, &p.a, &p.b, &p.c, &p.skip, &p.z, &p.bias, &p.init};
@@ -967,7 +999,8 @@ static void test_options_vs_cpu(bk_target gpu)
             bk_ssd_bwd_plan cplan, gplan;
             if (bkt_expect_status(bk_ssd_bwd_select(&d, bk_target_cpu(), BK_PREFER_FASTEST, &cplan), BK_STATUS_SUCCESS,
                                   what) &&
-                bkt_expect_status(bk_ssd_bwd_select(&d, gpu, BK_PREFER_FASTEST, &gplan), BK_STATUS_SUCCESS, what) &&
+                bkt_expect_status(bk_ssd_bwd_select(&d, gpu, pref, &gplan), BK_STATUS_SUCCESS, what) &&
+                check_math(what, &gplan.info, pref, dt) &&
                 bkt_expect_status(run_opts_bwd(bk_target_cpu(), &cplan, &p, &dy, &dfin, gc), BK_STATUS_SUCCESS,
                                   what) &&
                 bkt_expect_status(run_opts_bwd(gpu, &gplan, &p, &dy, &dfin, gg), BK_STATUS_SUCCESS, what)) {
@@ -978,7 +1011,9 @@ static void test_options_vs_cpu(bk_target gpu)
                     bkt_gather(&gc[k].view, ref);
                     char w2[300];
                     snprintf(w2, sizeof w2, "%s: %s", what, k_gnames[k]);
-                    bkt_check_close(w2, &gg[k].view, ref, dt == BK_DTYPE_F32 ? 3.0 : k_tc_slack + k_ref_ulp);
+                    bkt_check_close_tol(w2, &gg[k].view, ref,
+                                        plan_tol(&gplan.info, &gg[k].view, ref,
+                                                 dt == BK_DTYPE_F32 ? 3.0 : k_tc_slack + k_ref_ulp));
                     free(ref);
                 }
             }
@@ -993,6 +1028,61 @@ static void test_options_vs_cpu(bk_target gpu)
         }
 }
 
+/* The TF32 plan (BK_PREFER_ALLOW_TF32, f32) on the device, over the cases of the 16-bit
+ * tensor-core backward: the option sweep against finite differences (ngroups, skip, z,
+ * dt_bias/softplus/limit, initial/final states, seq_idx, odd lengths), the larger option
+ * shapes against the CPU backward, k_cases in three variants and the larger shapes against
+ * the reverse-mode reference (plan_tol's TF32 tolerance), each with a bit-identical rerun;
+ * and on the bench shape's D and N its dx is not the exact plan's (another kernel ran). */
+static void test_tf32_cuda(bk_target gpu, bool quick)
+{
+    const bk_preference tf = BK_PREFER_ALLOW_TF32;
+    const bk_dtype f32 = BK_DTYPE_F32;
+    test_options(gpu, tf, &f32, 1);
+    test_options_vs_cpu(gpu, tf);
+    for (size_t c = 0; c < sizeof k_cases / sizeof k_cases[0]; c++) {
+        test_backward(gpu, tf, f32, k_cases[c], (c & 1) != 0, 0.1);
+        if (quick)
+            continue;
+        test_backward(gpu, tf, f32, k_cases[c], (c & 1) == 0, 0.1);
+        test_backward(gpu, tf, f32, k_cases[c], (c & 1) != 0, 1.0);
+    }
+    static const ssd_case big[] = {{1, 1000, 2, 32, 48, 64}, {1, 150, 2, 256, 256, 64}, {2, 512, 4, 64, 128, 64}};
+    for (size_t c = 0; c < sizeof big / sizeof big[0]; c++)
+        if (!quick || c == 0)
+            test_backward(gpu, tf, f32, big[c], c == 1, 0.1);
+
+    const char *what = "ssd_bwd cuda tf32 is not the exact plan";
+    const ssd_case s = {2, 256, 4, 64, 128, 64};
+    ssd_problem p;
+    make_problem(&p, s, f32, 0, 0.001, 0.1);
+    bk_ssd_desc d = desc_of(s, f32);
+    bk_ssd_bwd_plan pe, pt;
+    const size_t bytes = (size_t)p.span[ODX] * sizeof(float);
+    if (bkt_expect_status(bk_ssd_bwd_select(&d, gpu, BK_PREFER_FASTEST, &pe), BK_STATUS_SUCCESS, what) &&
+        bkt_expect_status(bk_ssd_bwd_select(&d, gpu, tf, &pt), BK_STATUS_SUCCESS, what) &&
+        bkt_expect_status(run_bwd_on(gpu, &pe, &p), BK_STATUS_SUCCESS, what)) {
+        void *exact = bkt_snapshot(p.buf[ODX], bytes);
+        if (bkt_expect_status(run_bwd_on(gpu, &pt, &p), BK_STATUS_SUCCESS, what))
+            bkt_check(!bkt_same_bytes(exact, p.buf[ODX], bytes), what, "dx bit-identical to the exact plan's");
+        bkt_free(exact);
+    }
+    free_problem(&p);
+}
+
+/* ssd_bwd_select as bkt_ssd_select_fn (bkt_ssd_tf32_select). */
+static bk_status bwd_select_info(const bk_ssd_desc *d, bk_target t, bk_preference p, bk_plan_info *info,
+                                 size_t *ws)
+{
+    bk_ssd_bwd_plan plan;
+    bk_status st = bk_ssd_bwd_select(d, t, p, &plan);
+    if (st == BK_STATUS_SUCCESS) {
+        *info = plan.info;
+        *ws = bk_ssd_bwd_workspace_size(&plan);
+    }
+    return st;
+}
+
 /* The CUDA kernels on the device: every case of the CPU sweep (f32, f16, bf16; f64 is
  * CPU-only), larger shapes, the plan and the workspace formula. Determinism: the rerun
  * inside test_backward (over the previous outputs). Smaller under BK_TEST_QUICK. */
@@ -1003,17 +1093,17 @@ static void test_cuda(void)
         return;
     static const bk_dtype gdt[] = {BK_DTYPE_F32, BK_DTYPE_F16, BK_DTYPE_BF16};
     const bool quick = bkt_quick();
-    test_options(gpu, gdt, sizeof gdt / sizeof gdt[0]);
-    test_options_vs_cpu(gpu);
+    test_options(gpu, BK_PREFER_FASTEST, gdt, sizeof gdt / sizeof gdt[0]);
+    test_options_vs_cpu(gpu, BK_PREFER_FASTEST);
     for (size_t t = 0; t < sizeof gdt / sizeof gdt[0]; t++)
         for (size_t c = 0; c < sizeof k_cases / sizeof k_cases[0]; c++) {
             if (quick && t > 0 && (c & 1))
                 continue; /* sanitizers: every case in f32, half of them in f16 and bf16 */
-            test_backward(gpu, gdt[t], k_cases[c], (c & 1) != 0, 0.1);
+            test_backward(gpu, BK_PREFER_DETERMINISTIC, gdt[t], k_cases[c], (c & 1) != 0, 0.1);
             if (quick)
                 continue;
-            test_backward(gpu, gdt[t], k_cases[c], (c & 1) == 0, 0.1);
-            test_backward(gpu, gdt[t], k_cases[c], (c & 1) != 0, 1.0);
+            test_backward(gpu, BK_PREFER_DETERMINISTIC, gdt[t], k_cases[c], (c & 1) == 0, 0.1);
+            test_backward(gpu, BK_PREFER_DETERMINISTIC, gdt[t], k_cases[c], (c & 1) != 0, 1.0);
         }
     static const ssd_case big[] = {
         {1, 1000, 2, 32, 48, 64}, /* 16 chunks, the last one partial */
@@ -1023,8 +1113,8 @@ static void test_cuda(void)
     for (size_t c = 0; c < sizeof big / sizeof big[0]; c++) {
         if (quick && c != 0)
             continue;
-        test_backward(gpu, BK_DTYPE_F32, big[c], c == 1, 0.1);
-        test_backward(gpu, BK_DTYPE_BF16, big[c], false, 0.1);
+        test_backward(gpu, BK_PREFER_DETERMINISTIC, BK_DTYPE_F32, big[c], c == 1, 0.1);
+        test_backward(gpu, BK_PREFER_DETERMINISTIC, BK_DTYPE_BF16, big[c], false, 0.1);
     }
     const char *what = "ssd_bwd cuda plan info";
     bk_ssd_desc d = {.batch = 2, .seq_len = 130, .heads = 3, .head_dim = 16,
@@ -1074,6 +1164,7 @@ static void test_cuda(void)
     d.dtype = BK_DTYPE_F64;
     bkt_expect_status(bk_ssd_bwd_select(&d, gpu, BK_PREFER_DETERMINISTIC, &plan), BK_STATUS_UNSUPPORTED,
                       "ssd_bwd cuda f64");
+    test_tf32_cuda(gpu, quick);
 }
 
 /* Overflow (issue 13). f16, batch = heads = 2^31 - 1, one step, D = N = 0: every view
@@ -1130,11 +1221,11 @@ int main(void)
     bkt_init("test_ssd_bwd");
     for (size_t t = 0; t < sizeof k_dtypes / sizeof k_dtypes[0]; t++)
         for (size_t c = 0; c < sizeof k_cases / sizeof k_cases[0]; c++) {
-            test_backward(bk_target_cpu(), k_dtypes[t], k_cases[c], false, 0.1);
-            test_backward(bk_target_cpu(), k_dtypes[t], k_cases[c], true, 0.1);
-            test_backward(bk_target_cpu(), k_dtypes[t], k_cases[c], (c & 1) != 0, 1.0);
+            test_backward(bk_target_cpu(), BK_PREFER_DETERMINISTIC, k_dtypes[t], k_cases[c], false, 0.1);
+            test_backward(bk_target_cpu(), BK_PREFER_DETERMINISTIC, k_dtypes[t], k_cases[c], true, 0.1);
+            test_backward(bk_target_cpu(), BK_PREFER_DETERMINISTIC, k_dtypes[t], k_cases[c], (c & 1) != 0, 1.0);
         }
-    test_options(bk_target_cpu(), k_dtypes, sizeof k_dtypes / sizeof k_dtypes[0]);
+    test_options(bk_target_cpu(), BK_PREFER_FASTEST, k_dtypes, sizeof k_dtypes / sizeof k_dtypes[0]);
     test_options_thread_count();
     test_option_bad_inputs();
     test_finite_differences(4, 0.1);
@@ -1144,6 +1235,7 @@ int main(void)
     test_chunk_invariance();
     test_thread_count();
     test_plan_info();
+    bkt_ssd_tf32_select("ssd_bwd", bwd_select_info);
     test_bad_inputs();
     test_cuda();
     test_overflow();

@@ -4,7 +4,10 @@
  * and thread count), bad inputs with their exact status and untouched outputs. The options
  * (ngroups, skip, z, dt_bias, softplus, dt limit, initial/final states, seq_idx, varlen
  * states) against the fixture's sequential reference (bk_ssd_test.c): alone and together,
- * odd lengths, L = 1, L not a multiple of the chunk, seq_idx changes inside chunks. */
+ * odd lengths, L = 1, L not a multiple of the chunk, seq_idx changes inside chunks. The
+ * TF32 plan (f32 under BK_PREFER_ALLOW_TF32, CUDA) over the 16-bit tensor-core path's cases
+ * with a TF32 tolerance; its selection is opt-in (every other preference keeps the exact
+ * f32 plan). */
 #include "bk_ssd_test.h"
 
 #include <math.h>
@@ -187,17 +190,44 @@ static void case_name(char *buf, size_t size, const char *op, bk_dtype dt, ssd_c
              (long long)s.l, (long long)s.h, (long long)s.d, (long long)s.n, (int)s.chunk, extra);
 }
 
-/* One problem on `target` against the sequential f64 recurrence. GPU slack: f32 1 (f32
- * math on CUDA cores); f16/bf16 3: the tensor-core path also rounds the decay-weighted B,
+/* GPU slack of the TF32 plan (f32 data): its tensor cores round to TF32 (10-bit mantissas,
+ * as f16) what the 16-bit path rounds (the decay-weighted B, the f32 states, the masked
+ * scores) and the f32 inputs x, B, C too; against bkt_tol_tf32 (twice the reference's TF32
+ * rounding) it gets the 16-bit slack (3) plus two for the inputs' roundings (not yet
+ * calibrated on a GPU; a wrong fragment layout or mask errs by 1e-1 to 1). */
+static const double k_tf32_slack = 5.0;
+
+/* An output of `plan` (y, a final or varlen state) against the f64 reference, with the
+ * tolerance its precision calls for: the CPU and f32 CUDA-core plans bkt_tol (slack 1);
+ * f16/bf16 tensor cores 3 bkt_tol: the tensor-core path also rounds the decay-weighted B,
  * the f32 states and the masked scores C.B exp(..) dt to 16 bits before their products
  * (f32 accumulate), which a 16-bit naive reference does as well (flash-attn's rule: at
- * most about twice that error; bkt_tol is already twice the output rounding). */
-static void test_forward_pad(bk_target target, bk_dtype dt, ssd_case s, int64_t in_pad, int64_t y_pad,
-                             double dt_hi)
+ * most about twice that error; bkt_tol is already twice the output rounding); TF32
+ * k_tf32_slack bkt_tol_tf32. */
+static bool check_out(const char *what, const bk_plan_info *info, const bk_tensor *out, const double *ref)
+{
+    if (info->precision.math == BK_MATH_TF32)
+        return bkt_check_close_tol(what, out, ref, k_tf32_slack * bkt_tol_tf32(ref, bk_tensor_numel(out)));
+    return bkt_check_close(what, out, ref, info->target.kind == BK_TARGET_CUDA && out->dtype != BK_DTYPE_F32 ? 3.0 : 1.0);
+}
+
+/* The plan `pref` must select: TF32 math exactly for f32 on CUDA under
+ * BK_PREFER_ALLOW_TF32, never otherwise. */
+static bool check_math(const char *what, const bk_plan_info *info, bk_preference pref, bk_dtype dt)
+{
+    const bool tf32 = pref == BK_PREFER_ALLOW_TF32 && dt == BK_DTYPE_F32 && info->target.kind == BK_TARGET_CUDA;
+    return bkt_check((info->precision.math == BK_MATH_TF32) == tf32, what, "precision.math %d under preference %d",
+                     (int)info->precision.math, (int)pref);
+}
+
+/* One problem on `target` (the kernel `pref` selects) against the sequential f64
+ * recurrence (check_out's tolerance), then a bit-identical rerun. */
+static void test_forward_pad(bk_target target, bk_preference pref, bk_dtype dt, ssd_case s, int64_t in_pad,
+                             int64_t y_pad, double dt_hi)
 {
     char what[200], extra[64];
-    snprintf(extra, sizeof extra, "%s%s%s", in_pad || y_pad ? " strided" : "", dt_hi > 0.5 ? " dt<1" : "",
-             target.kind == BK_TARGET_CUDA ? " cuda" : "");
+    snprintf(extra, sizeof extra, "%s%s%s%s", in_pad || y_pad ? " strided" : "", dt_hi > 0.5 ? " dt<1" : "",
+             target.kind == BK_TARGET_CUDA ? " cuda" : "", pref == BK_PREFER_ALLOW_TF32 ? " tf32" : "");
     if (in_pad == 8 || y_pad == 8) /* strides that are multiples of 8 elements */
         snprintf(extra + strlen(extra), sizeof extra - strlen(extra), " pad %d/%d", (int)in_pad, (int)y_pad);
     case_name(what, sizeof what, "ssd_fwd", dt, s, extra);
@@ -213,9 +243,10 @@ static void test_forward_pad(bk_target target, bk_dtype dt, ssd_case s, int64_t 
 
     bk_ssd_desc d = desc_of(s, dt);
     bk_ssd_fwd_plan plan;
-    if (bkt_expect_status(bk_ssd_fwd_select(&d, target, BK_PREFER_FASTEST, &plan), BK_STATUS_SUCCESS, what)) {
+    if (bkt_expect_status(bk_ssd_fwd_select(&d, target, pref, &plan), BK_STATUS_SUCCESS, what) &&
+        check_math(what, &plan.info, pref, dt)) {
         if (bkt_expect_status(run_fwd_on(target, &plan, &in, y, yspan), BK_STATUS_SUCCESS, what) &&
-            bkt_check_close(what, &y, ref, target.kind == BK_TARGET_CUDA && dt != BK_DTYPE_F32 ? 3.0 : 1.0)) {
+            check_out(what, &plan.info, &y, ref)) {
             /* rerun over the previous output: bit-identical */
             size_t bytes = (size_t)yspan * bk_dtype_size(dt);
             void *first = bkt_snapshot(ybuf, bytes);
@@ -229,9 +260,9 @@ static void test_forward_pad(bk_target target, bk_dtype dt, ssd_case s, int64_t 
     free_inputs(&in);
 }
 
-static void test_forward(bk_target target, bk_dtype dt, ssd_case s, bool padded, double dt_hi)
+static void test_forward(bk_target target, bk_preference pref, bk_dtype dt, ssd_case s, bool padded, double dt_hi)
 {
-    test_forward_pad(target, dt, s, padded ? 3 : 0, padded ? 2 : 0, dt_hi);
+    test_forward_pad(target, pref, dt, s, padded ? 3 : 0, padded ? 2 : 0, dt_hi);
 }
 
 /* The plan says what it is. */
@@ -550,17 +581,17 @@ static bk_status run_opts_on(bk_target target, const bk_ssd_fwd_plan *plan, cons
 /* One options problem on `target` against the fixture's reference: y, final and varlen
  * states, every element. Returns false, having run nothing, when a CUDA target's kernels
  * refuse the options (the refusal itself is checked in test_option_bad_inputs). */
-static bool test_options_on(bk_target target, bk_dtype dt, const bkt_ssd_opts *o, int64_t pad)
+static bool test_options_on(bk_target target, bk_preference pref, bk_dtype dt, const bkt_ssd_opts *o, int64_t pad)
 {
     char what[256], txt[200];
     bkt_ssd_opts_text(o, txt, sizeof txt);
-    snprintf(what, sizeof what, "ssd_fwd %s%s%s%s", bk_dtype_name(dt), txt, pad ? " strided" : "",
-             target.kind == BK_TARGET_CUDA ? " cuda" : "");
+    snprintf(what, sizeof what, "ssd_fwd %s%s%s%s%s", bk_dtype_name(dt), txt, pad ? " strided" : "",
+             target.kind == BK_TARGET_CUDA ? " cuda" : "", pref == BK_PREFER_ALLOW_TF32 ? " tf32" : "");
     bkt_ssd_problem p;
     bkt_ssd_make(&p, o, dt, pad);
     bk_ssd_desc d = bkt_ssd_desc(&p);
     bk_ssd_fwd_plan plan;
-    bk_status st = bk_ssd_fwd_select(&d, target, BK_PREFER_FASTEST, &plan);
+    bk_status st = bk_ssd_fwd_select(&d, target, pref, &plan);
     if (target.kind == BK_TARGET_CUDA && st == BK_STATUS_UNSUPPORTED) {
         bkt_ssd_free(&p);
         return false;
@@ -571,14 +602,13 @@ static bool test_options_on(bk_target target, bk_dtype dt, const bkt_ssd_opts *o
     double *fin = malloc((size_t)(o->b * o->h * o->d * o->n + 1) * sizeof(double));
     double *var = malloc((size_t)(o->nv * o->h * o->d * o->n + 1) * sizeof(double));
     bkt_ssd_ref(&p, y, fin, o->nv > 0 ? var : NULL);
-    const double slack = target.kind == BK_TARGET_CUDA && dt != BK_DTYPE_F32 ? 3.0 : 1.0;
-    if (bkt_expect_status(st, BK_STATUS_SUCCESS, what) &&
+    if (bkt_expect_status(st, BK_STATUS_SUCCESS, what) && check_math(what, &plan.info, pref, dt) &&
         bkt_expect_status(run_opts_on(target, &plan, &p, &out), BK_STATUS_SUCCESS, what)) {
-        bkt_check_close(what, &out.y.view, y, slack);
+        check_out(what, &plan.info, &out.y.view, y);
         if (o->final)
-            bkt_check_close(what, &out.fin.view, fin, slack);
+            check_out(what, &plan.info, &out.fin.view, fin);
         if (o->nv > 0)
-            bkt_check_close(what, &out.var.view, var, slack);
+            check_out(what, &plan.info, &out.var.view, var);
     }
     free(y);
     free(fin);
@@ -672,13 +702,14 @@ static void test_options_chunk_invariance(void)
     bkt_ssd_free(&p);
 }
 
-/* The sweep on `target`; cases a CUDA target refuses are counted in one skip line. */
-static void test_options(bk_target target, const bk_dtype *dts, size_t ndt)
+/* The sweep on `target` (the kernels `pref` selects); cases a CUDA target refuses are
+ * counted in one skip line. */
+static void test_options(bk_target target, bk_preference pref, const bk_dtype *dts, size_t ndt)
 {
     int refused = 0, total = 0;
     for (size_t t = 0; t < ndt; t++)
         for (size_t c = 0; c < sizeof k_opt_cases / sizeof k_opt_cases[0]; c++, total++)
-            refused += !test_options_on(target, dts[t], &k_opt_cases[c], (c % 3) == 1 ? 2 : 0);
+            refused += !test_options_on(target, pref, dts[t], &k_opt_cases[c], (c % 3) == 1 ? 2 : 0);
     if (refused) {
         char why[96];
         snprintf(why, sizeof why, "%d of %d cases use options the CUDA kernels do not implement yet", refused, total);
@@ -902,6 +933,75 @@ static void test_option_bad_inputs(void)
     bkt_ssd_free(&p);
 }
 
+/* The TF32 plan (BK_PREFER_ALLOW_TF32, f32) on the device: the cases of the 16-bit
+ * tensor-core path (k_cases in three variants, the larger shapes, strided views with
+ * strides of 8 elements, the option sweep: ngroups, skip, z, dt_bias/softplus/limit,
+ * initial/final/varlen states, seq_idx, odd lengths) against the f64 reference with
+ * check_out's TF32 tolerance, each with a bit-identical rerun; and on the bench shape's D
+ * and N its y is not the exact plan's (another kernel ran), while within its tolerance. */
+static void test_tf32_cuda(bk_target gpu, bool quick)
+{
+    const bk_preference tf = BK_PREFER_ALLOW_TF32;
+    const bk_dtype f32 = BK_DTYPE_F32;
+    for (size_t c = 0; c < sizeof k_cases / sizeof k_cases[0]; c++) {
+        test_forward(gpu, tf, f32, k_cases[c], (c & 1) != 0, 0.1);
+        if (quick)
+            continue;
+        test_forward(gpu, tf, f32, k_cases[c], (c & 1) == 0, 0.1);
+        test_forward(gpu, tf, f32, k_cases[c], (c & 1) != 0, 1.0);
+    }
+    static const ssd_case big[] = {
+        {1, 1000, 2, 32, 48, 64}, {2, 200, 2, 256, 256, 64}, {4, 512, 4, 64, 128, 64}, {2, 300, 32, 64, 128, 64}};
+    for (size_t c = 0; c < sizeof big / sizeof big[0]; c++)
+        if (!quick || c == 0)
+            test_forward(gpu, tf, f32, big[c], c == 1, c == 2 ? 1.0 : 0.1);
+    static const ssd_case vec[] = {{2, 130, 3, 32, 48, 64}, {1, 200, 2, 72, 24, 64}};
+    for (size_t c = 0; c < sizeof vec / sizeof vec[0]; c++)
+        test_forward_pad(gpu, tf, f32, vec[c], 8, c ? 3 : 8, 0.1);
+    test_options(gpu, tf, &f32, 1);
+
+    const char *what = "ssd_fwd cuda tf32 is not the exact plan";
+    const ssd_case s = {2, 256, 4, 64, 128, 64};
+    ssd_inputs in;
+    make_inputs(&in, s, f32, 0, 0.001, 0.1);
+    int64_t shape[4] = {s.b, s.l, s.h, s.d}, n = s.b * s.l * s.h * s.d, yspan;
+    void *ybuf;
+    bk_tensor y = make_tensor(f32, 4, shape, 0, &ybuf, 0, 0, &yspan);
+    double *exact = malloc((size_t)n * sizeof(double));
+    bk_ssd_desc d = desc_of(s, f32);
+    bk_ssd_fwd_plan pe, pt;
+    if (bkt_expect_status(bk_ssd_fwd_select(&d, gpu, BK_PREFER_FASTEST, &pe), BK_STATUS_SUCCESS, what) &&
+        bkt_expect_status(bk_ssd_fwd_select(&d, gpu, tf, &pt), BK_STATUS_SUCCESS, what) &&
+        bkt_expect_status(run_fwd_on(gpu, &pe, &in, y, yspan), BK_STATUS_SUCCESS, what)) {
+        bkt_gather(&y, exact);
+        bkt_poison(ybuf, f32, yspan);
+        if (bkt_expect_status(run_fwd_on(gpu, &pt, &in, y, yspan), BK_STATUS_SUCCESS, what)) {
+            double *got = malloc((size_t)n * sizeof(double));
+            bkt_gather(&y, got);
+            const double e = bkt_rel_err(got, exact, n);
+            bkt_check(e > 0.0 && e <= k_tf32_slack * bkt_tol_tf32(exact, n), what,
+                      "tf32 against exact f32: relative difference %.3e", e);
+            free(got);
+        }
+    }
+    free(exact);
+    bkt_free(ybuf);
+    free_inputs(&in);
+}
+
+/* ssd_fwd_select as bkt_ssd_select_fn (bkt_ssd_tf32_select). */
+static bk_status fwd_select_info(const bk_ssd_desc *d, bk_target t, bk_preference p, bk_plan_info *info,
+                                 size_t *ws)
+{
+    bk_ssd_fwd_plan plan;
+    bk_status st = bk_ssd_fwd_select(d, t, p, &plan);
+    if (st == BK_STATUS_SUCCESS) {
+        *info = plan.info;
+        *ws = bk_ssd_fwd_workspace_size(&plan);
+    }
+    return st;
+}
+
 /* The CUDA kernel on the device: every case of the CPU sweep (f32, f16, bf16; f64 is
  * CPU-only), larger shapes (many chunks, D = N = 256 with a partial last chunk, the bench
  * shape's D and N with L 512), the plan it reports, and a bit-identical rerun (inside
@@ -915,11 +1015,11 @@ static void test_cuda(void)
     const bool quick = bkt_quick();
     for (size_t t = 0; t < sizeof gdt / sizeof gdt[0]; t++)
         for (size_t c = 0; c < sizeof k_cases / sizeof k_cases[0]; c++) {
-            test_forward(gpu, gdt[t], k_cases[c], (c & 1) != 0, 0.1);
+            test_forward(gpu, BK_PREFER_FASTEST, gdt[t], k_cases[c], (c & 1) != 0, 0.1);
             if (quick)
                 continue;
-            test_forward(gpu, gdt[t], k_cases[c], (c & 1) == 0, 0.1);
-            test_forward(gpu, gdt[t], k_cases[c], (c & 1) != 0, 1.0);
+            test_forward(gpu, BK_PREFER_FASTEST, gdt[t], k_cases[c], (c & 1) == 0, 0.1);
+            test_forward(gpu, BK_PREFER_FASTEST, gdt[t], k_cases[c], (c & 1) != 0, 1.0);
         }
     static const ssd_case big[] = {
         {1, 1000, 2, 32, 48, 64}, /* 16 chunks, the last one partial */
@@ -930,10 +1030,10 @@ static void test_cuda(void)
     for (size_t c = 0; c < sizeof big / sizeof big[0]; c++) {
         if (quick && c != 0)
             continue;
-        test_forward(gpu, BK_DTYPE_F32, big[c], c == 1, 0.1);
-        test_forward(gpu, BK_DTYPE_BF16, big[c], false, 0.1);
+        test_forward(gpu, BK_PREFER_FASTEST, BK_DTYPE_F32, big[c], c == 1, 0.1);
+        test_forward(gpu, BK_PREFER_FASTEST, BK_DTYPE_BF16, big[c], false, 0.1);
         if (c == 0)
-            test_forward(gpu, BK_DTYPE_F16, big[c], true, 1.0);
+            test_forward(gpu, BK_PREFER_FASTEST, BK_DTYPE_F16, big[c], true, 1.0);
     }
     /* f16/bf16 with D, N multiples of 8 and 16-byte aligned rows take the vectorised kernels
      * (every contiguous case above with such D, N does too): strided views with strides that
@@ -941,14 +1041,15 @@ static void test_cuda(void)
      * 21 and 11 rows for the 16-bit states), and a y whose strides are not (the other path). */
     static const ssd_case vec[] = {{2, 130, 3, 32, 48, 64}, {1, 200, 2, 72, 24, 64}};
     for (size_t c = 0; c < sizeof vec / sizeof vec[0]; c++) {
-        test_forward_pad(gpu, BK_DTYPE_BF16, vec[c], 8, 8, 0.1);
+        test_forward_pad(gpu, BK_PREFER_FASTEST, BK_DTYPE_BF16, vec[c], 8, 8, 0.1);
         if (quick)
             continue;
-        test_forward_pad(gpu, BK_DTYPE_F16, vec[c], 8, 8, 1.0);
-        test_forward_pad(gpu, BK_DTYPE_BF16, vec[c], 8, 3, 0.1);
+        test_forward_pad(gpu, BK_PREFER_FASTEST, BK_DTYPE_F16, vec[c], 8, 8, 1.0);
+        test_forward_pad(gpu, BK_PREFER_FASTEST, BK_DTYPE_BF16, vec[c], 8, 3, 0.1);
     }
-    test_options(gpu, gdt, sizeof gdt / sizeof gdt[0]);
+    test_options(gpu, BK_PREFER_FASTEST, gdt, sizeof gdt / sizeof gdt[0]);
     test_varlen_bounds_cuda(gpu);
+    test_tf32_cuda(gpu, quick);
     const char *what = "ssd_fwd cuda plan info";
     bk_ssd_desc d = {.batch = 2, .seq_len = 33, .heads = 3, .head_dim = 16,
                      .state_dim = 16, .chunk_size = 16, .dtype = BK_DTYPE_BF16};
@@ -1006,14 +1107,15 @@ int main(void)
     bkt_init("test_ssd_fwd");
     for (size_t t = 0; t < sizeof k_dtypes / sizeof k_dtypes[0]; t++)
         for (size_t c = 0; c < sizeof k_cases / sizeof k_cases[0]; c++) {
-            test_forward(bk_target_cpu(), k_dtypes[t], k_cases[c], false, 0.1);
-            test_forward(bk_target_cpu(), k_dtypes[t], k_cases[c], true, 0.1);
-            test_forward(bk_target_cpu(), k_dtypes[t], k_cases[c], (c & 1) != 0, 1.0);
+            test_forward(bk_target_cpu(), BK_PREFER_FASTEST, k_dtypes[t], k_cases[c], false, 0.1);
+            test_forward(bk_target_cpu(), BK_PREFER_FASTEST, k_dtypes[t], k_cases[c], true, 0.1);
+            test_forward(bk_target_cpu(), BK_PREFER_FASTEST, k_dtypes[t], k_cases[c], (c & 1) != 0, 1.0);
         }
-    test_options(bk_target_cpu(), k_dtypes, sizeof k_dtypes / sizeof k_dtypes[0]);
+    test_options(bk_target_cpu(), BK_PREFER_FASTEST, k_dtypes, sizeof k_dtypes / sizeof k_dtypes[0]);
     test_options_chunk_invariance();
     test_option_bad_inputs();
     test_plan_info();
+    bkt_ssd_tf32_select("ssd_fwd", fwd_select_info);
     test_chunk_invariance();
     test_thread_count();
     test_bad_inputs();

@@ -165,11 +165,18 @@ bool bk_has_cuda(void);
 
 /* ------------------------------------------------------------ preferences -- */
 
-/* What select should favour when several kernels can run a problem. */
+/* What select should favour when several kernels can run a problem. No preference but
+ * BK_PREFER_ALLOW_TF32 selects a kernel whose precision.math is BK_MATH_TF32: f32 problems
+ * get f32 arithmetic unless the caller opts in (as torch's allow_tf32, off by default). */
 typedef enum bk_preference {
     BK_PREFER_FASTEST = 0,       /* the fastest kernel for the target */
     BK_PREFER_DETERMINISTIC = 1, /* only kernels whose output is bit-identical on rerun */
-    BK_PREFER_REFERENCE = 2      /* the simplest, most exact kernel (the reference path) */
+    BK_PREFER_REFERENCE = 2,     /* the simplest, most exact kernel (the reference path) */
+    BK_PREFER_ALLOW_TF32 = 3     /* as FASTEST, and f32 data may run on tensor cores in TF32
+                                    (operands rounded to 10-bit mantissas, f32 accumulate;
+                                    the plan's precision.math says BK_MATH_TF32). Ops and
+                                    targets without a TF32 kernel (today all but ssd_fwd and
+                                    ssd_bwd on CUDA) select as BK_PREFER_FASTEST */
 } bk_preference;
 
 /* ----------------------------------------------------- sku and precision -- */
@@ -212,7 +219,9 @@ typedef enum bk_backend {
 typedef enum bk_math_precision {
     BK_MATH_F64 = 0,
     BK_MATH_F32 = 1,
-    BK_MATH_TF32 = 2,
+    BK_MATH_TF32 = 2,           /* f32 data, tensor-core products of TF32 operands (f32 rounded
+                                   to a 10-bit mantissa), f32 accumulate; only with
+                                   BK_PREFER_ALLOW_TF32 */
     BK_MATH_F16_BF16_TENSOR = 3 /* 16-bit operands on tensor cores, f32 accumulate */
 } bk_math_precision;
 

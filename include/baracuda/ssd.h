@@ -73,7 +73,15 @@
  * C, the f32 states and the masked scores, and in the backward also dL/du (dy silu(z);
  * a sum of two 16-bit parts, about 16 bits, in the chunk products), the f32 state
  * gradients and the masked dy.x scores) and in f32 on CUDA cores for f32
- * (BK_MATH_F32). Sums, decays and the dA / ddt terms stay in f32 (f64 where noted). Both
+ * (BK_MATH_F32, the default for f32 under every preference but one). TF32 plan (opt-in:
+ * select with BK_PREFER_ALLOW_TF32; f32 data only, plan precision {BK_MATH_TF32, f32
+ * accumulate, deterministic, bit-stable}, the exact plan's workspace): the f16/bf16
+ * tensor-core kernels run f32 with TF32 operands (mma.sync m16n8k8, operands rounded to
+ * 10-bit mantissas by cvt.rna): rounded are the inputs x, B, C (and dy in the backward), the
+ * decay-weighted B and C, the f32 states and the masked scores, and in the backward dL/du
+ * (once), the state gradients and the masked dy.x scores; inputs and outputs stay f32
+ * (relative errors about 1e-3, as mamba_ssm's f32, which Triton computes in TF32). Sums,
+ * decays and the dA / ddt terms stay in f32 (f64 where noted). All three
  * are deterministic (no atomics; dA, dskip and ddt_bias are reduced in a fixed order in
  * f64, the group sums of dB and dC head by head). Options on CUDA: the forward runs every
  * option (the skip and the gate in f32 before the one rounding of y; initial, final and
@@ -180,7 +188,10 @@ typedef struct bk_ssd_fwd_plan {
 } bk_ssd_fwd_plan;
 
 /* Validates `desc` and picks a kernel for `target`. The CPU kernel is the f64 reference:
- * deterministic and bit-stable whatever the thread count.
+ * deterministic and bit-stable whatever the thread count. On CUDA, f32 gets the exact f32
+ * kernel unless `preference` is BK_PREFER_ALLOW_TF32, which selects the TF32 plan (top of
+ * the file; plan->info.precision.math == BK_MATH_TF32); for f16/bf16 and on the CPU that
+ * preference selects as BK_PREFER_FASTEST.
  * Errors: INVALID_PROBLEM (NULL desc or plan, negative extent, chunk_size < 1, ngroups < 0
  * or not dividing heads, skip not a bk_ssd_skip, a NaN dt limit or dt_min > dt_max,
  * n_varlen_seqs < 0 or > 0 with batch != 1, bad target or preference); UNSUPPORTED (dtype
@@ -265,7 +276,8 @@ typedef struct bk_ssd_bwd_plan {
 /* As bk_ssd_fwd_select (same descriptor, same errors, same 256 limits), and UNSUPPORTED
  * for n_varlen_seqs > 0 (every other option runs on both targets). Every kernel of this
  * op is deterministic: dA (and dskip, ddt_bias, the group sums of dB and dC) are reduced
- * in a fixed order without atomics, so BK_PREFER_DETERMINISTIC changes nothing. */
+ * in a fixed order without atomics, so BK_PREFER_DETERMINISTIC changes nothing (and
+ * BK_PREFER_ALLOW_TF32 picks the TF32 plan for f32 on CUDA, as in the forward). */
 bk_status bk_ssd_bwd_select(const bk_ssd_desc *desc, bk_target target, bk_preference preference,
                             bk_ssd_bwd_plan *plan);
 

@@ -13,7 +13,7 @@ from . import _capi, _tensor
 from .errors import InvalidProblem, check
 
 lib = _capi.lib
-_PREFERENCES = {"fastest": 0, "deterministic": 1, "reference": 2}
+_PREFERENCES = {"fastest": 0, "deterministic": 1, "reference": 2, "allow_tf32": 3}
 _MATH = {0: "f64", 1: "f32", 2: "tf32", 3: "f16_bf16_tensor"}
 
 Precision = collections.namedtuple("Precision", "math accumulator deterministic bit_stable")
@@ -111,7 +111,9 @@ class Op:
         arguments are the descriptor's fields (nested ones such as paged_kv's by their own
         names; `dtype` as a name, torch or numpy dtype), `device` the target ("cpu",
         "cuda:N", or a target from target_cuda_cc), `preference` one of "fastest",
-        "deterministic", "reference". Returns a Plan (cached: the same problem gives the
+        "deterministic", "reference", "allow_tf32" (BK_PREFER_ALLOW_TF32: as "fastest", and
+        f32 may run on tensor cores in TF32 where an op has such a kernel, today ssd_fwd and
+        ssd_bwd on CUDA; the plan's precision.math then says "tf32"). Returns a Plan (cached: the same problem gives the
         same Plan object). Raises InvalidProblem / Unsupported / NoDevice."""
         full = dict(self.defaults)
         full.update(desc)

@@ -68,6 +68,24 @@ def test_plan_for_a_gpu_without_one():
     assert plan.precision.math == "f16_bf16_tensor"
 
 
+def test_tf32_is_opt_in():
+    # ssd_fwd / ssd_bwd in f32: the exact plan by default, the TF32 one under "allow_tf32"
+    desc = dict(batch=2, seq_len=130, heads=4, head_dim=64, state_dim=128, chunk_size=64, dtype="f32")
+    assert baracuda.ssd_fwd.plan(**desc).precision.math == "f64"  # the CPU ignores it
+    assert baracuda.ssd_fwd.plan(preference="allow_tf32", **desc).precision.math == "f64"
+    if not baracuda.has_cuda():
+        pytest.skip("built without CUDA")
+    gpu = baracuda.target_cuda_cc(9, 0)
+    for op in (baracuda.ssd_fwd, baracuda.ssd_bwd):
+        for pref in ("fastest", "deterministic", "reference"):
+            assert op.plan(device=gpu, preference=pref, **desc).precision.math == "f32"
+        plan = op.plan(device=gpu, preference="allow_tf32", **desc)
+        assert plan.precision.math == "tf32" and plan.precision.accumulator == "f32"
+        assert plan.precision.deterministic and plan.sku.endswith("/f32/sm80/bespoke")
+        bf16 = dict(desc, dtype="bf16")
+        assert op.plan(device=gpu, preference="allow_tf32", **bf16).precision.math == "f16_bf16_tensor"
+
+
 def test_gpu_present_when_required():
     if REQUIRE_GPU:
         assert CUDA, "BK_REQUIRE_GPU=1 but torch.cuda.is_available() / baracuda.has_cuda() is false"

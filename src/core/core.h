@@ -172,8 +172,9 @@ typedef struct bk_kernel_entry {
 
 /* The one selection routine: walks `table` and fills `info` with the first entry that
  * matches the target (kind and compute capability), the dtype, the preference
- * (DETERMINISTIC keeps only deterministic kernels; REFERENCE takes the last match) and
- * whose `rejects` accepts `desc`. UNSUPPORTED with a sentence when none does. */
+ * (DETERMINISTIC keeps only deterministic kernels; REFERENCE takes the last match; a
+ * BK_MATH_TF32 kernel only under ALLOW_TF32, so a table lists its exact f32 kernel after it)
+ * and whose `rejects` accepts `desc`. UNSUPPORTED with a sentence when none does. */
 bk_status bk_select_kernel(const char *op, bk_category category, bk_op op_id,
                            const bk_kernel_entry *table, int32_t count, const void *desc,
                            bk_dtype dtype, bk_target target, bk_preference preference,

@@ -65,7 +65,7 @@ bk_status bk_check_target(const char *op, bk_target target, bk_preference prefer
                        "%s: CUDA target has device %d and compute capability %d.%d, expected a device >= 0 "
                        "and a capability (use bk_target_cuda)",
                        op, (int)target.device, (int)target.cc_major, (int)target.cc_minor);
-    if ((unsigned)preference > (unsigned)BK_PREFER_REFERENCE)
+    if ((unsigned)preference > (unsigned)BK_PREFER_ALLOW_TF32)
         return bk_fail(BK_STATUS_INVALID_PROBLEM, "%s: preference is %d, not a bk_preference", op, (int)preference);
     return BK_STATUS_SUCCESS;
 }
@@ -100,6 +100,8 @@ bk_status bk_select_kernel(const char *op, bk_category category, bk_op op_id,
             reason = "no deterministic kernel";
             continue;
         }
+        if (e->precision.math == BK_MATH_TF32 && preference != BK_PREFER_ALLOW_TF32)
+            continue; /* TF32 only by opt-in; the exact kernel follows it in the table */
         const char *why = e->rejects ? e->rejects(desc) : NULL;
         if (why) {
             reason = why;

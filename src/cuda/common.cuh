@@ -46,11 +46,26 @@ static __device__ __forceinline__ double bk_log(double x) { return log(x); }
 static __device__ __forceinline__ float bk_tanh(float x) { return tanhf(x); }
 static __device__ __forceinline__ double bk_tanh(double x) { return tanh(x); }
 
-/* Tensor cores for the 16-bit types (sm_80+): pack two floats into one register of T2,
- * and D += A * B with mma.sync.m16n8k16.row.col (f32 accumulate; A 4 registers, B 2).
+/* Tensor cores (sm_80+), one m16 x n8 x k16 step D += A * B (f32 accumulate) on operands of
+ * type T. A fragment register `pair` holds two operand values at consecutive k (A: 4 pairs,
+ * rows g, g+8 x k 2c.., 2c+8..; B: 2 pairs, k 2c.., 2c+8.. x column g; g = lane / 4,
+ * c = lane % 4; D: rows g (0, 1) and g+8 (2, 3), columns 2c, 2c+1).
+ *   pack(lo, hi)  a pair from two floats, rounded to the operand format;
+ *   lds(p)        a pair from two consecutive T in shared memory, rounded likewise;
+ *   st2(p, lo, hi) two consecutive T stored (rounded to T, the storage format; one store);
+ *   mma(c, a, b)  the step.
+ * f16, bf16: pair = two 16-bit values in one register, mma.sync.m16n8k16.
+ * f32 (the TF32 plans): pair = two tf32 registers (cvt.rna.tf32.f32); the step is two
+ * mma.sync.m16n8k8.tf32 over the pairs' first and second values: with physical k index p
+ * of m16n8k8 (A a0 (g, c), a1 (g+8, c), a2 (g, c+4), a3 (g+8, c+4); B b0 (c, g), b1
+ * (c+4, g)) standing for logical k 2p (first) and 2p+1 (second), every lane holds the same
+ * (row, k) elements as in the 16-bit layout, so the kernels' fragment code is shared.
  * The mma asm is not volatile: it has no side effect, so the compiler may schedule it. */
 template <typename T> struct bk_mma16;
 template <> struct bk_mma16<__half> {
+    typedef uint32_t pair;
+    static __device__ __forceinline__ pair lds(const __half *p) { return *(const uint32_t *)p; }
+    static __device__ __forceinline__ void st2(__half *p, float lo, float hi) { *(uint32_t *)p = pack(lo, hi); }
     static __device__ __forceinline__ uint32_t pack(float lo, float hi)
     {
         __half2 h = __floats2half2_rn(lo, hi);
@@ -69,6 +84,12 @@ template <> struct bk_mma16<__half> {
     }
 };
 template <> struct bk_mma16<__nv_bfloat16> {
+    typedef uint32_t pair;
+    static __device__ __forceinline__ pair lds(const __nv_bfloat16 *p) { return *(const uint32_t *)p; }
+    static __device__ __forceinline__ void st2(__nv_bfloat16 *p, float lo, float hi)
+    {
+        *(uint32_t *)p = pack(lo, hi);
+    }
     static __device__ __forceinline__ uint32_t pack(float lo, float hi)
     {
         __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
@@ -87,10 +108,41 @@ template <> struct bk_mma16<__nv_bfloat16> {
     }
 };
 
+/* f32 rounded to tf32 (round to nearest, ties away: cvt.rna), as its 32-bit register. */
+static __device__ __forceinline__ uint32_t bk_tf32(float x)
+{
+    uint32_t r;
+    asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
+    return r;
+}
+template <> struct bk_mma16<float> {
+    typedef uint2 pair;
+    static __device__ __forceinline__ pair pack(float lo, float hi) { return make_uint2(bk_tf32(lo), bk_tf32(hi)); }
+    static __device__ __forceinline__ pair lds(const float *p)
+    {
+        const float2 v = *(const float2 *)p;
+        return pack(v.x, v.y);
+    }
+    static __device__ __forceinline__ void st2(float *p, float lo, float hi) { *(float2 *)p = make_float2(lo, hi); }
+    static __device__ __forceinline__ void mma(float *c, const pair *a, pair b0, pair b1)
+    {
+        asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+            "{%0,%1,%2,%3};\n"
+            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+            : "r"(a[0].x), "r"(a[1].x), "r"(a[2].x), "r"(a[3].x), "r"(b0.x), "r"(b1.x));
+        asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+            "{%0,%1,%2,%3};\n"
+            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+            : "r"(a[0].y), "r"(a[1].y), "r"(a[2].y), "r"(a[3].y), "r"(b0.y), "r"(b1.y));
+    }
+    static __device__ __forceinline__ void mma(float *c, const pair *a, const pair *b) { mma(c, a, b[0], b[1]); }
+};
+
 /* The m16 x k16 A fragment made of two m16n8 accumulator tiles (c0: columns 0-7, c1: 8-15),
  * rounded to T: a product's result becomes the next product's left operand. */
 template <typename T>
-static __device__ __forceinline__ void bk_pack_a(uint32_t (&a)[4], const float (&c0)[4], const float (&c1)[4])
+static __device__ __forceinline__ void bk_pack_a(typename bk_mma16<T>::pair (&a)[4], const float (&c0)[4],
+                                                 const float (&c1)[4])
 {
     a[0] = bk_mma16<T>::pack(c0[0], c0[1]);
     a[1] = bk_mma16<T>::pack(c0[2], c0[3]);

@@ -14,7 +14,8 @@
  *   3. chunk_scan (b, h, chunk, 64 columns of D): y_t = exp(cum_t) S_in C_t + sum_{s<=t}
  *   (C_t.B_s) exp(cum_t-cum_s) dt_s x_s, then skip, gate, one rounding; varlen states last.
  *   f16/bf16 run the products by mma.sync m16n8k16 (_tc kernels: 16-bit operands, f32
- *   accumulate); for 16-byte-aligned views with D, N multiples of 8 and no states, the
+ *   accumulate), f32 in the TF32 plans too (the same _tc kernels instantiated for float);
+ *   for 16-byte-aligned 16-bit views with D, N multiples of 8 and no states, the
  *   vectorised _v kernels (cp.async, ldmatrix; bit-identical), chunk_state_pass_v fusing
  *   1 and 2 from 128 (b, h, tile) blocks. H100 B4 L4096 H32 D64 N128 bf16: 0.561 ms.
  * Backward: the entering states (chunk_state + state_pass); with z, chunk_scan MODE 1
@@ -28,13 +29,25 @@
  *   to T: the f32 states and state gradients, the masked weights; dL/du as hi + lo;
  *   each operand tile loaded once per chunk where D, N <= 64, 16-byte cp.async when aligned).
  *   No atomics anywhere: every output is bit-identical from run to run.
+ * TF32 (the f32 plans of BK_PREFER_ALLOW_TF32): T = float in chunk_state_tc, chunk_scan_tc
+ *   and chunk_bwd_tc; bk_mma16<float> (common.cuh) makes a k16 step two mma.sync m16n8k8
+ *   .tf32 whose lanes hold the same (row, k) elements as the 16-bit fragments, so the
+ *   kernels' fragment code is shared; shared tiles hold f32 (pitch kPad floats), rounded to
+ *   tf32 (cvt.rna) as fragments are built; transposed fragments element by element (no
+ *   32-bit ldmatrix.trans); dL/du in one tile (no hi + lo: the other operands are tf32
+ *   too). Not for TF32: the _v kernels (ldmatrix.trans is 16-bit only, and their 16-bit
+ *   entering states live inside the f32 state buffer, which f32 states would fill), so the
+ *   TF32 forward is chunk_state_tc + state_pass + chunk_scan_tc (72 KB of tiles, 3 blocks
+ *   per SM) and its backward's chunk_bwd_tc holds 144 KB of tiles (one block per SM).
  * Workspace (ssd_layout): states [BH][K][D][N] f32 + dec [BH][K]; the backward adds dstates,
  * the parts [BH][K] (and [BH][K][D]) f64, per-head dB, dC [B][L][H][N] f32 when P > 1.
  * ssd_step: a block of 128 threads per (request, head): ssd_step_vec_kernel for 16-byte
  * rows (N a power-of-two multiple of 16 bytes, at most 32 chunks), else ssd_step_kernel;
  * f32 update, fixed shuffle order; a request outside the pool is counted and skipped.
  * Not yet (speed): vector loads in the generic kernels and the backward's chunk_state /
- * chunk_scan, a fused backward state pass (as chunk_state_pass_v), 8 warps in chunk_bwd_tc.
+ * chunk_scan, a fused backward state pass (as chunk_state_pass_v), 8 warps in chunk_bwd_tc;
+ * for TF32 a vectorised forward (cp.async, fused state pass with f32 states) and smaller
+ * chunk_bwd_tc tiles (two blocks per SM).
  */
 #include "common.cuh"
 #include "cuda/ssd_cuda.h"
@@ -460,9 +473,14 @@ __global__ void varlen_states_kernel(const T *x, bk_view4 sx, const T *dt, bk_vi
  * g = lane / 4, c = lane % 4; D: rows g (0, 1) and g+8 (2, 3), columns 2c, 2c+1. */
 
 
-template <typename T> __device__ __forceinline__ uint32_t lds32(const T *p)
+/* The operand side of a tensor-core kernel of element type T: f16/bf16 run 16-bit operands,
+ * f32 (only in the TF32 plans) tf32 ones (bk_mma16 in common.cuh). Shared-memory tiles hold
+ * T (f32 tiles unrounded: bk_mma16<float>::lds rounds to tf32 as it builds a fragment). */
+template <typename T> using frag_t = typename bk_mma16<T>::pair;
+template <typename T> constexpr bool kHasTc = sizeof(T) <= 4; /* f16, bf16, f32 (TF32) */
+template <typename T> __device__ __forceinline__ frag_t<T> lds2(const T *p)
 {
-    return *(const uint32_t *)p;
+    return bk_mma16<T>::lds(p);
 }
 
 const int kTcThreads = 128; /* 4 warps, 16 rows of a 64-row tile each */
@@ -508,10 +526,10 @@ __global__ void __launch_bounds__(kTcThreads)
         float acc[8][4] = {};
         const int r0 = warp * 16 + g;
         for (int kb = 0; kb < TQ; kb += 16) {
-            uint32_t af[4] = {lds32(&Xt[r0][kb + 2 * cq]), lds32(&Xt[r0 + 8][kb + 2 * cq]),
-                              lds32(&Xt[r0][kb + 2 * cq + 8]), lds32(&Xt[r0 + 8][kb + 2 * cq + 8])};
+            frag_t<T> af[4] = {lds2(&Xt[r0][kb + 2 * cq]), lds2(&Xt[r0 + 8][kb + 2 * cq]),
+                              lds2(&Xt[r0][kb + 2 * cq + 8]), lds2(&Xt[r0 + 8][kb + 2 * cq + 8])};
             for (int nt = 0; nt < 8; nt++) {
-                uint32_t bf[2] = {lds32(&Bt[nt * 8 + g][kb + 2 * cq]), lds32(&Bt[nt * 8 + g][kb + 2 * cq + 8])};
+                frag_t<T> bf[2] = {lds2(&Bt[nt * 8 + g][kb + 2 * cq]), lds2(&Bt[nt * 8 + g][kb + 2 * cq + 8])};
                 bk_mma16<T>::mma(acc[nt], af, bf);
             }
         }
@@ -527,10 +545,16 @@ __global__ void __launch_bounds__(kTcThreads)
 }
 
 /* chunk_scan on tensor cores, block (b, h, chunk, 64 columns of D): CB = C B^T and
- * Y = C S^T over N in steps of 64 (C, B, S rounded to T in shared memory), then
- * M = CB * exp(cum_t - cum_s) dt_s (s <= t) rounded to T straight from the accumulators,
- * u = exp(cum_t) Y + M x. MODE 0: y = finish_y(u); MODE 1 (backward, gate): y <- dz as
- * chunk_scan_kernel's MODE 1. */
+ * Y = C S^T over N in steps of 64 (C, B, S rounded to the operand type in shared memory),
+ * then M = CB * exp(cum_t - cum_s) dt_s (s <= t) rounded likewise straight from the
+ * accumulators, u = exp(cum_t) Y + M x. MODE 0: y = finish_y(u); MODE 1 (backward, gate):
+ * y <- dz as chunk_scan_kernel's MODE 1. Dynamic shared memory: scan_tc_smem(sizeof(T))
+ * (four 64 x 64 tiles of T: 36 KB for 16-bit T, 72 KB for f32). */
+size_t scan_tc_smem(size_t elem_bytes)
+{
+    return 4 * TQ * kPad * elem_bytes;
+}
+
 template <typename T, int MODE>
 __global__ void __launch_bounds__(kTcThreads)
     chunk_scan_tc_kernel(const T *x, bk_view4 sx, const T *dt, bk_view4 sdt, const T *a, long long sa, const T *bm,
@@ -540,7 +564,9 @@ __global__ void __launch_bounds__(kTcThreads)
 {
     __shared__ float s_dt[TQ], s_cum[TQ];
     __shared__ int s_seg[TQ];
-    __shared__ __align__(16) T Cs[TQ][kPad], Bs[TQ][kPad], Ss[TQ][kPad], Xt[TQ][kPad];
+    extern __shared__ __align__(16) unsigned char scan_tc_smem_buf[];
+    typedef T row_t[kPad];
+    row_t *Cs = (row_t *)scan_tc_smem_buf, *Bs = Cs + TQ, *Ss = Bs + TQ, *Xt = Ss + TQ;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, cq = lane % 4;
     const long long tiles = (D + TQ - 1) / TQ;
     const T zero = elem<T>::store(0.f);
@@ -567,12 +593,12 @@ __global__ void __launch_bounds__(kTcThreads)
             }
             __syncthreads();
             for (int kb = 0; kb < TQ; kb += 16) {
-                uint32_t af[4] = {lds32(&Cs[r0][kb + 2 * cq]), lds32(&Cs[r0 + 8][kb + 2 * cq]),
-                                  lds32(&Cs[r0][kb + 2 * cq + 8]), lds32(&Cs[r0 + 8][kb + 2 * cq + 8])};
+                frag_t<T> af[4] = {lds2(&Cs[r0][kb + 2 * cq]), lds2(&Cs[r0 + 8][kb + 2 * cq]),
+                                  lds2(&Cs[r0][kb + 2 * cq + 8]), lds2(&Cs[r0 + 8][kb + 2 * cq + 8])};
                 for (int nt = 0; nt < 8; nt++) {
-                    uint32_t bf[2] = {lds32(&Bs[nt * 8 + g][kb + 2 * cq]), lds32(&Bs[nt * 8 + g][kb + 2 * cq + 8])};
+                    frag_t<T> bf[2] = {lds2(&Bs[nt * 8 + g][kb + 2 * cq]), lds2(&Bs[nt * 8 + g][kb + 2 * cq + 8])};
                     bk_mma16<T>::mma(cb[nt], af, bf);
-                    uint32_t sf[2] = {lds32(&Ss[nt * 8 + g][kb + 2 * cq]), lds32(&Ss[nt * 8 + g][kb + 2 * cq + 8])};
+                    frag_t<T> sf[2] = {lds2(&Ss[nt * 8 + g][kb + 2 * cq]), lds2(&Ss[nt * 8 + g][kb + 2 * cq + 8])};
                     bk_mma16<T>::mma(yy[nt], af, sf);
                 }
             }
@@ -600,10 +626,10 @@ __global__ void __launch_bounds__(kTcThreads)
                                    ? cb[2 * kb + hf][r] * expf(s_cum[t] - s_cum[s]) * s_dt[s]
                                    : 0.f;
                 }
-            uint32_t af[4] = {bk_mma16<T>::pack(m[0][0], m[0][1]), bk_mma16<T>::pack(m[0][2], m[0][3]), bk_mma16<T>::pack(m[1][0], m[1][1]),
+            frag_t<T> af[4] = {bk_mma16<T>::pack(m[0][0], m[0][1]), bk_mma16<T>::pack(m[0][2], m[0][3]), bk_mma16<T>::pack(m[1][0], m[1][1]),
                               bk_mma16<T>::pack(m[1][2], m[1][3])};
             for (int nt = 0; nt < 8; nt++) {
-                uint32_t bf[2] = {lds32(&Xt[nt * 8 + g][kb * 16 + 2 * cq]), lds32(&Xt[nt * 8 + g][kb * 16 + 2 * cq + 8])};
+                frag_t<T> bf[2] = {lds2(&Xt[nt * 8 + g][kb * 16 + 2 * cq]), lds2(&Xt[nt * 8 + g][kb * 16 + 2 * cq + 8])};
                 bk_mma16<T>::mma(yy[nt], af, bf);
             }
         }
@@ -949,13 +975,13 @@ __global__ void __launch_bounds__(kTcThreads)
         float cb[8][4] = {}, yy[8][4] = {};
         for (int kb = 0; kb < n64; kb += 16) {
             const T *c0 = Cs + r0 * np + kb + 2 * cq, *c1 = c0 + 8 * np;
-            uint32_t af[4] = {lds32(c0), lds32(c1), lds32(c0 + 8), lds32(c1 + 8)};
+            frag_t<T> af[4] = {lds2(c0), lds2(c1), lds2(c0 + 8), lds2(c1 + 8)};
 #pragma unroll
             for (int nt = 0; nt < 8; nt++) {
                 const T *bp = Bs + (nt * 8 + g) * np + kb + 2 * cq, *sp = Ss + (nt * 8 + g) * np + kb + 2 * cq;
-                uint32_t bf[2] = {lds32(bp), lds32(bp + 8)};
+                frag_t<T> bf[2] = {lds2(bp), lds2(bp + 8)};
                 bk_mma16<T>::mma(cb[nt], af, bf);
-                uint32_t sf[2] = {lds32(sp), lds32(sp + 8)};
+                frag_t<T> sf[2] = {lds2(sp), lds2(sp + 8)};
                 bk_mma16<T>::mma(yy[nt], af, sf);
             }
         }
@@ -983,7 +1009,7 @@ __global__ void __launch_bounds__(kTcThreads)
                                    ? cb[2 * kb + hf][r] * expf(s_cum[t] - s_cum[s]) * s_dt[s]
                                    : 0.f;
                 }
-            uint32_t af[4] = {bk_mma16<T>::pack(m[0][0], m[0][1]), bk_mma16<T>::pack(m[0][2], m[0][3]), bk_mma16<T>::pack(m[1][0], m[1][1]),
+            frag_t<T> af[4] = {bk_mma16<T>::pack(m[0][0], m[0][1]), bk_mma16<T>::pack(m[0][2], m[0][3]), bk_mma16<T>::pack(m[1][0], m[1][1]),
                               bk_mma16<T>::pack(m[1][2], m[1][3])};
 #pragma unroll
             for (int nt = 0; nt < 8; nt += 2) {
@@ -1473,34 +1499,51 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 /* Fragments of 64 x 64 tiles of T in shared memory (row pitch kPad) for bk_mma16: A (rows
- * rb..rb+15, k from kb) of a tile stored [m][k] (frag_a) or [k][m] (frag_a_t, ldmatrix.trans);
- * B of n-tiles nt and nt + 1 (b[0..1], b[2..3]; k from kb) of a tile stored [n][k] (frag_b)
- * or [k][n] (frag_b_t, ldmatrix.trans). */
-template <typename T> __device__ __forceinline__ void frag_a(uint32_t *af, const T (*X)[kPad], int rb, int kb)
+ * rb..rb+15, k from kb) of a tile stored [m][k] (frag_a) or [k][m] (frag_a_t, ldmatrix.trans
+ * for 16-bit T); B of n-tiles nt and nt + 1 (b[0..1], b[2..3]; k from kb) of a tile stored
+ * [n][k] (frag_b) or [k][n] (frag_b_t, ldmatrix.trans for 16-bit T). f32 tiles: 8-byte pair
+ * loads [m][k] (conflict-free at pitch 72 per half warp), element loads [k][m] (2-way). */
+template <typename T> __device__ __forceinline__ void frag_a(frag_t<T> *af, const T (*X)[kPad], int rb, int kb)
 {
     const int lane = threadIdx.x % 32, r = rb + lane / 4, k = kb + 2 * (lane % 4);
-    af[0] = lds32(&X[r][k]);
-    af[1] = lds32(&X[r + 8][k]);
-    af[2] = lds32(&X[r][k + 8]);
-    af[3] = lds32(&X[r + 8][k + 8]);
+    af[0] = lds2(&X[r][k]);
+    af[1] = lds2(&X[r + 8][k]);
+    af[2] = lds2(&X[r][k + 8]);
+    af[3] = lds2(&X[r + 8][k + 8]);
 }
-template <typename T> __device__ __forceinline__ void frag_a_t(uint32_t *af, const T (*X)[kPad], int rb, int kb)
+template <typename T> __device__ __forceinline__ void frag_a_t(frag_t<T> *af, const T (*X)[kPad], int rb, int kb)
 {
     const int lane = threadIdx.x % 32;
-    bk_ldsm_x4_trans(af, bk_smem_addr(&X[kb + (lane & 7) + ((lane >> 4) & 1) * 8][rb + ((lane >> 3) & 1) * 8]));
+    if constexpr (sizeof(T) == 2) {
+        bk_ldsm_x4_trans(af, bk_smem_addr(&X[kb + (lane & 7) + ((lane >> 4) & 1) * 8][rb + ((lane >> 3) & 1) * 8]));
+    } else { /* no ldmatrix for 32-bit transposes: the pairs element by element */
+        const int m = rb + lane / 4, k = kb + 2 * (lane % 4);
+        af[0] = bk_mma16<T>::pack(X[k][m], X[k + 1][m]);
+        af[1] = bk_mma16<T>::pack(X[k][m + 8], X[k + 1][m + 8]);
+        af[2] = bk_mma16<T>::pack(X[k + 8][m], X[k + 9][m]);
+        af[3] = bk_mma16<T>::pack(X[k + 8][m + 8], X[k + 9][m + 8]);
+    }
 }
-template <typename T> __device__ __forceinline__ void frag_b(uint32_t *bf, const T (*Y)[kPad], int nt, int kb)
+template <typename T> __device__ __forceinline__ void frag_b(frag_t<T> *bf, const T (*Y)[kPad], int nt, int kb)
 {
     const int lane = threadIdx.x % 32, n = nt * 8 + lane / 4, k = kb + 2 * (lane % 4);
-    bf[0] = lds32(&Y[n][k]);
-    bf[1] = lds32(&Y[n][k + 8]);
-    bf[2] = lds32(&Y[n + 8][k]);
-    bf[3] = lds32(&Y[n + 8][k + 8]);
+    bf[0] = lds2(&Y[n][k]);
+    bf[1] = lds2(&Y[n][k + 8]);
+    bf[2] = lds2(&Y[n + 8][k]);
+    bf[3] = lds2(&Y[n + 8][k + 8]);
 }
-template <typename T> __device__ __forceinline__ void frag_b_t(uint32_t *bf, const T (*Y)[kPad], int nt, int kb)
+template <typename T> __device__ __forceinline__ void frag_b_t(frag_t<T> *bf, const T (*Y)[kPad], int nt, int kb)
 {
     const int lane = threadIdx.x % 32;
-    bk_ldsm_x4_trans(bf, bk_smem_addr(&Y[kb + (lane & 15)][(nt + (lane >> 4)) * 8]));
+    if constexpr (sizeof(T) == 2) {
+        bk_ldsm_x4_trans(bf, bk_smem_addr(&Y[kb + (lane & 15)][(nt + (lane >> 4)) * 8]));
+    } else {
+        const int n = nt * 8 + lane / 4, k = kb + 2 * (lane % 4);
+        bf[0] = bk_mma16<T>::pack(Y[k][n], Y[k + 1][n]);
+        bf[1] = bk_mma16<T>::pack(Y[k + 8][n], Y[k + 9][n]);
+        bf[2] = bk_mma16<T>::pack(Y[k][n + 8], Y[k + 1][n + 8]);
+        bf[3] = bk_mma16<T>::pack(Y[k + 8][n + 8], Y[k + 9][n + 8]);
+    }
 }
 
 /* One warp: acc[16 rows from rb][64 columns] += X Y over k in [kb0, kb1) (multiples of 16);
@@ -1511,14 +1554,14 @@ __device__ __forceinline__ void warp_mma(float (&acc)[8][4], const T (*X)[kPad],
 {
 #pragma unroll 1
     for (int kb = kb0; kb < kb1; kb += 16) {
-        uint32_t af[4];
+        frag_t<T> af[4];
         if (XT)
             frag_a_t(af, X, rb, kb);
         else
             frag_a(af, X, rb, kb);
 #pragma unroll
         for (int nt = 0; nt < 8; nt += 2) {
-            uint32_t bf[4];
+            frag_t<T> bf[4];
             if (YT)
                 frag_b_t(bf, Y, nt, kb);
             else
@@ -1556,22 +1599,40 @@ __device__ __forceinline__ float row_dot(const float (&acc)[8][4], int hf, const
 }
 
 /* Dynamic shared memory of chunk_bwd_tc_kernel: eight 64 x 64 tiles of T (Wg, Wx, x, dU hi,
- * dU lo, C, B, F), 72 KB; with 2.5 KB static, three blocks fit an SM's 228 KB. Registers
- * bounded for 3 blocks per SM on the plain problem (168, no spills), 2 with options (~230;
- * at 168 ptxas spills). */
+ * dU lo, C, B, F), 72 KB for 16-bit T; with 2.5 KB static, three blocks fit an SM's 228 KB.
+ * Registers bounded for 3 blocks per SM on the plain problem (168, no spills), 2 with
+ * options (~230; at 168 ptxas spills). f32 (TF32): 144 KB, one block per SM, registers
+ * unbounded (bwd_tc_min_blocks). */
 const int kBwdTcTiles = 8;
-const size_t kBwdTcSmem = (size_t)kBwdTcTiles * TQ * kPad * 2;
+size_t bwd_tc_smem_size(size_t elem_bytes)
+{
+    return (size_t)kBwdTcTiles * TQ * kPad * elem_bytes;
+}
+#ifndef BK_GROUPS_MINB
+#define BK_GROUPS_MINB 3
+#endif
+template <typename T, int OPTS>
+constexpr int bwd_tc_min_blocks = sizeof(T) == 4 ? 1 : OPTS == kBwdAll ? 2 : OPTS == kBwdGroups ? BK_GROUPS_MINB : 3;
 
-/* tile[r][j] = src[r * rs + j] (16-bit; 64 rows from src, 64 columns), zero where r >= q or
- * j >= w. vec: 16-byte cp.async pieces (src and rs*2 multiples of 16, w a multiple of 8; the
- * caller waits before its barrier), else element by element. */
+/* dL/du as hi + lo (two roundings, about 16 bits) for 16-bit operands; TF32 takes dL/du in
+ * f32 in the hi tile (lo zero, its products skipped), rounded once as the other operands. */
+template <typename T> constexpr bool kDuLo = sizeof(T) == 2;
+
+/* Elements of T in one 16-byte piece; pieces in a 64-element tile row: 1 << kRowShift. */
+template <typename T> constexpr int kPer16 = 16 / (int)sizeof(T);
+template <typename T> constexpr int kRowShift = sizeof(T) == 2 ? 3 : 4;
+template <typename T> constexpr int kRowPieces = 1 << kRowShift<T>;
+
+/* tile[r][j] = src[r * rs + j] (64 rows from src, 64 columns), zero where r >= q or j >= w.
+ * vec: 16-byte cp.async pieces (src and rs * sizeof(T) multiples of 16, w a multiple of 8;
+ * the caller waits before its barrier), else element by element. */
 template <typename T>
 __device__ __forceinline__ void load_tile(T (*tile)[kPad], const T *src, long long rs, int q, long long w, bool vec)
 {
     if (vec) {
 #pragma unroll
-        for (int it = 0; it < TQ * 8 / kTcThreads; it++) {
-            const int i = threadIdx.x + it * kTcThreads, r = i >> 3, j = (i & 7) * 8;
+        for (int it = 0; it < TQ * kRowPieces<T> / kTcThreads; it++) {
+            const int i = threadIdx.x + it * kTcThreads, r = i >> kRowShift<T>, j = (i & (kRowPieces<T> - 1)) * kPer16<T>;
             if (r < q && j < w)
                 bk_cp_async16(bk_smem_addr(&tile[r][j]), src + r * rs + j, 16);
             else
@@ -1593,7 +1654,7 @@ __device__ __forceinline__ void load_tile(T (*tile)[kPad], const T *src, long lo
 template <typename T> __device__ __forceinline__ void du_pair(float v, T &h, T &l)
 {
     h = elem<T>::store(v);
-    l = elem<T>::store(v - elem<T>::load(h));
+    l = elem<T>::store(kDuLo<T> ? v - elem<T>::load(h) : 0.f);
 }
 template <typename T>
 __device__ __forceinline__ void load_du(T (*hi)[kPad], T (*lo)[kPad], const T *dy, long long rdy, const T *z,
@@ -1601,8 +1662,8 @@ __device__ __forceinline__ void load_du(T (*hi)[kPad], T (*lo)[kPad], const T *d
 {
     if (vec) {
 #pragma unroll
-        for (int it = 0; it < TQ * 8 / kTcThreads; it++) {
-            const int i = threadIdx.x + it * kTcThreads, r = i >> 3, j = (i & 7) * 8;
+        for (int it = 0; it < TQ * kRowPieces<T> / kTcThreads; it++) {
+            const int i = threadIdx.x + it * kTcThreads, r = i >> kRowShift<T>, j = (i & (kRowPieces<T> - 1)) * kPer16<T>;
             if (r < q && j < w) {
                 bk_cp_async16(bk_smem_addr(&hi[r][j]), dy + r * rdy + j, 16);
                 if (z)
@@ -1629,14 +1690,14 @@ __device__ __forceinline__ void load_du(T (*hi)[kPad], T (*lo)[kPad], const T *d
 template <typename T> __device__ __forceinline__ void du_split(T (*hi)[kPad], T (*lo)[kPad], bool gate)
 {
 #pragma unroll
-    for (int it = 0; it < TQ * 8 / kTcThreads; it++) {
-        const int i = threadIdx.x + it * kTcThreads, r = i >> 3, j = (i & 7) * 8;
-        T ed[8], ez[8], eh[8], el[8];
+    for (int it = 0; it < TQ * kRowPieces<T> / kTcThreads; it++) {
+        const int i = threadIdx.x + it * kTcThreads, r = i >> kRowShift<T>, j = (i & (kRowPieces<T> - 1)) * kPer16<T>;
+        T ed[kPer16<T>], ez[kPer16<T>], eh[kPer16<T>], el[kPer16<T>];
         memcpy(ed, &hi[r][j], 16);
         if (gate)
             memcpy(ez, &lo[r][j], 16);
 #pragma unroll
-        for (int e = 0; e < 8; e++)
+        for (int e = 0; e < kPer16<T>; e++)
             du_pair(gate ? ld(&ed[e]) * siluf_(ld(&ez[e])) : ld(&ed[e]), eh[e], el[e]);
         memcpy(&hi[r][j], eh, 16);
         memcpy(&lo[r][j], el, 16);
@@ -1662,10 +1723,14 @@ __device__ __forceinline__ void load_ftile(T (*tile)[kPad], const float *src, lo
                     *dss += v.x * d.x + v.y * d.y + v.z * d.z + v.w * d.w;
                 }
             }
-            uint2 p;
-            p.x = bk_mma16<T>::pack(v.x, v.y);
-            p.y = bk_mma16<T>::pack(v.z, v.w);
-            *(uint2 *)&tile[r][j] = p;
+            if constexpr (sizeof(T) == 4) {
+                *(float4 *)&tile[r][j] = v;
+            } else {
+                uint2 p;
+                p.x = bk_mma16<T>::pack(v.x, v.y);
+                p.y = bk_mma16<T>::pack(v.z, v.w);
+                *(uint2 *)&tile[r][j] = p;
+            }
         }
     } else {
         for (int i = threadIdx.x; i < TQ * TQ; i += kTcThreads) {
@@ -1682,7 +1747,7 @@ __device__ __forceinline__ void load_ftile(T (*tile)[kPad], const float *src, lo
 }
 
 /* Two adjacent outputs (columns j, j + 1 of row p; j + 1 < w unless odd w) of T rows or the
- * f32 per-head rows acc (store_bc's). pair: one 4-byte store (vectorised views). */
+ * f32 per-head rows acc (store_bc's). pair: one store of both (vectorised views). */
 template <typename T>
 __device__ __forceinline__ void store2(T *p, float *acc, bool pair, long long j, long long w, float v0, float v1)
 {
@@ -1691,7 +1756,7 @@ __device__ __forceinline__ void store2(T *p, float *acc, bool pair, long long j,
         if (j + 1 < w)
             acc[j + 1] = v1;
     } else if (pair) {
-        *(uint32_t *)(p + j) = bk_mma16<T>::pack(v0, v1);
+        bk_mma16<T>::st2(p + j, v0, v1);
     } else {
         p[j] = elem<T>::store(v0);
         if (j + 1 < w)
@@ -1699,7 +1764,7 @@ __device__ __forceinline__ void store2(T *p, float *acc, bool pair, long long j,
     }
 }
 
-/* chunk_bwd on tensor cores (f16, bf16): the blocks, outputs, options and f32 sums of
+/* chunk_bwd on tensor cores (f16, bf16; f32 in TF32): the blocks, outputs, options and f32 sums of
  * chunk_bwd_kernel, its chunk products on mma.sync (16-bit operands, f32 accumulate; 4
  * warps, warp w rows 16w..16w+15 of every 64 x 64 product). Operands rounded to T: the
  * inputs (exact), the f32 states S and dS, Wg = w (C B^T), Wx = w (dU x^T) and dt_s B_s
@@ -1709,10 +1774,7 @@ __device__ __forceinline__ void store2(T *p, float *acc, bool pair, long long j,
  * across phases: tags), by 16-byte cp.async when vec (host: vec_view of every 16-bit view,
  * D and N multiples of 8); the f32 states by float4 when v4. Causal blocks are skipped. */
 template <typename T, int OPTS>
-#ifndef BK_GROUPS_MINB
-#define BK_GROUPS_MINB 3
-#endif
-__global__ void __launch_bounds__(kTcThreads, OPTS == kBwdAll ? 2 : OPTS == kBwdGroups ? BK_GROUPS_MINB : 3)
+__global__ void __launch_bounds__(kTcThreads, bwd_tc_min_blocks<T, OPTS>)
     chunk_bwd_tc_kernel(const T *x, bk_view4 sx, const T *dt, bk_view4 sdt, const T *a, long long sa, const T *bm,
                         bk_view4 sb, const T *cm, bk_view4 sc, const T *dy, bk_view4 sdy, T *dx, bk_view4 sdx, T *ddt,
                         bk_view4 sddt, T *db, bk_view4 sdb, T *dc, bk_view4 sdc, const float *states,
@@ -1794,7 +1856,8 @@ __global__ void __launch_bounds__(kTcThreads, OPTS == kBwdAll ? 2 : OPTS == kBwd
                     ready();
                 }
                 warp_mma<T, false, false>(X, Uh, Xs, rb, 0, TQ);
-                warp_mma<T, false, false>(X, Ul, Xs, rb, 0, TQ);
+                if (kDuLo<T>)
+                    warp_mma<T, false, false>(X, Ul, Xs, rb, 0, TQ);
             }
             for (long long n0 = 0; n0 < N; n0 += TQ) {
                 if (n0 > 0) {
@@ -1823,8 +1886,8 @@ __global__ void __launch_bounds__(kTcThreads, OPTS == kBwdAll ? 2 : OPTS == kBwd
                         rowp[hf] += p;
                         colp[e] += p;
                     }
-                    *(uint32_t *)&Wg[t][s] = bk_mma16<T>::pack(wg[0], wg[1]);
-                    *(uint32_t *)&Wx[t][s] = bk_mma16<T>::pack(wx[0], wx[1]);
+                    bk_mma16<T>::st2(&Wg[t][s], wg[0], wg[1]);
+                    bk_mma16<T>::st2(&Wx[t][s], wx[0], wx[1]);
                 }
 #pragma unroll
                 for (int e = 0; e < 2; e++) { /* over the warp's 8 row groups */
@@ -1874,7 +1937,8 @@ __global__ void __launch_bounds__(kTcThreads, OPTS == kBwdAll ? 2 : OPTS == kBwd
             }
             scale_rows(gacc, wl0, wl1);
             warp_mma<T, true, true>(gacc, Wg, Uh, rb, rb, TQ); /* t >= s >= rb */
-            warp_mma<T, true, true>(gacc, Wg, Ul, rb, rb, TQ);
+            if (kDuLo<T>)
+                warp_mma<T, true, true>(gacc, Wg, Ul, rb, rb, TQ);
             const float sk = o.skip_kind != BK_SSD_SKIP_NONE ? skip_of<T>(o, h, 0) : 0.f;
             const bool chan = o.skip_kind == BK_SSD_SKIP_PER_CHANNEL;
 #pragma unroll
@@ -1959,7 +2023,8 @@ __global__ void __launch_bounds__(kTcThreads, OPTS == kBwdAll ? 2 : OPTS == kBwd
                     ready();
                 }
                 warp_mma<T, false, true>(Y3, Uh, Ts, rb, 0, TQ);
-                warp_mma<T, false, true>(Y3, Ul, Ts, rb, 0, TQ);
+                if (kDuLo<T>)
+                    warp_mma<T, false, true>(Y3, Ul, Ts, rb, 0, TQ);
             }
             scale_rows(Y3, er0, er1);
 #pragma unroll
@@ -1971,8 +2036,7 @@ __global__ void __launch_bounds__(kTcThreads, OPTS == kBwdAll ? 2 : OPTS == kBwd
             __syncthreads(); /* Tf (dS) free: dt_s B_s into it */
             for (int i = tid; i < TQ * TQ / 2; i += kTcThreads) {
                 const int r = i / (TQ / 2), j = (i % (TQ / 2)) * 2;
-                *(uint32_t *)&Tf[r][j] =
-                    bk_mma16<T>::pack(s_dt[r] * ld(&Tb[r][j]), s_dt[r] * ld(&Tb[r][j + 1]));
+                bk_mma16<T>::st2(&Tf[r][j], s_dt[r] * ld(&Tb[r][j]), s_dt[r] * ld(&Tb[r][j + 1]));
             }
             __syncthreads();
             warp_mma<T, false, true>(Y3, Wx, Tf, rb, 0, rb + 16); /* s <= t < rb + 16 */
@@ -2067,7 +2131,7 @@ void launch_varlen(const ssd_geo &g, const bk_ssd_desc *d, const bk_ssd_fwd_args
 }
 
 /* chunk_state + state_pass: states[bh][k] = the state entering chunk k; dec filled.
- * tc: the tensor-core chunk_state (16-bit T only). */
+ * tc: the tensor-core chunk_state (f16/bf16; f32 in the TF32 plans). */
 template <typename T>
 void launch_states(const ssd_geo &g, const bk_tensor &x, const bk_tensor &dt, const bk_tensor &a, const bk_tensor &b,
                    const ssd_ws &w, cudaStream_t s, bool tc, const ssd_kopts &o, const bk_tensor *init,
@@ -2076,13 +2140,16 @@ void launch_states(const ssd_geo &g, const bk_tensor &x, const bk_tensor &dt, co
     const long long tiles = ((g.D + TQ - 1) / TQ) * ((g.N + TQ - 1) / TQ), total = g.BH * g.K * tiles;
     if (total == 0)
         return;
-    if constexpr (sizeof(T) == 2) {
-        if (tc)
+    bool done = false;
+    if constexpr (kHasTc<T>) {
+        if (tc) {
             chunk_state_tc_kernel<T, 0><<<blocks_for(total), kTcThreads, 0, s>>>(
                 (const T *)x.data, bk_view4_of(&x), (const T *)b.data, bk_view4_of(&b), (const T *)dt.data,
                 bk_view4_of(&dt), (const T *)a.data, a.strides[0], w.states, w.dec, g.L, g.H, g.D, g.N, g.K, total, o);
+            done = true;
+        }
     }
-    if (!tc || sizeof(T) != 2)
+    if (!done)
         chunk_state_kernel<T, 0><<<blocks_for(total), kThreads, 0, s>>>(
             (const T *)x.data, bk_view4_of(&x), (const T *)b.data, bk_view4_of(&b), (const T *)dt.data,
             bk_view4_of(&dt), (const T *)a.data, a.strides[0], w.states, w.dec, g.L, g.H, g.D, g.N, g.K, total, o);
@@ -2138,9 +2205,11 @@ void launch_fwd_v(const ssd_geo &g, const bk_ssd_fwd_args *a, const ssd_ws &w, c
         (T *)a->y.data, bk_view4_of(&a->y), (const T *)w.states, g.L, g.H, D, N, g.K, rd, total, o);
 }
 
-/* The forward: f32 (and f64, never dispatched) on CUDA cores, f16/bf16 on tensor cores. */
+/* The forward: f16/bf16 on tensor cores (tc always true), f32 on tensor cores in TF32 when
+ * tc (the TF32 plan), else on CUDA cores (and f64, never dispatched). */
 template <typename T>
-void launch_fwd(const ssd_geo &g, const bk_ssd_fwd_args *a, const ssd_ws &w, cudaStream_t s, const ssd_kopts &o)
+void launch_fwd(const ssd_geo &g, const bk_ssd_fwd_args *a, const ssd_ws &w, cudaStream_t s, const ssd_kopts &o,
+                bool tc)
 {
     if constexpr (sizeof(T) == 2) {
         if (g.D % 8 == 0 && g.N % 8 == 0 && g.N > 0 && vec_view(a->x) && vec_view(a->b) && vec_view(a->c) &&
@@ -2150,14 +2219,21 @@ void launch_fwd(const ssd_geo &g, const bk_ssd_fwd_args *a, const ssd_ws &w, cud
         }
     }
     const long long total = g.BH * g.K * ((g.D + TQ - 1) / TQ);
-    launch_states<T>(g, a->x, a->dt, a->a, a->b, w, s, true, o, a->initial_states, a->final_states);
-    if constexpr (sizeof(T) == 2) {
-        chunk_scan_tc_kernel<T, 0><<<blocks_for(total), kTcThreads, 0, s>>>(
-            (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->dt.data, bk_view4_of(&a->dt),
-            (const T *)a->a.data, a->a.strides[0], (const T *)a->b.data, bk_view4_of(&a->b), (const T *)a->c.data,
-            bk_view4_of(&a->c), (T *)a->y.data, bk_view4_of(&a->y), w.states, g.L, g.H, g.D, g.N, g.K, total, o,
-            NULL, bk_view4{0, 0, 0, 0});
-    } else {
+    launch_states<T>(g, a->x, a->dt, a->a, a->b, w, s, tc, o, a->initial_states, a->final_states);
+    bool done = false;
+    if constexpr (kHasTc<T>) {
+        if (tc) {
+            const size_t smem = scan_tc_smem(sizeof(T));
+            cudaFuncSetAttribute(chunk_scan_tc_kernel<T, 0>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+            chunk_scan_tc_kernel<T, 0><<<blocks_for(total), kTcThreads, smem, s>>>(
+                (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->dt.data, bk_view4_of(&a->dt),
+                (const T *)a->a.data, a->a.strides[0], (const T *)a->b.data, bk_view4_of(&a->b),
+                (const T *)a->c.data, bk_view4_of(&a->c), (T *)a->y.data, bk_view4_of(&a->y), w.states, g.L, g.H, g.D,
+                g.N, g.K, total, o, NULL, bk_view4{0, 0, 0, 0});
+            done = true;
+        }
+    }
+    if (!done) {
         chunk_scan_kernel<T, 0><<<blocks_for(total), kThreads, 0, s>>>(
             (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->dt.data, bk_view4_of(&a->dt),
             (const T *)a->a.data, a->a.strides[0], (const T *)a->b.data, bk_view4_of(&a->b), (const T *)a->c.data,
@@ -2190,7 +2266,8 @@ void launch_head_sums(const ssd_geo &g, const bk_ssd_desc *d, const bk_ssd_bwd_a
  * dz (chunk_scan MODE 1, with the gate), the state gradients (chunk_state MODE 1 + the
  * reverse state_pass from dfinal_states, leaving dinitial_states), chunk_bwd, the sums. */
 template <typename T>
-void launch_bwd(const ssd_geo &g, const bk_ssd_desc *d, const bk_ssd_bwd_args *a, const ssd_ws &w, cudaStream_t s)
+void launch_bwd(const ssd_geo &g, const bk_ssd_desc *d, const bk_ssd_bwd_args *a, const ssd_ws &w, cudaStream_t s,
+                bool tf32)
 {
     const ssd_kopts o = kopts_of(d, a->dt_bias, a->skip, a->z, a->seq_idx);
     const long long total = g.BH * g.K;
@@ -2200,14 +2277,18 @@ void launch_bwd(const ssd_geo &g, const bk_ssd_desc *d, const bk_ssd_bwd_args *a
         launch_head_sums<T>(g, d, a, w, s);
         return;
     }
-    const bool tc = sizeof(T) == 2 && g.D > 0 && g.N > 0; /* f16/bf16: the products on tensor cores */
+    /* f16/bf16, and f32 in the TF32 plan: the products on tensor cores */
+    const bool tc = (sizeof(T) == 2 || (sizeof(T) == 4 && tf32)) && g.D > 0 && g.N > 0;
     launch_states<T>(g, a->x, a->dt, a->a, a->b, w, s, tc, o, a->initial_states, NULL);
     const long long dtiles = (g.D + TQ - 1) / TQ, tiles = dtiles * ((g.N + TQ - 1) / TQ);
     if (a->dz && g.D > 0) {
         bool done = false;
-        if constexpr (sizeof(T) == 2) {
+        if constexpr (kHasTc<T>) {
             if (tc) {
-                chunk_scan_tc_kernel<T, 1><<<blocks_for(total * dtiles), kTcThreads, 0, s>>>(
+                const size_t smem = scan_tc_smem(sizeof(T));
+                cudaFuncSetAttribute(chunk_scan_tc_kernel<T, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                     (int)smem);
+                chunk_scan_tc_kernel<T, 1><<<blocks_for(total * dtiles), kTcThreads, smem, s>>>(
                     (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->dt.data, bk_view4_of(&a->dt),
                     (const T *)a->a.data, a->a.strides[0], (const T *)a->b.data, bk_view4_of(&a->b),
                     (const T *)a->c.data, bk_view4_of(&a->c), (T *)a->dz->data, bk_view4_of(a->dz), w.states, g.L,
@@ -2224,7 +2305,7 @@ void launch_bwd(const ssd_geo &g, const bk_ssd_desc *d, const bk_ssd_bwd_args *a
     }
     if (tiles > 0) {
         bool done = false;
-        if constexpr (sizeof(T) == 2) {
+        if constexpr (kHasTc<T>) {
             if (tc) {
                 chunk_state_tc_kernel<T, 1><<<blocks_for(total * tiles), kTcThreads, 0, s>>>(
                     (const T *)a->dy.data, bk_view4_of(&a->dy), (const T *)a->c.data, bk_view4_of(&a->c),
@@ -2246,7 +2327,7 @@ void launch_bwd(const ssd_geo &g, const bk_ssd_desc *d, const bk_ssd_bwd_args *a
                      w.pskip;
     const int opts = all ? kBwdAll : o.P > 1 || w.gdb || w.gdc ? kBwdGroups : kBwdPlain;
     bool launched = false;
-    if constexpr (sizeof(T) == 2) {
+    if constexpr (kHasTc<T>) {
         if (tc) {
             auto kernel = opts == kBwdAll      ? chunk_bwd_tc_kernel<T, kBwdAll>
                           : opts == kBwdGroups ? chunk_bwd_tc_kernel<T, kBwdGroups>
@@ -2256,8 +2337,9 @@ void launch_bwd(const ssd_geo &g, const bk_ssd_desc *d, const bk_ssd_bwd_args *a
                              vec_view(a->c) && vec_view(a->dx) && vec_view(a->db) && vec_view(a->dc) &&
                              (!a->z || vec_view(*a->z));
             const bool v4 = g.N % 4 == 0 && (uintptr_t)w.states % 16 == 0 && (uintptr_t)w.dstates % 16 == 0;
-            cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kBwdTcSmem);
-            kernel<<<blocks_for(total), kTcThreads, kBwdTcSmem, s>>>(
+            const size_t smem = bwd_tc_smem_size(sizeof(T));
+            cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+            kernel<<<blocks_for(total), kTcThreads, smem, s>>>(
                 (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->dt.data, bk_view4_of(&a->dt),
                 (const T *)a->a.data, a->a.strides[0], (const T *)a->b.data, bk_view4_of(&a->b),
                 (const T *)a->c.data, bk_view4_of(&a->c), (const T *)a->dy.data, bk_view4_of(&a->dy),
@@ -2500,7 +2582,8 @@ extern "C" size_t bk_cuda_ssd_bwd_workspace(const bk_ssd_desc *d)
     return ssd_layout(geo_of(d), true, NULL, &w);
 }
 
-extern "C" bk_status bk_cuda_ssd_fwd(const bk_ssd_desc *d, const bk_ssd_fwd_args *a, void *workspace, void *stream)
+extern "C" bk_status bk_cuda_ssd_fwd(const bk_ssd_desc *d, const bk_ssd_fwd_args *a, void *workspace, void *stream,
+                                     bool tf32)
 {
     const ssd_geo g = geo_of(d);
     if (g.L == 0 && (a->final_states || a->varlen_states)) {
@@ -2517,19 +2600,20 @@ extern "C" bk_status bk_cuda_ssd_fwd(const bk_ssd_desc *d, const bk_ssd_fwd_args
     ssd_layout(g, false, workspace, &w);
     const ssd_kopts o = kopts_of(d, a->dt_bias, a->skip, a->z, a->seq_idx);
     BK_DISPATCH_FLOAT(d->dtype, T, {
-        launch_fwd<T>(g, a, w, (cudaStream_t)stream, o);
+        launch_fwd<T>(g, a, w, (cudaStream_t)stream, o, sizeof(T) == 2 || tf32);
         launch_varlen<T>(g, d, a, w.states, (cudaStream_t)stream, o);
     });
     return bk_cuda_check_launch("ssd_fwd");
 }
 
-extern "C" bk_status bk_cuda_ssd_bwd(const bk_ssd_desc *d, const bk_ssd_bwd_args *a, void *workspace, void *stream)
+extern "C" bk_status bk_cuda_ssd_bwd(const bk_ssd_desc *d, const bk_ssd_bwd_args *a, void *workspace, void *stream,
+                                     bool tf32)
 {
     const ssd_geo g = geo_of(d);
     if (g.H == 0)
         return BK_STATUS_SUCCESS;
     ssd_ws w = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     ssd_layout(g, true, workspace, &w);
-    BK_DISPATCH_FLOAT(d->dtype, T, launch_bwd<T>(g, d, a, w, (cudaStream_t)stream));
+    BK_DISPATCH_FLOAT(d->dtype, T, launch_bwd<T>(g, d, a, w, (cudaStream_t)stream, tf32));
     return bk_cuda_check_launch("ssd_bwd");
 }

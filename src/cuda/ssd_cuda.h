@@ -11,8 +11,11 @@ extern "C" {
  * workspace with the same layout function. */
 size_t bk_cuda_ssd_fwd_workspace(const bk_ssd_desc *d);
 size_t bk_cuda_ssd_bwd_workspace(const bk_ssd_desc *d);
-bk_status bk_cuda_ssd_fwd(const bk_ssd_desc *d, const bk_ssd_fwd_args *a, void *workspace, void *stream);
-bk_status bk_cuda_ssd_bwd(const bk_ssd_desc *d, const bk_ssd_bwd_args *a, void *workspace, void *stream);
+/* The forward and backward. tf32 (f32 only; the TF32 plans): the chunk products on tensor
+ * cores with TF32 operands instead of f32 on CUDA cores; 16-bit dtypes always run them on
+ * tensor cores (tf32 ignored). */
+bk_status bk_cuda_ssd_fwd(const bk_ssd_desc *d, const bk_ssd_fwd_args *a, void *workspace, void *stream, bool tf32);
+bk_status bk_cuda_ssd_bwd(const bk_ssd_desc *d, const bk_ssd_bwd_args *a, void *workspace, void *stream, bool tf32);
 /* ssd_step: one block per (request, head); out-of-pool requests skipped and counted into
  * dropped_requests[0] when given. No workspace. */
 bk_status bk_cuda_ssd_step(const bk_ssd_step_desc *d, const bk_ssd_step_args *a, void *stream);

@@ -7,7 +7,7 @@
 #include "cpu/ssd.h"
 #include "cuda/ssd_cuda.h"
 
-enum { SSD_FWD_KERNEL_CPU = 0, SSD_FWD_KERNEL_CUDA = 1, SSD_FWD_KERNEL_CUDA_TC = 2 };
+enum { SSD_FWD_KERNEL_CPU = 0, SSD_FWD_KERNEL_CUDA = 1, SSD_FWD_KERNEL_CUDA_TC = 2, SSD_FWD_KERNEL_CUDA_TF32 = 3 };
 
 static const bk_kernel_entry ssd_fwd_kernels[] = {
 #ifdef BK_WITH_CUDA
@@ -15,6 +15,11 @@ static const bk_kernel_entry ssd_fwd_kernels[] = {
      * accumulate; states kept in f32 in the workspace), no atomics */
     {SSD_FWD_KERNEL_CUDA_TC, BK_TARGET_CUDA, 80, 0, BK_ARCH_SM80, BK_DT_HALVES, BK_BACKEND_BESPOKE,
      {BK_MATH_F16_BF16_TENSOR, BK_DTYPE_F32, true, true}, bk_ssd_rejects_dims},
+    /* chunked SSD, f32 in TF32 (opt-in: BK_PREFER_ALLOW_TF32): the tensor-core kernels of
+     * f16/bf16 with TF32 operands (f32 rounded to 10-bit mantissas), f32 accumulate; sums,
+     * decays and states in f32 as the exact kernel, no atomics */
+    {SSD_FWD_KERNEL_CUDA_TF32, BK_TARGET_CUDA, 80, 0, BK_ARCH_SM80, BK_DT(BK_DTYPE_F32), BK_BACKEND_BESPOKE,
+     {BK_MATH_TF32, BK_DTYPE_F32, true, true}, bk_ssd_rejects_dims},
     /* chunked SSD, f32: f32 math on CUDA cores */
     {SSD_FWD_KERNEL_CUDA, BK_TARGET_CUDA, 80, 0, BK_ARCH_SM80, BK_DT(BK_DTYPE_F32), BK_BACKEND_BESPOKE,
      {BK_MATH_F32, BK_DTYPE_F32, true, true}, bk_ssd_rejects_dims},
@@ -88,7 +93,8 @@ size_t bk_ssd_fwd_workspace_size(const bk_ssd_fwd_plan *plan)
     case SSD_FWD_KERNEL_CPU: return bk_cpu_ssd_fwd_workspace(&plan->desc);
 #ifdef BK_WITH_CUDA
     case SSD_FWD_KERNEL_CUDA:
-    case SSD_FWD_KERNEL_CUDA_TC: return bk_cuda_ssd_fwd_workspace(&plan->desc);
+    case SSD_FWD_KERNEL_CUDA_TC:
+    case SSD_FWD_KERNEL_CUDA_TF32: return bk_cuda_ssd_fwd_workspace(&plan->desc);
 #endif
     }
     return 0;
@@ -106,7 +112,10 @@ bk_status bk_ssd_fwd_run(const bk_ssd_fwd_plan *plan, void *stream, bk_workspace
         return bk_cpu_ssd_fwd(&plan->desc, args, workspace.data);
 #ifdef BK_WITH_CUDA
     case SSD_FWD_KERNEL_CUDA:
-    case SSD_FWD_KERNEL_CUDA_TC: return bk_cuda_ssd_fwd(&plan->desc, args, workspace.data, stream);
+    case SSD_FWD_KERNEL_CUDA_TC:
+    case SSD_FWD_KERNEL_CUDA_TF32:
+        return bk_cuda_ssd_fwd(&plan->desc, args, workspace.data, stream,
+                              plan->info.kernel == SSD_FWD_KERNEL_CUDA_TF32);
 #endif
     }
     return bk_fail(BK_STATUS_INVALID_PROBLEM, "ssd_fwd: plan names kernel %d, which does not exist",
