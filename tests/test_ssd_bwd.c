@@ -965,8 +965,8 @@ static void test_options_vs_cpu(bk_target gpu, bk_preference pref)
         {1, 150, 4, 70, 66, 64, 2, BK_SSD_SKIP_PER_CHANNEL, true, true, true, true, 0.01, 1, true, true, true, 0, 0},
         {2, 100, 4, 64, 128, 64, 1, BK_SSD_SKIP_PER_HEAD, true, true, true, false, 0, 0, true, true, true, 30, 0},
         /* groups of heads and no other option (the kernels' grouped instantiation) */
-        {2, 150, 4, 70, 66, 64, 2, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, false, false, false, 0, 0},
-        {1, 130, 4, 64, 128, 64, 1, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, false, false, false, 0, 0},
+        {2, 150, 4, 70, 66, 64, 2, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, false, true, false, 0, 0},
+        {1, 130, 4, 64, 128, 64, 1, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, true, true, false, 0, 0},
     };
     static const bk_dtype dts[] = {BK_DTYPE_F32, BK_DTYPE_BF16, BK_DTYPE_F16};
     for (size_t t = 0; t < sizeof dts / sizeof dts[0]; t++)
