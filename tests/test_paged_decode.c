@@ -6,7 +6,7 @@
  * status, outputs untouched), determinism (rerun with 1 thread and with all threads;
  * on the GPU some shapes rerun many times, each compared byte for byte with the first
  * run), and on the GPU a CUDA graph captured once and replayed over new page tables.
- * Kernel choice (test_select, and every CUDA case): f16/bf16 with R x group >= 4 (query
+ * Kernel choice (test_select, and every CUDA case): f16/bf16 with R x group > 4 (query
  * row, q head) pairs per kv head take the tensor-core kernel (precision.math
  * F16_BF16_TENSOR), the rest (f32, fewer pairs, BK_PREFER_REFERENCE) the CUDA-core one
  * (F32). Tolerance on CUDA: slack 2 (flash-attn's rule, at most 2x the error of a
@@ -188,8 +188,8 @@ static void test_decode(bk_target target, decode_case tc)
         snprintf(want, sizeof want, "attention/paged_decode/%s/%s", bk_dtype_name(dt),
                  gpu ? "sm80/bespoke" : "cpu/reference");
         bkt_check(strcmp(sku, want) == 0, what, "sku %s, expected %s", sku, want);
-        /* CUDA: 16-bit cases with >= 4 pairs per kv head reach the tensor-core kernel */
-        const bool want_tc = gpu && dt != BK_DTYPE_F32 && R * (Hq / Hkv) >= 4;
+        /* CUDA: 16-bit cases with > 4 pairs per kv head reach the tensor-core kernel */
+        const bool want_tc = gpu && dt != BK_DTYPE_F32 && R * (Hq / Hkv) > 4;
         const bk_math_precision want_math = want_tc ? BK_MATH_F16_BF16_TENSOR : gpu ? BK_MATH_F32 : BK_MATH_F64;
         bkt_check(plan.info.precision.math == want_math, what, "precision.math %d, expected %d (the %s kernel)",
                   (int)plan.info.precision.math, (int)want_math, want_tc ? "tensor-core" : gpu ? "CUDA-core" : "CPU");
@@ -770,7 +770,7 @@ static void test_overflow(void)
 }
 
 /* What select picks on CUDA (plans are values: no device needed): the tensor-core kernel
- * (precision.math F16_BF16_TENSOR) for f16/bf16 with R x group >= 4 pairs per kv head, on
+ * (precision.math F16_BF16_TENSOR) for f16/bf16 with R x group > 4 pairs per kv head, on
  * sm_80 and sm_90 and under BK_PREFER_DETERMINISTIC; the CUDA-core kernel (F32) for f32,
  * fewer pairs and BK_PREFER_REFERENCE. Both SKUs are sm80/bespoke and deterministic, and
  * both plans size the split-KV workspace the one way (paged.h). */
@@ -787,16 +787,19 @@ static void test_select(void)
         bk_preference pref;
         bool tc;
     } cases[] = {
-        {"bf16 Hq32 Hkv8 R1 D128", BK_DTYPE_BF16, 32, 8, 1, 128, h100, BK_PREFER_FASTEST, true},
-        {"f16 Hq8 Hkv2 R1 D64 sm_80", BK_DTYPE_F16, 8, 2, 0, 64, a100, BK_PREFER_FASTEST, true},
+        {"bf16 Hq32 Hkv8 R1 D128 (4 pairs)", BK_DTYPE_BF16, 32, 8, 1, 128, h100, BK_PREFER_FASTEST, false},
+        {"bf16 Hq32 Hkv8 R2 D128", BK_DTYPE_BF16, 32, 8, 2, 128, h100, BK_PREFER_FASTEST, true},
+        {"f16 Hq16 Hkv2 R1 D64 sm_80", BK_DTYPE_F16, 16, 2, 0, 64, a100, BK_PREFER_FASTEST, true},
+        {"f16 Hq8 Hkv2 R1 D64 sm_80 (4 pairs)", BK_DTYPE_F16, 8, 2, 0, 64, a100, BK_PREFER_FASTEST, false},
         {"bf16 Hq16 Hkv2 R8 D256", BK_DTYPE_BF16, 16, 2, 8, 256, h100, BK_PREFER_FASTEST, true},
-        {"f16 Hq4 Hkv2 R2 (4 pairs)", BK_DTYPE_F16, 4, 2, 2, 128, h100, BK_PREFER_FASTEST, true},
-        {"bf16 Hq4 Hkv4 R4 (MHA, 4 pairs)", BK_DTYPE_BF16, 4, 4, 4, 64, h100, BK_PREFER_FASTEST, true},
+        {"f16 Hq4 Hkv2 R2 (4 pairs)", BK_DTYPE_F16, 4, 2, 2, 128, h100, BK_PREFER_FASTEST, false},
+        {"f16 Hq6 Hkv2 R2 (6 pairs)", BK_DTYPE_F16, 6, 2, 2, 128, h100, BK_PREFER_FASTEST, true},
+        {"bf16 Hq4 Hkv4 R5 (MHA, 5 pairs)", BK_DTYPE_BF16, 4, 4, 5, 64, h100, BK_PREFER_FASTEST, true},
         {"bf16 Hq4 Hkv2 R1 (2 pairs)", BK_DTYPE_BF16, 4, 2, 1, 128, h100, BK_PREFER_FASTEST, false},
         {"f16 Hq6 Hkv2 R1 (3 pairs)", BK_DTYPE_F16, 6, 2, 0, 128, h100, BK_PREFER_FASTEST, false},
         {"bf16 Hq4 Hkv4 R3 (MHA, 3 pairs)", BK_DTYPE_BF16, 4, 4, 3, 256, a100, BK_PREFER_FASTEST, false},
         {"f32 Hq32 Hkv8 R8", BK_DTYPE_F32, 32, 8, 8, 128, h100, BK_PREFER_FASTEST, false},
-        {"bf16 Hq32 Hkv8 deterministic", BK_DTYPE_BF16, 32, 8, 1, 128, h100, BK_PREFER_DETERMINISTIC, true},
+        {"bf16 Hq32 Hkv8 R4 deterministic", BK_DTYPE_BF16, 32, 8, 4, 128, h100, BK_PREFER_DETERMINISTIC, true},
         {"bf16 Hq32 Hkv8 reference", BK_DTYPE_BF16, 32, 8, 1, 128, h100, BK_PREFER_REFERENCE, false},
     };
     for (int i = 0; i < (int)(sizeof cases / sizeof cases[0]); i++) {
@@ -921,8 +924,8 @@ int main(void)
                                      8, false});
         test_decode(g, (decode_case){BK_DTYPE_F32, 128, 8, 8, 16, false, true, 0, 8,
                                      {1, 2, 3, 4, 5, 6, 7, quick ? 900 : 9000}, 0, 3, 8, false});
-        /* The tensor-core kernel (f16/bf16, R x group >= 4 pairs per kv head): R 2..8 x group
-         * 4 and 8 (and group 2 x R 2, 3 x 3, 6 x 3, 4 x 5: pairs that cross rows inside the
+        /* The tensor-core kernel (f16/bf16, R x group > 4 pairs per kv head): R 2..8 x group
+         * 4 and 8 (and group 3 x R 2, 3 x 3, 6 x 3, 4 x 5: pairs that cross rows inside the
          * 16-row tile; 8 x 8, 8 x 7, 4 x 5 over several CTAs, the last partial), every head_dim,
          * pages of 1, 5, 16, 64, odd kv lengths (1, R - 1: row 0 sees none, no page, primes, past
          * several 64-key CTA tiles), split-KV from the heuristic and explicit (7: some splits
@@ -931,8 +934,8 @@ int main(void)
             int32_t rows, q_heads, kv_heads, head_dim, page;
         } tcs[] = {
             {2, 8, 2, 64, 1},   {3, 8, 2, 128, 16}, {5, 8, 2, 256, 5},  {8, 8, 2, 128, 64}, {2, 16, 2, 128, 16},
-            {4, 16, 2, 64, 5},  {7, 16, 2, 256, 16}, {8, 16, 2, 128, 1}, {2, 4, 2, 64, 16},  {3, 9, 3, 128, 5},
-            {3, 6, 1, 256, 64}, {5, 4, 1, 128, 16}, {1, 32, 8, 128, 16}, {1, 16, 2, 64, 64}, {6, 8, 1, 64, 16},
+            {4, 16, 2, 64, 5},  {7, 16, 2, 256, 16}, {8, 16, 2, 128, 1}, {2, 6, 2, 64, 16},  {3, 9, 3, 128, 5},
+            {3, 6, 1, 256, 64}, {5, 4, 1, 128, 16}, {1, 64, 8, 128, 16}, {1, 16, 2, 64, 64}, {6, 8, 1, 64, 16},
         };
         for (int i = 0; i < (int)(sizeof tcs / sizeof tcs[0]); i++) {
             const int32_t R = tcs[i].rows;

@@ -101,11 +101,11 @@ typedef struct bk_paged_kv {
  * CUDA kernels (sm_80+, SKU arch sm80, backend bespoke), in selection order; each CTA
  * takes one (split, kv head, request) and a chunk of the kv head's R x group (query row,
  * query head) pairs, reading the K/V rows once per chunk:
- *   1. f16/bf16 when R x group >= 4 (group = q_heads / kv_heads): tensor cores
+ *   1. f16/bf16 when R x group > 4 (group = q_heads / kv_heads): tensor cores
  *      (mma.sync), chunks of 16 pairs; S = q K^T accumulated in f32, the online softmax in
  *      f32, P rounded to the input dtype before P V (f32 accumulate), as flash attention
  *      does: precision.math = BK_MATH_F16_BF16_TENSOR.
- *   2. everything else (f32; f16/bf16 with fewer than 4 pairs; any dtype under
+ *   2. everything else (f32; f16/bf16 with 4 pairs or fewer, where both kernels read K/V once; any dtype under
  *      BK_PREFER_REFERENCE): f32 online softmax on CUDA cores, chunks of up to 4 pairs:
  *      precision.math = BK_MATH_F32.
  * Split-KV: S = desc.kv_splits when > 0, else a heuristic from batch * kv_heads * pair
@@ -151,7 +151,7 @@ typedef struct bk_paged_decode_plan {
 } bk_paged_decode_plan;
 
 /* Validates `desc` and picks a kernel for `target` (CPU, or CUDA sm_80+: the tensor-core
- * kernel for f16/bf16 with R x q_heads / kv_heads >= 4, else the CUDA-core one; see above).
+ * kernel for f16/bf16 with R x q_heads / kv_heads > 4, else the CUDA-core one; see above).
  * Errors: INVALID_PROBLEM (NULL pointer, an extent below its minimum, non-finite scale,
  * kv_splits < 0, q_rows_per_request < 0, q_heads not a multiple of kv_heads),
  * UNSUPPORTED (dtype not f16/bf16/f32, head_dim not 64/128/256, q_rows_per_request

@@ -27,7 +27,7 @@
  *     decode_run in the test). Dynamic shared memory is opted in per launch (a host-only
  *     call).
  *
- *   decode_tc_kernel (f16/bf16, picked when R x group >= 4): tensor cores, mma.sync
+ *   decode_tc_kernel (f16/bf16, picked when R x group > 4): tensor cores, mma.sync
  *   m16n8k16 with f32 accumulate, the sdpa_fwd.cu mma kernel's math on one 16-row tile.
  *   A = the CTA's 16 pairs of ONE kv head (pair chunks of 16; rows past the pairs zero),
  *   in shared memory. A CTA tile is CK = 64 keys, warp w takes keys [16 w, 16 w + 16) of
@@ -42,7 +42,7 @@
  *   sm_90a, CUDA 13.0): D 64 112 / 124 registers (R = 1 / R > 1), D 128 166 / 167, D 256
  *   254 / 254 (S = Q K^T unrolled by 2 steps there to stay under the cap), no spill.
  *
- *   decode_kernel (f32, and f16/bf16 with R x group < 4): f32 on CUDA cores, a CTA of 4
+ *   decode_kernel (f32, and f16/bf16 with R x group <= 4): f32 on CUDA cores, a CTA of 4
  *   warps takes G <= 4 pairs (template G; more pairs -> more chunks). LPR lanes cover a
  *   K/V row (D 128 bf16: 16); a tile is TK = 32 keys, each warp's 8 rows through a 3-stage
  *   ring. A row's G dot products: reduce-scatter over its LPR lanes (9 shuffles at G 4);
@@ -63,11 +63,13 @@
  * Trusted index data: a bad page id or kv_indices position hides its keys (never read);
  *   a request of no page has kv_len 0; last_page_len is clamped to [1, page_size].
  *
- * Not yet: the tensor-core decode is not measured yet (first GPU run pending: bk_bench
- *   paged_decode rows, R 1 and R 4); its wasted rows at R x group 4..15 (the m16 tile
- *   holds 16 pairs); B1 kv32768 near half the bandwidth with the CUDA-core kernel (one
- *   short wave plus the merge); the H100's 132 x 2 slots hard-coded in the heuristic, and
- *   not tuned for the tensor-core kernel's 16-pair chunks; prefill enable_kv_split.
+ * Speed (H100, bench/RESULTS.md run 12): at R 4 x group 4 the tensor-core kernel takes
+ *   0.262 ms where the CUDA-core one takes 0.560 (B64 kv2048 D128 bf16); at R 1 x group 4
+ *   the two are within 5% either way, so 4 pairs or fewer stay on the CUDA-core kernel.
+ * Not yet: the tensor-core kernel's wasted rows at R x group 5..15 (the m16 tile holds 16
+ *   pairs); B1 kv32768 near half the bandwidth (one short wave plus the merge); the
+ *   H100's 132 x 2 slots hard-coded in the heuristic, and not tuned for the tensor-core
+ *   kernel's 16-pair chunks; prefill enable_kv_split.
  */
 #include "common.cuh"
 #include "core/paged.h"
