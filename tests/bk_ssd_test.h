@@ -58,5 +58,18 @@ bk_tensor bkt_moved(bkt_dev *dev, bk_tensor view, void *buf, size_t bytes, bool 
 typedef bk_status (*bkt_ssd_select_fn)(const bk_ssd_desc *d, bk_target t, bk_preference p, bk_plan_info *info,
                                        size_t *ws);
 void bkt_ssd_tf32_select(const char *op, bkt_ssd_select_fn select);
+/* Defines `static bk_status name(...)`, a bkt_ssd_select_fn over an op's select and
+ * workspace_size (plan type plan_t). */
+#define BKT_SSD_SELECT_INFO(name, plan_t, select, workspace_size)                                          \
+    static bk_status name(const bk_ssd_desc *d, bk_target t, bk_preference p, bk_plan_info *info, size_t *ws) \
+    {                                                                                                       \
+        plan_t plan;                                                                                        \
+        bk_status st = select(d, t, p, &plan);                                                              \
+        if (st == BK_STATUS_SUCCESS) {                                                                      \
+            *info = plan.info;                                                                              \
+            *ws = workspace_size(&plan);                                                                    \
+        }                                                                                                   \
+        return st;                                                                                          \
+    }
 
 #endif

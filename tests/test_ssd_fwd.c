@@ -990,17 +990,7 @@ static void test_tf32_cuda(bk_target gpu, bool quick)
 }
 
 /* ssd_fwd_select as bkt_ssd_select_fn (bkt_ssd_tf32_select). */
-static bk_status fwd_select_info(const bk_ssd_desc *d, bk_target t, bk_preference p, bk_plan_info *info,
-                                 size_t *ws)
-{
-    bk_ssd_fwd_plan plan;
-    bk_status st = bk_ssd_fwd_select(d, t, p, &plan);
-    if (st == BK_STATUS_SUCCESS) {
-        *info = plan.info;
-        *ws = bk_ssd_fwd_workspace_size(&plan);
-    }
-    return st;
-}
+BKT_SSD_SELECT_INFO(fwd_select_info, bk_ssd_fwd_plan, bk_ssd_fwd_select, bk_ssd_fwd_workspace_size)
 
 /* The CUDA kernel on the device: every case of the CPU sweep (f32, f16, bf16; f64 is
  * CPU-only), larger shapes (many chunks, D = N = 256 with a partial last chunk, the bench
