@@ -45,6 +45,10 @@
 #include "hopper.cuh"
 #include "sdpa_fwd_tiles.cuh"
 
+#ifndef BK_FWD_OVERLAP
+#define BK_FWD_OVERLAP 0
+#endif
+
 #include <cudaTypedefs.h>
 #include <limits.h>
 
@@ -562,6 +566,37 @@ __global__ void __launch_bounds__(384, 1)
                 cp_async_seen();
                 bk_wgmma_pin(of);
                 bk_keep_regs(pkf);
+#if BK_FWD_OVERLAP
+                /* S(n) first, then O += P(n-1) V(n-1) (two groups); the softmax of S(n) runs
+                   in f32, in place, while the P V group is in flight; O is rescaled and P(n)
+                   packed once P V has landed */
+                my_turn();
+                bk_wgmma_fence();
+                issue_s(rn.stage);
+                bk_wgmma_fence(); /* a stage of its own: P V's operands are set up after S's issue */
+                issue_pv(r.stage);
+                their_turn();
+                bk_wgmma_wait<1>();
+                bk_wgmma_pin(sf);
+                bk_mbar_arrive(k_empty(rn.stage));
+                if (n == kt.n_hi)
+                    bk_mbar_arrive(q_empty);
+                const long long nBN = (long long)n * BN;
+                if constexpr (GEN)
+                    score_transform<1, NB>(p, s, slope, m0, rbase, nBN, t4);
+                if (n < kt.nf_lo || n > kt.nf_hi)
+                    mask_tile<1, NB, BN>(p, s, m0, rbase, nBN, t4);
+                float corr[1][2];
+                const bool upd = softmax_max<1, NB, true>(s, m_r, corr, mul);
+                softmax_exp_f32<1, NB, C::EX2_FMA_EVERY>(s, m_r, l_r, corr, mul);
+                bk_wgmma_wait<0>();
+                bk_wgmma_pin(of);
+                bk_keep_regs(pkf);
+                bk_mbar_arrive(v_empty(r.stage));
+                if (upd)
+                    softmax_rescale_o<1, DB>(acc_o, corr);
+                softmax_pack<T, 1, NB>(s, pk); /* P(n) for the next step's P V */
+#else
                 my_turn();
                 bk_wgmma_fence();
                 issue_pv(r.stage);
@@ -576,6 +611,7 @@ __global__ void __launch_bounds__(384, 1)
                 if (n == kt.n_hi)
                     bk_mbar_arrive(q_empty);
                 softmax(n);
+#endif
                 r = rn;
             }
             bk_mbar_wait(v_full(r.stage), r.phase);

@@ -290,14 +290,12 @@ static __device__ __forceinline__ bool softmax_max(const float (&s)[MT][NB][4], 
     return upd;
 }
 
-/* Part 2: P = 2^(s * mul - m) rounded to T and packed into pk (pk[mt][j][hr]: row half hr,
- * keys 8 j + 2 t4 + {0, 1}: the A fragment of P V); l = l * corr + rowsum(P). FMA_EVERY > 0:
+/* Part 2a: P = 2^(s * mul - m) in place (f32) and l = l * corr + rowsum(P). FMA_EVERY > 0:
  * every FMA_EVERY-th key block's exponentials by bk_ex2_fma, taking load off the MUFU pipe
  * where the softmax, not the tensor cores, sets the pace (head dim 64). */
-template <typename T, int MT, int NB, int FMA_EVERY = 0>
-static __device__ __forceinline__ void softmax_exp(const float (&s)[MT][NB][4], const float (&m_r)[MT][2],
-                                                   float (&l_r)[MT][2], const float (&corr_r)[MT][2],
-                                                   uint32_t (&pk)[MT][NB][2], float mul)
+template <int MT, int NB, int FMA_EVERY = 0>
+static __device__ __forceinline__ void softmax_exp_f32(float (&s)[MT][NB][4], const float (&m_r)[MT][2],
+                                                       float (&l_r)[MT][2], const float (&corr_r)[MT][2], float mul)
 {
 #pragma unroll
     for (int mt = 0; mt < MT; mt++)
@@ -312,10 +310,25 @@ static __device__ __forceinline__ void softmax_exp(const float (&s)[MT][NB][4], 
                 const float p0 = fma_pipe ? bk_ex2_fma(x0) : bk_ex2(x0), p1 = fma_pipe ? bk_ex2_fma(x1) : bk_ex2(x1);
                 rs += p0;
                 rs += p1;
-                pk[mt][j][hr] = bk_mma16<T>::pack(p0, p1);
+                s[mt][j][2 * hr] = p0;
+                s[mt][j][2 * hr + 1] = p1;
             }
             l_r[mt][hr] = l_r[mt][hr] * corr_r[mt][hr] + rs;
         }
+}
+
+/* Part 2b: P (from softmax_exp_f32) rounded to T and packed into pk (pk[mt][j][hr]: row
+ * half hr, keys 8 j + 2 t4 + {0, 1}: the A fragment of P V). */
+template <typename T, int MT, int NB>
+static __device__ __forceinline__ void softmax_pack(const float (&p)[MT][NB][4], uint32_t (&pk)[MT][NB][2])
+{
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int j = 0; j < NB; j++)
+#pragma unroll
+            for (int hr = 0; hr < 2; hr++)
+                pk[mt][j][hr] = bk_mma16<T>::pack(p[mt][j][2 * hr], p[mt][j][2 * hr + 1]);
 }
 
 /* Part 3: O *= corr, row by row. */
@@ -341,7 +354,8 @@ static __device__ __forceinline__ void softmax_step(float (&s)[MT][NB][4], float
     float corr_r[MT][2];
     if (softmax_max<MT, NB, LAZY>(s, m_r, corr_r, mul))
         softmax_rescale_o<MT, DB>(acc_o, corr_r);
-    softmax_exp<T, MT, NB, FMA_EVERY>(s, m_r, l_r, corr_r, pk, mul);
+    softmax_exp_f32<MT, NB, FMA_EVERY>(s, m_r, l_r, corr_r, mul);
+    softmax_pack<T, MT, NB>(s, pk);
 }
 
 /* y = O / l and lse = (m + log2 l) ln 2 of the thread's rows m0 + rbase + mt * 16 + 8 hr of (b, h);
