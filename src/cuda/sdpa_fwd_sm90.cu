@@ -23,10 +23,13 @@
  *   - warpgroups 1 and 2, the consumers, take the registers; each owns 64 query rows.
  *     Per key tile n: O += P(n-1) V(n-1) (wgmma, P from registers, V N-major) and
  *     S(n) = Q K(n)^T (wgmma, both operands in shared memory) are issued together and
- *     waited for, then the mask and the online softmax of S(n) make P(n). The two
- *     warpgroups take turns at issuing (ping-pong on named barriers 1 and 2), so one's
- *     softmax runs under the other's products. Each consumer thread arrives on a buffer's
- *     empty barrier once the products that read it are done.
+ *     waited for, then the mask and the online softmax of S(n) make P(n). Dense D 128 /
+ *     256 (sm90_tiles::overlap) issue S(n) first and run the softmax of S(n) (in f32, in
+ *     place) while P(n-1) V(n-1) is in flight, then rescale O and pack P(n); writing P's
+ *     packed registers, not S's, during the flight is what makes ptxas serialise the
+ *     wgmmas (C7513). The two warpgroups take turns at issuing (ping-pong on named
+ *     barriers 1 and 2), so one's softmax runs under the other's products. Each consumer
+ *     thread arrives on a buffer's empty barrier once the products that read it are done.
  * Scheduler: persistent, a grid of min(work, SMs) CTAs striding over the work units:
  *   dense (b, h, query tile), causal ones as pairs of tiles t and last - t of one head (equal
  *   work per pair, heavy tile first, sm90_units); paged (tile id, q head), the
@@ -37,17 +40,13 @@
  *   consumers finish and store the current one.
  * Output: y and lse straight from registers (store_rows, as the other kernels): with
  *   16-byte rows each quad transposes its words by shuffles and stores 64 contiguous bytes.
- * Not yet: the softmax of S(n) overlapped with P(n-1) V(n-1) inside a warpgroup (a first
- *   try made ptxas serialise the wgmmas, see bench/RESULTS.md run 6); packing the query
- *   heads of a GQA group into one tile; a second Q buffer (the next unit's Q loads only
- *   after this unit's last S); y through shared memory and a TMA store; Dqk != Dv; a fast path for pages of
- *   1 or 2 rows (the per-row gather runs at about a quarter of the dense speed). */
+ * Not yet: the in-warpgroup overlap at D 64 and for pages (no gain measured, run 12);
+ *   packing the query heads of a GQA group into one tile; a second Q buffer (the next
+ *   unit's Q loads only after this unit's last S); y through shared memory and a TMA
+ *   store; Dqk != Dv; a fast path for pages of 1 or 2 rows (the per-row gather runs at
+ *   about a quarter of the dense speed). */
 #include "hopper.cuh"
 #include "sdpa_fwd_tiles.cuh"
-
-#ifndef BK_FWD_OVERLAP
-#define BK_FWD_OVERLAP 0
-#endif
 
 #include <cudaTypedefs.h>
 #include <limits.h>
@@ -62,6 +61,11 @@ template <int D> struct sm90_tiles {
        the softmax, not the tensor cores, sets the pace (the MUFU pipe does 16 exponentials
        per clock per SM); one in 8 balances the two pipes best (bench/RESULTS.md run 11) */
     static constexpr int EX2_FMA_EVERY = D == 64 ? 8 : 0;
+    /* the softmax of S(n) under P(n-1) V(n-1) inside a warpgroup (on top of the ping-pong):
+       dense D 128 / 256 (+1-6% on the H100); not at D 64 (-10% to +3%), nor for pages (a
+       wash, and more spills in the producers), nor D 256 with softcap / ALiBi (spills);
+       bench/RESULTS.md run 12 */
+    static constexpr bool overlap(bool paged, bool gen) { return !paged && D >= 128 && !(gen && D == 256); }
     static constexpr int THREADS = 384;              /* producer + 2 consumer warpgroups */
     /* setmaxnreg split of the registers the CTA holds: 168 per thread at launch
        (__launch_bounds__(384, 1)), so producer + 2 consumers <= 3 x 168 = 504; asking for
@@ -526,13 +530,17 @@ __global__ void __launch_bounds__(384, 1)
             }
             bk_wgmma_commit();
         };
-        /* the score transform, the masks and the online softmax of tile n: P into pk */
-        auto softmax = [&](int n) {
+        /* the score transform and the masks of tile n, in place */
+        auto scores = [&](int n) {
             const long long nBN = (long long)n * BN;
             if constexpr (GEN)
                 score_transform<1, NB>(p, s, slope, m0, rbase, nBN, t4);
             if (n < kt.nf_lo || n > kt.nf_hi)
                 mask_tile<1, NB, BN>(p, s, m0, rbase, nBN, t4);
+        };
+        /* ... and the online softmax of tile n: P into pk */
+        auto softmax = [&](int n) {
+            scores(n);
             softmax_step<T, 1, NB, DB, true, C::EX2_FMA_EVERY>(s, m_r, l_r, acc_o, pk, mul);
         };
         /* Ping-pong: the two consumer warpgroups take turns at issuing their products
@@ -566,52 +574,48 @@ __global__ void __launch_bounds__(384, 1)
                 cp_async_seen();
                 bk_wgmma_pin(of);
                 bk_keep_regs(pkf);
-#if BK_FWD_OVERLAP
-                /* S(n) first, then O += P(n-1) V(n-1) (two groups); the softmax of S(n) runs
-                   in f32, in place, while the P V group is in flight; O is rescaled and P(n)
-                   packed once P V has landed */
-                my_turn();
-                bk_wgmma_fence();
-                issue_s(rn.stage);
-                bk_wgmma_fence(); /* a stage of its own: P V's operands are set up after S's issue */
-                issue_pv(r.stage);
-                their_turn();
-                bk_wgmma_wait<1>();
-                bk_wgmma_pin(sf);
-                bk_mbar_arrive(k_empty(rn.stage));
-                if (n == kt.n_hi)
-                    bk_mbar_arrive(q_empty);
-                const long long nBN = (long long)n * BN;
-                if constexpr (GEN)
-                    score_transform<1, NB>(p, s, slope, m0, rbase, nBN, t4);
-                if (n < kt.nf_lo || n > kt.nf_hi)
-                    mask_tile<1, NB, BN>(p, s, m0, rbase, nBN, t4);
-                float corr[1][2];
-                const bool upd = softmax_max<1, NB, true>(s, m_r, corr, mul);
-                softmax_exp_f32<1, NB, C::EX2_FMA_EVERY>(s, m_r, l_r, corr, mul);
-                bk_wgmma_wait<0>();
-                bk_wgmma_pin(of);
-                bk_keep_regs(pkf);
-                bk_mbar_arrive(v_empty(r.stage));
-                if (upd)
-                    softmax_rescale_o<1, DB>(acc_o, corr);
-                softmax_pack<T, 1, NB>(s, pk); /* P(n) for the next step's P V */
-#else
-                my_turn();
-                bk_wgmma_fence();
-                issue_pv(r.stage);
-                issue_s(rn.stage);
-                their_turn();
-                bk_wgmma_wait<0>();
-                bk_wgmma_pin(sf);
-                bk_wgmma_pin(of);
-                bk_keep_regs(pkf);
-                bk_mbar_arrive(k_empty(rn.stage));
-                bk_mbar_arrive(v_empty(r.stage));
-                if (n == kt.n_hi)
-                    bk_mbar_arrive(q_empty);
-                softmax(n);
-#endif
+                if constexpr (C::overlap(PAGED, GEN)) {
+                    /* S(n) first, then O += P(n-1) V(n-1) (two groups); the softmax of S(n) runs
+                       in f32, in place, while the P V group is in flight; O is rescaled and P(n)
+                       packed once P V has landed */
+                    my_turn();
+                    bk_wgmma_fence();
+                    issue_s(rn.stage);
+                    bk_wgmma_fence(); /* a stage of its own: P V's operands are set up after S's issue */
+                    issue_pv(r.stage);
+                    their_turn();
+                    bk_wgmma_wait<1>();
+                    bk_wgmma_pin(sf);
+                    bk_mbar_arrive(k_empty(rn.stage));
+                    if (n == kt.n_hi)
+                        bk_mbar_arrive(q_empty);
+                    scores(n);
+                    float corr[1][2];
+                    const bool upd = softmax_max<1, NB, true>(s, m_r, corr, mul);
+                    softmax_exp_f32<1, NB, C::EX2_FMA_EVERY>(s, m_r, l_r, corr, mul);
+                    bk_wgmma_wait<0>();
+                    bk_wgmma_pin(of);
+                    bk_keep_regs(pkf);
+                    bk_mbar_arrive(v_empty(r.stage));
+                    if (upd)
+                        softmax_rescale_o<1, DB>(acc_o, corr);
+                    softmax_pack<T, 1, NB>(s, pk); /* P(n) for the next step's P V */
+                } else {
+                    my_turn();
+                    bk_wgmma_fence();
+                    issue_pv(r.stage);
+                    issue_s(rn.stage);
+                    their_turn();
+                    bk_wgmma_wait<0>();
+                    bk_wgmma_pin(sf);
+                    bk_wgmma_pin(of);
+                    bk_keep_regs(pkf);
+                    bk_mbar_arrive(k_empty(rn.stage));
+                    bk_mbar_arrive(v_empty(r.stage));
+                    if (n == kt.n_hi)
+                        bk_mbar_arrive(q_empty);
+                    softmax(n);
+                }
                 r = rn;
             }
             bk_mbar_wait(v_full(r.stage), r.phase);
