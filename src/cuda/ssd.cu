@@ -28,6 +28,13 @@
  *   chunk_scan_tc MODE 1, chunk_bwd_tc (its 64x64 products on mma.sync; operands rounded
  *   to T: the f32 states and state gradients, the masked weights; dL/du as hi + lo;
  *   each operand tile loaded once per chunk where D, N <= 64, 16-byte cp.async when aligned).
+ *   16-bit fast path (bwd_tstates: D, N multiples of 8, x, B, C (and dz) vec_view, no
+ *   initial states, 128 (b, h, tile) blocks or at most 8 chunks): the entering states come
+ *   from the forward's chunk_state_pass_v in T (dec too, for the reverse pass), dz from
+ *   chunk_scan_v MODE 1, and chunk_bwd_tc loads S by cp.async; the products round S to T
+ *   as before, but <dS, S> (dA's exp(cum_last) term, an f32 sum) then takes S rounded to
+ *   T (relative error u of T per term, as S's products already have; dS stays f32). Else
+ *   chunk_state_tc + state_pass (f32 states).
  *   No atomics anywhere: every output is bit-identical from run to run.
  * TF32 (the f32 plans of BK_PREFER_ALLOW_TF32): T = float in chunk_state_tc, chunk_scan_tc
  *   and chunk_bwd_tc; bk_mma16<float> (common.cuh) makes a k16 step two mma.sync m16n8k8
@@ -45,7 +52,7 @@
  * rows (N a power-of-two multiple of 16 bytes, at most 32 chunks), else ssd_step_kernel;
  * f32 update, fixed shuffle order; a request outside the pool is counted and skipped.
  * Not yet (speed): vector loads in the generic kernels and the backward's chunk_state /
- * chunk_scan, a fused backward state pass (as chunk_state_pass_v), 8 warps in chunk_bwd_tc;
+ * chunk_scan, a fused reverse state pass (as chunk_state_pass_v), 8 warps in chunk_bwd_tc;
  * for TF32 a vectorised forward (cp.async, fused state pass with f32 states) and smaller
  * chunk_bwd_tc tiles (two blocks per SM).
  */
@@ -835,7 +842,7 @@ __global__ void __launch_bounds__(kPassThreads, 4)
 template <typename T>
 __global__ void __launch_bounds__(kTcThreads)
     chunk_state_pass_v_kernel(const T *x, bk_view4 sx, const T *bm, bk_view4 sb, const T *dt, bk_view4 sdt, const T *a,
-                              long long sa, T *tst, long long L, long long H, int D, int N, long long K,
+                              long long sa, T *tst, float *decs, long long L, long long H, int D, int N, long long K,
                               long long total, ssd_kopts o)
 {
     __shared__ float s_dt[TQ], s_cum[TQ], s_w[TQ];
@@ -878,6 +885,8 @@ __global__ void __launch_bounds__(kTcThreads)
             if (tid < TQ)
                 s_w[tid] = tid >= q || s_seg[tid] != s_seg[q - 1] ? 0.f : expf(s_cum[q - 1] - s_cum[tid]) * s_dt[tid];
             const float dec = s_seg[q - 1] == 0 ? s_cum[q - 1] : -INFINITY; /* a reset: nothing carried */
+            if (decs && tid == 0 && tile == 0)
+                decs[bh * K + k] = dec;
             __syncthreads();
             store_weighted_rows<T>(Bs, bv, s_w, tid);
             bk_cp_async_wait_all();
@@ -926,11 +935,12 @@ size_t scan_v_smem(int N)
     return (size_t)(3 * TQ * (n64 + 8) + TQ * kPad) * 2;
 }
 
-template <typename T>
+template <typename T, int MODE>
 __global__ void __launch_bounds__(kTcThreads)
     chunk_scan_v_kernel(const T *x, bk_view4 sx, const T *dt, bk_view4 sdt, const T *a, long long sa, const T *bm,
                         bk_view4 sb, const T *cm, bk_view4 sc, T *y, bk_view4 sy, const T *tst, long long L,
-                        long long H, int D, int N, long long K, int rd, long long total, ssd_kopts o)
+                        long long H, int D, int N, long long K, int rd, long long total, ssd_kopts o, const T *dy,
+                        bk_view4 sdy)
 {
     extern __shared__ __align__(16) unsigned char scan_smem[];
     __shared__ float s_dt[TQ], s_cum[TQ];
@@ -1025,10 +1035,16 @@ __global__ void __launch_bounds__(kTcThreads)
 #pragma unroll
             for (int hf = 0; hf < 2; hf++) {
                 const int t = hf ? t1 : t0, d = d0 + nt * 8 + 2 * cq;
-                if (t < q && d < D)
-                    *(uint32_t *)(yb + t * sy.s1 + d) =
-                        bk_mma16<T>::pack(finish_y(o, yy[nt][2 * hf], x, sx, b, l0 + t, h, d),
-                                          finish_y(o, yy[nt][2 * hf + 1], x, sx, b, l0 + t, h, d + 1));
+                if (t >= q || d >= D)
+                    continue;
+                float v[2];
+#pragma unroll
+                for (int e = 0; e < 2; e++)
+                    v[e] = MODE == 0 ? finish_y(o, yy[nt][2 * hf + e], x, sx, b, l0 + t, h, d + e)
+                                     : gate_dz(o, yy[nt][2 * hf + e] + skip_of<T>(o, h, d + e) *
+                                                                           ld(x + off4(sx, b, l0 + t, h, d + e)),
+                                               dy, sdy, b, l0 + t, h, d + e);
+                *(uint32_t *)(yb + t * sy.s1 + d) = bk_mma16<T>::pack(v[0], v[1]);
             }
         __syncthreads();
     }
@@ -1704,12 +1720,26 @@ template <typename T> __device__ __forceinline__ void du_split(T (*hi)[kPad], T 
     }
 }
 
+/* Four consecutive f32 from 4 f32 (16-byte aligned) or 4 16-bit values (8-byte aligned). */
+template <typename U> __device__ __forceinline__ float4 ld4(const U *p)
+{
+    if constexpr (sizeof(U) == 4) {
+        return *(const float4 *)p;
+    } else {
+        const uint2 u = *(const uint2 *)p;
+        U e[4];
+        memcpy(e, &u, 8);
+        return make_float4(ld(&e[0]), ld(&e[1]), ld(&e[2]), ld(&e[3]));
+    }
+}
+
 /* tile[r][j] = f32 src[r * N + j] rounded to T, zero where r >= rows or j >= w; v4: float4
- * loads (src 16-byte aligned, N and w multiples of 4). With dot (S's tile), *dss += src .
- * dot over the tile (fixed order per thread). */
-template <typename T>
+ * loads (src 16-byte aligned, N and w multiples of 4). With dot (the other state's tile at
+ * the same (r, j): f32, or T for the fused pass's 16-bit S), *dss += src . dot over the tile
+ * (f32, fixed order per thread). */
+template <typename T, typename U = float>
 __device__ __forceinline__ void load_ftile(T (*tile)[kPad], const float *src, long long N, int rows, long long w,
-                                           bool v4, const float *dot = nullptr, float *dss = nullptr)
+                                           bool v4, const U *dot = nullptr, float *dss = nullptr)
 {
     if (v4) {
 #pragma unroll 1
@@ -1719,7 +1749,7 @@ __device__ __forceinline__ void load_ftile(T (*tile)[kPad], const float *src, lo
             if (r < rows && j < w) {
                 v = *(const float4 *)(src + r * N + j);
                 if (dot) {
-                    const float4 d = *(const float4 *)(dot + r * N + j);
+                    const float4 d = ld4(dot + r * N + j);
                     *dss += v.x * d.x + v.y * d.y + v.z * d.z + v.w * d.w;
                 }
             }
@@ -1739,7 +1769,7 @@ __device__ __forceinline__ void load_ftile(T (*tile)[kPad], const float *src, lo
             if (r < rows && j < w) {
                 v = src[r * N + j];
                 if (dot)
-                    *dss += v * dot[r * N + j];
+                    *dss += v * ld(dot + r * N + j);
             }
             tile[r][j] = elem<T>::store(v);
         }
@@ -1772,15 +1802,17 @@ __device__ __forceinline__ void store2(T *p, float *acc, bool pair, long long j,
  * f32 accumulators (row sums per warp, column sums over the warps in a fixed order).
  * Tiles are loaded once per chunk where the widths allow (x, dU for D <= 64; C, B reused
  * across phases: tags), by 16-byte cp.async when vec (host: vec_view of every 16-bit view,
- * D and N multiples of 8); the f32 states by float4 when v4. Causal blocks are skipped. */
-template <typename T, int OPTS>
+ * D and N multiples of 8); the f32 states by float4 when v4. Causal blocks are skipped.
+ * T16 (16-bit T only): S is the 16-bit entering states of chunk_state_pass_v (rd = D) in
+ * the f32 state buffer, tiles by cp.async; <dS, S> sums f32 dS times S in T. */
+template <typename T, int OPTS, bool T16>
 __global__ void __launch_bounds__(kTcThreads, bwd_tc_min_blocks<T, OPTS>)
     chunk_bwd_tc_kernel(const T *x, bk_view4 sx, const T *dt, bk_view4 sdt, const T *a, long long sa, const T *bm,
                         bk_view4 sb, const T *cm, bk_view4 sc, const T *dy, bk_view4 sdy, T *dx, bk_view4 sdx, T *ddt,
                         bk_view4 sddt, T *db, bk_view4 sdb, T *dc, bk_view4 sdc, const float *states,
-                        const float *dstates, double *parts, double *pbias_in, double *pskip_in, float *gdb_in,
-                        float *gdc_in, long long L, long long H, long long D, long long N, long long K, long long total,
-                        ssd_kopts opts, bool vec, bool v4)
+                        const float *dstates, double *parts, double *pbias_in, double *pskip_in,
+                        float *gdb_in, float *gdc_in, long long L, long long H, long long D, long long N, long long K,
+                        long long total, ssd_kopts opts, bool vec, bool v4)
 {
     const ssd_kopts o = kopts_for<OPTS>(opts);
     double *const pbias = OPTS == kBwdAll ? pbias_in : NULL, *const pskip = OPTS == kBwdAll ? pskip_in : NULL;
@@ -1977,6 +2009,14 @@ __global__ void __launch_bounds__(kTcThreads, bwd_tc_min_blocks<T, OPTS>)
         /* phase 3, per 64 columns of N: Y2 = x dS (rows s), Y3 = dU S (rows t) over D; rr;
          * dB = dt_s (wl Y2 + Wx^T C); dcum += C_t . er Y3; dC = er Y3 + Wx (dt B); <dS, S> */
         float dss = 0.f;
+        /* T16: S in T, chunk (bh, c) at (T *)states + (2 bh K + c) D N (tstate_row, rd = D) */
+        const T *S16 = (const T *)states + (2 * bh * K + c) * D * N;
+        auto load_s = [&](long long d0, long long n0, int rows, bool dot) { /* S's tile into Ts */
+            if (T16)
+                load_tile(Ts, S16 + d0 * N + n0, N, rows, N - n0, true);
+            else
+                load_ftile(Ts, S + d0 * N + n0, N, rows, N - n0, v4, dot ? dS + d0 * N + n0 : nullptr, &dss);
+        };
         const float er0 = r0 < q && first_seg(r0) ? expf(s_cum[r0]) : 0.f;
         const float er1 = r1 < q && first_seg(r1) ? expf(s_cum[r1]) : 0.f;
         for (long long n0 = 0; n0 < N; n0 += TQ) {
@@ -1987,8 +2027,11 @@ __global__ void __launch_bounds__(kTcThreads, bwd_tc_min_blocks<T, OPTS>)
                 need_b(n0);
                 need_x(d0);
                 const int rows = (int)min((long long)TQ, D - d0);
-                load_ftile(Tf, dS + d0 * N + n0, N, rows, N - n0, v4);
-                load_ftile(Ts, S + d0 * N + n0, N, rows, N - n0, v4, dS + d0 * N + n0, &dss);
+                if (T16) /* <dS, S>: f32 dS, S in T */
+                    load_ftile(Tf, dS + d0 * N + n0, N, rows, N - n0, v4, S16 + d0 * N + n0, &dss);
+                else
+                    load_ftile(Tf, dS + d0 * N + n0, N, rows, N - n0, v4);
+                load_s(d0, n0, rows, true);
                 ready();
                 warp_mma<T, false, true>(Y2, Xs, Tf, rb, 0, TQ);
             }
@@ -2019,7 +2062,7 @@ __global__ void __launch_bounds__(kTcThreads, bwd_tc_min_blocks<T, OPTS>)
                 if (D > TQ) {
                     __syncthreads();
                     need_x(d0);
-                    load_ftile(Ts, S + d0 * N + n0, N, (int)min((long long)TQ, D - d0), N - n0, v4);
+                    load_s(d0, n0, (int)min((long long)TQ, D - d0), false);
                     ready();
                 }
                 warp_mma<T, false, true>(Y3, Uh, Ts, rb, 0, TQ);
@@ -2172,6 +2215,37 @@ int tstate_rows(const ssd_geo &g)
  * chunk_state_v + state_pass_t (fewer leave SMs idle through its sequential chunk walk). */
 const long long kFusedStateBlocks = 128;
 
+/* chunk_state_pass_v over every (b, h, state tile): the 16-bit states entering each chunk
+ * into tst (tstate_row's layout with rd = D), dec into decs when non-NULL. */
+template <typename T>
+void launch_state_pass_v(const ssd_geo &g, const bk_tensor &x, const bk_tensor &dt, const bk_tensor &a,
+                         const bk_tensor &b, T *tst, float *decs, cudaStream_t s, const ssd_kopts &o)
+{
+    const int D = (int)g.D, N = (int)g.N;
+    const long long total = g.BH * ((D + TQ - 1) / TQ) * ((N + TQ - 1) / TQ);
+    chunk_state_pass_v_kernel<T><<<blocks_for(total), kTcThreads, 0, s>>>(
+        (const T *)x.data, bk_view4_of(&x), (const T *)b.data, bk_view4_of(&b), (const T *)dt.data, bk_view4_of(&dt),
+        (const T *)a.data, a.strides[0], tst, decs, g.L, g.H, D, N, g.K, total, o);
+}
+
+/* chunk_scan_v over every (b, h, chunk, 64 columns of D) from the 16-bit entering states
+ * tst (slices of rd rows): MODE 0 y into out; MODE 1 (the backward's gate) dz into out from
+ * dy. */
+template <typename T, int MODE>
+void launch_scan_v(const ssd_geo &g, const bk_tensor &x, const bk_tensor &dt, const bk_tensor &a, const bk_tensor &b,
+                   const bk_tensor &c, const bk_tensor &out, const T *tst, int rd, const bk_tensor *dy, cudaStream_t s,
+                   const ssd_kopts &o)
+{
+    const int D = (int)g.D, N = (int)g.N;
+    const long long total = g.BH * g.K * ((D + TQ - 1) / TQ);
+    const size_t smem = scan_v_smem(N);
+    cudaFuncSetAttribute(chunk_scan_v_kernel<T, MODE>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    chunk_scan_v_kernel<T, MODE><<<blocks_for(total), kTcThreads, smem, s>>>(
+        (const T *)x.data, bk_view4_of(&x), (const T *)dt.data, bk_view4_of(&dt), (const T *)a.data, a.strides[0],
+        (const T *)b.data, bk_view4_of(&b), (const T *)c.data, bk_view4_of(&c), (T *)out.data, bk_view4_of(&out), tst,
+        g.L, g.H, D, N, g.K, rd, total, o, dy ? (const T *)dy->data : NULL, dy ? bk_view4_of(dy) : bk_view4{0, 0, 0, 0});
+}
+
 /* The forward, f16/bf16 and every view vec_view: chunk_state_pass_v (or chunk_state_v +
  * state_pass_t), chunk_scan_v. */
 template <typename T>
@@ -2181,10 +2255,7 @@ void launch_fwd_v(const ssd_geo &g, const bk_ssd_fwd_args *a, const ssd_ws &w, c
     int rd = tstate_rows(g);
     if (g.BH * tiles >= kFusedStateBlocks) { /* enough blocks: the states stay in registers */
         rd = D;
-        chunk_state_pass_v_kernel<T><<<blocks_for(g.BH * tiles), kTcThreads, 0, s>>>(
-            (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->b.data, bk_view4_of(&a->b),
-            (const T *)a->dt.data, bk_view4_of(&a->dt), (const T *)a->a.data, a->a.strides[0], (T *)w.states, g.L,
-            g.H, D, N, g.K, g.BH * tiles, o);
+        launch_state_pass_v<T>(g, a->x, a->dt, a->a, a->b, (T *)w.states, NULL, s, o);
     } else {
         const int slices = (D + rd - 1) / rd;
         const long long st_total = g.BH * g.K * tiles;
@@ -2196,13 +2267,7 @@ void launch_fwd_v(const ssd_geo &g, const bk_ssd_fwd_args *a, const ssd_ws &w, c
         state_pass_t_kernel<T><<<blocks_for(pass_total), kPassThreads, 0, s>>>(w.states, w.dec, D, N, g.K, rd,
                                                                                 slices, pass_total);
     }
-    const long long total = g.BH * g.K * ((D + TQ - 1) / TQ);
-    const size_t smem = scan_v_smem(N);
-    cudaFuncSetAttribute(chunk_scan_v_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-    chunk_scan_v_kernel<T><<<blocks_for(total), kTcThreads, smem, s>>>(
-        (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->dt.data, bk_view4_of(&a->dt), (const T *)a->a.data,
-        a->a.strides[0], (const T *)a->b.data, bk_view4_of(&a->b), (const T *)a->c.data, bk_view4_of(&a->c),
-        (T *)a->y.data, bk_view4_of(&a->y), (const T *)w.states, g.L, g.H, D, N, g.K, rd, total, o);
+    launch_scan_v<T, 0>(g, a->x, a->dt, a->a, a->b, a->c, a->y, (const T *)w.states, rd, NULL, s, o);
 }
 
 /* The forward: f16/bf16 on tensor cores (tc always true), f32 on tensor cores in TF32 when
@@ -2242,6 +2307,24 @@ void launch_fwd(const ssd_geo &g, const bk_ssd_fwd_args *a, const ssd_ws &w, cud
     }
 }
 
+/* Chunks up to which the backward takes the fused state pass whatever its number of blocks
+ * (a short walk costs little); longer walks need kFusedStateBlocks blocks. */
+const long long kFusedShortWalk = 8;
+
+/* Whether the backward takes the 16-bit entering states of chunk_state_pass_v (and
+ * chunk_scan_v MODE 1 for dz): f16/bf16, D and N multiples of 8 (N > 0), x, B, C (and dz)
+ * vec_view, no initial states, enough blocks or a short walk. Else chunk_state + state_pass
+ * (f32 states). */
+template <typename T> bool bwd_tstates(const ssd_geo &g, const bk_ssd_bwd_args *a)
+{
+    if (sizeof(T) != 2 || g.D <= 0 || g.N <= 0 || g.D % 8 != 0 || g.N % 8 != 0 || a->initial_states)
+        return false;
+    if (!vec_view(a->x) || !vec_view(a->b) || !vec_view(a->c) || (a->dz && !vec_view(*a->dz)))
+        return false;
+    const long long tiles = ((g.D + TQ - 1) / TQ) * ((g.N + TQ - 1) / TQ);
+    return g.BH * tiles >= kFusedStateBlocks || g.K <= kFusedShortWalk;
+}
+
 /* The backward's per-head sums (dA, ddt_bias, dskip) from the parts in w (K = 0: zeros). */
 template <typename T>
 void launch_head_sums(const ssd_geo &g, const bk_ssd_desc *d, const bk_ssd_bwd_args *a, const ssd_ws &w,
@@ -2279,12 +2362,27 @@ void launch_bwd(const ssd_geo &g, const bk_ssd_desc *d, const bk_ssd_bwd_args *a
     }
     /* f16/bf16, and f32 in the TF32 plan: the products on tensor cores */
     const bool tc = (sizeof(T) == 2 || (sizeof(T) == 4 && tf32)) && g.D > 0 && g.N > 0;
-    launch_states<T>(g, a->x, a->dt, a->a, a->b, w, s, tc, o, a->initial_states, NULL);
+    /* the 16-bit entering states of chunk_state_pass_v (bwd_tstates), else f32 ones */
+    bool t16 = false;
+    if constexpr (sizeof(T) == 2) {
+        t16 = bwd_tstates<T>(g, a);
+        if (t16)
+            launch_state_pass_v<T>(g, a->x, a->dt, a->a, a->b, (T *)w.states, w.dec, s, o);
+    }
+    if (!t16)
+        launch_states<T>(g, a->x, a->dt, a->a, a->b, w, s, tc, o, a->initial_states, NULL);
     const long long dtiles = (g.D + TQ - 1) / TQ, tiles = dtiles * ((g.N + TQ - 1) / TQ);
     if (a->dz && g.D > 0) {
         bool done = false;
+        if constexpr (sizeof(T) == 2) {
+            if (t16) {
+                launch_scan_v<T, 1>(g, a->x, a->dt, a->a, a->b, a->c, *a->dz, (const T *)w.states, (int)g.D, &a->dy,
+                                    s, o);
+                done = true;
+            }
+        }
         if constexpr (kHasTc<T>) {
-            if (tc) {
+            if (tc && !done) {
                 const size_t smem = scan_tc_smem(sizeof(T));
                 cudaFuncSetAttribute(chunk_scan_tc_kernel<T, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                      (int)smem);
@@ -2329,9 +2427,15 @@ void launch_bwd(const ssd_geo &g, const bk_ssd_desc *d, const bk_ssd_bwd_args *a
     bool launched = false;
     if constexpr (kHasTc<T>) {
         if (tc) {
-            auto kernel = opts == kBwdAll      ? chunk_bwd_tc_kernel<T, kBwdAll>
-                          : opts == kBwdGroups ? chunk_bwd_tc_kernel<T, kBwdGroups>
-                                               : chunk_bwd_tc_kernel<T, kBwdPlain>;
+            auto kernel = opts == kBwdAll      ? chunk_bwd_tc_kernel<T, kBwdAll, false>
+                          : opts == kBwdGroups ? chunk_bwd_tc_kernel<T, kBwdGroups, false>
+                                               : chunk_bwd_tc_kernel<T, kBwdPlain, false>;
+            if constexpr (sizeof(T) == 2) { /* the 16-bit states of the fused pass */
+                if (t16)
+                    kernel = opts == kBwdAll      ? chunk_bwd_tc_kernel<T, kBwdAll, true>
+                             : opts == kBwdGroups ? chunk_bwd_tc_kernel<T, kBwdGroups, true>
+                                                  : chunk_bwd_tc_kernel<T, kBwdPlain, true>;
+            }
             /* 16-byte tile loads and pair stores for vectorised views; float4 state loads */
             const bool vec = g.D % 8 == 0 && g.N % 8 == 0 && vec_view(a->x) && vec_view(a->dy) && vec_view(a->b) &&
                              vec_view(a->c) && vec_view(a->dx) && vec_view(a->db) && vec_view(a->dc) &&
