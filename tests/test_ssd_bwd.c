@@ -955,8 +955,9 @@ static void test_options(bk_target target, bk_preference pref, const bk_dtype *d
 /* CUDA against the CPU backward on the same inputs (the CPU's are checked against finite
  * differences above), for shapes too large for finite differences: D and N above the
  * kernels' 64-wide tiles (dskip per channel over two D tiles), several chunks, every
- * option (the 16-bit fused state passes and today's f32 ones both). f32, bf16 and f16 (f32
- * only under BK_TEST_QUICK); slack f32 3, 16-bit
+ * option (the 16-bit fused state passes and the f32 ones both; the fused path's <dS, S>
+ * in dA takes the states rounded to the dtype, as their chunk products already do, under
+ * the same tolerance). f32, bf16 and f16 (f32 only under BK_TEST_QUICK); slack f32 3, 16-bit
  * k_tc_slack + k_ref_ulp. The reference here is itself rounded to the dtype, so bkt_tol
  * sees no rounding floor in it (tol = u/2 slack, u the unit roundoff), yet two roundings
  * of values a compute error apart differ by one ulp when a midpoint lies between them:
@@ -971,10 +972,10 @@ static void test_options_vs_cpu(bk_target gpu, bk_preference pref)
         /* groups of heads and no other option (the kernels' grouped instantiation) */
         {2, 150, 4, 70, 66, 64, 2, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, false, true, false, 0, 0},
         {1, 130, 4, 64, 128, 64, 1, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, true, true, false, 0, 0},
-        /* from here unpadded views, D and N multiples of 8, no initial states: the 16-bit
-         * fused state passes (bwd_tstates in ssd.cu) with every other option, groups only,
-         * the gate alone (dz by chunk_scan_v) */
-        {2, 200, 4, 64, 64, 64, 2, BK_SSD_SKIP_PER_CHANNEL, true, true, true, true, 0.01, 1, false, true, true, 0, 0},
+        /* from here unpadded views, D and N multiples of 8: the 16-bit fused state passes
+         * (bwd_tstates in ssd.cu; the cases above take the f32 ones) with every option,
+         * groups only, the gate alone */
+        {2, 200, 4, 64, 64, 64, 2, BK_SSD_SKIP_PER_CHANNEL, true, true, true, true, 0.01, 1, true, true, true, 0, 0},
         {2, 150, 4, 64, 64, 64, 2, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, false, true, false, 0, 0},
         {1, 130, 2, 64, 128, 64, 0, BK_SSD_SKIP_PER_HEAD, true, false, false, false, 0, 0, false, false, false, 0, 0},
     };
