@@ -66,6 +66,8 @@
 #include "common.cuh"
 #include "cuda/ssd_cuda.h"
 
+#include <type_traits>
+
 namespace {
 
 const int TQ = 64;       /* steps per chunk */
@@ -927,11 +929,13 @@ __global__ void __launch_bounds__(kTcThreads)
             const long long k = MODE == 0 ? j : K - 1 - j;
             const int buf = (int)(j & 1), q = (int)min((long long)TQ, L - k * TQ);
             chunk_prologue_scan<T>(pin, h, q, A, s_dt, s_cum, s_seg, o);
-            if (tid < TQ)
-                s_w[tid] = tid >= q                                 ? 0.f
-                           : MODE == 1                              ? (s_seg[tid] == 0 ? expf(s_cum[tid]) : 0.f)
-                           : s_seg[tid] == s_seg[q - 1] ? expf(s_cum[q - 1] - s_cum[tid]) * s_dt[tid]
-                                                        : 0.f;
+            if (tid < TQ) {
+                float w = 0.f;
+                if (tid < q)
+                    w = MODE == 1 ? (s_seg[tid] == 0 ? expf(s_cum[tid]) : 0.f)
+                                  : (s_seg[tid] == s_seg[q - 1] ? expf(s_cum[q - 1] - s_cum[tid]) * s_dt[tid] : 0.f);
+                s_w[tid] = w;
+            }
             const float dec = s_seg[q - 1] == 0 ? s_cum[q - 1] : -INFINITY; /* a reset: nothing carried */
             __syncthreads();
             store_weighted_rows<T>(Bs, bv, s_w, tid);
@@ -1877,6 +1881,11 @@ __device__ __forceinline__ void store2(T *p, float *acc, bool pair, long long j,
     }
 }
 
+/* T16's dS loads of phase 2 by a rolled loop (f16) or unrolled (bf16); phase 3's state
+ * loads rolled: what kept chunk_bwd_tc<T16> plain and grouped at the f32-state kernels'
+ * spills or fewer (ptxas of CUDA 13.0, sm_90a); a register-allocation choice, not math. */
+template <typename T> constexpr bool kRollDs = sizeof(T) == 2 && !std::is_same<T, __nv_bfloat16>::value;
+
 /* chunk_bwd on tensor cores (f16, bf16; f32 in TF32): the blocks, outputs, options and f32 sums of
  * chunk_bwd_kernel, its chunk products on mma.sync (16-bit operands, f32 accumulate; 4
  * warps, warp w rows 16w..16w+15 of every 64 x 64 product). Operands rounded to T: the
@@ -1925,9 +1934,12 @@ __global__ void __launch_bounds__(kTcThreads, bwd_tc_min_blocks<T, OPTS>)
         const T *zb = o.z ? (const T *)o.z + b * o.sz.s0 + l0 * o.sz.s1 + h * o.sz.s2 : nullptr;
         const T *cb = cm + b * sc.s0 + l0 * sc.s1 + hg * sc.s2, *bb = bm + b * sb.s0 + l0 * sb.s1 + hg * sb.s2;
         const float *S = states + (bh * K + c) * D * N, *dS = dstates + (bh * K + c) * D * N;
-        auto load_ds = [&](long long d0, long long n0, int rows) { /* dS's tile into Tf */
-            if (T16)
-                load_tile<T, true>(Tf, tstate_at<T>(dstates, bh, c, K, D * N) + d0 * N + n0, N, rows, N - n0, true);
+        auto load_ds = [&](long long d0, long long n0, int rows, bool rolled) { /* dS's tile into Tf */
+            const T *src = tstate_at<T>(dstates, bh, c, K, D * N) + d0 * N + n0;
+            if (T16 && rolled)
+                load_tile<T, true>(Tf, src, N, rows, N - n0, true);
+            else if (T16)
+                load_tile<T, false>(Tf, src, N, rows, N - n0, true);
             else
                 load_ftile(Tf, dS + d0 * N + n0, N, rows, N - n0, v4);
         };
@@ -2053,7 +2065,7 @@ __global__ void __launch_bounds__(kTcThreads, bwd_tc_min_blocks<T, OPTS>)
                 need_b(n0);
                 if (n0 == 0)
                     need_x(d0);
-                load_ds(d0, n0, (int)min((long long)TQ, D - d0));
+                load_ds(d0, n0, (int)min((long long)TQ, D - d0), kRollDs<T>);
                 ready();
                 warp_mma<T, false, false>(gacc, Tb, Tf, rb, 0, TQ);
             }
@@ -2115,7 +2127,7 @@ __global__ void __launch_bounds__(kTcThreads, bwd_tc_min_blocks<T, OPTS>)
                 need_b(n0);
                 need_x(d0);
                 const int rows = (int)min((long long)TQ, D - d0);
-                load_ds(d0, n0, rows);
+                load_ds(d0, n0, rows, true);
                 load_s(d0, n0, rows, true);
                 ready();
                 warp_mma<T, false, true>(Y2, Xs, Tf, rb, 0, TQ);
@@ -2337,7 +2349,8 @@ void launch_scan_v(const ssd_geo &g, const bk_tensor &x, const bk_tensor &dt, co
     chunk_scan_v_kernel<T, MODE><<<blocks_for(total), kTcThreads, smem, s>>>(
         (const T *)x.data, bk_view4_of(&x), (const T *)dt.data, bk_view4_of(&dt), (const T *)a.data, a.strides[0],
         (const T *)b.data, bk_view4_of(&b), (const T *)c.data, bk_view4_of(&c), (T *)out.data, bk_view4_of(&out), tst,
-        g.L, g.H, D, N, g.K, rd, total, o, dy ? (const T *)dy->data : NULL, dy ? bk_view4_of(dy) : bk_view4{0, 0, 0, 0});
+        g.L, g.H, D, N, g.K, rd, total, o, dy ? (const T *)dy->data : NULL,
+        dy ? bk_view4_of(dy) : bk_view4{0, 0, 0, 0});
 }
 
 /* The forward, f16/bf16 and every view vec_view: chunk_state_pass_v (or chunk_state_v +
