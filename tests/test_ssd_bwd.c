@@ -955,7 +955,9 @@ static void test_options(bk_target target, bk_preference pref, const bk_dtype *d
 /* CUDA against the CPU backward on the same inputs (the CPU's are checked against finite
  * differences above), for shapes too large for finite differences: D and N above the
  * kernels' 64-wide tiles (dskip per channel over two D tiles), several chunks, every
- * option. f32, bf16 and f16 (f32 only under BK_TEST_QUICK); slack f32 3, 16-bit
+ * option (the 16-bit fused state passes and the f32 ones both; the fused path's <dS, S>
+ * in dA takes the states rounded to the dtype, as their chunk products already do, under
+ * the same tolerance). f32, bf16 and f16 (f32 only under BK_TEST_QUICK); slack f32 3, 16-bit
  * k_tc_slack + k_ref_ulp. The reference here is itself rounded to the dtype, so bkt_tol
  * sees no rounding floor in it (tol = u/2 slack, u the unit roundoff), yet two roundings
  * of values a compute error apart differ by one ulp when a midpoint lies between them:
@@ -970,7 +972,14 @@ static void test_options_vs_cpu(bk_target gpu, bk_preference pref)
         /* groups of heads and no other option (the kernels' grouped instantiation) */
         {2, 150, 4, 70, 66, 64, 2, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, false, true, false, 0, 0},
         {1, 130, 4, 64, 128, 64, 1, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, true, true, false, 0, 0},
+        /* from here unpadded views, D and N multiples of 8: the 16-bit fused state passes
+         * (bwd_tstates in ssd.cu; the cases above take the f32 ones) with every option,
+         * groups only, the gate alone */
+        {2, 200, 4, 64, 64, 64, 2, BK_SSD_SKIP_PER_CHANNEL, true, true, true, true, 0.01, 1, true, true, true, 0, 0},
+        {2, 150, 4, 64, 64, 64, 2, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, false, true, false, 0, 0},
+        {1, 130, 2, 64, 128, 64, 0, BK_SSD_SKIP_PER_HEAD, true, false, false, false, 0, 0, false, false, false, 0, 0},
     };
+    const size_t padded = 4; /* cases below this index: views padded by the index */
     static const bk_dtype dts[] = {BK_DTYPE_F32, BK_DTYPE_BF16, BK_DTYPE_F16};
     for (size_t t = 0; t < sizeof dts / sizeof dts[0]; t++)
         for (size_t c = 0; c < sizeof big / sizeof big[0]; c++) {
@@ -983,7 +992,7 @@ static void test_options_vs_cpu(bk_target gpu, bk_preference pref)
             snprintf(what, sizeof what, "ssd_bwd %s%s cuda%s vs cpu", bk_dtype_name(dt), txt,
                      pref == BK_PREFER_ALLOW_TF32 ? " tf32" : "");
             bkt_ssd_problem p;
-            bkt_ssd_make(&p, o, dt, (int64_t)c);
+            bkt_ssd_make(&p, o, dt, c < padded ? (int64_t)c : 0);
             bkt_buf *in[NG] = {&p.x, &p.dt, &p.a, &p.b, &p.c, &p.skip, &p.z, &p.bias, &p.init};
             bkt_buf dy, dfin, gc[NG], gg[NG];
             int64_t sy[4] = {o->b, o->l, o->h, o->d}, sf[4] = {o->b, o->h, o->d, o->n};
@@ -1099,9 +1108,10 @@ static void test_cuda(void)
             test_backward(gpu, BK_PREFER_DETERMINISTIC, gdt[t], k_cases[c], (c & 1) != 0, 1.0);
         }
     static const ssd_case big[] = {
-        {1, 1000, 2, 32, 48, 64}, /* 16 chunks, the last one partial */
-        {1, 150, 2, 256, 256, 64},
-        {2, 512, 4, 64, 128, 64}, /* the bench shape's D, N and chunk, shorter */
+        {1, 1000, 2, 32, 48, 64}, /* 16 chunks, the last one partial (bf16: f32 states, a walk
+                                     of 16 chunks from 2 blocks is not fused) */
+        {1, 150, 2, 256, 256, 64}, /* bf16: the fused 16-bit state passes, 16 state tiles */
+        {2, 512, 4, 64, 128, 64}, /* the bench shape's D, N and chunk, shorter (fused) */
     };
     for (size_t c = 0; c < sizeof big / sizeof big[0]; c++) {
         if (quick && c != 0)

@@ -72,7 +72,10 @@
  * operands, f32 accumulate; rounded to the dtype are the inputs, the decay-weighted B and
  * C, the f32 states and the masked scores, and in the backward also dL/du (dy silu(z);
  * a sum of two 16-bit parts, about 16 bits, in the chunk products), the f32 state
- * gradients and the masked dy.x scores) and in f32 on CUDA cores for f32
+ * gradients and the masked dy.x scores; where D and N are multiples of 8 and the views
+ * 16-byte aligned, the backward keeps the states and state gradients in the dtype between
+ * its passes, so the f32 sum <dS, S> in dA also takes the rounded states) and in f32 on
+ * CUDA cores for f32
  * (BK_MATH_F32, the default for f32 under every preference but one). TF32 plan (opt-in:
  * select with BK_PREFER_ALLOW_TF32; f32 data only, plan precision {BK_MATH_TF32, f32
  * accumulate, deterministic, bit-stable}, the exact plan's workspace): the f16/bf16
@@ -304,7 +307,7 @@ bk_status bk_ssd_bwd_can_implement(const bk_ssd_bwd_plan *plan, const bk_ssd_bwd
  * and 0 when batch, seq_len or heads is 0. CUDA kernels, with K = ceil(seq_len / 64),
  * BH = batch * heads and G, P as above, pieces each starting on a 256-byte boundary:
  *   4 * BH * K * D*N  (x 2)  the state entering every chunk and the gradient of the
- *                            state leaving it (f32)
+ *                            state leaving it (f32; the 16-bit path uses half of each)
  * + 4 * BH * K               each chunk's total log-decay (f32)
  * + 8 * BH * K               each chunk's part of dA (f64)
  * + 8 * BH * K               only with dt_bias: each chunk's part of ddt_bias (f64)

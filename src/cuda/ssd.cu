@@ -28,6 +28,16 @@
  *   chunk_scan_tc MODE 1, chunk_bwd_tc (its 64x64 products on mma.sync; operands rounded
  *   to T: the f32 states and state gradients, the masked weights; dL/du as hi + lo;
  *   each operand tile loaded once per chunk where D, N <= 64, 16-byte cp.async when aligned).
+ *   16-bit fast path (bwd_tstates: D, N multiples of 8, x, B, C, dy (z, dz) vec_view, 128
+ *   (b, h, tile) blocks or at most 8 chunks; every option): chunk_state_pass_v MODE 0 (from
+ *   the initial states) writes the entering states in T, chunk_scan_v MODE 1 dz from them,
+ *   chunk_state_pass_v MODE 1 walks the chunks backwards from dfinal_states with dS in
+ *   registers (f32), writes each dS_k in T, dinitial_states, and <dS_k, S_k> per state tile
+ *   (f32 dS, S in T); chunk_bwd_tc<.., T16> loads both by cp.async. No f32 state reaches
+ *   memory. Precision: the products round S and dS to T as the f32-state path does; the f32
+ *   sum <dS, S> (dA's exp(cum_last) term) now takes S rounded to T (relative error up to u
+ *   of T per term, as S's products already have). Else chunk_state_tc + state_pass both
+ *   ways (f32 states; also the TF32 plan).
  *   No atomics anywhere: every output is bit-identical from run to run.
  * TF32 (the f32 plans of BK_PREFER_ALLOW_TF32): T = float in chunk_state_tc, chunk_scan_tc
  *   and chunk_bwd_tc; bk_mma16<float> (common.cuh) makes a k16 step two mma.sync m16n8k8
@@ -40,17 +50,23 @@
  *   TF32 forward is chunk_state_tc + state_pass + chunk_scan_tc (72 KB of tiles, 3 blocks
  *   per SM) and its backward's chunk_bwd_tc holds 144 KB of tiles (one block per SM).
  * Workspace (ssd_layout): states [BH][K][D][N] f32 + dec [BH][K]; the backward adds dstates,
- * the parts [BH][K] (and [BH][K][D]) f64, per-head dB, dC [B][L][H][N] f32 when P > 1.
+ * the parts [BH][K] (and [BH][K][D]) f64, per-head dB, dC [B][L][H][N] f32 when P > 1. The
+ * fused passes keep their 16-bit states in the first half of each (b, h)'s f32 area
+ * (tstate_at) and the <dS, S> sums in the second half of dstates' (tdots_at); the size is
+ * the f32 path's, which any plan may take (the fast path depends on the views).
  * ssd_step: a block of 128 threads per (request, head): ssd_step_vec_kernel for 16-byte
  * rows (N a power-of-two multiple of 16 bytes, at most 32 chunks), else ssd_step_kernel;
  * f32 update, fixed shuffle order; a request outside the pool is counted and skipped.
  * Not yet (speed): vector loads in the generic kernels and the backward's chunk_state /
- * chunk_scan, a fused backward state pass (as chunk_state_pass_v), 8 warps in chunk_bwd_tc;
+ * chunk_scan, 8 warps in chunk_bwd_tc, the backward's fused state passes on long walks
+ * from fewer than 128 blocks (a split as chunk_state_v + state_pass_t);
  * for TF32 a vectorised forward (cp.async, fused state pass with f32 states) and smaller
  * chunk_bwd_tc tiles (two blocks per SM).
  */
 #include "common.cuh"
 #include "cuda/ssd_cuda.h"
+
+#include <type_traits>
 
 namespace {
 
@@ -824,66 +840,134 @@ __global__ void __launch_bounds__(kPassThreads, 4)
     }
 }
 
-/* chunk_state_v and state_pass_t in one kernel: a block per (b, h, 64 x 64 tile of [D, N])
- * walks the K chunks in order, keeping the state entering the chunk in registers (f32, the
- * mma accumulator layout): it writes that state rounded to T (tstate_row's layout with
- * rd = D: [bh][k][D][N] inside the f32 buffer), then adds the chunk's own state,
- * S <- exp(dec_k) S + S_c. The chunk states never reach memory in f32. Chunk k + 1's x
- * (cp.async into the other buffer), B (registers) and the prologue's loads are issued
- * before chunk k's products. Same products and sums in the same order as chunk_state_v +
- * state_pass_t: bit-identical entering states. */
+/* Where the fused passes keep their 16-bit states inside an f32 state buffer buf
+ * [BH][K][D][N]: chunk k of (b, h) bh at (T *)buf + (2 bh K + k) D N (the first half of bh's
+ * f32 area); the reverse pass's <dS, S> partials (f32, [K][tiles]) in the second half. */
 template <typename T>
-__global__ void __launch_bounds__(kTcThreads)
-    chunk_state_pass_v_kernel(const T *x, bk_view4 sx, const T *bm, bk_view4 sb, const T *dt, bk_view4 sdt, const T *a,
-                              long long sa, T *tst, long long L, long long H, int D, int N, long long K,
-                              long long total, ssd_kopts o)
+__device__ __forceinline__ T *tstate_at(const float *buf, long long bh, long long k, long long K, long long DN)
 {
-    __shared__ float s_dt[TQ], s_cum[TQ], s_w[TQ];
+    return (T *)buf + (2 * bh * K + k) * DN;
+}
+__device__ __forceinline__ float *tdots_at(const float *buf, long long bh, long long K, long long DN)
+{
+    return (float *)buf + bh * K * DN + K * DN / 2;
+}
+
+/* chunk_state_v and state_pass in one kernel, either direction: a block per (b, h, 64 x 64
+ * tile of [D, N]) walks the K chunks keeping the running state in registers (f32, the mma
+ * accumulator layout), from init [B, H, D, N] (0 when NULL). At chunk k it writes that
+ * state rounded to T (tstate_at), then adds the chunk's own state, S <- exp(dec_k) S + S_c;
+ * after the last chunk the state goes to fin [B, H, D, N] when non-NULL.
+ * MODE 0 (forward): chunks 0 .. K-1, u = x, v = B, w_s = exp(cum_last - cum_s) dt_s on the
+ *   chunk's last segment: the states entering each chunk (init: initial_states, fin: the
+ *   final ones).
+ * MODE 1 (backward): chunks K-1 .. 0, u = dL/du (dy, times silu(z) with the gate: z rows
+ *   by 16-byte loads, the product rounded once into the x tile), v = C, w_t = exp(cum_t) on
+ *   segment 0: dS_k = dL/d(state leaving chunk k) (init: dfinal_states, fin:
+ *   dinitial_states); with sdot (the forward pass's 16-bit entering states, same layout)
+ *   each block also writes <dS_k, S_k> over its tile (f32 dS, S in T; lanes, then warps in a
+ *   fixed order) to dots[k * tiles + tile] (tdots_at).
+ * The chunk states never reach memory in f32. The next chunk's u (cp.async into the other
+ * buffer), v (registers) and prologue loads are issued before this chunk's products. Not yet:
+ * a split for few blocks on long walks (MODE 0 has chunk_state_v + state_pass_t), f32 (TF32).
+ * MODE 0: same products and sums in the same order as chunk_state_v + state_pass_t
+ * (bit-identical entering states). */
+template <typename T, int MODE>
+__global__ void __launch_bounds__(kTcThreads)
+    chunk_state_pass_v_kernel(const T *u, bk_view4 su, const T *v, bk_view4 sv, const T *dt, bk_view4 sdt, const T *a,
+                              long long sa, float *tst, const T *init, bk_view4 si, T *fin, bk_view4 sf,
+                              const float *sdot, long long L, long long H, int D, int N, long long K, long long total,
+                              ssd_kopts o)
+{
+    __shared__ float s_dt[TQ], s_cum[TQ], s_w[TQ], s_red[kTcThreads / 32];
     __shared__ int s_seg[TQ];
     __shared__ __align__(16) T Xs[2][TQ][kPad], Bs[TQ][kPad];
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, cq = lane % 4, rb = warp * 16;
     const int tn = (N + TQ - 1) / TQ, tiles = ((D + TQ - 1) / TQ) * tn;
     const long long DN = (long long)D * N;
+    const bool gate = MODE == 1 && o.z;
     for (long long blk = blockIdx.x; blk < total; blk += gridDim.x) {
         const int tile = (int)(blk % tiles);
         const long long bh = blk / tiles, b = bh / H, h = bh % H, hg = h / o.P;
         const int d0 = (tile / tn) * TQ, n0 = (tile % tn) * TQ;
         const float A = ld(a + h * sa);
-        uint4 bv[4];
+        uint4 bv[4], zv[4];
         prologue_in pin;
-        /* chunk k's loads: x rows into Xs[buf] (cp.async, one group), B rows into bv, the
-           prologue's inputs into pin */
+        /* chunk k's loads: u rows into Xs[buf] (cp.async, one group; z rows into zv), v rows
+           into bv, the prologue's inputs into pin */
         auto load = [&](long long k, int buf) {
             const long long l0 = k * TQ;
             const int q = (int)min((long long)TQ, L - l0);
-            const T *xb = x + b * sx.s0 + l0 * sx.s1 + h * sx.s2 + d0;
-            const T *bb = bm + b * sb.s0 + l0 * sb.s1 + hg * sb.s2 + n0;
+            const T *ub = u + b * su.s0 + l0 * su.s1 + h * su.s2 + d0;
+            const T *vb = v + b * sv.s0 + l0 * sv.s1 + hg * sv.s2 + n0;
+            const T *zb = gate ? (const T *)o.z + b * o.sz.s0 + l0 * o.sz.s1 + h * o.sz.s2 + d0 : nullptr;
 #pragma unroll
             for (int it = 0; it < 4; it++) {
                 const int i = tid + it * kTcThreads, st = i >> 3, j = (i & 7) * 8;
-                if (st < q && d0 + j < D)
-                    bk_cp_async16(bk_smem_addr(&Xs[buf][st][j]), xb + st * sx.s1 + j, 16);
-                else
+                if (st < q && d0 + j < D) {
+                    bk_cp_async16(bk_smem_addr(&Xs[buf][st][j]), ub + st * su.s1 + j, 16);
+                    if (gate)
+                        zv[it] = *(const uint4 *)(zb + st * o.sz.s1 + j);
+                } else {
                     zero16(&Xs[buf][st][j]);
-                bv[it] = (st < q && n0 + j < N) ? *(const uint4 *)(bb + st * sb.s1 + j) : make_uint4(0u, 0u, 0u, 0u);
+                }
+                bv[it] = (st < q && n0 + j < N) ? *(const uint4 *)(vb + st * sv.s1 + j) : make_uint4(0u, 0u, 0u, 0u);
             }
             bk_cp_async_commit();
             pin = chunk_prologue_load<T>(dt, sdt, b, l0, h, q, o);
         };
-        float state[8][4] = {}; /* entering chunk k: 0 before the first */
-        load(0, 0);
-        for (long long k = 0; k < K; k++) {
-            const int buf = (int)(k & 1), q = (int)min((long long)TQ, L - k * TQ);
+        float state[8][4]; /* the running state: init, else 0 */
+#pragma unroll
+        for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+            for (int r = 0; r < 4; r++) {
+                const int d = d0 + rb + g + 8 * (r >> 1), n = n0 + nt * 8 + 2 * cq + (r & 1);
+                state[nt][r] = init && d < D && n < N ? ld(init + b * si.s0 + h * si.s1 + d * si.s2 + n) : 0.f;
+            }
+        load(MODE == 0 ? 0 : K - 1, 0);
+        for (long long j = 0; j < K; j++) {
+            const long long k = MODE == 0 ? j : K - 1 - j;
+            const int buf = (int)(j & 1), q = (int)min((long long)TQ, L - k * TQ);
             chunk_prologue_scan<T>(pin, h, q, A, s_dt, s_cum, s_seg, o);
-            if (tid < TQ)
-                s_w[tid] = tid >= q || s_seg[tid] != s_seg[q - 1] ? 0.f : expf(s_cum[q - 1] - s_cum[tid]) * s_dt[tid];
+            if (tid < TQ) {
+                float w = 0.f;
+                if (tid < q)
+                    w = MODE == 1 ? (s_seg[tid] == 0 ? expf(s_cum[tid]) : 0.f)
+                                  : (s_seg[tid] == s_seg[q - 1] ? expf(s_cum[q - 1] - s_cum[tid]) * s_dt[tid] : 0.f);
+                s_w[tid] = w;
+            }
             const float dec = s_seg[q - 1] == 0 ? s_cum[q - 1] : -INFINITY; /* a reset: nothing carried */
             __syncthreads();
             store_weighted_rows<T>(Bs, bv, s_w, tid);
             bk_cp_async_wait_all();
+            if (gate) { /* this thread's dy pieces times silu(z), rounded once */
+#pragma unroll
+                for (int it = 0; it < 4; it++) {
+                    const int i = tid + it * kTcThreads, st = i >> 3, c0 = (i & 7) * 8;
+                    T e[8], z[8];
+                    memcpy(e, &Xs[buf][st][c0], 16);
+                    memcpy(z, &zv[it], 16);
+#pragma unroll
+                    for (int m = 0; m < 8; m++)
+                        e[m] = elem<T>::store(ld(&e[m]) * siluf_(ld(&z[m])));
+                    if (st < q && d0 + c0 < D)
+                        memcpy(&Xs[buf][st][c0], e, 16);
+                }
+            }
             __syncthreads();
-            if (k + 1 < K) /* the next chunk's loads fly under this chunk's products */
-                load(k + 1, buf ^ 1);
+            if (j + 1 < K) /* the next chunk's loads fly under this chunk's products */
+                load(MODE == 0 ? k + 1 : k - 1, buf ^ 1);
+            uint32_t sp[8][2]; /* sdot: S_k at this thread's accumulator positions */
+            const T *srow = sdot ? tstate_at<T>(sdot, bh, k, K, DN) : nullptr;
+            if (MODE == 1 && sdot) {
+#pragma unroll
+                for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                    for (int hf = 0; hf < 2; hf++) {
+                        const int d = d0 + rb + g + 8 * hf, n = n0 + nt * 8 + 2 * cq;
+                        sp[nt][hf] = d < D && n < N ? *(const uint32_t *)(srow + (long long)d * N + n) : 0u;
+                    }
+            }
             float acc[8][4] = {};
 #pragma unroll
             for (int kb = 0; kb < TQ; kb += 16) {
@@ -898,8 +982,9 @@ __global__ void __launch_bounds__(kTcThreads)
                     bk_mma16<T>::mma(acc[nt + 1], af, bf + 2);
                 }
             }
-            T *out = tst + 2 * bh * K * DN + k * DN;
+            T *out = tstate_at<T>(tst, bh, k, K, DN);
             const float fk = expf(dec);
+            float dot = 0.f;
 #pragma unroll
             for (int nt = 0; nt < 8; nt++)
 #pragma unroll
@@ -908,10 +993,34 @@ __global__ void __launch_bounds__(kTcThreads)
                     if (d < D && n < N)
                         *(uint32_t *)(out + (long long)d * N + n) =
                             bk_mma16<T>::pack(state[nt][2 * hf], state[nt][2 * hf + 1]);
+                    if (MODE == 1 && sdot) {
+                        T e[2];
+                        memcpy(e, &sp[nt][hf], 4);
+                        dot += state[nt][2 * hf] * ld(&e[0]) + state[nt][2 * hf + 1] * ld(&e[1]);
+                    }
                     state[nt][2 * hf] = fk * state[nt][2 * hf] + acc[nt][2 * hf];
                     state[nt][2 * hf + 1] = fk * state[nt][2 * hf + 1] + acc[nt][2 * hf + 1];
                 }
+            if (MODE == 1 && sdot) {
+#pragma unroll
+                for (int m = 16; m > 0; m /= 2)
+                    dot += __shfl_xor_sync(0xffffffffu, dot, m);
+                if (lane == 0)
+                    s_red[warp] = dot;
+            }
             __syncthreads(); /* Bs, Xs[buf] and the prologue's arrays are refilled next */
+            if (MODE == 1 && sdot && tid == 0) /* s_red is next written after the prologue's barriers */
+                tdots_at(tst, bh, K, DN)[k * tiles + tile] = (s_red[0] + s_red[1]) + (s_red[2] + s_red[3]);
+        }
+        if (fin) {
+#pragma unroll
+            for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                for (int r = 0; r < 4; r++) {
+                    const int d = d0 + rb + g + 8 * (r >> 1), n = n0 + nt * 8 + 2 * cq + (r & 1);
+                    if (d < D && n < N)
+                        fin[b * sf.s0 + h * sf.s1 + d * sf.s2 + n] = elem<T>::store(state[nt][r]);
+                }
         }
     }
 }
@@ -926,11 +1035,12 @@ size_t scan_v_smem(int N)
     return (size_t)(3 * TQ * (n64 + 8) + TQ * kPad) * 2;
 }
 
-template <typename T>
+template <typename T, int MODE>
 __global__ void __launch_bounds__(kTcThreads)
     chunk_scan_v_kernel(const T *x, bk_view4 sx, const T *dt, bk_view4 sdt, const T *a, long long sa, const T *bm,
                         bk_view4 sb, const T *cm, bk_view4 sc, T *y, bk_view4 sy, const T *tst, long long L,
-                        long long H, int D, int N, long long K, int rd, long long total, ssd_kopts o)
+                        long long H, int D, int N, long long K, int rd, long long total, ssd_kopts o, const T *dy,
+                        bk_view4 sdy)
 {
     extern __shared__ __align__(16) unsigned char scan_smem[];
     __shared__ float s_dt[TQ], s_cum[TQ];
@@ -1025,10 +1135,16 @@ __global__ void __launch_bounds__(kTcThreads)
 #pragma unroll
             for (int hf = 0; hf < 2; hf++) {
                 const int t = hf ? t1 : t0, d = d0 + nt * 8 + 2 * cq;
-                if (t < q && d < D)
-                    *(uint32_t *)(yb + t * sy.s1 + d) =
-                        bk_mma16<T>::pack(finish_y(o, yy[nt][2 * hf], x, sx, b, l0 + t, h, d),
-                                          finish_y(o, yy[nt][2 * hf + 1], x, sx, b, l0 + t, h, d + 1));
+                if (t >= q || d >= D)
+                    continue;
+                float v[2];
+#pragma unroll
+                for (int e = 0; e < 2; e++)
+                    v[e] = MODE == 0 ? finish_y(o, yy[nt][2 * hf + e], x, sx, b, l0 + t, h, d + e)
+                                     : gate_dz(o, yy[nt][2 * hf + e] + skip_of<T>(o, h, d + e) *
+                                                                           ld(x + off4(sx, b, l0 + t, h, d + e)),
+                                               dy, sdy, b, l0 + t, h, d + e);
+                *(uint32_t *)(yb + t * sy.s1 + d) = bk_mma16<T>::pack(v[0], v[1]);
             }
         __syncthreads();
     }
@@ -1625,12 +1741,13 @@ template <typename T> constexpr int kRowPieces = 1 << kRowShift<T>;
 
 /* tile[r][j] = src[r * rs + j] (64 rows from src, 64 columns), zero where r >= q or j >= w.
  * vec: 16-byte cp.async pieces (src and rs * sizeof(T) multiples of 16, w a multiple of 8;
- * the caller waits before its barrier), else element by element. */
-template <typename T>
+ * the caller waits before its barrier), else element by element. ROLLED: the 16-byte loop
+ * not unrolled (fewer registers where the caller holds accumulators). */
+template <typename T, bool ROLLED = false>
 __device__ __forceinline__ void load_tile(T (*tile)[kPad], const T *src, long long rs, int q, long long w, bool vec)
 {
     if (vec) {
-#pragma unroll
+#pragma unroll(ROLLED ? 1 : 16)
         for (int it = 0; it < TQ * kRowPieces<T> / kTcThreads; it++) {
             const int i = threadIdx.x + it * kTcThreads, r = i >> kRowShift<T>, j = (i & (kRowPieces<T> - 1)) * kPer16<T>;
             if (r < q && j < w)
@@ -1764,6 +1881,11 @@ __device__ __forceinline__ void store2(T *p, float *acc, bool pair, long long j,
     }
 }
 
+/* T16's dS loads of phase 2 by a rolled loop (f16) or unrolled (bf16); phase 3's state
+ * loads rolled: what kept chunk_bwd_tc<T16> plain and grouped at the f32-state kernels'
+ * spills or fewer (ptxas of CUDA 13.0, sm_90a); a register-allocation choice, not math. */
+template <typename T> constexpr bool kRollDs = sizeof(T) == 2 && !std::is_same<T, __nv_bfloat16>::value;
+
 /* chunk_bwd on tensor cores (f16, bf16; f32 in TF32): the blocks, outputs, options and f32 sums of
  * chunk_bwd_kernel, its chunk products on mma.sync (16-bit operands, f32 accumulate; 4
  * warps, warp w rows 16w..16w+15 of every 64 x 64 product). Operands rounded to T: the
@@ -1772,15 +1894,18 @@ __device__ __forceinline__ void store2(T *p, float *acc, bool pair, long long j,
  * f32 accumulators (row sums per warp, column sums over the warps in a fixed order).
  * Tiles are loaded once per chunk where the widths allow (x, dU for D <= 64; C, B reused
  * across phases: tags), by 16-byte cp.async when vec (host: vec_view of every 16-bit view,
- * D and N multiples of 8); the f32 states by float4 when v4. Causal blocks are skipped. */
-template <typename T, int OPTS>
+ * D and N multiples of 8); the f32 states by float4 when v4. Causal blocks are skipped.
+ * T16 (16-bit T only): S and dS are the 16-bit states of chunk_state_pass_v MODE 0 and 1
+ * inside the f32 buffers (tstate_at), tiles by cp.async; <dS, S> is the sum of the reverse
+ * pass's per-tile sums (tdots_at; f32 dS, S in T). */
+template <typename T, int OPTS, bool T16>
 __global__ void __launch_bounds__(kTcThreads, bwd_tc_min_blocks<T, OPTS>)
     chunk_bwd_tc_kernel(const T *x, bk_view4 sx, const T *dt, bk_view4 sdt, const T *a, long long sa, const T *bm,
                         bk_view4 sb, const T *cm, bk_view4 sc, const T *dy, bk_view4 sdy, T *dx, bk_view4 sdx, T *ddt,
                         bk_view4 sddt, T *db, bk_view4 sdb, T *dc, bk_view4 sdc, const float *states,
-                        const float *dstates, double *parts, double *pbias_in, double *pskip_in, float *gdb_in,
-                        float *gdc_in, long long L, long long H, long long D, long long N, long long K, long long total,
-                        ssd_kopts opts, bool vec, bool v4)
+                        const float *dstates, double *parts, double *pbias_in, double *pskip_in,
+                        float *gdb_in, float *gdc_in, long long L, long long H, long long D, long long N, long long K,
+                        long long total, ssd_kopts opts, bool vec, bool v4)
 {
     const ssd_kopts o = kopts_for<OPTS>(opts);
     double *const pbias = OPTS == kBwdAll ? pbias_in : NULL, *const pskip = OPTS == kBwdAll ? pskip_in : NULL;
@@ -1809,6 +1934,15 @@ __global__ void __launch_bounds__(kTcThreads, bwd_tc_min_blocks<T, OPTS>)
         const T *zb = o.z ? (const T *)o.z + b * o.sz.s0 + l0 * o.sz.s1 + h * o.sz.s2 : nullptr;
         const T *cb = cm + b * sc.s0 + l0 * sc.s1 + hg * sc.s2, *bb = bm + b * sb.s0 + l0 * sb.s1 + hg * sb.s2;
         const float *S = states + (bh * K + c) * D * N, *dS = dstates + (bh * K + c) * D * N;
+        auto load_ds = [&](long long d0, long long n0, int rows, bool rolled) { /* dS's tile into Tf */
+            const T *src = tstate_at<T>(dstates, bh, c, K, D * N) + d0 * N + n0;
+            if (T16 && rolled)
+                load_tile<T, true>(Tf, src, N, rows, N - n0, true);
+            else if (T16)
+                load_tile<T, false>(Tf, src, N, rows, N - n0, true);
+            else
+                load_ftile(Tf, dS + d0 * N + n0, N, rows, N - n0, v4);
+        };
         long long tag_x = -1, tag_c = -1, tag_b = -1; /* the column tile x / dU, C, B hold */
         bool du_split_due = false;                    /* vec: dy, z in Uh, Ul until ready() */
         auto need_x = [&](long long d0) {              /* x and dU of columns d0.. (no barrier) */
@@ -1931,7 +2065,7 @@ __global__ void __launch_bounds__(kTcThreads, bwd_tc_min_blocks<T, OPTS>)
                 need_b(n0);
                 if (n0 == 0)
                     need_x(d0);
-                load_ftile(Tf, dS + d0 * N + n0, N, (int)min((long long)TQ, D - d0), N - n0, v4);
+                load_ds(d0, n0, (int)min((long long)TQ, D - d0), kRollDs<T>);
                 ready();
                 warp_mma<T, false, false>(gacc, Tb, Tf, rb, 0, TQ);
             }
@@ -1976,7 +2110,13 @@ __global__ void __launch_bounds__(kTcThreads, bwd_tc_min_blocks<T, OPTS>)
 
         /* phase 3, per 64 columns of N: Y2 = x dS (rows s), Y3 = dU S (rows t) over D; rr;
          * dB = dt_s (wl Y2 + Wx^T C); dcum += C_t . er Y3; dC = er Y3 + Wx (dt B); <dS, S> */
-        float dss = 0.f;
+        float dss = 0.f; /* T16: set before chunk_bwd_finish */
+        auto load_s = [&](long long d0, long long n0, int rows, bool dot) { /* S's tile into Ts */
+            if (T16)
+                load_tile<T, true>(Ts, tstate_at<T>(states, bh, c, K, D * N) + d0 * N + n0, N, rows, N - n0, true);
+            else
+                load_ftile(Ts, S + d0 * N + n0, N, rows, N - n0, v4, dot ? dS + d0 * N + n0 : nullptr, &dss);
+        };
         const float er0 = r0 < q && first_seg(r0) ? expf(s_cum[r0]) : 0.f;
         const float er1 = r1 < q && first_seg(r1) ? expf(s_cum[r1]) : 0.f;
         for (long long n0 = 0; n0 < N; n0 += TQ) {
@@ -1987,8 +2127,8 @@ __global__ void __launch_bounds__(kTcThreads, bwd_tc_min_blocks<T, OPTS>)
                 need_b(n0);
                 need_x(d0);
                 const int rows = (int)min((long long)TQ, D - d0);
-                load_ftile(Tf, dS + d0 * N + n0, N, rows, N - n0, v4);
-                load_ftile(Ts, S + d0 * N + n0, N, rows, N - n0, v4, dS + d0 * N + n0, &dss);
+                load_ds(d0, n0, rows, true);
+                load_s(d0, n0, rows, true);
                 ready();
                 warp_mma<T, false, true>(Y2, Xs, Tf, rb, 0, TQ);
             }
@@ -2019,7 +2159,7 @@ __global__ void __launch_bounds__(kTcThreads, bwd_tc_min_blocks<T, OPTS>)
                 if (D > TQ) {
                     __syncthreads();
                     need_x(d0);
-                    load_ftile(Ts, S + d0 * N + n0, N, (int)min((long long)TQ, D - d0), N - n0, v4);
+                    load_s(d0, n0, (int)min((long long)TQ, D - d0), false);
                     ready();
                 }
                 warp_mma<T, false, true>(Y3, Uh, Ts, rb, 0, TQ);
@@ -2054,6 +2194,12 @@ __global__ void __launch_bounds__(kTcThreads, bwd_tc_min_blocks<T, OPTS>)
                         store2<T>(out, acc, vec, j, N - n0, Y3[nt][2 * hf], Y3[nt][2 * hf + 1]);
                 }
             }
+        }
+        if (T16 && tid == 0) { /* <dS, S>: the reverse pass's sums over the state tiles, in order */
+            const long long tiles = ((D + TQ - 1) / TQ) * ((N + TQ - 1) / TQ);
+            const float *dp = tdots_at(dstates, bh, K, D * N) + c * tiles;
+            for (long long i = 0; i < tiles; i++)
+                dss += dp[i];
         }
         chunk_bwd_finish<T, OPTS>(sm, dss, q, A, dt, sdt, ddt, sddt, b, l0, h, &parts[bh * K + c],
                                   pbias ? &pbias[bh * K + c] : NULL, o);
@@ -2172,6 +2318,41 @@ int tstate_rows(const ssd_geo &g)
  * chunk_state_v + state_pass_t (fewer leave SMs idle through its sequential chunk walk). */
 const long long kFusedStateBlocks = 128;
 
+/* chunk_state_pass_v MODE over every (b, h, state tile): u, v = x, B (MODE 0) or dy, C
+ * (MODE 1); the 16-bit states into tst (tstate_at), the rest as the kernel says. */
+template <typename T, int MODE>
+void launch_state_pass_v(const ssd_geo &g, const bk_tensor &u, const bk_tensor &dt, const bk_tensor &a,
+                         const bk_tensor &v, float *tst, const bk_tensor *init, const bk_tensor *fin,
+                         const float *sdot, cudaStream_t s, const ssd_kopts &o)
+{
+    const int D = (int)g.D, N = (int)g.N;
+    const long long total = g.BH * ((D + TQ - 1) / TQ) * ((N + TQ - 1) / TQ);
+    chunk_state_pass_v_kernel<T, MODE><<<blocks_for(total), kTcThreads, 0, s>>>(
+        (const T *)u.data, bk_view4_of(&u), (const T *)v.data, bk_view4_of(&v), (const T *)dt.data, bk_view4_of(&dt),
+        (const T *)a.data, a.strides[0], tst, init ? (const T *)init->data : NULL,
+        init ? bk_view4_of(init) : bk_view4{0, 0, 0, 0}, fin ? (T *)fin->data : NULL,
+        fin ? bk_view4_of(fin) : bk_view4{0, 0, 0, 0}, sdot, g.L, g.H, D, N, g.K, total, o);
+}
+
+/* chunk_scan_v over every (b, h, chunk, 64 columns of D) from the 16-bit entering states
+ * tst (slices of rd rows): MODE 0 y into out; MODE 1 (the backward's gate) dz into out from
+ * dy. */
+template <typename T, int MODE>
+void launch_scan_v(const ssd_geo &g, const bk_tensor &x, const bk_tensor &dt, const bk_tensor &a, const bk_tensor &b,
+                   const bk_tensor &c, const bk_tensor &out, const T *tst, int rd, const bk_tensor *dy, cudaStream_t s,
+                   const ssd_kopts &o)
+{
+    const int D = (int)g.D, N = (int)g.N;
+    const long long total = g.BH * g.K * ((D + TQ - 1) / TQ);
+    const size_t smem = scan_v_smem(N);
+    cudaFuncSetAttribute(chunk_scan_v_kernel<T, MODE>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    chunk_scan_v_kernel<T, MODE><<<blocks_for(total), kTcThreads, smem, s>>>(
+        (const T *)x.data, bk_view4_of(&x), (const T *)dt.data, bk_view4_of(&dt), (const T *)a.data, a.strides[0],
+        (const T *)b.data, bk_view4_of(&b), (const T *)c.data, bk_view4_of(&c), (T *)out.data, bk_view4_of(&out), tst,
+        g.L, g.H, D, N, g.K, rd, total, o, dy ? (const T *)dy->data : NULL,
+        dy ? bk_view4_of(dy) : bk_view4{0, 0, 0, 0});
+}
+
 /* The forward, f16/bf16 and every view vec_view: chunk_state_pass_v (or chunk_state_v +
  * state_pass_t), chunk_scan_v. */
 template <typename T>
@@ -2181,10 +2362,7 @@ void launch_fwd_v(const ssd_geo &g, const bk_ssd_fwd_args *a, const ssd_ws &w, c
     int rd = tstate_rows(g);
     if (g.BH * tiles >= kFusedStateBlocks) { /* enough blocks: the states stay in registers */
         rd = D;
-        chunk_state_pass_v_kernel<T><<<blocks_for(g.BH * tiles), kTcThreads, 0, s>>>(
-            (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->b.data, bk_view4_of(&a->b),
-            (const T *)a->dt.data, bk_view4_of(&a->dt), (const T *)a->a.data, a->a.strides[0], (T *)w.states, g.L,
-            g.H, D, N, g.K, g.BH * tiles, o);
+        launch_state_pass_v<T, 0>(g, a->x, a->dt, a->a, a->b, w.states, NULL, NULL, NULL, s, o);
     } else {
         const int slices = (D + rd - 1) / rd;
         const long long st_total = g.BH * g.K * tiles;
@@ -2196,13 +2374,7 @@ void launch_fwd_v(const ssd_geo &g, const bk_ssd_fwd_args *a, const ssd_ws &w, c
         state_pass_t_kernel<T><<<blocks_for(pass_total), kPassThreads, 0, s>>>(w.states, w.dec, D, N, g.K, rd,
                                                                                 slices, pass_total);
     }
-    const long long total = g.BH * g.K * ((D + TQ - 1) / TQ);
-    const size_t smem = scan_v_smem(N);
-    cudaFuncSetAttribute(chunk_scan_v_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-    chunk_scan_v_kernel<T><<<blocks_for(total), kTcThreads, smem, s>>>(
-        (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->dt.data, bk_view4_of(&a->dt), (const T *)a->a.data,
-        a->a.strides[0], (const T *)a->b.data, bk_view4_of(&a->b), (const T *)a->c.data, bk_view4_of(&a->c),
-        (T *)a->y.data, bk_view4_of(&a->y), (const T *)w.states, g.L, g.H, D, N, g.K, rd, total, o);
+    launch_scan_v<T, 0>(g, a->x, a->dt, a->a, a->b, a->c, a->y, (const T *)w.states, rd, NULL, s, o);
 }
 
 /* The forward: f16/bf16 on tensor cores (tc always true), f32 on tensor cores in TF32 when
@@ -2242,6 +2414,25 @@ void launch_fwd(const ssd_geo &g, const bk_ssd_fwd_args *a, const ssd_ws &w, cud
     }
 }
 
+/* Chunks up to which the backward takes the fused state pass whatever its number of blocks
+ * (a short walk costs little); longer walks need kFusedStateBlocks blocks. */
+const long long kFusedShortWalk = 8;
+
+/* Whether the backward runs the fused 16-bit state passes (chunk_state_pass_v MODE 0 from
+ * the initial states, chunk_scan_v MODE 1 for dz, chunk_state_pass_v MODE 1 from
+ * dfinal_states): f16/bf16, D and N multiples of 8 (N > 0), x, B, C, dy (and z, dz)
+ * vec_view, enough blocks or a short walk. Else chunk_state + state_pass both ways (f32). */
+template <typename T> bool bwd_tstates(const ssd_geo &g, const bk_ssd_bwd_args *a)
+{
+    if (sizeof(T) != 2 || g.D <= 0 || g.N <= 0 || g.D % 8 != 0 || g.N % 8 != 0)
+        return false;
+    if (!vec_view(a->x) || !vec_view(a->b) || !vec_view(a->c) || !vec_view(a->dy) || (a->z && !vec_view(*a->z)) ||
+        (a->dz && !vec_view(*a->dz)))
+        return false;
+    const long long tiles = ((g.D + TQ - 1) / TQ) * ((g.N + TQ - 1) / TQ);
+    return g.BH * tiles >= kFusedStateBlocks || g.K <= kFusedShortWalk;
+}
+
 /* The backward's per-head sums (dA, ddt_bias, dskip) from the parts in w (K = 0: zeros). */
 template <typename T>
 void launch_head_sums(const ssd_geo &g, const bk_ssd_desc *d, const bk_ssd_bwd_args *a, const ssd_ws &w,
@@ -2279,12 +2470,27 @@ void launch_bwd(const ssd_geo &g, const bk_ssd_desc *d, const bk_ssd_bwd_args *a
     }
     /* f16/bf16, and f32 in the TF32 plan: the products on tensor cores */
     const bool tc = (sizeof(T) == 2 || (sizeof(T) == 4 && tf32)) && g.D > 0 && g.N > 0;
-    launch_states<T>(g, a->x, a->dt, a->a, a->b, w, s, tc, o, a->initial_states, NULL);
+    /* the fused 16-bit state passes (bwd_tstates), else f32 states both ways */
+    bool t16 = false;
+    if constexpr (sizeof(T) == 2) {
+        t16 = bwd_tstates<T>(g, a);
+        if (t16)
+            launch_state_pass_v<T, 0>(g, a->x, a->dt, a->a, a->b, w.states, a->initial_states, NULL, NULL, s, o);
+    }
+    if (!t16)
+        launch_states<T>(g, a->x, a->dt, a->a, a->b, w, s, tc, o, a->initial_states, NULL);
     const long long dtiles = (g.D + TQ - 1) / TQ, tiles = dtiles * ((g.N + TQ - 1) / TQ);
     if (a->dz && g.D > 0) {
         bool done = false;
+        if constexpr (sizeof(T) == 2) {
+            if (t16) {
+                launch_scan_v<T, 1>(g, a->x, a->dt, a->a, a->b, a->c, *a->dz, (const T *)w.states, (int)g.D, &a->dy,
+                                    s, o);
+                done = true;
+            }
+        }
         if constexpr (kHasTc<T>) {
-            if (tc) {
+            if (tc && !done) {
                 const size_t smem = scan_tc_smem(sizeof(T));
                 cudaFuncSetAttribute(chunk_scan_tc_kernel<T, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                      (int)smem);
@@ -2303,7 +2509,12 @@ void launch_bwd(const ssd_geo &g, const bk_ssd_desc *d, const bk_ssd_bwd_args *a
                 (const T *)a->c.data, bk_view4_of(&a->c), (T *)a->dz->data, bk_view4_of(a->dz), w.states, g.L, g.H,
                 g.D, g.N, g.K, total * dtiles, o, (const T *)a->dy.data, bk_view4_of(&a->dy));
     }
-    if (tiles > 0) {
+    if constexpr (sizeof(T) == 2) { /* dS in T, dinitial_states, the <dS, S> sums */
+        if (t16)
+            launch_state_pass_v<T, 1>(g, a->dy, a->dt, a->a, a->c, w.dstates, a->dfinal_states,
+                                      a->dinitial_states, w.states, s, o);
+    }
+    if (tiles > 0 && !t16) {
         bool done = false;
         if constexpr (kHasTc<T>) {
             if (tc) {
@@ -2329,9 +2540,15 @@ void launch_bwd(const ssd_geo &g, const bk_ssd_desc *d, const bk_ssd_bwd_args *a
     bool launched = false;
     if constexpr (kHasTc<T>) {
         if (tc) {
-            auto kernel = opts == kBwdAll      ? chunk_bwd_tc_kernel<T, kBwdAll>
-                          : opts == kBwdGroups ? chunk_bwd_tc_kernel<T, kBwdGroups>
-                                               : chunk_bwd_tc_kernel<T, kBwdPlain>;
+            auto kernel = opts == kBwdAll      ? chunk_bwd_tc_kernel<T, kBwdAll, false>
+                          : opts == kBwdGroups ? chunk_bwd_tc_kernel<T, kBwdGroups, false>
+                                               : chunk_bwd_tc_kernel<T, kBwdPlain, false>;
+            if constexpr (sizeof(T) == 2) { /* the 16-bit states of the fused pass */
+                if (t16)
+                    kernel = opts == kBwdAll      ? chunk_bwd_tc_kernel<T, kBwdAll, true>
+                             : opts == kBwdGroups ? chunk_bwd_tc_kernel<T, kBwdGroups, true>
+                                                  : chunk_bwd_tc_kernel<T, kBwdPlain, true>;
+            }
             /* 16-byte tile loads and pair stores for vectorised views; float4 state loads */
             const bool vec = g.D % 8 == 0 && g.N % 8 == 0 && vec_view(a->x) && vec_view(a->dy) && vec_view(a->b) &&
                              vec_view(a->c) && vec_view(a->dx) && vec_view(a->db) && vec_view(a->dc) &&
