@@ -268,10 +268,13 @@ static void case_name(char *buf, size_t size, bk_dtype dt, ssd_case s, const cha
  * to 16 bits (f32 accumulate). A numpy model of those roundings on these tests' shapes and
  * inputs (every dtype, dt < 0.1 and < 1, the options) stayed within 1.6 of bkt_tol (the
  * output rounding alone: about 0.7); dx, dB, dC barely move, ddt, dinitial_states and dA
- * (sums that cancel) move most. On the H100 (bench/RESULTS.md run 12, calls 4-5: main
- * and this code, 4 seeds each) 3 failed about one run in three by up to 1.2x, always on
- * sums of a few elements (ddt_bias and dA of 3-4 heads, dC of one element): 4. */
-static const double k_tc_slack = 4.0;
+ * (sums that cancel) move most. That model bounds norms over many elements; a result of
+ * one or a few elements sees the worst case instead: up to four operands of a product
+ * rounded to 16 bits (dt x or dt B, dL/du, a state, a weight), then the output's own
+ * rounding, 5 half-units. On the H100 (bench/RESULTS.md run 12, calls 4, 5 and 9, main and
+ * this code) 3 failed about one run in three, on exactly such results (ddt_bias and dA of
+ * 3-4 heads, dC of a one-element problem), and 4 once (dC, one element, 4.3): 5. */
+static const double k_tc_slack = 5.0;
 
 /* GPU slack of the TF32 plan (f32 data) against bkt_tol_tf32 (twice the reference's TF32
  * rounding): its tensor cores round to TF32 (10-bit mantissas, as f16) what the 16-bit
