@@ -284,6 +284,13 @@ static const double k_tc_slack = 5.0;
  * fragment layout or mask errs by 1e-1 to 1, 50x more. */
 static const double k_tf32_slack = 10.0;
 
+/* dA and ddt_bias of the TF32 plan: sums over the sequence whose terms cancel, fed by
+ * inputs that TF32 rounds (the 16-bit path gets them exact), so their error relative to
+ * the result grows with the cancellation: up to 45x bkt_tol_tf32 on the H100 (dA of 2-3
+ * heads, bench/RESULTS.md run 12 call 10). 8 times k_tf32_slack; a fragment or mask bug
+ * still errs 5x beyond. */
+static const double k_tf32_sum_factor = 8.0;
+
 /* The tolerance of an output of `plan` against an f64 reference: a TF32 plan's
  * k_tf32_slack bkt_tol_tf32, else bkt_tol times `slack` (the caller's, for the target and
  * dtype of the exact and 16-bit plans). */
@@ -698,6 +705,13 @@ static void opt_fd(bkt_ssd_problem *p, bkt_buf *t, const double *wy, const doubl
 enum { G_X, G_DT, G_A, G_B, G_C, G_SKIP, G_Z, G_BIAS, G_INIT, NG };
 static const char *const k_gnames[NG] = {"dx", "ddt", "da", "db", "dc", "dskip", "dz", "ddt_bias", "dinitial_states"};
 
+/* plan_tol for gradient k: dA and ddt_bias of the TF32 plan k_tf32_sum_factor wider. */
+static double grad_tol(const bk_plan_info *info, int k, const bk_tensor *out, const double *ref, double slack)
+{
+    const bool sums = info->precision.math == BK_MATH_TF32 && (k == G_A || k == G_BIAS);
+    return plan_tol(info, out, ref, slack) * (sums ? k_tf32_sum_factor : 1.0);
+}
+
 /* Runs the backward of p on `target` (every tensor copied to the device and the gradients
  * back on CUDA), with a workspace of exactly workspace_size bytes. grad[k] is the gradient
  * of input k (absent when the input is). */
@@ -765,7 +779,7 @@ static void test_options_bwd(bk_target target, bk_preference pref, bk_dtype dt, 
             opt_fd(&p, in[k], dy.val, o->final ? dfin.val : NULL, y, fin, g);
             char w2[300];
             snprintf(w2, sizeof w2, "%s: %s", what, k_gnames[k]);
-            bkt_check_close_tol(w2, &grad[k].view, g, plan_tol(&plan.info, &grad[k].view, g, slack));
+            bkt_check_close_tol(w2, &grad[k].view, g, grad_tol(&plan.info, k, &grad[k].view, g, slack));
             free(g);
         }
         free(y);
@@ -1027,7 +1041,7 @@ static void test_options_vs_cpu(bk_target gpu, bk_preference pref)
                     char w2[300];
                     snprintf(w2, sizeof w2, "%s: %s", what, k_gnames[k]);
                     bkt_check_close_tol(w2, &gg[k].view, ref,
-                                        plan_tol(&gplan.info, &gg[k].view, ref,
+                                        grad_tol(&gplan.info, k, &gg[k].view, ref,
                                                  dt == BK_DTYPE_F32 ? 3.0 : k_tc_slack + k_ref_ulp));
                     free(ref);
                 }

@@ -83,7 +83,9 @@
  * 10-bit mantissas by cvt.rna): rounded are the inputs x, B, C (and dy in the backward), the
  * decay-weighted B and C, the f32 states and the masked scores, and in the backward dL/du
  * (once), the state gradients and the masked dy.x scores; inputs and outputs stay f32
- * (relative errors about 1e-3, as mamba_ssm's f32, which Triton computes in TF32). Sums,
+ * (relative errors about 1e-3, as mamba_ssm's f32, which Triton computes in TF32; dA and
+ * ddt_bias, sums over the sequence whose terms cancel, up to about 1e-2 on short random
+ * problems). Sums,
  * decays and the dA / ddt terms stay in f32 (f64 where noted). All three
  * are deterministic (no atomics; dA, dskip and ddt_bias are reduced in a fixed order in
  * f64, the group sums of dB and dC head by head). Options on CUDA: the forward runs every
