@@ -1881,6 +1881,21 @@ __device__ __forceinline__ void store2(T *p, float *acc, bool pair, long long j,
     }
 }
 
+/* Row r (< q) of a 64-column product tile: the thread's half hf of Y (its 8 n8 blocks,
+ * columns n0 + 8 nt + 2 cq (+1) < N) times `mul`, into the T row out (b, l0 + r, h) and,
+ * with groups, the f32 per-head row of acc [B][L][H][N] (dB / dC of chunk_bwd_tc). */
+template <typename T>
+__device__ __forceinline__ void store_row(const float (&Y)[8][4], int hf, T *out, float *acc, bool vec, long long n0,
+                                         long long N, int cq, float mul)
+{
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++) {
+        const int j = nt * 8 + 2 * cq;
+        if (n0 + j < N)
+            store2<T>(out, acc, vec, j, N - n0, mul * Y[nt][2 * hf], mul * Y[nt][2 * hf + 1]);
+    }
+}
+
 /* T16's dS loads of phase 2 by a rolled loop (f16) or unrolled (bf16); phase 3's state
  * loads rolled: what kept chunk_bwd_tc<T16> plain and grouped at the f32-state kernels'
  * spills or fewer (ptxas of CUDA 13.0, sm_90a); a register-allocation choice, not math. */
@@ -2145,14 +2160,8 @@ __global__ void __launch_bounds__(kTcThreads, bwd_tc_min_blocks<T, OPTS>)
                 const int s = hf ? r1 : r0;
                 if (s >= q)
                     continue;
-                T *out = db + b * sdb.s0 + (l0 + s) * sdb.s1 + h * sdb.s2 + n0;
-                float *acc = gdb ? gdb + ((b * L + l0 + s) * H + h) * N + n0 : nullptr;
-#pragma unroll
-                for (int nt = 0; nt < 8; nt++) {
-                    const int j = nt * 8 + 2 * cq;
-                    if (n0 + j < N)
-                        store2<T>(out, acc, vec, j, N - n0, s_dt[s] * Y2[nt][2 * hf], s_dt[s] * Y2[nt][2 * hf + 1]);
-                }
+                store_row<T>(Y2, hf, db + b * sdb.s0 + (l0 + s) * sdb.s1 + h * sdb.s2 + n0,
+                             gdb ? gdb + ((b * L + l0 + s) * H + h) * N + n0 : nullptr, vec, n0, N, cq, s_dt[s]);
             }
             float Y3[8][4] = {};
             for (long long d0 = 0; d0 < D; d0 += TQ) { /* one D tile: dU and S still loaded */
@@ -2185,14 +2194,8 @@ __global__ void __launch_bounds__(kTcThreads, bwd_tc_min_blocks<T, OPTS>)
                 const int t = hf ? r1 : r0;
                 if (t >= q)
                     continue;
-                T *out = dc + b * sdc.s0 + (l0 + t) * sdc.s1 + h * sdc.s2 + n0;
-                float *acc = gdc ? gdc + ((b * L + l0 + t) * H + h) * N + n0 : nullptr;
-#pragma unroll
-                for (int nt = 0; nt < 8; nt++) {
-                    const int j = nt * 8 + 2 * cq;
-                    if (n0 + j < N)
-                        store2<T>(out, acc, vec, j, N - n0, Y3[nt][2 * hf], Y3[nt][2 * hf + 1]);
-                }
+                store_row<T>(Y3, hf, dc + b * sdc.s0 + (l0 + t) * sdc.s1 + h * sdc.s2 + n0,
+                             gdc ? gdc + ((b * L + l0 + t) * H + h) * N + n0 : nullptr, vec, n0, N, cq, 1.f);
             }
         }
         if (T16 && tid == 0) { /* <dS, S>: the reverse pass's sums over the state tiles, in order */
