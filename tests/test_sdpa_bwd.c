@@ -96,6 +96,9 @@ static const cfg k_gpu_cases[] = {
     {"sm90 B2 H4/4 77x77 D64",           2, 4, 4,  77,  77,  64,  64,  false, -1,  0.0, false, 0.3, false, 0},
     {"sm90 B1 H4/1 517x1031 D128 causal", 1, 4, 1, 517, 1031, 128, 128, true, -1,  0.0, false, 0,   false, 0},
     {"sm90 B2 H8/1 300x257 D64 bcast",   2, 8, 1,  300, 257, 64,  64,  true,  -1,  0.0, false, 0,   true,  0},
+    {"sm90 B2 H4/1 333x200 D256 causal", 2, 4, 1,  333, 200, 256, 256, true,  -1,  0.0, false, 0,   false, 0},
+    {"sm90 B1 H2/2 77x517 D256 causal pad 8", 1, 2, 2, 77, 517, 256, 256, true, -1,  0.0, false, 0,   false, 8},
+    {"sm90 B2 H8/2 130x130 D256 bcast",  2, 8, 2,  130, 130, 256, 256, false, -1,  0.0, false, 0.2, true,  0},
 };
 
 /* GPU-only, for the fused kernel's deterministic mode (each also runs the atomic mode):
@@ -114,6 +117,7 @@ static const cfg k_det_cases[] = {
     {"det 200x131 D256 noncausal softcap",   1, 2, 1,  200,  131,  256, 256, false, -1,  3.0, false, 0,   false, 0},
     {"det 150x150 D256 causal window 30 alibi", 2, 2, 2, 150, 150, 256, 256, true,  30,  0.0, true,  0,   false, 0},
     {"det 64x1000 D256 noncausal gqa 4/4",   1, 4, 4,  64,   1000, 256, 256, false, -1,  0.0, false, 0,   false, 0},
+    {"det 300x700 D256 causal gqa 4/1",      1, 4, 1,  300,  700,  256, 256, true,  -1,  0.0, false, 0,   false, 0},
     /* 160 CTAs of 10 key tiles (more than an H100 holds at once: tickets taken in waves) */
     {"det B4 130x1250 D64 noncausal mha 4/4", 4, 4, 4,  130,  1250, 64,  64,  false, -1,  0.0, false, 0,   false, 0},
 };
@@ -296,12 +300,12 @@ static void *alloc_workspace(size_t bytes)
 
 /* Whether FASTEST (and DETERMINISTIC: its deterministic mode) selects the Hopper kernel
  * (SKU arch sm90) for a case on `target`:
- * compute capability 9.0, f16/bf16, Dqk == Dv in {64, 128}, no softcap, ALiBi or window. */
+ * compute capability 9.0, f16/bf16, Dqk == Dv in {64, 128, 256}, no softcap, ALiBi or window. */
 static bool expect_sm90(bk_target target, const cfg *c, bk_dtype dt)
 {
     return target.kind == BK_TARGET_CUDA && target.cc_major == 9 && target.cc_minor == 0 &&
-           (dt == BK_DTYPE_F16 || dt == BK_DTYPE_BF16) && c->dqk == c->dv && (c->dqk == 64 || c->dqk == 128) &&
-           c->softcap == 0.0 && !c->alibi && c->window < 0;
+           (dt == BK_DTYPE_F16 || dt == BK_DTYPE_BF16) && c->dqk == c->dv &&
+           (c->dqk == 64 || c->dqk == 128 || c->dqk == 256) && c->softcap == 0.0 && !c->alibi && c->window < 0;
 }
 
 /* The fused tensor-core kernels' problems: f16/bf16 with Dqk == Dv in {64, 128, 256}. */
@@ -1046,7 +1050,7 @@ static void test_select_sm90(void)
     } cases[] = {
         {"bf16 D128", 128, 128, -1, 0.0, false, BK_DTYPE_BF16, h100, BK_PREFER_FASTEST, "attention/sdpa_bwd/bf16/sm90/bespoke", false},
         {"f16 D64", 64, 64, -1, 0.0, false, BK_DTYPE_F16, h100, BK_PREFER_FASTEST, "attention/sdpa_bwd/f16/sm90/bespoke", false},
-        {"bf16 D256", 256, 256, -1, 0.0, false, BK_DTYPE_BF16, h100, BK_PREFER_FASTEST, "attention/sdpa_bwd/bf16/sm80/bespoke", false},
+        {"bf16 D256", 256, 256, -1, 0.0, false, BK_DTYPE_BF16, h100, BK_PREFER_FASTEST, "attention/sdpa_bwd/bf16/sm90/bespoke", false},
         {"bf16 D96", 96, 96, -1, 0.0, false, BK_DTYPE_BF16, h100, BK_PREFER_FASTEST, "attention/sdpa_bwd/bf16/sm80/reference", true},
         {"bf16 D128/64", 128, 64, -1, 0.0, false, BK_DTYPE_BF16, h100, BK_PREFER_FASTEST, "attention/sdpa_bwd/bf16/sm80/reference", true},
         {"bf16 D128 window", 128, 128, 16, 0.0, false, BK_DTYPE_BF16, h100, BK_PREFER_FASTEST, "attention/sdpa_bwd/bf16/sm80/bespoke", false},
@@ -1055,7 +1059,7 @@ static void test_select_sm90(void)
         {"f32 D128", 128, 128, -1, 0.0, false, BK_DTYPE_F32, h100, BK_PREFER_FASTEST, "attention/sdpa_bwd/f32/sm80/reference", true},
         {"bf16 D128 deterministic", 128, 128, -1, 0.0, false, BK_DTYPE_BF16, h100, BK_PREFER_DETERMINISTIC, "attention/sdpa_bwd/bf16/sm90/bespoke", true},
         {"f16 D64 deterministic", 64, 64, -1, 0.0, false, BK_DTYPE_F16, h100, BK_PREFER_DETERMINISTIC, "attention/sdpa_bwd/f16/sm90/bespoke", true},
-        {"bf16 D256 deterministic", 256, 256, -1, 0.0, false, BK_DTYPE_BF16, h100, BK_PREFER_DETERMINISTIC, "attention/sdpa_bwd/bf16/sm80/bespoke", true},
+        {"bf16 D256 deterministic", 256, 256, -1, 0.0, false, BK_DTYPE_BF16, h100, BK_PREFER_DETERMINISTIC, "attention/sdpa_bwd/bf16/sm90/bespoke", true},
         {"bf16 D128 window deterministic", 128, 128, 16, 0.0, false, BK_DTYPE_BF16, h100, BK_PREFER_DETERMINISTIC, "attention/sdpa_bwd/bf16/sm80/bespoke", true},
         {"bf16 D128 deterministic sm_80", 128, 128, -1, 0.0, false, BK_DTYPE_BF16, bk_target_cuda_cc(0, 8, 0), BK_PREFER_DETERMINISTIC, "attention/sdpa_bwd/bf16/sm80/bespoke", true},
         {"bf16 D128 reference", 128, 128, -1, 0.0, false, BK_DTYPE_BF16, h100, BK_PREFER_REFERENCE, "attention/sdpa_bwd/bf16/sm80/reference", true},

@@ -35,7 +35,7 @@
  * Speed (H100, bench/RESULTS.md run 11): the fused kernel ~150 TFLOP/s at D 256, its
  * deterministic mode 0.65-0.78x of that.
  * On sm_90a the Hopper kernel (sdpa_bwd_sm90.cu, wgmma + TMA) takes the fast plan's
- * D 64/128 problems without softcap/ALiBi/window, and in its deterministic mode (the same
+ * D 64/128/256 problems without softcap/ALiBi/window, and in its deterministic mode (the same
  * ticket and semaphores) the deterministic plan's. Batch is launched in chunks of 65535
  * (grid z). */
 #include "common.cuh"
@@ -1063,8 +1063,10 @@ template <typename T> struct sm90_launch16 {
         const dim3 cgrid((unsigned)min((chunks + 255) / 256, 1024LL), (unsigned)min(nbh, 65535LL));
         if (p.Dqk == 64)
             bwd_dq_convert<T, 64><<<cgrid, 256, 0, s>>>(p);
-        else
+        else if (p.Dqk == 128)
             bwd_dq_convert<T, 128><<<cgrid, 256, 0, s>>>(p);
+        else
+            bwd_dq_convert<T, 256><<<cgrid, 256, 0, s>>>(p);
         return BK_STATUS_SUCCESS;
     }
 };
@@ -1110,7 +1112,7 @@ extern "C" size_t bk_cuda_sdpa_bwd_det_sync_bytes(const bk_sdpa_bwd_desc *d)
     long long n = fused_det_sync_bytes(d->batch, d->q_heads, d->kv_heads, d->q_len, d->head_dim_qk);
     /* the Hopper kernel's deterministic mode shares the layout (tickets, then semaphores per
      * tile of its BM rows) and falls back to the fused one on the same workspace: room for
-     * both (the same count at D 64/128, where both row tiles are 128 / 64 rows) */
+     * both (the same count: both row tiles are 128 rows at D 64, 64 at D 128 and 256) */
     if (bk_cuda_sdpa_bwd_sm90_rejects(d) == NULL) {
         const long long n90 = 4 * ((long long)d->batch * d->kv_heads + bk_sm90_bwd_det_sems(d));
         n = n90 > n ? n90 : n;

@@ -5,20 +5,21 @@
  *   D_i); dV += P^T dO; dK += dS^T Q; dQ += dS K. D_i, lse: sdpa_bwd.cu's rows pre-pass; the
  *   scale is applied once at the end (dK here, dQ in sdpa_bwd.cu's conversion of the f32
  *   accumulator). f16/bf16 in, f32 accumulate, P and dS rounded to T before products.
- * Shapes: Dqk == Dv = D in {64, 128}; q [B,Hq,Sq,D], k/v [B,Hkv,Sk,D] (stride 0 on the head
- *   axis allowed), dy like q; rows 16-byte aligned (TMA); dk/dv written in T, dq_acc f32
- *   [B,Hq,Sq,D] (zeroed by the launcher) gets the unscaled dQ by vector atomics.
+ * Shapes: Dqk == Dv = D in {64, 128, 256}; q [B,Hq,Sq,D], k/v [B,Hkv,Sk,D] (stride 0 on the
+ *   head axis allowed), dy like q; rows 16-byte aligned (TMA); dk/dv written in T, dq_acc
+ *   f32 [B,Hq,Sq,D] (zeroed by the launcher) gets the unscaled dQ by vector atomics.
  *   Causal is bottom-right (key j visible to row i iff j <= i + Sk - Sq).
- * Tiling (bwd90_tiles<D>): a CTA owns BN = 128 keys of one (b, kv head); K and V stay in
- *   shared memory. It walks the q heads of the group and, per head, the BM-row query tiles
- *   that see its keys (causal: from the diagonal on). BM = 128 at D 64, 64 at D 128. Every
- *   tile is stored as wgmma's 128-byte-swizzle atoms [cols/64][rows][64] (TMA SWIZZLE_128B).
+ * Tiling (bwd90_tiles<D>): a CTA owns BN keys of one (b, kv head) (128; 64 at D 256); K and
+ *   V stay in shared memory. It walks the q heads of the group and, per head, the BM-row
+ *   query tiles that see its keys (causal: from the diagonal on). BM = 128 at D 64, else 64.
+ *   Every tile is stored as wgmma's 128-byte-swizzle atoms [cols/64][rows][64] (TMA
+ *   SWIZZLE_128B).
  * Warps: 3 warpgroups, registers handed over by setmaxnreg.
  *   - producer (warpgroup 0, one warp): lane 0 issues the TMA copies of K, V (once) and of
  *     Q, dO per step into a 2-stage ring (full / empty mbarriers); the warp's lanes copy
  *     the step's lse (times log2e; +inf past Sq and for lse = -inf, so P = 0 there) and
  *     D_i into the stage, then arrive.
- *   - consumers (warpgroups 1, 2): consumer c owns keys 64c .. 64c + 63 of the CTA and
+ *   - consumers (warpgroups 1, 2), D 64 / 128: consumer c owns keys 64c .. 64c + 63 and
  *     keeps their dK, dV (64 x D, f32) in registers. Per step:
  *       S^T, dP^T (64 x BM)  wgmma SS: A = K_c / V_c (K-major), B = Q / dO (K-major)
  *       P^T, dS^T            registers (masked on tiles crossing the diagonal / Sk)
@@ -28,15 +29,18 @@
  *       dQ (64 x 64 per consumer) = dS K   wgmma SS: A = dS^T M-major, B = K N-major;
  *       at D 64 consumer c takes query rows 64c.., at D 128 columns 64c.., over all 128
  *       keys; red.global.add.v2.f32 into dq_acc (rows < Sq only).
- *     Finally dK * scale and dV in T (keys < Sk only).
+ *   - consumers, D 256 (64 x 256 f32 is 128 registers a thread: one of dK, dV each):
+ *     consumer 0 computes S^T -> P^T and dV += P^T dO, consumer 1 dP^T -> dS^T (P^T passed
+ *     over in shared memory) and dK += dS^T Q; dQ columns 128c .. by consumer c.
+ *   Finally dK * scale and dV in T (keys < Sk only).
  * DET (deterministic): sdpa_bwd.cu's fused DET order: the key tile from a per-(b, kv head)
  *   ticket (highest first), and per row tile the key tiles add in decreasing order behind
  *   its semaphore. Producer warp 1 (the sync warp) waits on the step's semaphore, then
  *   arrives on named barrier 2 that both consumers sync on before their adds; they arrive
  *   on barrier 3, it syncs and releases (fence, +1): one acquire per row tile per CTA.
  *   No deadlock: waits go only to smaller tickets (running or done CTAs; see sdpa_bwd.cu).
- * Not yet: softcap, ALiBi, window, Dqk != Dv, D 256 (sdpa_bwd.cu runs them); no overlap of
- *   a step's softmax with the next step's products; dQ via shared memory and a TMA
+ * Not yet: softcap, ALiBi, window, Dqk != Dv (sdpa_bwd.cu runs them); no overlap of a
+ *   step's softmax with the next step's products; dQ via shared memory and a TMA
  *   reduce-add; a persistent / causal-balanced schedule. */
 #include "hopper.cuh"
 #include "sdpa_bwd_sm90.h"
@@ -46,22 +50,32 @@
 
 /* Tile sizes, the register split and the shared-memory map of one head dim. */
 template <int D> struct bwd90_tiles {
-    static constexpr int BN = 128;              /* keys per CTA: 2 consumers x 64 */
+    /* D 64 / 128: the consumers own 64 keys each, with their dK and dV (2 x D / 2 f32
+     * registers a thread); D 256: both work on one 64-key tile, consumer 0 owning its dV and
+     * consumer 1 its dK (D / 2 = 128 registers a thread each) */
+    static constexpr bool SPLIT = D == 256;
+    static constexpr int BN = SPLIT ? 64 : 128; /* keys per CTA */
     static constexpr int BM = D == 64 ? 128 : 64; /* query rows per step */
     static constexpr int STAGES = 2;            /* Q / dO / lse / D_i ring depth */
     static constexpr int THREADS = 384;         /* producer + 2 consumer warpgroups */
     /* 168 registers per thread at launch (__launch_bounds__(384, 1)): 24 + 2 x 240 = 504 */
     static constexpr int PRODUCER_REGS = 24, CONSUMER_REGS = 240;
     static_assert(PRODUCER_REGS + 2 * CONSUMER_REGS <= 504, "more registers than the CTA holds");
-    /* each consumer's dQ share is one m64n64 product: rows 64c at D 64, columns 64c at D 128 */
-    static_assert((BM == 128 && D == 64) || (BM == 64 && D == 128), "the dQ split covers these two");
-    static constexpr uint32_t KV_BYTES = BN * D * 2, QO_BYTES = BM * D * 2, DS_BYTES = BN * BM * 2;
+    /* each consumer's dQ share: rows 64c (D 64) or columns 64c (D 128) of an m64n64 product,
+     * columns 128c of an m64n128 one (D 256) */
+    static_assert((BM == 128 && D == 64) || (BM == 64 && D == 128) || (BM == 64 && SPLIT), "the dQ split covers these");
+    /* dS^T: double-buffered at D 64 / 128, one buffer at D 256 (see the SPLIT branch); PX:
+     * P^T passed from consumer 0 to consumer 1 in f32 at D 256 */
+    static constexpr int DS_BUFS = SPLIT ? 1 : 2;
+    static constexpr uint32_t KV_BYTES = BN * D * 2, QO_BYTES = BM * D * 2, DS_BYTES = BN * BM * 2,
+                              PX_BYTES = SPLIT ? BN * BM * 4 : 0;
     static constexpr uint32_t OFF_K = 0, OFF_V = KV_BYTES, OFF_Q = 2 * KV_BYTES, OFF_O = OFF_Q + STAGES * QO_BYTES,
-                              OFF_DS = OFF_O + STAGES * QO_BYTES, OFF_L = OFF_DS + 2 * DS_BYTES,
-                              OFF_D = OFF_L + STAGES * BM * 4, OFF_BAR = OFF_D + STAGES * BM * 4,
-                              OFF_TKT = OFF_BAR + 8 * (1 + 2 * STAGES);
+                              OFF_DS = OFF_O + STAGES * QO_BYTES, OFF_PX = OFF_DS + DS_BUFS * DS_BYTES,
+                              OFF_L = OFF_PX + PX_BYTES, OFF_D = OFF_L + STAGES * BM * 4,
+                              OFF_BAR = OFF_D + STAGES * BM * 4, OFF_TKT = OFF_BAR + 8 * (1 + 2 * STAGES);
     /* barriers: kv_full, q_full[STAGES], q_empty[STAGES]; then the DET ticket (int) */
     static constexpr size_t SMEM = OFF_TKT + 16 + 1024; /* + 1024: alignment */
+    static_assert(SMEM <= 227 * 1024, "more shared memory than an H100 block may opt in to");
 };
 
 /* DET: the semaphores per (b, q head) - one per tile of BM rows. The one count that both
@@ -109,6 +123,8 @@ static __device__ __forceinline__ int bwd90_last_contributor(int causal, int off
  * before their adds), REL (the consumers arrive after their adds, the sync warp waits,
  * then releases). Barrier 1 is the consumers' dS^T barrier. */
 enum { kBarDqAcq = 2, kBarDqRel = 3, kBarDqThreads = 256 + 32 };
+/* D 256: consumer 0 arrives once its P^T is in shared memory, consumer 1 syncs */
+enum { kBarP = 4 };
 /* bk_named_sync / bk_named_arrive with immediate operands (no registers held for them) */
 template <int ID, int N> static __device__ __forceinline__ void bwd90_bar_sync()
 {
@@ -117,6 +133,30 @@ template <int ID, int N> static __device__ __forceinline__ void bwd90_bar_sync()
 template <int ID, int N> static __device__ __forceinline__ void bwd90_bar_arrive()
 {
     asm volatile("bar.arrive %0, %1;\n" ::"n"(ID), "n"(N) : "memory");
+}
+
+/* rows[r0] and rows[r0 + 8] (rows < Sq only), columns c0 + 8 j (+ 1) += dq (the wgmma
+ * accumulator of an m64nN product: 4 j + 0/1 row r0, 4 j + 2/3 row r0 + 8); rows: [Sq, D]
+ * f32. DET: after the key tiles above this one (the sync warp's ACQ), the sync warp's REL
+ * after. */
+template <int D, bool DET, int R>
+static __device__ __forceinline__ void bwd90_add_dq(const float (&dq)[R], float *rows, int Sq, int r0, int c0)
+{
+#if BK_HAS_WGMMA
+    if constexpr (DET)
+        bwd90_bar_sync<kBarDqAcq, kBarDqThreads>();
+#pragma unroll
+    for (int j = 0; j < R / 4; j++) {
+        if (r0 < Sq)
+            bwd90_red2(rows + (long long)r0 * D + c0 + 8 * j, dq[4 * j], dq[4 * j + 1]);
+        if (r0 + 8 < Sq)
+            bwd90_red2(rows + (long long)(r0 + 8) * D + c0 + 8 * j, dq[4 * j + 2], dq[4 * j + 3]);
+    }
+    if constexpr (DET)
+        bwd90_bar_arrive<kBarDqRel, kBarDqThreads>();
+#else
+    (void)dq, (void)rows, (void)Sq, (void)r0, (void)c0;
+#endif
 }
 
 /* ROWS rows from row r0 of slice (c2, c3) of a [.., .., rows, D] tensor map into the
@@ -252,185 +292,278 @@ __global__ void __launch_bounds__(384, 1)
     /* -------------------------------------------------------------- consumers */
     bk_regs_inc<C::CONSUMER_REGS>();
     const int cw = wg - 1, warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32, g = lane >> 2, t4 = lane & 3;
-    const int kr = 16 * warp + g;                      /* the thread's first key row of the 64 (and kr + 8) */
-    const int jg0_a = (int)blockIdx.x * BN + cw * 64 + kr; /* the atomic mode's first key of the thread */
-    const uint32_t kA = sK + cw * 64 * 128, vA = sV + cw * 64 * 128; /* this consumer's K / V rows */
-    /* dQ share: rows 64 mb .. of the step's BM (D 64), columns 64 nb .. of D (D 128) */
-    const int mb = BM == 128 ? cw : 0, nb = BM == 64 ? cw : 0;
+    const int kr = 16 * warp + g; /* the thread's first key row of its 64 (and kr + 8) */
+    /* the thread's first key is j0 + kfirst (D 64/128: consumer c owns keys 64 c ..) */
+    const int kfirst = (C::SPLIT ? 0 : cw * 64) + kr;
+    const int jg0_a = (int)blockIdx.x * BN + kfirst; /* the atomic mode's */
     const float scale_log2 = p.scale_log2;
 
-    float dk[D / 2], dv[D / 2];
+    /* acc (64 x BM, keys x queries) += A (64 keys of K or V) * B^T (the BM rows of Q or dO),
+     * k16 steps over D. A: K-major, column block kk / 4 of a_base's BN-row tile, the k16
+     * step at +32 bytes inside the 128-byte row; B: K-major, the BM rows of the column
+     * block. SBO = 1024 (8 rows of 128 bytes), LBO unused (16). The forward's S = Q K^T,
+     * operand for operand. */
+    auto issue_kt = [&](float(&acc)[BM / 2], uint32_t a_base, uint32_t b_base) {
 #pragma unroll
-    for (int i = 0; i < D / 2; i++)
-        dk[i] = dv[i] = 0.f;
-    bk_mbar_wait(kv_full, 0);
-
-    for (int it = 0; it < w_ntile() * p.group; it++) {
-        const int st = it % S, h = hk * p.group + it / w_ntile(), m0 = (w_tlo() + it % w_ntile()) * BM;
-        const uint32_t q_s = sQ + st * C::QO_BYTES, o_s = sO + st * C::QO_BYTES, ds_b = sDS + (it & 1) * C::DS_BYTES;
-        bk_mbar_wait(q_full(st), (uint32_t)(it / S) & 1u);
-
-        /* S^T = K_c Q^T and dP^T = V_c dO^T (64 keys x BM rows), k16 steps over D.
-         * A (K_c / V_c, 64 x 16): K-major, rows 64c.. of the column block kk / 4, the k16
-         * step at +32 bytes inside the 128-byte row; B (Q / dO, 16 x BM): K-major, BM rows
-         * of the column block. SBO = 1024 (8 rows of 128 bytes), LBO unused (16). The
-         * forward's S = Q K^T, operand for operand. */
-        float s_t[BM / 2], dp_t[BM / 2];
-        auto issue_kt = [&](float(&acc)[BM / 2], uint32_t a_base, uint32_t b_base) {
-#pragma unroll
-            for (int kk = 0; kk < D / 16; kk++) {
-                const uint32_t koff = (uint32_t)(kk & 3) * 32, cb = (uint32_t)(kk >> 2);
-                const uint64_t da = bk_wgmma_desc(a_base + cb * BN * 128 + koff, 16, 1024);
-                const uint64_t db = bk_wgmma_desc(b_base + cb * BM * 128 + koff, 16, 1024);
-                if (kk == 0)
-                    bk_wgmma<T, BM>::ss_first(acc, da, db);
-                else
-                    bk_wgmma<T, BM>::ss(acc, da, db, 1);
-            }
-        };
-        bk_wgmma_fence();
-        issue_kt(s_t, kA, q_s);
-        issue_kt(dp_t, vA, o_s);
-        bk_wgmma_commit();
-        bk_wgmma_wait<0>();
-        bk_wgmma_pin(s_t);
-        bk_wgmma_pin(dp_t);
-
-        /* P^T and dS^T in place. Accumulator element 4 j + e: key row kr + 8 (e >> 1),
-         * query column 8 j + 2 t4 + (e & 1) of the step. Masked only where the tile crosses
-         * the causal diagonal or the end of the keys; rows past Sq have L = +inf (P = 0). */
-        const float *Ls = sL + st * BM, *Ds = sD + st * BM;
-        /* the thread's keys (DET: re-read, see key_tile) */
-        const int j0 = w_jt() * BN, jg0 = DET ? j0 + cw * 64 + kr : jg0_a, jg1 = jg0 + 8;
+        for (int kk = 0; kk < D / 16; kk++) {
+            const uint32_t koff = (uint32_t)(kk & 3) * 32, cb = (uint32_t)(kk >> 2);
+            const uint64_t da = bk_wgmma_desc(a_base + cb * BN * 128 + koff, 16, 1024);
+            const uint64_t db = bk_wgmma_desc(b_base + cb * BM * 128 + koff, 16, 1024);
+            if (kk == 0)
+                bk_wgmma<T, BM>::ss_first(acc, da, db);
+            else
+                bk_wgmma<T, BM>::ss(acc, da, db, 1);
+        }
+    };
+    /* S^T -> P^T in place. Accumulator element 4 j + e: key row kr + 8 (e >> 1), query
+     * column 8 j + 2 t4 + (e & 1) of the step. Masked only where the tile crosses the causal
+     * diagonal or the end of the keys; rows past Sq have L = +inf (P = 0). Key jg is visible
+     * to row i iff i >= jg - off (causal; else any i) and jg < Sk; the element's row is m0 +
+     * 2 t4 + 8 j + (e & 1), so it is masked iff 8 j + (e & 1) < lim = jg - off - m0 - 2 t4
+     * (lim = INT_MAX for a key >= Sk). */
+    auto to_probs = [&](float(&s)[BM / 2], const float *Ls, int m0, int j0, float(&dp)[BM / 2], const float *Ds) {
+        const int jg0 = DET ? j0 + kfirst : jg0_a, jg1 = jg0 + 8;
         const bool need_mask = j0 + BN > Sk || (p.causal && j0 + BN - 1 > m0 + off);
-        /* key jg is visible to row i iff i >= first_i(jg) = jg - off (causal; else any i)
-           and jg < Sk; the element's row is m0 + 2 t4 + 8 j + (e & 1), so it is masked iff
-           8 j + (e & 1) < lim = first_i - m0 - 2 t4 (lim = INT_MAX for a key >= Sk) */
         const int lim0 = jg0 >= Sk ? INT_MAX : p.causal ? jg0 - off - m0 - 2 * t4 : INT_MIN;
         const int lim1 = jg1 >= Sk ? INT_MAX : p.causal ? jg1 - off - m0 - 2 * t4 : INT_MIN;
 #pragma unroll
         for (int j = 0; j < BM / 8; j++) {
             const float2 l2 = *reinterpret_cast<const float2 *>(Ls + 8 * j + 2 * t4);
-            const float2 d2 = *reinterpret_cast<const float2 *>(Ds + 8 * j + 2 * t4);
 #pragma unroll
             for (int e = 0; e < 4; e++) {
-                float pp = bk_ex2(fmaf(s_t[4 * j + e], scale_log2, -((e & 1) ? l2.y : l2.x)));
+                float pp = bk_ex2(fmaf(s[4 * j + e], scale_log2, -((e & 1) ? l2.y : l2.x)));
                 if (need_mask && 8 * j + (e & 1) < (e < 2 ? lim0 : lim1))
                     pp = 0.f;
-                s_t[4 * j + e] = pp;
-                dp_t[4 * j + e] = pp * (dp_t[4 * j + e] - ((e & 1) ? d2.y : d2.x));
+                s[4 * j + e] = pp;
+                if (Ds) {
+                    const float2 d2 = *reinterpret_cast<const float2 *>(Ds + 8 * j + 2 * t4);
+                    dp[4 * j + e] = pp * (dp[4 * j + e] - ((e & 1) ? d2.y : d2.x));
+                }
             }
         }
-        /* The accumulators as RS A fragments (T): k16 block kb (queries 16 kb .. + 15) of the
-         * thread's rows kr, kr + 8 is {(kr, 16kb + 2t4), (kr + 8, same), (kr, 16kb + 8 + 2t4),
-         * (kr + 8, same)} = n-tiles 2 kb and 2 kb + 1: the mma.sync A layout, which wgmma's
-         * A register fragment is per warp (warp w: rows 16 w ..). */
-        uint32_t pa[BM / 16][4], ga[BM / 16][4];
-#pragma unroll
-        for (int kb = 0; kb < BM / 16; kb++) {
-            pa[kb][0] = bk_mma16<T>::pack(s_t[8 * kb + 0], s_t[8 * kb + 1]);
-            pa[kb][1] = bk_mma16<T>::pack(s_t[8 * kb + 2], s_t[8 * kb + 3]);
-            pa[kb][2] = bk_mma16<T>::pack(s_t[8 * kb + 4], s_t[8 * kb + 5]);
-            pa[kb][3] = bk_mma16<T>::pack(s_t[8 * kb + 6], s_t[8 * kb + 7]);
-            ga[kb][0] = bk_mma16<T>::pack(dp_t[8 * kb + 0], dp_t[8 * kb + 1]);
-            ga[kb][1] = bk_mma16<T>::pack(dp_t[8 * kb + 2], dp_t[8 * kb + 3]);
-            ga[kb][2] = bk_mma16<T>::pack(dp_t[8 * kb + 4], dp_t[8 * kb + 5]);
-            ga[kb][3] = bk_mma16<T>::pack(dp_t[8 * kb + 6], dp_t[8 * kb + 7]);
-        }
-        /* dS^T to shared memory, [BM / 64][BN keys][64 queries] swizzled: key row
-         * r = 64 c + kr (+ 8), n-tile j = queries 8 j .. in column block j / 8, 16-byte chunk
-         * (j % 8) ^ (r % 8), bytes 4 t4 of it. r % 8 = g. One 32-bit store per pair; a warp's
-         * 32 stores hit 32 distinct banks. */
+    };
+    /* dP^T -> dS^T = P^T (dP^T - D_i) in place, pr = P^T */
+    auto to_dst = [&](float(&dp)[BM / 2], const float *Ds, const float(&pr)[BM / 2]) {
 #pragma unroll
         for (int j = 0; j < BM / 8; j++) {
-            const int r = cw * 64 + kr;
+            const float2 d2 = *reinterpret_cast<const float2 *>(Ds + 8 * j + 2 * t4);
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+                dp[4 * j + e] = pr[4 * j + e] * (dp[4 * j + e] - ((e & 1) ? d2.y : d2.x));
+        }
+    };
+    /* An accumulator as RS A fragments (T): k16 block kb (queries 16 kb .. + 15) of the
+     * thread's rows kr, kr + 8 is {(kr, 16kb + 2t4), (kr + 8, same), (kr, 16kb + 8 + 2t4),
+     * (kr + 8, same)} = n-tiles 2 kb and 2 kb + 1: the mma.sync A layout, which wgmma's A
+     * register fragment is per warp (warp w: rows 16 w ..). */
+    auto pack_a = [&](uint32_t(&fa)[BM / 16][4], const float(&x)[BM / 2]) {
+#pragma unroll
+        for (int kb = 0; kb < BM / 16; kb++)
+#pragma unroll
+            for (int q = 0; q < 4; q++)
+                fa[kb][q] = bk_mma16<T>::pack(x[8 * kb + 2 * q], x[8 * kb + 2 * q + 1]);
+    };
+    /* dS^T to shared memory, [BM / 64][BN keys][64 queries] swizzled: key row r (kr or
+     * 64 c + kr, and + 8), n-tile j = queries 8 j .. in column block j / 8, 16-byte chunk
+     * (j % 8) ^ (r % 8), bytes 4 t4 of it. r % 8 = g. One 32-bit store per pair; a warp's
+     * 32 stores hit 32 distinct banks. */
+    auto store_dst = [&](uint32_t ds_b, const uint32_t(&ga)[BM / 16][4]) {
+        const int r = kfirst;
+#pragma unroll
+        for (int j = 0; j < BM / 8; j++) {
             const uint32_t a0 = ds_b + (uint32_t)((j >> 3) * BN * 128 + r * 128 + (((j & 7) ^ g) << 4) + 4 * t4);
             const uint32_t lo = ga[j >> 1][(j & 1) * 2], hi = ga[j >> 1][(j & 1) * 2 + 1];
             asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(a0), "r"(lo) : "memory");
             asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(a0 + 8 * 128), "r"(hi) : "memory");
         }
-
-        /* dV += P^T dO, dK += dS^T Q (64 keys x D), k16 steps over the BM queries.
-         * A: the fragments above. B (16 queries x D): N-major ("transposed", imm-trans-b 1),
-         * rows 16 kb .. of the Q / dO tile: start + 16 kb rows (2048 bytes), LBO = BM * 128
-         * (the next 64 columns: the next column block), SBO = 1024 (the next 8 rows). The
-         * forward's O += P V, operand for operand. */
-        bk_wgmma_pin(dv);
-        bk_wgmma_pin(dk);
-        bk_wgmma_fence();
+    };
+    /* dq_acc of q head h += dq (64 rows from m0 + r64, the columns from col0) */
+    auto dq_rows = [&](int h) { return p.dqacc + (b * p.Hq + h) * (long long)Sq * D; };
+    /* rows kr (+ 8) of the thread's keys, columns 8 j + 2 t4 (+ 1): acc * mul in T (keys < Sk) */
+    auto store_keys = [&](void *base, long long s0, long long s1, long long s2, const float(&acc)[D / 2],
+                          float mul) {
+        T *out = (T *)base + b * s0 + hk * s1;
+        const int jg0 = DET ? w_jt() * BN + kfirst : jg0_a, jg1 = jg0 + 8;
 #pragma unroll
-        for (int kb = 0; kb < BM / 16; kb++)
-            bk_wgmma<T, D>::rs(dv, pa[kb], bk_wgmma_desc(o_s + kb * 2048, BM * 128, 1024), 1);
-#pragma unroll
-        for (int kb = 0; kb < BM / 16; kb++)
-            bk_wgmma<T, D>::rs(dk, ga[kb], bk_wgmma_desc(q_s + kb * 2048, BM * 128, 1024), 1);
-        bk_wgmma_commit();
-
-        /* dS^T of both consumers stored and visible to wgmma */
-        bk_fence_proxy_async();
-        bk_named_sync(1, 256);
-
-        /* dQ share (64 x 64) = dS K over all BN keys, k16 steps over the keys.
-         * A (64 queries x 16 keys) from dS^T: M-major ("transposed", imm-trans-a 1): the keys
-         * are the 128-byte rows, the queries contiguous: start = column block mb, row 16 kk;
-         * SBO = 1024 (8 keys), LBO = BN * 128 (the next 64 queries; one block suffices).
-         * B (16 keys x 64 columns) from K: N-major: column block nb, row 16 kk; SBO = 1024,
-         * LBO = BN * 128. Both as the N-major B above, the keys in the role of k. */
-        float dq[32];
-#pragma unroll
-        for (int i = 0; i < 32; i++)
-            dq[i] = 0.f;
-        bk_wgmma_fence();
-#pragma unroll
-        for (int kk = 0; kk < BN / 16; kk++) {
-            const uint64_t da = bk_wgmma_desc(ds_b + mb * BN * 128 + kk * 2048, BN * 128, 1024);
-            const uint64_t db = bk_wgmma_desc(sK + nb * BN * 128 + kk * 2048, BN * 128, 1024);
-            bk_wgmma<T, 64>::ss_tt(dq, da, db, 1);
+        for (int j = 0; j < D / 8; j++) {
+            const int e = 8 * j + 2 * t4;
+            if (jg0 < Sk)
+                *reinterpret_cast<uint32_t *>(out + jg0 * s2 + e) = bk_mma16<T>::pack(acc[4 * j] * mul, acc[4 * j + 1] * mul);
+            if (jg1 < Sk)
+                *reinterpret_cast<uint32_t *>(out + jg1 * s2 + e) =
+                    bk_mma16<T>::pack(acc[4 * j + 2] * mul, acc[4 * j + 3] * mul);
         }
-        bk_wgmma_commit();
-        bk_wgmma_wait<0>();
-        bk_wgmma_pin(dq);
-        bk_wgmma_pin(dv);
-        bk_wgmma_pin(dk);
-        bk_keep_regs(reinterpret_cast<uint32_t(&)[BM / 4]>(pa));
-        bk_keep_regs(reinterpret_cast<uint32_t(&)[BM / 4]>(ga));
-        bk_mbar_arrive(q_empty(st)); /* Q, dO, lse, D_i of this stage read */
+    };
 
-        /* dq_acc rows m0 + 64 mb + kr (+ 8), columns 64 nb + 8 j + 2 t4 (+ 1); DET: after
-         * the key tiles above this one (the sync warp's ACQ), the sync warp's REL after */
-        if constexpr (DET)
-            bwd90_bar_sync<kBarDqAcq, kBarDqThreads>();
-        float *acc = p.dqacc + (b * p.Hq + h) * (long long)Sq * D;
-        const int r0 = m0 + mb * 64 + kr;
+    if constexpr (C::SPLIT) {
+        /* D 256: consumer 0 computes S^T -> P^T and owns dV += P^T dO, consumer 1 computes
+         * dP^T -> dS^T and owns dK += dS^T Q; consumer c takes dQ's columns 128 c ... P^T
+         * crosses over through shared memory in f32 (thread t of one to thread t of the
+         * other: the same accumulator positions; [BM / 8][128] float4), dS^T through the
+         * swizzled tile that both read for dQ. Per step: barrier kBarP (consumer 0 arrives
+         * after its P^T stores, 1 syncs before reading them) and barrier 1 (dS^T stored).
+         * One buffer of each suffices: 0 writes P^T(n + 1) after barrier 1 of step n, which
+         * 1 reaches after reading P^T(n); 1 writes dS^T(n + 1) after kBarP of step n + 1,
+         * which 0 reaches after its dQ(n) is complete. */
+        float acc[D / 2]; /* dV (consumer 0) or dK (consumer 1): 64 keys x D */
 #pragma unroll
-        for (int j = 0; j < 8; j++) {
-            const int col = nb * 64 + 8 * j + 2 * t4;
-            if (r0 < Sq)
-                bwd90_red2(acc + (long long)r0 * D + col, dq[4 * j], dq[4 * j + 1]);
-            if (r0 + 8 < Sq)
-                bwd90_red2(acc + (long long)(r0 + 8) * D + col, dq[4 * j + 2], dq[4 * j + 3]);
-        }
-        if constexpr (DET)
-            bwd90_bar_arrive<kBarDqRel, kBarDqThreads>();
-    }
+        for (int i = 0; i < D / 2; i++)
+            acc[i] = 0.f;
+        float4 *px = reinterpret_cast<float4 *>(gbase + C::OFF_PX) + threadIdx.x % 128;
+        bk_mbar_wait(kv_full, 0);
 
-    /* dK (times the scale) and dV of the thread's keys: row kr (+ 8), columns 8 j + 2 t4 */
-    T *dkp = (T *)p.dk + b * p.sdk0 + hk * p.sdk1, *dvp = (T *)p.dv + b * p.sdv0 + hk * p.sdv1;
-    const float scale = p.scale;
-    const int jg0 = DET ? w_jt() * BN + cw * 64 + kr : jg0_a, jg1 = jg0 + 8;
+        for (int it = 0; it < w_ntile() * p.group; it++) {
+            const int st = it % S, h = hk * p.group + it / w_ntile(), m0 = (w_tlo() + it % w_ntile()) * BM;
+            const uint32_t q_s = sQ + st * C::QO_BYTES, o_s = sO + st * C::QO_BYTES;
+            bk_mbar_wait(q_full(st), (uint32_t)(it / S) & 1u);
+
+            float sd[BM / 2]; /* S^T (consumer 0) or dP^T (consumer 1) */
+            bk_wgmma_fence();
+            issue_kt(sd, cw == 0 ? sK : sV, cw == 0 ? q_s : o_s);
+            bk_wgmma_commit();
+            bk_wgmma_wait<0>();
+            bk_wgmma_pin(sd);
+            if (cw == 0) {
+                to_probs(sd, sL + st * BM, m0, w_jt() * BN, sd, nullptr);
 #pragma unroll
-    for (int j = 0; j < D / 8; j++) {
-        const int e = 8 * j + 2 * t4;
-        if (jg0 < Sk) {
-            *reinterpret_cast<uint32_t *>(dkp + jg0 * p.sdk2 + e) =
-                bk_mma16<T>::pack(dk[4 * j] * scale, dk[4 * j + 1] * scale);
-            *reinterpret_cast<uint32_t *>(dvp + jg0 * p.sdv2 + e) = bk_mma16<T>::pack(dv[4 * j], dv[4 * j + 1]);
+                for (int v = 0; v < BM / 8; v++)
+                    px[v * 128] = make_float4(sd[4 * v], sd[4 * v + 1], sd[4 * v + 2], sd[4 * v + 3]);
+                bwd90_bar_arrive<kBarP, 256>();
+            } else {
+                bwd90_bar_sync<kBarP, 256>();
+                float pr[BM / 2];
+#pragma unroll
+                for (int v = 0; v < BM / 8; v++) {
+                    const float4 q = px[v * 128];
+                    pr[4 * v] = q.x, pr[4 * v + 1] = q.y, pr[4 * v + 2] = q.z, pr[4 * v + 3] = q.w;
+                }
+                to_dst(sd, sD + st * BM, pr);
+            }
+            uint32_t fa[BM / 16][4];
+            pack_a(fa, sd);
+            if (cw == 1) {
+                store_dst(sDS, fa);
+                bk_fence_proxy_async();
+            }
+            /* dV += P^T dO (consumer 0), dK += dS^T Q (consumer 1), 64 keys x D, k16 steps
+             * over the BM queries. B (16 queries x D): N-major (imm-trans-b 1), rows 16 kb ..
+             * of the tile: + 2048 bytes a step, LBO = BM * 128 (the next column block), SBO =
+             * 1024. */
+            const uint32_t b_s = cw == 0 ? o_s : q_s;
+            bk_wgmma_pin(acc);
+            bk_wgmma_fence();
+#pragma unroll
+            for (int kb = 0; kb < BM / 16; kb++)
+                bk_wgmma<T, D>::rs(acc, fa[kb], bk_wgmma_desc(b_s + kb * 2048, BM * 128, 1024), 1);
+            bk_wgmma_commit();
+            bwd90_bar_sync<1, 256>(); /* dS^T stored and visible to wgmma */
+
+            /* dQ columns 128 c .. (64 queries x 128) = dS K over the BN keys: A = dS^T M-major
+             * (keys the 128-byte rows; SBO 1024, LBO unused: one block of 64 queries), B = K
+             * N-major from column block 2 c (LBO = BN * 128, the next block) */
+            float dq[64];
+#pragma unroll
+            for (int i = 0; i < 64; i++)
+                dq[i] = 0.f;
+            bk_wgmma_fence();
+#pragma unroll
+            for (int kk = 0; kk < BN / 16; kk++) {
+                const uint64_t da = bk_wgmma_desc(sDS + kk * 2048, BN * 128, 1024);
+                const uint64_t db = bk_wgmma_desc(sK + 2 * cw * BN * 128 + kk * 2048, BN * 128, 1024);
+                bk_wgmma<T, 128>::ss_tt(dq, da, db, 1);
+            }
+            bk_wgmma_commit();
+            bk_wgmma_wait<0>();
+            bk_wgmma_pin(dq);
+            bk_wgmma_pin(acc);
+            bk_keep_regs(reinterpret_cast<uint32_t(&)[BM / 4]>(fa));
+            bk_mbar_arrive(q_empty(st)); /* Q, dO, lse, D_i of this stage read */
+            bwd90_add_dq<D, DET>(dq, dq_rows(h), Sq, m0 + kr, 128 * cw + 2 * t4);
         }
-        if (jg1 < Sk) {
-            *reinterpret_cast<uint32_t *>(dkp + jg1 * p.sdk2 + e) =
-                bk_mma16<T>::pack(dk[4 * j + 2] * scale, dk[4 * j + 3] * scale);
-            *reinterpret_cast<uint32_t *>(dvp + jg1 * p.sdv2 + e) = bk_mma16<T>::pack(dv[4 * j + 2], dv[4 * j + 3]);
+        if (cw == 0)
+            store_keys(p.dv, p.sdv0, p.sdv1, p.sdv2, acc, 1.f);
+        else
+            store_keys(p.dk, p.sdk0, p.sdk1, p.sdk2, acc, p.scale);
+    } else {
+        /* D 64 / 128: consumer c owns keys 64 c .. 64 c + 63 and both their dK and dV */
+        const uint32_t kA = sK + cw * 64 * 128, vA = sV + cw * 64 * 128; /* this consumer's K / V rows */
+        /* dQ share: rows 64 mb .. of the step's BM (D 64), columns 64 nb .. of D (D 128) */
+        const int mb = BM == 128 ? cw : 0, nb = BM == 64 ? cw : 0;
+        float dk[D / 2], dv[D / 2];
+#pragma unroll
+        for (int i = 0; i < D / 2; i++)
+            dk[i] = dv[i] = 0.f;
+        bk_mbar_wait(kv_full, 0);
+
+        for (int it = 0; it < w_ntile() * p.group; it++) {
+            const int st = it % S, h = hk * p.group + it / w_ntile(), m0 = (w_tlo() + it % w_ntile()) * BM;
+            const uint32_t q_s = sQ + st * C::QO_BYTES, o_s = sO + st * C::QO_BYTES,
+                           ds_b = sDS + (it & 1) * C::DS_BYTES;
+            bk_mbar_wait(q_full(st), (uint32_t)(it / S) & 1u);
+
+            /* S^T = K_c Q^T and dP^T = V_c dO^T (64 keys x BM rows) */
+            float s_t[BM / 2], dp_t[BM / 2];
+            bk_wgmma_fence();
+            issue_kt(s_t, kA, q_s);
+            issue_kt(dp_t, vA, o_s);
+            bk_wgmma_commit();
+            bk_wgmma_wait<0>();
+            bk_wgmma_pin(s_t);
+            bk_wgmma_pin(dp_t);
+            to_probs(s_t, sL + st * BM, m0, w_jt() * BN, dp_t, sD + st * BM);
+            uint32_t pa[BM / 16][4], ga[BM / 16][4];
+            pack_a(pa, s_t);
+            pack_a(ga, dp_t);
+            store_dst(ds_b, ga);
+
+            /* dV += P^T dO, dK += dS^T Q (64 keys x D), k16 steps over the BM queries; B as
+             * in the D 256 branch above. The forward's O += P V, operand for operand. */
+            bk_wgmma_pin(dv);
+            bk_wgmma_pin(dk);
+            bk_wgmma_fence();
+#pragma unroll
+            for (int kb = 0; kb < BM / 16; kb++)
+                bk_wgmma<T, D>::rs(dv, pa[kb], bk_wgmma_desc(o_s + kb * 2048, BM * 128, 1024), 1);
+#pragma unroll
+            for (int kb = 0; kb < BM / 16; kb++)
+                bk_wgmma<T, D>::rs(dk, ga[kb], bk_wgmma_desc(q_s + kb * 2048, BM * 128, 1024), 1);
+            bk_wgmma_commit();
+
+            /* dS^T of both consumers stored and visible to wgmma */
+            bk_fence_proxy_async();
+            bwd90_bar_sync<1, 256>();
+
+            /* dQ share (64 x 64) = dS K over all BN keys, k16 steps over the keys.
+             * A (64 queries x 16 keys) from dS^T: M-major ("transposed", imm-trans-a 1): the
+             * keys are the 128-byte rows, the queries contiguous: start = column block mb,
+             * row 16 kk; SBO = 1024 (8 keys), LBO = BN * 128 (the next 64 queries; one block
+             * suffices). B (16 keys x 64 columns) from K: N-major: column block nb, row 16 kk;
+             * SBO = 1024, LBO = BN * 128. Both as the N-major B above, the keys in the role
+             * of k. */
+            float dq[32];
+#pragma unroll
+            for (int i = 0; i < 32; i++)
+                dq[i] = 0.f;
+            bk_wgmma_fence();
+#pragma unroll
+            for (int kk = 0; kk < BN / 16; kk++) {
+                const uint64_t da = bk_wgmma_desc(ds_b + mb * BN * 128 + kk * 2048, BN * 128, 1024);
+                const uint64_t db = bk_wgmma_desc(sK + nb * BN * 128 + kk * 2048, BN * 128, 1024);
+                bk_wgmma<T, 64>::ss_tt(dq, da, db, 1);
+            }
+            bk_wgmma_commit();
+            bk_wgmma_wait<0>();
+            bk_wgmma_pin(dq);
+            bk_wgmma_pin(dv);
+            bk_wgmma_pin(dk);
+            bk_keep_regs(reinterpret_cast<uint32_t(&)[BM / 4]>(pa));
+            bk_keep_regs(reinterpret_cast<uint32_t(&)[BM / 4]>(ga));
+            bk_mbar_arrive(q_empty(st)); /* Q, dO, lse, D_i of this stage read */
+            bwd90_add_dq<D, DET>(dq, dq_rows(h), Sq, m0 + mb * 64 + kr, nb * 64 + 2 * t4);
         }
+        /* dK (times the scale) and dV of the thread's keys */
+        store_keys(p.dk, p.sdk0, p.sdk1, p.sdk2, dk, p.scale);
+        store_keys(p.dv, p.sdv0, p.sdv1, p.sdv2, dv, 1.f);
     }
 #else
     (void)tm_q, (void)tm_k, (void)tm_v, (void)tm_o, (void)p;
@@ -453,8 +586,9 @@ extern "C" const char *bk_cuda_sdpa_bwd_sm90_rejects(const bk_sdpa_bwd_desc *d)
 {
     if (d->dtype != BK_DTYPE_F16 && d->dtype != BK_DTYPE_BF16)
         return "the Hopper kernel takes f16 and bf16 only";
-    if (d->head_dim_qk != d->head_dim_v || (d->head_dim_qk != 64 && d->head_dim_qk != 128))
-        return "the Hopper kernel takes head_dim_qk == head_dim_v in {64, 128}";
+    if (d->head_dim_qk != d->head_dim_v ||
+        (d->head_dim_qk != 64 && d->head_dim_qk != 128 && d->head_dim_qk != 256))
+        return "the Hopper kernel takes head_dim_qk == head_dim_v in {64, 128, 256}";
     if (d->softcap > 0.0 || d->alibi || d->window_left >= 0)
         return "the Hopper kernel has no softcap, ALiBi or sliding window";
     return NULL;
@@ -462,15 +596,25 @@ extern "C" const char *bk_cuda_sdpa_bwd_sm90_rejects(const bk_sdpa_bwd_desc *d)
 
 long long bk_sm90_bwd_det_sems(const bk_sdpa_bwd_desc *d)
 {
-    const long long tiles = d->head_dim_qk == 64 ? bwd90_det_row_tiles<64>(d->q_len) : bwd90_det_row_tiles<128>(d->q_len);
+    const long long tiles = d->head_dim_qk == 64    ? bwd90_det_row_tiles<64>(d->q_len)
+                            : d->head_dim_qk == 128 ? bwd90_det_row_tiles<128>(d->q_len)
+                                                    : bwd90_det_row_tiles<256>(d->q_len);
     return (long long)d->batch * d->q_heads * tiles;
 }
 
+/* f(T, D) for the problem's dtype and head dim (the dispatch of every host function below) */
+#define BWD90_DISPATCH(d, EXPR)                                                                                  \
+    ((d)->dtype == BK_DTYPE_BF16                                                                                \
+         ? ((d)->head_dim_qk == 64    ? EXPR(__nv_bfloat16, 64)                                                 \
+            : (d)->head_dim_qk == 128 ? EXPR(__nv_bfloat16, 128)                                                \
+                                      : EXPR(__nv_bfloat16, 256))                                               \
+         : ((d)->head_dim_qk == 64 ? EXPR(__half, 64) : (d)->head_dim_qk == 128 ? EXPR(__half, 128) : EXPR(__half, 256)))
+
 template <bool DET> static bool bwd90_built_any(const bk_sdpa_bwd_desc *d)
 {
-    const bool bf16 = d->dtype == BK_DTYPE_BF16, d64 = d->head_dim_qk == 64;
-    return bf16 ? (d64 ? bwd90_built<__nv_bfloat16, 64, DET>() : bwd90_built<__nv_bfloat16, 128, DET>())
-                : (d64 ? bwd90_built<__half, 64, DET>() : bwd90_built<__half, 128, DET>());
+#define BWD90_BUILT(T, D) bwd90_built<T, D, DET>()
+    return BWD90_DISPATCH(d, BWD90_BUILT);
+#undef BWD90_BUILT
 }
 
 bool bk_sm90_bwd_ready(const bk_sdpa_bwd_desc *d, const void *dq_acc, const void *dq_sync)
@@ -479,7 +623,6 @@ bool bk_sm90_bwd_ready(const bk_sdpa_bwd_desc *d, const void *dq_acc, const void
         d->kv_len >= (1 << 30) || (long long)d->q_len * (d->q_heads / d->kv_heads) >= (1LL << 30) ||
         ((uintptr_t)dq_acc & 15) != 0 || ((uintptr_t)dq_sync & 3) != 0)
         return false;
-    const bool d64 = d->head_dim_qk == 64;
     if (!(dq_sync ? bwd90_built_any<true>(d) : bwd90_built_any<false>(d)))
         return false;
     int dev = 0, optin = 0;
@@ -488,7 +631,9 @@ bool bk_sm90_bwd_ready(const bk_sdpa_bwd_desc *d, const void *dq_acc, const void
         cudaGetLastError();
         return false;
     }
-    const size_t need = d64 ? bwd90_tiles<64>::SMEM : bwd90_tiles<128>::SMEM;
+    const size_t need = d->head_dim_qk == 64    ? bwd90_tiles<64>::SMEM
+                        : d->head_dim_qk == 128 ? bwd90_tiles<128>::SMEM
+                                                : bwd90_tiles<256>::SMEM;
     return need <= (size_t)optin;
 }
 
@@ -564,12 +709,9 @@ template <bool DET>
 static bk_status bwd90_launch_any(const bk_sdpa_bwd_desc *d, const bk_sdpa_bwd_args *a, const float *lse_rows,
                                   const float *d_rows, float *dq_acc, int *dq_sync, cudaStream_t s)
 {
-    const bool d64 = d->head_dim_qk == 64;
-    if (d->dtype == BK_DTYPE_BF16)
-        return d64 ? bwd90_launch<__nv_bfloat16, 64, DET>(d, a, lse_rows, d_rows, dq_acc, dq_sync, s)
-                   : bwd90_launch<__nv_bfloat16, 128, DET>(d, a, lse_rows, d_rows, dq_acc, dq_sync, s);
-    return d64 ? bwd90_launch<__half, 64, DET>(d, a, lse_rows, d_rows, dq_acc, dq_sync, s)
-               : bwd90_launch<__half, 128, DET>(d, a, lse_rows, d_rows, dq_acc, dq_sync, s);
+#define BWD90_LAUNCH(T, D) bwd90_launch<T, D, DET>(d, a, lse_rows, d_rows, dq_acc, dq_sync, s)
+    return BWD90_DISPATCH(d, BWD90_LAUNCH);
+#undef BWD90_LAUNCH
 }
 
 bk_status bk_sm90_bwd_launch(const bk_sdpa_bwd_desc *d, const bk_sdpa_bwd_args *a, const float *lse_rows,

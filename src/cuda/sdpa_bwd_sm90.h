@@ -14,7 +14,7 @@
  * memory fits. The caller checks the views' 16-byte row alignment (TMA). */
 bool bk_sm90_bwd_ready(const bk_sdpa_bwd_desc *d, const void *dq_acc, const void *dq_sync);
 /* The deterministic mode's semaphore count, batch * q_heads * ceil(q_len / BM) (BM: the
- * kernel's row tile, 128 at D 64, 64 at D 128); its sync words are a ticket per (b, kv
+ * kernel's row tile, 128 at D 64, 64 at D 128 and 256); its sync words are a ticket per (b, kv
  * head), [B, Hkv] ints, then these semaphores [B, Hq, ceil(q_len / BM)] ints. d as
  * bk_cuda_sdpa_bwd_sm90_rejects accepts; no overflow check (the caller bounds the counts). */
 long long bk_sm90_bwd_det_sems(const bk_sdpa_bwd_desc *d);
