@@ -4,7 +4,7 @@ batch*S = 16384, D 64/128/256, causal and not; the forward in bf16 and f16, the 
 bf16), timed the same way: CUDA events, warm-up, median. Backward is timed alone
 (autograd.grad over a retained graph).
 
-Usage: python3 bench/torch_sdpa.py [filter] [--csv path]
+Usage: python3 bench/torch_sdpa.py [filter] [--csv path]   (filter: '|'-separated alternatives, as bk_bench)
 """
 import statistics
 import sys
@@ -47,7 +47,7 @@ def main():
                     for s in (512, 1024, 2048, 4096, 8192, 16384):
                         b, h = 16384 // s, 2048 // d
                         name = f"sdpa_{direction} {dname} B{b} H{h} S{s} D{d}" + (" causal" if causal else "")
-                        if filt not in name:
+                        if not any(f in name for f in filt.split("|")):
                             continue
                         flops = 4.0 * b * h * s * s * d * (0.5 if causal else 1.0) * (2.5 if direction == "bwd" else 1.0)
                         q, k, v = (torch.randn(b, h, s, d, device="cuda", dtype=dtype,
