@@ -145,26 +145,6 @@ static __device__ __forceinline__ void bwd90_add_dq(const float (&dq)[R], float 
 #if BK_HAS_WGMMA
     if constexpr (DET)
         bwd90_bar_sync<kBarDqAcq, kBarDqThreads>();
-#if BWD90_RED4
-    /* lanes t4 = 2k and 2k + 1 swap halves: the even lane adds row r0's 4 columns from
-     * c0 - 2 t4 % 4 .., the odd lane row r0 + 8's (one red.v4 each per j) */
-    const bool odd = threadIdx.x & 1;
-    const int rr = odd ? r0 + 8 : r0, cc = c0 - (odd ? 2 : 0);
-#pragma unroll
-    for (int j = 0; j < R / 4; j++) {
-        const float x = __shfl_xor_sync(0xffffffffu, odd ? dq[4 * j] : dq[4 * j + 2], 1);
-        const float y = __shfl_xor_sync(0xffffffffu, odd ? dq[4 * j + 1] : dq[4 * j + 3], 1);
-        if (rr < Sq) {
-            float *a = rows + (long long)rr * D + cc + 8 * j;
-            if (odd)
-                asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};\n" ::"l"(a), "f"(x), "f"(y),
-                             "f"(dq[4 * j + 2]), "f"(dq[4 * j + 3]) : "memory");
-            else
-                asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};\n" ::"l"(a), "f"(dq[4 * j]),
-                             "f"(dq[4 * j + 1]), "f"(x), "f"(y) : "memory");
-        }
-    }
-#else
 #pragma unroll
     for (int j = 0; j < R / 4; j++) {
         if (r0 < Sq)
@@ -172,7 +152,6 @@ static __device__ __forceinline__ void bwd90_add_dq(const float (&dq)[R], float 
         if (r0 + 8 < Sq)
             bwd90_red2(rows + (long long)(r0 + 8) * D + c0 + 8 * j, dq[4 * j + 2], dq[4 * j + 3]);
     }
-#endif
     if constexpr (DET)
         bwd90_bar_arrive<kBarDqRel, kBarDqThreads>();
 #else
