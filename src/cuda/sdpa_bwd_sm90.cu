@@ -159,6 +159,29 @@ static __device__ __forceinline__ void bwd90_add_dq(const float (&dq)[R], float 
 #endif
 }
 
+/* D 256 (consumer 0): S^T -> P^T = 2^(S^T scale log2e - L) in place. Accumulator element
+ * 4 j + e: key row kr + 8 (e >> 1) (keys jg0, jg0 + 8), query column 8 j + 2 t4 + (e & 1)
+ * of the step (rows from m0; L of the step's rows in Ls). The D 64 / 128 branch computes
+ * the same inline, fused with dS^T (with this function ptxas spills 60 bytes there). */
+template <int BM, int BN>
+static __device__ __forceinline__ void bwd90_probs(float (&s)[BM / 2], const float *Ls, int j0, int jg0, int m0,
+                                                   const bwd90_params &p, int t4)
+{
+    const int Sk = p.Sk, off = p.off, causal = p.causal, jg1 = jg0 + 8;
+    const bool need_mask = j0 + BN > Sk || (causal && j0 + BN - 1 > m0 + off);
+    const int lim0 = jg0 >= Sk ? INT_MAX : causal ? jg0 - off - m0 - 2 * t4 : INT_MIN;
+    const int lim1 = jg1 >= Sk ? INT_MAX : causal ? jg1 - off - m0 - 2 * t4 : INT_MIN;
+#pragma unroll
+    for (int j = 0; j < BM / 8; j++) {
+        const float2 l2 = *reinterpret_cast<const float2 *>(Ls + 8 * j + 2 * t4);
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const float pp = bk_ex2(fmaf(s[4 * j + e], p.scale_log2, -((e & 1) ? l2.y : l2.x)));
+            s[4 * j + e] = need_mask && 8 * j + (e & 1) < (e < 2 ? lim0 : lim1) ? 0.f : pp;
+        }
+    }
+}
+
 /* ROWS rows from row r0 of slice (c2, c3) of a [.., .., rows, D] tensor map into the
  * swizzled buffer at dst, one box of 64 columns per column block (no byte count: the caller
  * announces the whole stage's). */
@@ -315,43 +338,6 @@ __global__ void __launch_bounds__(384, 1)
                 bk_wgmma<T, BM>::ss(acc, da, db, 1);
         }
     };
-    /* S^T -> P^T in place. Accumulator element 4 j + e: key row kr + 8 (e >> 1), query
-     * column 8 j + 2 t4 + (e & 1) of the step. Masked only where the tile crosses the causal
-     * diagonal or the end of the keys; rows past Sq have L = +inf (P = 0). Key jg is visible
-     * to row i iff i >= jg - off (causal; else any i) and jg < Sk; the element's row is m0 +
-     * 2 t4 + 8 j + (e & 1), so it is masked iff 8 j + (e & 1) < lim = jg - off - m0 - 2 t4
-     * (lim = INT_MAX for a key >= Sk). */
-    auto to_probs = [&](float(&s)[BM / 2], const float *Ls, int m0, int j0, float(&dp)[BM / 2], const float *Ds) {
-        const int jg0 = DET ? j0 + kfirst : jg0_a, jg1 = jg0 + 8;
-        const bool need_mask = j0 + BN > Sk || (p.causal && j0 + BN - 1 > m0 + off);
-        const int lim0 = jg0 >= Sk ? INT_MAX : p.causal ? jg0 - off - m0 - 2 * t4 : INT_MIN;
-        const int lim1 = jg1 >= Sk ? INT_MAX : p.causal ? jg1 - off - m0 - 2 * t4 : INT_MIN;
-#pragma unroll
-        for (int j = 0; j < BM / 8; j++) {
-            const float2 l2 = *reinterpret_cast<const float2 *>(Ls + 8 * j + 2 * t4);
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                float pp = bk_ex2(fmaf(s[4 * j + e], scale_log2, -((e & 1) ? l2.y : l2.x)));
-                if (need_mask && 8 * j + (e & 1) < (e < 2 ? lim0 : lim1))
-                    pp = 0.f;
-                s[4 * j + e] = pp;
-                if (Ds) {
-                    const float2 d2 = *reinterpret_cast<const float2 *>(Ds + 8 * j + 2 * t4);
-                    dp[4 * j + e] = pp * (dp[4 * j + e] - ((e & 1) ? d2.y : d2.x));
-                }
-            }
-        }
-    };
-    /* dP^T -> dS^T = P^T (dP^T - D_i) in place, pr = P^T */
-    auto to_dst = [&](float(&dp)[BM / 2], const float *Ds, const float(&pr)[BM / 2]) {
-#pragma unroll
-        for (int j = 0; j < BM / 8; j++) {
-            const float2 d2 = *reinterpret_cast<const float2 *>(Ds + 8 * j + 2 * t4);
-#pragma unroll
-            for (int e = 0; e < 4; e++)
-                dp[4 * j + e] = pr[4 * j + e] * (dp[4 * j + e] - ((e & 1) ? d2.y : d2.x));
-        }
-    };
     /* An accumulator as RS A fragments (T): k16 block kb (queries 16 kb .. + 15) of the
      * thread's rows kr, kr + 8 is {(kr, 16kb + 2t4), (kr + 8, same), (kr, 16kb + 8 + 2t4),
      * (kr + 8, same)} = n-tiles 2 kb and 2 kb + 1: the mma.sync A layout, which wgmma's A
@@ -424,20 +410,23 @@ __global__ void __launch_bounds__(384, 1)
             bk_wgmma_wait<0>();
             bk_wgmma_pin(sd);
             if (cw == 0) {
-                to_probs(sd, sL + st * BM, m0, w_jt() * BN, sd, nullptr);
+                const int j0 = w_jt() * BN;
+                bwd90_probs<BM, BN>(sd, sL + st * BM, j0, DET ? j0 + kr : jg0_a, m0, p, t4);
 #pragma unroll
                 for (int v = 0; v < BM / 8; v++)
                     px[v * 128] = make_float4(sd[4 * v], sd[4 * v + 1], sd[4 * v + 2], sd[4 * v + 3]);
                 bwd90_bar_arrive<kBarP, 256>();
             } else {
                 bwd90_bar_sync<kBarP, 256>();
-                float pr[BM / 2];
+                /* dS^T = P^T (dP^T - D_i): P^T's elements 4 v .. 4 v + 3 in px[v * 128] */
+                const float *Ds = sD + st * BM;
 #pragma unroll
                 for (int v = 0; v < BM / 8; v++) {
                     const float4 q = px[v * 128];
-                    pr[4 * v] = q.x, pr[4 * v + 1] = q.y, pr[4 * v + 2] = q.z, pr[4 * v + 3] = q.w;
+                    const float2 d2 = *reinterpret_cast<const float2 *>(Ds + 8 * v + 2 * t4);
+                    sd[4 * v] = q.x * (sd[4 * v] - d2.x), sd[4 * v + 1] = q.y * (sd[4 * v + 1] - d2.y);
+                    sd[4 * v + 2] = q.z * (sd[4 * v + 2] - d2.x), sd[4 * v + 3] = q.w * (sd[4 * v + 3] - d2.y);
                 }
-                to_dst(sd, sD + st * BM, pr);
             }
             uint32_t fa[BM / 16][4];
             pack_a(fa, sd);
@@ -510,7 +499,25 @@ __global__ void __launch_bounds__(384, 1)
             bk_wgmma_wait<0>();
             bk_wgmma_pin(s_t);
             bk_wgmma_pin(dp_t);
-            to_probs(s_t, sL + st * BM, m0, w_jt() * BN, dp_t, sD + st * BM);
+            /* P^T and dS^T in place: bwd90_probs's math, fused with dS^T = P^T (dP^T - D_i) */
+            const float *Ls = sL + st * BM, *Ds = sD + st * BM;
+            const int j0 = w_jt() * BN, jg0 = DET ? j0 + cw * 64 + kr : jg0_a, jg1 = jg0 + 8;
+            const bool need_mask = j0 + BN > Sk || (p.causal && j0 + BN - 1 > m0 + off);
+            const int lim0 = jg0 >= Sk ? INT_MAX : p.causal ? jg0 - off - m0 - 2 * t4 : INT_MIN;
+            const int lim1 = jg1 >= Sk ? INT_MAX : p.causal ? jg1 - off - m0 - 2 * t4 : INT_MIN;
+#pragma unroll
+            for (int j = 0; j < BM / 8; j++) {
+                const float2 l2 = *reinterpret_cast<const float2 *>(Ls + 8 * j + 2 * t4);
+                const float2 d2 = *reinterpret_cast<const float2 *>(Ds + 8 * j + 2 * t4);
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    float pp = bk_ex2(fmaf(s_t[4 * j + e], scale_log2, -((e & 1) ? l2.y : l2.x)));
+                    if (need_mask && 8 * j + (e & 1) < (e < 2 ? lim0 : lim1))
+                        pp = 0.f;
+                    s_t[4 * j + e] = pp;
+                    dp_t[4 * j + e] = pp * (dp_t[4 * j + e] - ((e & 1) ? d2.y : d2.x));
+                }
+            }
             uint32_t pa[BM / 16][4], ga[BM / 16][4];
             pack_a(pa, s_t);
             pack_a(ga, dp_t);
