@@ -55,7 +55,9 @@
  * (tstate_at) and the <dS, S> sums in the second half of dstates' (tdots_at); the size is
  * the f32 path's, which any plan may take (the fast path depends on the views).
  * ssd_step: a block of 128 threads per (request, head): ssd_step_vec_kernel for 16-byte
- * rows (N a power-of-two multiple of 16 bytes, at most 32 chunks), else ssd_step_kernel;
+ * rows (N a power-of-two multiple of 16 bytes, at most 32 chunks; one block each, the
+ * state loads issued as soon as the slot is read, dt, B, C, x, z loaded beside the slot,
+ * evict-first state traffic, 80 registers for 6 blocks per SM), else ssd_step_kernel;
  * f32 update, fixed shuffle order; a request outside the pool is counted and skipped.
  * Not yet (speed): vector loads in the generic kernels and the backward's chunk_state /
  * chunk_scan, 8 warps in chunk_bwd_tc, the backward's fused state passes on long walks
@@ -2611,43 +2613,71 @@ struct step_params {
 };
 
 const int kStepThreads = 128;
+const int kStepBlocks = 6; /* ssd_step_vec_kernel's resident blocks per SM (80 registers a thread) */
 
-/* The step's scalars of request r, head h: its pool slot, dt' = clamp(softplus(dt + bias))
- * and exp(dt' A); false (counted once, by thread 0 of head 0) when the slot is outside the pool. */
-template <typename T>
-__device__ __forceinline__ bool step_head(const step_params &p, long long r, long long h, long long &slot, float &v,
-                                          float &decay)
+/* Request r's pool slot; false (counted once, by thread 0 of head 0) when it is outside the pool. */
+__device__ __forceinline__ bool step_slot(const step_params &p, long long r, long long h, long long slot)
 {
-    slot = p.idx ? (long long)p.idx[r] : r;
     if (slot < 0 || slot >= p.pool) {
         if (p.dropped && h == 0 && threadIdx.x == 0)
             atomicAdd(p.dropped, 1ULL);
         return false;
     }
-    v = ld((const T *)p.dt + r * p.sdt.s0 + h * p.sdt.s1);
+    return true;
+}
+
+/* dt' = clamp(softplus(dt + bias)) and decay = exp(dt' A) from the loaded dt, bias (0 when
+ * absent) and A. */
+__device__ __forceinline__ void step_dt(const step_params &p, float dtv, float bias, float a, float &v, float &decay)
+{
+    v = dtv;
     if (p.bias)
-        v += ld((const T *)p.bias + h * p.sbias);
+        v += bias;
     if (p.softplus && v <= 20.f)
         v = log1pf(expf(v));
     if (p.limit)
         v = fminf(fmaxf(v, p.lo), p.hi);
-    decay = expf(v * ld((const T *)p.a + h * p.sa));
+    decay = expf(v * a);
+}
+
+/* The step's scalars of request r, head h: its pool slot, dt' and exp(dt' A); false when
+ * the slot is outside the pool (step_slot). */
+template <typename T>
+__device__ __forceinline__ bool step_head(const step_params &p, long long r, long long h, long long &slot, float &v,
+                                          float &decay)
+{
+    slot = p.idx ? (long long)p.idx[r] : r;
+    if (!step_slot(p, r, h, slot))
+        return false;
+    step_dt(p, ld((const T *)p.dt + r * p.sdt.s0 + h * p.sdt.s1), p.bias ? ld((const T *)p.bias + h * p.sbias) : 0.f,
+            ld((const T *)p.a + h * p.sa), v, decay);
     return true;
 }
 
-/* y_d = C . state_d (acc) + skip x_d, gated by silu(z_d): one store. */
+/* y_d = C . state_d (acc) + skip x_d (sk: the skip of row d, 0 without), gated by
+ * silu(zv) when there is z: one store into y's row yr. */
+template <typename T>
+__device__ __forceinline__ void step_out(const step_params &p, T *yr, long long d, float xd, float acc, float sk,
+                                         float zv)
+{
+    if (p.skip_kind != BK_SSD_SKIP_NONE)
+        acc += sk * xd;
+    if (p.z)
+        acc *= zv / (1.f + expf(-zv));
+    yr[d] = elem<T>::store(acc);
+}
+
+/* y_d, from the skip and z loaded here. */
 template <typename T>
 __device__ __forceinline__ void step_y(const step_params &p, long long r, long long h, long long d, float xd, float acc)
 {
+    float sk = 0.f;
     if (p.skip_kind == BK_SSD_SKIP_PER_HEAD)
-        acc += ld((const T *)p.skip + h * p.sskip.s0) * xd;
+        sk = ld((const T *)p.skip + h * p.sskip.s0);
     else if (p.skip_kind == BK_SSD_SKIP_PER_CHANNEL)
-        acc += ld((const T *)p.skip + h * p.sskip.s0 + d) * xd;
-    if (p.z) {
-        const float zv = ld((const T *)p.z + r * p.sz.s0 + h * p.sz.s1 + d);
-        acc *= zv / (1.f + expf(-zv));
-    }
-    ((T *)p.y)[r * p.sy.s0 + h * p.sy.s1 + d] = elem<T>::store(acc);
+        sk = ld((const T *)p.skip + h * p.sskip.s0 + d);
+    step_out<T>(p, (T *)p.y + r * p.sy.s0 + h * p.sy.s1, d, xd, acc, sk,
+                p.z ? ld((const T *)p.z + r * p.sz.s0 + h * p.sz.s1 + d) : 0.f);
 }
 
 /* Any layout: a block per (request, head), warp w rows d = w, w + 4, ..., lane l columns
@@ -2680,53 +2710,98 @@ template <typename T> __global__ void __launch_bounds__(kStepThreads) ssd_step_k
     }
 }
 
-/* 16-byte rows (N / V = 2^cpr_log chunks of V elements, at most 32; the state, B and C
- * 16-byte aligned): a block per (request, head), thread t owns chunk t % cpr of rows
- * t / cpr + k * (128 / cpr); it loads RB rows' chunks at once (16-byte loads in flight),
- * updates them in f32, stores them, and sums its C products over the row's cpr lanes
- * (xor shuffles in a fixed order). Memory bound: each state element read and written once. */
-template <typename T> __global__ void __launch_bounds__(kStepThreads) ssd_step_vec_kernel(step_params p, int cpr_log)
+/* 16-byte rows (N / V = CPR = 2^CL chunks of V elements, at most 32; the state, B and C
+ * 16-byte aligned; DENSE: rows adjacent, s2 = N): one block per (request, head) (R H
+ * blocks), thread t owns chunk c = t % CPR of rows t / CPR + k RPP (RPP = 128 / CPR rows
+ * a pass, k < RB = 8; bf16 N 128 D 64: one pass, 16 KB of state a block). Memory bound
+ * (each state element read and written once), so the kernel is about bytes in flight:
+ * the slot is the one load the state loads wait for; dt, bias, A, B, C, x and the
+ * epilogue's skip and z are loaded beside it, the RB 16-byte state loads go out as soon as
+ * the slot is checked (row k at a constant offset from row 0 when DENSE; evict-first loads
+ * and stores: the state is read once and written once, L2 keeps the shared B, C), and dt'
+ * and exp(dt' A) are computed while they are in flight. __launch_bounds__ keeps 6 blocks
+ * (96 KB of state loads) per SM: 80 registers, a few bytes of spill for 16-bit T.
+ * Each row's C products are summed over its CPR lanes by xor shuffles in a fixed order
+ * (every lane ends with the same sum); lane k % CPR writes row k's y, so the epilogues
+ * (skip, silu(z)) run on several lanes at once. */
+template <typename T, int CL, bool DENSE>
+__global__ void __launch_bounds__(kStepThreads, kStepBlocks) ssd_step_vec_kernel(step_params p)
 {
-    constexpr int V = 16 / (int)sizeof(T), RB = 8;
-    const int cpr = 1 << cpr_log, c = threadIdx.x & (cpr - 1), rpp = kStepThreads >> cpr_log;
-    const long long r0 = threadIdx.x >> cpr_log;
-    for (long long blk = blockIdx.x; blk < p.R * p.H; blk += gridDim.x) {
-        const long long r = blk / p.H, h = blk % p.H, g = h / p.P;
-        long long slot;
-        float v, decay;
-        if (!step_head<T>(p, r, h, slot, v, decay))
-            continue;
-        const T *x = (const T *)p.x + r * p.sx.s0 + h * p.sx.s1;
-        const uint4 braw = *(const uint4 *)((const T *)p.b + r * p.sb.s0 + g * p.sb.s1 + c * V);
-        const uint4 craw = *(const uint4 *)((const T *)p.c + r * p.sc.s0 + g * p.sc.s1 + c * V);
-        const T *bq = (const T *)&braw, *cq = (const T *)&craw;
-        T *base = (T *)p.state + slot * p.sst.s0 + h * p.sst.s1 + c * V;
-        for (long long d0 = 0; d0 < p.D; d0 += (long long)RB * rpp) { /* the same trips for every lane */
-            uint4 raw[RB];
+    constexpr int V = 16 / (int)sizeof(T), RB = 8, CPR = 1 << CL, RPP = kStepThreads / CPR;
+    constexpr int YR = RB > CPR ? RB / CPR : 1; /* rows whose y a lane writes per pass */
+    const int c = threadIdx.x & (CPR - 1), r0 = threadIdx.x >> CL;
+    /* row stride: int (step_vec_chunks_log checks D s2 fits); N = CPR V when DENSE, so that
+       row k's address is the first row's plus a constant */
+    const int D = (int)p.D, s2 = DENSE ? CPR * V : (int)p.sst.s2;
+    const unsigned hb = blockIdx.x % (unsigned)p.H; /* R H blocks (launch_step checks they fit) */
+    const long long r = blockIdx.x / (unsigned)p.H, h = hb, g = hb / (unsigned)p.P;
+    const long long slot = p.idx ? (long long)__ldg(p.idx + r) : r;
+    /* independent of the slot: in flight beside it */
+    const float dtv = ld((const T *)p.dt + r * p.sdt.s0 + h * p.sdt.s1);
+    const float bias = p.bias ? ld((const T *)p.bias + h * p.sbias) : 0.f;
+    const float a = ld((const T *)p.a + h * p.sa);
+    const uint4 braw = __ldg((const uint4 *)((const T *)p.b + r * p.sb.s0 + g * p.sb.s1 + c * V));
+    const uint4 craw = __ldg((const uint4 *)((const T *)p.c + r * p.sc.s0 + g * p.sc.s1 + c * V));
+    const T *bq = (const T *)&braw, *cq = (const T *)&craw;
+    const T *x = (const T *)p.x + r * p.sx.s0 + h * p.sx.s1;
+    const T *z = p.z ? (const T *)p.z + r * p.sz.s0 + h * p.sz.s1 : NULL;
+    const T *sk = p.skip_kind != BK_SSD_SKIP_NONE ? (const T *)p.skip + h * p.sskip.s0 : NULL;
+    const float skh = p.skip_kind == BK_SSD_SKIP_PER_HEAD ? ld(sk) : 0.f;
+    T *yr = (T *)p.y + r * p.sy.s0 + h * p.sy.s1;
+    if (!step_slot(p, r, h, slot))
+        return;
+    T *base = (T *)p.state + slot * p.sst.s0 + h * p.sst.s1 + c * V;
+    float v = 0.f, decay = 0.f;
+    for (int d0 = 0; d0 < D; d0 += RB * RPP) { /* the same trips for every lane */
+        T *row = base + (long long)(d0 + r0) * s2; /* row k at row + k RPP s2 */
+        uint4 raw[RB];
 #pragma unroll
-            for (int k = 0; k < RB; k++)
-                if (d0 + r0 + k * rpp < p.D)
-                    raw[k] = *(const uint4 *)(base + (d0 + r0 + k * rpp) * p.sst.s2);
+        for (int k = 0; k < RB; k++)
+            if (d0 + r0 + k * RPP < D)
+                raw[k] = __ldcs((const uint4 *)(row + k * RPP * s2));
+        float xs[RB], zs[YR], ss[YR];
 #pragma unroll
-            for (int k = 0; k < RB; k++) {
-                const long long d = d0 + r0 + k * rpp;
-                const bool ok = d < p.D; /* every lane shuffles, valid row or not */
-                const float xd = ok ? ld(x + d) : 0.f;
-                T *e = (T *)&raw[k];
-                float acc = 0.f;
+        for (int k = 0; k < RB; k++) {
+            const int d = d0 + r0 + k * RPP;
+            xs[k] = d < D ? ld(x + d) : 0.f;
+        }
 #pragma unroll
-                for (int i = 0; i < V; i++) {
-                    const float st = decay * elem<T>::load(e[i]) + v * xd * elem<T>::load(bq[i]);
-                    e[i] = elem<T>::store(st);
-                    acc += st * elem<T>::load(cq[i]);
-                }
-                if (ok)
-                    *(uint4 *)(base + d * p.sst.s2) = raw[k];
-                for (int o = cpr / 2; o > 0; o /= 2)
-                    acc += __shfl_xor_sync(0xffffffffu, acc, o);
-                if (ok && c == 0)
-                    step_y<T>(p, r, h, d, xd, acc);
+        for (int j = 0; j < YR; j++) { /* row k = c + j CPR's skip and z, for its y */
+            const int d = d0 + r0 + (c + j * CPR) * RPP;
+            const bool ok = c + j * CPR < RB && d < D;
+            zs[j] = ok && z ? ld(z + d) : 0.f;
+            ss[j] = ok && p.skip_kind == BK_SSD_SKIP_PER_CHANNEL ? ld(sk + d) : skh;
+        }
+        if (d0 == 0) /* while the state loads are in flight */
+            step_dt(p, dtv, bias, a, v, decay);
+        float ya[YR], yx[YR];
+#pragma unroll
+        for (int j = 0; j < YR; j++)
+            ya[j] = yx[j] = 0.f;
+#pragma unroll
+        for (int k = 0; k < RB; k++) {
+            const float xd = xs[k];
+            T *e = (T *)&raw[k];
+            float acc = 0.f;
+#pragma unroll
+            for (int i = 0; i < V; i++) {
+                const float st = decay * elem<T>::load(e[i]) + v * xd * elem<T>::load(bq[i]);
+                e[i] = elem<T>::store(st);
+                acc += st * elem<T>::load(cq[i]);
             }
+            if (d0 + r0 + k * RPP < D)
+                __stcs((uint4 *)(row + k * RPP * s2), raw[k]);
+#pragma unroll
+            for (int o = CPR / 2; o > 0; o /= 2) /* every lane, valid row or not */
+                acc += __shfl_xor_sync(0xffffffffu, acc, o);
+            if ((k & (CPR - 1)) == c) /* this lane's y row */
+                ya[k / CPR] = acc, yx[k / CPR] = xd;
+        }
+#pragma unroll
+        for (int j = 0; j < YR; j++) {
+            const int d = d0 + r0 + (c + j * CPR) * RPP;
+            if (c + j * CPR < RB && d < D)
+                step_out<T>(p, yr, d, yx[j], ya[j], ss[j], zs[j]);
         }
     }
 }
@@ -2742,21 +2817,36 @@ template <typename T> static int step_vec_chunks_log(const step_params &p)
         !aligned(p.c, p.sc.s0, p.sc.s1, 0))
         return -1;
     const long long cpr = p.N / V;
-    if (cpr > 32 || (cpr & (cpr - 1)) != 0)
-        return -1;
+    if (cpr > 32 || (cpr & (cpr - 1)) != 0 || p.sst.s2 < 0 || p.D * p.sst.s2 > 0x7fffffffLL)
+        return -1; /* the kernel's row offsets d s2 are int */
     int lg = 0;
     while ((1LL << lg) < cpr)
         lg++;
     return lg;
 }
 
+template <typename T, bool DENSE> static void launch_step_vec(const step_params &p, int lg, unsigned nb, cudaStream_t s)
+{
+    switch (lg) {
+    case 0: ssd_step_vec_kernel<T, 0, DENSE><<<nb, kStepThreads, 0, s>>>(p); break;
+    case 1: ssd_step_vec_kernel<T, 1, DENSE><<<nb, kStepThreads, 0, s>>>(p); break;
+    case 2: ssd_step_vec_kernel<T, 2, DENSE><<<nb, kStepThreads, 0, s>>>(p); break;
+    case 3: ssd_step_vec_kernel<T, 3, DENSE><<<nb, kStepThreads, 0, s>>>(p); break;
+    case 4: ssd_step_vec_kernel<T, 4, DENSE><<<nb, kStepThreads, 0, s>>>(p); break;
+    default: ssd_step_vec_kernel<T, 5, DENSE><<<nb, kStepThreads, 0, s>>>(p); break;
+    }
+}
+
 template <typename T> static void launch_step(const step_params &p, long long total, cudaStream_t s)
 {
     const int lg = step_vec_chunks_log<T>(p);
-    if (lg >= 0)
-        ssd_step_vec_kernel<T><<<blocks_for(total), kStepThreads, 0, s>>>(p, lg);
+    const unsigned nb = blocks_for(total);
+    if (lg < 0 || nb < total) /* the vector kernel takes one block per (request, head) */
+        ssd_step_kernel<T><<<nb, kStepThreads, 0, s>>>(p);
+    else if (p.sst.s2 == p.N)
+        launch_step_vec<T, true>(p, lg, nb, s);
     else
-        ssd_step_kernel<T><<<blocks_for(total), kStepThreads, 0, s>>>(p);
+        launch_step_vec<T, false>(p, lg, nb, s);
 }
 
 } // namespace
