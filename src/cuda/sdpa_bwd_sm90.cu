@@ -182,6 +182,24 @@ static __device__ __forceinline__ void bwd90_probs(float (&s)[BM / 2], const flo
     }
 }
 
+/* dq (64 queries x N columns, the accumulator zeroed here) = dS K over BN keys, issued and
+ * committed (the caller waits): A = dS^T from ds (M-major: the keys the 128-byte rows), B =
+ * K from k (N-major), k16 steps down the keys (+ 2048 bytes); LBO = BN * 128 (the next block
+ * of 64 queries / columns), SBO = 1024 (8 keys). */
+template <typename T, int BN, int R>
+static __device__ __forceinline__ void bwd90_dq_product(float (&dq)[R], uint32_t ds, uint32_t k)
+{
+#pragma unroll
+    for (int i = 0; i < R; i++)
+        dq[i] = 0.f;
+    bk_wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; kk++)
+        bk_wgmma<T, 2 * R>::ss_tt(dq, bk_wgmma_desc(ds + kk * 2048, BN * 128, 1024),
+                                  bk_wgmma_desc(k + kk * 2048, BN * 128, 1024), 1);
+    bk_wgmma_commit();
+}
+
 /* ROWS rows from row r0 of slice (c2, c3) of a [.., .., rows, D] tensor map into the
  * swizzled buffer at dst, one box of 64 columns per column block (no byte count: the caller
  * announces the whole stage's). */
@@ -447,21 +465,10 @@ __global__ void __launch_bounds__(384, 1)
             bk_wgmma_commit();
             bwd90_bar_sync<1, 256>(); /* dS^T stored and visible to wgmma */
 
-            /* dQ columns 128 c .. (64 queries x 128) = dS K over the BN keys: A = dS^T M-major
-             * (keys the 128-byte rows; SBO 1024, LBO unused: one block of 64 queries), B = K
-             * N-major from column block 2 c (LBO = BN * 128, the next block) */
+            /* dQ columns 128 c .. (64 queries x 128) = dS K over the BN keys: K from column
+             * block 2 c */
             float dq[64];
-#pragma unroll
-            for (int i = 0; i < 64; i++)
-                dq[i] = 0.f;
-            bk_wgmma_fence();
-#pragma unroll
-            for (int kk = 0; kk < BN / 16; kk++) {
-                const uint64_t da = bk_wgmma_desc(sDS + kk * 2048, BN * 128, 1024);
-                const uint64_t db = bk_wgmma_desc(sK + 2 * cw * BN * 128 + kk * 2048, BN * 128, 1024);
-                bk_wgmma<T, 128>::ss_tt(dq, da, db, 1);
-            }
-            bk_wgmma_commit();
+            bwd90_dq_product<T, BN>(dq, sDS, sK + 2 * cw * BN * 128);
             bk_wgmma_wait<0>();
             bk_wgmma_pin(dq);
             bk_wgmma_pin(acc);
@@ -540,25 +547,10 @@ __global__ void __launch_bounds__(384, 1)
             bk_fence_proxy_async();
             bwd90_bar_sync<1, 256>();
 
-            /* dQ share (64 x 64) = dS K over all BN keys, k16 steps over the keys.
-             * A (64 queries x 16 keys) from dS^T: M-major ("transposed", imm-trans-a 1): the
-             * keys are the 128-byte rows, the queries contiguous: start = column block mb,
-             * row 16 kk; SBO = 1024 (8 keys), LBO = BN * 128 (the next 64 queries; one block
-             * suffices). B (16 keys x 64 columns) from K: N-major: column block nb, row 16 kk;
-             * SBO = 1024, LBO = BN * 128. Both as the N-major B above, the keys in the role
-             * of k. */
+            /* dQ share (64 x 64) = dS K over all BN keys: dS^T from query block mb, K from
+             * column block nb */
             float dq[32];
-#pragma unroll
-            for (int i = 0; i < 32; i++)
-                dq[i] = 0.f;
-            bk_wgmma_fence();
-#pragma unroll
-            for (int kk = 0; kk < BN / 16; kk++) {
-                const uint64_t da = bk_wgmma_desc(ds_b + mb * BN * 128 + kk * 2048, BN * 128, 1024);
-                const uint64_t db = bk_wgmma_desc(sK + nb * BN * 128 + kk * 2048, BN * 128, 1024);
-                bk_wgmma<T, 64>::ss_tt(dq, da, db, 1);
-            }
-            bk_wgmma_commit();
+            bwd90_dq_product<T, BN>(dq, ds_b + mb * BN * 128, sK + nb * BN * 128);
             bk_wgmma_wait<0>();
             bk_wgmma_pin(dq);
             bk_wgmma_pin(dv);
