@@ -145,23 +145,6 @@ static __device__ __forceinline__ void bwd90_add_dq(const float (&dq)[R], float 
 #if BK_HAS_WGMMA
     if constexpr (DET)
         bwd90_bar_sync<kBarDqAcq, kBarDqThreads>();
-#if BWD90_RED4
-    /* lanes t4 = 2k and 2k + 1 swap halves: the even lane adds 4 columns of row r0, the odd
-     * lane the same 4 of row r0 + 8, one red.v4 each per j */
-    const bool odd = threadIdx.x & 1;
-    const int rr = odd ? r0 + 8 : r0;
-    float *base = rows + (long long)rr * D + c0 - (odd ? 2 : 0);
-#pragma unroll
-    for (int j = 0; j < R / 4; j++) {
-        const float x = __shfl_xor_sync(0xffffffffu, odd ? dq[4 * j] : dq[4 * j + 2], 1);
-        const float y = __shfl_xor_sync(0xffffffffu, odd ? dq[4 * j + 1] : dq[4 * j + 3], 1);
-        const float v0 = odd ? x : dq[4 * j], v1 = odd ? y : dq[4 * j + 1];
-        const float v2 = odd ? dq[4 * j + 2] : x, v3 = odd ? dq[4 * j + 3] : y;
-        if (rr < Sq)
-            asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};\n" ::"l"(base + 8 * j), "f"(v0), "f"(v1),
-                         "f"(v2), "f"(v3) : "memory");
-    }
-#else
 #pragma unroll
     for (int j = 0; j < R / 4; j++) {
         if (r0 < Sq)
@@ -169,7 +152,6 @@ static __device__ __forceinline__ void bwd90_add_dq(const float (&dq)[R], float 
         if (r0 + 8 < Sq)
             bwd90_red2(rows + (long long)(r0 + 8) * D + c0 + 8 * j, dq[4 * j + 2], dq[4 * j + 3]);
     }
-#endif
     if constexpr (DET)
         bwd90_bar_arrive<kBarDqRel, kBarDqThreads>();
 #else
