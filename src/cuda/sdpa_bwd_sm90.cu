@@ -1,47 +1,40 @@
 /* sdpa_bwd_sm90.cu - the Hopper flash-attention backward (sm_90a, wgmma + TMA).
  *
- * Math (sdpa_bwd.cu): key j of kv head hk, every q head h of its GQA group, row i:
+ * Math (sdpa_bwd.cu): key j of kv head hk, every q head of its GQA group, row i:
  *   P^T = 2^(S^T scale log2e - lse log2e), S^T = K Q^T; dP^T = V dO^T; dS^T = P^T (dP^T -
  *   D_i); dV += P^T dO; dK += dS^T Q; dQ += dS K. D_i, lse: sdpa_bwd.cu's rows pre-pass; the
- *   scale is applied once at the end (dK here, dQ in sdpa_bwd.cu's conversion of the f32
- *   accumulator). f16/bf16 in, f32 accumulate, P and dS rounded to T before products.
- * Shapes: Dqk == Dv = D in {64, 128, 256}; q [B,Hq,Sq,D], k/v [B,Hkv,Sk,D] (stride 0 on the
- *   head axis allowed), dy like q; rows 16-byte aligned (TMA); dk/dv written in T, dq_acc
- *   f32 [B,Hq,Sq,D] (zeroed by the launcher) gets the unscaled dQ by vector atomics.
- *   Causal is bottom-right (key j visible to row i iff j <= i + Sk - Sq).
- * Tiling (bwd90_tiles<D>): a CTA owns BN keys of one (b, kv head) (128; 64 at D 256); K and
- *   V stay in shared memory. It walks the q heads of the group and, per head, the BM-row
- *   query tiles that see its keys (causal: from the diagonal on). BM = 128 at D 64, else 64.
- *   Every tile is stored as wgmma's 128-byte-swizzle atoms [cols/64][rows][64] (TMA
- *   SWIZZLE_128B).
+ *   scale applied once at the end (dK here, dQ in sdpa_bwd.cu's conversion of dq_acc).
+ *   f16/bf16 in, f32 accumulate, P and dS rounded to T before their products.
+ * Shapes: Dqk == Dv = D in {64, 128, 256}; q [B,Hq,Sq,D], k/v [B,Hkv,Sk,D] (head stride 0
+ *   allowed), dy like q; rows 16-byte aligned (TMA); dk/dv in T; dq_acc f32 [B,Hq,Sq,D]
+ *   (zeroed by the launcher) += the unscaled dQ by red.global.add.v2.f32. Causal is
+ *   bottom-right (key j visible to row i iff j <= i + Sk - Sq).
+ * Tiling (bwd90_tiles<D>): a CTA owns BN keys of one (b, kv head) (128; 64 at D 256), K and
+ *   V resident in shared memory, and walks the q heads of the group and per head the BM-row
+ *   query tiles that see its keys (BM = 128 at D 64, else 64). Tiles are wgmma's 128-byte-
+ *   swizzle atoms [cols/64][rows][64] (TMA SWIZZLE_128B).
  * Warps: 3 warpgroups, registers handed over by setmaxnreg.
- *   - producer (warpgroup 0, one warp): lane 0 issues the TMA copies of K, V (once) and of
- *     Q, dO per step into a 2-stage ring (full / empty mbarriers); the warp's lanes copy
- *     the step's lse (times log2e; +inf past Sq and for lse = -inf, so P = 0 there) and
- *     D_i into the stage, then arrive.
- *   - consumers (warpgroups 1, 2), D 64 / 128: consumer c owns keys 64c .. 64c + 63 and
- *     keeps their dK, dV (64 x D, f32) in registers. Per step:
- *       S^T, dP^T (64 x BM)  wgmma SS: A = K_c / V_c (K-major), B = Q / dO (K-major)
- *       P^T, dS^T            registers (masked on tiles crossing the diagonal / Sk)
- *       dV += P^T dO          wgmma RS: A = P^T (accumulator -> A fragment), B = dO N-major
- *       dK += dS^T Q          wgmma RS: A = dS^T, B = Q N-major
- *       dS^T -> shared (double-buffered), both consumers meet (named barrier 1), then
- *       dQ (64 x 64 per consumer) = dS K   wgmma SS: A = dS^T M-major, B = K N-major;
- *       at D 64 consumer c takes query rows 64c.., at D 128 columns 64c.., over all 128
- *       keys; red.global.add.v2.f32 into dq_acc (rows < Sq only).
- *   - consumers, D 256 (64 x 256 f32 is 128 registers a thread: one of dK, dV each):
+ *   - producer (one warp): lane 0 issues the TMA copies of K, V (once) and of Q, dO per step
+ *     into a 2-stage ring (full / empty mbarriers); the lanes copy the step's lse (times
+ *     log2e; +inf past Sq and for lse = -inf, so P = 0) and D_i into the stage.
+ *   - consumers, D 64 / 128: consumer c owns keys 64c .. + 63, their dK and dV (64 x D f32)
+ *     in registers. Per step: S^T, dP^T (64 x BM) by wgmma SS (K_c / V_c, Q / dO K-major);
+ *     P^T, dS^T in registers (masked where the tile crosses the diagonal / Sk); dV += P^T dO,
+ *     dK += dS^T Q by wgmma RS (B N-major); dS^T to shared memory (double-buffered),
+ *     named barrier 1, then dQ = dS K over the 128 keys (SS, dS^T M-major): consumer c takes
+ *     rows 64c (D 64) or columns 64c (D 128), red.v2 into dq_acc (rows < Sq).
+ *   - consumers, D 256 (64 x 256 f32 is 128 registers a thread: dK or dV, not both):
  *     consumer 0 computes S^T -> P^T and dV += P^T dO, consumer 1 dP^T -> dS^T (P^T passed
  *     over in shared memory) and dK += dS^T Q; dQ columns 128c .. by consumer c.
- *   Finally dK * scale and dV in T (keys < Sk only).
+ *   Finally dK * scale and dV in T (keys < Sk).
  * DET (deterministic): sdpa_bwd.cu's fused DET order: the key tile from a per-(b, kv head)
- *   ticket (highest first), and per row tile the key tiles add in decreasing order behind
- *   its semaphore. Producer warp 1 (the sync warp) waits on the step's semaphore, then
- *   arrives on named barrier 2 that both consumers sync on before their adds; they arrive
- *   on barrier 3, it syncs and releases (fence, +1): one acquire per row tile per CTA.
- *   No deadlock: waits go only to smaller tickets (running or done CTAs; see sdpa_bwd.cu).
- * Not yet: softcap, ALiBi, window, Dqk != Dv (sdpa_bwd.cu runs them); no overlap of a
- *   step's softmax with the next step's products; dQ via shared memory and a TMA
- *   reduce-add; a persistent / causal-balanced schedule. */
+ *   ticket (highest first); per row tile the key tiles add in decreasing order behind its
+ *   semaphore. Producer warp 1 waits on the step's semaphore, then arrives on named
+ *   barrier 2 that the consumers sync on before their adds; they arrive on barrier 3, it
+ *   syncs and releases (fence, +1). Waits go only to smaller tickets: no deadlock.
+ * Not yet: softcap, ALiBi, window, Dqk != Dv (sdpa_bwd.cu runs them); a step's softmax under
+ *   the next step's products; dQ through shared memory and a TMA reduce-add (D 256 is L2 /
+ *   atomic bound: bench/RESULTS.md run 13); a persistent, causal-balanced schedule. */
 #include "hopper.cuh"
 #include "sdpa_bwd_sm90.h"
 
