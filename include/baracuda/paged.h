@@ -288,8 +288,9 @@ typedef struct bk_attention_merge_plan {
     bk_plan_info info;
 } bk_attention_merge_plan;
 
-/* Validates `desc` and picks a kernel (CPU, or CUDA sm_80+: f32 math, f64 for f64, one
- * thread per output element, parts in order; deterministic). Errors: INVALID_PROBLEM
+/* Validates `desc` and picks a kernel (CPU, or CUDA sm_80+: f32 math, f64 for f64; 8
+ * threads per output element, each folding every 8th part with a running maximum, their
+ * sums combined in a fixed order; deterministic). Errors: INVALID_PROBLEM
  * (NULL, an extent below its minimum), UNSUPPORTED (dtype, or a CUDA device below
  * sm_80). */
 bk_status bk_attention_merge_select(const bk_attention_merge_desc *desc, bk_target target,

@@ -1,8 +1,9 @@
 /* paged.cu - paged_decode, paged_prefill and attention_merge on CUDA (math: paged.h).
  * Online softmax in f32 with scores in base 2 (scaled by scale * log2 e).
  *
- * attention_merge: a thread per output element, parts in order, those of lse -inf
- *   skipped (all -inf: o = 0, lse = -inf); it also merges the decode's split partials.
+ * attention_merge: 8 threads per output element, each folding every 8th part online
+ *   (those of lse -inf skipped), combined in a fixed order (all -inf: o = 0, lse = -inf);
+ *   it also merges the decode's split partials.
  *
  * paged_decode: two kernels, one grid (splits S, kv_heads x pair chunks, batch). The R x
  *   group (query row, q head) pairs of a kv head are the queries (pair pp = r * group + i:
@@ -100,38 +101,66 @@ struct merge_params {
 };
 
 
+/* A block: 32 consecutive output elements (row, head, d) x 8 slices of the parts; thread
+ * (slice s, element e) folds parts s, s + 8, ... online (running max, rescaled sum and
+ * weighted sum; a warp's loads are 32 consecutive d of one part), then slice 0 combines the
+ * 8 partials in slice order: the same order on every run. */
+static const int kMergeElems = 32, kMergeSlices = 8;
+
 template <typename TP, typename TO>
-__global__ void merge_kernel(merge_params p)
+__global__ void __launch_bounds__(kMergeElems * kMergeSlices) merge_kernel(merge_params p)
 {
     typedef typename elem<TO>::acc A;
+    __shared__ float s_m[kMergeSlices][kMergeElems];
+    __shared__ A s_sum[kMergeSlices][kMergeElems], s_acc[kMergeSlices][kMergeElems];
+    const int sl = threadIdx.x / kMergeElems, e = threadIdx.x % kMergeElems;
     const long long total = (long long)p.rows * p.heads * p.dim;
-    const TP *op = (const TP *)p.op;
-    TO *o = (TO *)p.o;
-    for (long long n = blockIdx.x * (long long)blockDim.x + threadIdx.x; n < total;
-         n += (long long)gridDim.x * blockDim.x) {
-        const long long d = n % p.dim, rh = n / p.dim, h = rh % p.heads, r = rh / p.heads;
-        const float *lp = p.lp + r * p.lp_r + h * p.lp_h;
+    for (long long n0 = blockIdx.x * (long long)kMergeElems; n0 < total; n0 += (long long)gridDim.x * kMergeElems) {
+        const long long n = n0 + e, d = n % p.dim, rh = n / p.dim, h = rh % p.heads, r = rh / p.heads;
         float m = -INFINITY;
-        for (int q = 0; q < p.parts; q++)
-            m = fmaxf(m, lp[q * p.lp_p]);
-        A acc = 0, sum = 0;
-        float lse = -INFINITY;
-        if (m != -INFINITY) {
-            for (int q = 0; q < p.parts; q++) {
-                float l = lp[q * p.lp_p];
+        A sum = 0, acc = 0;
+        if (n < total) {
+            const float *lp = p.lp + r * p.lp_r + h * p.lp_h;
+            const TP *op = (const TP *)p.op + r * p.op_r + h * p.op_h + d;
+            for (int q = sl; q < p.parts; q += kMergeSlices) {
+                const float l = lp[q * p.lp_p];
                 if (l == -INFINITY)
                     continue;
-                A w = bk_exp((A)l - (A)m);
+                const A v = (A)elem<TP>::load(op[q * p.op_p]);
+                if (l > m) { /* exp(-inf) = 0 on the first part */
+                    const A c = bk_exp((A)m - (A)l);
+                    sum *= c, acc *= c, m = l;
+                }
+                const A w = bk_exp((A)l - (A)m);
                 sum += w;
-                acc += w * (A)elem<TP>::load(op[r * p.op_r + q * p.op_p + h * p.op_h + d]);
+                acc += w * v;
             }
-            acc = acc / sum;
-            lse = (float)((A)m + bk_log(sum));
         }
-        const long long hs = h / p.sub, hh = h % p.sub;
-        o[r * p.o_r + hs * p.o_s + hh * p.o_h + d] = elem<TO>::store(acc);
-        if (p.lse && d == 0)
-            p.lse[r * p.l_r + hs * p.l_s + hh * p.l_h] = lse;
+        s_m[sl][e] = m, s_sum[sl][e] = sum, s_acc[sl][e] = acc;
+        __syncthreads();
+        if (sl == 0 && n < total) {
+            float mx = -INFINITY;
+            for (int i = 0; i < kMergeSlices; i++)
+                mx = fmaxf(mx, s_m[i][e]);
+            A tot = 0, out = 0;
+            float lse = -INFINITY;
+            if (mx != -INFINITY) {
+                for (int i = 0; i < kMergeSlices; i++) {
+                    if (s_m[i][e] == -INFINITY)
+                        continue;
+                    const A c = bk_exp((A)s_m[i][e] - (A)mx);
+                    tot += c * s_sum[i][e];
+                    out += c * s_acc[i][e];
+                }
+                out = out / tot;
+                lse = (float)((A)mx + bk_log(tot));
+            }
+            const long long hs = h / p.sub, hh = h % p.sub;
+            ((TO *)p.o)[r * p.o_r + hs * p.o_s + hh * p.o_h + d] = elem<TO>::store(out);
+            if (p.lse && d == 0)
+                p.lse[r * p.l_r + hs * p.l_s + hh * p.l_h] = lse;
+        }
+        __syncthreads();
     }
 }
 
@@ -139,7 +168,7 @@ template <typename TP, typename TO> static void launch_merge(const merge_params 
 {
     long long total = (long long)p.rows * p.heads * p.dim;
     if (total > 0)
-        merge_kernel<TP, TO><<<bk_grid_for(total, 256), 256, 0, s>>>(p);
+        merge_kernel<TP, TO><<<bk_grid_for(total, kMergeElems), kMergeElems * kMergeSlices, 0, s>>>(p);
 }
 
 extern "C" bk_status bk_cuda_attention_merge(const bk_attention_merge_desc *d, const bk_attention_merge_args *a,
