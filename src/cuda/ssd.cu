@@ -2211,23 +2211,36 @@ __global__ void __launch_bounds__(kTcThreads, bwd_tc_min_blocks<T, OPTS>)
     }
 }
 
-/* out[h * so + w] = the sum over b, then chunks, then j < inner of
- * parts[((b H + h) K + k) W inner + w inner + j], in f64, in that fixed order; one thread
- * per (h, w < W). dA and ddt_bias: W = inner = 1; dskip per channel W = D, per head inner = D. */
+/* out[h * so + w] = the sum over b, chunks and j < inner of parts[((b H + h) K + k) W inner
+ * + w inner + j], in f64; a block of kSumThreads per (h, w < W): thread t adds the terms
+ * t, t + kSumThreads, ... of that (b, k, j) order, then a tree over the threads in a fixed
+ * shape (the same order on every run). dA and ddt_bias: W = inner = 1; dskip per channel
+ * W = D, per head inner = D. */
+const int kSumThreads = 128;
 template <typename T>
-__global__ void head_sums_kernel(const double *parts, T *out, long long so, long long B, long long H, long long K,
-                                 long long W, long long inner)
+__global__ void __launch_bounds__(kSumThreads) head_sums_kernel(const double *parts, T *out, long long so, long long B,
+                                                                long long H, long long K, long long W, long long inner)
 {
-    const long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
-    if (i >= H * W)
-        return;
-    const long long h = i / W, w = i % W;
-    double s = 0.0;
-    for (long long b = 0; b < B; b++)
-        for (long long k = 0; k < K; k++)
-            for (long long j = 0; j < inner; j++)
-                s += parts[(((b * H + h) * K + k) * W + w) * inner + j];
-    out[h * so + w] = elem<T>::store((float)s);
+    __shared__ double red[kSumThreads];
+    const long long per_b = K * inner, n = B * per_b;
+    for (long long u = blockIdx.x; u < H * W; u += gridDim.x) {
+        const long long h = u / W, w = u % W;
+        double s = 0.0;
+        for (long long i = threadIdx.x; i < n; i += kSumThreads) {
+            const long long b = i / per_b, k = (i % per_b) / inner, j = i % inner;
+            s += parts[(((b * H + h) * K + k) * W + w) * inner + j];
+        }
+        red[threadIdx.x] = s;
+        __syncthreads();
+        for (int half = kSumThreads / 2; half > 0; half /= 2) {
+            if (threadIdx.x < half)
+                red[threadIdx.x] += red[threadIdx.x + half];
+            __syncthreads();
+        }
+        if (threadIdx.x == 0)
+            out[h * so + w] = elem<T>::store((float)red[0]);
+        __syncthreads(); /* red is reused */
+    }
 }
 
 /* out[b, l, g, n] = the sum of acc[b][l][h][n] over the P heads h of group g, in order
@@ -2444,16 +2457,18 @@ void launch_head_sums(const ssd_geo &g, const bk_ssd_desc *d, const bk_ssd_bwd_a
                       cudaStream_t s)
 {
     const long long K = g.L > 0 ? g.K : 0;
-    head_sums_kernel<T><<<bk_grid_for(g.H, 128), 128, 0, s>>>(w.parts, (T *)a->da.data, a->da.strides[0], g.B, g.H,
-                                                              K, 1, 1);
+    if (g.H == 0)
+        return;
+    const unsigned grid = bk_grid_for(g.H, 1);
+    head_sums_kernel<T><<<grid, kSumThreads, 0, s>>>(w.parts, (T *)a->da.data, a->da.strides[0], g.B, g.H, K, 1, 1);
     if (a->ddt_bias)
-        head_sums_kernel<T><<<bk_grid_for(g.H, 128), 128, 0, s>>>(
-            w.pbias, (T *)a->ddt_bias->data, a->ddt_bias->strides[0], g.B, g.H, K, 1, 1);
+        head_sums_kernel<T><<<grid, kSumThreads, 0, s>>>(w.pbias, (T *)a->ddt_bias->data, a->ddt_bias->strides[0], g.B,
+                                                         g.H, K, 1, 1);
     if (a->dskip) {
         const bool channel = d->skip == BK_SSD_SKIP_PER_CHANNEL;
         const long long W = channel ? g.D : 1;
         if (g.H * W > 0)
-            head_sums_kernel<T><<<bk_grid_for(g.H * W, 128), 128, 0, s>>>(
+            head_sums_kernel<T><<<bk_grid_for(g.H * W, 1), kSumThreads, 0, s>>>(
                 w.pskip, (T *)a->dskip->data, a->dskip->strides[0], g.B, g.H, K, W, channel ? 1 : g.D);
     }
 }
