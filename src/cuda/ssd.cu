@@ -23,7 +23,8 @@
  *   exp(cum_t) on segment 0, and the reverse state_pass from dfinal_states give dS_k =
  *   dL/d(state leaving chunk k), what passes chunk 0 into dinitial_states; chunk_bwd (b, h,
  *   chunk) writes dx, dB, dC, ddt and the chunk's f64 parts of dA, ddt_bias, dskip, which
- *   head_sums adds (b, then chunks); group_sum adds per-head dB, dC rows when P > 1.
+ *   head_sums adds (a block per head, a fixed-shape tree); group_sum adds per-head dB, dC
+ *   rows when P > 1.
  *   f32 on CUDA cores; f16/bf16 (D, N > 0) on tensor cores: chunk_state_tc (both MODEs),
  *   chunk_scan_tc MODE 1, chunk_bwd_tc (its 64x64 products on mma.sync; operands rounded
  *   to T: the f32 states and state gradients, the masked weights; dL/du as hi + lo;
