@@ -1029,26 +1029,44 @@ __global__ void __launch_bounds__(kTcThreads)
 }
 
 /* chunk_scan_tc with 16-byte cp.async loads of the whole chunk at once: C, B and the
- * 16-bit entering state for all of N (rows padded to a multiple of 64, zero filled) and the
- * x tile, then the same products as chunk_scan_tc (x fragments by ldmatrix.trans).
- * Dynamic shared memory: scan_v_smem(N). */
+ * 16-bit entering state for all of N (rows padded to NV64 x 64, zero filled) and the x
+ * tile, then the products of chunk_scan_tc: warp w owns the rows t = 16 w .. 16 w + 15;
+ * C B^T and C S^T over N (fragments by ldmatrix, non-transposed: C, B and S rows are
+ * k-contiguous), exp(cum_t) on the C S^T part, then (C B^T o L) x over s <= t (x fragments
+ * by ldmatrix.trans) with L_ts = exp(cum_t - cum_s) dt_s (ex2.approx; seq_idx masks only
+ * when given). NV64 = ceil(N / 64), a template argument, so the loads and the k loops have
+ * fixed trip counts. Dynamic shared memory: scan_v_smem(N). */
 size_t scan_v_smem(int N)
 {
     const int n64 = (N + 63) / 64 * 64;
     return (size_t)(3 * TQ * (n64 + 8) + TQ * kPad) * 2;
 }
 
-template <typename T, int MODE>
+/* The 16-bit state rows of chunk k of (b, h) bh from row d (tstate_row's layout) as base
+ * + d N when one slice holds every row (rd >= D: the fused pass's tstate_at), else by
+ * tstate_row. */
+template <typename T> struct tstate_rows_of {
+    const T *base, *tst;
+    long long bh, k, K;
+    int D, N, rd;
+    __device__ __forceinline__ const T *row(int d) const
+    {
+        return rd >= D ? base + (long long)d * N : tstate_row(tst, bh, k, d, D, N, K, rd);
+    }
+};
+
+template <typename T, int MODE, int NV64>
 __global__ void __launch_bounds__(kTcThreads)
     chunk_scan_v_kernel(const T *x, bk_view4 sx, const T *dt, bk_view4 sdt, const T *a, long long sa, const T *bm,
                         bk_view4 sb, const T *cm, bk_view4 sc, T *y, bk_view4 sy, const T *tst, long long L,
                         long long H, int D, int N, long long K, int rd, long long total, ssd_kopts o, const T *dy,
                         bk_view4 sdy)
 {
+    constexpr float kLog2e = 1.4426950408889634f;
+    constexpr int n64 = 64 * NV64, np = n64 + 8, NV = n64 / 8; /* padded pitch, 16-byte chunks a row */
     extern __shared__ __align__(16) unsigned char scan_smem[];
     __shared__ float s_dt[TQ], s_cum[TQ];
     __shared__ int s_seg[TQ];
-    const int n64 = (N + 63) / 64 * 64, np = n64 + 8, nv = n64 / 8;
     T *Cs = (T *)scan_smem, *Bs = Cs + TQ * np, *Ss = Bs + TQ * np, *Xs = Ss + TQ * np; /* [t][n] [s][n] [d][n] [s][d] */
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, cq = lane % 4;
     const int tiles = (D + TQ - 1) / TQ;
@@ -1060,47 +1078,53 @@ __global__ void __launch_bounds__(kTcThreads)
         const T *cb0 = cm + b * sc.s0 + l0 * sc.s1 + hg * sc.s2;
         const T *bb0 = bm + b * sb.s0 + l0 * sb.s1 + hg * sb.s2;
         const T *xb = x + b * sx.s0 + l0 * sx.s1 + h * sx.s2 + d0;
-        for (int i = tid; i < TQ * nv; i += kTcThreads) {
-            const int r = i / nv, j = (i - r * nv) * 8, d = d0 + r;
-            if (r < q && j < N) {
-                bk_cp_async16(bk_smem_addr(Cs + r * np + j), cb0 + r * sc.s1 + j, 16);
-                bk_cp_async16(bk_smem_addr(Bs + r * np + j), bb0 + r * sb.s1 + j, 16);
-            } else {
-                zero16(Cs + r * np + j);
-                zero16(Bs + r * np + j);
-            }
-            if (d < D && j < N)
-                bk_cp_async16(bk_smem_addr(Ss + r * np + j), tstate_row(tst, bh, c, d, D, N, K, rd) + j, 16);
-            else
-                zero16(Ss + r * np + j);
+        const tstate_rows_of<T> srows = {tstate_at<T>((const float *)tst, bh, c, K, (long long)D * N), tst, bh, c, K,
+                                         D, N, rd};
+        /* every 16-byte chunk by cp.async, zero-filled (0 source bytes) outside the problem */
+#pragma unroll 4
+        for (int i = tid; i < TQ * NV; i += kTcThreads) {
+            const int r = i / NV, j = (i % NV) * 8, d = d0 + r;
+            const bool okt = r < q && j < N, okd = d < D && j < N;
+            bk_cp_async16(bk_smem_addr(Cs + r * np + j), okt ? cb0 + r * sc.s1 + j : cm, okt ? 16 : 0);
+            bk_cp_async16(bk_smem_addr(Bs + r * np + j), okt ? bb0 + r * sb.s1 + j : bm, okt ? 16 : 0);
+            bk_cp_async16(bk_smem_addr(Ss + r * np + j), okd ? srows.row(d) + j : tst, okd ? 16 : 0);
         }
+#pragma unroll
         for (int i = tid; i < TQ * 8; i += kTcThreads) {
             const int s = i >> 3, j = (i & 7) * 8;
-            if (s < q && d0 + j < D)
-                bk_cp_async16(bk_smem_addr(Xs + s * kPad + j), xb + s * sx.s1 + j, 16);
-            else
-                zero16(Xs + s * kPad + j);
+            const bool ok = s < q && d0 + j < D;
+            bk_cp_async16(bk_smem_addr(Xs + s * kPad + j), ok ? xb + s * sx.s1 + j : x, ok ? 16 : 0);
         }
         chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum, s_seg, o);
         bk_cp_async_wait_all();
         __syncthreads();
-        const int r0 = warp * 16 + g;
+        const int r0 = warp * 16;
+        /* ldmatrix row addresses: A (C rows r0 + (lane & 15), k + 8 (lane >> 4)); B / S
+           (rows 8 nt + (lane & 7) + 8 ((lane >> 4) & 1), k + 8 ((lane >> 3) & 1)) */
+        const uint32_t a_addr = bk_smem_addr(Cs + (r0 + (lane & 15)) * np + (lane >> 4) * 8);
+        const int brow = (lane & 7) + ((lane >> 4) & 1) * 8, bcol = ((lane >> 3) & 1) * 8;
+        const uint32_t b_addr = bk_smem_addr(Bs + brow * np + bcol), s_addr = bk_smem_addr(Ss + brow * np + bcol);
         float cb[8][4] = {}, yy[8][4] = {};
-        for (int kb = 0; kb < n64; kb += 16) {
-            const T *c0 = Cs + r0 * np + kb + 2 * cq, *c1 = c0 + 8 * np;
-            frag_t<T> af[4] = {lds2(c0), lds2(c1), lds2(c0 + 8), lds2(c1 + 8)};
 #pragma unroll
-            for (int nt = 0; nt < 8; nt++) {
-                const T *bp = Bs + (nt * 8 + g) * np + kb + 2 * cq, *sp = Ss + (nt * 8 + g) * np + kb + 2 * cq;
-                frag_t<T> bf[2] = {lds2(bp), lds2(bp + 8)};
+        for (int kb = 0; kb < n64; kb += 16) {
+            uint32_t af[4];
+            bk_ldsm_x4(af, a_addr + kb * 2);
+#pragma unroll
+            for (int nt = 0; nt < 8; nt += 2) {
+                uint32_t bf[4], sf[4];
+                bk_ldsm_x4(bf, b_addr + (nt * 8 * np + kb) * 2);
+                bk_ldsm_x4(sf, s_addr + (nt * 8 * np + kb) * 2);
                 bk_mma16<T>::mma(cb[nt], af, bf);
-                frag_t<T> sf[2] = {lds2(sp), lds2(sp + 8)};
+                bk_mma16<T>::mma(cb[nt + 1], af, bf + 2);
                 bk_mma16<T>::mma(yy[nt], af, sf);
+                bk_mma16<T>::mma(yy[nt + 1], af, sf + 2);
             }
         }
-        const int t0 = r0, t1 = r0 + 8;
-        const float e0 = t0 < q && s_seg[t0] == 0 ? expf(s_cum[t0]) : 0.f;
-        const float e1 = t1 < q && s_seg[t1] == 0 ? expf(s_cum[t1]) : 0.f;
+        const int t0 = r0 + g, t1 = t0 + 8;
+        const float ct0 = s_cum[t0], ct1 = s_cum[t1];
+        const int gt0 = s_seg[t0], gt1 = s_seg[t1];
+        const float e0 = t0 < q && gt0 == 0 ? bk_ex2(ct0 * kLog2e) : 0.f;
+        const float e1 = t1 < q && gt1 == 0 ? bk_ex2(ct1 * kLog2e) : 0.f;
 #pragma unroll
         for (int nt = 0; nt < 8; nt++) {
             yy[nt][0] *= e0;
@@ -1108,22 +1132,28 @@ __global__ void __launch_bounds__(kTcThreads)
             yy[nt][2] *= e1;
             yy[nt][3] *= e1;
         }
+        const bool seq = o.seq != nullptr;
 #pragma unroll
         for (int kb = 0; kb < 4; kb++) {
-            if (kb * 16 > warp * 16 + 15)
+            if (kb > warp)
                 break; /* s > t for every row of this warp (warp-uniform) */
-            float m[2][4];
+            uint32_t af[4];
 #pragma unroll
-            for (int hf = 0; hf < 2; hf++)
+            for (int hf = 0; hf < 2; hf++) {
+                /* L_ts for the pair s = s0, s0 + 1 and rows t0, t1 (rows t >= q are not stored) */
+                const int s0 = (2 * kb + hf) * 8 + 2 * cq;
+                const float2 cs = *(const float2 *)&s_cum[s0], ds = *(const float2 *)&s_dt[s0];
+                float m[4];
 #pragma unroll
                 for (int r = 0; r < 4; r++) {
-                    const int t = r < 2 ? t0 : t1, s = (2 * kb + hf) * 8 + 2 * cq + (r & 1);
-                    m[hf][r] = (s <= t && t < q && s_seg[s] == s_seg[t])
-                                   ? cb[2 * kb + hf][r] * expf(s_cum[t] - s_cum[s]) * s_dt[s]
-                                   : 0.f;
+                    const int t = r < 2 ? t0 : t1, s = s0 + (r & 1);
+                    const float ct = r < 2 ? ct0 : ct1, csv = (r & 1) ? cs.y : cs.x, dsv = (r & 1) ? ds.y : ds.x;
+                    const bool vis = s <= t && (!seq || s_seg[s] == (r < 2 ? gt0 : gt1));
+                    m[r] = vis ? cb[2 * kb + hf][r] * bk_ex2((ct - csv) * kLog2e) * dsv : 0.f;
                 }
-            frag_t<T> af[4] = {bk_mma16<T>::pack(m[0][0], m[0][1]), bk_mma16<T>::pack(m[0][2], m[0][3]), bk_mma16<T>::pack(m[1][0], m[1][1]),
-                              bk_mma16<T>::pack(m[1][2], m[1][3])};
+                af[2 * hf] = bk_mma16<T>::pack(m[0], m[1]);
+                af[2 * hf + 1] = bk_mma16<T>::pack(m[2], m[3]);
+            }
 #pragma unroll
             for (int nt = 0; nt < 8; nt += 2) {
                 uint32_t bf[4];
@@ -2364,8 +2394,15 @@ void launch_scan_v(const ssd_geo &g, const bk_tensor &x, const bk_tensor &dt, co
     const int D = (int)g.D, N = (int)g.N;
     const long long total = g.BH * g.K * ((D + TQ - 1) / TQ);
     const size_t smem = scan_v_smem(N);
-    cudaFuncSetAttribute(chunk_scan_v_kernel<T, MODE>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-    chunk_scan_v_kernel<T, MODE><<<blocks_for(total), kTcThreads, smem, s>>>(
+    auto kernel = chunk_scan_v_kernel<T, MODE, 4>; /* N up to BK_SSD_MAX_DIM = 256 */
+    switch ((N + 63) / 64) {
+    case 1: kernel = chunk_scan_v_kernel<T, MODE, 1>; break;
+    case 2: kernel = chunk_scan_v_kernel<T, MODE, 2>; break;
+    case 3: kernel = chunk_scan_v_kernel<T, MODE, 3>; break;
+    default: break;
+    }
+    cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    kernel<<<blocks_for(total), kTcThreads, smem, s>>>(
         (const T *)x.data, bk_view4_of(&x), (const T *)dt.data, bk_view4_of(&dt), (const T *)a.data, a.strides[0],
         (const T *)b.data, bk_view4_of(&b), (const T *)c.data, bk_view4_of(&c), (T *)out.data, bk_view4_of(&out), tst,
         g.L, g.H, D, N, g.K, rd, total, o, dy ? (const T *)dy->data : NULL,
