@@ -280,18 +280,18 @@ __device__ __forceinline__ float dt_eff(const ssd_kopts &o, float v, long long h
  * s and t interact when seg[s] == seg[t]; the state carried in reaches t when seg[t] == 0. */
 /* chunk_prologue's global loads, for thread tid < TQ: step tid's raw dt (0 past q) and
  * whether seq_idx changes there; apart so a kernel can issue them a chunk ahead. */
-struct prologue_in {
-    float dt;
+template <typename T> struct prologue_in {
+    T dt; /* raw: converted in chunk_prologue_scan, so a load issued ahead is not waited for here */
     int change;
 };
 template <typename T>
-__device__ __forceinline__ prologue_in chunk_prologue_load(const T *dt, const bk_view4 &sdt, long long b, long long l0,
-                                                           long long h, int q, const ssd_kopts &o)
+__device__ __forceinline__ prologue_in<T> chunk_prologue_load(const T *dt, const bk_view4 &sdt, long long b,
+                                                              long long l0, long long h, int q, const ssd_kopts &o)
 {
     const int tid = threadIdx.x;
-    prologue_in in = {0.f, 0};
+    prologue_in<T> in = {elem<T>::store(0.f), 0};
     if (tid < TQ && tid < q) {
-        in.dt = ld(dt + b * sdt.s0 + (l0 + tid) * sdt.s1 + h * sdt.s2);
+        in.dt = dt[b * sdt.s0 + (l0 + tid) * sdt.s1 + h * sdt.s2];
         if (o.seq && l0 + tid > 0) {
             const int *row = o.seq + b * o.sseq.s0;
             in.change = row[(l0 + tid) * o.sseq.s1] != row[(l0 + tid - 1) * o.sseq.s1];
@@ -302,12 +302,12 @@ __device__ __forceinline__ prologue_in chunk_prologue_load(const T *dt, const bk
 
 /* chunk_prologue from its loaded inputs (every thread of the block calls it). */
 template <typename T>
-__device__ void chunk_prologue_scan(const prologue_in &in, long long h, int q, float A, float *s_dt, float *s_cum,
+__device__ void chunk_prologue_scan(const prologue_in<T> &in, long long h, int q, float A, float *s_dt, float *s_cum,
                                     int *s_seg, const ssd_kopts &o)
 {
     const int tid = threadIdx.x;
     if (tid < TQ) {
-        s_dt[tid] = tid < q ? dt_eff<T>(o, in.dt, h) : 0.f;
+        s_dt[tid] = tid < q ? dt_eff<T>(o, ld(&in.dt), h) : 0.f;
         s_seg[tid] = in.change;
     }
     __syncthreads();
@@ -895,7 +895,7 @@ __global__ void __launch_bounds__(kTcThreads)
         const int d0 = (tile / tn) * TQ, n0 = (tile % tn) * TQ;
         const float A = ld(a + h * sa);
         uint4 bv[4], zv[4];
-        prologue_in pin;
+        prologue_in<T> pin;
         /* chunk k's loads: u rows into Xs[buf] (cp.async, one group; z rows into zv), v rows
            into bv, the prologue's inputs into pin */
         auto load = [&](long long k, int buf) {
@@ -1071,9 +1071,18 @@ __global__ void __launch_bounds__(kTcThreads)
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, cq = lane % 4;
     const int tiles = (D + TQ - 1) / TQ;
     for (long long blk = blockIdx.x; blk < total; blk += gridDim.x) {
-        const int tile = (int)(blk % tiles);
-        const long long rest = blk / tiles, c = rest % K, bh = rest / K, b = bh / H, h = bh % H, l0 = c * TQ;
-        const long long hg = h / o.P; /* the group whose B and C head h reads */
+        long long c, bh, b, h, hg; /* hg: the group whose B and C head h reads */
+        int tile;
+        if (total <= INT_MAX) { /* 32-bit divisions (the usual case) */
+            const unsigned u = (unsigned)blk, rest = u / (unsigned)tiles, ubh = rest / (unsigned)K,
+                           uh = ubh % (unsigned)H;
+            tile = (int)(u % (unsigned)tiles), c = rest % (unsigned)K, bh = ubh, b = ubh / (unsigned)H, h = uh,
+            hg = uh / (unsigned)o.P;
+        } else {
+            const long long rest = blk / tiles;
+            tile = (int)(blk % tiles), c = rest % K, bh = rest / K, b = bh / H, h = bh % H, hg = h / o.P;
+        }
+        const long long l0 = c * TQ;
         const int d0 = tile * TQ, q = (int)min((long long)TQ, L - l0);
         const T *cb0 = cm + b * sc.s0 + l0 * sc.s1 + hg * sc.s2;
         const T *bb0 = bm + b * sb.s0 + l0 * sb.s1 + hg * sb.s2;
