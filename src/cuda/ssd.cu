@@ -338,6 +338,76 @@ __device__ void chunk_prologue(const T *dt, const bk_view4 &sdt, long long b, lo
     chunk_prologue_scan<T>(chunk_prologue_load<T>(dt, sdt, b, l0, h, q, o), h, q, A, s_dt, s_cum, s_seg, o);
 }
 
+/* chunk_prologue by one warp, for kernels that run it a chunk ahead without a block barrier:
+ * lane i holds steps 2 i, 2 i + 1. warp_prologue_load issues the global loads (kept raw until
+ * warp_prologue_scan, so loads issued ahead are not waited for); warp_prologue_scan writes
+ * the chunk's weights w into s_w and its decay into *s_dec, with chunk_prologue's sums in the
+ * same order: MODE 0 (a chunk's own state) w_s = exp(cum_last - cum_s) dt_s on the last
+ * segment, MODE 1 (the backward's state gradient) w_t = exp(cum_t) on segment 0; dec =
+ * cum_last, -inf when the chunk holds a reset. */
+template <typename T> struct warp_prologue_in {
+    T dt[2];
+    int change[2];
+};
+template <typename T>
+__device__ __forceinline__ warp_prologue_in<T> warp_prologue_load(const T *dt, const bk_view4 &sdt, long long b,
+                                                                  long long l0, long long h, int q,
+                                                                  const ssd_kopts &o, int lane)
+{
+    warp_prologue_in<T> in;
+#pragma unroll
+    for (int e = 0; e < 2; e++) {
+        const int i = 2 * lane + e;
+        in.dt[e] = elem<T>::store(0.f);
+        in.change[e] = 0;
+        if (i < q) {
+            in.dt[e] = dt[b * sdt.s0 + (l0 + i) * sdt.s1 + h * sdt.s2];
+            if (o.seq && l0 + i > 0) {
+                const int *row = o.seq + b * o.sseq.s0;
+                in.change[e] = row[(l0 + i) * o.sseq.s1] != row[(l0 + i - 1) * o.sseq.s1];
+            }
+        }
+    }
+    return in;
+}
+template <typename T, int MODE>
+__device__ __forceinline__ void warp_prologue_scan(const warp_prologue_in<T> &in, long long h, int q, float A,
+                                                   float *s_w, float *s_dec, const ssd_kopts &o, int lane)
+{
+    const float d0 = 2 * lane < q ? dt_eff<T>(o, ld(&in.dt[0]), h) : 0.f;
+    const float d1 = 2 * lane + 1 < q ? dt_eff<T>(o, ld(&in.dt[1]), h) : 0.f;
+    float v0 = d0 * A, v1 = v0 + d1 * A, incl = v1;
+    int g0 = in.change[0], g1 = g0 + in.change[1], gincl = g1;
+    for (int k = 1; k < 32; k *= 2) {
+        const float u = __shfl_up_sync(0xffffffffu, incl, k);
+        const int gu = __shfl_up_sync(0xffffffffu, gincl, k);
+        if (lane >= k) {
+            incl += u;
+            gincl += gu;
+        }
+    }
+    const float c0 = incl - v1 + v0, c1 = incl;
+    const int s0 = gincl - g1 + g0, s1 = gincl;
+    const int last = q - 1; /* the chunk's last step, in lane last / 2 */
+    const float cl = __shfl_sync(0xffffffffu, (last & 1) ? c1 : c0, last >> 1);
+    const int sl = __shfl_sync(0xffffffffu, (last & 1) ? s1 : s0, last >> 1);
+    float w0 = 0.f, w1 = 0.f;
+    if (MODE == 0) {
+        if (2 * lane < q && s0 == sl)
+            w0 = expf(cl - c0) * d0;
+        if (2 * lane + 1 < q && s1 == sl)
+            w1 = expf(cl - c1) * d1;
+    } else {
+        if (2 * lane < q && s0 == 0)
+            w0 = expf(c0);
+        if (2 * lane + 1 < q && s1 == 0)
+            w1 = expf(c1);
+    }
+    *(float2 *)&s_w[2 * lane] = make_float2(w0, w1);
+    if (lane == 0)
+        *s_dec = sl == 0 ? cl : -INFINITY; /* a reset: nothing carried */
+}
+
 /* Sum over the 16 lanes of a half warp (lanes tx = 0..15 of one row group). */
 __device__ __forceinline__ float half_warp_sum(float v)
 {
@@ -882,8 +952,9 @@ __global__ void __launch_bounds__(kTcThreads)
                               const float *sdot, long long L, long long H, int D, int N, long long K, long long total,
                               ssd_kopts o)
 {
-    __shared__ float s_dt[TQ], s_cum[TQ], s_w[TQ], s_red[kTcThreads / 32];
-    __shared__ int s_seg[TQ];
+    /* per chunk parity: the weights and decay (warp 0 computes chunk k + 1's while the
+       block runs chunk k's products) and the u tile (cp.async a chunk ahead) */
+    __shared__ float s_w[2][TQ], s_dec[2], s_red[kTcThreads / 32];
     __shared__ __align__(16) T Xs[2][TQ][kPad], Bs[TQ][kPad];
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, cq = lane % 4, rb = warp * 16;
     const int tn = (N + TQ - 1) / TQ, tiles = ((D + TQ - 1) / TQ) * tn;
@@ -894,13 +965,13 @@ __global__ void __launch_bounds__(kTcThreads)
         const long long bh = blk / tiles, b = bh / H, h = bh % H, hg = h / o.P;
         const int d0 = (tile / tn) * TQ, n0 = (tile % tn) * TQ;
         const float A = ld(a + h * sa);
+        auto chunk_at = [&](long long j) { return MODE == 0 ? j : K - 1 - j; }; /* the walk's j-th chunk */
+        auto rows_of = [&](long long k) { return (int)min((long long)TQ, L - k * TQ); };
         uint4 bv[4], zv[4];
-        prologue_in<T> pin;
-        /* chunk k's loads: u rows into Xs[buf] (cp.async, one group; z rows into zv), v rows
-           into bv, the prologue's inputs into pin */
+        /* chunk k's u rows into Xs[buf] (cp.async, one group; z rows into zv) and v rows into bv */
         auto load = [&](long long k, int buf) {
             const long long l0 = k * TQ;
-            const int q = (int)min((long long)TQ, L - l0);
+            const int q = rows_of(k);
             const T *ub = u + b * su.s0 + l0 * su.s1 + h * su.s2 + d0;
             const T *vb = v + b * sv.s0 + l0 * sv.s1 + hg * sv.s2 + n0;
             const T *zb = gate ? (const T *)o.z + b * o.sz.s0 + l0 * o.sz.s1 + h * o.sz.s2 + d0 : nullptr;
@@ -917,7 +988,12 @@ __global__ void __launch_bounds__(kTcThreads)
                 bv[it] = (st < q && n0 + j < N) ? *(const uint4 *)(vb + st * sv.s1 + j) : make_uint4(0u, 0u, 0u, 0u);
             }
             bk_cp_async_commit();
-            pin = chunk_prologue_load<T>(dt, sdt, b, l0, h, q, o);
+        };
+        /* warp 0: the raw prologue inputs of the next chunk whose weights it computes */
+        warp_prologue_in<T> pin;
+        auto prologue_load = [&](long long k) { pin = warp_prologue_load<T>(dt, sdt, b, k * TQ, h, rows_of(k), o, lane); };
+        auto prologue = [&](long long k, int buf) {
+            warp_prologue_scan<T, MODE>(pin, h, rows_of(k), A, s_w[buf], &s_dec[buf], o, lane);
         };
         float state[8][4]; /* the running state: init, else 0 */
 #pragma unroll
@@ -927,23 +1003,19 @@ __global__ void __launch_bounds__(kTcThreads)
                 const int d = d0 + rb + g + 8 * (r >> 1), n = n0 + nt * 8 + 2 * cq + (r & 1);
                 state[nt][r] = init && d < D && n < N ? ld(init + b * si.s0 + h * si.s1 + d * si.s2 + n) : 0.f;
             }
-        load(MODE == 0 ? 0 : K - 1, 0);
+        load(chunk_at(0), 0);
+        if (warp == 0) {
+            prologue_load(chunk_at(0));
+            prologue(chunk_at(0), 0);
+            if (K > 1)
+                prologue_load(chunk_at(1));
+        }
         for (long long j = 0; j < K; j++) {
-            const long long k = MODE == 0 ? j : K - 1 - j;
-            const int buf = (int)(j & 1), q = (int)min((long long)TQ, L - k * TQ);
-            chunk_prologue_scan<T>(pin, h, q, A, s_dt, s_cum, s_seg, o);
-            if (tid < TQ) {
-                float w = 0.f;
-                if (tid < q)
-                    w = MODE == 1 ? (s_seg[tid] == 0 ? expf(s_cum[tid]) : 0.f)
-                                  : (s_seg[tid] == s_seg[q - 1] ? expf(s_cum[q - 1] - s_cum[tid]) * s_dt[tid] : 0.f);
-                s_w[tid] = w;
-            }
-            const float dec = s_seg[q - 1] == 0 ? s_cum[q - 1] : -INFINITY; /* a reset: nothing carried */
-            __syncthreads();
-            store_weighted_rows<T>(Bs, bv, s_w, tid);
+            const long long k = chunk_at(j);
+            const int buf = (int)(j & 1);
             bk_cp_async_wait_all();
             if (gate) { /* this thread's dy pieces times silu(z), rounded once */
+                const int q = rows_of(k);
 #pragma unroll
                 for (int it = 0; it < 4; it++) {
                     const int i = tid + it * kTcThreads, st = i >> 3, c0 = (i & 7) * 8;
@@ -957,9 +1029,16 @@ __global__ void __launch_bounds__(kTcThreads)
                         memcpy(&Xs[buf][st][c0], e, 16);
                 }
             }
+            /* A: chunk k's weights and u tile are in; every warp is done with Bs (chunk k - 1) */
             __syncthreads();
+            if (MODE == 1 && sdot && tid == 0 && j > 0) /* the previous chunk's <dS, S> (s_red) */
+                tdots_at(tst, bh, K, DN)[chunk_at(j - 1) * tiles + tile] =
+                    (s_red[0] + s_red[1]) + (s_red[2] + s_red[3]);
+            store_weighted_rows<T>(Bs, bv, s_w[buf], tid);
+            const float dec = s_dec[buf];
+            __syncthreads(); /* B: Bs written */
             if (j + 1 < K) /* the next chunk's loads fly under this chunk's products */
-                load(MODE == 0 ? k + 1 : k - 1, buf ^ 1);
+                load(chunk_at(j + 1), buf ^ 1);
             uint32_t sp[8][2]; /* sdot: S_k at this thread's accumulator positions */
             const T *srow = sdot ? tstate_at<T>(sdot, bh, k, K, DN) : nullptr;
             if (MODE == 1 && sdot) {
@@ -985,6 +1064,11 @@ __global__ void __launch_bounds__(kTcThreads)
                     bk_mma16<T>::mma(acc[nt + 1], af, bf + 2);
                 }
             }
+            if (warp == 0 && j + 1 < K) { /* the next chunk's weights under the products */
+                prologue(chunk_at(j + 1), buf ^ 1);
+                if (j + 2 < K)
+                    prologue_load(chunk_at(j + 2));
+            }
             T *out = tstate_at<T>(tst, bh, k, K, DN);
             const float fk = expf(dec);
             float dot = 0.f;
@@ -1004,17 +1088,17 @@ __global__ void __launch_bounds__(kTcThreads)
                     state[nt][2 * hf] = fk * state[nt][2 * hf] + acc[nt][2 * hf];
                     state[nt][2 * hf + 1] = fk * state[nt][2 * hf + 1] + acc[nt][2 * hf + 1];
                 }
-            if (MODE == 1 && sdot) {
+            if (MODE == 1 && sdot) { /* s_red is read after barrier A of the next chunk */
 #pragma unroll
                 for (int m = 16; m > 0; m /= 2)
                     dot += __shfl_xor_sync(0xffffffffu, dot, m);
                 if (lane == 0)
                     s_red[warp] = dot;
             }
-            __syncthreads(); /* Bs, Xs[buf] and the prologue's arrays are refilled next */
-            if (MODE == 1 && sdot && tid == 0) /* s_red is next written after the prologue's barriers */
-                tdots_at(tst, bh, K, DN)[k * tiles + tile] = (s_red[0] + s_red[1]) + (s_red[2] + s_red[3]);
         }
+        __syncthreads(); /* the last chunk's s_red; the buffers are refilled by the next block */
+        if (MODE == 1 && sdot && tid == 0)
+            tdots_at(tst, bh, K, DN)[chunk_at(K - 1) * tiles + tile] = (s_red[0] + s_red[1]) + (s_red[2] + s_red[3]);
         if (fin) {
 #pragma unroll
             for (int nt = 0; nt < 8; nt++)
