@@ -759,13 +759,13 @@ __device__ __forceinline__ void zero16(void *dst)
 /* The vectorised state kernels' B operand: the 4 rows-of-8 chunks a thread loaded (bv,
  * 16 bytes each: chunk tid + 256 it is row i >> 3, columns (i & 7) * 8..) scaled by their
  * step's weight w_s and rounded to T into Bs[s][n]. */
-template <typename T>
-static __device__ __forceinline__ void store_weighted_rows(T (*Bs)[kPad], const uint4 (&bv)[4], const float *s_w,
-                                                           int tid)
+template <typename T, int NT = kTcThreads>
+static __device__ __forceinline__ void store_weighted_rows(T (*Bs)[kPad], const uint4 (&bv)[TQ * 8 / NT],
+                                                           const float *s_w, int tid)
 {
 #pragma unroll
-    for (int it = 0; it < 4; it++) {
-        const int i = tid + it * kTcThreads, st = i >> 3, j = (i & 7) * 8;
+    for (int it = 0; it < TQ * 8 / NT; it++) {
+        const int i = tid + it * NT, st = i >> 3, j = (i & 7) * 8;
         const float w = s_w[st];
         T e[8];
         memcpy(e, &bv[it], 16);
@@ -945,8 +945,9 @@ __device__ __forceinline__ float *tdots_at(const float *buf, long long bh, long 
  * a split for few blocks on long walks (MODE 0 has chunk_state_v + state_pass_t), f32 (TF32).
  * MODE 0: same products and sums in the same order as chunk_state_v + state_pass_t
  * (bit-identical entering states). */
+const int kPassVThreads = 256; /* chunk_state_pass_v: 8 warps, 16 rows x 32 columns of the tile each */
 template <typename T, int MODE>
-__global__ void __launch_bounds__(kTcThreads)
+__global__ void __launch_bounds__(kPassVThreads)
     chunk_state_pass_v_kernel(const T *u, bk_view4 su, const T *v, bk_view4 sv, const T *dt, bk_view4 sdt, const T *a,
                               long long sa, float *tst, const T *init, bk_view4 si, T *fin, bk_view4 sf,
                               const float *sdot, long long L, long long H, int D, int N, long long K, long long total,
@@ -954,9 +955,10 @@ __global__ void __launch_bounds__(kTcThreads)
 {
     /* per chunk parity: the weights and decay (warp 0 computes chunk k + 1's while the
        block runs chunk k's products) and the u tile (cp.async a chunk ahead) */
-    __shared__ float s_w[2][TQ], s_dec[2], s_red[kTcThreads / 32];
+    __shared__ float s_w[2][TQ], s_dec[2], s_red[kPassVThreads / 32];
     __shared__ __align__(16) T Xs[2][TQ][kPad], Bs[TQ][kPad];
-    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, cq = lane % 4, rb = warp * 16;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, cq = lane % 4, rb = (warp & 3) * 16;
+    const int nb = (warp >> 2) * 4; /* the warp's first n-tile of 8 columns: 4 of them */
     const int tn = (N + TQ - 1) / TQ, tiles = ((D + TQ - 1) / TQ) * tn;
     const long long DN = (long long)D * N;
     const bool gate = MODE == 1 && o.z;
@@ -967,7 +969,8 @@ __global__ void __launch_bounds__(kTcThreads)
         const float A = ld(a + h * sa);
         auto chunk_at = [&](long long j) { return MODE == 0 ? j : K - 1 - j; }; /* the walk's j-th chunk */
         auto rows_of = [&](long long k) { return (int)min((long long)TQ, L - k * TQ); };
-        uint4 bv[4], zv[4];
+        constexpr int IT = TQ * 8 / kPassVThreads; /* 16-byte pieces of a 64-row tile a thread */
+        uint4 bv[IT], zv[IT];
         /* chunk k's u rows into Xs[buf] (cp.async, one group; z rows into zv) and v rows into bv */
         auto load = [&](long long k, int buf) {
             const long long l0 = k * TQ;
@@ -976,8 +979,8 @@ __global__ void __launch_bounds__(kTcThreads)
             const T *vb = v + b * sv.s0 + l0 * sv.s1 + hg * sv.s2 + n0;
             const T *zb = gate ? (const T *)o.z + b * o.sz.s0 + l0 * o.sz.s1 + h * o.sz.s2 + d0 : nullptr;
 #pragma unroll
-            for (int it = 0; it < 4; it++) {
-                const int i = tid + it * kTcThreads, st = i >> 3, j = (i & 7) * 8;
+            for (int it = 0; it < IT; it++) {
+                const int i = tid + it * kPassVThreads, st = i >> 3, j = (i & 7) * 8;
                 if (st < q && d0 + j < D) {
                     bk_cp_async16(bk_smem_addr(&Xs[buf][st][j]), ub + st * su.s1 + j, 16);
                     if (gate)
@@ -995,12 +998,12 @@ __global__ void __launch_bounds__(kTcThreads)
         auto prologue = [&](long long k, int buf) {
             warp_prologue_scan<T, MODE>(pin, h, rows_of(k), A, s_w[buf], &s_dec[buf], o, lane);
         };
-        float state[8][4]; /* the running state: init, else 0 */
+        float state[4][4]; /* the running state (rows rb.., n-tiles nb..): init, else 0 */
 #pragma unroll
-        for (int nt = 0; nt < 8; nt++)
+        for (int nt = 0; nt < 4; nt++)
 #pragma unroll
             for (int r = 0; r < 4; r++) {
-                const int d = d0 + rb + g + 8 * (r >> 1), n = n0 + nt * 8 + 2 * cq + (r & 1);
+                const int d = d0 + rb + g + 8 * (r >> 1), n = n0 + (nb + nt) * 8 + 2 * cq + (r & 1);
                 state[nt][r] = init && d < D && n < N ? ld(init + b * si.s0 + h * si.s1 + d * si.s2 + n) : 0.f;
             }
         load(chunk_at(0), 0);
@@ -1017,8 +1020,8 @@ __global__ void __launch_bounds__(kTcThreads)
             if (gate) { /* this thread's dy pieces times silu(z), rounded once */
                 const int q = rows_of(k);
 #pragma unroll
-                for (int it = 0; it < 4; it++) {
-                    const int i = tid + it * kTcThreads, st = i >> 3, c0 = (i & 7) * 8;
+                for (int it = 0; it < IT; it++) {
+                    const int i = tid + it * kPassVThreads, st = i >> 3, c0 = (i & 7) * 8;
                     T e[8], z[8];
                     memcpy(e, &Xs[buf][st][c0], 16);
                     memcpy(z, &zv[it], 16);
@@ -1033,33 +1036,33 @@ __global__ void __launch_bounds__(kTcThreads)
             __syncthreads();
             if (MODE == 1 && sdot && tid == 0 && j > 0) /* the previous chunk's <dS, S> (s_red) */
                 tdots_at(tst, bh, K, DN)[chunk_at(j - 1) * tiles + tile] =
-                    (s_red[0] + s_red[1]) + (s_red[2] + s_red[3]);
-            store_weighted_rows<T>(Bs, bv, s_w[buf], tid);
+                    ((s_red[0] + s_red[1]) + (s_red[2] + s_red[3])) + ((s_red[4] + s_red[5]) + (s_red[6] + s_red[7]));
+            store_weighted_rows<T, kPassVThreads>(Bs, bv, s_w[buf], tid);
             const float dec = s_dec[buf];
             __syncthreads(); /* B: Bs written */
             if (j + 1 < K) /* the next chunk's loads fly under this chunk's products */
                 load(chunk_at(j + 1), buf ^ 1);
-            uint32_t sp[8][2]; /* sdot: S_k at this thread's accumulator positions */
+            uint32_t sp[4][2]; /* sdot: S_k at this thread's accumulator positions */
             const T *srow = sdot ? tstate_at<T>(sdot, bh, k, K, DN) : nullptr;
             if (MODE == 1 && sdot) {
 #pragma unroll
-                for (int nt = 0; nt < 8; nt++)
+                for (int nt = 0; nt < 4; nt++)
 #pragma unroll
                     for (int hf = 0; hf < 2; hf++) {
-                        const int d = d0 + rb + g + 8 * hf, n = n0 + nt * 8 + 2 * cq;
+                        const int d = d0 + rb + g + 8 * hf, n = n0 + (nb + nt) * 8 + 2 * cq;
                         sp[nt][hf] = d < D && n < N ? *(const uint32_t *)(srow + (long long)d * N + n) : 0u;
                     }
             }
-            float acc[8][4] = {};
+            float acc[4][4] = {};
 #pragma unroll
             for (int kb = 0; kb < TQ; kb += 16) {
                 uint32_t af[4];
                 bk_ldsm_x4_trans(af, bk_smem_addr(&Xs[buf][kb + (lane & 7) + ((lane >> 4) & 1) * 8]
                                                         [rb + ((lane >> 3) & 1) * 8]));
 #pragma unroll
-                for (int nt = 0; nt < 8; nt += 2) {
+                for (int nt = 0; nt < 4; nt += 2) {
                     uint32_t bf[4];
-                    bk_ldsm_x4_trans(bf, bk_smem_addr(&Bs[kb + (lane & 15)][(nt + (lane >> 4)) * 8]));
+                    bk_ldsm_x4_trans(bf, bk_smem_addr(&Bs[kb + (lane & 15)][(nb + nt + (lane >> 4)) * 8]));
                     bk_mma16<T>::mma(acc[nt], af, bf);
                     bk_mma16<T>::mma(acc[nt + 1], af, bf + 2);
                 }
@@ -1073,10 +1076,10 @@ __global__ void __launch_bounds__(kTcThreads)
             const float fk = expf(dec);
             float dot = 0.f;
 #pragma unroll
-            for (int nt = 0; nt < 8; nt++)
+            for (int nt = 0; nt < 4; nt++)
 #pragma unroll
                 for (int hf = 0; hf < 2; hf++) {
-                    const int d = d0 + rb + g + 8 * hf, n = n0 + nt * 8 + 2 * cq;
+                    const int d = d0 + rb + g + 8 * hf, n = n0 + (nb + nt) * 8 + 2 * cq;
                     if (d < D && n < N)
                         *(uint32_t *)(out + (long long)d * N + n) =
                             bk_mma16<T>::pack(state[nt][2 * hf], state[nt][2 * hf + 1]);
@@ -1098,13 +1101,13 @@ __global__ void __launch_bounds__(kTcThreads)
         }
         __syncthreads(); /* the last chunk's s_red; the buffers are refilled by the next block */
         if (MODE == 1 && sdot && tid == 0)
-            tdots_at(tst, bh, K, DN)[chunk_at(K - 1) * tiles + tile] = (s_red[0] + s_red[1]) + (s_red[2] + s_red[3]);
+            tdots_at(tst, bh, K, DN)[chunk_at(K - 1) * tiles + tile] = ((s_red[0] + s_red[1]) + (s_red[2] + s_red[3])) + ((s_red[4] + s_red[5]) + (s_red[6] + s_red[7]));
         if (fin) {
 #pragma unroll
-            for (int nt = 0; nt < 8; nt++)
+            for (int nt = 0; nt < 4; nt++)
 #pragma unroll
                 for (int r = 0; r < 4; r++) {
-                    const int d = d0 + rb + g + 8 * (r >> 1), n = n0 + nt * 8 + 2 * cq + (r & 1);
+                    const int d = d0 + rb + g + 8 * (r >> 1), n = n0 + (nb + nt) * 8 + 2 * cq + (r & 1);
                     if (d < D && n < N)
                         fin[b * sf.s0 + h * sf.s1 + d * sf.s2 + n] = elem<T>::store(state[nt][r]);
                 }
@@ -2469,7 +2472,7 @@ void launch_state_pass_v(const ssd_geo &g, const bk_tensor &u, const bk_tensor &
 {
     const int D = (int)g.D, N = (int)g.N;
     const long long total = g.BH * ((D + TQ - 1) / TQ) * ((N + TQ - 1) / TQ);
-    chunk_state_pass_v_kernel<T, MODE><<<blocks_for(total), kTcThreads, 0, s>>>(
+    chunk_state_pass_v_kernel<T, MODE><<<blocks_for(total), kPassVThreads, 0, s>>>(
         (const T *)u.data, bk_view4_of(&u), (const T *)v.data, bk_view4_of(&v), (const T *)dt.data, bk_view4_of(&dt),
         (const T *)a.data, a.strides[0], tst, init ? (const T *)init->data : NULL,
         init ? bk_view4_of(init) : bk_view4{0, 0, 0, 0}, fin ? (T *)fin->data : NULL,
