@@ -759,13 +759,13 @@ __device__ __forceinline__ void zero16(void *dst)
 /* The vectorised state kernels' B operand: the 4 rows-of-8 chunks a thread loaded (bv,
  * 16 bytes each: chunk tid + 256 it is row i >> 3, columns (i & 7) * 8..) scaled by their
  * step's weight w_s and rounded to T into Bs[s][n]. */
-template <typename T, int NT = kTcThreads, int CH = 8>
-static __device__ __forceinline__ void store_weighted_rows(T (*Bs)[kPad], const uint4 (&bv)[TQ * CH / NT],
+template <typename T, int NT = kTcThreads>
+static __device__ __forceinline__ void store_weighted_rows(T (*Bs)[kPad], const uint4 (&bv)[TQ * 8 / NT],
                                                            const float *s_w, int tid)
 {
 #pragma unroll
-    for (int it = 0; it < TQ * CH / NT; it++) { /* CH 16-byte pieces a row */
-        const int i = tid + it * NT, st = i / CH, j = (i % CH) * 8;
+    for (int it = 0; it < TQ * 8 / NT; it++) {
+        const int i = tid + it * NT, st = i >> 3, j = (i & 7) * 8;
         const float w = s_w[st];
         T e[8];
         memcpy(e, &bv[it], 16);
@@ -945,16 +945,9 @@ __device__ __forceinline__ float *tdots_at(const float *buf, long long bh, long 
  * a split for few blocks on long walks (MODE 0 has chunk_state_v + state_pass_t), f32 (TF32).
  * MODE 0: same products and sums in the same order as chunk_state_v + state_pass_t
  * (bit-identical entering states). */
-/* chunk_state_pass_v: a block per (b, h, 64 x 32 tile of [D, N]), 4 warps of 16 rows: the
- * walk over the chunks is a chain of short dependent steps, so throughput comes from many
- * blocks per SM (4 of 128 registers) */
-const int kPassVThreads = 128, kPassTN = 32;
-__host__ __device__ constexpr long long pass_tiles(long long D, long long N)
-{
-    return ((D + TQ - 1) / TQ) * ((N + kPassTN - 1) / kPassTN);
-}
+const int kPassVThreads = 256; /* chunk_state_pass_v: 8 warps, 16 rows x 32 columns of the tile each */
 template <typename T, int MODE>
-__global__ void __launch_bounds__(kPassVThreads, MODE == 0 ? 4 : 3)
+__global__ void __launch_bounds__(kPassVThreads, 2)
     chunk_state_pass_v_kernel(const T *u, bk_view4 su, const T *v, bk_view4 sv, const T *dt, bk_view4 sdt, const T *a,
                               long long sa, float *tst, const T *init, bk_view4 si, T *fin, bk_view4 sf,
                               const float *sdot, long long L, long long H, int D, int N, long long K, long long total,
@@ -965,21 +958,21 @@ __global__ void __launch_bounds__(kPassVThreads, MODE == 0 ? 4 : 3)
        chunks ahead: one chunk's work is shorter than a DRAM round trip) */
     __shared__ float s_w[2][TQ], s_dec[2], s_red[kPassVThreads / 32];
     __shared__ __align__(16) T Xs[3][TQ][kPad], Bs[TQ][kPad];
-    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, cq = lane % 4, rb = warp * 16;
-    const int tn = (N + kPassTN - 1) / kPassTN, tiles = (int)pass_tiles(D, N);
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, cq = lane % 4, rb = (warp & 3) * 16;
+    const int nb = (warp >> 2) * 4; /* the warp's first n-tile of 8 columns: 4 of them */
+    const int tn = (N + TQ - 1) / TQ, tiles = ((D + TQ - 1) / TQ) * tn;
     const long long DN = (long long)D * N;
     const bool gate = MODE == 1 && o.z;
     for (long long blk = blockIdx.x; blk < total; blk += gridDim.x) {
         const int tile = (int)(blk % tiles);
         const long long bh = blk / tiles, b = bh / H, h = bh % H, hg = h / o.P;
-        const int d0 = (tile / tn) * TQ, n0 = (tile % tn) * kPassTN;
+        const int d0 = (tile / tn) * TQ, n0 = (tile % tn) * TQ;
         const float A = ld(a + h * sa);
         auto chunk_at = [&](long long j) { return MODE == 0 ? j : K - 1 - j; }; /* the walk's j-th chunk */
         auto rows_of = [&](long long k) { return (int)min((long long)TQ, L - k * TQ); };
-        /* 16-byte pieces a thread: of the 64 x 64 u tile (IT), of the 64 x 32 v tile (IB) */
-        constexpr int IT = TQ * 8 / kPassVThreads, IB = TQ * 4 / kPassVThreads;
+        constexpr int IT = TQ * 8 / kPassVThreads; /* 16-byte pieces of a 64-row tile a thread */
         /* v and z rows of the current chunk (bv, zv) and of the next (bn, zn), in registers */
-        uint4 bv[IB], zv[IT], bn[IB], zn[IT];
+        uint4 bv[IT], zv[IT], bn[IT], zn[IT];
         /* chunk k's u rows into Xs[buf] (cp.async, one group; z rows into zn) and v rows into bn */
         auto load = [&](long long k, int buf) {
             const long long l0 = k * TQ;
@@ -997,10 +990,6 @@ __global__ void __launch_bounds__(kPassVThreads, MODE == 0 ? 4 : 3)
                 } else {
                     zero16(&Xs[buf][st][j]);
                 }
-            }
-#pragma unroll
-            for (int it = 0; it < IB; it++) {
-                const int i = tid + it * kPassVThreads, st = i >> 2, j = (i & 3) * 8;
                 bn[it] = (st < q && n0 + j < N) ? *(const uint4 *)(vb + st * sv.s1 + j) : make_uint4(0u, 0u, 0u, 0u);
             }
             bk_cp_async_commit();
@@ -1015,18 +1004,15 @@ __global__ void __launch_bounds__(kPassVThreads, MODE == 0 ? 4 : 3)
         };
         auto advance = [&]() { /* the next chunk's registers become the current ones */
 #pragma unroll
-            for (int it = 0; it < IB; it++)
-                bv[it] = bn[it];
-#pragma unroll
             for (int it = 0; it < IT; it++)
-                zv[it] = zn[it];
+                bv[it] = bn[it], zv[it] = zn[it];
         };
-        float state[4][4]; /* the running state (rows rb.. of the tile, its 32 columns): init, else 0 */
+        float state[4][4]; /* the running state (rows rb.., n-tiles nb..): init, else 0 */
 #pragma unroll
         for (int nt = 0; nt < 4; nt++)
 #pragma unroll
             for (int r = 0; r < 4; r++) {
-                const int d = d0 + rb + g + 8 * (r >> 1), n = n0 + nt * 8 + 2 * cq + (r & 1);
+                const int d = d0 + rb + g + 8 * (r >> 1), n = n0 + (nb + nt) * 8 + 2 * cq + (r & 1);
                 state[nt][r] = init && d < D && n < N ? ld(init + b * si.s0 + h * si.s1 + d * si.s2 + n) : 0.f;
             }
         load(chunk_at(0), 0);
@@ -1067,8 +1053,8 @@ __global__ void __launch_bounds__(kPassVThreads, MODE == 0 ? 4 : 3)
             __syncthreads();
             if (MODE == 1 && sdot && tid == 0 && j > 0) /* the previous chunk's <dS, S> (s_red) */
                 tdots_at(tst, bh, K, DN)[chunk_at(j - 1) * tiles + tile] =
-                    (s_red[0] + s_red[1]) + (s_red[2] + s_red[3]);
-            store_weighted_rows<T, kPassVThreads, 4>(Bs, bv, s_w[buf], tid);
+                    ((s_red[0] + s_red[1]) + (s_red[2] + s_red[3])) + ((s_red[4] + s_red[5]) + (s_red[6] + s_red[7]));
+            store_weighted_rows<T, kPassVThreads>(Bs, bv, s_w[buf], tid);
             advance();
             const float dec = s_dec[buf];
             __syncthreads(); /* B: Bs written */
@@ -1081,7 +1067,7 @@ __global__ void __launch_bounds__(kPassVThreads, MODE == 0 ? 4 : 3)
                 for (int nt = 0; nt < 4; nt++)
 #pragma unroll
                     for (int hf = 0; hf < 2; hf++) {
-                        const int d = d0 + rb + g + 8 * hf, n = n0 + nt * 8 + 2 * cq;
+                        const int d = d0 + rb + g + 8 * hf, n = n0 + (nb + nt) * 8 + 2 * cq;
                         sp[nt][hf] = d < D && n < N ? *(const uint32_t *)(srow + (long long)d * N + n) : 0u;
                     }
             }
@@ -1094,7 +1080,7 @@ __global__ void __launch_bounds__(kPassVThreads, MODE == 0 ? 4 : 3)
 #pragma unroll
                 for (int nt = 0; nt < 4; nt += 2) {
                     uint32_t bf[4];
-                    bk_ldsm_x4_trans(bf, bk_smem_addr(&Bs[kb + (lane & 15)][(nt + (lane >> 4)) * 8]));
+                    bk_ldsm_x4_trans(bf, bk_smem_addr(&Bs[kb + (lane & 15)][(nb + nt + (lane >> 4)) * 8]));
                     bk_mma16<T>::mma(acc[nt], af, bf);
                     bk_mma16<T>::mma(acc[nt + 1], af, bf + 2);
                 }
@@ -1112,7 +1098,7 @@ __global__ void __launch_bounds__(kPassVThreads, MODE == 0 ? 4 : 3)
             for (int nt = 0; nt < 4; nt++)
 #pragma unroll
                 for (int hf = 0; hf < 2; hf++) {
-                    const int d = d0 + rb + g + 8 * hf, n = n0 + nt * 8 + 2 * cq;
+                    const int d = d0 + rb + g + 8 * hf, n = n0 + (nb + nt) * 8 + 2 * cq;
                     if (d < D && n < N)
                         *(uint32_t *)(out + (long long)d * N + n) =
                             bk_mma16<T>::pack(state[nt][2 * hf], state[nt][2 * hf + 1]);
@@ -1134,13 +1120,13 @@ __global__ void __launch_bounds__(kPassVThreads, MODE == 0 ? 4 : 3)
         }
         __syncthreads(); /* the last chunk's s_red; the buffers are refilled by the next block */
         if (MODE == 1 && sdot && tid == 0)
-            tdots_at(tst, bh, K, DN)[chunk_at(K - 1) * tiles + tile] = (s_red[0] + s_red[1]) + (s_red[2] + s_red[3]);
+            tdots_at(tst, bh, K, DN)[chunk_at(K - 1) * tiles + tile] = ((s_red[0] + s_red[1]) + (s_red[2] + s_red[3])) + ((s_red[4] + s_red[5]) + (s_red[6] + s_red[7]));
         if (fin) {
 #pragma unroll
             for (int nt = 0; nt < 4; nt++)
 #pragma unroll
                 for (int r = 0; r < 4; r++) {
-                    const int d = d0 + rb + g + 8 * (r >> 1), n = n0 + nt * 8 + 2 * cq + (r & 1);
+                    const int d = d0 + rb + g + 8 * (r >> 1), n = n0 + (nb + nt) * 8 + 2 * cq + (r & 1);
                     if (d < D && n < N)
                         fin[b * sf.s0 + h * sf.s1 + d * sf.s2 + n] = elem<T>::store(state[nt][r]);
                 }
@@ -2361,7 +2347,7 @@ __global__ void __launch_bounds__(kTcThreads, bwd_tc_min_blocks<T, OPTS>)
             }
         }
         if (T16 && tid == 0) { /* <dS, S>: the reverse pass's sums over the state tiles, in order */
-            const long long tiles = pass_tiles(D, N);
+            const long long tiles = ((D + TQ - 1) / TQ) * ((N + TQ - 1) / TQ);
             const float *dp = tdots_at(dstates, bh, K, D * N) + c * tiles;
             for (long long i = 0; i < tiles; i++)
                 dss += dp[i];
@@ -2504,7 +2490,7 @@ void launch_state_pass_v(const ssd_geo &g, const bk_tensor &u, const bk_tensor &
                          const float *sdot, cudaStream_t s, const ssd_kopts &o)
 {
     const int D = (int)g.D, N = (int)g.N;
-    const long long total = g.BH * pass_tiles(D, N);
+    const long long total = g.BH * ((D + TQ - 1) / TQ) * ((N + TQ - 1) / TQ);
     chunk_state_pass_v_kernel<T, MODE><<<blocks_for(total), kPassVThreads, 0, s>>>(
         (const T *)u.data, bk_view4_of(&u), (const T *)v.data, bk_view4_of(&v), (const T *)dt.data, bk_view4_of(&dt),
         (const T *)a.data, a.strides[0], tst, init ? (const T *)init->data : NULL,
