@@ -947,17 +947,16 @@ __device__ __forceinline__ float *tdots_at(const float *buf, long long bh, long 
  * (bit-identical entering states). */
 const int kPassVThreads = 256; /* chunk_state_pass_v: 8 warps, 16 rows x 32 columns of the tile each */
 template <typename T, int MODE>
-__global__ void __launch_bounds__(kPassVThreads, 2)
+__global__ void __launch_bounds__(kPassVThreads)
     chunk_state_pass_v_kernel(const T *u, bk_view4 su, const T *v, bk_view4 sv, const T *dt, bk_view4 sdt, const T *a,
                               long long sa, float *tst, const T *init, bk_view4 si, T *fin, bk_view4 sf,
                               const float *sdot, long long L, long long H, int D, int N, long long K, long long total,
                               ssd_kopts o)
 {
     /* per chunk parity: the weights and decay (warp 0 computes chunk k + 1's while the
-       block runs chunk k's products); the u tiles of chunks k, k + 1, k + 2 (cp.async two
-       chunks ahead: one chunk's work is shorter than a DRAM round trip) */
+       block runs chunk k's products) and the u tile (cp.async a chunk ahead) */
     __shared__ float s_w[2][TQ], s_dec[2], s_red[kPassVThreads / 32];
-    __shared__ __align__(16) T Xs[3][TQ][kPad], Bs[TQ][kPad];
+    __shared__ __align__(16) T Xs[2][TQ][kPad], Bs[TQ][kPad];
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, cq = lane % 4, rb = (warp & 3) * 16;
     const int nb = (warp >> 2) * 4; /* the warp's first n-tile of 8 columns: 4 of them */
     const int tn = (N + TQ - 1) / TQ, tiles = ((D + TQ - 1) / TQ) * tn;
@@ -971,9 +970,8 @@ __global__ void __launch_bounds__(kPassVThreads, 2)
         auto chunk_at = [&](long long j) { return MODE == 0 ? j : K - 1 - j; }; /* the walk's j-th chunk */
         auto rows_of = [&](long long k) { return (int)min((long long)TQ, L - k * TQ); };
         constexpr int IT = TQ * 8 / kPassVThreads; /* 16-byte pieces of a 64-row tile a thread */
-        /* v and z rows of the current chunk (bv, zv) and of the next (bn, zn), in registers */
-        uint4 bv[IT], zv[IT], bn[IT], zn[IT];
-        /* chunk k's u rows into Xs[buf] (cp.async, one group; z rows into zn) and v rows into bn */
+        uint4 bv[IT], zv[IT];
+        /* chunk k's u rows into Xs[buf] (cp.async, one group; z rows into zv) and v rows into bv */
         auto load = [&](long long k, int buf) {
             const long long l0 = k * TQ;
             const int q = rows_of(k);
@@ -986,26 +984,19 @@ __global__ void __launch_bounds__(kPassVThreads, 2)
                 if (st < q && d0 + j < D) {
                     bk_cp_async16(bk_smem_addr(&Xs[buf][st][j]), ub + st * su.s1 + j, 16);
                     if (gate)
-                        zn[it] = *(const uint4 *)(zb + st * o.sz.s1 + j);
+                        zv[it] = *(const uint4 *)(zb + st * o.sz.s1 + j);
                 } else {
                     zero16(&Xs[buf][st][j]);
                 }
-                bn[it] = (st < q && n0 + j < N) ? *(const uint4 *)(vb + st * sv.s1 + j) : make_uint4(0u, 0u, 0u, 0u);
+                bv[it] = (st < q && n0 + j < N) ? *(const uint4 *)(vb + st * sv.s1 + j) : make_uint4(0u, 0u, 0u, 0u);
             }
             bk_cp_async_commit();
         };
-        /* warp 0: the raw prologue inputs of the next two chunks whose weights it computes */
-        warp_prologue_in<T> pin, pin2;
-        auto prologue_load = [&](long long k) {
-            return warp_prologue_load<T>(dt, sdt, b, k * TQ, h, rows_of(k), o, lane);
-        };
+        /* warp 0: the raw prologue inputs of the next chunk whose weights it computes */
+        warp_prologue_in<T> pin;
+        auto prologue_load = [&](long long k) { pin = warp_prologue_load<T>(dt, sdt, b, k * TQ, h, rows_of(k), o, lane); };
         auto prologue = [&](long long k, int buf) {
             warp_prologue_scan<T, MODE>(pin, h, rows_of(k), A, s_w[buf], &s_dec[buf], o, lane);
-        };
-        auto advance = [&]() { /* the next chunk's registers become the current ones */
-#pragma unroll
-            for (int it = 0; it < IT; it++)
-                bv[it] = bn[it], zv[it] = zn[it];
         };
         float state[4][4]; /* the running state (rows rb.., n-tiles nb..): init, else 0 */
 #pragma unroll
@@ -1016,37 +1007,29 @@ __global__ void __launch_bounds__(kPassVThreads, 2)
                 state[nt][r] = init && d < D && n < N ? ld(init + b * si.s0 + h * si.s1 + d * si.s2 + n) : 0.f;
             }
         load(chunk_at(0), 0);
-        advance();
-        if (K > 1)
-            load(chunk_at(1), 1);
         if (warp == 0) {
-            pin = prologue_load(chunk_at(0));
+            prologue_load(chunk_at(0));
             prologue(chunk_at(0), 0);
             if (K > 1)
-                pin = prologue_load(chunk_at(1));
-            if (K > 2)
-                pin2 = prologue_load(chunk_at(2));
+                prologue_load(chunk_at(1));
         }
         for (long long j = 0; j < K; j++) {
             const long long k = chunk_at(j);
-            const int buf = (int)(j & 1), xb = (int)(j % 3);
-            if (j + 1 < K) /* chunk j + 1's copies may still fly */
-                bk_cp_async_wait_group<1>();
-            else
-                bk_cp_async_wait_all();
+            const int buf = (int)(j & 1);
+            bk_cp_async_wait_all();
             if (gate) { /* this thread's dy pieces times silu(z), rounded once */
                 const int q = rows_of(k);
 #pragma unroll
                 for (int it = 0; it < IT; it++) {
                     const int i = tid + it * kPassVThreads, st = i >> 3, c0 = (i & 7) * 8;
                     T e[8], z[8];
-                    memcpy(e, &Xs[xb][st][c0], 16);
+                    memcpy(e, &Xs[buf][st][c0], 16);
                     memcpy(z, &zv[it], 16);
 #pragma unroll
                     for (int m = 0; m < 8; m++)
                         e[m] = elem<T>::store(ld(&e[m]) * siluf_(ld(&z[m])));
                     if (st < q && d0 + c0 < D)
-                        memcpy(&Xs[xb][st][c0], e, 16);
+                        memcpy(&Xs[buf][st][c0], e, 16);
                 }
             }
             /* A: chunk k's weights and u tile are in; every warp is done with Bs (chunk k - 1) */
@@ -1055,11 +1038,10 @@ __global__ void __launch_bounds__(kPassVThreads, 2)
                 tdots_at(tst, bh, K, DN)[chunk_at(j - 1) * tiles + tile] =
                     ((s_red[0] + s_red[1]) + (s_red[2] + s_red[3])) + ((s_red[4] + s_red[5]) + (s_red[6] + s_red[7]));
             store_weighted_rows<T, kPassVThreads>(Bs, bv, s_w[buf], tid);
-            advance();
             const float dec = s_dec[buf];
             __syncthreads(); /* B: Bs written */
-            if (j + 2 < K) /* the loads of two chunks ahead fly under this chunk's products */
-                load(chunk_at(j + 2), (int)((j + 2) % 3));
+            if (j + 1 < K) /* the next chunk's loads fly under this chunk's products */
+                load(chunk_at(j + 1), buf ^ 1);
             uint32_t sp[4][2]; /* sdot: S_k at this thread's accumulator positions */
             const T *srow = sdot ? tstate_at<T>(sdot, bh, k, K, DN) : nullptr;
             if (MODE == 1 && sdot) {
@@ -1075,7 +1057,7 @@ __global__ void __launch_bounds__(kPassVThreads, 2)
 #pragma unroll
             for (int kb = 0; kb < TQ; kb += 16) {
                 uint32_t af[4];
-                bk_ldsm_x4_trans(af, bk_smem_addr(&Xs[xb][kb + (lane & 7) + ((lane >> 4) & 1) * 8]
+                bk_ldsm_x4_trans(af, bk_smem_addr(&Xs[buf][kb + (lane & 7) + ((lane >> 4) & 1) * 8]
                                                         [rb + ((lane >> 3) & 1) * 8]));
 #pragma unroll
                 for (int nt = 0; nt < 4; nt += 2) {
@@ -1086,10 +1068,9 @@ __global__ void __launch_bounds__(kPassVThreads, 2)
                 }
             }
             if (warp == 0 && j + 1 < K) { /* the next chunk's weights under the products */
-                prologue(chunk_at(j + 1), buf ^ 1); /* from pin: chunk j + 1's inputs */
-                pin = pin2;
-                if (j + 3 < K)
-                    pin2 = prologue_load(chunk_at(j + 3));
+                prologue(chunk_at(j + 1), buf ^ 1);
+                if (j + 2 < K)
+                    prologue_load(chunk_at(j + 2));
             }
             T *out = tstate_at<T>(tst, bh, k, K, DN);
             const float fk = expf(dec);
