@@ -650,6 +650,8 @@ static const bkt_ssd_opts k_opt_cases[] = {
     {1, 130, 8, 24, 8, 64, 4, BK_SSD_SKIP_NONE, false, true, false, false, 0, 0, false, false, false, 0, 0},
     /* 128 (b, h) state tiles: the fused chunk_state_pass_v on CUDA, seq_idx resets inside chunks */
     {2, 150, 64, 16, 16, 64, 4, BK_SSD_SKIP_PER_CHANNEL, true, true, true, true, 0.01, 1, false, false, true, 7, 0},
+    /* the same with states in and out and no seq_idx: the fused pass carries them */
+    {2, 131, 64, 16, 16, 64, 4, BK_SSD_SKIP_PER_CHANNEL, true, true, true, false, 0, 0, true, true, false, 0, 0},
     /* states without packed sequences: the CUDA forward takes them (L = 0 included) */
     {2, 100, 4, 16, 16, 64, 2, BK_SSD_SKIP_PER_HEAD, true, true, true, false, 0, 0, true, true, false, 0, 0},
     {2, 0, 4, 3, 5, 8, 2, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, true, true, false, 0, 0},

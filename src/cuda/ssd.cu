@@ -2505,16 +2505,24 @@ void launch_scan_v(const ssd_geo &g, const bk_tensor &x, const bk_tensor &dt, co
         dy ? bk_view4_of(dy) : bk_view4{0, 0, 0, 0});
 }
 
+/* Whether the 16-bit forward runs the fused chunk_state_pass_v (else chunk_state_v +
+ * state_pass_t, which take no initial or final states). */
+bool fwd_fused_states(const ssd_geo &g)
+{
+    return g.BH * ((g.D + TQ - 1) / TQ) * ((g.N + TQ - 1) / TQ) >= kFusedStateBlocks;
+}
+
 /* The forward, f16/bf16 and every view vec_view: chunk_state_pass_v (or chunk_state_v +
- * state_pass_t), chunk_scan_v. */
+ * state_pass_t), chunk_scan_v; initial and final states on the fused pass only. */
 template <typename T>
 void launch_fwd_v(const ssd_geo &g, const bk_ssd_fwd_args *a, const ssd_ws &w, cudaStream_t s, const ssd_kopts &o)
 {
     const int D = (int)g.D, N = (int)g.N, tiles = ((D + TQ - 1) / TQ) * ((N + TQ - 1) / TQ);
     int rd = tstate_rows(g);
-    if (g.BH * tiles >= kFusedStateBlocks) { /* enough blocks: the states stay in registers */
+    if (fwd_fused_states(g)) { /* enough blocks: the states stay in registers */
         rd = D;
-        launch_state_pass_v<T, 0>(g, a->x, a->dt, a->a, a->b, w.states, NULL, NULL, NULL, s, o);
+        launch_state_pass_v<T, 0>(g, a->x, a->dt, a->a, a->b, w.states, a->initial_states, a->final_states, NULL, s,
+                                  o);
     } else {
         const int slices = (D + rd - 1) / rd;
         const long long st_total = g.BH * g.K * tiles;
@@ -2537,7 +2545,8 @@ void launch_fwd(const ssd_geo &g, const bk_ssd_fwd_args *a, const ssd_ws &w, cud
 {
     if constexpr (sizeof(T) == 2) {
         if (g.D % 8 == 0 && g.N % 8 == 0 && g.N > 0 && vec_view(a->x) && vec_view(a->b) && vec_view(a->c) &&
-            vec_view(a->y) && !a->initial_states && !a->final_states && !a->varlen_states) {
+            vec_view(a->y) && !a->varlen_states &&
+            (fwd_fused_states(g) || (!a->initial_states && !a->final_states))) {
             launch_fwd_v<T>(g, a, w, s, o);
             return;
         }
