@@ -15,9 +15,11 @@
  *   (C_t.B_s) exp(cum_t-cum_s) dt_s x_s, then skip, gate, one rounding; varlen states last.
  *   f16/bf16 run the products by mma.sync m16n8k16 (_tc kernels: 16-bit operands, f32
  *   accumulate), f32 in the TF32 plans too (the same _tc kernels instantiated for float);
- *   for 16-byte-aligned 16-bit views with D, N multiples of 8 and no states, the
- *   vectorised _v kernels (cp.async, ldmatrix; bit-identical), chunk_state_pass_v fusing
- *   1 and 2 from 128 (b, h, tile) blocks. H100 B4 L4096 H32 D64 N128 bf16: 0.561 ms.
+ *   for 16-byte-aligned 16-bit views with D, N multiples of 8 and no varlen states, the
+ *   vectorised _v kernels (cp.async, ldmatrix; the scan's decay weights by ex2.approx, so
+ *   not bit-identical to chunk_scan_tc), chunk_state_pass_v fusing 1 and 2 from 128
+ *   (b, h, tile) blocks (initial and final states only there). H100 B4 L4096 H32 D64 N128
+ *   bf16 G1: 0.39-0.41 ms (bench/RESULTS.md run 14).
  * Backward: the entering states (chunk_state + state_pass); with z, chunk_scan MODE 1
  *   recomputes the un-gated y and writes dz; chunk_state MODE 1 on (dL/du, C), weights
  *   exp(cum_t) on segment 0, and the reverse state_pass from dfinal_states give dS_k =
@@ -940,9 +942,14 @@ __device__ __forceinline__ float *tdots_at(const float *buf, long long bh, long 
  *   dinitial_states); with sdot (the forward pass's 16-bit entering states, same layout)
  *   each block also writes <dS_k, S_k> over its tile (f32 dS, S in T; lanes, then warps in a
  *   fixed order) to dots[k * tiles + tile] (tdots_at).
- * The chunk states never reach memory in f32. The next chunk's u (cp.async into the other
- * buffer), v (registers) and prologue loads are issued before this chunk's products. Not yet:
- * a split for few blocks on long walks (MODE 0 has chunk_state_v + state_pass_t), f32 (TF32).
+ * The chunk states never reach memory in f32. 8 warps, each 16 rows x 32 columns of the
+ * tile. Per chunk two barriers: A (the chunk's weights and u tile in), then the weighted v
+ * rows into Bs, B; the next chunk's u (cp.async into the other buffer) and v (registers)
+ * are issued before this chunk's products, and warp 0 computes the next chunk's weights and
+ * decay (warp_prologue_scan, loads a chunk ahead) while they run. Not yet: a split for few
+ * blocks on long walks (MODE 0 has chunk_state_v + state_pass_t), f32 (TF32); what holds a
+ * chunk step to ~3 us on the H100 (twice the blocks or loads two chunks ahead did not
+ * help, bench/RESULTS.md run 14).
  * MODE 0: same products and sums in the same order as chunk_state_v + state_pass_t
  * (bit-identical entering states). */
 const int kPassVThreads = 256; /* chunk_state_pass_v: 8 warps, 16 rows x 32 columns of the tile each */
