@@ -302,6 +302,30 @@ __device__ __forceinline__ prologue_in<T> chunk_prologue_load(const T *dt, const
     return in;
 }
 
+/* The chunk's running sums over a warp whose lane i holds steps 2 i and 2 i + 1 (dt' d0, d1
+ * and the seq_idx changes ch0, ch1 there): cum of a = dt' A and the segment numbers, for
+ * both steps (two steps per lane, then warp scans of the pair sums). */
+struct pair_scan {
+    float c0, c1;
+    int s0, s1;
+};
+__device__ __forceinline__ pair_scan warp_pair_scan(float d0, float d1, float A, int ch0, int ch1, int lane)
+{
+    const float v0 = d0 * A, v1 = v0 + d1 * A;
+    float incl = v1;
+    const int g0 = ch0, g1 = g0 + ch1;
+    int gincl = g1;
+    for (int k = 1; k < 32; k *= 2) {
+        const float u = __shfl_up_sync(0xffffffffu, incl, k);
+        const int gu = __shfl_up_sync(0xffffffffu, gincl, k);
+        if (lane >= k) {
+            incl += u;
+            gincl += gu;
+        }
+    }
+    return pair_scan{incl - v1 + v0, incl, gincl - g1 + g0, gincl};
+}
+
 /* chunk_prologue from its loaded inputs (every thread of the block calls it). */
 template <typename T>
 __device__ void chunk_prologue_scan(const prologue_in<T> &in, long long h, int q, float A, float *s_dt, float *s_cum,
@@ -313,22 +337,12 @@ __device__ void chunk_prologue_scan(const prologue_in<T> &in, long long h, int q
         s_seg[tid] = in.change;
     }
     __syncthreads();
-    if (tid < 32) { /* two steps per lane, then warp scans of the pair sums */
-        float v0 = s_dt[2 * tid] * A, v1 = v0 + s_dt[2 * tid + 1] * A, incl = v1;
-        int g0 = s_seg[2 * tid], g1 = g0 + s_seg[2 * tid + 1], gincl = g1;
-        for (int o = 1; o < 32; o *= 2) {
-            float u = __shfl_up_sync(0xffffffffu, incl, o);
-            int gu = __shfl_up_sync(0xffffffffu, gincl, o);
-            if (tid >= o) {
-                incl += u;
-                gincl += gu;
-            }
-        }
-        float excl = incl - v1;
-        s_cum[2 * tid] = excl + v0;
-        s_cum[2 * tid + 1] = incl;
-        s_seg[2 * tid] = gincl - g1 + g0;
-        s_seg[2 * tid + 1] = gincl;
+    if (tid < 32) {
+        const pair_scan ps = warp_pair_scan(s_dt[2 * tid], s_dt[2 * tid + 1], A, s_seg[2 * tid], s_seg[2 * tid + 1], tid);
+        s_cum[2 * tid] = ps.c0;
+        s_cum[2 * tid + 1] = ps.c1;
+        s_seg[2 * tid] = ps.s0;
+        s_seg[2 * tid + 1] = ps.s1;
     }
     __syncthreads();
 }
@@ -378,18 +392,9 @@ __device__ __forceinline__ void warp_prologue_scan(const warp_prologue_in<T> &in
 {
     const float d0 = 2 * lane < q ? dt_eff<T>(o, ld(&in.dt[0]), h) : 0.f;
     const float d1 = 2 * lane + 1 < q ? dt_eff<T>(o, ld(&in.dt[1]), h) : 0.f;
-    float v0 = d0 * A, v1 = v0 + d1 * A, incl = v1;
-    int g0 = in.change[0], g1 = g0 + in.change[1], gincl = g1;
-    for (int k = 1; k < 32; k *= 2) {
-        const float u = __shfl_up_sync(0xffffffffu, incl, k);
-        const int gu = __shfl_up_sync(0xffffffffu, gincl, k);
-        if (lane >= k) {
-            incl += u;
-            gincl += gu;
-        }
-    }
-    const float c0 = incl - v1 + v0, c1 = incl;
-    const int s0 = gincl - g1 + g0, s1 = gincl;
+    const pair_scan ps = warp_pair_scan(d0, d1, A, in.change[0], in.change[1], lane);
+    const float c0 = ps.c0, c1 = ps.c1;
+    const int s0 = ps.s0, s1 = ps.s1;
     const int last = q - 1; /* the chunk's last step, in lane last / 2 */
     const float cl = __shfl_sync(0xffffffffu, (last & 1) ? c1 : c0, last >> 1);
     const int sl = __shfl_sync(0xffffffffu, (last & 1) ? s1 : s0, last >> 1);
