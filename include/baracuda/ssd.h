@@ -74,7 +74,9 @@
  * a sum of two 16-bit parts, about 16 bits, in the chunk products), the f32 state
  * gradients and the masked dy.x scores; where D and N are multiples of 8 and the views
  * 16-byte aligned, the backward keeps the states and state gradients in the dtype between
- * its passes, so the f32 sum <dS, S> in dA also takes the rounded states) and in f32 on
+ * its passes, so the f32 sum <dS, S> in dA also takes the rounded states: dA of a few
+ * heads, a sum whose terms cancel, within about 4e-3 relative of f64 on the H100's f16
+ * tests) and in f32 on
  * CUDA cores for f32
  * (BK_MATH_F32, the default for f32 under every preference but one). TF32 plan (opt-in:
  * select with BK_PREFER_ALLOW_TF32; f32 data only, plan precision {BK_MATH_TF32, f32
