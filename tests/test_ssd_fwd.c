@@ -648,7 +648,8 @@ static const bkt_ssd_opts k_opt_cases[] = {
     {2, 70, 4, 16, 32, 64, 2, BK_SSD_SKIP_PER_CHANNEL, true, true, true, true, 0.01, 1, false, false, false, 0, 0},
     {1, 130, 8, 16, 16, 64, 1, BK_SSD_SKIP_PER_HEAD, true, false, true, false, 0, 0, false, false, false, 0, 0},
     {1, 130, 8, 24, 8, 64, 4, BK_SSD_SKIP_NONE, false, true, false, false, 0, 0, false, false, false, 0, 0},
-    /* 128 (b, h) state tiles: the fused chunk_state_pass_v on CUDA, seq_idx resets inside chunks */
+    /* 128 (b, h) state tiles, seq_idx resets inside chunks (padded here, so the generic
+     * kernels; unpadded in k_vec_cases, the fused chunk_state_pass_v) */
     {2, 150, 64, 16, 16, 64, 4, BK_SSD_SKIP_PER_CHANNEL, true, true, true, true, 0.01, 1, false, false, true, 7, 0},
     /* the same with states in and out and no seq_idx: the fused pass carries them */
     {2, 131, 64, 16, 16, 64, 4, BK_SSD_SKIP_PER_CHANNEL, true, true, true, false, 0, 0, true, true, false, 0, 0},
@@ -704,14 +705,27 @@ static void test_options_chunk_invariance(void)
     bkt_ssd_free(&p);
 }
 
+/* Cases for the CUDA forward's vectorised kernels, never padded (k_opt_cases pads one case
+ * in three, which sends it to the generic kernels): N of 3 and 4 blocks of 64 (chunk_scan_v's
+ * NV64), and the fused state pass with seq_idx resets inside chunks (k_opt_cases has it
+ * padded). */
+static const bkt_ssd_opts k_vec_cases[] = {
+    {1, 70, 2, 16, 136, 64, 1, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, false, false, false, 0, 0},
+    {1, 70, 2, 8, 256, 64, 2, BK_SSD_SKIP_PER_HEAD, true, false, false, false, 0, 0, false, false, false, 0, 0},
+    {2, 150, 64, 16, 16, 64, 4, BK_SSD_SKIP_PER_CHANNEL, true, true, true, true, 0.01, 1, false, false, true, 7, 0},
+};
+
 /* The sweep on `target` (the kernels `pref` selects); cases a CUDA target refuses are
  * counted in one skip line. */
 static void test_options(bk_target target, bk_preference pref, const bk_dtype *dts, size_t ndt)
 {
     int refused = 0, total = 0;
-    for (size_t t = 0; t < ndt; t++)
+    for (size_t t = 0; t < ndt; t++) {
         for (size_t c = 0; c < sizeof k_opt_cases / sizeof k_opt_cases[0]; c++, total++)
             refused += !test_options_on(target, pref, dts[t], &k_opt_cases[c], (c % 3) == 1 ? 2 : 0);
+        for (size_t c = 0; c < sizeof k_vec_cases / sizeof k_vec_cases[0]; c++, total++)
+            refused += !test_options_on(target, pref, dts[t], &k_vec_cases[c], 0);
+    }
     if (refused) {
         char why[96];
         snprintf(why, sizeof why, "%d of %d cases use options the CUDA kernels do not implement yet", refused, total);
