@@ -8,7 +8,8 @@
  * Shapes: Dqk == Dv = D in {64, 128, 256}; rows 16-byte aligned (else sdpa_fwd.cu's
  *   mma.sync kernel runs). Dense: q [B,Hq,Sq,D], k/v [B,Hkv,Sk,D] (stride 0 on a head or
  *   batch axis allowed), y [B,Hq,Sq,D]. Paged: q/y [rows,Hq,D] by q_indptr, K/V pages.
- * Tiling (sm90_tiles<D>): a CTA owns BM = 128 query rows of one (batch, head); K and V
+ * Tiling (sm90_tiles<D, PAGED>): a CTA owns BM = 64 x consumers query rows of one (batch,
+ *   head) (192 at dense D 64, else 128); K and V
  *   stream through a ring of STAGES buffers of BN keys, each tile stored as wgmma's
  *   128-byte-swizzle atoms [D/64][rows][64] (the TMA's SWIZZLE_128B layout).
  * Warps: 3 warpgroups.
@@ -50,11 +51,19 @@
 
 #include <cudaTypedefs.h>
 #include <limits.h>
+#ifndef BK_EXP_D64_OVERLAP
+#define BK_EXP_D64_OVERLAP 0
+#endif
 
 
-/* The tile sizes, the register split and the shared-memory map of one head dim. */
-template <int D> struct sm90_tiles {
-    static constexpr int BM = kSm90Rows;             /* query rows per CTA: 2 consumers x 64 */
+/* The tile sizes, the register split and the shared-memory map of one head dim (paged:
+ * K/V from pages, whose tile ids are counted in kSm90Rows-row tiles). */
+template <int D, bool PAGED> struct sm90_tiles {
+    /* consumer warpgroups, 64 query rows each: 3 at dense D 64, where a tile's softmax takes
+       as long as its two products and a third warpgroup keeps the tensor cores fed; else 2 */
+    static constexpr int CONSUMERS = D == 64 && !PAGED ? 3 : 2;
+    static constexpr int BM = 64 * CONSUMERS;        /* query rows per CTA */
+    static_assert(!PAGED || BM == kSm90Rows, "paged tile ids are counted in kSm90Rows rows");
     static constexpr int BN = D == 256 ? 64 : 128;   /* keys per K / V buffer */
     static constexpr int STAGES = 2;                 /* K/V ring depth */
     /* every EX2_FMA_EVERY-th key block's exponentials on the FMA pipe (0: none): at D 64
@@ -65,13 +74,16 @@ template <int D> struct sm90_tiles {
        dense D 128 / 256 (+1-6% on the H100); not at D 64 (-10% to +3%), nor for pages (a
        wash, and more spills in the producers), nor D 256 with softcap / ALiBi (spills);
        bench/RESULTS.md run 12 */
-    static constexpr bool overlap(bool paged, bool gen) { return !paged && D >= 128 && !(gen && D == 256); }
-    static constexpr int THREADS = 384;              /* producer + 2 consumer warpgroups */
-    /* setmaxnreg split of the registers the CTA holds: 168 per thread at launch
-       (__launch_bounds__(384, 1)), so producer + 2 consumers <= 3 x 168 = 504; asking for
-       more blocks the consumers for ever */
-    static constexpr int PRODUCER_REGS = D == 256 ? 40 : 56, CONSUMER_REGS = D == 256 ? 232 : 224;
-    static_assert(PRODUCER_REGS + 2 * CONSUMER_REGS <= 504, "more registers than the CTA holds");
+    static constexpr bool overlap(bool gen) { return !PAGED && (D >= 128 || BK_EXP_D64_OVERLAP) && !(gen && D == 256); }
+    static constexpr int THREADS = 128 * (1 + CONSUMERS); /* the producer warpgroup + the consumers */
+    /* setmaxnreg split of the registers the CTA holds: LAUNCH_REGS per thread at launch
+       (__launch_bounds__(THREADS, 1)), so producer + consumers <= (1 + CONSUMERS) x
+       LAUNCH_REGS; asking for more blocks the consumers for ever */
+    static constexpr int LAUNCH_REGS = 65536 / THREADS / 8 * 8;
+    static constexpr int PRODUCER_REGS = CONSUMERS == 3 ? 32 : D == 256 ? 40 : 56;
+    static constexpr int CONSUMER_REGS = CONSUMERS == 3 ? 160 : D == 256 ? 232 : 224;
+    static_assert(PRODUCER_REGS + CONSUMERS * CONSUMER_REGS <= (1 + CONSUMERS) * LAUNCH_REGS,
+                  "more registers than the CTA holds");
     static constexpr uint32_t Q_BYTES = BM * D * 2, KV_BYTES = BN * D * 2;
     static constexpr uint32_t OFF_K = Q_BYTES, OFF_V = OFF_K + STAGES * KV_BYTES,
                               OFF_BAR = OFF_V + STAGES * KV_BYTES, OFF_UNIT = OFF_BAR + 8 * (2 + 4 * STAGES);
@@ -81,17 +93,17 @@ template <int D> struct sm90_tiles {
 };
 
 #if BK_HAS_WGMMA
-/* The work unit u of the persistent loop: its (b, h), query tile and (paged) first page
- * position, with p rebased for paged units; false for units that hold no rows. */
-static __device__ __forceinline__ bool sm90_unit(sdpa_params &p, bool paged, long long u, long long units, long long &b,
-                                                 long long &h, long long &tile, long long &first)
+/* The work unit u of the persistent loop: its (b, h), query tile (of BM rows) and (paged)
+ * first page position, with p rebased for paged units; false for units that hold no rows. */
+static __device__ __forceinline__ bool sm90_unit(sdpa_params &p, bool paged, int BM, long long u, long long units,
+                                                 long long &b, long long &h, long long &tile, long long &first)
 {
     first = 0;
     if (paged) { /* causal: the last tile ids (each request's heaviest tiles) first */
         const long long id = p.causal ? units / p.Hq - 1 - u / p.Hq : u / p.Hq;
         return paged_tile(p, kSm90Rows, (int)id, (int)(u % p.Hq), b, h, tile, first);
     }
-    const long long tiles = (p.Sq + kSm90Rows - 1) / kSm90Rows;
+    const long long tiles = (p.Sq + BM - 1) / BM;
     long long bh;
     if (p.causal) { /* see sm90_units: the CTA's k-th unit is half k & 1 of its (k >> 1)-th pair */
         const long long pph = (tiles + 1) / 2, k = u / gridDim.x;
@@ -271,15 +283,15 @@ struct sm90_work {
  * none is left. Dense: producer and consumers walk the same sequence (arithmetic only);
  * paged: the producer walks it (global loads of q_indptr and the page table) and hands
  * each unit to the consumers through an sm90_slot. */
-template <int BN>
+template <int BM, int BN>
 static __device__ __forceinline__ bool sm90_next(const sdpa_params &p0, bool paged, long long &u, long long units,
                                                  sm90_work &w)
 {
     for (; u < units; u += gridDim.x) {
         w.p = p0;
-        if (sm90_unit(w.p, paged, u, units, w.b, w.h, w.tile, w.first)) {
-            w.m0 = w.tile * kSm90Rows;
-            w.kt = key_tile_range<BN>(w.p, w.m0, kSm90Rows);
+        if (sm90_unit(w.p, paged, BM, u, units, w.b, w.h, w.tile, w.first)) {
+            w.m0 = w.tile * BM;
+            w.kt = key_tile_range<BN>(w.p, w.m0, BM);
             return true;
         }
     }
@@ -302,7 +314,7 @@ static __device__ __forceinline__ void sm90_publish(uint32_t slot_addr, const sm
     slot->valid = w != NULL;
 }
 /* The consumers' copy of the published unit; false at the end. */
-template <int BN>
+template <int BM, int BN>
 static __device__ __forceinline__ bool sm90_take(uint32_t slot_addr, const sdpa_params &p0, sm90_work &w)
 {
     const sm90_slot *slot = reinterpret_cast<const sm90_slot *>(__cvta_shared_to_generic(slot_addr));
@@ -311,21 +323,21 @@ static __device__ __forceinline__ bool sm90_take(uint32_t slot_addr, const sdpa_
     w.p = p0;
     w.b = slot->b, w.h = slot->h, w.tile = slot->tile;
     w.p.Sq = slot->Sq, w.p.Sk = slot->Sk;
-    w.m0 = w.tile * kSm90Rows;
-    w.kt = key_tile_range<BN>(w.p, w.m0, kSm90Rows);
+    w.m0 = w.tile * BM;
+    w.kt = key_tile_range<BN>(w.p, w.m0, BM);
     return true;
 }
 #endif
 
 template <typename T, int D, bool GEN, int LOAD>
-__global__ void __launch_bounds__(384, 1)
+__global__ void __launch_bounds__(sm90_tiles<D, LOAD != kLoadDense>::THREADS, 1)
     sdpa_fwd_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constant__ CUtensorMap tm_k,
                          const __grid_constant__ CUtensorMap tm_v, const sdpa_params p0, const long long units)
 {
 #if BK_HAS_WGMMA
     constexpr bool PAGED = LOAD != kLoadDense;
-    typedef sm90_tiles<D> C;
-    constexpr int BM = C::BM, BN = C::BN, NB = BN / 8, DB = D / 8, S = C::STAGES;
+    typedef sm90_tiles<D, PAGED> C;
+    constexpr int BM = C::BM, BN = C::BN, NB = BN / 8, DB = D / 8, S = C::STAGES, NC = C::CONSUMERS;
     extern __shared__ __align__(1024) unsigned char smem_sm90[];
     const uint32_t sQ = (bk_smem_addr(smem_sm90) + 1023u) & ~1023u, sK = sQ + C::OFF_K, sV = sQ + C::OFF_V;
     const uint32_t bar = sQ + C::OFF_BAR, q_full = bar, q_empty = bar + 8, unit_slot = sQ + C::OFF_UNIT;
@@ -341,12 +353,12 @@ __global__ void __launch_bounds__(384, 1)
         const uint32_t fill = LOAD == kLoadDense ? 1u : LOAD == kLoadPages ? 33u : 128u;
         /* q_full: the Q copies' arrivals, plus thread 0's release of the published unit */
         bk_mbar_init(q_full, LOAD >= kLoadGather ? 129u : 1u);
-        bk_mbar_init(q_empty, 256);
+        bk_mbar_init(q_empty, 128 * NC);
         for (int s = 0; s < S; s++) {
             bk_mbar_init(k_full(s), fill);
             bk_mbar_init(v_full(s), fill);
-            bk_mbar_init(k_empty(s), 256);
-            bk_mbar_init(v_empty(s), 256);
+            bk_mbar_init(k_empty(s), 128 * NC);
+            bk_mbar_init(v_empty(s), 128 * NC);
         }
         bk_mbar_init_fence();
     }
@@ -360,7 +372,7 @@ __global__ void __launch_bounds__(384, 1)
             return;
         int it = 0, n_units = 0;
         sm90_work w;
-        for (long long u = blockIdx.x; sm90_next<BN>(p0, PAGED, u, units, w); u += gridDim.x) {
+        for (long long u = blockIdx.x; sm90_next<BM, BN>(p0, PAGED, u, units, w); u += gridDim.x) {
             const sdpa_params &p = w.p;
             const long long b = w.b, h = w.h, first = w.first, m0 = w.m0, hk = h / p.group;
             const key_tiles &kt = w.kt;
@@ -464,7 +476,7 @@ __global__ void __launch_bounds__(384, 1)
     const int rbase = cw * 64 + warp * 16 + g; /* the thread's first row in the tile */
     const uint32_t qa = sQ + cw * 64 * 128;    /* this warpgroup's Q rows in each column block */
     const float mul = GEN ? 1.f : p0.scale_log2;
-    if (cw == 1) /* warpgroup 1 issues first */
+    if (cw == NC - 1) /* the first consumer issues first */
         bk_named_arrive(1, 256);
     /* after a wait on a buffer that cp.async filled: its writes made visible to wgmma */
     auto cp_async_seen = [&]() {
@@ -478,9 +490,9 @@ __global__ void __launch_bounds__(384, 1)
             bk_mbar_wait(q_full, (uint32_t)n_units & 1u);
             n_units++;
             cp_async_seen();
-            if (!sm90_take<BN>(unit_slot, p0, w))
+            if (!sm90_take<BM, BN>(unit_slot, p0, w))
                 break;
-        } else if (!sm90_next<BN>(p0, false, u, units, w)) { /* dense: arithmetic only */
+        } else if (!sm90_next<BM, BN>(p0, false, u, units, w)) { /* dense: arithmetic only */
             break;
         }
         const sdpa_params &p = w.p;
@@ -543,10 +555,11 @@ __global__ void __launch_bounds__(384, 1)
             scores(n);
             softmax_step<T, 1, NB, DB, true, C::EX2_FMA_EVERY>(s, m_r, l_r, acc_o, pk, mul);
         };
-        /* Ping-pong: the two consumer warpgroups take turns at issuing their products
-         * (named barriers 1 and 2), so one's softmax runs under the other's wgmmas. */
+        /* Ping-pong: the consumer warpgroups take turns at issuing their products, in a
+         * ring of named barriers (1 + cw: consumer cw's turn), so one's softmax runs under
+         * the others' wgmmas. */
         auto my_turn = [&]() { bk_named_sync(1 + cw, 256); };
-        auto their_turn = [&]() { bk_named_arrive(2 - cw, 256); };
+        auto their_turn = [&]() { bk_named_arrive(1 + (cw + 1) % NC, 256); };
 
         if (kt.n_hi < kt.n_lo) { /* no visible key: y = 0, lse = -inf */
             bk_mbar_arrive(q_empty);
@@ -574,7 +587,7 @@ __global__ void __launch_bounds__(384, 1)
                 cp_async_seen();
                 bk_wgmma_pin(of);
                 bk_keep_regs(pkf);
-                if constexpr (C::overlap(PAGED, GEN)) {
+                if constexpr (C::overlap(GEN)) {
                     /* S(n) first, then O += P(n-1) V(n-1) (two groups); the softmax of S(n) runs
                        in f32, in place, while the P V group is in flight; O is rescaled and P(n)
                        packed once P V has landed */
@@ -633,7 +646,7 @@ __global__ void __launch_bounds__(384, 1)
         }
         store_rows<T, 1, DB>(p, acc_o, m_r, l_r, b, h, m0, rbase, t4);
     }
-    if (cw == 0) /* the turn warpgroup 2 handed over after its last products */
+    if (cw == 0) /* the turn the last consumer handed over after its last products */
         bk_named_sync(1, 256);
 #else
     (void)tm_q, (void)tm_k, (void)tm_v, (void)p0, (void)units;
@@ -677,10 +690,32 @@ bk_status bk_tma_encode_16bit(CUtensorMap *map, const void *base, bool bf16, con
     return BK_STATUS_SUCCESS;
 }
 
-template <typename T, int D, bool GEN, int LOAD>
-static bk_status launch_sm90(const sdpa_params &p, long long units, long long grid, cudaStream_t s)
+/* The persistent loop's unit count. Dense non-causal units are
+ * (b, h, query tile of BM rows), a head's tiles together; paged units (tile id, q head). Dense causal
+ * units pair query tile t with tile tiles - 1 - t of the same head: a pair's two tiles see
+ * tiles + 1 key tiles together whatever t, so the CTAs, each taking whole pairs (heavy tile
+ * first) in a fixed stride, get equal work, and the pairs of one head run side by side (its
+ * K/V stay in L2). The count is rounded up to whole strides of the grid, min(pairs, SMs);
+ * sm90_unit skips the indices past the last pair. */
+static long long sm90_units(const sdpa_params &p, bool paged, int BM, long long ids, int sms)
 {
-    typedef sm90_tiles<D> C;
+    if (paged)
+        return ids * p.Hq;
+    const long long tiles = (p.Sq + BM - 1) / BM;
+    if (!p.causal)
+        return (long long)p.B * p.Hq * tiles;
+    const long long pairs = (long long)p.B * p.Hq * ((tiles + 1) / 2), grid = pairs < sms ? pairs : sms;
+    return 2 * ((pairs + grid - 1) / grid) * grid;
+}
+
+/* Launches the persistent kernel on min(work, sms) CTAs; ids: the paged tile ids per head. */
+template <typename T, int D, bool GEN, int LOAD>
+static bk_status launch_sm90(const sdpa_params &p, long long ids, int sms, cudaStream_t s)
+{
+    typedef sm90_tiles<D, LOAD != kLoadDense> C;
+    const bool paged = LOAD != kLoadDense;
+    const long long units = sm90_units(p, paged, C::BM, ids, sms), work = paged || !p.causal ? units : units / 2;
+    const long long grid = work < sms ? work : sms;
     const char *op = LOAD != kLoadDense ? "paged_prefill" : "sdpa_fwd";
     auto kernel = sdpa_fwd_sm90_kernel<T, D, GEN, LOAD>;
     BK_TRY(set_smem(kernel, C::SMEM));
@@ -712,42 +747,42 @@ static bk_status launch_sm90(const sdpa_params &p, long long units, long long gr
 }
 
 template <typename T, int D, int LOAD>
-static bk_status launch_sm90_load(const sdpa_params &p, long long units, long long grid, cudaStream_t s)
+static bk_status launch_sm90_load(const sdpa_params &p, long long ids, int sms, cudaStream_t s)
 {
     if (p.softcap > 0.0 || p.alibi || !(p.scale_log2 > 0.f))
-        return launch_sm90<T, D, true, LOAD>(p, units, grid, s);
-    return launch_sm90<T, D, false, LOAD>(p, units, grid, s);
+        return launch_sm90<T, D, true, LOAD>(p, ids, sms, s);
+    return launch_sm90<T, D, false, LOAD>(p, ids, sms, s);
 }
 
 template <typename T, int D>
-static bk_status launch_sm90_gen(const sdpa_params &p, bool paged, long long units, long long grid, cudaStream_t s)
+static bk_status launch_sm90_gen(const sdpa_params &p, bool paged, long long ids, int sms, cudaStream_t s)
 {
     if (!paged)
-        return launch_sm90_load<T, D, kLoadDense>(p, units, grid, s);
+        return launch_sm90_load<T, D, kLoadDense>(p, ids, sms, s);
     /* pages of 4..32 rows that tile BN: cp.async with the page ids in the warps' lanes;
        of 64+ rows: a TMA box per page (1 KiB-aligned swizzle atoms); else row gathers */
-    const int ps = p.t.page_size, bn = sm90_tiles<D>::BN;
+    const int ps = p.t.page_size, bn = sm90_tiles<D, true>::BN;
     if (bn % ps == 0 && (long long)p.t.kv_heads * ps * D <= INT_MAX) {
         switch (ps) {
-        case 4: return launch_sm90_load<T, D, kLoadSlots>(p, units, grid, s);
-        case 8: return launch_sm90_load<T, D, kLoadSlots + 1>(p, units, grid, s);
-        case 16: return launch_sm90_load<T, D, kLoadSlots + 2>(p, units, grid, s);
-        case 32: return launch_sm90_load<T, D, kLoadSlots + 3>(p, units, grid, s);
+        case 4: return launch_sm90_load<T, D, kLoadSlots>(p, ids, sms, s);
+        case 8: return launch_sm90_load<T, D, kLoadSlots + 1>(p, ids, sms, s);
+        case 16: return launch_sm90_load<T, D, kLoadSlots + 2>(p, ids, sms, s);
+        case 32: return launch_sm90_load<T, D, kLoadSlots + 3>(p, ids, sms, s);
         default: break;
         }
     }
     if (ps % 8 == 0 && bn % ps == 0)
-        return launch_sm90_load<T, D, kLoadPages>(p, units, grid, s);
-    return launch_sm90_load<T, D, kLoadGather>(p, units, grid, s);
+        return launch_sm90_load<T, D, kLoadPages>(p, ids, sms, s);
+    return launch_sm90_load<T, D, kLoadGather>(p, ids, sms, s);
 }
 
 template <typename T>
-static bk_status launch_sm90_dim(const sdpa_params &p, bool paged, long long units, long long grid, cudaStream_t s)
+static bk_status launch_sm90_dim(const sdpa_params &p, bool paged, long long ids, int sms, cudaStream_t s)
 {
     switch (p.Dqk) {
-    case 64: return launch_sm90_gen<T, 64>(p, paged, units, grid, s);
-    case 128: return launch_sm90_gen<T, 128>(p, paged, units, grid, s);
-    default: return launch_sm90_gen<T, 256>(p, paged, units, grid, s);
+    case 64: return launch_sm90_gen<T, 64>(p, paged, ids, sms, s);
+    case 128: return launch_sm90_gen<T, 128>(p, paged, ids, sms, s);
+    default: return launch_sm90_gen<T, 256>(p, paged, ids, sms, s);
     }
 }
 
@@ -764,35 +799,15 @@ bool bk_sm90_fwd_built(bk_dtype dtype)
     return fa.binaryVersion == 90;
 }
 
-/* The persistent loop's unit count. Dense non-causal units are
- * (b, h, query tile), a head's tiles together; paged units (tile id, q head). Dense causal
- * units pair query tile t with tile tiles - 1 - t of the same head: a pair's two tiles see
- * tiles + 1 key tiles together whatever t, so the CTAs, each taking whole pairs (heavy tile
- * first) in a fixed stride, get equal work, and the pairs of one head run side by side (its
- * K/V stay in L2). The count is rounded up to whole strides of the grid, min(pairs, SMs);
- * sm90_unit skips the indices past the last pair. */
-static long long sm90_units(const sdpa_params &p, bool paged, long long ids, int sms)
-{
-    if (paged)
-        return ids * p.Hq;
-    const long long tiles = (p.Sq + kSm90Rows - 1) / kSm90Rows;
-    if (!p.causal)
-        return (long long)p.B * p.Hq * tiles;
-    const long long pairs = (long long)p.B * p.Hq * ((tiles + 1) / 2), grid = pairs < sms ? pairs : sms;
-    return 2 * ((pairs + grid - 1) / grid) * grid;
-}
-
 bk_status bk_sm90_fwd_launch(const sdpa_params &p, bk_dtype dtype, bool paged, long long ids, cudaStream_t s)
 {
     int dev = 0, sms = 0;
     if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
         return bk_fail(BK_STATUS_DEVICE_ERROR, "%s: cannot read the device's multiprocessor count",
                        paged ? "paged_prefill" : "sdpa_fwd");
-    const long long units = sm90_units(p, paged, ids, sms), work = paged || !p.causal ? units : units / 2;
-    const long long grid = work < sms ? work : sms;
     if (dtype == BK_DTYPE_BF16)
-        return launch_sm90_dim<__nv_bfloat16>(p, paged, units, grid, s);
-    return launch_sm90_dim<__half>(p, paged, units, grid, s);
+        return launch_sm90_dim<__nv_bfloat16>(p, paged, ids, sms, s);
+    return launch_sm90_dim<__half>(p, paged, ids, sms, s);
 }
 
 extern "C" bk_status bk_cuda_sdpa_fwd_wgmma(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_args *a, void *stream)
