@@ -88,6 +88,10 @@ static const cfg k_mma_cases[] = {
     {"mma d128 300x200 gqa",        1, 4, 2,  300, 200, 128, 128, false, -1, 0.0, false, 0, false, 8, true},
     {"mma d128 270x150 win cap alibi", 1, 2, 1, 270, 150, 128, 128, false, 20, 1.5, true, 0, false, 3, true},
     {"mma d256 scale 0.4",          1, 1, 1,  40,  200, 256, 256, false, -1, 0.0, false, 0.4, false, 0, true},
+    /* non-causal D 64 takes 3 consumer warpgroups (192-row tiles) on the Hopper kernel
+     * (the cases above); with softcap / ALiBi, 2 */
+    {"mma d64 200x150 stride-0",    1, 4, 2,  200, 150, 64,  64,  false, -1, 0.0, false, 0, true,  8, true},
+    {"mma d64 200x150 cap alibi",   1, 4, 2,  200, 150, 64,  64,  false, -1, 1.5, true,  0, false, 0, true},
 };
 
 /* See the header: the tensor-core kernel's P is rounded to 16 bits. */
@@ -657,12 +661,14 @@ static void test_cuda_select(void)
 /* A larger GPU-only problem against the f64 reference, run twice: same bytes. */
 static void test_cuda_large(bk_target gpu)
 {
-    const cfg big[3] = {
+    const cfg big[4] = {
         {"large B2 H4 S1000 D128 causal", 2, 4, 4, 1000, 1000, 128, 128, true, -1, 0.0, false, 0, false, 0, true},
         {"large B1 H8/2 S600x900 D64", 1, 8, 2, 600, 900, 64, 64, false, -1, 0.0, false, 0, false, 0, true},
         {"large B1 H4/2 S700x1100 D128", 1, 4, 2, 700, 1100, 128, 128, false, -1, 0.0, false, 0, false, 0, true},
+        /* causal D 64 from 4096 query rows: 3 consumer warpgroups on the Hopper kernel */
+        {"large B1 H2/1 S4100 D64 causal", 1, 2, 1, 4100, 4100, 64, 64, true, -1, 0.0, false, 0, false, 0, true},
     };
-    for (int c = 0; c < 3; c++)
+    for (int c = 0; c < 4; c++)
         test_case(gpu, &big[c], BK_DTYPE_BF16);
     test_case(gpu, &big[1], BK_DTYPE_F32);
     /* determinism of the tensor-core kernel */

@@ -8,11 +8,11 @@
  * Shapes: Dqk == Dv = D in {64, 128, 256}; rows 16-byte aligned (else sdpa_fwd.cu's
  *   mma.sync kernel runs). Dense: q [B,Hq,Sq,D], k/v [B,Hkv,Sk,D] (stride 0 on a head or
  *   batch axis allowed), y [B,Hq,Sq,D]. Paged: q/y [rows,Hq,D] by q_indptr, K/V pages.
- * Tiling (sm90_tiles<D, PAGED>): a CTA owns BM = 64 x consumers query rows of one (batch,
- *   head) (192 at dense D 64, else 128); K and V
- *   stream through a ring of STAGES buffers of BN keys, each tile stored as wgmma's
+ * Tiling (sm90_tiles<D, NC>): a CTA owns BM = 64 NC query rows of one (batch, head); K and
+ *   V stream through a ring of STAGES buffers of BN keys, each tile stored as wgmma's
  *   128-byte-swizzle atoms [D/64][rows][64] (the TMA's SWIZZLE_128B layout).
- * Warps: 3 warpgroups.
+ * Warps: 1 + NC warpgroups (NC consumers: 3 for dense D 64 problems whose tiles see whole
+ *   key tiles, sm90_consumers; else 2).
  *   - warpgroup 0, the producer, gives registers up (setmaxnreg) and fills the buffers:
  *     dense: one thread issues TMA copies (tensor maps encoded on the host in run),
  *     completing on the buffers' full mbarriers; paged: pages of 64+ rows, one warp, a TMA
@@ -21,15 +21,15 @@
  *     lookup per row; cp.async copies arrive on the barrier as they land. It
  *     loads Q once per tile, then K(n), V(n) for every key tile, waiting on each buffer's
  *     empty mbarrier first.
- *   - warpgroups 1 and 2, the consumers, take the registers; each owns 64 query rows.
+ *   - warpgroups 1..NC, the consumers, take the registers; each owns 64 query rows.
  *     Per key tile n: O += P(n-1) V(n-1) (wgmma, P from registers, V N-major) and
  *     S(n) = Q K(n)^T (wgmma, both operands in shared memory) are issued together and
  *     waited for, then the mask and the online softmax of S(n) make P(n). Dense D 128 /
  *     256 (sm90_tiles::overlap) issue S(n) first and run the softmax of S(n) (in f32, in
  *     place) while P(n-1) V(n-1) is in flight, then rescale O and pack P(n); writing P's
  *     packed registers, not S's, during the flight is what makes ptxas serialise the
- *     wgmmas (C7513). The two warpgroups take turns at issuing (ping-pong on named
- *     barriers 1 and 2), so one's softmax runs under the other's products. Each consumer
+ *     wgmmas (C7513). The consumers take turns at issuing (a ring of named barriers
+ *     1..NC), so one's softmax runs under the others' products. Each consumer
  *     thread arrives on a buffer's empty barrier once the products that read it are done.
  * Scheduler: persistent, a grid of min(work, SMs) CTAs striding over the work units:
  *   dense (b, h, query tile), causal ones as pairs of tiles t and last - t of one head (equal
@@ -41,7 +41,8 @@
  *   consumers finish and store the current one.
  * Output: y and lse straight from registers (store_rows, as the other kernels): with
  *   16-byte rows each quad transposes its words by shuffles and stores 64 contiguous bytes.
- * Not yet: the in-warpgroup overlap at D 64 and for pages (no gain measured, run 12);
+ * Not yet: the in-warpgroup overlap at D 64 (no gain with 2 or 3 consumers, runs 12 and
+ *   15) and for pages (a wash, run 12);
  *   packing the query heads of a GQA group into one tile; a second Q buffer (the next
  *   unit's Q loads only after this unit's last S); y through shared memory and a TMA
  *   store; Dqk != Dv; a fast path for pages of 1 or 2 rows (the per-row gather runs at
@@ -51,19 +52,17 @@
 
 #include <cudaTypedefs.h>
 #include <limits.h>
-#ifndef BK_EXP_D64_OVERLAP
-#define BK_EXP_D64_OVERLAP 0
+#ifndef BK_EXP_CAUSAL3_FROM
+#define BK_EXP_CAUSAL3_FROM 4096
 #endif
 
 
-/* The tile sizes, the register split and the shared-memory map of one head dim (paged:
- * K/V from pages, whose tile ids are counted in kSm90Rows-row tiles). */
-template <int D, bool PAGED> struct sm90_tiles {
-    /* consumer warpgroups, 64 query rows each: 3 at dense D 64, where a tile's softmax takes
-       as long as its two products and a third warpgroup keeps the tensor cores fed; else 2 */
-    static constexpr int CONSUMERS = D == 64 && !PAGED ? 3 : 2;
-    static constexpr int BM = 64 * CONSUMERS;        /* query rows per CTA */
-    static_assert(!PAGED || BM == kSm90Rows, "paged tile ids are counted in kSm90Rows rows");
+/* The tile sizes, the register split and the shared-memory map of one head dim and count
+ * of consumer warpgroups (sm90_consumers). */
+template <int D, int NC> struct sm90_tiles {
+    static_assert(NC == 2 || (NC == 3 && D == 64), "3 consumers only at D 64");
+    static constexpr int CONSUMERS = NC;
+    static constexpr int BM = 64 * NC;               /* query rows per CTA */
     static constexpr int BN = D == 256 ? 64 : 128;   /* keys per K / V buffer */
     static constexpr int STAGES = 2;                 /* K/V ring depth */
     /* every EX2_FMA_EVERY-th key block's exponentials on the FMA pipe (0: none): at D 64
@@ -74,7 +73,7 @@ template <int D, bool PAGED> struct sm90_tiles {
        dense D 128 / 256 (+1-6% on the H100); not at D 64 (-10% to +3%), nor for pages (a
        wash, and more spills in the producers), nor D 256 with softcap / ALiBi (spills);
        bench/RESULTS.md run 12 */
-    static constexpr bool overlap(bool gen) { return !PAGED && (D >= 128 || BK_EXP_D64_OVERLAP) && !(gen && D == 256); }
+    static constexpr bool overlap(bool paged, bool gen) { return !paged && D >= 128 && !(gen && D == 256); }
     static constexpr int THREADS = 128 * (1 + CONSUMERS); /* the producer warpgroup + the consumers */
     /* setmaxnreg split of the registers the CTA holds: LAUNCH_REGS per thread at launch
        (__launch_bounds__(THREADS, 1)), so producer + consumers <= (1 + CONSUMERS) x
@@ -329,15 +328,17 @@ static __device__ __forceinline__ bool sm90_take(uint32_t slot_addr, const sdpa_
 }
 #endif
 
-template <typename T, int D, bool GEN, int LOAD>
-__global__ void __launch_bounds__(sm90_tiles<D, LOAD != kLoadDense>::THREADS, 1)
+template <typename T, int D, bool GEN, int LOAD, int NC>
+__global__ void __launch_bounds__(sm90_tiles<D, NC>::THREADS, 1)
     sdpa_fwd_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constant__ CUtensorMap tm_k,
                          const __grid_constant__ CUtensorMap tm_v, const sdpa_params p0, const long long units)
 {
 #if BK_HAS_WGMMA
     constexpr bool PAGED = LOAD != kLoadDense;
-    typedef sm90_tiles<D, PAGED> C;
-    constexpr int BM = C::BM, BN = C::BN, NB = BN / 8, DB = D / 8, S = C::STAGES, NC = C::CONSUMERS;
+    typedef sm90_tiles<D, NC> C;
+    static_assert(!PAGED || C::BM == kSm90Rows, "paged tile ids are counted in kSm90Rows rows");
+    static_assert(NC == 2 || !C::overlap(PAGED, GEN), "the overlapped loop takes every key tile");
+    constexpr int BM = C::BM, BN = C::BN, NB = BN / 8, DB = D / 8, S = C::STAGES;
     extern __shared__ __align__(1024) unsigned char smem_sm90[];
     const uint32_t sQ = (bk_smem_addr(smem_sm90) + 1023u) & ~1023u, sK = sQ + C::OFF_K, sV = sQ + C::OFF_V;
     const uint32_t bar = sQ + C::OFF_BAR, q_full = bar, q_empty = bar + 8, unit_slot = sQ + C::OFF_UNIT;
@@ -498,6 +499,20 @@ __global__ void __launch_bounds__(sm90_tiles<D, LOAD != kLoadDense>::THREADS, 1)
         const sdpa_params &p = w.p;
         const long long b = w.b, h = w.h, m0 = w.m0;
         const key_tiles &kt = w.kt;
+        /* the last key tile this warpgroup's rows see: 3 consumers cover 192 rows, so under
+           a causal mask the first ones may end a key tile (or more) before the CTA's last;
+           they skip those products but keep their turns and barrier arrivals */
+        int my_hi = kt.n_hi;
+        if constexpr (NC == 3) {
+            if (p.causal) {
+                const long long last = min(m0 + cw * 64 + 63, (long long)p.Sq - 1);
+                long long lo, hi;
+                row_keys(p, last, lo, hi);
+                my_hi = last < m0 + cw * 64 || hi < lo ? kt.n_lo - 1 : (int)min(hi / BN, (long long)kt.n_hi);
+            }
+        }
+        /* whether this warpgroup's rows see key tile n (the same in all its threads) */
+        auto sees = [&](int n) { return NC == 2 || __shfl_sync(0xffffffffu, n <= my_hi, 0); };
         const float slope = GEN && p.alibi ? p.slopes[h * p.sslope] : 0.f;
         float acc_o[1][DB][4];
         float(&of)[DB * 4] = reinterpret_cast<float(&)[DB * 4]>(acc_o);
@@ -572,14 +587,16 @@ __global__ void __launch_bounds__(sm90_tiles<D, LOAD != kLoadDense>::THREADS, 1)
             cp_async_seen();
             my_turn();
             bk_wgmma_fence();
-            issue_s(r.stage);
+            if (sees(kt.n_lo))
+                issue_s(r.stage);
             their_turn();
             bk_wgmma_wait<0>();
             bk_wgmma_pin(sf);
             bk_mbar_arrive(k_empty(r.stage));
             if (kt.n_lo == kt.n_hi)
                 bk_mbar_arrive(q_empty);
-            softmax(kt.n_lo);
+            if (sees(kt.n_lo))
+                softmax(kt.n_lo);
             for (int n = kt.n_lo + 1; n <= kt.n_hi; n++) {
                 const ring_pos<S> rn(it++);
                 bk_mbar_wait(k_full(rn.stage), rn.phase);
@@ -587,7 +604,7 @@ __global__ void __launch_bounds__(sm90_tiles<D, LOAD != kLoadDense>::THREADS, 1)
                 cp_async_seen();
                 bk_wgmma_pin(of);
                 bk_keep_regs(pkf);
-                if constexpr (C::overlap(GEN)) {
+                if constexpr (C::overlap(PAGED, GEN)) { /* (NC 2: my_hi = n_hi) */
                     /* S(n) first, then O += P(n-1) V(n-1) (two groups); the softmax of S(n) runs
                        in f32, in place, while the P V group is in flight; O is rescaled and P(n)
                        packed once P V has landed */
@@ -616,8 +633,10 @@ __global__ void __launch_bounds__(sm90_tiles<D, LOAD != kLoadDense>::THREADS, 1)
                 } else {
                     my_turn();
                     bk_wgmma_fence();
-                    issue_pv(r.stage);
-                    issue_s(rn.stage);
+                    if (sees(n - 1))
+                        issue_pv(r.stage);
+                    if (sees(n))
+                        issue_s(rn.stage);
                     their_turn();
                     bk_wgmma_wait<0>();
                     bk_wgmma_pin(sf);
@@ -627,7 +646,8 @@ __global__ void __launch_bounds__(sm90_tiles<D, LOAD != kLoadDense>::THREADS, 1)
                     bk_mbar_arrive(v_empty(r.stage));
                     if (n == kt.n_hi)
                         bk_mbar_arrive(q_empty);
-                    softmax(n);
+                    if (sees(n))
+                        softmax(n);
                 }
                 r = rn;
             }
@@ -637,7 +657,8 @@ __global__ void __launch_bounds__(sm90_tiles<D, LOAD != kLoadDense>::THREADS, 1)
             bk_keep_regs(pkf);
             my_turn();
             bk_wgmma_fence();
-            issue_pv(r.stage);
+            if (sees(kt.n_hi))
+                issue_pv(r.stage);
             their_turn();
             bk_wgmma_wait<0>();
             bk_wgmma_pin(of);
@@ -708,16 +729,27 @@ static long long sm90_units(const sdpa_params &p, bool paged, int BM, long long 
     return 2 * ((pairs + grid - 1) / grid) * grid;
 }
 
+/* The consumer warpgroups of a dense D 64 problem: 3 (192-row tiles, bench/RESULTS.md run
+ * 15: +2-12% on the H100) where every tile sees whole key tiles, that is without a mask or
+ * causal from 4096 query rows on; 2 where the causal diagonal or a window would leave
+ * much of a 192-row tile's products masked (causal S 512-2048: -10 to -30%). Pages, and
+ * softcap / ALiBi (whose transform spills at 160 registers a thread): 2. */
+static int sm90_consumers(const sdpa_params &p, bool paged, bool gen)
+{
+    const bool wide = p.window < 0 && (!p.causal || p.Sq >= BK_EXP_CAUSAL3_FROM);
+    return p.Dqk == 64 && !paged && !gen && wide ? 3 : 2;
+}
+
 /* Launches the persistent kernel on min(work, sms) CTAs; ids: the paged tile ids per head. */
-template <typename T, int D, bool GEN, int LOAD>
+template <typename T, int D, bool GEN, int LOAD, int NC>
 static bk_status launch_sm90(const sdpa_params &p, long long ids, int sms, cudaStream_t s)
 {
-    typedef sm90_tiles<D, LOAD != kLoadDense> C;
+    typedef sm90_tiles<D, NC> C;
     const bool paged = LOAD != kLoadDense;
     const long long units = sm90_units(p, paged, C::BM, ids, sms), work = paged || !p.causal ? units : units / 2;
     const long long grid = work < sms ? work : sms;
     const char *op = LOAD != kLoadDense ? "paged_prefill" : "sdpa_fwd";
-    auto kernel = sdpa_fwd_sm90_kernel<T, D, GEN, LOAD>;
+    auto kernel = sdpa_fwd_sm90_kernel<T, D, GEN, LOAD, NC>;
     BK_TRY(set_smem(kernel, C::SMEM));
     CUtensorMap tq, tk, tv;
     memset(&tq, 0, sizeof tq);
@@ -749,9 +781,11 @@ static bk_status launch_sm90(const sdpa_params &p, long long ids, int sms, cudaS
 template <typename T, int D, int LOAD>
 static bk_status launch_sm90_load(const sdpa_params &p, long long ids, int sms, cudaStream_t s)
 {
-    if (p.softcap > 0.0 || p.alibi || !(p.scale_log2 > 0.f))
-        return launch_sm90<T, D, true, LOAD>(p, ids, sms, s);
-    return launch_sm90<T, D, false, LOAD>(p, ids, sms, s);
+    const bool gen = p.softcap > 0.0 || p.alibi || !(p.scale_log2 > 0.f);
+    if constexpr (D == 64 && LOAD == kLoadDense)
+        if (sm90_consumers(p, false, gen) == 3)
+            return launch_sm90<T, D, false, LOAD, 3>(p, ids, sms, s);
+    return gen ? launch_sm90<T, D, true, LOAD, 2>(p, ids, sms, s) : launch_sm90<T, D, false, LOAD, 2>(p, ids, sms, s);
 }
 
 template <typename T, int D>
@@ -761,7 +795,7 @@ static bk_status launch_sm90_gen(const sdpa_params &p, bool paged, long long ids
         return launch_sm90_load<T, D, kLoadDense>(p, ids, sms, s);
     /* pages of 4..32 rows that tile BN: cp.async with the page ids in the warps' lanes;
        of 64+ rows: a TMA box per page (1 KiB-aligned swizzle atoms); else row gathers */
-    const int ps = p.t.page_size, bn = sm90_tiles<D, true>::BN;
+    const int ps = p.t.page_size, bn = sm90_tiles<D, 2>::BN;
     if (bn % ps == 0 && (long long)p.t.kv_heads * ps * D <= INT_MAX) {
         switch (ps) {
         case 4: return launch_sm90_load<T, D, kLoadSlots>(p, ids, sms, s);
@@ -790,8 +824,8 @@ bool bk_sm90_fwd_built(bk_dtype dtype)
 {
     cudaFuncAttributes fa;
     cudaError_t e = dtype == BK_DTYPE_BF16
-                        ? cudaFuncGetAttributes(&fa, sdpa_fwd_sm90_kernel<__nv_bfloat16, 128, false, kLoadDense>)
-                        : cudaFuncGetAttributes(&fa, sdpa_fwd_sm90_kernel<__half, 128, false, kLoadDense>);
+                        ? cudaFuncGetAttributes(&fa, sdpa_fwd_sm90_kernel<__nv_bfloat16, 128, false, kLoadDense, 2>)
+                        : cudaFuncGetAttributes(&fa, sdpa_fwd_sm90_kernel<__half, 128, false, kLoadDense, 2>);
     if (e != cudaSuccess) {
         cudaGetLastError();
         return false;
