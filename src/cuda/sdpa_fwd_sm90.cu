@@ -52,9 +52,6 @@
 
 #include <cudaTypedefs.h>
 #include <limits.h>
-#ifndef BK_EXP_CAUSAL3_FROM
-#define BK_EXP_CAUSAL3_FROM 4096
-#endif
 
 
 /* The tile sizes, the register split and the shared-memory map of one head dim and count
@@ -64,7 +61,7 @@ template <int D, int NC> struct sm90_tiles {
     static constexpr int CONSUMERS = NC;
     static constexpr int BM = 64 * NC;               /* query rows per CTA */
     static constexpr int BN = D == 256 ? 64 : 128;   /* keys per K / V buffer */
-    static constexpr int STAGES = 2;                 /* K/V ring depth */
+    static constexpr int STAGES = 2;                 /* K/V ring depth (3 at NC 3: no gain, run 15) */
     /* every EX2_FMA_EVERY-th key block's exponentials on the FMA pipe (0: none): at D 64
        the softmax, not the tensor cores, sets the pace (the MUFU pipe does 16 exponentials
        per clock per SM); one in 8 balances the two pipes best (bench/RESULTS.md run 11) */
@@ -337,7 +334,6 @@ __global__ void __launch_bounds__(sm90_tiles<D, NC>::THREADS, 1)
     constexpr bool PAGED = LOAD != kLoadDense;
     typedef sm90_tiles<D, NC> C;
     static_assert(!PAGED || C::BM == kSm90Rows, "paged tile ids are counted in kSm90Rows rows");
-    static_assert(NC == 2 || !C::overlap(PAGED, GEN), "the overlapped loop takes every key tile");
     constexpr int BM = C::BM, BN = C::BN, NB = BN / 8, DB = D / 8, S = C::STAGES;
     extern __shared__ __align__(1024) unsigned char smem_sm90[];
     const uint32_t sQ = (bk_smem_addr(smem_sm90) + 1023u) & ~1023u, sK = sQ + C::OFF_K, sV = sQ + C::OFF_V;
@@ -499,20 +495,6 @@ __global__ void __launch_bounds__(sm90_tiles<D, NC>::THREADS, 1)
         const sdpa_params &p = w.p;
         const long long b = w.b, h = w.h, m0 = w.m0;
         const key_tiles &kt = w.kt;
-        /* the last key tile this warpgroup's rows see: 3 consumers cover 192 rows, so under
-           a causal mask the first ones may end a key tile (or more) before the CTA's last;
-           they skip those products but keep their turns and barrier arrivals */
-        int my_hi = kt.n_hi;
-        if constexpr (NC == 3) {
-            if (p.causal) {
-                const long long last = min(m0 + cw * 64 + 63, (long long)p.Sq - 1);
-                long long lo, hi;
-                row_keys(p, last, lo, hi);
-                my_hi = last < m0 + cw * 64 || hi < lo ? kt.n_lo - 1 : (int)min(hi / BN, (long long)kt.n_hi);
-            }
-        }
-        /* whether this warpgroup's rows see key tile n (the same in all its threads) */
-        auto sees = [&](int n) { return NC == 2 || __shfl_sync(0xffffffffu, n <= my_hi, 0); };
         const float slope = GEN && p.alibi ? p.slopes[h * p.sslope] : 0.f;
         float acc_o[1][DB][4];
         float(&of)[DB * 4] = reinterpret_cast<float(&)[DB * 4]>(acc_o);
@@ -587,16 +569,14 @@ __global__ void __launch_bounds__(sm90_tiles<D, NC>::THREADS, 1)
             cp_async_seen();
             my_turn();
             bk_wgmma_fence();
-            if (sees(kt.n_lo))
-                issue_s(r.stage);
+            issue_s(r.stage);
             their_turn();
             bk_wgmma_wait<0>();
             bk_wgmma_pin(sf);
             bk_mbar_arrive(k_empty(r.stage));
             if (kt.n_lo == kt.n_hi)
                 bk_mbar_arrive(q_empty);
-            if (sees(kt.n_lo))
-                softmax(kt.n_lo);
+            softmax(kt.n_lo);
             for (int n = kt.n_lo + 1; n <= kt.n_hi; n++) {
                 const ring_pos<S> rn(it++);
                 bk_mbar_wait(k_full(rn.stage), rn.phase);
@@ -604,7 +584,7 @@ __global__ void __launch_bounds__(sm90_tiles<D, NC>::THREADS, 1)
                 cp_async_seen();
                 bk_wgmma_pin(of);
                 bk_keep_regs(pkf);
-                if constexpr (C::overlap(PAGED, GEN)) { /* (NC 2: my_hi = n_hi) */
+                if constexpr (C::overlap(PAGED, GEN)) {
                     /* S(n) first, then O += P(n-1) V(n-1) (two groups); the softmax of S(n) runs
                        in f32, in place, while the P V group is in flight; O is rescaled and P(n)
                        packed once P V has landed */
@@ -633,10 +613,8 @@ __global__ void __launch_bounds__(sm90_tiles<D, NC>::THREADS, 1)
                 } else {
                     my_turn();
                     bk_wgmma_fence();
-                    if (sees(n - 1))
-                        issue_pv(r.stage);
-                    if (sees(n))
-                        issue_s(rn.stage);
+                    issue_pv(r.stage);
+                    issue_s(rn.stage);
                     their_turn();
                     bk_wgmma_wait<0>();
                     bk_wgmma_pin(sf);
@@ -646,8 +624,7 @@ __global__ void __launch_bounds__(sm90_tiles<D, NC>::THREADS, 1)
                     bk_mbar_arrive(v_empty(r.stage));
                     if (n == kt.n_hi)
                         bk_mbar_arrive(q_empty);
-                    if (sees(n))
-                        softmax(n);
+                    softmax(n);
                 }
                 r = rn;
             }
@@ -657,8 +634,7 @@ __global__ void __launch_bounds__(sm90_tiles<D, NC>::THREADS, 1)
             bk_keep_regs(pkf);
             my_turn();
             bk_wgmma_fence();
-            if (sees(kt.n_hi))
-                issue_pv(r.stage);
+            issue_pv(r.stage);
             their_turn();
             bk_wgmma_wait<0>();
             bk_wgmma_pin(of);
@@ -729,15 +705,15 @@ static long long sm90_units(const sdpa_params &p, bool paged, int BM, long long 
     return 2 * ((pairs + grid - 1) / grid) * grid;
 }
 
-/* The consumer warpgroups of a dense D 64 problem: 3 (192-row tiles, bench/RESULTS.md run
- * 15: +2-12% on the H100) where every tile sees whole key tiles, that is without a mask or
- * causal from 4096 query rows on; 2 where the causal diagonal or a window would leave
- * much of a 192-row tile's products masked (causal S 512-2048: -10 to -30%). Pages, and
- * softcap / ALiBi (whose transform spills at 160 registers a thread): 2. */
-static int sm90_consumers(const sdpa_params &p, bool paged, bool gen)
+/* The consumer warpgroups of a dense problem (gen: softcap / ALiBi): 3 (192-row tiles) at
+ * D 64 without a mask, or causal from 4096 query rows on: +5-12% on the H100 over 2
+ * (bench/RESULTS.md run 15). 2 elsewhere: where the causal diagonal or a window leaves
+ * much of a 192-row tile's products masked (causal S 512-2048: -5 to -25% on 3), and
+ * with softcap / ALiBi, whose transform spills at 160 registers a thread. */
+static int sm90_consumers(const sdpa_params &p, bool gen)
 {
-    const bool wide = p.window < 0 && (!p.causal || p.Sq >= BK_EXP_CAUSAL3_FROM);
-    return p.Dqk == 64 && !paged && !gen && wide ? 3 : 2;
+    const bool wide = p.window < 0 && (!p.causal || p.Sq >= 4096);
+    return p.Dqk == 64 && !gen && wide ? 3 : 2;
 }
 
 /* Launches the persistent kernel on min(work, sms) CTAs; ids: the paged tile ids per head. */
@@ -783,7 +759,7 @@ static bk_status launch_sm90_load(const sdpa_params &p, long long ids, int sms, 
 {
     const bool gen = p.softcap > 0.0 || p.alibi || !(p.scale_log2 > 0.f);
     if constexpr (D == 64 && LOAD == kLoadDense)
-        if (sm90_consumers(p, false, gen) == 3)
+        if (sm90_consumers(p, gen) == 3)
             return launch_sm90<T, D, false, LOAD, 3>(p, ids, sms, s);
     return gen ? launch_sm90<T, D, true, LOAD, 2>(p, ids, sms, s) : launch_sm90<T, D, false, LOAD, 2>(p, ids, sms, s);
 }
