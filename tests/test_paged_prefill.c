@@ -545,6 +545,16 @@ int main(void)
                                slot_pages[i], i == 3, true, 3, {150, 3, 129}, {301, 3, 260}};
             test_prefill(g, &sp, false);
         }
+        /* GQA packing on the Hopper kernel: the q heads of a kv group share a tile (groups
+           of 2..16, a tile holding 128 / group query rows of each), several tiles per
+           request, on each Q loader (TMA box with pages of 64, cp.async slots with 16,
+           row gathers with 1 and 5); a group of 3 is not packed */
+        static const int32_t gqa[4][3] = {{16, 2, 64}, {16, 1, 16}, {6, 2, 1}, {32, 2, 5}};
+        for (int i = 0; i < 4; i++) {
+            prefill_case gq = {i % 2 ? BK_DTYPE_F16 : BK_DTYPE_BF16, i != 1, 64 << (i % 3), gqa[i][0], gqa[i][1],
+                               gqa[i][2], i == 3, true, 3, {70, 1, 300}, {90, 20, 300}};
+            test_prefill(g, &gq, false);
+        }
         prefill_case m2 = mixed;
         m2.dt = BK_DTYPE_BF16;
         m2.causal = true;

@@ -548,7 +548,7 @@ extern "C" bk_status bk_cuda_paged_prefill_tc(const bk_paged_prefill_desc *d, co
     const sdpa_params p = make_paged_params(d, a);
     cudaStream_t s = (cudaStream_t)stream;
     if (hopper && p.aligned && bk_sm90_fwd_built(d->paged_kv.dtype))
-        return bk_sm90_fwd_launch(p, d->paged_kv.dtype, true, ids, s);
+        return bk_sm90_fwd_launch(p, d->paged_kv.dtype, true, s);
     if (d->paged_kv.dtype == BK_DTYPE_BF16)
         return launch_paged_dim<__nv_bfloat16>(d, p, ids, s);
     return launch_paged_dim<__half>(d, p, ids, s);

@@ -10,7 +10,10 @@
  *   batch axis allowed), y [B,Hq,Sq,D]. Paged: q/y [rows,Hq,D] by q_indptr, K/V pages.
  * Tiling (sm90_tiles<D, NC>): a CTA owns BM = 64 NC query rows of one (batch, head); K and
  *   V stream through a ring of STAGES buffers of BN keys, each tile stored as wgmma's
- *   128-byte-swizzle atoms [D/64][rows][64] (the TMA's SWIZZLE_128B layout).
+ *   128-byte-swizzle atoms [D/64][rows][64] (the TMA's SWIZZLE_128B layout). Paged GQA
+ *   (sm90_qpack): the 2^qpack q heads of a kv group (2 to 16) share a tile, row r being
+ *   query row m0 + (r >> qpack) of head h + (r & (2^qpack - 1)), so each K/V tile loads
+ *   once for the group; a TMA box of heads x rows loads Q in that order.
  * Warps: 1 + NC warpgroups (NC consumers: 3 for dense D 64 problems whose tiles see whole
  *   key tiles, sm90_consumers; else 2).
  *   - warpgroup 0, the producer, gives registers up (setmaxnreg) and fills the buffers:
@@ -33,7 +36,7 @@
  *     thread arrives on a buffer's empty barrier once the products that read it are done.
  * Scheduler: persistent, a grid of min(work, SMs) CTAs striding over the work units:
  *   dense (b, h, query tile), causal ones as pairs of tiles t and last - t of one head (equal
- *   work per pair, heavy tile first, sm90_units); paged (tile id, q head), the
+ *   work per pair, heavy tile first, sm90_units); paged (tile id, q head group), the
  *   CTA's request found on the device from q_indptr (paged_tile), so run stays
  *   asynchronous and graph-capturable; that lookup's global loads are the producer's
  *   alone, which hands the unit to the consumers in shared memory (sm90_slot). The ring's
@@ -43,7 +46,7 @@
  *   16-byte rows each quad transposes its words by shuffles and stores 64 contiguous bytes.
  * Not yet: the in-warpgroup overlap at D 64 (no gain with 2 or 3 consumers, runs 12 and
  *   15) and for pages (a wash, run 12);
- *   packing the query heads of a GQA group into one tile; a second Q buffer (the next
+ *   packing the query heads of a GQA group for dense problems; a second Q buffer (the next
  *   unit's Q loads only after this unit's last S); y through shared memory and a TMA
  *   store; Dqk != Dv; a fast path for pages of 1 or 2 rows (the per-row gather runs at
  *   about a quarter of the dense speed). */
@@ -95,9 +98,10 @@ static __device__ __forceinline__ bool sm90_unit(sdpa_params &p, bool paged, int
                                                  long long &b, long long &h, long long &tile, long long &first)
 {
     first = 0;
-    if (paged) { /* causal: the last tile ids (each request's heaviest tiles) first */
-        const long long id = p.causal ? units / p.Hq - 1 - u / p.Hq : u / p.Hq;
-        return paged_tile(p, kSm90Rows, (int)id, (int)(u % p.Hq), b, h, tile, first);
+    if (paged) { /* (tile id, group of 2^qpack q heads); causal: the last tile ids (each
+                    request's heaviest tiles) first */
+        const long long hg = p.Hq >> p.qpack, id = p.causal ? units / hg - 1 - u / hg : u / hg;
+        return paged_tile(p, BM >> p.qpack, (int)id, (int)((u % hg) << p.qpack), b, h, tile, first);
     }
     const long long tiles = (p.Sq + BM - 1) / BM;
     long long bh;
@@ -286,8 +290,8 @@ static __device__ __forceinline__ bool sm90_next(const sdpa_params &p0, bool pag
     for (; u < units; u += gridDim.x) {
         w.p = p0;
         if (sm90_unit(w.p, paged, BM, u, units, w.b, w.h, w.tile, w.first)) {
-            w.m0 = w.tile * BM;
-            w.kt = key_tile_range<BN>(w.p, w.m0, BM);
+            w.m0 = w.tile * (BM >> w.p.qpack);
+            w.kt = key_tile_range<BN>(w.p, w.m0, BM >> w.p.qpack);
             return true;
         }
     }
@@ -319,8 +323,8 @@ static __device__ __forceinline__ bool sm90_take(uint32_t slot_addr, const sdpa_
     w.p = p0;
     w.b = slot->b, w.h = slot->h, w.tile = slot->tile;
     w.p.Sq = slot->Sq, w.p.Sk = slot->Sk;
-    w.m0 = w.tile * BM;
-    w.kt = key_tile_range<BN>(w.p, w.m0, BM);
+    w.m0 = w.tile * (BM >> w.p.qpack);
+    w.kt = key_tile_range<BN>(w.p, w.m0, BM >> w.p.qpack);
     return true;
 }
 #endif
@@ -394,7 +398,8 @@ __global__ void __launch_bounds__(sm90_tiles<D, NC>::THREADS, 1)
                 typedef typename kv_rows_of<T, D, true>::type kv_rows;
                 const kv_rows kb = kv_rows_of<T, D, true>::make(p.k, p, b, hk, first, p.sk);
                 const kv_rows vb = kv_rows_of<T, D, true>::make(p.v, p, b, hk, first, p.sv);
-                if (tid == 0) { /* Q rows b + m0 .. of head h: [rows, Hq, D] as (D, Hq, rows) */
+                if (tid == 0) { /* Q rows b + m0 .. of heads h .. h + 2^qpack - 1: [rows, Hq, D]
+                                   as (D, Hq, rows), a box of 2^qpack heads x BM >> qpack rows */
                     bk_mbar_arrive_expect_tx(q_full, C::Q_BYTES);
 #pragma unroll
                     for (int c = 0; c < D / 64; c++)
@@ -422,7 +427,7 @@ __global__ void __launch_bounds__(sm90_tiles<D, NC>::THREADS, 1)
                 typedef typename kv_rows_of<T, D, true>::type kv_rows;
                 const kv_rows kb = kv_rows_of<T, D, true>::make(p.k, p, b, hk, first, p.sk);
                 const kv_rows vb = kv_rows_of<T, D, true>::make(p.v, p, b, hk, first, p.sv);
-                const dense_rows<T> qb = {(const T *)p.q + b * p.sq.s0 + h * p.sq.s1, p.sq.s2};
+                const packed_rows<T> qb = {(const T *)p.q + b * p.sq.s0 + h * p.sq.s1, p.sq.s2, p.sq.s1, p.qpack};
                 constexpr bool SLOTS = LOAD >= kLoadSlots;
                 const int ps = p.t.page_size;
                 const long long head_off = hk * (long long)ps * D;
@@ -436,7 +441,7 @@ __global__ void __launch_bounds__(sm90_tiles<D, NC>::THREADS, 1)
                     else
                         load_tile_sw128<T, BN, D, 128>(dst, rows, (long long)n * BN, p.Sk, tid);
                 };
-                load_tile_sw128<T, BM, D, 128>(sQ, qb, m0, p.Sq, tid);
+                load_tile_sw128<T, BM, D, 128>(sQ, qb, m0 << p.qpack, (long long)p.Sq << p.qpack, tid);
                 bk_cp_async_mbar_arrive(q_full);
                 if (tid == 0) /* the release of the unit published above */
                     bk_mbar_arrive(q_full);
@@ -688,7 +693,8 @@ bk_status bk_tma_encode_16bit(CUtensorMap *map, const void *base, bool bf16, con
 }
 
 /* The persistent loop's unit count. Dense non-causal units are
- * (b, h, query tile of BM rows), a head's tiles together; paged units (tile id, q head). Dense causal
+ * (b, h, query tile of BM rows), a head's tiles together; paged units (tile id, group of
+ * 2^qpack q heads). Dense causal
  * units pair query tile t with tile tiles - 1 - t of the same head: a pair's two tiles see
  * tiles + 1 key tiles together whatever t, so the CTAs, each taking whole pairs (heavy tile
  * first) in a fixed stride, get equal work, and the pairs of one head run side by side (its
@@ -697,7 +703,7 @@ bk_status bk_tma_encode_16bit(CUtensorMap *map, const void *base, bool bf16, con
 static long long sm90_units(const sdpa_params &p, bool paged, int BM, long long ids, int sms)
 {
     if (paged)
-        return ids * p.Hq;
+        return ids * (p.Hq >> p.qpack);
     const long long tiles = (p.Sq + BM - 1) / BM;
     if (!p.causal)
         return (long long)p.B * p.Hq * tiles;
@@ -745,7 +751,7 @@ static bk_status launch_sm90(const sdpa_params &p, long long ids, int sms, cudaS
         const long long dq[4] = {D, p.Hq, p.total_rows, 1}, sq[3] = {p.sq.s1, p.sq.s0, 0};
         const long long dpool[4] = {D, t.page_size, t.kv_heads, t.num_pages},
                         spool[3] = {D, (long long)t.page_size * D, (long long)t.kv_heads * t.page_size * D};
-        const int bq[4] = {64, 1, C::BM, 1}, bpool[4] = {64, t.page_size, 1, 1};
+        const int bq[4] = {64, 1 << p.qpack, C::BM >> p.qpack, 1}, bpool[4] = {64, t.page_size, 1, 1};
         BK_TRY(bk_tma_encode_16bit(&tq, p.q, bf16, dq, sq, bq, op));
         BK_TRY(bk_tma_encode_16bit(&tk, p.k, bf16, dpool, spool, bpool, op));
         BK_TRY(bk_tma_encode_16bit(&tv, p.v, bf16, dpool, spool, bpool, op));
@@ -809,12 +815,32 @@ bool bk_sm90_fwd_built(bk_dtype dtype)
     return fa.binaryVersion == 90;
 }
 
-bk_status bk_sm90_fwd_launch(const sdpa_params &p, bk_dtype dtype, bool paged, long long ids, cudaStream_t s)
+/* GQA packing of a paged problem: log2 of the q heads of one kv group that share a tile
+ * (their K/V rows then load once per tile for all of them), 0 for none. Groups of 2 to 16
+ * heads (a tile of 128 rows holds 128 >> qpack query rows of each), q heads apart in
+ * memory (a stride-0 head axis is not packed) and the tile ids within int range. */
+static int sm90_qpack(const sdpa_params &p)
+{
+    int k = 0;
+    while (k < 4 && (2 << k) <= p.group)
+        k++;
+    const bool pow2 = (1 << k) == p.group;
+    if (!pow2 || p.sq.s1 == 0 || p.alibi || (long long)p.B + ((long long)p.total_rows << k) / kSm90Rows + 1 > INT_MAX)
+        return 0;
+    return k;
+}
+
+bk_status bk_sm90_fwd_launch(const sdpa_params &p0, bk_dtype dtype, bool paged, cudaStream_t s)
 {
     int dev = 0, sms = 0;
     if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
         return bk_fail(BK_STATUS_DEVICE_ERROR, "%s: cannot read the device's multiprocessor count",
                        paged ? "paged_prefill" : "sdpa_fwd");
+    sdpa_params p = p0;
+    p.qpack = paged ? sm90_qpack(p0) : 0;
+    /* paged tile ids: request b owns [b + q_indptr[b] / R, b + 1 + q_indptr[b+1] / R), R =
+       the query rows of a tile (paged_tile) */
+    const long long ids = paged ? (long long)p.B + p.total_rows / (kSm90Rows >> p.qpack) + 1 : 0;
     if (dtype == BK_DTYPE_BF16)
         return launch_sm90_dim<__nv_bfloat16>(p, paged, ids, sms, s);
     return launch_sm90_dim<__half>(p, paged, ids, sms, s);
@@ -827,5 +853,5 @@ extern "C" bk_status bk_cuda_sdpa_fwd_wgmma(const bk_sdpa_fwd_desc *d, const bk_
     const sdpa_params p = make_params(d, a, kSm90Rows);
     if (!p.aligned || !bk_sm90_fwd_built(d->dtype))
         return bk_cuda_sdpa_fwd_mma(d, a, stream);
-    return bk_sm90_fwd_launch(p, d->dtype, false, 0, (cudaStream_t)stream);
+    return bk_sm90_fwd_launch(p, d->dtype, false, (cudaStream_t)stream);
 }

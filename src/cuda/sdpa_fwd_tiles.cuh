@@ -26,6 +26,10 @@ struct sdpa_params {
     bool causal, alibi, aligned;
     bool y16; /* y's rows start on 16 bytes (base and every stride): store_rows' 16-byte path */
     bool tile_major; /* grid x = (b, h), y = query tile (see make_grid) */
+    /* log2 of the q heads packed into one tile (GQA packing, the Hopper kernel's paged
+     * units; 0 elsewhere): tile row r is query row m0 + (r >> qpack) of q head
+     * h + (r & (2^qpack - 1)), h the unit's first q head (tile_row_pos) */
+    int qpack;
     double scale, softcap;
     float scale_log2; /* scale * log2(e), for the tensor-core kernel's plain path */
     /* paged prefill (PAGED kernels): K/V rows come from the page table; request b owns query
@@ -103,6 +107,18 @@ template <typename T> struct dense_rows {
     long long rs;
     __device__ __forceinline__ const T *base() const { return g; }
     __device__ __forceinline__ const T *at(long long r, bool &) const { return g + r * rs; }
+};
+/* The rows of a packed query tile (sdpa_params::qpack): row j is query row j >> qpack of q
+ * head j & (2^qpack - 1) counted from the group's first head, whose row 0 is at g. */
+template <typename T> struct packed_rows {
+    const T *g;
+    long long rs, hs; /* row and head strides */
+    int qpack;
+    __device__ __forceinline__ const T *base() const { return g; }
+    __device__ __forceinline__ const T *at(long long j, bool &) const
+    {
+        return g + (j >> qpack) * rs + (j & ((1 << qpack) - 1)) * hs;
+    }
 };
 template <typename T, int D> struct paged_rows {
     const T *pool;
@@ -188,8 +204,15 @@ template <int BN> static __device__ __forceinline__ key_tiles key_tile_range(con
     return t;
 }
 
-/* The score fragments of one thread: s[mt][j][e] is query row m0 + rbase + mt * 16 + 8 * (e >> 1),
- * key nBN + 8 * j + 2 * t4 + (e & 1) (the mma.sync / wgmma accumulator layout). */
+/* The query row of tile row r of a tile whose first query row is m0 (p.qpack). */
+static __device__ __forceinline__ long long tile_row_pos(const sdpa_params &p, long long m0, int r)
+{
+    return m0 + (r >> p.qpack);
+}
+
+/* The score fragments of one thread: s[mt][j][e] is tile row rbase + mt * 16 + 8 * (e >> 1)
+ * (query row tile_row_pos of it), key nBN + 8 * j + 2 * t4 + (e & 1) (the mma.sync / wgmma
+ * accumulator layout). */
 
 /* GEN: the general transform of the raw dot products (scale, softcap, ALiBi), to log2 units. */
 template <int MT, int NB>
@@ -203,7 +226,7 @@ static __device__ __forceinline__ void score_transform(const sdpa_params &p, flo
 #pragma unroll
         for (int hr = 0; hr < 2; hr++) {
             /* key - pos of the row's element j = 0, e = 0 */
-            const float d0 = (float)(nBN + 2 * t4 - (m0 + rbase + mt * 16 + 8 * hr + off));
+            const float d0 = (float)(nBN + 2 * t4 - (tile_row_pos(p, m0, rbase + mt * 16 + 8 * hr) + off));
 #pragma unroll
             for (int j = 0; j < NB; j++)
 #pragma unroll
@@ -228,7 +251,7 @@ static __device__ __forceinline__ void mask_tile(const sdpa_params &p, float (&s
 #pragma unroll
         for (int hr = 0; hr < 2; hr++) {
             long long lo, hi;
-            row_keys(p, m0 + rbase + mt * 16 + 8 * hr, lo, hi);
+            row_keys(p, tile_row_pos(p, m0, rbase + mt * 16 + 8 * hr), lo, hi);
             /* the visible keys relative to this thread's first key, clamped to the tile */
             const int lo_r = (int)max(-1LL, min((long long)BN, lo - nBN - 2 * t4));
             const int hi_r = (int)max(-1LL, min((long long)BN, hi - nBN - 2 * t4));
@@ -358,8 +381,9 @@ static __device__ __forceinline__ void softmax_step(float (&s)[MT][NB][4], float
     softmax_pack<T, MT, NB>(s, pk);
 }
 
-/* y = O / l and lse = (m + log2 l) ln 2 of the thread's rows m0 + rbase + mt * 16 + 8 hr of (b, h);
- * rows at or past Sq are skipped. */
+/* y = O / l and lse = (m + log2 l) ln 2 of the thread's tile rows rbase + mt * 16 + 8 hr of
+ * (b, h): query row tile_row_pos, q head h + (r & (2^qpack - 1)); rows at or past Sq are
+ * skipped. */
 /* The quad's 4 x 4 transpose: lane t4 of each group of 4 lanes holds w[i] = M[t4][i] and
  * ends with M[i][t4] (two xor-shuffle stages, swapping the words whose position bit differs
  * from the lane's). */
@@ -385,7 +409,6 @@ static __device__ __forceinline__ void store_rows(const sdpa_params &p, const fl
                                                   const float (&m_r)[MT][2], const float (&l_r)[MT][2], long long b,
                                                   long long h, long long m0, int rbase, int t4)
 {
-    T *yb = (T *)p.y + b * p.sy.s0 + h * p.sy.s1;
 #pragma unroll
     for (int mt = 0; mt < MT; mt++)
 #pragma unroll
@@ -393,7 +416,9 @@ static __device__ __forceinline__ void store_rows(const sdpa_params &p, const fl
             float l = l_r[mt][hr];
             l += __shfl_xor_sync(0xffffffffu, l, 1);
             l += __shfl_xor_sync(0xffffffffu, l, 2);
-            const long long i = m0 + rbase + mt * 16 + 8 * hr;
+            const int r = rbase + mt * 16 + 8 * hr;
+            const long long i = tile_row_pos(p, m0, r), hh = h + (r & ((1 << p.qpack) - 1));
+            T *yb = (T *)p.y + b * p.sy.s0 + hh * p.sy.s1;
             const bool row_in = i < p.Sq; /* the quad's row; every lane still shuffles */
             const float inv = l > 0.f ? 1.f / l : 0.f;
             if (DB % 4 == 0 && p.y16) {
@@ -420,7 +445,7 @@ static __device__ __forceinline__ void store_rows(const sdpa_params &p, const fl
                 }
             }
             if (row_in && p.lse && t4 == 0)
-                p.lse[b * p.sl0 + h * p.sl1 + i * p.sl2] =
+                p.lse[b * p.sl0 + hh * p.sl1 + i * p.sl2] =
                     l > 0.f ? m_r[mt][hr] * 0.6931471805599453f + logf(l) : -INFINITY;
         }
 }
@@ -499,6 +524,7 @@ static inline sdpa_params make_params(const bk_sdpa_fwd_desc *d, const bk_sdpa_f
      * the grid fits its limits (x < 2^31, y <= 65535); non-causal keeps head-major. */
     const long long bh = (long long)d->batch * d->q_heads, tiles = ((long long)d->q_len + rows - 1) / rows;
     p.tile_major = d->causal && bh < 2147483647LL && tiles <= 65535;
+    p.qpack = 0;
     return p;
 }
 
@@ -561,15 +587,16 @@ static inline sdpa_params make_paged_params(const bk_paged_prefill_desc *d, cons
                 ((uintptr_t)p.k % 16) == 0 && ((uintptr_t)p.v % 16) == 0;
     p.y16 = bk_rows16(a->o.data, p.sy, es);
     p.tile_major = false;
+    p.qpack = 0;
     return p;
 }
 
 /* The Hopper kernel (sdpa_fwd_sm90.cu). */
 /* True when this build carries the sm_90a kernel and the current device runs it. */
 bool bk_sm90_fwd_built(bk_dtype dtype);
-/* Launches it on a dense problem (p from make_params) or a paged one (make_paged_params,
- * `ids` tile ids per head: batch + total_rows / 128 + 1). */
-bk_status bk_sm90_fwd_launch(const sdpa_params &p, bk_dtype dtype, bool paged, long long ids, cudaStream_t s);
+/* Launches it on a dense problem (p from make_params) or a paged one (make_paged_params;
+ * the kernel packs the q heads of a kv group into one tile where it can, sm90_qpack). */
+bk_status bk_sm90_fwd_launch(const sdpa_params &p, bk_dtype dtype, bool paged, cudaStream_t s);
 /* Its query rows per CTA (the tile the grid order and the paged ids are counted in). */
 static const int kSm90Rows = 128;
 
