@@ -816,11 +816,17 @@ bool bk_sm90_fwd_built(bk_dtype dtype)
 }
 
 /* GQA packing of a paged problem: log2 of the q heads of one kv group that share a tile
- * (their K/V rows then load once per tile for all of them), 0 for none. Groups of 2 to 16
- * heads (a tile of 128 rows holds 128 >> qpack query rows of each), q heads apart in
- * memory (a stride-0 head axis is not packed) and the tile ids within int range. */
+ * (their K/V rows then load once per tile for all of them), 0 for none. Packed: groups of 2
+ * to 16 heads (a tile of 128 rows holds 128 >> qpack query rows of each), q heads apart in
+ * memory (a stride-0 head axis is not packed), the tile ids within int range, and requests
+ * of fewer query rows than a tile on average (total_rows < 128 batch), which an unpacked
+ * tile would leave mostly empty. Long prefill is not packed: its K/V tiles come from L2
+ * for the group's tiles anyway, and packed 32-row tiles measured 0.8x at B16 S512 causal
+ * (bench/RESULTS.md run 15). */
 static int sm90_qpack(const sdpa_params &p)
 {
+    if ((long long)p.total_rows >= (long long)kSm90Rows * p.B)
+        return 0;
     int k = 0;
     while (k < 4 && (2 << k) <= p.group)
         k++;
