@@ -206,7 +206,11 @@ bk_status bk_paged_decode_run(const bk_paged_decode_plan *plan, void *stream, bk
  * head) - on sm90 a persistent grid whose producer warps load K/V by a TMA box per page
  * for pages of 64 rows (and 128 at head_dim <= 128), by cp.async for pages of 4 to 32 rows (a power of two) and
  * by a slower per-row gather for other page sizes (1, 2, odd ones: about a quarter of
- * the speed); then a CUDA-core kernel (f32 math, precision.math = F32,
+ * the speed); on sm90, when requests hold fewer query rows than a tile on average
+ * (total_rows < 128 batch: chunked prefill, several rows per request of speculative
+ * decoding) and the GQA group q_heads / kv_heads is 2, 4, 8 or 16, the group's q heads
+ * share a tile (128 / group rows of each), so each K/V tile is read once per group
+ * (2.3x at 64 requests of 8 rows over 4096 keys, Hq 32 / Hkv 8); then a CUDA-core kernel (f32 math, precision.math = F32,
  * BK_PREFER_REFERENCE).
  * All are deterministic. Tiles are found on the device from q_indptr (no host schedule).
  * enable_kv_split is ignored on every target today.
