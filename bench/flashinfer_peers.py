@@ -2,7 +2,8 @@
 rows, on the same shapes, the same paged pool and the same rate formulas:
 
   paged_prefill  BatchPrefillWithPagedKVCacheWrapper, backend "fa3" and "fa2"
-                 (TFLOP/s = 4*B*Hq*S*S*D, halved when causal, as bk_bench counts)
+                 (TFLOP/s = 4*B*Hq*S*S*D, halved when causal, as bk_bench counts; rows of
+                 Q query rows over S keys count the keys each row sees)
   paged_decode   BatchDecodeWithPagedKVCacheWrapper, use_tensor_cores False and True
                  (GB/s = the K and V rows read, 2*B*kv*Hkv*D*2 bytes, as bk_bench counts)
 
@@ -10,7 +11,7 @@ The pool is bk_bench's make_pool (bench/bench_ops.inc): Hq 32, Hkv 8, D 128 (dec
 and 256 at B1 kv32768 and B128 kv8192), pages of 16 tokens, bf16 and f16 (every row in both),
 HND pages [num_pages, Hkv, 16, D], ceil(len/16) pages per request, page ids in the same
 scattered order (page i of the table is (i * 7919) % num_pages), last_page_len as ours;
-prefill queries are B*S rows with qo_indptr b*S, K/V length S. Every request writes its output
+prefill queries are B*Q rows with qo_indptr b*Q (Q = S but for the few-rows rows), K/V length S. Every request writes its output
 and its LSE into buffers allocated once (bk_bench's rows write both).
 
 Timing as torch_sdpa.py: plan once (FlashInfer JIT-compiles a kernel family on first use, about
@@ -38,10 +39,11 @@ os.environ.setdefault("FLASHINFER_CUDA_ARCH_LIST", "9.0a")
 
 PQ_HEADS, PKV_HEADS, PDIM, PPAGE = 32, 8, 128, 16  # bench_ops.inc: enum { PQ_HEADS, ... }; prefill's D
 DTYPES = ("bf16", "f16")  # bench_all_ops: every paged row in both
-# bench_all_ops: bench_decode (D, batch, kv_len) and bench_prefill (batch, seq, causal), per dtype
+# bench_all_ops: bench_decode (D, batch, kv_len) and bench_prefill (batch, q_len, seq, causal), per dtype
 DECODE_ROWS = ([(128, b, kv) for b, kv in ((1, 32768), (16, 4096), (32, 1024), (64, 2048), (128, 8192))]
                + [(d, b, kv) for d in (64, 256) for b, kv in ((1, 32768), (128, 8192))])
-PREFILL_ROWS = [(4, 2048, True), (4, 2048, False), (16, 512, True), (1, 16384, True), (8, 4096, True)]
+PREFILL_ROWS = [(4, 2048, 2048, True), (4, 2048, 2048, False), (16, 512, 512, True), (1, 16384, 16384, True),
+                (8, 4096, 4096, True), (64, 8, 4096, True), (16, 64, 8192, True)]
 WORKSPACE_BYTES = 128 << 20
 
 
@@ -49,8 +51,18 @@ def decode_name(dt, d, b, kv):
     return f"paged_decode {dt} B{b} kv{kv} Hq{PQ_HEADS} Hkv{PKV_HEADS} D{d}"
 
 
-def prefill_name(dt, b, s, causal):
-    return f"paged_prefill {dt} B{b} S{s} Hq{PQ_HEADS} Hkv{PKV_HEADS} D{PDIM}" + (" causal" if causal else "")
+def prefill_name(dt, b, q, s, causal):
+    qtext = f"Q{q} " if q != s else ""
+    return f"paged_prefill {dt} B{b} {qtext}S{s} Hq{PQ_HEADS} Hkv{PKV_HEADS} D{PDIM}" + (" causal" if causal else "")
+
+
+def prefill_flops(b, q, s, causal):
+    """bench_ops.inc bench_prefill: 4 B Hq D times the keys the rows see."""
+    if q == s:
+        seen = s * s * (0.5 if causal else 1.0)
+    else:
+        seen = q * (s - q) + 0.5 * q * (q + 1.0) if causal else float(q) * s
+    return 4.0 * b * PQ_HEADS * seen * PDIM
 
 
 def main():
@@ -180,26 +192,26 @@ def main():
                 refuse(name, label, e)
             sys.stdout.flush()
 
-    def prefill_row(dt, batch, seq, causal):
-        name = prefill_name(dt, batch, seq, causal)
+    def prefill_row(dt, batch, qlen, seq, causal):
+        name = prefill_name(dt, batch, qlen, seq, causal)
         pages_per = (seq + PPAGE - 1) // PPAGE
         k, v, indptr, indices, last = make_pool(dt, PDIM, batch, seq)
-        rows = batch * seq
+        rows = batch * qlen
         q = urand(dt, rows, PQ_HEADS, PDIM)
-        qo_indptr = (torch.arange(batch + 1, dtype=torch.int32) * seq).to(dev)
+        qo_indptr = (torch.arange(batch + 1, dtype=torch.int32) * qlen).to(dev)
         o = torch.empty(rows, PQ_HEADS, PDIM, dtype=torch_dtypes[dt], device=dev)
         lse = torch.empty(rows, PQ_HEADS, dtype=torch.float32, device=dev)
         kk, vv = gather_kv(k, v, indices, pages_per, 0, seq)
-        ref = reference(q[:seq], kk, vv, causal)  # request 0
+        ref = reference(q[:qlen], kk, vv, causal)  # request 0
         del kk, vv
-        flops = 4.0 * batch * PQ_HEADS * seq * seq * PDIM * (0.5 if causal else 1.0)
+        flops = prefill_flops(batch, qlen, seq, causal)
 
         def plan(w):
             tdt = torch_dtypes[dt]
             w.plan(qo_indptr, indptr, indices, last, PQ_HEADS, PKV_HEADS, PDIM, PPAGE, causal=causal,
                    sm_scale=1.0 / math.sqrt(PDIM), q_data_type=tdt, kv_data_type=tdt, o_data_type=tdt)
 
-        time_peers(name, ("flashinfer/fa3", "flashinfer/fa2"), plan, q, k, v, o, lse, seq, ref,
+        time_peers(name, ("flashinfer/fa3", "flashinfer/fa2"), plan, q, k, v, o, lse, qlen, ref,
                    lambda ms: flops / ms * 1e-9, "TFLOP/s")
 
     def decode_row(dt, d, batch, kv_len):
@@ -223,10 +235,10 @@ def main():
                    lambda ms: nbytes / ms * 1e-6, "GB/s")
 
     for dt in DTYPES:
-        for batch, seq, causal in PREFILL_ROWS:
-            if opt.filter in prefill_name(dt, batch, seq, causal):
+        for batch, qlen, seq, causal in PREFILL_ROWS:
+            if opt.filter in prefill_name(dt, batch, qlen, seq, causal):
                 torch.manual_seed(0)
-                prefill_row(dt, batch, seq, causal)
+                prefill_row(dt, batch, qlen, seq, causal)
                 torch.cuda.empty_cache()
     for dt in DTYPES:
         for d, batch, kv_len in DECODE_ROWS:
