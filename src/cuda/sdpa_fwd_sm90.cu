@@ -61,7 +61,6 @@
  * of consumer warpgroups (sm90_consumers). */
 template <int D, int NC> struct sm90_tiles {
     static_assert(NC == 2 || (NC == 3 && D == 64), "3 consumers only at D 64");
-    static constexpr int CONSUMERS = NC;
     static constexpr int BM = 64 * NC;               /* query rows per CTA */
     static constexpr int BN = D == 256 ? 64 : 128;   /* keys per K / V buffer */
     static constexpr int STAGES = 2;                 /* K/V ring depth (3 at NC 3: no gain, run 15) */
@@ -74,14 +73,14 @@ template <int D, int NC> struct sm90_tiles {
        wash, and more spills in the producers), nor D 256 with softcap / ALiBi (spills);
        bench/RESULTS.md run 12 */
     static constexpr bool overlap(bool paged, bool gen) { return !paged && D >= 128 && !(gen && D == 256); }
-    static constexpr int THREADS = 128 * (1 + CONSUMERS); /* the producer warpgroup + the consumers */
+    static constexpr int THREADS = 128 * (1 + NC); /* the producer warpgroup + the consumers */
     /* setmaxnreg split of the registers the CTA holds: LAUNCH_REGS per thread at launch
-       (__launch_bounds__(THREADS, 1)), so producer + consumers <= (1 + CONSUMERS) x
+       (__launch_bounds__(THREADS, 1)), so producer + consumers <= (1 + NC) x
        LAUNCH_REGS; asking for more blocks the consumers for ever */
     static constexpr int LAUNCH_REGS = 65536 / THREADS / 8 * 8;
-    static constexpr int PRODUCER_REGS = CONSUMERS == 3 ? 32 : D == 256 ? 40 : 56;
-    static constexpr int CONSUMER_REGS = CONSUMERS == 3 ? 160 : D == 256 ? 232 : 224;
-    static_assert(PRODUCER_REGS + CONSUMERS * CONSUMER_REGS <= (1 + CONSUMERS) * LAUNCH_REGS,
+    static constexpr int PRODUCER_REGS = NC == 3 ? 32 : D == 256 ? 40 : 56;
+    static constexpr int CONSUMER_REGS = NC == 3 ? 160 : D == 256 ? 232 : 224;
+    static_assert(PRODUCER_REGS + NC * CONSUMER_REGS <= (1 + NC) * LAUNCH_REGS,
                   "more registers than the CTA holds");
     static constexpr uint32_t Q_BYTES = BM * D * 2, KV_BYTES = BN * D * 2;
     static constexpr uint32_t OFF_K = Q_BYTES, OFF_V = OFF_K + STAGES * KV_BYTES,
@@ -692,10 +691,9 @@ bk_status bk_tma_encode_16bit(CUtensorMap *map, const void *base, bool bf16, con
     return BK_STATUS_SUCCESS;
 }
 
-/* The persistent loop's unit count. Dense non-causal units are
- * (b, h, query tile of BM rows), a head's tiles together; paged units (tile id, group of
- * 2^qpack q heads). Dense causal
- * units pair query tile t with tile tiles - 1 - t of the same head: a pair's two tiles see
+/* The persistent loop's unit count. Dense non-causal units are (b, h, query tile of BM
+ * rows), a head's tiles together; paged units (tile id, group of 2^qpack q heads). Dense
+ * causal units pair query tile t with tile tiles - 1 - t of the same head: a pair's two tiles see
  * tiles + 1 key tiles together whatever t, so the CTAs, each taking whole pairs (heavy tile
  * first) in a fixed stride, get equal work, and the pairs of one head run side by side (its
  * K/V stay in L2). The count is rounded up to whole strides of the grid, min(pairs, SMs);
