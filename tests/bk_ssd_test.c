@@ -237,6 +237,69 @@ void bkt_ssd_ref(const bkt_ssd_problem *p, double *y, double *final, double *var
     free(st);
 }
 
+/* dA of p by reverse-mode differentiation of bkt_ssd_ref's recurrence in f64, with the
+ * output gradient dy [B, L, H, D] and dfinal [B, H, D, N] (NULL: none; the varlen states
+ * take no gradient): with decay_t = exp(dt'_t A) and dh_t the gradient of the state after
+ * step t (dh_t = C_t^T dy'_t + decay_{t+1} dh_{t+1}, dy' = dy silu(z), nothing crossing a
+ * seq_idx reset), dA[h] = sum_{b,t} dt'_t decay_t <dh_t, h_{t-1}>. da_mag[h] receives the
+ * sum of the terms' absolute values: the size of what the reduction adds up, against which
+ * a result that cancels is judged. da and da_mag hold H values. */
+void bkt_ssd_ref_da(const bkt_ssd_problem *p, const double *dy, const double *dfinal, double *da, double *da_mag)
+{
+    const bkt_ssd_opts *o = &p->o;
+    const int64_t B = o->b, L = o->l, H = o->h, D = o->d, N = o->n, DN = D * N, P = p->g > 0 ? H / p->g : 1;
+    double *hs = calloc((size_t)((L + 1) * DN + 1), sizeof(double)); /* hs[t]: the state before step t */
+    double *dh = calloc((size_t)(DN + 1), sizeof(double));
+    for (int64_t h = 0; h < H; h++)
+        da[h] = da_mag[h] = 0.0;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < H; h++) {
+            const int64_t g = h / P;
+            for (int64_t i = 0; i < DN; i++)
+                hs[i] = o->init ? p->init.val[((b * H + h) * D) * N + i] : 0.0;
+            for (int64_t t = 0; t < L; t++) { /* forward: hs[t + 1] from hs[t] (reset first) */
+                const bool reset = p->seq && t > 0 && p->seq[b * L + t] != p->seq[b * L + t - 1];
+                if (reset)
+                    memset(hs + t * DN, 0, (size_t)DN * sizeof(double));
+                const int64_t row = (b * L + t) * H + h, grow = (b * L + t) * p->g + g;
+                const double dt = ref_dt(o, p->dt.val[row] + (o->bias ? p->bias.val[h] : 0.0));
+                const double decay = exp(dt * p->a.val[h]);
+                for (int64_t d = 0; d < D; d++)
+                    for (int64_t n = 0; n < N; n++)
+                        hs[(t + 1) * DN + d * N + n] =
+                            decay * hs[t * DN + d * N + n] + dt * p->x.val[row * D + d] * p->b.val[grow * N + n];
+            }
+            for (int64_t i = 0; i < DN; i++)
+                dh[i] = dfinal ? dfinal[((b * H + h) * D) * N + i] : 0.0;
+            for (int64_t t = L - 1; t >= 0; t--) { /* reverse */
+                const int64_t row = (b * L + t) * H + h, grow = (b * L + t) * p->g + g;
+                const double dt = ref_dt(o, p->dt.val[row] + (o->bias ? p->bias.val[h] : 0.0));
+                const double decay = exp(dt * p->a.val[h]);
+                double gsum = 0.0;
+                for (int64_t d = 0; d < D; d++) {
+                    double dyv = dy[row * D + d];
+                    if (o->z) {
+                        const double zv = p->z.val[row * D + d];
+                        dyv *= zv / (1.0 + exp(-zv));
+                    }
+                    for (int64_t n = 0; n < N; n++) {
+                        double *e = &dh[d * N + n];
+                        *e += dyv * p->c.val[grow * N + n];
+                        gsum += *e * hs[t * DN + d * N + n];
+                    }
+                }
+                const double term = dt * decay * gsum;
+                da[h] += term;
+                da_mag[h] += fabs(term);
+                const bool reset = p->seq && t > 0 && p->seq[b * L + t] != p->seq[b * L + t - 1];
+                for (int64_t i = 0; i < DN; i++)
+                    dh[i] = reset ? 0.0 : decay * dh[i];
+            }
+        }
+    free(hs);
+    free(dh);
+}
+
 /* " G2 skip/h z bias softplus limit init final seq varlen3" for the case names. */
 void bkt_ssd_opts_text(const bkt_ssd_opts *o, char *buf, size_t size)
 {
