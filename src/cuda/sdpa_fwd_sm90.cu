@@ -289,8 +289,9 @@ static __device__ __forceinline__ bool sm90_next(const sdpa_params &p0, bool pag
     for (; u < units; u += gridDim.x) {
         w.p = p0;
         if (sm90_unit(w.p, paged, BM, u, units, w.b, w.h, w.tile, w.first)) {
-            w.m0 = w.tile * (BM >> w.p.qpack);
-            w.kt = key_tile_range<BN>(w.p, w.m0, BM >> w.p.qpack);
+            const int rows = paged ? BM >> w.p.qpack : BM; /* query rows of a tile */
+            w.m0 = w.tile * rows;
+            w.kt = key_tile_range<BN>(w.p, w.m0, rows);
             return true;
         }
     }
@@ -547,9 +548,9 @@ __global__ void __launch_bounds__(sm90_tiles<D, NC>::THREADS, 1)
         auto scores = [&](int n) {
             const long long nBN = (long long)n * BN;
             if constexpr (GEN)
-                score_transform<1, NB>(p, s, slope, m0, rbase, nBN, t4);
+                score_transform<1, NB, PAGED>(p, s, slope, m0, rbase, nBN, t4);
             if (n < kt.nf_lo || n > kt.nf_hi)
-                mask_tile<1, NB, BN>(p, s, m0, rbase, nBN, t4);
+                mask_tile<1, NB, BN, PAGED>(p, s, m0, rbase, nBN, t4);
         };
         /* ... and the online softmax of tile n: P into pk */
         auto softmax = [&](int n) {
@@ -645,7 +646,7 @@ __global__ void __launch_bounds__(sm90_tiles<D, NC>::THREADS, 1)
             bk_keep_regs(pkf);
             bk_mbar_arrive(v_empty(r.stage));
         }
-        store_rows<T, 1, DB>(p, acc_o, m_r, l_r, b, h, m0, rbase, t4);
+        store_rows<T, 1, DB, PAGED>(p, acc_o, m_r, l_r, b, h, m0, rbase, t4);
     }
     if (cw == 0) /* the turn the last consumer handed over after its last products */
         bk_named_sync(1, 256);

@@ -26,10 +26,6 @@ struct sdpa_params {
     bool causal, alibi, aligned;
     bool y16; /* y's rows start on 16 bytes (base and every stride): store_rows' 16-byte path */
     bool tile_major; /* grid x = (b, h), y = query tile (see make_grid) */
-    /* log2 of the q heads packed into one tile (GQA packing, the Hopper kernel's paged
-     * units; 0 elsewhere): tile row r is query row m0 + (r >> qpack) of q head
-     * h + (r & (2^qpack - 1)), h the unit's first q head (tile_row_pos) */
-    int qpack;
     double scale, softcap;
     float scale_log2; /* scale * log2(e), for the tensor-core kernel's plain path */
     /* paged prefill (PAGED kernels): K/V rows come from the page table; request b owns query
@@ -37,6 +33,10 @@ struct sdpa_params {
     paged_table t;
     const int *q_indptr;
     int total_rows;
+    /* log2 of the q heads packed into one tile (GQA packing, the Hopper kernel's paged
+     * units; 0 elsewhere): tile row r is query row m0 + (r >> qpack) of q head
+     * h + (r & (2^qpack - 1)), h the unit's first q head (tile_row_pos) */
+    int qpack;
 };
 
 /* The (b, h) pair of this CTA and its query tile, heaviest (last) causal tiles first;
@@ -204,10 +204,17 @@ template <int BN> static __device__ __forceinline__ key_tiles key_tile_range(con
     return t;
 }
 
-/* The query row of tile row r of a tile whose first query row is m0 (p.qpack). */
-static __device__ __forceinline__ long long tile_row_pos(const sdpa_params &p, long long m0, int r)
+/* The query row of a thread's tile row r = rbase + 16 mt + 8 hr (its fragment rows) in a
+ * tile whose first query row is m0, and its q head counted from the tile's first; PACKED:
+ * the kernel may pack heads (p.qpack read), else r is the row and the head the tile's. */
+template <bool PACKED>
+static __device__ __forceinline__ long long tile_row_pos(const sdpa_params &p, long long m0, int rbase, int mt, int hr)
 {
-    return m0 + (r >> p.qpack);
+    return PACKED ? m0 + ((rbase + mt * 16 + 8 * hr) >> p.qpack) : m0 + rbase + mt * 16 + 8 * hr;
+}
+template <bool PACKED> static __device__ __forceinline__ int tile_row_head(const sdpa_params &p, int r)
+{
+    return PACKED ? r & ((1 << p.qpack) - 1) : 0;
 }
 
 /* The score fragments of one thread: s[mt][j][e] is tile row rbase + mt * 16 + 8 * (e >> 1)
@@ -215,7 +222,7 @@ static __device__ __forceinline__ long long tile_row_pos(const sdpa_params &p, l
  * accumulator layout). */
 
 /* GEN: the general transform of the raw dot products (scale, softcap, ALiBi), to log2 units. */
-template <int MT, int NB>
+template <int MT, int NB, bool PACKED = false>
 static __device__ __forceinline__ void score_transform(const sdpa_params &p, float (&s)[MT][NB][4], float slope,
                                                        long long m0, int rbase, long long nBN, int t4)
 {
@@ -226,7 +233,7 @@ static __device__ __forceinline__ void score_transform(const sdpa_params &p, flo
 #pragma unroll
         for (int hr = 0; hr < 2; hr++) {
             /* key - pos of the row's element j = 0, e = 0 */
-            const float d0 = (float)(nBN + 2 * t4 - (tile_row_pos(p, m0, rbase + mt * 16 + 8 * hr) + off));
+            const float d0 = (float)(nBN + 2 * t4 - (tile_row_pos<PACKED>(p, m0, rbase, mt, hr) + off));
 #pragma unroll
             for (int j = 0; j < NB; j++)
 #pragma unroll
@@ -242,7 +249,7 @@ static __device__ __forceinline__ void score_transform(const sdpa_params &p, flo
 }
 
 /* Sets the invisible keys of a tile (causal, window, past Sk) to -inf. */
-template <int MT, int NB, int BN>
+template <int MT, int NB, int BN, bool PACKED = false>
 static __device__ __forceinline__ void mask_tile(const sdpa_params &p, float (&s)[MT][NB][4], long long m0,
                                                  int rbase, long long nBN, int t4)
 {
@@ -251,7 +258,7 @@ static __device__ __forceinline__ void mask_tile(const sdpa_params &p, float (&s
 #pragma unroll
         for (int hr = 0; hr < 2; hr++) {
             long long lo, hi;
-            row_keys(p, tile_row_pos(p, m0, rbase + mt * 16 + 8 * hr), lo, hi);
+            row_keys(p, tile_row_pos<PACKED>(p, m0, rbase, mt, hr), lo, hi);
             /* the visible keys relative to this thread's first key, clamped to the tile */
             const int lo_r = (int)max(-1LL, min((long long)BN, lo - nBN - 2 * t4));
             const int hi_r = (int)max(-1LL, min((long long)BN, hi - nBN - 2 * t4));
@@ -404,11 +411,12 @@ static __device__ __forceinline__ void quad_transpose(uint32_t (&w)[4], int t4)
     }
 }
 
-template <typename T, int MT, int DB>
+template <typename T, int MT, int DB, bool PACKED = false>
 static __device__ __forceinline__ void store_rows(const sdpa_params &p, const float (&acc_o)[MT][DB][4],
                                                   const float (&m_r)[MT][2], const float (&l_r)[MT][2], long long b,
                                                   long long h, long long m0, int rbase, int t4)
 {
+    T *yh = (T *)p.y + b * p.sy.s0 + h * p.sy.s1; /* the tile's first head */
 #pragma unroll
     for (int mt = 0; mt < MT; mt++)
 #pragma unroll
@@ -416,9 +424,9 @@ static __device__ __forceinline__ void store_rows(const sdpa_params &p, const fl
             float l = l_r[mt][hr];
             l += __shfl_xor_sync(0xffffffffu, l, 1);
             l += __shfl_xor_sync(0xffffffffu, l, 2);
-            const int r = rbase + mt * 16 + 8 * hr;
-            const long long i = tile_row_pos(p, m0, r), hh = h + (r & ((1 << p.qpack) - 1));
-            T *yb = (T *)p.y + b * p.sy.s0 + hh * p.sy.s1;
+            const long long i = tile_row_pos<PACKED>(p, m0, rbase, mt, hr);
+            const int dh = tile_row_head<PACKED>(p, rbase + mt * 16 + 8 * hr); /* the row's head: h + dh */
+            T *yb = yh + dh * p.sy.s1;
             const bool row_in = i < p.Sq; /* the quad's row; every lane still shuffles */
             const float inv = l > 0.f ? 1.f / l : 0.f;
             if (DB % 4 == 0 && p.y16) {
@@ -445,7 +453,7 @@ static __device__ __forceinline__ void store_rows(const sdpa_params &p, const fl
                 }
             }
             if (row_in && p.lse && t4 == 0)
-                p.lse[b * p.sl0 + hh * p.sl1 + i * p.sl2] =
+                p.lse[b * p.sl0 + (h + dh) * p.sl1 + i * p.sl2] =
                     l > 0.f ? m_r[mt][hr] * 0.6931471805599453f + logf(l) : -INFINITY;
         }
 }
