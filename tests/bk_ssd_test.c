@@ -187,6 +187,19 @@ static double ref_dt(const bkt_ssd_opts *o, double v)
     return v;
 }
 
+/* dt' of step row (= (b, t) * H + h) of p: clamp(softplus(dt + bias)). */
+static double ref_step_dt(const bkt_ssd_problem *p, int64_t row, int64_t h)
+{
+    return ref_dt(&p->o, p->dt.val[row] + (p->o.bias ? p->bias.val[h] : 0.0));
+}
+
+/* Whether the state resets before step t of batch b (seq_idx changes there). */
+static bool ref_reset(const bkt_ssd_problem *p, int64_t b, int64_t t)
+{
+    const int64_t L = p->o.l;
+    return p->seq && t > 0 && p->seq[b * L + t] != p->seq[b * L + t - 1];
+}
+
 /* The sequential recurrence in f64 from the values (val) of p, step by step:
  *   reset where seq_idx changes; dt' = clamp(softplus(dt + bias)); h = exp(dt' A) h + dt' x B^T;
  *   y = (h C + skip x) silu(z). y [B, L, H, D]; final [B, H, D, N] and varlen [nv, H, D, N]
@@ -204,10 +217,10 @@ void bkt_ssd_ref(const bkt_ssd_problem *p, double *y, double *final, double *var
             for (int64_t i = 0; i < D * N; i++)
                 st[i] = o->init ? p->init.val[((b * H + h) * D) * N + i] : 0.0;
             for (int64_t t = 0; t < L; t++) {
-                if (p->seq && t > 0 && p->seq[b * L + t] != p->seq[b * L + t - 1])
+                if (ref_reset(p, b, t))
                     memset(st, 0, (size_t)(D * N) * sizeof(double));
                 const int64_t row = (b * L + t) * H + h, grow = (b * L + t) * p->g + g;
-                const double dt = ref_dt(o, p->dt.val[row] + (o->bias ? p->bias.val[h] : 0.0));
+                const double dt = ref_step_dt(p, row, h);
                 const double decay = exp(dt * p->a.val[h]);
                 for (int64_t d = 0; d < D; d++) {
                     double acc = 0.0;
@@ -258,11 +271,10 @@ void bkt_ssd_ref_da(const bkt_ssd_problem *p, const double *dy, const double *df
             for (int64_t i = 0; i < DN; i++)
                 hs[i] = o->init ? p->init.val[((b * H + h) * D) * N + i] : 0.0;
             for (int64_t t = 0; t < L; t++) { /* forward: hs[t + 1] from hs[t] (reset first) */
-                const bool reset = p->seq && t > 0 && p->seq[b * L + t] != p->seq[b * L + t - 1];
-                if (reset)
+                if (ref_reset(p, b, t))
                     memset(hs + t * DN, 0, (size_t)DN * sizeof(double));
                 const int64_t row = (b * L + t) * H + h, grow = (b * L + t) * p->g + g;
-                const double dt = ref_dt(o, p->dt.val[row] + (o->bias ? p->bias.val[h] : 0.0));
+                const double dt = ref_step_dt(p, row, h);
                 const double decay = exp(dt * p->a.val[h]);
                 for (int64_t d = 0; d < D; d++)
                     for (int64_t n = 0; n < N; n++)
@@ -273,7 +285,7 @@ void bkt_ssd_ref_da(const bkt_ssd_problem *p, const double *dy, const double *df
                 dh[i] = dfinal ? dfinal[((b * H + h) * D) * N + i] : 0.0;
             for (int64_t t = L - 1; t >= 0; t--) { /* reverse */
                 const int64_t row = (b * L + t) * H + h, grow = (b * L + t) * p->g + g;
-                const double dt = ref_dt(o, p->dt.val[row] + (o->bias ? p->bias.val[h] : 0.0));
+                const double dt = ref_step_dt(p, row, h);
                 const double decay = exp(dt * p->a.val[h]);
                 double gsum = 0.0;
                 for (int64_t d = 0; d < D; d++) {
@@ -291,7 +303,7 @@ void bkt_ssd_ref_da(const bkt_ssd_problem *p, const double *dy, const double *df
                 const double term = dt * decay * gsum;
                 da[h] += term;
                 da_mag[h] += fabs(term);
-                const bool reset = p->seq && t > 0 && p->seq[b * L + t] != p->seq[b * L + t - 1];
+                const bool reset = ref_reset(p, b, t);
                 for (int64_t i = 0; i < DN; i++)
                     dh[i] = reset ? 0.0 : decay * dh[i];
             }
