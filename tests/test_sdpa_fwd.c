@@ -92,6 +92,10 @@ static const cfg k_mma_cases[] = {
      * (the cases above); with softcap / ALiBi, 2 */
     {"mma d64 200x150 stride-0",    1, 4, 2,  200, 150, 64,  64,  false, -1, 0.0, false, 0, true,  8, true},
     {"mma d64 200x150 cap alibi",   1, 4, 2,  200, 150, 64,  64,  false, -1, 1.5, true,  0, false, 0, true},
+    /* non-causal D 128 over several key tiles: a partial last one with stride-0 K/V, and
+     * whole ones (352 = 11 x 32) */
+    {"mma d128 90x353 stride-0",    1, 4, 2,  90,  353, 128, 128, false, -1, 0.0, false, 0, true,  0, true},
+    {"mma d128 40x352 pad8",        2, 2, 1,  40,  352, 128, 128, false, -1, 0.0, false, 0, false, 8, true},
 };
 
 /* See the header: the tensor-core kernel's P is rounded to 16 bits. */

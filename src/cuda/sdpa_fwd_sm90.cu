@@ -27,8 +27,8 @@
  *   - warpgroups 1..NC, the consumers, take the registers; each owns 64 query rows.
  *     Per key tile n: O += P(n-1) V(n-1) (wgmma, P from registers, V N-major) and
  *     S(n) = Q K(n)^T (wgmma, both operands in shared memory) are issued together and
- *     waited for, then the mask and the online softmax of S(n) make P(n). Dense D 128 /
- *     256 (sm90_tiles::overlap) issue S(n) first and run the softmax of S(n) (in f32, in
+ *     waited for, then the mask and the online softmax of S(n) make P(n). Most D 128 /
+ *     256 problems (sm90_tiles::overlap) issue S(n) first and run the softmax of S(n) (in f32, in
  *     place) while P(n-1) V(n-1) is in flight, then rescale O and pack P(n); writing P's
  *     packed registers, not S's, during the flight is what makes ptxas serialise the
  *     wgmmas (C7513). The consumers take turns at issuing (a ring of named barriers
@@ -45,7 +45,7 @@
  * Output: y and lse straight from registers (store_rows, as the other kernels): with
  *   16-byte rows each quad transposes its words by shuffles and stores 64 contiguous bytes.
  * Not yet: the in-warpgroup overlap at D 64 (no gain with 2 or 3 consumers, runs 12 and
- *   15) and for pages (a wash, run 12);
+ *   15);
  *   packing the query heads of a GQA group for dense problems; a second Q buffer (the next
  *   unit's Q loads only after this unit's last S); y through shared memory and a TMA
  *   store; Dqk != Dv; a fast path for pages of 1 or 2 rows (the per-row gather runs at
@@ -69,10 +69,13 @@ template <int D, int NC> struct sm90_tiles {
        per clock per SM); one in 8 balances the two pipes best (bench/RESULTS.md run 11) */
     static constexpr int EX2_FMA_EVERY = D == 64 ? 8 : 0;
     /* the softmax of S(n) under P(n-1) V(n-1) inside a warpgroup (on top of the ping-pong):
-       dense D 128 / 256 (+1-6% on the H100); not at D 64 (-10% to +3%), nor for pages (a
-       wash, and more spills in the producers), nor D 256 with softcap / ALiBi (spills);
-       bench/RESULTS.md run 12 */
-    static constexpr bool overlap(bool paged, bool gen) { return !paged && D >= 128 && !(gen && D == 256); }
+       dense D 128 / 256 (+1-6% on the H100) and pages at D 128 (+2-7%); not at D 64 (-10%
+       to +3%), nor where it adds spills (D 256 with softcap / ALiBi; pages at D 256 or
+       with softcap / ALiBi); bench/RESULTS.md runs 12 and 16 */
+    static constexpr bool overlap(bool paged, bool gen)
+    {
+        return paged ? D == 128 && !gen : D >= 128 && !(gen && D == 256);
+    }
     static constexpr int THREADS = 128 * (1 + NC); /* the producer warpgroup + the consumers */
     /* setmaxnreg split of the registers the CTA holds: LAUNCH_REGS per thread at launch
        (__launch_bounds__(THREADS, 1)), so producer + consumers <= (1 + NC) x
