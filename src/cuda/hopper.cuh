@@ -64,6 +64,32 @@ static __device__ __forceinline__ void bk_tma_load_4d(uint32_t dst, const CUtens
                  "l"((uint64_t)map), "r"(bar), "r"(c0), "r"(c1), "r"(c2), "r"(c3)
                  : "memory");
 }
+/* Adds the shared-memory box at src into the tensor map's box at (c0 innermost .. c3) in
+ * global memory (TMA reduce, the map's element type; out-of-bounds elements are skipped),
+ * tracked by the issuing thread's bulk groups: bk_bulk_commit after the copies, then
+ * bk_bulk_wait_read<N> before src is rewritten and bk_bulk_wait<N> for the global writes. */
+static __device__ __forceinline__ void bk_tma_reduce_add_4d(const CUtensorMap *map, uint32_t src, int c0, int c1,
+                                                            int c2, int c3)
+{
+    asm volatile("cp.reduce.async.bulk.tensor.4d.global.shared::cta.add.tile.bulk_group [%0, {%2, %3, %4, %5}], "
+                 "[%1];\n" ::"l"((uint64_t)map),
+                 "r"(src), "r"(c0), "r"(c1), "r"(c2), "r"(c3)
+                 : "memory");
+}
+static __device__ __forceinline__ void bk_bulk_commit()
+{
+    asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+}
+/* Waits until at most N of the thread's bulk groups still read their shared memory. */
+template <int N> static __device__ __forceinline__ void bk_bulk_wait_read()
+{
+    asm volatile("cp.async.bulk.wait_group.read %0;\n" ::"n"(N) : "memory");
+}
+/* Waits until at most N of the thread's bulk groups are incomplete (writes done). */
+template <int N> static __device__ __forceinline__ void bk_bulk_wait()
+{
+    asm volatile("cp.async.bulk.wait_group %0;\n" ::"n"(N) : "memory");
+}
 /* Warpgroup register hand-over: the producer gives registers up, the consumers take them. */
 template <int R> static __device__ __forceinline__ void bk_regs_dec()
 {
@@ -95,12 +121,16 @@ template <int R> static __device__ __forceinline__ void bk_keep_regs(uint32_t (&
         asm volatile("" : "+r"(r[i])::"memory");
 }
 
-/* Host: a 4-D tiled tensor map over a 16-bit [d3][d2][d1][d0] view (dims innermost first,
- * strides of d1..d3 in elements, d0 contiguous) with boxes of box[0..3] elements (box[0] =
- * 64: one 128-byte swizzled row) and the 128-byte swizzle, zero fill out of bounds. A
- * dimension of stride 0 (a broadcast) becomes extent 1: the kernel addresses it at
- * coordinate 0. Errors: DEVICE_ERROR. */
-bk_status bk_tma_encode_16bit(CUtensorMap *map, const void *base, bool bf16, const long long dims[4],
-                              const long long strides[3], const int box[4], const char *op);
+/* The element types of bk_tma_encode's tensor maps. */
+enum bk_tma_elem { BK_TMA_F16, BK_TMA_BF16, BK_TMA_F32 };
+static inline bk_tma_elem bk_tma_16bit(bool bf16) { return bf16 ? BK_TMA_BF16 : BK_TMA_F16; }
+
+/* Host: a 4-D tiled tensor map over a [d3][d2][d1][d0] view of `elem` (dims innermost
+ * first, strides of d1..d3 in elements, d0 contiguous) with boxes of box[0..3] elements
+ * (box[0] x the element size = 128 bytes: one swizzled row) and the 128-byte swizzle, zero
+ * fill out of bounds. A dimension of stride 0 (a broadcast) becomes extent 1: the kernel
+ * addresses it at coordinate 0. Errors: DEVICE_ERROR. */
+bk_status bk_tma_encode(CUtensorMap *map, const void *base, bk_tma_elem elem, const long long dims[4],
+                        const long long strides[3], const int box[4], const char *op);
 
 #endif

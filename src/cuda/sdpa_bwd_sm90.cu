@@ -7,7 +7,8 @@
  *   f16/bf16 in, f32 accumulate, P and dS rounded to T before their products.
  * Shapes: Dqk == Dv = D in {64, 128, 256}; q [B,Hq,Sq,D], k/v [B,Hkv,Sk,D] (head stride 0
  *   allowed), dy like q; rows 16-byte aligned (TMA); dk/dv in T; dq_acc f32 [B,Hq,Sq,D]
- *   (zeroed by the launcher) += the unscaled dQ by red.global.add.v2.f32. Causal is
+ *   (zeroed by the launcher) += the unscaled dQ: by TMA reduce-adds of a staging tile in
+ *   shared memory (D 64 / 128, atomic mode), else by red.global.add.v2.f32. Causal is
  *   bottom-right (key j visible to row i iff j <= i + Sk - Sq).
  * Tiling (bwd90_tiles<D>): a CTA owns BN keys of one (b, kv head) (128; 64 at D 256), K and
  *   V resident in shared memory, and walks the q heads of the group and per head the BM-row
@@ -22,7 +23,9 @@
  *     P^T, dS^T in registers (masked where the tile crosses the diagonal / Sk); dV += P^T dO,
  *     dK += dS^T Q by wgmma RS (B N-major); dS^T to shared memory (double-buffered),
  *     named barrier 1, then dQ = dS K over the 128 keys (SS, dS^T M-major): consumer c takes
- *     rows 64c (D 64) or columns 64c (D 128), red.v2 into dq_acc (rows < Sq).
+ *     rows 64c (D 64) or columns 64c (D 128); atomic mode: the share into the consumer's
+ *     swizzled f32 tile, one thread adds it to dq_acc by TMA (bwd90_reduce_dq); DET: red.v2
+ *     into dq_acc (rows < Sq) in the semaphores' order.
  *   - consumers, D 256 (64 x 256 f32 is 128 registers a thread: dK or dV, not both):
  *     consumer 0 computes S^T -> P^T and dV += P^T dO, consumer 1 dP^T -> dS^T (P^T passed
  *     over in shared memory) and dK += dS^T Q; dQ columns 128c .. by consumer c.
@@ -33,8 +36,8 @@
  *   barrier 2 that the consumers sync on before their adds; they arrive on barrier 3, it
  *   syncs and releases (fence, +1). Waits go only to smaller tickets: no deadlock.
  * Not yet: softcap, ALiBi, window, Dqk != Dv (sdpa_bwd.cu runs them); a step's softmax under
- *   the next step's products; dQ through shared memory and a TMA reduce-add (D 256 is L2 /
- *   atomic bound: bench/RESULTS.md run 13); a persistent, causal-balanced schedule. */
+ *   the next step's products; dQ by TMA reduce-add at D 256 (no shared memory left for the
+ *   tile) and in DET mode; a persistent, causal-balanced schedule. */
 #include "hopper.cuh"
 #include "sdpa_bwd_sm90.h"
 
@@ -62,13 +65,17 @@ template <int D> struct bwd90_tiles {
     static constexpr int DS_BUFS = SPLIT ? 1 : 2;
     static constexpr uint32_t KV_BYTES = BN * D * 2, QO_BYTES = BM * D * 2, DS_BYTES = BN * BM * 2,
                               PX_BYTES = SPLIT ? BN * BM * 4 : 0;
+    /* D 64 / 128, the atomic mode: each consumer's 64 x 64 f32 dQ share staged for the TMA
+       reduce-add, [2 column blocks of 32][64 rows][32] with the 128-byte swizzle */
+    static constexpr uint32_t DQ_SHARE = 64 * 64 * 4, DQ_BYTES = SPLIT ? 0 : 2 * DQ_SHARE;
     static constexpr uint32_t OFF_K = 0, OFF_V = KV_BYTES, OFF_Q = 2 * KV_BYTES, OFF_O = OFF_Q + STAGES * QO_BYTES,
-                              OFF_DS = OFF_O + STAGES * QO_BYTES, OFF_PX = OFF_DS + DS_BUFS * DS_BYTES,
-                              OFF_L = OFF_PX + PX_BYTES, OFF_D = OFF_L + STAGES * BM * 4,
+                              OFF_DS = OFF_O + STAGES * QO_BYTES, OFF_DQ = OFF_DS + DS_BUFS * DS_BYTES,
+                              OFF_PX = OFF_DQ + DQ_BYTES, OFF_L = OFF_PX + PX_BYTES, OFF_D = OFF_L + STAGES * BM * 4,
                               OFF_BAR = OFF_D + STAGES * BM * 4, OFF_TKT = OFF_BAR + 8 * (1 + 2 * STAGES);
     /* barriers: kv_full, q_full[STAGES], q_empty[STAGES]; then the DET ticket (int) */
     static constexpr size_t SMEM = OFF_TKT + 16 + 1024; /* + 1024: alignment */
     static_assert(SMEM <= 227 * 1024, "more shared memory than an H100 block may opt in to");
+    static_assert(OFF_DQ % 1024 == 0, "the dQ tiles' swizzle atoms start on 1024-byte boundaries");
 };
 
 /* DET: the semaphores per (b, q head) - one per tile of BM rows. The one count that both
@@ -118,6 +125,8 @@ static __device__ __forceinline__ int bwd90_last_contributor(int causal, int off
 enum { kBarDqAcq = 2, kBarDqRel = 3, kBarDqThreads = 256 + 32 };
 /* D 256: consumer 0 arrives once its P^T is in shared memory, consumer 1 syncs */
 enum { kBarP = 4 };
+/* D 64 / 128, atomic mode: consumer c's warpgroup barrier around its dQ staging tile */
+enum { kBarDqTile = 5 };
 /* bk_named_sync / bk_named_arrive with immediate operands (no registers held for them) */
 template <int ID, int N> static __device__ __forceinline__ void bwd90_bar_sync()
 {
@@ -149,6 +158,42 @@ static __device__ __forceinline__ void bwd90_add_dq(const float (&dq)[R], float 
         bwd90_bar_arrive<kBarDqRel, kBarDqThreads>();
 #else
     (void)dq, (void)rows, (void)Sq, (void)r0, (void)c0;
+#endif
+}
+
+/* D 64 / 128, atomic mode: dq_acc += dq, consumer cw's 64 x 64 share (the accumulator of
+ * an m64n64 product: rows r0 + kr (+ 8) from 4 j (+ 2), columns c0 + 8 j + 2 t4 (+ 1) of q
+ * head h) through its staging tile at dq_s: once the issuer's previous reduce-add has read
+ * the tile (warpgroup barrier), each thread stores its float2s into the swizzled tile
+ * (chunk (2 (j % 4) + t4 / 2) ^ g of row kr in column block j / 4: a warp's stores fill
+ * every bank twice), fences them for the async proxy, and after a second barrier the
+ * issuer adds the two 32-column boxes to dq_acc by TMA (rows past Sq skipped). */
+static __device__ __forceinline__ void bwd90_reduce_dq(const float (&dq)[32], const CUtensorMap *map, uint32_t dq_s,
+                                                       bool issuer, int cw, int kr, int g, int t4, int c0, int r0,
+                                                       int h, int b)
+{
+#if BK_HAS_WGMMA
+    if (issuer)
+        bk_bulk_wait_read<0>();
+    bk_named_sync(kBarDqTile + cw, 128);
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+        const uint32_t a = dq_s + (uint32_t)((j >> 2) * 64 * 128 + kr * 128 +
+                                             (((2 * (j & 3) + (t4 >> 1)) ^ g) << 4) + (t4 & 1) * 8);
+        asm volatile("st.shared.v2.f32 [%0], {%1, %2};\n" ::"r"(a), "f"(dq[4 * j]), "f"(dq[4 * j + 1]) : "memory");
+        asm volatile("st.shared.v2.f32 [%0], {%1, %2};\n" ::"r"(a + 8 * 128), "f"(dq[4 * j + 2]), "f"(dq[4 * j + 3])
+                     : "memory");
+    }
+    bk_fence_proxy_async();
+    bk_named_sync(kBarDqTile + cw, 128);
+    if (issuer) {
+        bk_tma_reduce_add_4d(map, dq_s, c0, r0, h, b);
+        bk_tma_reduce_add_4d(map, dq_s + 64 * 128, c0 + 32, r0, h, b);
+        bk_bulk_commit();
+    }
+#else
+    (void)dq, (void)map, (void)dq_s, (void)issuer, (void)cw, (void)kr, (void)g, (void)t4, (void)c0, (void)r0, (void)h,
+        (void)b;
 #endif
 }
 
@@ -209,7 +254,7 @@ template <typename T, int D, bool DET>
 __global__ void __launch_bounds__(384, 1)
     sdpa_bwd_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constant__ CUtensorMap tm_k,
                          const __grid_constant__ CUtensorMap tm_v, const __grid_constant__ CUtensorMap tm_o,
-                         const bwd90_params p)
+                         const __grid_constant__ CUtensorMap tm_dq, const bwd90_params p)
 {
 #if BK_HAS_WGMMA
     typedef bwd90_tiles<D> C;
@@ -478,6 +523,10 @@ __global__ void __launch_bounds__(384, 1)
         const uint32_t kA = sK + cw * 64 * 128, vA = sV + cw * 64 * 128; /* this consumer's K / V rows */
         /* dQ share: rows 64 mb .. of the step's BM (D 64), columns 64 nb .. of D (D 128) */
         const int mb = BM == 128 ? cw : 0, nb = BM == 64 ? cw : 0;
+        /* the atomic mode's dQ staging tile of this consumer, and its thread that issues the
+           reduce-adds */
+        const uint32_t sDQ = base + C::OFF_DQ + cw * C::DQ_SHARE;
+        const bool issuer = threadIdx.x % 128 == 0;
         float dk[D / 2], dv[D / 2];
 #pragma unroll
         for (int i = 0; i < D / 2; i++)
@@ -551,8 +600,13 @@ __global__ void __launch_bounds__(384, 1)
             bk_keep_regs(reinterpret_cast<uint32_t(&)[BM / 4]>(pa));
             bk_keep_regs(reinterpret_cast<uint32_t(&)[BM / 4]>(ga));
             bk_mbar_arrive(q_empty(st)); /* Q, dO, lse, D_i of this stage read */
-            bwd90_add_dq<D, DET>(dq, dq_rows(h), Sq, m0 + mb * 64 + kr, nb * 64 + 2 * t4);
+            if constexpr (DET)
+                bwd90_add_dq<D, DET>(dq, dq_rows(h), Sq, m0 + mb * 64 + kr, nb * 64 + 2 * t4);
+            else
+                bwd90_reduce_dq(dq, &tm_dq, sDQ, issuer, cw, kr, g, t4, nb * 64, m0 + mb * 64, h, (int)b);
         }
+        if (!DET && issuer) /* the last reduce-adds written (and their tile read) before the exit */
+            bk_bulk_wait<0>();
         /* dK (times the scale) and dV of the thread's keys */
         store_keys(p.dk, p.sdk0, p.sdk1, p.sdk2, dk, p.scale);
         store_keys(p.dv, p.sdv0, p.sdv1, p.sdv2, dv, 1.f);
@@ -642,7 +696,8 @@ static bk_status bwd90_launch(const bk_sdpa_bwd_desc *d, const bk_sdpa_bwd_args 
                        C::SMEM);
     }
     const bool bf16 = std::is_same<T, __nv_bfloat16>::value;
-    CUtensorMap tq, tk, tv, to;
+    CUtensorMap tq, tk, tv, to, tdq;
+    memset(&tdq, 0, sizeof tdq);
     memset(&tq, 0, sizeof tq);
     memset(&tk, 0, sizeof tk);
     memset(&tv, 0, sizeof tv);
@@ -654,10 +709,15 @@ static bk_status bwd90_launch(const bk_sdpa_bwd_desc *d, const bk_sdpa_bwd_args 
     const long long sk[3] = {a->k.strides[2], a->k.strides[1], a->k.strides[0]};
     const long long sv[3] = {a->v.strides[2], a->v.strides[1], a->v.strides[0]};
     const int bq[4] = {64, C::BM, 1, 1}, bkv[4] = {64, C::BN, 1, 1};
-    BK_TRY(bk_tma_encode_16bit(&tq, a->q.data, bf16, dq4, sq, bq, op));
-    BK_TRY(bk_tma_encode_16bit(&to, a->dy.data, bf16, dq4, so, bq, op));
-    BK_TRY(bk_tma_encode_16bit(&tk, a->k.data, bf16, dk4, sk, bkv, op));
-    BK_TRY(bk_tma_encode_16bit(&tv, a->v.data, bf16, dk4, sv, bkv, op));
+    BK_TRY(bk_tma_encode(&tq, a->q.data, bk_tma_16bit(bf16), dq4, sq, bq, op));
+    BK_TRY(bk_tma_encode(&to, a->dy.data, bk_tma_16bit(bf16), dq4, so, bq, op));
+    BK_TRY(bk_tma_encode(&tk, a->k.data, bk_tma_16bit(bf16), dk4, sk, bkv, op));
+    BK_TRY(bk_tma_encode(&tv, a->v.data, bk_tma_16bit(bf16), dk4, sv, bkv, op));
+    if (!DET && !C::SPLIT) { /* dq_acc [B, Hq, Sq, D] f32, boxes of 64 rows x 32 columns */
+        const long long sdq[3] = {D, (long long)d->q_len * D, (long long)d->q_heads * d->q_len * D};
+        const int bdq[4] = {32, 64, 1, 1};
+        BK_TRY(bk_tma_encode(&tdq, dq_acc, BK_TMA_F32, dq4, sdq, bdq, op));
+    }
 
     bwd90_params p;
     memset(&p, 0, sizeof p);
@@ -692,7 +752,7 @@ static bk_status bwd90_launch(const bk_sdpa_bwd_desc *d, const bk_sdpa_bwd_args 
         p.b0 = b0;
         const dim3 grid((unsigned)((d->kv_len + C::BN - 1) / C::BN), (unsigned)d->kv_heads,
                         (unsigned)(d->batch - b0 < 65535 ? d->batch - b0 : 65535));
-        kernel<<<grid, C::THREADS, C::SMEM, s>>>(tq, tk, tv, to, p);
+        kernel<<<grid, C::THREADS, C::SMEM, s>>>(tq, tk, tv, to, tdq, p);
     }
     return bk_cuda_check_launch(op);
 }

@@ -660,9 +660,10 @@ __global__ void __launch_bounds__(sm90_tiles<D, NC>::THREADS, 1)
 
 /* ------------------------------------------------------------- host side -- */
 
-bk_status bk_tma_encode_16bit(CUtensorMap *map, const void *base, bool bf16, const long long dims[4],
-                              const long long strides[3], const int box[4], const char *op)
+bk_status bk_tma_encode(CUtensorMap *map, const void *base, bk_tma_elem elem, const long long dims[4],
+                        const long long strides[3], const int box[4], const char *op)
 {
+    const int esize = elem == BK_TMA_F32 ? 4 : 2;
     static PFN_cuTensorMapEncodeTiled_v12000 encode = NULL;
     if (!encode) {
         void *fn = NULL;
@@ -682,11 +683,14 @@ bk_status bk_tma_encode_16bit(CUtensorMap *map, const void *base, bool bf16, con
         if (strides[i] == 0) /* a broadcast axis: one slice, addressed at 0 */
             gdim[i + 1] = 1;
         /* any valid stride serves an extent-1 axis */
-        gstride[i] = (cuuint64_t)(strides[i] != 0 ? strides[i] * 2 : 16);
+        gstride[i] = (cuuint64_t)(strides[i] != 0 ? strides[i] * esize : 16);
     }
     const cuuint32_t bx[4] = {(cuuint32_t)box[0], (cuuint32_t)box[1], (cuuint32_t)box[2], (cuuint32_t)box[3]},
                      estride[4] = {1, 1, 1, 1};
-    CUresult r = encode(map, bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 4,
+    const CUtensorMapDataType type = elem == BK_TMA_F32    ? CU_TENSOR_MAP_DATA_TYPE_FLOAT32
+                                     : elem == BK_TMA_BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
+                                                           : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
+    CUresult r = encode(map, type, 4,
                         const_cast<void *>(base), gdim, gstride, bx, estride, CU_TENSOR_MAP_INTERLEAVE_NONE,
                         CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
                         CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
@@ -745,18 +749,18 @@ static bk_status launch_sm90(const sdpa_params &p, long long ids, int sms, cudaS
         const long long sq[3] = {p.sq.s2, p.sq.s1, p.sq.s0}, sk[3] = {p.sk.s2, p.sk.s1, p.sk.s0},
                         sv[3] = {p.sv.s2, p.sv.s1, p.sv.s0};
         const int bq[4] = {64, C::BM, 1, 1}, bkv[4] = {64, C::BN, 1, 1};
-        BK_TRY(bk_tma_encode_16bit(&tq, p.q, bf16, dq, sq, bq, op));
-        BK_TRY(bk_tma_encode_16bit(&tk, p.k, bf16, dkv, sk, bkv, op));
-        BK_TRY(bk_tma_encode_16bit(&tv, p.v, bf16, dkv, sv, bkv, op));
+        BK_TRY(bk_tma_encode(&tq, p.q, bk_tma_16bit(bf16), dq, sq, bq, op));
+        BK_TRY(bk_tma_encode(&tk, p.k, bk_tma_16bit(bf16), dkv, sk, bkv, op));
+        BK_TRY(bk_tma_encode(&tv, p.v, bk_tma_16bit(bf16), dkv, sv, bkv, op));
     } else if (LOAD == kLoadPages) { /* q [rows, Hq, D] as (D, Hq, rows); pools as (D, slot, head, page) */
         const paged_table &t = p.t;
         const long long dq[4] = {D, p.Hq, p.total_rows, 1}, sq[3] = {p.sq.s1, p.sq.s0, 0};
         const long long dpool[4] = {D, t.page_size, t.kv_heads, t.num_pages},
                         spool[3] = {D, (long long)t.page_size * D, (long long)t.kv_heads * t.page_size * D};
         const int bq[4] = {64, 1 << p.qpack, C::BM >> p.qpack, 1}, bpool[4] = {64, t.page_size, 1, 1};
-        BK_TRY(bk_tma_encode_16bit(&tq, p.q, bf16, dq, sq, bq, op));
-        BK_TRY(bk_tma_encode_16bit(&tk, p.k, bf16, dpool, spool, bpool, op));
-        BK_TRY(bk_tma_encode_16bit(&tv, p.v, bf16, dpool, spool, bpool, op));
+        BK_TRY(bk_tma_encode(&tq, p.q, bk_tma_16bit(bf16), dq, sq, bq, op));
+        BK_TRY(bk_tma_encode(&tk, p.k, bk_tma_16bit(bf16), dpool, spool, bpool, op));
+        BK_TRY(bk_tma_encode(&tv, p.v, bk_tma_16bit(bf16), dpool, spool, bpool, op));
     }
     kernel<<<(unsigned)grid, C::THREADS, C::SMEM, s>>>(tq, tk, tv, p, units);
     return bk_cuda_check_launch(op);
