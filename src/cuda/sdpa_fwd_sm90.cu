@@ -62,7 +62,7 @@
 template <int D, int NC> struct sm90_tiles {
     static_assert(NC == 2 || (NC == 3 && D == 64), "3 consumers only at D 64");
     static constexpr int BM = 64 * NC;               /* query rows per CTA */
-    static constexpr int BN = D == 256 ? 64 : 128;   /* keys per K / V buffer */
+    static constexpr int BN = D == 256 ? 64 : 128;   /* keys per K / V buffer (176 at D 128: no faster, run 16) */
     static constexpr int STAGES = 2;                 /* K/V ring depth (3 at NC 3: no gain, run 15) */
     /* every EX2_FMA_EVERY-th key block's exponentials on the FMA pipe (0: none): at D 64
        the softmax, not the tensor cores, sets the pace (the MUFU pipe does 16 exponentials
