@@ -168,11 +168,11 @@ static __device__ __forceinline__ void bwd90_add_dq(const float (&dq)[R], float 
  * (chunk (2 (j % 4) + t4 / 2) ^ g of row kr in column block j / 4: a warp's stores fill
  * every bank twice), fences them for the async proxy, and after a second barrier the
  * issuer adds the two 32-column boxes to dq_acc by TMA (rows past Sq skipped). */
+#if BK_HAS_WGMMA
 static __device__ __forceinline__ void bwd90_reduce_dq(const float (&dq)[32], const CUtensorMap *map, uint32_t dq_s,
                                                        bool issuer, int cw, int kr, int g, int t4, int c0, int r0,
                                                        int h, int b)
 {
-#if BK_HAS_WGMMA
     if (issuer)
         bk_bulk_wait_read<0>();
     bk_named_sync(kBarDqTile + cw, 128);
@@ -191,11 +191,8 @@ static __device__ __forceinline__ void bwd90_reduce_dq(const float (&dq)[32], co
         bk_tma_reduce_add_4d(map, dq_s + 64 * 128, c0 + 32, r0, h, b);
         bk_bulk_commit();
     }
-#else
-    (void)dq, (void)map, (void)dq_s, (void)issuer, (void)cw, (void)kr, (void)g, (void)t4, (void)c0, (void)r0, (void)h,
-        (void)b;
-#endif
 }
+#endif
 
 /* D 256 (consumer 0): S^T -> P^T = 2^(S^T scale log2e - L) in place. Accumulator element
  * 4 j + e: key row kr + 8 (e >> 1) (keys jg0, jg0 + 8), query column 8 j + 2 t4 + (e & 1)
