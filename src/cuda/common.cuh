@@ -232,6 +232,24 @@ static __device__ __forceinline__ float bk_ex2_fma(float x)
     return x < -125.f ? 0.f : __int_as_float(__float_as_int(p) + (n << 23));
 }
 
+/* Programmatic dependent launch (sm_90 and later; no-ops below): a kernel launched by
+ * bk_launch_dependent may start while the kernel before it on the stream still runs, and
+ * waits in bk_grid_dep_wait until that kernel has finished and its writes are visible (a
+ * kernel launched the usual way returns from it at once). bk_grid_dep_launch in the kernel
+ * before lets the dependent one be scheduled once every block has called it (or exited). */
+static __device__ __forceinline__ void bk_grid_dep_wait()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+static __device__ __forceinline__ void bk_grid_dep_launch()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
 /* Runs the statements after T with T bound to the storage type of `dtype` (f32, f64, f16, bf16). */
 #define BK_DISPATCH_FLOAT(dtype, T, ...)                                  \
     switch (dtype) {                                                       \
@@ -263,6 +281,32 @@ static inline bk_status bk_cuda_check_launch(const char *op)
     if (e != cudaSuccess)
         return bk_fail(BK_STATUS_DEVICE_ERROR, "%s: kernel launch failed: %s", op, cudaGetErrorString(e));
     return BK_STATUS_SUCCESS;
+}
+
+/* Launches kernel<<<grid, block, smem, s>>>(args...) as a programmatic dependent of the
+ * kernel before it on s (see bk_grid_dep_wait; the kernel must call it before it reads
+ * what that kernel wrote) on devices of compute capability 9.0 and later, as a plain
+ * launch before. Host only, no synchronisation; the launch error is left for
+ * bk_cuda_check_launch. */
+template <typename... P, typename... A>
+static inline void bk_launch_dependent(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t s,
+                                       A... args)
+{
+    int dev = 0, major = 0;
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = s;
+    if (cudaGetDevice(&dev) == cudaSuccess &&
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major >= 9) {
+        cfg.attrs = at;
+        cfg.numAttrs = 1;
+    }
+    cudaLaunchKernelEx(&cfg, kernel, args...);
 }
 
 /* Blocks for n independent items at `threads` per block, capped for grid-stride loops. */

@@ -114,6 +114,7 @@ __global__ void __launch_bounds__(kMergeElems * kMergeSlices) merge_kernel(merge
     typedef typename elem<TO>::acc A;
     __shared__ float s_m[kMergeSlices][kMergeElems];
     __shared__ A s_sum[kMergeSlices][kMergeElems], s_acc[kMergeSlices][kMergeElems];
+    bk_grid_dep_wait(); /* the decode's partials written (launched after it by launch_merge) */
     const int sl = threadIdx.x / kMergeElems, e = threadIdx.x % kMergeElems;
     const long long total = (long long)p.rows * p.heads * p.dim;
     for (long long n0 = blockIdx.x * (long long)kMergeElems; n0 < total; n0 += (long long)gridDim.x * kMergeElems) {
@@ -165,11 +166,16 @@ __global__ void __launch_bounds__(kMergeElems * kMergeSlices) merge_kernel(merge
     }
 }
 
-template <typename TP, typename TO> static void launch_merge(const merge_params &p, cudaStream_t s)
+/* The merge on s; `after_decode`: a programmatic dependent of the decode kernel just
+   launched, so that its blocks are scheduled while the decode's last blocks run. */
+template <typename TP, typename TO> static void launch_merge(const merge_params &p, bool after_decode, cudaStream_t s)
 {
     long long total = (long long)p.rows * p.heads * p.dim;
-    if (total > 0)
-        merge_kernel<TP, TO><<<bk_grid_for(total, kMergeElems), kMergeElems * kMergeSlices, 0, s>>>(p);
+    const dim3 grid(bk_grid_for(total, kMergeElems)), block(kMergeElems * kMergeSlices);
+    if (total > 0 && after_decode)
+        bk_launch_dependent(merge_kernel<TP, TO>, grid, block, 0, s, p);
+    else if (total > 0)
+        merge_kernel<TP, TO><<<grid, block, 0, s>>>(p);
 }
 
 extern "C" bk_status bk_cuda_attention_merge(const bk_attention_merge_desc *d, const bk_attention_merge_args *a,
@@ -197,7 +203,7 @@ extern "C" bk_status bk_cuda_attention_merge(const bk_attention_merge_desc *d, c
     p.sub = d->heads;
     p.o_s = p.l_s = 0;
     cudaStream_t s = (cudaStream_t)stream;
-    BK_DISPATCH_FLOAT(d->dtype, T, launch_merge<T, T>(p, s));
+    BK_DISPATCH_FLOAT(d->dtype, T, launch_merge<T, T>(p, false, s));
     return bk_cuda_check_launch("attention_merge");
 }
 
@@ -465,6 +471,7 @@ __global__ void __launch_bounds__(128) decode_kernel(decode_params p)
 
     /* the CTA's pairs: pair pp = r * group + i of kv head kvh is query row r, q head
        kvh * group + i, for pp in [pp0, pp0 + ng) */
+    bk_grid_dep_launch(); /* the merge (splits > 1) may be scheduled once every block runs */
     const int split = blockIdx.x, kvh = blockIdx.y / p.gchunks, gc = blockIdx.y % p.gchunks, b = blockIdx.z;
     const int pp0 = gc * G, ng = min(G, p.pairs - pp0);
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
@@ -686,6 +693,7 @@ __global__ void __launch_bounds__(128) decode_tc_kernel(decode_params p)
 
     /* pair pp = r * group + i of kv head kvh is query row r, q head kvh * group + i; the
        CTA's are [pp0, pp0 + ng) */
+    bk_grid_dep_launch(); /* the merge (splits > 1) may be scheduled once every block runs */
     const int split = blockIdx.x, kvh = blockIdx.y / p.gchunks, gc = blockIdx.y % p.gchunks, b = blockIdx.z;
     const int pp0 = gc * C::PAIRS, ng = min(C::PAIRS, p.pairs - pp0);
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, t4 = lane & 3;
@@ -973,7 +981,7 @@ extern "C" bk_status bk_cuda_paged_decode(const bk_paged_decode_desc *d, const b
         m.heads = (int)RH;
         m.sub = d->q_heads;
         m.dim = pd->head_dim;
-        BK_DISPATCH_FLOAT(pd->dtype, T, launch_merge<float, T>(m, s));
+        BK_DISPATCH_FLOAT(pd->dtype, T, launch_merge<float, T>(m, true, s));
         BK_TRY(bk_cuda_check_launch("paged_decode"));
     }
     return BK_STATUS_SUCCESS;
