@@ -24,7 +24,8 @@
  *     dK += dS^T Q by wgmma RS (B N-major); dS^T to shared memory (double-buffered),
  *     named barrier 1, then dQ = dS K over the 128 keys (SS, dS^T M-major): consumer c takes
  *     rows 64c (D 64) or columns 64c (D 128); atomic mode: the share into the consumer's
- *     swizzled f32 tile, one thread adds it to dq_acc by TMA (bwd90_reduce_dq); DET: red.v2
+ *     swizzled f32 tile, one thread adds it to dq_acc by TMA under the next step's first
+ *     products (bwd90_stage_dq, bwd90_issue_dq); DET: red.v2
  *     into dq_acc (rows < Sq) in the semaphores' order.
  *   - consumers, D 256 (64 x 256 f32 is 128 registers a thread: dK or dV, not both):
  *     consumer 0 computes S^T -> P^T and dV += P^T dO, consumer 1 dP^T -> dS^T (P^T passed
@@ -163,15 +164,15 @@ static __device__ __forceinline__ void bwd90_add_dq(const float (&dq)[R], float 
 
 /* D 64 / 128, atomic mode: dq_acc += dq, consumer cw's 64 x 64 share (the accumulator of
  * an m64n64 product: rows r0 + kr (+ 8) from 4 j (+ 2), columns c0 + 8 j + 2 t4 (+ 1) of q
- * head h) through its staging tile at dq_s: once the issuer's previous reduce-add has read
- * the tile (warpgroup barrier), each thread stores its float2s into the swizzled tile
- * (chunk (2 (j % 4) + t4 / 2) ^ g of row kr in column block j / 4: a warp's stores fill
- * every bank twice), fences them for the async proxy, and after a second barrier the
- * issuer adds the two 32-column boxes to dq_acc by TMA (rows past Sq skipped). */
+ * head h) through its staging tile at dq_s, in two halves so that the waits fall under the
+ * next step's products. bwd90_stage_dq: once the issuer's previous reduce-add has read the
+ * tile (warpgroup barrier), each thread stores its float2s into the swizzled tile (chunk
+ * (2 (j % 4) + t4 / 2) ^ g of row kr in column block j / 4). bwd90_issue_dq: each thread
+ * fences its stores for the async proxy, and after a second barrier the issuer adds the two
+ * 32-column boxes to dq_acc by TMA (rows past Sq skipped). */
 #if BK_HAS_WGMMA
-static __device__ __forceinline__ void bwd90_reduce_dq(const float (&dq)[32], const CUtensorMap *map, uint32_t dq_s,
-                                                       bool issuer, int cw, int kr, int g, int t4, int c0, int r0,
-                                                       int h, int b)
+static __device__ __forceinline__ void bwd90_stage_dq(const float (&dq)[32], uint32_t dq_s, bool issuer, int cw,
+                                                      int kr, int g, int t4)
 {
     if (issuer)
         bk_bulk_wait_read<0>();
@@ -184,6 +185,10 @@ static __device__ __forceinline__ void bwd90_reduce_dq(const float (&dq)[32], co
         asm volatile("st.shared.v2.f32 [%0], {%1, %2};\n" ::"r"(a + 8 * 128), "f"(dq[4 * j + 2]), "f"(dq[4 * j + 3])
                      : "memory");
     }
+}
+static __device__ __forceinline__ void bwd90_issue_dq(const CUtensorMap *map, uint32_t dq_s, bool issuer, int cw,
+                                                      int c0, int r0, int h, int b)
+{
     bk_fence_proxy_async();
     bk_named_sync(kBarDqTile + cw, 128);
     if (issuer) {
@@ -530,6 +535,9 @@ __global__ void __launch_bounds__(384, 1)
             dk[i] = dv[i] = 0.f;
         bk_mbar_wait(kv_full, 0);
 
+        /* atomic mode: the q head and first row of the dQ share staged at the end of the
+           previous step (dq_h < 0: none), added under this step's first products */
+        int dq_h = -1, dq_m0 = 0;
         for (int it = 0; it < w_ntile() * p.group; it++) {
             const int st = it % S, h = hk * p.group + it / w_ntile(), m0 = (w_tlo() + it % w_ntile()) * BM;
             const uint32_t q_s = sQ + st * C::QO_BYTES, o_s = sO + st * C::QO_BYTES,
@@ -542,6 +550,8 @@ __global__ void __launch_bounds__(384, 1)
             issue_kt(s_t, kA, q_s);
             issue_kt(dp_t, vA, o_s);
             bk_wgmma_commit();
+            if (!DET && dq_h >= 0)
+                bwd90_issue_dq(&tm_dq, sDQ, issuer, cw, nb * 64, dq_m0 + mb * 64, dq_h, (int)b);
             bk_wgmma_wait<0>();
             bk_wgmma_pin(s_t);
             bk_wgmma_pin(dp_t);
@@ -597,11 +607,15 @@ __global__ void __launch_bounds__(384, 1)
             bk_keep_regs(reinterpret_cast<uint32_t(&)[BM / 4]>(pa));
             bk_keep_regs(reinterpret_cast<uint32_t(&)[BM / 4]>(ga));
             bk_mbar_arrive(q_empty(st)); /* Q, dO, lse, D_i of this stage read */
-            if constexpr (DET)
+            if constexpr (DET) {
                 bwd90_add_dq<D, DET>(dq, dq_rows(h), Sq, m0 + mb * 64 + kr, nb * 64 + 2 * t4);
-            else
-                bwd90_reduce_dq(dq, &tm_dq, sDQ, issuer, cw, kr, g, t4, nb * 64, m0 + mb * 64, h, (int)b);
+            } else {
+                bwd90_stage_dq(dq, sDQ, issuer, cw, kr, g, t4);
+                dq_h = h, dq_m0 = m0;
+            }
         }
+        if (!DET && dq_h >= 0)
+            bwd90_issue_dq(&tm_dq, sDQ, issuer, cw, nb * 64, dq_m0 + mb * 64, dq_h, (int)b);
         if (!DET && issuer) /* the last reduce-adds written (and their tile read) before the exit */
             bk_bulk_wait<0>();
         /* dK (times the scale) and dV of the thread's keys */
