@@ -38,7 +38,8 @@
  *   syncs and releases (fence, +1). Waits go only to smaller tickets: no deadlock.
  * Not yet: softcap, ALiBi, window, Dqk != Dv (sdpa_bwd.cu runs them); a step's softmax under
  *   the next step's products; dQ by TMA reduce-add at D 256 (no shared memory left for the
- *   tile) and in DET mode; a persistent, causal-balanced schedule. */
+ *   tile) and in DET mode (tried: slower, its issuer must wait for the adds before the
+ *   release, bench/RESULTS.md run 17); a persistent, causal-balanced schedule. */
 #include "hopper.cuh"
 #include "sdpa_bwd_sm90.h"
 
