@@ -69,8 +69,8 @@
  *   0.262 ms where the CUDA-core one takes 0.560 (B64 kv2048 D128 bf16); at R 1 x group 4
  *   the two are within 5% either way, so 4 pairs or fewer stay on the CUDA-core kernel.
  * Not yet: the tensor-core kernel's wasted rows at R x group 5..15 (the m16 tile holds 16
- *   pairs); B1 kv32768 at 45-73% of the read ceiling (D 64-256; one short wave of 264
- *   CTAs, then the merge; bench/RESULTS.md run 13); the
+ *   pairs); B1 kv32768 at 45-73% of the read ceiling (D 64-256: one wave of 264 CTAs
+ *   stops at 63-66% of DRAM bandwidth whatever the kernel, bench/RESULTS.md run 17); the
  *   H100's 132 x 2 slots hard-coded in the heuristic, and not tuned for the tensor-core
  *   kernel's 16-pair chunks; prefill enable_kv_split.
  */
