@@ -22,7 +22,8 @@
  *   - Split-KV: split s covers [s c, (s+1) c), c = ceil(kv_len / S), kv_len read on the
  *     device; with S > 1 partial o / lse go to the workspace and the merge kernel combines
  *     them (on sm_90 a programmatic dependent launch: its blocks wait for the decode's
- *     writes in griddepcontrol.wait, scheduled once every decode block has started). S = bk_cuda_paged_decode_splits, a pure function of the descriptor and the
+ *     writes in griddepcontrol.wait, scheduled once every decode block has started).
+ *     S = bk_cuda_paged_decode_splits, a pure function of the descriptor and the
  *     kernel (graph replays rely on it): kv_splits, else the splits that make 132 x 2 CTAs
  *     (132 for the tensor-core kernel at D 256: one CTA per SM), <= 64 and <= pool / 256.
  *     Deterministic for a given S (an H100 rerun mismatch was the test's upload race:
