@@ -285,14 +285,13 @@ static inline bk_status bk_cuda_check_launch(const char *op)
 
 /* Launches kernel<<<grid, block, smem, s>>>(args...) as a programmatic dependent of the
  * kernel before it on s (see bk_grid_dep_wait; the kernel must call it before it reads
- * what that kernel wrote) on devices of compute capability 9.0 and later, as a plain
- * launch before. Host only, no synchronisation; the launch error is left for
+ * what that kernel wrote). For devices of compute capability 9.0 and later (the caller
+ * knows its target). Host only, no synchronisation; the launch error is left for
  * bk_cuda_check_launch. */
 template <typename... P, typename... A>
 static inline void bk_launch_dependent(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t s,
                                        A... args)
 {
-    int dev = 0, major = 0;
     cudaLaunchAttribute at[1];
     at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     at[0].val.programmaticStreamSerializationAllowed = 1;
@@ -301,11 +300,8 @@ static inline void bk_launch_dependent(void (*kernel)(P...), dim3 grid, dim3 blo
     cfg.blockDim = block;
     cfg.dynamicSmemBytes = smem;
     cfg.stream = s;
-    if (cudaGetDevice(&dev) == cudaSuccess &&
-        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major >= 9) {
-        cfg.attrs = at;
-        cfg.numAttrs = 1;
-    }
+    cfg.attrs = at;
+    cfg.numAttrs = 1;
     cudaLaunchKernelEx(&cfg, kernel, args...);
 }
 

@@ -168,8 +168,9 @@ __global__ void __launch_bounds__(kMergeElems * kMergeSlices) merge_kernel(merge
     }
 }
 
-/* The merge on s; `after_decode`: a programmatic dependent of the decode kernel just
-   launched, so that its blocks are scheduled while the decode's last blocks run. */
+/* The merge on s; `after_decode` (sm_90 and later only): a programmatic dependent of the
+   decode kernel just launched, so that its blocks are scheduled while the decode's last
+   blocks run. */
 template <typename TP, typename TO> static void launch_merge(const merge_params &p, bool after_decode, cudaStream_t s)
 {
     long long total = (long long)p.rows * p.heads * p.dim;
@@ -903,7 +904,7 @@ extern "C" int32_t bk_cuda_paged_decode_splits(const bk_paged_decode_desc *d, bo
 
 extern "C" bk_status bk_cuda_paged_decode(const bk_paged_decode_desc *d, const bk_paged_decode_args *a,
                                           bool tensor_cores, int32_t splits, float *part_o, float *part_lse,
-                                          void *stream)
+                                          bool sm90, void *stream)
 {
     const bk_paged_kv_desc *pd = &d->paged_kv;
     if (((uintptr_t)a->kv.k_pages.data | (uintptr_t)a->kv.v_pages.data) % 16 != 0)
@@ -983,7 +984,7 @@ extern "C" bk_status bk_cuda_paged_decode(const bk_paged_decode_desc *d, const b
         m.heads = (int)RH;
         m.sub = d->q_heads;
         m.dim = pd->head_dim;
-        BK_DISPATCH_FLOAT(pd->dtype, T, launch_merge<float, T>(m, true, s));
+        BK_DISPATCH_FLOAT(pd->dtype, T, launch_merge<float, T>(m, sm90, s));
         BK_TRY(bk_cuda_check_launch("paged_decode"));
     }
     return BK_STATUS_SUCCESS;

@@ -18,9 +18,10 @@ extern "C" {
 int32_t bk_cuda_paged_decode_splits(const bk_paged_decode_desc *d, bool tensor_cores);
 /* The decode with `splits` parts on tensor cores (f16/bf16 only) or CUDA cores; with
  * splits > 1, part_o f32 [batch, R, q_heads, splits, head_dim] and part_lse f32 [batch, R,
- * q_heads, splits] (the workspace) take the partials. */
+ * q_heads, splits] (the workspace) take the partials. `sm90`: the plan's target is sm_90 or
+ * later, where the merge of the partials is a programmatic dependent launch. */
 bk_status bk_cuda_paged_decode(const bk_paged_decode_desc *d, const bk_paged_decode_args *a, bool tensor_cores,
-                               int32_t splits, float *part_o, float *part_lse, void *stream);
+                               int32_t splits, float *part_o, float *part_lse, bool sm90, void *stream);
 /* The CUDA-core prefill (f32 math; the reference CUDA path). */
 bk_status bk_cuda_paged_prefill(const bk_paged_prefill_desc *d, const bk_paged_prefill_args *a, void *stream);
 /* The tensor-core prefill (src/cuda/sdpa_fwd.cu: the flash-attention forward's kernels with

@@ -146,7 +146,7 @@ bk_status bk_paged_decode_run(const bk_paged_decode_plan *plan, void *stream, bk
         bk_carver c = bk_carver_start(workspace.data);
         decode_ws w = decode_workspace(plan, &c);
         return bk_cuda_paged_decode(&plan->desc, args, plan->info.kernel == PAGED_DECODE_KERNEL_CUDA_TC, w.splits,
-                                    w.part_o, w.part_lse, stream);
+                                    w.part_o, w.part_lse, plan->info.target.cc_major >= 9, stream);
     }
 #endif
     }
