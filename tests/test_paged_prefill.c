@@ -556,7 +556,7 @@ int main(void)
             test_prefill(g, &gq, false);
         }
         /* causal units over several rounds of the grid (13 tile ids x 16 heads = 208 units:
-           on 132 SMs the Hopper kernel's second, reversed round is partial) */
+           on 132 SMs the Hopper kernel's second round is partial) */
         prefill_case rounds = {BK_DTYPE_BF16, true, 128, 16, 4, 16, false, true, 4, {300, 500, 77, 213},
                                {300, 600, 200, 213}};
         test_prefill(g, &rounds, false);
