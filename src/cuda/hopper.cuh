@@ -90,6 +90,13 @@ template <int N> static __device__ __forceinline__ void bk_bulk_wait()
 {
     asm volatile("cp.async.bulk.wait_group %0;\n" ::"n"(N) : "memory");
 }
+/* Orders this thread's generic-proxy accesses of global memory with its async-proxy ones
+ * (TMA), both ways: between an acquire and the bulk copies it guards, or between completed
+ * bulk writes (bk_bulk_wait) and a release. */
+static __device__ __forceinline__ void bk_fence_proxy_async_global()
+{
+    asm volatile("fence.proxy.async.global;\n" ::: "memory");
+}
 /* Warpgroup register hand-over: the producer gives registers up, the consumers take them. */
 template <int R> static __device__ __forceinline__ void bk_regs_dec()
 {

@@ -55,6 +55,9 @@ template <int D> struct bwd90_tiles {
     static constexpr int BN = SPLIT ? 64 : 128; /* keys per CTA */
     static constexpr int BM = D == 64 ? 128 : 64; /* query rows per step */
     static constexpr int STAGES = 2;            /* Q / dO / lse / D_i ring depth */
+    /* D 64: S^T and dP^T in two commit groups; P^T is computed and dV += P^T dO issued
+     * while dP^T is in flight (+2-4% at D 64, -1-3% at D 128: bench/RESULTS.md run 18) */
+    static constexpr bool EARLY_DV = D == 64;
     static constexpr int THREADS = 384;         /* producer + 2 consumer warpgroups */
     /* 168 registers per thread at launch (__launch_bounds__(384, 1)): 24 + 2 x 240 = 504 */
     static constexpr int PRODUCER_REGS = 24, CONSUMER_REGS = 240;
@@ -129,6 +132,10 @@ enum { kBarDqAcq = 2, kBarDqRel = 3, kBarDqThreads = 256 + 32 };
 enum { kBarP = 4 };
 /* D 64 / 128, atomic mode: consumer c's warpgroup barrier around its dQ staging tile */
 enum { kBarDqTile = 5 };
+/* D 64 / 128, DET: the consumers arrive on FULL once both dQ tiles are staged, the sync
+ * warp syncs on it; the sync warp arrives on FREE once its reduce-adds have read them, the
+ * consumers sync on it before they stage the next step's */
+enum { kBarDqFull = 7, kBarDqFree = 8 };
 /* bk_named_sync / bk_named_arrive with immediate operands (no registers held for them) */
 template <int ID, int N> static __device__ __forceinline__ void bwd90_bar_sync()
 {
@@ -172,12 +179,16 @@ static __device__ __forceinline__ void bwd90_add_dq(const float (&dq)[R], float 
  * fences its stores for the async proxy, and after a second barrier the issuer adds the two
  * 32-column boxes to dq_acc by TMA (rows past Sq skipped). */
 #if BK_HAS_WGMMA
-static __device__ __forceinline__ void bwd90_stage_dq(const float (&dq)[32], uint32_t dq_s, bool issuer, int cw,
-                                                      int kr, int g, int t4)
+/* dq_acc (rows r0 .., columns c0 .. c0 + 63 of q head h, batch b) += the staged share at
+ * dq_s: two 32-column boxes by TMA (rows past Sq skipped), not committed. */
+static __device__ __forceinline__ void bwd90_reduce_dq(const CUtensorMap *map, uint32_t dq_s, int c0, int r0, int h,
+                                                       int b)
 {
-    if (issuer)
-        bk_bulk_wait_read<0>();
-    bk_named_sync(kBarDqTile + cw, 128);
+    bk_tma_reduce_add_4d(map, dq_s, c0, r0, h, b);
+    bk_tma_reduce_add_4d(map, dq_s + 64 * 128, c0 + 32, r0, h, b);
+}
+static __device__ __forceinline__ void bwd90_store_dq(const float (&dq)[32], uint32_t dq_s, int kr, int g, int t4)
+{
 #pragma unroll
     for (int j = 0; j < 8; j++) {
         const uint32_t a = dq_s + (uint32_t)((j >> 2) * 64 * 128 + kr * 128 +
@@ -187,14 +198,21 @@ static __device__ __forceinline__ void bwd90_stage_dq(const float (&dq)[32], uin
                      : "memory");
     }
 }
+static __device__ __forceinline__ void bwd90_stage_dq(const float (&dq)[32], uint32_t dq_s, bool issuer, int cw,
+                                                      int kr, int g, int t4)
+{
+    if (issuer)
+        bk_bulk_wait_read<0>();
+    bk_named_sync(kBarDqTile + cw, 128);
+    bwd90_store_dq(dq, dq_s, kr, g, t4);
+}
 static __device__ __forceinline__ void bwd90_issue_dq(const CUtensorMap *map, uint32_t dq_s, bool issuer, int cw,
                                                       int c0, int r0, int h, int b)
 {
     bk_fence_proxy_async();
     bk_named_sync(kBarDqTile + cw, 128);
     if (issuer) {
-        bk_tma_reduce_add_4d(map, dq_s, c0, r0, h, b);
-        bk_tma_reduce_add_4d(map, dq_s + 64 * 128, c0 + 32, r0, h, b);
+        bwd90_reduce_dq(map, dq_s, c0, r0, h, b);
         bk_bulk_commit();
     }
 }
@@ -321,6 +339,8 @@ __global__ void __launch_bounds__(384, 1)
              * consumers add (ACQ), waits for their adds (REL), then releases (fence, +1) */
             const int lane = threadIdx.x % 32, nsem = (int)bwd90_det_row_tiles<D>(Sq), tend = tlo + ntile;
             int *sem = p.dq_sem + (b * p.Hq + (long long)hk * p.group) * nsem + tlo; /* the step's */
+            if constexpr (!C::SPLIT) /* the staging tiles start free */
+                bwd90_bar_arrive<kBarDqFree, kBarDqThreads>();
 #pragma unroll 1
             for (int hh = 0; hh < p.group; hh++, sem += nsem - ntile)
 #pragma unroll 1
@@ -328,8 +348,32 @@ __global__ void __launch_bounds__(384, 1)
                     if (lane == 0) /* the contributors above this key tile: up to the last */
                         bk_sem_wait_acquire(sem, bwd90_last_contributor<BM, BN>(p.causal, off, gridDim.x, t) - jt);
                     __syncwarp();
-                    bwd90_bar_arrive<kBarDqAcq, kBarDqThreads>();
-                    bwd90_bar_sync<kBarDqRel, kBarDqThreads>();
+                    if constexpr (C::SPLIT) {
+                        bwd90_bar_arrive<kBarDqAcq, kBarDqThreads>();
+                        bwd90_bar_sync<kBarDqRel, kBarDqThreads>();
+                    } else {
+                        /* both consumers' tiles staged: lane 0 adds them by TMA (consumer c's:
+                         * rows 64 c of the step (D 64) or columns 64 c (D 128)), frees the
+                         * tiles once read, waits for the writes, then releases below */
+                        bwd90_bar_sync<kBarDqFull, kBarDqThreads>();
+                        if (lane == 0) {
+                            const int h = hk * p.group + hh;
+                            bk_fence_proxy_async_global(); /* the acquired adds before ours */
+#pragma unroll
+                            for (int c = 0; c < 2; c++)
+                                bwd90_reduce_dq(&tm_dq, base + C::OFF_DQ + c * C::DQ_SHARE, BM == 64 ? 64 * c : 0,
+                                                t * BM + (BM == 128 ? 64 * c : 0), h, (int)b);
+                            bk_bulk_commit();
+                            bk_bulk_wait_read<0>();
+                        }
+                        __syncwarp();
+                        if (hh < p.group - 1 || t < tend - 1) /* the consumers stage one more */
+                            bwd90_bar_arrive<kBarDqFree, kBarDqThreads>();
+                        if (lane == 0) {
+                            bk_bulk_wait<0>();
+                            bk_fence_proxy_async_global(); /* our adds before the release */
+                        }
+                    }
                     if (lane == 0)
                         bk_sem_release_add1(sem);
                     __syncwarp();
@@ -549,45 +593,69 @@ __global__ void __launch_bounds__(384, 1)
             float s_t[BM / 2], dp_t[BM / 2];
             bk_wgmma_fence();
             issue_kt(s_t, kA, q_s);
+            if constexpr (C::EARLY_DV) /* S^T a group of its own */
+                bk_wgmma_commit();
             issue_kt(dp_t, vA, o_s);
             bk_wgmma_commit();
             if (!DET && dq_h >= 0)
                 bwd90_issue_dq(&tm_dq, sDQ, issuer, cw, nb * 64, dq_m0 + mb * 64, dq_h, (int)b);
-            bk_wgmma_wait<0>();
+            bk_wgmma_wait<C::EARLY_DV ? 1 : 0>();
             bk_wgmma_pin(s_t);
-            bk_wgmma_pin(dp_t);
-            /* P^T and dS^T in place: bwd90_probs's math, fused with dS^T = P^T (dP^T - D_i) */
+            if constexpr (!C::EARLY_DV)
+                bk_wgmma_pin(dp_t);
+            /* P^T in place (bwd90_probs's math) and dS^T = P^T (dP^T - D_i): fused, or with
+             * EARLY_DV P^T while dP^T is in flight and dS^T after dV's issue */
             const float *Ls = sL + st * BM, *Ds = sD + st * BM;
             const int j0 = w_jt() * BN, jg0 = DET ? j0 + cw * 64 + kr : jg0_a, jg1 = jg0 + 8;
             const bool need_mask = j0 + BN > Sk || (p.causal && j0 + BN - 1 > m0 + off);
             const int lim0 = jg0 >= Sk ? INT_MAX : p.causal ? jg0 - off - m0 - 2 * t4 : INT_MIN;
             const int lim1 = jg1 >= Sk ? INT_MAX : p.causal ? jg1 - off - m0 - 2 * t4 : INT_MIN;
+            auto ds_of = [&](int j, int e) {
+                const float2 d2 = *reinterpret_cast<const float2 *>(Ds + 8 * j + 2 * t4);
+                dp_t[4 * j + e] = s_t[4 * j + e] * (dp_t[4 * j + e] - ((e & 1) ? d2.y : d2.x));
+            };
 #pragma unroll
             for (int j = 0; j < BM / 8; j++) {
                 const float2 l2 = *reinterpret_cast<const float2 *>(Ls + 8 * j + 2 * t4);
-                const float2 d2 = *reinterpret_cast<const float2 *>(Ds + 8 * j + 2 * t4);
 #pragma unroll
                 for (int e = 0; e < 4; e++) {
                     float pp = bk_ex2(fmaf(s_t[4 * j + e], scale_log2, -((e & 1) ? l2.y : l2.x)));
                     if (need_mask && 8 * j + (e & 1) < (e < 2 ? lim0 : lim1))
                         pp = 0.f;
                     s_t[4 * j + e] = pp;
-                    dp_t[4 * j + e] = pp * (dp_t[4 * j + e] - ((e & 1) ? d2.y : d2.x));
+                    if constexpr (!C::EARLY_DV)
+                        ds_of(j, e);
                 }
             }
-            uint32_t pa[BM / 16][4], ga[BM / 16][4];
-            pack_a(pa, s_t);
-            pack_a(ga, dp_t);
-            store_dst(ds_b, ga);
-
             /* dV += P^T dO, dK += dS^T Q (64 keys x D), k16 steps over the BM queries; B as
              * in the D 256 branch above. The forward's O += P V, operand for operand. */
+            uint32_t pa[BM / 16][4], ga[BM / 16][4];
+            pack_a(pa, s_t);
+            auto issue_dv = [&]() {
+#pragma unroll
+                for (int kb = 0; kb < BM / 16; kb++)
+                    bk_wgmma<T, D>::rs(dv, pa[kb], bk_wgmma_desc(o_s + kb * 2048, BM * 128, 1024), 1);
+            };
+            if constexpr (C::EARLY_DV) {
+                bk_wgmma_pin(dv);
+                bk_wgmma_fence();
+                issue_dv();
+                bk_wgmma_commit();
+                bk_wgmma_wait<1>(); /* dP^T landed, dV in flight */
+                bk_wgmma_pin(dp_t);
+#pragma unroll
+                for (int j = 0; j < BM / 8; j++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++)
+                        ds_of(j, e);
+            }
+            pack_a(ga, dp_t);
+            store_dst(ds_b, ga);
             bk_wgmma_pin(dv);
             bk_wgmma_pin(dk);
             bk_wgmma_fence();
-#pragma unroll
-            for (int kb = 0; kb < BM / 16; kb++)
-                bk_wgmma<T, D>::rs(dv, pa[kb], bk_wgmma_desc(o_s + kb * 2048, BM * 128, 1024), 1);
+            if constexpr (!C::EARLY_DV)
+                issue_dv();
 #pragma unroll
             for (int kb = 0; kb < BM / 16; kb++)
                 bk_wgmma<T, D>::rs(dk, ga[kb], bk_wgmma_desc(q_s + kb * 2048, BM * 128, 1024), 1);
@@ -608,8 +676,11 @@ __global__ void __launch_bounds__(384, 1)
             bk_keep_regs(reinterpret_cast<uint32_t(&)[BM / 4]>(pa));
             bk_keep_regs(reinterpret_cast<uint32_t(&)[BM / 4]>(ga));
             bk_mbar_arrive(q_empty(st)); /* Q, dO, lse, D_i of this stage read */
-            if constexpr (DET) {
-                bwd90_add_dq<D, DET>(dq, dq_rows(h), Sq, m0 + mb * 64 + kr, nb * 64 + 2 * t4);
+            if constexpr (DET) { /* staged for the sync warp, which adds in the semaphores' order */
+                bwd90_bar_sync<kBarDqFree, kBarDqThreads>();
+                bwd90_store_dq(dq, sDQ, kr, g, t4);
+                bk_fence_proxy_async();
+                bwd90_bar_arrive<kBarDqFull, kBarDqThreads>();
             } else {
                 bwd90_stage_dq(dq, sDQ, issuer, cw, kr, g, t4);
                 dq_h = h, dq_m0 = m0;
@@ -725,7 +796,7 @@ static bk_status bwd90_launch(const bk_sdpa_bwd_desc *d, const bk_sdpa_bwd_args 
     BK_TRY(bk_tma_encode(&to, a->dy.data, bk_tma_16bit(bf16), dq4, so, bq, op));
     BK_TRY(bk_tma_encode(&tk, a->k.data, bk_tma_16bit(bf16), dk4, sk, bkv, op));
     BK_TRY(bk_tma_encode(&tv, a->v.data, bk_tma_16bit(bf16), dk4, sv, bkv, op));
-    if (!DET && !C::SPLIT) { /* dq_acc [B, Hq, Sq, D] f32, boxes of 64 rows x 32 columns */
+    if (!C::SPLIT) { /* dq_acc [B, Hq, Sq, D] f32, boxes of 64 rows x 32 columns */
         const long long sdq[3] = {D, (long long)d->q_len * D, (long long)d->q_heads * d->q_len * D};
         const int bdq[4] = {32, 64, 1, 1};
         BK_TRY(bk_tma_encode(&tdq, dq_acc, BK_TMA_F32, dq4, sdq, bdq, op));
