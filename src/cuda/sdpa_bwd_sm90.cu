@@ -8,7 +8,7 @@
  * Shapes: Dqk == Dv = D in {64, 128, 256}; q [B,Hq,Sq,D], k/v [B,Hkv,Sk,D] (head stride 0
  *   allowed), dy like q; rows 16-byte aligned (TMA); dk/dv in T; dq_acc f32 [B,Hq,Sq,D]
  *   (zeroed by the launcher) += the unscaled dQ: by TMA reduce-adds of a staging tile in
- *   shared memory (D 64 / 128, atomic mode), else by red.global.add.v2.f32. Causal is
+ *   shared memory (D 64 / 128), else by red.global.add.v2.f32. Causal is
  *   bottom-right (key j visible to row i iff j <= i + Sk - Sq).
  * Tiling (bwd90_tiles<D>): a CTA owns BN keys of one (b, kv head) (128; 64 at D 256), K and
  *   V resident in shared memory, and walks the q heads of the group and per head the BM-row
@@ -25,21 +25,26 @@
  *     named barrier 1, then dQ = dS K over the 128 keys (SS, dS^T M-major): consumer c takes
  *     rows 64c (D 64) or columns 64c (D 128); atomic mode: the share into the consumer's
  *     swizzled f32 tile, one thread adds it to dq_acc by TMA under the next step's first
- *     products (bwd90_stage_dq, bwd90_issue_dq); DET: red.v2
- *     into dq_acc (rows < Sq) in the semaphores' order.
+ *     products (bwd90_stage_dq, bwd90_issue_dq); DET: the same tile, added by the sync warp
+ *     (below). D 64 (EARLY_DV): S^T and dP^T in two commit groups, P^T computed and dV
+ *     issued while dP^T is in flight.
  *   - consumers, D 256 (64 x 256 f32 is 128 registers a thread: dK or dV, not both):
  *     consumer 0 computes S^T -> P^T and dV += P^T dO, consumer 1 dP^T -> dS^T (P^T passed
  *     over in shared memory) and dK += dS^T Q; dQ columns 128c .. by consumer c.
  *   Finally dK * scale and dV in T (keys < Sk).
  * DET (deterministic): sdpa_bwd.cu's fused DET order: the key tile from a per-(b, kv head)
  *   ticket (highest first); per row tile the key tiles add in decreasing order behind its
- *   semaphore. Producer warp 1 waits on the step's semaphore, then arrives on named
- *   barrier 2 that the consumers sync on before their adds; they arrive on barrier 3, it
- *   syncs and releases (fence, +1). Waits go only to smaller tickets: no deadlock.
+ *   semaphore. Producer warp 1, the sync warp, waits on the step's semaphore; D 64 / 128:
+ *   the consumers stage their dQ tiles and go on (FULL / FREE barriers), the sync warp adds
+ *   them by TMA, frees the tiles once read, waits for the writes and releases (fence,
+ *   +1); D 256: it arrives on barrier 2 that the consumers sync on before their red.v2
+ *   adds, they arrive on barrier 3, it syncs and releases. Waits go only to smaller
+ *   tickets: no deadlock.
  * Not yet: softcap, ALiBi, window, Dqk != Dv (sdpa_bwd.cu runs them); a step's softmax under
  *   the next step's products; dQ by TMA reduce-add at D 256 (no shared memory left for the
- *   tile) and in DET mode (tried: slower, its issuer must wait for the adds before the
- *   release, bench/RESULTS.md run 17); a persistent, causal-balanced schedule. */
+ *   tile); DET: more than one staged tile of slack (the k-th key tile of a chain waits for k
+ *   adds before its first; two chains tried, bench/RESULTS.md run 18); a persistent,
+ *   causal-balanced schedule. */
 #include "hopper.cuh"
 #include "sdpa_bwd_sm90.h"
 
