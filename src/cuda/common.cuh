@@ -199,7 +199,7 @@ static __device__ __forceinline__ float bk_ex2(float x)
  * bk_sem_wait_acquire spins until *a reads v (acquire loads: what the releasing CTA wrote
  * before its release is visible after it; a barrier passes that on to the waiter's CTA);
  * bk_sem_release_add1, called after a barrier that orders the CTA's writes before it,
- * publishes them (fence) and adds 1. */
+ * adds 1 with release semantics (those writes visible to the acquirer). */
 static __device__ __forceinline__ void bk_sem_wait_acquire(const int *a, int v)
 {
     asm volatile("{\n"
@@ -215,8 +215,7 @@ static __device__ __forceinline__ void bk_sem_wait_acquire(const int *a, int v)
 }
 static __device__ __forceinline__ void bk_sem_release_add1(int *a)
 {
-    __threadfence();
-    atomicAdd(a, 1);
+    asm volatile("red.release.gpu.global.add.s32 [%0], 1;\n" ::"l"(a) : "memory");
 }
 
 /* 2^x on the FMA and integer pipes instead of the MUFU one (which does 16 per clock per SM):
