@@ -175,17 +175,16 @@ static __device__ __forceinline__ void bwd90_add_dq(const float (&dq)[R], float 
 #endif
 }
 
-/* D 64 / 128, atomic mode: dq_acc += dq, consumer cw's 64 x 64 share (the accumulator of
- * an m64n64 product: rows r0 + kr (+ 8) from 4 j (+ 2), columns c0 + 8 j + 2 t4 (+ 1) of q
- * head h) through its staging tile at dq_s, in two halves so that the waits fall under the
- * next step's products. bwd90_stage_dq: once the issuer's previous reduce-add has read the
- * tile (warpgroup barrier), each thread stores its float2s into the swizzled tile (chunk
- * (2 (j % 4) + t4 / 2) ^ g of row kr in column block j / 4). bwd90_issue_dq: each thread
- * fences its stores for the async proxy, and after a second barrier the issuer adds the two
- * 32-column boxes to dq_acc by TMA (rows past Sq skipped). */
+/* D 64 / 128: dq_acc += dq, consumer cw's 64 x 64 share (the accumulator of an m64n64
+ * product: rows r0 + kr (+ 8) from 4 j (+ 2), columns c0 + 8 j + 2 t4 (+ 1) of q head h)
+ * through its staging tile at dq_s. bwd90_store_dq: each thread stores its float2s into the
+ * swizzled tile (chunk (2 (j % 4) + t4 / 2) ^ g of row kr in column block j / 4).
+ * bwd90_reduce_dq: the two 32-column boxes added to dq_acc by TMA (rows past Sq skipped),
+ * not committed. The atomic mode in two halves, so that the waits fall under the next
+ * step's products: bwd90_stage_dq stores once the issuer's previous reduce-add has read
+ * the tile (warpgroup barrier); bwd90_issue_dq fences the stores for the async proxy and,
+ * after a second barrier, the issuer adds. (DET: the sync warp adds, in the kernel.) */
 #if BK_HAS_WGMMA
-/* dq_acc (rows r0 .., columns c0 .. c0 + 63 of q head h, batch b) += the staged share at
- * dq_s: two 32-column boxes by TMA (rows past Sq skipped), not committed. */
 static __device__ __forceinline__ void bwd90_reduce_dq(const CUtensorMap *map, uint32_t dq_s, int c0, int r0, int h,
                                                        int b)
 {
@@ -340,8 +339,9 @@ __global__ void __launch_bounds__(384, 1)
         const int jt = w_jt(), j0 = jt * BN, tlo = w_tlo(), ntile = w_ntile();
         if (DET && threadIdx.x / 32 == 1) {
             /* the sync warp (DET): per step, waits until the key tiles above this one have
-             * added to the step's row tile (lane 0 spins with acquire loads), lets the
-             * consumers add (ACQ), waits for their adds (REL), then releases (fence, +1) */
+             * added to the step's row tile (lane 0 spins with acquire loads); then D 64 /
+             * 128: adds the consumers' staged tiles; D 256: lets the consumers add (ACQ)
+             * and waits for their adds (REL); then releases (+1) */
             const int lane = threadIdx.x % 32, nsem = (int)bwd90_det_row_tiles<D>(Sq), tend = tlo + ntile;
             int *sem = p.dq_sem + (b * p.Hq + (long long)hk * p.group) * nsem + tlo; /* the step's */
             if constexpr (!C::SPLIT) /* the staging tiles start free */
