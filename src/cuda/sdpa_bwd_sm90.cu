@@ -42,11 +42,11 @@
  *   tickets: no deadlock.
  * Not yet: softcap, ALiBi, window, Dqk != Dv (sdpa_bwd.cu runs them); a step's softmax under
  *   the next step's products; at D 128 products wider than m64n64 (S^T, dP^T and dQ read
- *   both operands from shared memory at its full bandwidth; per-consumer dQ over its own keys
- *   was slower, bench/RESULTS.md run 18); dQ by
- *   TMA reduce-add at D 256 (no shared memory left for the tile); DET: more than one staged
- *   tile of slack (the k-th key tile of a chain waits for k adds before its first; two
- *   chains tried, run 18); a persistent, causal-balanced schedule. */
+ *   both operands from shared memory at its full bandwidth; per-consumer dQ over its own
+ *   keys was slower, bench/RESULTS.md run 18); dQ by TMA reduce-add at D 256 (no shared
+ *   memory left for the tile); DET: more than one staged tile of slack (the k-th key tile of
+ *   a chain waits for k adds before its first; two chains tried, run 18); a persistent,
+ *   causal-balanced schedule. */
 #include "hopper.cuh"
 #include "sdpa_bwd_sm90.h"
 
