@@ -18,10 +18,11 @@
  *   key tiles, sm90_consumers; else 2).
  *   - warpgroup 0, the producer, gives registers up (setmaxnreg) and fills the buffers:
  *     dense: one thread issues TMA copies (tensor maps encoded on the host in run),
- *     completing on the buffers' full mbarriers; paged: pages of 64+ rows, one warp, a TMA
- *     box per page (page ids read a tile ahead); pages of 4..32 rows, 128 threads, cp.async
- *     with the tile's page ids in each warp's lanes; other sizes, cp.async with a table
- *     lookup per row; cp.async copies arrive on the barrier as they land. It
+ *     completing on the buffers' full mbarriers; paged: Q by TMA from thread 0, K / V of
+ *     pages of 64+ rows by one warp, a TMA box per page (page ids read a tile ahead);
+ *     pages of 4..32 rows, 128 threads, cp.async, each warp a quarter of the tile's rows
+ *     (a shuffle of a page id and one address per page); other sizes, cp.async with a
+ *     table lookup per row; cp.async copies arrive on the barrier as they land. It
  *     loads Q once per tile, then K(n), V(n) for every key tile, waiting on each buffer's
  *     empty mbarrier first.
  *   - warpgroups 1..NC, the consumers, take the registers; each owns 64 query rows.
@@ -63,7 +64,7 @@ template <int D, int NC> struct sm90_tiles {
     static_assert(NC == 2 || (NC == 3 && D == 64), "3 consumers only at D 64");
     static constexpr int BM = 64 * NC;               /* query rows per CTA */
     static constexpr int BN = D == 256 ? 64 : 128;   /* keys per K / V buffer (176 at D 128: no faster, run 16) */
-    static constexpr int STAGES = 2;                 /* K/V ring depth (3 at NC 3: no gain, run 15) */
+    static constexpr int STAGES = 2; /* K/V ring depth (3: no gain at D 64 NC 3 nor D 128, runs 15 and 19) */
     /* every EX2_FMA_EVERY-th key block's exponentials on the FMA pipe (0: none): at D 64
        the softmax, not the tensor cores, sets the pace (the MUFU pipe does 16 exponentials
        per clock per SM); one in 8 balances the two pipes best (bench/RESULTS.md run 11) */
@@ -229,48 +230,49 @@ static __device__ __forceinline__ int slot_page(const sdpa_params &p, int n, lon
     return pid >= 0 && pid < p.t.num_pages ? pid : -1;
 }
 
-/* kLoadSlots: key tile n (`rows` of its BN rows hold tokens) of one kv head into the
- * swizzled buffer at s, by NT threads with cp.async, pages of PS rows. Thread t copies
- * 16-byte chunk t % C of rows t / C + j * RP; the page id of slot i is lane i's pid (from
- * slot_page) in the thread's own warp; pool_g points at the kv head's rows of page 0,
- * page_stride elements apart. When a pass covers part of a page (RP <= PS), a thread's
- * PS / RP rows of each page sit at constant offsets: one shuffle and one 64-bit address per
- * page, then the copies with immediate offsets. FULL: all ROWS rows hold tokens. */
-template <typename T, int ROWS, int D, int NT, int PS, bool FULL>
+/* kLoadSlots: key tile n (`rows` of its ROWS rows hold tokens) of one kv head into the
+ * swizzled buffer at s, by the producer warpgroup's 128 threads with cp.async, pages of PS
+ * rows. Warp w copies rows [w RW, (w + 1) RW), RW = ROWS / 4, in passes of RPW = 32 / C whole
+ * rows (C = D / 8 16-byte chunks a row; lane = row rl of the pass x chunk c), so a pass lies
+ * in one page and a warp touches RW / PS pages (one when PS >= RW). Per page one shuffle of
+ * its id (lane i holds slot i's, slot_page) and one 64-bit address, then copies at
+ * immediate offsets: the swizzle term of pass j is (c & 7) ^ rl ^ ((j RPW) & 7), so a few
+ * destination bases serve every pass. pool_g points at the kv head's rows of page 0,
+ * page_stride elements apart; an id < 0 zero-fills its page, as rows >= `rows` are (FULL:
+ * all ROWS rows hold tokens). */
+template <typename T, int ROWS, int D, int PS, bool FULL>
 static __device__ __forceinline__ void load_tile_slots_pass(uint32_t s, const T *pool_g, int page_stride, int pid,
                                                             int rows, int tid)
 {
-    constexpr int C = D / 8, RP = NT / C; /* chunks per row, rows per pass */
-    static_assert(NT % C == 0 && ROWS % RP == 0 && (RP % 8 == 0 || 8 % RP == 0), "tile must split evenly");
-    const int c = tid % C, r0 = tid / C, lim = rows - r0;
-    /* the swizzle term depends on r & 7: with RP a multiple of 8 it is r0's for every pass,
-       with RP < 8 it takes 8 / RP values; either way a constant offset per pass */
-    const uint32_t row_dst = s + (uint32_t)((c >> 3) * ROWS * 128 + r0 * 128);
-    const int x0 = (c & 7) ^ (r0 & 7); /* r0 < RP when RP < 8: (r0 + rb) & 7 = r0 ^ (rb & 7) */
-    const T *col = pool_g + c * 8 + (RP <= PS ? r0 * D : (r0 % PS) * D);
-    const T *src = col;
-    int ok_page = 0;
+    constexpr int C = D / 8, RPW = 32 / C, RW = ROWS / 4;
+    static_assert(32 % C == 0 && PS % RPW == 0 && RW % 8 == 0 && RW % RPW == 0, "tile must split evenly");
+    const int w = tid >> 5, lane = tid & 31, rl = lane / C, c = lane % C, r0 = w * RW + rl;
+    /* (r0 + rb) & 7 = rl ^ (rb & 7): RW is a multiple of 8, rb of RPW, rl < RPW */
+    uint32_t dst_base[8];
 #pragma unroll
-    for (int j = 0; j < ROWS / RP; j++) {
-        const int rb = j * RP; /* the pass's first row */
-        if (RP > PS || rb % PS == 0) { /* a new page: its id from the warp's lanes */
-            const int pg = __shfl_sync(0xffffffffu, pid, RP <= PS ? rb / PS : r0 / PS + rb / PS);
-            ok_page = pg >= 0 ? 16 : 0;
-            src = col + (long long)max(pg, 0) * page_stride;
+    for (int k = 0; k < 8; k++)
+        dst_base[k] = s + (uint32_t)((c >> 3) * ROWS * 128 + r0 * 128) + ((uint32_t)((c & 7) ^ rl ^ k) << 4);
+    const T *lane_src = pool_g + (long long)((PS > RW ? (w * RW) % PS : 0) + rl) * D + c * 8, *src = lane_src;
+    int ok = 0;
+#pragma unroll
+    for (int rb = 0; rb < RW; rb += RPW) { /* the pass's first row, from the warp's */
+        if (rb == 0 || (PS <= RW && rb % PS == 0)) { /* a new page */
+            const int pg = __shfl_sync(0xffffffffu, pid, PS <= RW ? w * (RW / PS) + rb / PS : (w * RW) / PS);
+            ok = pg >= 0 ? 16 : 0;
+            src = lane_src + (long long)max(pg, 0) * page_stride;
         }
-        const uint32_t dst = row_dst + (uint32_t)(rb * 128 + ((x0 ^ (rb & 7)) << 4));
-        const int bytes = FULL ? ok_page : (rb < lim ? ok_page : 0);
-        bk_cp_async16(dst, src + (RP <= PS ? (rb % PS) * D : 0), bytes);
+        const int bytes = FULL ? ok : (r0 + rb < rows ? ok : 0);
+        bk_cp_async16(dst_base[rb & 7] + (uint32_t)(rb * 128), src + (PS <= RW ? rb % PS : rb) * D, bytes);
     }
 }
-template <typename T, int ROWS, int D, int NT, int PS>
+template <typename T, int ROWS, int D, int PS>
 static __device__ __forceinline__ void load_tile_slots(uint32_t s, const T *pool_g, int page_stride, int pid, int rows,
                                                        int tid)
 {
     if (rows >= ROWS)
-        load_tile_slots_pass<T, ROWS, D, NT, PS, true>(s, pool_g, page_stride, pid, rows, tid);
+        load_tile_slots_pass<T, ROWS, D, PS, true>(s, pool_g, page_stride, pid, rows, tid);
     else
-        load_tile_slots_pass<T, ROWS, D, NT, PS, false>(s, pool_g, page_stride, pid, rows, tid);
+        load_tile_slots_pass<T, ROWS, D, PS, false>(s, pool_g, page_stride, pid, rows, tid);
 }
 
 #if BK_HAS_WGMMA
@@ -355,8 +357,9 @@ __global__ void __launch_bounds__(sm90_tiles<D, NC>::THREADS, 1)
         /* arrivals that fill a buffer: the TMA thread; or it and the warp's 32 lanes; or
            the warpgroup's 128 threads' cp.async arrivals */
         const uint32_t fill = LOAD == kLoadDense ? 1u : LOAD == kLoadPages ? 33u : 128u;
-        /* q_full: the Q copies' arrivals, plus thread 0's release of the published unit */
-        bk_mbar_init(q_full, LOAD >= kLoadGather ? 129u : 1u);
+        /* q_full: thread 0's arrival with the Q copies' byte count (paged: it also releases
+           the published unit) */
+        bk_mbar_init(q_full, 1u);
         bk_mbar_init(q_empty, 128 * NC);
         for (int s = 0; s < S; s++) {
             bk_mbar_init(k_full(s), fill);
@@ -382,8 +385,17 @@ __global__ void __launch_bounds__(sm90_tiles<D, NC>::THREADS, 1)
             const key_tiles &kt = w.kt;
             bk_mbar_wait(q_empty, ((uint32_t)n_units & 1u) ^ 1u);
             n_units++;
-            if (PAGED && tid == 0)
+            if (PAGED && tid == 0) { /* the unit, then its Q rows b + m0 .. of heads h .. h +
+                                        2^qpack - 1 by TMA ([rows, Hq, D] as (D, Hq, rows), a
+                                        box of 2^qpack heads x BM >> qpack rows: rows of the
+                                        next request are loaded, never stored; past the last
+                                        row, zeros); the expect-tx arrival releases the unit */
                 sm90_publish(unit_slot, &w);
+                bk_mbar_arrive_expect_tx(q_full, C::Q_BYTES);
+#pragma unroll
+                for (int c = 0; c < D / 64; c++)
+                    bk_tma_load_4d(sQ + c * BM * 128, &tm_q, q_full, c * 64, p.sq.s1 ? (int)h : 0, (int)(b + m0), 0);
+            }
             if constexpr (!PAGED) {
                 /* one thread, TMA: broadcast axes (stride 0) have extent 1 in the maps */
                 const int qh = p.sq.s1 ? (int)h : 0, qbt = p.sq.s0 ? (int)b : 0;
@@ -401,13 +413,6 @@ __global__ void __launch_bounds__(sm90_tiles<D, NC>::THREADS, 1)
                 typedef typename kv_rows_of<T, D, true>::type kv_rows;
                 const kv_rows kb = kv_rows_of<T, D, true>::make(p.k, p, b, hk, first, p.sk);
                 const kv_rows vb = kv_rows_of<T, D, true>::make(p.v, p, b, hk, first, p.sv);
-                if (tid == 0) { /* Q rows b + m0 .. of heads h .. h + 2^qpack - 1: [rows, Hq, D]
-                                   as (D, Hq, rows), a box of 2^qpack heads x BM >> qpack rows */
-                    bk_mbar_arrive_expect_tx(q_full, C::Q_BYTES);
-#pragma unroll
-                    for (int c = 0; c < D / 64; c++)
-                        bk_tma_load_4d(sQ + c * BM * 128, &tm_q, q_full, c * 64, p.sq.s1 ? (int)h : 0, (int)(b + m0), 0);
-                }
                 page_slot cur = read_slot<BN>(p, kt.n_lo, first, tid);
                 for (int n = kt.n_lo; n <= kt.n_hi; n++, it++) {
                     const ring_pos<S> r(it);
@@ -430,7 +435,6 @@ __global__ void __launch_bounds__(sm90_tiles<D, NC>::THREADS, 1)
                 typedef typename kv_rows_of<T, D, true>::type kv_rows;
                 const kv_rows kb = kv_rows_of<T, D, true>::make(p.k, p, b, hk, first, p.sk);
                 const kv_rows vb = kv_rows_of<T, D, true>::make(p.v, p, b, hk, first, p.sv);
-                const packed_rows<T> qb = {(const T *)p.q + b * p.sq.s0 + h * p.sq.s1, p.sq.s2, p.sq.s1, p.qpack};
                 constexpr bool SLOTS = LOAD >= kLoadSlots;
                 const int ps = p.t.page_size;
                 const long long head_off = hk * (long long)ps * D;
@@ -438,16 +442,12 @@ __global__ void __launch_bounds__(sm90_tiles<D, NC>::THREADS, 1)
                 int pid = SLOTS ? slot_page<BN>(p, kt.n_lo, first, tid & 31) : 0;
                 auto load_kv = [&](uint32_t dst, const kv_rows &rows, const void *pool, int n) {
                     if constexpr (SLOTS)
-                        load_tile_slots<T, BN, D, 128, (4 << (LOAD - kLoadSlots))>(
+                        load_tile_slots<T, BN, D, (4 << (LOAD - kLoadSlots))>(
                             dst, (const T *)pool + head_off, page_stride, pid,
                             (int)min((long long)BN, p.Sk - (long long)n * BN), tid);
                     else
                         load_tile_sw128<T, BN, D, 128>(dst, rows, (long long)n * BN, p.Sk, tid);
                 };
-                load_tile_sw128<T, BM, D, 128>(sQ, qb, m0 << p.qpack, (long long)p.Sq << p.qpack, tid);
-                bk_cp_async_mbar_arrive(q_full);
-                if (tid == 0) /* the release of the unit published above */
-                    bk_mbar_arrive(q_full);
                 for (int n = kt.n_lo; n <= kt.n_hi; n++, it++) {
                     const ring_pos<S> r(it);
                     const int next = SLOTS && n < kt.n_hi ? slot_page<BN>(p, n + 1, first, tid & 31) : 0;
@@ -462,15 +462,12 @@ __global__ void __launch_bounds__(sm90_tiles<D, NC>::THREADS, 1)
             }
         }
         if constexpr (PAGED) {
-            /* the end: once every consumer has read the last unit, an empty slot; q_full's
-               arrivals as for a unit (thread 0's, or the gathering warpgroup's 128) */
+            /* the end: once every consumer has read the last unit, an empty slot */
             bk_mbar_wait(q_empty, ((uint32_t)n_units & 1u) ^ 1u);
-            if (tid == 0)
+            if (tid == 0) {
                 sm90_publish(unit_slot, NULL);
-            if (tid == 0 || LOAD >= kLoadGather)
                 bk_mbar_arrive(q_full);
-            if (LOAD >= kLoadGather && tid == 0)
-                bk_mbar_arrive(q_full);
+            }
         }
         return;
     }
@@ -752,15 +749,18 @@ static bk_status launch_sm90(const sdpa_params &p, long long ids, int sms, cudaS
         BK_TRY(bk_tma_encode(&tq, p.q, bk_tma_16bit(bf16), dq, sq, bq, op));
         BK_TRY(bk_tma_encode(&tk, p.k, bk_tma_16bit(bf16), dkv, sk, bkv, op));
         BK_TRY(bk_tma_encode(&tv, p.v, bk_tma_16bit(bf16), dkv, sv, bkv, op));
-    } else if (LOAD == kLoadPages) { /* q [rows, Hq, D] as (D, Hq, rows); pools as (D, slot, head, page) */
-        const paged_table &t = p.t;
+    } else { /* q [rows, Hq, D] as (D, Hq, rows); kLoadPages: pools as (D, slot, head, page) */
         const long long dq[4] = {D, p.Hq, p.total_rows, 1}, sq[3] = {p.sq.s1, p.sq.s0, 0};
-        const long long dpool[4] = {D, t.page_size, t.kv_heads, t.num_pages},
-                        spool[3] = {D, (long long)t.page_size * D, (long long)t.kv_heads * t.page_size * D};
-        const int bq[4] = {64, 1 << p.qpack, C::BM >> p.qpack, 1}, bpool[4] = {64, t.page_size, 1, 1};
+        const int bq[4] = {64, 1 << p.qpack, C::BM >> p.qpack, 1};
         BK_TRY(bk_tma_encode(&tq, p.q, bk_tma_16bit(bf16), dq, sq, bq, op));
-        BK_TRY(bk_tma_encode(&tk, p.k, bk_tma_16bit(bf16), dpool, spool, bpool, op));
-        BK_TRY(bk_tma_encode(&tv, p.v, bk_tma_16bit(bf16), dpool, spool, bpool, op));
+        if (LOAD == kLoadPages) {
+            const paged_table &t = p.t;
+            const long long dpool[4] = {D, t.page_size, t.kv_heads, t.num_pages},
+                            spool[3] = {D, (long long)t.page_size * D, (long long)t.kv_heads * t.page_size * D};
+            const int bpool[4] = {64, t.page_size, 1, 1};
+            BK_TRY(bk_tma_encode(&tk, p.k, bk_tma_16bit(bf16), dpool, spool, bpool, op));
+            BK_TRY(bk_tma_encode(&tv, p.v, bk_tma_16bit(bf16), dpool, spool, bpool, op));
+        }
     }
     kernel<<<(unsigned)grid, C::THREADS, C::SMEM, s>>>(tq, tk, tv, p, units);
     return bk_cuda_check_launch(op);
