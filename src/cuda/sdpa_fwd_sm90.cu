@@ -45,12 +45,11 @@
  *   consumers finish and store the current one.
  * Output: y and lse straight from registers (store_rows, as the other kernels): with
  *   16-byte rows each quad transposes its words by shuffles and stores 64 contiguous bytes.
- * Not yet: the in-warpgroup overlap at D 64 (no gain with 2 or 3 consumers, runs 12 and
- *   15);
- *   packing the query heads of a GQA group for dense problems; a second Q buffer (the next
- *   unit's Q loads only after this unit's last S); y through shared memory and a TMA
- *   store; Dqk != Dv; a fast path for pages of 1 or 2 rows (the per-row gather runs at
- *   about a quarter of the dense speed). */
+ * Not yet: the in-warpgroup overlap at D 64 (no gain, runs 12 and 15); packing the query
+ *   heads of a GQA group for dense problems; a second Q buffer; y through shared memory
+ *   and a TMA store; Dqk != Dv; a fast path for pages of 1 or 2 rows (a quarter of the
+ *   dense speed); pages of 4..32 at dense speed (10-20% behind: the consumers wait on the
+ *   cp.async copies; TMA boxes of 16-row pages are slower still, bench/RESULTS.md run 19). */
 #include "hopper.cuh"
 #include "sdpa_fwd_tiles.cuh"
 
@@ -147,11 +146,12 @@ static __device__ __forceinline__ void tma_rows(uint32_t dst, const CUtensorMap 
 }
 
 /* kLoadPages, the page ids of key tile n: lane i < BN / page_size holds slot i's page id
- * and whether the slot's page lies wholly inside the request's tokens and resolves (then a
- * TMA box serves it). Read one tile ahead, so the loads' latency hides behind the waits. */
+ * and whether the slot's page lies wholly inside the request's tokens (then, if the id
+ * resolves, a TMA box serves it: load_pages tests the id). Read one tile ahead and tested
+ * only when used, so the loads' latency hides behind the waits. */
 struct page_slot {
     int pid;
-    bool whole;
+    bool inside;
 };
 template <int BN>
 static __device__ __forceinline__ page_slot read_slot(const sdpa_params &p, int n, long long first, int lane)
@@ -162,7 +162,7 @@ static __device__ __forceinline__ page_slot read_slot(const sdpa_params &p, int 
         const long long js = (long long)n * BN + (long long)lane * ps, pi = first + js / ps;
         if (js + ps <= p.Sk && pi >= 0 && pi < p.t.n_indices) {
             sl.pid = p.t.indices[pi];
-            sl.whole = sl.pid >= 0 && sl.pid < p.t.num_pages;
+            sl.inside = true;
         }
     }
     return sl;
@@ -179,7 +179,8 @@ static __device__ __forceinline__ void load_pages(uint32_t dst, const CUtensorMa
 {
     const int ps = p.t.page_size, nslot = BN / ps;
     const long long j0 = (long long)n * BN;
-    const unsigned by_tma = __ballot_sync(0xffffffffu, sl.whole), all = nslot >= 32 ? 0xffffffffu : (1u << nslot) - 1;
+    const bool whole = sl.inside && sl.pid >= 0 && sl.pid < p.t.num_pages;
+    const unsigned by_tma = __ballot_sync(0xffffffffu, whole), all = nslot >= 32 ? 0xffffffffu : (1u << nslot) - 1;
     if (lane == 0)
         bk_mbar_arrive_expect_tx(bar, (uint32_t)(__popc(by_tma) * ps * D * 2));
     for (int i = 0; i < nslot; i++) {
@@ -216,9 +217,11 @@ enum sm90_load {
                         by the warpgroup, each warp's lanes holding the tile's page ids */
 };
 
-/* kLoadSlots: the page id of slot `lane` of key tile n (lanes < BN / page_size), -1 when
- * the slot lies past the request's tokens or the table cannot resolve it (its rows are
- * zero-filled). Read a tile ahead. */
+/* kLoadSlots: the page id of slot `lane` of key tile n (lanes < BN / page_size) as the
+ * table holds it, -1 when the slot lies past the request's tokens; read a tile ahead and
+ * passed through slot_checked only when used (a test right after the load would wait for
+ * it there). slot_checked: the id, or -1 where the table cannot resolve it (its rows are
+ * zero-filled). */
 template <int BN>
 static __device__ __forceinline__ int slot_page(const sdpa_params &p, int n, long long first, int lane)
 {
@@ -226,7 +229,10 @@ static __device__ __forceinline__ int slot_page(const sdpa_params &p, int n, lon
     const long long pi = first + (long long)n * nslot + lane;
     if (lane >= nslot || (long long)n * BN + (long long)lane * ps >= p.Sk || pi < 0 || pi >= p.t.n_indices)
         return -1;
-    const int pid = p.t.indices[pi];
+    return p.t.indices[pi];
+}
+static __device__ __forceinline__ int slot_checked(const sdpa_params &p, int pid)
+{
     return pid >= 0 && pid < p.t.num_pages ? pid : -1;
 }
 
@@ -439,7 +445,7 @@ __global__ void __launch_bounds__(sm90_tiles<D, NC>::THREADS, 1)
                 const int ps = p.t.page_size;
                 const long long head_off = hk * (long long)ps * D;
                 const int page_stride = (int)((long long)p.t.kv_heads * ps * D); /* < 2^31 for kLoadSlots */
-                int pid = SLOTS ? slot_page<BN>(p, kt.n_lo, first, tid & 31) : 0;
+                int pid = SLOTS ? slot_checked(p, slot_page<BN>(p, kt.n_lo, first, tid & 31)) : 0;
                 auto load_kv = [&](uint32_t dst, const kv_rows &rows, const void *pool, int n) {
                     if constexpr (SLOTS)
                         load_tile_slots<T, BN, D, (4 << (LOAD - kLoadSlots))>(
@@ -457,7 +463,7 @@ __global__ void __launch_bounds__(sm90_tiles<D, NC>::THREADS, 1)
                     bk_mbar_wait(v_empty(r.stage), r.phase ^ 1u);
                     load_kv(sV + r.stage * C::KV_BYTES, vb, p.v, n);
                     bk_cp_async_mbar_arrive(v_full(r.stage));
-                    pid = next;
+                    pid = SLOTS ? slot_checked(p, next) : 0;
                 }
             }
         }
