@@ -108,18 +108,6 @@ template <typename T> struct dense_rows {
     __device__ __forceinline__ const T *base() const { return g; }
     __device__ __forceinline__ const T *at(long long r, bool &) const { return g + r * rs; }
 };
-/* The rows of a packed query tile (sdpa_params::qpack): row j is query row j >> qpack of q
- * head j & (2^qpack - 1) counted from the group's first head, whose row 0 is at g. */
-template <typename T> struct packed_rows {
-    const T *g;
-    long long rs, hs; /* row and head strides */
-    int qpack;
-    __device__ __forceinline__ const T *base() const { return g; }
-    __device__ __forceinline__ const T *at(long long j, bool &) const
-    {
-        return g + (j >> qpack) * rs + (j & ((1 << qpack) - 1)) * hs;
-    }
-};
 template <typename T, int D> struct paged_rows {
     const T *pool;
     paged_table t;
