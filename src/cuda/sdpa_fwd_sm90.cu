@@ -4,52 +4,37 @@
  * Math as sdpa_fwd.cu: S = scale Q K^T (+ softcap / ALiBi), masked (causal bottom-right,
  *   window, past Sk), online softmax in log2 units (exp2, the scale folded into log2 e),
  *   O = P V / l, lse = (m + log2 l) ln 2. f16/bf16 in, f32 accumulate, P rounded to T.
- *   At D 64 one key block in 8 takes its exponentials on the FMA pipe (bk_ex2_fma).
  * Shapes: Dqk == Dv = D in {64, 128, 256}; rows 16-byte aligned (else sdpa_fwd.cu's
  *   mma.sync kernel runs). Dense: q [B,Hq,Sq,D], k/v [B,Hkv,Sk,D] (stride 0 on a head or
  *   batch axis allowed), y [B,Hq,Sq,D]. Paged: q/y [rows,Hq,D] by q_indptr, K/V pages.
- * Tiling (sm90_tiles<D, NC>): a CTA owns BM = 64 NC query rows of one (batch, head); K and
- *   V stream through a ring of STAGES buffers of BN keys, each tile stored as wgmma's
- *   128-byte-swizzle atoms [D/64][rows][64] (the TMA's SWIZZLE_128B layout). Paged GQA
- *   (sm90_qpack): the 2^qpack q heads of a kv group (2 to 16) share a tile, row r being
- *   query row m0 + (r >> qpack) of head h + (r & (2^qpack - 1)), so each K/V tile loads
- *   once for the group; a TMA box of heads x rows loads Q in that order.
+ * Tiling (sm90_tiles<D, NC>): a CTA owns BM = 64 NC query rows of one (batch, head) (paged
+ *   GQA: of the 2^qpack q heads of a kv group, sm90_qpack); K and V stream through a ring
+ *   of STAGES buffers of BN keys, stored as 128-byte-swizzle atoms [D/64][rows][64].
  * Warps: 1 + NC warpgroups (NC consumers: 3 for dense D 64 problems whose tiles see whole
  *   key tiles, sm90_consumers; else 2).
- *   - warpgroup 0, the producer, gives registers up (setmaxnreg) and fills the buffers:
- *     dense: one thread issues TMA copies (tensor maps encoded on the host in run),
- *     completing on the buffers' full mbarriers; paged: Q by TMA from thread 0, K / V of
- *     pages of 64+ rows by one warp, a TMA box per page (page ids read a tile ahead);
- *     pages of 4..32 rows, 128 threads, cp.async, each warp a quarter of the tile's rows
- *     (a shuffle of a page id and one address per page); other sizes, cp.async with a
- *     table lookup per row; cp.async copies arrive on the barrier as they land. It
- *     loads Q once per tile, then K(n), V(n) for every key tile, waiting on each buffer's
- *     empty mbarrier first.
+ *   - warpgroup 0, the producer, gives registers up (setmaxnreg) and loads Q once per
+ *     unit, then K(n), V(n) for every key tile, waiting on each buffer's empty mbarrier:
+ *     dense, TMA from one thread (tensor maps encoded on the host in run); paged, Q by
+ *     TMA, K / V by a TMA box per page of 64+ rows (one warp, load_pages), cp.async by
+ *     the warpgroup for pages of 4..32 rows (load_tile_slots) or by row (other sizes).
  *   - warpgroups 1..NC, the consumers, take the registers; each owns 64 query rows.
- *     Per key tile n: O += P(n-1) V(n-1) (wgmma, P from registers, V N-major) and
- *     S(n) = Q K(n)^T (wgmma, both operands in shared memory) are issued together and
- *     waited for, then the mask and the online softmax of S(n) make P(n). Most D 128 /
- *     256 problems (sm90_tiles::overlap) issue S(n) first and run the softmax of S(n) (in f32, in
- *     place) while P(n-1) V(n-1) is in flight, then rescale O and pack P(n); writing P's
- *     packed registers, not S's, during the flight is what makes ptxas serialise the
- *     wgmmas (C7513). The consumers take turns at issuing (a ring of named barriers
- *     1..NC), so one's softmax runs under the others' products. Each consumer
- *     thread arrives on a buffer's empty barrier once the products that read it are done.
- * Scheduler: persistent, a grid of min(work, SMs) CTAs striding over the work units:
- *   dense (b, h, query tile), causal ones as pairs of tiles t and last - t of one head (equal
- *   work per pair, heavy tile first, sm90_units); paged (tile id, q head group), the
- *   CTA's request found on the device from q_indptr (paged_tile), so run stays
- *   asynchronous and graph-capturable; that lookup's global loads are the producer's
- *   alone, which hands the unit to the consumers in shared memory (sm90_slot). The ring's
- *   phases carry across units: the producer prefetches the next unit's K/V while the
- *   consumers finish and store the current one.
- * Output: y and lse straight from registers (store_rows, as the other kernels): with
- *   16-byte rows each quad transposes its words by shuffles and stores 64 contiguous bytes.
- * Not yet: the in-warpgroup overlap at D 64 (no gain, runs 12 and 15); packing the query
- *   heads of a GQA group for dense problems; a second Q buffer; y through shared memory
- *   and a TMA store; Dqk != Dv; a fast path for pages of 1 or 2 rows (a quarter of the
- *   dense speed); pages of 4..32 at dense speed (10-20% behind: the consumers wait on the
- *   cp.async copies; TMA boxes of 16-row pages are slower still, bench/RESULTS.md run 19). */
+ *     Per key tile n: O += P(n-1) V(n-1) (wgmma, P from registers) and S(n) = Q K(n)^T
+ *     (wgmma from shared memory), then the mask and the online softmax of S(n) make P(n);
+ *     most D 128 / 256 problems (sm90_tiles::overlap) run the softmax of S(n) while
+ *     P(n-1) V(n-1) is in flight. The consumers take turns at issuing (a ring of named
+ *     barriers 1..NC), so one's softmax runs under the others' products; each thread
+ *     arrives on a buffer's empty barrier once the products that read it are done.
+ * Scheduler: persistent, min(work, SMs) CTAs striding over the units (sm90_units): dense
+ *   (b, h, query tile), causal ones as pairs of tiles t and last - t of one head; paged
+ *   (tile id, q head group), the request found on the device from q_indptr by the
+ *   producer, which hands the unit to the consumers in shared memory (sm90_slot), so run
+ *   stays asynchronous and graph-capturable. The ring's phases carry across units.
+ * Output: y and lse straight from registers (store_rows, as the other kernels).
+ * Not yet: the in-warpgroup overlap at D 64; packing the query heads of a GQA group for
+ *   dense problems; a second Q buffer; y through shared memory and a TMA store; Dqk !=
+ *   Dv; a fast path for pages of 1 or 2 rows (a quarter of the dense speed); pages of
+ *   4..32 rows at dense speed (10-20% behind: the consumers wait on the cp.async copies;
+ *   bench/RESULTS.md run 19). */
 #include "hopper.cuh"
 #include "sdpa_fwd_tiles.cuh"
 
@@ -598,7 +583,8 @@ __global__ void __launch_bounds__(sm90_tiles<D, NC>::THREADS, 1)
                 if constexpr (C::overlap(PAGED, GEN)) {
                     /* S(n) first, then O += P(n-1) V(n-1) (two groups); the softmax of S(n) runs
                        in f32, in place, while the P V group is in flight; O is rescaled and P(n)
-                       packed once P V has landed */
+                       packed once P V has landed (writing P's packed registers during the
+                       flight would make ptxas serialise the wgmmas, C7513) */
                     my_turn();
                     bk_wgmma_fence();
                     issue_s(rn.stage);
