@@ -537,14 +537,17 @@ int main(void)
         test_prefill(g, &tiles, true);
         prefill_case wide = {BK_DTYPE_F16, true, 256, 2, 1, 7, true, true, 3, {40, 0, 17}, {40, 3, 90}};
         test_prefill(g, &wide, false);
-        /* every page size the Hopper loaders specialise (cp.async slots of 4..32 rows, a
-           TMA box per page of 64+), each head dim, partial last pages and tiles */
-        static const int32_t slot_pages[5] = {4, 8, 32, 64, 128};
-        for (int i = 0; i < 5; i++) {
-            prefill_case sp = {i % 2 ? BK_DTYPE_F16 : BK_DTYPE_BF16, i % 2 == 0, 64 << (i % 3), 8, 2,
-                               slot_pages[i], i == 3, true, 3, {150, 3, 129}, {301, 3, 260}};
-            test_prefill(g, &sp, false);
-        }
+        /* every page size the Hopper loaders specialise at every head dim (cp.async slots
+           of 4..32 rows: each producer warp a quarter of a tile, one page or several or
+           part of one; a TMA box per page of 64+), partial last pages and tiles */
+        static const int32_t slot_pages[6] = {4, 8, 16, 32, 64, 128};
+        for (int i = 0; i < 6; i++)
+            for (int di = 0; di < 3; di++) {
+                const int v = i + di;
+                prefill_case sp = {v % 2 ? BK_DTYPE_F16 : BK_DTYPE_BF16, v % 2 == 0, 64 << di, 8, 2,
+                                   slot_pages[i], v % 3 == 0, true, 3, {150, 3, 129}, {301, 3, 260}};
+                test_prefill(g, &sp, false);
+            }
         /* GQA packing on the Hopper kernel: the q heads of a kv group share a tile (groups
            of 2..16, a tile holding 128 / group query rows of each), several tiles per
            request, on each Q loader (TMA box with pages of 64, cp.async slots with 16,
