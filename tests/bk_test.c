@@ -476,6 +476,27 @@ bool bkt_dev_end(bkt_dev *dev)
     return ok;
 }
 
+bool bkt_case(const char *what)
+{
+    static int trace = -1;
+    static const char *only;
+    static struct timespec t0;
+    if (trace < 0) {
+        const char *t = getenv("BK_TEST_TRACE");
+        trace = t && *t == '1';
+        only = getenv("BK_TEST_ONLY");
+        timespec_get(&t0, TIME_UTC);
+    }
+    if (only && *only && !strstr(what, only))
+        return false;
+    if (trace) {
+        struct timespec t;
+        timespec_get(&t, TIME_UTC);
+        fprintf(stderr, "case %.3f %s\n", (double)(t.tv_sec - t0.tv_sec) + 1e-9 * (double)(t.tv_nsec - t0.tv_nsec), what);
+    }
+    return true;
+}
+
 bool bkt_quick(void)
 {
     const char *q = getenv("BK_TEST_QUICK");

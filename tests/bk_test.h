@@ -35,6 +35,11 @@ bool bkt_check(bool cond, const char *what, const char *fmt, ...)
     ;
 /* Prints a skip line for a case that cannot run here (e.g. no GPU). Skips are counted. */
 void bkt_skip(const char *what, const char *why);
+/* Whether the case named `what` runs: with BK_TEST_ONLY set, only names containing that
+ * string do (to rerun one case); else every case. With BK_TEST_TRACE=1 it also prints
+ * "case <seconds since the first case> <what>" to stderr (unbuffered) for each case that
+ * runs, so the last line names the case a hang or a crash stopped in. */
+bool bkt_case(const char *what);
 
 /* ---- randomness ---- */
 uint64_t bkt_rand_u64(void);

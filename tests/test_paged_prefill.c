@@ -111,6 +111,8 @@ static void test_prefill_with(bk_target target, bk_preference pref, const prefil
     for (int32_t b = 0; b < B && len < (int)sizeof what; b++)
         len += snprintf(what + len, sizeof what - (size_t)len, " (%lld,%lld)", (long long)tc->qo_len[b],
                         (long long)tc->kv_len[b]);
+    if (!bkt_case(what))
+        return;
     cache c;
     cache_make(&c, dt, B, tc->kv_len, Hkv, tc->page_size, D, 2, 1);
 

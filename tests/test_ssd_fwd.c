@@ -707,12 +707,19 @@ static void test_options_chunk_invariance(void)
 
 /* Cases for the CUDA forward's vectorised kernels, never padded (k_opt_cases pads one case
  * in three, which sends it to the generic kernels): N of 3 and 4 blocks of 64 (chunk_scan_v's
- * NV64), and the fused state pass with seq_idx resets inside chunks (k_opt_cases has it
- * padded). */
+ * NV64); 64+ (b, h) with D <= 64 and N <= 128, the fused forward (one block per (b, h)),
+ * with seq_idx resets inside chunks (k_opt_cases has it padded), every option at the bench's
+ * D and N, partial D and N tiles (N of 1 and 2 blocks of 64), ngroups = heads; and D 128
+ * with 32 heads, the chunk-parallel scan after the fused state pass (initial and final
+ * states there). */
 static const bkt_ssd_opts k_vec_cases[] = {
     {1, 70, 2, 16, 136, 64, 1, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, false, false, false, 0, 0},
     {1, 70, 2, 8, 256, 64, 2, BK_SSD_SKIP_PER_HEAD, true, false, false, false, 0, 0, false, false, false, 0, 0},
     {2, 150, 64, 16, 16, 64, 4, BK_SSD_SKIP_PER_CHANNEL, true, true, true, true, 0.01, 1, false, false, true, 7, 0},
+    {2, 131, 64, 64, 128, 64, 8, BK_SSD_SKIP_PER_CHANNEL, true, true, true, true, 0.01, 1, true, true, true, 7, 0},
+    {1, 200, 64, 40, 72, 64, 1, BK_SSD_SKIP_PER_HEAD, false, true, true, false, 0, 0, false, true, false, 0, 0},
+    {2, 70, 32, 24, 56, 64, 32, BK_SSD_SKIP_NONE, true, false, false, false, 0, 0, true, false, false, 0, 0},
+    {1, 130, 32, 128, 128, 64, 4, BK_SSD_SKIP_PER_HEAD, true, false, false, false, 0, 0, true, true, false, 0, 0},
 };
 
 /* The sweep on `target` (the kernels `pref` selects); cases a CUDA target refuses are
@@ -1031,7 +1038,7 @@ static void test_cuda(void)
         {1, 1000, 2, 32, 48, 64}, /* 16 chunks, the last one partial */
         {2, 200, 2, 256, 256, 64},
         {4, 512, 4, 64, 128, 64}, /* the bench shape's D, N and chunk, shorter */
-        {2, 300, 32, 64, 128, 64}, /* 128 (b, h) x 2 state tiles: the fused state kernel */
+        {2, 300, 32, 64, 128, 64}, /* 64 (b, h): the fused forward (bf16), a block per (b, h) */
     };
     for (size_t c = 0; c < sizeof big / sizeof big[0]; c++) {
         if (quick && c != 0)

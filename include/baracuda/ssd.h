@@ -66,7 +66,10 @@
  *
  * CUDA (compute capability 8.0 and above; f32, f16, bf16 - f64 is CPU-only): asynchronous
  * on the caller's stream, no allocation, no host synchronisation, graph-capturable; scratch
- * comes from the workspace. The kernels use their own chunks of 64 steps whatever
+ * comes from the workspace (the f16/bf16 forward with D <= 64, N <= 128, both multiples of
+ * 8, 16-byte aligned rows, no varlen states and batch * heads >= 64 runs one block per
+ * (b, h) that keeps the state in registers and touches no workspace; the size stays the
+ * same, since a plan does not know the views). The kernels use their own chunks of 64 steps whatever
  * chunk_size says (the result does not depend on it). Both directions run their chunk
  * products on tensor cores for f16/bf16 (plan precision BK_MATH_F16_BF16_TENSOR: 16-bit
  * operands, f32 accumulate; rounded to the dtype are the inputs, the decay-weighted B and

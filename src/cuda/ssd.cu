@@ -18,8 +18,10 @@
  *   for 16-byte-aligned 16-bit views with D, N multiples of 8 and no varlen states, the
  *   vectorised _v kernels (cp.async, ldmatrix; the scan's decay weights by ex2.approx, so
  *   not bit-identical to chunk_scan_tc), chunk_state_pass_v fusing 1 and 2 from 128
- *   (b, h, tile) blocks (initial and final states only there). H100 B4 L4096 H32 D64 N128
- *   bf16 G1: 0.39-0.41 ms (bench/RESULTS.md run 14).
+ *   (b, h, tile) blocks (initial and final states only there); with D <= 64, N <= 128 and
+ *   64+ (b, h), ssd_fwd_fused_kernel instead: 1, 2 and 3 in one block per (b, h), the state
+ *   in registers (no workspace read or written). H100 B4 L4096 H32 D64 N128 bf16 G1:
+ *   0.30-0.34 ms (bench/RESULTS.md run 20).
  * Backward: the entering states (chunk_state + state_pass); with z, chunk_scan MODE 1
  *   recomputes the un-gated y and writes dz; chunk_state MODE 1 on (dL/du, C), weights
  *   exp(cum_t) on segment 0, and the reverse state_pass from dfinal_states give dS_k =
@@ -360,7 +362,8 @@ __device__ void chunk_prologue(const T *dt, const bk_view4 &sdt, long long b, lo
  * the chunk's weights w into s_w and its decay into *s_dec, with chunk_prologue's sums in the
  * same order: MODE 0 (a chunk's own state) w_s = exp(cum_last - cum_s) dt_s on the last
  * segment, MODE 1 (the backward's state gradient) w_t = exp(cum_t) on segment 0; dec =
- * cum_last, -inf when the chunk holds a reset. */
+ * cum_last, -inf when the chunk holds a reset. Given s_cum, s_dt and s_seg, it also writes
+ * chunk_prologue's cum, dt' and seg there. */
 template <typename T> struct warp_prologue_in {
     T dt[2];
     int change[2];
@@ -388,7 +391,9 @@ __device__ __forceinline__ warp_prologue_in<T> warp_prologue_load(const T *dt, c
 }
 template <typename T, int MODE>
 __device__ __forceinline__ void warp_prologue_scan(const warp_prologue_in<T> &in, long long h, int q, float A,
-                                                   float *s_w, float *s_dec, const ssd_kopts &o, int lane)
+                                                   float *s_w, float *s_dec, const ssd_kopts &o, int lane,
+                                                   float *s_cum = nullptr, float *s_dt = nullptr,
+                                                   int *s_seg = nullptr)
 {
     const float d0 = 2 * lane < q ? dt_eff<T>(o, ld(&in.dt[0]), h) : 0.f;
     const float d1 = 2 * lane + 1 < q ? dt_eff<T>(o, ld(&in.dt[1]), h) : 0.f;
@@ -413,6 +418,11 @@ __device__ __forceinline__ void warp_prologue_scan(const warp_prologue_in<T> &in
     *(float2 *)&s_w[2 * lane] = make_float2(w0, w1);
     if (lane == 0)
         *s_dec = sl == 0 ? cl : -INFINITY; /* a reset: nothing carried */
+    if (s_cum) { /* chunk_prologue's outputs too (the fused forward's in-chunk weights) */
+        *(float2 *)&s_cum[2 * lane] = make_float2(c0, c1);
+        *(float2 *)&s_dt[2 * lane] = make_float2(d0, d1);
+        *(int2 *)&s_seg[2 * lane] = make_int2(s0, s1);
+    }
 }
 
 /* Sum over the 16 lanes of a half warp (lanes tx = 0..15 of one row group). */
@@ -1288,6 +1298,282 @@ __global__ void __launch_bounds__(kTcThreads)
                 *(uint32_t *)(yb + t * sy.s1 + d) = bk_mma16<T>::pack(v[0], v[1]);
             }
         __syncthreads();
+    }
+}
+
+/* ------------------------------------------------------ fused forward -- */
+
+/* The whole 16-bit forward of one (b, h) in one block: a walk over the K chunks with the
+ * running state S [D, N] in registers (f32), so no state reaches memory. Chunk k (rows t,
+ * s; its C, B, x (and z) tiles by cp.async a chunk ahead, its prologue by warp 0 a chunk
+ * ahead, both double-buffered):
+ *   Ss <- S rounded to T (the state entering the chunk);
+ *   Ms <- (C B^T o L) rounded to T, L_ts = exp(cum_t - cum_s) dt'_s for s <= t in one segment;
+ *   y  <- exp(cum_t) [seg_t = 0] C Ss^T + Ms x, then skip, gate, one rounding;
+ *   S  <- exp(dec) S + (w o x)^T B, w_s = exp(cum_last - cum_s) dt'_s on the last segment.
+ * The products and roundings of chunk_state_pass_v + chunk_scan_v, but the state update
+ * weights x (rounded to T after the weight) where chunk_state_pass_v weights B. Two barriers
+ * a chunk: A (the chunk's tiles in, the previous chunk's readers done), B (Ss, Ms written).
+ * 8 warps; warp (qa = w % 4, hf = w / 4) owns chunk rows t and state rows d 16 qa .. 16 qa +
+ * 15, Ms columns s and y columns d 32 hf .. 32 hf + 31, state columns n from hf n64 / 2
+ * (n64 / 2 of them); Ms tiles wholly above the diagonal are neither computed nor read.
+ * D <= 64, N <= n64 = 64 NV (NV 1 or 2), D and N multiples of 8, 16-byte aligned rows;
+ * dynamic shared memory: fwd_fused_smem. */
+const int kFusedThreads = 256;
+
+size_t fwd_fused_smem(int NV, bool gate)
+{
+    const int np = 64 * NV + 8; /* C, B and S pitch */
+    return (size_t)(2 * (2 * TQ * np + (gate ? 2 : 1) * TQ * kPad) + TQ * np + TQ * kPad) * 2;
+}
+
+/* A 16-bit operand pair (two elements of one row) scaled by (w.x, w.y), rounded to T. */
+template <typename T> __device__ __forceinline__ uint32_t scale_pair(uint32_t v, float2 w)
+{
+    T e[2];
+    memcpy(e, &v, 4);
+    return bk_mma16<T>::pack(ld(&e[0]) * w.x, ld(&e[1]) * w.y);
+}
+
+template <typename T, int NV>
+__global__ void __launch_bounds__(kFusedThreads, 1)
+    ssd_fwd_fused_kernel(const T *x, bk_view4 sx, const T *dt, bk_view4 sdt, const T *a, long long sa, const T *bm,
+                         bk_view4 sb, const T *cm, bk_view4 sc, T *y, bk_view4 sy, const T *init, bk_view4 si,
+                         T *fin, bk_view4 sf, long long L, long long H, int D, int N, long long K, long long BH,
+                         ssd_kopts o)
+{
+    constexpr float kLog2e = 1.4426950408889634f;
+    constexpr int n64 = 64 * NV, np = n64 + 8, NVC = n64 / 8; /* pitch, 16-byte pieces of a C / B row */
+    constexpr int SNT = 4 * NV;                                 /* the warp's state n-tiles of 8 columns */
+    extern __shared__ __align__(16) unsigned char fused_smem[];
+    __shared__ float s_cum[2][TQ], s_dt[2][TQ], s_w[2][TQ], s_dec[2];
+    __shared__ int s_seg[2][TQ];
+    const bool gate = o.z != nullptr, seq = o.seq != nullptr, skip = o.skip_kind != BK_SSD_SKIP_NONE;
+    const int buf_elems = 2 * TQ * np + (gate ? 2 : 1) * TQ * kPad; /* C, B, x (, z) of one chunk */
+    T *const Ss = (T *)fused_smem + 2 * buf_elems, *const Ms = Ss + TQ * np;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, cq = lane % 4;
+    const int qa = warp & 3, hf = warp >> 2, r0 = 16 * qa, t0 = r0 + g, t1 = t0 + 8;
+    const int c0 = 32 * hf, n0w = hf * (n64 / 2); /* first Ms / y column, first state column */
+    /* ldmatrix lane offsets: A rows (lane & 15), k + 8 (lane >> 4); B rows brow, k + bcol */
+    const int brow = (lane & 7) + ((lane >> 4) & 1) * 8, bcol = ((lane >> 3) & 1) * 8;
+    for (long long bh = blockIdx.x; bh < BH; bh += gridDim.x) {
+        const long long b = bh / H, h = bh % H, hg = h / o.P;
+        const float A = ld(a + h * sa);
+        auto rows_of = [&](long long k) { return (int)min((long long)TQ, L - k * TQ); };
+        auto tiles_of = [&](int buf) { return (T *)fused_smem + buf * buf_elems; }; /* C; B, x, z follow */
+        /* chunk k's C, B, x (, z) rows into buffer buf (cp.async, one group; zeros outside) */
+        auto load = [&](long long k, int buf) {
+            const long long l0 = k * TQ;
+            const int q = rows_of(k);
+            T *Cb = tiles_of(buf), *Bb = Cb + TQ * np, *Xb = Bb + TQ * np, *Zb = Xb + TQ * kPad;
+            const T *cg = cm + b * sc.s0 + l0 * sc.s1 + hg * sc.s2, *bg = bm + b * sb.s0 + l0 * sb.s1 + hg * sb.s2;
+#pragma unroll
+            for (int it = 0; it < TQ * NVC / kFusedThreads; it++) {
+                const int i = tid + it * kFusedThreads, r = i / NVC, j = (i % NVC) * 8;
+                const bool ok = r < q && j < N;
+                bk_cp_async16(bk_smem_addr(Cb + r * np + j), ok ? cg + r * sc.s1 + j : cm, ok ? 16 : 0);
+                bk_cp_async16(bk_smem_addr(Bb + r * np + j), ok ? bg + r * sb.s1 + j : bm, ok ? 16 : 0);
+            }
+            const T *xg = x + b * sx.s0 + l0 * sx.s1 + h * sx.s2;
+            const T *zg = gate ? (const T *)o.z + b * o.sz.s0 + l0 * o.sz.s1 + h * o.sz.s2 : nullptr;
+#pragma unroll
+            for (int it = 0; it < TQ * 8 / kFusedThreads; it++) {
+                const int i = tid + it * kFusedThreads, r = i >> 3, j = (i & 7) * 8;
+                const bool ok = r < q && j < D;
+                bk_cp_async16(bk_smem_addr(Xb + r * kPad + j), ok ? xg + r * sx.s1 + j : x, ok ? 16 : 0);
+                if (gate)
+                    bk_cp_async16(bk_smem_addr(Zb + r * kPad + j), ok ? zg + r * o.sz.s1 + j : (const T *)o.z,
+                                  ok ? 16 : 0);
+            }
+            bk_cp_async_commit();
+        };
+        /* warp 0: the raw prologue inputs of the next chunk whose weights it computes */
+        warp_prologue_in<T> pin;
+        auto prologue_load = [&](long long k) { pin = warp_prologue_load<T>(dt, sdt, b, k * TQ, h, rows_of(k), o, lane); };
+        auto prologue = [&](long long k, int buf) {
+            warp_prologue_scan<T, 0>(pin, h, rows_of(k), A, s_w[buf], &s_dec[buf], o, lane, s_cum[buf], s_dt[buf],
+                                     s_seg[buf]);
+        };
+        float st[SNT][4]; /* the running state: rows r0 + g (+ 8), columns n0w + 8 nt + 2 cq (+ 1) */
+#pragma unroll
+        for (int nt = 0; nt < SNT; nt++)
+#pragma unroll
+            for (int r = 0; r < 4; r++) {
+                const int d = r0 + g + 8 * (r >> 1), n = n0w + nt * 8 + 2 * cq + (r & 1);
+                st[nt][r] = init && d < D && n < N ? ld(init + b * si.s0 + h * si.s1 + d * si.s2 + n) : 0.f;
+            }
+        float skv[4][2]; /* the skip of the thread's y columns */
+#pragma unroll
+        for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int d = c0 + nt * 8 + 2 * cq + e;
+                skv[nt][e] = skip && d < D ? skip_of<T>(o, h, d) : 0.f;
+            }
+        load(0, 0);
+        if (warp == 0) {
+            prologue_load(0);
+            prologue(0, 0);
+            if (K > 1)
+                prologue_load(1);
+        }
+        for (long long k = 0; k < K; k++) {
+            const int buf = (int)(k & 1), q = rows_of(k);
+            const T *Cb = tiles_of(buf), *Bb = Cb + TQ * np, *Xb = Bb + TQ * np, *Zb = Xb + TQ * kPad;
+            bk_cp_async_wait_all();
+            __syncthreads(); /* A */
+            if (k + 1 < K)
+                load(k + 1, buf ^ 1);
+            /* the entering state, rounded to T, for every warp's C S^T */
+#pragma unroll
+            for (int nt = 0; nt < SNT; nt++)
+#pragma unroll
+                for (int hh = 0; hh < 2; hh++)
+                    *(uint32_t *)(Ss + (r0 + g + 8 * hh) * np + n0w + nt * 8 + 2 * cq) =
+                        bk_mma16<T>::pack(st[nt][2 * hh], st[nt][2 * hh + 1]);
+            const float ct0 = s_cum[buf][t0], ct1 = s_cum[buf][t1];
+            const int gt0 = s_seg[buf][t0], gt1 = s_seg[buf][t1];
+            const uint32_t a_addr = bk_smem_addr(Cb + (r0 + (lane & 15)) * np + (lane >> 4) * 8);
+            /* Ms rows r0.., columns c0..: C B^T, masked and weighted (pairs of n-tiles below
+               the diagonal only: s <= t needs c0 + 8 nt <= r0 + 15) */
+            if (c0 <= r0 + 15) {
+                float mc[4][4] = {};
+                const uint32_t b_addr = bk_smem_addr(Bb + (c0 + brow) * np + bcol);
+#pragma unroll
+                for (int kb = 0; kb < n64; kb += 16) {
+                    uint32_t af[4];
+                    bk_ldsm_x4(af, a_addr + kb * 2);
+#pragma unroll
+                    for (int nt = 0; nt < 4; nt += 2) {
+                        if (c0 + 8 * nt > r0 + 15)
+                            break;
+                        uint32_t bf[4];
+                        bk_ldsm_x4(bf, b_addr + (nt * 8 * np + kb) * 2);
+                        bk_mma16<T>::mma(mc[nt], af, bf);
+                        bk_mma16<T>::mma(mc[nt + 1], af, bf + 2);
+                    }
+                }
+#pragma unroll
+                for (int nt = 0; nt < 4; nt++) {
+                    const int s0 = c0 + nt * 8 + 2 * cq;
+                    const float2 cs = *(const float2 *)&s_cum[buf][s0], ds = *(const float2 *)&s_dt[buf][s0];
+                    float m[4];
+#pragma unroll
+                    for (int r = 0; r < 4; r++) {
+                        const int t = r < 2 ? t0 : t1, s = s0 + (r & 1);
+                        const float ct = r < 2 ? ct0 : ct1, csv = (r & 1) ? cs.y : cs.x, dsv = (r & 1) ? ds.y : ds.x;
+                        const bool vis = s <= t && (!seq || s_seg[buf][s] == (r < 2 ? gt0 : gt1));
+                        m[r] = vis ? mc[nt][r] * bk_ex2((ct - csv) * kLog2e) * dsv : 0.f;
+                    }
+                    *(uint32_t *)(Ms + t0 * kPad + s0) = bk_mma16<T>::pack(m[0], m[1]);
+                    *(uint32_t *)(Ms + t1 * kPad + s0) = bk_mma16<T>::pack(m[2], m[3]);
+                }
+            }
+            if (warp == 0 && k + 1 < K) { /* the next chunk's prologue under the products */
+                prologue(k + 1, buf ^ 1);
+                if (k + 2 < K)
+                    prologue_load(k + 2);
+            }
+            __syncthreads(); /* B */
+            /* y rows r0.., columns c0..: exp(cum_t) C Ss^T, then + Ms x over s <= t */
+            float yy[4][4] = {};
+            const uint32_t s_addr = bk_smem_addr(Ss + (c0 + brow) * np + bcol);
+#pragma unroll
+            for (int kb = 0; kb < n64; kb += 16) {
+                uint32_t af[4];
+                bk_ldsm_x4(af, a_addr + kb * 2);
+#pragma unroll
+                for (int nt = 0; nt < 4; nt += 2) {
+                    uint32_t sf[4];
+                    bk_ldsm_x4(sf, s_addr + (nt * 8 * np + kb) * 2);
+                    bk_mma16<T>::mma(yy[nt], af, sf);
+                    bk_mma16<T>::mma(yy[nt + 1], af, sf + 2);
+                }
+            }
+            const float e0 = t0 < q && gt0 == 0 ? bk_ex2(ct0 * kLog2e) : 0.f;
+            const float e1 = t1 < q && gt1 == 0 ? bk_ex2(ct1 * kLog2e) : 0.f;
+#pragma unroll
+            for (int nt = 0; nt < 4; nt++) {
+                yy[nt][0] *= e0;
+                yy[nt][1] *= e0;
+                yy[nt][2] *= e1;
+                yy[nt][3] *= e1;
+            }
+#pragma unroll
+            for (int kb = 0; kb < 4; kb++) {
+                if (kb > qa)
+                    break; /* s > t for every row of this warp (warp-uniform) */
+                uint32_t af[4];
+                bk_ldsm_x4(af, bk_smem_addr(Ms + (r0 + (lane & 15)) * kPad + kb * 16 + (lane >> 4) * 8));
+#pragma unroll
+                for (int nt = 0; nt < 4; nt += 2) {
+                    uint32_t bf[4];
+                    bk_ldsm_x4_trans(bf, bk_smem_addr(Xb + (kb * 16 + (lane & 15)) * kPad + c0 + (nt + (lane >> 4)) * 8));
+                    bk_mma16<T>::mma(yy[nt], af, bf);
+                    bk_mma16<T>::mma(yy[nt + 1], af, bf + 2);
+                }
+            }
+            T *yb = y + b * sy.s0 + k * TQ * sy.s1 + h * sy.s2;
+#pragma unroll
+            for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+                for (int hh = 0; hh < 2; hh++) {
+                    const int t = hh ? t1 : t0, d = c0 + nt * 8 + 2 * cq;
+                    if (t >= q || d >= D)
+                        continue;
+                    float v0 = yy[nt][2 * hh], v1 = yy[nt][2 * hh + 1];
+                    if (skip) {
+                        T e[2];
+                        memcpy(e, Xb + t * kPad + d, 4);
+                        v0 += skv[nt][0] * ld(&e[0]);
+                        v1 += skv[nt][1] * ld(&e[1]);
+                    }
+                    if (gate) {
+                        T e[2];
+                        memcpy(e, Zb + t * kPad + d, 4);
+                        v0 *= siluf_(ld(&e[0]));
+                        v1 *= siluf_(ld(&e[1]));
+                    }
+                    *(uint32_t *)(yb + t * sy.s1 + d) = bk_mma16<T>::pack(v0, v1);
+                }
+            /* S <- exp(dec) S + (w o x)^T B: A = x^T rows r0.. (ldmatrix.trans) times w_s */
+            const float fk = expf(s_dec[buf]);
+#pragma unroll
+            for (int nt = 0; nt < SNT; nt++)
+#pragma unroll
+                for (int r = 0; r < 4; r++)
+                    st[nt][r] *= fk;
+#pragma unroll
+            for (int kb = 0; kb < TQ; kb += 16) {
+                uint32_t af[4];
+                bk_ldsm_x4_trans(af, bk_smem_addr(Xb + (kb + (lane & 7) + ((lane >> 4) & 1) * 8) * kPad + r0 +
+                                                  ((lane >> 3) & 1) * 8));
+                const float2 wl = *(const float2 *)&s_w[buf][kb + 2 * cq],
+                             wh = *(const float2 *)&s_w[buf][kb + 8 + 2 * cq];
+                af[0] = scale_pair<T>(af[0], wl);
+                af[1] = scale_pair<T>(af[1], wl);
+                af[2] = scale_pair<T>(af[2], wh);
+                af[3] = scale_pair<T>(af[3], wh);
+#pragma unroll
+                for (int nt = 0; nt < SNT; nt += 2) {
+                    uint32_t bf[4];
+                    bk_ldsm_x4_trans(bf, bk_smem_addr(Bb + (kb + (lane & 15)) * np + n0w + (nt + (lane >> 4)) * 8));
+                    bk_mma16<T>::mma(st[nt], af, bf);
+                    bk_mma16<T>::mma(st[nt + 1], af, bf + 2);
+                }
+            }
+        }
+        __syncthreads(); /* the last chunk's readers are done before the next (b, h) loads */
+        if (fin) {
+#pragma unroll
+            for (int nt = 0; nt < SNT; nt++)
+#pragma unroll
+                for (int r = 0; r < 4; r++) {
+                    const int d = r0 + g + 8 * (r >> 1), n = n0w + nt * 8 + 2 * cq + (r & 1);
+                    if (d < D && n < N)
+                        fin[b * sf.s0 + h * sf.s1 + d * sf.s2 + n] = elem<T>::store(st[nt][r]);
+                }
+        }
     }
 }
 
@@ -2549,6 +2835,34 @@ void launch_fwd_v(const ssd_geo &g, const bk_ssd_fwd_args *a, const ssd_ws &w, c
     launch_scan_v<T, 0>(g, a->x, a->dt, a->a, a->b, a->c, a->y, (const T *)w.states, rd, NULL, s, o);
 }
 
+/* (b, h) pairs from which the 16-bit forward runs ssd_fwd_fused_kernel, a block each (fewer
+ * leave most SMs idle through its sequential chunk walk: the chunk-parallel kernels then). */
+const long long kFusedFwdBlocks = 64;
+
+/* Whether the forward runs ssd_fwd_fused_kernel: f16/bf16, D <= 64 and N <= 128, both
+ * multiples of 8, x, B, C, y (and z) vec_view, no varlen states, kFusedFwdBlocks (b, h). */
+template <typename T> bool fwd_fused(const ssd_geo &g, const bk_ssd_fwd_args *a)
+{
+    return sizeof(T) == 2 && g.D > 0 && g.D <= 64 && g.D % 8 == 0 && g.N > 0 && g.N <= 128 && g.N % 8 == 0 &&
+           g.BH >= kFusedFwdBlocks && vec_view(a->x) && vec_view(a->b) && vec_view(a->c) && vec_view(a->y) &&
+           (!a->z || vec_view(*a->z)) && !a->varlen_states;
+}
+
+template <typename T> void launch_fwd_fused(const ssd_geo &g, const bk_ssd_fwd_args *a, cudaStream_t s, const ssd_kopts &o)
+{
+    const int NV = g.N > 64 ? 2 : 1;
+    const size_t smem = fwd_fused_smem(NV, o.z != nullptr);
+    auto kernel = NV == 2 ? ssd_fwd_fused_kernel<T, 2> : ssd_fwd_fused_kernel<T, 1>;
+    cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    const bk_tensor *init = a->initial_states, *fin = a->final_states;
+    kernel<<<blocks_for(g.BH), kFusedThreads, smem, s>>>(
+        (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->dt.data, bk_view4_of(&a->dt), (const T *)a->a.data,
+        a->a.strides[0], (const T *)a->b.data, bk_view4_of(&a->b), (const T *)a->c.data, bk_view4_of(&a->c),
+        (T *)a->y.data, bk_view4_of(&a->y), init ? (const T *)init->data : NULL,
+        init ? bk_view4_of(init) : bk_view4{0, 0, 0, 0}, fin ? (T *)fin->data : NULL,
+        fin ? bk_view4_of(fin) : bk_view4{0, 0, 0, 0}, g.L, g.H, (int)g.D, (int)g.N, g.K, g.BH, o);
+}
+
 /* The forward: f16/bf16 on tensor cores (tc always true), f32 on tensor cores in TF32 when
  * tc (the TF32 plan), else on CUDA cores (and f64, never dispatched). */
 template <typename T>
@@ -2556,6 +2870,10 @@ void launch_fwd(const ssd_geo &g, const bk_ssd_fwd_args *a, const ssd_ws &w, cud
                 bool tc)
 {
     if constexpr (sizeof(T) == 2) {
+        if (fwd_fused<T>(g, a)) {
+            launch_fwd_fused<T>(g, a, s, o);
+            return;
+        }
         if (g.D % 8 == 0 && g.N % 8 == 0 && g.N > 0 && vec_view(a->x) && vec_view(a->b) && vec_view(a->c) &&
             vec_view(a->y) && !a->varlen_states &&
             (fwd_fused_states(g) || (!a->initial_states && !a->final_states))) {
