@@ -977,7 +977,8 @@ __global__ void __launch_bounds__(kPassVThreads)
 {
     /* per chunk parity: the weights and decay (warp 0 computes chunk k + 1's while the
        block runs chunk k's products) and the u tile (cp.async a chunk ahead) */
-    __shared__ float s_w[2][TQ], s_dec[2], s_red[kPassVThreads / 32];
+    __shared__ __align__(16) float s_w[2][TQ]; /* float2 writes */
+    __shared__ float s_dec[2], s_red[kPassVThreads / 32];
     __shared__ __align__(16) T Xs[2][TQ][kPad], Bs[TQ][kPad];
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, cq = lane % 4, rb = (warp & 3) * 16;
     const int nb = (warp >> 2) * 4; /* the warp's first n-tile of 8 columns: 4 of them */
@@ -1174,7 +1175,7 @@ __global__ void __launch_bounds__(kTcThreads)
     constexpr float kLog2e = 1.4426950408889634f;
     constexpr int n64 = 64 * NV64, np = n64 + 8, NV = n64 / 8; /* padded pitch, 16-byte chunks a row */
     extern __shared__ __align__(16) unsigned char scan_smem[];
-    __shared__ float s_dt[TQ], s_cum[TQ];
+    __shared__ __align__(16) float s_dt[TQ], s_cum[TQ]; /* float2 reads */
     __shared__ int s_seg[TQ];
     T *Cs = (T *)scan_smem, *Bs = Cs + TQ * np, *Ss = Bs + TQ * np, *Xs = Ss + TQ * np; /* [t][n] [s][n] [d][n] [s][d] */
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, cq = lane % 4;
@@ -1304,27 +1305,31 @@ __global__ void __launch_bounds__(kTcThreads)
 /* ------------------------------------------------------ fused forward -- */
 
 /* The whole 16-bit forward of one (b, h) in one block: a walk over the K chunks with the
- * running state S [D, N] in registers (f32), so no state reaches memory. Chunk k (rows t,
- * s; its C, B, x (and z) tiles by cp.async a chunk ahead, its prologue by warp 0 a chunk
- * ahead, both double-buffered):
- *   Ss <- S rounded to T (the state entering the chunk);
- *   Ms <- (C B^T o L) rounded to T, L_ts = exp(cum_t - cum_s) dt'_s for s <= t in one segment;
- *   y  <- exp(cum_t) [seg_t = 0] C Ss^T + Ms x, then skip, gate, one rounding;
- *   S  <- exp(dec) S + (w o x)^T B, w_s = exp(cum_last - cum_s) dt'_s on the last segment.
+ * running state S [D, N] in registers (f32), so no state reaches memory. Per chunk k (rows
+ * t, s of the chunk):
+ *   Ms_k = (C B^T o L) rounded to T, L_ts = exp(cum_t - cum_s) dt'_s for s <= t in one segment;
+ *   Ss_k = S rounded to T (the state entering the chunk);
+ *   y    = exp(cum_t) [seg_t = 0] C Ss_k^T + Ms_k x, then skip, gate, one rounding;
+ *   S   <- exp(dec) S + (w o x)^T B, w_s = exp(cum_last - cum_s) dt'_s on the last segment.
  * The products and roundings of chunk_state_pass_v + chunk_scan_v, but the state update
- * weights x (rounded to T after the weight) where chunk_state_pass_v weights B. Two barriers
- * a chunk: A (the chunk's tiles in, the previous chunk's readers done), B (Ss, Ms written).
- * 8 warps; warp (qa = w % 4, hf = w / 4) owns chunk rows t and state rows d 16 qa .. 16 qa +
- * 15, Ms columns s and y columns d 32 hf .. 32 hf + 31, state columns n from hf n64 / 2
- * (n64 / 2 of them); Ms tiles wholly above the diagonal are neither computed nor read.
- * D <= 64, N <= n64 = 64 NV (NV 1 or 2), D and N multiples of 8, 16-byte aligned rows;
- * dynamic shared memory: fwd_fused_smem. */
-const int kFusedThreads = 256;
+ * weights x (rounded to T after the weight) where chunk_state_pass_v weights B.
+ * Pipeline, one barrier a chunk: iteration k computes y and the state update of chunk k,
+ * then Ss_{k+1} and Ms_{k+1} (double-buffered), while chunk k + 2's C, B, x (, z) tiles load
+ * by cp.async (three buffers) and the prologue warp computes chunk k + 2's weights (three
+ * buffers; its dt loads a chunk earlier). The barrier opening iteration k + 1 publishes
+ * them. 8 warps; warp w runs on scheduler j = w % 4 and owns chunk rows t and state rows d
+ * 16 qa .. 16 qa + 15, Ms columns s and y columns d 32 hf .. 32 hf + 31, state columns n
+ * from hf n64 / 2 (n64 / 2 of them), hf = w / 4, qa = j for hf 0 and 3 - j for hf 1 (the
+ * rows near the diagonal cost more: each scheduler gets a heavy and a light warp; warp 7,
+ * the lightest, is the prologue warp). Ms tiles wholly above the diagonal are neither
+ * computed nor read. D <= 64, N <= n64 = 64 NV (NV 1 or 2), D and N multiples of 8, 16-byte
+ * aligned rows; dynamic shared memory: fwd_fused_smem. */
+const int kFusedThreads = 256, kFusedPrologueWarp = 7;
 
 size_t fwd_fused_smem(int NV, bool gate)
 {
     const int np = 64 * NV + 8; /* C, B and S pitch */
-    return (size_t)(2 * (2 * TQ * np + (gate ? 2 : 1) * TQ * kPad) + TQ * np + TQ * kPad) * 2;
+    return (size_t)(3 * (2 * TQ * np + (gate ? 2 : 1) * TQ * kPad) + 2 * TQ * np + 2 * TQ * kPad) * 2;
 }
 
 /* A 16-bit operand pair (two elements of one row) scaled by (w.x, w.y), rounded to T. */
@@ -1346,13 +1351,15 @@ __global__ void __launch_bounds__(kFusedThreads, 1)
     constexpr int n64 = 64 * NV, np = n64 + 8, NVC = n64 / 8; /* pitch, 16-byte pieces of a C / B row */
     constexpr int SNT = 4 * NV;                                 /* the warp's state n-tiles of 8 columns */
     extern __shared__ __align__(16) unsigned char fused_smem[];
-    __shared__ float s_cum[2][TQ], s_dt[2][TQ], s_w[2][TQ], s_dec[2];
-    __shared__ int s_seg[2][TQ];
+    /* float2 / int2 accesses: 8-byte aligned rows */
+    __shared__ __align__(16) float s_cum[3][TQ], s_dt[3][TQ], s_w[3][TQ];
+    __shared__ __align__(16) int s_seg[3][TQ];
+    __shared__ float s_dec[3];
     const bool gate = o.z != nullptr, seq = o.seq != nullptr, skip = o.skip_kind != BK_SSD_SKIP_NONE;
     const int buf_elems = 2 * TQ * np + (gate ? 2 : 1) * TQ * kPad; /* C, B, x (, z) of one chunk */
-    T *const Ss = (T *)fused_smem + 2 * buf_elems, *const Ms = Ss + TQ * np;
+    T *const Ss0 = (T *)fused_smem + 3 * buf_elems, *const Ms0 = Ss0 + 2 * TQ * np; /* [2][TQ][np], [2][TQ][kPad] */
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, cq = lane % 4;
-    const int qa = warp & 3, hf = warp >> 2, r0 = 16 * qa, t0 = r0 + g, t1 = t0 + 8;
+    const int hf = warp >> 2, qa = hf == 0 ? (warp & 3) : 3 - (warp & 3), r0 = 16 * qa, t0 = r0 + g, t1 = t0 + 8;
     const int c0 = 32 * hf, n0w = hf * (n64 / 2); /* first Ms / y column, first state column */
     /* ldmatrix lane offsets: A rows (lane & 15), k + 8 (lane >> 4); B rows brow, k + bcol */
     const int brow = (lane & 7) + ((lane >> 4) & 1) * 8, bcol = ((lane >> 3) & 1) * 8;
@@ -1360,12 +1367,12 @@ __global__ void __launch_bounds__(kFusedThreads, 1)
         const long long b = bh / H, h = bh % H, hg = h / o.P;
         const float A = ld(a + h * sa);
         auto rows_of = [&](long long k) { return (int)min((long long)TQ, L - k * TQ); };
-        auto tiles_of = [&](int buf) { return (T *)fused_smem + buf * buf_elems; }; /* C; B, x, z follow */
-        /* chunk k's C, B, x (, z) rows into buffer buf (cp.async, one group; zeros outside) */
-        auto load = [&](long long k, int buf) {
+        auto tiles_of = [&](long long k) { return (T *)fused_smem + (int)(k % 3) * buf_elems; }; /* C; B, x, z */
+        /* chunk k's C, B, x (, z) rows into its buffer (cp.async, one group; zeros outside) */
+        auto load = [&](long long k) {
             const long long l0 = k * TQ;
             const int q = rows_of(k);
-            T *Cb = tiles_of(buf), *Bb = Cb + TQ * np, *Xb = Bb + TQ * np, *Zb = Xb + TQ * kPad;
+            T *Cb = tiles_of(k), *Bb = Cb + TQ * np, *Xb = Bb + TQ * np, *Zb = Xb + TQ * kPad;
             const T *cg = cm + b * sc.s0 + l0 * sc.s1 + hg * sc.s2, *bg = bm + b * sb.s0 + l0 * sb.s1 + hg * sb.s2;
 #pragma unroll
             for (int it = 0; it < TQ * NVC / kFusedThreads; it++) {
@@ -1387,14 +1394,68 @@ __global__ void __launch_bounds__(kFusedThreads, 1)
             }
             bk_cp_async_commit();
         };
-        /* warp 0: the raw prologue inputs of the next chunk whose weights it computes */
+        /* the prologue warp: the raw inputs of the next chunk whose weights it computes */
         warp_prologue_in<T> pin;
         auto prologue_load = [&](long long k) { pin = warp_prologue_load<T>(dt, sdt, b, k * TQ, h, rows_of(k), o, lane); };
-        auto prologue = [&](long long k, int buf) {
-            warp_prologue_scan<T, 0>(pin, h, rows_of(k), A, s_w[buf], &s_dec[buf], o, lane, s_cum[buf], s_dt[buf],
-                                     s_seg[buf]);
+        auto prologue = [&](long long k) {
+            const int pb = (int)(k % 3);
+            warp_prologue_scan<T, 0>(pin, h, rows_of(k), A, s_w[pb], &s_dec[pb], o, lane, s_cum[pb], s_dt[pb],
+                                     s_seg[pb]);
+        };
+        /* Ms_k: rows r0.., columns c0..: C B^T, masked and weighted (pairs of n-tiles below the
+           diagonal only: s <= t needs c0 + 8 nt <= r0 + 15) */
+        auto scores = [&](long long k) {
+            if (c0 > r0 + 15)
+                return;
+            const int pb = (int)(k % 3);
+            const T *Cb = tiles_of(k), *Bb = Cb + TQ * np;
+            T *Ms = Ms0 + (int)(k & 1) * TQ * kPad;
+            float mc[4][4] = {};
+            const uint32_t a_addr = bk_smem_addr(Cb + (r0 + (lane & 15)) * np + (lane >> 4) * 8);
+            const uint32_t b_addr = bk_smem_addr(Bb + (c0 + brow) * np + bcol);
+#pragma unroll
+            for (int kb = 0; kb < n64; kb += 16) {
+                uint32_t af[4];
+                bk_ldsm_x4(af, a_addr + kb * 2);
+#pragma unroll
+                for (int nt = 0; nt < 4; nt += 2) {
+                    if (c0 + 8 * nt > r0 + 15)
+                        break;
+                    uint32_t bf[4];
+                    bk_ldsm_x4(bf, b_addr + (nt * 8 * np + kb) * 2);
+                    bk_mma16<T>::mma(mc[nt], af, bf);
+                    bk_mma16<T>::mma(mc[nt + 1], af, bf + 2);
+                }
+            }
+            const float ct0 = s_cum[pb][t0], ct1 = s_cum[pb][t1];
+            const int gt0 = s_seg[pb][t0], gt1 = s_seg[pb][t1];
+#pragma unroll
+            for (int nt = 0; nt < 4; nt++) {
+                const int s0 = c0 + nt * 8 + 2 * cq;
+                const float2 cs = *(const float2 *)&s_cum[pb][s0], ds = *(const float2 *)&s_dt[pb][s0];
+                float m[4];
+#pragma unroll
+                for (int r = 0; r < 4; r++) {
+                    const int t = r < 2 ? t0 : t1, s = s0 + (r & 1);
+                    const float ct = r < 2 ? ct0 : ct1, csv = (r & 1) ? cs.y : cs.x, dsv = (r & 1) ? ds.y : ds.x;
+                    const bool vis = s <= t && (!seq || s_seg[pb][s] == (r < 2 ? gt0 : gt1));
+                    m[r] = vis ? mc[nt][r] * bk_ex2((ct - csv) * kLog2e) * dsv : 0.f;
+                }
+                *(uint32_t *)(Ms + t0 * kPad + s0) = bk_mma16<T>::pack(m[0], m[1]);
+                *(uint32_t *)(Ms + t1 * kPad + s0) = bk_mma16<T>::pack(m[2], m[3]);
+            }
         };
         float st[SNT][4]; /* the running state: rows r0 + g (+ 8), columns n0w + 8 nt + 2 cq (+ 1) */
+        /* Ss_k: this warp's part of the state, rounded to T */
+        auto publish_state = [&](long long k) {
+            T *Ss = Ss0 + (int)(k & 1) * TQ * np;
+#pragma unroll
+            for (int nt = 0; nt < SNT; nt++)
+#pragma unroll
+                for (int hh = 0; hh < 2; hh++)
+                    *(uint32_t *)(Ss + (r0 + g + 8 * hh) * np + n0w + nt * 8 + 2 * cq) =
+                        bk_mma16<T>::pack(st[nt][2 * hh], st[nt][2 * hh + 1]);
+        };
 #pragma unroll
         for (int nt = 0; nt < SNT; nt++)
 #pragma unroll
@@ -1410,73 +1471,40 @@ __global__ void __launch_bounds__(kFusedThreads, 1)
                 const int d = c0 + nt * 8 + 2 * cq + e;
                 skv[nt][e] = skip && d < D ? skip_of<T>(o, h, d) : 0.f;
             }
-        load(0, 0);
-        if (warp == 0) {
+        /* chunks 0 and 1 loading, their weights, Ms_0 and Ss_0 */
+        load(0);
+        if (K > 1)
+            load(1);
+        if (warp == kFusedPrologueWarp) {
             prologue_load(0);
-            prologue(0, 0);
-            if (K > 1)
+            prologue(0);
+            if (K > 1) {
                 prologue_load(1);
+                prologue(1);
+                if (K > 2)
+                    prologue_load(2);
+            }
         }
-        for (long long k = 0; k < K; k++) {
-            const int buf = (int)(k & 1), q = rows_of(k);
-            const T *Cb = tiles_of(buf), *Bb = Cb + TQ * np, *Xb = Bb + TQ * np, *Zb = Xb + TQ * kPad;
+        if (K > 1)
+            bk_cp_async_wait_group<1>();
+        else
             bk_cp_async_wait_all();
-            __syncthreads(); /* A */
-            if (k + 1 < K)
-                load(k + 1, buf ^ 1);
-            /* the entering state, rounded to T, for every warp's C S^T */
-#pragma unroll
-            for (int nt = 0; nt < SNT; nt++)
-#pragma unroll
-                for (int hh = 0; hh < 2; hh++)
-                    *(uint32_t *)(Ss + (r0 + g + 8 * hh) * np + n0w + nt * 8 + 2 * cq) =
-                        bk_mma16<T>::pack(st[nt][2 * hh], st[nt][2 * hh + 1]);
-            const float ct0 = s_cum[buf][t0], ct1 = s_cum[buf][t1];
-            const int gt0 = s_seg[buf][t0], gt1 = s_seg[buf][t1];
-            const uint32_t a_addr = bk_smem_addr(Cb + (r0 + (lane & 15)) * np + (lane >> 4) * 8);
-            /* Ms rows r0.., columns c0..: C B^T, masked and weighted (pairs of n-tiles below
-               the diagonal only: s <= t needs c0 + 8 nt <= r0 + 15) */
-            if (c0 <= r0 + 15) {
-                float mc[4][4] = {};
-                const uint32_t b_addr = bk_smem_addr(Bb + (c0 + brow) * np + bcol);
-#pragma unroll
-                for (int kb = 0; kb < n64; kb += 16) {
-                    uint32_t af[4];
-                    bk_ldsm_x4(af, a_addr + kb * 2);
-#pragma unroll
-                    for (int nt = 0; nt < 4; nt += 2) {
-                        if (c0 + 8 * nt > r0 + 15)
-                            break;
-                        uint32_t bf[4];
-                        bk_ldsm_x4(bf, b_addr + (nt * 8 * np + kb) * 2);
-                        bk_mma16<T>::mma(mc[nt], af, bf);
-                        bk_mma16<T>::mma(mc[nt + 1], af, bf + 2);
-                    }
-                }
-#pragma unroll
-                for (int nt = 0; nt < 4; nt++) {
-                    const int s0 = c0 + nt * 8 + 2 * cq;
-                    const float2 cs = *(const float2 *)&s_cum[buf][s0], ds = *(const float2 *)&s_dt[buf][s0];
-                    float m[4];
-#pragma unroll
-                    for (int r = 0; r < 4; r++) {
-                        const int t = r < 2 ? t0 : t1, s = s0 + (r & 1);
-                        const float ct = r < 2 ? ct0 : ct1, csv = (r & 1) ? cs.y : cs.x, dsv = (r & 1) ? ds.y : ds.x;
-                        const bool vis = s <= t && (!seq || s_seg[buf][s] == (r < 2 ? gt0 : gt1));
-                        m[r] = vis ? mc[nt][r] * bk_ex2((ct - csv) * kLog2e) * dsv : 0.f;
-                    }
-                    *(uint32_t *)(Ms + t0 * kPad + s0) = bk_mma16<T>::pack(m[0], m[1]);
-                    *(uint32_t *)(Ms + t1 * kPad + s0) = bk_mma16<T>::pack(m[2], m[3]);
-                }
-            }
-            if (warp == 0 && k + 1 < K) { /* the next chunk's prologue under the products */
-                prologue(k + 1, buf ^ 1);
-                if (k + 2 < K)
-                    prologue_load(k + 2);
-            }
-            __syncthreads(); /* B */
-            /* y rows r0.., columns c0..: exp(cum_t) C Ss^T, then + Ms x over s <= t */
+        __syncthreads();
+        scores(0);
+        publish_state(0);
+        for (long long k = 0; k < K; k++) {
+            const int pb = (int)(k % 3), q = rows_of(k);
+            const T *Cb = tiles_of(k), *Bb = Cb + TQ * np, *Xb = Bb + TQ * np, *Zb = Xb + TQ * kPad;
+            const T *Ss = Ss0 + (int)(k & 1) * TQ * np, *Ms = Ms0 + (int)(k & 1) * TQ * kPad;
+            bk_cp_async_wait_all(); /* chunk k + 1's tiles (the only group in flight) */
+            /* publishes Ss_k, Ms_k, chunk k + 1's tiles and weights; the buffers of chunk
+               k - 1 are free */
+            __syncthreads();
+            if (k + 2 < K)
+                load(k + 2);
+            /* y rows r0.., columns c0..: exp(cum_t) C Ss_k^T, then + Ms_k x over s <= t */
             float yy[4][4] = {};
+            const uint32_t a_addr = bk_smem_addr(Cb + (r0 + (lane & 15)) * np + (lane >> 4) * 8);
             const uint32_t s_addr = bk_smem_addr(Ss + (c0 + brow) * np + bcol);
 #pragma unroll
             for (int kb = 0; kb < n64; kb += 16) {
@@ -1490,8 +1518,8 @@ __global__ void __launch_bounds__(kFusedThreads, 1)
                     bk_mma16<T>::mma(yy[nt + 1], af, sf + 2);
                 }
             }
-            const float e0 = t0 < q && gt0 == 0 ? bk_ex2(ct0 * kLog2e) : 0.f;
-            const float e1 = t1 < q && gt1 == 0 ? bk_ex2(ct1 * kLog2e) : 0.f;
+            const float e0 = t0 < q && s_seg[pb][t0] == 0 ? bk_ex2(s_cum[pb][t0] * kLog2e) : 0.f;
+            const float e1 = t1 < q && s_seg[pb][t1] == 0 ? bk_ex2(s_cum[pb][t1] * kLog2e) : 0.f;
 #pragma unroll
             for (int nt = 0; nt < 4; nt++) {
                 yy[nt][0] *= e0;
@@ -1537,7 +1565,7 @@ __global__ void __launch_bounds__(kFusedThreads, 1)
                     *(uint32_t *)(yb + t * sy.s1 + d) = bk_mma16<T>::pack(v0, v1);
                 }
             /* S <- exp(dec) S + (w o x)^T B: A = x^T rows r0.. (ldmatrix.trans) times w_s */
-            const float fk = expf(s_dec[buf]);
+            const float fk = expf(s_dec[pb]);
 #pragma unroll
             for (int nt = 0; nt < SNT; nt++)
 #pragma unroll
@@ -1548,8 +1576,7 @@ __global__ void __launch_bounds__(kFusedThreads, 1)
                 uint32_t af[4];
                 bk_ldsm_x4_trans(af, bk_smem_addr(Xb + (kb + (lane & 7) + ((lane >> 4) & 1) * 8) * kPad + r0 +
                                                   ((lane >> 3) & 1) * 8));
-                const float2 wl = *(const float2 *)&s_w[buf][kb + 2 * cq],
-                             wh = *(const float2 *)&s_w[buf][kb + 8 + 2 * cq];
+                const float2 wl = *(const float2 *)&s_w[pb][kb + 2 * cq], wh = *(const float2 *)&s_w[pb][kb + 8 + 2 * cq];
                 af[0] = scale_pair<T>(af[0], wl);
                 af[1] = scale_pair<T>(af[1], wl);
                 af[2] = scale_pair<T>(af[2], wh);
@@ -1562,8 +1589,17 @@ __global__ void __launch_bounds__(kFusedThreads, 1)
                     bk_mma16<T>::mma(st[nt + 1], af, bf + 2);
                 }
             }
+            if (k + 1 < K) { /* the next chunk's operands, published by the next barrier */
+                publish_state(k + 1);
+                scores(k + 1);
+                if (warp == kFusedPrologueWarp && k + 2 < K) {
+                    prologue(k + 2);
+                    if (k + 3 < K)
+                        prologue_load(k + 3);
+                }
+            }
         }
-        __syncthreads(); /* the last chunk's readers are done before the next (b, h) loads */
+        __syncthreads(); /* the last chunks' readers are done before the next (b, h) loads */
         if (fin) {
 #pragma unroll
             for (int nt = 0; nt < SNT; nt++)
