@@ -21,7 +21,7 @@
  *   (b, h, tile) blocks (initial and final states only there); with D <= 64, N <= 128 and
  *   64+ (b, h), ssd_fwd_fused_kernel instead: 1, 2 and 3 in one block per (b, h), the state
  *   in registers (no workspace read or written). H100 B4 L4096 H32 D64 N128 bf16 G1:
- *   0.30-0.34 ms (bench/RESULTS.md run 20).
+ *   0.28-0.29 ms (bench/RESULTS.md run 20).
  * Backward: the entering states (chunk_state + state_pass); with z, chunk_scan MODE 1
  *   recomputes the un-gated y and writes dz; chunk_state MODE 1 on (dL/du, C), weights
  *   exp(cum_t) on segment 0, and the reverse state_pass from dfinal_states give dS_k =
@@ -64,7 +64,8 @@
  * state loads issued as soon as the slot is read, dt, B, C, x, z loaded beside the slot,
  * evict-first state traffic, 80 registers for 6 blocks per SM), else ssd_step_kernel;
  * f32 update, fixed shuffle order; a request outside the pool is counted and skipped.
- * Not yet (speed): vector loads in the generic kernels and the backward's chunk_state /
+ * Not yet (speed): wgmma, or two (b, h) per block, in the fused forward (latency-bound on its
+ * mma.sync chains with 8 warps per SM, run 20); vector loads in the generic kernels and the backward's chunk_state /
  * chunk_scan, 8 warps in chunk_bwd_tc, the backward's fused state passes on long walks
  * from fewer than 128 blocks (a split as chunk_state_v + state_pass_t);
  * for TF32 a vectorised forward (cp.async, fused state pass with f32 states) and smaller
