@@ -709,7 +709,8 @@ static void test_options_chunk_invariance(void)
  * in three, which sends it to the generic kernels): N of 3 and 4 blocks of 64 (chunk_scan_v's
  * NV64); 64+ (b, h) with D <= 64 and N <= 128, the fused forward (one block per (b, h)),
  * with seq_idx resets inside chunks (k_opt_cases has it padded), every option at the bench's
- * D and N, partial D and N tiles (N of 1 and 2 blocks of 64), ngroups = heads; and D 128
+ * D and N, partial D and N tiles (N of 1 and 2 blocks of 64), ngroups = heads, one chunk
+ * (L 1 and L 64); and D 128
  * with 32 heads, the chunk-parallel scan after the fused state pass (initial and final
  * states there). */
 static const bkt_ssd_opts k_vec_cases[] = {
@@ -719,6 +720,8 @@ static const bkt_ssd_opts k_vec_cases[] = {
     {2, 131, 64, 64, 128, 64, 8, BK_SSD_SKIP_PER_CHANNEL, true, true, true, true, 0.01, 1, true, true, true, 7, 0},
     {1, 200, 64, 40, 72, 64, 1, BK_SSD_SKIP_PER_HEAD, false, true, true, false, 0, 0, false, true, false, 0, 0},
     {2, 70, 32, 24, 56, 64, 32, BK_SSD_SKIP_NONE, true, false, false, false, 0, 0, true, false, false, 0, 0},
+    {2, 1, 32, 8, 8, 64, 1, BK_SSD_SKIP_PER_HEAD, true, true, true, false, 0, 0, true, true, false, 0, 0},
+    {1, 64, 64, 16, 32, 64, 2, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, false, true, true, 5, 0},
     {1, 130, 32, 128, 128, 64, 4, BK_SSD_SKIP_PER_HEAD, true, false, false, false, 0, 0, true, true, false, 0, 0},
 };
 

@@ -1333,6 +1333,29 @@ size_t fwd_fused_smem(int NV, bool gate)
     return (size_t)(3 * (2 * TQ * np + (gate ? 2 : 1) * TQ * kPad) + 2 * TQ * np + 2 * TQ * kPad) * 2;
 }
 
+/* acc += A B^T on a warp's 16 x 32 tile (the first `pairs` pairs of n-tiles of 8: 1 or 2)
+ * over k < KN, A and B 16-bit and k-contiguous in shared memory (B's pitch NP elements),
+ * by ldmatrix: a_addr is lane's A row address (rows + (lane & 15), k + 8 (lane >> 4)),
+ * b_addr its B row address (rows + (lane & 7) + 8 ((lane >> 4) & 1), k + 8 ((lane >> 3) & 1)). */
+template <typename T, int KN, int NP>
+__device__ __forceinline__ void warp_abt_16x32(float (&acc)[4][4], uint32_t a_addr, uint32_t b_addr, int pairs)
+{
+#pragma unroll
+    for (int kb = 0; kb < KN; kb += 16) {
+        uint32_t af[4];
+        bk_ldsm_x4(af, a_addr + kb * 2);
+#pragma unroll
+        for (int nt = 0; nt < 4; nt += 2) {
+            if (nt / 2 >= pairs)
+                break;
+            uint32_t bf[4];
+            bk_ldsm_x4(bf, b_addr + (nt * 8 * NP + kb) * 2);
+            bk_mma16<T>::mma(acc[nt], af, bf);
+            bk_mma16<T>::mma(acc[nt + 1], af, bf + 2);
+        }
+    }
+}
+
 /* A 16-bit operand pair (two elements of one row) scaled by (w.x, w.y), rounded to T. */
 template <typename T> __device__ __forceinline__ uint32_t scale_pair(uint32_t v, float2 w)
 {
@@ -1412,22 +1435,8 @@ __global__ void __launch_bounds__(kFusedThreads, 1)
             const T *Cb = tiles_of(k), *Bb = Cb + TQ * np;
             T *Ms = Ms0 + (int)(k & 1) * TQ * kPad;
             float mc[4][4] = {};
-            const uint32_t a_addr = bk_smem_addr(Cb + (r0 + (lane & 15)) * np + (lane >> 4) * 8);
-            const uint32_t b_addr = bk_smem_addr(Bb + (c0 + brow) * np + bcol);
-#pragma unroll
-            for (int kb = 0; kb < n64; kb += 16) {
-                uint32_t af[4];
-                bk_ldsm_x4(af, a_addr + kb * 2);
-#pragma unroll
-                for (int nt = 0; nt < 4; nt += 2) {
-                    if (c0 + 8 * nt > r0 + 15)
-                        break;
-                    uint32_t bf[4];
-                    bk_ldsm_x4(bf, b_addr + (nt * 8 * np + kb) * 2);
-                    bk_mma16<T>::mma(mc[nt], af, bf);
-                    bk_mma16<T>::mma(mc[nt + 1], af, bf + 2);
-                }
-            }
+            warp_abt_16x32<T, n64, np>(mc, bk_smem_addr(Cb + (r0 + (lane & 15)) * np + (lane >> 4) * 8),
+                                       bk_smem_addr(Bb + (c0 + brow) * np + bcol), c0 + 16 > r0 + 15 ? 1 : 2);
             const float ct0 = s_cum[pb][t0], ct1 = s_cum[pb][t1];
             const int gt0 = s_seg[pb][t0], gt1 = s_seg[pb][t1];
 #pragma unroll
@@ -1505,20 +1514,8 @@ __global__ void __launch_bounds__(kFusedThreads, 1)
                 load(k + 2);
             /* y rows r0.., columns c0..: exp(cum_t) C Ss_k^T, then + Ms_k x over s <= t */
             float yy[4][4] = {};
-            const uint32_t a_addr = bk_smem_addr(Cb + (r0 + (lane & 15)) * np + (lane >> 4) * 8);
-            const uint32_t s_addr = bk_smem_addr(Ss + (c0 + brow) * np + bcol);
-#pragma unroll
-            for (int kb = 0; kb < n64; kb += 16) {
-                uint32_t af[4];
-                bk_ldsm_x4(af, a_addr + kb * 2);
-#pragma unroll
-                for (int nt = 0; nt < 4; nt += 2) {
-                    uint32_t sf[4];
-                    bk_ldsm_x4(sf, s_addr + (nt * 8 * np + kb) * 2);
-                    bk_mma16<T>::mma(yy[nt], af, sf);
-                    bk_mma16<T>::mma(yy[nt + 1], af, sf + 2);
-                }
-            }
+            warp_abt_16x32<T, n64, np>(yy, bk_smem_addr(Cb + (r0 + (lane & 15)) * np + (lane >> 4) * 8),
+                                       bk_smem_addr(Ss + (c0 + brow) * np + bcol), 2);
             const float e0 = t0 < q && s_seg[pb][t0] == 0 ? bk_ex2(s_cum[pb][t0] * kLog2e) : 0.f;
             const float e1 = t1 < q && s_seg[pb][t1] == 0 ? bk_ex2(s_cum[pb][t1] * kLog2e) : 0.f;
 #pragma unroll
