@@ -272,6 +272,19 @@ static inline bk_view4 bk_view4_of(const bk_tensor *t)
     return v;
 }
 
+/* Whether the current device lets one block opt in to `bytes` of shared memory (a device
+ * attribute query, no synchronisation; false when the query fails). */
+static inline bool bk_cuda_smem_fits(size_t bytes)
+{
+    int dev = 0, optin = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) {
+        cudaGetLastError();
+        return false;
+    }
+    return bytes <= (size_t)optin;
+}
+
 /* BK_STATUS_DEVICE_ERROR with "op: kernel launch failed: ..." when the last launch
  * failed; success otherwise. Reads only the launch error (no synchronisation). */
 static inline bk_status bk_cuda_check_launch(const char *op)

@@ -1131,18 +1131,6 @@ extern "C" const char *bk_cuda_sdpa_bwd_fused_rejects(const bk_sdpa_bwd_desc *d)
     return NULL;
 }
 
-/* Whether this device lets one block have `bytes` of shared memory (no synchronisation). */
-static bool smem_fits(size_t bytes)
-{
-    int dev = 0, optin = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) {
-        cudaGetLastError();
-        return false;
-    }
-    return bytes <= (size_t)optin;
-}
-
 extern "C" bk_status bk_cuda_sdpa_bwd(const bk_sdpa_bwd_desc *d, const bk_sdpa_bwd_args *a, bk_cuda_sdpa_bwd_kernel kernel,
                                       void *d_rows, void *lse_rows, void *dq_acc, void *dq_sync, void *stream)
 {
@@ -1212,7 +1200,7 @@ extern "C" bk_status bk_cuda_sdpa_bwd(const bk_sdpa_bwd_desc *d, const bk_sdpa_b
                        d->q_len < (1 << 30) && d->kv_len < (1 << 30) &&
                        (long long)d->q_len * (d->q_heads / d->kv_heads) < (1LL << 30) &&
                        ((uintptr_t)dq_acc & 15) == 0 && (!det || ((uintptr_t)dq_sync & 3) == 0) &&
-                       smem_fits(fused_smem_bytes(d->head_dim_qk));
+                       bk_cuda_smem_fits(fused_smem_bytes(d->head_dim_qk));
     const bool tc = fused || (kernel != BK_CUDA_SDPA_BWD_GENERIC && aligned && bk_cuda_sdpa_bwd_tc_rejects(d) == NULL);
     const long long rows = (long long)d->batch * d->q_heads * d->q_len;
     bk_status st = BK_STATUS_SUCCESS;

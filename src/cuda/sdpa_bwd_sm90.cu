@@ -761,16 +761,9 @@ bool bk_sm90_bwd_ready(const bk_sdpa_bwd_desc *d, const void *dq_acc, const void
         return false;
     if (!(dq_sync ? bwd90_built_any<true>(d) : bwd90_built_any<false>(d)))
         return false;
-    int dev = 0, optin = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) {
-        cudaGetLastError();
-        return false;
-    }
-    const size_t need = d->head_dim_qk == 64    ? bwd90_tiles<64>::SMEM
-                        : d->head_dim_qk == 128 ? bwd90_tiles<128>::SMEM
-                                                : bwd90_tiles<256>::SMEM;
-    return need <= (size_t)optin;
+    return bk_cuda_smem_fits(d->head_dim_qk == 64    ? bwd90_tiles<64>::SMEM
+                             : d->head_dim_qk == 128 ? bwd90_tiles<128>::SMEM
+                                                     : bwd90_tiles<256>::SMEM);
 }
 
 template <typename T, int D, bool DET>

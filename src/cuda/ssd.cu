@@ -2874,12 +2874,14 @@ void launch_fwd_v(const ssd_geo &g, const bk_ssd_fwd_args *a, const ssd_ws &w, c
 const long long kFusedFwdBlocks = 64;
 
 /* Whether the forward runs ssd_fwd_fused_kernel: f16/bf16, D <= 64 and N <= 128, both
- * multiples of 8, x, B, C, y (and z) vec_view, no varlen states, kFusedFwdBlocks (b, h). */
+ * multiples of 8, x, B, C, y (and z) vec_view, no varlen states, kFusedFwdBlocks (b, h),
+ * and a device that gives one block fwd_fused_smem (117 to 208 KB by N and the gate). */
 template <typename T> bool fwd_fused(const ssd_geo &g, const bk_ssd_fwd_args *a)
 {
     return sizeof(T) == 2 && g.D > 0 && g.D <= 64 && g.D % 8 == 0 && g.N > 0 && g.N <= 128 && g.N % 8 == 0 &&
            g.BH >= kFusedFwdBlocks && vec_view(a->x) && vec_view(a->b) && vec_view(a->c) && vec_view(a->y) &&
-           (!a->z || vec_view(*a->z)) && !a->varlen_states;
+           (!a->z || vec_view(*a->z)) && !a->varlen_states &&
+           bk_cuda_smem_fits(fwd_fused_smem(g.N > 64 ? 2 : 1, a->z != NULL));
 }
 
 template <typename T> void launch_fwd_fused(const ssd_geo &g, const bk_ssd_fwd_args *a, cudaStream_t s, const ssd_kopts &o)
@@ -2910,7 +2912,7 @@ void launch_fwd(const ssd_geo &g, const bk_ssd_fwd_args *a, const ssd_ws &w, cud
         }
         if (g.D % 8 == 0 && g.N % 8 == 0 && g.N > 0 && vec_view(a->x) && vec_view(a->b) && vec_view(a->c) &&
             vec_view(a->y) && !a->varlen_states &&
-            (fwd_fused_states(g) || (!a->initial_states && !a->final_states))) {
+            (fwd_fused_states(g) || (!a->initial_states && !a->final_states)) && bk_cuda_smem_fits(scan_v_smem((int)g.N))) {
             launch_fwd_v<T>(g, a, w, s, o);
             return;
         }
@@ -2946,7 +2948,8 @@ const long long kFusedShortWalk = 8;
 /* Whether the backward runs the fused 16-bit state passes (chunk_state_pass_v MODE 0 from
  * the initial states, chunk_scan_v MODE 1 for dz, chunk_state_pass_v MODE 1 from
  * dfinal_states): f16/bf16, D and N multiples of 8 (N > 0), x, B, C, dy (and z, dz)
- * vec_view, enough blocks or a short walk. Else chunk_state + state_pass both ways (f32). */
+ * vec_view, enough blocks or a short walk, and a device that gives a block scan_v_smem(N).
+ * Else chunk_state + state_pass both ways (f32). */
 template <typename T> bool bwd_tstates(const ssd_geo &g, const bk_ssd_bwd_args *a)
 {
     if (sizeof(T) != 2 || g.D <= 0 || g.N <= 0 || g.D % 8 != 0 || g.N % 8 != 0)
@@ -2955,7 +2958,7 @@ template <typename T> bool bwd_tstates(const ssd_geo &g, const bk_ssd_bwd_args *
         (a->dz && !vec_view(*a->dz)))
         return false;
     const long long tiles = ((g.D + TQ - 1) / TQ) * ((g.N + TQ - 1) / TQ);
-    return g.BH * tiles >= kFusedStateBlocks || g.K <= kFusedShortWalk;
+    return (g.BH * tiles >= kFusedStateBlocks || g.K <= kFusedShortWalk) && bk_cuda_smem_fits(scan_v_smem((int)g.N));
 }
 
 /* The backward's per-head sums (dA, ddt_bias, dskip) from the parts in w (K = 0: zeros). */
