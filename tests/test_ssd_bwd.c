@@ -1004,6 +1004,9 @@ static void test_options_vs_cpu(bk_target gpu, bk_preference pref)
         {2, 200, 4, 64, 64, 64, 2, BK_SSD_SKIP_PER_CHANNEL, true, true, true, true, 0.01, 1, true, true, true, 0, 0},
         {2, 150, 4, 64, 64, 64, 2, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, false, true, false, 0, 0},
         {1, 130, 2, 64, 128, 64, 0, BK_SSD_SKIP_PER_HEAD, true, false, false, false, 0, 0, false, true, false, 0, 0},
+        /* one group of 32 heads (the bench's ngroups 1) over 5 chunks: 32 heads' dB, dC
+         * rows summed per group */
+        {2, 300, 32, 16, 32, 64, 1, BK_SSD_SKIP_NONE, false, false, false, false, 0, 0, false, true, false, 0, 0},
     };
     const size_t padded = 4; /* cases below this index: views padded by the index */
     static const bk_dtype dts[] = {BK_DTYPE_F32, BK_DTYPE_BF16, BK_DTYPE_F16};

@@ -2325,11 +2325,14 @@ __device__ __forceinline__ void load_ftile(T (*tile)[kPad], const float *src, lo
 }
 
 /* Two adjacent outputs (columns j, j + 1 of row p; j + 1 < w unless odd w) of T rows or the
- * f32 per-head rows acc (store_bc's). pair: one store of both (vectorised views). */
+ * f32 per-head rows acc (store_bc's). pair: one store of both (vectorised views; f32: one
+ * 8-byte store, plain: streaming stores made the backward slower, see RESULTS.md run 21). */
 template <typename T>
 __device__ __forceinline__ void store2(T *p, float *acc, bool pair, long long j, long long w, float v0, float v1)
 {
-    if (acc) {
+    if (acc && pair) {
+        *(float2 *)(acc + j) = make_float2(v0, v1);
+    } else if (acc) {
         acc[j] = v0;
         if (j + 1 < w)
             acc[j + 1] = v1;
