@@ -2326,7 +2326,7 @@ __device__ __forceinline__ void load_ftile(T (*tile)[kPad], const float *src, lo
 
 /* Two adjacent outputs (columns j, j + 1 of row p; j + 1 < w unless odd w) of T rows or the
  * f32 per-head rows acc (store_bc's). pair: one store of both (vectorised views; f32: one
- * 8-byte store, plain: streaming stores made the backward slower, see RESULTS.md run 21). */
+ * 8-byte store, cached: group_sum_kernel reads the rows back while some are still in L2). */
 template <typename T>
 __device__ __forceinline__ void store2(T *p, float *acc, bool pair, long long j, long long w, float v0, float v1)
 {
