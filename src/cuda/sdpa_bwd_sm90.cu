@@ -7,9 +7,8 @@
  *   f16/bf16 in, f32 accumulate, P and dS rounded to T before their products.
  * Shapes: Dqk == Dv = D in {64, 128, 256}; q [B,Hq,Sq,D], k/v [B,Hkv,Sk,D] (head stride 0
  *   allowed), dy like q; rows 16-byte aligned (TMA); dk/dv in T; dq_acc f32 [B,Hq,Sq,D]
- *   (zeroed by the launcher) += the unscaled dQ: by TMA reduce-adds of a staging tile in
- *   shared memory (D 64 / 128), else by red.global.add.v2.f32. Causal is
- *   bottom-right (key j visible to row i iff j <= i + Sk - Sq).
+ *   (zeroed by the launcher) += the unscaled dQ, by TMA reduce-adds of f32 tiles staged in
+ *   shared memory. Causal is bottom-right (key j visible to row i iff j <= i + Sk - Sq).
  * Tiling (bwd90_tiles<D>): a CTA owns BN keys of one (b, kv head) (128; 64 at D 256), K and
  *   V resident in shared memory, and walks the q heads of the group and per head the BM-row
  *   query tiles that see its keys (BM = 128 at D 64, else 64). Tiles are wgmma's 128-byte-
@@ -30,21 +29,21 @@
  *     issued while dP^T is in flight.
  *   - consumers, D 256 (64 x 256 f32 is 128 registers a thread: dK or dV, not both):
  *     consumer 0 computes S^T -> P^T and dV += P^T dO, consumer 1 dP^T -> dS^T (P^T passed
- *     over in shared memory) and dK += dS^T Q; dQ columns 128c .. by consumer c.
+ *     over in shared memory) and dK += dS^T Q; dQ columns 128c .. by consumer c, staged
+ *     (no room for a tile of its own) in the step's dO (consumer 0) or Q (1) buffer once
+ *     barrier 1 shows the other consumer done with it, added by TMA under the next step's
+ *     first products, the stage released once the add has read it.
  *   Finally dK * scale and dV in T (keys < Sk).
  * DET (deterministic): sdpa_bwd.cu's fused DET order: the key tile from a per-(b, kv head)
  *   ticket (highest first); per row tile the key tiles add in decreasing order behind its
  *   semaphore. Producer warp 1, the sync warp, waits on the step's semaphore; D 64 / 128:
- *   the consumers stage their dQ tiles and go on (FULL / FREE barriers), the sync warp adds
- *   them by TMA, frees the tiles once read, waits for the writes and releases (fence,
- *   +1); D 256: it arrives on barrier 2 that the consumers sync on before their red.v2
- *   adds, they arrive on barrier 3, it syncs and releases. Waits go only to smaller
- *   tickets: no deadlock.
+ *   the consumers stage their dQ shares and go on (FULL / FREE barriers), the sync warp adds
+ *   them by TMA, frees the tiles (D 256: the stage) once read, waits for the writes and
+ *   releases (fence, +1). Waits go only to smaller tickets: no deadlock.
  * Not yet: softcap, ALiBi, window, Dqk != Dv (sdpa_bwd.cu runs them); a step's softmax under
  *   the next step's products; at D 128 products wider than m64n64 (S^T, dP^T and dQ read
  *   both operands from shared memory at its full bandwidth; per-consumer dQ over its own
- *   keys was slower, bench/RESULTS.md run 18); dQ by TMA reduce-add at D 256 (no shared
- *   memory left for the tile); DET: more than one staged tile of slack (the k-th key tile of
+ *   keys was slower, bench/RESULTS.md run 18); DET: more than one staged tile of slack (the k-th key tile of
  *   a chain waits for k adds before its first; two chains tried, run 18); a persistent,
  *   causal-balanced schedule. */
 #include "hopper.cuh"
@@ -100,7 +99,6 @@ template <int D> __host__ __device__ constexpr long long bwd90_det_row_tiles(lon
 /* What the kernel needs besides the tensor maps. */
 struct bwd90_params {
     const float *lrow, *drow; /* [B, Hq, Sq] f32: lse and D_i (rows pre-pass) */
-    float *dqacc;             /* [B, Hq, Sq, D] f32 */
     /* DET only, zeroed by the launcher: a ticket per (b, kv head) [B, Hkv], then a
      * semaphore per (b, q head, BM-row tile) [B, Hq, bwd90_det_row_tiles] */
     int *dq_ticket, *dq_sem;
@@ -112,14 +110,6 @@ struct bwd90_params {
     int q_h, q_b, o_h, o_b, k_h, k_b, v_h, v_b;
 };
 
-#if BK_HAS_WGMMA
-/* a[0] += x, a[1] += y in global memory (8-byte aligned): one vector reduction (sm_90). */
-static __device__ __forceinline__ void bwd90_red2(float *a, float x, float y)
-{
-    asm volatile("red.global.add.v2.f32 [%0], {%1, %2};\n" ::"l"(a), "f"(x), "f"(y) : "memory");
-}
-#endif
-
 /* DET: the last key tile (of nkt) that walks row tile t, i.e. whose first row tile is <= t:
  * nkt - 1, or with causal min(nkt - 1, ((t + 1) BM - 1 + off) / BN) (sdpa_bwd.cu's
  * fused_last_contributor with this kernel's tiles). 32-bit: for every t a key tile walks
@@ -130,19 +120,13 @@ static __device__ __forceinline__ int bwd90_last_contributor(int causal, int off
 {
     return causal ? min(((t + 1) * BM - 1 + off) / BN, nkt - 1) : nkt - 1;
 }
-/* DET's named barriers over the 256 consumer threads and the sync warp (warp 1): ACQ (the
- * sync warp arrives once the row tile's semaphore reads the count, the consumers wait
- * before their adds), REL (the consumers arrive after their adds, the sync warp waits,
- * then releases). Barrier 1 is the consumers' dS^T barrier. */
-enum { kBarDqAcq = 2, kBarDqRel = 3, kBarDqThreads = 256 + 32 };
-/* D 256: consumer 0 arrives once its P^T is in shared memory, consumer 1 syncs */
-enum { kBarP = 4 };
-/* D 64 / 128, atomic mode: consumer c's warpgroup barrier around its dQ staging tile */
-enum { kBarDqTile = 5 };
-/* D 64 / 128, DET: the consumers arrive on FULL once both dQ tiles are staged, the sync
- * warp syncs on it; the sync warp arrives on FREE once its reduce-adds have read them, the
- * consumers sync on it before they stage the next step's */
-enum { kBarDqFull = 7, kBarDqFree = 8 };
+/* Named barriers. 1: the consumers' dS^T barrier. kBarP (D 256): consumer 0 arrives once its
+ * P^T is in shared memory, consumer 1 syncs. kBarDqTile + c (atomic mode): consumer c's
+ * warpgroup barrier around its dQ staging. DET, over the 256 consumer threads and the sync
+ * warp (warp 1): the consumers arrive on FULL once both dQ shares are staged, the sync warp
+ * syncs on it; the sync warp arrives on FREE once its reduce-adds have read them, the
+ * consumers sync on it before they stage the next step's. */
+enum { kBarP = 4, kBarDqTile = 5, kBarDqFull = 7, kBarDqFree = 8, kBarDqThreads = 256 + 32 };
 /* bk_named_sync / bk_named_arrive with immediate operands (no registers held for them) */
 template <int ID, int N> static __device__ __forceinline__ void bwd90_bar_sync()
 {
@@ -153,50 +137,28 @@ template <int ID, int N> static __device__ __forceinline__ void bwd90_bar_arrive
     asm volatile("bar.arrive %0, %1;\n" ::"n"(ID), "n"(N) : "memory");
 }
 
-/* rows[r0] and rows[r0 + 8] (rows < Sq only), columns c0 + 8 j (+ 1) += dq (the wgmma
- * accumulator of an m64nN product: 4 j + 0/1 row r0, 4 j + 2/3 row r0 + 8); rows: [Sq, D]
- * f32. DET: after the key tiles above this one (the sync warp's ACQ), the sync warp's REL
- * after. */
-template <int D, bool DET, int R>
-static __device__ __forceinline__ void bwd90_add_dq(const float (&dq)[R], float *rows, int Sq, int r0, int c0)
-{
-#if BK_HAS_WGMMA
-    if constexpr (DET)
-        bwd90_bar_sync<kBarDqAcq, kBarDqThreads>();
-#pragma unroll
-    for (int j = 0; j < R / 4; j++) {
-        if (r0 < Sq)
-            bwd90_red2(rows + (long long)r0 * D + c0 + 8 * j, dq[4 * j], dq[4 * j + 1]);
-        if (r0 + 8 < Sq)
-            bwd90_red2(rows + (long long)(r0 + 8) * D + c0 + 8 * j, dq[4 * j + 2], dq[4 * j + 3]);
-    }
-    if constexpr (DET)
-        bwd90_bar_arrive<kBarDqRel, kBarDqThreads>();
-#else
-    (void)dq, (void)rows, (void)Sq, (void)r0, (void)c0;
-#endif
-}
-
-/* D 64 / 128: dq_acc += dq, consumer cw's 64 x 64 share (the accumulator of an m64n64
- * product: rows r0 + kr (+ 8) from 4 j (+ 2), columns c0 + 8 j + 2 t4 (+ 1) of q head h)
- * through its staging tile at dq_s. bwd90_store_dq: each thread stores its float2s into the
- * swizzled tile (chunk (2 (j % 4) + t4 / 2) ^ g of row kr in column block j / 4).
- * bwd90_reduce_dq: the two 32-column boxes added to dq_acc by TMA (rows past Sq skipped),
- * not committed. The atomic mode in two halves, so that the waits fall under the next
+/* dq_acc += dq, consumer cw's share (the accumulator of an m64nN product, R = N / 2: rows
+ * r0 + kr (+ 8) from 4 j (+ 2), columns c0 + 8 j + 2 t4 (+ 1) of q head h) through a staging
+ * tile at dq_s. bwd90_store_dq: each thread stores its float2s into the swizzled tile
+ * (chunk (2 (j % 4) + t4 / 2) ^ g of row kr in 32-column block j / 4). bwd90_reduce_dq:
+ * NB 32-column boxes added to dq_acc by TMA (rows past Sq skipped), not committed. The atomic mode in two halves, so that the waits fall under the next
  * step's products: bwd90_stage_dq stores once the issuer's previous reduce-add has read
  * the tile (warpgroup barrier); bwd90_issue_dq fences the stores for the async proxy and,
  * after a second barrier, the issuer adds. (DET: the sync warp adds, in the kernel.) */
 #if BK_HAS_WGMMA
+template <int NB = 2>
 static __device__ __forceinline__ void bwd90_reduce_dq(const CUtensorMap *map, uint32_t dq_s, int c0, int r0, int h,
                                                        int b)
 {
-    bk_tma_reduce_add_4d(map, dq_s, c0, r0, h, b);
-    bk_tma_reduce_add_4d(map, dq_s + 64 * 128, c0 + 32, r0, h, b);
+#pragma unroll
+    for (int c = 0; c < NB; c++)
+        bk_tma_reduce_add_4d(map, dq_s + c * 64 * 128, c0 + 32 * c, r0, h, b);
 }
-static __device__ __forceinline__ void bwd90_store_dq(const float (&dq)[32], uint32_t dq_s, int kr, int g, int t4)
+template <int R>
+static __device__ __forceinline__ void bwd90_store_dq(const float (&dq)[R], uint32_t dq_s, int kr, int g, int t4)
 {
 #pragma unroll
-    for (int j = 0; j < 8; j++) {
+    for (int j = 0; j < R / 4; j++) {
         const uint32_t a = dq_s + (uint32_t)((j >> 2) * 64 * 128 + kr * 128 +
                                              (((2 * (j & 3) + (t4 >> 1)) ^ g) << 4) + (t4 & 1) * 8);
         asm volatile("st.shared.v2.f32 [%0], {%1, %2};\n" ::"r"(a), "f"(dq[4 * j]), "f"(dq[4 * j + 1]) : "memory");
@@ -323,7 +285,9 @@ __global__ void __launch_bounds__(384, 1)
         bk_mbar_init(kv_full, 1);
         for (int s = 0; s < S; s++) {
             bk_mbar_init(q_full(s), 32);   /* the producer warp's lanes (lane 0 with the bytes) */
-            bk_mbar_init(q_empty(s), 256); /* every consumer thread */
+            /* every consumer thread; D 256 DET: and the sync warp once it has added the dQ
+             * shares staged in the stage */
+            bk_mbar_init(q_empty(s), 256 + (C::SPLIT && DET ? 1 : 0));
         }
         bk_mbar_init_fence();
         if constexpr (DET) { /* the ticket: see walk */
@@ -341,48 +305,48 @@ __global__ void __launch_bounds__(384, 1)
         const int jt = w_jt(), j0 = jt * BN, tlo = w_tlo(), ntile = w_ntile();
         if (DET && threadIdx.x / 32 == 1) {
             /* the sync warp (DET): per step, waits until the key tiles above this one have
-             * added to the step's row tile (lane 0 spins with acquire loads); then D 64 /
-             * 128: adds the consumers' staged tiles; D 256: lets the consumers add (ACQ)
-             * and waits for their adds (REL); then releases (+1) */
+             * added to the step's row tile (lane 0 spins with acquire loads); once both
+             * consumers have staged their dQ shares (FULL), lane 0 adds them by TMA, lets the
+             * consumers stage the next ones (FREE; D 256: releases the stage, whose buffers
+             * held them) once read, waits for the writes, then releases (+1) */
             const int lane = threadIdx.x % 32, nsem = (int)bwd90_det_row_tiles<D>(Sq), tend = tlo + ntile;
             int *sem = p.dq_sem + (b * p.Hq + (long long)hk * p.group) * nsem + tlo; /* the step's */
-            if constexpr (!C::SPLIT) /* the staging tiles start free */
-                bwd90_bar_arrive<kBarDqFree, kBarDqThreads>();
+            int it = 0; /* the step, as the producer counts them */
+            bwd90_bar_arrive<kBarDqFree, kBarDqThreads>(); /* nothing staged yet */
 #pragma unroll 1
             for (int hh = 0; hh < p.group; hh++, sem += nsem - ntile)
 #pragma unroll 1
-                for (int t = tlo; t < tend; t++, sem++) {
+                for (int t = tlo; t < tend; t++, sem++, it++) {
                     if (lane == 0) /* the contributors above this key tile: up to the last */
                         bk_sem_wait_acquire(sem, bwd90_last_contributor<BM, BN>(p.causal, off, gridDim.x, t) - jt);
                     __syncwarp();
-                    if constexpr (C::SPLIT) {
-                        bwd90_bar_arrive<kBarDqAcq, kBarDqThreads>();
-                        bwd90_bar_sync<kBarDqRel, kBarDqThreads>();
-                    } else {
-                        /* both consumers' tiles staged: lane 0 adds them by TMA (consumer c's:
-                         * rows 64 c of the step (D 64) or columns 64 c (D 128)), frees the
-                         * tiles once read, waits for the writes, then releases below */
-                        bwd90_bar_sync<kBarDqFull, kBarDqThreads>();
-                        if (lane == 0) {
-                            const int h = hk * p.group + hh;
-                            bk_fence_proxy_async_global(); /* the acquired adds before ours */
+                    bwd90_bar_sync<kBarDqFull, kBarDqThreads>();
+                    if (lane == 0) {
+                        const int h = hk * p.group + hh;
+                        bk_fence_proxy_async_global(); /* the acquired adds before ours */
+                        if constexpr (C::SPLIT) { /* the shares in the stage's dO (0) and Q (1) buffers */
+                            const uint32_t st_off = (uint32_t)(it % S) * C::QO_BYTES;
+                            bwd90_reduce_dq<4>(&tm_dq, sO + st_off, 0, t * BM, h, (int)b);
+                            bwd90_reduce_dq<4>(&tm_dq, sQ + st_off, 128, t * BM, h, (int)b);
+                        } else { /* consumer c's: rows 64 c of the step (D 64) or columns 64 c (D 128) */
 #pragma unroll
                             for (int c = 0; c < 2; c++)
                                 bwd90_reduce_dq(&tm_dq, base + C::OFF_DQ + c * C::DQ_SHARE, BM == 64 ? 64 * c : 0,
                                                 t * BM + (BM == 128 ? 64 * c : 0), h, (int)b);
-                            bk_bulk_commit();
-                            bk_bulk_wait_read<0>();
                         }
-                        __syncwarp();
-                        if (hh < p.group - 1 || t < tend - 1) /* the consumers stage one more */
-                            bwd90_bar_arrive<kBarDqFree, kBarDqThreads>();
-                        if (lane == 0) {
-                            bk_bulk_wait<0>();
-                            bk_fence_proxy_async_global(); /* our adds before the release */
-                        }
+                        bk_bulk_commit();
+                        bk_bulk_wait_read<0>();
+                        if constexpr (C::SPLIT)
+                            bk_mbar_arrive(q_empty(it % S));
                     }
-                    if (lane == 0)
+                    __syncwarp();
+                    if (hh < p.group - 1 || t < tend - 1) /* the consumers stage one more */
+                        bwd90_bar_arrive<kBarDqFree, kBarDqThreads>();
+                    if (lane == 0) {
+                        bk_bulk_wait<0>();
+                        bk_fence_proxy_async_global(); /* our adds before the release */
                         bk_sem_release_add1(sem);
+                    }
                     __syncwarp();
                 }
             return;
@@ -473,8 +437,6 @@ __global__ void __launch_bounds__(384, 1)
             asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(a0 + 8 * 128), "r"(hi) : "memory");
         }
     };
-    /* dq_acc of q head h += dq (64 rows from m0 + r64, the columns from col0) */
-    auto dq_rows = [&](int h) { return p.dqacc + (b * p.Hq + h) * (long long)Sq * D; };
     /* rows kr (+ 8) of the thread's keys, columns 8 j + 2 t4 (+ 1): acc * mul in T (keys < Sk) */
     auto store_keys = [&](void *base, long long s0, long long s1, long long s2, const float(&acc)[D / 2],
                           float mul) {
@@ -506,6 +468,25 @@ __global__ void __launch_bounds__(384, 1)
         for (int i = 0; i < D / 2; i++)
             acc[i] = 0.f;
         float4 *px = reinterpret_cast<float4 *>(gbase + C::OFF_PX) + threadIdx.x % 128;
+        /* the fast plan's dQ share (64 x 128 f32, four swizzled 32-column boxes: 32 KB) is
+         * staged in the stage buffer this consumer read last and the other no longer reads
+         * once barrier 1 is passed (consumer 0: dO, read by its dV; consumer 1: Q, by its dK),
+         * and added by TMA under the next step's first products. The stage is released (q_empty)
+         * by each consumer thread once it has staged its share, by the issuer once the add has
+         * read the tile. dq_h < 0: nothing staged. */
+        const bool issuer = threadIdx.x % 128 == 0;
+        const uint32_t dq_buf = cw == 0 ? sO : sQ;
+        int dq_h = -1, dq_m0 = 0, dq_st = 0;
+        auto add_staged_dq = [&]() {
+            bk_fence_proxy_async();
+            bk_named_sync(kBarDqTile + cw, 128);
+            if (issuer) {
+                bwd90_reduce_dq<4>(&tm_dq, dq_buf + dq_st * C::QO_BYTES, 128 * cw, dq_m0, dq_h, (int)b);
+                bk_bulk_commit();
+                bk_bulk_wait_read<0>();
+                bk_mbar_arrive(q_empty(dq_st));
+            }
+        };
         bk_mbar_wait(kv_full, 0);
 
         for (int it = 0; it < w_ntile() * p.group; it++) {
@@ -517,6 +498,8 @@ __global__ void __launch_bounds__(384, 1)
             bk_wgmma_fence();
             issue_kt(sd, cw == 0 ? sK : sV, cw == 0 ? q_s : o_s);
             bk_wgmma_commit();
+            if (!DET && dq_h >= 0)
+                add_staged_dq();
             bk_wgmma_wait<0>();
             bk_wgmma_pin(sd);
             if (cw == 0) {
@@ -565,8 +548,23 @@ __global__ void __launch_bounds__(384, 1)
             bk_wgmma_pin(dq);
             bk_wgmma_pin(acc);
             bk_keep_regs(reinterpret_cast<uint32_t(&)[BM / 4]>(fa));
-            bk_mbar_arrive(q_empty(st)); /* Q, dO, lse, D_i of this stage read */
-            bwd90_add_dq<D, DET>(dq, dq_rows(h), Sq, m0 + kr, 128 * cw + 2 * t4);
+            if constexpr (DET) { /* staged for the sync warp, which adds in the semaphores' order */
+                bwd90_bar_sync<kBarDqFree, kBarDqThreads>();
+                bwd90_store_dq(dq, dq_buf + st * C::QO_BYTES, kr, g, t4);
+                bk_fence_proxy_async();
+                bk_mbar_arrive(q_empty(st)); /* Q, dO, lse, D_i of this stage read */
+                bwd90_bar_arrive<kBarDqFull, kBarDqThreads>();
+            } else {
+                bwd90_store_dq(dq, dq_buf + st * C::QO_BYTES, kr, g, t4);
+                if (!issuer)
+                    bk_mbar_arrive(q_empty(st));
+                dq_h = h, dq_m0 = m0, dq_st = st;
+            }
+        }
+        if (!DET && dq_h >= 0) {
+            add_staged_dq();
+            if (issuer) /* the last adds written before the exit */
+                bk_bulk_wait<0>();
         }
         if (cw == 0)
             store_keys(p.dv, p.sdv0, p.sdv1, p.sdv2, acc, 1.f);
@@ -796,7 +794,7 @@ static bk_status bwd90_launch(const bk_sdpa_bwd_desc *d, const bk_sdpa_bwd_args 
     BK_TRY(bk_tma_encode(&to, a->dy.data, bk_tma_16bit(bf16), dq4, so, bq, op));
     BK_TRY(bk_tma_encode(&tk, a->k.data, bk_tma_16bit(bf16), dk4, sk, bkv, op));
     BK_TRY(bk_tma_encode(&tv, a->v.data, bk_tma_16bit(bf16), dk4, sv, bkv, op));
-    if (!C::SPLIT) { /* dq_acc [B, Hq, Sq, D] f32, boxes of 64 rows x 32 columns */
+    { /* dq_acc [B, Hq, Sq, D] f32, boxes of 64 rows x 32 columns */
         const long long sdq[3] = {D, (long long)d->q_len * D, (long long)d->q_heads * d->q_len * D};
         const int bdq[4] = {32, 64, 1, 1};
         BK_TRY(bk_tma_encode(&tdq, dq_acc, BK_TMA_F32, dq4, sdq, bdq, op));
@@ -806,7 +804,6 @@ static bk_status bwd90_launch(const bk_sdpa_bwd_desc *d, const bk_sdpa_bwd_args 
     memset(&p, 0, sizeof p);
     p.lrow = lse_rows;
     p.drow = d_rows;
-    p.dqacc = dq_acc;
     p.dq_ticket = dq_sync;
     p.dq_sem = DET ? dq_sync + (long long)d->batch * d->kv_heads : NULL;
     p.dk = a->dk.data;
