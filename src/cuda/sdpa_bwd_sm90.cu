@@ -285,9 +285,9 @@ __global__ void __launch_bounds__(384, 1)
         bk_mbar_init(kv_full, 1);
         for (int s = 0; s < S; s++) {
             bk_mbar_init(q_full(s), 32);   /* the producer warp's lanes (lane 0 with the bytes) */
-            /* every consumer thread; D 256 DET: and the sync warp once it has added the dQ
-             * shares staged in the stage */
-            bk_mbar_init(q_empty(s), 256 + (C::SPLIT && DET ? 1 : 0));
+            /* every consumer thread; D 256: and the sync warp once it has added the dQ shares
+             * staged in the stage */
+            bk_mbar_init(q_empty(s), 256 + (C::SPLIT ? 1 : 0));
         }
         bk_mbar_init_fence();
         if constexpr (DET) { /* the ticket: see walk */
@@ -303,21 +303,22 @@ __global__ void __launch_bounds__(384, 1)
         /* ------------------------------------------------------------ producer */
         bk_regs_dec<C::PRODUCER_REGS>();
         const int jt = w_jt(), j0 = jt * BN, tlo = w_tlo(), ntile = w_ntile();
-        if (DET && threadIdx.x / 32 == 1) {
-            /* the sync warp (DET): per step, waits until the key tiles above this one have
-             * added to the step's row tile (lane 0 spins with acquire loads); once both
-             * consumers have staged their dQ shares (FULL), lane 0 adds them by TMA, lets the
-             * consumers stage the next ones (FREE; D 256: releases the stage, whose buffers
-             * held them) once read, waits for the writes, then releases (+1) */
+        if ((DET || C::SPLIT) && threadIdx.x / 32 == 1) {
+            /* the sync warp (DET, and D 256): per step, DET: waits until the key tiles above
+             * this one have added to the step's row tile (lane 0 spins with acquire loads);
+             * once both consumers have staged their dQ shares (FULL), lane 0 adds them by
+             * TMA, lets the consumers stage the next ones (FREE; D 256: releases the stage,
+             * whose buffers held them) once read; DET: waits for the writes, then releases
+             * (+1) */
             const int lane = threadIdx.x % 32, nsem = (int)bwd90_det_row_tiles<D>(Sq), tend = tlo + ntile;
-            int *sem = p.dq_sem + (b * p.Hq + (long long)hk * p.group) * nsem + tlo; /* the step's */
+            int *sem = DET ? p.dq_sem + (b * p.Hq + (long long)hk * p.group) * nsem + tlo : NULL; /* the step's */
             int it = 0; /* the step, as the producer counts them */
             bwd90_bar_arrive<kBarDqFree, kBarDqThreads>(); /* nothing staged yet */
 #pragma unroll 1
-            for (int hh = 0; hh < p.group; hh++, sem += nsem - ntile)
+            for (int hh = 0; hh < p.group; hh++, sem += DET ? nsem - ntile : 0)
 #pragma unroll 1
-                for (int t = tlo; t < tend; t++, sem++, it++) {
-                    if (lane == 0) /* the contributors above this key tile: up to the last */
+                for (int t = tlo; t < tend; t++, sem += DET, it++) {
+                    if (DET && lane == 0) /* the contributors above this key tile: up to the last */
                         bk_sem_wait_acquire(sem, bwd90_last_contributor<BM, BN>(p.causal, off, gridDim.x, t) - jt);
                     __syncwarp();
                     bwd90_bar_sync<kBarDqFull, kBarDqThreads>();
@@ -342,13 +343,15 @@ __global__ void __launch_bounds__(384, 1)
                     __syncwarp();
                     if (hh < p.group - 1 || t < tend - 1) /* the consumers stage one more */
                         bwd90_bar_arrive<kBarDqFree, kBarDqThreads>();
-                    if (lane == 0) {
+                    if (DET && lane == 0) {
                         bk_bulk_wait<0>();
                         bk_fence_proxy_async_global(); /* our adds before the release */
                         bk_sem_release_add1(sem);
                     }
                     __syncwarp();
                 }
+            if (lane == 0) /* the last adds written before the exit */
+                bk_bulk_wait<0>();
             return;
         }
         if (threadIdx.x >= 32)
@@ -468,25 +471,11 @@ __global__ void __launch_bounds__(384, 1)
         for (int i = 0; i < D / 2; i++)
             acc[i] = 0.f;
         float4 *px = reinterpret_cast<float4 *>(gbase + C::OFF_PX) + threadIdx.x % 128;
-        /* the fast plan's dQ share (64 x 128 f32, four swizzled 32-column boxes: 32 KB) is
+        /* the consumer's dQ share (64 x 128 f32, four swizzled 32-column boxes: 32 KB) is
          * staged in the stage buffer this consumer read last and the other no longer reads
-         * once barrier 1 is passed (consumer 0: dO, read by its dV; consumer 1: Q, by its dK),
-         * and added by TMA under the next step's first products. The stage is released (q_empty)
-         * by each consumer thread once it has staged its share, by the issuer once the add has
-         * read the tile. dq_h < 0: nothing staged. */
-        const bool issuer = threadIdx.x % 128 == 0;
+         * once barrier 1 is passed (consumer 0: dO, read by its dV; consumer 1: Q, by its dK);
+         * the sync warp adds both and then releases the stage */
         const uint32_t dq_buf = cw == 0 ? sO : sQ;
-        int dq_h = -1, dq_m0 = 0, dq_st = 0;
-        auto add_staged_dq = [&]() {
-            bk_fence_proxy_async();
-            bk_named_sync(kBarDqTile + cw, 128);
-            if (issuer) {
-                bwd90_reduce_dq<4>(&tm_dq, dq_buf + dq_st * C::QO_BYTES, 128 * cw, dq_m0, dq_h, (int)b);
-                bk_bulk_commit();
-                bk_bulk_wait_read<0>();
-                bk_mbar_arrive(q_empty(dq_st));
-            }
-        };
         bk_mbar_wait(kv_full, 0);
 
         for (int it = 0; it < w_ntile() * p.group; it++) {
@@ -498,8 +487,6 @@ __global__ void __launch_bounds__(384, 1)
             bk_wgmma_fence();
             issue_kt(sd, cw == 0 ? sK : sV, cw == 0 ? q_s : o_s);
             bk_wgmma_commit();
-            if (!DET && dq_h >= 0)
-                add_staged_dq();
             bk_wgmma_wait<0>();
             bk_wgmma_pin(sd);
             if (cw == 0) {
@@ -548,23 +535,12 @@ __global__ void __launch_bounds__(384, 1)
             bk_wgmma_pin(dq);
             bk_wgmma_pin(acc);
             bk_keep_regs(reinterpret_cast<uint32_t(&)[BM / 4]>(fa));
-            if constexpr (DET) { /* staged for the sync warp, which adds in the semaphores' order */
-                bwd90_bar_sync<kBarDqFree, kBarDqThreads>();
-                bwd90_store_dq(dq, dq_buf + st * C::QO_BYTES, kr, g, t4);
-                bk_fence_proxy_async();
-                bk_mbar_arrive(q_empty(st)); /* Q, dO, lse, D_i of this stage read */
-                bwd90_bar_arrive<kBarDqFull, kBarDqThreads>();
-            } else {
-                bwd90_store_dq(dq, dq_buf + st * C::QO_BYTES, kr, g, t4);
-                if (!issuer)
-                    bk_mbar_arrive(q_empty(st));
-                dq_h = h, dq_m0 = m0, dq_st = st;
-            }
-        }
-        if (!DET && dq_h >= 0) {
-            add_staged_dq();
-            if (issuer) /* the last adds written before the exit */
-                bk_bulk_wait<0>();
+            /* staged for the sync warp (DET: which adds in the semaphores' order) */
+            bwd90_bar_sync<kBarDqFree, kBarDqThreads>();
+            bwd90_store_dq(dq, dq_buf + st * C::QO_BYTES, kr, g, t4);
+            bk_fence_proxy_async();
+            bk_mbar_arrive(q_empty(st)); /* Q, dO, lse, D_i of this stage read */
+            bwd90_bar_arrive<kBarDqFull, kBarDqThreads>();
         }
         if (cw == 0)
             store_keys(p.dv, p.sdv0, p.sdv1, p.sdv2, acc, 1.f);
