@@ -17,6 +17,8 @@
  *   - producer (one warp): lane 0 issues the TMA copies of K, V (once) and of Q, dO per step
  *     into a 2-stage ring (full / empty mbarriers); the lanes copy the step's lse (times
  *     log2e; +inf past Sq and for lse = -inf, so P = 0) and D_i into the stage.
+ *   - the sync warp (producer warp 1; DET and D 256): adds the consumers' staged dQ shares
+ *     (FULL / FREE barriers), in DET behind the semaphores (below).
  *   - consumers, D 64 / 128: consumer c owns keys 64c .. + 63, their dK and dV (64 x D f32)
  *     in registers. Per step: S^T, dP^T (64 x BM) by wgmma SS (K_c / V_c, Q / dO K-major);
  *     P^T, dS^T in registers (masked where the tile crosses the diagonal / Sk); dV += P^T dO,
@@ -31,21 +33,21 @@
  *     consumer 0 computes S^T -> P^T and dV += P^T dO, consumer 1 dP^T -> dS^T (P^T passed
  *     over in shared memory) and dK += dS^T Q; dQ columns 128c .. by consumer c, staged
  *     (no room for a tile of its own) in the step's dO (consumer 0) or Q (1) buffer once
- *     barrier 1 shows the other consumer done with it, added by TMA under the next step's
- *     first products, the stage released once the add has read it.
+ *     barrier 1 shows the other consumer done with it; the sync warp adds both shares by
+ *     TMA and releases the stage once they are read (q_empty counts it).
  *   Finally dK * scale and dV in T (keys < Sk).
  * DET (deterministic): sdpa_bwd.cu's fused DET order: the key tile from a per-(b, kv head)
  *   ticket (highest first); per row tile the key tiles add in decreasing order behind its
- *   semaphore. Producer warp 1, the sync warp, waits on the step's semaphore; D 64 / 128:
- *   the consumers stage their dQ shares and go on (FULL / FREE barriers), the sync warp adds
- *   them by TMA, frees the tiles (D 256: the stage) once read, waits for the writes and
- *   releases (fence, +1). Waits go only to smaller tickets: no deadlock.
+ *   semaphore. The sync warp waits on the step's semaphore; the consumers stage their dQ
+ *   shares and go on, the sync warp adds them by TMA, frees the tiles (D 256: the stage)
+ *   once read, waits for the writes and releases (fence, +1). Waits go only to smaller
+ *   tickets: no deadlock.
  * Not yet: softcap, ALiBi, window, Dqk != Dv (sdpa_bwd.cu runs them); a step's softmax under
  *   the next step's products; at D 128 products wider than m64n64 (S^T, dP^T and dQ read
  *   both operands from shared memory at its full bandwidth; per-consumer dQ over its own
- *   keys was slower, bench/RESULTS.md run 18); DET: more than one staged tile of slack (the k-th key tile of
- *   a chain waits for k adds before its first; two chains tried, run 18); a persistent,
- *   causal-balanced schedule. */
+ *   keys was slower, bench/RESULTS.md run 18); DET: more than one staged tile of slack (the
+ *   k-th key tile of a chain waits for k adds before its first; two chains tried, run 18);
+ *   a persistent, causal-balanced schedule. */
 #include "hopper.cuh"
 #include "sdpa_bwd_sm90.h"
 
@@ -121,9 +123,9 @@ static __device__ __forceinline__ int bwd90_last_contributor(int causal, int off
     return causal ? min(((t + 1) * BM - 1 + off) / BN, nkt - 1) : nkt - 1;
 }
 /* Named barriers. 1: the consumers' dS^T barrier. kBarP (D 256): consumer 0 arrives once its
- * P^T is in shared memory, consumer 1 syncs. kBarDqTile + c (atomic mode): consumer c's
- * warpgroup barrier around its dQ staging. DET, over the 256 consumer threads and the sync
- * warp (warp 1): the consumers arrive on FULL once both dQ shares are staged, the sync warp
+ * P^T is in shared memory, consumer 1 syncs. kBarDqTile + c (D 64 / 128, atomic mode):
+ * consumer c's warpgroup barrier around its dQ staging. DET and D 256, over the 256 consumer
+ * threads and the sync warp (warp 1): the consumers arrive on FULL once both dQ shares are staged, the sync warp
  * syncs on it; the sync warp arrives on FREE once its reduce-adds have read them, the
  * consumers sync on it before they stage the next step's. */
 enum { kBarP = 4, kBarDqTile = 5, kBarDqFull = 7, kBarDqFree = 8, kBarDqThreads = 256 + 32 };
