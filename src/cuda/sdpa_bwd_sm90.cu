@@ -143,10 +143,11 @@ template <int ID, int N> static __device__ __forceinline__ void bwd90_bar_arrive
  * r0 + kr (+ 8) from 4 j (+ 2), columns c0 + 8 j + 2 t4 (+ 1) of q head h) through a staging
  * tile at dq_s. bwd90_store_dq: each thread stores its float2s into the swizzled tile
  * (chunk (2 (j % 4) + t4 / 2) ^ g of row kr in 32-column block j / 4). bwd90_reduce_dq:
- * NB 32-column boxes added to dq_acc by TMA (rows past Sq skipped), not committed. The atomic mode in two halves, so that the waits fall under the next
- * step's products: bwd90_stage_dq stores once the issuer's previous reduce-add has read
- * the tile (warpgroup barrier); bwd90_issue_dq fences the stores for the async proxy and,
- * after a second barrier, the issuer adds. (DET: the sync warp adds, in the kernel.) */
+ * NB 32-column boxes added to dq_acc by TMA (rows past Sq skipped), not committed. D 64 /
+ * 128's atomic mode in two halves, so that the waits fall under the next step's products:
+ * bwd90_stage_dq stores once the issuer's previous reduce-add has read the tile (warpgroup
+ * barrier); bwd90_issue_dq fences the stores for the async proxy and, after a second
+ * barrier, the issuer adds. (DET and D 256: the sync warp adds, in the kernel.) */
 #if BK_HAS_WGMMA
 template <int NB = 2>
 static __device__ __forceinline__ void bwd90_reduce_dq(const CUtensorMap *map, uint32_t dq_s, int c0, int r0, int h,
