@@ -170,9 +170,9 @@ typedef struct bk_sdpa_bwd_plan {
  *   - on compute capability 9.0 only, the Hopper kernel (FASTEST), SKU ".../sm90/bespoke",
  *     NOT deterministic: f16/bf16 with head_dim_qk == head_dim_v in {64, 128, 256}, no
  *     softcap, ALiBi or sliding window; warpgroup MMA (wgmma) and TMA copies, otherwise the
- *     fused kernel's math and workspace, dq added by TMA reduce-adds of f32 tiles. Where it cannot run (rows not 16-byte
- *     aligned, a binary without sm_90a code, q_len or kv_len 0 or >= 2^30) run falls back
- *     to the fused kernel below under the same rules.
+ *     fused kernel's math and workspace, dq added by TMA reduce-adds of f32 tiles. Where it
+ *     cannot run (rows not 16-byte aligned, a binary without sm_90a code, q_len or kv_len 0
+ *     or >= 2^30) run falls back to the fused kernel below under the same rules.
  *   - on compute capability 9.0 only, the Hopper kernel's deterministic mode (what
  *     BK_PREFER_DETERMINISTIC selects for its problems), SKU ".../sm90/bespoke",
  *     precision.deterministic = bit_stable = true: dq added in the fixed order of the
