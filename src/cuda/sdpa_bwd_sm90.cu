@@ -125,9 +125,9 @@ static __device__ __forceinline__ int bwd90_last_contributor(int causal, int off
 /* Named barriers. 1: the consumers' dS^T barrier. kBarP (D 256): consumer 0 arrives once its
  * P^T is in shared memory, consumer 1 syncs. kBarDqTile + c (D 64 / 128, atomic mode):
  * consumer c's warpgroup barrier around its dQ staging. DET and D 256, over the 256 consumer
- * threads and the sync warp (warp 1): the consumers arrive on FULL once both dQ shares are staged, the sync warp
- * syncs on it; the sync warp arrives on FREE once its reduce-adds have read them, the
- * consumers sync on it before they stage the next step's. */
+ * threads and the sync warp (warp 1): the consumers arrive on FULL once both dQ shares are
+ * staged, the sync warp syncs on it; the sync warp arrives on FREE once its reduce-adds have
+ * read them, the consumers sync on it before they stage the next step's. */
 enum { kBarP = 4, kBarDqTile = 5, kBarDqFull = 7, kBarDqFree = 8, kBarDqThreads = 256 + 32 };
 /* bk_named_sync / bk_named_arrive with immediate operands (no registers held for them) */
 template <int ID, int N> static __device__ __forceinline__ void bwd90_bar_sync()
@@ -482,7 +482,7 @@ __global__ void __launch_bounds__(384, 1)
         bk_mbar_wait(kv_full, 0);
 
         for (int it = 0; it < w_ntile() * p.group; it++) {
-            const int st = it % S, h = hk * p.group + it / w_ntile(), m0 = (w_tlo() + it % w_ntile()) * BM;
+            const int st = it % S, m0 = (w_tlo() + it % w_ntile()) * BM;
             const uint32_t q_s = sQ + st * C::QO_BYTES, o_s = sO + st * C::QO_BYTES;
             bk_mbar_wait(q_full(st), (uint32_t)(it / S) & 1u);
 
