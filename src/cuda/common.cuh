@@ -285,6 +285,18 @@ static inline bool bk_cuda_smem_fits(size_t bytes)
     return bytes <= (size_t)optin;
 }
 
+/* The current device's multiprocessor count in *sms (a device-attribute query, no
+ * synchronisation); false, with the error cleared, when it cannot be read. */
+static inline bool bk_cuda_sm_count(int *sms)
+{
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
+        cudaGetLastError();
+        return false;
+    }
+    return true;
+}
+
 /* BK_STATUS_DEVICE_ERROR with "op: kernel launch failed: ..." when the last launch
  * failed; success otherwise. Reads only the launch error (no synchronisation). */
 static inline bk_status bk_cuda_check_launch(const char *op)

@@ -36,17 +36,21 @@
  *     barrier 1 shows the other consumer done with it; the sync warp adds both shares by
  *     TMA and releases the stage once they are read (q_empty counts it).
  *   Finally dK * scale and dV in T (keys < Sk).
- * DET (deterministic): sdpa_bwd.cu's fused DET order: the key tile from a per-(b, kv head)
- *   ticket (highest first); per row tile the key tiles add in decreasing order behind its
- *   semaphore. The sync warp waits on the step's semaphore; the consumers stage their dQ
- *   shares and go on, the sync warp adds them by TMA, frees the tiles (D 256: the stage)
- *   once read, waits for the writes and releases (fence, +1). Waits go only to smaller
- *   tickets: no deadlock.
+ * DET (deterministic): the (b, kv head) and key tile from a launch-wide ticket (highest key
+ *   tile first); per row tile the key tiles add in a fixed order behind its semaphore:
+ *   decreasing, or without a causal mask when the launcher allows (p.rotate), each key tile
+ *   starting its walk at its own row tile and the adds in the order the tiles reach the row
+ *   (bwd90_add_position). The sync warp waits on the step's semaphore; the consumers stage
+ *   their dQ shares and go on, the sync warp adds them by TMA, frees the tiles (D 256: the
+ *   stage) once read, waits for the writes and releases (fence, +1). Waits go only to
+ *   smaller tickets, or with the rotation to CTAs of the same (b, kv head), all resident at
+ *   once: no deadlock.
  * Not yet: softcap, ALiBi, window, Dqk != Dv (sdpa_bwd.cu runs them); a step's softmax under
  *   the next step's products; at D 128 products wider than m64n64 (S^T, dP^T and dQ read
  *   both operands from shared memory at its full bandwidth; per-consumer dQ over its own
- *   keys was slower, bench/RESULTS.md run 18); DET: more than one staged tile of slack (the
- *   k-th key tile of a chain waits for k adds before its first; two chains tried, run 18);
+ *   keys was slower, bench/RESULTS.md run 18); causal DET: more than one staged tile of slack
+ *   (the k-th key tile of a chain waits for k adds before its first; two chains tried, run 18;
+ *   the rotation needs every row tile in every walk);
  *   a persistent, causal-balanced schedule. */
 #include "hopper.cuh"
 #include "sdpa_bwd_sm90.h"
@@ -101,12 +105,14 @@ template <int D> __host__ __device__ constexpr long long bwd90_det_row_tiles(lon
 /* What the kernel needs besides the tensor maps. */
 struct bwd90_params {
     const float *lrow, *drow; /* [B, Hq, Sq] f32: lse and D_i (rows pre-pass) */
-    /* DET only, zeroed by the launcher: a ticket per (b, kv head) [B, Hkv], then a
-     * semaphore per (b, q head, BM-row tile) [B, Hq, bwd90_det_row_tiles] */
+    /* DET only, zeroed by the launcher: [B, Hkv] ints, of which element b0 Hkv is the
+     * ticket counter of the launch of batches b0 ..; then a semaphore per (b, q head, BM-row
+     * tile) [B, Hq, bwd90_det_row_tiles] */
     int *dq_ticket, *dq_sem;
     void *dk, *dv;
     long long sdk0, sdk1, sdk2, sdv0, sdv1, sdv2;
     int Hq, group, Sq, Sk, off, causal, b0;
+    int rotate; /* DET: the rotated walks' window in row tiles (0: none; row_of in the kernel) */
     float scale, scale_log2;
     /* 1 when the axis is addressed (stride != 0), else the tensor map has extent 1 there */
     int q_h, q_b, o_h, o_b, k_h, k_b, v_h, v_b;
@@ -122,6 +128,26 @@ static __device__ __forceinline__ int bwd90_last_contributor(int causal, int off
 {
     return causal ? min(((t + 1) * BM - 1 + off) / BN, nkt - 1) : nkt - 1;
 }
+#if BK_HAS_WGMMA
+/* DET with the rotation (window W = p.rotate, 2 <= W <= nrt): how many key tiles add to row
+ * tile t before key tile jt, which reaches it at step s of its walk. Key tile j starts at row
+ * tile o_j = j W / nkt (nondecreasing in j) and reaches t at step d_j = (t - o_j) mod nrt; the
+ * tiles add in increasing d_j, ties by decreasing j (a fixed order: the sums are bit-identical
+ * from run to run). With o = o_jt (walk value 5) and t = (o + s) mod nrt, those are the j with
+ * o_j <= o + s - nrt (their walk wrapped), with o < o_j <= o + s, or with o_j = o and j > jt;
+ * n_upto(X) counts the j with o_j <= X, min(nkt, ceil((X + 1) nkt / W)), so the total is
+ * n_upto(o + s - nrt) + n_upto(o + s) - 1 - jt. (In a loop: one division in the code, no
+ * spill in the producer's 24 registers.) */
+static __device__ __forceinline__ int bwd90_add_position(int jt, int o, int nkt, int nrt, int W, int s)
+{
+    int n = -1 - jt;
+#pragma unroll 1
+    for (int X = o + s - nrt; X <= o + s; X += nrt)
+        n += X < 0 ? 0 : min(nkt, ((X + 1) * nkt + W - 1) / W);
+    return n;
+}
+#endif
+
 /* Named barriers. 1: the consumers' dS^T barrier. kBarP (D 256): consumer 0 arrives once its
  * P^T is in shared memory, consumer 1 syncs. kBarDqTile + c (D 64 / 128, atomic mode):
  * consumer c's warpgroup barrier around its dQ staging. DET and D 256, over the 256 consumer
@@ -261,19 +287,21 @@ __global__ void __launch_bounds__(384, 1)
     auto q_full = [=](int st) { return bar + 8 + 8 * st; };
     auto q_empty = [=](int st) { return bar + 8 + 8 * (S + st); };
 
-    const long long b = blockIdx.z + (long long)p.b0;
-    const int hk = blockIdx.y, Sq = p.Sq, Sk = p.Sk, off = p.off;
-    /* The CTA's key tile jt: blockIdx.x, or with DET from the ticket that thread 0 takes from
-     * the (b, kv head)'s counter below: ticket k (the k-th CTA of this (b, kv head) to start)
-     * takes key tile gridDim.x - 1 - k. The query tiles that see one of its keys j0 .. j0 +
-     * BN - 1: causal, rows i >= j0 - off (j0 < Sk makes that < Sq, so every CTA has at least
-     * one tile): from tlo, ntile per q head. */
+    const int Sq = p.Sq, Sk = p.Sk, off = p.off;
+    /* The CTA's (b, kv head) and key tile jt: blockIdx, or with DET from the ticket that
+     * thread 0 takes from the launch's counter below: ticket T (the T-th CTA to start) takes
+     * (b, kv head) number T / nkt and key tile nkt - 1 - T % nkt (nkt = gridDim.x), so that a
+     * CTA waits only for CTAs of its (b, kv head) that started before it or, with the
+     * rotation below, that start while it waits (every CTA of a (b, kv head) fits on the
+     * GPU at once: the launcher's p.rotate). The query tiles that see one of its keys j0 ..
+     * j0 + BN - 1: causal, rows i >= j0 - off (j0 < Sk makes that < Sq, so every CTA has at
+     * least one tile): from tlo, ntile per q head. */
     auto first_tile = [&](int jt) { return p.causal && jt * BN - off > 0 ? (jt * BN - off) / BM : 0; };
     /* the atomic mode's, computed once here (blockIdx: the compiler rematerialises them) */
     const int tlo_a = first_tile(blockIdx.x), ntile_a = (Sq - 1) / BM - tlo_a + 1;
-    /* DET: thread 0 stores jt, tlo, ntile in shared memory; every use re-reads them (volatile),
-     * so that nothing derived from the ticket lives in a register across setmaxnreg or the
-     * walk (the D 64 consumer has no register to spare) */
+    /* DET: thread 0 stores jt, tlo, ntile, b - b0, the kv head and rot in shared memory; every
+     * use re-reads them (volatile), so that nothing derived from the ticket lives in a
+     * register across setmaxnreg or the walk (the D 64 consumer has no register to spare) */
     auto walk = [&](int i) -> int {
         int v;
         asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(v) : "r"(base + C::OFF_TKT + 4 * i) : "memory");
@@ -282,6 +310,21 @@ __global__ void __launch_bounds__(384, 1)
     auto w_jt = [&]() { return DET ? walk(0) : (int)blockIdx.x; };
     auto w_tlo = [&]() { return DET ? walk(1) : tlo_a; };
     auto w_ntile = [&]() { return DET ? walk(2) : ntile_a; };
+    auto w_b = [&]() { return (DET ? (long long)walk(3) : (long long)blockIdx.z) + p.b0; };
+    auto w_hk = [&]() { return DET ? walk(4) : (int)blockIdx.y; };
+    /* The row tile of step s (< ntile) of a q head: tlo + s, or with DET's rotation (window
+     * W = p.rotate: no causal mask, so tlo = 0 and every key tile walks all nrt = ntile row
+     * tiles) tlo + (s + rot) mod ntile, rot = jt W / nkt: the key tiles start their walks
+     * spread over the first W row tiles, and each row tile's adds come in the order of the
+     * step at which the key tiles reach it (ties: the higher key tile first), so that a chain
+     * of adds fills only among the nkt / W tiles that start on the same row
+     * (bwd90_add_position) */
+    auto row_of = [&](int s, int tlo, int ntile) {
+        if (!DET)
+            return tlo + s;
+        const int r = s + walk(5);
+        return tlo + (r >= ntile ? r - ntile : r);
+    };
 
     const int wg = threadIdx.x / 128;
     if (threadIdx.x == 0) {
@@ -295,9 +338,14 @@ __global__ void __launch_bounds__(384, 1)
         bk_mbar_init_fence();
         if constexpr (DET) { /* the ticket: see walk */
             int *w = reinterpret_cast<int *>(gbase + C::OFF_TKT);
-            w[0] = (int)gridDim.x - 1 - atomicAdd(p.dq_ticket + b * gridDim.y + hk, 1);
+            const int nkt = (int)gridDim.x, tk = atomicAdd(p.dq_ticket + (long long)p.b0 * gridDim.y, 1);
+            const int grp = tk / nkt;
+            w[0] = nkt - 1 - tk % nkt;
             w[1] = first_tile(w[0]);
             w[2] = (Sq - 1) / BM - w[1] + 1;
+            w[3] = grp / (int)gridDim.y;
+            w[4] = grp % (int)gridDim.y;
+            w[5] = (int)((long long)w[0] * p.rotate / nkt);
         }
     }
     __syncthreads();
@@ -306,6 +354,7 @@ __global__ void __launch_bounds__(384, 1)
         /* ------------------------------------------------------------ producer */
         bk_regs_dec<C::PRODUCER_REGS>();
         const int jt = w_jt(), j0 = jt * BN, tlo = w_tlo(), ntile = w_ntile();
+        const int hk = w_hk();
         if ((DET || C::SPLIT) && threadIdx.x / 32 == 1) {
             /* the sync warp (DET, and D 256): per step, DET: waits until the key tiles above
              * this one have added to the step's row tile (lane 0 spins with acquire loads);
@@ -313,20 +362,25 @@ __global__ void __launch_bounds__(384, 1)
              * TMA, lets the consumers stage the next ones (FREE; D 256: releases the stage,
              * whose buffers held them) once read; DET: waits for the writes, then releases
              * (+1) */
-            const int lane = threadIdx.x % 32, nsem = (int)bwd90_det_row_tiles<D>(Sq), tend = tlo + ntile;
-            int *sem = DET ? p.dq_sem + (b * p.Hq + (long long)hk * p.group) * nsem + tlo : NULL; /* the step's */
+            const int lane = threadIdx.x % 32, nsem = (int)bwd90_det_row_tiles<D>(Sq);
             int it = 0; /* the step, as the producer counts them */
             bwd90_bar_arrive<kBarDqFree, kBarDqThreads>(); /* nothing staged yet */
 #pragma unroll 1
-            for (int hh = 0; hh < p.group; hh++, sem += DET ? nsem - ntile : 0)
+            for (int hh = 0; hh < p.group; hh++)
 #pragma unroll 1
-                for (int t = tlo; t < tend; t++, sem += DET, it++) {
-                    if (DET && lane == 0) /* the contributors above this key tile: up to the last */
-                        bk_sem_wait_acquire(sem, bwd90_last_contributor<BM, BN>(p.causal, off, gridDim.x, t) - jt);
+                for (int s = 0; s < ntile; s++, it++) {
+                    const int t = row_of(s, tlo, ntile), h = hk * p.group + hh;
+                    int *sem = DET ? p.dq_sem + (w_b() * p.Hq + h) * nsem + t : NULL; /* the step's */
+                    if (DET) { /* wait for the key tiles that add to row tile t before this one */
+                        const int before = p.rotate ? bwd90_add_position(jt, walk(5), (int)gridDim.x, ntile, p.rotate, s)
+                                                    : bwd90_last_contributor<BM, BN>(p.causal, off, gridDim.x, t) - jt;
+                        if (lane == 0)
+                            bk_sem_wait_acquire(sem, before);
+                    }
                     __syncwarp();
                     bwd90_bar_sync<kBarDqFull, kBarDqThreads>();
                     if (lane == 0) {
-                        const int h = hk * p.group + hh;
+                        const int b = (int)w_b();
                         bk_fence_proxy_async_global(); /* the acquired adds before ours */
                         if constexpr (C::SPLIT) { /* the shares in the stage's dO (0) and Q (1) buffers */
                             const uint32_t st_off = (uint32_t)(it % S) * C::QO_BYTES;
@@ -344,7 +398,7 @@ __global__ void __launch_bounds__(384, 1)
                             bk_mbar_arrive(q_empty(it % S));
                     }
                     __syncwarp();
-                    if (hh < p.group - 1 || t < tend - 1) /* the consumers stage one more */
+                    if (hh < p.group - 1 || s < ntile - 1) /* the consumers stage one more */
                         bwd90_bar_arrive<kBarDqFree, kBarDqThreads>();
                     if (DET && lane == 0) {
                         bk_bulk_wait<0>();
@@ -362,13 +416,13 @@ __global__ void __launch_bounds__(384, 1)
         const int lane = threadIdx.x, niter = ntile * p.group;
         if (lane == 0) { /* K and V of the CTA's keys, once; rows past Sk arrive as zeros */
             bk_mbar_arrive_expect_tx(kv_full, 2 * C::KV_BYTES);
-            bwd90_tma<D, BN>(sK, &tm_k, kv_full, j0, p.k_h ? hk : 0, p.k_b ? (int)b : 0);
-            bwd90_tma<D, BN>(sV, &tm_v, kv_full, j0, p.v_h ? hk : 0, p.v_b ? (int)b : 0);
+            bwd90_tma<D, BN>(sK, &tm_k, kv_full, j0, p.k_h ? hk : 0, p.k_b ? (int)w_b() : 0);
+            bwd90_tma<D, BN>(sV, &tm_v, kv_full, j0, p.v_h ? hk : 0, p.v_b ? (int)w_b() : 0);
         }
         for (int it = 0; it < niter; it++) {
-            const int st = it % S, h = hk * p.group + it / ntile, m0 = (tlo + it % ntile) * BM;
+            const int st = it % S, h = hk * p.group + it / ntile, m0 = row_of(it % ntile, tlo, ntile) * BM;
             bk_mbar_wait(q_empty(st), ((uint32_t)(it / S) & 1u) ^ 1u);
-            const long long rb = (b * p.Hq + h) * (long long)Sq;
+            const long long rb = (w_b() * p.Hq + h) * (long long)Sq;
 #pragma unroll 1
             for (int r = lane; r < BM; r += 32) {
                 const int i = m0 + r;
@@ -383,8 +437,9 @@ __global__ void __launch_bounds__(384, 1)
             }
             if (lane == 0) { /* after its own stores: the arrival releases them too */
                 bk_mbar_arrive_expect_tx(q_full(st), 2 * C::QO_BYTES);
-                bwd90_tma<D, BM>(sQ + st * C::QO_BYTES, &tm_q, q_full(st), m0, p.q_h ? h : 0, p.q_b ? (int)b : 0);
-                bwd90_tma<D, BM>(sO + st * C::QO_BYTES, &tm_o, q_full(st), m0, p.o_h ? h : 0, p.o_b ? (int)b : 0);
+                const int b = (int)w_b();
+                bwd90_tma<D, BM>(sQ + st * C::QO_BYTES, &tm_q, q_full(st), m0, p.q_h ? h : 0, p.q_b ? b : 0);
+                bwd90_tma<D, BM>(sO + st * C::QO_BYTES, &tm_o, q_full(st), m0, p.o_h ? h : 0, p.o_b ? b : 0);
             } else {
                 bk_mbar_arrive(q_full(st));
             }
@@ -446,7 +501,7 @@ __global__ void __launch_bounds__(384, 1)
     /* rows kr (+ 8) of the thread's keys, columns 8 j + 2 t4 (+ 1): acc * mul in T (keys < Sk) */
     auto store_keys = [&](void *base, long long s0, long long s1, long long s2, const float(&acc)[D / 2],
                           float mul) {
-        T *out = (T *)base + b * s0 + hk * s1;
+        T *out = (T *)base + w_b() * s0 + w_hk() * s1;
         const int jg0 = DET ? w_jt() * BN + kfirst : jg0_a, jg1 = jg0 + 8;
 #pragma unroll
         for (int j = 0; j < D / 8; j++) {
@@ -482,7 +537,7 @@ __global__ void __launch_bounds__(384, 1)
         bk_mbar_wait(kv_full, 0);
 
         for (int it = 0; it < w_ntile() * p.group; it++) {
-            const int st = it % S, m0 = (w_tlo() + it % w_ntile()) * BM;
+            const int st = it % S, m0 = row_of(it % w_ntile(), w_tlo(), w_ntile()) * BM;
             const uint32_t q_s = sQ + st * C::QO_BYTES, o_s = sO + st * C::QO_BYTES;
             bk_mbar_wait(q_full(st), (uint32_t)(it / S) & 1u);
 
@@ -568,7 +623,7 @@ __global__ void __launch_bounds__(384, 1)
            previous step (dq_h < 0: none), added under this step's first products */
         int dq_h = -1, dq_m0 = 0;
         for (int it = 0; it < w_ntile() * p.group; it++) {
-            const int st = it % S, h = hk * p.group + it / w_ntile(), m0 = (w_tlo() + it % w_ntile()) * BM;
+            const int st = it % S, h = w_hk() * p.group + it / w_ntile(), m0 = row_of(it % w_ntile(), w_tlo(), w_ntile()) * BM;
             const uint32_t q_s = sQ + st * C::QO_BYTES, o_s = sO + st * C::QO_BYTES,
                            ds_b = sDS + (it & 1) * C::DS_BYTES;
             bk_mbar_wait(q_full(st), (uint32_t)(it / S) & 1u);
@@ -582,7 +637,7 @@ __global__ void __launch_bounds__(384, 1)
             issue_kt(dp_t, vA, o_s);
             bk_wgmma_commit();
             if (!DET && dq_h >= 0)
-                bwd90_issue_dq(&tm_dq, sDQ, issuer, cw, nb * 64, dq_m0 + mb * 64, dq_h, (int)b);
+                bwd90_issue_dq(&tm_dq, sDQ, issuer, cw, nb * 64, dq_m0 + mb * 64, dq_h, (int)w_b());
             bk_wgmma_wait<C::EARLY_DV ? 1 : 0>();
             bk_wgmma_pin(s_t);
             if constexpr (!C::EARLY_DV)
@@ -671,7 +726,7 @@ __global__ void __launch_bounds__(384, 1)
             }
         }
         if (!DET && dq_h >= 0)
-            bwd90_issue_dq(&tm_dq, sDQ, issuer, cw, nb * 64, dq_m0 + mb * 64, dq_h, (int)b);
+            bwd90_issue_dq(&tm_dq, sDQ, issuer, cw, nb * 64, dq_m0 + mb * 64, dq_h, (int)w_b());
         if (!DET && issuer) /* the last reduce-adds written (and their tile read) before the exit */
             bk_bulk_wait<0>();
         /* dK (times the scale) and dV of the thread's keys */
@@ -795,6 +850,14 @@ static bk_status bwd90_launch(const bk_sdpa_bwd_desc *d, const bk_sdpa_bwd_args 
     p.Sk = d->kv_len;
     p.off = d->kv_len - d->q_len;
     p.causal = d->causal;
+    /* DET's rotated walks need every CTA of a (b, kv head) on the GPU at once (one CTA per
+     * SM, a context that sees every SM): without the causal mask and with at most one key
+     * tile per SM. The window is every row tile (narrower ones, which keep fewer rows in L2,
+     * were no faster: bench/RESULTS.md run 23). */
+    const int nrt = (d->q_len + C::BM - 1) / C::BM;
+    int sms = 0;
+    p.rotate = DET && !d->causal && nrt >= 2 && bk_cuda_sm_count(&sms) && (d->kv_len + C::BN - 1) / C::BN <= sms
+                   ? nrt : 0;
     p.scale = (float)d->scale;
     p.scale_log2 = (float)(d->scale * 1.4426950408889634);
     p.q_h = sq[1] != 0, p.q_b = sq[2] != 0, p.o_h = so[1] != 0, p.o_b = so[2] != 0;

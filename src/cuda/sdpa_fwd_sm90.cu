@@ -836,8 +836,8 @@ static int sm90_qpack(const sdpa_params &p)
 
 bk_status bk_sm90_fwd_launch(const sdpa_params &p0, bk_dtype dtype, bool paged, cudaStream_t s)
 {
-    int dev = 0, sms = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+    int sms = 0;
+    if (!bk_cuda_sm_count(&sms))
         return bk_fail(BK_STATUS_DEVICE_ERROR, "%s: cannot read the device's multiprocessor count",
                        paged ? "paged_prefill" : "sdpa_fwd");
     sdpa_params p = p0;
