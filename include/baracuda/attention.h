@@ -175,9 +175,14 @@ typedef struct bk_sdpa_bwd_plan {
  *     or >= 2^30) run falls back to the fused kernel below under the same rules.
  *   - on compute capability 9.0 only, the Hopper kernel's deterministic mode (what
  *     BK_PREFER_DETERMINISTIC selects for its problems), SKU ".../sm90/bespoke",
- *     precision.deterministic = bit_stable = true: dq added in the fixed order of the
- *     fused deterministic mode below (same workspace); where it cannot run, run falls
- *     back to that mode (still deterministic).
+ *     precision.deterministic = bit_stable = true: dq added in a fixed order (per query
+ *     tile the key tiles in decreasing order as in the fused deterministic mode below,
+ *     or, without the causal mask and with at most one key tile per multiprocessor, in
+ *     the order a rotated walk reaches the tile; same workspace); where it cannot run,
+ *     run falls back to that mode (still deterministic). The rotated order assumes the
+ *     kernel's CTAs of one (batch, kv head) can all be resident at once, i.e. that the
+ *     context has every multiprocessor the device reports (not an MPS client or green
+ *     context limited to fewer).
  *   - fused tensor cores (FASTEST), SKU ".../sm80/bespoke", NOT deterministic: f16/bf16
  *     with head_dim_qk == head_dim_v in {64, 128, 256}; one pass per tile of keys computes dk,
  *     dv and dq (FlashAttention-2's backward), dq summed over key tiles with f32 atomics
