@@ -89,8 +89,10 @@ template <int D> struct bwd90_tiles {
                               OFF_DS = OFF_O + STAGES * QO_BYTES, OFF_DQ = OFF_DS + DS_BUFS * DS_BYTES,
                               OFF_PX = OFF_DQ + DQ_BYTES, OFF_L = OFF_PX + PX_BYTES, OFF_D = OFF_L + STAGES * BM * 4,
                               OFF_BAR = OFF_D + STAGES * BM * 4, OFF_TKT = OFF_BAR + 8 * (1 + 2 * STAGES);
-    /* barriers: kv_full, q_full[STAGES], q_empty[STAGES]; then the DET ticket (int) */
-    static constexpr size_t SMEM = OFF_TKT + 16 + 1024; /* + 1024: alignment */
+    /* barriers: kv_full, q_full[STAGES], q_empty[STAGES]; then DET's walk values (ints: jt,
+     * tlo, ntile, b - b0, kv head, rot; see walk in the kernel) */
+    static constexpr int WALK_VALUES = 6;
+    static constexpr size_t SMEM = OFF_TKT + 4 * WALK_VALUES + 1024; /* + 1024: alignment */
     static_assert(SMEM <= 227 * 1024, "more shared memory than an H100 block may opt in to");
     static_assert(OFF_DQ % 1024 == 0, "the dQ tiles' swizzle atoms start on 1024-byte boundaries");
 };
