@@ -14,44 +14,26 @@
  *   query tiles that see its keys (BM = 128 at D 64, else 64). Tiles are wgmma's 128-byte-
  *   swizzle atoms [cols/64][rows][64] (TMA SWIZZLE_128B).
  * Warps: 3 warpgroups, registers handed over by setmaxnreg.
- *   - producer (one warp): lane 0 issues the TMA copies of K, V (once) and of Q, dO per step
- *     into a 2-stage ring (full / empty mbarriers); the lanes copy the step's lse (times
- *     log2e; +inf past Sq and for lse = -inf, so P = 0) and D_i into the stage.
+ *   - producer warp 0: TMA copies of K, V (once) and of Q, dO per step into a 2-stage ring
+ *     (full / empty mbarriers), with the step's lse and D_i.
  *   - the sync warp (producer warp 1; DET and D 256): adds the consumers' staged dQ shares
- *     (FULL / FREE barriers), in DET behind the semaphores (below).
- *   - consumers, D 64 / 128: consumer c owns keys 64c .. + 63, their dK and dV (64 x D f32)
- *     in registers. Per step: S^T, dP^T (64 x BM) by wgmma SS (K_c / V_c, Q / dO K-major);
- *     P^T, dS^T in registers (masked where the tile crosses the diagonal / Sk); dV += P^T dO,
- *     dK += dS^T Q by wgmma RS (B N-major); dS^T to shared memory (double-buffered),
- *     named barrier 1, then dQ = dS K over the 128 keys (SS, dS^T M-major): consumer c takes
- *     rows 64c (D 64) or columns 64c (D 128); atomic mode: the share into the consumer's
- *     swizzled f32 tile, one thread adds it to dq_acc by TMA under the next step's first
- *     products (bwd90_stage_dq, bwd90_issue_dq); DET: the same tile, added by the sync warp
- *     (below). D 64 (EARLY_DV): S^T and dP^T in two commit groups, P^T computed and dV
- *     issued while dP^T is in flight.
- *   - consumers, D 256 (64 x 256 f32 is 128 registers a thread: dK or dV, not both):
- *     consumer 0 computes S^T -> P^T and dV += P^T dO, consumer 1 dP^T -> dS^T (P^T passed
- *     over in shared memory) and dK += dS^T Q; dQ columns 128c .. by consumer c, staged
- *     (no room for a tile of its own) in the step's dO (consumer 0) or Q (1) buffer once
- *     barrier 1 shows the other consumer done with it; the sync warp adds both shares by
- *     TMA and releases the stage once they are read (q_empty counts it).
+ *     by TMA (FULL / FREE barriers), in DET behind the semaphores.
+ *   - two consumer warpgroups. D 64 / 128: consumer c owns keys 64c .. + 63, their dK and dV
+ *     in registers, and computes every product for them. D 256 (dK or dV fills a consumer's
+ *     registers): consumer 0 takes P^T and dV, consumer 1 dS^T and dK. After named barrier 1
+ *     each computes a half of dQ = dS K (details at the consumer branches).
  *   Finally dK * scale and dV in T (keys < Sk).
  * DET (deterministic): the (b, kv head) and key tile from a launch-wide ticket (highest key
  *   tile first); per row tile the key tiles add in a fixed order behind its semaphore:
  *   decreasing, or without a causal mask when the launcher allows (p.rotate), each key tile
  *   starting its walk at its own row tile and the adds in the order the tiles reach the row
- *   (bwd90_add_position). The sync warp waits on the step's semaphore; the consumers stage
- *   their dQ shares and go on, the sync warp adds them by TMA, frees the tiles (D 256: the
- *   stage) once read, waits for the writes and releases (fence, +1). Waits go only to
- *   smaller tickets, or with the rotation to CTAs of the same (b, kv head), all resident at
- *   once: no deadlock.
+ *   (bwd90_add_position). Waits go only to smaller tickets, or with the rotation to CTAs of
+ *   the same (b, kv head), all resident at once: no deadlock.
  * Not yet: softcap, ALiBi, window, Dqk != Dv (sdpa_bwd.cu runs them); a step's softmax under
  *   the next step's products; at D 128 products wider than m64n64 (S^T, dP^T and dQ read
- *   both operands from shared memory at its full bandwidth; per-consumer dQ over its own
- *   keys was slower, bench/RESULTS.md run 18); causal DET: more than one staged tile of slack
- *   (the k-th key tile of a chain waits for k adds before its first; two chains tried, run 18;
- *   the rotation needs every row tile in every walk);
- *   a persistent, causal-balanced schedule. */
+ *   both operands from shared memory at its full bandwidth); for causal DET more than one
+ *   staged tile of slack (the k-th key tile of a chain waits for k adds before its first);
+ *   a persistent, causal-balanced schedule (what was tried: bench/RESULTS.md runs 18, 23). */
 #include "hopper.cuh"
 #include "sdpa_bwd_sm90.h"
 
@@ -353,7 +335,10 @@ __global__ void __launch_bounds__(384, 1)
     __syncthreads();
 
     if (wg == 0) {
-        /* ------------------------------------------------------------ producer */
+        /* ------------------------------------------------------------ producer: warp 0's
+         * lane 0 issues the TMA copies of K, V (once) and of Q, dO per step; its lanes copy
+         * the step's lse (times log2e; +inf past Sq and for lse = -inf, so P = 0) and D_i into
+         * the stage. Warp 1 is the sync warp. */
         bk_regs_dec<C::PRODUCER_REGS>();
         const int jt = w_jt(), j0 = jt * BN, tlo = w_tlo(), ntile = w_ntile();
         const int hk = w_hk();
@@ -525,7 +510,10 @@ __global__ void __launch_bounds__(384, 1)
          * after its P^T stores, 1 syncs before reading them) and barrier 1 (dS^T stored).
          * One buffer of each suffices: 0 writes P^T(n + 1) after barrier 1 of step n, which
          * 1 reaches after reading P^T(n); 1 writes dS^T(n + 1) after kBarP of step n + 1,
-         * which 0 reaches after its dQ(n) is complete. */
+         * which 0 reaches after its dQ(n) is complete. The dQ shares (64 x 128 f32, no room
+         * for a tile of their own) are staged in the step's dO (consumer 0) or Q (1) buffer
+         * once barrier 1 shows the other consumer done with it; the sync warp adds both by
+         * TMA and releases the stage once they are read (q_empty counts it). */
         float acc[D / 2]; /* dV (consumer 0) or dK (consumer 1): 64 keys x D */
 #pragma unroll
         for (int i = 0; i < D / 2; i++)
@@ -607,7 +595,16 @@ __global__ void __launch_bounds__(384, 1)
         else
             store_keys(p.dk, p.sdk0, p.sdk1, p.sdk2, acc, p.scale);
     } else {
-        /* D 64 / 128: consumer c owns keys 64 c .. 64 c + 63 and both their dK and dV */
+        /* D 64 / 128: consumer c owns keys 64 c .. 64 c + 63 and both their dK and dV (64 x D
+         * f32) in registers. Per step: S^T, dP^T (64 x BM) by wgmma SS (K_c / V_c, Q / dO
+         * K-major); P^T, dS^T in registers (masked where the tile crosses the diagonal / Sk);
+         * dV += P^T dO, dK += dS^T Q by wgmma RS (B N-major); dS^T to shared memory
+         * (double-buffered), named barrier 1, then dQ = dS K over the 128 keys (SS, dS^T
+         * M-major): consumer c takes rows 64c (D 64) or columns 64c (D 128). Atomic mode: the
+         * share into the consumer's swizzled f32 tile, one thread adds it to dq_acc by TMA
+         * under the next step's first products (bwd90_stage_dq, bwd90_issue_dq); DET: the same
+         * tile, added by the sync warp. D 64 (EARLY_DV): S^T and dP^T in two commit groups,
+         * P^T computed and dV issued while dP^T is in flight. */
         const uint32_t kA = sK + cw * 64 * 128, vA = sV + cw * 64 * 128; /* this consumer's K / V rows */
         /* dQ share: rows 64 mb .. of the step's BM (D 64), columns 64 nb .. of D (D 128) */
         const int mb = BM == 128 ? cw : 0, nb = BM == 64 ? cw : 0;
