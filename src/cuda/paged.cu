@@ -1,79 +1,37 @@
 /* paged.cu - paged_decode, paged_prefill and attention_merge on CUDA (math: paged.h).
  * Online softmax in f32 with scores in base 2 (scaled by scale * log2 e).
  *
- * attention_merge: 8 threads per output element, each folding every 8th part online
- *   (those of lse -inf skipped), combined in a fixed order (all -inf: o = 0, lse = -inf);
- *   it also merges the decode's split partials.
- *
- * paged_decode: two kernels, one grid (splits S, kv_heads x pair chunks, batch). The R x
- *   group (query row, q head) pairs of a kv head are the queries (pair pp = r * group + i:
- *   row r, q head kvh * group + i); a CTA takes a chunk of them, so each K/V row is read
- *   once per chunk. Both share the loader ideas, the key ranges, the split-KV contract and
- *   the end (decode_issue, decode_keys_of, decode_finish):
- *   - Keys: warp w copies and computes its own rows of each tile through a cp.async ring
- *     (16-byte copies, 128-byte L2 prefetch hint, page ids looked up a tile ahead), so the
- *     key loop has no block barrier (wait_group + __syncwarp before a stage is read,
- *     __syncwarp after). Keys past the range or with a bad page are zero-filled, never
- *     read, masked by the warp's ballot bits.
- *   - Rows (R > 1, template CAUSAL): row r sees keys [0, kv_len - R + 1 + r); the CTA
- *     loads keys up to its last row's bound, and only tiles past its first row's bound
- *     (the last R - 1 keys: 1 or 2 tiles) mask per pair. R = 1 compiles to the one-row
- *     kernel, no per-key work added.
- *   - Split-KV: split s covers [s c, (s+1) c), c = ceil(kv_len / S), kv_len read on the
- *     device; with S > 1 partial o / lse go to the workspace and the merge kernel combines
- *     them (on sm_90 a programmatic dependent launch: its blocks wait for the decode's
- *     writes in griddepcontrol.wait, scheduled once every decode block has started).
- *     S = bk_cuda_paged_decode_splits, a pure function of the descriptor and the
- *     kernel (graph replays rely on it): kv_splits, else the splits that make 132 x 2 CTAs
- *     (132 for the tensor-core kernel at D 256: one CTA per SM), <= 64 and <= pool / 256.
- *     Deterministic for a given S (an H100 rerun mismatch was the test's upload race:
- *     decode_run in the test). Dynamic shared memory is opted in per launch (a host-only
- *     call).
- *
- *   decode_tc_kernel (f16/bf16, picked when R x group > 4): tensor cores, mma.sync
- *   m16n8k16 with f32 accumulate, the sdpa_fwd.cu mma kernel's math on one 16-row tile.
- *   A = the CTA's 16 pairs of ONE kv head (pair chunks of 16; rows past the pairs zero),
- *   in shared memory. A CTA tile is CK = 64 keys, warp w takes keys [16 w, 16 w + 16) of
- *   each through its own ring (D 64: 4 stages, else 3; K and V rows with 16-byte units
- *   XOR-swizzled by row for conflict-free ldmatrix; loader lanes: 2 per row). Per warp and
- *   tile: S = Q K^T (16 x 16, ldmatrix Q and K, D / 16 k steps), S * scale log2 e in f32,
- *   missing / causally hidden keys -inf, the online softmax of sdpa_fwd_tiles.cuh
- *   (softmax_step, lazy rescale, ex2.approx) with P rounded to T and packed as the A
- *   operand of O += P V (V by ldmatrix.trans; O 16 x D in f32 registers). The 4 warps'
- *   states (m, l, O) merge through shared memory in warp order. Shared memory: ring 64 /
- *   96 / 192 KB (D 64 / 128 / 256) -> 3 / 2 / 1 CTAs per SM, Q 2-8 KB. ptxas (sm_80 and
- *   sm_90a, CUDA 13.0): D 64 112 / 124 registers (R = 1 / R > 1), D 128 166 / 167, D 256
- *   254 / 254 (S = Q K^T unrolled by 2 steps there to stay under the cap), no spill.
- *
- *   decode_kernel (f32, and f16/bf16 with R x group <= 4): f32 on CUDA cores, a CTA of 4
- *   warps takes G <= 4 pairs (template G; more pairs -> more chunks). LPR lanes cover a
- *   K/V row (D 128 bf16: 16); a tile is TK = 32 keys, each warp's 8 rows through a 3-stage
- *   ring. A row's G dot products: reduce-scatter over its LPR lanes (9 shuffles at G 4);
- *   each row-group keeps an online softmax per pair (ex2.approx, each probability once);
- *   the row-groups merge through shared memory. R > 1: per-pair bounds in shared memory
- *   (128 registers kept). D 128 bf16 G 4: 128 registers, no spill, 48 KB dynamic smem ->
- *   4 CTAs/SM. H100 bk_bench R 1 (Hq 32 Hkv 8, page 16; this kernel ran it before the
- *   tensor-core one), % of copy bandwidth: B1 kv32768 ~53, B16 kv4096 ~75, B64 kv2048
- *   ~86 (0.206 ms), B128 kv8192 ~95.
- *
- * paged_prefill, reference path (BK_PREFER_REFERENCE; the fast one is sdpa_fwd.cu's
- *   tensor-core kernels over pages, bk_cuda_paged_prefill_tc): f32 CUDA cores, CTA = 16
- *   query rows (4 a warp) of one request and q head. Request b owns tile ids
- *   [b + q_indptr[b] / 16, b + 1 + q_indptr[b+1] / 16): a grid of batch + rows / 16 + 1
- *   CTAs, each finding its request by binary search over q_indptr. K/V tiles of 32 keys
- *   are gathered into shared memory; bottom-right causal mask per row.
- *
+ * Split-KV (paged_decode): split s covers [s c, (s+1) c), c = ceil(kv_len / S), kv_len read
+ *   on the device; with S > 1 partial o / lse go to the workspace and the merge kernel
+ *   combines them (on sm_90 a programmatic dependent launch: its blocks wait for the
+ *   decode's writes in griddepcontrol.wait, scheduled once every decode block has started).
+ *   S = bk_cuda_paged_decode_splits, a pure function of the descriptor and the kernel (graph
+ *   replays rely on it; the heuristic is described above it). Deterministic for a given S.
  * Trusted index data: a bad page id or kv_indices position hides its keys (never read);
  *   a request of no page has kv_len 0; last_page_len is clamped to [1, page_size].
  *
- * Speed (H100, bench/RESULTS.md run 12): at R 4 x group 4 the tensor-core kernel takes
- *   0.262 ms where the CUDA-core one takes 0.560 (B64 kv2048 D128 bf16); at R 1 x group 4
- *   the two are within 5% either way, so 4 pairs or fewer stay on the CUDA-core kernel.
+ * attention_merge (merge_kernel): 8 threads per output element, each folding every 8th
+ *   part online, combined in a fixed order; it also merges the decode's split partials.
+ *
+ * paged_decode: two kernels, one grid (splits S, kv_heads x pair chunks, batch); a CTA
+ *   takes a chunk of a kv head's R x group (query row, q head) pairs, so each K/V row is
+ *   read once per chunk. Each warp loads its own keys through a cp.async ring (no block
+ *   barrier in the key loop); R > 1 masks per pair (template CAUSAL). What the two share
+ *   is described at the top of the decode section.
+ *   - decode_tc_kernel (f16/bf16, R x group > 4): tensor cores (mma.sync m16n8k16, f32
+ *     accumulate), 16 pairs a CTA, warp w taking keys [16 w, 16 w + 16) of a 64-key tile.
+ *   - decode_kernel (f32, and f16/bf16 with R x group <= 4): f32 on CUDA cores, G <= 4
+ *     pairs a CTA; 4 pairs or fewer stay on it (bench/RESULTS.md run 12).
+ *
+ * paged_prefill, reference path (BK_PREFER_REFERENCE; the fast one is sdpa_fwd.cu's
+ *   tensor-core kernels over pages, bk_cuda_paged_prefill_tc): prefill_kernel, f32 on CUDA
+ *   cores, CTA = 16 query rows of one request and q head, K/V gathered in 32-key tiles.
+ *
  * Not yet: the tensor-core kernel's wasted rows at R x group 5..15 (the m16 tile holds 16
- *   pairs); B1 kv32768 at 45-73% of the read ceiling (D 64-256: one wave of 264 CTAs
- *   stops at 63-66% of DRAM bandwidth whatever the kernel, bench/RESULTS.md run 17); the
- *   H100's 132 x 2 slots hard-coded in the heuristic, and not tuned for the tensor-core
- *   kernel's 16-pair chunks; prefill enable_kv_split.
+ *   pairs); B1 kv32768 short of the read ceiling (one wave of 264 CTAs stops short of DRAM
+ *   bandwidth whatever the kernel, bench/RESULTS.md run 17); the H100's 132 x 2 slots
+ *   hard-coded in the heuristic, and not tuned for the tensor-core kernel's 16-pair chunks;
+ *   prefill enable_kv_split.
  */
 #include "common.cuh"
 #include "core/paged.h"
@@ -104,10 +62,12 @@ struct merge_params {
 };
 
 
-/* A block: 32 consecutive output elements (row, head, d) x 8 slices of the parts; thread
- * (slice s, element e) folds parts s, s + 8, ... online (running max, rescaled sum and
- * weighted sum; a warp's loads are 32 consecutive d of one part), then slice 0 combines the
- * 8 partials in slice order: the same order on every run. */
+/* merge_kernel, for attention_merge and the decode's split partials: 8 threads per output
+ * element. A block: 32 consecutive output elements (row, head, d) x 8 slices of the parts;
+ * thread (slice s, element e) folds parts s, s + 8, ... online (running max, rescaled sum
+ * and weighted sum; parts of lse -inf skipped; a warp's loads are 32 consecutive d of one
+ * part), then slice 0 combines the 8 partials in slice order: the same order on every run
+ * (all parts -inf: o = 0, lse = -inf). */
 static const int kMergeElems = 32, kMergeSlices = 8;
 
 template <typename TP, typename TO>
@@ -222,6 +182,22 @@ template <typename T, int N> static __device__ __forceinline__ void to_float(con
 }
 
 /* --------------------------------------------------------------- decode -- */
+
+/* paged_decode, both kernels: one grid (splits S, kv_heads x pair chunks, batch). The R x
+ * group (query row, q head) pairs of a kv head are the queries (pair pp = r * group + i:
+ * row r, q head kvh * group + i); a CTA takes a chunk of them, so each K/V row is read once
+ * per chunk. Both share the loader ideas, the key ranges, the split-KV contract (file
+ * header) and the end (decode_issue, decode_keys_of, decode_finish):
+ * - Keys: warp w copies and computes its own rows of each tile through a cp.async ring
+ *   (16-byte copies, 128-byte L2 prefetch hint, page ids looked up a tile ahead), so the
+ *   key loop has no block barrier (wait_group + __syncwarp before a stage is read,
+ *   __syncwarp after). Keys past the range or with a bad page are zero-filled, never read,
+ *   masked by the warp's ballot bits.
+ * - Rows (R > 1, template CAUSAL): row r sees keys [0, kv_len - R + 1 + r); the CTA loads
+ *   keys up to its last row's bound, and only tiles past its first row's bound (the last
+ *   R - 1 keys: 1 or 2 tiles) mask per pair. R = 1 compiles to the one-row kernel, no
+ *   per-key work added.
+ */
 
 struct decode_params {
     const void *q;
@@ -460,6 +436,14 @@ template <int G, int LPR> static __device__ __forceinline__ void decode_row_sum(
     }
 }
 
+/* decode_kernel (f32, and f16/bf16 with R x group <= 4): f32 on CUDA cores, a CTA of 4 warps
+ * takes G <= 4 pairs (template G; more pairs -> more chunks). LPR lanes cover a K/V row
+ * (D 128 bf16: 16); a tile is TK = 32 keys, each warp's 8 rows through a 3-stage ring. A
+ * row's G dot products: reduce-scatter over its LPR lanes (9 shuffles at G 4); each
+ * row-group keeps an online softmax per pair (ex2.approx, each probability once); the
+ * row-groups merge through shared memory. R > 1: per-pair bounds in shared memory (128
+ * registers kept). D 128 bf16 G 4: 128 registers, no spill, 48 KB dynamic smem -> 4
+ * CTAs/SM. 4 pairs or fewer stay on this kernel (bench/RESULTS.md run 12). */
 template <typename T, int D, int G, bool CAUSAL>
 __global__ void __launch_bounds__(128) decode_kernel(decode_params p)
 {
@@ -661,7 +645,7 @@ template <typename T, int D, int G> static bk_status launch_decode_g(const decod
 /* (row, q head) pairs per CTA of the tensor-core decode: the m16 of its MMAs. */
 static const int kDecodeTcPairs = 16;
 
-/* The tensor-core decode's tiles (f16/bf16; the math and the roles are in the header). */
+/* The tensor-core decode's tiles (f16/bf16; the math and the roles: above decode_tc_kernel). */
 template <typename T, int D> struct decode_tc_cfg {
     static const int WARPS = 4;
     static const int PAIRS = kDecodeTcPairs;
@@ -681,6 +665,20 @@ template <typename T, int D> struct decode_tc_cfg {
     static const size_t SMEM = PIPE_BYTES > RED_BYTES ? PIPE_BYTES : RED_BYTES;
 };
 
+/* decode_tc_kernel (f16/bf16, picked when R x group > 4, bench/RESULTS.md run 12): tensor
+ * cores, mma.sync m16n8k16 with f32 accumulate, the sdpa_fwd.cu mma kernel's math on one
+ * 16-row tile. A = the CTA's 16 pairs of ONE kv head (pair chunks of 16; rows past the
+ * pairs zero), in shared memory. A CTA tile is CK = 64 keys, warp w takes keys [16 w,
+ * 16 w + 16) of each through its own ring (D 64: 4 stages, else 3; K and V rows with
+ * 16-byte units XOR-swizzled by row for conflict-free ldmatrix; loader lanes: 2 per row).
+ * Per warp and tile: S = Q K^T (16 x 16, ldmatrix Q and K, D / 16 k steps), S * scale
+ * log2 e in f32, missing / causally hidden keys -inf, the online softmax of
+ * sdpa_fwd_tiles.cuh (softmax_step, lazy rescale, ex2.approx) with P rounded to T and
+ * packed as the A operand of O += P V (V by ldmatrix.trans; O 16 x D in f32 registers).
+ * The 4 warps' states (m, l, O) merge through shared memory in warp order. Shared memory:
+ * ring 64 / 96 / 192 KB (D 64 / 128 / 256) -> 3 / 2 / 1 CTAs per SM, Q 2-8 KB. ptxas
+ * (sm_80 and sm_90a, CUDA 13.0), R = 1 / R > 1: D 64 112 / 124 registers, D 128 166 / 167,
+ * D 256 254 / 254 (S = Q K^T unrolled by 2 steps there to stay under the cap), no spill. */
 template <typename T, int D, bool CAUSAL>
 __global__ void __launch_bounds__(128) decode_tc_kernel(decode_params p)
 {
@@ -882,6 +880,9 @@ static int decode_g(int pairs)
    shapes, never other results for a given split count. */
 static const long long kDecodeSlots = 132 * 2;
 
+/* The split count S: kv_splits, else the splits that make kDecodeSlots = 132 x 2 CTAs (132
+ * for the tensor-core kernel at D 256: one CTA per SM), <= 64 and <= pool / 256. A pure
+ * function of the descriptor and the kernel: graph replays rely on it. */
 extern "C" int32_t bk_cuda_paged_decode_splits(const bk_paged_decode_desc *d, bool tensor_cores)
 {
     if (d->kv_splits > 0)
@@ -1011,6 +1012,12 @@ static const int kPfRows = 16;  /* query rows per CTA (4 warps x 4 rows) */
 static const int kPfRowsPerWarp = 4;
 static const int kPfKeys = 32;  /* keys per shared-memory tile */
 
+/* prefill_kernel, the reference paged prefill (BK_PREFER_REFERENCE; the fast one is
+ * sdpa_fwd.cu's tensor-core kernels over pages, bk_cuda_paged_prefill_tc): f32 CUDA cores,
+ * CTA = 16 query rows (4 a warp) of one request and q head. Request b owns tile ids
+ * [b + q_indptr[b] / 16, b + 1 + q_indptr[b+1] / 16): a grid of batch + rows / 16 + 1 CTAs,
+ * each finding its request by binary search over q_indptr. K/V tiles of 32 keys are
+ * gathered into shared memory; bottom-right causal mask per row. */
 template <typename T, int D>
 __global__ void __launch_bounds__(128) prefill_kernel(prefill_params p)
 {
