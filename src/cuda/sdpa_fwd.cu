@@ -13,78 +13,29 @@
  * Grid:   non-causal: x = query tile, y/z = the flattened (b, h) pairs (y capped at 65535, z
  *         the rest): the tiles of one head run together. Causal (when B*Hq < 2^31 and the
  *         tiles fit 65535): x = (b, h), y = query tile, heaviest tiles first over the whole
- *         grid, so the light tiles fill the last wave (H100 D128 causal: +9%).
+ *         grid, so the light tiles fill the last wave.
  *
- * 1. sdpa_fwd_generic_kernel<T> (CUDA cores; every dtype and option, head dims 1..256):
- *    a CTA of 4 warps owns 16 query rows (4 per warp) of one (b, h). Q rows, and tiles of
- *    32 keys of K (rows padded by one element against bank conflicts) and V are staged in
- *    shared memory in the compute type (f32; f64 for f64). Lane j scores key j of the
- *    tile for one row; the warp reduces max and sum with shuffles; an online softmax in
- *    the compute type keeps m, l and the output row (lane owns elements lane + 32 t).
- *    exp/log/tanh are the accurate library functions. The only path for f32 and f64.
+ * 1. sdpa_fwd_generic_kernel<T> (CUDA cores; every dtype and option, head dims 1..256; the
+ *    only path for f32 and f64): 4 warps x 4 query rows of one (b, h), 32-key K/V tiles in
+ *    shared memory in the compute type, one lane per key, accurate exp/log/tanh.
  * 2. sdpa_fwd_mma_kernel<T, fwd_cfg<D, BN, NW, MT, MINB, QREG, LAZY, DBUF>, GEN> (tensor cores;
- *    f16/bf16, Dqk == Dv in {64,128,256}): FlashAttention-2. A CTA of NW warps owns a
- *    BM = NW * 16 * MT row Q tile; each warp MT 16-row MMA atoms (MT = 2: every K/V fragment
- *    read from shared memory feeds two MMAs). Q, K (BN keys) and V (BN keys) tiles live in
- *    shared memory with 16-byte chunks XOR-swizzled by row (chunk ^ (row & 7)):
- *    conflict-free ldmatrix and cp.async. Q fragments are read by ldmatrix per key tile
- *    (QREG keeps them in registers; no shipped tile uses it). S = Q K^T by
- *    mma.sync.m16n8k16 (f32 accumulate); the scores are turned into log2 units: GEN = false
- *    (no softcap/ALiBi, scale > 0) folds scale * log2 e into the exponent's FFMA and carries
- *    no code of the general transform; GEN = true applies softcap/ALiBi first. Masks only
- *    on tiles that need them (past Sk, the causal diagonal, the window edge); fully masked
- *    tiles are never visited. Online softmax on the accumulator fragments with exp2 (row
- *    max / sum across the quad by shuffles). LAZY (all shipped tiles): a row keeps a stale
- *    reference max until a tile's max exceeds it by more than 2^8, so O and l are rescaled
- *    only on the few tiles where some row of the warp jumped (warp vote); P <= 256 then,
- *    exact in f16/bf16, and O / l, lse = (m + log2 l) ln 2 stay exact. P is rounded to the
- *    input dtype and packed in registers at once, the A operand of O += P V (V through
- *    ldmatrix.trans). Pipeline, DBUF (all shipped tiles): two K and two V buffers; after
- *    the one barrier per tile, K(n+1) and V(n+1) load into the other buffers during all of
- *    tile n (cp.async 16 B, zero-filled past the end). Without DBUF (as FA2, two barriers
- *    per tile): V(n) loads while S(n) and the softmax run, K(n+1) while P V(n) runs. Views whose
- *    pointers or strides are not 16-byte aligned take the same kernel with plain loads.
- *    Each output is computed by one thread in a fixed order: deterministic, bit-stable.
- *    Tiles (launch_mma_dim): D 64: 128 x 64 keys, 4 warps x 2 atoms; D 128 causal: 128 x 32,
- *    4 warps x 2 atoms; D 128 non-causal: 256 x 32, 8 warps x 2 atoms (one CTA per SM);
- *    D 256: 128 x 64 keys, 8 warps x 1 atom; all DBUF. (bk_bench run 3 measured the 128-row
- *    tile at 267.5 non-causal, below the 256-row tile's 303.2, though a standalone timing
- *    loop had it at 318.8: the bench is what ships.) DBUF costs 16-24 bytes of spills in the D128 /
- *    D256 plain instantiations (32-40 in the general ones); D64 spills none. Measured
- *    (H100, bf16 B4 H16 S4096, own timing loop, uniform [-1, 1] inputs, median of 100,
- *    TFLOP/s, non-causal / causal): D128 256 x 32 x 8 warps 300.4 / - without DBUF, 300.1 with;
- *    128 x 32 x 4 warps 308.3 / 260.2 without, 318.8 / 266.4 with, causal tile-major 291.9;
- *    D64 284.4 / 238.5 without, 293.5 / 273.3 (tile-major) with; D256 BN 32 257.5 / 228.2
- *    without, 257.4 / 234.6 with, BN 64 (DBUF, 24 B spills) 285.5 / 251.5. Earlier
- *    alternatives (median of 25, random normal data):
- *    D128 128 x 64 x 4 warps spills 150+ bytes (263-272); 8 warps x 1 atom 128 x 64 with Q
- *    in registers 276; 64-row tiles 250; an exact (threshold 0) rescale skip lost 0-7%.
- *    H100 (bf16, B4 H16 S4096, CUDA events, median of 25 after warm-up, random normal data):
- *    D128 299.9 TFLOP/s (best 300.8; causal 244), D64 283 (239), D256 244 (218); before
- *    the lazy rescale and the 256-row tile 275 (234), 275 (233), 236 (214).
- *    bk_bench (H100, this build): D128 303.2 (causal 285.4), D64 (H32) 301.0 (266.2), D256
- *    (H8) 250.1 (228.7); before DBUF and the tile-major causal grid 292.9 (244.3), 279.9
- *    (252.3), 240.7 (206.5).
- *    Since the Hopper kernel (3) the mask, the online softmax and the stores are shared
- *    helpers (key_tile_range, score_transform, mask_tile, softmax_step, store_rows); the
- *    refactor changed the sm_90a spills of this kernel from 24/40/16/32 bytes (D128 4 warps
- *    plain/general, 8 warps plain/general) to 0/40/0/32 and D256 general from 160 to 100.
+ *    f16/bf16, Dqk == Dv in {64,128,256}): FlashAttention-2 on mma.sync. NW warps own BM =
+ *    NW * 16 * MT query rows, MT 16-row MMA atoms each; swizzled Q/K/V tiles in shared memory;
+ *    masks only on the tiles that need them; LAZY rescale and DBUF (two K/V buffers, one
+ *    barrier per tile) on all shipped tiles; deterministic, bit-stable. Tiles
+ *    (launch_mma_dim): D 64: 128 x 64 keys; D 128: 128 x 32 causal, 256 x 32 non-causal;
+ *    D 256: 128 x 64 keys. Details above the kernel and above launch_mma_dim.
  * 3. The Hopper kernel (sm_90a: compute capability 9.0 and a build with 90a code; f16/bf16,
  *    Dqk == Dv in {64, 128, 256}, rows 16-byte aligned; every option) lives in
  *    sdpa_fwd_sm90.cu: a TMA / cp.async producer warpgroup and two wgmma consumer
  *    warpgroups in ping-pong, persistent. Unaligned views and builds without sm_90a code
  *    run kernel 2 instead. The helpers the kernels share are in sdpa_fwd_tiles.cuh.
  * Paged prefill (PAGED = true, bk_cuda_paged_prefill_tc): kernel 2 (and the Hopper kernel,
- *    sdpa_fwd_sm90.cu) also run paged_prefill. The grid is (tile ids, q heads); cta_paged finds the CTA's request by a
- *    binary search over q_indptr (request b owns ids [b + q_indptr[b] / BM, b + 1 +
- *    q_indptr[b+1] / BM)) and sets Sq = its rows, Sk = its tokens and the "batch" index to
- *    its first row (batch strides = row strides), so masks and softmax are unchanged; the K/V
- *    tile loaders take rows through paged_rows (page table lookup per 16-byte chunk; rows of
- *    unresolvable pages are zero-filled and never read). 128-row tiles (kernel 2: 4 warps x
- *    2 atoms, 8 x 1 at D 256).
- * Not yet: no split-KV for small batch*heads with long keys; no 16-byte vector stores of y
- *    (scalar stores from the fragments); head dims other than 64/128/256 (and Dqk != Dv)
- *    on tensor cores. */
+ *    sdpa_fwd_sm90.cu) also run paged_prefill; kernel 2 on 128-row tiles, grid (tile ids,
+ *    q heads); details above launch_paged_mma.
+ * Not yet: no split-KV for small batch*heads with long keys; head dims other than
+ *    64/128/256 (and Dqk != Dv) on tensor cores.
+ * Measurements of these kernels and of the tiles tried: bench/RESULTS.md. */
 #include "sdpa_fwd_tiles.cuh"
 
 #include <type_traits>
@@ -93,6 +44,13 @@
 
 enum { kGenWarps = 4, kGenRowsPerWarp = 4, kGenRows = kGenWarps * kGenRowsPerWarp, kGenKeys = 32 };
 
+/* sdpa_fwd_generic_kernel<T> (kernel 1; CUDA cores; every dtype and option, head dims 1..256):
+ * a CTA of 4 warps owns 16 query rows (4 per warp) of one (b, h). Q rows, and tiles of 32
+ * keys of K (rows padded by one element against bank conflicts) and V are staged in shared
+ * memory in the compute type (f32; f64 for f64). Lane j scores key j of the tile for one row;
+ * the warp reduces max and sum with shuffles; an online softmax in the compute type keeps m,
+ * l and the output row (lane owns elements lane + 32 t). exp/log/tanh are the accurate
+ * library functions. The only path for f32 and f64. */
 template <typename T>
 __global__ void __launch_bounds__(kGenWarps * 32) sdpa_fwd_generic_kernel(sdpa_params p)
 {
@@ -254,7 +212,32 @@ template <int D_, int BN_, int NW_, int MT_, int MINB_, bool QREG_, bool LAZY_, 
     static constexpr bool QREG = QREG_, LAZY = LAZY_, DBUF = DBUF_;
 };
 
-/* GEN: the general score transform (softcap / ALiBi / scale <= 0); otherwise the scale folds
+/* sdpa_fwd_mma_kernel (kernel 2; tensor cores; f16/bf16, Dqk == Dv in {64,128,256}):
+ * FlashAttention-2. A CTA of NW warps owns a BM = NW * 16 * MT row Q tile; each warp MT
+ * 16-row MMA atoms (MT = 2: every K/V fragment read from shared memory feeds two MMAs). Q,
+ * K (BN keys) and V (BN keys) tiles live in shared memory with 16-byte chunks XOR-swizzled by
+ * row (chunk ^ (row & 7)): conflict-free ldmatrix and cp.async. Q fragments are read by
+ * ldmatrix per key tile (QREG keeps them in registers; no shipped tile uses it). S = Q K^T
+ * by mma.sync.m16n8k16 (f32 accumulate); the scores are turned into log2 units: GEN = false
+ * (no softcap/ALiBi, scale > 0) folds scale * log2 e into the exponent's FFMA and carries no
+ * code of the general transform; GEN = true applies softcap/ALiBi first. Masks only on tiles
+ * that need them (past Sk, the causal diagonal, the window edge); fully masked tiles are
+ * never visited. Online softmax on the accumulator fragments with exp2 (row max / sum across
+ * the quad by shuffles). LAZY (all shipped tiles): a row keeps a stale reference max until a
+ * tile's max exceeds it by more than 2^8, so O and l are rescaled only on the few tiles where
+ * some row of the warp jumped (warp vote); P <= 256 then, exact in f16/bf16, and O / l,
+ * lse = (m + log2 l) ln 2 stay exact. P is rounded to the input dtype and packed in registers
+ * at once, the A operand of O += P V (V through ldmatrix.trans). Pipeline, DBUF (all shipped
+ * tiles): two K and two V buffers; after the one barrier per tile, K(n+1) and V(n+1) load
+ * into the other buffers during all of tile n (cp.async 16 B, zero-filled past the end).
+ * Without DBUF (as FA2, two barriers per tile): V(n) loads while S(n) and the softmax run,
+ * K(n+1) while P V(n) runs. Views whose pointers or strides are not 16-byte aligned take the
+ * same kernel with plain loads. Each output is computed by one thread in a fixed order:
+ * deterministic, bit-stable. Since the Hopper kernel (3) the mask, the online softmax and the
+ * stores are shared helpers (key_tile_range, score_transform, mask_tile, softmax_step,
+ * store_rows; sdpa_fwd_tiles.cuh).
+ *
+ * GEN: the general score transform (softcap / ALiBi / scale <= 0); otherwise the scale folds
  * into the exponent's FFMA. */
 template <typename T, typename C, bool GEN, bool PAGED>
 __global__ void __launch_bounds__(C::NW * 32, C::MINB) sdpa_fwd_mma_kernel(const sdpa_params p0)
@@ -460,7 +443,10 @@ static bk_status launch_mma(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_args *a
     return launch_mma_gen<T, C, false>(d, p, s);
 }
 
-/* Tiles per head dim (fwd_cfg<D, BN, NW, MT, MINB, QREG, LAZY, DBUF>). */
+/* Tiles per head dim (fwd_cfg<D, BN, NW, MT, MINB, QREG, LAZY, DBUF>), picked by
+ * launch_mma_dim: D 64: 128 x 64 keys, 4 warps x 2 atoms; D 128 causal: 128 x 32, 4 warps x 2
+ * atoms; D 128 non-causal: 256 x 32, 8 warps x 2 atoms (one CTA per SM); D 256: 128 x 64
+ * keys, 8 warps x 1 atom; all DBUF. */
 typedef fwd_cfg<64, 64, 4, 2, 2, false, true, true> cfg_d64;
 typedef fwd_cfg<128, 32, 4, 2, 2, false, true, true> cfg_d128;
 typedef fwd_cfg<128, 32, 8, 2, 1, false, true, true> cfg_d128_wide; /* 256 rows: non-causal D 128 */
@@ -473,9 +459,8 @@ static bk_status launch_mma_dim(const bk_sdpa_fwd_desc *d, const bk_sdpa_fwd_arg
     case 64: return launch_mma<T, cfg_d64>(d, a, s);
     case 128:
         /* non-causal: one CTA of 8 warps x 32 rows per SM shares each K/V tile among twice
-         * the rows (bk_bench H100: 303 TFLOP/s, against 268 for the 128-row tile, which the
-         * standalone timing loop had put ahead); causal keeps 128 rows (fewer wasted
-         * diagonal tiles, 263-285) */
+         * the rows; causal keeps 128 rows (fewer wasted diagonal tiles). Measurements:
+         * bench/RESULTS.md */
         if (!d->causal)
             return launch_mma<T, cfg_d128_wide>(d, a, s);
         return launch_mma<T, cfg_d128>(d, a, s);
@@ -499,7 +484,13 @@ extern "C" bk_status bk_cuda_sdpa_fwd_mma(const bk_sdpa_fwd_desc *d, const bk_sd
  * on the device from q_indptr (cta_paged), K/V rows gathered from the pages by the tile
  * loaders (paged_rows). Asynchronous, no host data, graph-capturable. On a 9.0 device with
  * the sm_90a build and 16-byte aligned rows the Hopper kernel (sdpa_fwd_sm90.cu) runs
- * instead. */
+ * instead. PAGED = true: the grid is (tile ids, q heads); cta_paged finds the CTA's request
+ * by a binary search over q_indptr (request b owns ids [b + q_indptr[b] / BM, b + 1 +
+ * q_indptr[b+1] / BM)) and sets Sq = its rows, Sk = its tokens and the "batch" index to its
+ * first row (batch strides = row strides), so masks and softmax are unchanged; the K/V tile
+ * loaders take rows through paged_rows (page table lookup per 16-byte chunk; rows of
+ * unresolvable pages are zero-filled and never read). 128-row tiles (kernel 2: 4 warps x 2
+ * atoms, 8 x 1 at D 256). */
 template <typename T, int D, bool GEN>
 static bk_status launch_paged_mma(const bk_paged_prefill_desc *d, const sdpa_params &p, long long ids, cudaStream_t s)
 {
