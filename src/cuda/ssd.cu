@@ -13,63 +13,30 @@
  *   exp(dec[k]) S_in[k] + S_c[k] from the initial state, the last into final_states;
  *   3. chunk_scan (b, h, chunk, 64 columns of D): y_t = exp(cum_t) S_in C_t + sum_{s<=t}
  *   (C_t.B_s) exp(cum_t-cum_s) dt_s x_s, then skip, gate, one rounding; varlen states last.
- *   f16/bf16 run the products by mma.sync m16n8k16 (_tc kernels: 16-bit operands, f32
- *   accumulate), f32 in the TF32 plans too (the same _tc kernels instantiated for float);
- *   for 16-byte-aligned 16-bit views with D, N multiples of 8 and no varlen states, the
- *   vectorised _v kernels (cp.async, ldmatrix; the scan's decay weights by ex2.approx, so
- *   not bit-identical to chunk_scan_tc), chunk_state_pass_v fusing 1 and 2 from 128
- *   (b, h, tile) blocks (initial and final states only there); with D <= 64, N <= 128 and
- *   64+ (b, h), ssd_fwd_fused_kernel instead: 1, 2 and 3 in one block per (b, h), the state
- *   in registers (no workspace read or written). H100 B4 L4096 H32 D64 N128 bf16 G1:
- *   0.28-0.29 ms (bench/RESULTS.md run 20).
+ *   Kernels (launch_fwd): f16/bf16 on mma.sync (_tc), the vectorised _v kernels for aligned
+ *   views (chunk_state_pass_v fuses 1 and 2), or ssd_fwd_fused_kernel (1, 2 and 3 in one
+ *   block per (b, h)) for D <= 64, N <= 128; f32 on CUDA cores, or TF32 on the _tc kernels.
  * Backward: the entering states (chunk_state + state_pass); with z, chunk_scan MODE 1
  *   recomputes the un-gated y and writes dz; chunk_state MODE 1 on (dL/du, C), weights
  *   exp(cum_t) on segment 0, and the reverse state_pass from dfinal_states give dS_k =
  *   dL/d(state leaving chunk k), what passes chunk 0 into dinitial_states; chunk_bwd (b, h,
  *   chunk) writes dx, dB, dC, ddt and the chunk's f64 parts of dA, ddt_bias, dskip, which
  *   head_sums adds (a block per head, a fixed-shape tree); group_sum adds per-head dB, dC
- *   rows when P > 1.
- *   f32 on CUDA cores; f16/bf16 (D, N > 0) on tensor cores: chunk_state_tc (both MODEs),
- *   chunk_scan_tc MODE 1, chunk_bwd_tc (its 64x64 products on mma.sync; operands rounded
- *   to T: the f32 states and state gradients, the masked weights; dL/du as hi + lo;
- *   each operand tile loaded once per chunk where D, N <= 64, 16-byte cp.async when aligned).
- *   16-bit fast path (bwd_tstates: D, N multiples of 8, x, B, C, dy (z, dz) vec_view, 128
- *   (b, h, tile) blocks or at most 8 chunks; every option): chunk_state_pass_v MODE 0 (from
- *   the initial states) writes the entering states in T, chunk_scan_v MODE 1 dz from them,
- *   chunk_state_pass_v MODE 1 walks the chunks backwards from dfinal_states with dS in
- *   registers (f32), writes each dS_k in T, dinitial_states, and <dS_k, S_k> per state tile
- *   (f32 dS, S in T); chunk_bwd_tc<.., T16> loads both by cp.async. No f32 state reaches
- *   memory. Precision: the products round S and dS to T as the f32-state path does; the f32
- *   sum <dS, S> (dA's exp(cum_last) term) now takes S rounded to T (relative error up to u
- *   of T per term, as S's products already have). Else chunk_state_tc + state_pass both
- *   ways (f32 states; also the TF32 plan).
- *   No atomics anywhere: every output is bit-identical from run to run.
- * TF32 (the f32 plans of BK_PREFER_ALLOW_TF32): T = float in chunk_state_tc, chunk_scan_tc
- *   and chunk_bwd_tc; bk_mma16<float> (common.cuh) makes a k16 step two mma.sync m16n8k8
- *   .tf32 whose lanes hold the same (row, k) elements as the 16-bit fragments, so the
- *   kernels' fragment code is shared; shared tiles hold f32 (pitch kPad floats), rounded to
- *   tf32 (cvt.rna) as fragments are built; transposed fragments element by element (no
- *   32-bit ldmatrix.trans); dL/du in one tile (no hi + lo: the other operands are tf32
- *   too). Not for TF32: the _v kernels (ldmatrix.trans is 16-bit only, and their 16-bit
- *   entering states live inside the f32 state buffer, which f32 states would fill), so the
- *   TF32 forward is chunk_state_tc + state_pass + chunk_scan_tc (72 KB of tiles, 3 blocks
- *   per SM) and its backward's chunk_bwd_tc holds 144 KB of tiles (one block per SM).
+ *   rows when P > 1. Kernels (launch_bwd): f16/bf16 on tensor cores (chunk_state_tc,
+ *   chunk_scan_tc, chunk_bwd_tc), the 16-bit fast path (bwd_tstates) running the state
+ *   passes as chunk_state_pass_v both ways; f32 on CUDA cores, or TF32 on the _tc kernels.
+ *   No atomics in the scans: every output is bit-identical from run to run.
  * Workspace (ssd_layout): states [BH][K][D][N] f32 + dec [BH][K]; the backward adds dstates,
- * the parts [BH][K] (and [BH][K][D]) f64, per-head dB, dC [B][L][H][N] f32 when P > 1. The
- * fused passes keep their 16-bit states in the first half of each (b, h)'s f32 area
- * (tstate_at) and the <dS, S> sums in the second half of dstates' (tdots_at); the size is
- * the f32 path's, which any plan may take (the fast path depends on the views).
+ * the parts [BH][K] (and [BH][K][D]) f64, per-head dB, dC [B][L][H][N] f32 when P > 1.
  * ssd_step: a block of 128 threads per (request, head): ssd_step_vec_kernel for 16-byte
- * rows (N a power-of-two multiple of 16 bytes, at most 32 chunks; one block each, the
- * state loads issued as soon as the slot is read, dt, B, C, x, z loaded beside the slot,
- * evict-first state traffic, 80 registers for 6 blocks per SM), else ssd_step_kernel;
- * f32 update, fixed shuffle order; a request outside the pool is counted and skipped.
+ * rows, else ssd_step_kernel; f32 update, fixed shuffle order; a request outside the pool
+ * is counted and skipped.
  * Not yet (speed): wgmma, or two (b, h) per block, in the fused forward (latency-bound on its
- * mma.sync chains with 8 warps per SM, run 20); vector loads in the generic kernels and the backward's chunk_state /
- * chunk_scan, 8 warps in chunk_bwd_tc, the backward's fused state passes on long walks
- * from fewer than 128 blocks (a split as chunk_state_v + state_pass_t);
- * for TF32 a vectorised forward (cp.async, fused state pass with f32 states) and smaller
- * chunk_bwd_tc tiles (two blocks per SM).
+ * mma.sync chains with 8 warps per SM: bench/RESULTS.md run 20); vector loads in the generic
+ * kernels and the backward's chunk_state / chunk_scan, 8 warps in chunk_bwd_tc, the backward's
+ * fused state passes on long walks from fewer than 128 blocks (a split as chunk_state_v +
+ * state_pass_t); for TF32 a vectorised forward (cp.async, fused state pass with f32 states)
+ * and smaller chunk_bwd_tc tiles (two blocks per SM).
  */
 #include "common.cuh"
 #include "cuda/ssd_cuda.h"
@@ -113,7 +80,10 @@ struct ssd_ws {
     float *gdb, *gdc; /* [B][L][H][N] (backward, P > 1): dB, dC of each head */
 };
 
-/* The one layout of the workspace: sizes it (base NULL) or carves it. */
+/* The one layout of the workspace: sizes it (base NULL) or carves it. The fused passes keep
+ * their 16-bit states in the first half of each (b, h)'s f32 area (tstate_at) and the
+ * <dS, S> sums in the second half of dstates' (tdots_at); the size is the f32 path's, which
+ * any plan may take (the fast path depends on the views). */
 size_t ssd_layout(const ssd_geo &g, bool backward, void *base, ssd_ws *w)
 {
     if (g.BH == 0 || g.L == 0)
@@ -582,7 +552,17 @@ __global__ void varlen_states_kernel(const T *x, bk_view4 sx, const T *dt, bk_vi
 
 /* The operand side of a tensor-core kernel of element type T: f16/bf16 run 16-bit operands,
  * f32 (only in the TF32 plans) tf32 ones (bk_mma16 in common.cuh). Shared-memory tiles hold
- * T (f32 tiles unrounded: bk_mma16<float>::lds rounds to tf32 as it builds a fragment). */
+ * T (f32 tiles unrounded: bk_mma16<float>::lds rounds to tf32 as it builds a fragment).
+ * TF32 (the f32 plans of BK_PREFER_ALLOW_TF32): T = float in chunk_state_tc, chunk_scan_tc
+ * and chunk_bwd_tc; bk_mma16<float> (common.cuh) makes a k16 step two mma.sync m16n8k8
+ * .tf32 whose lanes hold the same (row, k) elements as the 16-bit fragments, so the
+ * kernels' fragment code is shared; shared tiles hold f32 (pitch kPad floats), rounded to
+ * tf32 (cvt.rna) as fragments are built; transposed fragments element by element (no
+ * 32-bit ldmatrix.trans); dL/du in one tile (no hi + lo: the other operands are tf32
+ * too). Not for TF32: the _v kernels (ldmatrix.trans is 16-bit only, and their 16-bit
+ * entering states live inside the f32 state buffer, which f32 states would fill), so the
+ * TF32 forward is chunk_state_tc + state_pass + chunk_scan_tc (72 KB of tiles, 3 blocks
+ * per SM) and its backward's chunk_bwd_tc holds 144 KB of tiles (one block per SM). */
 template <typename T> using frag_t = typename bk_mma16<T>::pair;
 template <typename T> constexpr bool kHasTc = sizeof(T) <= 4; /* f16, bf16, f32 (TF32) */
 template <typename T> __device__ __forceinline__ frag_t<T> lds2(const T *p)
@@ -763,7 +743,8 @@ __global__ void __launch_bounds__(kTcThreads)
  * strides that are multiples of 8 elements: every row piece of 8 elements is then one
  * 16-byte load (cp.async straight into shared memory), and index math is one 64-bit
  * multiply-add per row piece instead of per element. Same products in the same order
- * as the kernels above, so the results are bit-identical to them. */
+ * as the kernels above, but the scan's decay weights come from ex2.approx (launch_fwd), so
+ * its results are not bit-identical to chunk_scan_tc's. */
 
 
 
@@ -963,9 +944,8 @@ __device__ __forceinline__ float *tdots_at(const float *buf, long long bh, long 
  * rows into Bs, B; the next chunk's u (cp.async into the other buffer) and v (registers)
  * are issued before this chunk's products, and warp 0 computes the next chunk's weights and
  * decay (warp_prologue_scan, loads a chunk ahead) while they run. Not yet: a split for few
- * blocks on long walks (MODE 0 has chunk_state_v + state_pass_t), f32 (TF32); what holds a
- * chunk step to ~3 us on the H100 (twice the blocks or loads two chunks ahead did not
- * help, bench/RESULTS.md run 14).
+ * blocks on long walks (MODE 0 has chunk_state_v + state_pass_t), f32 (TF32); a faster chunk
+ * step (what limits it is not found: bench/RESULTS.md run 14).
  * MODE 0: same products and sums in the same order as chunk_state_v + state_pass_t
  * (bit-identical entering states). */
 const int kPassVThreads = 256; /* chunk_state_pass_v: 8 warps, 16 rows x 32 columns of the tile each */
@@ -2903,7 +2883,15 @@ template <typename T> void launch_fwd_fused(const ssd_geo &g, const bk_ssd_fwd_a
 }
 
 /* The forward: f16/bf16 on tensor cores (tc always true), f32 on tensor cores in TF32 when
- * tc (the TF32 plan), else on CUDA cores (and f64, never dispatched). */
+ * tc (the TF32 plan), else on CUDA cores (and f64, never dispatched). f16/bf16 run the
+ * products by mma.sync m16n8k16 (_tc kernels: 16-bit operands, f32 accumulate), f32 in the
+ * TF32 plans too (the same _tc kernels instantiated for float); for 16-byte-aligned 16-bit
+ * views with D, N multiples of 8 and no varlen states, the vectorised _v kernels
+ * (launch_fwd_v; cp.async, ldmatrix; the scan's decay weights by ex2.approx, so not
+ * bit-identical to chunk_scan_tc), chunk_state_pass_v fusing passes 1 and 2 from 128
+ * (b, h, tile) blocks (initial and final states only there); with D <= 64, N <= 128 and
+ * 64+ (b, h), ssd_fwd_fused_kernel instead (fwd_fused): passes 1, 2 and 3 in one block per
+ * (b, h), the state in registers (no workspace read or written). */
 template <typename T>
 void launch_fwd(const ssd_geo &g, const bk_ssd_fwd_args *a, const ssd_ws &w, cudaStream_t s, const ssd_kopts &o,
                 bool tc)
@@ -2951,8 +2939,16 @@ const long long kFusedShortWalk = 8;
 /* Whether the backward runs the fused 16-bit state passes (chunk_state_pass_v MODE 0 from
  * the initial states, chunk_scan_v MODE 1 for dz, chunk_state_pass_v MODE 1 from
  * dfinal_states): f16/bf16, D and N multiples of 8 (N > 0), x, B, C, dy (and z, dz)
- * vec_view, enough blocks or a short walk, and a device that gives a block scan_v_smem(N).
- * Else chunk_state + state_pass both ways (f32). */
+ * vec_view, enough blocks or a short walk (128 (b, h, tile) blocks or at most 8 chunks), and
+ * a device that gives a block scan_v_smem(N); every option. chunk_state_pass_v MODE 0 (from
+ * the initial states) writes the entering states in T, chunk_scan_v MODE 1 dz from them,
+ * chunk_state_pass_v MODE 1 walks the chunks backwards from dfinal_states with dS in
+ * registers (f32), writes each dS_k in T, dinitial_states, and <dS_k, S_k> per state tile
+ * (f32 dS, S in T); chunk_bwd_tc<.., T16> loads both by cp.async. No f32 state reaches
+ * memory. Precision: the products round S and dS to T as the f32-state path does; the f32
+ * sum <dS, S> (dA's exp(cum_last) term) now takes S rounded to T (relative error up to u
+ * of T per term, as S's products already have). Else chunk_state + state_pass both ways
+ * (f32 states; chunk_state_tc on tensor cores, also the TF32 plan). */
 template <typename T> bool bwd_tstates(const ssd_geo &g, const bk_ssd_bwd_args *a)
 {
     if (sizeof(T) != 2 || g.D <= 0 || g.N <= 0 || g.D % 8 != 0 || g.N % 8 != 0)
@@ -2988,7 +2984,12 @@ void launch_head_sums(const ssd_geo &g, const bk_ssd_desc *d, const bk_ssd_bwd_a
 
 /* The backward: the entering states (chunk_state + state_pass from the initial states),
  * dz (chunk_scan MODE 1, with the gate), the state gradients (chunk_state MODE 1 + the
- * reverse state_pass from dfinal_states, leaving dinitial_states), chunk_bwd, the sums. */
+ * reverse state_pass from dfinal_states, leaving dinitial_states), chunk_bwd, the sums.
+ * f32 on CUDA cores (on tensor cores in the TF32 plan, tf32); f16/bf16 (D, N > 0) on tensor
+ * cores: chunk_state_tc (both MODEs), chunk_scan_tc MODE 1, chunk_bwd_tc (its 64x64
+ * products on mma.sync; operands rounded to T: the f32 states and state gradients, the
+ * masked weights; dL/du as hi + lo; each operand tile loaded once per chunk where D, N <=
+ * 64, 16-byte cp.async when aligned). 16-bit fast path: bwd_tstates. */
 template <typename T>
 void launch_bwd(const ssd_geo &g, const bk_ssd_desc *d, const bk_ssd_bwd_args *a, const ssd_ws &w, cudaStream_t s,
                 bool tf32)
@@ -3066,7 +3067,8 @@ void launch_bwd(const ssd_geo &g, const bk_ssd_desc *d, const bk_ssd_bwd_args *a
         launch_pass<T>(g, w.dstates, w.dec, g.K, 1, a->dfinal_states, a->dinitial_states, s);
     }
     /* the plain problem and the grouped one have their own instantiations (runtime option
-       tests cost about a quarter, and 2 blocks per SM instead of 3 on tensor cores) */
+       tests are slower, and 2 blocks per SM instead of 3 on tensor cores: bench/RESULTS.md
+       runs 10 and 12) */
     const bool all = o.bias || o.softplus || o.limit || o.skip_kind != BK_SSD_SKIP_NONE || o.z || o.seq || w.pbias ||
                      w.pskip;
     const int opts = all ? kBwdAll : o.P > 1 || w.gdb || w.gdc ? kBwdGroups : kBwdPlain;
