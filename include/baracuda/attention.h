@@ -177,12 +177,15 @@ typedef struct bk_sdpa_bwd_plan {
  *     BK_PREFER_DETERMINISTIC selects for its problems), SKU ".../sm90/bespoke",
  *     precision.deterministic = bit_stable = true: dq added in a fixed order (per query
  *     tile the key tiles in decreasing order as in the fused deterministic mode below,
- *     or, without the causal mask and with at most one key tile per multiprocessor, in
- *     the order a rotated walk reaches the tile; same workspace); where it cannot run,
- *     run falls back to that mode (still deterministic). The rotated order assumes the
- *     kernel's CTAs of one (batch, kv head) can all be resident at once, i.e. that the
- *     context has every multiprocessor the device reports (not an MPS client or green
- *     context limited to fewer).
+ *     or, without the causal mask and with at most half as many key tiles (of 128 keys,
+ *     64 at head_dim 256) as the device has multiprocessors, in the order a rotated walk
+ *     reaches the tile; same workspace); where it cannot run, run falls back to that mode
+ *     (still deterministic). The rotated order needs the kernel's CTAs of one (batch, kv
+ *     head) resident at once (one per multiprocessor): it can stall, until the SMs free
+ *     up, while other kernels hold more than half of them, and hang if the context is
+ *     limited to fewer than half of the device's multiprocessors (an MPS client or a green
+ *     context) or if such kernels never finish while it waits. The order, and so the
+ *     bits, can differ between devices with different multiprocessor counts.
  *   - fused tensor cores (FASTEST), SKU ".../sm80/bespoke", NOT deterministic: f16/bf16
  *     with head_dim_qk == head_dim_v in {64, 128, 256}; one pass per tile of keys computes dk,
  *     dv and dq (FlashAttention-2's backward), dq summed over key tiles with f32 atomics

@@ -850,12 +850,15 @@ static bk_status bwd90_launch(const bk_sdpa_bwd_desc *d, const bk_sdpa_bwd_args 
     p.off = d->kv_len - d->q_len;
     p.causal = d->causal;
     /* DET's rotated walks need every CTA of a (b, kv head) on the GPU at once (one CTA per
-     * SM, a context that sees every SM): without the causal mask and with at most one key
-     * tile per SM. The window is every row tile (narrower ones, which keep fewer rows in L2,
-     * were no faster: bench/RESULTS.md run 23). */
-    const int nrt = (d->q_len + C::BM - 1) / C::BM;
+     * SM): a CTA may wait for one of its group that starts after it. So only without the
+     * causal mask and with at most half the device's SMs in key tiles, a margin for other
+     * kernels holding SMs meanwhile (attention.h says what can still stall it); nrt nkt <
+     * 2^29 keeps bwd90_add_position in 32 bits. The window is every row tile (narrower
+     * ones, which keep fewer rows in L2, were no faster: bench/RESULTS.md run 23). */
+    const int nrt = (d->q_len + C::BM - 1) / C::BM, nkt = (d->kv_len + C::BN - 1) / C::BN;
     int sms = 0;
-    p.rotate = DET && !d->causal && nrt >= 2 && bk_cuda_sm_count(&sms) && (d->kv_len + C::BN - 1) / C::BN <= sms
+    p.rotate = DET && !d->causal && nrt >= 2 && (long long)nrt * nkt < (1 << 29) && bk_cuda_sm_count(&sms) &&
+                       nkt <= sms / 2
                    ? nrt : 0;
     p.scale = (float)d->scale;
     p.scale_log2 = (float)(d->scale * 1.4426950408889634);
