@@ -272,29 +272,30 @@ static inline bk_view4 bk_view4_of(const bk_tensor *t)
     return v;
 }
 
-/* Whether the current device lets one block opt in to `bytes` of shared memory (a device
- * attribute query, no synchronisation; false when the query fails). */
-static inline bool bk_cuda_smem_fits(size_t bytes)
-{
-    int dev = 0, optin = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) {
-        cudaGetLastError();
-        return false;
-    }
-    return bytes <= (size_t)optin;
-}
-
-/* The current device's multiprocessor count in *sms (a device-attribute query, no
+/* The current device's attribute `attr` in *value (a device-attribute query, no
  * synchronisation); false, with the error cleared, when it cannot be read. */
-static inline bool bk_cuda_sm_count(int *sms)
+static inline bool bk_cuda_device_attr(cudaDeviceAttr attr, int *value)
 {
     int dev = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(value, attr, dev) != cudaSuccess) {
         cudaGetLastError();
         return false;
     }
     return true;
+}
+
+/* Whether the current device lets one block opt in to `bytes` of shared memory (false when
+ * the query fails). */
+static inline bool bk_cuda_smem_fits(size_t bytes)
+{
+    int optin = 0;
+    return bk_cuda_device_attr(cudaDevAttrMaxSharedMemoryPerBlockOptin, &optin) && bytes <= (size_t)optin;
+}
+
+/* The current device's multiprocessor count in *sms; false when it cannot be read. */
+static inline bool bk_cuda_sm_count(int *sms)
+{
+    return bk_cuda_device_attr(cudaDevAttrMultiProcessorCount, sms);
 }
 
 /* BK_STATUS_DEVICE_ERROR with "op: kernel launch failed: ..." when the last launch

@@ -874,7 +874,7 @@ static bk_status bwd90_launch(const bk_sdpa_bwd_desc *d, const bk_sdpa_bwd_args 
                        cudaGetErrorString(cudaGetLastError()));
     for (int b0 = 0; b0 < d->batch; b0 += 65535) {
         p.b0 = b0;
-        const dim3 grid((unsigned)((d->kv_len + C::BN - 1) / C::BN), (unsigned)d->kv_heads,
+        const dim3 grid((unsigned)nkt, (unsigned)d->kv_heads,
                         (unsigned)(d->batch - b0 < 65535 ? d->batch - b0 : 65535));
         kernel<<<grid, C::THREADS, C::SMEM, s>>>(tq, tk, tv, to, tdq, p);
     }
