@@ -96,29 +96,57 @@ __device__ __forceinline__ void score(const bwd_params &p, A dot, A slope, long 
 
 /* ------------------------------------------------------------- rows -- */
 
-/* One warp per row (b, h, i): D_i = <dy_i, y_i> and lse_i, in the compute type. */
-template <typename T>
+/* D_i = <dy_i, y_i> and lse_i of every row (b, h, i), in the compute type: L lanes per row
+ * (L divides 32), V elements a lane load (V > 1: 16-byte loads, so the rows of y and dy
+ * 16-byte aligned and Dv a multiple of V). The lanes of a warp run its 32 / L rows together
+ * through the shuffles (a lane past the last row adds nothing and stores nothing). */
+template <typename T, int L, int V>
 __global__ void __launch_bounds__(kThreads) bwd_rows_kernel(bwd_params p)
 {
     typedef typename elem<T>::acc A;
-    const long long rows = (long long)p.B * p.Hq * p.Sq;
-    const int lane = threadIdx.x & 31;
+    struct alignas(sizeof(T) * V) vec {
+        T x[V];
+    };
+    const long long rows = (long long)p.B * p.Hq * p.Sq, step = ((long long)gridDim.x * blockDim.x) / L;
+    const int lane = threadIdx.x & 31, sub = lane % L;
     const T *y = (const T *)p.y, *dy = (const T *)p.dy;
-    for (long long r = (blockIdx.x * (long long)blockDim.x + threadIdx.x) >> 5; r < rows;
-         r += ((long long)gridDim.x * blockDim.x) >> 5) {
-        const long long i = r % p.Sq, h = (r / p.Sq) % p.Hq, b = r / ((long long)p.Sq * p.Hq);
+    for (long long r = (blockIdx.x * (long long)blockDim.x + threadIdx.x) / L; r - lane / L < rows; r += step) {
+        const bool in = r < rows;
+        const long long i = in ? r % p.Sq : 0, h = in ? (r / p.Sq) % p.Hq : 0, b = in ? r / ((long long)p.Sq * p.Hq) : 0;
         const T *yr = y + b * p.sy.s0 + h * p.sy.s1 + i * p.sy.s2;
         const T *dyr = dy + b * p.sdy.s0 + h * p.sdy.s1 + i * p.sdy.s2;
         A acc = 0;
-        for (int e = lane; e < p.Dv; e += 32)
-            acc += elem<T>::load(yr[e]) * elem<T>::load(dyr[e]);
-        for (int w = 16; w > 0; w >>= 1)
+        for (int e = V * sub; in && e < p.Dv; e += V * L) {
+            const vec a = *reinterpret_cast<const vec *>(yr + e), g = *reinterpret_cast<const vec *>(dyr + e);
+#pragma unroll
+            for (int v = 0; v < V; v++)
+                acc += elem<T>::load(a.x[v]) * elem<T>::load(g.x[v]);
+        }
+#pragma unroll
+        for (int w = L / 2; w > 0; w >>= 1)
             acc += __shfl_xor_sync(0xffffffffu, acc, w);
-        if (lane == 0) {
+        if (in && sub == 0) {
             ((A *)p.drow)[r] = acc;
             ((A *)p.lrow)[r] = (A)p.lse_in[b * p.sl0 + h * p.sl1 + i * p.sl2];
         }
     }
+}
+
+/* The rows kernel for y / dy: 16-byte loads with the fewest lanes per row that cover Dv in
+ * one load each (8, 16 or 32) when the rows allow them, else one element a lane, 32 lanes. */
+template <typename T> static void launch_rows(const bwd_params &p, bool vec_ok, cudaStream_t s)
+{
+    constexpr int V = 16 / (int)sizeof(T);
+    const long long rows = (long long)p.B * p.Hq * p.Sq;
+    const int lanes = !(vec_ok && p.Dv % V == 0) ? 0 : p.Dv <= 8 * V ? 8 : p.Dv <= 16 * V ? 16 : 32;
+    if (lanes == 8)
+        bwd_rows_kernel<T, 8, V><<<bk_grid_for(rows * 8, kThreads), kThreads, 0, s>>>(p);
+    else if (lanes == 16)
+        bwd_rows_kernel<T, 16, V><<<bk_grid_for(rows * 16, kThreads), kThreads, 0, s>>>(p);
+    else if (lanes == 32)
+        bwd_rows_kernel<T, 32, V><<<bk_grid_for(rows * 32, kThreads), kThreads, 0, s>>>(p);
+    else
+        bwd_rows_kernel<T, 32, 1><<<bk_grid_for(rows * 32, kThreads), kThreads, 0, s>>>(p);
 }
 
 /* -------------------------------------------------------- generic -- */
@@ -1206,7 +1234,7 @@ extern "C" bk_status bk_cuda_sdpa_bwd(const bk_sdpa_bwd_desc *d, const bk_sdpa_b
     bk_status st = BK_STATUS_SUCCESS;
     BK_DISPATCH_FLOAT(d->dtype, T, {
         if (rows > 0)
-            bwd_rows_kernel<T><<<bk_grid_for(rows * 32, kThreads), kThreads, 0, s>>>(p);
+            launch_rows<T>(p, rows_aligned16(&a->y) && rows_aligned16(&a->dy), s);
         st = sm90 ? sm90_launch<T>::run(p, d, a, det ? (int *)dq_sync : NULL, s) : tc ? tc_launch<T>::run(p, s, fused, det) : launch_generic<T>(p, s);
     });
     BK_TRY(st);
