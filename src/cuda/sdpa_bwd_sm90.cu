@@ -66,7 +66,8 @@ template <int D> struct bwd90_tiles {
                               PX_BYTES = SPLIT ? BN * BM * 4 : 0;
     /* D 64 / 128, the atomic mode: each consumer's 64 x 64 f32 dQ share staged for the TMA
        reduce-add, [2 column blocks of 32][64 rows][32] with the 128-byte swizzle */
-    static constexpr uint32_t DQ_SHARE = 64 * 64 * 4, DQ_BYTES = SPLIT ? 0 : 2 * DQ_SHARE;
+    static constexpr int DQ_BUFS = D == 128 ? 2 : 1; /* atomic mode; D 64: no room for 2 */
+    static constexpr uint32_t DQ_SHARE = 64 * 64 * 4, DQ_BYTES = SPLIT ? 0 : 2 * DQ_BUFS * DQ_SHARE;
     static constexpr uint32_t OFF_K = 0, OFF_V = KV_BYTES, OFF_Q = 2 * KV_BYTES, OFF_O = OFF_Q + STAGES * QO_BYTES,
                               OFF_DS = OFF_O + STAGES * QO_BYTES, OFF_DQ = OFF_DS + DS_BUFS * DS_BYTES,
                               OFF_PX = OFF_DQ + DQ_BYTES, OFF_L = OFF_PX + PX_BYTES, OFF_D = OFF_L + STAGES * BM * 4,
@@ -179,11 +180,12 @@ static __device__ __forceinline__ void bwd90_store_dq(const float (&dq)[R], uint
                      : "memory");
     }
 }
+template <int NP>
 static __device__ __forceinline__ void bwd90_stage_dq(const float (&dq)[32], uint32_t dq_s, bool issuer, int cw,
                                                       int kr, int g, int t4)
 {
     if (issuer)
-        bk_bulk_wait_read<0>();
+        bk_bulk_wait_read<NP>(); /* NP = 1: the reduce-add of two steps ago, from this buffer, has read it */
     bk_named_sync(kBarDqTile + cw, 128);
     bwd90_store_dq(dq, dq_s, kr, g, t4);
 }
@@ -611,6 +613,7 @@ __global__ void __launch_bounds__(384, 1)
         /* the atomic mode's dQ staging tile of this consumer, and its thread that issues the
            reduce-adds */
         const uint32_t sDQ = base + C::OFF_DQ + cw * C::DQ_SHARE;
+        uint32_t dq_buf = sDQ; /* atomic mode: the buffer staged last (+ 2 DQ_SHARE every other step) */
         const bool issuer = threadIdx.x % 128 == 0;
         float dk[D / 2], dv[D / 2];
 #pragma unroll
@@ -636,7 +639,7 @@ __global__ void __launch_bounds__(384, 1)
             issue_kt(dp_t, vA, o_s);
             bk_wgmma_commit();
             if (!DET && dq_h >= 0)
-                bwd90_issue_dq(&tm_dq, sDQ, issuer, cw, nb * 64, dq_m0 + mb * 64, dq_h, (int)w_b());
+                bwd90_issue_dq(&tm_dq, dq_buf, issuer, cw, nb * 64, dq_m0 + mb * 64, dq_h, (int)w_b());
             bk_wgmma_wait<C::EARLY_DV ? 1 : 0>();
             bk_wgmma_pin(s_t);
             if constexpr (!C::EARLY_DV)
@@ -720,12 +723,13 @@ __global__ void __launch_bounds__(384, 1)
                 bk_fence_proxy_async();
                 bwd90_bar_arrive<kBarDqFull, kBarDqThreads>();
             } else {
-                bwd90_stage_dq(dq, sDQ, issuer, cw, kr, g, t4);
+                dq_buf = sDQ + (C::DQ_BUFS == 2 ? (it & 1) * 2 * C::DQ_SHARE : 0);
+                bwd90_stage_dq<C::DQ_BUFS - 1>(dq, dq_buf, issuer, cw, kr, g, t4);
                 dq_h = h, dq_m0 = m0;
             }
         }
         if (!DET && dq_h >= 0)
-            bwd90_issue_dq(&tm_dq, sDQ, issuer, cw, nb * 64, dq_m0 + mb * 64, dq_h, (int)w_b());
+            bwd90_issue_dq(&tm_dq, dq_buf, issuer, cw, nb * 64, dq_m0 + mb * 64, dq_h, (int)w_b());
         if (!DET && issuer) /* the last reduce-adds written (and their tile read) before the exit */
             bk_bulk_wait<0>();
         /* dK (times the scale) and dV of the thread's keys */
