@@ -33,7 +33,7 @@
  *   the next step's products; at D 128 products wider than m64n64 (S^T, dP^T and dQ read
  *   both operands from shared memory at its full bandwidth); for causal DET more than one
  *   staged tile of slack (the k-th key tile of a chain waits for k adds before its first);
- *   a persistent, causal-balanced schedule (what was tried: bench/RESULTS.md runs 18, 23). */
+ *   a persistent, causal-balanced schedule (what was tried: bench/RESULTS.md runs 18, 23, 24). */
 #include "hopper.cuh"
 #include "sdpa_bwd_sm90.h"
 
@@ -64,9 +64,11 @@ template <int D> struct bwd90_tiles {
     static constexpr int DS_BUFS = SPLIT ? 1 : 2;
     static constexpr uint32_t KV_BYTES = BN * D * 2, QO_BYTES = BM * D * 2, DS_BYTES = BN * BM * 2,
                               PX_BYTES = SPLIT ? BN * BM * 4 : 0;
-    /* D 64 / 128, the atomic mode: each consumer's 64 x 64 f32 dQ share staged for the TMA
-       reduce-add, [2 column blocks of 32][64 rows][32] with the 128-byte swizzle */
-    static constexpr int DQ_BUFS = D == 128 ? 2 : 1; /* atomic mode; D 64: no room for 2 */
+    /* D 64 / 128: each consumer's 64 x 64 f32 dQ share staged for the TMA reduce-add,
+       [2 column blocks of 32][64 rows][32] with the 128-byte swizzle; tiles [DQ_BUFS][2
+       consumers]. DQ_BUFS 2 (atomic mode, D 128): a step stages into the tile that the
+       reduce-add of two steps ago read; D 64 has no room for it, DET uses tile 0 */
+    static constexpr int DQ_BUFS = D == 128 ? 2 : 1;
     static constexpr uint32_t DQ_SHARE = 64 * 64 * 4, DQ_BYTES = SPLIT ? 0 : 2 * DQ_BUFS * DQ_SHARE;
     static constexpr uint32_t OFF_K = 0, OFF_V = KV_BYTES, OFF_Q = 2 * KV_BYTES, OFF_O = OFF_Q + STAGES * QO_BYTES,
                               OFF_DS = OFF_O + STAGES * QO_BYTES, OFF_DQ = OFF_DS + DS_BUFS * DS_BYTES,
@@ -156,8 +158,8 @@ template <int ID, int N> static __device__ __forceinline__ void bwd90_bar_arrive
  * (chunk (2 (j % 4) + t4 / 2) ^ g of row kr in 32-column block j / 4). bwd90_reduce_dq:
  * NB 32-column boxes added to dq_acc by TMA (rows past Sq skipped), not committed. D 64 /
  * 128's atomic mode in two halves, so that the waits fall under the next step's products:
- * bwd90_stage_dq stores once the issuer's previous reduce-add has read the tile (warpgroup
- * barrier); bwd90_issue_dq fences the stores for the async proxy and, after a second
+ * bwd90_stage_dq stores once the issuer's reduce-adds but the last NP have read their tiles
+ * (NP = DQ_BUFS - 1; warpgroup barrier); bwd90_issue_dq fences the stores for the async proxy and, after a second
  * barrier, the issuer adds. (DET and D 256: the sync warp adds, in the kernel.) */
 #if BK_HAS_WGMMA
 template <int NB = 2>
