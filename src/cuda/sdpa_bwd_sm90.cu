@@ -158,9 +158,10 @@ template <int ID, int N> static __device__ __forceinline__ void bwd90_bar_arrive
  * (chunk (2 (j % 4) + t4 / 2) ^ g of row kr in 32-column block j / 4). bwd90_reduce_dq:
  * NB 32-column boxes added to dq_acc by TMA (rows past Sq skipped), not committed. D 64 /
  * 128's atomic mode in two halves, so that the waits fall under the next step's products:
- * bwd90_stage_dq stores once the issuer's reduce-adds but the last NP have read their tiles
- * (NP = DQ_BUFS - 1; warpgroup barrier); bwd90_issue_dq fences the stores for the async proxy and, after a second
- * barrier, the issuer adds. (DET and D 256: the sync warp adds, in the kernel.) */
+ * bwd90_stage_dq stores once the issuer's reduce-adds but the last NP have read their
+ * tiles (NP = DQ_BUFS - 1; warpgroup barrier); bwd90_issue_dq fences the stores for the
+ * async proxy and, after a second barrier, the issuer adds. (DET and D 256: the sync warp
+ * adds, in the kernel.) */
 #if BK_HAS_WGMMA
 template <int NB = 2>
 static __device__ __forceinline__ void bwd90_reduce_dq(const CUtensorMap *map, uint32_t dq_s, int c0, int r0, int h,
