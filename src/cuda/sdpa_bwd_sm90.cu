@@ -52,6 +52,12 @@ template <int D> struct bwd90_tiles {
     /* D 64: S^T and dP^T in two commit groups; P^T is computed and dV += P^T dO issued
      * while dP^T is in flight (+2-4% at D 64, -1-3% at D 128: bench/RESULTS.md run 18) */
     static constexpr bool EARLY_DV = D == 64;
+    /* D 256, atomic mode: the first A_REG_BLOCKS k16 blocks (over D) of the consumer's S^T
+     * (K) or dP^T (V) A operand held in registers as wgmma fragments for the whole CTA: a
+     * quarter less shared-memory reading in those products (+3-6%; DET, which is tighter on
+     * registers, lost 1-3% with it and keeps 0: bench/RESULTS.md run 25). D 128 gained
+     * nothing, D 64 has no registers to spare. */
+    static constexpr int A_REG_BLOCKS = SPLIT ? 4 : 0;
     static constexpr int THREADS = 384;         /* producer + 2 consumer warpgroups */
     /* 168 registers per thread at launch (__launch_bounds__(384, 1)): 24 + 2 x 240 = 504 */
     static constexpr int PRODUCER_REGS = 24, CONSUMER_REGS = 240;
@@ -452,18 +458,42 @@ __global__ void __launch_bounds__(384, 1)
      * k16 steps over D. A: K-major, column block kk / 4 of a_base's BN-row tile, the k16
      * step at +32 bytes inside the 128-byte row; B: K-major, the BM rows of the column
      * block. SBO = 1024 (8 rows of 128 bytes), LBO unused (16). The forward's S = Q K^T,
-     * operand for operand. */
-    auto issue_kt = [&](float(&acc)[BM / 2], uint32_t a_base, uint32_t b_base) {
+     * operand for operand. The first NR_A k16 blocks take A from fr (load_afrag) instead. */
+    constexpr int NR_A = DET ? 0 : C::A_REG_BLOCKS;
+    typedef uint32_t afrag_t[NR_A ? NR_A : 1][4];
+    auto issue_kt = [&](float(&acc)[BM / 2], uint32_t a_base, uint32_t b_base, const afrag_t *fr = nullptr) {
 #pragma unroll
         for (int kk = 0; kk < D / 16; kk++) {
             const uint32_t koff = (uint32_t)(kk & 3) * 32, cb = (uint32_t)(kk >> 2);
-            const uint64_t da = bk_wgmma_desc(a_base + cb * BN * 128 + koff, 16, 1024);
             const uint64_t db = bk_wgmma_desc(b_base + cb * BM * 128 + koff, 16, 1024);
+            if constexpr (NR_A > 0)
+                if (kk < NR_A) {
+                    if (kk == 0)
+                        bk_wgmma<T, BM>::rsk_first(acc, (*fr)[kk < NR_A ? kk : 0], db);
+                    else
+                        bk_wgmma<T, BM>::rsk(acc, (*fr)[kk < NR_A ? kk : 0], db, 1);
+                    continue;
+                }
+            const uint64_t da = bk_wgmma_desc(a_base + cb * BN * 128 + koff, 16, 1024);
             if (kk == 0)
                 bk_wgmma<T, BM>::ss_first(acc, da, db);
             else
                 bk_wgmma<T, BM>::ss(acc, da, db, 1);
         }
+    };
+    /* The A fragments of k16 blocks kk < NR_A of the thread's key rows kr, kr + 8 of the
+     * BN-row tile at tile: {(kr, 16 kk + 2 t4), (kr + 8, same), (kr, + 8), (kr + 8, + 8)},
+     * read through the 128-byte swizzle (16-byte chunk (c % 64) / 8 ^ r % 8). */
+    auto load_afrag = [&](afrag_t &fr, uint32_t tile) {
+#pragma unroll
+        for (int kk = 0; kk < NR_A; kk++)
+#pragma unroll
+            for (int q = 0; q < 4; q++) {
+                const int r = kr + 8 * (q & 1), c = 16 * kk + 2 * t4 + 8 * (q >> 1);
+                const uint32_t a = tile + (uint32_t)((c >> 6) * BN * 128 + r * 128 + ((((c & 63) >> 3) ^ (r & 7)) << 4) + (c & 7) * 2);
+                asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(fr[kk][q]) : "r"(a));
+            }
+        (void)fr, (void)tile;
     };
     /* An accumulator as RS A fragments (T): k16 block kb (queries 16 kb .. + 15) of the
      * thread's rows kr, kr + 8 is {(kr, 16kb + 2t4), (kr + 8, same), (kr, 16kb + 8 + 2t4),
@@ -530,6 +560,8 @@ __global__ void __launch_bounds__(384, 1)
          * the sync warp adds both and then releases the stage */
         const uint32_t dq_buf = cw == 0 ? sO : sQ;
         bk_mbar_wait(kv_full, 0);
+        afrag_t kv_frag; /* the first NR_A k16 blocks of the consumer's K or V rows */
+        load_afrag(kv_frag, cw == 0 ? sK : sV);
 
         for (int it = 0; it < w_ntile() * p.group; it++) {
             const int st = it % S, m0 = row_of(it % w_ntile(), w_tlo(), w_ntile()) * BM;
@@ -538,7 +570,7 @@ __global__ void __launch_bounds__(384, 1)
 
             float sd[BM / 2]; /* S^T (consumer 0) or dP^T (consumer 1) */
             bk_wgmma_fence();
-            issue_kt(sd, cw == 0 ? sK : sV, cw == 0 ? q_s : o_s);
+            issue_kt(sd, cw == 0 ? sK : sV, cw == 0 ? q_s : o_s, &kv_frag);
             bk_wgmma_commit();
             bk_wgmma_wait<0>();
             bk_wgmma_pin(sd);

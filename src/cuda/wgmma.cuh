@@ -97,6 +97,18 @@ template <typename T, int N> struct bk_wgmma;
                  "wgmma.mma_async.sync.aligned.m64n64k16.f32." TS "." TS " {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, %32, %33, p, 1, 1, 1, 1;\n}\n" \
                  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]) \
                  : "l"(da), "l"(db), "r"(acc))
+/* RS with B K-major (imm-trans-b 0): A from registers, B^T rows from shared memory. RSK0:
+ * the accumulator written, not read (scale-d 0). */
+#define BK_WGMMA_RSK_64(TS) \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n" \
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32." TS "." TS " {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, {%32,%33,%34,%35}, %36, p, 1, 1, 0;\n}\n" \
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]) \
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(acc))
+#define BK_WGMMA_RSK0_64(TS) \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n" \
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32." TS "." TS " {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, {%32,%33,%34,%35}, %36, p, 1, 1, 0;\n}\n" \
+                 : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3]), "=f"(d[4]), "=f"(d[5]), "=f"(d[6]), "=f"(d[7]), "=f"(d[8]), "=f"(d[9]), "=f"(d[10]), "=f"(d[11]), "=f"(d[12]), "=f"(d[13]), "=f"(d[14]), "=f"(d[15]), "=f"(d[16]), "=f"(d[17]), "=f"(d[18]), "=f"(d[19]), "=f"(d[20]), "=f"(d[21]), "=f"(d[22]), "=f"(d[23]), "=f"(d[24]), "=f"(d[25]), "=f"(d[26]), "=f"(d[27]), "=f"(d[28]), "=f"(d[29]), "=f"(d[30]), "=f"(d[31]) \
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(0))
 template <typename T> struct bk_wgmma<T, 64> {
     static __device__ __forceinline__ void ss(float (&d)[32], uint64_t da, uint64_t db, int acc)
     {
@@ -140,6 +152,29 @@ template <typename T> struct bk_wgmma<T, 64> {
             BK_WGMMA_RS_64("bf16");
 #else
         (void)d, (void)a, (void)db, (void)acc;
+#endif
+    }
+    /* rs with B K-major; rsk_first: the accumulator overwritten */
+    static __device__ __forceinline__ void rsk(float (&d)[32], const uint32_t (&a)[4], uint64_t db, int acc)
+    {
+#if BK_HAS_WGMMA
+        if constexpr (std::is_same<T, __half>::value)
+            BK_WGMMA_RSK_64("f16");
+        else
+            BK_WGMMA_RSK_64("bf16");
+#else
+        (void)d, (void)a, (void)db, (void)acc;
+#endif
+    }
+    static __device__ __forceinline__ void rsk_first(float (&d)[32], const uint32_t (&a)[4], uint64_t db)
+    {
+#if BK_HAS_WGMMA
+        if constexpr (std::is_same<T, __half>::value)
+            BK_WGMMA_RSK0_64("f16");
+        else
+            BK_WGMMA_RSK0_64("bf16");
+#else
+        (void)d, (void)a, (void)db;
 #endif
     }
 };
