@@ -77,8 +77,9 @@ gpu-test-ring:
 bench-ring: gpu-test-ring
 	$(RING_ENV) torchrun --nproc_per_node $(NGPU) bench/ring_bench.py
 
-# bk_bench (ceilings, then every op row), torch's SDPA peers, FlashInfer's paged peers and
-# mamba_ssm's ssd peers in the same run; logs and CSVs go to $(BENCH_OUT) (default
+# bk_bench (ceilings, then every op row), torch's SDPA peers, ours and torch's SDPA on the
+# very same tensors (same_tensors.py), FlashInfer's paged peers and mamba_ssm's ssd peers in
+# the same run; logs and CSVs go to $(BENCH_OUT) (default
 # build-gpu/bench). The peer packages are installed from .peers/ (git-ignored; fill it with
 # cp ../shared/peers/* .peers/) into $(PEERS_SITE) when they are not there yet; without .peers/
 # the FlashInfer and mamba_ssm peers say they are skipped.
@@ -88,10 +89,12 @@ PEERS_SITE ?= /tmp/bk-peers-site
 PEERS_ENV = PYTHONPATH=$(PEERS_SITE)$${PYTHONPATH:+:$$PYTHONPATH} FLASHINFER_CUDA_ARCH_LIST=$${FLASHINFER_CUDA_ARCH_LIST:-9.0a}
 bench:
 	cmake -S . -B build-gpu -DCMAKE_CUDA_ARCHITECTURES="80;90a" >/dev/null
-	cmake --build build-gpu -j $(JOBS) --target bk_bench
+	cmake --build build-gpu -j $(JOBS) --target bk_bench baracuda_shared
 	mkdir -p $(BENCH_OUT)
 	BK_BENCH_CSV=$(BENCH_OUT)/bk_bench.csv ./build-gpu/bench/bk_bench "$(BENCH_FILTER)" | tee $(BENCH_OUT)/bk_bench.txt
 	python3 bench/torch_sdpa.py "$(BENCH_FILTER)" --csv $(BENCH_OUT)/torch.csv | tee $(BENCH_OUT)/torch.txt
+	BARACUDA_LIBRARY=$(CURDIR)/build-gpu/libbaracuda.so PYTHONPATH=python \
+	  python3 bench/same_tensors.py "$(BENCH_FILTER)" | tee $(BENCH_OUT)/same_tensors.txt
 	@if [ -d .peers ] && ! $(PEERS_ENV) python3 -c "import importlib.util as u, sys; \
 	    sys.exit(not all(u.find_spec(m) for m in ('flashinfer', 'tvm_ffi', 'mamba_ssm')))" 2>/dev/null; then \
 	  echo "peers: installing .peers/ into $(PEERS_SITE)"; \

@@ -1,6 +1,6 @@
-"""peer_common.py - what the peer scripts (flashinfer_peers.py, mamba_peers.py) share: the
-skip line of a peer that cannot run, the first line of an exception, the GPU timing of a
-call and the output row (stdout and CSV `name,label,ms,rate,unit,`, as results_table.py reads)."""
+"""peer_common.py - what the peer scripts (flashinfer_peers.py, mamba_peers.py, torch_sdpa.py,
+same_tensors.py) share: the skip line of a peer that cannot run, the first line of an
+exception, the GPU timing of a call and the output row (stdout and CSV `name,label,ms,rate,unit,`, as results_table.py reads)."""
 import statistics
 import sys
 import time

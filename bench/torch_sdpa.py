@@ -1,34 +1,22 @@
 """torch_sdpa.py - the peer rows for bk_bench: torch's scaled_dot_product_attention with its
 cuDNN and FlashAttention-2 backends, on the same sdpa shapes as bk_bench (hidden 2048,
 batch*S = 16384, D 64/128/256, causal and not; the forward in bf16 and f16, the backward in
-bf16), timed the same way: CUDA events, warm-up, median. Backward is timed alone
+bf16), timed as the other peers (peer_common.median_ms: the GPU's time of a call, the host's
+work hidden behind a busy stream). Backward is timed alone
 (autograd.grad over a retained graph).
 
 Usage: python3 bench/torch_sdpa.py [filter] [--csv path]   (filter: '|'-separated alternatives, as bk_bench)
 """
-import statistics
 import sys
 
 import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from peer_common import median_ms
+
 BACKENDS = [("cudnn", SDPBackend.CUDNN_ATTENTION), ("flash2", SDPBackend.FLASH_ATTENTION)]
 DTYPES = {"bf16": torch.bfloat16, "f16": torch.float16}
-
-
-def median_ms(fn, target_ms=400.0):
-    fn()
-    torch.cuda.synchronize()
-    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    a.record(); fn(); b.record(); b.synchronize()
-    one = max(a.elapsed_time(b), 1e-3)
-    reps = max(5, min(50, int(target_ms / one)))
-    times = []
-    for _ in range(reps):
-        a.record(); fn(); b.record(); b.synchronize()
-        times.append(a.elapsed_time(b))
-    return statistics.median(times)
 
 
 def main():

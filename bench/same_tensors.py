@@ -1,0 +1,83 @@
+"""same_tensors.py - baracuda's attention and torch's SDPA backends (cuDNN, FlashAttention-2)
+timed on the very same torch tensors in one process: q, k, v (and dy) drawn once per row with
+torch.randn, [B, H, S, D], then each implementation in turn. bk_bench and torch_sdpa.py draw
+their inputs separately (uniform [-1, 1] against randn); this script removes that difference.
+
+The shapes are bk_bench's sdpa rows (hidden 2048, batch * S = 16384, D 64/128/256, causal and
+not); the forward in bf16 and f16, the backward (autograd.grad over a retained graph, as in
+torch_sdpa.py) in bf16, ours in its fast and its deterministic plan. Every time is
+peer_common.median_ms's: the GPU's time of one call, the host's work of either side hidden
+behind a busy stream.
+
+Usage: BARACUDA_LIBRARY=build-gpu/libbaracuda.so PYTHONPATH=python \\
+       python3 bench/same_tensors.py [filter]   (filter: '|'-separated alternatives, as bk_bench)
+Prints one line per row: TFLOP/s of each implementation and ours / cuDNN.
+"""
+import sys
+
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+import baracuda.torch as bkt
+from peer_common import median_ms
+
+DTYPES = {"bf16": torch.bfloat16, "f16": torch.float16}
+
+
+def row_fns(direction, q, k, v, causal):
+    """(label, fn) of every implementation for one row."""
+    fns = []
+    if direction == "fwd":
+        fns.append(("baracuda", lambda: bkt.attention(q, k, v, causal=causal)))
+        for label, backend in (("cudnn", SDPBackend.CUDNN_ATTENTION), ("flash2", SDPBackend.FLASH_ATTENTION)):
+            def f(backend=backend):
+                with sdpa_kernel([backend]):
+                    return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+            fns.append((label, f))
+        return fns
+    dy = torch.randn(q.shape, device=q.device, dtype=q.dtype)
+    for det in (False, True):
+        out = bkt.attention(q, k, v, causal=causal, deterministic=det)
+        fns.append(("baracuda det" if det else "baracuda",
+                    lambda out=out: torch.autograd.grad(out, (q, k, v), dy, retain_graph=True)))
+    for label, backend in (("cudnn", SDPBackend.CUDNN_ATTENTION), ("flash2", SDPBackend.FLASH_ATTENTION)):
+        with sdpa_kernel([backend]):
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        fns.append((label, lambda out=out: torch.autograd.grad(out, (q, k, v), dy, retain_graph=True)))
+    return fns
+
+
+def main():
+    filt = sys.argv[1] if len(sys.argv) > 1 else ""
+    torch.manual_seed(0)
+    print(f"torch {torch.__version__} on {torch.cuda.get_device_name()}")
+    for direction in ("fwd", "bwd"):
+        for dname in (("bf16", "f16") if direction == "fwd" else ("bf16",)):
+            for causal in (False, True):
+                for d in (64, 128, 256):
+                    for s in (512, 1024, 2048, 4096, 8192, 16384):
+                        b, h = 16384 // s, 2048 // d
+                        name = f"sdpa_{direction} {dname} B{b} H{h} S{s} D{d}" + (" causal" if causal else "")
+                        if not any(f in name for f in filt.split("|")):
+                            continue
+                        flops = 4.0 * b * h * s * s * d * (0.5 if causal else 1.0) * (2.5 if direction == "bwd" else 1.0)
+                        q, k, v = (torch.randn(b, h, s, d, device="cuda", dtype=DTYPES[dname],
+                                               requires_grad=direction == "bwd") for _ in range(3))
+                        tf = {}
+                        for label, fn in row_fns(direction, q, k, v, causal):
+                            try:
+                                tf[label] = flops / median_ms(fn) * 1e-9
+                            except Exception as e:  # a backend that refuses a shape
+                                print(f"  {label}: unsupported: {str(e).splitlines()[0][:60]}")
+                        cells = " ".join(f"{k_} {v_:6.1f}" for k_, v_ in tf.items())
+                        ratio = (f" | ours/cudnn {tf['baracuda'] / tf['cudnn']:.2f}"
+                                 if "baracuda" in tf and "cudnn" in tf else "")
+                        print(f"{name:<42} TFLOP/s: {cells}{ratio}")
+                        sys.stdout.flush()
+                        del q, k, v
+                        torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()
