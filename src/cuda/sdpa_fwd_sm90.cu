@@ -13,7 +13,8 @@
  * Warps: 1 + NC warpgroups (NC consumers: 3 for dense D 64 problems whose tiles see whole
  *   key tiles, sm90_consumers; else 2).
  *   - warpgroup 0, the producer, gives registers up (setmaxnreg) and loads Q once per
- *     unit, then K(n), V(n) for every key tile, waiting on each buffer's empty mbarrier:
+ *     unit (two Q buffers but at D 256, so the next unit's Q lands while this one runs),
+ *     then K(n), V(n) for every key tile, waiting on each buffer's empty mbarrier:
  *     dense, TMA from one thread (tensor maps encoded on the host in run); paged, Q by
  *     TMA, K / V by a TMA box per page of 64+ rows (one warp, load_pages), cp.async by
  *     the warpgroup for pages of 4..32 rows (load_tile_slots) or by row (other sizes).
@@ -31,10 +32,10 @@
  *   stays asynchronous and graph-capturable. The ring's phases carry across units.
  * Output: y and lse straight from registers (store_rows, as the other kernels).
  * Not yet: the in-warpgroup overlap at D 64; packing the query heads of a GQA group for
- *   dense problems; a second Q buffer; y through shared memory and a TMA store; Dqk !=
- *   Dv; a fast path for pages of 1 or 2 rows (a quarter of the dense speed); pages of
- *   4..32 rows at dense speed (10-20% behind: the consumers wait on the cp.async copies;
- *   bench/RESULTS.md run 19). */
+ *   dense problems; a second Q buffer at D 256; y through shared memory and a TMA store;
+ *   Dqk != Dv; a fast path for pages of 1 or 2 rows (a quarter of the dense speed); pages
+ *   of 4..32 rows at dense speed (10-20% behind: the consumers wait on the cp.async
+ *   copies; bench/RESULTS.md run 19). */
 #include "hopper.cuh"
 #include "sdpa_fwd_tiles.cuh"
 
@@ -70,12 +71,17 @@ template <int D, int NC> struct sm90_tiles {
     static constexpr int CONSUMER_REGS = NC == 3 ? 160 : D == 256 ? 232 : 224;
     static_assert(PRODUCER_REGS + NC * CONSUMER_REGS <= (1 + NC) * LAUNCH_REGS,
                   "more registers than the CTA holds");
+    /* Q buffers: with two, the producer loads the next unit's Q while this one runs (its
+       latency was exposed at every unit's start); D 256 has no room for a second */
+    static constexpr int Q_STAGES = D == 256 ? 1 : 2;
     static constexpr uint32_t Q_BYTES = BM * D * 2, KV_BYTES = BN * D * 2;
-    static constexpr uint32_t OFF_K = Q_BYTES, OFF_V = OFF_K + STAGES * KV_BYTES,
-                              OFF_BAR = OFF_V + STAGES * KV_BYTES, OFF_UNIT = OFF_BAR + 8 * (2 + 4 * STAGES);
-    /* barriers: q_full, q_empty, then k_full, k_empty, v_full, v_empty per stage; then the
-       unit the producer hands to the consumers (sm90_slot) */
-    static constexpr size_t SMEM = OFF_UNIT + 64 + 1024; /* + 1024: alignment */
+    static constexpr uint32_t OFF_K = Q_STAGES * Q_BYTES, OFF_V = OFF_K + STAGES * KV_BYTES,
+                              OFF_BAR = OFF_V + STAGES * KV_BYTES,
+                              OFF_UNIT = OFF_BAR + 8 * (2 * Q_STAGES + 4 * STAGES);
+    /* barriers: q_full, q_empty per Q buffer, then k_full, k_empty, v_full, v_empty per
+       stage; then per Q buffer the unit the producer hands to the consumers (sm90_slot) */
+    static constexpr size_t SMEM = OFF_UNIT + 64 * Q_STAGES + 1024; /* + 1024: alignment */
+    static_assert(SMEM <= 227 * 1024, "more shared memory than an H100 block may opt in to");
 };
 
 #if BK_HAS_WGMMA
@@ -293,10 +299,10 @@ static __device__ __forceinline__ bool sm90_next(const sdpa_params &p0, bool pag
     }
     return false;
 }
-/* The unit the producer hands over in shared memory: written by producer thread 0 before
- * its arrival on q_full (release), read by the consumers after their wait on q_full
- * (acquire), rewritten only after q_empty (every consumer has read it). valid = 0 ends
- * the consumers' loop. */
+/* The unit the producer hands over in shared memory, one slot per Q buffer: written by
+ * producer thread 0 before its arrival on the buffer's q_full (release), read by the
+ * consumers after their wait on it (acquire), rewritten only after its q_empty (every
+ * consumer has read it). valid = 0 ends the consumers' loop. */
 struct sm90_slot {
     int b, h, tile, Sq, Sk, valid; /* b: the first q row for paged units (int32 rows) */
 };
@@ -337,12 +343,19 @@ __global__ void __launch_bounds__(sm90_tiles<D, NC>::THREADS, 1)
     constexpr int BM = C::BM, BN = C::BN, NB = BN / 8, DB = D / 8, S = C::STAGES;
     extern __shared__ __align__(1024) unsigned char smem_sm90[];
     const uint32_t sQ = (bk_smem_addr(smem_sm90) + 1023u) & ~1023u, sK = sQ + C::OFF_K, sV = sQ + C::OFF_V;
-    const uint32_t bar = sQ + C::OFF_BAR, q_full = bar, q_empty = bar + 8, unit_slot = sQ + C::OFF_UNIT;
+    constexpr int QS = C::Q_STAGES;
+    const uint32_t bar = sQ + C::OFF_BAR;
+    /* Q buffer i (of unit k: i = k % QS): its barriers, its unit slot and its rows */
+    auto q_full = [=](int i) { return bar + 8 * i; };
+    auto q_empty = [=](int i) { return bar + 8 * (QS + i); };
+    auto unit_slot = [=](int i) { return sQ + C::OFF_UNIT + 64 * i; };
+    auto q_buf = [=](int i) { return sQ + i * C::Q_BYTES; };
     /* the ring's barriers, per stage: K full / empty, V full / empty */
-    auto k_full = [=](int st) { return bar + 16 + 8 * st; };
-    auto k_empty = [=](int st) { return bar + 16 + 8 * (S + st); };
-    auto v_full = [=](int st) { return bar + 16 + 8 * (2 * S + st); };
-    auto v_empty = [=](int st) { return bar + 16 + 8 * (3 * S + st); };
+    const uint32_t kv_bar = bar + 16 * QS;
+    auto k_full = [=](int st) { return kv_bar + 8 * st; };
+    auto k_empty = [=](int st) { return kv_bar + 8 * (S + st); };
+    auto v_full = [=](int st) { return kv_bar + 8 * (2 * S + st); };
+    auto v_empty = [=](int st) { return kv_bar + 8 * (3 * S + st); };
     const int wg = threadIdx.x / 128;
     if (threadIdx.x == 0) {
         /* arrivals that fill a buffer: the TMA thread; or it and the warp's 32 lanes; or
@@ -350,8 +363,10 @@ __global__ void __launch_bounds__(sm90_tiles<D, NC>::THREADS, 1)
         const uint32_t fill = LOAD == kLoadDense ? 1u : LOAD == kLoadPages ? 33u : 128u;
         /* q_full: thread 0's arrival with the Q copies' byte count (paged: it also releases
            the published unit) */
-        bk_mbar_init(q_full, 1u);
-        bk_mbar_init(q_empty, 128 * NC);
+        for (int i = 0; i < QS; i++) {
+            bk_mbar_init(q_full(i), 1u);
+            bk_mbar_init(q_empty(i), 128 * NC);
+        }
         for (int s = 0; s < S; s++) {
             bk_mbar_init(k_full(s), fill);
             bk_mbar_init(v_full(s), fill);
@@ -374,25 +389,27 @@ __global__ void __launch_bounds__(sm90_tiles<D, NC>::THREADS, 1)
             const sdpa_params &p = w.p;
             const long long b = w.b, h = w.h, first = w.first, m0 = w.m0, hk = h / p.group;
             const key_tiles &kt = w.kt;
-            bk_mbar_wait(q_empty, ((uint32_t)n_units & 1u) ^ 1u);
+            const int qs = n_units % QS;
+            bk_mbar_wait(q_empty(qs), ((uint32_t)(n_units / QS) & 1u) ^ 1u);
             n_units++;
             if (PAGED && tid == 0) { /* the unit, then its Q rows b + m0 .. of heads h .. h +
                                         2^qpack - 1 by TMA ([rows, Hq, D] as (D, Hq, rows), a
                                         box of 2^qpack heads x BM >> qpack rows: rows of the
                                         next request are loaded, never stored; past the last
                                         row, zeros); the expect-tx arrival releases the unit */
-                sm90_publish(unit_slot, &w);
-                bk_mbar_arrive_expect_tx(q_full, C::Q_BYTES);
+                sm90_publish(unit_slot(qs), &w);
+                bk_mbar_arrive_expect_tx(q_full(qs), C::Q_BYTES);
 #pragma unroll
                 for (int c = 0; c < D / 64; c++)
-                    bk_tma_load_4d(sQ + c * BM * 128, &tm_q, q_full, c * 64, p.sq.s1 ? (int)h : 0, (int)(b + m0), 0);
+                    bk_tma_load_4d(q_buf(qs) + c * BM * 128, &tm_q, q_full(qs), c * 64, p.sq.s1 ? (int)h : 0,
+                                   (int)(b + m0), 0);
             }
             if constexpr (!PAGED) {
                 /* one thread, TMA: broadcast axes (stride 0) have extent 1 in the maps */
                 const int qh = p.sq.s1 ? (int)h : 0, qbt = p.sq.s0 ? (int)b : 0;
                 const int kh = p.sk.s1 ? (int)hk : 0, kbt = p.sk.s0 ? (int)b : 0;
                 const int vh = p.sv.s1 ? (int)hk : 0, vbt = p.sv.s0 ? (int)b : 0;
-                tma_rows<D, BM>(sQ, &tm_q, q_full, (int)m0, qh, qbt);
+                tma_rows<D, BM>(q_buf(qs), &tm_q, q_full(qs), (int)m0, qh, qbt);
                 for (int n = kt.n_lo; n <= kt.n_hi; n++, it++) {
                     const ring_pos<S> r(it);
                     bk_mbar_wait(k_empty(r.stage), r.phase ^ 1u);
@@ -454,10 +471,11 @@ __global__ void __launch_bounds__(sm90_tiles<D, NC>::THREADS, 1)
         }
         if constexpr (PAGED) {
             /* the end: once every consumer has read the last unit, an empty slot */
-            bk_mbar_wait(q_empty, ((uint32_t)n_units & 1u) ^ 1u);
+            const int qs = n_units % QS;
+            bk_mbar_wait(q_empty(qs), ((uint32_t)(n_units / QS) & 1u) ^ 1u);
             if (tid == 0) {
-                sm90_publish(unit_slot, NULL);
-                bk_mbar_arrive(q_full);
+                sm90_publish(unit_slot(qs), NULL);
+                bk_mbar_arrive(q_full(qs));
             }
         }
         return;
@@ -467,7 +485,6 @@ __global__ void __launch_bounds__(sm90_tiles<D, NC>::THREADS, 1)
     bk_regs_inc<C::CONSUMER_REGS>();
     const int cw = wg - 1, warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32, g = lane >> 2, t4 = lane & 3;
     const int rbase = cw * 64 + warp * 16 + g; /* the thread's first row in the tile */
-    const uint32_t qa = sQ + cw * 64 * 128;    /* this warpgroup's Q rows in each column block */
     const float mul = GEN ? 1.f : p0.scale_log2;
     if (cw == NC - 1) /* the first consumer issues first */
         bk_named_arrive(1, 256);
@@ -479,11 +496,13 @@ __global__ void __launch_bounds__(sm90_tiles<D, NC>::THREADS, 1)
     int it = 0, n_units = 0;
     sm90_work w;
     for (long long u = blockIdx.x;; u += gridDim.x) {
+        const int qs = n_units % QS;
+        const uint32_t q_phase = (uint32_t)(n_units / QS) & 1u;
         if constexpr (PAGED) { /* the unit the producer found (its lookups are global loads) */
-            bk_mbar_wait(q_full, (uint32_t)n_units & 1u);
+            bk_mbar_wait(q_full(qs), q_phase);
             n_units++;
             cp_async_seen();
-            if (!sm90_take<BM, BN>(unit_slot, p0, w))
+            if (!sm90_take<BM, BN>(unit_slot(qs), p0, w))
                 break;
         } else if (!sm90_next<BM, BN>(p0, false, u, units, w)) { /* dense: arithmetic only */
             break;
@@ -503,9 +522,10 @@ __global__ void __launch_bounds__(sm90_tiles<D, NC>::THREADS, 1)
         float s[1][NB][4];
         float(&sf)[NB * 4] = reinterpret_cast<float(&)[NB * 4]>(s);
         if constexpr (!PAGED) {
-            bk_mbar_wait(q_full, (uint32_t)n_units & 1u);
+            bk_mbar_wait(q_full(qs), q_phase);
             n_units++;
         }
+        const uint32_t qa = q_buf(qs) + cw * 64 * 128; /* this warpgroup's Q rows in each column block */
 
         /* S(n) = Q K(n)^T into s, from buffer `stage` (issued, not waited for; the caller
          * opens the stage with bk_wgmma_fence) */
@@ -555,7 +575,7 @@ __global__ void __launch_bounds__(sm90_tiles<D, NC>::THREADS, 1)
         auto their_turn = [&]() { bk_named_arrive(1 + (cw + 1) % NC, 256); };
 
         if (kt.n_hi < kt.n_lo) { /* no visible key: y = 0, lse = -inf */
-            bk_mbar_arrive(q_empty);
+            bk_mbar_arrive(q_empty(qs));
         } else {
             /* Per key tile n: O += P(n-1) V(n-1) and S(n) = Q K(n)^T issued together, both
              * waited for, then the softmax of S(n) (the other warpgroup's products run
@@ -571,7 +591,7 @@ __global__ void __launch_bounds__(sm90_tiles<D, NC>::THREADS, 1)
             bk_wgmma_pin(sf);
             bk_mbar_arrive(k_empty(r.stage));
             if (kt.n_lo == kt.n_hi)
-                bk_mbar_arrive(q_empty);
+                bk_mbar_arrive(q_empty(qs));
             softmax(kt.n_lo);
             for (int n = kt.n_lo + 1; n <= kt.n_hi; n++) {
                 const ring_pos<S> rn(it++);
@@ -595,7 +615,7 @@ __global__ void __launch_bounds__(sm90_tiles<D, NC>::THREADS, 1)
                     bk_wgmma_pin(sf);
                     bk_mbar_arrive(k_empty(rn.stage));
                     if (n == kt.n_hi)
-                        bk_mbar_arrive(q_empty);
+                        bk_mbar_arrive(q_empty(qs));
                     scores(n);
                     float corr[1][2];
                     const bool upd = softmax_max<1, NB, true>(s, m_r, corr, mul);
@@ -620,7 +640,7 @@ __global__ void __launch_bounds__(sm90_tiles<D, NC>::THREADS, 1)
                     bk_mbar_arrive(k_empty(rn.stage));
                     bk_mbar_arrive(v_empty(r.stage));
                     if (n == kt.n_hi)
-                        bk_mbar_arrive(q_empty);
+                        bk_mbar_arrive(q_empty(qs));
                     softmax(n);
                 }
                 r = rn;
