@@ -7,13 +7,15 @@
  * Shapes: Dqk == Dv = D in {64, 128, 256}; rows 16-byte aligned (else sdpa_fwd.cu's
  *   mma.sync kernel runs). Dense: q [B,Hq,Sq,D], k/v [B,Hkv,Sk,D] (stride 0 on a head or
  *   batch axis allowed), y [B,Hq,Sq,D]. Paged: q/y [rows,Hq,D] by q_indptr, K/V pages.
- * Tiling (sm90_tiles<D, NC>): a CTA owns BM = 64 NC query rows of one (batch, head) (paged
- *   GQA: of the 2^qpack q heads of a kv group, sm90_qpack); K and V stream through a ring
- *   of STAGES buffers of BN keys, stored as 128-byte-swizzle atoms [D/64][rows][64].
+ * Tiling (sm90_tiles<D, NC, PAGED>): a CTA owns BM = 64 NC query rows of one (batch,
+ *   head) (paged GQA: of the 2^qpack q heads of a kv group, sm90_qpack); K and V stream
+ *   through a ring of STAGES buffers of BN keys, stored as 128-byte-swizzle atoms
+ *   [D/64][rows][64].
  * Warps: 1 + NC warpgroups (NC consumers: 3 for dense D 64 problems whose tiles see whole
  *   key tiles, sm90_consumers; else 2).
  *   - warpgroup 0, the producer, gives registers up (setmaxnreg) and loads Q once per
- *     unit (two Q buffers but at D 256, so the next unit's Q lands while this one runs),
+ *     unit (dense D 64 / 128: two Q buffers, so the next unit's Q lands while this one
+ *     runs),
  *     then K(n), V(n) for every key tile, waiting on each buffer's empty mbarrier:
  *     dense, TMA from one thread (tensor maps encoded on the host in run); paged, Q by
  *     TMA, K / V by a TMA box per page of 64+ rows (one warp, load_pages), cp.async by
@@ -32,10 +34,10 @@
  *   stays asynchronous and graph-capturable. The ring's phases carry across units.
  * Output: y and lse straight from registers (store_rows, as the other kernels).
  * Not yet: the in-warpgroup overlap at D 64; packing the query heads of a GQA group for
- *   dense problems; a second Q buffer at D 256; y through shared memory and a TMA store;
- *   Dqk != Dv; a fast path for pages of 1 or 2 rows (a quarter of the dense speed); pages
- *   of 4..32 rows at dense speed (10-20% behind: the consumers wait on the cp.async
- *   copies; bench/RESULTS.md run 19). */
+ *   dense problems; a second Q buffer at D 256 or for pages; y through shared memory and
+ *   a TMA store; Dqk != Dv; a fast path for pages of 1 or 2 rows (a quarter of the dense
+ *   speed); pages of 4..32 rows at dense speed (10-20% behind: the consumers wait on the
+ *   cp.async copies; bench/RESULTS.md run 19). */
 #include "hopper.cuh"
 #include "sdpa_fwd_tiles.cuh"
 
@@ -45,7 +47,7 @@
 
 /* The tile sizes, the register split and the shared-memory map of one head dim and count
  * of consumer warpgroups (sm90_consumers). */
-template <int D, int NC> struct sm90_tiles {
+template <int D, int NC, bool PAGED = false> struct sm90_tiles {
     static_assert(NC == 2 || (NC == 3 && D == 64), "3 consumers only at D 64");
     static constexpr int BM = 64 * NC;               /* query rows per CTA */
     static constexpr int BN = D == 256 ? 64 : 128;   /* keys per K / V buffer (176 at D 128: no faster, run 16) */
@@ -71,9 +73,10 @@ template <int D, int NC> struct sm90_tiles {
     static constexpr int CONSUMER_REGS = NC == 3 ? 160 : D == 256 ? 232 : 224;
     static_assert(PRODUCER_REGS + NC * CONSUMER_REGS <= (1 + NC) * LAUNCH_REGS,
                   "more registers than the CTA holds");
-    /* Q buffers: with two, the producer loads the next unit's Q while this one runs (its
-       latency was exposed at every unit's start); D 256 has no room for a second */
-    static constexpr int Q_STAGES = D == 256 ? 1 : 2;
+    /* Q buffers: with two, the producer loads the next unit's Q while this one runs (dense
+       D 64 S 512: +10%, no change elsewhere; pages: -1-3%, so one; D 256 has no room for a
+       second; bench/RESULTS.md run 25) */
+    static constexpr int Q_STAGES = D == 256 || PAGED ? 1 : 2;
     static constexpr uint32_t Q_BYTES = BM * D * 2, KV_BYTES = BN * D * 2;
     static constexpr uint32_t OFF_K = Q_STAGES * Q_BYTES, OFF_V = OFF_K + STAGES * KV_BYTES,
                               OFF_BAR = OFF_V + STAGES * KV_BYTES,
@@ -338,7 +341,7 @@ __global__ void __launch_bounds__(sm90_tiles<D, NC>::THREADS, 1)
 {
 #if BK_HAS_WGMMA
     constexpr bool PAGED = LOAD != kLoadDense;
-    typedef sm90_tiles<D, NC> C;
+    typedef sm90_tiles<D, NC, PAGED> C;
     static_assert(!PAGED || C::BM == kSm90Rows, "paged tile ids are counted in kSm90Rows rows");
     constexpr int BM = C::BM, BN = C::BN, NB = BN / 8, DB = D / 8, S = C::STAGES;
     extern __shared__ __align__(1024) unsigned char smem_sm90[];
@@ -741,7 +744,7 @@ static int sm90_consumers(const sdpa_params &p, bool gen)
 template <typename T, int D, bool GEN, int LOAD, int NC>
 static bk_status launch_sm90(const sdpa_params &p, long long ids, int sms, cudaStream_t s)
 {
-    typedef sm90_tiles<D, NC> C;
+    typedef sm90_tiles<D, NC, LOAD != kLoadDense> C;
     const bool paged = LOAD != kLoadDense;
     const long long units = sm90_units(p, paged, C::BM, ids, sms), work = paged || !p.causal ? units : units / 2;
     const long long grid = work < sms ? work : sms;
