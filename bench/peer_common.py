@@ -1,6 +1,6 @@
 """peer_common.py - what the peer scripts (flashinfer_peers.py, mamba_peers.py, torch_sdpa.py,
 same_tensors.py) share: the skip line of a peer that cannot run, the first line of an
-exception, the GPU timing of a call and the output row (stdout and CSV `name,label,ms,rate,unit,`, as results_table.py reads)."""
+exception, the GPU timing of a call, bk_bench's sdpa rows and the output row (stdout and CSV `name,label,ms,rate,unit,`, as results_table.py reads)."""
 import statistics
 import sys
 import time
@@ -49,6 +49,24 @@ def median_ms(fn, target_ms=400.0):
     one = max(timed(), 1e-3)
     reps = max(5, min(50, int(target_ms / one)))
     return statistics.median(timed() for _ in range(reps))
+
+
+def sdpa_rows(filt):
+    """bk_bench's sdpa rows whose names contain one of filt's '|'-separated alternatives:
+    hidden 2048 (H = 2048 / D), B x S = 16384, D 64/128/256, causal and not; the forward in
+    bf16 and f16, the backward in bf16. Yields (name, direction, dtype name, causal, B, H, S,
+    D, FLOPs): 4 B H S^2 D, halved when causal, x2.5 for the backward."""
+    for direction in ("fwd", "bwd"):
+        for dname in (("bf16", "f16") if direction == "fwd" else ("bf16",)):
+            for causal in (False, True):
+                for d in (64, 128, 256):
+                    for s in (512, 1024, 2048, 4096, 8192, 16384):
+                        b, h = 16384 // s, 2048 // d
+                        name = f"sdpa_{direction} {dname} B{b} H{h} S{s} D{d}" + (" causal" if causal else "")
+                        if not any(f in name for f in filt.split("|")):
+                            continue
+                        flops = 4.0 * b * h * s * s * d * (0.5 if causal else 1.0) * (2.5 if direction == "bwd" else 1.0)
+                        yield name, direction, dname, causal, b, h, s, d, flops
 
 
 def report(csv, name, label, ms, rate, unit, err):

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 import baracuda.torch as bkt
-from peer_common import median_ms
+from peer_common import median_ms, sdpa_rows
 
 DTYPES = {"bf16": torch.bfloat16, "f16": torch.float16}
 
@@ -52,31 +52,22 @@ def main():
     filt = sys.argv[1] if len(sys.argv) > 1 else ""
     torch.manual_seed(0)
     print(f"torch {torch.__version__} on {torch.cuda.get_device_name()}")
-    for direction in ("fwd", "bwd"):
-        for dname in (("bf16", "f16") if direction == "fwd" else ("bf16",)):
-            for causal in (False, True):
-                for d in (64, 128, 256):
-                    for s in (512, 1024, 2048, 4096, 8192, 16384):
-                        b, h = 16384 // s, 2048 // d
-                        name = f"sdpa_{direction} {dname} B{b} H{h} S{s} D{d}" + (" causal" if causal else "")
-                        if not any(f in name for f in filt.split("|")):
-                            continue
-                        flops = 4.0 * b * h * s * s * d * (0.5 if causal else 1.0) * (2.5 if direction == "bwd" else 1.0)
-                        q, k, v = (torch.randn(b, h, s, d, device="cuda", dtype=DTYPES[dname],
-                                               requires_grad=direction == "bwd") for _ in range(3))
-                        tf = {}
-                        for label, fn in row_fns(direction, q, k, v, causal):
-                            try:
-                                tf[label] = flops / median_ms(fn) * 1e-9
-                            except Exception as e:  # a backend that refuses a shape
-                                print(f"  {label}: unsupported: {str(e).splitlines()[0][:60]}")
-                        cells = " ".join(f"{k_} {v_:6.1f}" for k_, v_ in tf.items())
-                        ratio = (f" | ours/cudnn {tf['baracuda'] / tf['cudnn']:.2f}"
-                                 if "baracuda" in tf and "cudnn" in tf else "")
-                        print(f"{name:<42} TFLOP/s: {cells}{ratio}")
-                        sys.stdout.flush()
-                        del q, k, v
-                        torch.cuda.empty_cache()
+    for name, direction, dname, causal, b, h, s, d, flops in sdpa_rows(filt):
+        q, k, v = (torch.randn(b, h, s, d, device="cuda", dtype=DTYPES[dname], requires_grad=direction == "bwd")
+                   for _ in range(3))
+        tf = {}
+        for label, fn in row_fns(direction, q, k, v, causal):
+            try:
+                tf[label] = flops / median_ms(fn) * 1e-9
+            except Exception as e:  # a backend that refuses a shape
+                print(f"  {label}: unsupported: {str(e).splitlines()[0][:60]}")
+        cells = " ".join(f"{k_} {v_:6.1f}" for k_, v_ in tf.items())
+        ratio = (f" | ours/cudnn {tf['baracuda'] / tf['cudnn']:.2f}"
+                 if "baracuda" in tf and "cudnn" in tf else "")
+        print(f"{name:<42} TFLOP/s: {cells}{ratio}")
+        sys.stdout.flush()
+        del q, k, v
+        torch.cuda.empty_cache()
 
 
 if __name__ == "__main__":
