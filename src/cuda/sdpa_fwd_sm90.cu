@@ -16,9 +16,10 @@
  *   - warpgroup 0, the producer, gives registers up (setmaxnreg) and loads Q once per
  *     unit (dense D 64 / 128: into one of two buffers, so the next unit's Q lands while
  *     this one runs), then K(n), V(n) for every key tile, waiting on each buffer's empty
- *     mbarrier: dense, TMA from one thread (tensor maps encoded on the host in run); paged, Q by
- *     TMA, K / V by a TMA box per page of 64+ rows (one warp, load_pages), cp.async by
- *     the warpgroup for pages of 4..32 rows (load_tile_slots) or by row (other sizes).
+ *     mbarrier: dense, TMA from one thread (tensor maps encoded on the host in run);
+ *     paged, Q by TMA, K / V by a TMA box per page of 64+ rows (one warp, load_pages),
+ *     cp.async by the warpgroup for pages of 4..32 rows (load_tile_slots) or by row
+ *     (other sizes).
  *   - warpgroups 1..NC, the consumers, take the registers; each owns 64 query rows.
  *     Per key tile n: O += P(n-1) V(n-1) (wgmma, P from registers) and S(n) = Q K(n)^T
  *     (wgmma from shared memory), then the mask and the online softmax of S(n) make P(n);
