@@ -490,7 +490,8 @@ __global__ void __launch_bounds__(384, 1)
 #pragma unroll
             for (int q = 0; q < 4; q++) {
                 const int r = kr + 8 * (q & 1), c = 16 * kk + 2 * t4 + 8 * (q >> 1);
-                const uint32_t a = tile + (uint32_t)((c >> 6) * BN * 128 + r * 128 + ((((c & 63) >> 3) ^ (r & 7)) << 4) + (c & 7) * 2);
+                const uint32_t a =
+                    tile + (uint32_t)((c >> 6) * BN * 128 + r * 128 + ((((c & 63) >> 3) ^ (r & 7)) << 4) + (c & 7) * 2);
                 asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(fr[kk][q]) : "r"(a));
             }
         (void)fr, (void)tile;
