@@ -942,13 +942,17 @@ __device__ __forceinline__ float *tdots_at(const float *buf, long long bh, long 
  * The chunk states never reach memory in f32. 8 warps, each 16 rows x 32 columns of the
  * tile. Per chunk two barriers: A (the chunk's weights and u tile in), then the weighted v
  * rows into Bs, B; the next chunk's u (cp.async into the other buffer) and v (registers)
- * are issued before this chunk's products, and warp 0 computes the next chunk's weights and
- * decay (warp_prologue_scan, loads a chunk ahead) while they run. Not yet: a split for few
+ * are issued before this chunk's products. The chunks' weights and decays come in batches of
+ * kPassBatch: at a batch's first chunk every warp computes one chunk of the next batch
+ * (warp_prologue_scan, its inputs loaded a batch ahead), so the scan is on the walk's path
+ * once per batch, not at every chunk (one warp scanning each chunk held every step's
+ * barrier: bench/RESULTS.md run 26). Not yet: a split for few
  * blocks on long walks (MODE 0 has chunk_state_v + state_pass_t), f32 (TF32); a faster chunk
  * step (what limits it is not found: bench/RESULTS.md run 14).
  * MODE 0: same products and sums in the same order as chunk_state_v + state_pass_t
  * (bit-identical entering states). */
 const int kPassVThreads = 256; /* chunk_state_pass_v: 8 warps, 16 rows x 32 columns of the tile each */
+const int kPassBatch = kPassVThreads / 32; /* chunks whose weights the warps compute at once, one each */
 template <typename T, int MODE>
 __global__ void __launch_bounds__(kPassVThreads)
     chunk_state_pass_v_kernel(const T *u, bk_view4 su, const T *v, bk_view4 sv, const T *dt, bk_view4 sdt, const T *a,
@@ -956,10 +960,10 @@ __global__ void __launch_bounds__(kPassVThreads)
                               const float *sdot, long long L, long long H, int D, int N, long long K, long long total,
                               ssd_kopts o)
 {
-    /* per chunk parity: the weights and decay (warp 0 computes chunk k + 1's while the
-       block runs chunk k's products) and the u tile (cp.async a chunk ahead) */
-    __shared__ __align__(16) float s_w[2][TQ]; /* float2 writes */
-    __shared__ float s_dec[2], s_red[kPassVThreads / 32];
+    /* the weights and decays of two batches of chunks; the u tile by chunk parity
+       (cp.async a chunk ahead) */
+    __shared__ __align__(16) float s_w[2][kPassBatch][TQ]; /* float2 writes */
+    __shared__ float s_dec[2][kPassBatch], s_red[kPassVThreads / 32];
     __shared__ __align__(16) T Xs[2][TQ][kPad], Bs[TQ][kPad];
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, cq = lane % 4, rb = (warp & 3) * 16;
     const int nb = (warp >> 2) * 4; /* the warp's first n-tile of 8 columns: 4 of them */
@@ -996,11 +1000,19 @@ __global__ void __launch_bounds__(kPassVThreads)
             }
             bk_cp_async_commit();
         };
-        /* warp 0: the raw prologue inputs of the next chunk whose weights it computes */
+        /* the weights and decay of the walk's j-th chunk: s_w / s_dec [(j / kPassBatch) & 1]
+           [j % kPassBatch]; warp w computes those of chunk j + kPassBatch when the walk is
+           at a batch's first chunk j (every warp at once, off the other steps' path), from
+           the raw inputs it loaded a batch earlier (pin) */
         warp_prologue_in<T> pin;
-        auto prologue_load = [&](long long k) { pin = warp_prologue_load<T>(dt, sdt, b, k * TQ, h, rows_of(k), o, lane); };
-        auto prologue = [&](long long k, int buf) {
-            warp_prologue_scan<T, MODE>(pin, h, rows_of(k), A, s_w[buf], &s_dec[buf], o, lane);
+        auto prologue_load = [&](long long j) {
+            if (j < K)
+                pin = warp_prologue_load<T>(dt, sdt, b, chunk_at(j) * TQ, h, rows_of(chunk_at(j)), o, lane);
+        };
+        auto prologue = [&](long long j) {
+            const int pb = (int)((j / kPassBatch) & 1), sl = (int)(j % kPassBatch);
+            if (j < K)
+                warp_prologue_scan<T, MODE>(pin, h, rows_of(chunk_at(j)), A, s_w[pb][sl], &s_dec[pb][sl], o, lane);
         };
         float state[4][4]; /* the running state (rows rb.., n-tiles nb..): init, else 0 */
 #pragma unroll
@@ -1011,12 +1023,9 @@ __global__ void __launch_bounds__(kPassVThreads)
                 state[nt][r] = init && d < D && n < N ? ld(init + b * si.s0 + h * si.s1 + d * si.s2 + n) : 0.f;
             }
         load(chunk_at(0), 0);
-        if (warp == 0) {
-            prologue_load(chunk_at(0));
-            prologue(chunk_at(0), 0);
-            if (K > 1)
-                prologue_load(chunk_at(1));
-        }
+        prologue_load(warp);
+        prologue(warp);
+        prologue_load(kPassBatch + warp);
         for (long long j = 0; j < K; j++) {
             const long long k = chunk_at(j);
             const int buf = (int)(j & 1);
@@ -1041,8 +1050,9 @@ __global__ void __launch_bounds__(kPassVThreads)
             if (MODE == 1 && sdot && tid == 0 && j > 0) /* the previous chunk's <dS, S> (s_red) */
                 tdots_at(tst, bh, K, DN)[chunk_at(j - 1) * tiles + tile] =
                     ((s_red[0] + s_red[1]) + (s_red[2] + s_red[3])) + ((s_red[4] + s_red[5]) + (s_red[6] + s_red[7]));
-            store_weighted_rows<T, kPassVThreads>(Bs, bv, s_w[buf], tid);
-            const float dec = s_dec[buf];
+            const int pb = (int)((j / kPassBatch) & 1), sl = (int)(j % kPassBatch);
+            store_weighted_rows<T, kPassVThreads>(Bs, bv, s_w[pb][sl], tid);
+            const float dec = s_dec[pb][sl];
             __syncthreads(); /* B: Bs written */
             if (j + 1 < K) /* the next chunk's loads fly under this chunk's products */
                 load(chunk_at(j + 1), buf ^ 1);
@@ -1071,10 +1081,9 @@ __global__ void __launch_bounds__(kPassVThreads)
                     bk_mma16<T>::mma(acc[nt + 1], af, bf + 2);
                 }
             }
-            if (warp == 0 && j + 1 < K) { /* the next chunk's weights under the products */
-                prologue(chunk_at(j + 1), buf ^ 1);
-                if (j + 2 < K)
-                    prologue_load(chunk_at(j + 2));
+            if (sl == 0) { /* the next batch's weights (its buffer's last reader was step j - 1) */
+                prologue(j + kPassBatch + warp);
+                prologue_load(j + 2 * kPassBatch + warp);
             }
             T *out = tstate_at<T>(tst, bh, k, K, DN);
             const float fk = expf(dec);
