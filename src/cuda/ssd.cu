@@ -946,9 +946,10 @@ __device__ __forceinline__ float *tdots_at(const float *buf, long long bh, long 
  * kPassBatch: at a batch's first chunk every warp computes one chunk of the next batch
  * (warp_prologue_scan, its inputs loaded a batch ahead), so the scan is on the walk's path
  * once per batch, not at every chunk (one warp scanning each chunk held every step's
- * barrier: bench/RESULTS.md run 26). Not yet: a split for few
- * blocks on long walks (MODE 0 has chunk_state_v + state_pass_t), f32 (TF32); a faster chunk
- * step (what limits it is not found: bench/RESULTS.md run 14).
+ * barrier: bench/RESULTS.md run 26).
+ * Not yet: a split for few blocks on long walks (MODE 0 has chunk_state_v + state_pass_t),
+ * f32 (TF32); MODE 1's S_k loads a chunk ahead (each step waits for them at its <dS, S>
+ * sums, run 26).
  * MODE 0: same products and sums in the same order as chunk_state_v + state_pass_t
  * (bit-identical entering states). */
 const int kPassVThreads = 256; /* chunk_state_pass_v: 8 warps, 16 rows x 32 columns of the tile each */
