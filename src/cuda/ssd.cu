@@ -1748,41 +1748,72 @@ struct bwd_smem {
     double *dcum;
 };
 
-/* The end of chunk_bwd (either kernel; every thread calls it, dss its part of <dS, S>):
- * the R terms and exp(cum_l) <dS, S> into dcum, da_u = sum_{t >= u} dcum_t (reverse
- * running sum), ddt (through dt_eff's slope: softplus, clamp) and the chunk's parts of dA
- * (*part) and ddt_bias (*pbias when non-NULL). */
-template <typename T, int OPTS>
-__device__ void chunk_bwd_finish(const bwd_smem &sm, float dss, int q, float A, const T *dt, const bk_view4 &sdt,
-                                 T *ddt, const bk_view4 &sddt, long long b, long long l0, long long h, double *part,
-                                 double *pbias, const ssd_kopts &o)
+/* f64 sum over the lanes of a warp: an xor butterfly, so every lane ends with the same value,
+ * added in the same order on every run. */
+__device__ __forceinline__ double warp_sum_f64(double v)
 {
-    const int tid = threadIdx.x, last = q - 1;
+    for (int m = 16; m > 0; m /= 2)
+        v += __shfl_xor_sync(0xffffffffu, v, m);
+    return v;
+}
+
+/* The end of chunk_bwd (either kernel; every thread calls it, dss its part of <dS, S>, or
+ * with dss_whole thread 0 holds all of it): the R terms and exp(cum_l) <dS, S> into dcum,
+ * da_u = sum_{t >= u} dcum_t (reverse running sum), ddt (through dt_eff's slope: softplus,
+ * clamp) and the chunk's parts of dA (*part) and ddt_bias (*pbias when non-NULL). Warp 0
+ * does the chunk's sums, two steps a lane: R and the f64 sums by warp_sum_f64, da by a
+ * suffix scan of the lanes' pair sums (one thread walking the 64 steps held the block's
+ * other warps at the next barrier: bench/RESULTS.md run 27). */
+template <typename T, int OPTS>
+__device__ void chunk_bwd_finish(const bwd_smem &sm, float dss, bool dss_whole, int q, float A, const T *dt,
+                                 const bk_view4 &sdt, T *ddt, const bk_view4 &sddt, long long b, long long l0,
+                                 long long h, double *part, double *pbias, const ssd_kopts &o)
+{
+    static_assert(TQ == 64, "chunk_bwd_finish: two steps a lane of one warp");
+    const int tid = threadIdx.x, lane = tid % 32, last = q - 1;
     auto same_seg = [&](int s, int t) { return !o.seq || sm.seg[s] == sm.seg[t]; };
-    sm.red[tid] = dss;
-    __syncthreads();
-    for (int w = blockDim.x / 2; w > 0; w /= 2) {
-        if (tid < w)
-            sm.red[tid] += sm.red[tid + w];
-        __syncthreads();
+    if (!dss_whole) { /* <dS, S>: the lanes, then the warps in order */
+        float v = dss;
+        for (int m = 16; m > 0; m /= 2)
+            v += __shfl_xor_sync(0xffffffffu, v, m);
+        if (lane == 0)
+            sm.red[tid / 32] = v;
     }
-    if (tid == 0) {
-        for (int s = 0; s < q; s++) {
-            if (!same_seg(s, last))
-                continue; /* not carried out of the chunk */
-            const double r = (double)(expf(sm.cum[last] - sm.cum[s]) * sm.dt[s]) * sm.rr[s];
-            sm.dcum[last] += r;
-            sm.dcum[s] -= r;
+    __syncthreads();
+    if (tid < 32) {
+        float ds = __shfl_sync(0xffffffffu, dss, 0);
+        if (!dss_whole) {
+            ds = 0.f;
+            for (int w = 0; w < (int)blockDim.x / 32; w++)
+                ds += sm.red[w];
         }
-        if (!o.seq || sm.seg[last] == 0)
-            sm.dcum[last] += (double)expf(sm.cum[last]) * sm.red[0];
-        double da = 0.0, sum = 0.0; /* f64: dA sums many terms of both signs */
-        for (int u = last; u >= 0; u--) {
-            da += sm.dcum[u];
-            sm.da[u] = (float)da;
-            sum += (double)sm.dt[u] * da;
+        const int s0 = 2 * lane, s1 = s0 + 1;
+        /* R_s = w_s rr_s, carried out of the chunk from step s (its last segment only) */
+        auto rterm = [&](int s) {
+            return s < q && same_seg(s, last) ? (double)(expf(sm.cum[last] - sm.cum[s]) * sm.dt[s]) * sm.rr[s] : 0.0;
+        };
+        const double r0 = rterm(s0), r1 = rterm(s1), R = warp_sum_f64(r0 + r1);
+        const double carry = !o.seq || sm.seg[last] == 0 ? (double)expf(sm.cum[last]) * ds : 0.0;
+        double c0 = s0 < q ? sm.dcum[s0] - r0 : 0.0, c1 = s1 < q ? sm.dcum[s1] - r1 : 0.0;
+        if (s0 == last)
+            c0 += R + carry;
+        if (s1 == last)
+            c1 += R + carry;
+        double incl = c0 + c1; /* f64: dA sums many terms of both signs */
+        for (int k = 1; k < 32; k *= 2) {
+            const double v = __shfl_down_sync(0xffffffffu, incl, k);
+            if (lane + k < 32)
+                incl += v;
         }
-        *part = sum;
+        double after = __shfl_down_sync(0xffffffffu, incl, 1); /* the lanes above this one */
+        if (lane == 31)
+            after = 0.0;
+        const double da1 = c1 + after, da0 = c0 + da1;
+        sm.da[s0] = (float)da0;
+        sm.da[s1] = (float)da1;
+        const double sum = warp_sum_f64((s0 < q ? (double)sm.dt[s0] * da0 : 0.0) + (s1 < q ? (double)sm.dt[s1] * da1 : 0.0));
+        if (lane == 0)
+            *part = sum;
     }
     __syncthreads();
     if (tid < q) {
@@ -1795,11 +1826,11 @@ __device__ void chunk_bwd_finish(const bwd_smem &sm, float dss, int q, float A, 
         *p = elem<T>::store(v);
     }
     __syncthreads();
-    if (pbias && tid == 0) {
-        double sb = 0.0;
-        for (int u = 0; u < q; u++)
-            sb += sm.ddt0[u];
-        *pbias = sb;
+    if (pbias && tid < 32) {
+        const int s0 = 2 * lane, s1 = s0 + 1;
+        const double sb = warp_sum_f64((s0 < q ? (double)sm.ddt0[s0] : 0.0) + (s1 < q ? (double)sm.ddt0[s1] : 0.0));
+        if (lane == 0)
+            *pbias = sb;
     }
     __syncthreads();
 }
@@ -2060,7 +2091,7 @@ __global__ void __launch_bounds__(kThreads)
             __syncthreads();
         }
 
-        chunk_bwd_finish<T, OPTS>(sm, dss, q, A, dt, sdt, ddt, sddt, b, l0, h, &parts[bh * K + c],
+        chunk_bwd_finish<T, OPTS>(sm, dss, false, q, A, dt, sdt, ddt, sddt, b, l0, h, &parts[bh * K + c],
                                   pbias ? &pbias[bh * K + c] : NULL, o);
     }
 }
@@ -2658,7 +2689,7 @@ __global__ void __launch_bounds__(kTcThreads, bwd_tc_min_blocks<T, OPTS>)
             for (long long i = 0; i < tiles; i++)
                 dss += dp[i];
         }
-        chunk_bwd_finish<T, OPTS>(sm, dss, q, A, dt, sdt, ddt, sddt, b, l0, h, &parts[bh * K + c],
+        chunk_bwd_finish<T, OPTS>(sm, dss, T16, q, A, dt, sdt, ddt, sddt, b, l0, h, &parts[bh * K + c],
                                   pbias ? &pbias[bh * K + c] : NULL, o);
     }
 }
