@@ -10,7 +10,7 @@
  * Tiling (sm90_tiles<D, NC, PAGED>): a CTA owns BM = 64 NC query rows of one (batch,
  *   head) (paged GQA: of the 2^qpack q heads of a kv group, sm90_qpack); K and V stream
  *   through a ring of STAGES buffers of BN keys, stored as 128-byte-swizzle atoms
- *   [D/64][rows][64].
+ *   [D/64][rows][64]. One CTA per SM, two for dense D 64 with two consumers (CTAS).
  * Warps: 1 + NC warpgroups (NC consumers: 3 for dense D 64 problems whose tiles see whole
  *   key tiles, sm90_consumers; else 2).
  *   - warpgroup 0, the producer, gives registers up (setmaxnreg) and loads Q once per
@@ -49,8 +49,15 @@
  * of consumer warpgroups (sm90_consumers). */
 template <int D, int NC, bool PAGED = false> struct sm90_tiles {
     static_assert(NC == 2 || (NC == 3 && D == 64), "3 consumers only at D 64");
-    static constexpr int BM = 64 * NC;               /* query rows per CTA */
-    static constexpr int BN = D == 256 ? 64 : 128;   /* keys per K / V buffer (176 at D 128: no faster, run 16) */
+    /* CTAs per SM: dense D 64 with two consumers (causal below S 4096, windows, softcap,
+       ALiBi) runs two, with 64-key tiles and 104-register consumers, so four consumer
+       warpgroups share an SM instead of two (short causal rows +4-9%, though ptxas
+       serialises the wgmma at 104 registers; bench/RESULTS.md run 27) */
+    static constexpr int CTAS = D == 64 && NC == 2 && !PAGED ? 2 : 1;
+    static constexpr int BM = 64 * NC; /* query rows per CTA */
+    /* keys per K / V buffer (176 at D 128: no faster, run 16; 64 at D 64 / 128 with one
+       CTA per SM: -10 to -18%, run 26) */
+    static constexpr int BN = D == 256 || CTAS == 2 ? 64 : 128;
     static constexpr int STAGES = 2; /* K/V ring depth (3: no gain at D 64 NC 3 nor D 128, runs 15 and 19) */
     /* every EX2_FMA_EVERY-th key block's exponentials on the FMA pipe (0: none): at D 64
        the softmax, not the tensor cores, sets the pace (the MUFU pipe does 16 exponentials
@@ -66,11 +73,11 @@ template <int D, int NC, bool PAGED = false> struct sm90_tiles {
     }
     static constexpr int THREADS = 128 * (1 + NC); /* the producer warpgroup + the consumers */
     /* setmaxnreg split of the registers the CTA holds: LAUNCH_REGS per thread at launch
-       (__launch_bounds__(THREADS, 1)), so producer + consumers <= (1 + NC) x
+       (__launch_bounds__(THREADS, CTAS)), so producer + consumers <= (1 + NC) x
        LAUNCH_REGS; asking for more blocks the consumers for ever */
-    static constexpr int LAUNCH_REGS = 65536 / THREADS / 8 * 8;
-    static constexpr int PRODUCER_REGS = NC == 3 ? 32 : D == 256 ? 40 : 56;
-    static constexpr int CONSUMER_REGS = NC == 3 ? 160 : D == 256 ? 232 : 224;
+    static constexpr int LAUNCH_REGS = 65536 / CTAS / THREADS / 8 * 8;
+    static constexpr int PRODUCER_REGS = CTAS == 2 ? 24 : NC == 3 ? 32 : D == 256 ? 40 : 56;
+    static constexpr int CONSUMER_REGS = CTAS == 2 ? 104 : NC == 3 ? 160 : D == 256 ? 232 : 224;
     static_assert(PRODUCER_REGS + NC * CONSUMER_REGS <= (1 + NC) * LAUNCH_REGS,
                   "more registers than the CTA holds");
     /* Q buffers: with two, the producer loads the next unit's Q while this one runs (dense
@@ -335,7 +342,7 @@ static __device__ __forceinline__ bool sm90_take(uint32_t slot_addr, const sdpa_
 #endif
 
 template <typename T, int D, bool GEN, int LOAD, int NC>
-__global__ void __launch_bounds__(sm90_tiles<D, NC>::THREADS, 1)
+__global__ void __launch_bounds__(sm90_tiles<D, NC>::THREADS, sm90_tiles<D, NC, LOAD != kLoadDense>::CTAS)
     sdpa_fwd_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constant__ CUtensorMap tm_k,
                          const __grid_constant__ CUtensorMap tm_v, const sdpa_params p0, const long long units)
 {
@@ -745,6 +752,7 @@ template <typename T, int D, bool GEN, int LOAD, int NC>
 static bk_status launch_sm90(const sdpa_params &p, long long ids, int sms, cudaStream_t s)
 {
     typedef sm90_tiles<D, NC, LOAD != kLoadDense> C;
+    sms *= C::CTAS; /* the CTAs that run at once */
     const bool paged = LOAD != kLoadDense;
     const long long units = sm90_units(p, paged, C::BM, ids, sms), work = paged || !p.causal ? units : units / 2;
     const long long grid = work < sms ? work : sms;
