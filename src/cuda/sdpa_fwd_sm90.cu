@@ -740,7 +740,8 @@ static long long sm90_units(const sdpa_params &p, bool paged, int BM, long long 
  * D 64 without a mask, or causal from 4096 query rows on: +5-12% on the H100 over 2
  * (bench/RESULTS.md run 15). 2 elsewhere: where the causal diagonal or a window leaves
  * much of a 192-row tile's products masked (causal S 512-2048: -5 to -25% on 3), and
- * with softcap / ALiBi, whose transform spills at 160 registers a thread. */
+ * with softcap / ALiBi, whose transform spills at 160 registers a thread. Two at D 64 run
+ * two CTAs per SM (sm90_tiles::CTAS); causal from 4096 rows on they lose 8-15% to 3 (run 27). */
 static int sm90_consumers(const sdpa_params &p, bool gen)
 {
     const bool wide = p.window < 0 && (!p.causal || p.Sq >= 4096);
