@@ -36,7 +36,7 @@
  * kernels and the backward's chunk_state / chunk_scan, 8 warps in chunk_bwd_tc, the backward's
  * fused state passes on long walks from fewer than 128 blocks (a split as chunk_state_v +
  * state_pass_t); for TF32 a vectorised forward (cp.async, fused state pass with f32 states)
- * and smaller chunk_bwd_tc tiles (two blocks per SM).
+ * and f32 states passes in the backward (chunk_state_tc + state_pass: 1.7 of its 5 ms).
  */
 #include "common.cuh"
 #include "cuda/ssd_cuda.h"
@@ -562,7 +562,7 @@ __global__ void varlen_states_kernel(const T *x, bk_view4 sx, const T *dt, bk_vi
  * too). Not for TF32: the _v kernels (ldmatrix.trans is 16-bit only, and their 16-bit
  * entering states live inside the f32 state buffer, which f32 states would fill), so the
  * TF32 forward is chunk_state_tc + state_pass + chunk_scan_tc (72 KB of tiles, 3 blocks
- * per SM) and its backward's chunk_bwd_tc holds 144 KB of tiles (one block per SM). */
+ * per SM) and its backward's chunk_bwd_tc holds six tiles, 108 KB (two blocks per SM). */
 template <typename T> using frag_t = typename bk_mma16<T>::pair;
 template <typename T> constexpr bool kHasTc = sizeof(T) <= 4; /* f16, bf16, f32 (TF32) */
 template <typename T> __device__ __forceinline__ frag_t<T> lds2(const T *p)
@@ -2196,21 +2196,21 @@ __device__ __forceinline__ float row_dot(const float (&acc)[8][4], int hf, const
     return v + __shfl_xor_sync(0xffffffffu, v, 2);
 }
 
-/* Dynamic shared memory of chunk_bwd_tc_kernel: eight 64 x 64 tiles of T (Wg, Wx, x, dU hi,
- * dU lo, C, B, F), 72 KB for 16-bit T; with 2.5 KB static, three blocks fit an SM's 228 KB.
+/* Dynamic shared memory of chunk_bwd_tc_kernel: eight 64 x 64 tiles of 16-bit T (Wg, Wx, x,
+ * dU hi, dU lo, C, B, F), 72 KB; with 2 KB static, three blocks fit an SM's 228 KB.
  * Registers bounded for 3 blocks per SM on the plain problem (168, no spills), 2 with
- * options (~230; at 168 ptxas spills). f32 (TF32): 144 KB, one block per SM, registers
- * unbounded (bwd_tc_min_blocks). */
-const int kBwdTcTiles = 8;
+ * options (~230; at 168 ptxas spills). f32 (TF32): six tiles (no dU lo; C in Wg's tile
+ * outside phase 2, S in F's), 108 KB, two blocks per SM, registers unbounded
+ * (bwd_tc_min_blocks; with eight tiles, one block of 4 warps per SM: bench/RESULTS.md run 27). */
 size_t bwd_tc_smem_size(size_t elem_bytes)
 {
-    return (size_t)kBwdTcTiles * TQ * kPad * elem_bytes;
+    return (size_t)(elem_bytes == 2 ? 8 : 6) * TQ * kPad * elem_bytes;
 }
 #ifndef BK_GROUPS_MINB
 #define BK_GROUPS_MINB 3
 #endif
 template <typename T, int OPTS>
-constexpr int bwd_tc_min_blocks = sizeof(T) == 4 ? 1 : OPTS == kBwdAll ? 2 : OPTS == kBwdGroups ? BK_GROUPS_MINB : 3;
+constexpr int bwd_tc_min_blocks = sizeof(T) == 4 ? 2 : OPTS == kBwdAll ? 2 : OPTS == kBwdGroups ? BK_GROUPS_MINB : 3;
 
 /* dL/du as hi + lo (two roundings, about 16 bits) for 16-bit operands; TF32 takes dL/du in
  * f32 in the hi tile (lo zero, its products skipped), rounded once as the other operands. */
@@ -2249,7 +2249,8 @@ __device__ __forceinline__ void load_tile(T (*tile)[kPad], const T *src, long lo
  * roundings to T, about 16 bits), zero where r >= q or j >= w; dy, z: row 0 of the tile
  * (strides rdy, rz). vec (as load_tile): dy and z go by cp.async into hi and lo, and
  * du_split turns them into dL/du after the wait (each thread its own pieces); else element
- * by element, complete on return. */
+ * by element, complete on return. TF32 (no lo tile, lo unused): dL/du in hi alone, dy by
+ * load_tile (vec: cp.async, no du_split), with the gate element by element. */
 template <typename T> __device__ __forceinline__ void du_pair(float v, T &h, T &l)
 {
     h = elem<T>::store(v);
@@ -2259,6 +2260,13 @@ template <typename T>
 __device__ __forceinline__ void load_du(T (*hi)[kPad], T (*lo)[kPad], const T *dy, long long rdy, const T *z,
                                         long long rz, int q, long long w, bool vec)
 {
+    if constexpr (!kDuLo<T>) { /* TF32: dL/du in the hi tile alone (no lo tile) */
+        if (!z) {
+            load_tile(hi, dy, rdy, q, w, vec);
+            return;
+        }
+        vec = false;
+    }
     if (vec) {
 #pragma unroll
         for (int it = 0; it < TQ * kRowPieces<T> / kTcThreads; it++) {
@@ -2281,7 +2289,10 @@ __device__ __forceinline__ void load_du(T (*hi)[kPad], T (*lo)[kPad], const T *d
                 if (z)
                     v *= siluf_(ld(z + r * rz + j));
             }
-            du_pair(v, hi[r][j], lo[r][j]);
+            if constexpr (kDuLo<T>)
+                du_pair(v, hi[r][j], lo[r][j]);
+            else
+                hi[r][j] = elem<T>::store(v);
         }
     }
 }
@@ -2411,17 +2422,22 @@ __global__ void __launch_bounds__(kTcThreads, bwd_tc_min_blocks<T, OPTS>)
     double *const pbias = OPTS == kBwdAll ? pbias_in : NULL, *const pskip = OPTS == kBwdAll ? pskip_in : NULL;
     float *const gdb = OPTS != kBwdPlain ? gdb_in : NULL, *const gdc = OPTS != kBwdPlain ? gdc_in : NULL;
     extern __shared__ __align__(16) unsigned char bwd_tc_smem[];
-    __shared__ float s_dt[TQ], s_cum[TQ], s_ddt0[TQ], s_rr[TQ], s_da[TQ], s_red[kTcThreads];
+    __shared__ float s_dt[TQ], s_cum[TQ], s_ddt0[TQ], s_rr[TQ], s_da[TQ], s_red[kTcThreads / 32];
     __shared__ int s_seg[TQ];
     __shared__ double s_dcum[TQ];
     const bwd_smem sm = {s_dt, s_cum, s_ddt0, s_rr, s_da, s_red, s_seg, s_dcum};
     auto same_seg = [&](int s, int t) { return !o.seq || s_seg[s] == s_seg[t]; };
     auto first_seg = [&](int s) { return !o.seq || s_seg[s] == 0; };
     typedef T row_t[kPad];
-    row_t *Wg = (row_t *)bwd_tc_smem, *Wx = Wg + TQ;             /* [t][s]; Wg's tile holds S in phase 3 */
-    row_t *Xs = Wx + TQ, *Uh = Xs + TQ, *Ul = Uh + TQ;           /* x [s][d], dL/du hi, lo [t][d] */
-    row_t *Tc = Ul + TQ, *Tb = Tc + TQ, *Tf = Tb + TQ;           /* C [t][n], B [s][n], F (dS, dt B) */
-    row_t *Ts = Wg;                                              /* S [d][n] (phase 3) */
+    /* 16-bit T: eight tiles, Wg's holding S in phase 3. TF32 (bwd_tc_smem_size): six, no
+       dU lo; C in Wg's tile (phase 1: each warp writes its Wg rows after its C B^T product
+       read them; phase 3: C loaded again), S in F's after x dS (phase 3) */
+    constexpr bool six = !kDuLo<T>;
+    row_t *Wg = (row_t *)bwd_tc_smem, *Wx = Wg + TQ;             /* [t][s] */
+    row_t *Xs = Wx + TQ, *Uh = Xs + TQ, *Ul = six ? nullptr : Uh + TQ; /* x [s][d], dL/du hi, lo [t][d] */
+    row_t *Tc = six ? Wg : Ul + TQ, *Tb = six ? Uh + TQ : Tc + TQ, *Tf = Tb + TQ; /* C [t][n], B [s][n], F (dS, dt B) */
+    row_t *Ts = six ? Tf : Wg;                                  /* S [d][n] (phase 3) */
+    auto du_at = [&](int r, int j) { return ld(&Uh[r][j]) + (six ? 0.f : ld(&Ul[r][j])); }; /* dL/du */
     float *s_rowp = (float *)Tf, (*s_colp)[TQ] = (float(*)[TQ])(s_rowp + TQ); /* phase 1, in Tf */
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, cq = lane % 4, rb = warp * 16;
     const int r0 = rb + lane / 4, r1 = r0 + 8;
@@ -2450,7 +2466,7 @@ __global__ void __launch_bounds__(kTcThreads, bwd_tc_min_blocks<T, OPTS>)
                 load_tile(Xs, xb + d0, sx.s1, q, D - d0, vec);
                 load_du(Uh, Ul, dyb + d0, sdy.s1, zb ? zb + d0 : nullptr, o.sz.s1, q, D - d0, vec);
                 tag_x = d0;
-                du_split_due = vec;
+                du_split_due = vec; /* TF32: never read */
             }
         };
         auto need_c = [&](long long n0) {
@@ -2468,8 +2484,9 @@ __global__ void __launch_bounds__(kTcThreads, bwd_tc_min_blocks<T, OPTS>)
         auto ready = [&]() { /* the tiles loaded above, visible to the block */
             if (vec) {
                 bk_cp_async_wait_all();
-                if (du_split_due)
-                    du_split(Uh, Ul, zb != nullptr);
+                if constexpr (!six)
+                    if (du_split_due)
+                        du_split(Uh, Ul, zb != nullptr);
                 du_split_due = false;
             }
             __syncthreads();
@@ -2551,6 +2568,8 @@ __global__ void __launch_bounds__(kTcThreads, bwd_tc_min_blocks<T, OPTS>)
                 s_rr[tid] = 0.f;
             }
             /* the barrier before the first use of s_ddt0 / s_rr is phase 2's first */
+            if (six)
+                tag_c = -1; /* Wg written over C */
         }
         const float wl0 = r0 < q && same_seg(r0, last) ? expf(s_cum[last] - s_cum[r0]) : 0.f;
         const float wl1 = r1 < q && same_seg(r1, last) ? expf(s_cum[last] - s_cum[r1]) : 0.f;
@@ -2594,8 +2613,7 @@ __global__ void __launch_bounds__(kTcThreads, bwd_tc_min_blocks<T, OPTS>)
                     for (int e = 0; e < 2; e++) {
                         v[e] = s_dt[s] * gacc[nt][2 * hf + e];
                         if (o.skip_kind != BK_SSD_SKIP_NONE)
-                            v[e] += (chan ? skip_of<T>(o, h, d0 + j + e) : sk) *
-                                    (ld(&Uh[s][j + e]) + ld(&Ul[s][j + e]));
+                            v[e] += (chan ? skip_of<T>(o, h, d0 + j + e) : sk) * du_at(s, j + e);
                     }
                     store2<T>(out, nullptr, vec, j, D - d0, v[0], v[1]);
                 }
@@ -2603,7 +2621,7 @@ __global__ void __launch_bounds__(kTcThreads, bwd_tc_min_blocks<T, OPTS>)
             if (pskip && tid < TQ && d0 + tid < D) {
                 float skp = 0.f;
                 for (int t = 0; t < q; t++)
-                    skp += (ld(&Uh[t][tid]) + ld(&Ul[t][tid])) * ld(&Xs[t][tid]);
+                    skp += du_at(t, tid) * ld(&Xs[t][tid]);
                 pskip[(bh * K + c) * D + d0 + tid] = skp;
             }
         }
@@ -2621,14 +2639,15 @@ __global__ void __launch_bounds__(kTcThreads, bwd_tc_min_blocks<T, OPTS>)
         const float er1 = r1 < q && first_seg(r1) ? expf(s_cum[r1]) : 0.f;
         for (long long n0 = 0; n0 < N; n0 += TQ) {
             float Y2[8][4] = {};
-            for (long long d0 = 0; d0 < D; d0 += TQ) { /* dS into Tf, S into Ts (<dS, S>) */
+            for (long long d0 = 0; d0 < D; d0 += TQ) { /* dS into Tf; 16-bit: S into Ts (<dS, S>) */
                 __syncthreads(); /* every tile but Wx free (Wg dead after phase 2) */
                 need_c(n0);
                 need_b(n0);
                 need_x(d0);
                 const int rows = (int)min((long long)TQ, D - d0);
                 load_ds(d0, n0, rows, true);
-                load_s(d0, n0, rows, true);
+                if (!six)
+                    load_s(d0, n0, rows, true);
                 ready();
                 warp_mma<T, false, true>(Y2, Xs, Tf, rb, 0, TQ);
             }
@@ -2649,11 +2668,11 @@ __global__ void __launch_bounds__(kTcThreads, bwd_tc_min_blocks<T, OPTS>)
                              gdb ? gdb + ((b * L + l0 + s) * H + h) * N + n0 : nullptr, vec, n0, N, cq, s_dt[s]);
             }
             float Y3[8][4] = {};
-            for (long long d0 = 0; d0 < D; d0 += TQ) { /* one D tile: dU and S still loaded */
-                if (D > TQ) {
+            for (long long d0 = 0; d0 < D; d0 += TQ) { /* 16-bit, one D tile: dU and S still loaded */
+                if (six || D > TQ) { /* TF32: S into F's tile (x dS done), <dS, S> with it */
                     __syncthreads();
                     need_x(d0);
-                    load_s(d0, n0, (int)min((long long)TQ, D - d0), false);
+                    load_s(d0, n0, (int)min((long long)TQ, D - d0), six);
                     ready();
                 }
                 warp_mma<T, false, true>(Y3, Uh, Ts, rb, 0, TQ);
@@ -2667,7 +2686,7 @@ __global__ void __launch_bounds__(kTcThreads, bwd_tc_min_blocks<T, OPTS>)
                 if (cq == 0)
                     s_dcum[hf ? r1 : r0] += inter;
             }
-            __syncthreads(); /* Tf (dS) free: dt_s B_s into it */
+            __syncthreads(); /* Tf (dS; TF32: S) free: dt_s B_s into it */
             for (int i = tid; i < TQ * TQ / 2; i += kTcThreads) {
                 const int r = i / (TQ / 2), j = (i % (TQ / 2)) * 2;
                 bk_mma16<T>::st2(&Tf[r][j], s_dt[r] * ld(&Tb[r][j]), s_dt[r] * ld(&Tb[r][j + 1]));
