@@ -1811,7 +1811,8 @@ __device__ void chunk_bwd_finish(const bwd_smem &sm, float dss, bool dss_whole, 
         const double da1 = c1 + after, da0 = c0 + da1;
         sm.da[s0] = (float)da0;
         sm.da[s1] = (float)da1;
-        const double sum = warp_sum_f64((s0 < q ? (double)sm.dt[s0] * da0 : 0.0) + (s1 < q ? (double)sm.dt[s1] * da1 : 0.0));
+        const double sum =
+            warp_sum_f64((s0 < q ? (double)sm.dt[s0] * da0 : 0.0) + (s1 < q ? (double)sm.dt[s1] * da1 : 0.0));
         if (lane == 0)
             *part = sum;
     }
