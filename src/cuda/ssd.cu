@@ -1748,9 +1748,9 @@ struct bwd_smem {
     double *dcum;
 };
 
-/* f64 sum over the lanes of a warp: an xor butterfly, so every lane ends with the same value,
+/* Sum over the lanes of a warp: an xor butterfly, so every lane ends with the same value,
  * added in the same order on every run. */
-__device__ __forceinline__ double warp_sum_f64(double v)
+template <typename V> __device__ __forceinline__ V warp_sum(V v)
 {
     for (int m = 16; m > 0; m /= 2)
         v += __shfl_xor_sync(0xffffffffu, v, m);
@@ -1761,7 +1761,7 @@ __device__ __forceinline__ double warp_sum_f64(double v)
  * with dss_whole thread 0 holds all of it): the R terms and exp(cum_l) <dS, S> into dcum,
  * da_u = sum_{t >= u} dcum_t (reverse running sum), ddt (through dt_eff's slope: softplus,
  * clamp) and the chunk's parts of dA (*part) and ddt_bias (*pbias when non-NULL). Warp 0
- * does the chunk's sums, two steps a lane: R and the f64 sums by warp_sum_f64, da by a
+ * does the chunk's sums, two steps a lane: R and the f64 sums by warp_sum, da by a
  * suffix scan of the lanes' pair sums (one thread walking the 64 steps held the block's
  * other warps at the next barrier: bench/RESULTS.md run 27). */
 template <typename T, int OPTS>
@@ -1773,9 +1773,7 @@ __device__ void chunk_bwd_finish(const bwd_smem &sm, float dss, bool dss_whole, 
     const int tid = threadIdx.x, lane = tid % 32, last = q - 1;
     auto same_seg = [&](int s, int t) { return !o.seq || sm.seg[s] == sm.seg[t]; };
     if (!dss_whole) { /* <dS, S>: the lanes, then the warps in order */
-        float v = dss;
-        for (int m = 16; m > 0; m /= 2)
-            v += __shfl_xor_sync(0xffffffffu, v, m);
+        const float v = warp_sum(dss);
         if (lane == 0)
             sm.red[tid / 32] = v;
     }
@@ -1792,7 +1790,7 @@ __device__ void chunk_bwd_finish(const bwd_smem &sm, float dss, bool dss_whole, 
         auto rterm = [&](int s) {
             return s < q && same_seg(s, last) ? (double)(expf(sm.cum[last] - sm.cum[s]) * sm.dt[s]) * sm.rr[s] : 0.0;
         };
-        const double r0 = rterm(s0), r1 = rterm(s1), R = warp_sum_f64(r0 + r1);
+        const double r0 = rterm(s0), r1 = rterm(s1), R = warp_sum(r0 + r1);
         const double carry = !o.seq || sm.seg[last] == 0 ? (double)expf(sm.cum[last]) * ds : 0.0;
         double c0 = s0 < q ? sm.dcum[s0] - r0 : 0.0, c1 = s1 < q ? sm.dcum[s1] - r1 : 0.0;
         if (s0 == last)
@@ -1812,7 +1810,7 @@ __device__ void chunk_bwd_finish(const bwd_smem &sm, float dss, bool dss_whole, 
         sm.da[s0] = (float)da0;
         sm.da[s1] = (float)da1;
         const double sum =
-            warp_sum_f64((s0 < q ? (double)sm.dt[s0] * da0 : 0.0) + (s1 < q ? (double)sm.dt[s1] * da1 : 0.0));
+            warp_sum((s0 < q ? (double)sm.dt[s0] * da0 : 0.0) + (s1 < q ? (double)sm.dt[s1] * da1 : 0.0));
         if (lane == 0)
             *part = sum;
     }
@@ -1829,7 +1827,7 @@ __device__ void chunk_bwd_finish(const bwd_smem &sm, float dss, bool dss_whole, 
     __syncthreads();
     if (pbias && tid < 32) {
         const int s0 = 2 * lane, s1 = s0 + 1;
-        const double sb = warp_sum_f64((s0 < q ? (double)sm.ddt0[s0] : 0.0) + (s1 < q ? (double)sm.ddt0[s1] : 0.0));
+        const double sb = warp_sum((s0 < q ? (double)sm.ddt0[s0] : 0.0) + (s1 < q ? (double)sm.ddt0[s1] : 0.0));
         if (lane == 0)
             *pbias = sb;
     }
