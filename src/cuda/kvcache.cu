@@ -13,9 +13,7 @@
  *         256 / TX) and owns 4 * TY rows; each thread loads its unit of 4 rows before it
  *         stores any (4 independent 16-byte loads in flight). The per-row index math runs
  *         once per row, not per unit, and in 32 bits where it fits (64-bit integer
- *         division is ~20x slower on the GPU and made the old grid-stride loop compute
- *         bound: 18.5% of copy bandwidth). H100 bk_bench, bf16 B64 H32 new256 D128:
- *         0.963 ms (557 GB/s, 18.5%) -> 0.191 ms (2811 GB/s, 93.7% of copy bandwidth).
+ *         division is ~20x slower on the GPU and makes a per-unit loop compute bound).
  *         kv_append: grid (ceil(H*L / (4*TY)), 2 = K/V, min(B, 65535)), z strides over b;
  *         a block's rows are consecutive (h, l) of one b (h, l split with one 32-bit
  *         division when H*L < 2^31, else 64-bit).

@@ -21,7 +21,7 @@
  *   - decode_tc_kernel (f16/bf16, R x group > 4): tensor cores (mma.sync m16n8k16, f32
  *     accumulate), 16 pairs a CTA, warp w taking keys [16 w, 16 w + 16) of a 64-key tile.
  *   - decode_kernel (f32, and f16/bf16 with R x group <= 4): f32 on CUDA cores, G <= 4
- *     pairs a CTA; 4 pairs or fewer stay on it (bench/RESULTS.md run 12).
+ *     pairs a CTA; 4 pairs or fewer stay on it (bench/RESULTS.md).
  *
  * paged_prefill, reference path (BK_PREFER_REFERENCE; the fast one is sdpa_fwd.cu's
  *   tensor-core kernels over pages, bk_cuda_paged_prefill_tc): prefill_kernel, f32 on CUDA
@@ -29,7 +29,7 @@
  *
  * Not yet: the tensor-core kernel's wasted rows at R x group 5..15 (the m16 tile holds 16
  *   pairs); B1 kv32768 short of the read ceiling (one wave of 264 CTAs stops short of DRAM
- *   bandwidth whatever the kernel, bench/RESULTS.md run 17); the H100's 132 x 2 slots
+ *   bandwidth whatever the kernel, bench/RESULTS.md); the H100's 132 x 2 slots
  *   hard-coded in the heuristic, and not tuned for the tensor-core kernel's 16-pair chunks;
  *   prefill enable_kv_split.
  */
@@ -256,8 +256,8 @@ static __device__ __forceinline__ decode_rowref decode_lookup(const paged_table 
 
 /* 16-byte cp.async, zero-filled when src_bytes = 0, with a 128-byte L2 prefetch hint: a
  * K/V row is D * sizeof(T) = 128 to 1024 bytes, a multiple of 128, so from a 128-byte
- * aligned pool the hint fetches no byte outside the row. H100 bk_bench: +1 to +3 points
- * of copy bandwidth over the plain copy. */
+ * aligned pool the hint fetches no byte outside the row. It gains copy bandwidth over the
+ * plain copy (bench/RESULTS.md). */
 static __device__ __forceinline__ void decode_cp16(uint32_t dst, const void *src, int src_bytes)
 {
     asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
@@ -443,7 +443,8 @@ template <int G, int LPR> static __device__ __forceinline__ void decode_row_sum(
  * row-group keeps an online softmax per pair (ex2.approx, each probability once); the
  * row-groups merge through shared memory. R > 1: per-pair bounds in shared memory (128
  * registers kept). D 128 bf16 G 4: 128 registers, no spill, 48 KB dynamic smem -> 4
- * CTAs/SM. 4 pairs or fewer stay on this kernel (bench/RESULTS.md run 12). */
+ * CTAs/SM. 4 pairs or fewer stay on this kernel (src/ops/paged_decode.c's tc_rejects says
+ * why). */
 template <typename T, int D, int G, bool CAUSAL>
 __global__ void __launch_bounds__(128) decode_kernel(decode_params p)
 {
@@ -665,8 +666,8 @@ template <typename T, int D> struct decode_tc_cfg {
     static const size_t SMEM = PIPE_BYTES > RED_BYTES ? PIPE_BYTES : RED_BYTES;
 };
 
-/* decode_tc_kernel (f16/bf16, picked when R x group > 4, bench/RESULTS.md run 12): tensor
- * cores, mma.sync m16n8k16 with f32 accumulate, the sdpa_fwd.cu mma kernel's math on one
+/* decode_tc_kernel (f16/bf16, picked when R x group > 4): tensor cores, mma.sync m16n8k16
+ * with f32 accumulate, the sdpa_fwd.cu mma kernel's math on one
  * 16-row tile. A = the CTA's 16 pairs of ONE kv head (pair chunks of 16; rows past the
  * pairs zero), in shared memory. A CTA tile is CK = 64 keys, warp w takes keys [16 w,
  * 16 w + 16) of each through its own ring (D 64: 4 stages, else 3; K and V rows with
@@ -873,10 +874,9 @@ static int decode_g(int pairs)
     return pairs >= kDecodeMaxG ? kDecodeMaxG : pairs >= 2 ? 2 : 1;
 }
 
-/* The CTAs the split heuristic aims for: 2 per SM of an H100 SXM (132 SMs; 4 fit, but a
-   split sweep there put the best B1 kv32768 time at 32 splits of 8 kv heads, B16 at 2
-   splits, bench/RESULTS.md run 11: longer parts amortise each CTA's prologue and the
-   merge reads fewer partials). Only the heuristic uses it; other parts get other wave
+/* The CTAs the split heuristic aims for: 2 per SM of an H100 SXM (132 SMs; 4 fit, but
+   fewer, longer parts amortise each CTA's prologue and the merge reads fewer partials;
+   split sweeps: bench/RESULTS.md). Only the heuristic uses it; other parts get other wave
    shapes, never other results for a given split count. */
 static const long long kDecodeSlots = 132 * 2;
 

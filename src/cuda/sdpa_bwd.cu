@@ -32,8 +32,7 @@
  *     keys, recomputing P; each output written once, no atomics.
  *   - generic (every dtype and option, Dqk != Dv; deterministic): CUDA cores, f32 (f64
  *     for f64), the same two passes on 16 x 16 (f64: 8 x 8) tiles in shared memory.
- * Speed (H100): the fused kernel ~150 TFLOP/s at D 256, its deterministic mode 0.65-0.78x
- * of that (run 11); on sm_90a the Hopper kernel takes D 256 at 170-275 (run 13).
+ * Speed (H100): bench/RESULTS.md.
  * On sm_90a the Hopper kernel (sdpa_bwd_sm90.cu, wgmma + TMA) takes the fast plan's
  * D 64/128/256 problems without softcap/ALiBi/window, and in its deterministic mode (the same
  * ticket and semaphores) the deterministic plan's. Batch is launched in chunks of 65535
@@ -638,7 +637,7 @@ template <int D, int BQ, int BK> struct fused_cfg {
         return (size_t)(2 * BK * D + 4 * BQ * D + BK * BQ) * es + 4 * BQ * sizeof(float);
     }
 };
-/* The shipped tiles (bk_bench on the H100, see the header): D 64: 128 x 128, D 128:
+/* The shipped tiles (bk_bench on the H100: bench/RESULTS.md): D 64: 128 x 128, D 128:
  * 64 rows x 128 keys, D 256: 64 x 64 (two warps per key group). */
 template <int D> struct fused_tiles {
     static constexpr int BQ = D == 64 ? 128 : 64, BK = D == 256 ? 64 : 128;

@@ -33,7 +33,7 @@
  *   the next step's products; at D 128 products wider than m64n64 (S^T, dP^T and dQ read
  *   both operands from shared memory at its full bandwidth); for causal DET more than one
  *   staged tile of slack (the k-th key tile of a chain waits for k adds before its first);
- *   a persistent, causal-balanced schedule (what was tried: bench/RESULTS.md runs 18, 23, 24). */
+ *   a persistent, causal-balanced schedule (what was tried: bench/RESULTS.md). */
 #include "hopper.cuh"
 #include "sdpa_bwd_sm90.h"
 
@@ -50,13 +50,13 @@ template <int D> struct bwd90_tiles {
     static constexpr int BM = D == 64 ? 128 : 64; /* query rows per step */
     static constexpr int STAGES = 2;            /* Q / dO / lse / D_i ring depth */
     /* D 64: S^T and dP^T in two commit groups; P^T is computed and dV += P^T dO issued
-     * while dP^T is in flight (+2-4% at D 64, -1-3% at D 128: bench/RESULTS.md run 18) */
+     * while dP^T is in flight (faster at D 64, slower at D 128: bench/RESULTS.md) */
     static constexpr bool EARLY_DV = D == 64;
     /* D 256, atomic mode: the first A_REG_BLOCKS k16 blocks (over D) of the consumer's S^T
      * (K) or dP^T (V) A operand held in registers as wgmma fragments for the whole CTA: a
-     * quarter less shared-memory reading in those products (+3-6%; DET, which is tighter on
-     * registers, lost 1-3% with it and keeps 0: bench/RESULTS.md run 25). D 128 gained
-     * nothing, D 64 has no registers to spare. */
+     * quarter less shared-memory reading in those products (faster; DET, which is tighter on
+     * registers, is slower with it and keeps 0). D 128 gains nothing, D 64 has no registers
+     * to spare (measurements: bench/RESULTS.md). */
     static constexpr int A_REG_BLOCKS = SPLIT ? 4 : 0;
     static constexpr int THREADS = 384;         /* producer + 2 consumer warpgroups */
     /* 168 registers per thread at launch (__launch_bounds__(384, 1)): 24 + 2 x 240 = 504 */
@@ -894,7 +894,7 @@ static bk_status bwd90_launch(const bk_sdpa_bwd_desc *d, const bk_sdpa_bwd_args 
      * causal mask and with at most half the device's SMs in key tiles, a margin for other
      * kernels holding SMs meanwhile (attention.h says what can still stall it); nrt nkt <
      * 2^29 keeps bwd90_add_position in 32 bits. The window is every row tile (narrower
-     * ones, which keep fewer rows in L2, were no faster: bench/RESULTS.md run 23). */
+     * ones, which keep fewer rows in L2, are no faster: bench/RESULTS.md). */
     const int nrt = (d->q_len + C::BM - 1) / C::BM, nkt = (d->kv_len + C::BN - 1) / C::BN;
     int sms = 0;
     p.rotate = DET && !d->causal && nrt >= 2 && (long long)nrt * nkt < (1 << 29) && bk_cuda_sm_count(&sms) &&

@@ -36,8 +36,8 @@
  * Not yet: the in-warpgroup overlap at D 64; packing the query heads of a GQA group for
  *   dense problems; a second Q buffer at D 256 or for pages; y through shared memory and
  *   a TMA store; Dqk != Dv; a fast path for pages of 1 or 2 rows (a quarter of the dense
- *   speed); pages of 4..32 rows at dense speed (10-20% behind: the consumers wait on the
- *   cp.async copies; bench/RESULTS.md run 19). */
+ *   speed); pages of 4..32 rows at dense speed (the consumers wait on the cp.async
+ *   copies). */
 #include "hopper.cuh"
 #include "sdpa_fwd_tiles.cuh"
 
@@ -51,22 +51,22 @@ template <int D, int NC, bool PAGED = false> struct sm90_tiles {
     static_assert(NC == 2 || (NC == 3 && D == 64), "3 consumers only at D 64");
     /* CTAs per SM: dense D 64 with two consumers (causal below S 4096, windows, softcap,
        ALiBi) runs two, with 64-key tiles and 104-register consumers, so four consumer
-       warpgroups share an SM instead of two (short causal rows +4-9%, though ptxas
-       serialises the wgmma at 104 registers; bench/RESULTS.md run 27) */
+       warpgroups share an SM instead of two (faster on short causal rows, though ptxas
+       serialises the wgmma at 104 registers; measurements: bench/RESULTS.md) */
     static constexpr int CTAS = D == 64 && NC == 2 && !PAGED ? 2 : 1;
     static constexpr int BM = 64 * NC; /* query rows per CTA */
-    /* keys per K / V buffer (176 at D 128: no faster, run 16; 64 at D 64 / 128 with one
-       CTA per SM: -10 to -18%, run 26) */
+    /* keys per K / V buffer: 64 at D 256 and with two CTAs per SM, else 128 (64-key tiles
+       with one CTA per SM are slower at D 64 / 128; tile trials: bench/RESULTS.md) */
     static constexpr int BN = D == 256 || CTAS == 2 ? 64 : 128;
-    static constexpr int STAGES = 2; /* K/V ring depth (3: no gain at D 64 NC 3 nor D 128, runs 15 and 19) */
+    static constexpr int STAGES = 2; /* K/V ring depth (3 gains nothing at D 64 NC 3 nor D 128) */
     /* every EX2_FMA_EVERY-th key block's exponentials on the FMA pipe (0: none): at D 64
        the softmax, not the tensor cores, sets the pace (the MUFU pipe does 16 exponentials
-       per clock per SM); one in 8 balances the two pipes best (bench/RESULTS.md run 11) */
+       per clock per SM); one in 8 balances the two pipes best (bench/RESULTS.md) */
     static constexpr int EX2_FMA_EVERY = D == 64 ? 8 : 0;
     /* the softmax of S(n) under P(n-1) V(n-1) inside a warpgroup (on top of the ping-pong):
-       dense D 128 / 256 (+1-6% on the H100) and pages at D 128 (+2-7%); not at D 64 (-10%
-       to +3%), nor where it adds spills (D 256 with softcap / ALiBi; pages at D 256 or
-       with softcap / ALiBi); bench/RESULTS.md runs 12 and 16 */
+       dense D 128 / 256 and pages at D 128, where it is faster; not at D 64 (no steady
+       gain), nor where it adds spills (D 256 with softcap / ALiBi; pages at D 256 or
+       with softcap / ALiBi); measurements: bench/RESULTS.md */
     static constexpr bool overlap(bool paged, bool gen)
     {
         return paged ? D == 128 && !gen : D >= 128 && !(gen && D == 256);
@@ -80,9 +80,9 @@ template <int D, int NC, bool PAGED = false> struct sm90_tiles {
     static constexpr int CONSUMER_REGS = CTAS == 2 ? 104 : NC == 3 ? 160 : D == 256 ? 232 : 224;
     static_assert(PRODUCER_REGS + NC * CONSUMER_REGS <= (1 + NC) * LAUNCH_REGS,
                   "more registers than the CTA holds");
-    /* Q buffers: with two, the producer loads the next unit's Q while this one runs (dense
-       D 64 S 512: +10%, no change elsewhere; pages: -1-3%, so one; D 256 has no room for a
-       second; bench/RESULTS.md run 25) */
+    /* Q buffers: with two, the producer loads the next unit's Q while this one runs (dense:
+       faster at D 64 S 512, no change elsewhere; pages: slower, so one; D 256 has no room
+       for a second; measurements: bench/RESULTS.md) */
     static constexpr int Q_STAGES = D == 256 || PAGED ? 1 : 2;
     static constexpr uint32_t Q_BYTES = BM * D * 2, KV_BYTES = BN * D * 2;
     static constexpr uint32_t OFF_K = Q_STAGES * Q_BYTES, OFF_V = OFF_K + STAGES * KV_BYTES,
@@ -737,11 +737,11 @@ static long long sm90_units(const sdpa_params &p, bool paged, int BM, long long 
 }
 
 /* The consumer warpgroups of a dense problem (gen: softcap / ALiBi): 3 (192-row tiles) at
- * D 64 without a mask, or causal from 4096 query rows on: +5-12% on the H100 over 2
- * (bench/RESULTS.md run 15). 2 elsewhere: where the causal diagonal or a window leaves
- * much of a 192-row tile's products masked (causal S 512-2048: -5 to -25% on 3), and
- * with softcap / ALiBi, whose transform spills at 160 registers a thread. Two at D 64 run
- * two CTAs per SM (sm90_tiles::CTAS); causal from 4096 rows on they lose 8-15% to 3 (run 27). */
+ * D 64 without a mask, or causal from 4096 query rows on, where they are faster than 2;
+ * 2 elsewhere: where the causal diagonal or a window leaves much of a 192-row tile's
+ * products masked, and with softcap / ALiBi, whose transform spills at 160 registers a
+ * thread. Two at D 64 run two CTAs per SM (sm90_tiles::CTAS), still slower than 3 causal
+ * from 4096 rows on (measurements: bench/RESULTS.md). */
 static int sm90_consumers(const sdpa_params &p, bool gen)
 {
     const bool wide = p.window < 0 && (!p.causal || p.Sq >= 4096);
@@ -851,8 +851,8 @@ bool bk_sm90_fwd_built(bk_dtype dtype)
  * memory (a stride-0 head axis is not packed), the tile ids within int range, and requests
  * of fewer query rows than a tile on average (total_rows < 128 batch), which an unpacked
  * tile would leave mostly empty. Long prefill is not packed: its K/V tiles come from L2
- * for the group's tiles anyway, and packed 32-row tiles measured 0.8x at B16 S512 causal
- * (bench/RESULTS.md run 15). */
+ * for the group's tiles anyway, and packed 32-row tiles are slower there (measurements:
+ * bench/RESULTS.md). */
 static int sm90_qpack(const sdpa_params &p)
 {
     if ((long long)p.total_rows >= (long long)kSm90Rows * p.B)

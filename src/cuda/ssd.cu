@@ -32,11 +32,11 @@
  * rows, else ssd_step_kernel; f32 update, fixed shuffle order; a request outside the pool
  * is counted and skipped.
  * Not yet (speed): wgmma, or two (b, h) per block, in the fused forward (latency-bound on its
- * mma.sync chains with 8 warps per SM: bench/RESULTS.md run 20); vector loads in the generic
- * kernels and the backward's chunk_state / chunk_scan, 8 warps in chunk_bwd_tc, the backward's
- * fused state passes on long walks from fewer than 128 blocks (a split as chunk_state_v +
- * state_pass_t); for TF32 a vectorised forward (cp.async, fused state pass with f32 states)
- * and f32 states passes in the backward (chunk_state_tc + state_pass: 1.7 of its 5 ms).
+ * mma.sync chains with 8 warps per SM); vector loads in the generic kernels and the backward's
+ * chunk_state / chunk_scan, 8 warps in chunk_bwd_tc, the backward's fused state passes on long
+ * walks from fewer than 128 blocks (a split as chunk_state_v + state_pass_t); for TF32 a
+ * vectorised forward (cp.async, fused state pass with f32 states) and f32 states passes in the
+ * backward (chunk_state_tc + state_pass: about a third of its time).
  */
 #include "common.cuh"
 #include "cuda/ssd_cuda.h"
@@ -945,11 +945,11 @@ __device__ __forceinline__ float *tdots_at(const float *buf, long long bh, long 
  * are issued before this chunk's products. The chunks' weights and decays come in batches of
  * kPassBatch: at a batch's first chunk every warp computes one chunk of the next batch
  * (warp_prologue_scan, its inputs loaded a batch ahead), so the scan is on the walk's path
- * once per batch, not at every chunk (one warp scanning each chunk held every step's
- * barrier: bench/RESULTS.md run 26).
+ * once per batch, not at every chunk (one warp scanning each chunk would hold every step's
+ * barrier).
  * Not yet: a split for few blocks on long walks (MODE 0 has chunk_state_v + state_pass_t),
  * f32 (TF32); MODE 1's S_k loads a chunk ahead (each step waits for them at its <dS, S>
- * sums, run 26).
+ * sums).
  * MODE 0: same products and sums in the same order as chunk_state_v + state_pass_t
  * (bit-identical entering states). */
 const int kPassVThreads = 256; /* chunk_state_pass_v: 8 warps, 16 rows x 32 columns of the tile each */
@@ -1762,8 +1762,8 @@ template <typename V> __device__ __forceinline__ V warp_sum(V v)
  * da_u = sum_{t >= u} dcum_t (reverse running sum), ddt (through dt_eff's slope: softplus,
  * clamp) and the chunk's parts of dA (*part) and ddt_bias (*pbias when non-NULL). Warp 0
  * does the chunk's sums, two steps a lane: R and the f64 sums by warp_sum, da by a
- * suffix scan of the lanes' pair sums (one thread walking the 64 steps held the block's
- * other warps at the next barrier: bench/RESULTS.md run 27). */
+ * suffix scan of the lanes' pair sums (one thread walking the 64 steps would hold the
+ * block's other warps at the next barrier). */
 template <typename T, int OPTS>
 __device__ void chunk_bwd_finish(const bwd_smem &sm, float dss, bool dss_whole, int q, float A, const T *dt,
                                  const bk_view4 &sdt, T *ddt, const bk_view4 &sddt, long long b, long long l0,
@@ -2200,7 +2200,7 @@ __device__ __forceinline__ float row_dot(const float (&acc)[8][4], int hf, const
  * Registers bounded for 3 blocks per SM on the plain problem (168, no spills), 2 with
  * options (~230; at 168 ptxas spills). f32 (TF32): six tiles (no dU lo; C in Wg's tile
  * outside phase 2, S in F's), 108 KB, two blocks per SM, registers unbounded
- * (bwd_tc_min_blocks; with eight tiles, one block of 4 warps per SM: bench/RESULTS.md run 27). */
+ * (bwd_tc_min_blocks; with eight tiles, one block of 4 warps per SM). */
 size_t bwd_tc_smem_size(size_t elem_bytes)
 {
     return (size_t)(elem_bytes == 2 ? 8 : 6) * TQ * kPad * elem_bytes;
@@ -3126,8 +3126,7 @@ void launch_bwd(const ssd_geo &g, const bk_ssd_desc *d, const bk_ssd_bwd_args *a
         launch_pass<T>(g, w.dstates, w.dec, g.K, 1, a->dfinal_states, a->dinitial_states, s);
     }
     /* the plain problem and the grouped one have their own instantiations (runtime option
-       tests are slower, and 2 blocks per SM instead of 3 on tensor cores: bench/RESULTS.md
-       runs 10 and 12) */
+       tests are slower, and 2 blocks per SM instead of 3 on tensor cores: bench/RESULTS.md) */
     const bool all = o.bias || o.softplus || o.limit || o.skip_kind != BK_SSD_SKIP_NONE || o.z || o.seq || w.pbias ||
                      w.pskip;
     const int opts = all ? kBwdAll : o.P > 1 || w.gdb || w.gdc ? kBwdGroups : kBwdPlain;

@@ -16,8 +16,8 @@ enum { PAGED_DECODE_KERNEL_CPU = 0, PAGED_DECODE_KERNEL_CUDA = 1, PAGED_DECODE_K
 #ifdef BK_WITH_CUDA
 /* The tensor-core kernel puts a kv head's R x group (query row, q head) pairs in the 16
  * rows of its MMAs and reads K/V once per 16 pairs; the CUDA-core kernel reads them once
- * per 4. Up to 4 pairs both read K/V once and run at the same speed within 5% (H100,
- * bench/RESULTS.md run 12), so the exact f32 kernel keeps them. */
+ * per 4. Up to 4 pairs both read K/V once and run at about the same speed
+ * (bench/RESULTS.md), so the exact f32 kernel keeps them. */
 static const char *tc_rejects(const void *desc)
 {
     const bk_paged_decode_desc *d = (const bk_paged_decode_desc *)desc;
