@@ -154,7 +154,8 @@ static void ref_bwd(const ssd_problem *p, double *out[NT], double *da_mag, doubl
                     for (int64_t n = 0; n < N; n++) {
                         const int64_t i = d * N + n;
                         hs[(t + 1) * DN + i] = decay * hs[t * DN + i] + dt[r] * x[r * D + d] * B[r * N + n];
-                        hs_abs[(t + 1) * DN + i] = decay * hs_abs[t * DN + i] + dt[r] * fabs(x[r * D + d] * B[r * N + n]);
+                        hs_abs[(t + 1) * DN + i] =
+                            decay * hs_abs[t * DN + i] + dt[r] * fabs(x[r * D + d] * B[r * N + n]);
                     }
             }
             memset(dh, 0, (size_t)DN * sizeof(double));
@@ -381,7 +382,8 @@ static void test_backward(bk_target target, bk_preference pref, bk_dtype dt, ssd
             for (int k = ODX; k < NT; k++) {
                 snprintf(item, sizeof item, "%s %s", what, k_names[k]);
                 if (k == ODA)
-                    ok = check_by_terms(item, &p.view[k], ref[k], da_mag, s.h, plan_tol(&plan.info, &p.view[k], ref[k], 1.0)) &&
+                    ok = check_by_terms(item, &p.view[k], ref[k], da_mag, s.h,
+                                        plan_tol(&plan.info, &p.view[k], ref[k], 1.0)) &&
                          ok;
                 else if (k == ODDT && plan.info.precision.math == BK_MATH_TF32)
                     ok = check_by_terms(item, &p.view[k], ref[k], ddt_mag, rows,
@@ -1097,15 +1099,15 @@ static void test_options_vs_cpu(bk_target gpu, bk_preference pref)
                 /* dA: a sum over (b, t) whose terms cancel, so few heads leave a result far
                    smaller than its terms and a norm-relative bound too tight for the rounding
                    of those terms; it is judged against the analytic f64 reverse pass and the
-                   size of its terms (check_by_terms), as test_backward does (the CPU's dA is checked
-                   against the same reference in test_options_bwd) */
+                   size of its terms (check_by_terms), as test_backward does (the CPU's dA is
+                   checked against the same reference in test_options_bwd) */
                 double *da = malloc((size_t)(o->h + 1) * sizeof(double)),
                        *mag = malloc((size_t)(o->h + 1) * sizeof(double));
                 bkt_ssd_ref_da(&p, dy.val, o->final ? dfin.val : NULL, da, mag);
                 char wa[300];
                 snprintf(wa, sizeof wa, "%s: dA", what);
                 check_by_terms(wa, &gg[G_A].view, da, mag, o->h,
-                         grad_tol(&gplan.info, G_A, &gg[G_A].view, da, dt == BK_DTYPE_F32 ? 3.0 : k_tc_slack));
+                               grad_tol(&gplan.info, G_A, &gg[G_A].view, da, dt == BK_DTYPE_F32 ? 3.0 : k_tc_slack));
                 free(da);
                 free(mag);
                 for (int k = 0; k < NG; k++) {
