@@ -242,7 +242,7 @@ static bool check_terms_bound(const char *what, const double *ref, const double 
 {
     int64_t bad = -1;
     for (int64_t i = 0; i < n && bad < 0; i++)
-        if (!(fabs(ref[i]) <= mag[i] * (1.0 + 1e-12) + 1e-300))
+        if (!(fabs(ref[i]) <= mag[i] * (1.0 + 1e-9) + 1e-300))
             bad = i;
     return bkt_check(bad < 0, what, "reference ddt[%lld] = %.9g above the size of its terms %.9g",
                      (long long)(bad < 0 ? 0 : bad), bad < 0 ? 0.0 : ref[bad], bad < 0 ? 0.0 : mag[bad]);
