@@ -79,9 +79,8 @@
  * 16-byte aligned, the backward keeps the states and state gradients in the dtype between
  * its passes, so the f32 sum <dS, S> in dA also takes the rounded states: dA of a few
  * heads, a sum whose terms cancel, within about 4e-3 relative of f64 on the H100's f16
- * tests) and in f32 on
- * CUDA cores for f32
- * (BK_MATH_F32, the default for f32 under every preference but one). TF32 plan (opt-in:
+ * tests) and in f32 on CUDA cores for f32 (BK_MATH_F32, the default for f32 under every
+ * preference but one). TF32 plan (opt-in:
  * select with BK_PREFER_ALLOW_TF32; f32 data only, plan precision {BK_MATH_TF32, f32
  * accumulate, deterministic, bit-stable}, the exact plan's workspace): the f16/bf16
  * tensor-core kernels run f32 with TF32 operands (mma.sync m16n8k8, operands rounded to
@@ -90,14 +89,13 @@
  * (once), the state gradients and the masked dy.x scores; inputs and outputs stay f32
  * (relative errors about 1e-3, as mamba_ssm's f32, which Triton computes in TF32; dA and
  * ddt_bias, sums over the sequence whose terms cancel, up to about 1e-2 on short random
- * problems). Sums,
- * decays and the dA / ddt terms stay in f32 (f64 where noted). All three
+ * problems). Sums, decays and the dA / ddt terms stay in f32 (f64 where noted). All three
  * are deterministic (no atomics; dA, dskip and ddt_bias are reduced in a fixed order in
  * f64, the group sums of dB and dC head by head). Options on CUDA: the forward runs every
  * option (the skip and the gate in f32 before the one rounding of y; initial, final and
- * varlen states f32 in the scan, rounded once to the dtype). cu_seqlens is not read on the host there: a
- * sequence whose bounds are out of order or outside [0, seq_len] gets a zero state instead
- * of INVALID_PROBLEM. The backward runs every option of the CPU backward (all but varlen
+ * varlen states f32 in the scan, rounded once to the dtype). cu_seqlens is not read on the
+ * host there: a sequence whose bounds are out of order or outside [0, seq_len] gets a zero
+ * state instead of INVALID_PROBLEM. The backward runs every option of the CPU backward (all but varlen
  * states, which have no backward on any target): dz from the un-gated y recomputed as the
  * forward computes it, dskip, ddt_bias (through the softplus and the clamp),
  * dinitial_states and dfinal_states through the reverse state passing, seq_idx as in the
