@@ -95,11 +95,11 @@
  * option (the skip and the gate in f32 before the one rounding of y; initial, final and
  * varlen states f32 in the scan, rounded once to the dtype). cu_seqlens is not read on the
  * host there: a sequence whose bounds are out of order or outside [0, seq_len] gets a zero
- * state instead of INVALID_PROBLEM. The backward runs every option of the CPU backward (all but varlen
- * states, which have no backward on any target): dz from the un-gated y recomputed as the
- * forward computes it, dskip, ddt_bias (through the softplus and the clamp),
- * dinitial_states and dfinal_states through the reverse state passing, seq_idx as in the
- * forward. ssd_step has a CUDA kernel with every option.
+ * state instead of INVALID_PROBLEM. The backward runs every option of the CPU backward
+ * (all but varlen states, which have no backward on any target): dz from the un-gated y
+ * recomputed as the forward computes it, dskip, ddt_bias (through the softplus and the
+ * clamp), dinitial_states and dfinal_states through the reverse state passing, seq_idx as
+ * in the forward. ssd_step has a CUDA kernel with every option.
  *
  * Limits: head_dim and state_dim up to 256 in both directions (UNSUPPORTED beyond).
  */
