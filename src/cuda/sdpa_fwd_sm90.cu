@@ -232,10 +232,12 @@ static __device__ __forceinline__ int slot_page(const sdpa_params &p, int n, lon
         return -1;
     return p.t.indices[pi];
 }
+#if BK_HAS_WGMMA /* its one caller, the kernel's body, exists on sm_90a only */
 static __device__ __forceinline__ int slot_checked(const sdpa_params &p, int pid)
 {
     return pid >= 0 && pid < p.t.num_pages ? pid : -1;
 }
+#endif
 
 /* kLoadSlots: key tile n (`rows` of its ROWS rows hold tokens) of one kv head into the
  * swizzled buffer at s, by the producer warpgroup's 128 threads with cp.async, pages of PS
