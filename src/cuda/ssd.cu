@@ -2096,17 +2096,23 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 /* Fragments of 64 x 64 tiles of T in shared memory (row pitch kPad) for bk_mma16: A (rows
- * rb..rb+15, k from kb) of a tile stored [m][k] (frag_a) or [k][m] (frag_a_t, ldmatrix.trans
- * for 16-bit T); B of n-tiles nt and nt + 1 (b[0..1], b[2..3]; k from kb) of a tile stored
- * [n][k] (frag_b) or [k][n] (frag_b_t, ldmatrix.trans for 16-bit T). f32 tiles: 8-byte pair
- * loads [m][k] (conflict-free at pitch 72 per half warp), element loads [k][m] (2-way). */
+ * rb..rb+15, k from kb) of a tile stored [m][k] (frag_a) or [k][m] (frag_a_t); B of n-tiles
+ * nt and nt + 1 (b[0..1], b[2..3]; k from kb) of a tile stored [n][k] (frag_b) or [k][n]
+ * (frag_b_t). 16-bit T: one ldmatrix.x4 each (.trans for the [k][..] tiles; 144-byte rows,
+ * conflict-free). f32 tiles: 8-byte pair loads [m][k] (conflict-free at pitch 72 per half
+ * warp), element loads [k][m] (2-way). */
 template <typename T> __device__ __forceinline__ void frag_a(frag_t<T> *af, const T (*X)[kPad], int rb, int kb)
 {
-    const int lane = threadIdx.x % 32, r = rb + lane / 4, k = kb + 2 * (lane % 4);
-    af[0] = lds2(&X[r][k]);
-    af[1] = lds2(&X[r + 8][k]);
-    af[2] = lds2(&X[r][k + 8]);
-    af[3] = lds2(&X[r + 8][k + 8]);
+    const int lane = threadIdx.x % 32;
+    if constexpr (sizeof(T) == 2) { /* lanes 8 i..8 i + 7: the rows of af[i] */
+        bk_ldsm_x4(af, bk_smem_addr(&X[rb + (lane & 15)][kb + (lane >> 4) * 8]));
+    } else {
+        const int r = rb + lane / 4, k = kb + 2 * (lane % 4);
+        af[0] = lds2(&X[r][k]);
+        af[1] = lds2(&X[r + 8][k]);
+        af[2] = lds2(&X[r][k + 8]);
+        af[3] = lds2(&X[r + 8][k + 8]);
+    }
 }
 template <typename T> __device__ __forceinline__ void frag_a_t(frag_t<T> *af, const T (*X)[kPad], int rb, int kb)
 {
@@ -2123,11 +2129,16 @@ template <typename T> __device__ __forceinline__ void frag_a_t(frag_t<T> *af, co
 }
 template <typename T> __device__ __forceinline__ void frag_b(frag_t<T> *bf, const T (*Y)[kPad], int nt, int kb)
 {
-    const int lane = threadIdx.x % 32, n = nt * 8 + lane / 4, k = kb + 2 * (lane % 4);
-    bf[0] = lds2(&Y[n][k]);
-    bf[1] = lds2(&Y[n][k + 8]);
-    bf[2] = lds2(&Y[n + 8][k]);
-    bf[3] = lds2(&Y[n + 8][k + 8]);
+    const int lane = threadIdx.x % 32;
+    if constexpr (sizeof(T) == 2) { /* lanes 8 i..8 i + 7: the rows of bf[i] */
+        bk_ldsm_x4(bf, bk_smem_addr(&Y[nt * 8 + (lane & 7) + ((lane >> 4) & 1) * 8][kb + ((lane >> 3) & 1) * 8]));
+    } else {
+        const int n = nt * 8 + lane / 4, k = kb + 2 * (lane % 4);
+        bf[0] = lds2(&Y[n][k]);
+        bf[1] = lds2(&Y[n][k + 8]);
+        bf[2] = lds2(&Y[n + 8][k]);
+        bf[3] = lds2(&Y[n + 8][k + 8]);
+    }
 }
 template <typename T> __device__ __forceinline__ void frag_b_t(frag_t<T> *bf, const T (*Y)[kPad], int nt, int kb)
 {
