@@ -250,21 +250,34 @@ void bkt_ssd_ref(const bkt_ssd_problem *p, double *y, double *final, double *var
     free(st);
 }
 
-/* dA of p by reverse-mode differentiation of bkt_ssd_ref's recurrence in f64, with the
- * output gradient dy [B, L, H, D] and dfinal [B, H, D, N] (NULL: none; the varlen states
- * take no gradient): with decay_t = exp(dt'_t A) and dh_t the gradient of the state after
- * step t (dh_t = C_t^T dy'_t + decay_{t+1} dh_{t+1}, dy' = dy silu(z), nothing crossing a
- * seq_idx reset), dA[h] = sum_{b,t} dt'_t decay_t <dh_t, h_{t-1}>. da_mag[h] receives the
- * sum of the terms' absolute values: the size of what the reduction adds up, against which
- * a result that cancels is judged. da and da_mag hold H values. */
-void bkt_ssd_ref_da(const bkt_ssd_problem *p, const double *dy, const double *dfinal, double *da, double *da_mag)
+/* d dt' / d(dt + bias) at the raw value v: softplus' (the sigmoid; 1 above 20, as ref_dt),
+ * 0 where the limit clamps. */
+static double ref_dt_slope(const bkt_ssd_opts *o, double v)
+{
+    const double slope = o->softplus ? (v > 20.0 ? 1.0 : 1.0 / (1.0 + exp(-v))) : 1.0, w = ref_dt(o, v);
+    return o->limit && (w <= o->lo || w >= o->hi) ? 0.0 : slope;
+}
+
+/* dA and ddt_bias of p by reverse-mode differentiation of bkt_ssd_ref's recurrence in f64,
+ * with the output gradient dy [B, L, H, D] and dfinal [B, H, D, N] (NULL: none; the varlen
+ * states take no gradient): with decay_t = exp(dt'_t A) and dh_t the gradient of the state
+ * after step t (dh_t = C_t^T dy'_t + decay_{t+1} dh_{t+1}, dy' = dy silu(z), nothing
+ * crossing a seq_idx reset),
+ *   dA[h] = sum_{b,t} dt'_t decay_t <dh_t, h_{t-1}>,
+ *   ddt'_t = A decay_t <dh_t, h_{t-1}> + x_t^T dh_t B_t,
+ *   ddt_bias[h] = sum_{b,t} ddt'_t dt'_t / d(dt_t + bias) (ref_dt_slope).
+ * Both are sums over (b, t) whose terms cancel; the _mag arrays receive the size of what
+ * the reduction adds up, the sum of its terms' absolute values, against which a result that
+ * cancels is judged (check_by_terms). Each array holds H values. */
+void bkt_ssd_ref_sums(const bkt_ssd_problem *p, const double *dy, const double *dfinal, double *da, double *da_mag,
+                      double *dbias, double *dbias_mag)
 {
     const bkt_ssd_opts *o = &p->o;
     const int64_t B = o->b, L = o->l, H = o->h, D = o->d, N = o->n, DN = D * N, P = p->g > 0 ? H / p->g : 1;
     double *hs = calloc((size_t)((L + 1) * DN + 1), sizeof(double)); /* hs[t]: the state before step t */
     double *dh = calloc((size_t)(DN + 1), sizeof(double));
     for (int64_t h = 0; h < H; h++)
-        da[h] = da_mag[h] = 0.0;
+        da[h] = da_mag[h] = dbias[h] = dbias_mag[h] = 0.0;
     for (int64_t b = 0; b < B; b++)
         for (int64_t h = 0; h < H; h++) {
             const int64_t g = h / P;
@@ -285,24 +298,30 @@ void bkt_ssd_ref_da(const bkt_ssd_problem *p, const double *dy, const double *df
                 dh[i] = dfinal ? dfinal[((b * H + h) * D) * N + i] : 0.0;
             for (int64_t t = L - 1; t >= 0; t--) { /* reverse */
                 const int64_t row = (b * L + t) * H + h, grow = (b * L + t) * p->g + g;
-                const double dt = ref_step_dt(p, row, h);
-                const double decay = exp(dt * p->a.val[h]);
-                double gsum = 0.0;
+                const double raw = p->dt.val[row] + (o->bias ? p->bias.val[h] : 0.0);
+                const double dt = ref_dt(o, raw), decay = exp(dt * p->a.val[h]);
+                double gsum = 0.0, xdhb = 0.0;
                 for (int64_t d = 0; d < D; d++) {
-                    double dyv = dy[row * D + d];
+                    double dyv = dy[row * D + d], dhb = 0.0;
                     if (o->z) {
                         const double zv = p->z.val[row * D + d];
                         dyv *= zv / (1.0 + exp(-zv));
                     }
                     for (int64_t n = 0; n < N; n++) {
-                        double *e = &dh[d * N + n];
-                        *e += dyv * p->c.val[grow * N + n];
-                        gsum += *e * hs[t * DN + d * N + n];
+                        const int64_t i = d * N + n;
+                        const double cv = p->c.val[grow * N + n], bv = p->b.val[grow * N + n];
+                        dh[i] += dyv * cv;
+                        gsum += dh[i] * hs[t * DN + i];
+                        dhb += dh[i] * bv;
                     }
+                    xdhb += p->x.val[row * D + d] * dhb;
                 }
                 const double term = dt * decay * gsum;
+                const double bias_term = (p->a.val[h] * decay * gsum + xdhb) * ref_dt_slope(o, raw);
                 da[h] += term;
                 da_mag[h] += fabs(term);
+                dbias[h] += bias_term;
+                dbias_mag[h] += fabs(bias_term);
                 const bool reset = ref_reset(p, b, t);
                 for (int64_t i = 0; i < DN; i++)
                     dh[i] = reset ? 0.0 : decay * dh[i];

@@ -49,7 +49,8 @@ void bkt_ssd_free(bkt_ssd_problem *p);
 bk_ssd_desc bkt_ssd_desc(const bkt_ssd_problem *p);
 bk_ssd_fwd_args bkt_ssd_fwd_inputs(const bkt_ssd_problem *p);
 void bkt_ssd_ref(const bkt_ssd_problem *p, double *y, double *final, double *varlen);
-void bkt_ssd_ref_da(const bkt_ssd_problem *p, const double *dy, const double *dfinal, double *da, double *da_mag);
+void bkt_ssd_ref_sums(const bkt_ssd_problem *p, const double *dy, const double *dfinal, double *da, double *da_mag,
+                      double *dbias, double *dbias_mag);
 void bkt_ssd_opts_text(const bkt_ssd_opts *o, char *buf, size_t size);
 bk_tensor bkt_buf_on(bkt_dev *dev, const bkt_buf *t, bool out);
 const bk_tensor *bkt_opt_on(bkt_dev *dev, const bkt_buf *t, bool out, bk_tensor *slot);
