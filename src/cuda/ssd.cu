@@ -470,32 +470,74 @@ __global__ void __launch_bounds__(kThreads)
 /* In place over st[bh][k][e] (e < DN): forward, st[k] becomes the state entering chunk k;
  * reverse, st[k] becomes the gradient of the state leaving chunk k. Starts from init[b, h]
  * (0 when NULL; reverse: dfinal_states) and writes what passes the last chunk to fin[b, h]
- * when non-NULL (the final state; reverse: dinitial_states); K = 0 writes init there. */
-template <typename T>
-__global__ void state_pass_kernel(float *__restrict__ st, const float *__restrict__ dec, long long DN, long long K,
-                                  long long total, int reverse, const T *init, bk_view4 si, T *fin, bk_view4 sf,
-                                  long long H, long long N)
+ * when non-NULL (the final state; reverse: dinitial_states); K = 0 writes init there.
+ * Block (bh, slice of kPassThreads * W elements), a thread W consecutive elements of one
+ * row (W = 4: float4 pieces, N % 4 == 0 and st 16-byte aligned; else W = 1), with the
+ * next kPassAhead chunks' pieces and decays loaded ahead of the sequential steps. */
+const int kPassThreads = 256;
+const int kPassAhead = 8; /* chunks loaded ahead */
+template <int W> __device__ __forceinline__ void pass_load(const float *p, float (&v)[W])
 {
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
-         i += (long long)gridDim.x * blockDim.x) {
-        const long long e = i % DN, bh = i / DN, b = bh / H, h = bh % H, d = e / N, n = e % N;
-        float acc = init ? ld(init + b * si.s0 + h * si.s1 + d * si.s2 + n) : 0.f;
-        for (long long k0 = 0; k0 < K; k0 += 8) { /* 8 loads in flight, then the 8 dependent steps */
-            float val[8], f[8];
-            for (int j = 0; j < 8; j++) {
-                const long long k = k0 + j, c = reverse ? K - 1 - k : k;
-                val[j] = k < K ? st[(bh * K + c) * DN + e] : 0.f;
-                f[j] = k < K ? expf(dec[bh * K + c]) : 1.f; /* past the end: keep acc */
+    if constexpr (W == 4) {
+        const float4 q = *(const float4 *)p;
+        v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
+    } else {
+        for (int j = 0; j < W; j++)
+            v[j] = p[j];
+    }
+}
+template <int W> __device__ __forceinline__ void pass_store(float *p, const float (&v)[W])
+{
+    if constexpr (W == 4)
+        *(float4 *)p = make_float4(v[0], v[1], v[2], v[3]);
+    else
+        for (int j = 0; j < W; j++)
+            p[j] = v[j];
+}
+template <typename T, int W>
+__global__ void __launch_bounds__(kPassThreads)
+    state_pass_kernel(float *__restrict__ st, const float *__restrict__ dec, long long DN, long long K, int slices,
+                      long long total, int reverse, const T *init, bk_view4 si, T *fin, bk_view4 sf, long long H,
+                      long long N)
+{
+    constexpr int A = kPassAhead;
+    for (long long blk = blockIdx.x; blk < total; blk += gridDim.x) {
+        const long long bh = blk / slices, e = ((blk % slices) * kPassThreads + threadIdx.x) * W;
+        if (e >= DN)
+            continue;
+        const long long b = bh / H, h = bh % H, d = e / N, n = e % N;
+        float *col = st + bh * K * DN + e;
+        const float *dc = dec + bh * K;
+        float acc[W], v[A][W], f[A];
+        for (int j = 0; j < W; j++)
+            acc[j] = init ? ld(init + b * si.s0 + h * si.s1 + d * si.s2 + n + j) : 0.f;
+#pragma unroll
+        for (int r = 0; r < A; r++) { /* chunk r (step order) into slot r */
+            const long long c = reverse ? K - 1 - r : r;
+            if (r < K) {
+                pass_load<W>(col + c * DN, v[r]);
+                f[r] = dc[c];
             }
-            for (int j = 0; j < 8; j++) {
-                const long long k = k0 + j, c = reverse ? K - 1 - k : k;
-                if (k < K)
-                    st[(bh * K + c) * DN + e] = acc;
-                acc = f[j] * acc + val[j];
+        }
+        for (long long k0 = 0; k0 < K; k0 += A) {
+#pragma unroll
+            for (int r = 0; r < A; r++) {
+                const long long k = k0 + r, c = reverse ? K - 1 - k : k, kn = k + A;
+                if (k < K) {
+                    const float fk = expf(f[r]);
+                    pass_store<W>(col + c * DN, acc);
+                    for (int j = 0; j < W; j++)
+                        acc[j] = fk * acc[j] + v[r][j];
+                    if (kn < K) {
+                        pass_load<W>(col + (reverse ? K - 1 - kn : kn) * DN, v[r]);
+                        f[r] = dc[reverse ? K - 1 - kn : kn];
+                    }
+                }
             }
         }
         if (fin)
-            fin[b * sf.s0 + h * sf.s1 + d * sf.s2 + n] = elem<T>::store(acc);
+            for (int j = 0; j < W; j++)
+                fin[b * sf.s0 + h * sf.s1 + d * sf.s2 + n + j] = elem<T>::store(acc[j]);
     }
 }
 
@@ -863,7 +905,7 @@ __global__ void __launch_bounds__(kTcThreads)
 /* state_pass in place, writing the 16-bit entering states (layout at tstate_row): block
  * (bh, slice of rd rows), 256 threads of 4 consecutive f32 each (one float4 per chunk),
  * kPre chunks of loads in flight; one barrier per chunk (see tstate_row). */
-const int kPassThreads = 256, kPre = 4;
+const int kPre = 4;
 template <typename T>
 __global__ void __launch_bounds__(kPassThreads, 4)
     state_pass_t_kernel(float *st, const float *__restrict__ dec, int D, int N, long long K, int rd, int slices,
@@ -2783,11 +2825,15 @@ template <typename T>
 void launch_pass(const ssd_geo &g, float *st, const float *dec, long long K, int reverse, const bk_tensor *init,
                  const bk_tensor *fin, cudaStream_t s)
 {
-    const long long elems = g.BH * g.D * g.N;
-    if (elems == 0)
+    const long long DN = g.D * g.N;
+    if (g.BH * DN == 0)
         return;
-    state_pass_kernel<T><<<bk_grid_for(elems, kThreads), kThreads, 0, s>>>(
-        st, dec, g.D * g.N, K, elems, reverse, init ? (const T *)init->data : NULL,
+    const bool w4 = g.N % 4 == 0 && (uintptr_t)st % 16 == 0;
+    const int w = w4 ? 4 : 1, slices = (int)((DN + (long long)kPassThreads * w - 1) / ((long long)kPassThreads * w));
+    const long long total = g.BH * slices;
+    auto kernel = w4 ? state_pass_kernel<T, 4> : state_pass_kernel<T, 1>;
+    kernel<<<blocks_for(total), kPassThreads, 0, s>>>(
+        st, dec, DN, K, slices, total, reverse, init ? (const T *)init->data : NULL,
         init ? bk_view4_of(init) : bk_view4{0, 0, 0, 0}, fin ? (T *)fin->data : NULL,
         fin ? bk_view4_of(fin) : bk_view4{0, 0, 0, 0}, g.H, g.N);
 }
