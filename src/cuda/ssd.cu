@@ -615,18 +615,140 @@ template <typename T> __device__ __forceinline__ frag_t<T> lds2(const T *p)
 const int kTcThreads = 128; /* 4 warps, 16 rows of a 64-row tile each */
 const int kPad = TQ + 8;    /* 16-bit row pitch: fragment loads hit 32 distinct banks */
 
+__device__ __forceinline__ void zero16(void *dst)
+{
+    *(uint4 *)dst = make_uint4(0u, 0u, 0u, 0u);
+}
+
+/* Fragments of 64 x 64 tiles of T in shared memory (row pitch kPad) for bk_mma16: A (rows
+ * rb..rb+15, k from kb) of a tile stored [m][k] (frag_a) or [k][m] (frag_a_t); B of n-tiles
+ * nt and nt + 1 (b[0..1], b[2..3]; k from kb) of a tile stored [n][k] (frag_b) or [k][n]
+ * (frag_b_t). 16-bit T: one ldmatrix.x4 each (.trans for the [k][..] tiles; 144-byte rows,
+ * conflict-free). f32 tiles: 8-byte pair loads [m][k] (conflict-free at pitch 72 per half
+ * warp), element loads [k][m] (2-way). */
+template <typename T> __device__ __forceinline__ void frag_a(frag_t<T> *af, const T (*X)[kPad], int rb, int kb)
+{
+    const int lane = threadIdx.x % 32;
+    if constexpr (sizeof(T) == 2) { /* lanes 8 i..8 i + 7: the rows of af[i] */
+        bk_ldsm_x4(af, bk_smem_addr(&X[rb + (lane & 15)][kb + (lane >> 4) * 8]));
+    } else {
+        const int r = rb + lane / 4, k = kb + 2 * (lane % 4);
+        af[0] = lds2(&X[r][k]);
+        af[1] = lds2(&X[r + 8][k]);
+        af[2] = lds2(&X[r][k + 8]);
+        af[3] = lds2(&X[r + 8][k + 8]);
+    }
+}
+template <typename T> __device__ __forceinline__ void frag_a_t(frag_t<T> *af, const T (*X)[kPad], int rb, int kb)
+{
+    const int lane = threadIdx.x % 32;
+    if constexpr (sizeof(T) == 2) {
+        bk_ldsm_x4_trans(af, bk_smem_addr(&X[kb + (lane & 7) + ((lane >> 4) & 1) * 8][rb + ((lane >> 3) & 1) * 8]));
+    } else { /* no ldmatrix for 32-bit transposes: the pairs element by element */
+        const int m = rb + lane / 4, k = kb + 2 * (lane % 4);
+        af[0] = bk_mma16<T>::pack(X[k][m], X[k + 1][m]);
+        af[1] = bk_mma16<T>::pack(X[k][m + 8], X[k + 1][m + 8]);
+        af[2] = bk_mma16<T>::pack(X[k + 8][m], X[k + 9][m]);
+        af[3] = bk_mma16<T>::pack(X[k + 8][m + 8], X[k + 9][m + 8]);
+    }
+}
+template <typename T> __device__ __forceinline__ void frag_b(frag_t<T> *bf, const T (*Y)[kPad], int nt, int kb)
+{
+    const int lane = threadIdx.x % 32;
+    if constexpr (sizeof(T) == 2) { /* lanes 8 i..8 i + 7: the rows of bf[i] */
+        bk_ldsm_x4(bf, bk_smem_addr(&Y[nt * 8 + (lane & 7) + ((lane >> 4) & 1) * 8][kb + ((lane >> 3) & 1) * 8]));
+    } else {
+        const int n = nt * 8 + lane / 4, k = kb + 2 * (lane % 4);
+        bf[0] = lds2(&Y[n][k]);
+        bf[1] = lds2(&Y[n][k + 8]);
+        bf[2] = lds2(&Y[n + 8][k]);
+        bf[3] = lds2(&Y[n + 8][k + 8]);
+    }
+}
+template <typename T> __device__ __forceinline__ void frag_b_t(frag_t<T> *bf, const T (*Y)[kPad], int nt, int kb)
+{
+    const int lane = threadIdx.x % 32;
+    if constexpr (sizeof(T) == 2) {
+        bk_ldsm_x4_trans(bf, bk_smem_addr(&Y[kb + (lane & 15)][(nt + (lane >> 4)) * 8]));
+    } else {
+        const int n = nt * 8 + lane / 4, k = kb + 2 * (lane % 4);
+        bf[0] = bk_mma16<T>::pack(Y[k][n], Y[k + 1][n]);
+        bf[1] = bk_mma16<T>::pack(Y[k + 8][n], Y[k + 9][n]);
+        bf[2] = bk_mma16<T>::pack(Y[k][n + 8], Y[k + 1][n + 8]);
+        bf[3] = bk_mma16<T>::pack(Y[k + 8][n + 8], Y[k + 9][n + 8]);
+    }
+}
+
+/* One warp: acc[16 rows from rb][64 columns] += X Y over k in [kb0, kb1) (multiples of 16);
+ * XT / YT: X stored [k][m], Y stored [k][n] (else [m][k], [n][k]). */
+template <typename T, bool XT, bool YT>
+__device__ __forceinline__ void warp_mma(float (&acc)[8][4], const T (*X)[kPad], const T (*Y)[kPad], int rb, int kb0,
+                                         int kb1)
+{
+#pragma unroll 1
+    for (int kb = kb0; kb < kb1; kb += 16) {
+        frag_t<T> af[4];
+        if (XT)
+            frag_a_t(af, X, rb, kb);
+        else
+            frag_a(af, X, rb, kb);
+#pragma unroll
+        for (int nt = 0; nt < 8; nt += 2) {
+            frag_t<T> bf[4];
+            if (YT)
+                frag_b_t(bf, Y, nt, kb);
+            else
+                frag_b(bf, Y, nt, kb);
+            bk_mma16<T>::mma(acc[nt], af, bf);
+            bk_mma16<T>::mma(acc[nt + 1], af, bf + 2);
+        }
+    }
+}
+
+/* Elements of T in one 16-byte piece; pieces in a 64-element tile row: 1 << kRowShift. */
+template <typename T> constexpr int kPer16 = 16 / (int)sizeof(T);
+template <typename T> constexpr int kRowShift = sizeof(T) == 2 ? 3 : 4;
+template <typename T> constexpr int kRowPieces = 1 << kRowShift<T>;
+
+/* tile[r][j] = src[r * rs + j] (64 rows from src, 64 columns), zero where r >= q or j >= w.
+ * vec: 16-byte cp.async pieces (src and rs * sizeof(T) multiples of 16, w a multiple of 8;
+ * the caller waits before its barrier), else element by element. ROLLED: the 16-byte loop
+ * not unrolled (fewer registers where the caller holds accumulators). */
+template <typename T, bool ROLLED = false>
+__device__ __forceinline__ void load_tile(T (*tile)[kPad], const T *src, long long rs, int q, long long w, bool vec)
+{
+    if (vec) {
+#pragma unroll(ROLLED ? 1 : 16)
+        for (int it = 0; it < TQ * kRowPieces<T> / kTcThreads; it++) {
+            const int i = threadIdx.x + it * kTcThreads, r = i >> kRowShift<T>, j = (i & (kRowPieces<T> - 1)) * kPer16<T>;
+            if (r < q && j < w)
+                bk_cp_async16(bk_smem_addr(&tile[r][j]), src + r * rs + j, 16);
+            else
+                zero16(&tile[r][j]);
+        }
+    } else {
+        for (int i = threadIdx.x; i < TQ * TQ; i += kTcThreads) {
+            const int r = i / TQ, j = i % TQ;
+            tile[r][j] = r < q && j < w ? src[r * rs + j] : elem<T>::store(0.f);
+        }
+    }
+}
+
+
 /* chunk_state on tensor cores: out[d][n] = sum_s u_s[d] (w_s v_s[n]) for a 64 x 64 tile, the
  * MODEs, weights and dec of chunk_state_kernel (MODE 0: u = x, v = B; MODE 1: u = dL/du,
- * v = C); u and w v rounded to T in shared memory, stored transposed ([d][s], [n][s]). */
+ * v = C); tiles Us[s][d], Vs[s][n] as stored in memory (vec: 16-byte cp.async pieces, as
+ * load_tile; else element by element), then w_s v_s rounded to T in place; transposed
+ * fragments (frag_a_t, frag_b_t). */
 template <typename T, int MODE>
 __global__ void __launch_bounds__(kTcThreads)
     chunk_state_tc_kernel(const T *x, bk_view4 sx, const T *bm, bk_view4 sb, const T *dt, bk_view4 sdt, const T *a,
                           long long sa, float *out, float *dec, long long L, long long H, long long D, long long N,
-                          long long K, long long total, ssd_kopts o)
+                          long long K, long long total, ssd_kopts o, bool vec)
 {
     __shared__ float s_dt[TQ], s_cum[TQ], s_w[TQ];
     __shared__ int s_seg[TQ];
-    __shared__ __align__(16) T Xt[TQ][kPad], Bt[TQ][kPad];
+    __shared__ __align__(16) T Us[TQ][kPad], Vs[TQ][kPad];
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, cq = lane % 4;
     const long long tn = (N + TQ - 1) / TQ, tiles = ((D + TQ - 1) / TQ) * tn;
     for (long long blk = blockIdx.x; blk < total; blk += gridDim.x) {
@@ -634,6 +756,14 @@ __global__ void __launch_bounds__(kTcThreads)
         const long long b = bh / H, h = bh % H, l0 = c * TQ, d0 = (tile / tn) * TQ, n0 = (tile % tn) * TQ;
         const long long hg = h / o.P; /* the group whose B and C head h reads */
         const int q = (int)min((long long)TQ, L - l0);
+        if (MODE == 0 || !o.z)
+            load_tile(Us, x + b * sx.s0 + l0 * sx.s1 + h * sx.s2 + d0, sx.s1, q, D - d0, vec);
+        else /* dL/du = dy silu(z), rounded once */
+            for (int i = tid; i < TQ * TQ; i += kTcThreads) {
+                const int s = i / TQ, j = i % TQ;
+                Us[s][j] = elem<T>::store(s < q && d0 + j < D ? ld_du(o, x, sx, b, l0 + s, h, d0 + j) : 0.f);
+            }
+        load_tile(Vs, bm + b * sb.s0 + l0 * sb.s1 + hg * sb.s2 + n0, sb.s1, q, N - n0, vec);
         chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum, s_seg, o);
         if (tid < TQ)
             s_w[tid] = tid >= q ? 0.f
@@ -641,33 +771,22 @@ __global__ void __launch_bounds__(kTcThreads)
                                    : (s_seg[tid] == 0 ? expf(s_cum[tid]) : 0.f);
         if (MODE == 0 && tid == 0 && tile == 0) /* a reset inside the chunk: nothing carried through it */
             dec[bh * K + c] = s_seg[q - 1] == 0 ? s_cum[q - 1] : -INFINITY;
+        bk_cp_async_wait_all();
         __syncthreads();
-        for (int i = tid; i < TQ * TQ; i += kTcThreads) {
+        for (int i = tid; i < TQ * TQ; i += kTcThreads) { /* w_s v_s, rounded to T */
             const int s = i / TQ, j = i % TQ;
-            const bool din = s < q && d0 + j < D;
-            Xt[j][s] = !din      ? elem<T>::store(0.f)
-                       : MODE == 0 ? x[off4(sx, b, l0 + s, h, d0 + j)]
-                                   : elem<T>::store(ld_du(o, x, sx, b, l0 + s, h, d0 + j));
-            Bt[j][s] =
-                elem<T>::store((s < q && n0 + j < N) ? ld(bm + off4(sb, b, l0 + s, hg, n0 + j)) * s_w[s] : 0.f);
+            Vs[s][j] = elem<T>::store(ld(&Vs[s][j]) * s_w[s]);
         }
         __syncthreads();
         float acc[8][4] = {};
+        warp_mma<T, true, true>(acc, Us, Vs, warp * 16, 0, TQ);
+        float *po = out + (bh * K + c) * D * N;
         const int r0 = warp * 16 + g;
-        for (int kb = 0; kb < TQ; kb += 16) {
-            frag_t<T> af[4] = {lds2(&Xt[r0][kb + 2 * cq]), lds2(&Xt[r0 + 8][kb + 2 * cq]),
-                              lds2(&Xt[r0][kb + 2 * cq + 8]), lds2(&Xt[r0 + 8][kb + 2 * cq + 8])};
-            for (int nt = 0; nt < 8; nt++) {
-                frag_t<T> bf[2] = {lds2(&Bt[nt * 8 + g][kb + 2 * cq]), lds2(&Bt[nt * 8 + g][kb + 2 * cq + 8])};
-                bk_mma16<T>::mma(acc[nt], af, bf);
-            }
-        }
-        float *o = out + (bh * K + c) * D * N;
         for (int nt = 0; nt < 8; nt++)
             for (int r = 0; r < 4; r++) {
                 const long long d = d0 + r0 + (r >= 2 ? 8 : 0), n = n0 + nt * 8 + 2 * cq + (r & 1);
                 if (d < D && n < N)
-                    o[d * N + n] = acc[nt][r];
+                    po[d * N + n] = acc[nt][r];
             }
         __syncthreads();
     }
@@ -677,8 +796,10 @@ __global__ void __launch_bounds__(kTcThreads)
  * Y = C S^T over N in steps of 64 (C, B, S rounded to the operand type in shared memory),
  * then M = CB * exp(cum_t - cum_s) dt_s (s <= t) rounded likewise straight from the
  * accumulators, u = exp(cum_t) Y + M x. MODE 0: y = finish_y(u); MODE 1 (backward, gate):
- * y <- dz as chunk_scan_kernel's MODE 1. Dynamic shared memory: scan_tc_smem(sizeof(T))
- * (four 64 x 64 tiles of T: 36 KB for 16-bit T, 72 KB for f32). */
+ * y <- dz as chunk_scan_kernel's MODE 1. Tiles as stored in memory (Cs[t][n], Bs[s][n],
+ * Ss[d][n], Xs[s][d]; vec: x, B, C by 16-byte cp.async, and S too for f32 T), Xs read by
+ * transposed fragments. Dynamic shared memory: scan_tc_smem(sizeof(T)) (four 64 x 64
+ * tiles of T: 36 KB for 16-bit T, 72 KB for f32). */
 size_t scan_tc_smem(size_t elem_bytes)
 {
     return 4 * TQ * kPad * elem_bytes;
@@ -689,53 +810,59 @@ __global__ void __launch_bounds__(kTcThreads)
     chunk_scan_tc_kernel(const T *x, bk_view4 sx, const T *dt, bk_view4 sdt, const T *a, long long sa, const T *bm,
                          bk_view4 sb, const T *cm, bk_view4 sc, T *y, bk_view4 sy, const float *states, long long L,
                          long long H, long long D, long long N, long long K, long long total, ssd_kopts o,
-                         const T *dy, bk_view4 sdy)
+                         const T *dy, bk_view4 sdy, bool vec)
 {
     __shared__ float s_dt[TQ], s_cum[TQ];
     __shared__ int s_seg[TQ];
     extern __shared__ __align__(16) unsigned char scan_tc_smem_buf[];
     typedef T row_t[kPad];
-    row_t *Cs = (row_t *)scan_tc_smem_buf, *Bs = Cs + TQ, *Ss = Bs + TQ, *Xt = Ss + TQ;
+    row_t *Cs = (row_t *)scan_tc_smem_buf, *Bs = Cs + TQ, *Ss = Bs + TQ, *Xs = Ss + TQ;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, cq = lane % 4;
     const long long tiles = (D + TQ - 1) / TQ;
-    const T zero = elem<T>::store(0.f);
     for (long long blk = blockIdx.x; blk < total; blk += gridDim.x) {
         const long long tile = blk % tiles, c = (blk / tiles) % K, bh = blk / tiles / K;
         const long long b = bh / H, h = bh % H, l0 = c * TQ, d0 = tile * TQ;
         const long long hg = h / o.P; /* the group whose B and C head h reads */
         const int q = (int)min((long long)TQ, L - l0);
+        const T *cg = cm + b * sc.s0 + l0 * sc.s1 + hg * sc.s2, *bg = bm + b * sb.s0 + l0 * sb.s1 + hg * sb.s2;
+        const float *S = states + (bh * K + c) * D * N + d0 * N;
+        load_tile(Xs, x + b * sx.s0 + l0 * sx.s1 + h * sx.s2 + d0, sx.s1, q, D - d0, vec);
         chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum, s_seg, o);
-        const float *S = states + (bh * K + c) * D * N;
-        for (int i = tid; i < TQ * TQ; i += kTcThreads) {
-            const int s = i / TQ, j = i % TQ;
-            Xt[j][s] = (s < q && d0 + j < D) ? x[off4(sx, b, l0 + s, h, d0 + j)] : zero;
-        }
-        const int r0 = warp * 16 + g;
         float cb[8][4] = {}, yy[8][4] = {};
         for (long long n0 = 0; n0 < N; n0 += TQ) {
-            for (int i = tid; i < TQ * TQ; i += kTcThreads) {
-                const int r = i / TQ, j = i % TQ;
-                const bool nin = n0 + j < N;
-                Cs[r][j] = (r < q && nin) ? cm[off4(sc, b, l0 + r, hg, n0 + j)] : zero;
-                Bs[r][j] = (r < q && nin) ? bm[off4(sb, b, l0 + r, hg, n0 + j)] : zero;
-                Ss[r][j] = elem<T>::store((d0 + r < D && nin) ? S[(d0 + r) * N + n0 + j] : 0.f);
-            }
+            load_tile(Cs, cg + n0, sc.s1, q, N - n0, vec);
+            load_tile(Bs, bg + n0, sb.s1, q, N - n0, vec);
+            if constexpr (sizeof(T) == 4)
+                load_tile(Ss, (const T *)S + n0, N, (int)min((long long)TQ, D - d0), N - n0, vec);
+            else
+                for (int i = tid; i < TQ * TQ; i += kTcThreads) {
+                    const int r = i / TQ, j = i % TQ;
+                    Ss[r][j] = elem<T>::store(d0 + r < D && n0 + j < N ? S[r * N + n0 + j] : 0.f);
+                }
+            bk_cp_async_wait_all();
             __syncthreads();
+#pragma unroll 1
             for (int kb = 0; kb < TQ; kb += 16) {
-                frag_t<T> af[4] = {lds2(&Cs[r0][kb + 2 * cq]), lds2(&Cs[r0 + 8][kb + 2 * cq]),
-                                  lds2(&Cs[r0][kb + 2 * cq + 8]), lds2(&Cs[r0 + 8][kb + 2 * cq + 8])};
-                for (int nt = 0; nt < 8; nt++) {
-                    frag_t<T> bf[2] = {lds2(&Bs[nt * 8 + g][kb + 2 * cq]), lds2(&Bs[nt * 8 + g][kb + 2 * cq + 8])};
+                frag_t<T> af[4];
+                frag_a(af, Cs, warp * 16, kb);
+#pragma unroll
+                for (int nt = 0; nt < 8; nt += 2) {
+                    frag_t<T> bf[4];
+                    frag_b(bf, Bs, nt, kb);
                     bk_mma16<T>::mma(cb[nt], af, bf);
-                    frag_t<T> sf[2] = {lds2(&Ss[nt * 8 + g][kb + 2 * cq]), lds2(&Ss[nt * 8 + g][kb + 2 * cq + 8])};
-                    bk_mma16<T>::mma(yy[nt], af, sf);
+                    bk_mma16<T>::mma(cb[nt + 1], af, bf + 2);
+                    frag_b(bf, Ss, nt, kb);
+                    bk_mma16<T>::mma(yy[nt], af, bf);
+                    bk_mma16<T>::mma(yy[nt + 1], af, bf + 2);
                 }
             }
             __syncthreads();
         }
-        if (N == 0) /* Xt was written without a barrier after it */
+        if (N == 0) { /* Xs was loaded without a wait and a barrier after it */
+            bk_cp_async_wait_all();
             __syncthreads();
-        const int t0 = r0, t1 = r0 + 8;
+        }
+        const int t0 = warp * 16 + g, t1 = t0 + 8;
         const float e0 = t0 < q && s_seg[t0] == 0 ? expf(s_cum[t0]) : 0.f;
         const float e1 = t1 < q && s_seg[t1] == 0 ? expf(s_cum[t1]) : 0.f;
         for (int nt = 0; nt < 8; nt++) {
@@ -755,11 +882,14 @@ __global__ void __launch_bounds__(kTcThreads)
                                    ? cb[2 * kb + hf][r] * expf(s_cum[t] - s_cum[s]) * s_dt[s]
                                    : 0.f;
                 }
-            frag_t<T> af[4] = {bk_mma16<T>::pack(m[0][0], m[0][1]), bk_mma16<T>::pack(m[0][2], m[0][3]), bk_mma16<T>::pack(m[1][0], m[1][1]),
-                              bk_mma16<T>::pack(m[1][2], m[1][3])};
-            for (int nt = 0; nt < 8; nt++) {
-                frag_t<T> bf[2] = {lds2(&Xt[nt * 8 + g][kb * 16 + 2 * cq]), lds2(&Xt[nt * 8 + g][kb * 16 + 2 * cq + 8])};
+            frag_t<T> af[4];
+            bk_pack_a<T>(af, m[0], m[1]);
+#pragma unroll
+            for (int nt = 0; nt < 8; nt += 2) {
+                frag_t<T> bf[4];
+                frag_b_t(bf, Xs, nt, kb * 16);
                 bk_mma16<T>::mma(yy[nt], af, bf);
+                bk_mma16<T>::mma(yy[nt + 1], af, bf + 2);
             }
         }
         for (int nt = 0; nt < 8; nt++)
@@ -791,10 +921,7 @@ __global__ void __launch_bounds__(kTcThreads)
 
 
 
-__device__ __forceinline__ void zero16(void *dst)
-{
-    *(uint4 *)dst = make_uint4(0u, 0u, 0u, 0u);
-}
+
 
 
 /* The vectorised state kernels' B operand: the 4 rows-of-8 chunks a thread loaded (bv,
@@ -2137,91 +2264,6 @@ __global__ void __launch_bounds__(kThreads)
     }
 }
 
-/* Fragments of 64 x 64 tiles of T in shared memory (row pitch kPad) for bk_mma16: A (rows
- * rb..rb+15, k from kb) of a tile stored [m][k] (frag_a) or [k][m] (frag_a_t); B of n-tiles
- * nt and nt + 1 (b[0..1], b[2..3]; k from kb) of a tile stored [n][k] (frag_b) or [k][n]
- * (frag_b_t). 16-bit T: one ldmatrix.x4 each (.trans for the [k][..] tiles; 144-byte rows,
- * conflict-free). f32 tiles: 8-byte pair loads [m][k] (conflict-free at pitch 72 per half
- * warp), element loads [k][m] (2-way). */
-template <typename T> __device__ __forceinline__ void frag_a(frag_t<T> *af, const T (*X)[kPad], int rb, int kb)
-{
-    const int lane = threadIdx.x % 32;
-    if constexpr (sizeof(T) == 2) { /* lanes 8 i..8 i + 7: the rows of af[i] */
-        bk_ldsm_x4(af, bk_smem_addr(&X[rb + (lane & 15)][kb + (lane >> 4) * 8]));
-    } else {
-        const int r = rb + lane / 4, k = kb + 2 * (lane % 4);
-        af[0] = lds2(&X[r][k]);
-        af[1] = lds2(&X[r + 8][k]);
-        af[2] = lds2(&X[r][k + 8]);
-        af[3] = lds2(&X[r + 8][k + 8]);
-    }
-}
-template <typename T> __device__ __forceinline__ void frag_a_t(frag_t<T> *af, const T (*X)[kPad], int rb, int kb)
-{
-    const int lane = threadIdx.x % 32;
-    if constexpr (sizeof(T) == 2) {
-        bk_ldsm_x4_trans(af, bk_smem_addr(&X[kb + (lane & 7) + ((lane >> 4) & 1) * 8][rb + ((lane >> 3) & 1) * 8]));
-    } else { /* no ldmatrix for 32-bit transposes: the pairs element by element */
-        const int m = rb + lane / 4, k = kb + 2 * (lane % 4);
-        af[0] = bk_mma16<T>::pack(X[k][m], X[k + 1][m]);
-        af[1] = bk_mma16<T>::pack(X[k][m + 8], X[k + 1][m + 8]);
-        af[2] = bk_mma16<T>::pack(X[k + 8][m], X[k + 9][m]);
-        af[3] = bk_mma16<T>::pack(X[k + 8][m + 8], X[k + 9][m + 8]);
-    }
-}
-template <typename T> __device__ __forceinline__ void frag_b(frag_t<T> *bf, const T (*Y)[kPad], int nt, int kb)
-{
-    const int lane = threadIdx.x % 32;
-    if constexpr (sizeof(T) == 2) { /* lanes 8 i..8 i + 7: the rows of bf[i] */
-        bk_ldsm_x4(bf, bk_smem_addr(&Y[nt * 8 + (lane & 7) + ((lane >> 4) & 1) * 8][kb + ((lane >> 3) & 1) * 8]));
-    } else {
-        const int n = nt * 8 + lane / 4, k = kb + 2 * (lane % 4);
-        bf[0] = lds2(&Y[n][k]);
-        bf[1] = lds2(&Y[n][k + 8]);
-        bf[2] = lds2(&Y[n + 8][k]);
-        bf[3] = lds2(&Y[n + 8][k + 8]);
-    }
-}
-template <typename T> __device__ __forceinline__ void frag_b_t(frag_t<T> *bf, const T (*Y)[kPad], int nt, int kb)
-{
-    const int lane = threadIdx.x % 32;
-    if constexpr (sizeof(T) == 2) {
-        bk_ldsm_x4_trans(bf, bk_smem_addr(&Y[kb + (lane & 15)][(nt + (lane >> 4)) * 8]));
-    } else {
-        const int n = nt * 8 + lane / 4, k = kb + 2 * (lane % 4);
-        bf[0] = bk_mma16<T>::pack(Y[k][n], Y[k + 1][n]);
-        bf[1] = bk_mma16<T>::pack(Y[k + 8][n], Y[k + 9][n]);
-        bf[2] = bk_mma16<T>::pack(Y[k][n + 8], Y[k + 1][n + 8]);
-        bf[3] = bk_mma16<T>::pack(Y[k + 8][n + 8], Y[k + 9][n + 8]);
-    }
-}
-
-/* One warp: acc[16 rows from rb][64 columns] += X Y over k in [kb0, kb1) (multiples of 16);
- * XT / YT: X stored [k][m], Y stored [k][n] (else [m][k], [n][k]). */
-template <typename T, bool XT, bool YT>
-__device__ __forceinline__ void warp_mma(float (&acc)[8][4], const T (*X)[kPad], const T (*Y)[kPad], int rb, int kb0,
-                                         int kb1)
-{
-#pragma unroll 1
-    for (int kb = kb0; kb < kb1; kb += 16) {
-        frag_t<T> af[4];
-        if (XT)
-            frag_a_t(af, X, rb, kb);
-        else
-            frag_a(af, X, rb, kb);
-#pragma unroll
-        for (int nt = 0; nt < 8; nt += 2) {
-            frag_t<T> bf[4];
-            if (YT)
-                frag_b_t(bf, Y, nt, kb);
-            else
-                frag_b(bf, Y, nt, kb);
-            bk_mma16<T>::mma(acc[nt], af, bf);
-            bk_mma16<T>::mma(acc[nt + 1], af, bf + 2);
-        }
-    }
-}
-
 /* rows hf (0: g, 1: g + 8) of acc times f (one factor per row). */
 __device__ __forceinline__ void scale_rows(float (&acc)[8][4], float f0, float f1)
 {
@@ -2267,35 +2309,6 @@ constexpr int bwd_tc_min_blocks = sizeof(T) == 4 ? 2 : OPTS == kBwdAll ? 2 : OPT
 /* dL/du as hi + lo (two roundings, about 16 bits) for 16-bit operands; TF32 takes dL/du in
  * f32 in the hi tile (lo zero, its products skipped), rounded once as the other operands. */
 template <typename T> constexpr bool kDuLo = sizeof(T) == 2;
-
-/* Elements of T in one 16-byte piece; pieces in a 64-element tile row: 1 << kRowShift. */
-template <typename T> constexpr int kPer16 = 16 / (int)sizeof(T);
-template <typename T> constexpr int kRowShift = sizeof(T) == 2 ? 3 : 4;
-template <typename T> constexpr int kRowPieces = 1 << kRowShift<T>;
-
-/* tile[r][j] = src[r * rs + j] (64 rows from src, 64 columns), zero where r >= q or j >= w.
- * vec: 16-byte cp.async pieces (src and rs * sizeof(T) multiples of 16, w a multiple of 8;
- * the caller waits before its barrier), else element by element. ROLLED: the 16-byte loop
- * not unrolled (fewer registers where the caller holds accumulators). */
-template <typename T, bool ROLLED = false>
-__device__ __forceinline__ void load_tile(T (*tile)[kPad], const T *src, long long rs, int q, long long w, bool vec)
-{
-    if (vec) {
-#pragma unroll(ROLLED ? 1 : 16)
-        for (int it = 0; it < TQ * kRowPieces<T> / kTcThreads; it++) {
-            const int i = threadIdx.x + it * kTcThreads, r = i >> kRowShift<T>, j = (i & (kRowPieces<T> - 1)) * kPer16<T>;
-            if (r < q && j < w)
-                bk_cp_async16(bk_smem_addr(&tile[r][j]), src + r * rs + j, 16);
-            else
-                zero16(&tile[r][j]);
-        }
-    } else {
-        for (int i = threadIdx.x; i < TQ * TQ; i += kTcThreads) {
-            const int r = i / TQ, j = i % TQ;
-            tile[r][j] = r < q && j < w ? src[r * rs + j] : elem<T>::store(0.f);
-        }
-    }
-}
 
 /* hi[r][j] + lo[r][j] = dL/du of row r (dy, times silu(z) with the gate; f32 split into two
  * roundings to T, about 16 bits), zero where r >= q or j >= w; dy, z: row 0 of the tile
@@ -2819,6 +2832,20 @@ unsigned blocks_for(long long total)
     return (unsigned)(total < 2147483647LL ? total : 2147483647LL);
 }
 
+/* A view the vectorised path can read or write in 16-byte pieces along its last dim. */
+bool vec_view(const bk_tensor &t)
+{
+    return ((uintptr_t)t.data % 16) == 0 && t.strides[0] % 8 == 0 && t.strides[1] % 8 == 0 && t.strides[2] % 8 == 0;
+}
+
+/* Whether the _tc kernels load their tiles by 16-byte cp.async (load_tile's vec): D and N
+ * multiples of 8, u and v (x and B, or dy and C; chunk_scan_tc adds C) vec_view, the f32
+ * states 16-byte aligned. */
+bool tc_vec(const ssd_geo &g, const bk_tensor &u, const bk_tensor &v, const float *states)
+{
+    return g.D % 8 == 0 && g.N % 8 == 0 && vec_view(u) && vec_view(v) && (uintptr_t)states % 16 == 0;
+}
+
 /* state_pass over K chunks of st (forward: from the initial states init, the final ones
  * into fin; reverse: the backward's dstates from dfinal_states, dinitial_states into fin). */
 template <typename T>
@@ -2867,7 +2894,8 @@ void launch_states(const ssd_geo &g, const bk_tensor &x, const bk_tensor &dt, co
         if (tc) {
             chunk_state_tc_kernel<T, 0><<<blocks_for(total), kTcThreads, 0, s>>>(
                 (const T *)x.data, bk_view4_of(&x), (const T *)b.data, bk_view4_of(&b), (const T *)dt.data,
-                bk_view4_of(&dt), (const T *)a.data, a.strides[0], w.states, w.dec, g.L, g.H, g.D, g.N, g.K, total, o);
+                bk_view4_of(&dt), (const T *)a.data, a.strides[0], w.states, w.dec, g.L, g.H, g.D, g.N, g.K, total, o,
+                tc_vec(g, x, b, w.states));
             done = true;
         }
     }
@@ -2878,11 +2906,6 @@ void launch_states(const ssd_geo &g, const bk_tensor &x, const bk_tensor &dt, co
     launch_pass<T>(g, w.states, w.dec, g.K, 0, init, fin, s);
 }
 
-/* A view the vectorised path can read or write in 16-byte pieces along its last dim. */
-bool vec_view(const bk_tensor &t)
-{
-    return ((uintptr_t)t.data % 16) == 0 && t.strides[0] % 8 == 0 && t.strides[1] % 8 == 0 && t.strides[2] % 8 == 0;
-}
 
 /* Rows of [D, N] per slice of the 16-bit entering states (tstate_row). */
 int tstate_rows(const ssd_geo &g)
@@ -3035,7 +3058,7 @@ void launch_fwd(const ssd_geo &g, const bk_ssd_fwd_args *a, const ssd_ws &w, cud
                 (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->dt.data, bk_view4_of(&a->dt),
                 (const T *)a->a.data, a->a.strides[0], (const T *)a->b.data, bk_view4_of(&a->b),
                 (const T *)a->c.data, bk_view4_of(&a->c), (T *)a->y.data, bk_view4_of(&a->y), w.states, g.L, g.H, g.D,
-                g.N, g.K, total, o, NULL, bk_view4{0, 0, 0, 0});
+                g.N, g.K, total, o, NULL, bk_view4{0, 0, 0, 0}, tc_vec(g, a->x, a->b, w.states) && vec_view(a->c));
             done = true;
         }
     }
@@ -3148,7 +3171,8 @@ void launch_bwd(const ssd_geo &g, const bk_ssd_desc *d, const bk_ssd_bwd_args *a
                     (const T *)a->x.data, bk_view4_of(&a->x), (const T *)a->dt.data, bk_view4_of(&a->dt),
                     (const T *)a->a.data, a->a.strides[0], (const T *)a->b.data, bk_view4_of(&a->b),
                     (const T *)a->c.data, bk_view4_of(&a->c), (T *)a->dz->data, bk_view4_of(a->dz), w.states, g.L,
-                    g.H, g.D, g.N, g.K, total * dtiles, o, (const T *)a->dy.data, bk_view4_of(&a->dy));
+                    g.H, g.D, g.N, g.K, total * dtiles, o, (const T *)a->dy.data, bk_view4_of(&a->dy),
+                    tc_vec(g, a->x, a->b, w.states) && vec_view(a->c));
                 done = true;
             }
         }
@@ -3171,7 +3195,7 @@ void launch_bwd(const ssd_geo &g, const bk_ssd_desc *d, const bk_ssd_bwd_args *a
                 chunk_state_tc_kernel<T, 1><<<blocks_for(total * tiles), kTcThreads, 0, s>>>(
                     (const T *)a->dy.data, bk_view4_of(&a->dy), (const T *)a->c.data, bk_view4_of(&a->c),
                     (const T *)a->dt.data, bk_view4_of(&a->dt), (const T *)a->a.data, a->a.strides[0], w.dstates,
-                    NULL, g.L, g.H, g.D, g.N, g.K, total * tiles, o);
+                    NULL, g.L, g.H, g.D, g.N, g.K, total * tiles, o, tc_vec(g, a->dy, a->c, w.dstates));
                 done = true;
             }
         }
