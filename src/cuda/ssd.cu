@@ -826,10 +826,10 @@ __global__ void __launch_bounds__(kTcThreads)
         const int q = (int)min((long long)TQ, L - l0);
         const T *cg = cm + b * sc.s0 + l0 * sc.s1 + hg * sc.s2, *bg = bm + b * sb.s0 + l0 * sb.s1 + hg * sb.s2;
         const float *S = states + (bh * K + c) * D * N + d0 * N;
+        const float A = ld(a + h * sa);
         load_tile(Xs, x + b * sx.s0 + l0 * sx.s1 + h * sx.s2 + d0, sx.s1, q, D - d0, vec);
-        chunk_prologue(dt, sdt, b, l0, h, q, ld(a + h * sa), s_dt, s_cum, s_seg, o);
         float cb[8][4] = {}, yy[8][4] = {};
-        for (long long n0 = 0; n0 < N; n0 += TQ) {
+        for (long long n0 = 0; n0 < N; n0 += TQ) { /* the first C, B, S in flight through the prologue */
             load_tile(Cs, cg + n0, sc.s1, q, N - n0, vec);
             load_tile(Bs, bg + n0, sb.s1, q, N - n0, vec);
             if constexpr (sizeof(T) == 4)
@@ -839,6 +839,8 @@ __global__ void __launch_bounds__(kTcThreads)
                     const int r = i / TQ, j = i % TQ;
                     Ss[r][j] = elem<T>::store(d0 + r < D && n0 + j < N ? S[r * N + n0 + j] : 0.f);
                 }
+            if (n0 == 0)
+                chunk_prologue(dt, sdt, b, l0, h, q, A, s_dt, s_cum, s_seg, o);
             bk_cp_async_wait_all();
             __syncthreads();
 #pragma unroll 1
@@ -859,6 +861,7 @@ __global__ void __launch_bounds__(kTcThreads)
             __syncthreads();
         }
         if (N == 0) { /* Xs was loaded without a wait and a barrier after it */
+            chunk_prologue(dt, sdt, b, l0, h, q, A, s_dt, s_cum, s_seg, o);
             bk_cp_async_wait_all();
             __syncthreads();
         }
