@@ -32,11 +32,11 @@
  * rows, else ssd_step_kernel; f32 update, fixed shuffle order; a request outside the pool
  * is counted and skipped.
  * Not yet (speed): wgmma, or two (b, h) per block, in the fused forward (latency-bound on its
- * mma.sync chains with 8 warps per SM); vector loads in the generic kernels and the backward's
- * chunk_state / chunk_scan, 8 warps in chunk_bwd_tc, the backward's fused state passes on long
- * walks from fewer than 128 blocks (a split as chunk_state_v + state_pass_t); for TF32 a
- * vectorised forward (cp.async, fused state pass with f32 states) and f32 states passes in the
- * backward (chunk_state_tc + state_pass: about a third of its time).
+ * mma.sync chains with 8 warps per SM); vector loads in the CUDA-core kernels of the exact
+ * f32 plan (chunk_state, chunk_scan), 8 warps in chunk_bwd_tc, the backward's fused state
+ * passes on long walks from fewer than 128 blocks (a split as chunk_state_v + state_pass_t);
+ * for TF32 a fused forward with the state in registers (no state workspace) and tiles loaded
+ * while the previous ones are multiplied (chunk_state_tc / chunk_scan_tc load, then compute).
  */
 #include "common.cuh"
 #include "cuda/ssd_cuda.h"
@@ -591,7 +591,6 @@ __global__ void varlen_states_kernel(const T *x, bk_view4 sx, const T *dt, bk_vi
  * (rows g, g+8; columns 2c.., 2c+8..), B: 2 registers (k 2c.., 2c+8..; column g), with
  * g = lane / 4, c = lane % 4; D: rows g (0, 1) and g+8 (2, 3), columns 2c, 2c+1. */
 
-
 /* The operand side of a tensor-core kernel of element type T: f16/bf16 run 16-bit operands,
  * f32 (only in the TF32 plans) tf32 ones (bk_mma16 in common.cuh). Shared-memory tiles hold
  * T (f32 tiles unrounded: bk_mma16<float>::lds rounds to tf32 as it builds a fragment).
@@ -733,7 +732,6 @@ __device__ __forceinline__ void load_tile(T (*tile)[kPad], const T *src, long lo
         }
     }
 }
-
 
 /* chunk_state on tensor cores: out[d][n] = sum_s u_s[d] (w_s v_s[n]) for a 64 x 64 tile, the
  * MODEs, weights and dec of chunk_state_kernel (MODE 0: u = x, v = B; MODE 1: u = dL/du,
@@ -920,12 +918,6 @@ __global__ void __launch_bounds__(kTcThreads)
  * multiply-add per row piece instead of per element. Same products in the same order
  * as the kernels above, but the scan's decay weights come from ex2.approx (launch_fwd), so
  * its results are not bit-identical to chunk_scan_tc's. */
-
-
-
-
-
-
 
 /* The vectorised state kernels' B operand: the 4 rows-of-8 chunks a thread loaded (bv,
  * 16 bytes each: chunk tid + 256 it is row i >> 3, columns (i & 7) * 8..) scaled by their
@@ -2908,7 +2900,6 @@ void launch_states(const ssd_geo &g, const bk_tensor &x, const bk_tensor &dt, co
             bk_view4_of(&dt), (const T *)a.data, a.strides[0], w.states, w.dec, g.L, g.H, g.D, g.N, g.K, total, o);
     launch_pass<T>(g, w.states, w.dec, g.K, 0, init, fin, s);
 }
-
 
 /* Rows of [D, N] per slice of the 16-bit entering states (tstate_row). */
 int tstate_rows(const ssd_geo &g)
