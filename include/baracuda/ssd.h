@@ -86,7 +86,9 @@
  * tensor-core kernels run f32 with TF32 operands (mma.sync m16n8k8, operands rounded to
  * 10-bit mantissas by cvt.rna): rounded are the inputs x, B, C (and dy in the backward), the
  * decay-weighted B and C, the f32 states and the masked scores, and in the backward dL/du
- * (once), the state gradients and the masked dy.x scores; inputs and outputs stay f32
+ * (once), the state gradients and the masked dy.x scores (the forward with D <= 64 and
+ * N <= 128 and 64+ (batch, head) pairs runs one fused kernel with the state in registers:
+ * there the decay-weighted x is rounded instead of B); inputs and outputs stay f32
  * (relative errors about 1e-3, as mamba_ssm's f32, which Triton computes in TF32; dA and
  * ddt_bias, sums over the sequence whose terms cancel, up to about 1e-2 on short random
  * problems). Sums, decays and the dA / ddt terms stay in f32 (f64 where noted). All three

@@ -15,7 +15,8 @@
  *   (C_t.B_s) exp(cum_t-cum_s) dt_s x_s, then skip, gate, one rounding; varlen states last.
  *   Kernels (launch_fwd): f16/bf16 on mma.sync (_tc), the vectorised _v kernels for aligned
  *   views (chunk_state_pass_v fuses 1 and 2), or ssd_fwd_fused_kernel (1, 2 and 3 in one
- *   block per (b, h)) for D <= 64, N <= 128; f32 on CUDA cores, or TF32 on the _tc kernels.
+ *   block per (b, h)) for D <= 64, N <= 128; f32 on CUDA cores, or TF32 on the _tc kernels
+ *   (ssd_fwd_fused_tf32_kernel, one block per (b, h), where the 16-bit one would run).
  * Backward: the entering states (chunk_state + state_pass); with z, chunk_scan MODE 1
  *   recomputes the un-gated y and writes dz; chunk_state MODE 1 on (dL/du, C), weights
  *   exp(cum_t) on segment 0, and the reverse state_pass from dfinal_states give dS_k =
@@ -35,8 +36,9 @@
  * mma.sync chains with 8 warps per SM); vector loads in the CUDA-core kernels of the exact
  * f32 plan (chunk_state, chunk_scan), 8 warps in chunk_bwd_tc, the backward's fused state
  * passes on long walks from fewer than 128 blocks (a split as chunk_state_v + state_pass_t);
- * for TF32 a fused forward with the state in registers (no state workspace) and tiles loaded
- * while the previous ones are multiplied (chunk_state_tc / chunk_scan_tc load, then compute).
+ * fewer instructions per product in the TF32 fused forward (an issue-bound walk: ldmatrix
+ * for its row-major tf32 fragments), and tiles loaded while the previous ones are multiplied
+ * in chunk_state_tc / chunk_scan_tc (load, then compute).
  */
 #include "common.cuh"
 #include "cuda/ssd_cuda.h"
@@ -593,7 +595,8 @@ __global__ void varlen_states_kernel(const T *x, bk_view4 sx, const T *dt, bk_vi
 
 /* The operand side of a tensor-core kernel of element type T: f16/bf16 run 16-bit operands,
  * f32 (only in the TF32 plans) tf32 ones (bk_mma16 in common.cuh). Shared-memory tiles hold
- * T (f32 tiles unrounded: bk_mma16<float>::lds rounds to tf32 as it builds a fragment).
+ * T (f32 tiles unrounded: bk_mma16<float>::lds rounds to tf32 as it builds a fragment;
+ * RAW loaders take tiles already rounded, as the fused TF32 forward keeps its C and B).
  * TF32 (the f32 plans of BK_PREFER_ALLOW_TF32): T = float in chunk_state_tc, chunk_scan_tc
  * and chunk_bwd_tc; bk_mma16<float> (common.cuh) makes a k16 step two mma.sync m16n8k8
  * .tf32 whose lanes hold the same (row, k) elements as the 16-bit fragments, so the
@@ -602,13 +605,28 @@ __global__ void varlen_states_kernel(const T *x, bk_view4 sx, const T *dt, bk_vi
  * 32-bit ldmatrix.trans); dL/du in one tile (no hi + lo: the other operands are tf32
  * too). Not for TF32: the _v kernels (ldmatrix.trans is 16-bit only, and their 16-bit
  * entering states live inside the f32 state buffer, which f32 states would fill), so the
- * TF32 forward is chunk_state_tc + state_pass + chunk_scan_tc (72 KB of tiles, 3 blocks
- * per SM) and its backward's chunk_bwd_tc holds six tiles, 108 KB (two blocks per SM). */
+ * TF32 forward, where ssd_fwd_fused_tf32_kernel does not run, is chunk_state_tc +
+ * state_pass + chunk_scan_tc (72 KB of tiles, 3 blocks per SM) and its backward's
+ * chunk_bwd_tc holds six tiles, 108 KB (two blocks per SM). */
 template <typename T> using frag_t = typename bk_mma16<T>::pair;
 template <typename T> constexpr bool kHasTc = sizeof(T) <= 4; /* f16, bf16, f32 (TF32) */
-template <typename T> __device__ __forceinline__ frag_t<T> lds2(const T *p)
+/* Two elements as an operand pair: f32 rounded to tf32 (cvt.rna), or with RAW taken as
+ * they are (tiles already rounded in shared memory: tf32_round_piece). */
+template <typename T, bool RAW = false> __device__ __forceinline__ frag_t<T> lds2(const T *p)
 {
-    return bk_mma16<T>::lds(p);
+    if constexpr (RAW && sizeof(T) == 4) {
+        const float2 v = *(const float2 *)p;
+        return make_uint2(__float_as_uint(v.x), __float_as_uint(v.y));
+    } else {
+        return bk_mma16<T>::lds(p);
+    }
+}
+template <typename T, bool RAW = false> __device__ __forceinline__ frag_t<T> pair2(T lo, T hi)
+{
+    if constexpr (RAW && sizeof(T) == 4)
+        return make_uint2(__float_as_uint(lo), __float_as_uint(hi));
+    else
+        return bk_mma16<T>::pack(lo, hi);
 }
 
 const int kTcThreads = 128; /* 4 warps, 16 rows of a 64-row tile each */
@@ -625,56 +643,60 @@ __device__ __forceinline__ void zero16(void *dst)
  * (frag_b_t). 16-bit T: one ldmatrix.x4 each (.trans for the [k][..] tiles; 144-byte rows,
  * conflict-free). f32 tiles: 8-byte pair loads [m][k] (conflict-free at pitch 72 per half
  * warp), element loads [k][m] (2-way). */
-template <typename T> __device__ __forceinline__ void frag_a(frag_t<T> *af, const T (*X)[kPad], int rb, int kb)
+template <typename T, bool RAW = false>
+__device__ __forceinline__ void frag_a(frag_t<T> *af, const T (*X)[kPad], int rb, int kb)
 {
     const int lane = threadIdx.x % 32;
     if constexpr (sizeof(T) == 2) { /* lanes 8 i..8 i + 7: the rows of af[i] */
         bk_ldsm_x4(af, bk_smem_addr(&X[rb + (lane & 15)][kb + (lane >> 4) * 8]));
     } else {
         const int r = rb + lane / 4, k = kb + 2 * (lane % 4);
-        af[0] = lds2(&X[r][k]);
-        af[1] = lds2(&X[r + 8][k]);
-        af[2] = lds2(&X[r][k + 8]);
-        af[3] = lds2(&X[r + 8][k + 8]);
+        af[0] = lds2<T, RAW>(&X[r][k]);
+        af[1] = lds2<T, RAW>(&X[r + 8][k]);
+        af[2] = lds2<T, RAW>(&X[r][k + 8]);
+        af[3] = lds2<T, RAW>(&X[r + 8][k + 8]);
     }
 }
-template <typename T> __device__ __forceinline__ void frag_a_t(frag_t<T> *af, const T (*X)[kPad], int rb, int kb)
+template <typename T, bool RAW = false>
+__device__ __forceinline__ void frag_a_t(frag_t<T> *af, const T (*X)[kPad], int rb, int kb)
 {
     const int lane = threadIdx.x % 32;
     if constexpr (sizeof(T) == 2) {
         bk_ldsm_x4_trans(af, bk_smem_addr(&X[kb + (lane & 7) + ((lane >> 4) & 1) * 8][rb + ((lane >> 3) & 1) * 8]));
     } else { /* no ldmatrix for 32-bit transposes: the pairs element by element */
         const int m = rb + lane / 4, k = kb + 2 * (lane % 4);
-        af[0] = bk_mma16<T>::pack(X[k][m], X[k + 1][m]);
-        af[1] = bk_mma16<T>::pack(X[k][m + 8], X[k + 1][m + 8]);
-        af[2] = bk_mma16<T>::pack(X[k + 8][m], X[k + 9][m]);
-        af[3] = bk_mma16<T>::pack(X[k + 8][m + 8], X[k + 9][m + 8]);
+        af[0] = pair2<T, RAW>(X[k][m], X[k + 1][m]);
+        af[1] = pair2<T, RAW>(X[k][m + 8], X[k + 1][m + 8]);
+        af[2] = pair2<T, RAW>(X[k + 8][m], X[k + 9][m]);
+        af[3] = pair2<T, RAW>(X[k + 8][m + 8], X[k + 9][m + 8]);
     }
 }
-template <typename T> __device__ __forceinline__ void frag_b(frag_t<T> *bf, const T (*Y)[kPad], int nt, int kb)
+template <typename T, bool RAW = false>
+__device__ __forceinline__ void frag_b(frag_t<T> *bf, const T (*Y)[kPad], int nt, int kb)
 {
     const int lane = threadIdx.x % 32;
     if constexpr (sizeof(T) == 2) { /* lanes 8 i..8 i + 7: the rows of bf[i] */
         bk_ldsm_x4(bf, bk_smem_addr(&Y[nt * 8 + (lane & 7) + ((lane >> 4) & 1) * 8][kb + ((lane >> 3) & 1) * 8]));
     } else {
         const int n = nt * 8 + lane / 4, k = kb + 2 * (lane % 4);
-        bf[0] = lds2(&Y[n][k]);
-        bf[1] = lds2(&Y[n][k + 8]);
-        bf[2] = lds2(&Y[n + 8][k]);
-        bf[3] = lds2(&Y[n + 8][k + 8]);
+        bf[0] = lds2<T, RAW>(&Y[n][k]);
+        bf[1] = lds2<T, RAW>(&Y[n][k + 8]);
+        bf[2] = lds2<T, RAW>(&Y[n + 8][k]);
+        bf[3] = lds2<T, RAW>(&Y[n + 8][k + 8]);
     }
 }
-template <typename T> __device__ __forceinline__ void frag_b_t(frag_t<T> *bf, const T (*Y)[kPad], int nt, int kb)
+template <typename T, bool RAW = false>
+__device__ __forceinline__ void frag_b_t(frag_t<T> *bf, const T (*Y)[kPad], int nt, int kb)
 {
     const int lane = threadIdx.x % 32;
     if constexpr (sizeof(T) == 2) {
         bk_ldsm_x4_trans(bf, bk_smem_addr(&Y[kb + (lane & 15)][(nt + (lane >> 4)) * 8]));
     } else {
         const int n = nt * 8 + lane / 4, k = kb + 2 * (lane % 4);
-        bf[0] = bk_mma16<T>::pack(Y[k][n], Y[k + 1][n]);
-        bf[1] = bk_mma16<T>::pack(Y[k + 8][n], Y[k + 9][n]);
-        bf[2] = bk_mma16<T>::pack(Y[k][n + 8], Y[k + 1][n + 8]);
-        bf[3] = bk_mma16<T>::pack(Y[k + 8][n + 8], Y[k + 9][n + 8]);
+        bf[0] = pair2<T, RAW>(Y[k][n], Y[k + 1][n]);
+        bf[1] = pair2<T, RAW>(Y[k + 8][n], Y[k + 9][n]);
+        bf[2] = pair2<T, RAW>(Y[k][n + 8], Y[k + 1][n + 8]);
+        bf[3] = pair2<T, RAW>(Y[k + 8][n + 8], Y[k + 9][n + 8]);
     }
 }
 
@@ -1762,6 +1784,347 @@ __global__ void __launch_bounds__(kFusedThreads, 1)
                         fin[b * sf.s0 + h * sf.s1 + d * sf.s2 + n] = elem<T>::store(st[nt][r]);
                 }
         }
+    }
+}
+
+/* ------------------------------------------------ fused forward, TF32 -- */
+
+/* ssd_fwd_fused_tf32_kernel: the TF32 plan's forward (f32 data) as ssd_fwd_fused_kernel
+ * walks it: one block per (b, h), the state in f32 registers, no workspace. f32 tiles
+ * leave no room for a shared copy of the state, so each warp keeps its part of the state
+ * and y comes out transposed. Warp w = (rq = w % 4, nh = w / 4) holds state rows d = 16 rq..
+ * and the nh-th half of the 64 NV state columns. Per chunk:
+ *   1. its half of y^T = S C^T (the state accumulators are the A operand, rounded in place
+ *      by tf32_half_ulp) for every t; the other half's t columns go to its partner w ^ 4
+ *      through shared memory (xch);
+ *   2. M = (C B^T) o exp(cum_t - cum_s) dt_s (s <= t, same segment) for t rows 16 rq.., the
+ *      16 x 16 blocks of s with parity nh, into shared memory;
+ *   3. S <- exp(dec) S + (w o x)^T B on its columns;
+ *   (block barrier) 4. its t half of y^T: its part plus the partner's, times exp(cum_t) on
+ *      segment 0, plus x^T M^T over s <= t, skip, gate (z loaded at the chunk's start), y
+ *      stored.
+ * Loads: every thread's cp.async pieces of the next chunk's C, B, x while this one runs
+ * (two chunk buffers), C and B then rounded to tf32 in place by the thread that loaded
+ * them (fragments read them as they are; x stays exact for the skip); warp 4 (no M blocks) computes the next chunk's weights
+ * (warp_prologue_scan) and exp(cum_t). Two block barriers per chunk. D <= 64, N <= 64 NV
+ * (NV 1 or 2), D and N multiples of 8, vec_view rows; dynamic shared memory
+ * fwd_fused_tf32_smem: two chunks of C, B (NV tiles of 64 columns each) and x, M, xch. */
+const int kXchPitch = 40; /* xch rows of 32 columns: 8-byte stores and loads conflict-free */
+
+size_t fwd_fused_tf32_smem(int NV)
+{
+    return (size_t)(2 * (2 * NV + 1) + 1) * TQ * kPad * sizeof(float) +
+           (size_t)(kFusedThreads / 32) * 16 * kXchPitch * sizeof(float);
+}
+
+/* frag_a_t of f32 X[s][m] with each element times its step's weight w[s] (the state
+ * update's (w o x)^T), rounded to tf32 after the product. */
+__device__ __forceinline__ void frag_a_t_w(frag_t<float> *af, const float (*X)[kPad], int rb, int kb, const float *w)
+{
+    const int lane = threadIdx.x % 32, m = rb + lane / 4, k = kb + 2 * (lane % 4);
+    const float2 wl = *(const float2 *)&w[k], wh = *(const float2 *)&w[k + 8];
+    af[0] = bk_mma16<float>::pack(X[k][m] * wl.x, X[k + 1][m] * wl.y);
+    af[1] = bk_mma16<float>::pack(X[k][m + 8] * wl.x, X[k + 1][m + 8] * wl.y);
+    af[2] = bk_mma16<float>::pack(X[k + 8][m] * wh.x, X[k + 9][m] * wh.y);
+    af[3] = bk_mma16<float>::pack(X[k + 8][m + 8] * wh.x, X[k + 9][m + 8] * wh.y);
+}
+
+/* f32 accumulators as a tf32 A operand without a rounded copy: the tensor cores ignore
+ * the low 13 bits of a tf32 operand, so adding half of that ulp to the bits (dir 1)
+ * before the products gives cvt.rna's rounding (to nearest, ties away), and subtracting
+ * it (dir -1) after them restores the exact f32 values. */
+__device__ __forceinline__ void tf32_half_ulp(float (&c)[4], int dir)
+{
+#pragma unroll
+    for (int r = 0; r < 4; r++)
+        c[r] = __uint_as_float(__float_as_uint(c[r]) + (uint32_t)dir * 0x1000u);
+}
+/* x rounded to tf32 (cvt.rna), as an f32; four of them in place (16-byte aligned p). */
+__device__ __forceinline__ float tf32_rounded(float x)
+{
+    return __uint_as_float(bk_tf32(x));
+}
+__device__ __forceinline__ void tf32_round_piece(float *p)
+{
+    float4 v = *(float4 *)p;
+    v = make_float4(tf32_rounded(v.x), tf32_rounded(v.y), tf32_rounded(v.z), tf32_rounded(v.w));
+    *(float4 *)p = v;
+}
+/* bk_pack_a's layout from the registers as they are (no rounding). */
+__device__ __forceinline__ void pack_a_raw(frag_t<float> (&a)[4], const float (&c0)[4], const float (&c1)[4])
+{
+    a[0] = make_uint2(__float_as_uint(c0[0]), __float_as_uint(c0[1]));
+    a[1] = make_uint2(__float_as_uint(c0[2]), __float_as_uint(c0[3]));
+    a[2] = make_uint2(__float_as_uint(c1[0]), __float_as_uint(c1[1]));
+    a[3] = make_uint2(__float_as_uint(c1[2]), __float_as_uint(c1[3]));
+}
+
+template <int NV>
+__global__ void __launch_bounds__(kFusedThreads, 1)
+    ssd_fwd_fused_tf32_kernel(const float *x, bk_view4 sx, const float *dt, bk_view4 sdt, const float *a, long long sa,
+                              const float *bm, bk_view4 sb, const float *cm, bk_view4 sc, float *y, bk_view4 sy,
+                              const float *init, bk_view4 si, float *fin, bk_view4 sf, long long L, long long H, int D,
+                              int N, long long K, long long BH, ssd_kopts o)
+{
+    typedef float row_t[kPad];
+    constexpr int SNH = 4 * NV;                   /* a warp's state n-tiles of 8 columns */
+    constexpr int kChunkRows = (2 * NV + 1) * TQ; /* tile rows of one chunk: C, B, x */
+    constexpr int kPrologueWarp = 4;              /* rq 0, nh 1: no M block */
+    extern __shared__ __align__(16) unsigned char fused_tf32_smem[];
+    /* float2 / int2 accesses: 8-byte aligned rows */
+    __shared__ __align__(16) float s_cum[2][TQ], s_dt[2][TQ], s_w[2][TQ], s_e[2][TQ];
+    __shared__ __align__(16) int s_seg[2][TQ];
+    __shared__ float s_dec[2];
+    const bool gate = o.z != nullptr, seq = o.seq != nullptr, skip = o.skip_kind != BK_SSD_SKIP_NONE;
+    row_t *const tiles = (row_t *)fused_tf32_smem, *const Ms = tiles + 2 * kChunkRows;
+    float(*const xch)[16][kXchPitch] = (float(*)[16][kXchPitch])(Ms + TQ); /* [warp][d][t] */
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, cq = lane % 4;
+    const int rq = warp & 3, nh = warp >> 2, rb = 16 * rq, n0 = nh * 32 * NV;
+    for (long long bh = blockIdx.x; bh < BH; bh += gridDim.x) {
+        const long long b = bh / H, h = bh % H, hg = h / o.P;
+        const float A = ld(a + h * sa);
+        auto rows_of = [&](long long k) { return (int)min((long long)TQ, L - k * TQ); };
+        /* chunk k's tiles: C (NV tiles of 64 n), then B (likewise), then x */
+        auto c_of = [&](long long k) { return tiles + (int)(k & 1) * kChunkRows; };
+        /* chunk k's C, B and x rows (cp.async, one group; zeros outside) */
+        auto load = [&](long long k) {
+            const long long l0 = k * TQ;
+            const int q = rows_of(k);
+            row_t *Cb = c_of(k), *Bb = Cb + NV * TQ, *Xb = Cb + 2 * NV * TQ;
+            const float *cg = cm + b * sc.s0 + l0 * sc.s1 + hg * sc.s2, *bg = bm + b * sb.s0 + l0 * sb.s1 + hg * sb.s2;
+            const float *xg = x + b * sx.s0 + l0 * sx.s1 + h * sx.s2;
+#pragma unroll
+            for (int it = 0; it < TQ * 16 * NV / kFusedThreads; it++) {
+                const int i = tid + it * kFusedThreads, r = i / (16 * NV), j = (i % (16 * NV)) * 4;
+                const bool ok = r < q && j < N;
+                const int tr = (j >> 6) * TQ + r; /* the row in the tile of j's 64 columns */
+                bk_cp_async16(bk_smem_addr(&Cb[tr][j & 63]), ok ? cg + r * sc.s1 + j : cm, ok ? 16 : 0);
+                bk_cp_async16(bk_smem_addr(&Bb[tr][j & 63]), ok ? bg + r * sb.s1 + j : bm, ok ? 16 : 0);
+            }
+#pragma unroll
+            for (int it = 0; it < TQ * 16 / kFusedThreads; it++) {
+                const int i = tid + it * kFusedThreads, r = i >> 4, j = (i & 15) * 4;
+                const bool ok = r < q && j < D;
+                bk_cp_async16(bk_smem_addr(&Xb[r][j]), ok ? xg + r * sx.s1 + j : x, ok ? 16 : 0);
+            }
+            bk_cp_async_commit();
+        };
+        /* this thread's pieces of chunk k's C and B (landed) rounded to tf32 in place */
+        auto round_cb = [&](long long k) {
+            row_t *Cb = c_of(k);
+#pragma unroll
+            for (int it = 0; it < TQ * 16 * NV / kFusedThreads; it++) {
+                const int i = tid + it * kFusedThreads, r = i / (16 * NV), j = (i % (16 * NV)) * 4;
+                const int tr = (j >> 6) * TQ + r;
+                tf32_round_piece(&Cb[tr][j & 63]);
+                tf32_round_piece(&Cb[NV * TQ + tr][j & 63]);
+            }
+        };
+        /* the prologue warp: the raw inputs of the next chunk whose weights it computes */
+        warp_prologue_in<float> pin;
+        auto prologue_load = [&](long long k) {
+            pin = warp_prologue_load<float>(dt, sdt, b, k * TQ, h, rows_of(k), o, lane);
+        };
+        auto prologue = [&](long long k) {
+            const int pb = (int)(k & 1), q = rows_of(k);
+            warp_prologue_scan<float, 0>(pin, h, q, A, s_w[pb], &s_dec[pb], o, lane, s_cum[pb], s_dt[pb], s_seg[pb]);
+            const float2 c = *(const float2 *)&s_cum[pb][2 * lane]; /* this lane's own stores */
+            const int2 sg = *(const int2 *)&s_seg[pb][2 * lane];
+            *(float2 *)&s_e[pb][2 * lane] = make_float2(2 * lane < q && sg.x == 0 ? expf(c.x) : 0.f,
+                                                        2 * lane + 1 < q && sg.y == 0 ? expf(c.y) : 0.f);
+        };
+        float st[SNH][4]; /* rows rb + g (+ 8), columns n0 + 8 nt + 2 cq (+ 1) */
+#pragma unroll
+        for (int nt = 0; nt < SNH; nt++)
+#pragma unroll
+            for (int r = 0; r < 4; r++) {
+                const int d = rb + g + 8 * (r >> 1), n = n0 + nt * 8 + 2 * cq + (r & 1);
+                st[nt][r] = init && d < D && n < N ? ld(init + b * si.s0 + h * si.s1 + d * si.s2 + n) : 0.f;
+            }
+        float skv[2]; /* the skip of rows rb + g, rb + g + 8 */
+#pragma unroll
+        for (int hh = 0; hh < 2; hh++) {
+            const int d = rb + g + 8 * hh;
+            skv[hh] = skip && d < D ? skip_of<float>(o, h, d) : 0.f;
+        }
+        if (K > 0)
+            load(0);
+        if (warp == kPrologueWarp && K > 0) {
+            prologue_load(0);
+            prologue(0);
+            if (K > 1)
+                prologue_load(1);
+        }
+        for (long long k = 0; k < K; k++) {
+            const int pb = (int)(k & 1), q = rows_of(k);
+            const long long l0 = k * TQ;
+            const row_t *Cb = c_of(k), *Bb = Cb + NV * TQ, *Xb = Cb + 2 * NV * TQ;
+            bk_cp_async_wait_all(); /* chunk k's tiles */
+            round_cb(k);
+            /* publishes chunk k's tiles and weights; chunk k - 1's buffers, M, xch are free */
+            __syncthreads();
+            if (k + 1 < K)
+                load(k + 1);
+            /* z of this warp's outputs (t = 32 nh + 8 i + 2 cq (+ 1), d = rb + g (+ 8)) */
+            float zr[4][4];
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+#pragma unroll
+                for (int r = 0; r < 4; r++) {
+                    const int t = 32 * nh + 8 * i + 2 * cq + (r & 1), d = rb + g + 8 * (r >> 1);
+                    zr[i][r] = gate && t < q && d < D ? ((const float *)o.z)[off4(o.sz, b, l0 + t, h, d)] : 0.f;
+                }
+            /* 1. this warp's columns' part of y^T = S C^T, every t */
+            float yp[8][4] = {};
+#pragma unroll
+            for (int j = 0; j < SNH; j += 2) {
+                const int n = n0 + 8 * j;
+                frag_t<float> af[4];
+                tf32_half_ulp(st[j], 1);
+                tf32_half_ulp(st[j + 1], 1);
+                pack_a_raw(af, st[j], st[j + 1]);
+#pragma unroll
+                for (int nt = 0; nt < 8; nt += 2) {
+                    frag_t<float> bf[4];
+                    frag_b<float, true>(bf, Cb + (n >> 6) * TQ, nt, n & 63);
+                    bk_mma16<float>::mma(yp[nt], af, bf);
+                    bk_mma16<float>::mma(yp[nt + 1], af, bf + 2);
+                }
+                tf32_half_ulp(st[j], -1);
+                tf32_half_ulp(st[j + 1], -1);
+            }
+#pragma unroll
+            for (int i = 0; i < 4; i++) /* the partner's t half: t tiles 4 (1 - nh) + i */
+#pragma unroll
+                for (int hh = 0; hh < 2; hh++)
+                    *(float2 *)&xch[warp][g + 8 * hh][8 * i + 2 * cq] =
+                        nh ? make_float2(yp[i][2 * hh], yp[i][2 * hh + 1])
+                           : make_float2(yp[4 + i][2 * hh], yp[4 + i][2 * hh + 1]);
+            /* 2. M rows rb.., s blocks j = nh, nh + 2 (<= rq): C B^T, masked and weighted */
+            if (nh <= rq) {
+                float mc[2][2][4] = {};
+#pragma unroll 2
+                for (int kb = 0; kb < 64 * NV; kb += 16) {
+                    frag_t<float> af[4];
+                    frag_a<float, true>(af, Cb + (kb >> 6) * TQ, rb, kb & 63);
+#pragma unroll
+                    for (int bi = 0; bi < 2; bi++) {
+                        const int j = nh + 2 * bi;
+                        if (j > rq)
+                            break;
+                        frag_t<float> bf[4];
+                        frag_b<float, true>(bf, Bb + (kb >> 6) * TQ, 2 * j, kb & 63);
+                        bk_mma16<float>::mma(mc[bi][0], af, bf);
+                        bk_mma16<float>::mma(mc[bi][1], af, bf + 2);
+                    }
+                }
+                const int t0 = rb + g, t1 = t0 + 8;
+                const float ct0 = s_cum[pb][t0], ct1 = s_cum[pb][t1];
+                const int gt0 = s_seg[pb][t0], gt1 = s_seg[pb][t1];
+#pragma unroll
+                for (int bi = 0; bi < 2; bi++) {
+                    const int j = nh + 2 * bi;
+                    if (j > rq)
+                        break;
+#pragma unroll
+                    for (int hf = 0; hf < 2; hf++) {
+                        const int s0 = 16 * j + 8 * hf + 2 * cq;
+                        const float2 cs = *(const float2 *)&s_cum[pb][s0], ds = *(const float2 *)&s_dt[pb][s0];
+                        const int2 gs = *(const int2 *)&s_seg[pb][s0];
+                        float m[4];
+#pragma unroll
+                        for (int r = 0; r < 4; r++) {
+                            const int t = r < 2 ? t0 : t1, s = s0 + (r & 1);
+                            const float ct = r < 2 ? ct0 : ct1, csv = (r & 1) ? cs.y : cs.x;
+                            const float dsv = (r & 1) ? ds.y : ds.x;
+                            const bool vis = s <= t && (!seq || ((r & 1) ? gs.y : gs.x) == (r < 2 ? gt0 : gt1));
+                            m[r] = vis ? mc[bi][hf][r] * expf(ct - csv) * dsv : 0.f;
+                        }
+                        *(float2 *)&Ms[t0][s0] = make_float2(tf32_rounded(m[0]), tf32_rounded(m[1]));
+                        *(float2 *)&Ms[t1][s0] = make_float2(tf32_rounded(m[2]), tf32_rounded(m[3]));
+                    }
+                }
+            }
+            /* 3. S <- exp(dec) S + (w o x)^T B over the chunk's steps, this warp's columns */
+            const float fk = expf(s_dec[pb]);
+#pragma unroll
+            for (int nt = 0; nt < SNH; nt++)
+#pragma unroll
+                for (int r = 0; r < 4; r++)
+                    st[nt][r] *= fk;
+#pragma unroll
+            for (int kb = 0; kb < TQ; kb += 16) {
+                frag_t<float> af[4];
+                frag_a_t_w(af, Xb, rb, kb, s_w[pb]);
+#pragma unroll
+                for (int nt = 0; nt < SNH; nt += 2) {
+                    const int n = n0 + 8 * nt;
+                    frag_t<float> bf[4];
+                    frag_b_t<float, true>(bf, Bb + (n >> 6) * TQ, (n & 63) / 8, kb);
+                    bk_mma16<float>::mma(st[nt], af, bf);
+                    bk_mma16<float>::mma(st[nt + 1], af, bf + 2);
+                }
+            }
+            __syncthreads(); /* M and xch of chunk k */
+            /* 4. y^T for t = 32 nh..: own part + the partner's, times exp(cum_t), + x^T M^T */
+            float yt[4][4];
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+#pragma unroll
+                for (int hh = 0; hh < 2; hh++) {
+                    const float2 pv = *(const float2 *)&xch[warp ^ 4][g + 8 * hh][8 * i + 2 * cq];
+                    const float2 e = *(const float2 *)&s_e[pb][32 * nh + 8 * i + 2 * cq];
+                    yt[i][2 * hh] = ((nh ? yp[4 + i][2 * hh] : yp[i][2 * hh]) + pv.x) * e.x;
+                    yt[i][2 * hh + 1] = ((nh ? yp[4 + i][2 * hh + 1] : yp[i][2 * hh + 1]) + pv.y) * e.y;
+                }
+#pragma unroll
+            for (int j = 0; j < 4; j++) { /* s blocks of 16 up to this half's last t */
+                if (16 * j > 32 * nh + 31)
+                    break;
+                frag_t<float> af[4];
+                frag_a_t(af, Xb, rb, 16 * j);
+#pragma unroll
+                for (int i = 0; i < 4; i += 2) {
+                    if (4 * nh + i + 1 < 2 * j)
+                        continue; /* t tiles 4 nh + i, + 1 lie before the s block */
+                    frag_t<float> bf[4];
+                    frag_b<float, true>(bf, Ms, 4 * nh + i, 16 * j);
+                    bk_mma16<float>::mma(yt[i], af, bf);
+                    bk_mma16<float>::mma(yt[i + 1], af, bf + 2);
+                }
+            }
+            float *yb = y + b * sy.s0 + l0 * sy.s1 + h * sy.s2;
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+#pragma unroll
+                for (int r = 0; r < 4; r++) {
+                    const int t = 32 * nh + 8 * i + 2 * cq + (r & 1), d = rb + g + 8 * (r >> 1);
+                    if (t >= q || d >= D)
+                        continue;
+                    float v = yt[i][r];
+                    if (skip)
+                        v += skv[r >> 1] * Xb[t][d];
+                    if (gate)
+                        v *= siluf_(zr[i][r]);
+                    yb[t * sy.s1 + d] = v;
+                }
+            if (warp == kPrologueWarp && k + 1 < K) {
+                prologue(k + 1);
+                if (k + 2 < K)
+                    prologue_load(k + 2);
+            }
+        }
+        if (fin) {
+#pragma unroll
+            for (int nt = 0; nt < SNH; nt++)
+#pragma unroll
+                for (int r = 0; r < 4; r++) {
+                    const int d = rb + g + 8 * (r >> 1), n = n0 + nt * 8 + 2 * cq + (r & 1);
+                    if (d < D && n < N)
+                        fin[b * sf.s0 + h * sf.s1 + d * sf.s2 + n] = st[nt][r];
+                }
+        }
+        __syncthreads(); /* the last chunk's readers are done before the next (b, h) loads */
     }
 }
 
@@ -2989,22 +3352,37 @@ void launch_fwd_v(const ssd_geo &g, const bk_ssd_fwd_args *a, const ssd_ws &w, c
  * leave most SMs idle through its sequential chunk walk: the chunk-parallel kernels then). */
 const long long kFusedFwdBlocks = 64;
 
-/* Whether the forward runs ssd_fwd_fused_kernel: f16/bf16, D <= 64 and N <= 128, both
- * multiples of 8, x, B, C, y (and z) vec_view, no varlen states, kFusedFwdBlocks (b, h),
- * and a device that gives one block fwd_fused_smem (117 to 208 KB by N and the gate). */
-template <typename T> bool fwd_fused(const ssd_geo &g, const bk_ssd_fwd_args *a)
+/* The fused forward's kernel and dynamic shared memory: ssd_fwd_fused_kernel for f16/bf16,
+ * ssd_fwd_fused_tf32_kernel for f32 (the TF32 plan); NV 64-column blocks of N. */
+template <typename T> auto fwd_fused_kernel_for(int NV)
 {
-    return sizeof(T) == 2 && g.D > 0 && g.D <= 64 && g.D % 8 == 0 && g.N > 0 && g.N <= 128 && g.N % 8 == 0 &&
-           g.BH >= kFusedFwdBlocks && vec_view(a->x) && vec_view(a->b) && vec_view(a->c) && vec_view(a->y) &&
-           (!a->z || vec_view(*a->z)) && !a->varlen_states &&
-           bk_cuda_smem_fits(fwd_fused_smem(g.N > 64 ? 2 : 1, a->z != NULL));
+    if constexpr (sizeof(T) == 2)
+        return NV == 2 ? ssd_fwd_fused_kernel<T, 2> : ssd_fwd_fused_kernel<T, 1>;
+    else
+        return NV == 2 ? ssd_fwd_fused_tf32_kernel<2> : ssd_fwd_fused_tf32_kernel<1>;
+}
+template <typename T> size_t fwd_fused_smem_of(int NV, bool gate)
+{
+    return sizeof(T) == 2 ? fwd_fused_smem(NV, gate) : fwd_fused_tf32_smem(NV);
+}
+
+/* Whether the forward runs the fused kernel (fwd_fused_kernel_for): f16/bf16, or f32 in
+ * the TF32 plan (tc); D <= 64 and N <= 128, both multiples of 8, x, B, C, y (and z)
+ * vec_view, no varlen states, kFusedFwdBlocks (b, h), and a device that gives one block
+ * its shared memory (16-bit: 117 to 208 KB by N and the gate; f32: 146 or 218 KB by N). */
+template <typename T> bool fwd_fused(const ssd_geo &g, const bk_ssd_fwd_args *a, bool tc)
+{
+    return (sizeof(T) == 2 || (sizeof(T) == 4 && tc)) && g.D > 0 && g.D <= 64 && g.D % 8 == 0 && g.N > 0 &&
+           g.N <= 128 && g.N % 8 == 0 && g.BH >= kFusedFwdBlocks && vec_view(a->x) && vec_view(a->b) &&
+           vec_view(a->c) && vec_view(a->y) && (!a->z || vec_view(*a->z)) && !a->varlen_states &&
+           bk_cuda_smem_fits(fwd_fused_smem_of<T>(g.N > 64 ? 2 : 1, a->z != NULL));
 }
 
 template <typename T> void launch_fwd_fused(const ssd_geo &g, const bk_ssd_fwd_args *a, cudaStream_t s, const ssd_kopts &o)
 {
     const int NV = g.N > 64 ? 2 : 1;
-    const size_t smem = fwd_fused_smem(NV, o.z != nullptr);
-    auto kernel = NV == 2 ? ssd_fwd_fused_kernel<T, 2> : ssd_fwd_fused_kernel<T, 1>;
+    const size_t smem = fwd_fused_smem_of<T>(NV, o.z != nullptr);
+    auto kernel = fwd_fused_kernel_for<T>(NV);
     cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     const bk_tensor *init = a->initial_states, *fin = a->final_states;
     kernel<<<blocks_for(g.BH), kFusedThreads, smem, s>>>(
@@ -3024,16 +3402,19 @@ template <typename T> void launch_fwd_fused(const ssd_geo &g, const bk_ssd_fwd_a
  * bit-identical to chunk_scan_tc), chunk_state_pass_v fusing passes 1 and 2 from 128
  * (b, h, tile) blocks (initial and final states only there); with D <= 64, N <= 128 and
  * 64+ (b, h), ssd_fwd_fused_kernel instead (fwd_fused): passes 1, 2 and 3 in one block per
- * (b, h), the state in registers (no workspace read or written). */
+ * (b, h), the state in registers (no workspace read or written); the TF32 plan likewise
+ * (ssd_fwd_fused_tf32_kernel). */
 template <typename T>
 void launch_fwd(const ssd_geo &g, const bk_ssd_fwd_args *a, const ssd_ws &w, cudaStream_t s, const ssd_kopts &o,
                 bool tc)
 {
-    if constexpr (sizeof(T) == 2) {
-        if (fwd_fused<T>(g, a)) {
+    if constexpr (sizeof(T) <= 4) {
+        if (fwd_fused<T>(g, a, tc)) {
             launch_fwd_fused<T>(g, a, s, o);
             return;
         }
+    }
+    if constexpr (sizeof(T) == 2) {
         if (g.D % 8 == 0 && g.N % 8 == 0 && g.N > 0 && vec_view(a->x) && vec_view(a->b) && vec_view(a->c) &&
             vec_view(a->y) && !a->varlen_states &&
             (fwd_fused_states(g) || (!a->initial_states && !a->final_states)) && bk_cuda_smem_fits(scan_v_smem((int)g.N))) {
