@@ -1805,10 +1805,11 @@ __global__ void __launch_bounds__(kFusedThreads, 1)
  *      stored.
  * Loads: every thread's cp.async pieces of the next chunk's C, B, x while this one runs
  * (two chunk buffers), C and B then rounded to tf32 in place by the thread that loaded
- * them (fragments read them as they are; x stays exact for the skip); warp 4 (no M blocks) computes the next chunk's weights
- * (warp_prologue_scan) and exp(cum_t). Two block barriers per chunk. D <= 64, N <= 64 NV
- * (NV 1 or 2), D and N multiples of 8, vec_view rows; dynamic shared memory
- * fwd_fused_tf32_smem: two chunks of C, B (NV tiles of 64 columns each) and x, M, xch. */
+ * them (fragments read them as they are; x stays exact for the skip); warp 4 (no M
+ * blocks) computes the next chunk's weights (warp_prologue_scan) and exp(cum_t). Two
+ * block barriers per chunk. D <= 64, N <= 64 NV (NV 1 or 2), D and N multiples of 8,
+ * vec_view rows; dynamic shared memory fwd_fused_tf32_smem: two chunks of C, B (NV tiles
+ * of 64 columns each) and x, M, xch. */
 const int kXchPitch = 40; /* xch rows of 32 columns: 8-byte stores and loads conflict-free */
 
 size_t fwd_fused_tf32_smem(int NV)
