@@ -611,22 +611,22 @@ __global__ void varlen_states_kernel(const T *x, bk_view4 sx, const T *dt, bk_vi
 template <typename T> using frag_t = typename bk_mma16<T>::pair;
 template <typename T> constexpr bool kHasTc = sizeof(T) <= 4; /* f16, bf16, f32 (TF32) */
 /* Two elements as an operand pair: f32 rounded to tf32 (cvt.rna), or with RAW taken as
- * they are (tiles already rounded in shared memory: tf32_round_piece). */
-template <typename T, bool RAW = false> __device__ __forceinline__ frag_t<T> lds2(const T *p)
-{
-    if constexpr (RAW && sizeof(T) == 4) {
-        const float2 v = *(const float2 *)p;
-        return make_uint2(__float_as_uint(v.x), __float_as_uint(v.y));
-    } else {
-        return bk_mma16<T>::lds(p);
-    }
-}
+ * they are (tiles already rounded in shared memory: tf32_round_piece); lds2 from p[0..1]. */
 template <typename T, bool RAW = false> __device__ __forceinline__ frag_t<T> pair2(T lo, T hi)
 {
     if constexpr (RAW && sizeof(T) == 4)
         return make_uint2(__float_as_uint(lo), __float_as_uint(hi));
     else
         return bk_mma16<T>::pack(lo, hi);
+}
+template <typename T, bool RAW = false> __device__ __forceinline__ frag_t<T> lds2(const T *p)
+{
+    if constexpr (RAW && sizeof(T) == 4) {
+        const float2 v = *(const float2 *)p;
+        return pair2<T, true>(v.x, v.y);
+    } else {
+        return bk_mma16<T>::lds(p);
+    }
 }
 
 const int kTcThreads = 128; /* 4 warps, 16 rows of a 64-row tile each */
@@ -1854,10 +1854,10 @@ __device__ __forceinline__ void tf32_round_piece(float *p)
 /* bk_pack_a's layout from the registers as they are (no rounding). */
 __device__ __forceinline__ void pack_a_raw(frag_t<float> (&a)[4], const float (&c0)[4], const float (&c1)[4])
 {
-    a[0] = make_uint2(__float_as_uint(c0[0]), __float_as_uint(c0[1]));
-    a[1] = make_uint2(__float_as_uint(c0[2]), __float_as_uint(c0[3]));
-    a[2] = make_uint2(__float_as_uint(c1[0]), __float_as_uint(c1[1]));
-    a[3] = make_uint2(__float_as_uint(c1[2]), __float_as_uint(c1[3]));
+    a[0] = pair2<float, true>(c0[0], c0[1]);
+    a[1] = pair2<float, true>(c0[2], c0[3]);
+    a[2] = pair2<float, true>(c1[0], c1[1]);
+    a[3] = pair2<float, true>(c1[2], c1[3]);
 }
 
 template <int NV>
