@@ -3170,19 +3170,41 @@ __global__ void __launch_bounds__(kSumThreads) head_sums_kernel(const double *pa
 }
 
 /* out[b, l, g, n] = the sum of acc[b][l][h][n] over the P heads h of group g, in order
- * (the group sums of dB and dC); one thread per element. */
-template <typename T>
-__global__ void group_sum_kernel(const float *acc, T *out, bk_view4 so, long long L, long long H, long long N,
-                                 long long P, long long total)
+ * (the group sums of dB and dC: blockIdx.y 0 sums acc0 into out0, 1 acc1 into out1). A
+ * thread per W = 4 (vec: N % 4 == 0, 16-byte rows) or 1 consecutive n of a row (b, l, g):
+ * the row's index math once per W outputs, the P loads of a piece independent. */
+template <typename T, int W>
+__global__ void __launch_bounds__(kThreads)
+    group_sum_kernel(const float *acc0, T *out0, bk_view4 so0, const float *acc1, T *out1, bk_view4 so1, long long L,
+                     long long G, long long N, int P, long long pieces)
 {
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
+    const float *acc = blockIdx.y ? acc1 : acc0;
+    T *out = blockIdx.y ? out1 : out0;
+    const bk_view4 so = blockIdx.y ? so1 : so0;
+    const long long NW = N / W; /* pieces of a row */
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < pieces;
          i += (long long)gridDim.x * blockDim.x) {
-        const long long n = i % N, r = i / N, G = H / P, g = r % G, bl = r / G;
-        const float *p = acc + (bl * H + g * P) * N + n;
-        float s = 0.f;
-        for (long long j = 0; j < P; j++)
-            s += p[j * N];
-        out[off4(so, bl / L, bl % L, g, n)] = elem<T>::store(s);
+        const long long r = i / NW, n = (i - r * NW) * W, bl = r / G, g = r - bl * G;
+        const float *p = acc + (r * P) * N + n; /* (bl H + g P) N + n, H = G P */
+        float s[W] = {};
+#pragma unroll 8
+        for (int j = 0; j < P; j++) {
+            if constexpr (W == 4) {
+                const float4 v = __ldcs((const float4 *)(p + j * N));
+                s[0] += v.x, s[1] += v.y, s[2] += v.z, s[3] += v.w;
+            } else {
+                s[0] += __ldcs(p + j * N);
+            }
+        }
+        T *o = out + off4(so, bl / L, bl % L, g, n);
+        if constexpr (W == 4 && kHasTc<T>) { /* two pair stores */
+            bk_mma16<T>::st2(o, s[0], s[1]);
+            bk_mma16<T>::st2(o + 2, s[2], s[3]);
+        } else {
+#pragma unroll
+            for (int e = 0; e < W; e++)
+                o[e] = elem<T>::store(s[e]);
+        }
     }
 }
 
@@ -3630,14 +3652,14 @@ void launch_bwd(const ssd_geo &g, const bk_ssd_desc *d, const bk_ssd_bwd_args *a
             g.K, total, o);
     }
     launch_head_sums<T>(g, d, a, w, s);
-    const long long rows = g.B * g.L * (g.H / g.P) * g.N;
-    if (g.P > 1 && rows > 0) {
-        group_sum_kernel<T><<<bk_grid_for(rows, kThreads), kThreads, 0, s>>>(w.gdb, (T *)a->db.data,
-                                                                             bk_view4_of(&a->db), g.L, g.H, g.N, g.P,
-                                                                             rows);
-        group_sum_kernel<T><<<bk_grid_for(rows, kThreads), kThreads, 0, s>>>(w.gdc, (T *)a->dc.data,
-                                                                             bk_view4_of(&a->dc), g.L, g.H, g.N, g.P,
-                                                                             rows);
+    const long long rows = g.B * g.L * (g.H / g.P); /* (b, l, group) rows of dB and dC */
+    if (g.P > 1 && rows * g.N > 0) {
+        const bool v4 = g.N % 4 == 0 && vec_view(a->db) && vec_view(a->dc);
+        const long long pieces = rows * (v4 ? g.N / 4 : g.N);
+        const dim3 grid(bk_grid_for(pieces, kThreads), 2);
+        auto kernel = v4 ? group_sum_kernel<T, 4> : group_sum_kernel<T, 1>;
+        kernel<<<grid, kThreads, 0, s>>>(w.gdb, (T *)a->db.data, bk_view4_of(&a->db), w.gdc, (T *)a->dc.data,
+                                         bk_view4_of(&a->dc), g.L, g.H / g.P, g.N, (int)g.P, pieces);
     }
 }
 
